@@ -1,0 +1,47 @@
+// Broker options of every Switchboard node. Settings come from the environment through src/config.ts:
+//   NAMESPACE          Moleculer namespace, prefixes KV buckets  (switchboard)
+//   NODE_ID            Moleculer node id                          (default <hostname>-<pid>)
+//   NATS_URL           NATS transporter and JetStream KV          (nats://127.0.0.1:4222)
+//   MONGO_URL          MongoDB, database in the path              (mongodb://127.0.0.1:27017/switchboard)
+//   SERVICES           services of this node: api,io,accounts,session,webhooks (all)
+//   PORT               gateway HTTP port (REST + Socket.IO)        (3000)
+//   ENGINE             default engine of new accounts: webjs | simulated (webjs)
+//   ADMIN_API_KEY      admin key for key management and cluster routes
+//   LOG_LEVEL          fatal | error | warn | info | debug       (info)
+//   SESSION_CAPACITY   sessions per worker (placement weight)     (50)
+//   START_CONCURRENCY  concurrent engine starts per worker        (2)
+//   QR_FIRST_TTL_MS, QR_REFRESH_MS, QR_MAX                        (60000, 20000, 6)
+//   HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS                    (2000, 6000)
+//   REQUEST_TIMEOUT_MS                                            (15000)
+//   LEASE_RENEW_MS, LEASE_TTL_MS                                  (2000, 6000)
+//   RECONCILE_MS, LOAD_FACTOR, REBALANCE_BATCH                    (3000, 1.25, 5)
+//   CHROMIUM_PATH, STARTUP_TIMEOUT_MS, PROFILE_DIR                (/usr/bin/chromium, 60000, tmp)
+//   RATE_LIMIT_PER_MINUTE, CORS_ORIGINS                           (600, "")
+import type { BrokerOptions } from "moleculer";
+import { config as defaultConfig, type Config } from "./src/config.ts";
+
+export function brokerOptions(
+  cfg: Config = defaultConfig,
+  overrides: Partial<BrokerOptions> = {},
+): BrokerOptions {
+  return {
+    // Read back by services through configOf(broker): several brokers in one process (tests) differ.
+    switchboard: cfg,
+    namespace: cfg.namespace,
+    nodeID: cfg.nodeId,
+    transporter: { type: "NATS", options: { url: cfg.natsUrl } },
+    logLevel: cfg.logLevel as BrokerOptions["logLevel"],
+    logger: { type: "Console", options: { formatter: "short", colors: process.stdout.isTTY } },
+    requestTimeout: cfg.requestTimeoutMs,
+    heartbeatInterval: Math.max(1, Math.round(cfg.heartbeatIntervalMs / 1000)),
+    heartbeatTimeout: Math.max(2, Math.round(cfg.heartbeatTimeoutMs / 1000)),
+    // The strategy must see every call: a caller that hosts `session` would otherwise call itself.
+    registry: { preferLocal: false, strategy: "RoundRobin" },
+    retryPolicy: { enabled: false },
+    metrics: { enabled: true, reporter: [] },
+    tracking: { enabled: true, shutdownTimeout: 10000 },
+    ...overrides,
+  } as BrokerOptions;
+}
+
+export default brokerOptions();

@@ -1,0 +1,129 @@
+// Every setting of a Switchboard node, read from the environment once. The README's configuration
+// table mirrors this file; moleculer.config.ts and the services read `config`, never process.env.
+import { hostname } from "node:os";
+
+function str(name: string, fallback: string): string {
+  const v = process.env[name];
+  return v === undefined || v === "" ? fallback : v;
+}
+
+function int(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got "${raw}"`);
+  return Math.floor(n);
+}
+
+function list(name: string, fallback: string): string[] {
+  return str(name, fallback)
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+export const ALL_SERVICES = ["api", "io", "accounts", "session", "webhooks"] as const;
+
+export interface Config {
+  /** Moleculer node id. @default `<hostname>-<pid>` */
+  nodeId: string;
+  /** Moleculer namespace; clusters with different namespaces share NATS without seeing each other.
+   * Also prefixes the JetStream KV buckets (except the default, whose buckets are `placement`/`nodes`).
+   * @default switchboard */
+  namespace: string;
+  /** NATS server (transporter and JetStream KV). @default nats://127.0.0.1:4222 */
+  natsUrl: string;
+  /** MongoDB connection string (database name in the path). @default mongodb://127.0.0.1:27017/switchboard */
+  mongoUrl: string;
+  /** Services this node runs. @default all of them */
+  services: string[];
+  /** Gateway HTTP port. @default 3000 */
+  port: number;
+  /** Default engine of new accounts. @default webjs */
+  engine: string;
+  /** Admin API key; empty disables admin routes. */
+  adminApiKey: string;
+  logLevel: string;
+  /** Sessions this worker accepts (placement weight and bound). @default 50 */
+  sessionCapacity: number;
+  /** Concurrent engine starts per worker (Chromium start storms freeze hosts). @default 2 */
+  startConcurrency: number;
+  qr: {
+    /** Validity of the first QR. @default 60000 */
+    firstTtlMs: number;
+    /** Validity of each refreshed QR. @default 20000 */
+    refreshMs: number;
+    /** QRs shown before failed/qr_timeout. @default 6 */
+    max: number;
+  };
+  /** Moleculer heartbeat interval / timeout. @default 2000 / 6000 */
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  /** Moleculer request timeout. @default 15000 */
+  requestTimeoutMs: number;
+  /** Liveness lease: renewed every `leaseRenewMs`, expires after `leaseTtlMs`. @default 2000 / 6000 */
+  leaseRenewMs: number;
+  leaseTtlMs: number;
+  /** Reconciler period. @default 3000 */
+  reconcileMs: number;
+  /** Bounded-load factor c of placement. @default 1.25 */
+  loadFactor: number;
+  /** Workspaces moved at a time by rebalance. @default 5 */
+  rebalanceBatch: number;
+  /** Path of the Chromium binary for the webjs engine. @default /usr/bin/chromium */
+  chromiumPath: string;
+  /** Startup watchdog of an engine. @default 60000 */
+  startupTimeoutMs: number;
+  /** Per-key REST rate limit (requests per minute). @default 600 */
+  rateLimitPerMinute: number;
+  /** CORS origins for the gateway ("*" or comma list; empty disables CORS). @default "" */
+  corsOrigins: string;
+  /** Directory for per-session browser profiles. @default <tmp>/switchboard-profiles */
+  profileDir: string;
+}
+
+export function loadConfig(): Config {
+  return {
+    nodeId: str("NODE_ID", `${hostname()}-${process.pid}`),
+    namespace: str("NAMESPACE", "switchboard"),
+    natsUrl: str("NATS_URL", "nats://127.0.0.1:4222"),
+    mongoUrl: str("MONGO_URL", "mongodb://127.0.0.1:27017/switchboard"),
+    services: list("SERVICES", ALL_SERVICES.join(",")),
+    port: int("PORT", 3000),
+    engine: str("ENGINE", "webjs"),
+    adminApiKey: str("ADMIN_API_KEY", ""),
+    logLevel: str("LOG_LEVEL", "info"),
+    sessionCapacity: int("SESSION_CAPACITY", 50),
+    startConcurrency: Math.max(1, int("START_CONCURRENCY", 2)),
+    qr: {
+      firstTtlMs: int("QR_FIRST_TTL_MS", 60000),
+      refreshMs: int("QR_REFRESH_MS", 20000),
+      max: Math.max(1, int("QR_MAX", 6)),
+    },
+    heartbeatIntervalMs: int("HEARTBEAT_INTERVAL_MS", 2000),
+    heartbeatTimeoutMs: int("HEARTBEAT_TIMEOUT_MS", 6000),
+    requestTimeoutMs: int("REQUEST_TIMEOUT_MS", 15000),
+    leaseRenewMs: int("LEASE_RENEW_MS", 2000),
+    leaseTtlMs: int("LEASE_TTL_MS", 6000),
+    reconcileMs: int("RECONCILE_MS", 3000),
+    loadFactor: Number(str("LOAD_FACTOR", "1.25")),
+    rebalanceBatch: Math.max(1, int("REBALANCE_BATCH", 5)),
+    chromiumPath: str("CHROMIUM_PATH", "/usr/bin/chromium"),
+    startupTimeoutMs: int("STARTUP_TIMEOUT_MS", 60000),
+    rateLimitPerMinute: int("RATE_LIMIT_PER_MINUTE", 600),
+    corsOrigins: str("CORS_ORIGINS", ""),
+    profileDir: str("PROFILE_DIR", `${process.env.TMPDIR || "/tmp"}/switchboard-profiles`),
+  };
+}
+
+export const config: Config = loadConfig();
+
+/** The configuration a broker was built with (see moleculer.config.ts); the process default otherwise. */
+export function configOf(broker: { options: object }): Config {
+  return (broker.options as { switchboard?: Config }).switchboard ?? config;
+}
+
+/** Name of a JetStream KV bucket of this cluster (`placement`, `nodes`), prefixed outside the default namespace. */
+export function bucketName(cfg: Config, bucket: string): string {
+  return cfg.namespace === "switchboard" ? bucket : `${cfg.namespace}_${bucket}`;
+}

@@ -1,0 +1,110 @@
+// The engine contract (DESIGN.md, "Engines"): one running WhatsApp session. The session runtime
+// drives engines only through this interface and maps their events onto the account lifecycle.
+import { EventEmitter } from "node:events";
+import type { FailureReason } from "../lifecycle/states.ts";
+import type { AuthStore } from "../store/auth-store.ts";
+
+export interface QrPolicy {
+  /** Validity of the first QR. @default 60000 */
+  firstTtlMs: number;
+  /** Validity of each refreshed QR. @default 20000 */
+  refreshMs: number;
+  /** QRs shown in all before `failed/qr_timeout`. @default 6 */
+  max: number;
+}
+
+export interface EngineOptions {
+  accountId: string;
+  workspaceId: string;
+  sessionId: string;
+  authStore: AuthStore;
+  qr: QrPolicy;
+  /** Chromium binary (webjs). @default /usr/bin/chromium */
+  chromiumPath?: string;
+  /** Parent of per-session browser profiles (webjs). */
+  profileDir?: string;
+  /** Start watchdog: a start that shows neither a QR nor `ready` in time fails. @default 60000 */
+  startupTimeoutMs?: number;
+  logger?: {
+    info(...a: unknown[]): void;
+    warn(...a: unknown[]): void;
+    error(...a: unknown[]): void;
+    debug(...a: unknown[]): void;
+  };
+}
+
+export interface QrEvent {
+  /** The raw QR payload (what the phone scans). */
+  qr: string;
+  /** 1-based number of this QR within the current start. */
+  seq: number;
+  /** Epoch ms after which the QR is no longer valid. */
+  expiresAt: number;
+}
+
+export interface ReadyInfo {
+  phoneNumber: string;
+  pushName?: string;
+}
+
+export interface IncomingMessage {
+  id: string;
+  from: string;
+  to?: string;
+  text: string;
+  timestamp: number;
+}
+
+export interface EngineEvents {
+  qr: [QrEvent];
+  pairing_code: [{ code: string; phoneNumber: string }];
+  authenticated: [];
+  ready: [ReadyInfo];
+  /** Transient loss of the connection; the engine reconnects by itself. */
+  disconnected: [string];
+  /** The engine stopped for good; `reason` is one of FAILURE_REASONS. */
+  failed: [FailureReason, string];
+  /** The phone unlinked the device; the engine has deleted the auth state. */
+  logged_out: [];
+  message: [IncomingMessage];
+}
+
+/** Simulation hooks (simulated engine only). */
+export interface SimulationHooks {
+  scan(phoneNumber: string): Promise<void>;
+  disconnect(): Promise<void>;
+  logout(): Promise<void>;
+  message(from: string, text: string): Promise<void>;
+}
+
+export interface Engine extends EventEmitter<EngineEvents> {
+  readonly name: string;
+  /** Starts the session; resolves once started (not once connected). Restores auth state when saved. */
+  start(): Promise<void>;
+  /** Idempotent; releases every process and file handle. Saved auth state is kept. */
+  stop(): Promise<void>;
+  /** Unlinks the device and deletes the auth state. */
+  logout(): Promise<void>;
+  requestPairingCode(phoneNumber: string): Promise<string>;
+  sendText(to: string, text: string): Promise<{ id: string }>;
+  /** Persists the current auth state now (used before a hand-off). */
+  flushAuthState(): Promise<void>;
+  /** Present only on engines that can simulate the phone's side. */
+  readonly simulate?: SimulationHooks;
+}
+
+export type EngineFactory = (opts: EngineOptions) => Engine;
+
+/** Shared plumbing for engines: a typed emitter with a name. */
+export abstract class BaseEngine extends EventEmitter<EngineEvents> implements Engine {
+  abstract readonly name: string;
+  constructor(protected readonly opts: EngineOptions) {
+    super();
+  }
+  abstract start(): Promise<void>;
+  abstract stop(): Promise<void>;
+  abstract logout(): Promise<void>;
+  abstract requestPairingCode(phoneNumber: string): Promise<string>;
+  abstract sendText(to: string, text: string): Promise<{ id: string }>;
+  abstract flushAuthState(): Promise<void>;
+}

@@ -1,0 +1,89 @@
+// Every error Switchboard raises: MoleculerError subclasses with a fixed code and a stable `type`
+// (the contract's error shape {name, message, code, type, data} survives the trip across NATS).
+import { Errors } from "moleculer";
+
+export const ERR_VALIDATION = "VALIDATION_ERROR";
+export const ERR_NOT_FOUND = "NOT_FOUND";
+export const ERR_UNKNOWN_ENGINE = "UNKNOWN_ENGINE";
+export const ERR_NOT_IMPLEMENTED_BY_ENGINE = "NOT_IMPLEMENTED_BY_ENGINE";
+export const ERR_ILLEGAL_TRANSITION = "ILLEGAL_TRANSITION";
+export const ERR_INVALID_STATE = "INVALID_STATE";
+export const ERR_NOT_OWNER = "NOT_OWNER";
+export const ERR_WORKSPACE_UNAVAILABLE = "WORKSPACE_UNAVAILABLE";
+export const ERR_CAPACITY_EXHAUSTED = "CAPACITY_EXHAUSTED";
+export const ERR_UNAUTHORIZED = "UNAUTHORIZED";
+export const ERR_FORBIDDEN = "FORBIDDEN";
+export const ERR_RATE_LIMITED = "RATE_LIMITED";
+
+export class ValidationError extends Errors.MoleculerClientError {
+  constructor(message: string, data?: unknown) {
+    super(message, 422, ERR_VALIDATION, data);
+  }
+}
+
+export class NotFoundError extends Errors.MoleculerClientError {
+  constructor(what: string, id: string) {
+    super(`${what} '${id}' not found`, 404, ERR_NOT_FOUND, { [what.toLowerCase()]: id });
+  }
+}
+
+export class UnknownEngineError extends Errors.MoleculerClientError {
+  constructor(name: string, known: string[]) {
+    super(`Unknown engine '${name}' (known: ${known.join(", ")})`, 422, ERR_UNKNOWN_ENGINE, {
+      engine: name,
+      known,
+    });
+  }
+}
+
+/** An operation the engine of this account cannot perform (e.g. `simulate.*` on webjs). */
+export class NotImplementedByEngine extends Errors.MoleculerClientError {
+  constructor(engine: string, operation: string) {
+    super(`Engine '${engine}' does not implement '${operation}'`, 422, ERR_NOT_IMPLEMENTED_BY_ENGINE, {
+      engine,
+      operation,
+    });
+  }
+}
+
+/** A lifecycle transition the table does not allow: a bug, never user input. */
+export class IllegalTransitionError extends Errors.MoleculerError {
+  constructor(from: string, to: string) {
+    super(`Illegal status transition ${from} → ${to}`, 500, ERR_ILLEGAL_TRANSITION, { from, to });
+  }
+}
+
+/** The account is not in a state that allows the operation (e.g. QR while connected). */
+export class InvalidStateError extends Errors.MoleculerClientError {
+  constructor(message: string, data?: unknown) {
+    super(message, 409, ERR_INVALID_STATE, data);
+  }
+}
+
+/** No live owner can serve the workspace right now (failover in progress); retry shortly. */
+export class WorkspaceUnavailableError extends Errors.MoleculerRetryableError {
+  constructor(workspaceId: string, reason: string) {
+    super(`Workspace '${workspaceId}' is unavailable: ${reason}`, 503, ERR_WORKSPACE_UNAVAILABLE, {
+      workspaceId,
+      reason,
+    });
+  }
+}
+
+export class CapacityExhaustedError extends Errors.MoleculerRetryableError {
+  constructor(message: string, data?: unknown) {
+    super(message, 503, ERR_CAPACITY_EXHAUSTED, data);
+  }
+}
+
+export class UnauthorizedError extends Errors.MoleculerClientError {
+  constructor(message = "Missing or invalid API key") {
+    super(message, 401, ERR_UNAUTHORIZED);
+  }
+}
+
+export class ForbiddenError extends Errors.MoleculerClientError {
+  constructor(message = "This key may not do that") {
+    super(message, 403, ERR_FORBIDDEN);
+  }
+}

@@ -1,0 +1,85 @@
+// The account lifecycle: the one transition table of DESIGN.md ("Account lifecycle").
+// Every status change goes through `assertTransition`; an illegal one is a bug and throws.
+import { IllegalTransitionError } from "../errors.ts";
+
+export const STATUSES = [
+  "initializing",
+  "qr_scanning",
+  "authenticated",
+  "connected",
+  "disconnected",
+  "failed",
+  "logged_out",
+  "stopped",
+] as const;
+export type AccountStatus = (typeof STATUSES)[number];
+
+/** Machine-readable reasons carried by `failed` (and by transient `disconnected`). */
+export const FAILURE_REASONS = [
+  "whatsapp_unreachable",
+  "browser_launch_failed",
+  "browser_crashed",
+  "startup_timeout",
+  "qr_timeout",
+  "auth_failure",
+  "node_lost",
+  "capacity_exhausted",
+  "engine_error",
+] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+/**
+ * `initializing` is reachable from every state: it is an engine (re)starting, on this node or, after a
+ * failover or hand-off, on another. The other edges are the engine's own progress.
+ */
+const TRANSITIONS: Record<AccountStatus, readonly AccountStatus[]> = {
+  initializing: [
+    "qr_scanning",
+    "authenticated",
+    "connected",
+    "disconnected",
+    "failed",
+    "logged_out",
+    "stopped",
+  ],
+  qr_scanning: ["initializing", "authenticated", "connected", "disconnected", "failed", "stopped"],
+  authenticated: ["initializing", "connected", "disconnected", "failed", "logged_out", "stopped"],
+  connected: ["initializing", "disconnected", "failed", "logged_out", "stopped"],
+  disconnected: [
+    "initializing",
+    "qr_scanning",
+    "authenticated",
+    "connected",
+    "failed",
+    "logged_out",
+    "stopped",
+  ],
+  failed: ["initializing", "stopped"],
+  logged_out: ["initializing", "stopped"],
+  stopped: ["initializing"],
+};
+
+/** States in which an engine is (or should be) running. */
+export const LIVE_STATUSES: readonly AccountStatus[] = [
+  "initializing",
+  "qr_scanning",
+  "authenticated",
+  "connected",
+  "disconnected",
+];
+
+export function isStatus(value: unknown): value is AccountStatus {
+  return typeof value === "string" && (STATUSES as readonly string[]).includes(value);
+}
+
+export function canTransition(from: AccountStatus, to: AccountStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+export function assertTransition(from: AccountStatus, to: AccountStatus): void {
+  if (!canTransition(from, to)) throw new IllegalTransitionError(from, to);
+}
+
+export function allowedFrom(from: AccountStatus): readonly AccountStatus[] {
+  return TRANSITIONS[from];
+}
