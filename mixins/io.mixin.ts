@@ -1,0 +1,165 @@
+// The `io` part of a gateway node (DESIGN.md, "Services"): moleculer-io's Socket.IO server on the
+// gateway's HTTP server. Mixed into the api service next to moleculer-web:
+//   mixins: [ApiGateway, ioMixin()]
+// - handshake `auth: {token}` with a workspace key, refused at connect otherwise;
+// - each socket joins `ws:<workspaceId>` only, after it got `accounts.snapshot`;
+// - `account.*` broker events (broadcast, so every gateway gets each once) go to the local sockets of
+//   that workspace's room only: the default in-memory adapter and `.local`, so a gateway never fans an
+//   event out to another gateway's sockets (each gateway relays its own copy);
+// - `call` → whitelisted `accounts.*` actions with the socket's workspace forced.
+import type { Context, Service, ServiceSchema } from "moleculer";
+import SocketIOService from "moleculer-io";
+import type { Server, ServerOptions, Socket } from "socket.io";
+import { configOf } from "../src/config.ts";
+import {
+  RELAYED_EVENTS,
+  SnapshotHold,
+  roomOf,
+  withoutQrsInSnapshot,
+  workspaceOfEvent,
+  type RelayedEvent,
+  type SnapshotItem,
+} from "../src/io/relay.ts";
+import { authenticateSocket, type KeyResolver, type SocketPrincipal } from "../src/io/socket-auth.ts";
+import { errorShape, prepareSocketCall } from "../src/io/socket-calls.ts";
+
+export interface IoMixinOptions {
+  /**
+   * Looks a workspace key up. @default the host service's `resolveApiKey(token)` method (the api
+   * service's key lookup, src/gateway/keys.ts)
+   */
+  resolveKey?: KeyResolver;
+  /** Extra Socket.IO server options. @default {} (CORS comes from the gateway's `settings.cors`) */
+  serverOptions?: Partial<ServerOptions>;
+}
+
+interface IoThis extends Service {
+  io: Server;
+  snapshotHold: SnapshotHold;
+  resolveApiKey?: KeyResolver;
+  socketAuthorize(socket: Socket): Promise<SocketPrincipal>;
+  relayAccountEvent(event: RelayedEvent, payload: unknown): void;
+  onSocketConnected(socket: Socket): Promise<void>;
+  callFromSocket(socket: Socket, action: unknown, params: unknown): Promise<unknown>;
+}
+
+type Respond = (err: unknown, res?: unknown) => void;
+
+/** Socket.IO `call` handler; `this` is the socket (moleculer-io sets `socket.$service`). */
+async function onSocketCall(
+  this: Socket,
+  action: unknown,
+  params: unknown,
+  respond?: unknown,
+): Promise<void> {
+  if (typeof params === "function") {
+    respond = params;
+    params = undefined;
+  }
+  const reply = typeof respond === "function" ? (respond as Respond) : undefined;
+  const svc = (this as Socket & { $service: IoThis }).$service;
+  try {
+    const res = await svc.callFromSocket(this, action, params);
+    reply?.(null, res);
+  } catch (err) {
+    reply?.(errorShape(err));
+  }
+}
+
+function principalOf(socket: Socket): SocketPrincipal {
+  return (socket.data as { principal: SocketPrincipal }).principal;
+}
+
+export function ioMixin(opts: IoMixinOptions = {}): Partial<ServiceSchema> {
+  const relayHandlers = Object.fromEntries(
+    RELAYED_EVENTS.map((event) => [
+      event,
+      function (this: IoThis, ctx: Context<unknown>) {
+        this.relayAccountEvent(event, ctx.params);
+      },
+    ]),
+  );
+
+  const schema: Partial<ServiceSchema<any, any, any, IoThis>> = {
+    mixins: [SocketIOService as Partial<ServiceSchema>],
+    settings: {
+      io: {
+        options: { ...opts.serverOptions },
+        namespaces: {
+          "/": {
+            authorization: true,
+            // A function replaces moleculer-io's generic handler (which would call any action).
+            events: { call: onSocketCall },
+          },
+        },
+      },
+    },
+    // moleculer-io's public actions would let any caller on the bus (or a REST alias) emit to any room.
+    actions: { broadcast: false, getClients: false },
+    events: relayHandlers,
+    methods: {
+      /** moleculer-io's authorization hook: throwing refuses the handshake (`connect_error`). */
+      async socketAuthorize(this: IoThis, socket: Socket): Promise<SocketPrincipal> {
+        const resolveKey: KeyResolver | undefined =
+          opts.resolveKey ?? (this.resolveApiKey ? (token) => this.resolveApiKey!(token) : undefined);
+        if (!resolveKey) throw new Error("io: no workspace key lookup (give ioMixin({ resolveKey }))");
+        const principal = await authenticateSocket(socket.handshake.auth, {
+          resolveKey,
+          adminApiKey: configOf(this.broker).adminApiKey,
+        });
+        (socket.data as { principal: SocketPrincipal }).principal = principal;
+        return principal;
+      },
+
+      relayAccountEvent(this: IoThis, event: RelayedEvent, payload: unknown): void {
+        const workspaceId = workspaceOfEvent(payload);
+        if (!workspaceId || !this.io) return;
+        this.io.of("/").local.to(roomOf(workspaceId)).emit(event, payload);
+        this.snapshotHold.offer(workspaceId, event, payload);
+      },
+
+      /** Snapshot first, then what happened meanwhile, then live events from the room. */
+      async onSocketConnected(this: IoThis, socket: Socket): Promise<void> {
+        const { workspaceId, keyId } = principalOf(socket);
+        this.snapshotHold.hold(workspaceId, socket.id);
+        socket.once("disconnect", () => this.snapshotHold.release(workspaceId, socket.id));
+        let items: SnapshotItem[] = [];
+        try {
+          const snapshot = await this.broker.call<{ items: SnapshotItem[] }, { workspaceId: string }>(
+            "accounts.snapshot",
+            { workspaceId },
+            { meta: { workspaceId, keyId, $socketId: socket.id } },
+          );
+          items = snapshot.items;
+          socket.emit("accounts.snapshot", snapshot);
+        } catch (err) {
+          this.logger.warn(`io: snapshot of workspace '${workspaceId}' failed:`, (err as Error).message);
+          socket.emit("accounts.snapshot_error", errorShape(err));
+        }
+        const missed = withoutQrsInSnapshot(this.snapshotHold.release(workspaceId, socket.id), items);
+        if (!socket.connected) return;
+        for (const held of missed) socket.emit(held.event, held.payload);
+        // Synchronously after the flush: no event can fall between the two.
+        socket.join(roomOf(workspaceId));
+      },
+
+      async callFromSocket(this: IoThis, socket: Socket, action: unknown, params: unknown): Promise<unknown> {
+        const { workspaceId, keyId, admin } = principalOf(socket);
+        const call = prepareSocketCall(action, params, workspaceId);
+        return this.broker.call(call.action, call.params, {
+          meta: { workspaceId, keyId, admin, $socketId: socket.id, via: "socket.io" },
+        });
+      },
+    },
+    created(this: IoThis) {
+      this.snapshotHold = new SnapshotHold();
+    },
+    started(this: IoThis) {
+      // Runs after moleculer-io's own `started` (mixin hooks first), which created `this.io`.
+      this.io.of("/").on("connection", (socket: Socket) => {
+        void this.onSocketConnected(socket);
+      });
+    },
+  };
+  return schema as Partial<ServiceSchema>;
+}

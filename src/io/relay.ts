@@ -1,0 +1,96 @@
+// What the `io` service relays to sockets and to whom: one Socket.IO room per workspace, and a
+// holding pen for sockets whose snapshot is still on its way (so a socket never sees an event that
+// happened before its snapshot was read after the snapshot itself, and never misses one in between).
+import type { QrView } from "../accounts/types.ts";
+
+/** Broker events relayed to the sockets of the event's workspace (DESIGN.md, "Interfaces"). */
+export const RELAYED_EVENTS = [
+  "account.created",
+  "account.status",
+  "account.qr",
+  "account.pairing_code",
+  "account.message",
+  "account.deleted",
+] as const;
+export type RelayedEvent = (typeof RELAYED_EVENTS)[number];
+
+/** The one room a socket joins. */
+export function roomOf(workspaceId: string): string {
+  return `ws:${workspaceId}`;
+}
+
+/** The workspace an event belongs to: `workspaceId`, or `account.workspaceId` for `account.created`. */
+export function workspaceOfEvent(payload: unknown): string | null {
+  if (!payload || typeof payload !== "object") return null;
+  const p = payload as { workspaceId?: unknown; account?: { workspaceId?: unknown } };
+  const ws = p.workspaceId ?? p.account?.workspaceId;
+  return typeof ws === "string" && ws !== "" ? ws : null;
+}
+
+export interface HeldEvent {
+  event: RelayedEvent;
+  payload: unknown;
+}
+
+/** A snapshot item as accounts.snapshot returns it. */
+export interface SnapshotItem {
+  id: string;
+  qr?: QrView | null;
+}
+
+/**
+ * Sockets between "connected" and "snapshot delivered". Their events are held here in arrival order
+ * instead of going to the room; `release` hands them back once the snapshot has been emitted.
+ */
+export class SnapshotHold {
+  private readonly byWorkspace = new Map<string, Map<string, HeldEvent[]>>();
+
+  /**
+   * @param maxHeld events kept per waiting socket; past it the oldest are dropped (the snapshot call is
+   * bounded by the request timeout, so this only guards memory). @default 10000
+   */
+  constructor(private readonly maxHeld = 10000) {}
+
+  hold(workspaceId: string, socketId: string): void {
+    let sockets = this.byWorkspace.get(workspaceId);
+    if (!sockets) this.byWorkspace.set(workspaceId, (sockets = new Map()));
+    sockets.set(socketId, []);
+  }
+
+  /** Queues an event for every waiting socket of its workspace. */
+  offer(workspaceId: string, event: RelayedEvent, payload: unknown): void {
+    const sockets = this.byWorkspace.get(workspaceId);
+    if (!sockets) return;
+    for (const queue of sockets.values()) {
+      queue.push({ event, payload });
+      if (queue.length > this.maxHeld) queue.shift();
+    }
+  }
+
+  /** Stops holding the socket and returns what it missed (empty when it was not held). */
+  release(workspaceId: string, socketId: string): HeldEvent[] {
+    const sockets = this.byWorkspace.get(workspaceId);
+    const queue = sockets?.get(socketId) ?? [];
+    sockets?.delete(socketId);
+    if (sockets && sockets.size === 0) this.byWorkspace.delete(workspaceId);
+    return queue;
+  }
+
+  /** Sockets currently held (for tests and metrics). */
+  get size(): number {
+    let n = 0;
+    for (const sockets of this.byWorkspace.values()) n += sockets.size;
+    return n;
+  }
+}
+
+/** Drops held `account.qr` events the snapshot already shows (same account, same QR payload). */
+export function withoutQrsInSnapshot(held: HeldEvent[], items: SnapshotItem[]): HeldEvent[] {
+  const shown = new Map<string, string>();
+  for (const item of items) if (item.qr) shown.set(item.id, item.qr.qr);
+  return held.filter((h) => {
+    if (h.event !== "account.qr") return true;
+    const p = h.payload as { accountId?: string; qr?: string };
+    return !(p.accountId && shown.get(p.accountId) === p.qr);
+  });
+}

@@ -1,0 +1,53 @@
+// Socket calls: `socket.emit("call", "accounts.<action>", params, cb)`. Only whitelisted `accounts.*`
+// actions, and always with the socket's own workspace (a socket can never choose another one).
+import { ForbiddenError, ValidationError } from "../errors.ts";
+
+export const SOCKET_CALLABLE_ACTIONS = [
+  "accounts.list",
+  "accounts.get",
+  "accounts.create",
+  "accounts.qr",
+  "accounts.restart",
+  "accounts.logout",
+  "accounts.remove",
+  "accounts.pairingCode",
+  "accounts.sendText",
+  "accounts.simulate",
+  "accounts.snapshot",
+] as const;
+
+export interface SocketCall {
+  action: string;
+  params: Record<string, unknown> & { workspaceId: string };
+}
+
+/** Validates a socket call and forces its workspace; throws a client error otherwise. */
+export function prepareSocketCall(action: unknown, params: unknown, workspaceId: string): SocketCall {
+  if (typeof action !== "string" || !(SOCKET_CALLABLE_ACTIONS as readonly string[]).includes(action)) {
+    throw new ForbiddenError(
+      `'${String(action)}' cannot be called over Socket.IO (allowed: ${SOCKET_CALLABLE_ACTIONS.join(", ")})`,
+    );
+  }
+  if (params != null && (typeof params !== "object" || Array.isArray(params))) {
+    throw new ValidationError("Call params must be an object", { action });
+  }
+  return { action, params: { ...(params as Record<string, unknown> | null), workspaceId } };
+}
+
+/** The error shape a call's callback receives: moleculer-web's `{name, message, code, type, data}`. */
+export function errorShape(err: unknown): {
+  name: string;
+  message: string;
+  code: number;
+  type?: string;
+  data?: unknown;
+} {
+  const e = (err ?? {}) as { name?: string; message?: string; code?: unknown; type?: string; data?: unknown };
+  return {
+    name: e.name ?? "Error",
+    message: e.message ?? String(err),
+    code: typeof e.code === "number" ? e.code : 500,
+    type: e.type,
+    data: e.data,
+  };
+}

@@ -1,0 +1,54 @@
+import { strict as assert } from "node:assert";
+import { SnapshotHold, roomOf, withoutQrsInSnapshot, workspaceOfEvent } from "../../../src/io/relay.ts";
+
+describe("io relay", () => {
+  it("names one room per workspace", () => {
+    assert.equal(roomOf("42"), "ws:42");
+  });
+
+  it("finds the workspace of every relayed event shape", () => {
+    assert.equal(workspaceOfEvent({ accountId: "a", workspaceId: "w1" }), "w1");
+    assert.equal(workspaceOfEvent({ account: { id: "a", workspaceId: "w2" } }), "w2");
+    assert.equal(workspaceOfEvent({ accountId: "a" }), null);
+    assert.equal(workspaceOfEvent(null), null);
+  });
+
+  it("holds events of a waiting socket's workspace only, in order, until released", () => {
+    const hold = new SnapshotHold();
+    hold.hold("w1", "s1");
+    hold.offer("w1", "account.status", { n: 1 });
+    hold.offer("w2", "account.status", { n: 99 });
+    hold.offer("w1", "account.qr", { n: 2 });
+    assert.equal(hold.size, 1);
+    assert.deepEqual(
+      hold.release("w1", "s1").map((h) => (h.payload as { n: number }).n),
+      [1, 2],
+    );
+    assert.equal(hold.size, 0);
+    hold.offer("w1", "account.status", { n: 3 });
+    assert.deepEqual(hold.release("w1", "s1"), []);
+  });
+
+  it("bounds what it holds per socket", () => {
+    const hold = new SnapshotHold(2);
+    hold.hold("w", "s");
+    for (let n = 1; n <= 5; n++) hold.offer("w", "account.message", { n });
+    assert.deepEqual(
+      hold.release("w", "s").map((h) => (h.payload as { n: number }).n),
+      [4, 5],
+    );
+  });
+
+  it("drops held QRs the snapshot already shows", () => {
+    const held = [
+      { event: "account.qr" as const, payload: { accountId: "a", qr: "q1" } },
+      { event: "account.qr" as const, payload: { accountId: "a", qr: "q2" } },
+      { event: "account.status" as const, payload: { accountId: "a" } },
+    ];
+    const items = [{ id: "a", qr: { qr: "q1", dataUrl: "", seq: 1, expiresAt: 0 } }];
+    assert.deepEqual(
+      withoutQrsInSnapshot(held, items).map((h) => (h.payload as { qr?: string }).qr ?? h.event),
+      ["q2", "account.status"],
+    );
+  });
+});
