@@ -1,0 +1,658 @@
+// Switchboard dashboard: plain browser JavaScript, no build step. Talks to the gateway's REST API
+// (/api/v1) and to its Socket.IO server (client script served at /socket.io/socket.io.min.js).
+"use strict";
+
+(() => {
+  const KEY_STORAGE = "switchboard.apiKey";
+  const CLUSTER_REFRESH_MS = 5000;
+
+  /** Failure reasons (src/lifecycle/states.ts) in words a person can act on. */
+  const REASONS = {
+    qr_timeout: "The QR code was not scanned in time",
+    whatsapp_unreachable: "WhatsApp Web could not be reached from the server",
+    browser_launch_failed: "The browser for this session could not be started on the server",
+    browser_crashed: "The browser running this session stopped unexpectedly",
+    startup_timeout: "The session took too long to start",
+    auth_failure: "WhatsApp did not accept the saved login; connect the account again",
+    node_lost: "The server running this session went away; it is moving to another server",
+    capacity_exhausted: "No server has room for another session right now",
+    engine_error: "The WhatsApp session reported an error",
+  };
+
+  const STATUS_TEXT = {
+    initializing: "Starting",
+    qr_scanning: "Waiting for QR scan",
+    authenticated: "Linked, signing in",
+    connected: "Connected",
+    disconnected: "Reconnecting",
+    failed: "Failed",
+    logged_out: "Logged out",
+    stopped: "Stopped",
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    connection: $("connection"),
+    signOut: $("sign-out"),
+    signIn: $("sign-in"),
+    keyForm: $("key-form"),
+    key: $("api-key"),
+    keyError: $("key-error"),
+    workspace: $("workspace"),
+    workspaceName: $("workspace-name"),
+    createForm: $("create-form"),
+    accountName: $("account-name"),
+    connectButton: $("connect-account"),
+    accountsNotice: $("accounts-notice"),
+    accountsBody: $("accounts-body"),
+    accountsEmpty: $("accounts-empty"),
+    cluster: $("cluster"),
+    clusterNotice: $("cluster-notice"),
+    clusterRefresh: $("cluster-refresh"),
+    clusterRebalance: $("cluster-rebalance"),
+    nodesBody: $("nodes-body"),
+    placementForm: $("placement-form"),
+    placementWs: $("placement-ws"),
+    placementResult: $("placement-result"),
+    dialog: $("qr-dialog"),
+    qrFrame: $("qr-frame"),
+    qrImage: $("qr-image"),
+    qrPlaceholder: $("qr-placeholder"),
+    qrStatus: $("qr-status"),
+    qrError: $("qr-error"),
+    qrRetry: $("qr-retry"),
+    qrClose: $("qr-close"),
+  };
+
+  const state = {
+    key: "",
+    admin: false,
+    socket: null,
+    /** @type {Map<string, any>} account id → account view (+ statusAt) */
+    accounts: new Map(),
+    /** @type {Map<string, any>} account id → current QR {qr, dataUrl, seq, expiresAt} */
+    qrs: new Map(),
+    /** @type {Map<string, HTMLTableRowElement>} */
+    rows: new Map(),
+    dialogAccountId: null,
+    qrFetchedFor: null,
+    clusterTimer: 0,
+  };
+
+  // ---- REST ----
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.message) || `HTTP ${status}`);
+      this.status = status;
+      this.type = body && body.type;
+    }
+  }
+
+  async function api(method, path, body) {
+    const res = await fetch(path, {
+      method,
+      headers: {
+        Authorization: `Bearer ${state.key}`,
+        Accept: "application/json",
+        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let data;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = { message: text };
+    }
+    if (!res.ok) throw new ApiError(res.status, data);
+    return data;
+  }
+
+  const itemsOf = (data) => (Array.isArray(data) ? data : (data && data.items) || []);
+
+  // ---- words ----
+
+  function reasonText(reason, message) {
+    if (!reason && !message) return "";
+    const words = REASONS[reason] || (reason ? `Failed: ${String(reason).replace(/_/g, " ")}` : "");
+    if (!message || message === words) return words || message;
+    return words ? `${words}. (${message})` : message;
+  }
+
+  const statusText = (s) => STATUS_TEXT[s] || s || "Unknown";
+  const accountLabel = (a) => a.name || a.phoneNumber || a.id;
+
+  function timeText(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString();
+  }
+
+  function setConnection(text, kind) {
+    el.connection.textContent = text;
+    el.connection.dataset.state = kind;
+  }
+
+  // ---- account state ----
+
+  const stampOf = (a) => Date.parse(a.at || a.updatedAt || "") || 0;
+
+  /** Merges an account view or status event, never letting an older status overwrite a newer one. */
+  function mergeAccount(patch) {
+    const id = patch.id || patch.accountId;
+    if (!id) return null;
+    const prev = state.accounts.get(id);
+    const stamp = stampOf(patch);
+    const next = { ...(prev || {}), id };
+    for (const [k, v] of Object.entries(patch)) {
+      if (k === "accountId" || k === "at" || k === "qr" || v === undefined) continue;
+      next[k] = v;
+    }
+    if (prev && prev.statusAt > stamp && patch.status !== undefined) {
+      // Older news (e.g. the POST response arriving after the first status events): keep the newer status.
+      for (const k of ["status", "reason", "message", "node"]) next[k] = prev[k];
+    } else if (patch.status !== undefined) {
+      next.statusAt = stamp;
+      if (patch.status !== "failed" && patch.status !== "disconnected" && !("reason" in patch)) {
+        delete next.reason;
+        delete next.message;
+      }
+      if (patch.at) next.updatedAt = patch.at;
+    }
+    state.accounts.set(id, next);
+    // A QR stays while the session may still show it; any later state makes it useless.
+    if (next.status !== "qr_scanning" && next.status !== "initializing") state.qrs.delete(id);
+    if (next.workspaceId && !el.workspaceName.textContent) {
+      el.workspaceName.textContent = `· workspace ${next.workspaceId}`;
+    }
+    renderAccount(id);
+    if (state.dialogAccountId === id) renderDialog();
+    return next;
+  }
+
+  function setQr(accountId, qr) {
+    if (!qr || !qr.dataUrl) return;
+    state.qrs.set(accountId, qr);
+    const account = state.accounts.get(accountId);
+    if (account && account.status !== "qr_scanning" && account.status !== "initializing") return;
+    if (account) account.status = "qr_scanning";
+    renderAccount(accountId);
+    if (state.dialogAccountId === accountId) renderDialog();
+  }
+
+  function removeAccount(id) {
+    state.accounts.delete(id);
+    state.qrs.delete(id);
+    const row = state.rows.get(id);
+    if (row) row.remove();
+    state.rows.delete(id);
+    updateEmpty();
+    if (state.dialogAccountId === id) {
+      el.qrError.textContent = "This account was removed.";
+      el.qrImage.hidden = true;
+    }
+  }
+
+  // ---- accounts table ----
+
+  function updateEmpty() {
+    el.accountsEmpty.hidden = state.accounts.size > 0;
+  }
+
+  function actionButton(text, label, onClick) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "quiet";
+    b.textContent = text;
+    b.setAttribute("aria-label", label);
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  function renderAccount(id) {
+    const a = state.accounts.get(id);
+    if (!a) return;
+    let row = state.rows.get(id);
+    if (!row) {
+      row = document.createElement("tr");
+      row.dataset.accountId = id;
+      row.innerHTML =
+        '<td class="name"></td><td class="state"><span class="status"></span><span class="reason"></span></td>' +
+        '<td class="phone"></td><td class="node"></td><td class="updated"></td><td class="row-actions"></td>';
+      state.rows.set(id, row);
+      insertRowInOrder(row, a);
+    }
+    const name = row.querySelector(".name");
+    name.textContent = a.name || "(unnamed)";
+    const small = document.createElement("span");
+    small.className = "account-id";
+    small.textContent = id;
+    name.append(small);
+    const badge = row.querySelector(".status");
+    badge.textContent = statusText(a.status);
+    badge.dataset.status = a.status || "";
+    row.dataset.status = a.status || "";
+    const reason = row.querySelector(".reason");
+    reason.textContent =
+      a.status === "failed" || a.status === "disconnected" ? reasonText(a.reason, a.message) : "";
+    row.querySelector(".phone").textContent = a.phoneNumber || "";
+    row.querySelector(".node").textContent = a.node || "";
+    row.querySelector(".updated").textContent = timeText(a.updatedAt);
+
+    // Rebuild the action buttons only when their set changes, so keyboard focus is not lost.
+    const actions = [];
+    if (a.status === "qr_scanning" || a.status === "initializing") actions.push("qr");
+    if (a.status === "failed" || a.status === "logged_out" || a.status === "stopped") actions.push("restart");
+    actions.push("remove");
+    const cell = row.querySelector(".row-actions");
+    const signature = actions.join(",");
+    if (cell.dataset.actions !== signature) {
+      cell.dataset.actions = signature;
+      cell.replaceChildren();
+      const label = accountLabel(a);
+      if (actions.includes("qr"))
+        cell.append(actionButton("Show QR", `Show QR code of ${label}`, () => openDialog(id)));
+      if (actions.includes("restart"))
+        cell.append(actionButton("Restart", `Restart ${label}`, () => restartAccount(id, true)));
+      cell.append(actionButton("Remove", `Remove ${label}`, () => deleteAccount(id)));
+    }
+    updateEmpty();
+  }
+
+  function insertRowInOrder(row, account) {
+    const created = account.createdAt || "";
+    for (const other of el.accountsBody.children) {
+      const o = state.accounts.get(other.dataset.accountId);
+      if (o && (o.createdAt || "") > created) {
+        el.accountsBody.insertBefore(row, other);
+        return;
+      }
+    }
+    el.accountsBody.append(row);
+  }
+
+  function replaceAccounts(items) {
+    const seen = new Set();
+    for (const item of items) {
+      const id = item.id || item.accountId;
+      seen.add(id);
+      const prev = state.accounts.get(id);
+      // A snapshot is the truth at connect time unless we already hold newer news.
+      if (prev && prev.statusAt > stampOf(item)) mergeAccount({ ...item, status: undefined });
+      else mergeAccount(item);
+      if (item.qr) setQr(id, item.qr);
+    }
+    for (const id of [...state.accounts.keys()]) if (!seen.has(id)) removeAccount(id);
+    updateEmpty();
+  }
+
+  async function createAccount(event) {
+    event.preventDefault();
+    el.connectButton.disabled = true;
+    el.accountsNotice.textContent = "";
+    try {
+      const name = el.accountName.value.trim();
+      const account = await api("POST", "/api/v1/accounts", name ? { name } : {});
+      mergeAccount(account);
+      el.accountName.value = "";
+      openDialog(account.id);
+    } catch (err) {
+      el.accountsNotice.textContent = `Could not create the account: ${err.message}`;
+    } finally {
+      el.connectButton.disabled = false;
+    }
+  }
+
+  async function restartAccount(id, openAfter) {
+    try {
+      state.qrs.delete(id);
+      const account = await api("POST", `/api/v1/accounts/${encodeURIComponent(id)}/restart`, {});
+      if (account && account.id) mergeAccount(account);
+      if (openAfter) openDialog(id);
+      else renderDialog();
+    } catch (err) {
+      el.accountsNotice.textContent = `Could not restart ${id}: ${err.message}`;
+    }
+  }
+
+  async function deleteAccount(id) {
+    const a = state.accounts.get(id);
+    if (!window.confirm(`Remove ${a ? accountLabel(a) : id}? The device will be unlinked.`)) return;
+    try {
+      await api("DELETE", `/api/v1/accounts/${encodeURIComponent(id)}`);
+      removeAccount(id);
+      el.accountsNotice.textContent = `Removed ${a ? accountLabel(a) : id}.`;
+    } catch (err) {
+      el.accountsNotice.textContent = `Could not remove ${id}: ${err.message}`;
+    }
+  }
+
+  // ---- QR dialog ----
+
+  function openDialog(id) {
+    state.dialogAccountId = id;
+    state.qrFetchedFor = null;
+    el.dialog.dataset.accountId = id;
+    el.qrError.textContent = "";
+    el.qrStatus.textContent = "";
+    renderDialog();
+    if (!el.dialog.open) el.dialog.showModal();
+  }
+
+  function closeDialog() {
+    state.dialogAccountId = null;
+    delete el.dialog.dataset.accountId;
+    if (el.dialog.open) el.dialog.close();
+  }
+
+  function showQrImage(qr) {
+    if (el.qrImage.getAttribute("src") !== qr.dataUrl) el.qrImage.src = qr.dataUrl;
+    el.qrImage.dataset.seq = String(qr.seq ?? "");
+    el.qrImage.hidden = false;
+    el.qrPlaceholder.hidden = true;
+  }
+
+  function showPlaceholder(text) {
+    el.qrImage.hidden = true;
+    el.qrImage.removeAttribute("src");
+    el.qrPlaceholder.hidden = false;
+    el.qrPlaceholder.textContent = text;
+  }
+
+  function setDialogStatus(text) {
+    // Only real changes go to the live region: a refreshed QR is not worth an announcement.
+    if (el.qrStatus.textContent !== text) el.qrStatus.textContent = text;
+  }
+
+  function renderDialog() {
+    const id = state.dialogAccountId;
+    if (!id) return;
+    const a = state.accounts.get(id) || { id, status: "initializing" };
+    const qr = state.qrs.get(id);
+    el.qrFrame.dataset.state = a.status;
+    el.qrRetry.hidden = true;
+    el.qrError.textContent = "";
+    switch (a.status) {
+      case "connected":
+        el.accountsNotice.textContent = `${accountLabel(a)} is connected${a.phoneNumber ? ` as ${a.phoneNumber}` : ""}.`;
+        closeDialog();
+        return;
+      case "qr_scanning":
+        if (qr) {
+          showQrImage(qr);
+          setDialogStatus("Scan the code with WhatsApp. It refreshes by itself.");
+        } else {
+          showPlaceholder("Loading the QR code…");
+          fetchQr(id);
+        }
+        return;
+      case "authenticated":
+        showPlaceholder("Scanned. Signing in…");
+        setDialogStatus("Scanned. Signing in to WhatsApp…");
+        return;
+      case "disconnected":
+        showPlaceholder("Connection lost. Reconnecting…");
+        setDialogStatus(reasonText(a.reason, a.message) || "Connection lost. Reconnecting…");
+        return;
+      case "failed":
+      case "logged_out":
+      case "stopped": {
+        showPlaceholder(statusText(a.status));
+        setDialogStatus("");
+        el.qrError.textContent =
+          a.status === "failed"
+            ? reasonText(a.reason, a.message) || "The session failed"
+            : a.status === "logged_out"
+              ? "The phone unlinked this device."
+              : "This account is stopped.";
+        el.qrRetry.hidden = false;
+        return;
+      }
+      default:
+        if (qr) showQrImage(qr);
+        else showPlaceholder("Starting a WhatsApp session…");
+        setDialogStatus("Starting a WhatsApp session…");
+    }
+  }
+
+  /** A QR broadcast before this page subscribed (or before the account was known) is fetched once. */
+  async function fetchQr(id) {
+    if (state.qrFetchedFor === id) return;
+    state.qrFetchedFor = id;
+    try {
+      const qr = await api("GET", `/api/v1/accounts/${encodeURIComponent(id)}/qr`);
+      if (!state.qrs.has(id)) setQr(id, qr);
+    } catch {
+      // 409 (not scanning any more) is fine: the status event that follows renders the dialog.
+    }
+  }
+
+  // ---- socket ----
+
+  function connectSocket() {
+    if (typeof window.io !== "function") {
+      setConnection("Live updates unavailable (socket.io client did not load)", "error");
+      return;
+    }
+    const socket = window.io({ auth: { token: state.key }, reconnectionDelayMax: 5000 });
+    state.socket = socket;
+    setConnection("Connecting…", "idle");
+    socket.on("connect", () => setConnection("Live", "live"));
+    socket.on("disconnect", () => setConnection("Reconnecting…", "error"));
+    socket.on("connect_error", (err) => setConnection(`Live updates failed: ${err.message}`, "error"));
+    socket.on("accounts.snapshot", (payload) => replaceAccounts(itemsOf(payload)));
+    socket.on("account.created", (payload) => mergeAccount((payload && payload.account) || payload));
+    socket.on("account.status", (event) => mergeAccount(event));
+    socket.on("account.qr", (event) => setQr(event.accountId, event));
+    socket.on("account.deleted", (event) => removeAccount(event.accountId || event.id));
+  }
+
+  // ---- cluster (admin) ----
+
+  async function loadCluster() {
+    try {
+      const data = await api("GET", "/api/v1/cluster/nodes");
+      renderNodes(itemsOf(data));
+      el.cluster.dataset.loaded = "true";
+    } catch (err) {
+      el.clusterNotice.textContent = `Could not load the cluster: ${err.message}`;
+    }
+  }
+
+  function renderNodes(nodes) {
+    nodes.sort((a, b) => String(a.nodeId).localeCompare(String(b.nodeId)));
+    const rows = nodes.map((n) => {
+      const tr = document.createElement("tr");
+      tr.dataset.nodeId = n.nodeId;
+      const cells = [
+        n.nodeId,
+        n.host || "",
+        n.pid ?? "",
+        (n.services || []).join(", "),
+        `${n.sessions ?? 0} / ${n.capacity ?? "?"}`,
+        n.draining ? "yes" : "no",
+      ];
+      for (const [i, text] of cells.entries()) {
+        const td = document.createElement(i === 0 ? "th" : "td");
+        if (i === 0) td.scope = "row";
+        td.textContent = String(text);
+        if (i === 2 || i === 4) td.className = "num";
+        tr.append(td);
+      }
+      if (n.capacity) {
+        const meter = document.createElement("meter");
+        meter.className = "meter";
+        meter.min = 0;
+        meter.max = n.capacity;
+        meter.value = n.sessions || 0;
+        meter.high = n.capacity * 0.8;
+        meter.setAttribute("aria-label", `${n.nodeId} load`);
+        tr.children[4].append(meter);
+      }
+      const actions = document.createElement("td");
+      actions.className = "row-actions";
+      if (!n.draining)
+        actions.append(actionButton("Drain", `Drain node ${n.nodeId}`, () => drainNode(n.nodeId)));
+      tr.append(actions);
+      return tr;
+    });
+    if (!rows.length) {
+      const tr = document.createElement("tr");
+      tr.innerHTML = '<td colspan="7" class="muted">No live workers.</td>';
+      rows.push(tr);
+    }
+    el.nodesBody.replaceChildren(...rows);
+    const total = nodes.reduce((s, n) => s + (n.sessions || 0), 0);
+    el.cluster.dataset.sessions = String(total);
+  }
+
+  async function drainNode(nodeId) {
+    if (!window.confirm(`Drain ${nodeId}? Its workspaces move to other workers.`)) return;
+    el.clusterNotice.textContent = `Draining ${nodeId}…`;
+    try {
+      const r = await api("POST", `/api/v1/cluster/nodes/${encodeURIComponent(nodeId)}/drain`, {});
+      const moved = Array.isArray(r && r.moved) ? r.moved.length : (r && r.moved) || 0;
+      el.clusterNotice.textContent = `Drained ${nodeId}: ${moved} workspace(s) handed off.`;
+    } catch (err) {
+      el.clusterNotice.textContent = `Could not drain ${nodeId}: ${err.message}`;
+    }
+    loadCluster();
+  }
+
+  async function rebalance() {
+    el.clusterNotice.textContent = "Rebalancing…";
+    try {
+      const r = await api("POST", "/api/v1/cluster/rebalance", {});
+      const moved = (r && r.moved) || [];
+      el.clusterNotice.textContent = moved.length
+        ? `Rebalance moved ${moved.length} workspace(s).`
+        : "Rebalance: nothing to move.";
+    } catch (err) {
+      el.clusterNotice.textContent = `Rebalance failed: ${err.message}`;
+    }
+    loadCluster();
+  }
+
+  async function lookUpPlacement(event) {
+    event.preventDefault();
+    const ws = el.placementWs.value.trim();
+    if (!el.placementWs.checkValidity() || !ws) {
+      el.placementResult.textContent = "Workspace IDs are 1–64 letters, digits, _ or -.";
+      return;
+    }
+    try {
+      const p = await api("GET", `/api/v1/cluster/placement/${encodeURIComponent(ws)}`);
+      el.placementResult.dataset.node = (p && p.node) || "";
+      el.placementResult.textContent =
+        p && p.node
+          ? `Workspace ${ws} is on node ${p.node} (epoch ${p.epoch}).`
+          : `Workspace ${ws} is not placed yet; its first request places it.`;
+    } catch (err) {
+      el.placementResult.dataset.node = "";
+      el.placementResult.textContent =
+        err.status === 404 ? `Workspace ${ws} is not placed yet.` : `Lookup failed: ${err.message}`;
+    }
+  }
+
+  // ---- sign in / out ----
+
+  async function signIn(key) {
+    state.key = key;
+    el.keyError.textContent = "";
+    setConnection("Checking key…", "idle");
+    const [nodes, accounts] = await Promise.allSettled([
+      api("GET", "/api/v1/cluster/nodes"),
+      api("GET", "/api/v1/accounts"),
+    ]);
+    state.admin = nodes.status === "fulfilled";
+    const isWorkspace = accounts.status === "fulfilled";
+    if (!state.admin && !isWorkspace) {
+      const err = accounts.reason;
+      state.key = "";
+      sessionStorage.removeItem(KEY_STORAGE);
+      setConnection("Signed out", "idle");
+      el.keyError.textContent =
+        err && (err.status === 401 || err.status === 403)
+          ? "This key was not accepted. Check that you pasted the whole key."
+          : `The server could not be reached: ${err ? err.message : "unknown error"}`;
+      el.key.focus();
+      return;
+    }
+    sessionStorage.setItem(KEY_STORAGE, key);
+    el.signIn.hidden = true;
+    el.signOut.hidden = false;
+    document.body.dataset.role = state.admin ? "admin" : "workspace";
+    if (isWorkspace) {
+      el.workspace.hidden = false;
+      replaceAccounts(itemsOf(accounts.value));
+      connectSocket();
+    } else {
+      setConnection("Admin", "live");
+    }
+    if (state.admin) {
+      el.cluster.hidden = false;
+      renderNodes(itemsOf(nodes.value));
+      el.cluster.dataset.loaded = "true";
+      state.clusterTimer = window.setInterval(() => {
+        if (!document.hidden) loadCluster();
+      }, CLUSTER_REFRESH_MS);
+    }
+    $("main").focus();
+  }
+
+  function signOut() {
+    if (state.socket) state.socket.disconnect();
+    state.socket = null;
+    window.clearInterval(state.clusterTimer);
+    closeDialog();
+    sessionStorage.removeItem(KEY_STORAGE);
+    state.key = "";
+    state.admin = false;
+    state.accounts.clear();
+    state.qrs.clear();
+    state.rows.clear();
+    el.accountsBody.replaceChildren();
+    el.nodesBody.replaceChildren();
+    el.workspaceName.textContent = "";
+    el.workspace.hidden = true;
+    el.cluster.hidden = true;
+    el.signOut.hidden = true;
+    el.signIn.hidden = false;
+    delete document.body.dataset.role;
+    setConnection("Signed out", "idle");
+    el.key.value = "";
+    el.key.focus();
+  }
+
+  // ---- wiring ----
+
+  el.keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = el.key.value.trim();
+    if (!key) {
+      el.keyError.textContent = "Paste an API key first.";
+      el.key.focus();
+      return;
+    }
+    el.key.value = "";
+    signIn(key);
+  });
+  el.signOut.addEventListener("click", signOut);
+  el.createForm.addEventListener("submit", createAccount);
+  el.qrClose.addEventListener("click", closeDialog);
+  el.dialog.addEventListener("close", () => {
+    state.dialogAccountId = null;
+  });
+  el.qrRetry.addEventListener("click", () => {
+    if (state.dialogAccountId) restartAccount(state.dialogAccountId, false);
+  });
+  el.clusterRefresh.addEventListener("click", loadCluster);
+  el.clusterRebalance.addEventListener("click", rebalance);
+  el.placementForm.addEventListener("submit", lookUpPlacement);
+
+  const saved = sessionStorage.getItem(KEY_STORAGE);
+  if (saved) signIn(saved);
+  else el.key.focus();
+})();

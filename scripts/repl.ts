@@ -1,0 +1,28 @@
+// `npm run repl`: the operator's console. A broker with no services joins the cluster named by the
+// environment (NATS_URL, NAMESPACE; see moleculer.config.ts) and opens moleculer-repl with the
+// Switchboard commands of src/repl/commands.ts (`cluster`, `accounts`, `placement`, `qr`, `drain`,
+// `rebalance`) next to the built-in ones (`nodes`, `services`, `call`, …).
+import { hostname } from "node:os";
+import { ServiceBroker } from "moleculer";
+import { brokerOptions } from "../moleculer.config.ts";
+import { loadConfig } from "../src/config.ts";
+import { replCommands } from "../src/repl/commands.ts";
+
+const base = loadConfig();
+const cfg = {
+  ...base,
+  // A console is not a worker: it hosts nothing and must never be picked as an owner.
+  services: [],
+  nodeId: process.env.NODE_ID ? base.nodeId : `repl-${hostname()}-${process.pid}`,
+  // Keep the console readable: only warnings unless LOG_LEVEL asks for more.
+  logLevel: process.env.LOG_LEVEL ? base.logLevel : "warn",
+};
+
+const broker = new ServiceBroker(
+  brokerOptions(cfg, {
+    replOptions: { delimiter: "switchboard $", customCommands: replCommands() as never },
+  }),
+);
+
+await broker.start();
+broker.repl();

@@ -1,0 +1,211 @@
+// The operator's console commands (moleculer-repl custom commands, see scripts/repl.ts). Each command
+// calls the same actions the REST gateway does and prints a plain table, never raw JSON.
+import type { ServiceBroker } from "moleculer";
+import qrcodeTerminal from "qrcode-terminal";
+import { CLUSTER_ACTIONS } from "../sharding/actions.ts";
+import type { AccountView, QrView } from "../accounts/types.ts";
+import { formatRecord, formatTable, type Column } from "./table.ts";
+
+/** A node as `cluster.nodes` lists it (DESIGN.md, "Interfaces"). */
+export interface NodeRow {
+  nodeId: string;
+  pid?: number;
+  host?: string;
+  services?: string[];
+  capacity?: number;
+  sessions?: number;
+  draining?: boolean;
+}
+
+export interface PlacementRow {
+  workspaceId: string;
+  node?: string | null;
+  epoch?: number | null;
+  since?: number | string | null;
+}
+
+/** Finds an account by id alone (the admin's view across workspaces). */
+export const ACCOUNT_LOOKUP_ACTION = "accounts.lookup";
+
+/** What a command needs from the REPL: the broker and somewhere to print. */
+export interface ReplIO {
+  broker: ServiceBroker;
+  print: (text: string) => void;
+}
+
+/** The shape moleculer-repl 0.8 expects in `replOptions.customCommands`. */
+export interface ReplCommandDefinition {
+  command: string;
+  description: string;
+  alias?: string[];
+  action: (broker: ServiceBroker, args: Record<string, unknown>) => Promise<void>;
+}
+
+const NODE_COLUMNS: Column<NodeRow>[] = [
+  { title: "node", value: (n) => n.nodeId },
+  { title: "pid", value: (n) => n.pid, right: true },
+  { title: "host", value: (n) => n.host },
+  { title: "services", value: (n) => n.services },
+  { title: "capacity", value: (n) => n.capacity, right: true },
+  { title: "sessions", value: (n) => n.sessions, right: true },
+  { title: "draining", value: (n) => Boolean(n.draining) },
+];
+
+const ACCOUNT_COLUMNS: Column<AccountView>[] = [
+  { title: "id", value: (a) => a.id },
+  { title: "name", value: (a) => a.name },
+  { title: "engine", value: (a) => a.engine },
+  { title: "status", value: (a) => a.status },
+  { title: "reason", value: (a) => a.reason },
+  { title: "phone", value: (a) => a.phoneNumber },
+  { title: "node", value: (a) => a.node },
+  { title: "updated", value: (a) => a.updatedAt },
+];
+
+function itemsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  return ((result as { items?: T[] } | null)?.items ?? []) as T[];
+}
+
+function errorText(err: unknown): string {
+  const e = err as { message?: string; type?: string; code?: number };
+  const kind = e?.type ? ` [${e.type}${e.code ? ` ${e.code}` : ""}]` : "";
+  return `error: ${e?.message ?? String(err)}${kind}`;
+}
+
+/** Draws a QR payload with terminal block characters. */
+export function drawQr(payload: string): Promise<string> {
+  return new Promise((resolve) => qrcodeTerminal.generate(payload, { small: true }, (out) => resolve(out)));
+}
+
+export async function clusterCommand({ broker, print }: ReplIO): Promise<void> {
+  const nodes = itemsOf<NodeRow>(await broker.call(CLUSTER_ACTIONS.nodes, {}));
+  nodes.sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+  const sessions = nodes.reduce((sum, n) => sum + (n.sessions ?? 0), 0);
+  const capacity = nodes.reduce((sum, n) => sum + (n.capacity ?? 0), 0);
+  print(formatTable(NODE_COLUMNS, nodes, "(no live workers)"));
+  print(`${nodes.length} node(s), ${sessions} session(s), capacity ${capacity}`);
+}
+
+export async function accountsCommand({ broker, print }: ReplIO, workspaceId: string): Promise<void> {
+  const accounts = itemsOf<AccountView>(await broker.call("accounts.list", { workspaceId }));
+  print(formatTable(ACCOUNT_COLUMNS, accounts, `(no accounts in workspace ${workspaceId})`));
+}
+
+export async function placementCommand({ broker, print }: ReplIO, workspaceId: string): Promise<void> {
+  const p = (await broker.call(CLUSTER_ACTIONS.placement, { workspaceId })) as PlacementRow | null;
+  if (!p?.node) {
+    print(`workspace ${workspaceId} is not placed (its first call places it)`);
+    return;
+  }
+  const since = typeof p.since === "number" ? new Date(p.since).toISOString() : p.since;
+  print(
+    formatRecord([
+      ["workspace", p.workspaceId ?? workspaceId],
+      ["node", p.node],
+      ["epoch", p.epoch],
+      ["since", since],
+    ]),
+  );
+}
+
+export async function qrCommand(
+  { broker, print }: ReplIO,
+  accountId: string,
+  workspaceId?: string,
+): Promise<void> {
+  let ws = workspaceId;
+  if (!ws) {
+    const account = (await broker.call(ACCOUNT_LOOKUP_ACTION, { id: accountId })) as AccountView;
+    ws = account.workspaceId;
+  }
+  const qr = (await broker.call("accounts.qr", { workspaceId: ws, id: accountId })) as QrView;
+  print(await drawQr(qr.qr));
+  const left = Math.max(0, Math.round((qr.expiresAt - Date.now()) / 1000));
+  print(`account ${accountId} (workspace ${ws}) · QR #${qr.seq} · valid ${left}s more`);
+}
+
+export async function drainCommand({ broker, print }: ReplIO, nodeId: string): Promise<void> {
+  const r = (await broker.call(CLUSTER_ACTIONS.drain, { nodeId })) as {
+    nodeId?: string;
+    moved?: unknown;
+    sessions?: unknown;
+  };
+  const moved = Array.isArray(r?.moved) ? r.moved.length : (r?.moved ?? 0);
+  const sessions = Array.isArray(r?.sessions) ? r.sessions.length : (r?.sessions ?? 0);
+  print(`drained ${r?.nodeId ?? nodeId}: ${moved} workspace(s) handed off, ${sessions} session(s) moved`);
+}
+
+export async function rebalanceCommand({ broker, print }: ReplIO): Promise<void> {
+  const r = (await broker.call(CLUSTER_ACTIONS.rebalance, {})) as { moved?: unknown[] };
+  const moved = (r?.moved ?? []) as Array<Record<string, unknown> | string>;
+  if (!moved.length) {
+    print("rebalance: every workspace is on its placement owner; nothing moved");
+    return;
+  }
+  const rows = moved.map((m) => (typeof m === "string" ? { workspaceId: m } : m));
+  print(
+    formatTable(
+      [
+        { title: "workspace", value: (m) => m.workspaceId },
+        { title: "from", value: (m) => m.from },
+        { title: "to", value: (m) => m.to ?? m.node },
+      ],
+      rows,
+    ),
+  );
+  print(`rebalance: ${moved.length} workspace(s) moved`);
+}
+
+/** Wraps a command so a failed call prints its reason instead of a stack trace. */
+function guarded(
+  print: (text: string) => void,
+  run: (io: ReplIO, args: Record<string, unknown>) => Promise<void>,
+): ReplCommandDefinition["action"] {
+  return async (broker, args) => {
+    try {
+      await run({ broker, print }, args);
+    } catch (err) {
+      print(errorText(err));
+    }
+  };
+}
+
+/** Our commands in moleculer-repl's custom command format. */
+export function replCommands(print: (text: string) => void = (t) => console.log(t)): ReplCommandDefinition[] {
+  const str = (v: unknown) => String(v ?? "");
+  return [
+    {
+      command: "cluster",
+      description: "Live workers: pid, host, services, capacity, sessions, draining",
+      action: guarded(print, (io) => clusterCommand(io)),
+    },
+    {
+      command: "accounts <workspaceId>",
+      description: "Accounts of a workspace with their status",
+      action: guarded(print, (io, a) => accountsCommand(io, str(a.workspaceId))),
+    },
+    {
+      command: "placement <workspaceId>",
+      description: "The node that owns a workspace, with its epoch",
+      action: guarded(print, (io, a) => placementCommand(io, str(a.workspaceId))),
+    },
+    {
+      command: "qr <accountId> [workspaceId]",
+      description: "Draw the current QR code of a scanning account",
+      action: guarded(print, (io, a) =>
+        qrCommand(io, str(a.accountId), a.workspaceId ? str(a.workspaceId) : undefined),
+      ),
+    },
+    {
+      command: "drain <nodeId>",
+      description: "Hand every workspace of a node to other workers (before stopping it)",
+      action: guarded(print, (io, a) => drainCommand(io, str(a.nodeId))),
+    },
+    {
+      command: "rebalance",
+      description: "Move workspaces whose placement owner changed (a batch at a time)",
+      action: guarded(print, (io) => rebalanceCommand(io)),
+    },
+  ];
+}
