@@ -19,6 +19,10 @@
 //   RATE_LIMIT_PER_MINUTE, CORS_ORIGINS                           (600, "")
 import type { BrokerOptions } from "moleculer";
 import { config as defaultConfig, type Config } from "./src/config.ts";
+import { placementMiddleware, registerWorkspaceShard } from "./src/sharding/register.ts";
+
+// The WorkspaceShard strategy runs on the calling node: every process registers it.
+registerWorkspaceShard();
 
 export function brokerOptions(
   cfg: Config = defaultConfig,
@@ -40,6 +44,8 @@ export function brokerOptions(
     retryPolicy: { enabled: false },
     metrics: { enabled: true, reporter: [] },
     tracking: { enabled: true, shutdownTimeout: 10000 },
+    // Gives every broker its placement layer (KV mirror read by the WorkspaceShard strategy).
+    middlewares: [placementMiddleware(cfg)],
     ...overrides,
   } as BrokerOptions;
 }

@@ -1,0 +1,176 @@
+// Node liveness (DESIGN.md §2–3): each worker renews its key in the `nodes` KV bucket, whose TTL is the
+// lease. A node may lose a workspace to another only once that key has expired, so a node that cannot
+// renew in time must stop its sessions first: it fences itself at `sentAt + ttl − margin`, where
+// `sentAt` is when its last successful renewal left (the server's expiry can only be later).
+import { hostname } from "node:os";
+import type { KV } from "nats";
+
+export interface NodeRecord {
+  nodeId: string;
+  pid: number;
+  host: string;
+  services: string[];
+  /** Sessions this node accepts (placement weight). */
+  capacity: number;
+  /** Sessions running now. */
+  sessions: number;
+  /** A draining node takes no new workspaces. */
+  draining: boolean;
+  /** Epoch ms of the renewal that wrote this record. */
+  renewedAt: number;
+}
+
+export interface LivenessOptions {
+  kv: KV;
+  nodeId: string;
+  /** Renewal period. @default 2000 */
+  renewMs: number;
+  /** Lease TTL (the bucket's TTL). @default 6000 */
+  ttlMs: number;
+  /** The dynamic part of the record, read at every renewal. */
+  describe(): Pick<NodeRecord, "services" | "capacity" | "sessions" | "draining">;
+  /** The lease can no longer be trusted: stop every session now (synchronously as far as possible). */
+  onFence(): void | Promise<void>;
+  /** A new lease term began (first renewal, or the first one after a fence). */
+  onLease?(term: number): void;
+  logger?: { warn(...a: unknown[]): void; info(...a: unknown[]): void };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export class Liveness {
+  /** Increases each time a lease starts after none or a fence; ownership is per term. */
+  term = 0;
+  private validUntil = 0;
+  private fenced = true;
+  private paused = false;
+  private stopped = false;
+  private renewing = false;
+  private renewTimer?: NodeJS.Timeout;
+  private fenceTimer?: NodeJS.Timeout;
+  private readonly margin: number;
+
+  constructor(private readonly opts: LivenessOptions) {
+    // Time kept between our local deadline and the earliest server-side expiry: enough for one renewal
+    // period, never more than a quarter of the TTL.
+    this.margin = Math.min(Math.floor(opts.ttlMs / 4), Math.max(opts.renewMs, 100));
+  }
+
+  /** True while this node holds a current lease. Checked synchronously against the clock, so a node
+   * thawed after SIGSTOP sees its lease gone before its fence timer has even run. */
+  isCurrent(): boolean {
+    if (!this.fenced && !this.stopped && Date.now() >= this.validUntil) this.checkFence();
+    return !this.fenced && !this.stopped && Date.now() < this.validUntil;
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Takes the first lease; throws when NATS cannot be reached. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    if (!(await this.renew())) throw new Error(`could not take the liveness lease of ${this.opts.nodeId}`);
+  }
+
+  /** Test hook and fault injection: renewals stop (the lease will lapse and the node fence itself). */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.schedule(0);
+  }
+
+  /** Writes the record now (e.g. draining changed). */
+  async touch(): Promise<boolean> {
+    return this.renew();
+  }
+
+  /** Stops renewing; `remove` deletes the key so others see the leave at once (graceful stop). */
+  async stop(remove = true): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.fenceTimer);
+    if (remove)
+      await withTimeout(this.opts.kv.delete(this.opts.nodeId), 2000, "lease removal").catch(() => undefined);
+  }
+
+  private record(): NodeRecord {
+    return {
+      nodeId: this.opts.nodeId,
+      pid: process.pid,
+      host: hostname(),
+      ...this.opts.describe(),
+      renewedAt: Date.now(),
+    };
+  }
+
+  private async renew(): Promise<boolean> {
+    if (this.stopped || this.renewing) return false;
+    if (this.paused) {
+      this.schedule(this.opts.renewMs);
+      return false;
+    }
+    this.renewing = true;
+    const sentAt = Date.now();
+    let ok = false;
+    try {
+      const data = new TextEncoder().encode(JSON.stringify(this.record()));
+      await withTimeout(
+        this.opts.kv.put(this.opts.nodeId, data),
+        this.opts.ttlMs - this.margin,
+        "lease renewal",
+      );
+      ok = !this.paused && !this.stopped;
+    } catch (err) {
+      this.opts.logger?.warn(`Lease renewal of ${this.opts.nodeId} failed: ${(err as Error).message}`);
+    } finally {
+      this.renewing = false;
+    }
+    const until = sentAt + this.opts.ttlMs - this.margin;
+    if (ok && until > Date.now()) {
+      this.validUntil = until;
+      clearTimeout(this.fenceTimer);
+      this.fenceTimer = setTimeout(() => this.checkFence(), until - Date.now());
+      if (this.fenced) {
+        this.fenced = false;
+        this.term++;
+        this.opts.logger?.info(`Lease of ${this.opts.nodeId} taken (term ${this.term})`);
+        this.opts.onLease?.(this.term);
+      }
+    } else ok = false;
+    if (!this.stopped) this.schedule(Math.max(0, sentAt + this.opts.renewMs - Date.now()));
+    return ok;
+  }
+
+  private schedule(delay: number): void {
+    clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(() => void this.renew(), delay);
+  }
+
+  /** Fences the node once the local deadline has passed; returns whether the lease is current. */
+  checkFence(): boolean {
+    if (this.fenced || this.stopped) return false;
+    if (Date.now() < this.validUntil) return true;
+    this.fenced = true;
+    this.opts.logger?.warn(`Lease of ${this.opts.nodeId} lapsed: fencing (stopping every session)`);
+    try {
+      void Promise.resolve(this.opts.onFence()).catch((err) =>
+        this.opts.logger?.warn(`Fencing failed: ${(err as Error).message}`),
+      );
+    } catch (err) {
+      this.opts.logger?.warn(`Fencing failed: ${(err as Error).message}`);
+    }
+    return false;
+  }
+}

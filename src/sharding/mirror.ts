@@ -1,0 +1,174 @@
+// Each broker's local copy of the placement table and of the live nodes, for synchronous reads on the
+// hot path (the strategy's select(), ownership checks). The table is fed by a KV watch; liveness keys
+// are polled, because in nats-server 2.9 a key that expires by TTL produces no watch event.
+import { EventEmitter } from "node:events";
+import type { KV, KvEntry, QueuedIterator } from "nats";
+import type { NodeRecord } from "./liveness.ts";
+import { decodePlacement, type PlacementEntry } from "./placement-table.ts";
+
+export interface MirrorEvents {
+  /** A workspace's record changed (null: deleted). */
+  placement: [workspaceId: string, entry: PlacementEntry | null, previous: PlacementEntry | undefined];
+  /** The set of live nodes (or one's draining flag) changed. */
+  nodes: [live: ReadonlyMap<string, NodeRecord>];
+}
+
+export class PlacementMirror extends EventEmitter<MirrorEvents> {
+  private readonly records = new Map<string, PlacementEntry>();
+  private readonly workspacesPerNode = new Map<string, number>();
+  private live = new Map<string, NodeRecord>();
+  private watcher?: QueuedIterator<KvEntry>;
+  private pollTimer?: NodeJS.Timeout;
+  private stopped = false;
+  /** True once the watch has delivered every record present when it started. */
+  synced = false;
+  /** True once the live nodes were read at least once. */
+  nodesKnown = false;
+
+  constructor() {
+    super();
+    this.setMaxListeners(50);
+  }
+
+  // ---- synchronous reads ----
+
+  /** Recorded owner of a workspace, if placed. */
+  owner(workspaceId: string): string | undefined {
+    return this.records.get(workspaceId)?.node;
+  }
+
+  get(workspaceId: string): PlacementEntry | undefined {
+    return this.records.get(workspaceId);
+  }
+
+  entries(): IterableIterator<PlacementEntry> {
+    return this.records.values();
+  }
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  /** Workspaces recorded per node (the loads of bounded-load placement). */
+  loads(): ReadonlyMap<string, number> {
+    return this.workspacesPerNode;
+  }
+
+  liveNodes(): ReadonlyMap<string, NodeRecord> {
+    return this.live;
+  }
+
+  isLive(nodeId: string): boolean {
+    return this.live.has(nodeId);
+  }
+
+  isDraining(nodeId: string): boolean {
+    return this.live.get(nodeId)?.draining === true;
+  }
+
+  // ---- feeding ----
+
+  /** Applies one KV entry of the placement bucket (also used by writers to see their own claims at once). */
+  apply(workspaceId: string, entry: PlacementEntry | null): void {
+    const previous = this.records.get(workspaceId);
+    if (entry && previous && previous.revision >= entry.revision) return;
+    if (previous)
+      this.workspacesPerNode.set(previous.node, (this.workspacesPerNode.get(previous.node) ?? 1) - 1);
+    if (entry) {
+      this.records.set(workspaceId, entry);
+      this.workspacesPerNode.set(entry.node, (this.workspacesPerNode.get(entry.node) ?? 0) + 1);
+    } else this.records.delete(workspaceId);
+    if (previous?.node !== entry?.node || previous?.epoch !== entry?.epoch)
+      this.emit("placement", workspaceId, entry, previous);
+  }
+
+  /** Replaces the live node set (from a poll of the `nodes` bucket). */
+  setLiveNodes(next: Map<string, NodeRecord>): void {
+    const before = this.live;
+    this.live = next;
+    this.nodesKnown = true;
+    let changed = before.size !== next.size;
+    if (!changed) {
+      for (const [id, rec] of next) {
+        const old = before.get(id);
+        if (!old || old.draining !== rec.draining || old.capacity !== rec.capacity) {
+          changed = true;
+          break;
+        }
+      }
+    }
+    if (changed) this.emit("nodes", next);
+  }
+
+  /** Starts the placement watch and the liveness poll; resolves once both have been read once. */
+  async start(placementKv: KV, nodesKv: KV, pollMs: number): Promise<void> {
+    this.stopped = false;
+    await Promise.all([this.watch(placementKv), this.pollNodes(nodesKv)]);
+    const loop = async () => {
+      if (this.stopped) return;
+      await this.pollNodes(nodesKv).catch(() => undefined);
+      if (!this.stopped) this.pollTimer = setTimeout(loop, pollMs);
+    };
+    this.pollTimer = setTimeout(loop, pollMs);
+  }
+
+  /** (Re)starts the watch; the first values rebuild the map (records deleted meanwhile disappear). */
+  async watch(kv: KV): Promise<void> {
+    this.watcher?.stop();
+    const seen = new Set<string>();
+    let initialized = false;
+    let resolveInit!: () => void;
+    const init = new Promise<void>((r) => (resolveInit = r));
+    const watcher = await kv.watch({
+      initializedFn: () => {
+        initialized = true;
+        for (const ws of [...this.records.keys()]) if (!seen.has(ws)) this.apply(ws, null);
+        this.synced = true;
+        resolveInit();
+      },
+    });
+    this.watcher = watcher;
+    void (async () => {
+      try {
+        for await (const e of watcher) {
+          if (!initialized) seen.add(e.key);
+          const entry = decodePlacement(e);
+          if (!entry) this.apply(e.key, null);
+          else {
+            // A restarted watch re-delivers current values; a lower revision than ours is stale.
+            const cur = this.records.get(e.key);
+            if (!initialized && cur && cur.revision > entry.revision) continue;
+            this.apply(e.key, entry);
+          }
+        }
+      } catch {
+        // The watch ended with an error (NATS gone for too long): rebuild it below.
+      }
+      if (!this.stopped && this.watcher === watcher) {
+        setTimeout(() => void this.watch(kv).catch(() => undefined), 250);
+      }
+    })();
+    await init;
+  }
+
+  async pollNodes(kv: KV): Promise<void> {
+    const next = new Map<string, NodeRecord>();
+    const keys: string[] = [];
+    for await (const k of await kv.keys()) keys.push(k);
+    await Promise.all(
+      keys.map(async (k) => {
+        const e = await kv.get(k);
+        if (e && e.operation === "PUT" && e.value.length > 0) next.set(k, e.json<NodeRecord>());
+      }),
+    );
+    this.setLiveNodes(next);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.pollTimer);
+    const w = this.watcher;
+    this.watcher = undefined;
+    w?.stop();
+  }
+}

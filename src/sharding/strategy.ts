@@ -1,0 +1,57 @@
+// WorkspaceShard (DESIGN.md §5): the load-balancing strategy of the `session` actions. It runs on the
+// calling node and picks the endpoint of the workspace's recorded owner from the broker's local mirror;
+// for an unplaced workspace (or an owner that offers no endpoint) it picks the HRW choice among the
+// offered endpoints, skipping draining nodes. No key is a validation error, never a random node.
+// select() is synchronous and does no I/O.
+import { Strategies, type Context, type Endpoint } from "moleculer";
+import { ValidationError } from "../errors.ts";
+import { HrwIndex } from "./hrw.ts";
+import { mirrorOf } from "./placement.ts";
+
+export const WORKSPACE_SHARD = "WorkspaceShard";
+
+/** The shard key of a call: params.workspaceId, then meta.workspaceId, normalised to a string. */
+export function workspaceIdOf(ctx: Context | null | undefined): string | undefined {
+  const fromParams = (ctx?.params as { workspaceId?: unknown } | undefined)?.workspaceId;
+  const raw = fromParams ?? (ctx?.meta as { workspaceId?: unknown } | undefined)?.workspaceId;
+  if (raw === undefined || raw === null || raw === "") return undefined;
+  return typeof raw === "string" || typeof raw === "number" ? String(raw) : undefined;
+}
+
+export class WorkspaceShardStrategy extends Strategies.Base {
+  private ids: string[] = [];
+  private positions = new Map<string, number>();
+  private index = new HrwIndex([]);
+
+  /** Rebuilds the HRW index only when the offered endpoints differ from the last call's. */
+  private sync(list: Endpoint[]): void {
+    let same = list.length === this.ids.length;
+    for (let i = 0; same && i < list.length; i++) same = list[i].id === this.ids[i];
+    if (same) return;
+    this.ids = list.map((ep) => ep.id);
+    this.positions = new Map(this.ids.map((id, i) => [id, i]));
+    this.index = new HrwIndex(this.ids.map((id) => ({ id })));
+  }
+
+  override select(list: Endpoint[], ctx?: Context): Endpoint {
+    const workspaceId = workspaceIdOf(ctx);
+    if (workspaceId === undefined) {
+      throw new ValidationError("workspaceId is required to route a session call", {
+        action: (ctx as { action?: { name?: string } } | undefined)?.action?.name,
+      });
+    }
+    this.sync(list);
+    const mirror = mirrorOf(this.broker);
+    const owner = mirror?.owner(workspaceId);
+    if (owner !== undefined) {
+      const i = this.positions.get(owner);
+      if (i !== undefined) return list[i];
+    }
+    const top = this.index.topIndex(workspaceId);
+    if (mirror && top >= 0 && mirror.isDraining(list[top].id)) {
+      const open = list.filter((ep) => !mirror.isDraining(ep.id));
+      if (open.length > 0) return open[new HrwIndex(open.map((ep) => ({ id: ep.id }))).topIndex(workspaceId)];
+    }
+    return list[Math.max(0, top)];
+  }
+}
