@@ -2,12 +2,17 @@
 // table mirrors this file; moleculer.config.ts and the services read `config`, never process.env.
 import { hostname } from "node:os";
 
+/** Names of the environment variables loadConfig() reads (filled as it reads them). */
+const envNamesRead = new Set<string>();
+
 function str(name: string, fallback: string): string {
+  envNamesRead.add(name);
   const v = process.env[name];
   return v === undefined || v === "" ? fallback : v;
 }
 
 function int(name: string, fallback: number): number {
+  envNamesRead.add(name);
   const raw = process.env[name];
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
@@ -80,6 +85,20 @@ export interface Config {
   corsOrigins: string;
   /** Directory for per-session browser profiles. @default <tmp>/switchboard-profiles */
   profileDir: string;
+  /** Webhook delivery attempts before an event is marked dead. @default 10 */
+  webhookMaxAttempts: number;
+  /** Delay after the first failed attempt, doubled per attempt, with jitter. @default 1000 */
+  webhookBackoffBaseMs: number;
+  /** Upper bound of a retry delay. @default 300000 */
+  webhookBackoffMaxMs: number;
+  /** Timeout of one webhook HTTP request. @default 10000 */
+  webhookTimeoutMs: number;
+  /** Outbox scan period of the delivery loop. @default 1000 */
+  webhookPollMs: number;
+  /** Lease of an endpoint's delivery queue (one node delivers it at a time). @default 30000 */
+  webhookLeaseTtlMs: number;
+  /** Webhook requests in flight per node. @default 16 */
+  webhookConcurrency: number;
 }
 
 export function loadConfig(): Config {
@@ -113,10 +132,21 @@ export function loadConfig(): Config {
     rateLimitPerMinute: int("RATE_LIMIT_PER_MINUTE", 600),
     corsOrigins: str("CORS_ORIGINS", ""),
     profileDir: str("PROFILE_DIR", `${process.env.TMPDIR || "/tmp"}/switchboard-profiles`),
+    webhookMaxAttempts: Math.max(1, int("WEBHOOK_MAX_ATTEMPTS", 10)),
+    webhookBackoffBaseMs: int("WEBHOOK_BACKOFF_BASE_MS", 1000),
+    webhookBackoffMaxMs: int("WEBHOOK_BACKOFF_MAX_MS", 300000),
+    webhookTimeoutMs: Math.max(1, int("WEBHOOK_TIMEOUT_MS", 10000)),
+    webhookPollMs: Math.max(1, int("WEBHOOK_POLL_MS", 1000)),
+    webhookLeaseTtlMs: Math.max(1, int("WEBHOOK_LEASE_TTL_MS", 30000)),
+    webhookConcurrency: Math.max(1, int("WEBHOOK_CONCURRENCY", 16)),
   };
 }
 
 export const config: Config = loadConfig();
+
+/** Every environment variable of a node's configuration (docker-compose and the README are checked
+ * against it). */
+export const ENV_NAMES: readonly string[] = [...envNamesRead];
 
 /** The configuration a broker was built with (see moleculer.config.ts); the process default otherwise. */
 export function configOf(broker: { options: object }): Config {

@@ -17,6 +17,12 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+export interface ServerOptions {
+  /** Own process group, so a Ctrl-C at the terminal does not stop it before the nodes that use it
+   * (`npm start` stops it last). @default false */
+  detached?: boolean;
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -37,9 +43,10 @@ function spawnUntil(
   args: string[],
   ready: RegExp,
   timeoutMs = 20000,
+  detached = false,
 ): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], detached });
     let out = "";
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
@@ -84,7 +91,7 @@ function stopper(child: ChildProcess): () => Promise<void> {
 }
 
 /** nats-server with JetStream; `port` 0 picks a free one (fixed ports let a test restart it in place). */
-export async function startNats(dataDir: string, port = 0): Promise<RunningServer> {
+export async function startNats(dataDir: string, port = 0, opts: ServerOptions = {}): Promise<RunningServer> {
   mkdirSync(dataDir, { recursive: true });
   const p = port || (await freePort());
   const { child } = await spawnUntil(
@@ -92,12 +99,19 @@ export async function startNats(dataDir: string, port = 0): Promise<RunningServe
     "nats-server",
     ["-a", "127.0.0.1", "-p", String(p), "-js", "-sd", dataDir],
     /Server is ready/,
+    20000,
+    opts.detached,
   );
   return { url: `nats://127.0.0.1:${p}`, port: p, process: child, stop: stopper(child) };
 }
 
 /** FerretDB (SQLite backend) speaking the MongoDB wire protocol. */
-export async function startMongoWire(dataDir: string, port = 0, db = "switchboard"): Promise<RunningServer> {
+export async function startMongoWire(
+  dataDir: string,
+  port = 0,
+  db = "switchboard",
+  opts: ServerOptions = {},
+): Promise<RunningServer> {
   mkdirSync(dataDir, { recursive: true });
   const p = port || (await freePort());
   const { child } = await spawnUntil(
@@ -105,6 +119,8 @@ export async function startMongoWire(dataDir: string, port = 0, db = "switchboar
     FERRETDB_BIN,
     ["-listen", `127.0.0.1:${p}`, "-dir", dataDir],
     /Listening on TCP/,
+    20000,
+    opts.detached,
   );
   return { url: `mongodb://127.0.0.1:${p}/${db}`, port: p, process: child, stop: stopper(child) };
 }
