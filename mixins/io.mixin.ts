@@ -10,7 +10,7 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import SocketIOService from "moleculer-io";
 import type { Server, ServerOptions, Socket } from "socket.io";
-import { configOf } from "../src/config.ts";
+import type { Caller, KeyStore } from "../src/gateway/keys.ts";
 import {
   RELAYED_EVENTS,
   SnapshotHold,
@@ -25,8 +25,8 @@ import { errorShape, prepareSocketCall } from "../src/io/socket-calls.ts";
 
 export interface IoMixinOptions {
   /**
-   * Looks a workspace key up. @default the host service's `resolveApiKey(token)` method (the api
-   * service's key lookup, src/gateway/keys.ts)
+   * Verifies a presented key. @default the host service's `resolveApiKey(token)` method, else
+   * `this.keys.authenticate(token)` (the api service's KeyStore, src/gateway/keys.ts)
    */
   resolveKey?: KeyResolver;
   /** Extra Socket.IO server options. @default {} (CORS comes from the gateway's `settings.cors`) */
@@ -37,6 +37,8 @@ interface IoThis extends Service {
   io: Server;
   snapshotHold: SnapshotHold;
   resolveApiKey?: KeyResolver;
+  keys?: KeyStore;
+  resolveSocketKey(token: string): Promise<Caller | null>;
   socketAuthorize(socket: Socket): Promise<SocketPrincipal>;
   relayAccountEvent(event: RelayedEvent, payload: unknown): void;
   onSocketConnected(socket: Socket): Promise<void>;
@@ -100,15 +102,21 @@ export function ioMixin(opts: IoMixinOptions = {}): Partial<ServiceSchema> {
     methods: {
       /** moleculer-io's authorization hook: throwing refuses the handshake (`connect_error`). */
       async socketAuthorize(this: IoThis, socket: Socket): Promise<SocketPrincipal> {
-        const resolveKey: KeyResolver | undefined =
-          opts.resolveKey ?? (this.resolveApiKey ? (token) => this.resolveApiKey!(token) : undefined);
-        if (!resolveKey) throw new Error("io: no workspace key lookup (give ioMixin({ resolveKey }))");
-        const principal = await authenticateSocket(socket.handshake.auth, {
-          resolveKey,
-          adminApiKey: configOf(this.broker).adminApiKey,
-        });
+        const principal = await authenticateSocket(socket.handshake.auth, (token) =>
+          this.resolveSocketKey(token),
+        );
         (socket.data as { principal: SocketPrincipal }).principal = principal;
         return principal;
+      },
+
+      /** The key lookup: the option, else the host's `resolveApiKey` method, else its `keys` KeyStore. */
+      resolveSocketKey(this: IoThis, token: string): Promise<Caller | null> {
+        if (opts.resolveKey) return opts.resolveKey(token);
+        if (typeof this.resolveApiKey === "function") return this.resolveApiKey(token);
+        if (this.keys) return this.keys.authenticate(token);
+        throw new Error(
+          "io: no key lookup (give ioMixin({ resolveKey }) or a `keys` KeyStore on the service)",
+        );
       },
 
       relayAccountEvent(this: IoThis, event: RelayedEvent, payload: unknown): void {

@@ -4,14 +4,18 @@ import {
   MISSING_TOKEN_MESSAGE,
   authenticateSocket,
 } from "../../../src/io/socket-auth.ts";
+import type { Caller } from "../../../src/gateway/keys.ts";
 import { prepareSocketCall } from "../../../src/io/socket-calls.ts";
 
-const keys = new Map([["k-good", { workspaceId: "w1", keyId: "key1" }]]);
-const opts = { resolveKey: async (t: string) => keys.get(t) ?? null, adminApiKey: "admin-secret" };
+const callers = new Map<string, Caller>([
+  ["k-good", { kind: "workspace", workspaceId: "w1", keyId: "key1" }],
+  ["admin-secret", { kind: "admin", keyId: "admin" }],
+]);
+const resolveKey = async (t: string) => callers.get(t) ?? null;
 
 describe("io socket auth", () => {
   it("accepts a workspace key and gives its workspace", async () => {
-    assert.deepEqual(await authenticateSocket({ token: "k-good" }, opts), {
+    assert.deepEqual(await authenticateSocket({ token: "k-good" }, resolveKey), {
       workspaceId: "w1",
       keyId: "key1",
       admin: false,
@@ -19,24 +23,21 @@ describe("io socket auth", () => {
   });
 
   it("refuses a missing or unknown key with a clear message and a stable type", async () => {
-    await assert.rejects(authenticateSocket(undefined, opts), (e: any) => {
+    await assert.rejects(authenticateSocket(undefined, resolveKey), (e: any) => {
       return e.message === MISSING_TOKEN_MESSAGE && e.data.type === "UNAUTHORIZED" && e.data.code === 401;
     });
-    await assert.rejects(authenticateSocket({ token: "nope" }, opts), { message: INVALID_TOKEN_MESSAGE });
+    await assert.rejects(authenticateSocket({ token: "nope" }, resolveKey), {
+      message: INVALID_TOKEN_MESSAGE,
+    });
   });
 
   it("lets the admin key connect to a named workspace only", async () => {
-    assert.deepEqual(await authenticateSocket({ token: "admin-secret", workspaceId: "w9" }, opts), {
+    assert.deepEqual(await authenticateSocket({ token: "admin-secret", workspaceId: "w9" }, resolveKey), {
       workspaceId: "w9",
+      keyId: "admin",
       admin: true,
     });
-    await assert.rejects(authenticateSocket({ token: "admin-secret" }, opts), /must name a workspace/);
-  });
-
-  it("does not treat an empty admin key as a key", async () => {
-    await assert.rejects(authenticateSocket({ token: "x" }, { ...opts, adminApiKey: "" }), {
-      message: INVALID_TOKEN_MESSAGE,
-    });
+    await assert.rejects(authenticateSocket({ token: "admin-secret" }, resolveKey), /must name a workspace/);
   });
 });
 
