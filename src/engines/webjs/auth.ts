@@ -1,0 +1,160 @@
+// Our whatsapp-web.js auth strategy over the AuthStore (not the stock RemoteAuth, whose path handling
+// changed across 1.34.x and which deletes the remote session on any non-transient disconnect).
+// The browser profile of a session lives in its own directory; the part of it that holds WhatsApp's
+// credentials (IndexedDB and Local Storage) travels to MongoDB as a gzipped tar blob.
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import type { Client } from "whatsapp-web.js";
+import type { AuthStore } from "../../store/auth-store.ts";
+import type { EngineOptions } from "../base.ts";
+
+const require = createRequire(import.meta.url);
+// Not exported by the package's index; it is the documented base of every strategy.
+const BaseAuthStrategy: new () => {
+  client?: Client;
+} = require("whatsapp-web.js/src/authStrategies/BaseAuthStrategy.js");
+
+/** Profile paths (relative to the user data dir) that hold a linked device's credentials. */
+export const PROFILE_SUBSET = ["Default/IndexedDB", "Default/Local Storage"];
+
+function run(cmd: string, args: string[], input?: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    let err = "";
+    child.stdout.on("data", (b: Buffer) => out.push(b));
+    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    child.once("error", reject);
+    child.once("close", (code) => {
+      // GNU tar exits 1 when a file changed while it was read (a live profile); the archive is usable.
+      if (code === 0 || (code === 1 && cmd === "tar" && args[0] === "-czf")) resolve(Buffer.concat(out));
+      else reject(new Error(`${cmd} exited ${code}: ${err.trim().slice(-500)}`));
+    });
+    child.stdin.end(input);
+  });
+}
+
+/** The credential subset of a profile as a .tar.gz, or null when the profile holds none yet. */
+export async function packProfile(userDataDir: string): Promise<Buffer | null> {
+  const present = PROFILE_SUBSET.filter((p) => existsSync(join(userDataDir, p)));
+  if (present.length === 0) return null;
+  return run("tar", ["-czf", "-", "--warning=no-file-changed", "-C", userDataDir, ...present]);
+}
+
+/** Unpacks a blob made by packProfile into `userDataDir`. */
+export async function unpackProfile(userDataDir: string, blob: Buffer): Promise<void> {
+  await mkdir(userDataDir, { recursive: true });
+  await run("tar", ["-xzf", "-", "-C", userDataDir], blob);
+}
+
+export interface ProfileAuthOptions {
+  sessionId: string;
+  userDataDir: string;
+  authStore: AuthStore;
+  /** Periodic save while connected. @default 300000 */
+  saveIntervalMs: number;
+  logger?: EngineOptions["logger"];
+}
+
+/**
+ * whatsapp-web.js calls these hooks; the engine calls `restore()` before it launches Chromium (it
+ * launches the browser itself) and `save()` when it wants the state persisted now.
+ */
+export class ProfileAuthStrategy extends BaseAuthStrategy {
+  /** A profile came from the AuthStore at the last restore. */
+  restored = false;
+  /** The device was unlinked: nothing may be saved any more. */
+  private loggedOut = false;
+  private timer: NodeJS.Timeout | null = null;
+  private saving: Promise<boolean> = Promise.resolve(false);
+
+  constructor(private readonly opts: ProfileAuthOptions) {
+    super();
+  }
+
+  /** Unpacks the saved profile subset, if any, into the (fresh) profile directory. */
+  async restore(): Promise<boolean> {
+    await mkdir(this.opts.userDataDir, { recursive: true });
+    const blob = await this.opts.authStore.load(this.opts.sessionId);
+    this.restored = false;
+    if (!blob) return false;
+    try {
+      await unpackProfile(this.opts.userDataDir, blob);
+      this.restored = true;
+    } catch (err) {
+      // e.g. a blob of another engine: start as a new device rather than not at all.
+      this.opts.logger?.warn(`auth state of ${this.opts.sessionId} is not a webjs profile, ignored:`, err);
+    }
+    return this.restored;
+  }
+
+  /** Saves the profile subset now (serialized: one save at a time). False when there was nothing to save. */
+  save(): Promise<boolean> {
+    this.saving = this.saving
+      .catch(() => false)
+      .then(async () => {
+        if (this.loggedOut) return false;
+        const blob = await packProfile(this.opts.userDataDir);
+        if (!blob || this.loggedOut) return false;
+        await this.opts.authStore.save(this.opts.sessionId, blob);
+        return true;
+      });
+    return this.saving;
+  }
+
+  stopPeriodicSave(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  // ---- whatsapp-web.js hooks ----
+
+  async afterBrowserInitialized(): Promise<void> {
+    // Connected over DevTools, whatsapp-web.js opens a tab of its own: close Chromium's initial one.
+    const client = this.client as any;
+    const pages: any[] = (await client?.pupBrowser?.pages?.()) ?? [];
+    await Promise.all(pages.filter((p) => p !== client.pupPage).map((p) => p.close().catch(() => undefined)));
+  }
+
+  async onAuthenticationNeeded() {
+    if (this.restored) {
+      // The restored device is no longer linked: its state is worthless. A new QR follows.
+      this.opts.logger?.warn(
+        `saved auth state of ${this.opts.sessionId} is no longer linked; a new QR follows`,
+      );
+      this.restored = false;
+      await this.opts.authStore.delete(this.opts.sessionId).catch(() => undefined);
+    }
+    return { failed: false, restart: false, failureEventPayload: undefined };
+  }
+
+  async getAuthEventPayload(): Promise<void> {}
+
+  async afterAuthReady(): Promise<void> {
+    this.loggedOut = false;
+    await this.save().catch((err) => this.opts.logger?.warn(`saving auth state failed:`, err));
+    this.stopPeriodicSave();
+    this.timer = setInterval(() => {
+      this.save().catch((err) => this.opts.logger?.warn(`periodic auth state save failed:`, err));
+    }, this.opts.saveIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Called by whatsapp-web.js before it reports a non-transient state; the state stays saved. */
+  async disconnect(): Promise<void> {}
+
+  async destroy(): Promise<void> {
+    this.stopPeriodicSave();
+  }
+
+  async beforeBrowserInitialized(): Promise<void> {}
+
+  async logout(): Promise<void> {
+    this.loggedOut = true;
+    this.stopPeriodicSave();
+    await this.opts.authStore.delete(this.opts.sessionId);
+  }
+}

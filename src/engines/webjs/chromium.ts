@@ -1,0 +1,246 @@
+// Launching and killing one session's Chromium. We spawn Chromium ourselves (whatsapp-web.js then
+// connects over the DevTools socket) so that we hold its pid and process group from the first moment:
+// stop() can then always kill everything, even when whatsapp-web.js's destroy() throws or hangs, and
+// a crash is seen as the process's own exit.
+import { spawn, type ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+
+/** Flags for Debian's Chromium in a container (ENVIRONMENT.md), plus headless remote debugging. */
+export const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-dev-shm-usage",
+  "--disable-background-networking",
+  "--no-first-run",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-extensions",
+  "--disable-blink-features=AutomationControlled",
+  "--mute-audio",
+  "--remote-debugging-port=0",
+];
+
+export interface LaunchOptions {
+  /** Chromium binary. */
+  executablePath: string;
+  /** The session's own profile directory (`--user-data-dir`); also marks every process of the session. */
+  userDataDir: string;
+  /** Extra flags (e.g. `--host-resolver-rules=…` for a local stand-in of WhatsApp Web). */
+  extraArgs?: string[];
+  /** How long to wait for the DevTools endpoint. @default 30000 */
+  timeoutMs?: number;
+  /** Aborting kills the browser and rejects the launch (a stop() during a start). */
+  signal?: AbortSignal;
+}
+
+export interface LaunchedChromium {
+  pid: number;
+  wsEndpoint: string;
+  child: ChildProcess;
+  /** Resolves with the exit code/signal when the browser process ends. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export class ChromiumLaunchError extends Error {}
+
+/**
+ * Spawns Chromium in a process group of its own (`detached`), with its crash handler's database inside
+ * the profile (XDG_CONFIG_HOME) so that every process it starts names the profile on its command line.
+ */
+export function launchChromium(opts: LaunchOptions): Promise<LaunchedChromium> {
+  const args = [
+    ...CHROMIUM_FLAGS,
+    ...(opts.extraArgs ?? []),
+    `--user-data-dir=${opts.userDataDir}`,
+    "about:blank",
+  ];
+  const child = spawn(opts.executablePath, args, {
+    detached: true,
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, XDG_CONFIG_HOME: join(opts.userDataDir, ".config") },
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("exit", (code, signal) => resolve({ code, signal }));
+    child.once("error", () => resolve({ code: null, signal: null }));
+  });
+  return new Promise((resolve, reject) => {
+    let stderr = "";
+    const timer = setTimeout(
+      () => fail(new ChromiumLaunchError(`Chromium did not open DevTools in ${opts.timeoutMs ?? 30000} ms`)),
+      opts.timeoutMs ?? 30000,
+    );
+    const onData = (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const match = /DevTools listening on (ws:\/\/\S+)/.exec(stderr);
+      if (match) {
+        done();
+        child.stderr?.resume(); // keep draining so Chromium never blocks on a full pipe
+        resolve({ pid: child.pid!, wsEndpoint: match[1], child, exited });
+      } else if (stderr.length > 64_000) stderr = stderr.slice(-16_000);
+    };
+    const onError = (err: Error) => fail(new ChromiumLaunchError(`Chromium could not start: ${err.message}`));
+    const onExit = (code: number | null, signal: string | null) =>
+      fail(
+        new ChromiumLaunchError(
+          `Chromium exited during launch (code ${code}, signal ${signal}): ${lastLines(stderr)}`,
+        ),
+      );
+    const onAbort = () => fail(new ChromiumLaunchError("Chromium launch aborted"));
+    const done = () => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
+      child.stderr?.off("data", onData);
+      child.off("error", onError);
+      child.off("exit", onExit);
+    };
+    const fail = (err: Error) => {
+      done();
+      if (child.pid) killProcessGroup(child.pid);
+      reject(err);
+    };
+    child.stderr?.on("data", onData);
+    child.once("error", onError);
+    child.once("exit", onExit);
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener("abort", onAbort);
+  });
+}
+
+function lastLines(text: string, n = 3): string {
+  return text.trim().split("\n").slice(-n).join(" | ");
+}
+
+export function killProcessGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, "SIGKILL");
+  } catch {
+    // the group is already gone
+  }
+}
+
+interface ProcInfo {
+  pid: number;
+  ppid: number;
+  state: string;
+}
+
+function readStat(pid: number): ProcInfo | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // "pid (comm) state ppid …" — comm may contain spaces and parentheses.
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { pid, state: rest[0], ppid: Number(rest[1]) };
+  } catch {
+    return null;
+  }
+}
+
+function allPids(): number[] {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number);
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+  } catch {
+    return "";
+  }
+}
+
+/** Live (non-zombie) processes whose command line names `marker` (a session's profile directory). */
+export function processesMentioning(marker: string): number[] {
+  return allPids().filter((pid) => {
+    if (pid === process.pid) return false;
+    const stat = readStat(pid);
+    if (stat === null || stat.state === "Z") return false;
+    // The marker as a whole path: "/p/s1" must not match the processes of "/p/s10".
+    const cmd = `${cmdline(pid)} `;
+    return cmd.includes(`${marker} `) || cmd.includes(`${marker}/`);
+  });
+}
+
+/** Live descendants of `root` (children, grandchildren, …), found through /proc. */
+export function descendantsOf(root: number): number[] {
+  const byParent = new Map<number, number[]>();
+  for (const pid of allPids()) {
+    const stat = readStat(pid);
+    if (!stat || stat.state === "Z") continue;
+    const list = byParent.get(stat.ppid) ?? [];
+    list.push(pid);
+    byParent.set(stat.ppid, list);
+  }
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length) {
+    for (const child of byParent.get(queue.shift()!) ?? []) {
+      out.push(child);
+      queue.push(child);
+    }
+  }
+  return out;
+}
+
+/**
+ * Kills every process of a session: the process group of the browser, its descendants (collected
+ * before anything dies, since orphans are re-parented), and as a last resort every process whose
+ * command line names the profile directory (Chromium's crash handler daemonizes out of the group).
+ * Resolves once none is alive, or throws after `timeoutMs`.
+ */
+export async function killSessionProcesses(
+  userDataDir: string,
+  browserPid?: number,
+  timeoutMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const victims = new Set<number>(processesMentioning(userDataDir));
+    if (browserPid && readStat(browserPid)?.state) {
+      victims.add(browserPid);
+      for (const pid of descendantsOf(browserPid)) victims.add(pid);
+    }
+    if (victims.size === 0) return;
+    if (browserPid) killProcessGroup(browserPid);
+    for (const pid of victims) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `processes of ${userDataDir} still alive after ${timeoutMs} ms: ${[...victims].join(", ")}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Chromium's profile lock files; a stale SingletonLock makes the next launch on this profile refuse. */
+export function removeSingletonFiles(userDataDir: string): void {
+  for (const name of ["SingletonLock", "SingletonSocket", "SingletonCookie", "DevToolsActivePort"]) {
+    rmSync(join(userDataDir, name), { force: true });
+  }
+}
+
+/** Resident memory of processes, from /proc: RSS (double-counts shared pages) and PSS (does not). */
+export function memoryOf(pids: number[]): { rssKb: number; pssKb: number; processes: number } {
+  let rssKb = 0;
+  let pssKb = 0;
+  let processes = 0;
+  for (const pid of pids) {
+    try {
+      const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+      rssKb += Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+      pssKb += Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+      processes++;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return { rssKb, pssKb, processes };
+}

@@ -1,0 +1,511 @@
+// The `webjs` engine's lifecycle: profile restore → Chromium launch → whatsapp-web.js on top, with a
+// startup watchdog, crash restarts with backoff, and a stop() that always leaves nothing behind.
+// Event translation lives in events.ts, the auth strategy in auth.ts, process handling in chromium.ts.
+import { rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import wweb from "whatsapp-web.js";
+import { InvalidStateError } from "../../errors.ts";
+import type { FailureReason } from "../../lifecycle/states.ts";
+import { BaseEngine, type EngineOptions } from "../base.ts";
+import { ProfileAuthStrategy } from "./auth.ts";
+import {
+  killSessionProcesses,
+  launchChromium,
+  ChromiumLaunchError,
+  removeSingletonFiles,
+  type LaunchedChromium,
+} from "./chromium.ts";
+import {
+  classifyDisconnect,
+  classifyStartError,
+  classifyState,
+  QrPolicyTracker,
+  readyInfoOf,
+  toChatId,
+  toIncomingMessage,
+} from "./events.ts";
+
+/** Knobs of the webjs engine beyond EngineOptions (tests shorten them). */
+export interface WebjsTuning {
+  /** Periodic auth state save while connected. @default 300000 */
+  saveIntervalMs?: number;
+  /** First restart delay after a crash; doubles per crash. @default 1000 */
+  restartBackoffMs?: number;
+  /** Crashes tolerated within `crashWindowMs`; one more is `failed/browser_crashed`. @default 3 */
+  maxCrashes?: number;
+  /** @default 600000 */
+  crashWindowMs?: number;
+  /** How long whatsapp-web.js's destroy() may take before the processes are killed. @default 3000 */
+  destroyTimeoutMs?: number;
+  /** Chromium must open DevTools within this. @default 30000 */
+  launchTimeoutMs?: number;
+  /** Extra Chromium flags (e.g. `--host-resolver-rules` towards a local stand-in of WhatsApp Web). */
+  chromiumArgs?: string[];
+}
+
+export type WebjsEngineOptions = EngineOptions & { webjs?: WebjsTuning };
+
+type Phase =
+  | "idle"
+  | "starting"
+  | "qr"
+  | "authenticated"
+  | "connected"
+  | "disconnected"
+  | "stopping"
+  | "stopped"
+  | "failed";
+
+const DEFAULTS: Required<Omit<WebjsTuning, "chromiumArgs">> = {
+  saveIntervalMs: 300_000,
+  restartBackoffMs: 1000,
+  maxCrashes: 3,
+  crashWindowMs: 600_000,
+  destroyTimeoutMs: 3000,
+  launchTimeoutMs: 30_000,
+};
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms))),
+  ]);
+}
+
+export class WebjsEngine extends BaseEngine {
+  readonly name = "webjs";
+  readonly userDataDir: string;
+  private readonly tuning: Required<Omit<WebjsTuning, "chromiumArgs">> & { chromiumArgs: string[] };
+  private readonly auth: ProfileAuthStrategy;
+  private readonly qrPolicy: QrPolicyTracker;
+  private phase: Phase = "idle";
+  /** Bumped whenever the current browser is abandoned: events and steps of older ones are ignored. */
+  private generation = 0;
+  private browser: LaunchedChromium | null = null;
+  private client: wweb.Client | null = null;
+  private abortLaunch: AbortController | null = null;
+  /** The launch in flight (profile restore + Chromium spawn); stop() waits for it to unwind. */
+  private launching: Promise<void> | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private qrTimer: NodeJS.Timeout | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private lastQr = "";
+  private pairingPhone = "";
+  private crashes: number[] = [];
+  private everReady = false;
+  private startSettled: (() => void) | null = null;
+  private stopping: Promise<void> | null = null;
+
+  constructor(opts: WebjsEngineOptions) {
+    super(opts);
+    this.tuning = { ...DEFAULTS, ...opts.webjs, chromiumArgs: opts.webjs?.chromiumArgs ?? [] };
+    this.userDataDir = join(opts.profileDir ?? join(tmpdir(), "switchboard-profiles"), opts.sessionId);
+    this.qrPolicy = new QrPolicyTracker(opts.qr);
+    this.auth = new ProfileAuthStrategy({
+      sessionId: opts.sessionId,
+      userDataDir: this.userDataDir,
+      authStore: opts.authStore,
+      saveIntervalMs: this.tuning.saveIntervalMs,
+      logger: opts.logger,
+    });
+  }
+
+  /** Pid of the session's Chromium while one runs (tests and metrics). */
+  get browserPid(): number | undefined {
+    return this.browser?.pid;
+  }
+
+  get status(): Phase {
+    return this.phase;
+  }
+
+  /**
+   * Restores the profile, launches Chromium and whatsapp-web.js, and resolves once that launch has
+   * finished: the page showed a QR, the session is authenticated, or the start failed (so the
+   * runtime's start queue really bounds concurrent Chromium launches).
+   */
+  async start(): Promise<void> {
+    if (this.phase !== "idle" && this.phase !== "stopped" && this.phase !== "failed") return;
+    if (this.stopping) await this.stopping;
+    this.phase = "starting";
+    this.crashes = [];
+    this.everReady = false;
+    this.qrPolicy.reset();
+    const settled = new Promise<void>((resolve) => (this.startSettled = resolve));
+    void this.launch();
+    await settled;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.stopping) {
+      const wasLive = this.phase !== "failed" && this.phase !== "stopped" && this.phase !== "idle";
+      if (wasLive) this.phase = "stopping";
+      this.stopping = this.shutdown({ save: wasLive && this.everReady }).finally(() => {
+        if (this.phase === "stopping") this.phase = "stopped";
+        this.stopping = null;
+      });
+    }
+    await this.stopping;
+  }
+
+  async logout(): Promise<void> {
+    const client = this.client;
+    const wasConnected = this.phase === "connected" && client !== null;
+    this.phase = "stopping"; // the LOGOUT navigation that follows is ours, not the phone's
+    this.generation++;
+    if (wasConnected) {
+      // Unlinks the device on WhatsApp's side, then closes the browser.
+      await withTimeout(
+        client.logout().catch((err) => this.opts.logger?.warn("whatsapp-web.js logout failed:", err)),
+        this.tuning.destroyTimeoutMs * 3,
+      );
+    }
+    await this.auth.logout();
+    await this.shutdown({ save: false });
+    this.phase = "stopped";
+    this.emit("logged_out");
+  }
+
+  async requestPairingCode(phoneNumber: string): Promise<string> {
+    const client = this.client;
+    if (this.phase !== "qr" || !client) {
+      throw new InvalidStateError(
+        `A pairing code needs a session waiting for a link (session is ${this.phase})`,
+      );
+    }
+    this.pairingPhone = phoneNumber.replace(/[^0-9]/g, "");
+    // The code also arrives as whatsapp-web.js's 'code' event, which we relay as `pairing_code`.
+    return client.requestPairingCode(this.pairingPhone);
+  }
+
+  async sendText(to: string, text: string): Promise<{ id: string }> {
+    const client = this.client;
+    if (this.phase !== "connected" || !client) {
+      throw new InvalidStateError(`Cannot send a message: the session is ${this.phase}`);
+    }
+    const sent = await client.sendMessage(toChatId(to), text);
+    return { id: sent.id._serialized };
+  }
+
+  async flushAuthState(): Promise<void> {
+    if (this.browser && this.everReady) await this.auth.save();
+  }
+
+  // ---- launch ----
+
+  private async launch(restart = false): Promise<void> {
+    const gen = ++this.generation;
+    this.armWatchdog(gen);
+    const abort = new AbortController();
+    this.abortLaunch = abort;
+    const run = async () => {
+      // A stale profile lock or a browser left by a crashed node process would block this launch.
+      await killSessionProcesses(this.userDataDir);
+      if (restart)
+        removeSingletonFiles(this.userDataDir); // the local profile is the newest state
+      else {
+        await rm(this.userDataDir, { recursive: true, force: true });
+        await this.auth.restore();
+      }
+      if (abort.signal.aborted) return;
+      this.browser = await launchChromium({
+        executablePath: this.opts.chromiumPath ?? "/usr/bin/chromium",
+        userDataDir: this.userDataDir,
+        extraArgs: this.tuning.chromiumArgs,
+        timeoutMs: this.tuning.launchTimeoutMs,
+        signal: abort.signal,
+      });
+      const browser = this.browser;
+      void browser.exited.then(() => this.onBrowserExit(gen, browser));
+    };
+    const step = run();
+    this.launching = step.catch(() => undefined);
+    try {
+      await step;
+    } catch (err) {
+      if (gen !== this.generation) return;
+      const reason: FailureReason =
+        err instanceof ChromiumLaunchError ? "browser_launch_failed" : "engine_error";
+      return this.fail(gen, reason, (err as Error).message);
+    } finally {
+      if (this.abortLaunch === abort) this.abortLaunch = null;
+      this.launching = null;
+    }
+    if (gen !== this.generation || !this.browser) return;
+    const client = this.createClient(gen, this.browser.wsEndpoint);
+    this.client = client;
+    try {
+      await client.initialize();
+      this.settleStart(); // whatsapp-web.js has loaded the page and waits for a link or a restore
+    } catch (err) {
+      if (gen !== this.generation) return;
+      // A browser that died makes initialize() fail too; that is a crash, handled by onBrowserExit.
+      const browser = this.browser;
+      if (browser && (await withTimeout(browser.exited, 1000)) !== undefined) return;
+      if (gen !== this.generation) return;
+      const { reason, message } = classifyStartError(err);
+      await this.fail(gen, reason, message);
+    }
+  }
+
+  private createClient(gen: number, browserWSEndpoint: string): wweb.Client {
+    const client = new wweb.Client({
+      authStrategy: this.auth as unknown as wweb.AuthStrategy,
+      puppeteer: { browserWSEndpoint, defaultViewport: null } as any,
+      // One more than our policy: we fail at the policy's end ourselves; this is the backstop.
+      qrMaxRetries: this.opts.qr.max + 1,
+      webVersionCache: { type: "none" },
+      authTimeoutMs: this.opts.startupTimeoutMs ?? 60_000,
+    });
+    this.guardInjection(client, gen);
+    const live = () => gen === this.generation;
+    client.on("qr", (qr: string) => live() && this.onQr(gen, qr));
+    client.on("code", (code: string) => {
+      if (live()) this.emit("pairing_code", { code, phoneNumber: this.pairingPhone });
+    });
+    client.on("authenticated", () => {
+      if (!live()) return;
+      this.clearWatchdog();
+      this.clearQrTimer();
+      this.phase = "authenticated";
+      this.emit("authenticated");
+      this.settleStart();
+    });
+    client.on("auth_failure", (message: unknown) => {
+      if (live()) void this.fail(gen, "auth_failure", `Authentication failed: ${String(message)}`);
+    });
+    client.on("ready", () => {
+      if (!live()) return;
+      this.clearWatchdog();
+      this.everReady = true;
+      this.crashes = [];
+      this.phase = "connected";
+      this.emit("ready", readyInfoOf(client.info as any));
+      this.settleStart();
+    });
+    client.on("change_state", (state: unknown) => {
+      if (!live()) return;
+      const outcome = classifyState(state);
+      if (outcome.kind === "connected" && this.phase === "disconnected" && client.info) {
+        this.phase = "connected";
+        this.emit("ready", readyInfoOf(client.info as any));
+      } else if (outcome.kind === "transient" && this.phase === "connected") {
+        this.phase = "disconnected";
+        this.emit("disconnected", outcome.state);
+      }
+    });
+    client.on("disconnected", (reason: unknown) => live() && this.onDisconnected(gen, reason));
+    client.on("message", (msg: any) => {
+      if (live() && !msg.fromMe) this.emit("message", toIncomingMessage(msg));
+    });
+    return client;
+  }
+
+  /**
+   * whatsapp-web.js re-injects from a 'framenavigated' listener whose rejection nobody handles; once
+   * we abandon a browser those rejections would crash the process. Outside our own initialize() call,
+   * an injection error of the live browser is reported as a failure instead.
+   */
+  private guardInjection(client: wweb.Client, gen: number): void {
+    const c = client as any;
+    const inject = c.inject.bind(client);
+    let initializing = true;
+    const initialize = c.initialize.bind(client);
+    c.initialize = async () => {
+      try {
+        return await initialize();
+      } finally {
+        initializing = false;
+      }
+    };
+    // Its own destroy() calls (after 'disconnected', after the last QR) are not awaited either.
+    const destroy = c.destroy.bind(client);
+    c.destroy = async () => {
+      try {
+        return await destroy();
+      } catch (err) {
+        if (gen === this.generation) throw err;
+      }
+    };
+    c.inject = async () => {
+      try {
+        return await inject();
+      } catch (err) {
+        if (initializing) throw err;
+        if (gen !== this.generation) return;
+        const browser = this.browser;
+        if (browser && (await withTimeout(browser.exited, 1000)) !== undefined) return;
+        if (gen === this.generation) void this.fail(gen, classifyStartError(err).reason, String(err));
+      }
+    };
+  }
+
+  // ---- event handling ----
+
+  private onQr(gen: number, raw: string): void {
+    this.lastQr = raw;
+    const event = this.qrPolicy.next(raw);
+    if (!event) return void this.qrTimeout(gen);
+    this.clearWatchdog();
+    this.phase = "qr";
+    this.emit("qr", event);
+    this.settleStart();
+    // WhatsApp Web rotates its QR by itself; when it has not by the expiry of ours, the same QR is
+    // shown again with a new expiry so the policy (count and timing) holds either way.
+    this.clearQrTimer();
+    this.qrTimer = setTimeout(
+      () => {
+        this.qrTimer = null;
+        if (gen !== this.generation) return;
+        if (this.qrPolicy.shown >= this.opts.qr.max) this.qrTimeout(gen);
+        else this.onQr(gen, this.lastQr);
+      },
+      Math.max(0, event.expiresAt - Date.now()),
+    );
+  }
+
+  private qrTimeout(gen: number): void {
+    void this.fail(gen, "qr_timeout", `QR code shown ${this.opts.qr.max} times without being scanned`);
+  }
+
+  private onDisconnected(gen: number, reason: unknown): void {
+    const outcome = classifyDisconnect(reason);
+    if (outcome.kind === "qr_timeout") return this.qrTimeout(gen);
+    this.generation++; // whatsapp-web.js destroys this browser itself: its exit is not a crash
+    if (outcome.kind === "logged_out") {
+      void (async () => {
+        this.phase = "stopping";
+        await this.auth.logout().catch((err) => this.opts.logger?.warn("deleting auth state failed:", err));
+        await this.shutdown({ save: false });
+        this.phase = "stopped";
+        this.emit("logged_out");
+      })();
+      return;
+    }
+    this.scheduleRestart("disconnected", outcome.reason);
+  }
+
+  private onBrowserExit(gen: number, browser: LaunchedChromium): void {
+    if (gen !== this.generation || this.browser !== browser) return;
+    if (this.phase === "stopping" || this.phase === "stopped" || this.phase === "failed") return;
+    this.generation++;
+    this.scheduleRestart("crash", `Chromium (pid ${browser.pid}) exited unexpectedly`);
+  }
+
+  /** A crash or a fatal WhatsApp state: restart on the local profile with backoff, within a budget. */
+  private scheduleRestart(cause: "crash" | "disconnected", why: string): void {
+    const gen = this.generation;
+    const now = Date.now();
+    this.crashes = this.crashes.filter((t) => now - t < this.tuning.crashWindowMs);
+    this.crashes.push(now);
+    this.clearWatchdog();
+    this.clearQrTimer();
+    const attempt = this.crashes.length;
+    if (attempt > this.tuning.maxCrashes) {
+      const reason: FailureReason = cause === "crash" ? "browser_crashed" : "engine_error";
+      void this.fail(gen, reason, `${why}; gave up after ${attempt} restarts`);
+      return;
+    }
+    this.opts.logger?.warn(
+      `session ${this.opts.sessionId}: ${why}; restart ${attempt} of ${this.tuning.maxCrashes}`,
+    );
+    if (this.phase !== "disconnected") {
+      this.phase = "disconnected";
+      this.emit("disconnected", cause === "crash" ? "browser_crashed" : why);
+    }
+    const delay = this.tuning.restartBackoffMs * 2 ** (attempt - 1);
+    void (async () => {
+      await this.dropBrowser();
+      if (gen !== this.generation) return;
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = null;
+        if (gen !== this.generation) return;
+        this.qrPolicy.reset();
+        void this.launch(true);
+      }, delay);
+    })();
+  }
+
+  // ---- teardown ----
+
+  private async fail(gen: number, reason: FailureReason, message: string): Promise<void> {
+    if (gen !== this.generation) return;
+    this.generation++;
+    this.phase = "failed";
+    // Processes first, so that once `failed` is visible nothing of the session runs any more.
+    await this.shutdown({ save: false });
+    this.phase = "failed";
+    this.emit("failed", reason, message);
+    this.settleStart();
+  }
+
+  /** Abandons the current browser (if any) and kills every process of the profile. */
+  private async dropBrowser(graceful = false): Promise<void> {
+    const client = this.client;
+    const browser = this.browser;
+    this.client = null;
+    this.browser = null;
+    this.auth.stopPeriodicSave();
+    if (client && graceful) {
+      // A clean close lets Chromium flush the profile; it may throw or hang when the page is gone.
+      await withTimeout(
+        client.destroy().catch(() => undefined),
+        this.tuning.destroyTimeoutMs,
+      );
+      if (browser) await withTimeout(browser.exited, this.tuning.destroyTimeoutMs);
+    }
+    await killSessionProcesses(this.userDataDir, browser?.pid);
+  }
+
+  /** Stops everything of this session: timers, a launch in flight, the browser; then saves and cleans. */
+  private async shutdown(opts: { save: boolean }): Promise<void> {
+    this.generation++;
+    this.clearWatchdog();
+    this.clearQrTimer();
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    this.abortLaunch?.abort();
+    if (this.launching) await this.launching;
+    await this.dropBrowser(true);
+    if (opts.save) {
+      // The browser has closed cleanly: the profile on disk is complete and consistent.
+      await this.auth.save().catch((err) => this.opts.logger?.warn("saving auth state on stop failed:", err));
+    }
+    removeSingletonFiles(this.userDataDir);
+    await rm(this.userDataDir, { recursive: true, force: true, maxRetries: 3 });
+    this.settleStart();
+  }
+
+  // ---- timers ----
+
+  private armWatchdog(gen: number): void {
+    this.clearWatchdog();
+    const ms = this.opts.startupTimeoutMs ?? 60_000;
+    this.watchdog = setTimeout(() => {
+      this.watchdog = null;
+      void this.fail(gen, "startup_timeout", `No QR code and no connection within ${ms} ms of the start`);
+    }, ms);
+  }
+
+  private clearWatchdog(): void {
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = null;
+  }
+
+  private clearQrTimer(): void {
+    if (this.qrTimer) clearTimeout(this.qrTimer);
+    this.qrTimer = null;
+  }
+
+  private settleStart(): void {
+    const settle = this.startSettled;
+    this.startSettled = null;
+    settle?.();
+  }
+}
+
+export function createWebjsEngine(opts: EngineOptions): WebjsEngine {
+  return new WebjsEngine(opts);
+}
