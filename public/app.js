@@ -60,6 +60,7 @@
     qrPlaceholder: $("qr-placeholder"),
     qrStatus: $("qr-status"),
     qrError: $("qr-error"),
+    qrDetail: $("qr-detail"),
     qrRetry: $("qr-retry"),
     qrClose: $("qr-close"),
   };
@@ -114,11 +115,11 @@
 
   // ---- words ----
 
+  /** The reason in words; the engine's own message is a detail shown apart (it is often technical). */
   function reasonText(reason, message) {
-    if (!reason && !message) return "";
-    const words = REASONS[reason] || (reason ? `Failed: ${String(reason).replace(/_/g, " ")}` : "");
-    if (!message || message === words) return words || message;
-    return words ? `${words}. (${message})` : message;
+    if (REASONS[reason]) return REASONS[reason];
+    if (reason) return `Failed: ${String(reason).replace(/_/g, " ")}`;
+    return message || "";
   }
 
   const statusText = (s) => STATUS_TEXT[s] || s || "Unknown";
@@ -237,6 +238,7 @@
     const reason = row.querySelector(".reason");
     reason.textContent =
       a.status === "failed" || a.status === "disconnected" ? reasonText(a.reason, a.message) : "";
+    reason.title = a.message || "";
     row.querySelector(".phone").textContent = a.phoneNumber || "";
     row.querySelector(".node").textContent = a.node || "";
     row.querySelector(".updated").textContent = timeText(a.updatedAt);
@@ -374,6 +376,7 @@
     el.qrFrame.dataset.state = a.status;
     el.qrRetry.hidden = true;
     el.qrError.textContent = "";
+    el.qrDetail.textContent = "";
     switch (a.status) {
       case "connected":
         el.accountsNotice.textContent = `${accountLabel(a)} is connected${a.phoneNumber ? ` as ${a.phoneNumber}` : ""}.`;
@@ -407,6 +410,8 @@
             : a.status === "logged_out"
               ? "The phone unlinked this device."
               : "This account is stopped.";
+        if (a.message && a.message !== el.qrError.textContent)
+          el.qrDetail.textContent = `Details: ${a.message}`;
         el.qrRetry.hidden = false;
         return;
       }

@@ -25,4 +25,9 @@ const broker = new ServiceBroker(
 );
 
 await broker.start();
+// Remote services become callable about a second after joining; wait for them (briefly: the console
+// must also open on a cluster that is half down, to look at what is left).
+await broker
+  .waitForServices(["cluster", "accounts"], 5000)
+  .catch(() => broker.logger.warn("cluster or accounts service not found yet; commands may fail"));
 broker.repl();

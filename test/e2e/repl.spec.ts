@@ -1,0 +1,165 @@
+// The operator's console for real: `tsx scripts/repl.ts` as its own process, configured only by the
+// environment, joins a running cluster (gateway + two workers over the run's NATS) and is driven
+// through its stdin; what `cluster`, `placement` and `accounts` print is checked against the cluster.
+import { strict as assert } from "node:assert";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { ROOT } from "../../src/dev/servers.ts";
+import { waitFor } from "../support/wait.ts";
+import { startSwitchboard, type RunningSwitchboard } from "./support.ts";
+
+/** A running console: what it printed so far, and a way to type a line and wait for the answer. */
+class ReplProcess {
+  output = "";
+  readonly exited: Promise<number | null>;
+  constructor(readonly child: ChildProcessWithoutNullStreams) {
+    child.stdout.on("data", (b: Buffer) => (this.output += b.toString()));
+    child.stderr.on("data", (b: Buffer) => (this.output += b.toString()));
+    this.exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+  }
+
+  /** Types `line` and resolves what was printed until `done` matches it. */
+  async run(line: string, done: RegExp, timeoutMs = 15000): Promise<string> {
+    const from = this.output.length;
+    this.child.stdin.write(`${line}\n`);
+    return waitFor(
+      () => {
+        const out = this.output.slice(from);
+        return done.test(out) ? out : undefined;
+      },
+      { what: `"${line}" to print ${done}; printed so far:\n${this.output}`, timeoutMs },
+    );
+  }
+}
+
+/** Rows of the first table in `out` (header line, dashed rule, rows), as header → cell maps. */
+function parseTable(out: string): Record<string, string>[] {
+  const lines = out.split("\n").map((l) => l.replace(/^.*?\$ /, "").trimEnd());
+  const rule = lines.findIndex((l) => /^-+( +-+)*$/.test(l));
+  assert.ok(rule > 0, `no table in:\n${out}`);
+  const headers = lines[rule - 1].trim().split(/\s+/);
+  const rows: Record<string, string>[] = [];
+  for (const line of lines.slice(rule + 1)) {
+    const cells = line.trim().split(/\s{2,}/);
+    if (cells.length !== headers.length) break;
+    rows.push(Object.fromEntries(headers.map((h, i) => [h, cells[i]])));
+  }
+  return rows;
+}
+
+describe("repl (npm run repl) against a real cluster", function () {
+  this.timeout(60000);
+  let sb: RunningSwitchboard;
+  let repl: ReplProcess;
+  const ws = `repl${randomBytes(3).toString("hex")}`;
+  let accountId = "";
+
+  before(async () => {
+    // Production QR timings: the account stays scanning for the whole test.
+    sb = await startSwitchboard({
+      workers: 2,
+      name: "repl",
+      shared: { qr: { firstTtlMs: 60000, refreshMs: 20000, max: 6 } },
+    });
+    // A workspace with one account: placed on a worker, one session running there.
+    const key = await sb.workspaceKey(ws);
+    accountId = (await sb.rest("POST", "/api/v1/accounts", key, { name: "console" })).id;
+    await waitFor(
+      async () => (await sb.rest("GET", `/api/v1/accounts/${accountId}`, key)).status === "qr_scanning",
+      { what: "the account to show a QR" },
+    );
+    const cfg = sb.gateway.options as unknown as { switchboard: { natsUrl: string; mongoUrl: string } };
+    const child = spawn(join(ROOT, "node_modules", ".bin", "tsx"), [join(ROOT, "scripts", "repl.ts")], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        NATS_URL: cfg.switchboard.natsUrl,
+        MONGO_URL: cfg.switchboard.mongoUrl,
+        NAMESPACE: sb.cluster.namespace,
+        HEARTBEAT_INTERVAL_MS: "1000",
+        HEARTBEAT_TIMEOUT_MS: "3000",
+        LOG_LEVEL: "warn",
+        NODE_ID: "",
+      },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    repl = new ReplProcess(child);
+    await waitFor(() => /switchboard \$/.test(repl.output), {
+      what: `the prompt; got:\n${repl.output}`,
+      timeoutMs: 30000,
+    });
+  });
+
+  after(async () => {
+    if (repl && repl.child.exitCode === null) repl.child.kill("SIGTERM");
+    await sb?.stop();
+  });
+
+  it("`cluster` lists every live worker with pid, host, capacity and its sessions", async () => {
+    const expected = (await sb.gateway.call("cluster.nodes", {})) as {
+      items: { nodeId: string; pid: number; capacity: number; sessions: number }[];
+    };
+    // The owner's liveness record counts the session within a lease renewal.
+    const placement = (await sb.gateway.call("cluster.placement", { workspaceId: ws })) as { node: string };
+    await waitFor(
+      async () => {
+        const nodes = (await sb.gateway.call("cluster.nodes", {})) as typeof expected;
+        return nodes.items.find((n) => n.nodeId === placement.node)?.sessions === 1;
+      },
+      { what: "the owner to report one session" },
+    );
+    const out = await repl.run("cluster", /\d+ node\(s\), \d+ session\(s\)/);
+    const rows = parseTable(out);
+    assert.deepEqual(
+      rows.map((r) => r.node),
+      expected.items.map((n) => n.nodeId).sort(),
+    );
+    for (const row of rows) {
+      const node = expected.items.find((n) => n.nodeId === row.node)!;
+      assert.equal(Number(row.pid), process.pid, "the workers run in the test process");
+      assert.equal(row.host, hostname());
+      assert.equal(Number(row.capacity), node.capacity);
+      assert.equal(Number(row.sessions), row.node === placement.node ? 1 : 0);
+      assert.equal(row.draining, "no");
+      assert.match(row.services, /session/);
+    }
+    assert.match(out, /2 node\(s\), 1 session\(s\)/);
+  });
+
+  it("`placement <ws>` names the owner and epoch the placement table holds", async () => {
+    const placement = (await sb.gateway.call("cluster.placement", { workspaceId: ws })) as {
+      node: string;
+      epoch: number;
+    };
+    const out = await repl.run(`placement ${ws}`, /epoch\s+\d+/);
+    assert.match(out, new RegExp(`workspace\\s+${ws}\\n`));
+    assert.match(out, new RegExp(`node\\s+${placement.node}\\n`));
+    assert.match(out, new RegExp(`epoch\\s+${placement.epoch}\\n`));
+    // …and that owner is where the session actually runs.
+    const local = (await sb.gateway.call("session.local", {}, { nodeID: placement.node })) as {
+      accountId: string;
+    }[];
+    assert.ok(local.some((s) => s.accountId === accountId));
+  });
+
+  it("`placement` of a workspace never seen says it is not placed", async () => {
+    const out = await repl.run("placement nobody-here", /not placed|error/);
+    assert.match(out, /workspace nobody-here is not placed/);
+  });
+
+  it("`accounts <ws>` lists the workspace's accounts with their status", async () => {
+    const out = await repl.run(`accounts ${ws}`, new RegExp(accountId));
+    const rows = parseTable(out);
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].id, accountId);
+    assert.equal(rows[0].name, "console");
+    assert.equal(rows[0].status, "qr_scanning");
+  });
+
+  it("`quit` stops the console's broker and exits 0", async () => {
+    repl.child.stdin.write("quit\n");
+    assert.equal(await repl.exited, 0);
+  });
+});

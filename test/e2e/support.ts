@@ -1,0 +1,109 @@
+// A real Switchboard cluster for the browser and console tests: one gateway node (api, io, accounts)
+// and worker nodes (session) built by createNodeBroker exactly as `npm start` builds them, joined to the
+// run's real NATS and MongoDB-wire server, the gateway's HTTP server on a free port.
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import type { ServiceBroker } from "moleculer";
+import { ROOT } from "../../src/dev/servers.ts";
+import { createNodeBroker } from "../../src/node.ts";
+import { TestCluster, type ConfigOverrides } from "../support/cluster.ts";
+import { waitFor } from "../support/wait.ts";
+
+/** Screenshots and other files a test leaves for people to look at (git-ignored). */
+export const ARTIFACTS_DIR = join(ROOT, "artifacts", "e2e");
+
+export function artifactPath(name: string): string {
+  mkdirSync(ARTIFACTS_DIR, { recursive: true });
+  return join(ARTIFACTS_DIR, name);
+}
+
+export interface RunningSwitchboard {
+  cluster: TestCluster;
+  gateway: ServiceBroker;
+  workers: ServiceBroker[];
+  baseUrl: string;
+  adminKey: string;
+  /** REST call with a key; resolves the parsed body, rejects with status and body on an error. */
+  rest<T = any>(method: string, path: string, key: string, body?: unknown): Promise<T>;
+  /** A new workspace key (admin route). */
+  workspaceKey(workspaceId: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export interface SwitchboardOptions {
+  workers?: number;
+  /** Config of every node (e.g. QR timings). */
+  shared?: ConfigOverrides;
+  name?: string;
+}
+
+function gatewayPort(broker: ServiceBroker): number {
+  const api = broker.getLocalService("api") as unknown as { server?: { address(): AddressInfo | null } };
+  const address = api?.server?.address();
+  if (!address) throw new Error("the api service has no listening HTTP server");
+  return address.port;
+}
+
+export async function startSwitchboard(opts: SwitchboardOptions = {}): Promise<RunningSwitchboard> {
+  const adminKey = `admin-${randomBytes(12).toString("hex")}`;
+  const cluster = new TestCluster({ adminApiKey: adminKey, ...opts.shared }, opts.name ?? "e2e");
+  const workerIds = Array.from({ length: opts.workers ?? 2 }, (_, i) => `worker-${i + 1}`);
+  const gateway = await createNodeBroker(
+    cluster.config("gateway", { services: ["api", "io", "accounts"], port: 0 }),
+  );
+  const workers: ServiceBroker[] = [];
+  for (const id of workerIds)
+    workers.push(await createNodeBroker(cluster.config(id, { services: ["session"] })));
+  cluster.brokers.push(gateway, ...workers);
+  try {
+    await cluster.start();
+    // Every worker must be live in the placement layer before the first workspace is placed.
+    await waitFor(
+      async () => {
+        const nodes = (await gateway.call("cluster.nodes", {})) as { items: { nodeId: string }[] };
+        return workerIds.every((id) => nodes.items.some((n) => n.nodeId === id));
+      },
+      { what: "every worker to be listed by cluster.nodes", timeoutMs: 15000 },
+    );
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  const baseUrl = `http://127.0.0.1:${gatewayPort(gateway)}`;
+
+  async function rest<T>(method: string, path: string, key: string, body?: unknown): Promise<T> {
+    const res = await fetch(baseUrl + path, {
+      method,
+      headers: {
+        authorization: `Bearer ${key}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    const data = text ? JSON.parse(text) : null;
+    if (!res.ok) {
+      throw Object.assign(new Error(`${method} ${path} → ${res.status} ${text}`), {
+        status: res.status,
+        data,
+      });
+    }
+    return data as T;
+  }
+
+  return {
+    cluster,
+    gateway,
+    workers,
+    baseUrl,
+    adminKey,
+    rest,
+    async workspaceKey(workspaceId: string) {
+      const r = await rest<{ key: string }>("POST", `/api/v1/workspaces/${workspaceId}/keys`, adminKey, {});
+      return r.key;
+    },
+    stop: () => cluster.stop(),
+  };
+}
