@@ -10,6 +10,7 @@ import { placeAll, type PlacementNode } from "../src/sharding/hrw.ts";
 import { PlacementMirror } from "../src/sharding/mirror.ts";
 import { attachMirror } from "../src/sharding/placement.ts";
 import { WorkspaceShardStrategy } from "../src/sharding/strategy.ts";
+import type { BenchArgs, BenchResult } from "./index.ts";
 
 const WORKSPACES = 10000;
 const SIZES = [4, 8, 16];
@@ -110,7 +111,7 @@ function selectNsPerOp(placed: boolean): number {
   return Math.round(ns);
 }
 
-export async function run(): Promise<Record<string, unknown>> {
+export async function run(_args?: BenchArgs): Promise<BenchResult> {
   const results: Record<string, Record<string, unknown>> = {};
   const bars: Record<string, boolean> = {};
   for (const n of SIZES) {

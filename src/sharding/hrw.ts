@@ -207,14 +207,34 @@ export class HrwIndex {
   /** Index (into the node list) of the top-ranked node, ignoring loads; -1 when empty. */
   topIndex(workspaceId: string): number {
     const ws = hash64(workspaceId);
+    if (!this.uniform) {
+      let best = -1;
+      let bestScore = -Infinity;
+      for (let i = 0; i < this.ids.length; i++) {
+        const s = hrwScore(ws, this.hashes[i], this.weights[i]);
+        if (s > bestScore || (s === bestScore && best >= 0 && this.ids[i] < this.ids[best])) {
+          best = i;
+          bestScore = s;
+        }
+      }
+      return best;
+    }
+    // Equal weights: compare u by its high 21 bits (one mix per node, as in pairUniform) and compute
+    // the full 53-bit u only on a tie of those bits.
+    const w0 = ws[0];
+    const w1 = ws[1];
     let best = -1;
-    let bestScore = -Infinity;
-    const uniform = this.uniform;
+    let bestHigh = -1;
     for (let i = 0; i < this.ids.length; i++) {
-      const s = uniform ? pairUniform(ws, this.hashes[i]) : hrwScore(ws, this.hashes[i], this.weights[i]);
-      if (s > bestScore || (s === bestScore && best >= 0 && this.ids[i] < this.ids[best])) {
+      const h = this.hashes[i];
+      const high = fmix32(((w0 ^ h[0]) + Math.imul(w1 ^ h[1], 0x9e3779b1)) | 0) >>> 11;
+      if (high > bestHigh) {
         best = i;
-        bestScore = s;
+        bestHigh = high;
+      } else if (high === bestHigh) {
+        const u = pairUniform(ws, h);
+        const bu = pairUniform(ws, this.hashes[best]);
+        if (u > bu || (u === bu && this.ids[i] < this.ids[best])) best = i;
       }
     }
     return best;
