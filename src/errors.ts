@@ -87,3 +87,10 @@ export class ForbiddenError extends Errors.MoleculerClientError {
     super(message, 403, ERR_FORBIDDEN);
   }
 }
+
+/** This node is not (or no longer) the fenced owner of the account's workspace. */
+export class NotOwnerError extends Errors.MoleculerRetryableError {
+  constructor(accountId: string, node: string, data?: unknown) {
+    super(`Node '${node}' does not own account '${accountId}'`, 409, ERR_NOT_OWNER, data);
+  }
+}

@@ -1,0 +1,285 @@
+// `accounts`: the account registry (DESIGN.md, "Services"). Stateless, runs anywhere; validates
+// tenancy (an account of another workspace is a 404, never a 403) and asks `session.*` for anything
+// that touches a live engine. REST and Socket.IO reach accounts only through these actions.
+import { randomBytes } from "node:crypto";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { mongoMixin, type MongoVars } from "../mixins/mongo.mixin.ts";
+import {
+  SIMULATE_ACTIONS,
+  WORKSPACE_ID_PATTERN,
+  toAccountView,
+  type AccountDoc,
+  type AccountParams,
+  type AccountView,
+  type QrView,
+  type SimulateAction,
+  type WorkspaceParams,
+} from "../src/accounts/types.ts";
+import { configOf } from "../src/config.ts";
+import { NotFoundError, NotImplementedByEngine } from "../src/errors.ts";
+import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
+import { AccountsRepo } from "../src/store/accounts-repo.ts";
+import { GridFsAuthStore } from "../src/store/auth-store.ts";
+
+export interface CreateAccountParams extends WorkspaceParams {
+  /** @default "Account <last 4 of id>" */
+  name?: string;
+  /** @default configOf(broker).engine (ENGINE) */
+  engine?: string;
+}
+export type ListAccountsParams = WorkspaceParams;
+export type GetAccountParams = AccountParams;
+export interface PairingCodeParams extends AccountParams {
+  phoneNumber: string;
+}
+export interface SendTextParams extends AccountParams {
+  to: string;
+  text: string;
+}
+export interface SimulateParams extends AccountParams {
+  action: SimulateAction;
+  phoneNumber?: string;
+  from?: string;
+  text?: string;
+}
+export type AccountSnapshotItem = AccountView & { qr?: QrView };
+
+export type AccountsSettings = Record<string, never>;
+
+interface AccountsVars extends MongoVars {
+  repo: AccountsRepo;
+  authStore: GridFsAuthStore;
+}
+interface AccountsMethods {
+  ownAccount(params: AccountParams): Promise<AccountDoc>;
+  viewOf(params: AccountParams): Promise<AccountView>;
+  startSession(ctx: Context, doc: AccountDoc): Promise<void>;
+}
+type AccountsThis = Service<AccountsSettings> & AccountsVars & AccountsMethods;
+
+const workspaceId = { type: "string", pattern: WORKSPACE_ID_PATTERN };
+const id = { type: "string", min: 1, max: 64 };
+const phoneNumber = { type: "string", pattern: /^\+?[0-9]{6,16}$/ };
+const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+function randomChars(n: number): string {
+  let out = "";
+  for (const b of randomBytes(n)) out += ID_ALPHABET[b % ID_ALPHABET.length];
+  return out;
+}
+
+/** session.* params for an account. */
+function sessionParams(p: AccountParams) {
+  return { workspaceId: p.workspaceId, accountId: p.id };
+}
+
+const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, AccountsVars> = {
+  name: "accounts",
+  mixins: [mongoMixin()],
+
+  settings: {},
+
+  actions: {
+    create: {
+      params: {
+        workspaceId,
+        name: { type: "string", min: 1, max: 100, optional: true },
+        engine: { type: "string", min: 1, max: 32, optional: true },
+      },
+      async handler(this: AccountsThis, ctx: Context<CreateAccountParams>): Promise<AccountView> {
+        const engine = ctx.params.engine ?? configOf(this.broker).engine;
+        resolveEngine(engine);
+        const now = new Date();
+        const _id = `acc_${randomChars(16)}`;
+        const doc: AccountDoc = {
+          _id,
+          workspaceId: ctx.params.workspaceId,
+          sessionId: `${engine}_${ctx.params.workspaceId}_${Math.floor(now.getTime() / 1000)}_${randomChars(8)}`,
+          name: ctx.params.name ?? `Account ${_id.slice(-4)}`,
+          engine,
+          desiredState: "running",
+          status: "initializing",
+          reason: null,
+          message: null,
+          phoneNumber: null,
+          node: null,
+          epoch: null,
+          qr: null,
+          createdAt: now,
+          updatedAt: now,
+        };
+        await this.repo.insert(doc);
+        const view = toAccountView(doc);
+        await this.broker.broadcast("account.created", { account: view });
+        await this.startSession(ctx, doc);
+        return view;
+      },
+    },
+
+    list: {
+      params: { workspaceId },
+      async handler(this: AccountsThis, ctx: Context<ListAccountsParams>): Promise<{ items: AccountView[] }> {
+        return { items: (await this.repo.list(ctx.params.workspaceId)).map(toAccountView) };
+      },
+    },
+
+    get: {
+      params: { workspaceId, id },
+      async handler(this: AccountsThis, ctx: Context<GetAccountParams>): Promise<AccountView> {
+        return this.viewOf(ctx.params);
+      },
+    },
+
+    qr: {
+      params: { workspaceId, id },
+      async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<QrView> {
+        await this.ownAccount(ctx.params);
+        return ctx.call("session.qr", sessionParams(ctx.params));
+      },
+    },
+
+    pairingCode: {
+      params: { workspaceId, id, phoneNumber },
+      async handler(this: AccountsThis, ctx: Context<PairingCodeParams>): Promise<{ code: string }> {
+        await this.ownAccount(ctx.params);
+        return ctx.call("session.pairingCode", {
+          ...sessionParams(ctx.params),
+          phoneNumber: ctx.params.phoneNumber,
+        });
+      },
+    },
+
+    /** Stop + start: a linked account comes back `connected` from its saved auth state, with no QR. */
+    restart: {
+      params: { workspaceId, id },
+      async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<AccountView> {
+        await this.ownAccount(ctx.params);
+        await this.repo.setDesiredState(ctx.params.workspaceId, ctx.params.id, "running");
+        await ctx.call("session.stop", sessionParams(ctx.params));
+        await ctx.call("session.start", sessionParams(ctx.params));
+        return this.viewOf(ctx.params);
+      },
+    },
+
+    logout: {
+      params: { workspaceId, id },
+      async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<AccountView> {
+        await this.ownAccount(ctx.params);
+        await ctx.call("session.logout", sessionParams(ctx.params));
+        await this.repo.setDesiredState(ctx.params.workspaceId, ctx.params.id, "stopped");
+        return this.viewOf(ctx.params);
+      },
+    },
+
+    /** Stops the engine, deletes the auth state and the document, then broadcasts account.deleted. */
+    remove: {
+      params: { workspaceId, id },
+      async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<{ id: string; deleted: true }> {
+        const doc = await this.ownAccount(ctx.params);
+        await this.repo.setDesiredState(doc.workspaceId, doc._id, "stopped");
+        try {
+          await ctx.call("session.stop", sessionParams(ctx.params));
+        } catch (err) {
+          // Deleting the document fences out an engine we could not reach: its next write matches nothing.
+          this.logger.warn(`accounts.remove ${doc._id}: session.stop failed (${(err as Error).message})`);
+        }
+        await this.authStore.delete(doc.sessionId);
+        await this.repo.delete(doc.workspaceId, doc._id);
+        await this.broker.broadcast("account.deleted", {
+          accountId: doc._id,
+          workspaceId: doc.workspaceId,
+          sessionId: doc.sessionId,
+        });
+        return { id: doc._id, deleted: true };
+      },
+    },
+
+    sendText: {
+      params: {
+        workspaceId,
+        id,
+        to: { type: "string", min: 1, max: 128 },
+        text: { type: "string", min: 1, max: 65536 },
+      },
+      async handler(this: AccountsThis, ctx: Context<SendTextParams>): Promise<{ id: string }> {
+        await this.ownAccount(ctx.params);
+        const { to, text } = ctx.params;
+        return ctx.call("session.sendText", { ...sessionParams(ctx.params), to, text });
+      },
+    },
+
+    simulate: {
+      params: {
+        workspaceId,
+        id,
+        action: { type: "enum", values: SIMULATE_ACTIONS },
+        phoneNumber: { ...phoneNumber, optional: true },
+        from: { type: "string", min: 1, max: 128, optional: true },
+        text: { type: "string", min: 1, max: 65536, optional: true },
+      },
+      async handler(this: AccountsThis, ctx: Context<SimulateParams>): Promise<AccountView> {
+        const doc = await this.ownAccount(ctx.params);
+        if (!engineCapabilities(doc.engine).simulate) {
+          throw new NotImplementedByEngine(doc.engine, `simulate.${ctx.params.action}`);
+        }
+        const { action, phoneNumber: phone, from, text } = ctx.params;
+        await ctx.call("session.simulate", {
+          ...sessionParams(ctx.params),
+          action,
+          phoneNumber: phone,
+          from,
+          text,
+        });
+        return this.viewOf(ctx.params);
+      },
+    },
+
+    /** Every account of the workspace with its current QR (what a dashboard shows on connect). */
+    snapshot: {
+      params: { workspaceId },
+      async handler(
+        this: AccountsThis,
+        ctx: Context<WorkspaceParams>,
+      ): Promise<{ items: AccountSnapshotItem[] }> {
+        const docs = await this.repo.list(ctx.params.workspaceId);
+        return {
+          items: docs.map((doc) => {
+            const view: AccountSnapshotItem = toAccountView(doc);
+            if (doc.status === "qr_scanning" && doc.qr) view.qr = doc.qr;
+            return view;
+          }),
+        };
+      },
+    },
+  },
+
+  methods: {
+    async ownAccount(this: AccountsThis, params: AccountParams): Promise<AccountDoc> {
+      const doc = await this.repo.get(params.workspaceId, params.id);
+      if (!doc) throw new NotFoundError("Account", params.id);
+      return doc;
+    },
+
+    async viewOf(this: AccountsThis, params: AccountParams): Promise<AccountView> {
+      return toAccountView(await this.ownAccount(params));
+    },
+
+    /** Asks a worker to start the account. Failure is logged, not fatal: desiredState stays `running`,
+     * so a reconciler starts it when a worker can. */
+    async startSession(this: AccountsThis, ctx: Context, doc: AccountDoc): Promise<void> {
+      try {
+        await ctx.call("session.start", { workspaceId: doc.workspaceId, accountId: doc._id });
+      } catch (err) {
+        this.logger.warn(`accounts.create ${doc._id}: session.start failed (${(err as Error).message})`);
+      }
+    },
+  },
+
+  started(this: AccountsThis) {
+    this.repo = new AccountsRepo(this.db);
+    this.authStore = new GridFsAuthStore(this.db);
+  },
+};
+
+// Typed with its own vars and methods above; exported as a plain schema so any broker takes it.
+export default AccountsService as unknown as ServiceSchema<AccountsSettings>;

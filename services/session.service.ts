@@ -1,0 +1,271 @@
+// `session`: the live engines of this worker (DESIGN.md, "Services"). Every action takes
+// {workspaceId, accountId}; the session runtime (src/session/runtime.ts) does the work.
+// Until placement routes calls by workspace, a call may reach a worker that does not run the account:
+// it is then forwarded once to the node recorded on the account (`node`), when that node is up.
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { mongoMixin, type MongoVars } from "../mixins/mongo.mixin.ts";
+import {
+  SIMULATE_ACTIONS,
+  WORKSPACE_ID_PATTERN,
+  type AccountDoc,
+  type QrView,
+  type SessionParams,
+  type SimulateAction,
+} from "../src/accounts/types.ts";
+import { configOf } from "../src/config.ts";
+import { InvalidStateError, NotFoundError, NotImplementedByEngine } from "../src/errors.ts";
+import type { AccountStatus } from "../src/lifecycle/states.ts";
+import { SingleNodeOwnership } from "../src/session/ownership.ts";
+import { SessionRuntime, type LocalSessionInfo } from "../src/session/runtime.ts";
+import { AccountsRepo } from "../src/store/accounts-repo.ts";
+import { GridFsAuthStore } from "../src/store/auth-store.ts";
+
+export type SessionStartParams = SessionParams;
+export interface SessionPairingCodeParams extends SessionParams {
+  phoneNumber: string;
+}
+export interface SessionSendTextParams extends SessionParams {
+  to: string;
+  text: string;
+}
+export interface SessionSimulateParams extends SessionParams {
+  action: SimulateAction;
+  /** scan: the phone that links. @default a random number */
+  phoneNumber?: string;
+  /** message: the sender. */
+  from?: string;
+  /** message: the text. */
+  text?: string;
+}
+/** Result of start/stop/logout/status/simulate: where the account is and in what state. */
+export interface SessionStatusResult {
+  accountId: string;
+  status: AccountStatus;
+  /** True when an engine of this account runs on `node`. */
+  running: boolean;
+  node: string | null;
+}
+
+export interface SessionSettings {
+  /** Meta flag of a call forwarded to the account's node (forwarded at most once). */
+  forwardedMetaKey: string;
+}
+
+interface SessionVars extends MongoVars {
+  runtime: SessionRuntime;
+  repo: AccountsRepo;
+  authStore: GridFsAuthStore;
+}
+interface SessionMethods {
+  accountOf(ctx: Context<SessionParams>): Promise<AccountDoc>;
+  onOwner<T>(ctx: Context<SessionParams>, local: (doc: AccountDoc) => Promise<T>): Promise<T>;
+  statusOf(doc: AccountDoc): SessionStatusResult;
+}
+type SessionThis = Service<SessionSettings> & SessionVars & SessionMethods;
+
+const workspaceId = { type: "string", pattern: WORKSPACE_ID_PATTERN };
+const accountId = { type: "string", min: 1, max: 64 };
+const phoneNumber = { type: "string", pattern: /^\+?[0-9]{6,16}$/ };
+
+const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars> = {
+  name: "session",
+  mixins: [mongoMixin()],
+
+  settings: {
+    forwardedMetaKey: "sessionForwarded",
+  },
+
+  actions: {
+    start: {
+      params: { workspaceId, accountId },
+      async handler(this: SessionThis, ctx: Context<SessionStartParams>): Promise<SessionStatusResult> {
+        return this.onOwner(ctx, async (doc) => {
+          const info = await this.runtime.start(doc);
+          return { accountId: info.accountId, status: info.status, running: true, node: info.node };
+        });
+      },
+    },
+
+    stop: {
+      params: { workspaceId, accountId },
+      async handler(this: SessionThis, ctx: Context<SessionParams>): Promise<SessionStatusResult> {
+        return this.onOwner(ctx, async (doc) => {
+          const status = await this.runtime.stop(doc._id);
+          return status
+            ? { accountId: doc._id, status, running: false, node: this.broker.nodeID }
+            : this.statusOf(doc);
+        });
+      },
+    },
+
+    logout: {
+      params: { workspaceId, accountId },
+      async handler(this: SessionThis, ctx: Context<SessionParams>): Promise<SessionStatusResult> {
+        return this.onOwner(ctx, async (doc) => {
+          const status = await this.runtime.logout(doc._id);
+          if (status) return { accountId: doc._id, status, running: false, node: this.broker.nodeID };
+          // Not running anywhere reachable: unlinking is forgetting the saved auth state.
+          await this.authStore.delete(doc.sessionId);
+          return this.statusOf(doc);
+        });
+      },
+    },
+
+    status: {
+      params: { workspaceId, accountId },
+      async handler(this: SessionThis, ctx: Context<SessionParams>): Promise<SessionStatusResult> {
+        return this.onOwner(ctx, async (doc) => {
+          const info = this.runtime.info(doc._id);
+          return info
+            ? { accountId: doc._id, status: info.status, running: true, node: info.node }
+            : this.statusOf(doc);
+        });
+      },
+    },
+
+    qr: {
+      params: { workspaceId, accountId },
+      async handler(this: SessionThis, ctx: Context<SessionParams>): Promise<QrView> {
+        return this.onOwner(ctx, async (doc) => {
+          const qr = this.runtime.qr(doc._id);
+          if (!qr) {
+            const status = this.runtime.info(doc._id)?.status ?? doc.status;
+            throw new InvalidStateError(
+              `Account '${doc._id}' is not waiting for a QR scan (status ${status})`,
+              {
+                accountId: doc._id,
+                status,
+              },
+            );
+          }
+          return qr;
+        });
+      },
+    },
+
+    pairingCode: {
+      params: { workspaceId, accountId, phoneNumber },
+      async handler(this: SessionThis, ctx: Context<SessionPairingCodeParams>): Promise<{ code: string }> {
+        return this.onOwner(ctx, async (doc) => {
+          const { result } = await this.runtime.drive(doc._id, (e) =>
+            e.requestPairingCode(ctx.params.phoneNumber),
+          );
+          return { code: result };
+        });
+      },
+    },
+
+    sendText: {
+      params: {
+        workspaceId,
+        accountId,
+        to: { type: "string", min: 1, max: 128 },
+        text: { type: "string", min: 1, max: 65536 },
+      },
+      async handler(this: SessionThis, ctx: Context<SessionSendTextParams>): Promise<{ id: string }> {
+        return this.onOwner(ctx, async (doc) => {
+          const { result } = await this.runtime.drive(doc._id, (e) =>
+            e.sendText(ctx.params.to, ctx.params.text),
+          );
+          return result;
+        });
+      },
+    },
+
+    simulate: {
+      params: {
+        workspaceId,
+        accountId,
+        action: { type: "enum", values: SIMULATE_ACTIONS },
+        phoneNumber: { ...phoneNumber, optional: true },
+        from: { type: "string", min: 1, max: 128, optional: true },
+        text: { type: "string", min: 1, max: 65536, optional: true },
+      },
+      async handler(this: SessionThis, ctx: Context<SessionSimulateParams>): Promise<SessionStatusResult> {
+        const p = ctx.params;
+        return this.onOwner(ctx, async (doc) => {
+          const { status } = await this.runtime.drive(doc._id, async (engine) => {
+            const sim = engine.simulate;
+            if (!sim) throw new NotImplementedByEngine(engine.name, `simulate.${p.action}`);
+            if (p.action === "scan") return sim.scan(p.phoneNumber ?? randomPhoneNumber());
+            if (p.action === "disconnect") return sim.disconnect();
+            if (p.action === "logout") return sim.logout();
+            return sim.message(p.from ?? "15550000000", p.text ?? "");
+          });
+          return { accountId: doc._id, status, running: this.runtime.has(doc._id), node: this.broker.nodeID };
+        });
+      },
+    },
+
+    /** This node's running sessions (call with {nodeID}). */
+    local: {
+      params: {},
+      handler(this: SessionThis): LocalSessionInfo[] {
+        return this.runtime.local();
+      },
+    },
+  },
+
+  methods: {
+    async accountOf(this: SessionThis, ctx: Context<SessionParams>): Promise<AccountDoc> {
+      const doc = await this.repo.get(ctx.params.workspaceId, ctx.params.accountId);
+      if (!doc) throw new NotFoundError("Account", ctx.params.accountId);
+      return doc;
+    },
+
+    /** Runs `local` here, unless another live node runs (or last ran) the account: then forwards once. */
+    async onOwner<T>(
+      this: SessionThis,
+      ctx: Context<SessionParams>,
+      local: (doc: AccountDoc) => Promise<T>,
+    ): Promise<T> {
+      const doc = await this.accountOf(ctx);
+      const key = this.settings.forwardedMetaKey;
+      const meta = ctx.meta as Record<string, unknown>;
+      const elsewhere = doc.node && doc.node !== this.broker.nodeID && !this.runtime.has(doc._id);
+      if (elsewhere && !meta[key] && this.broker.registry.nodes.get(doc.node!)?.available) {
+        return ctx.call(ctx.action!.name!, ctx.params, {
+          nodeID: doc.node!,
+          meta: { [key]: true },
+        }) as Promise<T>;
+      }
+      return local(doc);
+    },
+
+    statusOf(this: SessionThis, doc: AccountDoc): SessionStatusResult {
+      return { accountId: doc._id, status: doc.status, running: false, node: doc.node ?? null };
+    },
+  },
+
+  started(this: SessionThis) {
+    const cfg = configOf(this.broker);
+    this.repo = new AccountsRepo(this.db);
+    this.authStore = new GridFsAuthStore(this.db);
+    this.runtime = new SessionRuntime({
+      nodeId: this.broker.nodeID,
+      repo: this.repo,
+      authStore: this.authStore,
+      ownership: new SingleNodeOwnership(this.broker.nodeID),
+      broadcast: (event, payload) => this.broker.broadcast(event, payload),
+      engine: {
+        qr: cfg.qr,
+        chromiumPath: cfg.chromiumPath,
+        profileDir: cfg.profileDir,
+        startupTimeoutMs: cfg.startupTimeoutMs,
+      },
+      startConcurrency: cfg.startConcurrency,
+      logger: this.logger,
+    });
+  },
+
+  async stopped(this: SessionThis) {
+    await this.runtime?.stopAll();
+  },
+};
+
+function randomPhoneNumber(): string {
+  return `1555${String(Math.floor(Math.random() * 1e7)).padStart(7, "0")}`;
+}
+
+// Typed with its own vars and methods above; exported as a plain schema so any broker takes it.
+export default SessionService as unknown as ServiceSchema<SessionSettings>;

@@ -1,0 +1,219 @@
+// The `simulated` engine: a faithful stand-in for whatsapp-web.js in tests, demos and load tests.
+// It follows the QR policy with real-looking payloads, "connects" when a scan is simulated, saves and
+// restores its auth state through the AuthStore like a real engine, and keeps only a handful of fields
+// per session (one pending timer at most), so thousands of sessions fit on one worker.
+import { randomBytes } from "node:crypto";
+import { InvalidStateError } from "../errors.ts";
+import { BaseEngine, type EngineOptions, type SimulationHooks } from "./base.ts";
+
+/** Delay before a simulated connection loss heals itself. */
+export const SIMULATED_RECONNECT_MS = 100;
+
+type Phase = "idle" | "starting" | "qr" | "authenticating" | "connected" | "disconnected" | "stopped";
+
+/** What a simulated device keeps in the AuthStore (a real engine keeps a browser profile there). */
+interface SimulatedAuthState {
+  engine: "simulated";
+  phoneNumber: string;
+  pushName: string;
+  keys: string;
+  savedAt: string;
+}
+
+const PAIRING_ALPHABET = "ABCDEFGHJKLMNPQRSTVWXYZ123456789";
+const PHONE_PATTERN = /^\+?[0-9]{6,16}$/;
+
+function key32(): string {
+  return randomBytes(32).toString("base64");
+}
+
+export class SimulatedEngine extends BaseEngine {
+  readonly name = "simulated";
+  private phase: Phase = "idle";
+  private qrSeq = 0;
+  /** The one pending step: next QR, QR timeout, restore, or reconnect. */
+  private timer: NodeJS.Timeout | null = null;
+  /** Bumped by stop/fail/logout so that work in flight (an AuthStore await) never emits afterwards. */
+  private generation = 0;
+  /** "noiseKey,identityKey,advSecret" of this device, as in WhatsApp's QR payload. */
+  private keys: string | null = null;
+  private phoneNumber: string | null = null;
+  private pushName: string | null = null;
+
+  constructor(opts: EngineOptions) {
+    super(opts);
+  }
+
+  /** Built on demand so an idle session carries no closures. */
+  get simulate(): SimulationHooks {
+    return {
+      scan: (phoneNumber) => this.scan(phoneNumber),
+      disconnect: () => this.disconnect(),
+      logout: () => this.phoneUnlinks(),
+      message: (from, text) => this.incoming(from, text),
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.phase !== "idle" && this.phase !== "stopped") return;
+    const gen = ++this.generation;
+    this.phase = "starting";
+    const saved = await this.opts.authStore.load(this.opts.sessionId);
+    if (gen !== this.generation) return;
+    if (saved) this.later(0, () => this.restore(saved));
+    else {
+      this.keys = `${key32()},${key32()},${key32()}`;
+      this.qrSeq = 0;
+      this.later(0, () => this.showQr());
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.halt();
+    this.keys = null;
+  }
+
+  async logout(): Promise<void> {
+    this.halt();
+    this.phoneNumber = null;
+    await this.opts.authStore.delete(this.opts.sessionId);
+    this.emit("logged_out");
+  }
+
+  async requestPairingCode(phoneNumber: string): Promise<string> {
+    if (this.phase !== "qr") throw new InvalidStateError("A pairing code needs a session waiting for a link");
+    let code = "";
+    for (const b of randomBytes(8)) code += PAIRING_ALPHABET[b % PAIRING_ALPHABET.length];
+    this.emit("pairing_code", { code, phoneNumber });
+    return code;
+  }
+
+  async sendText(to: string, _text: string): Promise<{ id: string }> {
+    this.assertConnected("send a message");
+    return { id: `true_${to}_3EB0${randomBytes(8).toString("hex").toUpperCase()}` };
+  }
+
+  async flushAuthState(): Promise<void> {
+    if (this.phoneNumber && (this.phase === "connected" || this.phase === "disconnected"))
+      await this.saveAuth();
+  }
+
+  // ---- the phone's side ----
+
+  private async scan(phoneNumber: string): Promise<void> {
+    if (this.phase !== "qr") throw new InvalidStateError(`Nothing to scan: the session is ${this.phase}`);
+    if (!PHONE_PATTERN.test(phoneNumber)) throw new InvalidStateError(`Not a phone number: '${phoneNumber}'`);
+    this.clearTimer();
+    const gen = this.generation;
+    this.phase = "authenticating";
+    this.phoneNumber = phoneNumber.replace(/^\+/, "");
+    this.pushName = `Simulated ${this.phoneNumber.slice(-4)}`;
+    this.emit("authenticated");
+    await this.saveAuth();
+    if (gen !== this.generation) return;
+    this.phase = "connected";
+    this.emit("ready", { phoneNumber: this.phoneNumber, pushName: this.pushName });
+  }
+
+  private async disconnect(): Promise<void> {
+    this.assertConnected("disconnect");
+    this.phase = "disconnected";
+    this.emit("disconnected", "simulated connection loss");
+    this.later(SIMULATED_RECONNECT_MS, () => {
+      this.phase = "connected";
+      this.emit("ready", { phoneNumber: this.phoneNumber!, pushName: this.pushName ?? undefined });
+    });
+  }
+
+  private async phoneUnlinks(): Promise<void> {
+    this.assertConnected("log out from the phone");
+    await this.logout();
+  }
+
+  private async incoming(from: string, text: string): Promise<void> {
+    this.assertConnected("receive a message");
+    this.emit("message", {
+      id: `false_${from}_3EB0${randomBytes(8).toString("hex").toUpperCase()}`,
+      from,
+      to: this.phoneNumber ?? undefined,
+      text,
+      timestamp: Math.floor(Date.now() / 1000),
+    });
+  }
+
+  // ---- internals ----
+
+  private restore(saved: Buffer): void {
+    let state: SimulatedAuthState;
+    try {
+      state = JSON.parse(saved.toString("utf8")) as SimulatedAuthState;
+      if (!state.phoneNumber || !state.keys) throw new Error("incomplete auth state");
+    } catch (err) {
+      this.halt();
+      this.emit("failed", "auth_failure", `Saved auth state is unreadable: ${(err as Error).message}`);
+      return;
+    }
+    this.keys = state.keys;
+    this.phoneNumber = state.phoneNumber;
+    this.pushName = state.pushName;
+    this.phase = "authenticating";
+    this.emit("authenticated");
+    this.phase = "connected";
+    this.emit("ready", { phoneNumber: state.phoneNumber, pushName: state.pushName });
+  }
+
+  /** Shows QR number `qrSeq + 1`; after the last one expires the start fails with `qr_timeout`. */
+  private showQr(): void {
+    const { firstTtlMs, refreshMs, max } = this.opts.qr;
+    const seq = ++this.qrSeq;
+    const ttl = seq === 1 ? firstTtlMs : refreshMs;
+    this.phase = "qr";
+    // WhatsApp's payload: "2@<ref>,<noise key>,<identity key>,<adv secret>"; only the ref changes.
+    const qr = `2@${randomBytes(45).toString("base64")},${this.keys}`;
+    this.emit("qr", { qr, seq, expiresAt: Date.now() + ttl });
+    this.later(ttl, () => {
+      if (seq < max) return this.showQr();
+      this.halt();
+      this.emit("failed", "qr_timeout", `QR code shown ${max} times without being scanned`);
+    });
+  }
+
+  private async saveAuth(): Promise<void> {
+    const state: SimulatedAuthState = {
+      engine: "simulated",
+      phoneNumber: this.phoneNumber!,
+      pushName: this.pushName ?? "",
+      keys: this.keys ?? `${key32()},${key32()},${key32()}`,
+      savedAt: new Date().toISOString(),
+    };
+    await this.opts.authStore.save(this.opts.sessionId, Buffer.from(JSON.stringify(state)));
+  }
+
+  private assertConnected(what: string): void {
+    if (this.phase !== "connected")
+      throw new InvalidStateError(`Cannot ${what}: the session is ${this.phase}`);
+  }
+
+  private later(ms: number, step: () => void): void {
+    this.clearTimer();
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      step();
+    }, ms);
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private halt(): void {
+    this.clearTimer();
+    this.generation++;
+    this.phase = "stopped";
+  }
+}
+
+export function createSimulatedEngine(opts: EngineOptions): SimulatedEngine {
+  return new SimulatedEngine(opts);
+}

@@ -1,0 +1,375 @@
+// The sessions of one node: running engines keyed by account id, a start queue with a concurrency
+// limit, and the per-account pipeline that turns engine events into lifecycle transitions. Every change
+// of an account is applied after the previous one (persisted with a fenced write, then broadcast), so
+// the events of one account leave this node in order.
+import QRCode from "qrcode";
+import type { AccountDoc, AccountStatusEvent, QrView } from "../accounts/types.ts";
+import type { Engine, EngineOptions, QrEvent } from "../engines/base.ts";
+import { resolveEngine } from "../engines/index.ts";
+import { InvalidStateError, NotOwnerError } from "../errors.ts";
+import {
+  assertTransition,
+  type AccountStatus,
+  type FailureReason,
+  FAILURE_REASONS,
+} from "../lifecycle/states.ts";
+import type { AccountsRepo, StatusPatch } from "../store/accounts-repo.ts";
+import type { AuthStore } from "../store/auth-store.ts";
+import { bindEngineEvents, type SessionChange } from "./engine-events.ts";
+import type { Fence, Ownership } from "./ownership.ts";
+import { StartQueue } from "./start-queue.ts";
+
+type Logger = NonNullable<EngineOptions["logger"]>;
+
+export interface RuntimeOptions {
+  nodeId: string;
+  repo: AccountsRepo;
+  authStore: AuthStore;
+  ownership: Ownership;
+  /** The broker's `broadcast` (never `emit`: every gateway relays account events). */
+  broadcast: (event: string, payload: unknown) => unknown;
+  /** Engine settings shared by every session of the node. */
+  engine: Pick<EngineOptions, "qr" | "chromiumPath" | "profileDir" | "startupTimeoutMs">;
+  /** Concurrent engine starts. @default 2 */
+  startConcurrency?: number;
+  logger: Logger;
+}
+
+/** A running session as `session.local` reports it. */
+export interface LocalSessionInfo {
+  accountId: string;
+  workspaceId: string;
+  sessionId: string;
+  engine: string;
+  status: AccountStatus;
+  node: string;
+  epoch: number;
+}
+
+interface LiveSession {
+  readonly accountId: string;
+  readonly workspaceId: string;
+  readonly sessionId: string;
+  readonly engineName: string;
+  readonly fence: Fence;
+  status: AccountStatus;
+  phoneNumber: string | null;
+  qr: QrView | null;
+  engine: Engine | null;
+  unbind: (() => void) | null;
+  /** The account's pipeline: each change is applied after the previous one settles. */
+  chain: Promise<void>;
+  /** Stopping, finished or fenced out: engine events are no longer applied. */
+  closed: boolean;
+}
+
+/** Ends after which the engine is gone; only a new start brings the account back. */
+const TERMINAL: ReadonlySet<AccountStatus> = new Set(["failed", "logged_out", "stopped"]);
+/** Failures no retry can fix: a person must rescan, so the account stops wanting to run. */
+const NEEDS_PERSON: ReadonlySet<string> = new Set(["qr_timeout", "auth_failure"]);
+
+export class SessionRuntime {
+  private readonly sessions = new Map<string, LiveSession>();
+  private readonly opening = new Map<string, Promise<LocalSessionInfo>>();
+  private readonly queue: StartQueue;
+
+  constructor(private readonly opts: RuntimeOptions) {
+    this.queue = new StartQueue(opts.startConcurrency ?? 2);
+  }
+
+  /** Ownership may be replaced (placement wires the real one in after construction). */
+  setOwnership(ownership: Ownership): void {
+    (this.opts as { ownership: Ownership }).ownership = ownership;
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  has(accountId: string): boolean {
+    return this.sessions.has(accountId);
+  }
+
+  info(accountId: string): LocalSessionInfo | null {
+    const s = this.sessions.get(accountId);
+    return s ? this.describe(s) : null;
+  }
+
+  local(): LocalSessionInfo[] {
+    return [...this.sessions.values()].map((s) => this.describe(s));
+  }
+
+  /** The QR on screen, or null when the account is not scanning here. */
+  qr(accountId: string): QrView | null {
+    const s = this.sessions.get(accountId);
+    return s && s.status === "qr_scanning" ? s.qr : null;
+  }
+
+  /**
+   * Claims the account for this node and queues its engine start. Idempotent: a running account is
+   * left alone. Resolves once queued (the account shows `initializing` until its engine starts).
+   */
+  async start(doc: AccountDoc): Promise<LocalSessionInfo> {
+    const running = this.sessions.get(doc._id);
+    if (running) return this.describe(running);
+    let pending = this.opening.get(doc._id);
+    if (!pending) {
+      pending = this.open(doc).finally(() => this.opening.delete(doc._id));
+      this.opening.set(doc._id, pending);
+    }
+    return pending;
+  }
+
+  /** Stops the engine; `persist: false` (shutdown, fencing) writes and broadcasts nothing. */
+  async stop(accountId: string, { persist = true } = {}): Promise<AccountStatus | null> {
+    const s = this.sessions.get(accountId);
+    if (!s) return null;
+    this.detach(s);
+    await this.shutEngine(s);
+    if (persist) await this.enqueue(s, { kind: "status", status: "stopped" }, true);
+    else await s.chain;
+    return s.status;
+  }
+
+  /** Unlinks the device: auth state deleted, account `logged_out`. Null when not running here. */
+  async logout(accountId: string): Promise<AccountStatus | null> {
+    const s = this.sessions.get(accountId);
+    if (!s) return null;
+    if (s.engine) await s.engine.logout();
+    else {
+      // Still waiting for a start slot: nothing runs, so unlinking is deleting the saved state.
+      this.detach(s);
+      await this.opts.authStore.delete(s.sessionId);
+      await this.enqueue(s, { kind: "status", status: "logged_out" }, true);
+    }
+    await s.chain;
+    return s.status;
+  }
+
+  /**
+   * Runs `op` against the account's engine, then waits until the changes it caused are applied, so the
+   * caller sees the resulting status. InvalidStateError when no engine runs here (yet).
+   */
+  async drive<T>(
+    accountId: string,
+    op: (engine: Engine) => Promise<T>,
+  ): Promise<{ result: T; status: AccountStatus }> {
+    const s = this.sessions.get(accountId);
+    if (!s?.engine) {
+      throw new InvalidStateError(`Account '${accountId}' has no running engine`, {
+        accountId,
+        status: s?.status ?? null,
+      });
+    }
+    const result = await op(s.engine);
+    await s.chain;
+    return { result, status: s.status };
+  }
+
+  /** Stops every session of a workspace without writing (this node lost it: fencing). */
+  async stopWorkspace(workspaceId: string): Promise<number> {
+    const victims = [...this.sessions.values()].filter((s) => s.workspaceId === workspaceId);
+    await this.silence(victims);
+    return victims.length;
+  }
+
+  /** Stops everything without writing (shutdown, self-fencing). */
+  async stopAll(): Promise<void> {
+    await this.silence([...this.sessions.values()]);
+  }
+
+  // ---- opening and launching ----
+
+  private async open(doc: AccountDoc): Promise<LocalSessionInfo> {
+    resolveEngine(doc.engine);
+    const ownership = this.opts.ownership;
+    const fence = ownership.current(doc.workspaceId) ?? (await ownership.acquire(doc.workspaceId));
+    const claimed = await this.opts.repo.claim(doc._id, fence);
+    if (!claimed) {
+      throw new NotOwnerError(doc._id, fence.node, {
+        accountId: doc._id,
+        workspaceId: doc.workspaceId,
+        fence,
+      });
+    }
+    const s: LiveSession = {
+      accountId: claimed._id,
+      workspaceId: claimed.workspaceId,
+      sessionId: claimed.sessionId,
+      engineName: claimed.engine,
+      fence,
+      status: claimed.status,
+      phoneNumber: claimed.phoneNumber ?? null,
+      qr: null,
+      engine: null,
+      unbind: null,
+      chain: Promise.resolve(),
+      closed: false,
+    };
+    this.sessions.set(s.accountId, s);
+    await this.enqueue(s, { kind: "status", status: "initializing" });
+    this.queue.push(s.accountId, () => this.launch(s));
+    return this.describe(s);
+  }
+
+  private async launch(s: LiveSession): Promise<void> {
+    if (s.closed) return;
+    try {
+      const engine = resolveEngine(s.engineName)({
+        ...this.opts.engine,
+        accountId: s.accountId,
+        workspaceId: s.workspaceId,
+        sessionId: s.sessionId,
+        authStore: this.opts.authStore,
+        logger: this.opts.logger,
+      });
+      s.engine = engine;
+      s.unbind = bindEngineEvents(engine, (change) => void this.enqueue(s, change));
+      await engine.start();
+      if (s.closed) await engine.stop();
+    } catch (err) {
+      if (s.closed) return;
+      const reason = failureReasonOf(err);
+      await this.enqueue(s, { kind: "status", status: "failed", reason, message: (err as Error).message });
+    }
+  }
+
+  // ---- the per-account pipeline ----
+
+  private enqueue(s: LiveSession, change: SessionChange, force = false): Promise<void> {
+    s.chain = s.chain
+      .then(() => this.apply(s, change, force))
+      .catch((err) =>
+        this.opts.logger.error(`Session ${s.accountId}: change ${describeChange(change)} failed`, err),
+      );
+    return s.chain;
+  }
+
+  private async apply(s: LiveSession, change: SessionChange, force: boolean): Promise<void> {
+    if (s.closed && !force) return;
+    if (change.kind === "pairing_code") {
+      const { code, phoneNumber } = change;
+      await this.opts.broadcast("account.pairing_code", { ...this.ids(s), code, phoneNumber });
+      return;
+    }
+    if (change.kind === "message") {
+      await this.opts.broadcast("account.message", { ...this.ids(s), ...change.message });
+      return;
+    }
+    const previous = s.status;
+    const status = change.status;
+    // Same status again: a refreshed QR is news; anything else (disconnected → disconnected) is not.
+    const refresh = status === previous;
+    if (refresh && !change.qr) return;
+    if (!refresh) assertTransition(previous, status);
+
+    const at = new Date();
+    const qr = change.qr ? await qrView(change.qr) : null;
+    const patch: StatusPatch = { updatedAt: at, qr };
+    if (!refresh) {
+      Object.assign(patch, { status, reason: change.reason ?? null, message: change.message ?? null });
+      if (change.phoneNumber)
+        Object.assign(patch, { phoneNumber: change.phoneNumber, pushName: change.pushName ?? null });
+      if (status === "logged_out") Object.assign(patch, { phoneNumber: null, pushName: null });
+      if (status === "logged_out" || (status === "failed" && NEEDS_PERSON.has(change.reason ?? ""))) {
+        patch.desiredState = "stopped";
+      }
+    }
+    if (!(await this.opts.repo.writeStatus(s.accountId, s.fence, patch))) {
+      await this.fenceOut(s);
+      return;
+    }
+    s.qr = qr;
+    if (!refresh) {
+      s.status = status;
+      if (patch.phoneNumber !== undefined) s.phoneNumber = patch.phoneNumber;
+      const event: AccountStatusEvent = {
+        ...this.ids(s),
+        sessionId: s.sessionId,
+        status,
+        previousStatus: previous,
+        node: s.fence.node,
+        epoch: s.fence.epoch,
+        at: at.toISOString(),
+      };
+      if (change.reason) event.reason = change.reason;
+      if (change.message) event.message = change.message;
+      if (s.phoneNumber) event.phoneNumber = s.phoneNumber;
+      await this.opts.broadcast("account.status", event);
+    }
+    if (qr) await this.opts.broadcast("account.qr", { ...this.ids(s), ...qr });
+    if (!refresh && TERMINAL.has(status) && !s.closed) {
+      // The engine ended by itself (failed, logged out): release it.
+      this.detach(s);
+      await this.shutEngine(s);
+    }
+  }
+
+  // ---- closing ----
+
+  /** Marks the session closed and forgets it (its pipeline may still finish a forced change). */
+  private detach(s: LiveSession): void {
+    s.closed = true;
+    if (this.sessions.get(s.accountId) === s) {
+      this.sessions.delete(s.accountId);
+      this.queue.cancel(s.accountId);
+    }
+  }
+
+  private async shutEngine(s: LiveSession): Promise<void> {
+    s.unbind?.();
+    s.unbind = null;
+    const engine = s.engine;
+    s.engine = null;
+    if (engine)
+      await engine.stop().catch((err) => this.opts.logger.warn(`Stopping ${s.accountId} failed`, err));
+  }
+
+  /** A write matched nothing: another owner (or a delete) took the account. Stop, write nothing. */
+  private async fenceOut(s: LiveSession): Promise<void> {
+    this.opts.logger.warn(
+      `Session ${s.accountId}: fenced out (epoch ${s.fence.epoch} on ${s.fence.node}); stopping`,
+    );
+    this.detach(s);
+    await this.shutEngine(s);
+  }
+
+  private async silence(victims: LiveSession[]): Promise<void> {
+    for (const s of victims) this.detach(s);
+    await Promise.all(victims.map((s) => this.shutEngine(s)));
+    await Promise.all(victims.map((s) => s.chain));
+  }
+
+  private ids(s: LiveSession) {
+    return { accountId: s.accountId, workspaceId: s.workspaceId };
+  }
+
+  private describe(s: LiveSession): LocalSessionInfo {
+    return {
+      accountId: s.accountId,
+      workspaceId: s.workspaceId,
+      sessionId: s.sessionId,
+      engine: s.engineName,
+      status: s.status,
+      node: s.fence.node,
+      epoch: s.fence.epoch,
+    };
+  }
+}
+
+async function qrView(qr: QrEvent): Promise<QrView> {
+  const dataUrl = await QRCode.toDataURL(qr.qr, { errorCorrectionLevel: "L", margin: 2 });
+  return { qr: qr.qr, dataUrl, seq: qr.seq, expiresAt: qr.expiresAt };
+}
+
+/** An engine start that throws may say why in `data.reason`; otherwise it is an engine error. */
+function failureReasonOf(err: unknown): FailureReason {
+  const reason = (err as { data?: { reason?: string } })?.data?.reason;
+  return (FAILURE_REASONS as readonly string[]).includes(reason ?? "")
+    ? (reason as FailureReason)
+    : "engine_error";
+}
+
+function describeChange(change: SessionChange): string {
+  return change.kind === "status" ? `→ ${change.status}` : change.kind;
+}

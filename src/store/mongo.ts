@@ -1,0 +1,35 @@
+// MongoDB connection and the indexes of DESIGN.md ("Storage"). Only features that both MongoDB 7 and
+// FerretDB support: plain and unique indexes, no TTL, no transactions.
+import { MongoClient, type Db } from "mongodb";
+
+export const COLLECTIONS = {
+  accounts: "accounts",
+  apiKeys: "api_keys",
+} as const;
+
+/** Connects to `url` (database name in its path). */
+export async function connectMongo(url: string): Promise<{ client: MongoClient; db: Db }> {
+  const client = await MongoClient.connect(url, { serverSelectionTimeoutMS: 10000 });
+  return { client, db: client.db() };
+}
+
+/** Creates the indexes every service relies on; idempotent, safe to run from every node at start. */
+export async function ensureIndexes(db: Db): Promise<void> {
+  const specs: [string, Record<string, 1>, { unique?: boolean; name: string }][] = [
+    [COLLECTIONS.accounts, { sessionId: 1 }, { unique: true, name: "sessionId_unique" }],
+    [COLLECTIONS.accounts, { workspaceId: 1 }, { name: "workspaceId" }],
+    [COLLECTIONS.apiKeys, { hash: 1 }, { unique: true, name: "hash_unique" }],
+  ];
+  for (const [collection, keys, options] of specs) {
+    // Two nodes starting together may race to create the same index; the loser sees it exist.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await db.collection(collection).createIndex(keys, options);
+        break;
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
+  }
+}
