@@ -1,0 +1,244 @@
+// `webhooks`: signed, retried delivery of account events to app backends, from a MongoDB outbox
+// (DESIGN.md, "Services"). Runs on any node; any number of nodes may run it.
+// - Endpoints per workspace: webhooks.create/list/get/update/remove, webhooks.deliveries.
+// - Every `account.*` broadcast reaches every webhooks node; each records it idempotently in the
+//   outbox (src/webhooks/outbox.ts), so an event is recorded even if some webhooks nodes are down.
+// - Delivery: src/webhooks/delivery-loop.ts; one node at a time per endpoint (leases.ts).
+import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { ACCOUNT_EVENTS, WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
+import { configOf } from "../src/config.ts";
+import { ValidationError } from "../src/errors.ts";
+import { DeliveryLoop } from "../src/webhooks/delivery-loop.ts";
+import { EndpointsRepo } from "../src/webhooks/endpoints-repo.ts";
+import { eventIdOf, filterMatches, subjectOf } from "../src/webhooks/events.ts";
+import { LeaseRepo } from "../src/webhooks/leases.ts";
+import { OutboxRepo } from "../src/webhooks/outbox.ts";
+import {
+  DELIVERY_STATUSES,
+  toDeliveryView,
+  toEndpointView,
+  type DeliveryStatus,
+  type DeliveryView,
+  type EndpointView,
+} from "../src/webhooks/types.ts";
+import { mongoMixin, type MongoVars } from "../mixins/mongo.mixin.ts";
+
+export const WEBHOOK_EVENT_FILTERS = [...ACCOUNT_EVENTS, "*"] as const;
+
+export interface CreateWebhookParams {
+  workspaceId: string;
+  url: string;
+  /** HMAC key; generated (and returned once) when absent. */
+  secret?: string;
+  /** @default ["*"] */
+  events?: string[];
+  /** @default true */
+  enabled?: boolean;
+}
+export interface WebhookParams {
+  workspaceId: string;
+  id: string;
+}
+export interface UpdateWebhookParams extends WebhookParams {
+  url?: string;
+  events?: string[];
+  enabled?: boolean;
+}
+export interface DeliveriesParams extends WebhookParams {
+  status?: DeliveryStatus;
+  /** @default 100 */
+  limit?: number;
+}
+
+interface WebhooksMethods {
+  recordEvent(event: string, payload: unknown): Promise<void>;
+}
+
+interface WebhooksVars extends MongoVars {
+  endpoints: EndpointsRepo;
+  outbox: OutboxRepo;
+  loop: DeliveryLoop;
+  /** Per account, the tail of its recording chain: one account's events are recorded in arrival order. */
+  recording: Map<string, Promise<void>>;
+}
+
+const workspaceId = { type: "string", pattern: WORKSPACE_ID_PATTERN };
+const id = { type: "string", min: 1, max: 64 };
+const url = { type: "string", min: 8, max: 2048 };
+const events = {
+  type: "array",
+  items: { type: "enum", values: WEBHOOK_EVENT_FILTERS },
+  min: 1,
+  max: WEBHOOK_EVENT_FILTERS.length,
+};
+
+/** Only absolute http(s) URLs; anything else is a 422. */
+function checkUrl(value: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ValidationError("url must be an absolute http or https URL", { field: "url", value });
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new ValidationError("url must use http or https", { field: "url", value });
+  }
+  return parsed.toString();
+}
+
+const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, WebhooksVars> = {
+  name: "webhooks",
+  mixins: [mongoMixin()],
+
+  actions: {
+    create: {
+      params: {
+        workspaceId,
+        url,
+        secret: { type: "string", min: 16, max: 256, optional: true },
+        events: { ...events, optional: true },
+        enabled: { type: "boolean", optional: true, convert: true },
+      },
+      async handler(ctx: Context<CreateWebhookParams>): Promise<EndpointView> {
+        const { workspaceId, secret, events, enabled } = ctx.params;
+        const doc = await this.endpoints.create({
+          workspaceId,
+          url: checkUrl(ctx.params.url),
+          secret,
+          events,
+          enabled,
+        });
+        return toEndpointView(doc, true);
+      },
+    },
+    list: {
+      params: { workspaceId },
+      async handler(ctx: Context<{ workspaceId: string }>): Promise<{ items: EndpointView[] }> {
+        const docs = await this.endpoints.list(ctx.params.workspaceId);
+        return { items: docs.map((d) => toEndpointView(d)) };
+      },
+    },
+    get: {
+      params: { workspaceId, id },
+      async handler(ctx: Context<WebhookParams>): Promise<EndpointView> {
+        return toEndpointView(await this.endpoints.get(ctx.params.workspaceId, ctx.params.id));
+      },
+    },
+    update: {
+      params: {
+        workspaceId,
+        id,
+        url: { ...url, optional: true },
+        events: { ...events, optional: true },
+        enabled: { type: "boolean", optional: true, convert: true },
+      },
+      async handler(ctx: Context<UpdateWebhookParams>): Promise<EndpointView> {
+        const { workspaceId, id, events, enabled } = ctx.params;
+        const patch: { url?: string; events?: string[]; enabled?: boolean } = {};
+        if (ctx.params.url !== undefined) patch.url = checkUrl(ctx.params.url);
+        if (events !== undefined) patch.events = [...new Set(events)];
+        if (enabled !== undefined) patch.enabled = enabled;
+        return toEndpointView(await this.endpoints.update(workspaceId, id, patch));
+      },
+    },
+    remove: {
+      params: { workspaceId, id },
+      async handler(ctx: Context<WebhookParams>): Promise<EndpointView> {
+        const doc = await this.endpoints.remove(ctx.params.workspaceId, ctx.params.id);
+        await this.outbox.removeEndpoint(doc._id);
+        return toEndpointView(doc);
+      },
+    },
+    deliveries: {
+      params: {
+        workspaceId,
+        id,
+        status: { type: "enum", values: DELIVERY_STATUSES, optional: true },
+        limit: { type: "number", integer: true, min: 1, max: 1000, optional: true, convert: true },
+      },
+      async handler(ctx: Context<DeliveriesParams>): Promise<{ items: DeliveryView[] }> {
+        const endpoint = await this.endpoints.get(ctx.params.workspaceId, ctx.params.id);
+        const rows = await this.outbox.list(endpoint._id, ctx.params.status, ctx.params.limit ?? 100);
+        return { items: rows.map(toDeliveryView) };
+      },
+    },
+  },
+
+  events: Object.fromEntries(
+    ACCOUNT_EVENTS.map((event) => [
+      event,
+      {
+        handler(this: WebhooksMethods, ctx: Context<unknown>) {
+          return this.recordEvent(event, ctx.params);
+        },
+      },
+    ]),
+  ),
+
+  methods: {
+    /** Records an account event for the workspace's matching endpoints, then wakes the delivery loop.
+     * Chained per account so this node inserts one account's events in the order it received them. */
+    recordEvent(event: string, payload: unknown): Promise<void> {
+      const subject = subjectOf(payload);
+      if (!subject) {
+        this.logger.warn(`webhooks: ${event} without workspaceId/accountId ignored`);
+        return Promise.resolve();
+      }
+      const { workspaceId, accountId } = subject;
+      const key = `${workspaceId}/${accountId}`;
+      const record = async () => {
+        const endpoints = (await this.endpoints.enabledFor(workspaceId)).filter((e) =>
+          filterMatches(e.events, event),
+        );
+        if (endpoints.length === 0) return;
+        const eventId = eventIdOf(event, payload);
+        await this.outbox.record({ eventId, event, workspaceId, accountId, payload }, endpoints);
+        this.loop.kick();
+      };
+      const tail = (this.recording.get(key) ?? Promise.resolve())
+        .then(record)
+        .catch((err) =>
+          this.logger.error(`webhooks: could not record ${event} of ${accountId}: ${(err as Error).message}`),
+        );
+      this.recording.set(key, tail);
+      void tail.then(() => {
+        if (this.recording.get(key) === tail) this.recording.delete(key);
+      });
+      return tail;
+    },
+  },
+
+  created() {
+    this.recording = new Map();
+  },
+
+  async started() {
+    const cfg = configOf(this.broker);
+    this.endpoints = new EndpointsRepo(this.db);
+    this.outbox = new OutboxRepo(this.db, this.broker.nodeID);
+    const leases = new LeaseRepo(this.db, this.broker.nodeID, cfg.webhookLeaseTtlMs);
+    await this.endpoints.ensureIndexes();
+    await this.outbox.ensureIndexes();
+    await leases.ensureIndexes();
+    this.loop = new DeliveryLoop(
+      { outbox: this.outbox, leases, endpoints: this.endpoints },
+      {
+        pollMs: cfg.webhookPollMs,
+        leaseTtlMs: cfg.webhookLeaseTtlMs,
+        timeoutMs: cfg.webhookTimeoutMs,
+        maxAttempts: cfg.webhookMaxAttempts,
+        backoff: { baseMs: cfg.webhookBackoffBaseMs, maxMs: cfg.webhookBackoffMaxMs },
+        concurrency: cfg.webhookConcurrency,
+      },
+      this.logger,
+    );
+    this.loop.start();
+  },
+
+  async stopped() {
+    await Promise.allSettled(this.recording.values());
+    await this.loop?.stop();
+  },
+};
+
+export default WebhooksService;

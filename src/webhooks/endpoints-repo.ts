@@ -1,0 +1,79 @@
+// Webhook endpoints of each workspace (`webhook_endpoints`). Every read is scoped by workspace: an
+// endpoint of another workspace is "not found", never "forbidden".
+import { randomBytes } from "node:crypto";
+import type { Collection, Db } from "mongodb";
+import { NotFoundError } from "../errors.ts";
+import { generateSecret } from "./signing.ts";
+import type { EndpointDoc } from "./types.ts";
+
+export const ENDPOINTS_COLLECTION = "webhook_endpoints";
+
+export interface NewEndpoint {
+  workspaceId: string;
+  url: string;
+  secret?: string;
+  events?: string[];
+  enabled?: boolean;
+}
+
+export class EndpointsRepo {
+  readonly col: Collection<EndpointDoc>;
+  constructor(db: Db) {
+    this.col = db.collection<EndpointDoc>(ENDPOINTS_COLLECTION);
+  }
+
+  async ensureIndexes(): Promise<void> {
+    await this.col.createIndex({ workspaceId: 1 });
+  }
+
+  async create(input: NewEndpoint): Promise<EndpointDoc> {
+    const now = new Date();
+    const doc: EndpointDoc = {
+      _id: `wh_${randomBytes(8).toString("hex")}`,
+      workspaceId: input.workspaceId,
+      url: input.url,
+      secret: input.secret ?? generateSecret(),
+      events: input.events && input.events.length > 0 ? [...new Set(input.events)] : ["*"],
+      enabled: input.enabled ?? true,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.col.insertOne(doc);
+    return doc;
+  }
+
+  async list(workspaceId: string): Promise<EndpointDoc[]> {
+    return this.col.find({ workspaceId }).sort({ createdAt: 1, _id: 1 }).toArray();
+  }
+
+  /** Enabled endpoints of a workspace: who gets its events. */
+  async enabledFor(workspaceId: string): Promise<EndpointDoc[]> {
+    return this.col.find({ workspaceId, enabled: true }).toArray();
+  }
+
+  async get(workspaceId: string, id: string): Promise<EndpointDoc> {
+    const doc = await this.col.findOne({ _id: id, workspaceId });
+    if (!doc) throw new NotFoundError("Webhook", id);
+    return doc;
+  }
+
+  async findById(id: string): Promise<EndpointDoc | null> {
+    return this.col.findOne({ _id: id });
+  }
+
+  async update(
+    workspaceId: string,
+    id: string,
+    patch: Partial<Pick<EndpointDoc, "url" | "events" | "enabled">>,
+  ): Promise<EndpointDoc> {
+    await this.get(workspaceId, id);
+    await this.col.updateOne({ _id: id, workspaceId }, { $set: { ...patch, updatedAt: new Date() } });
+    return this.get(workspaceId, id);
+  }
+
+  async remove(workspaceId: string, id: string): Promise<EndpointDoc> {
+    const doc = await this.get(workspaceId, id);
+    await this.col.deleteOne({ _id: id, workspaceId });
+    return doc;
+  }
+}

@@ -1,0 +1,109 @@
+// Who delivers an endpoint's queue: at most one node at a time holds its lease (`webhook_leases`).
+//
+// FerretDB has no atomic conditional update under concurrency, so a lease is never taken over by
+// updating it. Each lease is a term: `_id = <endpointId>#<term>`. A node claims an endpoint whose newest
+// term has expired (or that has none) by INSERTING term + 1: the unique _id lets one claimant win. The
+// holder renews by updating its own term (nobody else writes it) and gives up when a newer term exists
+// or its lease ran out locally before a renewal succeeded (self-fencing: it stops starting deliveries
+// at `validUntil`, which it computes from its own clock before the write). A graceful stop expires the
+// held terms so another node takes over at once; a crash is covered by expiry.
+import { randomBytes } from "node:crypto";
+import type { Collection, Db } from "mongodb";
+
+export const LEASES_COLLECTION = "webhook_leases";
+
+export interface LeaseDoc {
+  _id: string;
+  endpointId: string;
+  term: number;
+  /** `<nodeID>/<random per process>`: a restarted node with the same nodeID is another holder. */
+  holder: string;
+  expiresAt: Date;
+}
+
+export interface HeldLease {
+  endpointId: string;
+  term: number;
+  /** Local deadline: no delivery is started after it unless the lease was renewed. */
+  validUntil: number;
+}
+
+function isDuplicateKey(err: unknown): boolean {
+  return (err as { code?: number })?.code === 11000;
+}
+
+export class LeaseRepo {
+  readonly col: Collection<LeaseDoc>;
+  readonly holder: string;
+  constructor(
+    db: Db,
+    nodeId: string,
+    private readonly ttlMs: number,
+  ) {
+    this.col = db.collection<LeaseDoc>(LEASES_COLLECTION);
+    this.holder = `${nodeId}/${randomBytes(4).toString("hex")}`;
+  }
+
+  async ensureIndexes(): Promise<void> {
+    await this.col.createIndex({ endpointId: 1, term: -1 });
+  }
+
+  private async newest(endpointId: string): Promise<LeaseDoc | null> {
+    const [doc] = await this.col.find({ endpointId }).sort({ term: -1 }).limit(1).toArray();
+    return doc ?? null;
+  }
+
+  /** Claims the endpoint if nobody holds it; null when another holder's term is current or a
+   * concurrent claimant won. */
+  async claim(endpointId: string): Promise<HeldLease | null> {
+    const start = Date.now();
+    const newest = await this.newest(endpointId);
+    if (newest && newest.holder !== this.holder && newest.expiresAt.getTime() > start) return null;
+    const term = (newest?.term ?? 0) + 1;
+    try {
+      await this.col.insertOne({
+        _id: `${endpointId}#${term}`,
+        endpointId,
+        term,
+        holder: this.holder,
+        expiresAt: new Date(start + this.ttlMs),
+      });
+    } catch (err) {
+      if (isDuplicateKey(err)) return null;
+      throw err;
+    }
+    // A claimant that read a long-gone newest term could insert a term that was already superseded
+    // and pruned; the newer term wins.
+    if (await this.col.findOne({ endpointId, term: { $gt: term } })) {
+      await this.col.deleteOne({ _id: `${endpointId}#${term}`, holder: this.holder });
+      return null;
+    }
+    // Old terms are history only; keep the collection small.
+    await this.col.deleteMany({ endpointId, term: { $lt: term } }).catch(() => undefined);
+    return { endpointId, term, validUntil: start + this.ttlMs };
+  }
+
+  /** Extends a held lease; false when it was lost (a newer term exists or ours is gone). */
+  async renew(lease: HeldLease): Promise<boolean> {
+    const start = Date.now();
+    if (start >= lease.validUntil) return false;
+    const res = await this.col.updateOne(
+      { _id: `${lease.endpointId}#${lease.term}`, holder: this.holder },
+      { $set: { expiresAt: new Date(start + this.ttlMs) } },
+    );
+    if (res.matchedCount !== 1) return false;
+    const newer = await this.col.findOne({ endpointId: lease.endpointId, term: { $gt: lease.term } });
+    if (newer) return false;
+    lease.validUntil = start + this.ttlMs;
+    return true;
+  }
+
+  /** Expires a held lease so another node may claim the endpoint at once. */
+  async release(lease: HeldLease): Promise<void> {
+    lease.validUntil = 0;
+    await this.col.updateOne(
+      { _id: `${lease.endpointId}#${lease.term}`, holder: this.holder },
+      { $set: { expiresAt: new Date(0) } },
+    );
+  }
+}
