@@ -94,3 +94,50 @@ export class NotOwnerError extends Errors.MoleculerRetryableError {
     super(`Node '${node}' does not own account '${accountId}'`, 409, ERR_NOT_OWNER, data);
   }
 }
+
+// ---- gateway (REST) errors ----
+export const ERR_BAD_REQUEST = "BAD_REQUEST";
+export const ERR_BAD_JSON = "BAD_JSON";
+export const ERR_PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE";
+export const ERR_UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE";
+export const ERR_ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND";
+export const ERR_NOT_IMPLEMENTED = "NOT_IMPLEMENTED";
+export const ERR_SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE";
+export const ERR_INTERNAL = "INTERNAL_ERROR";
+
+/** A request the gateway cannot even parse (bad JSON, undecodable path, unsupported charset). */
+export class BadRequestError extends Errors.MoleculerClientError {
+  constructor(message: string, type = ERR_BAD_REQUEST, data?: unknown, code = 400) {
+    super(message, code, type, data);
+  }
+}
+
+export class PayloadTooLargeError extends Errors.MoleculerClientError {
+  constructor(limit: string) {
+    super(`Request body larger than ${limit}`, 413, ERR_PAYLOAD_TOO_LARGE, { limit });
+  }
+}
+
+/** No route matches the method and path. */
+export class RouteNotFoundError extends Errors.MoleculerClientError {
+  constructor(method: string, path: string) {
+    super(`No route ${method} ${path}`, 404, ERR_ROUTE_NOT_FOUND, { method, path });
+  }
+}
+
+/** The key exceeded its request rate; `data.retryAfter` (seconds) is also sent as `Retry-After`. */
+export class RateLimitedError extends Errors.MoleculerClientError {
+  constructor(retryAfter: number, limitPerMinute: number) {
+    super(`Rate limit of ${limitPerMinute} requests per minute exceeded`, 429, ERR_RATE_LIMITED, {
+      retryAfter,
+      limitPerMinute,
+    });
+  }
+}
+
+/** A route whose implementing layer is not deployed in this cluster (e.g. cluster admin routes). */
+export class NotImplementedError extends Errors.MoleculerError {
+  constructor(message: string, data?: unknown) {
+    super(message, 501, ERR_NOT_IMPLEMENTED, data);
+  }
+}

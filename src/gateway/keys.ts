@@ -1,0 +1,131 @@
+// API keys. The admin key comes from ADMIN_API_KEY; workspace keys are created by the admin route,
+// shown once and stored only as SHA-256 hashes in the `api_keys` collection. A key reads
+// `sbk_<keyId>_<secret>`: the key id finds the record, the hashes are compared in constant time.
+// Verified keys are cached briefly per gateway so a request costs no database round trip; a
+// revocation is broadcast (`apikeys.revoked`) so every gateway forgets the key at once.
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { Collection } from "mongodb";
+import { NotFoundError } from "../errors.ts";
+
+export interface ApiKeyDoc {
+  /** Key id (16 hex characters); public, names the key in routes and logs. */
+  _id: string;
+  workspaceId: string;
+  /** SHA-256 (hex) of the whole key. */
+  hash: string;
+  createdAt: Date;
+}
+
+/** Who is calling. */
+export type Caller =
+  { kind: "admin"; keyId: "admin" } | { kind: "workspace"; keyId: string; workspaceId: string };
+
+export const KEY_PATTERN = /^sbk_([0-9a-f]{16})_([0-9a-f]{64})$/;
+
+export function hashKey(key: string): Buffer {
+  return createHash("sha256").update(key).digest();
+}
+
+/** A new key and its record (the key itself is never stored). */
+export function generateKey(workspaceId: string): { key: string; doc: ApiKeyDoc } {
+  const keyId = randomBytes(8).toString("hex");
+  const key = `sbk_${keyId}_${randomBytes(32).toString("hex")}`;
+  return { key, doc: { _id: keyId, workspaceId, hash: hashKey(key).toString("hex"), createdAt: new Date() } };
+}
+
+/** The key presented by a request: `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+export function presentedKey(headers: Record<string, string | string[] | undefined>): string | null {
+  const auth = headers.authorization;
+  if (typeof auth === "string") {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    if (m) return m[1];
+  }
+  const x = headers["x-api-key"];
+  if (typeof x === "string" && x.trim()) return x.trim();
+  return null;
+}
+
+interface CacheEntry {
+  doc: ApiKeyDoc | null;
+  until: number;
+}
+
+export interface KeyStoreOptions {
+  /** The admin key; empty disables admin access. */
+  adminKey: string;
+  /** How long a verified key record is trusted without reading it again. @default 5000 */
+  cacheTtlMs?: number;
+  /** How long an unknown key id is remembered as unknown. @default 2000 */
+  negativeTtlMs?: number;
+  /** Cached key ids at most (the cache is cleared when full). @default 10000 */
+  maxCached?: number;
+}
+
+export class KeyStore {
+  private readonly adminHash: Buffer | null;
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly cacheTtlMs: number;
+  private readonly negativeTtlMs: number;
+  private readonly maxCached: number;
+
+  constructor(
+    private readonly collection: Collection<ApiKeyDoc>,
+    opts: KeyStoreOptions,
+  ) {
+    this.adminHash = opts.adminKey ? hashKey(opts.adminKey) : null;
+    this.cacheTtlMs = opts.cacheTtlMs ?? 5000;
+    this.negativeTtlMs = opts.negativeTtlMs ?? 2000;
+    this.maxCached = opts.maxCached ?? 10000;
+  }
+
+  async ensureIndexes(): Promise<void> {
+    await this.collection.createIndex({ workspaceId: 1 });
+    await this.collection.createIndex({ hash: 1 }, { unique: true });
+  }
+
+  /** The caller a presented key stands for, or null when the key is unknown or revoked. */
+  async authenticate(presented: string): Promise<Caller | null> {
+    const hash = hashKey(presented);
+    if (this.adminHash && timingSafeEqual(hash, this.adminHash)) return { kind: "admin", keyId: "admin" };
+    const m = KEY_PATTERN.exec(presented);
+    if (!m) return null;
+    const doc = await this.lookup(m[1]);
+    if (!doc) return null;
+    const stored = Buffer.from(doc.hash, "hex");
+    if (stored.length !== hash.length || !timingSafeEqual(stored, hash)) return null;
+    return { kind: "workspace", keyId: doc._id, workspaceId: doc.workspaceId };
+  }
+
+  private async lookup(keyId: string): Promise<ApiKeyDoc | null> {
+    const now = Date.now();
+    const hit = this.cache.get(keyId);
+    if (hit && hit.until > now) return hit.doc;
+    const doc = await this.collection.findOne({ _id: keyId });
+    if (this.cache.size >= this.maxCached) this.cache.clear();
+    this.cache.set(keyId, { doc, until: now + (doc ? this.cacheTtlMs : this.negativeTtlMs) });
+    return doc;
+  }
+
+  async create(workspaceId: string): Promise<{ key: string; keyId: string; workspaceId: string }> {
+    const { key, doc } = generateKey(workspaceId);
+    await this.collection.insertOne(doc);
+    return { key, keyId: doc._id, workspaceId };
+  }
+
+  async list(workspaceId: string): Promise<{ items: { keyId: string; createdAt: string }[] }> {
+    const docs = await this.collection.find({ workspaceId }).sort({ createdAt: 1 }).toArray();
+    return { items: docs.map((d) => ({ keyId: d._id, createdAt: new Date(d.createdAt).toISOString() })) };
+  }
+
+  /** Deletes a key of a workspace; a key of another workspace is a 404 like an unknown one. */
+  async revoke(workspaceId: string, keyId: string): Promise<void> {
+    const res = await this.collection.deleteOne({ _id: keyId, workspaceId });
+    this.forget(keyId);
+    if (res.deletedCount === 0) throw new NotFoundError("Key", keyId);
+  }
+
+  /** Drops a key from this gateway's cache (on revocation anywhere in the cluster). */
+  forget(keyId: string): void {
+    this.cache.delete(keyId);
+  }
+}

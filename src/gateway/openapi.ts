@@ -1,0 +1,326 @@
+// The OpenAPI 3.1 document of the gateway, generated from the route table (src/gateway/routes.ts) —
+// the same definitions the aliases come from — and a small HTML page rendering it (no CDN needed).
+import { ROUTES, fullPath, type ParamRule, type RouteSpec } from "./routes.ts";
+
+type JsonSchema = Record<string, unknown>;
+
+export function jsonSchemaOf(rule: ParamRule): JsonSchema {
+  const out: JsonSchema = {};
+  switch (rule.type) {
+    case "string":
+      out.type = "string";
+      if (rule.min !== undefined) out.minLength = rule.min;
+      if (rule.max !== undefined) out.maxLength = rule.max;
+      if (rule.pattern) out.pattern = rule.pattern.source;
+      break;
+    case "enum":
+      out.type = "string";
+      out.enum = [...rule.values];
+      break;
+    case "number":
+      out.type = rule.integer ? "integer" : "number";
+      if (rule.min !== undefined) out.minimum = rule.min;
+      if (rule.max !== undefined) out.maximum = rule.max;
+      break;
+  }
+  if (rule.description) out.description = rule.description;
+  return out;
+}
+
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: "Malformed request (bad JSON, undecodable path)",
+  401: "Missing or invalid API key",
+  403: "The key may not do this (admin routes)",
+  404: "Not found (another workspace's account is also a 404)",
+  409: "The account is not in a state that allows this",
+  413: "Body larger than the limit",
+  422: "Validation error",
+  429: "Rate limit of the key exceeded (see Retry-After)",
+  501: "The cluster layer providing this route is not deployed",
+  503: "Not ready / no node can serve the workspace right now",
+};
+
+const ACCOUNT_SCHEMA: JsonSchema = {
+  type: "object",
+  required: ["id", "workspaceId", "sessionId", "name", "engine", "status", "createdAt", "updatedAt"],
+  properties: {
+    id: { type: "string" },
+    workspaceId: { type: "string" },
+    sessionId: { type: "string" },
+    name: { type: "string" },
+    engine: { type: "string" },
+    status: {
+      type: "string",
+      enum: [
+        "initializing",
+        "qr_scanning",
+        "authenticated",
+        "connected",
+        "disconnected",
+        "failed",
+        "logged_out",
+        "stopped",
+      ],
+    },
+    desiredState: { type: "string", enum: ["running", "stopped"] },
+    reason: { type: "string" },
+    message: { type: "string" },
+    phoneNumber: { type: "string" },
+    node: { type: "string" },
+    createdAt: { type: "string", format: "date-time" },
+    updatedAt: { type: "string", format: "date-time" },
+  },
+};
+
+const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
+  createAccount: { $ref: "#/components/schemas/Account" },
+  getAccount: { $ref: "#/components/schemas/Account" },
+  listAccounts: {
+    type: "object",
+    properties: { items: { type: "array", items: { $ref: "#/components/schemas/Account" } } },
+  },
+  getQr: {
+    type: "object",
+    properties: {
+      qr: { type: "string" },
+      dataUrl: { type: "string" },
+      seq: { type: "integer" },
+      expiresAt: { type: "integer", description: "Epoch ms" },
+    },
+  },
+  requestPairingCode: { type: "object", properties: { code: { type: "string" } } },
+  sendText: { type: "object", properties: { id: { type: "string" } } },
+  createKey: {
+    type: "object",
+    properties: {
+      key: { type: "string", description: "Shown once" },
+      keyId: { type: "string" },
+      workspaceId: { type: "string" },
+    },
+  },
+  listKeys: {
+    type: "object",
+    properties: {
+      items: {
+        type: "array",
+        items: {
+          type: "object",
+          properties: { keyId: { type: "string" }, createdAt: { type: "string", format: "date-time" } },
+        },
+      },
+    },
+  },
+  listNodes: {
+    type: "object",
+    properties: {
+      items: {
+        type: "array",
+        items: {
+          type: "object",
+          properties: {
+            nodeId: { type: "string" },
+            pid: { type: "integer" },
+            host: { type: "string" },
+            services: { type: "array", items: { type: "string" } },
+            capacity: { type: "integer" },
+            sessions: { type: "integer" },
+            draining: { type: "boolean" },
+          },
+        },
+      },
+    },
+  },
+  getPlacement: {
+    type: "object",
+    properties: { workspaceId: { type: "string" }, node: { type: "string" }, epoch: { type: "integer" } },
+  },
+};
+
+function openApiPath(route: RouteSpec): string {
+  return fullPath(route).replace(/:([A-Za-z0-9_]+)/g, "{$1}");
+}
+
+function operationOf(route: RouteSpec): JsonSchema {
+  const parameters: JsonSchema[] = [];
+  const bodyProps: Record<string, JsonSchema> = {};
+  const bodyRequired: string[] = [];
+  for (const [name, rule] of Object.entries(route.params)) {
+    if (rule.in === "body") {
+      bodyProps[name] = jsonSchemaOf(rule);
+      if (!rule.optional) bodyRequired.push(name);
+    } else {
+      parameters.push({
+        name,
+        in: rule.in,
+        required: rule.in === "path" || !rule.optional,
+        schema: jsonSchemaOf(rule),
+        ...(rule.description ? { description: rule.description } : {}),
+      });
+    }
+  }
+  if (route.auth === "workspace") {
+    parameters.push({
+      name: "workspaceId",
+      in: "query",
+      required: false,
+      schema: { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" },
+      description:
+        "Admin key only (may also be in the body); a workspace key always acts on its own workspace",
+    });
+  }
+  const status = String(route.status ?? 200);
+  const produces = route.produces ?? ["application/json"];
+  const content: Record<string, JsonSchema> = {};
+  for (const type of produces) {
+    content[type] =
+      type === "application/json"
+        ? { schema: RESPONSE_SCHEMAS[route.id] ?? { type: "object" } }
+        : type === "image/png"
+          ? { schema: { type: "string", contentMediaType: "image/png" } }
+          : { schema: { type: "string" } };
+  }
+  const responses: Record<string, JsonSchema> = {
+    [status]: status === "204" ? { description: "Done" } : { description: "Success", content },
+  };
+  const errorCodes = new Set<number>(route.errors ?? []);
+  if (route.auth !== "public") [401, 422, 429].forEach((c) => errorCodes.add(c));
+  if (route.auth === "admin") errorCodes.add(403);
+  if (Object.values(route.params).some((p) => p.in === "body")) [400, 413].forEach((c) => errorCodes.add(c));
+  for (const code of [...errorCodes].sort()) {
+    responses[String(code)] = {
+      description: ERROR_DESCRIPTIONS[code] ?? "Error",
+      content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+    };
+  }
+  const op: JsonSchema = {
+    operationId: route.id,
+    summary: route.summary,
+    tags: [route.tag],
+    parameters,
+    responses,
+    security: route.auth === "public" ? [] : [{ bearerKey: [] }, { headerKey: [] }],
+  };
+  if (route.auth !== "public") op["x-auth"] = route.auth;
+  if (route.action) op["x-action"] = route.action;
+  if (Object.keys(bodyProps).length > 0) {
+    op.requestBody = {
+      required: bodyRequired.length > 0,
+      content: {
+        "application/json": {
+          schema: { type: "object", properties: bodyProps, required: bodyRequired },
+        },
+      },
+    };
+  }
+  return op;
+}
+
+/** The OpenAPI 3.1 document of every route in the table. */
+export function buildOpenApi(version = "0.1.0"): JsonSchema {
+  const paths: Record<string, Record<string, JsonSchema>> = {};
+  for (const route of ROUTES) {
+    const p = (paths[openApiPath(route)] ??= {});
+    p[route.method.toLowerCase()] = operationOf(route);
+  }
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Switchboard API",
+      version,
+      description:
+        "Many WhatsApp Web sessions across a Moleculer cluster. Workspace keys see only their workspace; " +
+        "the admin key (ADMIN_API_KEY) manages keys and the cluster. Errors are " +
+        "`{name, message, code, type, data}` with a stable `type`.",
+    },
+    servers: [{ url: "/" }],
+    tags: [
+      { name: "accounts", description: "WhatsApp accounts of a workspace" },
+      { name: "simulation", description: "Simulated engine only" },
+      { name: "keys", description: "Workspace API keys (admin)" },
+      { name: "cluster", description: "Cluster administration (admin)" },
+      { name: "operations", description: "Health, metrics, documentation" },
+    ],
+    paths,
+    components: {
+      securitySchemes: {
+        bearerKey: { type: "http", scheme: "bearer", description: "Authorization: Bearer <key>" },
+        headerKey: { type: "apiKey", in: "header", name: "X-API-Key" },
+      },
+      schemas: {
+        Account: ACCOUNT_SCHEMA,
+        Error: {
+          type: "object",
+          required: ["name", "message", "code", "type"],
+          properties: {
+            name: { type: "string" },
+            message: { type: "string" },
+            code: { type: "integer" },
+            type: { type: "string", description: "Stable machine-readable error type" },
+            data: {},
+          },
+        },
+      },
+    },
+  };
+}
+
+function esc(s: unknown): string {
+  return String(s).replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!,
+  );
+}
+
+/** A readable, self-contained page of the document (rendered on the server: no script, no CDN). */
+export function renderDocsHtml(doc: JsonSchema): string {
+  const info = doc.info as { title: string; version: string; description: string };
+  const paths = doc.paths as Record<string, Record<string, any>>;
+  const byTag = new Map<string, string[]>();
+  for (const [path, ops] of Object.entries(paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const params = (op.parameters as any[])
+        .map(
+          (p) =>
+            `<tr><td><code>${esc(p.name)}</code></td><td>${esc(p.in)}</td><td>${p.required ? "yes" : ""}</td>` +
+            `<td><code>${esc(JSON.stringify(p.schema))}</code></td><td>${esc(p.description ?? "")}</td></tr>`,
+        )
+        .join("");
+      const body = op.requestBody?.content?.["application/json"]?.schema;
+      const bodyRows = body
+        ? Object.entries(body.properties as Record<string, any>)
+            .map(
+              ([name, s]) =>
+                `<tr><td><code>${esc(name)}</code></td><td>body</td><td>${
+                  (body.required as string[]).includes(name) ? "yes" : ""
+                }</td><td><code>${esc(JSON.stringify({ ...s, description: undefined }))}</code></td><td>${esc(
+                  s.description ?? "",
+                )}</td></tr>`,
+            )
+            .join("")
+        : "";
+      const responses = Object.entries(op.responses as Record<string, any>)
+        .map(([code, r]) => `<li><b>${esc(code)}</b> ${esc(r.description)}</li>`)
+        .join("");
+      const html =
+        `<section class="op"><h3><span class="m ${esc(method)}">${esc(method.toUpperCase())}</span> ` +
+        `<code>${esc(path)}</code></h3><p>${esc(op.summary)}` +
+        (op["x-auth"] ? ` <span class="auth">${esc(op["x-auth"])} key</span>` : "") +
+        `</p>` +
+        (params || bodyRows
+          ? `<table><tr><th>name</th><th>in</th><th>required</th><th>schema</th><th></th></tr>${params}${bodyRows}</table>`
+          : "") +
+        `<ul>${responses}</ul></section>`;
+      const tag = (op.tags as string[])[0];
+      if (!byTag.has(tag)) byTag.set(tag, []);
+      byTag.get(tag)!.push(html);
+    }
+  }
+  const sections = [...byTag.entries()].map(([tag, ops]) => `<h2>${esc(tag)}</h2>${ops.join("")}`).join("");
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(info.title)}</title>
+<style>body{font:14px/1.45 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
+code{font:12px ui-monospace,monospace}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}
+.op{border-top:1px solid #eee;padding:.3em 0}.m{display:inline-block;min-width:4.5em;font-size:12px;color:#fff;border-radius:3px;padding:1px 4px;text-align:center}
+.get{background:#2a7ae2}.post{background:#2c9a4b}.delete{background:#c0392b}.auth{font-size:12px;background:#eee;border-radius:3px;padding:0 4px}</style>
+</head><body><h1>${esc(info.title)} <small>${esc(info.version)}</small></h1><p>${esc(info.description)}</p>
+<p>Machine-readable: <a href="/api/openapi.json">/api/openapi.json</a> (OpenAPI 3.1).</p>${sections}</body></html>`;
+}
