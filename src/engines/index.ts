@@ -3,6 +3,7 @@
 import { UnknownEngineError } from "../errors.ts";
 import type { EngineFactory } from "./base.ts";
 import { createSimulatedEngine } from "./simulated.ts";
+import { createWebjsEngine } from "./webjs/index.ts";
 
 export interface EngineCapabilities {
   /** The engine implements `simulate.*` (scan/disconnect/logout/message from the phone's side). @default false */
@@ -38,3 +39,4 @@ export function engineNames(): string[] {
 }
 
 registerEngine("simulated", createSimulatedEngine, { simulate: true });
+registerEngine("webjs", createWebjsEngine);

@@ -4,7 +4,7 @@
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import wweb from "whatsapp-web.js";
+import type wweb from "whatsapp-web.js";
 import { InvalidStateError } from "../../errors.ts";
 import type { FailureReason } from "../../lifecycle/states.ts";
 import { BaseEngine, type EngineOptions } from "../base.ts";
@@ -234,7 +234,10 @@ export class WebjsEngine extends BaseEngine {
       this.launching = null;
     }
     if (gen !== this.generation || !this.browser) return;
-    const client = this.createClient(gen, this.browser.wsEndpoint);
+    // Loaded on first use: nodes that never run a webjs session never load puppeteer.
+    const { Client } = (await import("whatsapp-web.js")).default;
+    if (gen !== this.generation || !this.browser) return;
+    const client = this.createClient(Client, gen, this.browser.wsEndpoint);
     this.client = client;
     try {
       await client.initialize();
@@ -250,8 +253,8 @@ export class WebjsEngine extends BaseEngine {
     }
   }
 
-  private createClient(gen: number, browserWSEndpoint: string): wweb.Client {
-    const client = new wweb.Client({
+  private createClient(Client: typeof wweb.Client, gen: number, browserWSEndpoint: string): wweb.Client {
+    const client = new Client({
       authStrategy: this.auth as unknown as wweb.AuthStrategy,
       puppeteer: { browserWSEndpoint, defaultViewport: null } as any,
       // One more than our policy: we fail at the policy's end ourselves; this is the backstop.
