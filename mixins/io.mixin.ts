@@ -7,7 +7,7 @@
 //   that workspace's room only: the default in-memory adapter and `.local`, so a gateway never fans an
 //   event out to another gateway's sockets (each gateway relays its own copy);
 // - `call` → whitelisted `accounts.*` actions with the socket's workspace forced.
-import type { Context, Service, ServiceSchema } from "moleculer";
+import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
 import SocketIOService from "moleculer-io";
 import type { Server, ServerOptions, Socket } from "socket.io";
 import type { Caller, KeyStore } from "../src/gateway/keys.ts";
@@ -25,8 +25,8 @@ import { errorShape, prepareSocketCall } from "../src/io/socket-calls.ts";
 
 export interface IoMixinOptions {
   /**
-   * Verifies a presented key. @default the host service's `resolveApiKey(token)` method, else
-   * `this.keys.authenticate(token)` (the api service's KeyStore, src/gateway/keys.ts)
+   * Verifies a presented key. @default `this.keys.authenticate(token)`: the host api service's
+   * KeyStore (src/gateway/keys.ts), the same lookup and cache as REST
    */
   resolveKey?: KeyResolver;
   /** Extra Socket.IO server options. @default {} (CORS comes from the gateway's `settings.cors`) */
@@ -36,7 +36,6 @@ export interface IoMixinOptions {
 interface IoThis extends Service {
   io: Server;
   snapshotHold: SnapshotHold;
-  resolveApiKey?: KeyResolver;
   keys?: KeyStore;
   resolveSocketKey(token: string): Promise<Caller | null>;
   socketAuthorize(socket: Socket): Promise<SocketPrincipal>;
@@ -109,14 +108,11 @@ export function ioMixin(opts: IoMixinOptions = {}): Partial<ServiceSchema> {
         return principal;
       },
 
-      /** The key lookup: the option, else the host's `resolveApiKey` method, else its `keys` KeyStore. */
-      resolveSocketKey(this: IoThis, token: string): Promise<Caller | null> {
+      /** The key lookup: the option, else the host's KeyStore (`this.keys`, the api service's). */
+      async resolveSocketKey(this: IoThis, token: string): Promise<Caller | null> {
         if (opts.resolveKey) return opts.resolveKey(token);
-        if (typeof this.resolveApiKey === "function") return this.resolveApiKey(token);
         if (this.keys) return this.keys.authenticate(token);
-        throw new Error(
-          "io: no key lookup (give ioMixin({ resolveKey }) or a `keys` KeyStore on the service)",
-        );
+        throw new Errors.MoleculerRetryableError("Gateway is starting, retry", 503, "SERVICE_UNAVAILABLE");
       },
 
       relayAccountEvent(this: IoThis, event: RelayedEvent, payload: unknown): void {

@@ -1,0 +1,313 @@
+// `npm run bench -- events [--json] [--accounts 1000] [--workers 4] [--workspaces 50] [--sockets 100]
+//  [--inflight 50] [--messages 3]`
+//
+// A real cluster (nats-server, FerretDB, one gateway node api+io+accounts and N session workers, each a
+// process of its own) with simulated accounts, and Socket.IO clients in this process. It measures:
+// - relay latency: from the engine's event to its receipt on a socket. The origin is the event's own
+//   stamp: `at` of account.status, and for account.qr the moment the engine showed it
+//   (expiresAt − TTL of that QR). Also split into engine→bus (an observer broker in this process gets
+//   the same broadcast) and bus→socket (observer receipt → socket receipt, same clock).
+// - loss: every socket must get exactly the events the bus carried for its workspace — none missing,
+//   none twice, none of another workspace.
+// - events/s delivered to sockets while messages flow.
+// - time to first QR: POST /api/v1/accounts → first account.qr of that account on a socket, with
+//   `inflight` creates in flight.
+// Bars: relay p99 ≤ 50 ms with no loss; first QR p99 ≤ 250 ms.
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { ServiceBroker } from "moleculer";
+import { io as connectSocket, type Socket as ClientSocket } from "socket.io-client";
+import { brokerOptions } from "../moleculer.config.ts";
+import { loadConfig } from "../src/config.ts";
+import { RELAYED_EVENTS, workspaceOfEvent } from "../src/io/relay.ts";
+import type { BenchArgs, BenchResult } from "./index.ts";
+import { BenchCluster } from "./support/cluster.ts";
+import { inParallel, summarize } from "./support/stats.ts";
+
+const RELAY_P99_BAR_MS = 50;
+const FIRST_QR_P99_BAR_MS = 250;
+const QR_FIRST_TTL_MS = 60000;
+const QR_REFRESH_MS = 20000;
+
+const now = () => performance.timeOrigin + performance.now();
+const log = (...a: unknown[]) => console.error("[bench events]", ...a);
+
+interface Receipt {
+  key: string;
+  event: string;
+  workspaceId: string;
+  t: number;
+  /** Engine-side stamp of the event, when it carries one (status `at`, QR shown-at). */
+  origin?: number;
+}
+
+/** A stable identity of one event, the same for every receiver. */
+function eventKey(event: string, p: any): string {
+  switch (event) {
+    case "account.status":
+      return `${p.accountId}|status|${p.status}|${p.at}|${p.epoch}`;
+    case "account.qr":
+      return `${p.accountId}|qr|${p.seq}|${p.expiresAt}`;
+    case "account.message":
+      return `${p.accountId}|msg|${p.id}`;
+    case "account.pairing_code":
+      return `${p.accountId}|code|${p.code}`;
+    case "account.created":
+      return `${p.account?.id}|created`;
+    default:
+      return `${p.accountId}|${event}`;
+  }
+}
+
+function originOf(event: string, p: any): number | undefined {
+  if (event === "account.status" && p.at) return Date.parse(p.at);
+  if (event === "account.qr") return p.expiresAt - (p.seq === 1 ? QR_FIRST_TTL_MS : QR_REFRESH_MS);
+  return undefined;
+}
+
+function receipt(event: string, payload: any, t: number): Receipt {
+  return {
+    key: eventKey(event, payload),
+    event,
+    workspaceId: workspaceOfEvent(payload) ?? "?",
+    t,
+    origin: originOf(event, payload),
+  };
+}
+
+function opt(args: BenchArgs, name: string, fallback: number): number {
+  const v = Number(args.options[name]);
+  return typeof args.options[name] === "string" && Number.isFinite(v) ? v : fallback;
+}
+
+async function waitUntil(what: string, check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) {
+      log(`gave up waiting for ${what} after ${timeoutMs} ms`);
+      return false;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+export async function run(args: BenchArgs): Promise<BenchResult> {
+  const accounts = opt(args, "accounts", 1000);
+  const workers = opt(args, "workers", 4);
+  const workspaces = opt(args, "workspaces", 50);
+  const socketCount = opt(args, "sockets", 100);
+  const inflight = opt(args, "inflight", 50);
+  const messagesPerAccount = opt(args, "messages", 3);
+  const adminKey = randomBytes(16).toString("hex");
+
+  const cluster = new BenchCluster({
+    ENGINE: "simulated",
+    ADMIN_API_KEY: adminKey,
+    QR_FIRST_TTL_MS: String(QR_FIRST_TTL_MS),
+    QR_REFRESH_MS: String(QR_REFRESH_MS),
+    RATE_LIMIT_PER_MINUTE: "10000000",
+    SESSION_CAPACITY: String(Math.ceil((accounts / workers) * 2)),
+    HEARTBEAT_INTERVAL_MS: "1000",
+    HEARTBEAT_TIMEOUT_MS: "4000",
+  });
+  const sockets: ClientSocket[] = [];
+  let observer: ServiceBroker | undefined;
+  try {
+    await cluster.startServers();
+    const port = await cluster.freePort();
+    log(`starting gateway + ${workers} workers (namespace ${cluster.namespace})`);
+    await Promise.all([
+      cluster.startNode("gateway", ["api", "io", "accounts"], { PORT: String(port) }),
+      ...Array.from({ length: workers }, (_, i) => cluster.startNode(`worker-${i + 1}`, ["session"])),
+    ]);
+    const base = `http://127.0.0.1:${port}`;
+
+    // Ground truth: what the bus carried, seen by a broker of its own in this process.
+    const busReceipts = new Map<string, Receipt>();
+    observer = new ServiceBroker(
+      brokerOptions({
+        ...loadConfig(),
+        nodeId: "bench-observer",
+        namespace: cluster.namespace,
+        natsUrl: cluster.natsUrl,
+        mongoUrl: cluster.mongoUrl,
+        services: [],
+        logLevel: "warn",
+      }),
+    );
+    observer.createService({
+      name: "benchobserver",
+      events: Object.fromEntries(
+        RELAYED_EVENTS.map((event) => [
+          event,
+          (ctx: any) => {
+            const r = receipt(event, ctx.params, now());
+            busReceipts.set(r.key, r);
+          },
+        ]),
+      ),
+    });
+    await observer.start();
+
+    const rest = async (method: string, path: string, key: string, body?: unknown): Promise<any> => {
+      const res = await fetch(base + path, {
+        method,
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`${method} ${path} → ${res.status} ${text}`);
+      return text ? JSON.parse(text) : undefined;
+    };
+    await observer.waitForServices(["api", "accounts", "session"], 30000);
+
+    // Keys, then sockets spread over the workspaces.
+    const wsIds = Array.from({ length: workspaces }, (_, i) => `bench${String(i).padStart(3, "0")}`);
+    const keys = new Map<string, string>();
+    for (const ws of wsIds)
+      keys.set(ws, (await rest("POST", `/api/v1/workspaces/${ws}/keys`, adminKey, {})).key);
+
+    const perSocket: { workspaceId: string; receipts: Receipt[]; snapshot: boolean }[] = [];
+    const firstQrAt = new Map<string, number>();
+    for (let i = 0; i < socketCount; i++) {
+      const workspaceId = wsIds[i % wsIds.length];
+      const state = { workspaceId, receipts: [] as Receipt[], snapshot: false };
+      perSocket.push(state);
+      const socket = connectSocket(base, {
+        auth: { token: keys.get(workspaceId) },
+        transports: ["websocket"],
+      });
+      socket.on("accounts.snapshot", () => (state.snapshot = true));
+      for (const event of RELAYED_EVENTS) {
+        socket.on(event, (payload: any) => {
+          const t = now();
+          state.receipts.push(receipt(event, payload, t));
+          if (event === "account.qr" && !firstQrAt.has(payload.accountId))
+            firstQrAt.set(payload.accountId, t);
+        });
+      }
+      sockets.push(socket);
+    }
+    await waitUntil("every socket's snapshot", () => perSocket.every((s) => s.snapshot), 30000);
+    log(`${socketCount} sockets connected over ${workspaces} workspaces`);
+
+    // Phase 1: creates, `inflight` at a time; time to first QR of each.
+    const createdAt = new Map<string, number>();
+    const ids: { id: string; workspaceId: string }[] = [];
+    const t1 = now();
+    await inParallel(
+      Array.from({ length: accounts }, (_, i) => wsIds[i % wsIds.length]),
+      inflight,
+      async (workspaceId, i) => {
+        const t0 = now();
+        const account = await rest("POST", "/api/v1/accounts", keys.get(workspaceId)!, {
+          name: `bench ${i}`,
+        });
+        createdAt.set(account.id, t0);
+        ids.push({ id: account.id, workspaceId });
+      },
+    );
+    const createSeconds = (now() - t1) / 1000;
+    await waitUntil("a QR for every account", () => ids.every((a) => firstQrAt.has(a.id)), 60000);
+    log(`created ${ids.length} accounts in ${createSeconds.toFixed(1)} s`);
+
+    // Phase 2: scan every QR.
+    const connected = () =>
+      new Set(
+        [...busReceipts.values()]
+          .filter((r) => r.key.includes("|status|connected|"))
+          .map((r) => r.key.split("|")[0]),
+      );
+    await inParallel(ids, inflight, (a, i) =>
+      rest("POST", `/api/v1/accounts/${a.id}/simulate/scan`, keys.get(a.workspaceId)!, {
+        phoneNumber: `4915${String(100000000 + i)}`,
+      }),
+    );
+    await waitUntil("every account connected", () => connected().size >= ids.length, 60000);
+    log("every account connected");
+
+    // Phase 3: messages; throughput window.
+    const receiptsBefore = perSocket.reduce((n, s) => n + s.receipts.length, 0);
+    const t3 = now();
+    const msgJobs = ids.flatMap((a) => Array.from({ length: messagesPerAccount }, (_, k) => ({ ...a, k })));
+    await inParallel(msgJobs, inflight, (job) =>
+      rest("POST", `/api/v1/accounts/${job.id}/simulate/message`, keys.get(job.workspaceId)!, {
+        from: "4917000000001",
+        text: `hello ${job.k}`,
+      }),
+    );
+    const expectedTotal = () =>
+      perSocket.reduce(
+        (n, s) => n + [...busReceipts.values()].filter((r) => r.workspaceId === s.workspaceId).length,
+        0,
+      );
+    const total = () => perSocket.reduce((n, s) => n + s.receipts.length, 0);
+    await waitUntil("every socket to catch up with the bus", () => total() >= expectedTotal(), 30000);
+    const t4 = now();
+    const msgSeconds = (t4 - t3) / 1000;
+    const deliveredInPhase3 = total() - receiptsBefore;
+
+    // Verdicts.
+    const byWorkspace = new Map<string, Receipt[]>();
+    for (const r of busReceipts.values()) {
+      const list = byWorkspace.get(r.workspaceId) ?? [];
+      list.push(r);
+      byWorkspace.set(r.workspaceId, list);
+    }
+    let missing = 0;
+    let duplicates = 0;
+    let foreign = 0;
+    const engineToSocket: number[] = [];
+    const busToSocket: number[] = [];
+    const engineToBus: number[] = [];
+    for (const r of busReceipts.values()) if (r.origin !== undefined) engineToBus.push(r.t - r.origin);
+    for (const s of perSocket) {
+      const seen = new Map<string, number>();
+      for (const r of s.receipts) {
+        seen.set(r.key, (seen.get(r.key) ?? 0) + 1);
+        if (r.workspaceId !== s.workspaceId) foreign++;
+        if (r.origin !== undefined) engineToSocket.push(r.t - r.origin);
+        const bus = busReceipts.get(r.key);
+        if (bus) busToSocket.push(r.t - bus.t);
+      }
+      for (const n of seen.values()) if (n > 1) duplicates += n - 1;
+      for (const r of byWorkspace.get(s.workspaceId) ?? []) if (!seen.has(r.key)) missing++;
+    }
+    const firstQr = ids.map((a) => firstQrAt.get(a.id)! - createdAt.get(a.id)!).filter(Number.isFinite);
+    const relay = summarize(engineToSocket);
+    const qr = summarize(firstQr);
+    const lost = missing + (ids.length - firstQr.length);
+    const result: BenchResult = {
+      bench: "events",
+      setup: { accounts, workers, workspaces, sockets: socketCount, inflight, messagesPerAccount },
+      events: {
+        onBus: busReceipts.size,
+        deliveredToSockets: total(),
+        missing,
+        duplicates,
+        foreignWorkspace: foreign,
+      },
+      relayLatencyMs: relay,
+      relayBreakdownMs: { engineToBus: summarize(engineToBus), busToSocket: summarize(busToSocket) },
+      eventsPerSecond: Math.round(deliveredInPhase3 / msgSeconds),
+      firstQrMs: qr,
+      createsPerSecond: Math.round(ids.length / createSeconds),
+      bars: {
+        relayP99Ms: RELAY_P99_BAR_MS,
+        firstQrP99Ms: FIRST_QR_P99_BAR_MS,
+      },
+      pass:
+        relay.p99 <= RELAY_P99_BAR_MS &&
+        lost === 0 &&
+        duplicates === 0 &&
+        foreign === 0 &&
+        qr.p99 <= FIRST_QR_P99_BAR_MS,
+    };
+    return result;
+  } finally {
+    for (const s of sockets) s.close();
+    await observer?.stop().catch(() => undefined);
+    await cluster.stop();
+  }
+}

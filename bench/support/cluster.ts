@@ -1,0 +1,95 @@
+// A real cluster for benches: nats-server (JetStream) and FerretDB on free ports, and Switchboard
+// nodes as child processes (separate event loops, as in production), each configured by environment.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ROOT, freePort, startMongoWire, startNats, type RunningServer } from "../../src/dev/servers.ts";
+
+export interface BenchNode {
+  nodeId: string;
+  process: ChildProcess;
+}
+
+export class BenchCluster {
+  readonly dir = mkdtempSync(join(tmpdir(), "switchboard-bench-"));
+  readonly namespace = `bench${process.pid}`;
+  natsUrl = "";
+  mongoUrl = "";
+  private servers: RunningServer[] = [];
+  readonly nodes: BenchNode[] = [];
+
+  constructor(private readonly env: Record<string, string> = {}) {}
+
+  async startServers(): Promise<void> {
+    const nats = await startNats(join(this.dir, "nats"));
+    const mongo = await startMongoWire(join(this.dir, "mongo"), 0, this.namespace);
+    this.servers.push(nats, mongo);
+    this.natsUrl = nats.url;
+    this.mongoUrl = mongo.url;
+  }
+
+  /** Starts a node running `services`; resolves once it printed `ready`. */
+  async startNode(nodeId: string, services: string[], env: Record<string, string> = {}): Promise<BenchNode> {
+    const child = spawn(
+      join(ROOT, "node_modules", ".bin", "tsx"),
+      [join(ROOT, "bench", "support", "node-process.ts")],
+      {
+        cwd: ROOT,
+        stdio: ["ignore", "pipe", "inherit"],
+        env: {
+          ...process.env,
+          NODE_ID: nodeId,
+          NAMESPACE: this.namespace,
+          NATS_URL: this.natsUrl,
+          MONGO_URL: this.mongoUrl,
+          SERVICES: services.join(","),
+          LOG_LEVEL: "warn",
+          ...this.env,
+          ...env,
+        },
+      },
+    );
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      const timer = setTimeout(() => reject(new Error(`${nodeId} not ready after 60 s:\n${out}`)), 60000);
+      child.stdout!.on("data", (b: Buffer) => {
+        out += b.toString();
+        if (out.includes(`ready ${nodeId}`)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${nodeId} exited (${code}) before ready:\n${out}`));
+      });
+    });
+    const node = { nodeId, process: child };
+    this.nodes.push(node);
+    return node;
+  }
+
+  freePort(): Promise<number> {
+    return freePort();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.nodes.map(
+        (n) =>
+          new Promise<void>((resolve) => {
+            if (n.process.exitCode !== null) return resolve();
+            const force = setTimeout(() => n.process.kill("SIGKILL"), 10000);
+            n.process.once("exit", () => {
+              clearTimeout(force);
+              resolve();
+            });
+            n.process.kill("SIGTERM");
+          }),
+      ),
+    );
+    await Promise.all(this.servers.map((s) => s.stop()));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
