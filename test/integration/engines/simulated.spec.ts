@@ -1,0 +1,5 @@
+// The engine contract suite against the simulated engine (the webjs engine runs the same suite).
+import { createSimulatedEngine } from "../../../src/engines/simulated.ts";
+import { engineContractSuite } from "../../contract/engine-contract.ts";
+
+engineContractSuite("simulated", createSimulatedEngine, { canScan: true, showsQr: true });
