@@ -100,7 +100,7 @@ export function engineContractSuite(
       return { engine, seen: record(engine) };
     }
 
-    const until = (seen: Seen[], event: EventName, what = event, timeoutMs = startTimeoutMs) =>
+    const until = (seen: Seen[], event: EventName, what: string = event, timeoutMs = startTimeoutMs) =>
       waitFor(() => seen.find((s) => s.event === event), { what: `${name}: ${what}`, timeoutMs });
 
     it("has a name, and stop() is idempotent before and after start", async () => {
