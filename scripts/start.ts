@@ -20,6 +20,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { hostname } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -286,9 +287,27 @@ async function httpStatus(url: string): Promise<{ status: number; body: string }
   }
 }
 
+/** Fails early when the gateway's port is taken: the readiness probe would otherwise ask a stranger. */
+async function assertPortFree(port: number): Promise<void> {
+  await new Promise<void>((res, rej) => {
+    const srv = createServer();
+    srv.once("error", (err: NodeJS.ErrnoException) =>
+      rej(
+        new StartError(
+          err.code === "EADDRINUSE"
+            ? `port ${port} is already in use (another Switchboard?): stop it, or set PORT (0 picks a free port)`
+            : `port ${port}: ${err.message}`,
+        ),
+      ),
+    );
+    srv.listen(port, () => srv.close(() => res()));
+  });
+}
+
 async function main(cluster: Cluster): Promise<void> {
   let port = envInt("PORT", 3000);
   if (port === 0) port = await freePort();
+  await assertPortFree(port);
   const workers = envInt("WORKERS", 3);
   const adminKey = process.env.ADMIN_API_KEY || `sb_admin_${randomBytes(18).toString("base64url")}`;
   const dataDir = resolve(ROOT, process.env.DATA_DIR || ".data");
@@ -378,14 +397,6 @@ async function main(cluster: Cluster): Promise<void> {
       async () => {
         const ready = await httpStatus(`${base}/health/ready`);
         if (ready?.status === 200) return "GET /health/ready answered 200";
-        if (ready?.status === 404) {
-          // The gateway predates its readiness route: liveness is the best signal there is.
-          const live = await httpStatus(`${base}/health/live`);
-          if (live?.status === 200)
-            return "GET /health/live answered 200 (the gateway has no /health/ready yet)";
-          last = `/health/ready and /health/live answer ${ready.status}/${live?.status ?? "nothing"}`;
-          return undefined;
-        }
         last = ready ? `answered ${ready.status}: ${ready.body}` : "no answer yet";
         return undefined;
       },

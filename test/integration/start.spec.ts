@@ -100,8 +100,9 @@ describe("npm start (scripts/start.ts)", function () {
 
     if (existsSync(join(ROOT, "services", "api.service.ts"))) {
       assert.ok(pids.has("gateway") && pids.has("worker-1") && pids.has("worker-2"), pidsLine[1]);
-      const res = await fetch(`${url}/health/live`);
-      assert.equal(res.status, 200, `GET ${url}/health/live`);
+      assert.match(out, /waited for GET \/health\/ready answered 200/);
+      const res = await fetch(`${url}/health/ready`);
+      assert.equal(res.status, 200, `GET ${url}/health/ready`);
     } else {
       // Until the gateway exists nothing listens on the URL; start.ts must say what it waited for.
       assert.match(out, /waited for the brokers to join NATS only: no api service exists yet/);
