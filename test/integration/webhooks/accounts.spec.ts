@@ -1,0 +1,114 @@
+// Webhooks fed by the real account services: accounts + session (simulated engine) broadcast the
+// lifecycle, two webhooks nodes record it, one delivers it to a real receiver, in the account's order.
+import { strict as assert } from "node:assert";
+import type { ServiceBroker, ServiceSchema } from "moleculer";
+import AccountsService from "../../../services/accounts.service.ts";
+import SessionService from "../../../services/session.service.ts";
+import WebhooksSchema from "../../../services/webhooks.service.ts";
+import type { AccountView } from "../../../src/accounts/types.ts";
+import { HEADER_EVENT, HEADER_SIGNATURE, HEADER_TIMESTAMP } from "../../../src/webhooks/http-delivery.ts";
+import { verify } from "../../../src/webhooks/signing.ts";
+import type { DeliveryView, EndpointView } from "../../../src/webhooks/types.ts";
+import { TestCluster } from "../../support/cluster.ts";
+import { waitFor } from "../../support/wait.ts";
+import { WebhookReceiver } from "./receiver.ts";
+
+const WebhooksService = WebhooksSchema as unknown as ServiceSchema;
+
+describe("webhooks: account lifecycle from the account services", function () {
+  this.timeout(30000);
+  let cluster: TestCluster;
+  let receiver: WebhookReceiver;
+  let gw: ServiceBroker;
+  const statusSeenByBroker: Record<string, string[]> = {};
+
+  before(async () => {
+    receiver = await new WebhookReceiver().start();
+    cluster = new TestCluster(
+      { webhookPollMs: 50, webhookBackoffBaseMs: 40, webhookBackoffMaxMs: 200 },
+      "whacc",
+    );
+    const recorder: ServiceSchema = {
+      name: "recorder",
+      events: {
+        "account.status"(ctx: any) {
+          (statusSeenByBroker[ctx.params.accountId] ??= []).push(ctx.params.status);
+        },
+      },
+    };
+    gw = cluster.node("gw", [AccountsService, WebhooksService, recorder]);
+    cluster.node("w1", [SessionService, WebhooksService]);
+    await cluster.start();
+    await gw.waitForServices(["accounts", "session", "webhooks"], 10000);
+  });
+  after(async () => {
+    await cluster?.stop();
+    await receiver?.stop();
+  });
+
+  it("delivers created and every status of an account, signed, in the order they happened", async () => {
+    const endpoint: EndpointView = await gw.call("webhooks.create", {
+      workspaceId: "ws_a",
+      url: receiver.url,
+      events: ["account.created", "account.status"],
+    });
+    // The first delivery of each event fails once: retries must keep the order.
+    const failedOnce = new Set<string>();
+    receiver.respond = (req) => {
+      if (failedOnce.has(req.body.id)) return 200;
+      failedOnce.add(req.body.id);
+      return 502;
+    };
+
+    const account: AccountView = await gw.call("accounts.create", { workspaceId: "ws_a", name: "one" });
+    await waitFor(
+      async () =>
+        ((await gw.call("accounts.get", { workspaceId: "ws_a", id: account.id })) as AccountView).status ===
+        "qr_scanning",
+      {
+        what: "qr_scanning",
+      },
+    );
+    await gw.call("accounts.simulate", {
+      workspaceId: "ws_a",
+      id: account.id,
+      action: "scan",
+      phoneNumber: "4915112345678",
+    });
+    await waitFor(() => receiver.accepted.some((r) => r.body.data.status === "connected"), {
+      what: "the connected status delivered",
+    });
+
+    const accepted = receiver.accepted.filter((r) => r.body.accountId === account.id);
+    for (const r of accepted) {
+      assert.ok(
+        verify(
+          endpoint.secret!,
+          String(r.headers[HEADER_TIMESTAMP.toLowerCase()]),
+          r.raw,
+          String(r.headers[HEADER_SIGNATURE.toLowerCase()]),
+        ),
+      );
+    }
+    const statuses = accepted
+      .filter((r) => r.headers[HEADER_EVENT.toLowerCase()] === "account.status")
+      .map((r) => r.body.data.status);
+    assert.deepEqual(
+      statuses,
+      statusSeenByBroker[account.id],
+      "statuses delivered in the order they were broadcast",
+    );
+    assert.deepEqual(statuses.slice(-3), ["qr_scanning", "authenticated", "connected"]);
+    assert.equal(accepted.filter((r) => r.body.event === "account.created").length, 1);
+    assert.equal(new Set(accepted.map((r) => r.body.id)).size, accepted.length, "each event accepted once");
+    // account.qr was not subscribed: never sent.
+    assert.ok(receiver.requests.every((r) => r.body.event !== "account.qr"));
+
+    const { items }: { items: DeliveryView[] } = await gw.call("webhooks.deliveries", {
+      workspaceId: "ws_a",
+      id: endpoint.id,
+    });
+    assert.equal(items.length, accepted.length);
+    assert.ok(items.every((d) => d.status === "delivered" && d.attempts === 2));
+  });
+});
