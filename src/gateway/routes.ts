@@ -46,7 +46,7 @@ export interface RouteSpec {
 }
 
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-const PHONE_PATTERN = /^\+?[0-9]{6,20}$/;
+const PHONE_PATTERN = /^\+?[0-9]{6,16}$/;
 
 const accountId: ParamRule = { in: "path", type: "string", pattern: ID_PATTERN, description: "Account id" };
 const phoneNumber: ParamRule = {
@@ -181,7 +181,13 @@ export const ROUTES: readonly RouteSpec[] = [
     action: "accounts.sendText",
     params: {
       id: accountId,
-      to: { in: "body", type: "string", pattern: PHONE_PATTERN, description: "Recipient phone number" },
+      to: {
+        in: "body",
+        type: "string",
+        min: 1,
+        max: 128,
+        description: "Recipient (phone number or chat id)",
+      },
       text: { in: "body", type: "string", min: 1, max: 4096, description: "Message text" },
     },
     auth: "workspace",
@@ -203,7 +209,13 @@ export const ROUTES: readonly RouteSpec[] = [
         : action === "message"
           ? {
               id: accountId,
-              from: { ...phoneNumber, description: "Sender phone number" },
+              from: {
+                in: "body",
+                type: "string",
+                min: 1,
+                max: 128,
+                description: "Sender (phone number or chat id)",
+              },
               text: { in: "body", type: "string", min: 1, max: 4096, description: "Message text" },
             }
           : { id: accountId },

@@ -1,0 +1,156 @@
+// GET /metrics: Prometheus text of
+//  - this gateway's Moleculer metric registry (moleculer's own Prometheus reporter formats it), and
+//  - Switchboard's metrics: every `switchboard.*` metric any node registers in its broker registry
+//    (collected with `$node.metrics`, labelled by node: failovers, start-queue length, … as the
+//    session/placement layers expose them), plus gauges the gateway computes from MongoDB (sessions by
+//    status per node, placements per node) and its own counter of QR codes served.
+import type { Db } from "mongodb";
+import { MetricReporters, type ServiceBroker } from "moleculer";
+import { COLLECTIONS } from "../store/mongo.ts";
+
+/** Names Switchboard layers register in their broker's metric registry; the gateway exports every
+ * `switchboard.*` metric of every node, labelled with `nodeID`. */
+export const METRICS = {
+  /** Counter (gateway): QR codes answered by `GET /api/v1/accounts/:id/qr`, label `format`. */
+  qrServed: "switchboard.qr.served",
+  /** Gauge (computed from MongoDB): accounts by `node` and `status`. */
+  sessions: "switchboard.sessions",
+  /** Gauge (computed from MongoDB): workspaces with accounts recorded on `node`. */
+  placements: "switchboard.placements",
+  /** Counter (placement layer, by convention): workspaces claimed from a dead node. */
+  failovers: "switchboard.failovers",
+  /** Gauge (session layer, by convention): engine starts waiting in the node's start queue. */
+  startQueue: "switchboard.start_queue.length",
+} as const;
+
+export interface Sample {
+  labels: Record<string, string | number>;
+  value: number;
+}
+
+export interface Family {
+  name: string;
+  type: "counter" | "gauge";
+  help: string;
+  samples: Sample[];
+}
+
+function promName(name: string): string {
+  return name.replace(/[.-]/g, "_");
+}
+
+function escapeLabel(v: string | number): string {
+  return String(v).replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+export function formatFamilies(families: Family[]): string {
+  const out: string[] = [];
+  for (const f of families) {
+    const name = promName(f.name);
+    out.push(`# HELP ${name} ${f.help.replace(/\n/g, " ")}`, `# TYPE ${name} ${f.type}`);
+    for (const s of f.samples) {
+      const labels = Object.entries(s.labels)
+        .map(([k, v]) => `${promName(k)}="${escapeLabel(v)}"`)
+        .join(",");
+      out.push(`${name}${labels ? `{${labels}}` : ""} ${Number.isFinite(s.value) ? s.value : "NaN"}`);
+    }
+    out.push("");
+  }
+  return out.join("\n");
+}
+
+/** This broker's registry as Prometheus text, without `switchboard.*` (exported cluster-wide below). */
+export function registryText(broker: ServiceBroker): string {
+  const Reporter = (MetricReporters as unknown as Record<string, new (opts: object) => any>).Prometheus;
+  const reporter = new Reporter({ port: 0, excludes: ["switchboard.**"] });
+  // Only the formatting half of the reporter: no init(), so no HTTP server of its own.
+  reporter.registry = broker.metrics;
+  reporter.broker = broker;
+  reporter.defaultLabels = { namespace: broker.namespace, nodeID: broker.nodeID };
+  return reporter.generatePrometheusResponse() as string;
+}
+
+interface MetricObject {
+  name: string;
+  type: string;
+  description?: string;
+  values: { labels?: Record<string, string | number>; value: number | null }[];
+}
+
+/** Every node's `switchboard.*` metrics, labelled with the node; a node that does not answer in time is
+ * skipped (its absence shows as missing series, never as a failed scrape). */
+export async function clusterFamilies(broker: ServiceBroker, skip: ReadonlySet<string>): Promise<Family[]> {
+  const nodes = broker.registry.nodes
+    .list({ onlyAvailable: true, withServices: false })
+    .map((n: { id: string }) => n.id);
+  const lists = await Promise.all(
+    nodes.map(async (nodeID: string) => {
+      try {
+        const list =
+          nodeID === broker.nodeID
+            ? (broker.metrics.list({ includes: ["switchboard.**"] }) as unknown as MetricObject[])
+            : await broker.call<MetricObject[], object>(
+                "$node.metrics",
+                { includes: ["switchboard.**"] },
+                { nodeID, timeout: 1500 },
+              );
+        return { nodeID, list };
+      } catch {
+        return { nodeID, list: [] as MetricObject[] };
+      }
+    }),
+  );
+  const byName = new Map<string, Family>();
+  for (const { nodeID, list } of lists) {
+    for (const m of list) {
+      if (skip.has(m.name) || (m.type !== "counter" && m.type !== "gauge")) continue;
+      let f = byName.get(m.name);
+      if (!f) {
+        f = { name: m.name, type: m.type, help: m.description || m.name, samples: [] };
+        byName.set(m.name, f);
+      }
+      for (const v of m.values ?? []) {
+        if (v.value == null) continue;
+        f.samples.push({ labels: { ...v.labels, nodeID }, value: v.value });
+      }
+    }
+  }
+  return [...byName.values()];
+}
+
+/** Gauges computed from the account records (FerretDB's $group supports $sum, which is all this needs). */
+export async function accountFamilies(db: Db): Promise<Family[]> {
+  const rows = await db
+    .collection(COLLECTIONS.accounts)
+    .aggregate<{ _id: { node?: string | null; status: string; workspaceId: string }; n: number }>([
+      { $group: { _id: { node: "$node", status: "$status", workspaceId: "$workspaceId" }, n: { $sum: 1 } } },
+    ])
+    .toArray();
+  const sessions = new Map<string, Sample>();
+  const placements = new Map<string, Set<string>>();
+  for (const { _id, n } of rows) {
+    const node = _id.node ?? "none";
+    const key = `${node}\u0000${_id.status}`;
+    const s = sessions.get(key) ?? { labels: { node, status: _id.status }, value: 0 };
+    s.value += n;
+    sessions.set(key, s);
+    if (_id.node) {
+      if (!placements.has(node)) placements.set(node, new Set());
+      placements.get(node)!.add(_id.workspaceId);
+    }
+  }
+  return [
+    {
+      name: METRICS.sessions,
+      type: "gauge",
+      help: "Accounts by the node recorded as running them and by status (node=none: never placed)",
+      samples: [...sessions.values()],
+    },
+    {
+      name: METRICS.placements,
+      type: "gauge",
+      help: "Workspaces whose accounts are recorded on the node",
+      samples: [...placements.entries()].map(([node, set]) => ({ labels: { node }, value: set.size })),
+    },
+  ];
+}

@@ -1,0 +1,170 @@
+// A real gateway cluster for the API specs: gateway nodes (api + accounts) and worker nodes (session,
+// and the placement layer's services when they exist) over the run's NATS and MongoDB-wire server,
+// gateways on port 0; plus a raw HTTP client (raw paths, raw bodies, any header).
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { Agent, request as httpRequest, type IncomingHttpHeaders } from "node:http";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { Service, ServiceBroker, ServiceSchema } from "moleculer";
+import { createApiService, boundPort } from "../../../services/api.service.ts";
+import type { Config } from "../../../src/config.ts";
+import { ROOT } from "../../../src/dev/servers.ts";
+import { TestCluster, type ConfigOverrides } from "../../support/cluster.ts";
+import { waitFor } from "../../support/wait.ts";
+
+export interface HttpResult {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** The body parsed as JSON, when it is JSON. */
+  json: any;
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+
+export interface RequestOptions {
+  key?: string;
+  /** An object is sent as JSON; a string or Buffer as is. */
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/** One HTTP request with the path sent exactly as given (no URL normalisation). */
+export function rawRequest(
+  port: number,
+  method: string,
+  path: string,
+  opts: RequestOptions = {},
+): Promise<HttpResult> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.key) headers.authorization = `Bearer ${opts.key}`;
+  let payload: Buffer | undefined;
+  if (opts.body !== undefined) {
+    payload = Buffer.isBuffer(opts.body)
+      ? opts.body
+      : Buffer.from(typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body));
+    headers["content-type"] ??= "application/json";
+    headers["content-length"] = String(payload.length);
+  }
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: "127.0.0.1", port, method, path, headers, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const body = Buffer.concat(chunks);
+        let json: unknown = undefined;
+        if (String(res.headers["content-type"] ?? "").includes("application/json")) {
+          try {
+            json = JSON.parse(body.toString());
+          } catch {
+            json = undefined;
+          }
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
+/** Default export of services/<name>.service.ts: a schema, a list, or a factory of the node's config. */
+export async function serviceSchemas(name: string, cfg: Config): Promise<ServiceSchema[]> {
+  const file = join(ROOT, "services", `${name}.service.ts`);
+  if (!existsSync(file)) return [];
+  const mod = (await import(pathToFileURL(file).href)) as { default: unknown };
+  const value =
+    typeof mod.default === "function" ? (mod.default as (c: Config) => unknown)(cfg) : mod.default;
+  return (Array.isArray(value) ? value : [value]) as ServiceSchema[];
+}
+
+export interface GatewayNode {
+  broker: ServiceBroker;
+  port: number;
+  call(method: string, path: string, opts?: RequestOptions): Promise<HttpResult>;
+}
+
+export class GatewayCluster {
+  readonly cluster: TestCluster;
+  readonly adminKey = `admin-${randomBytes(16).toString("hex")}`;
+  readonly gateways: GatewayNode[] = [];
+  readonly workers: ServiceBroker[] = [];
+
+  constructor(shared: ConfigOverrides = {}) {
+    this.cluster = new TestCluster({ ...shared, adminApiKey: this.adminKey }, "api");
+  }
+
+  /** A gateway node (api + accounts); `overrides` e.g. a low rate limit or CORS origins. */
+  async addGateway(nodeId: string, overrides: ConfigOverrides = {}): Promise<ServiceBroker> {
+    const cfg = this.cluster.config(nodeId, { services: ["api", "accounts"], port: 0, ...overrides });
+    const schemas = [createApiService(cfg), ...(await serviceSchemas("accounts", cfg))];
+    return this.cluster.node(nodeId, schemas, { services: ["api", "accounts"], port: 0, ...overrides });
+  }
+
+  /** A worker node: session (+ cluster, when the placement layer has its service). */
+  async addWorker(nodeId: string, overrides: ConfigOverrides = {}): Promise<ServiceBroker> {
+    const cfg = this.cluster.config(nodeId, { services: ["session"], ...overrides });
+    const schemas = [...(await serviceSchemas("session", cfg)), ...(await serviceSchemas("cluster", cfg))];
+    const broker = this.cluster.node(nodeId, schemas, { services: ["session"], ...overrides });
+    this.workers.push(broker);
+    return broker;
+  }
+
+  async start(): Promise<void> {
+    await this.cluster.start();
+    for (const broker of this.cluster.brokers) {
+      const api = broker.getLocalService("api") as Service | undefined;
+      if (!api) continue;
+      const port = boundPort(api);
+      this.gateways.push({ broker, port, call: (m, p, o) => rawRequest(port, m, p, o) });
+    }
+    // Remote services become callable about a second after start.
+    const gw = this.gateways[0];
+    await waitFor(
+      () =>
+        gw.broker.registry.getServiceList({ onlyAvailable: true }).some((s) => s.name === "accounts") &&
+        this.workers.every((w) =>
+          gw.broker.registry
+            .getServiceList({ onlyAvailable: true })
+            .some((s) => s.name === "session" && (s as unknown as { nodeID: string }).nodeID === w.nodeID),
+        ),
+      { what: "accounts and every worker's session service to be visible to the gateway", timeoutMs: 15000 },
+    );
+  }
+
+  get gw(): GatewayNode {
+    return this.gateways[0];
+  }
+
+  async createKey(workspaceId: string): Promise<{ key: string; keyId: string }> {
+    const res = await this.gw.call("POST", `/api/v1/workspaces/${workspaceId}/keys`, { key: this.adminKey });
+    if (res.status !== 201) throw new Error(`key creation failed: ${res.status} ${res.body}`);
+    return res.json;
+  }
+
+  async stop(): Promise<void> {
+    await this.cluster.stop();
+  }
+}
+
+/** Waits until the account reaches `status` (as the REST API shows it). */
+export async function waitForStatus(
+  gw: GatewayNode,
+  key: string,
+  id: string,
+  status: string,
+  timeoutMs = 10000,
+) {
+  return waitFor(
+    async () => {
+      const res = await gw.call("GET", `/api/v1/accounts/${id}`, { key });
+      return res.status === 200 && res.json.status === status ? res.json : null;
+    },
+    { what: `account ${id} to be ${status}`, timeoutMs },
+  );
+}
+
+/** Long QR timings: accounts stay in qr_scanning for the whole spec. */
+export const LONG_QR: ConfigOverrides = { qr: { firstTtlMs: 600000, refreshMs: 600000, max: 6 } };
