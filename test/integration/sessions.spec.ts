@@ -76,15 +76,32 @@ describe("sessions: accounts + session services (simulated engine)", function ()
   }
 
   const doc = (db: Db, id: string) => db.collection<AccountDoc>("accounts").findOne({ _id: id });
+  /** broker.call on the node that hosts `accounts`, untyped (results are checked by the assertions). */
+  const call = (action: string, params?: object, opts?: object): Promise<any> =>
+    t.api.call(action, params, opts as never);
+  const isStatus = (r: Recorded, id: string, status: string) =>
+    r.event === "account.status" && r.payload.accountId === id && r.payload.status === status;
+  const statusEvent = (id: string, status: string) => t.events.find((r) => isStatus(r, id, status));
+  const QRS = (n: number) => Array.from({ length: n }, (_, i) => `qr:${i + 1}`);
+
+  /** Creates an account in `workspaceId` and links it to `phone`; resolves once connected. */
+  async function connected(phone: string, workspaceId = ws, api = t.api): Promise<AccountView> {
+    const created: AccountView = await api.call("accounts.create", { workspaceId });
+    await waitFor(() => statusEvent(created.id, "qr_scanning"), { what: `${created.id} scanning` });
+    await api.call("accounts.simulate", { workspaceId, id: created.id, action: "scan", phoneNumber: phone });
+    await waitFor(() => statusEvent(created.id, "connected"), { what: `${created.id} connected` });
+    return created;
+  }
 
   describe("on one node", () => {
     before(async () => {
-      t = await setup();
+      // A first QR that outlives a slow CI scheduler; refreshes stay fast for the qr_timeout test.
+      t = await setup({ qr: { firstTtlMs: 1500, refreshMs: 100, max: 6 } });
     });
     after(teardown);
 
     it("create → qr_scanning with a QR → scan → connected; each event once, in order; doc matches", async () => {
-      const created: AccountView = await t.api.call("accounts.create", { workspaceId: ws, name: "Sales" });
+      const created: AccountView = await call("accounts.create", { workspaceId: ws, name: "Sales" });
       assert.equal(created.status, "initializing");
       assert.match(created.sessionId, new RegExp(`^simulated_${ws}_\\d{10}_[a-z0-9]{8}$`));
 
@@ -99,10 +116,10 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       assert.match(qrEvent.payload.dataUrl, /^data:image\/png;base64,/);
       assert.equal(qrEvent.payload.seq, 1);
 
-      const qr: { seq: number } = await t.api.call("accounts.qr", { workspaceId: ws, id: created.id });
+      const qr: { seq: number } = await call("accounts.qr", { workspaceId: ws, id: created.id });
       assert.equal(qr.seq >= 1, true);
 
-      await t.api.call("accounts.simulate", {
+      await call("accounts.simulate", {
         workspaceId: ws,
         id: created.id,
         action: "scan",
@@ -150,9 +167,211 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       assert.equal(new Date(d.updatedAt).toISOString(), last.at);
       assert.ok(await t.authStore.has(d.sessionId), "auth state saved");
 
-      const view: AccountView = await t.api.call("accounts.get", { workspaceId: ws, id: created.id });
+      const view: AccountView = await call("accounts.get", { workspaceId: ws, id: created.id });
       assert.equal(view.status, "connected");
       assert.equal(view.phoneNumber, "15551234567");
+    });
+
+    it("QR refreshes the configured number of times, then failed/qr_timeout (and no more QRs)", async () => {
+      const { id } = await call("accounts.create", { workspaceId: ws });
+      const failed = await waitFor(() => statusEvent(id, "failed"), { what: "failed/qr_timeout" });
+      assert.equal(failed.payload.reason, "qr_timeout");
+      assert.equal(failed.payload.previousStatus, "qr_scanning");
+      assert.deepEqual(trail(t.events, id), ["created", "status:qr_scanning", ...QRS(6), "status:failed"]);
+      const d = (await doc(t.db, id))!;
+      assert.equal(d.status, "failed");
+      assert.equal(d.reason, "qr_timeout");
+      assert.equal(d.qr, null);
+      assert.equal(
+        d.desiredState,
+        "stopped",
+        "a QR timeout needs a person: the account stops wanting to run",
+      );
+      await assert.rejects(call("accounts.qr", { workspaceId: ws, id }), {
+        code: 409,
+        type: "INVALID_STATE",
+      });
+      const local: any[] = await call("session.local", {}, { nodeID: "n1" });
+      assert.ok(!local.some((s) => s.accountId === id), "no engine left running");
+    });
+
+    it("logout → logged_out, auth state gone, phone number cleared", async () => {
+      const { id, sessionId } = await connected("15550000001");
+      const view: AccountView = await call("accounts.logout", { workspaceId: ws, id });
+      assert.equal(view.status, "logged_out");
+      assert.equal(view.phoneNumber, undefined);
+      assert.equal(await t.authStore.has(sessionId), false);
+      const ev = await waitFor(() => statusEvent(id, "logged_out"), { what: "logged_out event" });
+      assert.equal(ev.payload.previousStatus, "connected");
+      assert.equal((await doc(t.db, id))!.desiredState, "stopped");
+    });
+
+    it("restart after connected → connected again from the saved auth state, with no QR", async () => {
+      const { id } = await connected("15550000002");
+      const mark = t.events.length;
+      const view: AccountView = await call("accounts.restart", { workspaceId: ws, id });
+      assert.ok(["initializing", "authenticated", "connected"].includes(view.status), view.status);
+      await waitFor(() => t.events.slice(mark).find((r) => isStatus(r, id, "connected")), {
+        what: "reconnected",
+      });
+      assert.deepEqual(trail(t.events.slice(mark), id), [
+        "status:stopped",
+        "status:initializing",
+        "status:authenticated",
+        "status:connected",
+      ]);
+      const d = (await doc(t.db, id))!;
+      assert.equal(d.status, "connected");
+      assert.equal(d.phoneNumber, "15550000002");
+    });
+
+    it("disconnect → disconnected, then reconnects; messages, sendText and pairing codes relay", async () => {
+      const { id } = await connected("15550000003");
+      const mark = t.events.length;
+      await call("accounts.simulate", { workspaceId: ws, id, action: "disconnect" });
+      await waitFor(() => t.events.slice(mark).find((r) => isStatus(r, id, "connected")), {
+        what: "reconnect",
+      });
+      assert.deepEqual(trail(t.events.slice(mark), id), ["status:disconnected", "status:connected"]);
+
+      await call("accounts.simulate", {
+        workspaceId: ws,
+        id,
+        action: "message",
+        from: "15559990000",
+        text: "hi",
+      });
+      const msg = await waitFor(() =>
+        t.events.find((r) => r.event === "account.message" && r.payload.accountId === id),
+      );
+      assert.equal(msg.payload.from, "15559990000");
+      assert.equal(msg.payload.text, "hi");
+      assert.equal(msg.payload.workspaceId, ws);
+
+      const sent = await call("accounts.sendText", {
+        workspaceId: ws,
+        id,
+        to: "15559990000",
+        text: "hello",
+      });
+      assert.ok(sent.id);
+
+      const fresh = await call("accounts.create", { workspaceId: ws });
+      await waitFor(() => statusEvent(fresh.id, "qr_scanning"));
+      const { code } = await call("accounts.pairingCode", {
+        workspaceId: ws,
+        id: fresh.id,
+        phoneNumber: "15550004444",
+      });
+      assert.match(code, /^[A-Z0-9]{8}$/);
+      const ev = await waitFor(() =>
+        t.events.find((r) => r.event === "account.pairing_code" && r.payload.accountId === fresh.id),
+      );
+      assert.equal(ev.payload.code, code);
+      await assert.rejects(
+        call("accounts.sendText", { workspaceId: ws, id: fresh.id, to: "1555", text: "x" }),
+        {
+          code: 409,
+        },
+      );
+    });
+
+    it("delete leaves no document, no auth blob and no running engine", async () => {
+      const { id, sessionId } = await connected("15550000005");
+      const res = await call("accounts.remove", { workspaceId: ws, id });
+      assert.deepEqual(res, { id, deleted: true });
+      assert.equal(await doc(t.db, id), null);
+      assert.equal(await t.authStore.has(sessionId), false);
+      const local: any[] = await call("session.local", {}, { nodeID: "n1" });
+      assert.ok(!local.some((s) => s.accountId === id));
+      const deleted = await waitFor(() =>
+        t.events.find((r) => r.event === "account.deleted" && r.payload.accountId === id),
+      );
+      assert.deepEqual(deleted.payload, { accountId: id, workspaceId: ws, sessionId });
+      await assert.rejects(call("accounts.get", { workspaceId: ws, id }), {
+        code: 404,
+        type: "NOT_FOUND",
+      });
+    });
+
+    it("tenancy and input: other workspace is 404, unknown engine 422, bad workspace id 422", async () => {
+      const { id } = await call("accounts.create", { workspaceId: ws });
+      await assert.rejects(call("accounts.get", { workspaceId: "ws_other", id }), { code: 404 });
+      await assert.rejects(call("accounts.remove", { workspaceId: "ws_other", id }), { code: 404 });
+      const other = await call("accounts.list", { workspaceId: "ws_other" });
+      assert.deepEqual(other.items, []);
+      const mine = await call("accounts.list", { workspaceId: ws });
+      assert.ok(mine.items.some((a: AccountView) => a.id === id));
+      await assert.rejects(call("accounts.create", { workspaceId: ws, engine: "nope" }), {
+        code: 422,
+        type: "UNKNOWN_ENGINE",
+      });
+      await assert.rejects(call("accounts.create", { workspaceId: "bad id!" }), { code: 422 });
+      await assert.rejects(call("accounts.simulate", { workspaceId: ws, id, action: "fly" }), {
+        code: 422,
+      });
+    });
+
+    it("snapshot shows each account with its current QR while scanning", async () => {
+      const { id } = await call("accounts.create", { workspaceId: "ws_snap" });
+      await waitFor(() => statusEvent(id, "qr_scanning"));
+      const snap = await waitFor(async () => {
+        const s = await call("accounts.snapshot", { workspaceId: "ws_snap" });
+        return s.items[0]?.qr ? s : null;
+      });
+      assert.equal(snap.items.length, 1);
+      assert.equal(snap.items[0].status, "qr_scanning");
+      assert.match(snap.items[0].qr.dataUrl, /^data:image\/png;base64,/);
+    });
+  });
+  describe("on three nodes: accounts on a gateway, session on two workers", () => {
+    before(async () => {
+      t = await setup({ qr: { firstTtlMs: 5000, refreshMs: 1000, max: 6 } }, "three");
+    });
+    after(teardown);
+
+    it("every account connects on exactly one worker, its events and doc naming that worker", async () => {
+      const workspaces = ["wa", "wb", "wc", "wd", "we", "wf"];
+      const accounts = await Promise.all(workspaces.map((w, i) => connected(`1555000100${i}`, w)));
+
+      const [w1, w2]: any[][] = await Promise.all(
+        ["w1", "w2"].map((nodeID) => call("session.local", {}, { nodeID })),
+      );
+      const running = [...w1.map((s) => [s.accountId, "w1"]), ...w2.map((s) => [s.accountId, "w2"])];
+      for (const a of accounts) {
+        const where = running.filter(([id]) => id === a.id).map(([, node]) => node);
+        assert.equal(where.length, 1, `${a.id} runs on ${where.join(",") || "no node"}`);
+        const d = (await doc(t.db, a.id))!;
+        assert.equal(d.status, "connected");
+        assert.equal(d.node, where[0]);
+        const nodes = new Set(
+          t.events
+            .filter((r) => r.event === "account.status" && r.payload.accountId === a.id)
+            .map((r) => r.payload.node),
+        );
+        assert.deepEqual([...nodes], [where[0]], "all status events of an account come from its node");
+        assert.deepEqual(
+          trail(t.events, a.id).filter((e) => !e.startsWith("qr:")),
+          ["created", "status:qr_scanning", "status:authenticated", "status:connected"],
+        );
+      }
+
+      // Calls reach either worker; the one without the engine forwards to the account's node.
+      for (const a of accounts.slice(0, 3)) {
+        const mark = t.events.length;
+        await call("accounts.restart", { workspaceId: a.workspaceId, id: a.id });
+        await waitFor(() => t.events.slice(mark).find((r) => isStatus(r, a.id, "connected")), {
+          what: "restarted",
+        });
+        assert.ok(!trail(t.events.slice(mark), a.id).some((e) => e.startsWith("qr:")), "no QR after restart");
+        const d = (await doc(t.db, a.id))!;
+        const local: any[] = await call("session.local", {}, { nodeID: d.node! });
+        assert.ok(local.some((s) => s.accountId === a.id && s.status === "connected"));
+      }
+
+      for (const a of accounts) await call("accounts.remove", { workspaceId: a.workspaceId, id: a.id });
+      const after = await Promise.all(["w1", "w2"].map((nodeID) => call("session.local", {}, { nodeID })));
+      assert.deepEqual(after, [[], []]);
     });
   });
 });
