@@ -1,0 +1,154 @@
+// The shapes every part agrees on: the account document, its public view, the broker events
+// (DESIGN.md, "Events") and the params of the `accounts.*` and `session.*` actions.
+import type { AccountStatus, FailureReason } from "../lifecycle/states.ts";
+
+export type DesiredState = "running" | "stopped";
+
+/** The current QR of a scanning account. */
+export interface QrView {
+  qr: string;
+  /** PNG data URL of the QR image. */
+  dataUrl: string;
+  seq: number;
+  expiresAt: number;
+}
+
+/** MongoDB `accounts` document. `_id` is the account id (`acc_` + 16 random chars). */
+export interface AccountDoc {
+  _id: string;
+  workspaceId: string;
+  /** `<engine>_<workspaceId>_<unixSeconds>_<8 random chars>`; unique; names the auth state. */
+  sessionId: string;
+  name: string;
+  engine: string;
+  desiredState: DesiredState;
+  status: AccountStatus;
+  reason?: FailureReason | null;
+  message?: string | null;
+  phoneNumber?: string | null;
+  pushName?: string | null;
+  /** Owner node and placement epoch of the last write; status writes filter on both (fencing). */
+  node?: string | null;
+  epoch?: number | null;
+  /** Current QR while `qr_scanning` (kept so a late socket's snapshot still shows it). */
+  qr?: QrView | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** The account as REST and Socket.IO show it (DESIGN.md, "Interfaces"). */
+export interface AccountView {
+  id: string;
+  workspaceId: string;
+  sessionId: string;
+  name: string;
+  engine: string;
+  status: AccountStatus;
+  desiredState: DesiredState;
+  reason?: string;
+  message?: string;
+  phoneNumber?: string;
+  node?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function toAccountView(doc: AccountDoc): AccountView {
+  const view: AccountView = {
+    id: doc._id,
+    workspaceId: doc.workspaceId,
+    sessionId: doc.sessionId,
+    name: doc.name,
+    engine: doc.engine,
+    status: doc.status,
+    desiredState: doc.desiredState,
+    createdAt: new Date(doc.createdAt).toISOString(),
+    updatedAt: new Date(doc.updatedAt).toISOString(),
+  };
+  if (doc.reason) view.reason = doc.reason;
+  if (doc.message) view.message = doc.message;
+  if (doc.phoneNumber) view.phoneNumber = doc.phoneNumber;
+  if (doc.node) view.node = doc.node;
+  return view;
+}
+
+// ---- broker events (always `broker.broadcast`) ----
+
+export interface AccountStatusEvent {
+  accountId: string;
+  workspaceId: string;
+  sessionId: string;
+  status: AccountStatus;
+  previousStatus: AccountStatus | null;
+  reason?: string;
+  message?: string;
+  phoneNumber?: string;
+  node: string;
+  epoch: number;
+  /** ISO time of the transition. */
+  at: string;
+}
+
+export interface AccountQrEvent extends QrView {
+  accountId: string;
+  workspaceId: string;
+}
+
+export interface AccountPairingCodeEvent {
+  accountId: string;
+  workspaceId: string;
+  code: string;
+  phoneNumber: string;
+}
+
+export interface AccountMessageEvent {
+  accountId: string;
+  workspaceId: string;
+  id: string;
+  from: string;
+  to?: string;
+  text: string;
+  timestamp: number;
+}
+
+export interface AccountCreatedEvent {
+  account: AccountView;
+}
+
+export interface AccountDeletedEvent {
+  accountId: string;
+  workspaceId: string;
+  sessionId: string;
+}
+
+export const ACCOUNT_EVENTS = [
+  "account.created",
+  "account.status",
+  "account.qr",
+  "account.pairing_code",
+  "account.message",
+  "account.deleted",
+] as const;
+
+// ---- action params ----
+
+/** Every `accounts.*` and `session.*` call carries the workspace (the shard key). The gateway sets it
+ * from the caller's key; it is never taken from a workspace-key caller's input. */
+export interface WorkspaceParams {
+  workspaceId: string;
+}
+
+export interface AccountParams extends WorkspaceParams {
+  /** The account id (`accounts.*`: `id`; `session.*`: `accountId`). */
+  id: string;
+}
+
+export interface SessionParams extends WorkspaceParams {
+  accountId: string;
+}
+
+export const SIMULATE_ACTIONS = ["scan", "disconnect", "logout", "message"] as const;
+export type SimulateAction = (typeof SIMULATE_ACTIONS)[number];
+
+/** Workspace ids: 1–64 characters of [A-Za-z0-9_-]. */
+export const WORKSPACE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
