@@ -159,6 +159,7 @@ const BODY_ERRORS: Record<string, (e: Errors.MoleculerError) => Errors.Moleculer
 export function createApiService(cfg: Config): ServiceSchema {
   const cors = corsSettings(cfg);
   const withIo = cfg.services.includes("io");
+  const corsEnabled = cors !== undefined;
 
   const schema: ServiceSchema<any, any, any, ApiThis> = {
     name: "api",
@@ -269,7 +270,12 @@ export function createApiService(cfg: Config): ServiceSchema {
     methods: {
       /** `use` middleware of /api/v1: who is calling, and may they make one more request now. */
       async authenticateRequest(this: ApiThis, req: Req, res: Res) {
-        if (req.method === "OPTIONS") return; // CORS preflight carries no key
+        if (req.method === "OPTIONS") {
+          // A CORS preflight carries no key; moleculer-web answers it (204) after this middleware. Any
+          // other OPTIONS would be routed as the alias of its Access-Control-Request-Method: refuse it.
+          if (req.headers["access-control-request-method"] && corsEnabled) return;
+          throw new RouteNotFoundError("OPTIONS", (req.originalUrl ?? req.url ?? "").split("?")[0]);
+        }
         const presented = presentedKey(req.headers);
         if (!presented)
           throw new UnauthorizedError("Missing API key: send Authorization: Bearer <key> or X-API-Key");

@@ -1,0 +1,393 @@
+// 1,000 malformed or hostile requests against a real gateway (+ 2 workers): bad JSON, wrong types,
+// huge bodies and headers, unknown routes, path tricks, prototype pollution, missing and forged keys,
+// raw garbage on the socket. Every answer is a 4xx JSON error with a `type` (zero 5xx), nothing
+// leaks across workspaces, and the gateway still serves afterwards.
+import { strict as assert } from "node:assert";
+import { connect } from "node:net";
+import {
+  GatewayCluster,
+  LONG_QR,
+  waitForStatus,
+  type GatewayNode,
+  type HttpResult,
+  type RequestOptions,
+} from "./helpers.ts";
+
+/** A deterministic PRNG (mulberry32), so a failure names a reproducible request. */
+function prng(seed: number) {
+  return () => {
+    seed |= 0;
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Probe {
+  kind: string;
+  method: string;
+  path: string;
+  opts?: RequestOptions;
+  /** Sent as raw bytes on a fresh socket instead of through the HTTP client. */
+  raw?: string;
+}
+
+/** Raw bytes on a socket; the answer parsed just enough (status line, content type, body). */
+function rawSocket(port: number, payload: string): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    const chunks: Buffer[] = [];
+    socket.setTimeout(5000, () => socket.destroy(new Error("raw socket timed out")));
+    socket.on("data", (c) => chunks.push(c));
+    socket.on("error", reject);
+    socket.on("close", () => {
+      const text = Buffer.concat(chunks).toString("latin1");
+      const [head, ...rest] = text.split("\r\n\r\n");
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
+      const type = /content-type: ([^\r\n]+)/i.exec(head)?.[1] ?? "";
+      const body = Buffer.from(rest.join("\r\n\r\n"), "latin1");
+      let json: unknown;
+      try {
+        json = JSON.parse(body.toString());
+      } catch {
+        json = undefined;
+      }
+      resolve({ status, headers: { "content-type": type }, body, json });
+    });
+    socket.end(payload);
+  });
+}
+
+describe("api: 1,000 malformed and hostile requests", function () {
+  this.timeout(180000);
+  let gc: GatewayCluster;
+  let gw: GatewayNode;
+  let key: string;
+  let attackerKey: string;
+  let revokedKey: string;
+  let ownAccount: string;
+  let foreignAccount: string;
+
+  before(async () => {
+    gc = new GatewayCluster({ ...LONG_QR, rateLimitPerMinute: 1000000 });
+    await gc.addGateway("gw");
+    await gc.addWorker("w1");
+    await gc.addWorker("w2");
+    await gc.start();
+    gw = gc.gw;
+    key = (await gc.createKey("victim-1")).key;
+    attackerKey = (await gc.createKey("attacker-2")).key;
+    const revoked = await gc.createKey("attacker-2");
+    revokedKey = revoked.key;
+    await gw.call("DELETE", `/api/v1/workspaces/attacker-2/keys/${revoked.keyId}`, { key: gc.adminKey });
+    ownAccount = (await gw.call("POST", "/api/v1/accounts", { key: attackerKey, body: { name: "mine" } }))
+      .json.id;
+    foreignAccount = (await gw.call("POST", "/api/v1/accounts", { key, body: { name: "victim" } })).json.id;
+    await waitForStatus(gw, key, foreignAccount, "qr_scanning");
+  });
+  after(() => gc?.stop());
+
+  function probes(): Probe[] {
+    const rnd = prng(20261128);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
+    const randomString = (n: number) =>
+      Array.from({ length: n }, () => String.fromCharCode(32 + Math.floor(rnd() * 95))).join("");
+    const junkValues: unknown[] = [
+      null,
+      0,
+      -1,
+      1e308,
+      true,
+      [],
+      {},
+      [1, 2],
+      { $gt: "" },
+      { $ne: null },
+      "x".repeat(5000),
+      "\u0000",
+      "☃️💥",
+      "<script>alert(1)</script>",
+      "'; db.dropDatabase(); //",
+    ];
+    const accountPaths = [
+      `/api/v1/accounts/${ownAccount}`,
+      `/api/v1/accounts/${ownAccount}/qr`,
+      `/api/v1/accounts/${ownAccount}/pairing-code`,
+      `/api/v1/accounts/${ownAccount}/messages`,
+      `/api/v1/accounts/${ownAccount}/simulate/scan`,
+      `/api/v1/accounts/${ownAccount}/simulate/message`,
+      "/api/v1/accounts",
+    ];
+    const pathTricks = [
+      "/api/v1/accounts/..%2f..",
+      "/api/v1/accounts/..%2F..%2F..%2Fetc%2Fpasswd",
+      "/api/v1/accounts/%2e%2e/qr",
+      "/api/v1/accounts/%2e%2e%2f%2e%2e/keys",
+      "/api/v1/../../etc/passwd",
+      "/api/v1/accounts/../workspaces/victim-1/keys",
+      "/api/v1/accounts/..;/cluster/nodes",
+      "//api//v1//accounts",
+      "/api/v1/accounts/%00",
+      "/api/v1/accounts/%E0%A4%A",
+      "/api/v1/accounts/%",
+      "/api/v1/accounts/a%2Fb/qr",
+      `/api/v1/accounts/${"a".repeat(2000)}`,
+      "/api/v1/accounts/%C0%AE%C0%AE",
+      `/api/v1/accounts/${foreignAccount}%00`,
+      `/api/v1/accounts/${foreignAccount}/..%2f..%2f${foreignAccount}`,
+      "/api/v1/accounts?workspaceId=victim-1",
+      "/api/v1/accounts?workspaceId[]=victim-1",
+      "/api/v1/accounts?workspaceId[$ne]=x",
+      "/api/v1/accounts?__proto__[admin]=1&constructor[prototype][admin]=1",
+      `/api/v1/accounts/${ownAccount}/qr?format=png&format=json`,
+      `/api/v1/accounts/${ownAccount}/qr?format[]=png`,
+      `/api/v1/accounts/${ownAccount}/qr?format=svg`,
+      "/api/v1/workspaces/victim-1/keys",
+      "/api/v1/cluster/nodes",
+      "/api/v1/cluster/nodes/w1/drain",
+      "/api/v1/$node/list",
+      "/api/v1/~node/list",
+      "/api/v1/api/rest",
+      "/api/v1/accounts.list",
+      "/api/v1/list-aliases",
+      "/api/list-aliases",
+      "/list-aliases",
+      "/api/v1/accounts/x/simulate/explode",
+      `/api/v1/accounts/${foreignAccount}`,
+      `/api/v1/accounts/${foreignAccount}/qr`,
+    ];
+    const forgedKeys: (string | undefined)[] = [
+      undefined,
+      "",
+      "x",
+      "null",
+      `sbk_${"0".repeat(16)}_${"0".repeat(64)}`,
+      key.slice(0, -1) + (key.endsWith("a") ? "b" : "a"),
+      key.toUpperCase(),
+      ` ${key}x`,
+      revokedKey,
+      gc.adminKey.slice(0, -1),
+      gc.adminKey + "x",
+      "k".repeat(600),
+      "\u00e9\u00ff".repeat(10),
+      "' OR 1=1 --",
+    ];
+
+    const out: Probe[] = [];
+    const add = (p: Probe) => out.push(p);
+    // 1. Bad JSON (valid key).
+    for (let i = 0; i < 150; i++) {
+      const good = JSON.stringify({
+        name: randomString(8),
+        phoneNumber: "4915100000001",
+        to: "123456",
+        text: "x",
+      });
+      const bodies = [
+        good.slice(0, Math.floor(rnd() * good.length)),
+        `{"name": ${randomString(5)}}`,
+        "{'name': 'single quotes'}",
+        "[1,2,3",
+        "\u0000\u0001\u0002",
+        "NaN",
+        "undefined",
+        '{"a":1}{"b":2}',
+        '"just a string"',
+        "123",
+        "true",
+        randomString(40),
+      ];
+      add({
+        kind: "bad-json",
+        method: "POST",
+        path: pick(accountPaths),
+        opts: { key: attackerKey, body: pick(bodies) },
+      });
+    }
+    // 2. Wrong types and hostile values (valid JSON).
+    for (let i = 0; i < 200; i++) {
+      const field = pick([
+        "name",
+        "engine",
+        "phoneNumber",
+        "to",
+        "text",
+        "from",
+        "workspaceId",
+        "id",
+        "format",
+      ]);
+      const body = rnd() < 0.2 ? pick(junkValues) : { [field]: pick(junkValues) };
+      add({ kind: "wrong-type", method: "POST", path: pick(accountPaths), opts: { key: attackerKey, body } });
+    }
+    // 3. Prototype pollution and extra fields.
+    for (let i = 0; i < 30; i++) {
+      add({
+        kind: "pollution",
+        method: "POST",
+        path: "/api/v1/accounts",
+        opts: {
+          key: attackerKey,
+          body: pick([
+            '{"__proto__": {"admin": true, "workspaceId": "victim-1"}}',
+            '{"constructor": {"prototype": {"admin": true}}}',
+            '{"name": "x", "$$strict": false, "workspaceId": "victim-1", "$statusCode": 500}',
+            '{"name": {"toString": 1}}',
+          ]),
+        },
+      });
+    }
+    // 4. Huge bodies (bounded so the spec stays fast) and wrong content types.
+    for (let i = 0; i < 30; i++) {
+      const size = pick([65 * 1024, 100 * 1024, 512 * 1024, 2 * 1024 * 1024]);
+      add({
+        kind: "huge-body",
+        method: "POST",
+        path: pick(accountPaths),
+        opts: { key: attackerKey, body: JSON.stringify({ name: "x".repeat(size) }) },
+      });
+    }
+    for (let i = 0; i < 30; i++) {
+      add({
+        kind: "content-type",
+        method: "POST",
+        path: "/api/v1/accounts",
+        opts: {
+          key: attackerKey,
+          body: pick(['{"name":"x"}', "name=x", "<xml/>"]),
+          headers: {
+            "content-type": pick([
+              "text/plain",
+              "application/x-www-form-urlencoded",
+              "application/xml",
+              "application/json; charset=utf-16",
+              "application/json; charset=klingon",
+              "multipart/form-data; boundary=x",
+            ]),
+          },
+        },
+      });
+    }
+    // 5. Unknown routes and methods.
+    for (let i = 0; i < 150; i++) {
+      const method = pick(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"]);
+      const path = pick([
+        `/api/v1/${encodeURIComponent(randomString(6))}`,
+        `/api/v2/accounts`,
+        `/api/v1/accounts/${ownAccount}/${encodeURIComponent(randomString(4))}`,
+        `/${encodeURIComponent(randomString(10))}`,
+        "/api",
+        "/api/v1",
+        "/api/v1/",
+        "/metrics/x",
+        "/health",
+        "/api/v1/accounts",
+      ]);
+      add({ kind: "unknown-route", method, path, opts: { key: attackerKey } });
+    }
+    // 6. Path tricks.
+    for (let i = 0; i < 200; i++) {
+      add({
+        kind: "path-trick",
+        method: pick(["GET", "POST", "DELETE"]),
+        path: pick(pathTricks),
+        opts: { key: attackerKey },
+      });
+    }
+    // 7. Missing and forged keys, in every header form.
+    for (let i = 0; i < 180; i++) {
+      const forged = pick(forgedKeys);
+      const headers: Record<string, string> = {};
+      const form = pick(["bearer", "x-api-key", "basic", "lowercase", "double"]);
+      if (forged !== undefined) {
+        if (form === "bearer") headers.authorization = `Bearer ${forged}`;
+        else if (form === "x-api-key") headers["x-api-key"] = forged;
+        else if (form === "basic")
+          headers.authorization = `Basic ${Buffer.from(`u:${forged}`).toString("base64")}`;
+        else if (form === "lowercase") headers.authorization = `bearer${forged}`;
+        else headers.authorization = `Bearer ${forged} Bearer ${forged}`;
+      }
+      const path = pick([...accountPaths, "/api/v1/workspaces/victim-1/keys", "/api/v1/cluster/nodes"]);
+      const method = pick(["GET", "POST", "DELETE"]);
+      add({ kind: "forged-key", method, path, opts: { headers, body: method === "POST" ? {} : undefined } });
+    }
+    // 8. Raw garbage on the socket (what the HTTP client cannot send).
+    const rawRequests = [
+      "GARBAGE\r\n\r\n",
+      "GET /api/v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+      "GET /api/v1/accounts HTTP/9.9\r\nHost: x\r\n\r\n",
+      `GET /api/v1/accounts HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20000)}\r\n\r\n`,
+      "GET /api/v1/acc ounts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      "POST /api/v1/accounts HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+      `GET /api/v1/accounts/\u00ff\u00fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+      "\u0016\u0003\u0001\u0000\u00a5\u0001\u0000\u0000\u00a1\u0003\u0003",
+    ];
+    while (out.length < 1000) {
+      add({ kind: "raw", method: "RAW", path: "", raw: pick(rawRequests) });
+    }
+    return out;
+  }
+
+  it("answers every one with a 4xx JSON error carrying a type (zero 5xx), and still serves", async () => {
+    const list = probes();
+    assert.equal(list.length, 1000);
+    const failures: string[] = [];
+    const byKind = new Map<string, Map<number, number>>();
+    const concurrency = 16;
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < list.length) {
+          const i = next++;
+          const p = list[i];
+          let res: HttpResult;
+          try {
+            res =
+              p.raw !== undefined ? await rawSocket(gw.port, p.raw) : await gw.call(p.method, p.path, p.opts);
+          } catch (err) {
+            failures.push(
+              `#${i} ${p.kind} ${p.method} ${p.path.slice(0, 80)}: transport error ${(err as Error).message}`,
+            );
+            continue;
+          }
+          const counts = byKind.get(p.kind) ?? new Map<number, number>();
+          counts.set(res.status, (counts.get(res.status) ?? 0) + 1);
+          byKind.set(p.kind, counts);
+          const what = `#${i} ${p.kind} ${p.method} ${p.path.slice(0, 80)} → ${res.status} ${res.body.toString().slice(0, 160)}`;
+          if (res.status >= 500 || res.status === 0) failures.push(`5xx/none: ${what}`);
+          // 2xx happen (e.g. a valid OPTIONS or a polluted-but-valid create in the key's own workspace);
+          // 204 answers a CORS preflight; HEAD answers carry no body.
+          if (res.status >= 400 && p.method !== "HEAD") {
+            if (!String(res.headers["content-type"]).includes("application/json"))
+              failures.push(`not JSON: ${what}`);
+            else if (typeof res.json?.type !== "string" || !res.json.type) failures.push(`no type: ${what}`);
+            else if (res.json.code !== res.status) failures.push(`code mismatch: ${what}`);
+          }
+          if (res.status < 300 && res.body.includes(foreignAccount)) failures.push(`leak: ${what}`);
+        }
+      }),
+    );
+    const summary = Object.fromEntries([...byKind].map(([k, m]) => [k, Object.fromEntries(m)]));
+    console.log(`      statuses by kind: ${JSON.stringify(summary)}`);
+    assert.deepEqual(
+      failures.slice(0, 20),
+      [],
+      `${failures.length} failures; statuses by kind: ${JSON.stringify(summary)}`,
+    );
+
+    // Still serving, and nothing happened to the other workspace's account.
+    assert.equal((await gw.call("GET", "/health/live")).status, 200);
+    const mine = await gw.call("GET", "/api/v1/accounts", { key: attackerKey });
+    assert.equal(mine.status, 200);
+    assert.ok(mine.json.items.every((a: { workspaceId: string }) => a.workspaceId === "attacker-2"));
+    const victim = await gw.call("GET", `/api/v1/accounts/${foreignAccount}`, { key });
+    assert.equal(victim.status, 200);
+    assert.equal(victim.json.status, "qr_scanning");
+    const victims = await gw.call("GET", "/api/v1/accounts", { key });
+    assert.deepEqual(
+      victims.json.items.map((a: { id: string }) => a.id),
+      [foreignAccount],
+    );
+  });
+});
