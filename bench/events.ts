@@ -14,6 +14,7 @@
 //   `inflight` creates in flight.
 // Bars: relay p99 ≤ 50 ms with no loss; first QR p99 ≤ 250 ms.
 import { randomBytes } from "node:crypto";
+import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { ServiceBroker } from "moleculer";
 import { io as connectSocket, type Socket as ClientSocket } from "socket.io-client";
@@ -100,6 +101,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
   const inflight = opt(args, "inflight", 50);
   const messagesPerAccount = opt(args, "messages", 3);
   const adminKey = randomBytes(16).toString("hex");
+  const loadAtStart = loadavg().map((x) => Math.round(x * 10) / 10);
 
   const cluster = new BenchCluster({
     ENGINE: "simulated",
@@ -161,6 +163,20 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
       return text ? JSON.parse(text) : undefined;
     };
     await observer.waitForServices(["api", "accounts", "session"], 30000);
+    // Every node must know the observer's subscriptions before the first event, or it skips it.
+    for (const node of cluster.nodes) {
+      for (;;) {
+        const services = (await observer.call(
+          "$node.services",
+          { onlyAvailable: true },
+          { nodeID: node.nodeId },
+        )) as {
+          name: string;
+        }[];
+        if (services.some((svc) => svc.name === "benchobserver")) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
 
     // Keys, then sockets spread over the workspaces.
     const wsIds = Array.from({ length: workspaces }, (_, i) => `bench${String(i).padStart(3, "0")}`);
@@ -194,6 +210,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
 
     // Phase 1: creates, `inflight` at a time; time to first QR of each.
     const createdAt = new Map<string, number>();
+    const respondedAt = new Map<string, number>();
     const ids: { id: string; workspaceId: string }[] = [];
     const t1 = now();
     await inParallel(
@@ -205,6 +222,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
           name: `bench ${i}`,
         });
         createdAt.set(account.id, t0);
+        respondedAt.set(account.id, now());
         ids.push({ id: account.id, workspaceId });
       },
     );
@@ -261,6 +279,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
     const engineToSocket: number[] = [];
     const busToSocket: number[] = [];
     const engineToBus: number[] = [];
+    const unmatched: string[] = [];
     for (const r of busReceipts.values()) if (r.origin !== undefined) engineToBus.push(r.t - r.origin);
     for (const s of perSocket) {
       const seen = new Map<string, number>();
@@ -270,11 +289,40 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
         if (r.origin !== undefined) engineToSocket.push(r.t - r.origin);
         const bus = busReceipts.get(r.key);
         if (bus) busToSocket.push(r.t - bus.t);
+        else if (unmatched.length < 10) unmatched.push(r.key);
       }
       for (const n of seen.values()) if (n > 1) duplicates += n - 1;
       for (const r of byWorkspace.get(s.workspaceId) ?? []) if (!seen.has(r.key)) missing++;
     }
+    if (unmatched.length) {
+      const order = ids.map((a) => a.id);
+      log(
+        "socket receipts the observer did not see:",
+        unmatched.map(
+          (k) => `${k} #${order.indexOf(k.split("|")[0])} created ${createdAt.get(k.split("|")[0])! - t1}`,
+        ),
+      );
+    }
     const firstQr = ids.map((a) => firstQrAt.get(a.id)! - createdAt.get(a.id)!).filter(Number.isFinite);
+    // Where the time to first QR goes: REST answer, engine shows the QR (`qr.expiresAt − TTL`), the
+    // QR on the bus (after the session runtime persisted it), the QR on the socket.
+    const firstQrBreakdown = () => {
+      const parts = { restResponse: [] as number[], engineShown: [] as number[], onBus: [] as number[] };
+      for (const a of ids) {
+        const t0 = createdAt.get(a.id)!;
+        parts.restResponse.push(respondedAt.get(a.id)! - t0);
+        const bus = [...busReceipts.values()].find((r) => r.key.startsWith(`${a.id}|qr|1|`));
+        if (bus) {
+          parts.engineShown.push(bus.origin! - t0);
+          parts.onBus.push(bus.t - t0);
+        }
+      }
+      return {
+        restResponse: summarize(parts.restResponse),
+        engineShown: summarize(parts.engineShown),
+        onBus: summarize(parts.onBus),
+      };
+    };
     const relay = summarize(engineToSocket);
     const qr = summarize(firstQr);
     const lost = missing + (ids.length - firstQr.length);
@@ -292,7 +340,10 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
       relayBreakdownMs: { engineToBus: summarize(engineToBus), busToSocket: summarize(busToSocket) },
       eventsPerSecond: Math.round(deliveredInPhase3 / msgSeconds),
       firstQrMs: qr,
+      firstQrBreakdownMs: firstQrBreakdown(),
       createsPerSecond: Math.round(ids.length / createSeconds),
+      // This machine is shared: the load average says how much of the latency is other work.
+      loadAverage: { atStart: loadAtStart, atEnd: loadavg().map((x) => Math.round(x * 10) / 10) },
       bars: {
         relayP99Ms: RELAY_P99_BAR_MS,
         firstQrP99Ms: FIRST_QR_P99_BAR_MS,
