@@ -4,6 +4,7 @@
 // it is then forwarded once to the node recorded on the account (`node`), when that node is up.
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { mongoMixin, type MongoVars } from "../mixins/mongo.mixin.ts";
+import { placementMixin, type PlacementMethods, type PlacementVars } from "../mixins/placement.mixin.ts";
 import {
   SIMULATE_ACTIONS,
   WORKSPACE_ID_PATTERN,
@@ -17,6 +18,7 @@ import { InvalidStateError, NotFoundError, NotImplementedByEngine } from "../src
 import type { AccountStatus } from "../src/lifecycle/states.ts";
 import { SingleNodeOwnership } from "../src/session/ownership.ts";
 import { SessionRuntime, type LocalSessionInfo } from "../src/session/runtime.ts";
+import { WORKSPACE_SHARD } from "../src/sharding/strategy.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
 
@@ -61,15 +63,19 @@ interface SessionMethods {
   onOwner<T>(ctx: Context<SessionParams>, local: (doc: AccountDoc) => Promise<T>): Promise<T>;
   statusOf(doc: AccountDoc): SessionStatusResult;
 }
-type SessionThis = Service<SessionSettings> & SessionVars & SessionMethods;
+type SessionThis = Service<SessionSettings> & SessionVars & SessionMethods & PlacementVars & PlacementMethods;
 
 const workspaceId = { type: "string", pattern: WORKSPACE_ID_PATTERN };
 const accountId = { type: "string", min: 1, max: 64 };
 const phoneNumber = { type: "string", pattern: /^\+?[0-9]{6,16}$/ };
 
-const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars> = {
+const SessionService: ServiceSchema<
+  SessionSettings,
+  SessionMethods & PlacementMethods,
+  SessionVars & PlacementVars
+> = {
   name: "session",
-  mixins: [mongoMixin()],
+  mixins: [mongoMixin(), placementMixin()],
 
   settings: {
     forwardedMetaKey: "sessionForwarded",
@@ -77,6 +83,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
 
   actions: {
     start: {
+      strategy: WORKSPACE_SHARD,
       params: { workspaceId, accountId },
       async handler(this: SessionThis, ctx: Context<SessionStartParams>): Promise<SessionStatusResult> {
         return this.onOwner(ctx, async (doc) => {
@@ -87,6 +94,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     },
 
     stop: {
+      strategy: WORKSPACE_SHARD,
       params: { workspaceId, accountId },
       async handler(this: SessionThis, ctx: Context<SessionParams>): Promise<SessionStatusResult> {
         return this.onOwner(ctx, async (doc) => {
@@ -99,6 +107,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     },
 
     logout: {
+      strategy: WORKSPACE_SHARD,
       params: { workspaceId, accountId },
       async handler(this: SessionThis, ctx: Context<SessionParams>): Promise<SessionStatusResult> {
         return this.onOwner(ctx, async (doc) => {
@@ -112,6 +121,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     },
 
     status: {
+      strategy: WORKSPACE_SHARD,
       params: { workspaceId, accountId },
       async handler(this: SessionThis, ctx: Context<SessionParams>): Promise<SessionStatusResult> {
         return this.onOwner(ctx, async (doc) => {
@@ -124,6 +134,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     },
 
     qr: {
+      strategy: WORKSPACE_SHARD,
       params: { workspaceId, accountId },
       async handler(this: SessionThis, ctx: Context<SessionParams>): Promise<QrView> {
         return this.onOwner(ctx, async (doc) => {
@@ -144,6 +155,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     },
 
     pairingCode: {
+      strategy: WORKSPACE_SHARD,
       params: { workspaceId, accountId, phoneNumber },
       async handler(this: SessionThis, ctx: Context<SessionPairingCodeParams>): Promise<{ code: string }> {
         return this.onOwner(ctx, async (doc) => {
@@ -156,6 +168,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     },
 
     sendText: {
+      strategy: WORKSPACE_SHARD,
       params: {
         workspaceId,
         accountId,
@@ -173,6 +186,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     },
 
     simulate: {
+      strategy: WORKSPACE_SHARD,
       params: {
         workspaceId,
         accountId,
@@ -201,6 +215,8 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     local: {
       params: {},
       handler(this: SessionThis): LocalSessionInfo[] {
+        // A node thawed after SIGSTOP notices its lapsed lease here first, and fences before answering.
+        this.workerPlacement?.liveness.isCurrent();
         return this.runtime.local();
       },
     },
@@ -219,9 +235,19 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       ctx: Context<SessionParams>,
       local: (doc: AccountDoc) => Promise<T>,
     ): Promise<T> {
-      const doc = await this.accountOf(ctx);
       const key = this.settings.forwardedMetaKey;
       const meta = ctx.meta as Record<string, unknown>;
+      if (this.workerPlacement) {
+        // Placement decides: the recorded owner runs it; this node claims it when unplaced.
+        const owner = await this.routeToOwner(ctx);
+        if (owner)
+          return ctx.call(ctx.action!.name!, ctx.params, {
+            nodeID: owner,
+            meta: { [key]: true },
+          }) as Promise<T>;
+        return local(await this.accountOf(ctx));
+      }
+      const doc = await this.accountOf(ctx);
       const elsewhere = doc.node && doc.node !== this.broker.nodeID && !this.runtime.has(doc._id);
       if (elsewhere && !meta[key] && this.broker.registry.nodes.get(doc.node!)?.available) {
         return ctx.call(ctx.action!.name!, ctx.params, {
@@ -237,7 +263,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     },
   },
 
-  started(this: SessionThis) {
+  async started(this: SessionThis) {
     const cfg = configOf(this.broker);
     this.repo = new AccountsRepo(this.db);
     this.authStore = new GridFsAuthStore(this.db);
@@ -256,9 +282,13 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       startConcurrency: cfg.startConcurrency,
       logger: this.logger,
     });
+    // Lease, fenced ownership over the placement table, reconciler (single-node ownership without NATS).
+    await this.startPlacement();
   },
 
   async stopped(this: SessionThis) {
+    // Drains (hands every workspace to its next owner) before the engines stop.
+    await this.stopPlacement();
     await this.runtime?.stopAll();
   },
 };

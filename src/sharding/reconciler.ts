@@ -1,0 +1,177 @@
+// The reconciler of a worker (DESIGN.md §7–8): on placement changes and every `reconcileMs` it
+//   1. claims the workspaces of nodes whose lease expired (failover: each survivor claims those whose
+//      bounded-load HRW choice among survivors it is; after a grace period any survivor claims what is
+//      still orphaned — the CAS leaves one winner), and adopts records still naming this node from
+//      before a fence or restart;
+//   2. starts the engines of accounts with desiredState `running` in the workspaces it owns that have
+//      not run under its current ownership yet (the runtime queues them under the node's start
+//      concurrency; they restore from the AuthStore);
+//   3. stops the engines of workspaces it no longer owns.
+import type { AccountDoc } from "../accounts/types.ts";
+import type { Config } from "../config.ts";
+import { chooseOwner } from "./hrw.ts";
+import type { WorkerPlacement } from "./worker.ts";
+
+type Logger = { info(...a: unknown[]): void; warn(...a: unknown[]): void; debug(...a: unknown[]): void };
+
+/** What the reconciler needs from the session runtime and the accounts store. */
+export interface ReconcileTarget {
+  has(accountId: string): boolean;
+  local(): { accountId: string; workspaceId: string }[];
+  start(doc: AccountDoc): Promise<unknown>;
+  stopWorkspace(workspaceId: string): Promise<number>;
+  /** Accounts with desiredState `running` in these workspaces. */
+  desiredRunning(workspaceIds: string[]): Promise<AccountDoc[]>;
+}
+
+async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  const queue = [...items];
+  await Promise.all(
+    Array.from({ length: Math.min(limit, queue.length) }, async () => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
+    }),
+  );
+}
+
+export class Reconciler {
+  private timer?: NodeJS.Timeout;
+  private kickTimer?: NodeJS.Timeout;
+  private running = false;
+  private again = false;
+  private stopped = true;
+  private readonly orphanSince = new Map<string, number>();
+  private readonly starting = new Set<string>();
+  /** Resolves when the current pass (if any) ends; tests and drain wait on it. */
+  private pass: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly placement: WorkerPlacement,
+    private readonly target: ReconcileTarget,
+    private readonly cfg: Config,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.placement.onChange = () => this.kick();
+    this.timer = setInterval(() => this.kick(0), Math.max(50, this.cfg.reconcileMs));
+    this.kick(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.placement.onChange = () => undefined;
+    clearInterval(this.timer);
+    clearTimeout(this.kickTimer);
+    await this.pass;
+  }
+
+  /** Runs a pass soon (changes come in bursts: one pass for a burst). */
+  kick(delayMs = 20): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.kickTimer) return;
+    this.kickTimer = setTimeout(() => {
+      this.kickTimer = undefined;
+      this.pass = this.run();
+    }, delayMs);
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        await this.reconcile();
+      } while (this.again && !this.stopped);
+    } catch (err) {
+      this.logger.warn(`Reconcile pass failed: ${(err as Error).message}`);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** One pass; exposed for tests. */
+  async reconcile(): Promise<void> {
+    if (this.stopped || !this.placement.liveness.isCurrent()) return;
+    await this.claimOrphansAndAdopt();
+    await this.startOwned();
+    await this.stopUnowned();
+  }
+
+  private async claimOrphansAndAdopt(): Promise<void> {
+    const p = this.placement;
+    const mirror = p.mirror;
+    if (!mirror.nodesKnown || !mirror.synced) return;
+    const workers = p.workers();
+    const loads = mirror.loads();
+    const now = Date.now();
+    const grace = 2 * this.cfg.reconcileMs + this.cfg.leaseRenewMs;
+    const claims: { ws: string; rec: ReturnType<typeof mirror.get> }[] = [];
+    for (const rec of mirror.entries()) {
+      const ws = rec.workspaceId;
+      if (rec.node === p.nodeId) {
+        if (!p.current(ws) && !p.draining) claims.push({ ws, rec });
+        continue;
+      }
+      if (mirror.isLive(rec.node)) {
+        this.orphanSince.delete(ws);
+        continue;
+      }
+      if (p.draining) continue;
+      const since = this.orphanSince.get(ws) ?? now;
+      this.orphanSince.set(ws, since);
+      const chosen = chooseOwner(ws, workers, loads, this.cfg.loadFactor);
+      if (chosen === p.nodeId || now - since > grace) claims.push({ ws, rec });
+    }
+    if (claims.length === 0) return;
+    let won = 0;
+    await inParallel(claims, 16, async ({ ws, rec }) => {
+      try {
+        if (await p.claim(ws, rec ?? null)) {
+          won++;
+          this.orphanSince.delete(ws);
+        }
+      } catch (err) {
+        this.logger.warn(`Claiming workspace ${ws} failed: ${(err as Error).message}`);
+      }
+    });
+    if (won > 0) this.logger.info(`${p.nodeId} claimed ${won} workspace(s)`);
+  }
+
+  private async startOwned(): Promise<void> {
+    const p = this.placement;
+    const owned = p.heldWorkspaces();
+    if (owned.length === 0) return;
+    const docs: AccountDoc[] = [];
+    for (let i = 0; i < owned.length; i += 500)
+      docs.push(...(await this.target.desiredRunning(owned.slice(i, i + 500))));
+    const toStart = docs.filter((doc) => {
+      if (this.target.has(doc._id) || this.starting.has(doc._id)) return false;
+      const fence = p.current(doc.workspaceId);
+      if (!fence) return false;
+      // Under the current ownership the runtime is the authority (explicit starts and stops, engine
+      // verdicts); the reconciler brings up what has not run under it yet: new owner, new epoch.
+      return doc.node !== fence.node || doc.epoch !== fence.epoch;
+    });
+    await inParallel(toStart, 16, async (doc) => {
+      this.starting.add(doc._id);
+      try {
+        await this.target.start(doc);
+      } catch (err) {
+        this.logger.debug(`Starting ${doc._id} failed: ${(err as Error).message}`);
+      } finally {
+        this.starting.delete(doc._id);
+      }
+    });
+  }
+
+  private async stopUnowned(): Promise<void> {
+    const lost = new Set<string>();
+    for (const s of this.target.local()) if (!this.placement.current(s.workspaceId)) lost.add(s.workspaceId);
+    for (const ws of lost) await this.target.stopWorkspace(ws);
+  }
+}

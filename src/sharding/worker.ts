@@ -1,0 +1,288 @@
+// The placement side of a worker (a node running `session`): its liveness lease, the fenced ownership
+// the session runtime asks before it runs or writes anything (DESIGN.md §3), routing of a call that
+// reached a node that does not own the workspace (§5), and hand-offs for drain and rebalance (§9).
+//
+// Ownership is per lease term: a node runs a workspace only while its lease is current AND it claimed
+// (or re-claimed) the workspace's record by compare-and-set during the current term. A record that
+// still names this node from before a fence or a restart is adopted by a fresh CAS (epoch + 1), so a
+// survivor that claimed it meanwhile always wins or always loses cleanly — never both run it.
+import type { ServiceBroker } from "moleculer";
+import type { Config } from "../config.ts";
+import { WorkspaceUnavailableError } from "../errors.ts";
+import type { Fence, Ownership } from "../session/ownership.ts";
+import { chooseOwner, nextOwner, type PlacementNode } from "./hrw.ts";
+import { Liveness, type NodeRecord } from "./liveness.ts";
+import type { ClusterPlacement } from "./placement.ts";
+import type { PlacementEntry } from "./placement-table.ts";
+
+type Logger = { info(...a: unknown[]): void; warn(...a: unknown[]): void; debug(...a: unknown[]): void };
+
+/** What placement needs from the node's session runtime. */
+export interface SessionHost {
+  /** Workspaces with sessions running (or queued) here, and their account ids. */
+  local(): { accountId: string; workspaceId: string }[];
+  readonly size: number;
+  /** Persists a session's auth state now (before a hand-off); best effort. */
+  flush(accountId: string): Promise<void>;
+  /** Stops a workspace's sessions without writing anything (it is no longer ours). */
+  stopWorkspace(workspaceId: string): Promise<number>;
+  /** Stops every session without writing anything (fencing). */
+  stopAll(): Promise<void>;
+}
+
+export interface WorkerPlacementOptions {
+  broker: ServiceBroker;
+  cfg: Config;
+  placement: ClusterPlacement;
+  host: SessionHost;
+  logger: Logger;
+}
+
+interface Held {
+  epoch: number;
+  term: number;
+}
+
+export class WorkerPlacement implements Ownership {
+  readonly nodeId: string;
+  readonly liveness: Liveness;
+  draining = false;
+  private readonly held = new Map<string, Held>();
+  private readonly listeners: (() => void)[] = [];
+  /** Called when ownership changed (a claim, a loss): the reconciler acts on it. */
+  onChange: () => void = () => undefined;
+
+  constructor(private readonly opts: WorkerPlacementOptions) {
+    this.nodeId = opts.broker.nodeID;
+    this.liveness = new Liveness({
+      kv: opts.placement.nodesKv,
+      nodeId: this.nodeId,
+      renewMs: opts.cfg.leaseRenewMs,
+      ttlMs: opts.cfg.leaseTtlMs,
+      describe: () => ({
+        services: opts.cfg.services,
+        capacity: opts.cfg.sessionCapacity,
+        sessions: opts.host.size,
+        draining: this.draining,
+      }),
+      onFence: () => this.fence(),
+      onLease: () => this.onChange(),
+      logger: opts.logger,
+    });
+  }
+
+  get mirror() {
+    return this.opts.placement.mirror;
+  }
+
+  get table() {
+    return this.opts.placement.table;
+  }
+
+  async start(): Promise<void> {
+    const onPlacement = (ws: string, entry: PlacementEntry | null) => this.onPlacement(ws, entry);
+    const onNodes = () => this.onChange();
+    this.mirror.on("placement", onPlacement);
+    this.mirror.on("nodes", onNodes);
+    this.listeners.push(
+      () => this.mirror.off("placement", onPlacement),
+      () => this.mirror.off("nodes", onNodes),
+    );
+    await this.liveness.start();
+    // Our own key, at once: other nodes' bounded-load choices and the strategy count this node.
+    await this.mirror.pollNodes(this.opts.placement.nodesKv).catch(() => undefined);
+  }
+
+  /** Leaves the cluster: stops renewing and removes the lease key (records stay, for a restart or
+   * for survivors to claim). */
+  async stop(): Promise<void> {
+    for (const off of this.listeners.splice(0)) off();
+    this.held.clear();
+    await this.liveness.stop(true);
+  }
+
+  // ---- Ownership (asked by the session runtime) ----
+
+  current(workspaceId: string): Fence | null {
+    if (!this.liveness.isCurrent()) return null;
+    const h = this.held.get(workspaceId);
+    if (!h || h.term !== this.liveness.term) return null;
+    const rec = this.mirror.get(workspaceId);
+    if (rec && (rec.node !== this.nodeId || rec.epoch !== h.epoch)) return null;
+    return { node: this.nodeId, epoch: h.epoch };
+  }
+
+  async acquire(workspaceId: string): Promise<Fence> {
+    const fence = this.current(workspaceId);
+    if (fence) return fence;
+    const entry = await this.claim(workspaceId, null);
+    if (!entry) {
+      const owner = this.mirror.owner(workspaceId);
+      throw new WorkspaceUnavailableError(workspaceId, owner ? `owned by ${owner}` : "claim lost");
+    }
+    return { node: this.nodeId, epoch: entry.epoch };
+  }
+
+  /** Workspaces this node holds now. */
+  heldWorkspaces(): string[] {
+    return [...this.held.keys()].filter((ws) => this.current(ws) !== null);
+  }
+
+  // ---- claims ----
+
+  /** Live worker nodes that take new workspaces, weighted by capacity. */
+  workers(includeDraining = false): PlacementNode[] {
+    return [...this.mirror.liveNodes().values()]
+      .filter((n) => n.services.includes("session") && (includeDraining || !n.draining))
+      .map((n) => ({ id: n.nodeId, weight: Math.max(1, n.capacity) }));
+  }
+
+  isLive(nodeId: string): boolean {
+    return nodeId === this.nodeId ? this.liveness.isCurrent() : this.mirror.isLive(nodeId);
+  }
+
+  /**
+   * Claims the workspace for this node by CAS if it may: unplaced (and we are not draining), recorded
+   * for this node (adoption in a new term), or recorded for a node whose lease key is gone (checked on
+   * the server, not only in the mirror). `seen` is the record the caller decided on (null: read it).
+   * Returns the new entry, or null when not allowed or when another claim won.
+   */
+  async claim(workspaceId: string, seen: PlacementEntry | null): Promise<PlacementEntry | null> {
+    if (!this.liveness.isCurrent()) return null;
+    const term = this.liveness.term;
+    const current = seen ?? (await this.table.get(workspaceId));
+    if (!current) {
+      if (this.draining) return null;
+    } else if (current.node !== this.nodeId) {
+      const alive = await this.opts.placement.nodesKv.get(current.node);
+      if (alive && alive.operation === "PUT" && alive.value.length > 0) return null;
+    }
+    const entry = await this.table.claim(workspaceId, this.nodeId, current);
+    if (!entry) return null;
+    if (!this.liveness.isCurrent() || this.liveness.term !== term) return null;
+    this.held.set(workspaceId, { epoch: entry.epoch, term });
+    this.mirror.apply(workspaceId, entry);
+    this.opts.logger.debug(
+      `Claimed workspace ${workspaceId} (epoch ${entry.epoch}, was ${current?.node ?? "unplaced"})`,
+    );
+    this.onChange();
+    return entry;
+  }
+
+  /**
+   * Where a call for `workspaceId` that reached this node must run: null → here (this node owns it,
+   * now or after claiming it); a node id → forward there. A forwarded call is never forwarded again.
+   */
+  async route(workspaceId: string, forwarded: boolean): Promise<string | null> {
+    if (this.current(workspaceId)) return null;
+    if (!this.liveness.isCurrent())
+      throw new WorkspaceUnavailableError(workspaceId, "this node's lease lapsed");
+    const rec = this.mirror.get(workspaceId) ?? (await this.table.get(workspaceId));
+    if (rec && rec.node !== this.nodeId && this.isLive(rec.node)) {
+      if (forwarded || !this.reachable(rec.node)) {
+        throw new WorkspaceUnavailableError(workspaceId, `owned by ${rec.node}, not reachable from here`);
+      }
+      return rec.node;
+    }
+    if (!rec && !forwarded) {
+      const chosen = chooseOwner(workspaceId, this.workers(), this.mirror.loads(), this.opts.cfg.loadFactor);
+      if (chosen && chosen !== this.nodeId && this.reachable(chosen)) return chosen;
+    }
+    await this.acquire(workspaceId);
+    return null;
+  }
+
+  private reachable(nodeId: string): boolean {
+    return this.opts.broker.registry.nodes.get(nodeId)?.available === true;
+  }
+
+  // ---- losing ownership ----
+
+  private onPlacement(workspaceId: string, entry: PlacementEntry | null): void {
+    const h = this.held.get(workspaceId);
+    if (h && (!entry || entry.node !== this.nodeId || entry.epoch !== h.epoch)) {
+      this.held.delete(workspaceId);
+      this.opts.logger.info(
+        `Workspace ${workspaceId} now on ${entry?.node ?? "nobody"}: stopping its sessions here`,
+      );
+      void this.opts.host.stopWorkspace(workspaceId);
+    }
+    this.onChange();
+  }
+
+  /** The lease lapsed: forget every claim and stop every session, writing nothing. */
+  private fence(): Promise<void> {
+    this.held.clear();
+    return this.opts.host.stopAll();
+  }
+
+  // ---- hand-offs (drain, rebalance) ----
+
+  /**
+   * Hands a workspace this node holds to `target`: no new starts here, auth state flushed, sessions
+   * stopped, then the record compare-and-set to the target (which adopts it). False when not held.
+   */
+  async handOff(workspaceId: string, target: string): Promise<boolean> {
+    const h = this.held.get(workspaceId);
+    if (!h || !this.current(workspaceId)) return false;
+    this.held.delete(workspaceId);
+    const accounts = this.opts.host.local().filter((s) => s.workspaceId === workspaceId);
+    await Promise.all(accounts.map((s) => this.opts.host.flush(s.accountId).catch(() => undefined)));
+    await this.opts.host.stopWorkspace(workspaceId);
+    const rec = await this.table.get(workspaceId);
+    if (!rec || rec.node !== this.nodeId || rec.epoch !== h.epoch) return false;
+    const moved = await this.table.claim(workspaceId, target, rec);
+    if (moved) this.mirror.apply(workspaceId, moved);
+    return moved !== null;
+  }
+
+  /** Hands every workspace to its next HRW owner among the other live, non-draining workers; the
+   * node then reports `draining` with zero sessions. Workspaces with nowhere to go stay. */
+  async drain(): Promise<{ nodeId: string; moved: number; kept: number; sessions: number }> {
+    this.draining = true;
+    await this.liveness.touch();
+    const loads = new Map(this.mirror.loads());
+    const targets = this.workers().filter((n) => n.id !== this.nodeId);
+    let moved = 0;
+    let kept = 0;
+    const queue = this.heldWorkspaces();
+    const worker = async () => {
+      for (let ws = queue.shift(); ws !== undefined; ws = queue.shift()) {
+        const target = nextOwner(ws, this.nodeId, targets, loads, this.opts.cfg.loadFactor);
+        if (target && (await this.handOff(ws, target))) {
+          moved++;
+          loads.set(target, (loads.get(target) ?? 0) + 1);
+        } else kept++;
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, worker));
+    await this.liveness.touch();
+    return { nodeId: this.nodeId, moved, kept, sessions: this.opts.host.size };
+  }
+
+  /**
+   * Workspaces whose owner is no longer their bounded-load HRW choice among live, non-draining
+   * workers (e.g. a node joined), at most `max`: [{workspaceId, from, to}]. Owners hand them off.
+   */
+  rebalancePlan(max: number): { workspaceId: string; from: string; to: string }[] {
+    const workers = this.workers();
+    const loads = new Map(this.mirror.loads());
+    const plan: { workspaceId: string; from: string; to: string }[] = [];
+    for (const rec of this.mirror.entries()) {
+      if (plan.length >= max) break;
+      if (!this.isLive(rec.node) || this.mirror.isDraining(rec.node)) continue;
+      loads.set(rec.node, (loads.get(rec.node) ?? 1) - 1);
+      const best = chooseOwner(rec.workspaceId, workers, loads, this.opts.cfg.loadFactor);
+      if (best && best !== rec.node) {
+        plan.push({ workspaceId: rec.workspaceId, from: rec.node, to: best });
+        loads.set(best, (loads.get(best) ?? 0) + 1);
+      } else loads.set(rec.node, (loads.get(rec.node) ?? 0) + 1);
+    }
+    return plan;
+  }
+
+  /** The node list of `GET /api/v1/cluster/nodes`. */
+  nodes(): NodeRecord[] {
+    return [...this.mirror.liveNodes().values()].sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
+  }
+}

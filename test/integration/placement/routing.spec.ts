@@ -1,0 +1,211 @@
+// Placement over the real NATS (JetStream KV) and FerretDB, with 4 workers and 2 non-worker callers
+// (a gateway-like broker running `accounts`, and a bare REPL-like broker):
+// - every session.* call for a workspace, from any caller, reaches the recorded owner (1,000 workspaces);
+// - all 6 brokers racing to claim one workspace: exactly one winner, 200 times in a row;
+// - a worker whose lease renewals are paused stops its sessions before anyone else starts them.
+import { strict as assert } from "node:assert";
+import { randomBytes } from "node:crypto";
+import type { ServiceBroker } from "moleculer";
+import AccountsService from "../../../services/accounts.service.ts";
+import SessionService from "../../../services/session.service.ts";
+import type { PingResult } from "../../../mixins/placement.mixin.ts";
+import type { AccountView } from "../../../src/accounts/types.ts";
+import { placementOf } from "../../../src/sharding/placement.ts";
+import { PlacementTable } from "../../../src/sharding/placement-table.ts";
+import type { WorkerPlacement } from "../../../src/sharding/worker.ts";
+import { TestCluster } from "../../support/cluster.ts";
+import { waitFor } from "../../support/wait.ts";
+
+const WORKERS = ["w1", "w2", "w3", "w4"];
+
+function workerPlacementOf(broker: ServiceBroker): WorkerPlacement {
+  const svc = broker.getLocalService("session") as unknown as { workerPlacement?: WorkerPlacement };
+  assert.ok(svc?.workerPlacement, `${broker.nodeID} runs no placement`);
+  return svc.workerPlacement;
+}
+
+async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
+    }),
+  );
+}
+
+describe("placement: routing, claims and fencing over the real NATS", function () {
+  this.timeout(60000);
+  let cluster: TestCluster;
+  let brokers: ServiceBroker[];
+  let gateway: ServiceBroker;
+
+  before(async () => {
+    cluster = new TestCluster({ qr: { firstTtlMs: 60000, refreshMs: 20000 } }, "place");
+    for (const id of WORKERS) cluster.node(id, [SessionService]);
+    gateway = cluster.node("gw", [AccountsService]);
+    cluster.node("repl", []);
+    await cluster.start();
+    brokers = cluster.brokers;
+    await waitFor(
+      () =>
+        brokers.every(
+          (b) =>
+            placementOf(b)!.mirror.liveNodes().size === WORKERS.length &&
+            b.registry.getActionEndpoints("session.ping")?.endpoints.length === WORKERS.length,
+        ),
+      { what: "every broker to see 4 leased workers", timeoutMs: 15000 },
+    );
+  });
+
+  after(async () => cluster?.stop());
+
+  it("routes every session.* call for a workspace, from any caller, to its recorded owner (1,000 workspaces)", async () => {
+    const workspaces = Array.from({ length: 1000 }, (_, i) => `route-${i}`);
+    // First calls place the workspaces (the receiving worker claims or forwards to the HRW choice).
+    await inParallel(workspaces, 50, async (ws) => {
+      const caller = brokers[Math.floor(Math.random() * brokers.length)];
+      await caller.call("session.ping", { workspaceId: ws });
+    });
+    await waitFor(() => brokers.every((b) => placementOf(b)!.mirror.size >= 1000), {
+      what: "every mirror to hold 1,000 records",
+    });
+    const owners = new Map<string, string>();
+    for (const rec of await placementOf(gateway)!.table.list()) owners.set(rec.workspaceId, rec.node);
+    const perNode = new Map<string, number>();
+    for (const ws of workspaces) perNode.set(owners.get(ws)!, (perNode.get(owners.get(ws)!) ?? 0) + 1);
+    assert.deepEqual([...perNode.keys()].sort(), WORKERS, "every worker owns workspaces");
+    for (const n of perNode.values()) assert.ok(n <= 1.25 * 250 + 1, `unbalanced: ${[...perNode.values()]}`);
+
+    let calls = 0;
+    const wrong: string[] = [];
+    await inParallel(
+      workspaces.flatMap((ws) => brokers.map((b) => ({ ws, b }))),
+      100,
+      async ({ ws, b }) => {
+        const res = (await b.call("session.ping", { workspaceId: ws })) as PingResult;
+        calls++;
+        // Reached the owner directly: the strategy picked it, nobody had to forward.
+        if (res.node !== owners.get(ws) || res.forwardedBy !== null) {
+          wrong.push(`${b.nodeID}→${ws}: ran on ${res.node} via ${res.forwardedBy}, owner ${owners.get(ws)}`);
+        }
+      },
+    );
+    assert.equal(calls, 6000);
+    assert.deepEqual(wrong.slice(0, 5), []);
+    // A call without its shard key is refused, never sent to a random node.
+    await assert.rejects(
+      async () => gateway.call("session.ping", {}),
+      (err: any) => err.type === "VALIDATION_ERROR",
+    );
+  });
+
+  it("decides a race of all 6 brokers for one workspace with exactly one winner, 200 times", async () => {
+    // Each broker through its own NATS connection, on a bucket of its own (the live placement bucket
+    // has reconcilers that would rightly claim records left by non-workers).
+    const bucket = `race_${randomBytes(4).toString("hex")}`;
+    const tables = await Promise.all(
+      brokers.map(
+        async (b) =>
+          new PlacementTable(await placementOf(b)!.nc.jetstream().views.kv(bucket, { history: 1 })),
+      ),
+    );
+    for (let round = 0; round < 200; round++) {
+      const ws = `race-${round}`;
+      const results = await Promise.all(tables.map((t, i) => t.claim(ws, brokers[i].nodeID, null)));
+      const winners = results.filter((r) => r !== null);
+      assert.equal(winners.length, 1, `round ${round}: ${winners.length} winners`);
+      // And a race to take it over from the same record: again exactly one.
+      const seen = winners[0]!;
+      const again = await Promise.all(tables.map((t, i) => t.claim(ws, brokers[i].nodeID, seen)));
+      const second = again.filter((r) => r !== null);
+      assert.equal(second.length, 1, `round ${round} (takeover): ${second.length} winners`);
+      assert.equal(second[0]!.epoch, seen.epoch + 1);
+    }
+  });
+
+  it("a worker whose renewals pause stops its sessions before any other node starts them", async () => {
+    // 24 connected accounts over 24 workspaces; some land on w1.
+    const accounts: AccountView[] = [];
+    await inParallel(
+      Array.from({ length: 24 }, (_, i) => `fence-${i}`),
+      8,
+      async (ws) => {
+        const acc = (await gateway.call("accounts.create", {
+          workspaceId: ws,
+          engine: "simulated",
+        })) as AccountView;
+        await waitFor(
+          async () =>
+            ((await gateway.call("accounts.get", { workspaceId: ws, id: acc.id })) as AccountView).status ===
+            "qr_scanning",
+          { what: `${acc.id} to show a QR` },
+        );
+        await gateway.call("accounts.simulate", { workspaceId: ws, id: acc.id, action: "scan" });
+        accounts.push(acc);
+      },
+    );
+    const w1 = brokers.find((b) => b.nodeID === "w1")!;
+    const survivors = brokers.filter((b) => WORKERS.includes(b.nodeID) && b !== w1);
+    const local = async (b: ServiceBroker) =>
+      (await b.call("session.local", {}, { nodeID: b.nodeID })) as { accountId: string; status: string }[];
+    const onW1 = await waitFor(
+      async () => {
+        const l = await local(w1);
+        return l.length > 0 && l.every((s) => s.status === "connected") ? l : null;
+      },
+      { what: "w1 to run connected sessions" },
+    );
+    const moved = new Set(onW1.map((s) => s.accountId));
+
+    // Watch every node continuously: when did w1 run none, when did a survivor first run one?
+    let w1EmptyAt = 0;
+    let firstElsewhereAt = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const [mine, ...others] = await Promise.all([w1, ...survivors].map(local));
+        const now = Date.now();
+        if (!w1EmptyAt && mine.length === 0) w1EmptyAt = now;
+        if (!firstElsewhereAt && others.flat().some((s) => moved.has(s.accountId))) firstElsewhereAt = now;
+        const everywhere = [mine, ...others].flat().filter((s) => moved.has(s.accountId));
+        assert.equal(
+          new Set(everywhere.map((s) => s.accountId)).size,
+          everywhere.length,
+          "a session ran twice",
+        );
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+
+    const pausedAt = Date.now();
+    workerPlacementOf(w1).liveness.pause();
+    try {
+      await waitFor(
+        async () => {
+          const all = (await Promise.all(survivors.map(local))).flat();
+          const connected = all.filter((s) => moved.has(s.accountId) && s.status === "connected");
+          return connected.length === moved.size;
+        },
+        { what: "the survivors to run w1's sessions, connected", timeoutMs: 20000 },
+      );
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    assert.ok(w1EmptyAt > 0 && firstElsewhereAt > 0);
+    assert.ok(
+      w1EmptyAt < firstElsewhereAt,
+      `w1 emptied at +${w1EmptyAt - pausedAt} ms, others started at +${firstElsewhereAt - pausedAt} ms`,
+    );
+    // No QR was needed: they came back restored from the AuthStore.
+    for (const acc of accounts.filter((a) => moved.has(a.id))) {
+      const view = (await gateway.call("accounts.get", {
+        workspaceId: acc.workspaceId,
+        id: acc.id,
+      })) as AccountView;
+      assert.equal(view.status, "connected");
+      assert.notEqual(view.node, "w1");
+    }
+    assert.equal((await local(w1)).length, 0);
+  });
+});
