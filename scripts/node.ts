@@ -49,6 +49,7 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGHUP", () => stop("SIGHUP"));
   // Under `npm start` the parent holds our stdin open: if it dies without stopping us, stdin closes
   // and the node stops rather than lingering as an orphan.
   if (process.env.SWITCHBOARD_EXIT_WITH_PARENT === "1") {

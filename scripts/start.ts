@@ -442,6 +442,15 @@ async function shutdown(why: string, code: number): Promise<void> {
 process.on("SIGINT", () => void shutdown("SIGINT", 0));
 process.on("SIGTERM", () => void shutdown("SIGTERM", 0));
 process.on("SIGHUP", () => void shutdown("SIGHUP", 0));
+// If whatever launched this script (tsx, npm) is killed outright, its signal never reaches us: stop
+// rather than leave a headless cluster behind.
+const launcher = process.ppid;
+// A closed terminal or pipe must not crash the shutdown that follows.
+process.stdout.on("error", () => undefined);
+process.stderr.on("error", () => undefined);
+setInterval(() => {
+  if (process.ppid !== launcher) void shutdown(`launcher (pid ${launcher}) is gone`, 1);
+}, 1000).unref();
 
 main(cluster)
   .then(() => cluster.failure)
