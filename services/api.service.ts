@@ -209,6 +209,7 @@ export function createApiService(cfg: Config): ServiceSchema {
               res.statusCode = 201;
               ctx.meta.$statusCode = 201;
               if (spec.id === "createAccount" && data?.id) ctx.meta.$location = `/api/v1/accounts/${data.id}`;
+              if (spec.id === "createWebhook" && data?.id) ctx.meta.$location = `/api/v1/webhooks/${data.id}`;
               if (spec.id === "createKey")
                 ctx.meta.$location = `/api/v1/workspaces/${data?.workspaceId}/keys`;
             } else if (spec?.status === 204) {

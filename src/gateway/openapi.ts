@@ -22,6 +22,15 @@ export function jsonSchemaOf(rule: ParamRule): JsonSchema {
       if (rule.min !== undefined) out.minimum = rule.min;
       if (rule.max !== undefined) out.maximum = rule.max;
       break;
+    case "boolean":
+      out.type = "boolean";
+      break;
+    case "array":
+      out.type = "array";
+      out.items = { type: "string", enum: [...rule.items.values] };
+      if (rule.min !== undefined) out.minItems = rule.min;
+      if (rule.max !== undefined) out.maxItems = rule.max;
+      break;
   }
   if (rule.description) out.description = rule.description;
   return out;
@@ -72,7 +81,49 @@ const ACCOUNT_SCHEMA: JsonSchema = {
   },
 };
 
+const WEBHOOK_SCHEMA: JsonSchema = {
+  type: "object",
+  properties: {
+    id: { type: "string" },
+    workspaceId: { type: "string" },
+    url: { type: "string" },
+    events: { type: "array", items: { type: "string" } },
+    enabled: { type: "boolean" },
+    createdAt: { type: "string", format: "date-time" },
+    updatedAt: { type: "string", format: "date-time" },
+    secret: { type: "string", description: "Only in the answer to create" },
+  },
+};
+
+const WEBHOOK_DELIVERY_SCHEMA: JsonSchema = {
+  type: "object",
+  properties: {
+    id: { type: "string" },
+    eventId: { type: "string", description: "X-Switchboard-Event-Id: deduplicate by it" },
+    endpointId: { type: "string" },
+    accountId: { type: "string" },
+    event: { type: "string" },
+    seq: { type: "integer", description: "Position in the account's queue for this endpoint" },
+    status: { type: "string", enum: ["pending", "delivered", "dead"] },
+    attempts: { type: "integer" },
+    nextAttemptAt: { type: "string", format: "date-time" },
+    lastError: { type: ["string", "null"] },
+    lastStatusCode: { type: ["integer", "null"] },
+    createdAt: { type: "string", format: "date-time" },
+    deliveredAt: { type: ["string", "null"], format: "date-time" },
+    payload: { type: "object" },
+  },
+};
+
 const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
+  createWebhook: WEBHOOK_SCHEMA,
+  getWebhook: WEBHOOK_SCHEMA,
+  deleteWebhook: WEBHOOK_SCHEMA,
+  listWebhooks: { type: "object", properties: { items: { type: "array", items: WEBHOOK_SCHEMA } } },
+  listWebhookDeliveries: {
+    type: "object",
+    properties: { items: { type: "array", items: WEBHOOK_DELIVERY_SCHEMA } },
+  },
   createAccount: { $ref: "#/components/schemas/Account" },
   getAccount: { $ref: "#/components/schemas/Account" },
   listAccounts: {
@@ -236,6 +287,7 @@ export function buildOpenApi(version = "0.1.0"): JsonSchema {
     tags: [
       { name: "accounts", description: "WhatsApp accounts of a workspace" },
       { name: "simulation", description: "Simulated engine only" },
+      { name: "webhooks", description: "Signed, retried delivery of account events to your backend" },
       { name: "keys", description: "Workspace API keys (admin)" },
       { name: "cluster", description: "Cluster administration (admin)" },
       { name: "operations", description: "Health, metrics, documentation" },

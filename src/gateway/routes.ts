@@ -2,6 +2,7 @@
 // moleculer-web aliases from this table and src/gateway/openapi.ts generates the OpenAPI document from
 // it, so the two cannot drift. Every account alias goes to `accounts.*` (never `session.*`: moleculer-web
 // resolves an alias's endpoint before authentication, with the gateway's own context).
+import { ACCOUNT_EVENTS } from "../accounts/types.ts";
 import { CLUSTER_ACTIONS } from "../sharding/actions.ts";
 
 /** Who may call a route: anyone, a workspace key (or the admin key naming a workspace), the admin key. */
@@ -16,6 +17,8 @@ export type ParamRule = (
   | { type: "string"; min?: number; max?: number; pattern?: RegExp }
   | { type: "enum"; values: readonly string[] }
   | { type: "number"; integer?: boolean; min?: number; max?: number }
+  | { type: "boolean" }
+  | { type: "array"; items: { type: "enum"; values: readonly string[] }; min?: number; max?: number }
 ) & { in: ParamLocation; optional?: boolean; description?: string };
 
 export interface RouteSpec {
@@ -36,7 +39,7 @@ export interface RouteSpec {
   gatewayOnly?: string[];
   auth: AuthLevel;
   summary: string;
-  tag: "accounts" | "simulation" | "keys" | "cluster" | "operations";
+  tag: "accounts" | "simulation" | "webhooks" | "keys" | "cluster" | "operations";
   /** Success status. @default 200 */
   status?: 200 | 201 | 204;
   /** Success media types. @default ["application/json"] */
@@ -49,6 +52,12 @@ export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const PHONE_PATTERN = /^\+?[0-9]{6,16}$/;
 
 const accountId: ParamRule = { in: "path", type: "string", pattern: ID_PATTERN, description: "Account id" };
+const webhookId: ParamRule = {
+  in: "path",
+  type: "string",
+  pattern: ID_PATTERN,
+  description: "Webhook endpoint id",
+};
 const phoneNumber: ParamRule = {
   in: "body",
   type: "string",
@@ -231,6 +240,97 @@ export const ROUTES: readonly RouteSpec[] = [
     tag: "simulation",
     errors: [404, 409],
   })),
+  // ---- webhooks (services/webhooks.service.ts) ----
+  {
+    id: "createWebhook",
+    method: "POST",
+    path: "/webhooks",
+    mount: "/api/v1",
+    action: "webhooks.create",
+    params: {
+      url: { in: "body", type: "string", min: 8, max: 2048, description: "Receiver URL (http or https)" },
+      secret: {
+        in: "body",
+        type: "string",
+        min: 16,
+        max: 256,
+        optional: true,
+        description: "HMAC-SHA256 signing key; generated when absent. Returned only in this answer",
+      },
+      events: {
+        in: "body",
+        type: "array",
+        items: { type: "enum", values: [...ACCOUNT_EVENTS, "*"] },
+        min: 1,
+        max: ACCOUNT_EVENTS.length + 1,
+        optional: true,
+        description: 'Events to deliver (`account.*` names), or `["*"]` (the default) for all',
+      },
+      enabled: { in: "body", type: "boolean", optional: true, description: "Deliver to it (default true)" },
+    },
+    auth: "workspace",
+    status: 201,
+    summary:
+      "Register a webhook endpoint. Each delivery is a JSON POST with X-Switchboard-Event, -Event-Id, " +
+      "-Delivery-Attempt, -Timestamp and -Signature (`sha256=` hex HMAC-SHA256 of `timestamp.body`)",
+    tag: "webhooks",
+  },
+  {
+    id: "listWebhooks",
+    method: "GET",
+    path: "/webhooks",
+    mount: "/api/v1",
+    action: "webhooks.list",
+    params: {},
+    auth: "workspace",
+    summary: "List the webhook endpoints of the workspace (without secrets)",
+    tag: "webhooks",
+  },
+  {
+    id: "getWebhook",
+    method: "GET",
+    path: "/webhooks/:id",
+    mount: "/api/v1",
+    action: "webhooks.get",
+    params: { id: webhookId },
+    auth: "workspace",
+    summary: "Get a webhook endpoint (without its secret)",
+    tag: "webhooks",
+    errors: [404],
+  },
+  {
+    id: "deleteWebhook",
+    method: "DELETE",
+    path: "/webhooks/:id",
+    mount: "/api/v1",
+    action: "webhooks.remove",
+    params: { id: webhookId },
+    auth: "workspace",
+    summary: "Delete a webhook endpoint and its pending deliveries",
+    tag: "webhooks",
+    errors: [404],
+  },
+  {
+    id: "listWebhookDeliveries",
+    method: "GET",
+    path: "/webhooks/:id/deliveries",
+    mount: "/api/v1",
+    action: "webhooks.deliveries",
+    params: {
+      id: webhookId,
+      status: {
+        in: "query",
+        type: "enum",
+        values: ["pending", "delivered", "dead"],
+        optional: true,
+        description: "Only deliveries in this state (`dead`: retries exhausted)",
+      },
+    },
+    auth: "workspace",
+    summary: "Recent deliveries of an endpoint, newest first (100), with attempts and last error",
+    tag: "webhooks",
+    errors: [404],
+  },
   // ---- keys (admin) ----
   {
     id: "createKey",
