@@ -1,0 +1,113 @@
+// Fencing in the accounts store, on the real MongoDB-wire server: a status write lands only for the
+// fence that holds the account; a claim or takeover never moves an account to a lower epoch.
+import { strict as assert } from "node:assert";
+import { randomBytes } from "node:crypto";
+import { MongoClient } from "mongodb";
+import type { AccountDoc } from "../../../src/accounts/types.ts";
+import { AccountsRepo } from "../../../src/store/accounts-repo.ts";
+import { ensureIndexes } from "../../../src/store/mongo.ts";
+import { mongoUrlFor } from "../../support/env.ts";
+
+function account(id: string, workspaceId: string, extra: Partial<AccountDoc> = {}): AccountDoc {
+  const now = new Date();
+  return {
+    _id: id,
+    workspaceId,
+    sessionId: `simulated_${workspaceId}_${Math.floor(now.getTime() / 1000)}_${randomBytes(4).toString("hex")}`,
+    name: id,
+    engine: "simulated",
+    desiredState: "running",
+    status: "initializing",
+    createdAt: now,
+    updatedAt: now,
+    ...extra,
+  };
+}
+
+describe("store/accounts-repo: fenced writes on the real server", () => {
+  let client: MongoClient;
+  let repo: AccountsRepo;
+
+  before(async () => {
+    client = await MongoClient.connect(mongoUrlFor(`repo${randomBytes(3).toString("hex")}`));
+    await ensureIndexes(client.db());
+    repo = new AccountsRepo(client.db());
+  });
+  after(async () => client.close());
+
+  it("rejects a second account with the same sessionId (unique index)", async () => {
+    const a = account("acc_dup1", "w0");
+    await repo.insert(a);
+    await assert.rejects(repo.insert({ ...account("acc_dup2", "w0"), sessionId: a.sessionId }), {
+      code: 11000,
+    });
+  });
+
+  it("claims an unclaimed account (no epoch field at all), then only its own fence may write", async () => {
+    await repo.insert(account("acc_1", "w1")); // no node/epoch fields
+    const claimed = await repo.claim("acc_1", { node: "n1", epoch: 1 });
+    assert.equal(claimed?.node, "n1");
+    assert.equal(claimed?.epoch, 1);
+    assert.deepEqual(
+      await repo.claim("acc_1", { node: "n1", epoch: 1 }).then((d) => d?.node),
+      "n1",
+      "re-claim is idempotent",
+    );
+    assert.equal(
+      await repo.claim("acc_1", { node: "n2", epoch: 1 }),
+      null,
+      "same epoch, other node: refused",
+    );
+
+    const ok = await repo.writeStatus(
+      "acc_1",
+      { node: "n1", epoch: 1 },
+      { status: "qr_scanning", updatedAt: new Date() },
+    );
+    assert.equal(ok, true);
+    const stale = await repo.writeStatus(
+      "acc_1",
+      { node: "n2", epoch: 1 },
+      { status: "failed", updatedAt: new Date() },
+    );
+    assert.equal(stale, false);
+    assert.equal((await repo.get("w1", "acc_1"))?.status, "qr_scanning");
+  });
+
+  it("a higher epoch takes over; the old owner's writes then change nothing", async () => {
+    await repo.insert(account("acc_2", "w2", { node: "n1", epoch: 3, status: "connected" }));
+    assert.equal(await repo.claim("acc_2", { node: "n2", epoch: 2 }), null, "lower epoch never wins");
+    assert.equal((await repo.claim("acc_2", { node: "n2", epoch: 4 }))?.node, "n2");
+    const stale = await repo.writeStatus(
+      "acc_2",
+      { node: "n1", epoch: 3 },
+      { status: "stopped", updatedAt: new Date() },
+    );
+    assert.equal(stale, false);
+    const d = await repo.get("w2", "acc_2");
+    assert.equal(d?.status, "connected");
+    assert.equal(d?.node, "n2");
+  });
+
+  it("takeover stamps only the workspace's documents with a lower or missing epoch", async () => {
+    await repo.insert(account("acc_t1", "w3"));
+    await repo.insert(account("acc_t2", "w3", { node: "old", epoch: 1 }));
+    await repo.insert(account("acc_t3", "w3", { node: "newer", epoch: 9 }));
+    await repo.insert(account("acc_t4", "w4", { node: "old", epoch: 1 }));
+    assert.equal(await repo.takeover("w3", { node: "n5", epoch: 5 }), 2);
+    const nodes = Object.fromEntries((await repo.list("w3")).map((d) => [d._id, `${d.node}@${d.epoch}`]));
+    assert.deepEqual(nodes, { acc_t1: "n5@5", acc_t2: "n5@5", acc_t3: "newer@9" });
+    assert.equal((await repo.get("w4", "acc_t4"))?.node, "old", "other workspaces untouched");
+  });
+
+  it("get is scoped by workspace; desired state and delete too", async () => {
+    await repo.insert(account("acc_s", "w5"));
+    assert.equal(await repo.get("w6", "acc_s"), null);
+    assert.equal(await repo.setDesiredState("w6", "acc_s", "stopped"), false);
+    assert.equal(await repo.setDesiredState("w5", "acc_s", "stopped"), true);
+    assert.deepEqual(await repo.listDesiredRunning("w5"), []);
+    assert.equal(await repo.delete("w6", "acc_s"), false);
+    assert.equal(await repo.delete("w5", "acc_s"), true);
+    assert.equal(await repo.get("w5", "acc_s"), null);
+  });
+});
