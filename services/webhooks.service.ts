@@ -229,6 +229,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         maxAttempts: cfg.webhookMaxAttempts,
         backoff: { baseMs: cfg.webhookBackoffBaseMs, maxMs: cfg.webhookBackoffMaxMs },
         concurrency: cfg.webhookConcurrency,
+        retentionMs: cfg.webhookRetentionMs,
       },
       this.logger,
     );

@@ -99,6 +99,8 @@ export interface Config {
   webhookLeaseTtlMs: number;
   /** Webhook requests in flight per node. @default 16 */
   webhookConcurrency: number;
+  /** Delivered and dead webhook deliveries are kept this long (0: forever). @default 604800000 (7 days) */
+  webhookRetentionMs: number;
 }
 
 export function loadConfig(): Config {
@@ -139,6 +141,7 @@ export function loadConfig(): Config {
     webhookPollMs: Math.max(1, int("WEBHOOK_POLL_MS", 1000)),
     webhookLeaseTtlMs: Math.max(1, int("WEBHOOK_LEASE_TTL_MS", 30000)),
     webhookConcurrency: Math.max(1, int("WEBHOOK_CONCURRENCY", 16)),
+    webhookRetentionMs: int("WEBHOOK_RETENTION_MS", 7 * 24 * 3600 * 1000),
   };
 }
 

@@ -23,7 +23,12 @@ export interface DeliveryLoopOptions {
   backoff: BackoffOptions;
   /** Attempts in flight on this node. @default 16 */
   concurrency: number;
+  /** Delivered and dead rows are deleted after this long; 0 keeps them. @default 604800000 (7 days) */
+  retentionMs: number;
 }
+
+/** How often a node prunes the outbox (each node does; pruning is idempotent). */
+const PRUNE_EVERY_MS = 10 * 60 * 1000;
 
 interface Repos {
   outbox: OutboxRepo;
@@ -43,6 +48,7 @@ export class DeliveryLoop {
   private ticking: Promise<void> | null = null;
   private again = false;
   private stopped = false;
+  private lastPrune = Date.now() - PRUNE_EVERY_MS * Math.random();
 
   constructor(
     private readonly repos: Repos,
@@ -96,6 +102,7 @@ export class DeliveryLoop {
 
   private async tick(): Promise<void> {
     await this.renewLeases();
+    await this.pruneIfDue();
     const withWork = new Set(await this.repos.outbox.endpointsWithPending());
     for (const [endpointId, lease] of this.held) {
       if (withWork.has(endpointId) || this.hasInFlight(endpointId)) continue;
@@ -112,6 +119,13 @@ export class DeliveryLoop {
       }
       await this.dispatchDue(endpointId);
     }
+  }
+
+  private async pruneIfDue(): Promise<void> {
+    if (this.opts.retentionMs <= 0 || Date.now() - this.lastPrune < PRUNE_EVERY_MS) return;
+    this.lastPrune = Date.now();
+    const deleted = await this.repos.outbox.prune(new Date(Date.now() - this.opts.retentionMs));
+    if (deleted > 0) this.logger.info(`webhooks: pruned ${deleted} finished outbox rows`);
   }
 
   private async renewLeases(): Promise<void> {

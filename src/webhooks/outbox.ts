@@ -58,7 +58,7 @@ export class OutboxRepo {
 
   private async recordFor(ev: RecordedEvent, endpointId: string): Promise<boolean> {
     const _id = `${endpointId}:${ev.eventId}`;
-    for (let tries = 0; tries < 50; tries++) {
+    for (let tries = 0; tries < 200; tries++) {
       if (await this.col.findOne({ _id }, { projection: { _id: 1 } })) return false;
       const [last] = await this.col
         .find({ endpointId, accountId: ev.accountId }, { projection: { seq: 1 } })
@@ -149,6 +149,32 @@ export class OutboxRepo {
     const filter: Record<string, unknown> = { endpointId };
     if (status) filter.status = status;
     return this.col.find(filter).sort({ createdAt: -1, seq: -1 }).limit(limit).toArray();
+  }
+
+  /** Deletes delivered and dead rows created before `olderThan` (MongoDB TTL indexes are not available on
+   * FerretDB). The last row of each (endpoint, account) queue stays: the next `seq` is computed from it.
+   * Idempotent, so any node may run it at any time. */
+  async prune(olderThan: Date): Promise<number> {
+    const done = {
+      status: { $in: ["delivered", "dead"] as DeliveryStatus[] },
+      createdAt: { $lt: olderThan },
+    };
+    const endpoints = (await this.col.distinct("endpointId", done)) as string[];
+    let deleted = 0;
+    for (const endpointId of endpoints) {
+      const accounts = (await this.col.distinct("accountId", { ...done, endpointId })) as string[];
+      for (const accountId of accounts) {
+        const [last] = await this.col
+          .find({ endpointId, accountId }, { projection: { seq: 1 } })
+          .sort({ seq: -1 })
+          .limit(1)
+          .toArray();
+        if (!last) continue;
+        const res = await this.col.deleteMany({ ...done, endpointId, accountId, seq: { $lt: last.seq } });
+        deleted += res.deletedCount;
+      }
+    }
+    return deleted;
   }
 
   async removeEndpoint(endpointId: string): Promise<void> {

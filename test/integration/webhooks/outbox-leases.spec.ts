@@ -84,6 +84,35 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
     ]);
   });
 
+  it("pruning deletes old finished rows but keeps each queue's last row, so seqs keep increasing", async () => {
+    const repo = new OutboxRepo(db, "n1");
+    const endpoints = [endpoint("wh_prune")];
+    for (let i = 0; i < 4; i++) await repo.record(event("acc_p", 100 + i), endpoints);
+    const rows = await repo.col.find({ endpointId: "wh_prune" }).sort({ seq: 1 }).toArray();
+    await repo.markDelivered(rows[0]._id, 1, 200);
+    await repo.markFailed(rows[1]._id, {
+      attempts: 3,
+      error: "HTTP 500",
+      statusCode: 500,
+      nextAttemptAt: null,
+    });
+    await repo.markDelivered(rows[3]._id, 1, 200);
+    // rows[2] stays pending.
+    assert.equal(await repo.prune(new Date(Date.now() + 1000)), 2, "delivered #1 and dead #2 go");
+    const left = await repo.col.find({ endpointId: "wh_prune" }).sort({ seq: 1 }).toArray();
+    assert.deepEqual(
+      left.map((r) => [r.seq, r.status]),
+      [
+        [3, "pending"],
+        [4, "delivered"],
+      ],
+    );
+    assert.equal(await repo.prune(new Date(Date.now() - 60000)), 0, "nothing younger than the cutoff goes");
+    await repo.record(event("acc_p", 200), endpoints);
+    const [last] = await repo.col.find({ endpointId: "wh_prune" }).sort({ seq: -1 }).limit(1).toArray();
+    assert.equal(last.seq, 5);
+  });
+
   it("one claimant wins a free endpoint; others take it over only after the lease expired", async () => {
     const ttl = 400;
     const repos = ["a", "b", "c"].map((n) => new LeaseRepo(db, n, ttl));
