@@ -6,6 +6,10 @@ import type { ServiceBroker, ServiceSchema } from "moleculer";
 import AccountsService from "../../services/accounts.service.ts";
 import SessionService from "../../services/session.service.ts";
 import type { AccountDoc, AccountView } from "../../src/accounts/types.ts";
+import type { Engine } from "../../src/engines/base.ts";
+import { registerEngine } from "../../src/engines/index.ts";
+import { createSimulatedEngine } from "../../src/engines/simulated.ts";
+import { AccountsRepo } from "../../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../../src/store/auth-store.ts";
 import { TestCluster, type ConfigOverrides } from "../support/cluster.ts";
 import { waitFor } from "../support/wait.ts";
@@ -156,7 +160,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       const last = statuses.at(-1)!.payload;
       assert.equal(last.phoneNumber, "15551234567");
       assert.equal(last.node, "n1");
-      assert.equal(last.epoch, 1);
+      assert.ok(Number.isInteger(last.epoch) && last.epoch >= 1, `epoch ${last.epoch}`);
 
       const d = (await doc(t.db, created.id))!;
       assert.equal(d.status, last.status);
@@ -312,6 +316,29 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       });
     });
 
+    it("a session whose account another owner took stops at its next write, writing and broadcasting nothing", async () => {
+      const { id } = await connected("15550000006");
+      const d0 = (await doc(t.db, id))!;
+      await new AccountsRepo(t.db).claim(id, { node: "elsewhere", epoch: (d0.epoch ?? 1) + 1 });
+      const mark = t.events.length;
+      await call(
+        "session.simulate",
+        { workspaceId: ws, accountId: id, action: "disconnect" },
+        { nodeID: "n1" },
+      );
+      await waitFor(
+        async () => !(await call("session.local", {}, { nodeID: "n1" })).some((s: any) => s.accountId === id),
+        {
+          what: "fenced-out engine to stop",
+        },
+      );
+      assert.deepEqual(trail(t.events.slice(mark), id), [], "a fenced-out node broadcasts nothing");
+      const d = (await doc(t.db, id))!;
+      assert.equal(d.status, "connected", "the new owner's document is untouched");
+      assert.equal(d.node, "elsewhere");
+      await call("accounts.remove", { workspaceId: ws, id }).catch(() => undefined);
+    });
+
     it("snapshot shows each account with its current QR while scanning", async () => {
       const { id } = await call("accounts.create", { workspaceId: "ws_snap" });
       await waitFor(() => statusEvent(id, "qr_scanning"));
@@ -372,6 +399,54 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       for (const a of accounts) await call("accounts.remove", { workspaceId: a.workspaceId, id: a.id });
       const after = await Promise.all(["w1", "w2"].map((nodeID) => call("session.local", {}, { nodeID })));
       assert.deepEqual(after, [[], []]);
+    });
+  });
+  describe("start queue (START_CONCURRENCY=1)", () => {
+    let open!: () => void;
+    const opened = new Promise<void>((r) => (open = r));
+    let inflight = 0;
+    let maxInflight = 0;
+
+    before(async () => {
+      // The simulated engine behind a gate, counting concurrent starts.
+      registerEngine(
+        "gated",
+        (opts) => {
+          const engine: Engine = createSimulatedEngine(opts);
+          const start = engine.start.bind(engine);
+          engine.start = async () => {
+            maxInflight = Math.max(maxInflight, ++inflight);
+            try {
+              await opened;
+              await start();
+            } finally {
+              inflight--;
+            }
+          };
+          return engine;
+        },
+        { simulate: true },
+      );
+      t = await setup({ startConcurrency: 1, qr: { firstTtlMs: 10000 } });
+    });
+    after(teardown);
+
+    it("queued accounts stay initializing until a start slot frees; starts never overlap", async () => {
+      const created: AccountView[] = [];
+      for (let i = 0; i < 3; i++)
+        created.push(await call("accounts.create", { workspaceId: "wq", engine: "gated" }));
+      const local = await waitFor(async () => {
+        const l: any[] = await call("session.local", {}, { nodeID: "n1" });
+        return l.length === 3 ? l : null;
+      });
+      assert.deepEqual(
+        local.map((s) => s.status),
+        ["initializing", "initializing", "initializing"],
+      );
+      for (const a of created) assert.equal((await doc(t.db, a.id))!.status, "initializing");
+      open();
+      for (const a of created) await waitFor(() => statusEvent(a.id, "qr_scanning"), { what: `${a.id} QR` });
+      assert.equal(maxInflight, 1);
     });
   });
 });
