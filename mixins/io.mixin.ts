@@ -6,7 +6,8 @@
 // - `account.*` broker events (broadcast, so every gateway gets each once) go to the local sockets of
 //   that workspace's room only: the default in-memory adapter and `.local`, so a gateway never fans an
 //   event out to another gateway's sockets (each gateway relays its own copy);
-// - `call` → whitelisted `accounts.*` actions with the socket's workspace forced.
+// - `call` → whitelisted `accounts.*` actions with the socket's workspace forced;
+// - a revoked key (`apikeys.revoked`) loses its open sockets.
 import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
 import SocketIOService from "moleculer-io";
 import type { Server, ServerOptions, Socket } from "socket.io";
@@ -42,6 +43,7 @@ interface IoThis extends Service {
   relayAccountEvent(event: RelayedEvent, payload: unknown): void;
   onSocketConnected(socket: Socket): Promise<void>;
   callFromSocket(socket: Socket, action: unknown, params: unknown): Promise<unknown>;
+  disconnectKey(keyId: string): void;
 }
 
 type Respond = (err: unknown, res?: unknown) => void;
@@ -97,7 +99,13 @@ export function ioMixin(opts: IoMixinOptions = {}): Partial<ServiceSchema> {
     },
     // moleculer-io's public actions would let any caller on the bus (or a REST alias) emit to any room.
     actions: { broadcast: false, getClients: false },
-    events: relayHandlers,
+    events: {
+      ...relayHandlers,
+      /** A revoked key loses its open sockets too, on every gateway (REST forgets it in api.service). */
+      "apikeys.revoked"(this: IoThis, ctx: Context<{ keyId: string }>) {
+        this.disconnectKey(ctx.params.keyId);
+      },
+    },
     methods: {
       /** moleculer-io's authorization hook: throwing refuses the handshake (`connect_error`). */
       async socketAuthorize(this: IoThis, socket: Socket): Promise<SocketPrincipal> {
@@ -145,6 +153,17 @@ export function ioMixin(opts: IoMixinOptions = {}): Partial<ServiceSchema> {
         for (const held of missed) socket.emit(held.event, held.payload);
         // Synchronously after the flush: no event can fall between the two.
         socket.join(roomOf(workspaceId));
+      },
+
+      disconnectKey(this: IoThis, keyId: string): void {
+        if (!this.io) return;
+        for (const socket of this.io.of("/").sockets.values()) {
+          const principal = (socket.data as { principal?: SocketPrincipal }).principal;
+          if (principal && !principal.admin && principal.keyId === keyId) {
+            socket.emit("auth.revoked", { keyId, message: "This API key was revoked" });
+            socket.disconnect(true);
+          }
+        }
       },
 
       async callFromSocket(this: IoThis, socket: Socket, action: unknown, params: unknown): Promise<unknown> {

@@ -24,6 +24,9 @@ const ADMIN = "io-spec-admin-key";
 const SHARED: ConfigOverrides = {
   adminApiKey: ADMIN,
   rateLimitPerMinute: 100000,
+  // The machine is shared: generous timeouts, and simulated starts need no Chromium-sized queue.
+  requestTimeoutMs: 30000,
+  startConcurrency: 8,
   // Long enough for a test to scan before the QR times out; short refreshes give "activity".
   qr: { firstTtlMs: 4000, refreshMs: 1000, max: 20 },
 };
@@ -72,8 +75,10 @@ describe("io: Socket.IO relay on the gateway", function () {
 
   async function keyOf(workspaceId: string): Promise<string> {
     if (!keys.has(workspaceId)) {
-      const { key } = await rest1.ok("POST", `/api/v1/workspaces/${workspaceId}/keys`, ADMIN, {});
-      keys.set(workspaceId, key);
+      const res = await rest1.call("POST", `/api/v1/workspaces/${workspaceId}/keys`, ADMIN, {});
+      if (res.status !== 201)
+        throw new Error(`key of ${workspaceId}: ${res.status} ${JSON.stringify(res.body)}`);
+      keys.set(workspaceId, res.body.key);
     }
     return keys.get(workspaceId)!;
   }
@@ -82,6 +87,22 @@ describe("io: Socket.IO relay on the gateway", function () {
     const s = new RecordingSocket(url, { token: await keyOf(workspaceId) }, workspaceId);
     sockets.push(s);
     return s.ready();
+  }
+
+  /** Simulates the phone's scan; retried while the session is (re)starting on a loaded machine. */
+  async function scan(accountId: string, workspaceId: string, phoneNumber: string): Promise<void> {
+    const key = await keyOf(workspaceId);
+    await waitFor(
+      async () => {
+        const res = await rest1.call("POST", `/api/v1/accounts/${accountId}/simulate/scan`, key, {
+          phoneNumber,
+        });
+        if (res.status === 409) return false;
+        if (res.status !== 200) throw new Error(`scan → ${res.status} ${JSON.stringify(res.body)}`);
+        return true;
+      },
+      { what: `the scan of ${accountId}`, timeoutMs: 20000, intervalMs: 200 },
+    );
   }
 
   async function createAccount(workspaceId: string, rest = rest1): Promise<{ id: string }> {
@@ -100,9 +121,7 @@ describe("io: Socket.IO relay on the gateway", function () {
     assert.match(qr.payload.dataUrl, /^data:image\/png;base64,/);
     assert.equal(qr.payload.seq, 1);
 
-    await rest1.ok("POST", `/api/v1/accounts/${account.id}/simulate/scan`, await keyOf("solo"), {
-      phoneNumber: "4915112345678",
-    });
+    await scan(account.id, "solo", "4915112345678");
     await waitFor(() => socket.statusesOf(account.id).includes("connected"), { what: "connected" });
 
     const statuses = socket.statusesOf(account.id);
@@ -168,21 +187,38 @@ describe("io: Socket.IO relay on the gateway", function () {
     assert.ok(adminIn.snapshot!.items.length >= 1);
   });
 
+  it("a revoked key loses its open sockets on every gateway", async () => {
+    const { key, keyId } = await rest1.ok("POST", "/api/v1/workspaces/revoked/keys", ADMIN, {});
+    const s = new RecordingSocket(url2, { token: key }, "revoked");
+    sockets.push(s);
+    await s.ready();
+    const revoked = new Promise((resolve) => s.socket.once("auth.revoked", resolve));
+    const gone = new Promise((resolve) => s.socket.once("disconnect", resolve));
+    await rest1.call("DELETE", `/api/v1/workspaces/revoked/keys/${keyId}`, ADMIN);
+    assert.deepEqual(await revoked, { keyId, message: "This API key was revoked" });
+    assert.equal(await gone, "io server disconnect");
+    const again = new RecordingSocket(url2, { token: key });
+    sockets.push(again);
+    assert.equal((await again.refused()).message, INVALID_TOKEN_MESSAGE);
+  });
+
   it("50 workspaces, a socket each on either gateway, activity everywhere: no socket gets another workspace's event", async function () {
     this.timeout(120000);
     const wsIds = Array.from({ length: 50 }, (_, i) => `many${i}`);
     const socks = await Promise.all(wsIds.map((ws, i) => socketOf(ws, i % 2 ? url2 : url1)));
-    const accounts = await Promise.all(wsIds.map((ws, i) => createAccount(ws, i % 2 ? rest2 : rest1)));
+    const accounts: { id: string }[] = [];
+    for (let i = 0; i < wsIds.length; i += 10) {
+      const batch = wsIds.slice(i, i + 10);
+      accounts.push(
+        ...(await Promise.all(batch.map((ws, j) => createAccount(ws, (i + j) % 2 ? rest2 : rest1)))),
+      );
+    }
     await waitFor(
       () => accounts.every((a) => bus.some((r) => r.event === "account.qr" && r.payload.accountId === a.id)),
       { what: "a QR for every account", timeoutMs: 30000 },
     );
     await Promise.all(
-      accounts.map(async (a, i) =>
-        rest1.ok("POST", `/api/v1/accounts/${a.id}/simulate/scan`, await keyOf(wsIds[i]), {
-          phoneNumber: `49151000${String(i).padStart(4, "0")}`,
-        }),
-      ),
+      accounts.map(async (a, i) => scan(a.id, wsIds[i], `49151000${String(i).padStart(4, "0")}`)),
     );
     await waitFor(() => socks.every((s, i) => s.statusesOf(accounts[i].id).includes("connected")), {
       what: "every account connected",
@@ -229,9 +265,7 @@ describe("io: Socket.IO relay on the gateway", function () {
       { what: "the QRs" },
     );
     for (const [i, a] of accounts.entries()) {
-      await rest1.ok("POST", `/api/v1/accounts/${a.id}/simulate/scan`, await keyOf(wsIds[i]), {
-        phoneNumber: `4915200000${i}`,
-      });
+      await scan(a.id, wsIds[i], `4915200000${i}`);
     }
     await waitFor(() => socks.every((s) => s.received.some((r) => r.payload.status === "connected")), {
       what: "connected on every socket",
