@@ -123,6 +123,7 @@ export function killProcessGroup(pgid: number): void {
 interface ProcInfo {
   pid: number;
   ppid: number;
+  pgrp: number;
   state: string;
 }
 
@@ -131,7 +132,7 @@ function readStat(pid: number): ProcInfo | null {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // "pid (comm) state ppid …" — comm may contain spaces and parentheses.
     const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { pid, state: rest[0], ppid: Number(rest[1]) };
+    return { pid, state: rest[0], ppid: Number(rest[1]), pgrp: Number(rest[2]) };
   } catch {
     return null;
   }
@@ -160,6 +161,19 @@ export function processesMentioning(marker: string): number[] {
     // The marker as a whole path: "/p/s1" must not match the processes of "/p/s10".
     const cmd = `${cmdline(pid)} `;
     return cmd.includes(`${marker} `) || cmd.includes(`${marker}/`);
+  });
+}
+
+/** The process group of `pid` (a session's browser leads its own group), or null once it is gone. */
+export function processGroupOf(pid: number): number | null {
+  return readStat(pid)?.pgrp ?? null;
+}
+
+/** Live (non-zombie) members of process group `pgid`. */
+export function processGroupMembers(pgid: number): number[] {
+  return allPids().filter((pid) => {
+    const stat = readStat(pid);
+    return stat !== null && stat.state !== "Z" && stat.pgrp === pgid;
   });
 }
 
@@ -198,8 +212,10 @@ export async function killSessionProcesses(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const victims = new Set<number>(processesMentioning(userDataDir));
-    if (browserPid && readStat(browserPid)?.state) {
-      victims.add(browserPid);
+    if (browserPid) {
+      for (const pid of processGroupMembers(browserPid)) victims.add(pid);
+      const stat = readStat(browserPid);
+      if (stat && stat.state !== "Z") victims.add(browserPid);
       for (const pid of descendantsOf(browserPid)) victims.add(pid);
     }
     if (victims.size === 0) return;

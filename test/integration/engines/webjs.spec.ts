@@ -1,0 +1,553 @@
+// The webjs engine with real Chromium and the real whatsapp-web.js 1.34.7 (DESIGN.md, "Engines").
+// WhatsApp Web is unreachable from here, which is itself the first thing shown; a local HTTPS stand-in
+// (test/support/whatsapp-standin.ts) makes the library's QR and pairing-code path run, or makes a
+// start hang so that crashes and timeouts can be provoked at a known moment. Processes are checked in
+// /proc: every process of a session names its profile directory on its command line.
+import { strict as assert } from "node:assert";
+import { randomBytes } from "node:crypto";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { MongoClient, type Db } from "mongodb";
+import type { ServiceBroker } from "moleculer";
+import AccountsService from "../../../services/accounts.service.ts";
+import { createApiService } from "../../../services/api.service.ts";
+import SessionService from "../../../services/session.service.ts";
+import type { EngineEvents } from "../../../src/engines/base.ts";
+import {
+  killSessionProcesses,
+  launchChromium,
+  memoryOf,
+  processesMentioning,
+  processGroupMembers,
+} from "../../../src/engines/webjs/chromium.ts";
+import { packProfile, ProfileAuthStrategy } from "../../../src/engines/webjs/auth.ts";
+import { WebjsEngine, type WebjsTuning } from "../../../src/engines/webjs/index.ts";
+import { GridFsAuthStore } from "../../../src/store/auth-store.ts";
+import { TestCluster, TEST_TIMINGS } from "../../support/cluster.ts";
+import { mongoUrlFor, testEnv } from "../../support/env.ts";
+import { waitFor } from "../../support/wait.ts";
+import { startWhatsappStandin, type Standin } from "../../support/whatsapp-standin.ts";
+import { gatewayPort, RecordingSocket, Rest } from "../io/support.ts";
+
+interface Seen {
+  event: keyof EngineEvents;
+  args: unknown[];
+  at: number;
+  wall: number;
+  /** Processes of the session alive at the moment of the event. */
+  alive: number;
+}
+
+/** Some non-zombie process of the group is alive (a killed one may stay a zombie until reaped). */
+function groupAlive(pgid: number): boolean {
+  return processGroupMembers(pgid).length > 0;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    const state = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0];
+    return state !== undefined && state !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
+  this.timeout(60000);
+  let client: MongoClient;
+  let db: Db;
+  let profileRoot: string;
+  const engines: WebjsEngine[] = [];
+  const standins: Standin[] = [];
+
+  before(async () => {
+    client = await MongoClient.connect(mongoUrlFor(`webjs${randomBytes(3).toString("hex")}`));
+    db = client.db();
+    profileRoot = mkdtempSync(join(testEnv.dataDir, "webjs-profiles-"));
+  });
+
+  afterEach(async () => {
+    await Promise.all(engines.splice(0).map((e) => e.stop().catch(() => undefined)));
+    await Promise.all(standins.splice(0).map((s) => s.close()));
+  });
+
+  after(async () => {
+    await client.close();
+    const leftovers = processesMentioning(profileRoot);
+    assert.deepEqual(leftovers, [], "no process of any webjs session outlives the spec");
+    rmSync(profileRoot, { recursive: true, force: true });
+  });
+
+  function makeEngine(
+    tuning: WebjsTuning = {},
+    opts: { startupTimeoutMs?: number; qr?: { firstTtlMs: number; refreshMs: number; max: number } } = {},
+  ) {
+    const sessionId = `s${randomBytes(4).toString("hex")}`;
+    const engine = new WebjsEngine({
+      accountId: `a-${sessionId}`,
+      workspaceId: "ws-webjs",
+      sessionId,
+      authStore: new GridFsAuthStore(db),
+      qr: opts.qr ?? { firstTtlMs: 60000, refreshMs: 20000, max: 6 },
+      chromiumPath: "/usr/bin/chromium",
+      profileDir: profileRoot,
+      startupTimeoutMs: opts.startupTimeoutMs ?? 15000,
+      webjs: { restartBackoffMs: 100, destroyTimeoutMs: 1000, ...tuning },
+    });
+    engines.push(engine);
+    const seen: Seen[] = [];
+    const t0 = Date.now();
+    for (const event of [
+      "qr",
+      "pairing_code",
+      "authenticated",
+      "ready",
+      "disconnected",
+      "failed",
+      "logged_out",
+      "message",
+    ] as const) {
+      engine.on(event, (...args: unknown[]) =>
+        seen.push({
+          event,
+          args,
+          at: Date.now() - t0,
+          wall: Date.now(),
+          alive: processesMentioning(engine.userDataDir).length,
+        }),
+      );
+    }
+    const first = (event: keyof EngineEvents, timeoutMs = 20000) =>
+      waitFor(() => seen.find((s) => s.event === event), { what: `engine event '${event}'`, timeoutMs });
+    return { engine, seen, first, sessionId };
+  }
+
+  async function standin(mode: "qr" | "hang", rotateMs?: number): Promise<Standin> {
+    const s = await startWhatsappStandin({ mode, rotateMs });
+    standins.push(s);
+    return s;
+  }
+
+  describe("without WhatsApp Web (no internet here)", () => {
+    it("a start ends failed/whatsapp_unreachable within 15 s, carrying the network error, and leaves no process", async () => {
+      const { engine, first, seen } = makeEngine();
+      const started = Date.now();
+      await engine.start(); // resolves once the launch has finished, here: failed
+      const failed = await first("failed", 15000);
+      assert.ok(Date.now() - started < 15000, `took ${Date.now() - started} ms`);
+      assert.equal(failed.args[0], "whatsapp_unreachable");
+      assert.match(String(failed.args[1]), /net::ERR_NAME_NOT_RESOLVED at https:\/\/web\.whatsapp\.com/);
+      assert.equal(failed.alive, 0, "no Chromium process of the session is alive once `failed` is emitted");
+      assert.deepEqual(processesMentioning(engine.userDataDir), []);
+      assert.equal(existsSync(engine.userDataDir), false, "the profile directory is removed");
+      assert.deepEqual(
+        seen.map((s) => s.event),
+        ["failed"],
+      );
+      await engine.stop();
+      await engine.stop(); // idempotent
+      assert.deepEqual(processesMentioning(engine.userDataDir), []);
+    });
+
+    it("a restored profile is unpacked before Chromium starts; a stop keeps the saved auth state", async () => {
+      const { engine, sessionId, first } = makeEngine();
+      // A saved profile subset, as the strategy would have stored it after `ready`.
+      const seedDir = mkdtempSync(join(profileRoot, "seed-"));
+      mkdirSync(join(seedDir, "Default", "Local Storage", "leveldb"), { recursive: true });
+      writeFileSync(join(seedDir, "Default", "Local Storage", "leveldb", "MARKER"), "restored");
+      const blob = (await packProfile(seedDir))!;
+      rmSync(seedDir, { recursive: true, force: true });
+      const store = new GridFsAuthStore(db);
+      await store.save(sessionId, blob);
+
+      const marker = join(engine.userDataDir, "Default", "Local Storage", "leveldb", "MARKER");
+      let seenMarker = false;
+      const watcher = setInterval(() => (seenMarker ||= existsSync(marker)), 5);
+      try {
+        await engine.start();
+        await first("failed", 15000);
+      } finally {
+        clearInterval(watcher);
+      }
+      assert.ok(seenMarker, "the saved profile was in place while the session ran");
+      await engine.stop();
+      assert.ok(await store.has(sessionId), "a failed start or a stop never deletes the saved state");
+    });
+  });
+
+  describe("watchdog and crashes", () => {
+    it("a start that shows neither a QR nor a connection in time is failed/startup_timeout", async () => {
+      const s = await standin("hang");
+      const { engine, first } = makeEngine({ chromiumArgs: s.chromiumArgs }, { startupTimeoutMs: 2500 });
+      await engine.start();
+      const failed = await first("failed", 10000);
+      assert.equal(failed.args[0], "startup_timeout");
+      assert.equal(failed.alive, 0);
+    });
+
+    it("killing Chromium during the start is noticed: the session restarts on a new browser", async () => {
+      const s = await standin("hang");
+      const { engine, first, seen } = makeEngine({ chromiumArgs: s.chromiumArgs, maxCrashes: 3 });
+      void engine.start();
+      const pid1: number = await waitFor(() => engine.browserPid, { what: "the first Chromium" });
+      process.kill(pid1, "SIGKILL");
+      const disconnected = await first("disconnected", 10000);
+      assert.equal(disconnected.args[0], "browser_crashed");
+      const pid2: number = await waitFor(() => (engine.browserPid !== pid1 ? engine.browserPid : undefined), {
+        what: "a restarted Chromium",
+      });
+      assert.ok(isAlive(pid2));
+      assert.equal(groupAlive(pid1), false, "every process of the crashed browser is gone");
+      assert.equal(
+        seen.some((e) => e.event === "failed"),
+        false,
+      );
+      await engine.stop();
+      assert.deepEqual(processesMentioning(engine.userDataDir), []);
+    });
+
+    it("repeated crashes end in failed/browser_crashed with nothing left running", async () => {
+      const s = await standin("hang");
+      const { engine, first } = makeEngine({ chromiumArgs: s.chromiumArgs, maxCrashes: 2 });
+      void engine.start();
+      const killed: number[] = [];
+      const crashes = (async () => {
+        for (let i = 0; i < 3; i++) {
+          const pid: number = await waitFor(
+            () => (killed.includes(engine.browserPid ?? 0) ? undefined : engine.browserPid),
+            { what: `Chromium #${i + 1}` },
+          );
+          killed.push(pid);
+          process.kill(pid, "SIGKILL");
+        }
+      })();
+      const failed = await first("failed", 20000);
+      await crashes;
+      assert.equal(failed.args[0], "browser_crashed");
+      assert.match(String(failed.args[1]), /gave up after 3 restarts/);
+      assert.equal(failed.alive, 0);
+      for (const pid of killed) assert.equal(groupAlive(pid), false);
+    });
+
+    it("stop() leaves no process and no SingletonLock even when destroy() hangs (browser frozen)", async () => {
+      const s = await standin("hang");
+      const { engine } = makeEngine({ chromiumArgs: s.chromiumArgs, destroyTimeoutMs: 500 });
+      void engine.start();
+      const pid = await waitFor(() => engine.browserPid, { what: "Chromium" });
+      const lock = join(engine.userDataDir, "SingletonLock");
+      await waitFor(() => lstatSync(lock, { throwIfNoEntry: false }), { what: "the profile lock" });
+      process.kill(pid, "SIGSTOP"); // DevTools no longer answers: browser.close() hangs
+      const t0 = Date.now();
+      await engine.stop();
+      assert.ok(Date.now() - t0 < 8000, `stop took ${Date.now() - t0} ms`);
+      assert.deepEqual(processesMentioning(engine.userDataDir), []);
+      assert.equal(groupAlive(pid), false);
+      assert.equal(
+        lstatSync(lock, { throwIfNoEntry: false }),
+        undefined,
+        "no SingletonLock (a dangling symlink)",
+      );
+      assert.equal(existsSync(engine.userDataDir), false);
+    });
+
+    it("stop() in the middle of a launch, twice, and before any start leaves nothing", async () => {
+      const s = await standin("hang");
+      const { engine } = makeEngine({ chromiumArgs: s.chromiumArgs });
+      const starting = engine.start();
+      await waitFor(() => processesMentioning(engine.userDataDir).length > 0, { what: "Chromium spawning" });
+      await Promise.all([engine.stop(), engine.stop()]);
+      await starting;
+      assert.deepEqual(processesMentioning(engine.userDataDir), []);
+      assert.equal(existsSync(engine.userDataDir), false);
+      const { engine: never } = makeEngine();
+      await never.stop();
+      assert.deepEqual(processesMentioning(never.userDataDir), []);
+    });
+  });
+
+  describe("the QR path of whatsapp-web.js against the local stand-in", () => {
+    it("QRs follow the policy (first TTL, refreshes, max) and then failed/qr_timeout", async () => {
+      const s = await standin("qr", 60000); // WhatsApp rotates slower than the policy here
+      const qr = { firstTtlMs: 1500, refreshMs: 500, max: 3 };
+      const { engine, seen, first } = makeEngine({ chromiumArgs: s.chromiumArgs }, { qr });
+      await engine.start();
+      assert.equal(engine.status, "qr", "start() resolves once the QR is on screen");
+      const failed = await first("failed", 15000);
+      assert.equal(failed.args[0], "qr_timeout");
+      assert.equal(failed.alive, 0);
+      const qrs = seen.filter((e) => e.event === "qr").map((e) => e.args[0] as any);
+      assert.deepEqual(
+        qrs.map((q) => q.seq),
+        [1, 2, 3],
+      );
+      // WhatsApp's payload: ref,noiseKey,identityKey,advSecret,platform
+      assert.match(qrs[0].qr, /^2@[^,]+,[^,]+,[^,]+,[^,]+,Chrome$/);
+      const firstQr = seen.find((e) => e.event === "qr")!;
+      assert.ok(Math.abs(qrs[0].expiresAt - firstQr.wall - qr.firstTtlMs) < 100, "first QR valid firstTtlMs");
+      for (let i = 1; i < qrs.length; i++) {
+        const step = qrs[i].expiresAt - qrs[i - 1].expiresAt;
+        assert.ok(step >= qr.refreshMs && step < qr.refreshMs + 250, `refresh ${i}: ${step} ms`);
+      }
+      const gap = (failed.at - firstQr.at) / 1000;
+      assert.ok(gap >= 2.3 && gap < 6, `qr_timeout ${gap}s after the first QR (policy: 1.5 + 2 × 0.5 s)`);
+    });
+
+    it("a QR rotation by WhatsApp Web shows a new QR at once", async () => {
+      const s = await standin("qr", 400);
+      const { engine, seen } = makeEngine({ chromiumArgs: s.chromiumArgs });
+      await engine.start();
+      await waitFor(() => seen.filter((e) => e.event === "qr").length >= 3, { what: "3 QRs" });
+      const qrs = seen.filter((e) => e.event === "qr").map((e) => e.args[0] as any);
+      assert.equal(new Set(qrs.map((q) => q.qr.split(",")[0])).size, qrs.length, "each QR has a new ref");
+      assert.ok(qrs[1].expiresAt - qrs[0].expiresAt < 1000, "shown when WhatsApp rotates, before our expiry");
+    });
+
+    it("a pairing code is returned and relayed as `pairing_code`; logout deletes the auth state and leaves nothing", async () => {
+      const s = await standin("qr");
+      const { engine, sessionId, first } = makeEngine({ chromiumArgs: s.chromiumArgs });
+      const store = new GridFsAuthStore(db);
+      await store.save(sessionId, Buffer.from("stale"));
+      await engine.start();
+      const code = await engine.requestPairingCode("+49 151 2345678");
+      assert.match(code, /^[A-Z0-9]{8}$/);
+      const relayed = await first("pairing_code");
+      assert.deepEqual(relayed.args[0], { code, phoneNumber: "491512345678" });
+      await assert.rejects(engine.sendText("491512345678", "hi"), { type: "INVALID_STATE" });
+      await engine.logout();
+      await first("logged_out");
+      assert.equal(await store.has(sessionId), false);
+      assert.deepEqual(processesMentioning(engine.userDataDir), []);
+    });
+  });
+
+  describe("auth strategy", () => {
+    it("saves the profile subset to the AuthStore and restores it byte for byte; logout deletes it", async () => {
+      const store = new GridFsAuthStore(db);
+      const sessionId = `auth${randomBytes(3).toString("hex")}`;
+      const dir = join(profileRoot, sessionId);
+      const strategy = new ProfileAuthStrategy({
+        sessionId,
+        userDataDir: dir,
+        authStore: store,
+        saveIntervalMs: 60000,
+      });
+      mkdirSync(join(dir, "Default", "IndexedDB", "https_web.whatsapp.com_0.indexeddb.leveldb"), {
+        recursive: true,
+      });
+      mkdirSync(join(dir, "Default", "Cache"), { recursive: true });
+      const key = randomBytes(4096);
+      writeFileSync(
+        join(dir, "Default", "IndexedDB", "https_web.whatsapp.com_0.indexeddb.leveldb", "000003.log"),
+        key,
+      );
+      writeFileSync(join(dir, "Default", "Cache", "big"), randomBytes(1024));
+      assert.equal(await strategy.save(), true);
+      rmSync(dir, { recursive: true, force: true });
+      assert.equal(await strategy.restore(), true);
+      assert.ok(
+        readFileSync(
+          join(dir, "Default", "IndexedDB", "https_web.whatsapp.com_0.indexeddb.leveldb", "000003.log"),
+        ).equals(key),
+      );
+      assert.equal(existsSync(join(dir, "Default", "Cache")), false, "caches are not part of the auth state");
+      await strategy.logout();
+      assert.equal(await store.has(sessionId), false);
+      assert.equal(await strategy.save(), false, "nothing is saved after a logout");
+      rmSync(dir, { recursive: true, force: true });
+    });
+  });
+
+  describe("memory of one session (from /proc)", () => {
+    const mb = (kb: number) => Math.round(kb / 1024);
+
+    async function idleMemory(dir: string, settleMs = 5000) {
+      // Idle: a few seconds after the page settled, as a worker holds it between events.
+      await new Promise((r) => setTimeout(r, settleMs)); // measuring an idle period, not waiting for a condition
+      return memoryOf(processesMentioning(dir));
+    }
+
+    it("idle after the failed load of web.whatsapp.com (the state every session reaches here)", async () => {
+      // The engine tears its browser down on failure, so this holds one open the same way it is launched.
+      const dir = join(profileRoot, `mem${randomBytes(3).toString("hex")}`);
+      const browser = await launchChromium({ executablePath: "/usr/bin/chromium", userDataDir: dir });
+      const { Client } = (await import("whatsapp-web.js")).default;
+      const wa = new Client({
+        puppeteer: { browserWSEndpoint: browser.wsEndpoint, defaultViewport: null } as any,
+        webVersionCache: { type: "none" },
+      });
+      try {
+        await assert.rejects(wa.initialize(), /ERR_NAME_NOT_RESOLVED/);
+        const mem = await idleMemory(dir);
+        console.log(
+          `      one webjs session idle after the failed load: ${mem.processes} processes, RSS sum ${mb(mem.rssKb)} MB, PSS ${mb(mem.pssKb)} MB (peers: ~400 MB)`,
+        );
+        assert.ok(mem.processes > 0);
+      } finally {
+        await killSessionProcesses(dir, browser.pid);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it("idle showing a QR (whatsapp-web.js against the stand-in)", async () => {
+      const s = await standin("qr");
+      const { engine } = makeEngine({ chromiumArgs: s.chromiumArgs });
+      await engine.start();
+      assert.equal(engine.status, "qr");
+      const mem = await idleMemory(engine.userDataDir);
+      console.log(
+        `      one webjs session idle on the QR screen (stand-in page): ${mem.processes} processes, RSS sum ${mb(mem.rssKb)} MB, PSS ${mb(mem.pssKb)} MB`,
+      );
+      assert.ok(mem.processes > 0);
+    });
+  });
+
+  describe("through the session runtime (accounts + session services, start queue)", function () {
+    this.timeout(180000);
+    let cluster: TestCluster;
+    let gw: ServiceBroker;
+    let rest: Rest;
+    const ADMIN = "webjs-spec-admin";
+    const concurrency = 2;
+    let clusterProfiles: string;
+
+    before(async () => {
+      clusterProfiles = mkdtempSync(join(testEnv.dataDir, "webjs-cluster-"));
+      cluster = new TestCluster(
+        {
+          engine: "webjs",
+          adminApiKey: ADMIN,
+          rateLimitPerMinute: 100000,
+          profileDir: clusterProfiles,
+          startConcurrency: concurrency,
+          // Chromium launches load this 2-core machine: a longer lease keeps the worker from fencing itself.
+          leaseRenewMs: 1000,
+          leaseTtlMs: 8000,
+          heartbeatTimeoutMs: 10000,
+          startupTimeoutMs: TEST_TIMINGS.startupTimeoutMs,
+        },
+        "webjs",
+      );
+      const gwOverrides = { services: ["api", "io", "accounts"], port: 0 };
+      gw = cluster.node(
+        "gw",
+        [createApiService(cluster.config("gw", gwOverrides)), AccountsService],
+        gwOverrides,
+      );
+      cluster.node("w1", [SessionService], { services: ["session"] });
+      await cluster.start();
+      await gw.waitForServices(["accounts", "session", "api"], 15000);
+      rest = new Rest(`http://127.0.0.1:${gatewayPort(gw)}`);
+    });
+
+    after(async () => {
+      await cluster.stop();
+      assert.deepEqual(processesMentioning(clusterProfiles), []);
+      rmSync(clusterProfiles, { recursive: true, force: true });
+    });
+
+    /** Sessions of the worker that have a Chromium running, told apart by their profile directory.
+     * (Not processes or process groups: Debian's /usr/bin/chromium wrapper forks, and Chromium forks
+     * and detaches its crash handler, so both come and go with the browser's own command line.
+     * Chromium's child processes rewrite theirs with spaces between arguments.) */
+    const browsersNow = () => {
+      const sessions = new Set<string>();
+      for (const pid of processesMentioning(clusterProfiles)) {
+        let cmd: string;
+        try {
+          cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+        } catch {
+          continue; // exited meanwhile
+        }
+        const dir = /--user-data-dir=([^\0 ]+)/.exec(cmd)?.[1];
+        if (dir) sessions.add(dir);
+      }
+      return sessions.size;
+    };
+
+    it("an account created with engine webjs ends failed/whatsapp_unreachable, over accounts.get, REST and the socket", async () => {
+      const ws = "ws-webjs-e2e";
+      const { key } = await rest.ok("POST", `/api/v1/workspaces/${ws}/keys`, ADMIN, {});
+      const socket = await new RecordingSocket(rest.base, { token: key }, ws).ready();
+      try {
+        const t0 = Date.now();
+        const created = await rest.ok("POST", "/api/v1/accounts", key, {
+          name: "real engine",
+          engine: "webjs",
+        });
+        assert.equal(created.engine, "webjs");
+        const viaAction = await waitFor(
+          async () => {
+            const a = await gw.call<any, any>("accounts.get", { workspaceId: ws, id: created.id });
+            return a.status === "failed" && a;
+          },
+          { what: "accounts.get → failed", timeoutMs: 15000 },
+        );
+        assert.ok(Date.now() - t0 < 15000);
+        assert.equal(viaAction.reason, "whatsapp_unreachable");
+        assert.match(viaAction.message, /ERR_NAME_NOT_RESOLVED/);
+        const viaRest = await rest.ok("GET", `/api/v1/accounts/${created.id}`, key);
+        assert.equal(viaRest.status, "failed");
+        assert.equal(viaRest.reason, "whatsapp_unreachable");
+        await waitFor(() => socket.statusesOf(created.id).includes("failed"), {
+          what: "failed on the socket",
+        });
+        const onSocket = socket.received.find(
+          (r) =>
+            r.event === "account.status" &&
+            r.payload.accountId === created.id &&
+            r.payload.status === "failed",
+        )!;
+        assert.equal(onSocket.payload.reason, "whatsapp_unreachable");
+        assert.deepEqual(
+          socket.statusesOf(created.id).filter((st) => st !== "initializing"),
+          ["failed"],
+        );
+        await waitFor(() => processesMentioning(clusterProfiles).length === 0, {
+          what: "no Chromium left",
+          timeoutMs: 5000,
+        });
+      } finally {
+        socket.close();
+      }
+    });
+
+    it(`10 webjs starts at once on one worker run at most ${concurrency} Chromium launches at a time and leave no process`, async () => {
+      const ws = "ws-webjs-storm";
+      let peak = 0;
+      const samples: number[] = [];
+      const sampler = setInterval(() => {
+        const n = browsersNow();
+        samples.push(n);
+        peak = Math.max(peak, n);
+      }, 50);
+      try {
+        const ids = await Promise.all(
+          Array.from({ length: 10 }, (_, i) =>
+            gw.call<any, any>("accounts.create", { workspaceId: ws, name: `storm ${i}`, engine: "webjs" }),
+          ),
+        ).then((accounts) => accounts.map((a) => a.id as string));
+        const final = await waitFor(
+          async () => {
+            const { items } = await gw.call<any, any>("accounts.list", { workspaceId: ws });
+            return items.every((a: any) => a.status === "failed") && items;
+          },
+          { what: "10 accounts failed", timeoutMs: 150000, intervalMs: 250 },
+        );
+        assert.equal(final.length, ids.length);
+        for (const a of final)
+          assert.equal(a.reason, "whatsapp_unreachable", `${a.id}: ${a.reason} ${a.message}`);
+      } finally {
+        clearInterval(sampler);
+      }
+      console.log(
+        `      peak concurrent Chromium launches: ${peak} (limit ${concurrency}, ${samples.length} samples)`,
+      );
+      assert.ok(peak <= concurrency, `peak ${peak} > limit ${concurrency}`);
+      assert.equal(peak, concurrency, "the limit is also used (starts overlap)");
+      await waitFor(() => processesMentioning(clusterProfiles).length === 0, {
+        what: "no Chromium left",
+        timeoutMs: 5000,
+      });
+    });
+  });
+});
