@@ -355,18 +355,42 @@ export class WebjsEngine extends BaseEngine {
     this.phase = "qr";
     this.emit("qr", event);
     this.settleStart();
-    // WhatsApp Web rotates its QR by itself; when it has not by the expiry of ours, the same QR is
-    // shown again with a new expiry so the policy (count and timing) holds either way.
+    // WhatsApp Web rotates its QR by itself (a rotation shows the next QR at once). When ours expires
+    // first, WhatsApp Web is asked for a new one; should none come, the same QR is shown again with a
+    // new expiry, so the policy (count and timing) holds either way.
     this.clearQrTimer();
     this.qrTimer = setTimeout(
       () => {
         this.qrTimer = null;
         if (gen !== this.generation) return;
-        if (this.qrPolicy.shown >= this.opts.qr.max) this.qrTimeout(gen);
-        else this.onQr(gen, this.lastQr);
+        if (this.qrPolicy.shown >= this.opts.qr.max) return this.qrTimeout(gen);
+        const shown = this.qrPolicy.shown;
+        void this.requestQrRefresh();
+        this.qrTimer = setTimeout(
+          () => {
+            this.qrTimer = null;
+            if (gen === this.generation && this.qrPolicy.shown === shown) this.onQr(gen, this.lastQr);
+          },
+          Math.min(1000, Math.max(20, this.opts.qr.refreshMs / 2)),
+        );
       },
       Math.max(0, event.expiresAt - Date.now()),
     );
+  }
+
+  /** Asks WhatsApp Web for a new QR reference (its 'change:ref' then reaches us as a `qr` event). */
+  private async requestQrRefresh(): Promise<void> {
+    const page = (this.client as any)?.pupPage;
+    await page
+      ?.evaluate(() => {
+        const req = (window as any).require;
+        try {
+          req("WAWebCmd").Cmd.refreshQR();
+        } catch {
+          req("WAWebLaunchSocketUtils").refreshQR();
+        }
+      })
+      .catch(() => undefined);
   }
 
   private qrTimeout(gen: number): void {
