@@ -467,7 +467,12 @@
   }
 
   function renderNodes(nodes) {
-    nodes.sort((a, b) => String(a.nodeId).localeCompare(String(b.nodeId)));
+    // Workers first, then gateways (nodes without a session service: no lease, no capacity).
+    nodes.sort(
+      (a, b) =>
+        Number(a.worker === false) - Number(b.worker === false) ||
+        String(a.nodeId).localeCompare(String(b.nodeId)),
+    );
     const rows = nodes.map((n) => {
       const tr = document.createElement("tr");
       tr.dataset.nodeId = n.nodeId;
@@ -476,8 +481,8 @@
         n.host || "",
         n.pid ?? "",
         (n.services || []).join(", "),
-        `${n.sessions ?? 0} / ${n.capacity ?? "?"}`,
-        n.draining ? "yes" : "no",
+        n.worker === false ? "not a worker" : `${n.sessions ?? 0} / ${n.capacity ?? "?"}`,
+        n.worker === false ? "" : n.draining ? "yes" : "no",
       ];
       for (const [i, text] of cells.entries()) {
         const td = document.createElement(i === 0 ? "th" : "td");
@@ -486,7 +491,7 @@
         if (i === 2 || i === 4) td.className = "num";
         tr.append(td);
       }
-      if (n.capacity) {
+      if (n.worker !== false && n.capacity) {
         const meter = document.createElement("meter");
         meter.className = "meter";
         meter.min = 0;
@@ -498,7 +503,7 @@
       }
       const actions = document.createElement("td");
       actions.className = "row-actions";
-      if (!n.draining)
+      if (n.worker !== false && !n.draining)
         actions.append(actionButton("Drain", `Drain node ${n.nodeId}`, () => drainNode(n.nodeId)));
       tr.append(actions);
       return tr;
@@ -509,7 +514,7 @@
       rows.push(tr);
     }
     el.nodesBody.replaceChildren(...rows);
-    const total = nodes.reduce((s, n) => s + (n.sessions || 0), 0);
+    const total = nodes.reduce((sum, n) => sum + (n.sessions || 0), 0);
     el.cluster.dataset.sessions = String(total);
   }
 

@@ -7,6 +7,7 @@ import { ServiceBroker } from "moleculer";
 import { brokerOptions } from "../moleculer.config.ts";
 import { loadConfig } from "../src/config.ts";
 import { replCommands } from "../src/repl/commands.ts";
+import { CLUSTER_ACTIONS } from "../src/sharding/actions.ts";
 
 const base = loadConfig();
 const cfg = {
@@ -27,7 +28,8 @@ const broker = new ServiceBroker(
 await broker.start();
 // Remote services become callable about a second after joining; wait for them (briefly: the console
 // must also open on a cluster that is half down, to look at what is left).
+const needed = [CLUSTER_ACTIONS.nodes.split(".")[0], "accounts"];
 await broker
-  .waitForServices(["cluster", "accounts"], 5000)
-  .catch(() => broker.logger.warn("cluster or accounts service not found yet; commands may fail"));
+  .waitForServices(needed, 5000)
+  .catch(() => broker.logger.warn(`${needed.join(" or ")} service not found yet; commands may fail`));
 broker.repl();

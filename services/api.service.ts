@@ -11,6 +11,7 @@
 // {name, message, code, type, data} with a stable type (src/errors.ts), never a 5xx for bad input.
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { fileURLToPath } from "node:url";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { Errors } from "moleculer";
 import ApiGateway from "moleculer-web";
@@ -174,6 +175,8 @@ export function createApiService(cfg: Config): ServiceSchema {
       port: cfg.port,
       ip: "0.0.0.0",
       cors,
+      // The dashboard (public/: plain HTML/JS/CSS, no build step) for requests no route answers.
+      assets: { folder: fileURLToPath(new URL("../public", import.meta.url)) },
       logRequest: "debug",
       logResponse: "debug",
       logRouteRegistration: "debug",

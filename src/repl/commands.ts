@@ -15,6 +15,8 @@ export interface NodeRow {
   capacity?: number;
   sessions?: number;
   draining?: boolean;
+  /** False for nodes that run no `session` service (gateways, consoles): no lease, no capacity. */
+  worker?: boolean;
 }
 
 export interface PlacementRow {
@@ -46,9 +48,9 @@ const NODE_COLUMNS: Column<NodeRow>[] = [
   { title: "pid", value: (n) => n.pid, right: true },
   { title: "host", value: (n) => n.host },
   { title: "services", value: (n) => n.services },
-  { title: "capacity", value: (n) => n.capacity, right: true },
-  { title: "sessions", value: (n) => n.sessions, right: true },
-  { title: "draining", value: (n) => Boolean(n.draining) },
+  { title: "capacity", value: (n) => (n.worker === false ? null : n.capacity), right: true },
+  { title: "sessions", value: (n) => (n.worker === false ? null : n.sessions), right: true },
+  { title: "draining", value: (n) => (n.worker === false ? null : Boolean(n.draining)) },
 ];
 
 const ACCOUNT_COLUMNS: Column<AccountView>[] = [
@@ -80,11 +82,20 @@ export function drawQr(payload: string): Promise<string> {
 
 export async function clusterCommand({ broker, print }: ReplIO): Promise<void> {
   const nodes = itemsOf<NodeRow>(await broker.call(CLUSTER_ACTIONS.nodes, {}));
-  nodes.sort((a, b) => a.nodeId.localeCompare(b.nodeId));
-  const sessions = nodes.reduce((sum, n) => sum + (n.sessions ?? 0), 0);
-  const capacity = nodes.reduce((sum, n) => sum + (n.capacity ?? 0), 0);
-  print(formatTable(NODE_COLUMNS, nodes, "(no live workers)"));
-  print(`${nodes.length} node(s), ${sessions} session(s), capacity ${capacity}`);
+  // Workers first (what an operator looks for), then gateways and consoles.
+  nodes.sort(
+    (a, b) => Number(a.worker === false) - Number(b.worker === false) || a.nodeId.localeCompare(b.nodeId),
+  );
+  const workers = nodes.filter((n) => n.worker !== false);
+  const sessions = workers.reduce((sum, n) => sum + (n.sessions ?? 0), 0);
+  const capacity = workers.reduce((sum, n) => sum + (n.capacity ?? 0), 0);
+  const draining = workers.filter((n) => n.draining).length;
+  print(formatTable(NODE_COLUMNS, nodes, "(no live nodes)"));
+  print(
+    `${workers.length} worker(s), ${sessions} session(s), capacity ${capacity}` +
+      (draining ? `, ${draining} draining` : "") +
+      `; ${nodes.length - workers.length} other node(s)`,
+  );
 }
 
 export async function accountsCommand({ broker, print }: ReplIO, workspaceId: string): Promise<void> {
@@ -93,7 +104,10 @@ export async function accountsCommand({ broker, print }: ReplIO, workspaceId: st
 }
 
 export async function placementCommand({ broker, print }: ReplIO, workspaceId: string): Promise<void> {
-  const p = (await broker.call(CLUSTER_ACTIONS.placement, { workspaceId })) as PlacementRow | null;
+  const p = (await broker.call(CLUSTER_ACTIONS.placement, { workspaceId }).catch((err: { code?: number }) => {
+    if (err?.code === 404) return null; // unplaced
+    throw err;
+  })) as PlacementRow | null;
   if (!p?.node) {
     print(`workspace ${workspaceId} is not placed (its first call places it)`);
     return;

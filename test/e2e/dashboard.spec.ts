@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { testConfig } from "../support/cluster.ts";
 import { testEnv } from "../support/env.ts";
+import { waitFor } from "../support/wait.ts";
 import { artifactPath, startSwitchboard, type RunningSwitchboard } from "./support.ts";
 
 const CHROMIUM_FLAGS = [
@@ -104,14 +105,15 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     await page.waitForSelector("#qr-dialog:not([open])");
     await page.waitForSelector(`${row} .status[data-status="connected"]`);
     assert.equal(await text(page, `${row} .status`), "Connected");
-    assert.equal(await text(page, `${row} .phone`), "+15550001234");
-    assert.match(await text(page, "#accounts-notice"), /Sales phone is connected as \+15550001234/);
     await screenshot(page, "4-connected");
 
     // What the page shows is what the cluster holds.
     const account = await sb.rest("GET", `/api/v1/accounts/${accountId}`, key);
     assert.equal(account.status, "connected");
+    assert.match(account.phoneNumber, /15550001234$/);
+    assert.equal(await text(page, `${row} .phone`), account.phoneNumber);
     assert.equal(await text(page, `${row} .node`), account.node);
+    assert.equal(await text(page, "#accounts-notice"), `Sales phone is connected as ${account.phoneNumber}.`);
     assert.deepEqual(pageErrors, []);
     await page.close();
   });
@@ -120,8 +122,11 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     const ws = `adm${randomBytes(3).toString("hex")}`;
     const key = await sb.workspaceKey(ws);
     const created = await sb.rest("POST", "/api/v1/accounts", key, { name: "placed" });
-    const placement = await sb.rest("GET", `/api/v1/cluster/placement/${ws}`, sb.adminKey);
-    assert.ok(placement.node, "the workspace is placed by its first account");
+    // The first account places the workspace.
+    const placement = await waitFor(
+      () => sb.rest("GET", `/api/v1/cluster/placement/${ws}`, sb.adminKey).catch(() => null),
+      { what: `workspace ${ws} to be placed` },
+    );
 
     const page = await browser.newPage();
     await page.setViewport({ width: 1100, height: 760 });
@@ -130,7 +135,7 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     const nodes = await page.$$eval("#nodes-body tr", (rows) =>
       rows.map((r) => (r as HTMLElement).dataset.nodeId),
     );
-    assert.deepEqual(nodes, ["worker-1", "worker-2"]);
+    assert.deepEqual(nodes, ["worker-1", "worker-2", "gateway"], "workers first, then the gateway");
     // Sessions per node come from the liveness records; wait for the owner's to count the new session.
     await page.waitForFunction(
       (node) => {

@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../../src/dev/servers.ts";
 import { waitFor } from "../support/wait.ts";
+import { CLUSTER_ACTIONS } from "../../src/sharding/actions.ts";
 import { startSwitchboard, type RunningSwitchboard } from "./support.ts";
 
 /** A running console: what it printed so far, and a way to type a line and wait for the answer. */
@@ -97,39 +98,54 @@ describe("repl (npm run repl) against a real cluster", function () {
     await sb?.stop();
   });
 
-  it("`cluster` lists every live worker with pid, host, capacity and its sessions", async () => {
-    const expected = (await sb.gateway.call("cluster.nodes", {})) as {
-      items: { nodeId: string; pid: number; capacity: number; sessions: number }[];
-    };
+  it("`cluster` lists every live node: workers with pid, host, capacity and sessions, then the others", async () => {
     // The owner's liveness record counts the session within a lease renewal.
-    const placement = (await sb.gateway.call("cluster.placement", { workspaceId: ws })) as { node: string };
-    await waitFor(
-      async () => {
-        const nodes = (await sb.gateway.call("cluster.nodes", {})) as typeof expected;
-        return nodes.items.find((n) => n.nodeId === placement.node)?.sessions === 1;
-      },
-      { what: "the owner to report one session" },
-    );
-    const out = await repl.run("cluster", /\d+ node\(s\), \d+ session\(s\)/);
+    const placement = (await sb.gateway.call(CLUSTER_ACTIONS.placement, { workspaceId: ws })) as {
+      node: string;
+    };
+    type NodeItem = { nodeId: string; capacity: number; sessions: number; worker: boolean };
+    const nodes = async () =>
+      ((await sb.gateway.call(CLUSTER_ACTIONS.nodes, {})) as { items: NodeItem[] }).items;
+    await waitFor(async () => (await nodes()).find((n) => n.nodeId === placement.node)?.sessions === 1, {
+      what: "the owner to report one session",
+    });
+    const out = await repl.run("cluster", /\d+ worker\(s\), \d+ session\(s\)/);
     const rows = parseTable(out);
+    const expected = await nodes();
+
     assert.deepEqual(
       rows.map((r) => r.node),
-      expected.items.map((n) => n.nodeId).sort(),
+      [...expected]
+        .sort((a, b) => Number(b.worker) - Number(a.worker) || a.nodeId.localeCompare(b.nodeId))
+        .map((n) => n.nodeId),
     );
-    for (const row of rows) {
-      const node = expected.items.find((n) => n.nodeId === row.node)!;
+    assert.deepEqual(
+      rows.slice(0, 2).map((r) => r.node),
+      ["worker-1", "worker-2"],
+    );
+    for (const row of rows.slice(0, 2)) {
+      const node = expected.find((n) => n.nodeId === row.node)!;
       assert.equal(Number(row.pid), process.pid, "the workers run in the test process");
       assert.equal(row.host, hostname());
+      assert.equal(row.services, "session");
       assert.equal(Number(row.capacity), node.capacity);
       assert.equal(Number(row.sessions), row.node === placement.node ? 1 : 0);
       assert.equal(row.draining, "no");
-      assert.match(row.services, /session/);
     }
-    assert.match(out, /2 node\(s\), 1 session\(s\)/);
+    // The gateway is a node, not a worker: no capacity, no sessions. (A console may be listed too,
+    // once the workers have heard of it: it hosts no service, so Moleculer announces it lazily.)
+    const others = rows.slice(2);
+    assert.equal(others[0].node, "gateway");
+    assert.match(others[0].services, /api/);
+    for (const row of others) assert.deepEqual([row.capacity, row.sessions, row.draining], ["-", "-", "-"]);
+    assert.match(
+      out,
+      new RegExp(`2 worker\\(s\\), 1 session\\(s\\), capacity 100; ${others.length} other node\\(s\\)`),
+    );
   });
 
   it("`placement <ws>` names the owner and epoch the placement table holds", async () => {
-    const placement = (await sb.gateway.call("cluster.placement", { workspaceId: ws })) as {
+    const placement = (await sb.gateway.call(CLUSTER_ACTIONS.placement, { workspaceId: ws })) as {
       node: string;
       epoch: number;
     };

@@ -1,15 +1,20 @@
-// A real Switchboard cluster for the browser and console tests: one gateway node (api, io, accounts)
-// and worker nodes (session) built by createNodeBroker exactly as `npm start` builds them, joined to the
-// run's real NATS and MongoDB-wire server, the gateway's HTTP server on a free port.
+// A real Switchboard cluster for the browser and console tests: one gateway node (api with io,
+// accounts) and worker nodes (session), joined to the run's real NATS and MongoDB-wire server, the
+// gateway's HTTP server on a free port. The service modules are imported statically (not through
+// createNodeBroker's dynamic import): under mocha a dynamically imported module is a second instance
+// of one already loaded, and the placement layer the broker middleware attaches would be invisible to
+// the session service.
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { ServiceBroker } from "moleculer";
+import AccountsService from "../../services/accounts.service.ts";
+import { boundPort, createApiService } from "../../services/api.service.ts";
+import SessionService from "../../services/session.service.ts";
 import { ROOT } from "../../src/dev/servers.ts";
-import { createNodeBroker } from "../../src/node.ts";
 import { TestCluster, type ConfigOverrides } from "../support/cluster.ts";
 import { waitFor } from "../support/wait.ts";
+import { CLUSTER_ACTIONS } from "../../src/sharding/actions.ts";
 
 /** Screenshots and other files a test leaves for people to look at (git-ignored). */
 export const ARTIFACTS_DIR = join(ROOT, "artifacts", "e2e");
@@ -39,30 +44,20 @@ export interface SwitchboardOptions {
   name?: string;
 }
 
-function gatewayPort(broker: ServiceBroker): number {
-  const api = broker.getLocalService("api") as unknown as { server?: { address(): AddressInfo | null } };
-  const address = api?.server?.address();
-  if (!address) throw new Error("the api service has no listening HTTP server");
-  return address.port;
-}
-
 export async function startSwitchboard(opts: SwitchboardOptions = {}): Promise<RunningSwitchboard> {
   const adminKey = `admin-${randomBytes(12).toString("hex")}`;
   const cluster = new TestCluster({ adminApiKey: adminKey, ...opts.shared }, opts.name ?? "e2e");
   const workerIds = Array.from({ length: opts.workers ?? 2 }, (_, i) => `worker-${i + 1}`);
-  const gateway = await createNodeBroker(
-    cluster.config("gateway", { services: ["api", "io", "accounts"], port: 0 }),
-  );
-  const workers: ServiceBroker[] = [];
-  for (const id of workerIds)
-    workers.push(await createNodeBroker(cluster.config(id, { services: ["session"] })));
-  cluster.brokers.push(gateway, ...workers);
+  const gatewayOverrides = { services: ["api", "io", "accounts"], port: 0 };
+  const gatewayService = createApiService(cluster.config("gateway", gatewayOverrides));
+  const gateway = cluster.node("gateway", [gatewayService, AccountsService], gatewayOverrides);
+  const workers = workerIds.map((id) => cluster.node(id, [SessionService], { services: ["session"] }));
   try {
     await cluster.start();
     // Every worker must be live in the placement layer before the first workspace is placed.
     await waitFor(
       async () => {
-        const nodes = (await gateway.call("cluster.nodes", {})) as { items: { nodeId: string }[] };
+        const nodes = (await gateway.call(CLUSTER_ACTIONS.nodes, {})) as { items: { nodeId: string }[] };
         return workerIds.every((id) => nodes.items.some((n) => n.nodeId === id));
       },
       { what: "every worker to be listed by cluster.nodes", timeoutMs: 15000 },
@@ -71,7 +66,7 @@ export async function startSwitchboard(opts: SwitchboardOptions = {}): Promise<R
     await cluster.stop();
     throw err;
   }
-  const baseUrl = `http://127.0.0.1:${gatewayPort(gateway)}`;
+  const baseUrl = `http://127.0.0.1:${boundPort(gateway.getLocalService("api")!)}`;
 
   async function rest<T>(method: string, path: string, key: string, body?: unknown): Promise<T> {
     const res = await fetch(baseUrl + path, {
