@@ -29,7 +29,12 @@ export class AccountsRepo {
 
   /** The account `id` of `workspaceId`; another workspace's account is simply not found. */
   async get(workspaceId: string, id: string): Promise<AccountDoc | null> {
-    return this.col.findOne({ _id: id, workspaceId });
+    // Looked up by `_id` alone, the workspace compared here: FerretDB (SQLite) serves an `_id`-only
+    // filter from its primary key but scans for `{_id, workspaceId}` — about 10× slower. Without the
+    // stored QR (a PNG data URL of several kB; the runtime holds the live one): the hot path of every
+    // `accounts.*`/`session.*` call, see bench/routing.ts.
+    const doc = await this.col.findOne({ _id: id }, { projection: { qr: 0 } });
+    return doc && doc.workspaceId === workspaceId ? doc : null;
   }
 
   async list(workspaceId: string): Promise<AccountDoc[]> {
