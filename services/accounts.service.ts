@@ -130,6 +130,17 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       },
     },
 
+    /** An account by id alone, across workspaces: the operator's console (`qr <accountId>`). No REST
+     * alias or socket call reaches it; tenants always go through `get` with their workspace. */
+    lookup: {
+      params: { id },
+      async handler(this: AccountsThis, ctx: Context<{ id: string }>): Promise<AccountView> {
+        const doc = await this.repo.col.findOne({ _id: ctx.params.id });
+        if (!doc) throw new NotFoundError("Account", ctx.params.id);
+        return toAccountView(doc);
+      },
+    },
+
     qr: {
       params: { workspaceId, id },
       async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<QrView> {

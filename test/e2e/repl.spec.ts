@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../../src/dev/servers.ts";
+import { drawQr } from "../../src/repl/commands.ts";
 import { waitFor } from "../support/wait.ts";
 import { CLUSTER_ACTIONS } from "../../src/sharding/actions.ts";
 import { startSwitchboard, type RunningSwitchboard } from "./support.ts";
@@ -172,6 +173,39 @@ describe("repl (npm run repl) against a real cluster", function () {
     assert.equal(rows[0].id, accountId);
     assert.equal(rows[0].name, "console");
     assert.equal(rows[0].status, "qr_scanning");
+  });
+
+  it("`qr <accountId>` finds the account's workspace and draws its current QR in the terminal", async () => {
+    const current = (await sb.gateway.call("accounts.qr", { workspaceId: ws, id: accountId })) as {
+      qr: string;
+      seq: number;
+    };
+    const out = await repl.run(`qr ${accountId}`, /QR #\d+ · valid \d+s more/);
+    assert.ok(out.includes(await drawQr(current.qr)), `the drawn QR is not the current one:\n${out}`);
+    assert.match(out, new RegExp(`account ${accountId} \\(workspace ${ws}\\) · QR #${current.seq} `));
+  });
+
+  it("`rebalance` moves nothing on a balanced cluster; `drain <node>` hands the workspace to the other worker", async () => {
+    assert.match(await repl.run("rebalance", /rebalance:/), /nothing moved/);
+    const before = (await sb.gateway.call(CLUSTER_ACTIONS.placement, { workspaceId: ws })) as {
+      node: string;
+      epoch: number;
+    };
+    const other = before.node === "worker-1" ? "worker-2" : "worker-1";
+    const out = await repl.run(`drain ${before.node}`, /drained|error/);
+    assert.match(out, new RegExp(`drained ${before.node}: 1 workspace\\(s\\) handed off`));
+    const after = await repl.run(`placement ${ws}`, /epoch\s+\d+/);
+    assert.match(after, new RegExp(`node\\s+${other}\\n`));
+    const epoch = Number(/epoch\s+(\d+)/.exec(after)![1]);
+    assert.ok(epoch > before.epoch, `the hand-off is a new epoch (${before.epoch} → ${epoch})`);
+    // The drained node reports `draining` (and no sessions) from its next lease renewal on.
+    await waitFor(
+      async () => {
+        const row = parseTable(await repl.run("cluster", /worker\(s\)/)).find((r) => r.node === before.node);
+        return row?.draining === "yes" && row.sessions === "0";
+      },
+      { what: `${before.node} to show draining with no sessions`, intervalMs: 200 },
+    );
   });
 
   it("`quit` stops the console's broker and exits 0", async () => {
