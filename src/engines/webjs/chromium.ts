@@ -243,20 +243,27 @@ export function removeSingletonFiles(userDataDir: string): void {
   }
 }
 
-/** Resident memory of processes, from /proc: RSS (double-counts shared pages) and PSS (does not). */
-export function memoryOf(pids: number[]): { rssKb: number; pssKb: number; processes: number } {
+/**
+ * Resident memory of processes, from /proc/<pid>/smaps_rollup: RSS summed (counts pages shared between
+ * the processes once per process), PSS (shared pages split among all their users, on the machine),
+ * USS (pages private to these processes).
+ */
+export function memoryOf(pids: number[]): { rssKb: number; pssKb: number; ussKb: number; processes: number } {
   let rssKb = 0;
   let pssKb = 0;
+  let ussKb = 0;
   let processes = 0;
   for (const pid of pids) {
     try {
       const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
       rssKb += Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
       pssKb += Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+      ussKb += Number(/^Private_Clean:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+      ussKb += Number(/^Private_Dirty:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
       processes++;
     } catch {
       // exited meanwhile
     }
   }
-  return { rssKb, pssKb, processes };
+  return { rssKb, pssKb, ussKb, processes };
 }

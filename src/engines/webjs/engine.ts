@@ -127,14 +127,14 @@ export class WebjsEngine extends BaseEngine {
    * runtime's start queue really bounds concurrent Chromium launches).
    */
   async start(): Promise<void> {
-    if (this.phase !== "idle" && this.phase !== "stopped" && this.phase !== "failed") return;
     if (this.stopping) await this.stopping;
+    if (this.phase !== "idle" && this.phase !== "stopped" && this.phase !== "failed") return;
     this.phase = "starting";
     this.crashes = [];
     this.everReady = false;
     this.qrPolicy.reset();
     const settled = new Promise<void>((resolve) => (this.startSettled = resolve));
-    void this.launch();
+    this.background(this.launch(), "start");
     await settled;
   }
 
@@ -270,14 +270,15 @@ export class WebjsEngine extends BaseEngine {
     });
     client.on("authenticated", () => {
       if (!live()) return;
-      this.clearWatchdog();
+      this.armWatchdog(gen, "authenticated but not ready"); // the sync with the phone may stall
       this.clearQrTimer();
       this.phase = "authenticated";
       this.emit("authenticated");
       this.settleStart();
     });
     client.on("auth_failure", (message: unknown) => {
-      if (live()) void this.fail(gen, "auth_failure", `Authentication failed: ${String(message)}`);
+      if (live())
+        this.background(this.fail(gen, "auth_failure", `Authentication failed: ${String(message)}`));
     });
     client.on("ready", () => {
       if (!live()) return;
@@ -340,7 +341,7 @@ export class WebjsEngine extends BaseEngine {
         if (gen !== this.generation) return;
         const browser = this.browser;
         if (browser && (await withTimeout(browser.exited, 1000)) !== undefined) return;
-        if (gen === this.generation) void this.fail(gen, classifyStartError(err).reason, String(err));
+        if (gen === this.generation) await this.fail(gen, classifyStartError(err).reason, String(err));
       }
     };
   }
@@ -394,7 +395,9 @@ export class WebjsEngine extends BaseEngine {
   }
 
   private qrTimeout(gen: number): void {
-    void this.fail(gen, "qr_timeout", `QR code shown ${this.opts.qr.max} times without being scanned`);
+    this.background(
+      this.fail(gen, "qr_timeout", `QR code shown ${this.opts.qr.max} times without being scanned`),
+    );
   }
 
   private onDisconnected(gen: number, reason: unknown): void {
@@ -402,13 +405,13 @@ export class WebjsEngine extends BaseEngine {
     if (outcome.kind === "qr_timeout") return this.qrTimeout(gen);
     this.generation++; // whatsapp-web.js destroys this browser itself: its exit is not a crash
     if (outcome.kind === "logged_out") {
-      void (async () => {
+      this.background(async () => {
         this.phase = "stopping";
         await this.auth.logout().catch((err) => this.opts.logger?.warn("deleting auth state failed:", err));
         await this.shutdown({ save: false });
         this.phase = "stopped";
         this.emit("logged_out");
-      })();
+      }, "logout by the phone");
       return;
     }
     this.scheduleRestart("disconnected", outcome.reason);
@@ -432,7 +435,7 @@ export class WebjsEngine extends BaseEngine {
     const attempt = this.crashes.length;
     if (attempt > this.tuning.maxCrashes) {
       const reason: FailureReason = cause === "crash" ? "browser_crashed" : "engine_error";
-      void this.fail(gen, reason, `${why}; gave up after ${attempt} restarts`);
+      this.background(this.fail(gen, reason, `${why}; gave up after ${attempt} restarts`));
       return;
     }
     this.opts.logger?.warn(
@@ -443,16 +446,16 @@ export class WebjsEngine extends BaseEngine {
       this.emit("disconnected", cause === "crash" ? "browser_crashed" : why);
     }
     const delay = this.tuning.restartBackoffMs * 2 ** (attempt - 1);
-    void (async () => {
+    this.background(async () => {
       await this.dropBrowser();
       if (gen !== this.generation) return;
       this.restartTimer = setTimeout(() => {
         this.restartTimer = null;
         if (gen !== this.generation) return;
         this.qrPolicy.reset();
-        void this.launch(true);
+        this.background(this.launch(true), "restart");
       }, delay);
-    })();
+    }, "restart");
   }
 
   // ---- teardown ----
@@ -507,12 +510,12 @@ export class WebjsEngine extends BaseEngine {
 
   // ---- timers ----
 
-  private armWatchdog(gen: number): void {
+  private armWatchdog(gen: number, stage = "No QR code and no connection"): void {
     this.clearWatchdog();
     const ms = this.opts.startupTimeoutMs ?? 60_000;
     this.watchdog = setTimeout(() => {
       this.watchdog = null;
-      void this.fail(gen, "startup_timeout", `No QR code and no connection within ${ms} ms of the start`);
+      this.background(this.fail(gen, "startup_timeout", `${stage} within ${ms} ms`));
     }, ms);
   }
 
@@ -524,6 +527,14 @@ export class WebjsEngine extends BaseEngine {
   private clearQrTimer(): void {
     if (this.qrTimer) clearTimeout(this.qrTimer);
     this.qrTimer = null;
+  }
+
+  /** Runs work nobody awaits; its failure is logged, never an unhandled rejection. */
+  private background(work: Promise<unknown> | (() => Promise<unknown>), what = "background step"): void {
+    const promise = typeof work === "function" ? work() : work;
+    promise.catch((err) =>
+      this.opts.logger?.error(`webjs session ${this.opts.sessionId}: ${what} failed:`, err),
+    );
   }
 
   private settleStart(): void {

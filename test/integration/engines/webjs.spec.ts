@@ -379,7 +379,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
         await assert.rejects(wa.initialize(), /ERR_NAME_NOT_RESOLVED/);
         const mem = await idleMemory(dir);
         console.log(
-          `      one webjs session idle after the failed load: ${mem.processes} processes, RSS sum ${mb(mem.rssKb)} MB, PSS ${mb(mem.pssKb)} MB (peers: ~400 MB)`,
+          `      one webjs session idle after the failed load: ${mem.processes} processes, RSS sum ${mb(mem.rssKb)} MB, PSS ${mb(mem.pssKb)} MB, USS ${mb(mem.ussKb)} MB (peers: ~400 MB)`,
         );
         assert.ok(mem.processes > 0);
       } finally {
@@ -395,7 +395,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       assert.equal(engine.status, "qr");
       const mem = await idleMemory(engine.userDataDir);
       console.log(
-        `      one webjs session idle on the QR screen (stand-in page): ${mem.processes} processes, RSS sum ${mb(mem.rssKb)} MB, PSS ${mb(mem.pssKb)} MB`,
+        `      one webjs session idle on the QR screen (stand-in page): ${mem.processes} processes, RSS sum ${mb(mem.rssKb)} MB, PSS ${mb(mem.pssKb)} MB, USS ${mb(mem.ussKb)} MB`,
       );
       assert.ok(mem.processes > 0);
     });
