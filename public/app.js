@@ -76,6 +76,8 @@
     /** @type {Map<string, HTMLTableRowElement>} */
     rows: new Map(),
     dialogAccountId: null,
+    /** Where keyboard focus goes when the dialog closes. */
+    returnFocus: null,
     qrFetchedFor: null,
     clusterTimer: 0,
   };
@@ -331,9 +333,27 @@
     }
   }
 
+  /** Says a status change that matters out loud (the table alone is silent for screen readers); the
+   * dialog speaks for the account it shows. */
+  function announce(a) {
+    const name = accountLabel(a);
+    if (a.status === "connected")
+      el.accountsNotice.textContent = `${name} is connected${a.phoneNumber ? ` as ${a.phoneNumber}` : ""}.`;
+    else if (a.status === "failed")
+      el.accountsNotice.textContent = `${name} failed: ${reasonText(a.reason, a.message) || "no reason given"}.`;
+    else if (a.status === "logged_out")
+      el.accountsNotice.textContent = `${name} was logged out by the phone.`;
+    else if (a.status === "disconnected")
+      el.accountsNotice.textContent = `${name} lost its connection; reconnecting.`;
+  }
+
   // ---- QR dialog ----
 
   function openDialog(id) {
+    if (!el.dialog.open) {
+      const active = document.activeElement;
+      state.returnFocus = active && active !== document.body && !active.disabled ? active : el.connectButton;
+    }
     state.dialogAccountId = id;
     state.qrFetchedFor = null;
     el.dialog.dataset.accountId = id;
@@ -449,7 +469,15 @@
     socket.on("connect_error", (err) => setConnection(`Live updates failed: ${err.message}`, "error"));
     socket.on("accounts.snapshot", (payload) => replaceAccounts(itemsOf(payload)));
     socket.on("account.created", (payload) => mergeAccount((payload && payload.account) || payload));
-    socket.on("account.status", (event) => mergeAccount(event));
+    socket.on("accounts.snapshot_error", (err) => {
+      el.accountsNotice.textContent = `Could not load the accounts: ${(err && err.message) || "unknown error"}`;
+    });
+    socket.on("account.status", (event) => {
+      const before = state.accounts.get(event.accountId);
+      const inDialog = state.dialogAccountId === event.accountId;
+      const account = mergeAccount(event);
+      if (account && before && before.status !== account.status && !inDialog) announce(account);
+    });
     socket.on("account.qr", (event) => setQr(event.accountId, event));
     socket.on("account.deleted", (event) => removeAccount(event.accountId || event.id));
   }
@@ -654,6 +682,11 @@
   el.qrClose.addEventListener("click", closeDialog);
   el.dialog.addEventListener("close", () => {
     state.dialogAccountId = null;
+    // Back to the button that opened the dialog (the browser cannot: "Connect" was disabled while the
+    // account was created, and a row's "Show QR" may have been replaced since).
+    const target = state.returnFocus && state.returnFocus.isConnected ? state.returnFocus : el.connectButton;
+    state.returnFocus = null;
+    target.focus();
   });
   el.qrRetry.addEventListener("click", () => {
     if (state.dialogAccountId) restartAccount(state.dialogAccountId, false);

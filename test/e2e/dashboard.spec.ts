@@ -114,6 +114,12 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     assert.equal(await text(page, `${row} .phone`), account.phoneNumber);
     assert.equal(await text(page, `${row} .node`), account.node);
     assert.equal(await text(page, "#accounts-notice"), `Sales phone is connected as ${account.phoneNumber}.`);
+
+    // A later change arrives live too, and is said in words (the phone unlinks the device).
+    await sb.rest("POST", `/api/v1/accounts/${accountId}/simulate/logout`, key, {});
+    await page.waitForSelector(`${row} .status[data-status="logged_out"]`);
+    assert.equal(await text(page, "#accounts-notice"), "Sales phone was logged out by the phone.");
+    assert.ok(await page.$(`${row} button[aria-label="Restart Sales phone"]`), "a way to reconnect it");
     assert.deepEqual(pageErrors, []);
     await page.close();
   });
@@ -203,6 +209,10 @@ describe("dashboard: a failed connection shows its reason in words", function ()
     assert.equal(await page.$eval("#qr-dialog", (d) => (d as HTMLDialogElement).open), true);
     assert.equal(await page.$eval("#qr-retry", (b) => (b as HTMLElement).hidden), false);
     await screenshot(page, "6-failed-qr-timeout");
+    // Keyboard: Escape closes the dialog and focus goes back to where it was.
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("#qr-dialog:not([open])");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "connect-account");
     await page.close();
   });
 });
