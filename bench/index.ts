@@ -15,6 +15,7 @@ export type BenchResult = Record<string, unknown>;
 const BENCHES: Record<string, () => Promise<{ run(args: BenchArgs): Promise<BenchResult> }>> = {
   placement: () => import("./placement.ts"),
   events: () => import("./events.ts"),
+  routing: () => import("./routing.ts"),
 };
 
 export function parseArgs(argv: string[]): BenchArgs {
