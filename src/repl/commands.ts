@@ -171,17 +171,18 @@ export async function rebalanceCommand({ broker, print }: ReplIO): Promise<void>
   print(`rebalance: ${moved.length} workspace(s) moved`);
 }
 
+/** Commands run one after another: with input piped in (`printf 'cluster\n…' | npm run repl`) the REPL
+ * reads every line at once, and the answers would otherwise interleave. */
+let queue: Promise<void> = Promise.resolve();
+
 /** Wraps a command so a failed call prints its reason instead of a stack trace. */
 function guarded(
   print: (text: string) => void,
   run: (io: ReplIO, args: Record<string, unknown>) => Promise<void>,
 ): ReplCommandDefinition["action"] {
-  return async (broker, args) => {
-    try {
-      await run({ broker, print }, args);
-    } catch (err) {
-      print(errorText(err));
-    }
+  return (broker, args) => {
+    queue = queue.then(() => run({ broker, print }, args).catch((err) => print(errorText(err))));
+    return queue;
   };
 }
 
