@@ -70,6 +70,8 @@ export class ProfileAuthStrategy extends BaseAuthStrategy {
   private loggedOut = false;
   private timer: NodeJS.Timeout | null = null;
   private saving: Promise<boolean> = Promise.resolve(false);
+  /** Told about each browser whatsapp-web.js connects to (the engine watches its DevTools link). */
+  onBrowser: ((browser: { once(event: "disconnected", fn: () => void): unknown }) => void) | null = null;
 
   constructor(private readonly opts: ProfileAuthOptions) {
     super();
@@ -115,6 +117,7 @@ export class ProfileAuthStrategy extends BaseAuthStrategy {
   async afterBrowserInitialized(): Promise<void> {
     // Connected over DevTools, whatsapp-web.js opens a tab of its own: close Chromium's initial one.
     const client = this.client as any;
+    if (client?.pupBrowser) this.onBrowser?.(client.pupBrowser);
     const pages: any[] = (await client?.pupBrowser?.pages?.()) ?? [];
     await Promise.all(pages.filter((p) => p !== client.pupPage).map((p) => p.close().catch(() => undefined)));
   }

@@ -264,6 +264,11 @@ export class WebjsEngine extends BaseEngine {
     });
     this.guardInjection(client, gen);
     const live = () => gen === this.generation;
+    // A DevTools link that drops while Chromium lives leaves whatsapp-web.js dead: same as a crash.
+    this.auth.onBrowser = (browser) =>
+      browser.once("disconnected", () =>
+        this.onBrowserLost(gen, "the DevTools connection to Chromium closed"),
+      );
     client.on("qr", (qr: string) => live() && this.onQr(gen, qr));
     client.on("code", (code: string) => {
       if (live()) this.emit("pairing_code", { code, phoneNumber: this.pairingPhone });
@@ -418,10 +423,15 @@ export class WebjsEngine extends BaseEngine {
   }
 
   private onBrowserExit(gen: number, browser: LaunchedChromium): void {
-    if (gen !== this.generation || this.browser !== browser) return;
+    if (this.browser !== browser) return;
+    this.onBrowserLost(gen, `Chromium (pid ${browser.pid}) exited unexpectedly`);
+  }
+
+  private onBrowserLost(gen: number, why: string): void {
+    if (gen !== this.generation) return;
     if (this.phase === "stopping" || this.phase === "stopped" || this.phase === "failed") return;
     this.generation++;
-    this.scheduleRestart("crash", `Chromium (pid ${browser.pid}) exited unexpectedly`);
+    this.scheduleRestart("crash", why);
   }
 
   /** A crash or a fatal WhatsApp state: restart on the local profile with backoff, within a budget. */

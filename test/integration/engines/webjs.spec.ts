@@ -206,6 +206,24 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       assert.deepEqual(processesMentioning(engine.userDataDir), []);
     });
 
+    it("a crash while the QR is shown: disconnected/browser_crashed, then a new browser shows a new QR", async () => {
+      const s = await standin("qr");
+      const { engine, seen, first } = makeEngine({ chromiumArgs: s.chromiumArgs });
+      await engine.start();
+      await first("qr");
+      const pid1 = engine.browserPid!;
+      process.kill(pid1, "SIGKILL");
+      assert.equal((await first("disconnected")).args[0], "browser_crashed");
+      await waitFor(() => seen.filter((e) => e.event === "qr").length >= 2, {
+        what: "a QR from the new browser",
+      });
+      const qrs = seen.filter((e) => e.event === "qr").map((e) => e.args[0] as any);
+      assert.notEqual(engine.browserPid, pid1);
+      assert.equal(qrs[1].seq, 1, "the restarted session starts the QR policy afresh");
+      assert.notEqual(qrs[1].qr, qrs[0].qr);
+      assert.equal(groupAlive(pid1), false);
+    });
+
     it("repeated crashes end in failed/browser_crashed with nothing left running", async () => {
       const s = await standin("hang");
       const { engine, first } = makeEngine({ chromiumArgs: s.chromiumArgs, maxCrashes: 2 });
