@@ -16,6 +16,7 @@
 import { randomBytes } from "node:crypto";
 import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
+import { MongoClient } from "mongodb";
 import { ServiceBroker } from "moleculer";
 import { io as connectSocket, type Socket as ClientSocket } from "socket.io-client";
 import { brokerOptions } from "../moleculer.config.ts";
@@ -93,6 +94,30 @@ async function waitUntil(what: string, check: () => boolean, timeoutMs: number):
   return true;
 }
 
+async function measureDbWrites(mongoUrl: string, concurrency: number) {
+  const client = await MongoClient.connect(mongoUrl, { maxPoolSize: concurrency });
+  try {
+    const col = client.db().collection<{ _id: string; n: number; at: Date }>("bench_writes");
+    const ids = Array.from({ length: 200 }, (_, i) => `doc${i}`);
+    await col.insertMany(ids.map((_id) => ({ _id, n: 0, at: new Date() })));
+    const timed = async (limit: number) => {
+      const samples: number[] = [];
+      await inParallel(ids, limit, async (_id) => {
+        const t = now();
+        await col.updateOne({ _id, n: { $gte: 0 } }, { $inc: { n: 1 }, $set: { at: new Date() } });
+        samples.push(now() - t);
+      });
+      return summarize(samples);
+    };
+    const sequential = await timed(1);
+    const concurrent = await timed(concurrency);
+    await col.drop();
+    return { sequential, [`concurrent${concurrency}`]: concurrent };
+  } finally {
+    await client.close();
+  }
+}
+
 export async function run(args: BenchArgs): Promise<BenchResult> {
   const accounts = opt(args, "accounts", 1000);
   const workers = opt(args, "workers", 4);
@@ -119,8 +144,16 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
   });
   const sockets: ClientSocket[] = [];
   let observer: ServiceBroker | undefined;
+  const interrupted = () => {
+    void cluster.stop().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   try {
     await cluster.startServers();
+    // Diagnostic: what one status write costs on this database, alone and with `inflight` concurrent
+    // (every transition is persisted before it is broadcast, so this sits inside the relay latency).
+    const dbWriteMs = await measureDbWrites(cluster.mongoUrl, inflight);
     const port = await cluster.freePort();
     log(`starting gateway + ${workers} workers (namespace ${cluster.namespace})`);
     await Promise.all([
@@ -356,6 +389,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
         foreignWorkspace: foreign,
       },
       relayLatencyMs: relay,
+      dbUpdateMs: dbWriteMs,
       relayBreakdownMs: { engineToBus: summarize(engineToBus), busToSocket: summarize(busToSocket) },
       eventsPerSecond: Math.round(deliveredInPhase3 / msgSeconds),
       firstQrMs: qr,
@@ -377,6 +411,8 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
     };
     return result;
   } finally {
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
     for (const s of sockets) s.close();
     await observer?.stop().catch(() => undefined);
     await cluster.stop();

@@ -36,7 +36,8 @@ export class BenchCluster {
       [join(ROOT, "bench", "support", "node-process.ts")],
       {
         cwd: ROOT,
-        stdio: ["ignore", "pipe", "inherit"],
+        // stdin stays open for the child's lifetime: it stops when the bench process goes away.
+        stdio: ["pipe", "pipe", "inherit"],
         env: {
           ...process.env,
           NODE_ID: nodeId,

@@ -1,5 +1,6 @@
 // One Switchboard node in a child process of a bench (configuration from the environment, as in
-// production). Prints `ready <nodeID>` once its broker has started; stops on SIGTERM.
+// production). Prints `ready <nodeID>` once its broker has started; stops on SIGTERM, and when its
+// stdin closes (the bench died: no node outlives it).
 import { loadConfig } from "../../src/config.ts";
 import { createNodeBroker } from "../../src/node.ts";
 
@@ -12,3 +13,5 @@ const stop = () => {
 };
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);
+process.stdin.on("close", stop);
+process.stdin.resume();
