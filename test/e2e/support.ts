@@ -54,13 +54,19 @@ export async function startSwitchboard(opts: SwitchboardOptions = {}): Promise<R
   const workers = workerIds.map((id) => cluster.node(id, [SessionService], { services: ["session"] }));
   try {
     await cluster.start();
-    // Every worker must be live in the placement layer before the first workspace is placed.
+    // Every worker must hold a liveness lease (seen by every worker) before the first workspace is
+    // placed, or placement would choose among fewer workers than the test expects.
     await waitFor(
       async () => {
-        const nodes = (await gateway.call(CLUSTER_ACTIONS.nodes, {})) as { items: { nodeId: string }[] };
-        return workerIds.every((id) => nodes.items.some((n) => n.nodeId === id));
+        for (const worker of workers) {
+          const nodes = (await gateway.call(CLUSTER_ACTIONS.nodes, {}, { nodeID: worker.nodeID })) as {
+            items: { nodeId: string; worker?: boolean }[];
+          };
+          if (!workerIds.every((id) => nodes.items.some((n) => n.nodeId === id && n.worker))) return false;
+        }
+        return true;
       },
-      { what: "every worker to be listed by cluster.nodes", timeoutMs: 15000 },
+      { what: "every worker's lease to be seen by every worker", timeoutMs: 15000 },
     );
   } catch (err) {
     await cluster.stop();
