@@ -17,6 +17,7 @@ const BENCHES: Record<string, () => Promise<{ run(args: BenchArgs): Promise<Benc
   "sessions-memory": () => import("./sessions-memory.ts"),
   events: () => import("./events.ts"),
   routing: () => import("./routing.ts"),
+  webhooks: () => import("./webhooks.ts"),
 };
 
 export function parseArgs(argv: string[]): BenchArgs {

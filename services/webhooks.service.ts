@@ -19,6 +19,7 @@ import {
   toEndpointView,
   type DeliveryStatus,
   type DeliveryView,
+  type EndpointDoc,
   type EndpointView,
 } from "../src/webhooks/types.ts";
 import { mongoMixin, type MongoVars } from "../mixins/mongo.mixin.ts";
@@ -52,6 +53,8 @@ export interface DeliveriesParams extends WebhookParams {
 
 interface WebhooksMethods {
   recordEvent(event: string, payload: unknown): Promise<void>;
+  endpointsOf(workspaceId: string): Promise<EndpointDoc[]>;
+  endpointsChanged(workspaceId: string, endpointId: string): Promise<void>;
 }
 
 interface WebhooksVars extends MongoVars {
@@ -60,6 +63,9 @@ interface WebhooksVars extends MongoVars {
   loop: DeliveryLoop;
   /** Per account, the tail of its recording chain: one account's events are recorded in arrival order. */
   recording: Map<string, Promise<void>>;
+  /** Enabled endpoints per workspace, read at most every few polls; dropped on `webhooks.changed`. */
+  endpointCache: Map<string, { docs: EndpointDoc[]; at: number }>;
+  endpointCacheMs: number;
 }
 
 const workspaceId = { type: "string", pattern: WORKSPACE_ID_PATTERN };
@@ -108,6 +114,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
           events,
           enabled,
         });
+        await this.endpointsChanged(workspaceId, doc._id);
         return toEndpointView(doc, true);
       },
     },
@@ -138,7 +145,9 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         if (ctx.params.url !== undefined) patch.url = checkUrl(ctx.params.url);
         if (events !== undefined) patch.events = [...new Set(events)];
         if (enabled !== undefined) patch.enabled = enabled;
-        return toEndpointView(await this.endpoints.update(workspaceId, id, patch));
+        const doc = await this.endpoints.update(workspaceId, id, patch);
+        await this.endpointsChanged(workspaceId, id);
+        return toEndpointView(doc);
       },
     },
     remove: {
@@ -146,6 +155,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       async handler(ctx: Context<WebhookParams>): Promise<EndpointView> {
         const doc = await this.endpoints.remove(ctx.params.workspaceId, ctx.params.id);
         await this.outbox.removeEndpoint(doc._id);
+        await this.endpointsChanged(ctx.params.workspaceId, doc._id);
         return toEndpointView(doc);
       },
     },
@@ -164,18 +174,41 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
     },
   },
 
-  events: Object.fromEntries(
-    ACCOUNT_EVENTS.map((event) => [
-      event,
-      {
-        handler(this: WebhooksMethods, ctx: Context<unknown>) {
-          return this.recordEvent(event, ctx.params);
+  events: {
+    ...Object.fromEntries(
+      ACCOUNT_EVENTS.map((event) => [
+        event,
+        {
+          handler(this: WebhooksMethods, ctx: Context<unknown>) {
+            return this.recordEvent(event, ctx.params);
+          },
         },
+      ]),
+    ),
+    /** Endpoints of a workspace changed on some node: drop what this node cached. */
+    "webhooks.changed": {
+      handler(this: WebhooksVars, ctx: Context<{ workspaceId: string; endpointId: string }>) {
+        this.endpointCache.delete(ctx.params.workspaceId);
+        this.loop?.forgetEndpoint(ctx.params.endpointId);
       },
-    ]),
-  ),
+    },
+  },
 
   methods: {
+    async endpointsOf(workspaceId: string): Promise<EndpointDoc[]> {
+      const cached = this.endpointCache.get(workspaceId);
+      if (cached && Date.now() - cached.at < this.endpointCacheMs) return cached.docs;
+      const docs = await this.endpoints.enabledFor(workspaceId);
+      this.endpointCache.set(workspaceId, { docs, at: Date.now() });
+      return docs;
+    },
+
+    async endpointsChanged(workspaceId: string, endpointId: string): Promise<void> {
+      this.endpointCache.delete(workspaceId);
+      this.loop.forgetEndpoint(endpointId);
+      await this.broker.broadcast("webhooks.changed", { workspaceId, endpointId });
+    },
+
     /** Records an account event for the workspace's matching endpoints, then wakes the delivery loop.
      * Chained per account so this node inserts one account's events in the order it received them. */
     recordEvent(event: string, payload: unknown): Promise<void> {
@@ -187,13 +220,14 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       const { workspaceId, accountId } = subject;
       const key = `${workspaceId}/${accountId}`;
       const record = async () => {
-        const endpoints = (await this.endpoints.enabledFor(workspaceId)).filter((e) =>
-          filterMatches(e.events, event),
-        );
+        const endpoints = (await this.endpointsOf(workspaceId)).filter((e) => filterMatches(e.events, event));
         if (endpoints.length === 0) return;
         const eventId = eventIdOf(event, payload);
-        await this.outbox.record({ eventId, event, workspaceId, accountId, payload }, endpoints);
-        this.loop.kick();
+        const results = await this.outbox.record(
+          { eventId, event, workspaceId, accountId, payload },
+          endpoints,
+        );
+        this.loop.notify(results);
       };
       const tail = (this.recording.get(key) ?? Promise.resolve())
         .then(record)
@@ -210,12 +244,18 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
 
   created() {
     this.recording = new Map();
+    this.endpointCache = new Map();
   },
 
   async started() {
     const cfg = configOf(this.broker);
+    this.endpointCacheMs = 5 * cfg.webhookPollMs;
     this.endpoints = new EndpointsRepo(this.db);
-    this.outbox = new OutboxRepo(this.db, this.broker.nodeID);
+    this.outbox = new OutboxRepo(
+      this.db,
+      this.broker.nodeID,
+      cfg.webhookRetentionMs > 0 ? cfg.webhookRetentionMs / 2 : Infinity,
+    );
     const leases = new LeaseRepo(this.db, this.broker.nodeID, cfg.webhookLeaseTtlMs);
     await this.endpoints.ensureIndexes();
     await this.outbox.ensureIndexes();
@@ -224,6 +264,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       { outbox: this.outbox, leases, endpoints: this.endpoints },
       {
         pollMs: cfg.webhookPollMs,
+        scanMs: 5 * cfg.webhookPollMs,
         leaseTtlMs: cfg.webhookLeaseTtlMs,
         timeoutMs: cfg.webhookTimeoutMs,
         maxAttempts: cfg.webhookMaxAttempts,

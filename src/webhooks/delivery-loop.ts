@@ -1,20 +1,26 @@
-// The delivery loop of one node. Every `pollMs` (and at once after a new event or a finished attempt)
-// it: renews the leases it holds, gives up those of endpoints with nothing pending, claims free
-// endpoints that have pending rows, and for each held endpoint sends the head of each account's queue
-// that is due. An account's next row is only sent after its head is delivered or dead (ordering);
-// different accounts and endpoints proceed in parallel up to `concurrency`.
+// The delivery loop of one node. It delivers the queues of the endpoints whose lease it holds, one
+// (endpoint, account) queue at a time in seq order: the next row of an account is only sent after the
+// previous one is delivered or dead. Different queues proceed in parallel up to `concurrency`.
+//
+// It learns of work two ways: from this node's own recording of each event (every node records every
+// broadcast, so the holder hears of each new row at once), and from a periodic scan of the pending
+// rows (`scanMs`), which catches what was recorded while this node was down or not holding the lease.
+// Between scans it touches the database by `_id` only: the row at a queue's cursor, the lease.
 import type { Logger } from "moleculer";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import type { EndpointsRepo } from "./endpoints-repo.ts";
 import { attemptDelivery } from "./http-delivery.ts";
 import type { HeldLease, LeaseRepo } from "./leases.ts";
-import type { OutboxRepo } from "./outbox.ts";
-import type { OutboxDoc } from "./types.ts";
+import { queueKey, type OutboxRepo, type RecordResult } from "./outbox.ts";
+import type { EndpointDoc, OutboxDoc } from "./types.ts";
 
 export interface DeliveryLoopOptions {
-  /** Scan period. @default 1000 */
+  /** How often due queues are looked at. @default 1000 */
   pollMs: number;
-  /** Lease time-to-live of an endpoint's queue. @default 30000 */
+  /** Full scan of the pending rows (new work recorded elsewhere, takeover of free endpoints).
+   * @default 5 × pollMs */
+  scanMs: number;
+  /** Lease time-to-live of an endpoint's queues. @default 30000 */
   leaseTtlMs: number;
   /** Timeout of one HTTP attempt. @default 10000 */
   timeoutMs: number;
@@ -27,27 +33,41 @@ export interface DeliveryLoopOptions {
   retentionMs: number;
 }
 
-/** How often a node prunes the outbox (each node does; pruning is idempotent). */
-const PRUNE_EVERY_MS = 10 * 60 * 1000;
-
 interface Repos {
   outbox: OutboxRepo;
   leases: LeaseRepo;
   endpoints: EndpointsRepo;
 }
 
+/** A queue this node delivers: the seq to send next, and when to look at it again. */
+interface Cursor {
+  endpointId: string;
+  accountId: string;
+  next: number;
+  /** 0: now; Infinity: idle until told of a new row. */
+  wakeAt: number;
+}
+
+/** How often a node prunes the outbox (each node does; pruning is idempotent). */
+const PRUNE_EVERY_MS = 10 * 60 * 1000;
+
 export class DeliveryLoop {
   private readonly held = new Map<string, HeldLease>();
-  /** (endpoint, account) queues with an attempt in flight. */
+  private readonly cursors = new Map<string, Cursor>();
+  /** Queues this node heard of without a cursor: their first pending row is looked up. */
+  private readonly unknownQueues = new Map<string, { endpointId: string; accountId: string }>();
+  /** Endpoints with work this node does not hold: it tries to claim them. */
+  private readonly wanted = new Set<string>();
   private readonly inFlight = new Map<string, Promise<void>>();
-  /** Last recorded outcome per (endpoint, account): a scan that read a row before its attempt was
-   * recorded must not send that attempt again. `attempts: Infinity` = delivered or dead. */
-  private readonly progress = new Map<string, { seq: number; attempts: number }>();
+  private readonly endpointCache = new Map<string, { doc: EndpointDoc | null; at: number }>();
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | null = null;
   private ticking: Promise<void> | null = null;
   private again = false;
   private stopped = false;
+  private lastScan = 0;
+  /** When each held endpoint last had work; it is released after a lease period without any. */
+  private readonly lastBusy = new Map<string, number>();
   private lastPrune = Date.now() - PRUNE_EVERY_MS * Math.random();
 
   constructor(
@@ -60,16 +80,34 @@ export class DeliveryLoop {
     this.schedule(0);
   }
 
-  /** Scan now (a new event was recorded, or an attempt finished). */
+  /** This node recorded (or found recorded) an event in these queues. */
+  notify(results: RecordResult[]): void {
+    for (const r of results) {
+      const key = queueKey(r.endpointId, r.accountId);
+      const cursor = this.cursors.get(key);
+      if (this.held.has(r.endpointId)) this.lastBusy.set(r.endpointId, Date.now());
+      if (cursor) cursor.wakeAt = Math.min(cursor.wakeAt, Date.now());
+      else if (this.held.has(r.endpointId)) this.unknownQueues.set(key, r);
+      else this.wanted.add(r.endpointId);
+    }
+    this.kick();
+  }
+
+  /** Look at the queues now. */
   kick(): void {
     if (this.stopped) return;
     if (this.ticking) this.again = true;
     else this.schedule(0);
   }
 
-  /** Endpoints whose queue this node delivers now. */
+  /** Endpoints whose queues this node delivers now. */
   heldEndpoints(): string[] {
     return [...this.held.keys()];
+  }
+
+  /** Forget an endpoint's cached settings (changed or removed). */
+  forgetEndpoint(endpointId: string): void {
+    this.endpointCache.delete(endpointId);
   }
 
   async stop(): Promise<void> {
@@ -91,7 +129,7 @@ export class DeliveryLoop {
   private runTick(): void {
     this.timer = null;
     this.ticking = this.tick()
-      .catch((err) => this.logger.warn(`webhook delivery scan failed: ${(err as Error).message}`))
+      .catch((err) => this.logger.warn(`webhooks: delivery loop: ${(err as Error).message}`))
       .finally(() => {
         this.ticking = null;
         const again = this.again;
@@ -103,21 +141,82 @@ export class DeliveryLoop {
   private async tick(): Promise<void> {
     await this.renewLeases();
     await this.pruneIfDue();
-    const withWork = new Set(await this.repos.outbox.endpointsWithPending());
+    if (Date.now() - this.lastScan >= this.opts.scanMs) await this.scan();
+    for (const endpointId of this.wanted) {
+      this.wanted.delete(endpointId);
+      if (this.stopped) return;
+      if (!this.held.has(endpointId)) await this.claim(endpointId);
+    }
+    for (const [key, q] of this.unknownQueues) {
+      this.unknownQueues.delete(key);
+      if (!this.held.has(q.endpointId) || this.cursors.has(key)) continue;
+      const [head] = await this.repos.outbox.pendingHeads(q.endpointId, q.accountId);
+      if (head) this.cursors.set(key, { ...q, next: head.seq, wakeAt: 0 });
+    }
+    await this.dispatchDue();
+  }
+
+  /** Every queue with pending rows: cursors for held endpoints, claims for free ones, and release of
+   * held endpoints with nothing left. */
+  private async scan(): Promise<void> {
+    this.lastScan = Date.now();
+    const heads = await this.repos.outbox.pendingHeads();
+    const withWork = new Set(heads.map((h) => h.endpointId));
     for (const [endpointId, lease] of this.held) {
-      if (withWork.has(endpointId) || this.hasInFlight(endpointId)) continue;
-      this.held.delete(endpointId);
+      if (withWork.has(endpointId) || this.hasInFlight(endpointId)) this.lastBusy.set(endpointId, Date.now());
+      if (Date.now() - (this.lastBusy.get(endpointId) ?? 0) < this.opts.leaseTtlMs) continue;
+      await this.drop(endpointId);
       await this.repos.leases.release(lease);
     }
-    for (const endpointId of withWork) {
-      if (this.stopped) return;
-      if (!this.held.has(endpointId)) {
-        const lease = await this.repos.leases.claim(endpointId);
-        if (!lease) continue;
-        this.logger.debug(`webhooks: delivering endpoint ${endpointId} (term ${lease.term})`);
-        this.held.set(endpointId, lease);
+    for (const h of heads) {
+      if (!this.held.has(h.endpointId)) {
+        this.wanted.add(h.endpointId);
+        continue;
       }
-      await this.dispatchDue(endpointId);
+      const key = queueKey(h.endpointId, h.accountId);
+      const cursor = this.cursors.get(key);
+      if (!cursor)
+        this.cursors.set(key, { endpointId: h.endpointId, accountId: h.accountId, next: h.seq, wakeAt: 0 });
+      else if (!this.inFlight.has(key) && (h.seq < cursor.next || cursor.wakeAt === Infinity)) {
+        // A pending row the cursor did not expect (recorded while a notification was missed).
+        cursor.next = Math.min(cursor.next, h.seq);
+        cursor.wakeAt = 0;
+      }
+    }
+  }
+
+  private async claim(endpointId: string): Promise<void> {
+    const lease = await this.repos.leases.claim(endpointId);
+    if (!lease) return;
+    this.logger.debug(`webhooks: delivering endpoint ${endpointId} (term ${lease.term})`);
+    this.held.set(endpointId, lease);
+    this.lastBusy.set(endpointId, Date.now());
+    // Whatever a previous holder did is in the outbox: start each queue at its first pending row.
+    for (const h of await this.repos.outbox.pendingHeads(endpointId)) {
+      this.cursors.set(queueKey(endpointId, h.accountId), {
+        endpointId,
+        accountId: h.accountId,
+        next: h.seq,
+        wakeAt: 0,
+      });
+    }
+  }
+
+  private async drop(endpointId: string): Promise<void> {
+    this.held.delete(endpointId);
+    this.lastBusy.delete(endpointId);
+    for (const [key, c] of this.cursors) if (c.endpointId === endpointId) this.cursors.delete(key);
+  }
+
+  private async renewLeases(): Promise<void> {
+    const now = Date.now();
+    for (const [endpointId, lease] of this.held) {
+      if (lease.validUntil - now > (this.opts.leaseTtlMs * 2) / 3) continue;
+      const ok = await this.repos.leases.renew(lease).catch(() => false);
+      if (!ok) {
+        this.logger.warn(`webhooks: lost the lease of endpoint ${endpointId}`);
+        await this.drop(endpointId);
+      }
     }
   }
 
@@ -128,40 +227,57 @@ export class DeliveryLoop {
     if (deleted > 0) this.logger.info(`webhooks: pruned ${deleted} finished outbox rows`);
   }
 
-  private async renewLeases(): Promise<void> {
-    const now = Date.now();
-    for (const [endpointId, lease] of this.held) {
-      if (lease.validUntil - now > (this.opts.leaseTtlMs * 2) / 3) continue;
-      const ok = await this.repos.leases.renew(lease).catch(() => false);
-      if (!ok) {
-        this.logger.warn(`webhooks: lost the lease of endpoint ${endpointId}`);
-        this.held.delete(endpointId);
-      }
-    }
-  }
-
   private hasInFlight(endpointId: string): boolean {
     for (const key of this.inFlight.keys()) if (key.startsWith(`${endpointId}|`)) return true;
     return false;
   }
 
-  private async dispatchDue(endpointId: string): Promise<void> {
-    const endpoint = await this.repos.endpoints.findById(endpointId);
-    if (!endpoint || !endpoint.enabled) return;
-    const now = Date.now();
-    for (const head of await this.repos.outbox.heads(endpointId)) {
-      const key = `${endpointId}|${head.accountId}`;
-      if (this.inFlight.has(key) || this.inFlight.size >= this.opts.concurrency) continue;
-      const seen = this.progress.get(key);
-      if (seen && (head.seq < seen.seq || (head.seq === seen.seq && head.attempts < seen.attempts))) continue;
-      if (new Date(head.nextAttemptAt).getTime() > now) continue;
-      const lease = this.held.get(endpointId);
+  private async endpoint(endpointId: string): Promise<EndpointDoc | null> {
+    const cached = this.endpointCache.get(endpointId);
+    if (cached && Date.now() - cached.at < this.opts.scanMs) return cached.doc;
+    const doc = await this.repos.endpoints.findById(endpointId);
+    this.endpointCache.set(endpointId, { doc, at: Date.now() });
+    return doc;
+  }
+
+  /** Sends the row at the cursor of every due queue (one per queue), walking past finished rows. */
+  private async dispatchDue(): Promise<void> {
+    for (const [key, cursor] of this.cursors) {
+      if (this.stopped || this.inFlight.size >= this.opts.concurrency) return;
+      if (this.inFlight.has(key) || cursor.wakeAt > Date.now()) continue;
+      const lease = this.held.get(cursor.endpointId);
       // Self-fencing: start no attempt that could outlive our lease.
-      if (!lease || now + this.opts.timeoutMs >= lease.validUntil) continue;
-      const run = this.deliver(head, endpoint.url, endpoint.secret)
-        .catch((err) =>
-          this.logger.warn(`webhooks: delivery of ${head._id} failed: ${(err as Error).message}`),
-        )
+      if (!lease || Date.now() + this.opts.timeoutMs >= lease.validUntil) continue;
+      const endpoint = await this.endpoint(cursor.endpointId);
+      if (!endpoint) {
+        // Removed; rows recorded by a node that had not heard of the removal yet are orphans.
+        await this.repos.outbox.removeEndpoint(cursor.endpointId);
+        await this.drop(cursor.endpointId);
+        continue;
+      }
+      if (!endpoint.enabled) {
+        cursor.wakeAt = Date.now() + this.opts.scanMs;
+        continue;
+      }
+      let row = await this.repos.outbox.at(cursor.endpointId, cursor.accountId, cursor.next);
+      while (row && row.status !== "pending") {
+        cursor.next++;
+        row = await this.repos.outbox.at(cursor.endpointId, cursor.accountId, cursor.next);
+      }
+      if (!row) {
+        cursor.wakeAt = Infinity;
+        continue;
+      }
+      const due = new Date(row.nextAttemptAt).getTime();
+      if (due > Date.now()) {
+        cursor.wakeAt = due;
+        continue;
+      }
+      const run = this.deliver(row, endpoint, cursor)
+        .catch((err) => {
+          this.logger.warn(`webhooks: delivery of ${row._id} failed: ${(err as Error).message}`);
+          cursor.wakeAt = Date.now() + this.opts.pollMs;
+        })
         .finally(() => {
           this.inFlight.delete(key);
           this.kick();
@@ -170,12 +286,11 @@ export class DeliveryLoop {
     }
   }
 
-  private async deliver(row: OutboxDoc, url: string, secret: string): Promise<void> {
+  private async deliver(row: OutboxDoc, endpoint: EndpointDoc, cursor: Cursor): Promise<void> {
     const attempt = row.attempts + 1;
-    const key = `${row.endpointId}|${row.accountId}`;
     const res = await attemptDelivery(row, {
-      url,
-      secret,
+      url: endpoint.url,
+      secret: endpoint.secret,
       attempt,
       timeoutMs: this.opts.timeoutMs,
       signal: this.abort.signal,
@@ -184,7 +299,8 @@ export class DeliveryLoop {
     const { outbox } = this.repos;
     if (res.ok) {
       await outbox.markDelivered(row._id, attempt, res.statusCode);
-      this.progress.set(key, { seq: row.seq, attempts: Infinity });
+      cursor.next = row.seq + 1;
+      cursor.wakeAt = 0;
       return;
     }
     if (attempt >= this.opts.maxAttempts) {
@@ -194,19 +310,20 @@ export class DeliveryLoop {
         statusCode: res.statusCode,
         nextAttemptAt: null,
       });
-      this.progress.set(key, { seq: row.seq, attempts: Infinity });
+      cursor.next = row.seq + 1;
+      cursor.wakeAt = 0;
       this.logger.warn(
-        `webhooks: ${row.event} ${row.eventId} to ${url} is dead after ${attempt} attempts: ${res.error}`,
+        `webhooks: ${row.event} ${row.eventId} to ${endpoint.url} is dead after ${attempt} attempts: ${res.error}`,
       );
       return;
     }
-    const delay = backoffDelay(attempt, this.opts.backoff);
+    const nextAttemptAt = new Date(Date.now() + backoffDelay(attempt, this.opts.backoff));
     await outbox.markFailed(row._id, {
       attempts: attempt,
       error: res.error,
       statusCode: res.statusCode,
-      nextAttemptAt: new Date(Date.now() + delay),
+      nextAttemptAt,
     });
-    this.progress.set(key, { seq: row.seq, attempts: attempt });
+    cursor.wakeAt = nextAttemptAt.getTime();
   }
 }

@@ -92,6 +92,7 @@ export class LeaseRepo {
       { $set: { expiresAt: new Date(start + this.ttlMs) } },
     );
     if (res.matchedCount !== 1) return false;
+    // (A small collection: at most one current and a few expired terms per endpoint.)
     const newer = await this.col.findOne({ endpointId: lease.endpointId, term: { $gt: lease.term } });
     if (newer) return false;
     lease.validUntil = start + this.ttlMs;

@@ -1,12 +1,15 @@
 // The outbox (`webhook_outbox`): every event for every matching endpoint is a document here before any
 // delivery is tried, so a restart loses nothing (at-least-once; the receiver deduplicates by event id).
 //
-// Recording is idempotent across nodes. Every webhooks node receives every broadcast and records it;
-// `_id = <endpointId>:<eventId>` (plus a unique index on {eventId, endpointId}) lets exactly one insert
-// win, the others get E11000. The queue position `seq` of (endpoint, account) is claimed the same way:
-// a unique index on {endpointId, accountId, seq} and `seq = last + 1`, retried on a collision. Each node
-// records one account's events one at a time in the order it received them, and one account's events
-// come from one publisher in order, so the order of seqs follows the order of the broadcasts whichever
+// Rows live in queues, one per (endpoint, account), at consecutive positions `seq`; a row's `_id` is
+// its slot `<endpointId>|<accountId>|<seq, zero-padded>`. Everything hot goes through `_id` (FerretDB's
+// SQLite backend scans the collection for any other filter; MongoDB would use the indexes either way).
+//
+// Recording is idempotent across nodes. Every webhooks node receives every broadcast and records it by
+// inserting into the next free slot of the queue. The unique `_id` lets one insert win a slot; the
+// unique index on {eventId, endpointId} makes a second insert of the same event fail wherever it lands.
+// Each node records one account's events one at a time in the order it received them, and one
+// account's events come from one publisher in order, so slot order follows broadcast order whichever
 // node wins each insert. No step needs an atomic conditional update (FerretDB has none under concurrency).
 import type { Collection, Db } from "mongodb";
 import type { DeliveryStatus, EndpointDoc, OutboxDoc } from "./types.ts";
@@ -21,6 +24,22 @@ export interface RecordedEvent {
   payload: unknown;
 }
 
+/** Where an event went in one endpoint's queue; `seq` is null when another node had already recorded
+ * it in an earlier slot this node did not look at. */
+export interface RecordResult {
+  endpointId: string;
+  accountId: string;
+  seq: number | null;
+  inserted: boolean;
+}
+
+export interface QueueHead {
+  endpointId: string;
+  accountId: string;
+  /** Lowest pending seq of the queue. */
+  seq: number;
+}
+
 export interface FailureUpdate {
   attempts: number;
   error: string;
@@ -29,52 +48,95 @@ export interface FailureUpdate {
   nextAttemptAt: Date | null;
 }
 
-function isDuplicateKey(err: unknown): boolean {
+export function isDuplicateKey(err: unknown): boolean {
   return (err as { code?: number })?.code === 11000;
+}
+
+export function queueKey(endpointId: string, accountId: string): string {
+  return `${endpointId}|${accountId}`;
+}
+
+export function slotId(endpointId: string, accountId: string, seq: number): string {
+  return `${endpointId}|${accountId}|${String(seq).padStart(12, "0")}`;
+}
+
+/** Retries an operation a few times on errors other than a duplicate key (SQLite's "database is
+ * locked" under concurrent writers on FerretDB, a failover on MongoDB). */
+export async function withRetry<T>(op: () => Promise<T>, tries = 4): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await op();
+    } catch (err) {
+      if (isDuplicateKey(err) || i >= tries) throw err;
+      await new Promise((r) => setTimeout(r, 25 * 2 ** i * (0.5 + Math.random())));
+    }
+  }
 }
 
 export class OutboxRepo {
   readonly col: Collection<OutboxDoc>;
+  /** Last seq this node knows in each queue (and when it last learnt it); a cold queue is read once. */
+  private readonly tails = new Map<string, { seq: number; at: number }>();
+
+  /**
+   * @param maxTailAgeMs A known tail older than this is read again. Pruning deletes only rows older than
+   * the retention, so with half the retention here a cached tail is never below a pruned slot (an insert
+   * can never reuse a pruned position). @default Infinity (no pruning: nothing to reuse)
+   */
   constructor(
     db: Db,
     private readonly nodeId: string,
+    private readonly maxTailAgeMs = Infinity,
   ) {
     this.col = db.collection<OutboxDoc>(OUTBOX_COLLECTION);
   }
 
   async ensureIndexes(): Promise<void> {
     await this.col.createIndex({ eventId: 1, endpointId: 1 }, { unique: true });
-    await this.col.createIndex({ endpointId: 1, accountId: 1, seq: 1 }, { unique: true });
+    await this.col.createIndex({ endpointId: 1, accountId: 1, seq: 1 });
     await this.col.createIndex({ status: 1, endpointId: 1 });
     await this.col.createIndex({ endpointId: 1, status: 1, createdAt: -1 });
   }
 
-  /** Records `ev` for each endpoint; returns how many rows this call inserted (0 when other nodes won). */
-  async record(ev: RecordedEvent, endpoints: EndpointDoc[]): Promise<number> {
-    let inserted = 0;
-    for (const endpoint of endpoints) if (await this.recordFor(ev, endpoint._id)) inserted++;
-    return inserted;
+  /** Records `ev` for each endpoint. */
+  async record(ev: RecordedEvent, endpoints: EndpointDoc[]): Promise<RecordResult[]> {
+    const results: RecordResult[] = [];
+    for (const endpoint of endpoints) results.push(await withRetry(() => this.recordFor(ev, endpoint._id)));
+    return results;
   }
 
-  private async recordFor(ev: RecordedEvent, endpointId: string): Promise<boolean> {
-    const _id = `${endpointId}:${ev.eventId}`;
-    for (let tries = 0; tries < 200; tries++) {
-      if (await this.col.findOne({ _id }, { projection: { _id: 1 } })) return false;
-      const [last] = await this.col
-        .find({ endpointId, accountId: ev.accountId }, { projection: { seq: 1 } })
-        .sort({ seq: -1 })
-        .limit(1)
-        .toArray();
+  private async tailOf(endpointId: string, accountId: string): Promise<number> {
+    const key = queueKey(endpointId, accountId);
+    const known = this.tails.get(key);
+    if (known && Date.now() - known.at <= this.maxTailAgeMs) return known.seq;
+    const [last] = await this.col
+      .find({ endpointId, accountId }, { projection: { seq: 1 } })
+      .sort({ seq: -1 })
+      .limit(1)
+      .toArray();
+    return last?.seq ?? 0;
+  }
+
+  private noteTail(endpointId: string, accountId: string, seq: number): void {
+    const key = queueKey(endpointId, accountId);
+    const known = this.tails.get(key);
+    this.tails.set(key, { seq: Math.max(seq, known?.seq ?? 0), at: Date.now() });
+  }
+
+  private async recordFor(ev: RecordedEvent, endpointId: string): Promise<RecordResult> {
+    const { accountId } = ev;
+    let seq = (await this.tailOf(endpointId, accountId)) + 1;
+    for (;;) {
       const now = new Date();
       const doc: OutboxDoc = {
-        _id,
+        _id: slotId(endpointId, accountId, seq),
         eventId: ev.eventId,
         endpointId,
         workspaceId: ev.workspaceId,
-        accountId: ev.accountId,
+        accountId,
         event: ev.event,
         payload: ev.payload,
-        seq: (last?.seq ?? 0) + 1,
+        seq,
         status: "pending",
         attempts: 0,
         nextAttemptAt: now,
@@ -86,50 +148,59 @@ export class OutboxRepo {
       };
       try {
         await this.col.insertOne(doc);
-        return true;
+        this.noteTail(endpointId, accountId, seq);
+        return { endpointId, accountId, seq, inserted: true };
       } catch (err) {
-        // Either another node recorded this event (seen by the check above on the next turn) or took
-        // this seq for another event of the account (the next turn takes the one after).
         if (!isDuplicateKey(err)) throw err;
       }
+      // The slot is taken (by this event from another node, or by another event), or this event is
+      // already recorded in an earlier slot (the unique {eventId, endpointId} index refused it).
+      const occupant = await this.col.findOne({ _id: doc._id }, { projection: { eventId: 1 } });
+      if (!occupant) return { endpointId, accountId, seq: null, inserted: false };
+      this.noteTail(endpointId, accountId, seq);
+      if (occupant.eventId === ev.eventId) return { endpointId, accountId, seq, inserted: false };
+      seq++;
     }
-    throw new Error(`could not record ${ev.eventId} for ${endpointId}: too many seq collisions`);
   }
 
-  /** Endpoints with pending rows (due or not). */
-  async endpointsWithPending(): Promise<string[]> {
-    return (await this.col.distinct("endpointId", { status: "pending" })) as string[];
+  /** The lowest pending seq of every queue (of all endpoints, of one, or one queue). One query. */
+  async pendingHeads(endpointId?: string, accountId?: string): Promise<QueueHead[]> {
+    const filter: Record<string, unknown> = { status: "pending" };
+    if (endpointId) filter.endpointId = endpointId;
+    if (accountId) filter.accountId = accountId;
+    const rows = await this.col
+      .find(filter, { projection: { endpointId: 1, accountId: 1, seq: 1 } })
+      .toArray();
+    const heads = new Map<string, QueueHead>();
+    for (const r of rows) {
+      const key = queueKey(r.endpointId, r.accountId);
+      const cur = heads.get(key);
+      if (!cur || r.seq < cur.seq)
+        heads.set(key, { endpointId: r.endpointId, accountId: r.accountId, seq: r.seq });
+    }
+    return [...heads.values()];
   }
 
-  /** For each account with pending rows for `endpointId`, its first pending row (lowest seq): the only
-   * row of that account that may be delivered now. */
-  async heads(endpointId: string): Promise<OutboxDoc[]> {
-    const accounts = (await this.col.distinct("accountId", { endpointId, status: "pending" })) as string[];
-    const heads: OutboxDoc[] = [];
-    for (const accountId of accounts) {
-      const [head] = await this.col
-        .find({ endpointId, accountId, status: "pending" })
-        .sort({ seq: 1 })
-        .limit(1)
-        .toArray();
-      if (head) heads.push(head);
-    }
-    return heads;
+  /** The row at a queue position, if any. */
+  async at(endpointId: string, accountId: string, seq: number): Promise<OutboxDoc | null> {
+    return this.col.findOne({ _id: slotId(endpointId, accountId, seq) });
   }
 
   // Only the holder of the endpoint's lease writes its rows, so plain updates by _id suffice.
   async markDelivered(id: string, attempts: number, statusCode: number): Promise<void> {
-    await this.col.updateOne(
-      { _id: id },
-      {
-        $set: {
-          status: "delivered",
-          attempts,
-          lastStatusCode: statusCode,
-          lastError: null,
-          deliveredAt: new Date(),
+    await withRetry(() =>
+      this.col.updateOne(
+        { _id: id },
+        {
+          $set: {
+            status: "delivered",
+            attempts,
+            lastStatusCode: statusCode,
+            lastError: null,
+            deliveredAt: new Date(),
+          },
         },
-      },
+      ),
     );
   }
 
@@ -141,7 +212,7 @@ export class OutboxRepo {
     };
     if (f.nextAttemptAt) $set.nextAttemptAt = f.nextAttemptAt;
     else $set.status = "dead";
-    await this.col.updateOne({ _id: id }, { $set });
+    await withRetry(() => this.col.updateOne({ _id: id }, { $set }));
   }
 
   /** Deliveries of one endpoint, newest first. */
@@ -152,32 +223,31 @@ export class OutboxRepo {
   }
 
   /** Deletes delivered and dead rows created before `olderThan` (MongoDB TTL indexes are not available on
-   * FerretDB). The last row of each (endpoint, account) queue stays: the next `seq` is computed from it.
-   * Idempotent, so any node may run it at any time. */
+   * FerretDB). The last row of each queue stays: the next `seq` is computed from it. Idempotent, so any
+   * node may run it at any time. */
   async prune(olderThan: Date): Promise<number> {
     const done = {
       status: { $in: ["delivered", "dead"] as DeliveryStatus[] },
       createdAt: { $lt: olderThan },
     };
-    const endpoints = (await this.col.distinct("endpointId", done)) as string[];
+    const rows = await this.col.find(done, { projection: { endpointId: 1, accountId: 1 } }).toArray();
+    const queues = new Map(rows.map((r) => [queueKey(r.endpointId, r.accountId), r]));
     let deleted = 0;
-    for (const endpointId of endpoints) {
-      const accounts = (await this.col.distinct("accountId", { ...done, endpointId })) as string[];
-      for (const accountId of accounts) {
-        const [last] = await this.col
-          .find({ endpointId, accountId }, { projection: { seq: 1 } })
-          .sort({ seq: -1 })
-          .limit(1)
-          .toArray();
-        if (!last) continue;
-        const res = await this.col.deleteMany({ ...done, endpointId, accountId, seq: { $lt: last.seq } });
-        deleted += res.deletedCount;
-      }
+    for (const { endpointId, accountId } of queues.values()) {
+      const [last] = await this.col
+        .find({ endpointId, accountId }, { projection: { seq: 1 } })
+        .sort({ seq: -1 })
+        .limit(1)
+        .toArray();
+      if (!last) continue;
+      const res = await this.col.deleteMany({ ...done, endpointId, accountId, seq: { $lt: last.seq } });
+      deleted += res.deletedCount;
     }
     return deleted;
   }
 
   async removeEndpoint(endpointId: string): Promise<void> {
     await this.col.deleteMany({ endpointId });
+    for (const key of this.tails.keys()) if (key.startsWith(`${endpointId}|`)) this.tails.delete(key);
   }
 }

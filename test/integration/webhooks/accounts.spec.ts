@@ -105,12 +105,16 @@ describe("webhooks: account lifecycle from the account services", function () {
     assert.ok(receiver.requests.every((r) => r.body.event !== "account.qr"));
 
     // The outbox agrees: each accepted event is a delivered row, sent twice (502, then 200).
-    const { items }: { items: DeliveryView[] } = await gw.call("webhooks.deliveries", {
-      workspaceId: "ws_a",
-      id: endpoint.id,
-    });
     const acceptedIds = new Set(accepted.map((r) => r.body.id));
-    const rows = items.filter((d) => acceptedIds.has(d.eventId));
+    // (The receiver answers before the outbox row is marked.)
+    const rows = await waitFor(async () => {
+      const { items }: { items: DeliveryView[] } = await gw.call("webhooks.deliveries", {
+        workspaceId: "ws_a",
+        id: endpoint.id,
+      });
+      const mine = items.filter((d) => acceptedIds.has(d.eventId));
+      return mine.every((d) => d.status === "delivered") ? mine : undefined;
+    });
     assert.equal(rows.length, accepted.length);
     assert.deepEqual(
       rows

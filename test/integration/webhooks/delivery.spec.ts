@@ -81,6 +81,7 @@ describe("webhooks: signed, retried, ordered delivery from the outbox", function
     cluster.node("wh1", [WebhooksService]);
     pub = cluster.node("pub", []);
     await cluster.start();
+    await pub.waitForServices(["webhooks"], 15000);
 
     await assert.rejects(pub.call("webhooks.create", { workspaceId: "ws1", url: "ftp://example.com/x" }), {
       code: 422,
@@ -118,6 +119,7 @@ describe("webhooks: signed, retried, ordered delivery from the outbox", function
     cluster.node("wh1", [WebhooksService]);
     pub = cluster.node("pub", []);
     await cluster.start();
+    await pub.waitForServices(["webhooks"], 15000);
     const endpoint = await createEndpoint("ws1");
     const other = await pub.call<EndpointView, object>("webhooks.create", {
       workspaceId: "ws1",
@@ -163,6 +165,7 @@ describe("webhooks: signed, retried, ordered delivery from the outbox", function
     cluster.node("wh1", [WebhooksService]);
     pub = cluster.node("pub", []);
     await cluster.start();
+    await pub.waitForServices(["webhooks"], 15000);
     const endpoint = await createEndpoint("ws1");
     receiver.respond = (_req, i) => (i < 3 ? 503 : 204);
 
@@ -196,6 +199,7 @@ describe("webhooks: signed, retried, ordered delivery from the outbox", function
     const wh1 = cluster.node("wh1", [WebhooksService], { webhookMaxAttempts: 1000 });
     pub = cluster.node("pub", []);
     await cluster.start();
+    await pub.waitForServices(["webhooks"], 15000);
     const endpoint = await createEndpoint("ws1");
     await receiver.stop();
 
@@ -217,6 +221,7 @@ describe("webhooks: signed, retried, ordered delivery from the outbox", function
     // A new process of the same node; the receiver comes back only afterwards.
     cluster.node("wh1", [WebhooksService], { webhookMaxAttempts: 1000 });
     await cluster.start();
+    await pub.waitForServices(["webhooks"], 15000);
     await receiver.start();
 
     await waitFor(() => receiver.accepted.length === 1, { what: "delivery after the restart" });
@@ -238,6 +243,7 @@ describe("webhooks: signed, retried, ordered delivery from the outbox", function
     cluster.node("wh1", [WebhooksService], { webhookMaxAttempts: 3 });
     pub = cluster.node("pub", []);
     await cluster.start();
+    await pub.waitForServices(["webhooks"], 15000);
     const endpoint = await createEndpoint("ws1");
     receiver.respond = () => 500;
 
@@ -268,6 +274,7 @@ describe("webhooks: signed, retried, ordered delivery from the outbox", function
     cluster.node("wh2", [WebhooksService]);
     pub = cluster.node("pub", []);
     await cluster.start();
+    await pub.waitForServices(["webhooks"], 15000);
     const endpoint = await createEndpoint("ws1");
     // Every 3rd request fails: retries must not let a later event of the account overtake.
     receiver.respond = (_req, i) => (i % 3 === 1 ? 500 : 200);

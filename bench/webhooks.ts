@@ -1,0 +1,193 @@
+// `npm run bench -- webhooks [--json] [--nodes 2] [--endpoints 2] [--accounts 50] [--events 20]
+//  [--fail-rate 0.1] [--poll-ms 100]`
+//
+// A real cluster (nats-server, FerretDB, N webhooks nodes, each a process of its own) fed by a
+// publisher broker in this process that broadcasts `account.status` events as the session runtime
+// does; a local HTTP receiver per endpoint answers 500 to a share of the requests (`fail-rate`).
+// It measures:
+// - end-to-end latency: from the event's `at` to its acceptance by the receiver (retries included);
+// - deliveries/s accepted across endpoints;
+// - loss, duplicates (an event accepted twice by one endpoint) and order violations (an event of an
+//   account accepted before an earlier one of the same account) — all must be 0;
+// - outbox rows: exactly one per (event, endpoint) although every node records every event.
+// Bar: no loss, no duplicate, no order violation, one row per (event, endpoint).
+import { createServer, type Server } from "node:http";
+import { performance } from "node:perf_hooks";
+import { MongoClient } from "mongodb";
+import { ServiceBroker } from "moleculer";
+import { brokerOptions } from "../moleculer.config.ts";
+import { loadConfig } from "../src/config.ts";
+import type { AccountStatusEvent } from "../src/accounts/types.ts";
+import type { BenchArgs, BenchResult } from "./index.ts";
+import { BenchCluster } from "./support/cluster.ts";
+import { summarize } from "./support/stats.ts";
+
+const log = (...a: unknown[]) => console.error("[bench webhooks]", ...a);
+const now = () => performance.timeOrigin + performance.now();
+
+function opt(args: BenchArgs, name: string, fallback: number): number {
+  const v = args.options[name];
+  return typeof v === "string" && Number.isFinite(Number(v)) ? Number(v) : fallback;
+}
+
+interface Receiver {
+  server: Server;
+  url: string;
+  /** eventId → acceptance time, and per account the accepted order of event indexes. */
+  accepted: Map<string, number>;
+  orderViolations: number;
+  duplicates: number;
+  requests: number;
+}
+
+async function startReceiver(failRate: number, lastIndex: Map<string, number>): Promise<Receiver> {
+  const r: Receiver = {
+    server: createServer(),
+    url: "",
+    accepted: new Map(),
+    orderViolations: 0,
+    duplicates: 0,
+    requests: 0,
+  };
+  const lastSeen = new Map<string, number>();
+  r.server.on("request", (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      r.requests++;
+      if (Math.random() < failRate) {
+        res.writeHead(500).end();
+        return;
+      }
+      const body = JSON.parse(Buffer.concat(chunks).toString());
+      const id: string = body.id;
+      if (r.accepted.has(id)) r.duplicates++;
+      else r.accepted.set(id, now());
+      const idx = lastIndex.get(id) ?? -1;
+      const prev = lastSeen.get(body.accountId) ?? -1;
+      if (idx < prev) r.orderViolations++;
+      lastSeen.set(body.accountId, Math.max(prev, idx));
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((resolve) => r.server.listen(0, "127.0.0.1", () => resolve()));
+  r.url = `http://127.0.0.1:${(r.server.address() as { port: number }).port}/hook`;
+  return r;
+}
+
+export async function run(args: BenchArgs): Promise<BenchResult> {
+  const nodes = opt(args, "nodes", 2);
+  const endpoints = opt(args, "endpoints", 2);
+  const accounts = opt(args, "accounts", 50);
+  const events = opt(args, "events", 20);
+  const failRate = opt(args, "fail-rate", 0.1);
+  const pollMs = opt(args, "poll-ms", 100);
+  const total = accounts * events;
+  const cluster = new BenchCluster({
+    WEBHOOK_POLL_MS: String(pollMs),
+    WEBHOOK_BACKOFF_BASE_MS: "50",
+    WEBHOOK_BACKOFF_MAX_MS: "400",
+    WEBHOOK_MAX_ATTEMPTS: "100",
+    WEBHOOK_CONCURRENCY: "32",
+    HEARTBEAT_INTERVAL_MS: "1000",
+    HEARTBEAT_TIMEOUT_MS: "3000",
+  });
+  let pub: ServiceBroker | undefined;
+  const receivers: Receiver[] = [];
+  try {
+    await cluster.startServers();
+    for (let i = 1; i <= nodes; i++) await cluster.startNode(`wh${i}`, ["webhooks"]);
+    pub = new ServiceBroker(
+      brokerOptions({
+        ...loadConfig(),
+        nodeId: "bench-publisher",
+        namespace: cluster.namespace,
+        natsUrl: cluster.natsUrl,
+        mongoUrl: cluster.mongoUrl,
+        logLevel: "warn",
+      }),
+    );
+    await pub.start();
+    await pub.waitForServices(["webhooks"], 30000);
+
+    const indexOf = new Map<string, number>();
+    for (let e = 0; e < endpoints; e++) {
+      const r = await startReceiver(failRate, indexOf);
+      receivers.push(r);
+      await pub.call("webhooks.create", { workspaceId: "bench", url: r.url, events: ["account.status"] });
+    }
+
+    // The ids the service will derive (src/webhooks/events.ts): read back from the receivers by
+    // matching `at`, which is unique per event here.
+    const sentAt = new Map<string, number>();
+    log(
+      `${nodes} webhooks nodes, ${endpoints} endpoints, ${accounts} accounts × ${events} events, fail rate ${failRate}`,
+    );
+    const { eventIdOf } = await import("../src/webhooks/events.ts");
+    const t0 = now();
+    for (let e = 0; e < events; e++) {
+      for (let a = 0; a < accounts; a++) {
+        const at = now();
+        const ev: AccountStatusEvent = {
+          accountId: `acc_${a}`,
+          workspaceId: "bench",
+          sessionId: `simulated_bench_${a}`,
+          status: e % 2 ? "connected" : "disconnected",
+          previousStatus: null,
+          node: "bench-worker",
+          epoch: 1,
+          at: new Date(at).toISOString(),
+        };
+        // A unique field per event: `at` has ms resolution only.
+        (ev as AccountStatusEvent & { n: number }).n = e;
+        const id = eventIdOf("account.status", ev);
+        indexOf.set(id, e);
+        sentAt.set(id, at);
+        await pub.broadcast("account.status", ev);
+      }
+    }
+    const publishMs = now() - t0;
+    const deadline = Date.now() + 120000;
+    while (receivers.some((r) => r.accepted.size < total) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const elapsedMs = now() - t0;
+
+    const latencies: number[] = [];
+    for (const r of receivers) for (const [id, t] of r.accepted) latencies.push(t - (sentAt.get(id) ?? t));
+    const client = await MongoClient.connect(cluster.mongoUrl);
+    const rows = await client.db().collection("webhook_outbox").countDocuments({});
+    await client.close();
+
+    const lost = receivers.reduce((n, r) => n + (total - r.accepted.size), 0);
+    const duplicates = receivers.reduce((n, r) => n + r.duplicates, 0);
+    const orderViolations = receivers.reduce((n, r) => n + r.orderViolations, 0);
+    const requests = receivers.reduce((n, r) => n + r.requests, 0);
+    const result: BenchResult = {
+      bench: "webhooks",
+      nodes,
+      endpoints,
+      accounts,
+      eventsPerAccount: events,
+      failRate,
+      pollMs,
+      published: total,
+      publishMs: Math.round(publishMs),
+      accepted: receivers.reduce((n, r) => n + r.accepted.size, 0),
+      requests,
+      lost,
+      duplicates,
+      orderViolations,
+      outboxRows: rows,
+      expectedOutboxRows: total * endpoints,
+      deliveriesPerSec: Math.round((total * endpoints * 1000) / elapsedMs),
+      latencyMs: summarize(latencies),
+      pass: lost === 0 && duplicates === 0 && orderViolations === 0 && rows === total * endpoints,
+    };
+    return result;
+  } finally {
+    await pub?.stop().catch(() => undefined);
+    for (const r of receivers) r.server.close();
+    await cluster.stop();
+  }
+}
