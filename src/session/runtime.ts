@@ -63,6 +63,8 @@ interface LiveSession {
   closed: boolean;
 }
 
+/** Grace beyond the engine's startup watchdog before the runtime gives up on a start that never returns. */
+const START_GRACE_MS = 1000;
 /** Ends after which the engine is gone; only a new start brings the account back. */
 const TERMINAL: ReadonlySet<AccountStatus> = new Set(["failed", "logged_out", "stopped"]);
 /** Failures no retry can fix: a person must rescan, so the account stops wanting to run. */
@@ -225,12 +227,35 @@ export class SessionRuntime {
       });
       s.engine = engine;
       s.unbind = bindEngineEvents(engine, (change) => void this.enqueue(s, change));
-      await engine.start();
+      if ((await this.startWithin(engine)) === "hung") {
+        // The engine's own watchdog should have fired; this backstop frees the start slot regardless.
+        if (!s.closed) {
+          const message = `Engine start did not return within ${this.startLimitMs()} ms`;
+          await this.enqueue(s, { kind: "status", status: "failed", reason: "startup_timeout", message });
+        }
+        return;
+      }
       if (s.closed) await engine.stop();
     } catch (err) {
       if (s.closed) return;
       const reason = failureReasonOf(err);
       await this.enqueue(s, { kind: "status", status: "failed", reason, message: (err as Error).message });
+    }
+  }
+
+  private startLimitMs(): number {
+    return (this.opts.engine.startupTimeoutMs ?? 60000) + START_GRACE_MS;
+  }
+
+  private async startWithin(engine: Engine): Promise<"started" | "hung"> {
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<"hung">((resolve) => {
+      timer = setTimeout(() => resolve("hung"), this.startLimitMs());
+    });
+    try {
+      return await Promise.race([engine.start().then(() => "started" as const), hung]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -295,6 +320,9 @@ export class SessionRuntime {
       if (change.reason) event.reason = change.reason;
       if (change.message) event.message = change.message;
       if (s.phoneNumber) event.phoneNumber = s.phoneNumber;
+      if (status === "failed")
+        this.opts.logger.warn(`Session ${s.accountId}: failed/${change.reason} (${change.message ?? ""})`);
+      else this.opts.logger.debug(`Session ${s.accountId}: ${previous} → ${status}`);
       await this.opts.broadcast("account.status", event);
     }
     if (qr) await this.opts.broadcast("account.qr", { ...this.ids(s), ...qr });

@@ -449,4 +449,34 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       assert.equal(maxInflight, 1);
     });
   });
+  describe("a start that never returns (START_CONCURRENCY=1, STARTUP_TIMEOUT_MS=300)", () => {
+    before(async () => {
+      // An engine whose start() hangs, like a browser that never comes up.
+      registerEngine(
+        "hung",
+        (opts) => {
+          const engine: Engine = createSimulatedEngine(opts);
+          engine.start = () => new Promise<void>(() => undefined);
+          return engine;
+        },
+        { simulate: true },
+      );
+      t = await setup({ startConcurrency: 1, startupTimeoutMs: 300, qr: { firstTtlMs: 10000 } });
+    });
+    after(teardown);
+
+    it("fails with startup_timeout and frees the start slot for the next account", async () => {
+      const hung: AccountView = await call("accounts.create", { workspaceId: "wh", engine: "hung" });
+      const next: AccountView = await call("accounts.create", { workspaceId: "wh" });
+      const failed = await waitFor(() => statusEvent(hung.id, "failed"), { what: "startup_timeout" });
+      assert.equal(failed.payload.reason, "startup_timeout");
+      await waitFor(() => statusEvent(next.id, "qr_scanning"), { what: "next account's QR" });
+      const local: any[] = await call("session.local", {}, { nodeID: "n1" });
+      assert.deepEqual(
+        local.map((l) => l.accountId),
+        [next.id],
+      );
+      assert.equal((await doc(t.db, hung.id))!.reason, "startup_timeout");
+    });
+  });
 });
