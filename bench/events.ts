@@ -12,10 +12,14 @@
 // - events/s delivered to sockets while messages flow.
 // - time to first QR: POST /api/v1/accounts → first account.qr of that account on a socket, with
 //   `inflight` creates in flight.
+// - the relay alone (phase 4, `--relay-rate` events/s for `--relay-seconds`): this process broadcasts
+//   stamped account.status events; latency to the sockets with no database write in the path.
+// Diagnostics: FerretDB update cost alone and `inflight`-concurrent, this process's event-loop delay,
+// the load average (the machine is shared).
 // Bars: relay p99 ≤ 50 ms with no loss; first QR p99 ≤ 250 ms.
 import { randomBytes } from "node:crypto";
 import { loadavg } from "node:os";
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { MongoClient } from "mongodb";
 import { ServiceBroker } from "moleculer";
 import { io as connectSocket, type Socket as ClientSocket } from "socket.io-client";
@@ -127,6 +131,9 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
   const messagesPerAccount = opt(args, "messages", 3);
   const adminKey = randomBytes(16).toString("hex");
   const loadAtStart = loadavg().map((x) => Math.round(x * 10) / 10);
+  // How late this process's own timers fire: the scheduling noise every latency here includes.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
 
   const cluster = new BenchCluster({
     ENGINE: "simulated",
@@ -194,6 +201,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
         RELAYED_EVENTS.map((event) => [
           event,
           (ctx: any) => {
+            if (typeof ctx.params?.benchSentAt === "number") return; // phase 4's own events
             const r = receipt(event, ctx.params, now());
             if (busReceipts.has(r.key)) return;
             busReceipts.set(r.key, r);
@@ -239,6 +247,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
     for (const ws of wsIds)
       keys.set(ws, (await rest("POST", `/api/v1/workspaces/${ws}/keys`, adminKey, {})).key);
 
+    const synthetic: { socket: number; key: string; latency: number }[] = [];
     const perSocket: { workspaceId: string; receipts: Receipt[]; snapshot: boolean }[] = [];
     const firstQrAt = new Map<string, number>();
     for (let i = 0; i < socketCount; i++) {
@@ -253,6 +262,14 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
       for (const event of RELAYED_EVENTS) {
         socket.on(event, (payload: any) => {
           const t = now();
+          if (typeof payload?.benchSentAt === "number") {
+            synthetic.push({
+              socket: i,
+              key: `${payload.accountId}|${payload.n}`,
+              latency: t - payload.benchSentAt,
+            });
+            return;
+          }
           state.receipts.push(receipt(event, payload, t));
           if (event === "account.qr" && !firstQrAt.has(payload.accountId))
             firstQrAt.set(payload.accountId, t);
@@ -316,6 +333,57 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
     const t4 = now();
     const msgSeconds = (t4 - t3) / 1000;
     const deliveredInPhase3 = total() - receiptsBefore;
+
+    // Phase 4: the relay alone, without the database in the path: this process broadcasts
+    // account.status events (stamped when sent) at a fixed rate; gateway → sockets as in production.
+    const relayOnly = await relayOnlyPhase();
+    async function relayOnlyPhase() {
+      const rate = opt(args, "relay-rate", 1000);
+      const seconds = opt(args, "relay-seconds", 5);
+      const count = rate * seconds;
+      const socketsOf = new Map<string, number>();
+      for (const s of perSocket) socketsOf.set(s.workspaceId, (socketsOf.get(s.workspaceId) ?? 0) + 1);
+      let expected = 0;
+      const started = now();
+      for (let n = 0; n < count; n++) {
+        const workspaceId = wsIds[n % wsIds.length];
+        expected += socketsOf.get(workspaceId) ?? 0;
+        void observer!.broadcast("account.status", {
+          accountId: `syn_${n % accounts}`,
+          workspaceId,
+          sessionId: "synthetic",
+          status: "connected",
+          previousStatus: "connected",
+          node: "bench",
+          epoch: 0,
+          at: new Date().toISOString(),
+          n,
+          benchSentAt: now(),
+        });
+        // Pace: sleep whenever we are ahead of the schedule.
+        const ahead = started + ((n + 1) / rate) * 1000 - now();
+        if (ahead > 1) await new Promise((r) => setTimeout(r, ahead));
+      }
+      const sentSeconds = (now() - started) / 1000;
+      await waitUntil("the synthetic events on every socket", () => synthetic.length >= expected, 30000);
+      const seen = new Set<string>();
+      let duplicates = 0;
+      for (const r of synthetic) {
+        const k = `${r.socket}|${r.key}`;
+        if (seen.has(k)) duplicates++;
+        seen.add(k);
+      }
+      return {
+        sent: count,
+        rate,
+        expectedDeliveries: expected,
+        delivered: synthetic.length,
+        missing: expected - seen.size,
+        duplicates,
+        latencyMs: summarize(synthetic.map((r) => r.latency)),
+        deliveriesPerSecond: Math.round(synthetic.length / sentSeconds),
+      };
+    }
 
     // Verdicts.
     const byWorkspace = new Map<string, Receipt[]>();
@@ -390,6 +458,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
       },
       relayLatencyMs: relay,
       dbUpdateMs: dbWriteMs,
+      relayOnly,
       relayBreakdownMs: { engineToBus: summarize(engineToBus), busToSocket: summarize(busToSocket) },
       eventsPerSecond: Math.round(deliveredInPhase3 / msgSeconds),
       firstQrMs: qr,
@@ -397,6 +466,11 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
       createsPerSecond: Math.round(ids.length / createSeconds),
       // This machine is shared: the load average says how much of the latency is other work.
       loadAverage: { atStart: loadAtStart, atEnd: loadavg().map((x) => Math.round(x * 10) / 10) },
+      benchEventLoopDelayMs: {
+        p50: Math.round(loopDelay.percentile(50) / 1e5) / 10,
+        p99: Math.round(loopDelay.percentile(99) / 1e5) / 10,
+        max: Math.round(loopDelay.max / 1e5) / 10,
+      },
       bars: {
         relayP99Ms: RELAY_P99_BAR_MS,
         firstQrP99Ms: FIRST_QR_P99_BAR_MS,
