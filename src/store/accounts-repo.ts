@@ -57,12 +57,12 @@ export class AccountsRepo {
 
   /** Stamps one account with `fence` unless a newer owner holds it; returns the document, or null. */
   async claim(id: string, fence: Fence): Promise<AccountDoc | null> {
-    const res = await this.col.updateOne(
+    // One round trip; no projection (FerretDB's findOneAndUpdate rejects one).
+    return this.col.findOneAndUpdate(
       { _id: id, ...claimable(fence) },
       { $set: { node: fence.node, epoch: fence.epoch } },
+      { returnDocument: "after" },
     );
-    if (res.matchedCount !== 1) return null;
-    return this.col.findOne({ _id: id, node: fence.node, epoch: fence.epoch });
   }
 
   /** Stamps every account of the workspace that `fence` may take (a new owner after a claim). */
