@@ -177,9 +177,10 @@
 
   function setQr(accountId, qr) {
     if (!qr || !qr.dataUrl) return;
-    state.qrs.set(accountId, qr);
     const account = state.accounts.get(accountId);
+    // A late QR of a session that already moved on (connected, failed…) is of no use.
     if (account && account.status !== "qr_scanning" && account.status !== "initializing") return;
+    state.qrs.set(accountId, qr);
     if (account) account.status = "qr_scanning";
     renderAccount(accountId);
     if (state.dialogAccountId === accountId) renderDialog();
@@ -251,11 +252,11 @@
     if (a.status === "failed" || a.status === "logged_out" || a.status === "stopped") actions.push("restart");
     actions.push("remove");
     const cell = row.querySelector(".row-actions");
-    const signature = actions.join(",");
+    const label = accountLabel(a);
+    const signature = `${actions.join(",")}|${label}`;
     if (cell.dataset.actions !== signature) {
       cell.dataset.actions = signature;
       cell.replaceChildren();
-      const label = accountLabel(a);
       if (actions.includes("qr"))
         cell.append(actionButton("Show QR", `Show QR code of ${label}`, () => openDialog(id)));
       if (actions.includes("restart"))
@@ -689,6 +690,8 @@
     target.focus();
   });
   el.qrRetry.addEventListener("click", () => {
+    // The button hides itself once the session restarts: keep keyboard focus inside the dialog.
+    el.qrClose.focus();
     if (state.dialogAccountId) restartAccount(state.dialogAccountId, false);
   });
   el.clusterRefresh.addEventListener("click", loadCluster);

@@ -133,24 +133,37 @@ describe("dashboard (headless Chromium, real cluster)", function () {
       () => sb.rest("GET", `/api/v1/cluster/placement/${ws}`, sb.adminKey).catch(() => null),
       { what: `workspace ${ws} to be placed` },
     );
+    // Sessions per node come from the liveness leases: wait until the owner's counts the new session.
+    type NodeItem = { nodeId: string; sessions: number; capacity: number; worker: boolean };
+    const nodesNow = async () =>
+      (await sb.rest<{ items: NodeItem[] }>("GET", "/api/v1/cluster/nodes", sb.adminKey)).items;
+    await waitFor(
+      async () => ((await nodesNow()).find((n) => n.nodeId === placement.node)?.sessions ?? 0) >= 1,
+      {
+        what: "the owner's lease to count the session",
+      },
+    );
+    const expected = await nodesNow();
 
     const page = await browser.newPage();
     await page.setViewport({ width: 1100, height: 760 });
     await signIn(page, sb.baseUrl, sb.adminKey);
     await page.waitForSelector('#cluster:not([hidden])[data-loaded="true"]');
-    const nodes = await page.$$eval("#nodes-body tr", (rows) =>
-      rows.map((r) => (r as HTMLElement).dataset.nodeId),
+    const rows = await page.$$eval("#nodes-body tr", (trs) =>
+      trs.map((tr) => ({
+        node: (tr as HTMLElement).dataset.nodeId,
+        sessions: (tr.querySelector("td:nth-of-type(4)")?.textContent ?? "").trim(),
+      })),
     );
-    assert.deepEqual(nodes, ["worker-1", "worker-2", "gateway"], "workers first, then the gateway");
-    // Sessions per node come from the liveness records; wait for the owner's to count the new session.
-    await page.waitForFunction(
-      (node) => {
-        const cell = document.querySelector(`#nodes-body tr[data-node-id="${node}"] td:nth-of-type(4)`);
-        return cell && /^[1-9]\d* \//.test(cell.textContent ?? "");
-      },
-      { timeout: 15000 },
-      placement.node,
+    assert.deepEqual(
+      rows.map((r) => r.node),
+      ["worker-1", "worker-2", "gateway"],
+      "workers first, then the gateway",
     );
+    for (const row of rows) {
+      const node = expected.find((n) => n.nodeId === row.node)!;
+      assert.equal(row.sessions, node.worker ? `${node.sessions} / ${node.capacity}` : "not a worker");
+    }
     assert.equal(await page.$eval("#workspace", (el) => (el as HTMLElement).hidden), true);
 
     await page.type("#placement-ws", ws);
@@ -209,6 +222,12 @@ describe("dashboard: a failed connection shows its reason in words", function ()
     assert.equal(await page.$eval("#qr-dialog", (d) => (d as HTMLDialogElement).open), true);
     assert.equal(await page.$eval("#qr-retry", (b) => (b as HTMLElement).hidden), false);
     await screenshot(page, "6-failed-qr-timeout");
+    // "Try again" restarts the session: a fresh QR, the error gone.
+    await page.click("#qr-retry");
+    await page.waitForSelector(
+      '#qr-frame[data-state="qr_scanning"] #qr-image:not([hidden])[src^="data:image/png"]',
+    );
+    assert.equal(await text(page, "#qr-error"), "");
     // Keyboard: Escape closes the dialog and focus goes back to where it was.
     await page.keyboard.press("Escape");
     await page.waitForSelector("#qr-dialog:not([open])");

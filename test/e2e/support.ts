@@ -59,6 +59,7 @@ export async function startSwitchboard(opts: SwitchboardOptions = {}): Promise<R
     await waitFor(
       async () => {
         for (const worker of workers) {
+          if (!gateway.registry.services.has("session", worker.nodeID)) return false;
           const nodes = (await gateway.call(CLUSTER_ACTIONS.nodes, {}, { nodeID: worker.nodeID })) as {
             items: { nodeId: string; worker?: boolean }[];
           };
