@@ -3,7 +3,10 @@
 // Modes:
 //   "qr"   — a page that imitates the few WhatsApp Web modules whatsapp-web.js 1.34.7 touches on its
 //            QR path (Debug.VERSION, WAWebSocketModel, WAWebConnModel, the registration keys, the
-//            pairing-code API), so the real library emits real `qr` and `code` events;
+//            pairing-code API), so the real library emits real `qr` and `code` events. The test plays
+//            the phone with `command()`: `scan` links the page (kept in its localStorage, so a restored
+//            profile comes back linked), `message`, `disconnect` (TIMEOUT, then CONNECTED) and `logout`
+//            (navigates to ?post_logout=1, as WhatsApp Web does);
 //   "hang" — accepts connections and never answers (a start that never finishes loading).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -17,8 +20,18 @@ export interface StandinOptions {
   rotateMs?: number;
 }
 
+export type StandinCommand =
+  | { type: "scan"; phoneNumber: string; pushName: string }
+  | { type: "message"; from: string; text: string }
+  | { type: "disconnect" }
+  | { type: "logout" };
+
 export interface Standin {
   port: number;
+  /** Sends a command to every page connected to the stand-in (the phone's side). */
+  command(cmd: StandinCommand): void;
+  /** Pages listening for commands right now. */
+  readonly listeners: number;
   /** Chromium flags routing web.whatsapp.com to the stand-in. */
   chromiumArgs: string[];
   /** Pages served so far. */
@@ -38,6 +51,9 @@ function pageScript(rotateMs: number): string {
   }
   const bytes = (n) => crypto.getRandomValues(new Uint8Array(n));
   const b64 = (u8) => btoa(String.fromCharCode(...u8));
+  const LINK_KEY = "standin-linked";
+  const me = () => JSON.parse(localStorage.getItem(LINK_KEY) || "null");
+  const wid = (user) => ({ server: "c.us", user, _serialized: user + "@c.us" });
   const Socket = new Emitter();
   Socket.state = "OPENING";
   Socket.logout = () => {};
@@ -46,11 +62,15 @@ function pageScript(rotateMs: number): string {
   Cmd.refreshQR = () => rotate();
   const Conn = new Emitter();
   Conn.ref = "2@" + b64(bytes(30));
-  Conn.serialize = () => ({ pushname: "Stand-in", platform: "android" });
+  Conn.serialize = () => ({ pushname: me() ? me().pushName : undefined, platform: "android" });
   const rotate = () => { Conn.ref = "2@" + b64(bytes(30)); Conn.emit("change:ref", Conn, Conn.ref); };
   const noise = { staticKeyPair: { pubKey: bytes(32) } };
   const identity = { identityKeyPair: { pubKey: bytes(32) } };
   const adv = b64(bytes(32));
+  const Msg = new Emitter();
+  Msg.get = () => undefined;
+  const Chat = new Emitter();
+  Chat.get = () => undefined;
   const modules = {
     WAWebSocketModel: { Socket },
     WAWebCmd: { Cmd },
@@ -72,13 +92,66 @@ function pageScript(rotateMs: number): string {
     WAWebSignalStoreApi: { waSignalStore: { getRegistrationInfo: async () => identity } },
     WAWebUserPrefsMultiDevice: { getADVSecretKey: () => adv },
     WAWebMiscBrowserUtils: { info: () => ({ os: "Linux", name: "Chrome" }) },
+    WAWebUserPrefsMeUser: {
+      getMaybeMePnUser: () => (me() ? wid(me().phoneNumber) : undefined),
+      getMaybeMeLidUser: () => undefined,
+    },
+    WAWebCollections: { Msg, Chat },
+    WAWebSyncGatingUtils: {},
+    WALinkify: { findLinks: () => [], findLink: () => null },
   };
-  window.require = (name) => {
-    if (!(name in modules)) throw new Error("the stand-in has no module " + name);
-    return modules[name];
+  // Modules the stand-in lacks are absent, as optional ones are in WhatsApp Web.
+  window.require = (name) => modules[name];
+  /** Linked: whatsapp-web.js loads its utilities once it sees the app synced. */
+  const synced = () => {
+    const t = setInterval(() => {
+      if ((Socket.handlers["change:hasSynced"] || []).length) {
+        clearInterval(t);
+        Socket.emit("change:hasSynced");
+      }
+    }, 50);
+  };
+  const commands = {
+    scan({ phoneNumber, pushName }) {
+      localStorage.setItem(LINK_KEY, JSON.stringify({ phoneNumber, pushName }));
+      const open = indexedDB.open("wawc", 1); // WhatsApp keeps its keys in IndexedDB
+      open.onupgradeneeded = () => open.result.createObjectStore("keys");
+      open.onsuccess = () => {
+        const tx = open.result.transaction("keys", "readwrite");
+        tx.objectStore("keys").put(b64(bytes(64)), "noise");
+      };
+      setState("CONNECTED");
+      synced();
+    },
+    message({ from, text }) {
+      const id = "3EB0" + Array.from(bytes(8), (b) => b.toString(16).padStart(2, "0")).join("").toUpperCase();
+      const remote = from + "@c.us";
+      const data = {
+        id: { fromMe: false, remote, id, _serialized: "false_" + remote + "_" + id },
+        body: text, type: "chat", t: Math.floor(Date.now() / 1000), from: remote, to: me().phoneNumber + "@c.us",
+      };
+      Msg.emit("add", { isNewMsg: true, type: "chat", body: text, serialize: () => ({ ...data }) });
+    },
+    disconnect() {
+      setState("TIMEOUT");
+      setTimeout(() => setState("CONNECTED"), 300);
+    },
+    logout() {
+      localStorage.removeItem(LINK_KEY);
+      location.href = "/?post_logout=1";
+    },
+  };
+  new EventSource("/standin/events").onmessage = (e) => {
+    const cmd = JSON.parse(e.data);
+    commands[cmd.type](cmd);
   };
   window.Debug = { VERSION: "2.3000.0-standin" };
-  setTimeout(() => setState("UNPAIRED"), 50);
+  setTimeout(() => {
+    if (me()) {
+      setState("CONNECTED");
+      synced();
+    } else setState("UNPAIRED");
+  }, 50);
   setInterval(rotate, ${rotateMs});
 })();`;
 }
@@ -115,11 +188,30 @@ export async function startWhatsappStandin(opts: StandinOptions): Promise<Standi
   const html = `<!doctype html><html><head><title>WhatsApp</title></head><body>
 <div id="app"></div><script>${pageScript(opts.rotateMs ?? 60000)}</script></body></html>`;
   const held = new Set<import("node:http").ServerResponse>();
-  const standin = { port: 0, chromiumArgs: [] as string[], served: 0, close: async () => {} };
+  const streams = new Set<import("node:http").ServerResponse>();
+  const standin: Standin = {
+    port: 0,
+    chromiumArgs: [],
+    served: 0,
+    get listeners() {
+      return streams.size;
+    },
+    command(cmd) {
+      for (const res of streams) res.write(`data: ${JSON.stringify(cmd)}\n\n`);
+    },
+    close: async () => {},
+  };
   const server: Server = createServer(selfSignedCertificate(), (req, res) => {
     if (opts.mode === "hang") {
       held.add(res); // never answered
       res.on("close", () => held.delete(res));
+      return;
+    }
+    if (req.url === "/standin/events") {
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store" });
+      res.write(": connected\n\n");
+      streams.add(res);
+      res.on("close", () => streams.delete(res));
       return;
     }
     if (req.url === "/" || req.url?.startsWith("/?")) {
@@ -138,7 +230,7 @@ export async function startWhatsappStandin(opts: StandinOptions): Promise<Standi
     "--ignore-certificate-errors",
   ];
   standin.close = async () => {
-    for (const res of held) res.destroy();
+    for (const res of [...held, ...streams]) res.destroy();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };

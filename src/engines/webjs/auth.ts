@@ -158,6 +158,8 @@ export class ProfileAuthStrategy extends BaseAuthStrategy {
   async logout(): Promise<void> {
     this.loggedOut = true;
     this.stopPeriodicSave();
+    // A save already uploading would otherwise land after the delete and resurrect the state.
+    await this.saving.catch(() => undefined);
     await this.opts.authStore.delete(this.opts.sessionId);
   }
 }

@@ -80,9 +80,13 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
 
   function makeEngine(
     tuning: WebjsTuning = {},
-    opts: { startupTimeoutMs?: number; qr?: { firstTtlMs: number; refreshMs: number; max: number } } = {},
+    opts: {
+      startupTimeoutMs?: number;
+      qr?: { firstTtlMs: number; refreshMs: number; max: number };
+      sessionId?: string;
+    } = {},
   ) {
-    const sessionId = `s${randomBytes(4).toString("hex")}`;
+    const sessionId = opts.sessionId ?? `s${randomBytes(4).toString("hex")}`;
     const engine = new WebjsEngine({
       accountId: `a-${sessionId}`,
       workspaceId: "ws-webjs",
@@ -335,6 +339,76 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       await first("logged_out");
       assert.equal(await store.has(sessionId), false);
       assert.deepEqual(processesMentioning(engine.userDataDir), []);
+    });
+  });
+
+  describe("a linked device, the phone played through the stand-in", () => {
+    it("scan → authenticated → ready({phoneNumber, pushName}), auth state saved; messages; a transient drop reconnects", async () => {
+      const s = await standin("qr");
+      const { engine, seen, first, sessionId } = makeEngine({ chromiumArgs: s.chromiumArgs });
+      await engine.start();
+      await first("qr");
+      s.command({ type: "scan", phoneNumber: "4915112345678", pushName: "Ann" });
+      const ready = await first("ready");
+      assert.deepEqual(ready.args[0], { phoneNumber: "4915112345678", pushName: "Ann" });
+      assert.deepEqual(
+        seen.map((e) => e.event),
+        ["qr", "authenticated", "ready"],
+      );
+      const store = new GridFsAuthStore(db);
+      await waitFor(() => store.has(sessionId), { what: "the auth state saved after ready" });
+
+      s.command({ type: "message", from: "4915199999999", text: "hello" });
+      const msg = (await first("message")).args[0] as any;
+      assert.equal(msg.from, "4915199999999@c.us");
+      assert.equal(msg.to, "4915112345678@c.us");
+      assert.equal(msg.text, "hello");
+      assert.match(msg.id, /^false_4915199999999@c\.us_3EB0/);
+      assert.ok(Math.abs(msg.timestamp - Date.now() / 1000) < 60, "timestamp in seconds");
+
+      seen.length = 0;
+      s.command({ type: "disconnect" });
+      await waitFor(() => seen.some((e) => e.event === "ready"), { what: "ready again" });
+      assert.deepEqual(
+        seen.map((e) => [e.event, e.args[0]]),
+        [
+          ["disconnected", "TIMEOUT"],
+          ["ready", { phoneNumber: "4915112345678", pushName: "Ann" }],
+        ],
+      );
+      await engine.flushAuthState();
+      assert.ok(await store.has(sessionId));
+    });
+
+    it("a stop saves the profile; a new engine restores it and connects without a QR; the phone's logout ends it", async () => {
+      const s = await standin("qr");
+      const a = makeEngine({ chromiumArgs: s.chromiumArgs });
+      await a.engine.start();
+      await a.first("qr");
+      s.command({ type: "scan", phoneNumber: "15550001234", pushName: "Bob" });
+      await a.first("ready");
+      await a.engine.stop();
+      assert.deepEqual(processesMentioning(a.engine.userDataDir), []);
+      assert.equal(existsSync(a.engine.userDataDir), false);
+
+      // Same session on a "new node": a fresh engine, nothing on disk, only the AuthStore.
+      const store = new GridFsAuthStore(db);
+      assert.ok(await store.has(a.sessionId));
+      const b = makeEngine({ chromiumArgs: s.chromiumArgs }, { sessionId: a.sessionId });
+      await b.engine.start();
+      const readyB = await b.first("ready");
+      assert.deepEqual(
+        b.seen.map((e) => e.event),
+        ["authenticated", "ready"],
+        "restored: no QR",
+      );
+      assert.deepEqual(readyB.args[0], { phoneNumber: "15550001234", pushName: "Bob" });
+
+      s.command({ type: "logout" }); // the phone unlinks the device
+      const loggedOut = await b.first("logged_out");
+      assert.equal(loggedOut.alive, 0, "nothing runs once logged_out is emitted");
+      assert.equal(await store.has(a.sessionId), false, "auth state deleted");
+      assert.equal(b.engine.status, "stopped");
     });
   });
 
