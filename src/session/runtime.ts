@@ -124,6 +124,7 @@ export class SessionRuntime {
 
   /** Stops the engine; `persist: false` (shutdown, fencing) writes and broadcasts nothing. */
   async stop(accountId: string, { persist = true } = {}): Promise<AccountStatus | null> {
+    await this.opened(accountId);
     const s = this.sessions.get(accountId);
     if (!s) return null;
     this.detach(s);
@@ -135,6 +136,7 @@ export class SessionRuntime {
 
   /** Unlinks the device: auth state deleted, account `logged_out`. Null when not running here. */
   async logout(accountId: string): Promise<AccountStatus | null> {
+    await this.opened(accountId);
     const s = this.sessions.get(accountId);
     if (!s) return null;
     if (s.engine) await s.engine.logout();
@@ -181,6 +183,11 @@ export class SessionRuntime {
   }
 
   // ---- opening and launching ----
+
+  /** Waits for a start of the account still claiming (so a stop right after a start stops it). */
+  private async opened(accountId: string): Promise<void> {
+    await this.opening.get(accountId)?.catch(() => undefined);
+  }
 
   private async open(doc: AccountDoc): Promise<LocalSessionInfo> {
     resolveEngine(doc.engine);
