@@ -120,6 +120,12 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     await page.waitForSelector(`${row} .status[data-status="logged_out"]`);
     assert.equal(await text(page, "#accounts-notice"), "Sales phone was logged out by the phone.");
     assert.ok(await page.$(`${row} button[aria-label="Restart Sales phone"]`), "a way to reconnect it");
+
+    // The key lives in this tab's sessionStorage: a reload opens the workspace again, from the snapshot.
+    await page.reload({ waitUntil: "load" });
+    await page.waitForSelector('#connection[data-state="live"]');
+    await page.waitForSelector(`${row} .status[data-status="logged_out"]`);
+    assert.equal(await page.$eval("#sign-in", (el) => (el as HTMLElement).hidden), true);
     assert.deepEqual(pageErrors, []);
     await page.close();
   });
