@@ -144,7 +144,9 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     qr: {
       params: { workspaceId, id },
       async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<QrView> {
-        await this.ownAccount(ctx.params);
+        // No read here: session.qr answers only for an account of this workspace (from the owner's
+        // runtime, else the account record; another workspace's account is a 404 there). The hot
+        // path of GET …/qr (bench/routing).
         return ctx.call("session.qr", sessionParams(ctx.params));
       },
     },

@@ -137,6 +137,13 @@ const SessionService: ServiceSchema<
       strategy: WORKSPACE_SHARD,
       params: { workspaceId, accountId },
       async handler(this: SessionThis, ctx: Context<SessionParams>): Promise<QrView> {
+        // Fast path, no database read: this node owns the workspace and runs the account, whose
+        // workspace the runtime knows (tenancy holds). The hot path of GET …/qr (bench/routing).
+        const running = this.runtime.info(ctx.params.accountId);
+        if (running?.workspaceId === ctx.params.workspaceId && (await this.routeToOwner(ctx)) === null) {
+          const live = this.runtime.qr(running.accountId);
+          if (live) return live;
+        }
         return this.onOwner(ctx, async (doc) => {
           const qr = this.runtime.qr(doc._id);
           if (!qr) {
