@@ -1,0 +1,195 @@
+// Helpers of the failover specs and bench: connected accounts on a chosen worker, an event recorder,
+// and a sampler that polls every node's `session.local` and counts sessions seen on two nodes at once.
+import type { ServiceBroker, ServiceSchema } from "moleculer";
+import type { PingResult } from "../../../mixins/placement.mixin.ts";
+import type { AccountView } from "../../../src/accounts/types.ts";
+import { waitFor } from "../../support/wait.ts";
+
+export interface Recorded {
+  event: string;
+  at: number;
+  payload: any;
+}
+
+/** A service recording account.status / account.qr events with their arrival time. */
+export function recorder(into: Recorded[]): ServiceSchema {
+  const on = (event: string) => (ctx: any) => void into.push({ event, at: Date.now(), payload: ctx.params });
+  return {
+    name: "recorder",
+    events: { "account.status": on("account.status"), "account.qr": on("account.qr") },
+  };
+}
+
+export async function inParallel<T>(
+  items: T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  const queue = [...items];
+  await Promise.all(
+    Array.from({ length: Math.min(limit, queue.length) }, async () => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
+    }),
+  );
+}
+
+export interface LocalSession {
+  accountId: string;
+  workspaceId: string;
+  status: string;
+  node: string;
+  epoch: number;
+}
+
+/** True once `nodeId` would broadcast account.status to `broker` (it has learnt the recorder). */
+export async function knowsRecorder(broker: ServiceBroker, nodeId: string): Promise<boolean> {
+  const events = (await broker.call(
+    "$node.events",
+    { onlyAvailable: true, withEndpoints: true },
+    { nodeID: nodeId, timeout: 2000 },
+  )) as { name: string; endpoints?: { nodeID: string }[] }[];
+  const status = events.find((e) => e.name === "account.status");
+  return status?.endpoints?.some((e) => e.nodeID === broker.nodeID) ?? false;
+}
+
+/** `session.local` of one node, or null when it does not answer quickly (stopped, frozen, partitioned). */
+export async function localOf(
+  broker: ServiceBroker,
+  nodeId: string,
+  timeout = 1500,
+): Promise<LocalSession[] | null> {
+  try {
+    return (await broker.call("session.local", {}, { nodeID: nodeId, timeout })) as LocalSession[];
+  } catch {
+    return null;
+  }
+}
+
+/** Places fresh workspaces until `count` of them are owned by `nodeId` (others stay placed, empty). */
+export async function workspacesOn(
+  broker: ServiceBroker,
+  nodeId: string,
+  count: number,
+  prefix: string,
+): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; out.length < count; i++) {
+    if (i > count * 40) throw new Error(`could not place ${count} workspaces on ${nodeId}`);
+    const ws = `${prefix}-${i}`;
+    const res = (await broker.call("session.ping", { workspaceId: ws })) as PingResult;
+    if (res.node === nodeId) out.push(ws);
+  }
+  return out;
+}
+
+/** Creates `perWorkspace` simulated accounts in each workspace, scans them, waits until connected
+ * (watching the broadcast status events in `events`, not polling the database). */
+export async function connectedAccounts(
+  broker: ServiceBroker,
+  events: Recorded[],
+  workspaces: string[],
+  perWorkspace: number,
+): Promise<AccountView[]> {
+  const jobs = workspaces.flatMap((ws) => Array.from({ length: perWorkspace }, () => ws));
+  const accounts: AccountView[] = [];
+  const reached = (id: string, status: string) =>
+    events.some(
+      (e) => e.event === "account.status" && e.payload.accountId === id && e.payload.status === status,
+    );
+  await inParallel(jobs, 10, async (ws) => {
+    const acc = (await broker.call("accounts.create", {
+      workspaceId: ws,
+      engine: "simulated",
+    })) as AccountView;
+    await waitFor(() => reached(acc.id, "qr_scanning"), { what: `${acc.id} to show a QR`, timeoutMs: 30000 });
+    await broker.call("accounts.simulate", { workspaceId: ws, id: acc.id, action: "scan" });
+    await waitFor(() => reached(acc.id, "connected"), { what: `${acc.id} connected`, timeoutMs: 30000 });
+    accounts.push(acc);
+  });
+  return accounts;
+}
+
+/**
+ * Polls `session.local` on `nodes` every `intervalMs`; for each sample, an account listed by two nodes
+ * is a duplicate. Keeps, per account, where it was last seen and when it was first seen connected on a
+ * node other than `from`.
+ */
+export class Sampler {
+  duplicates: string[] = [];
+  samples = 0;
+  readonly lastSeen = new Map<string, { node: string; status: string }>();
+  readonly firstConnectedElsewhere = new Map<string, number>();
+  private running = false;
+  private loop?: Promise<void>;
+
+  constructor(
+    private readonly broker: ServiceBroker,
+    readonly nodes: () => string[],
+    private readonly from?: string,
+    private readonly intervalMs = 100,
+  ) {}
+
+  start(): this {
+    this.running = true;
+    this.loop = (async () => {
+      while (this.running) {
+        const nodes = this.nodes();
+        const lists = await Promise.all(nodes.map((n) => localOf(this.broker, n, 1000)));
+        const now = Date.now();
+        const where = new Map<string, string>();
+        lists.forEach((list, i) => {
+          for (const s of list ?? []) {
+            const other = where.get(s.accountId);
+            if (other && other !== nodes[i])
+              this.duplicates.push(`${s.accountId} on ${other} and ${nodes[i]}`);
+            where.set(s.accountId, nodes[i]);
+            this.lastSeen.set(s.accountId, { node: nodes[i], status: s.status });
+            if (
+              s.status === "connected" &&
+              nodes[i] !== this.from &&
+              !this.firstConnectedElsewhere.has(s.accountId)
+            ) {
+              this.firstConnectedElsewhere.set(s.accountId, now);
+            }
+          }
+        });
+        this.samples++;
+        await new Promise((r) => setTimeout(r, this.intervalMs));
+      }
+    })();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+}
+
+/** Where each account runs now, over every node: accountId → [node, status][] (should be one each). */
+export async function placementOfAccounts(
+  broker: ServiceBroker,
+  nodes: string[],
+): Promise<Map<string, { node: string; status: string }[]>> {
+  const out = new Map<string, { node: string; status: string }[]>();
+  const lists = await Promise.all(nodes.map((n) => localOf(broker, n)));
+  lists.forEach((list, i) => {
+    for (const s of list ?? [])
+      out.set(s.accountId, [...(out.get(s.accountId) ?? []), { node: nodes[i], status: s.status }]);
+  });
+  return out;
+}
+
+/** True when every account runs connected on exactly one of `nodes` (never `except`). */
+export async function allConnectedOnce(
+  broker: ServiceBroker,
+  nodes: string[],
+  accountIds: string[],
+  except?: string,
+): Promise<boolean> {
+  const where = await placementOfAccounts(broker, nodes);
+  return accountIds.every((id) => {
+    const w = where.get(id);
+    return w?.length === 1 && w[0].status === "connected" && w[0].node !== except;
+  });
+}

@@ -1,0 +1,291 @@
+// Failover, drain and restarts with real worker PROCESSES (`tsx scripts/node.ts`) on a nats-server and
+// FerretDB of this spec's own (fixed ports, so each can be restarted in place). Throughout, every node's
+// session list is polled: a session seen on two nodes in one sample fails the test.
+import { strict as assert } from "node:assert";
+import type { ServiceBroker } from "moleculer";
+import AccountsService from "../../../services/accounts.service.ts";
+import type { AccountView } from "../../../src/accounts/types.ts";
+import type { NodeRecord } from "../../../src/sharding/liveness.ts";
+import { placementOf } from "../../../src/sharding/placement.ts";
+import { ProcessCluster } from "../../support/process-cluster.ts";
+import { waitFor } from "../../support/wait.ts";
+import {
+  allConnectedOnce,
+  connectedAccounts,
+  knowsRecorder,
+  localOf,
+  recorder,
+  Sampler,
+  workspacesOn,
+  type Recorded,
+} from "./failover-support.ts";
+
+const WORKERS = ["w1", "w2", "w3", "w4"];
+
+describe("placement: failover, drain and restarts with worker processes", function () {
+  this.timeout(180000);
+  let pc: ProcessCluster;
+  let obs: ServiceBroker;
+  const events: Recorded[] = [];
+  const all: AccountView[] = [];
+  let running = [...WORKERS];
+
+  const ids = () => all.map((a) => a.id);
+  const qrsSince = (mark: number, accountIds: Set<string>) =>
+    events.slice(mark).filter((e) => e.event === "account.qr" && accountIds.has(e.payload.accountId));
+
+  async function workersSeen(expected: string[]) {
+    await waitFor(
+      () => {
+        const live = placementOf(obs)!.mirror.liveNodes();
+        return (
+          expected.every((n) => live.has(n) && !live.get(n)!.draining) &&
+          expected.every((n) => obs.registry.nodes.get(n)?.available)
+        );
+      },
+      { what: `workers ${expected} to be live`, timeoutMs: 30000 },
+    );
+    // Their broadcasts must reach the recorder here before the test counts on them.
+    await waitFor(
+      async () => (await Promise.all(expected.map((n) => knowsRecorder(obs, n)))).every(Boolean),
+      {
+        what: "every worker to know the recorder",
+        timeoutMs: 30000,
+        intervalMs: 200,
+      },
+    );
+  }
+
+  before(async function () {
+    this.timeout(180000);
+    pc = new ProcessCluster();
+    await pc.startServers();
+    await Promise.all(WORKERS.map((id) => pc.startWorker(id)));
+    obs = await pc.observer("obs", [AccountsService, recorder(events)]);
+    await workersSeen(WORKERS);
+  });
+
+  after(async function () {
+    this.timeout(60000);
+    await pc?.stop();
+  });
+
+  it("SIGKILL of a worker with 100 connected sessions: all connected on survivors, no QR, never twice", async () => {
+    const wss = await workspacesOn(obs, "w1", 25, "kill");
+    const accounts = await connectedAccounts(obs, events, wss, 4);
+    all.push(...accounts);
+    assert.equal((await localOf(obs, "w1"))!.length, 100);
+    const moved = new Set(accounts.map((a) => a.id));
+    const mark = events.length;
+    const survivors = WORKERS.filter((n) => n !== "w1");
+    const sampler = new Sampler(obs, () => survivors, "w1").start();
+    const killedAt = Date.now();
+    pc.kill("w1", "SIGKILL");
+    running = survivors;
+    try {
+      await waitFor(() => allConnectedOnce(obs, survivors, [...moved], "w1"), {
+        what: "w1's 100 sessions connected on survivors",
+        timeoutMs: 30000,
+        intervalMs: 100,
+      });
+    } finally {
+      await sampler.stop();
+    }
+    assert.deepEqual(sampler.duplicates, []);
+    assert.deepEqual(qrsSince(mark, moved), [], "a moved session asked for a QR");
+    const perNode = new Map<string, number>();
+    for (const id of moved) {
+      const node = sampler.lastSeen.get(id)!.node;
+      perNode.set(node, (perNode.get(node) ?? 0) + 1);
+    }
+    assert.equal(perNode.size, 3, `w1's sessions spread over the 3 survivors: ${[...perNode]}`);
+    const times = [...sampler.firstConnectedElsewhere.values()]
+      .map((t) => t - killedAt)
+      .sort((a, b) => a - b);
+    console.log(`      failover: ${times.length} sessions, max ${times.at(-1)} ms after SIGKILL`);
+    for (const a of accounts) {
+      const v = (await obs.call("accounts.get", { workspaceId: a.workspaceId, id: a.id })) as AccountView;
+      assert.equal(v.status, "connected");
+      assert.notEqual(v.node, "w1");
+    }
+    // w1 comes back (empty: a join moves no live workspace).
+    await pc.startWorker("w1");
+    running = [...WORKERS];
+    await workersSeen(WORKERS);
+    assert.equal((await localOf(obs, "w1"))!.length, 0);
+  });
+
+  it("drain hands every workspace to its next owner: the node ends with zero, none failed, none twice", async () => {
+    const have = (await localOf(obs, "w2"))!.length;
+    if (have < 100) {
+      all.push(
+        ...(await connectedAccounts(
+          obs,
+          events,
+          await workspacesOn(obs, "w2", Math.ceil((100 - have) / 4), "drain"),
+          4,
+        )),
+      );
+    }
+    const onW2 = (await localOf(obs, "w2"))!.map((s) => s.accountId);
+    assert.ok(onW2.length >= 100, `w2 hosts ${onW2.length}`);
+    const mark = events.length;
+    const others = WORKERS.filter((n) => n !== "w2");
+    const sampler = new Sampler(obs, () => WORKERS, "w2").start();
+    let result: { moved: number; kept: number; sessions: number };
+    try {
+      result = (await obs.call("session.drain", { nodeId: "w2" }, { timeout: 60000 })) as typeof result;
+      await waitFor(() => allConnectedOnce(obs, others, onW2, "w2"), {
+        what: "w2's sessions connected elsewhere",
+        timeoutMs: 30000,
+        intervalMs: 100,
+      });
+    } finally {
+      await sampler.stop();
+    }
+    assert.equal(result.sessions, 0);
+    assert.equal(result.kept, 0);
+    assert.deepEqual(sampler.duplicates, []);
+    const moved = new Set(onW2);
+    const failed = events
+      .slice(mark)
+      .filter(
+        (e) =>
+          e.event === "account.status" && moved.has(e.payload.accountId) && e.payload.status === "failed",
+      );
+    assert.deepEqual(failed, []);
+    assert.deepEqual(qrsSince(mark, moved), []);
+    const nodes = (await obs.call("session.nodes", {})) as { items: (NodeRecord & { worker: boolean })[] };
+    const w2 = nodes.items.find((n) => n.nodeId === "w2")!;
+    await waitFor(
+      async () => {
+        const n = ((await obs.call("session.nodes", {})) as typeof nodes).items.find(
+          (x) => x.nodeId === "w2",
+        );
+        return n?.draining === true && n.sessions === 0;
+      },
+      { what: "w2 to report draining with 0 sessions" },
+    );
+    assert.ok(w2.worker);
+    // SIGTERM (a drain with nothing left) and back as a fresh, non-draining worker.
+    assert.equal(await pc.stopWorker("w2"), 0);
+    await pc.startWorker("w2");
+    await workersSeen(WORKERS);
+  });
+
+  it("SIGSTOP: the frozen worker's sessions move only after its lease expired; after SIGCONT it does not resume them", async () => {
+    let onW3 = (await localOf(obs, "w3"))!;
+    if (onW3.length < 10) {
+      all.push(...(await connectedAccounts(obs, events, await workspacesOn(obs, "w3", 3, "stop"), 4)));
+      onW3 = (await localOf(obs, "w3"))!;
+    }
+    const moved = new Set(onW3.map((s) => s.accountId));
+    const movedWs = new Set(onW3.map((s) => s.workspaceId));
+    const mark = events.length;
+    const placement = placementOf(obs)!;
+    pc.kill("w3", "SIGSTOP");
+    const lease = (await placement.nodesKv.get("w3"))!.json<NodeRecord>();
+    const leaseExpiry = lease.renewedAt + pc.config("x").leaseTtlMs;
+    const others = WORKERS.filter((n) => n !== "w3");
+    const sampler = new Sampler(obs, () => others, "w3").start();
+    try {
+      await waitFor(() => allConnectedOnce(obs, others, [...moved], "w3"), {
+        what: "w3's sessions connected on the others",
+        timeoutMs: 30000,
+        intervalMs: 100,
+      });
+      for (const ws of movedWs) {
+        const rec = placement.mirror.get(ws)!;
+        assert.notEqual(rec.node, "w3");
+        assert.ok(
+          rec.since >= leaseExpiry,
+          `${ws} claimed ${leaseExpiry - rec.since} ms before w3's lease expired`,
+        );
+      }
+      pc.kill("w3", "SIGCONT");
+      // Back: it renews its lease (a new term) and must not run what it lost.
+      await waitFor(
+        async () =>
+          ((await placement.nodesKv.get("w3"))?.json<NodeRecord>().renewedAt ?? 0) > lease.renewedAt,
+        {
+          what: "w3 to renew again",
+          timeoutMs: 15000,
+        },
+      );
+      const watchUntil = Date.now() + 3000;
+      await waitFor(
+        async () => {
+          const mine = await localOf(obs, "w3");
+          assert.ok(!(mine ?? []).some((s) => moved.has(s.accountId)), "w3 resumed a session it had lost");
+          return Date.now() > watchUntil;
+        },
+        { what: "3 s of w3 running none of its old sessions", timeoutMs: 10000, intervalMs: 50 },
+      );
+    } finally {
+      pc.kill("w3", "SIGCONT");
+      await sampler.stop();
+    }
+    assert.deepEqual(sampler.duplicates, []);
+    assert.deepEqual(qrsSince(mark, moved), []);
+    await workersSeen(WORKERS);
+  });
+
+  it("NATS restarting under the cluster: it recovers on its own, every session back once", async () => {
+    assert.ok(await allConnectedOnce(obs, running, ids()));
+    const mark = events.length;
+    const sampler = new Sampler(obs, () => running).start();
+    try {
+      await pc.stopNats();
+      await pc.startNats();
+      await waitFor(() => allConnectedOnce(obs, running, ids()), {
+        what: "every session connected once after the NATS restart",
+        timeoutMs: 45000,
+        intervalMs: 200,
+      });
+    } finally {
+      await sampler.stop();
+    }
+    assert.deepEqual(sampler.duplicates, []);
+    assert.deepEqual(qrsSince(mark, new Set(ids())), []);
+  });
+
+  it("MongoDB restarting under the cluster: sessions keep running and new work succeeds afterwards", async () => {
+    const sampler = new Sampler(obs, () => running).start();
+    try {
+      await pc.stopMongo();
+      await pc.startMongo();
+      await waitFor(() => allConnectedOnce(obs, running, ids()), {
+        what: "every session still connected once",
+        timeoutMs: 30000,
+        intervalMs: 200,
+      });
+      // New work goes through (the drivers reconnected).
+      const fresh = await waitFor(
+        async () => connectedAccounts(obs, events, ["after-mongo"], 1).catch(() => null),
+        {
+          what: "an account created after the restart to connect",
+          timeoutMs: 30000,
+          intervalMs: 500,
+        },
+      );
+      all.push(...fresh);
+    } finally {
+      await sampler.stop();
+    }
+    assert.deepEqual(sampler.duplicates, []);
+  });
+
+  it("whole-cluster restart (NATS and MongoDB kept): every session comes back by itself, restored", async () => {
+    const before = ids();
+    assert.ok(await allConnectedOnce(obs, running, before));
+    const mark = events.length;
+    await Promise.all(WORKERS.map((n) => pc.stopWorker(n)));
+    await Promise.all(WORKERS.map((n) => pc.startWorker(n)));
+    await waitFor(() => allConnectedOnce(obs, WORKERS, before), {
+      what: `all ${before.length} sessions connected again`,
+      timeoutMs: 45000,
+      intervalMs: 200,
+    });
+    assert.deepEqual(qrsSince(mark, new Set(before)), []);
+  });
+});
