@@ -199,8 +199,16 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
     log("starting nats-server, FerretDB, gateway and 2 workers");
     await cluster.startServers();
     const gwPort = await cluster.freePort();
-    await cluster.startNode("gw", ["api", "accounts"], { PORT: String(gwPort) });
-    await Promise.all([cluster.startNode("w1", ["session"]), cluster.startNode("w2", ["session"])]);
+    // --profile DIR: V8 CPU profiles of the gateway and the workers (written when they stop).
+    const profile =
+      typeof args.options.profile === "string"
+        ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${args.options.profile}` }
+        : {};
+    await cluster.startNode("gw", ["api", "accounts"], { PORT: String(gwPort), ...profile });
+    await Promise.all([
+      cluster.startNode("w1", ["session"], profile),
+      cluster.startNode("w2", ["session"], profile),
+    ]);
     await until(
       "the gateway to be ready",
       async () => (await httpJson(gwPort, "GET", "/health/ready")).status === 200,
@@ -282,6 +290,10 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
     const oursRuns: LoadResult[] = [];
     const baseRuns: LoadResult[] = [];
     const procs = processTree();
+    // Background work with no requests at all (leases, reconcilers, other engineers' load on the host).
+    const idleStart = sampleCpu(procs);
+    await new Promise((r) => setTimeout(r, 3000));
+    const idle = cpuBetween(idleStart, sampleCpu(procs));
     const cpu = { ours: {} as CpuTotals, baseline: {} as CpuTotals };
     const measured = async (side: "ours" | "baseline", port: number, targets: Target[]) => {
       const before = sampleCpu(procs);
@@ -321,7 +333,11 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
         ours: perRequest(cpu.ours, o.requests),
         baseline: perRequest(cpu.baseline, b.requests),
       },
-      cpuCoresUsed: { ours: cores(cpu.ours, rounds), baseline: cores(cpu.baseline, rounds) },
+      cpuCoresUsed: {
+        idle: Object.fromEntries(Object.entries(idle).map(([k, v]) => [k, v.cores])),
+        ours: cores(cpu.ours, rounds),
+        baseline: cores(cpu.baseline, rounds),
+      },
       ratio: { throughput: throughputRatio, p99: p99Ratio },
       bars,
       pass: o.errors === 0 && throughputRatio >= bars.throughputRatioMin && p99Ratio <= bars.p99RatioMax,
