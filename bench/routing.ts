@@ -200,7 +200,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
     await cluster.startServers();
     const gwPort = await cluster.freePort();
     // --profile DIR: V8 CPU profiles of the gateway and the workers (written when they stop).
-    const profile =
+    const profile: Record<string, string> =
       typeof args.options.profile === "string"
         ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${args.options.profile}` }
         : {};
