@@ -264,7 +264,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       { outbox: this.outbox, leases, endpoints: this.endpoints },
       {
         pollMs: cfg.webhookPollMs,
-        scanMs: 5 * cfg.webhookPollMs,
+        scanMs: Math.max(5 * cfg.webhookPollMs, 2000),
         leaseTtlMs: cfg.webhookLeaseTtlMs,
         timeoutMs: cfg.webhookTimeoutMs,
         maxAttempts: cfg.webhookMaxAttempts,

@@ -17,8 +17,8 @@ import type { EndpointDoc, OutboxDoc } from "./types.ts";
 export interface DeliveryLoopOptions {
   /** How often due queues are looked at. @default 1000 */
   pollMs: number;
-  /** Full scan of the pending rows (new work recorded elsewhere, takeover of free endpoints).
-   * @default 5 × pollMs */
+  /** Full scan of the pending rows (work recorded while this node did not hear of it, takeover of
+   * endpoints whose holder is gone). @default max(5 × pollMs, 2000) */
   scanMs: number;
   /** Lease time-to-live of an endpoint's queues. @default 30000 */
   leaseTtlMs: number;
@@ -58,6 +58,8 @@ export class DeliveryLoop {
   private readonly unknownQueues = new Map<string, { endpointId: string; accountId: string }>();
   /** Endpoints with work this node does not hold: it tries to claim them. */
   private readonly wanted = new Set<string>();
+  /** After a failed claim (another node holds the lease), when to try again. */
+  private readonly claimNotBefore = new Map<string, number>();
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly endpointCache = new Map<string, { doc: EndpointDoc | null; at: number }>();
   private readonly abort = new AbortController();
@@ -85,10 +87,17 @@ export class DeliveryLoop {
     for (const r of results) {
       const key = queueKey(r.endpointId, r.accountId);
       const cursor = this.cursors.get(key);
-      if (this.held.has(r.endpointId)) this.lastBusy.set(r.endpointId, Date.now());
+      if (!this.held.has(r.endpointId)) {
+        this.wanted.add(r.endpointId);
+        continue;
+      }
+      this.lastBusy.set(r.endpointId, Date.now());
       if (cursor) cursor.wakeAt = Math.min(cursor.wakeAt, Date.now());
-      else if (this.held.has(r.endpointId)) this.unknownQueues.set(key, r);
-      else this.wanted.add(r.endpointId);
+      // A queue without a cursor had nothing pending when this node claimed the endpoint, and this node
+      // hears of one account's rows in seq order: the first it hears of is the queue's first pending.
+      else if (r.seq !== null)
+        this.cursors.set(key, { endpointId: r.endpointId, accountId: r.accountId, next: r.seq, wakeAt: 0 });
+      else this.unknownQueues.set(key, r);
     }
     this.kick();
   }
@@ -145,7 +154,8 @@ export class DeliveryLoop {
     for (const endpointId of this.wanted) {
       this.wanted.delete(endpointId);
       if (this.stopped) return;
-      if (!this.held.has(endpointId)) await this.claim(endpointId);
+      if (this.held.has(endpointId) || (this.claimNotBefore.get(endpointId) ?? 0) > Date.now()) continue;
+      await this.claim(endpointId);
     }
     for (const [key, q] of this.unknownQueues) {
       this.unknownQueues.delete(key);
@@ -187,7 +197,12 @@ export class DeliveryLoop {
 
   private async claim(endpointId: string): Promise<void> {
     const lease = await this.repos.leases.claim(endpointId);
-    if (!lease) return;
+    if (!lease) {
+      // Another node delivers it; ask again later rather than on every event.
+      this.claimNotBefore.set(endpointId, Date.now() + this.opts.leaseTtlMs / 3);
+      return;
+    }
+    this.claimNotBefore.delete(endpointId);
     this.logger.debug(`webhooks: delivering endpoint ${endpointId} (term ${lease.term})`);
     this.held.set(endpointId, lease);
     this.lastBusy.set(endpointId, Date.now());
