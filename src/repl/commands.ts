@@ -128,12 +128,23 @@ export async function qrCommand(
   accountId: string,
   workspaceId?: string,
 ): Promise<void> {
-  let ws = workspaceId;
-  if (!ws) {
-    const account = (await broker.call(ACCOUNT_LOOKUP_ACTION, { id: accountId })) as AccountView;
-    ws = account.workspaceId;
+  const account = (
+    workspaceId
+      ? await broker.call("accounts.get", { workspaceId, id: accountId })
+      : await broker.call(ACCOUNT_LOOKUP_ACTION, { id: accountId })
+  ) as AccountView;
+  const ws = account.workspaceId;
+  const qr = (await broker
+    .call("accounts.qr", { workspaceId: ws, id: accountId })
+    .catch((err: { code?: number }) => {
+      if (err?.code === 409) return null; // not scanning
+      throw err;
+    })) as QrView | null;
+  if (!qr) {
+    const why = account.reason ? ` (${account.reason})` : "";
+    print(`account ${accountId} is ${account.status}${why}: it shows no QR code now`);
+    return;
   }
-  const qr = (await broker.call("accounts.qr", { workspaceId: ws, id: accountId })) as QrView;
   print(await drawQr(qr.qr));
   const left = Math.max(0, Math.round((qr.expiresAt - Date.now()) / 1000));
   print(`account ${accountId} (workspace ${ws}) · QR #${qr.seq} · valid ${left}s more`);

@@ -57,6 +57,7 @@ describe("repl (npm run repl) against a real cluster", function () {
   let repl: ReplProcess;
   const ws = `repl${randomBytes(3).toString("hex")}`;
   let accountId = "";
+  let key = "";
 
   before(async () => {
     // Production QR timings: the account stays scanning for the whole test.
@@ -66,7 +67,7 @@ describe("repl (npm run repl) against a real cluster", function () {
       shared: { qr: { firstTtlMs: 60000, refreshMs: 20000, max: 6 } },
     });
     // A workspace with one account: placed on a worker, one session running there.
-    const key = await sb.workspaceKey(ws);
+    key = await sb.workspaceKey(ws);
     accountId = (await sb.rest("POST", "/api/v1/accounts", key, { name: "console" })).id;
     await waitFor(
       async () => (await sb.rest("GET", `/api/v1/accounts/${accountId}`, key)).status === "qr_scanning",
@@ -206,6 +207,24 @@ describe("repl (npm run repl) against a real cluster", function () {
       },
       { what: `${before.node} to show draining with no sessions`, intervalMs: 200 },
     );
+  });
+
+  it("`qr` of a connected account says there is no QR instead of failing", async () => {
+    await waitFor(
+      () =>
+        sb
+          .rest("POST", `/api/v1/accounts/${accountId}/simulate/scan`, key, { phoneNumber: "+15550009876" })
+          .then(() => true),
+      { what: "the moved session to accept a scan" },
+    );
+    await waitFor(
+      async () => (await sb.rest("GET", `/api/v1/accounts/${accountId}`, key)).status === "connected",
+      {
+        what: "the account to connect",
+      },
+    );
+    const out = await repl.run(`qr ${accountId} ${ws}`, /no QR|error/);
+    assert.match(out, new RegExp(`account ${accountId} is connected: it shows no QR code now`));
   });
 
   it("`quit` stops the console's broker and exits 0", async () => {
