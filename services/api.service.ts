@@ -269,6 +269,16 @@ export function createApiService(cfg: Config): ServiceSchema {
       "apikeys.revoked"(this: ApiThis, ctx: Context<{ keyId: string }>) {
         this.keys?.forget(ctx.params.keyId);
       },
+      /** A worker lost without a graceful stop: its workspaces fail over to the survivors. */
+      "$node.disconnected"(
+        this: ApiThis,
+        ctx: Context<{ node: { services?: { name: string }[] }; unexpected: boolean }>,
+      ) {
+        const { node, unexpected } = ctx.params;
+        if (unexpected && (node.services ?? []).some((s) => s.name === "session")) {
+          this.broker.metrics.increment(METRICS.failovers);
+        }
+      },
     },
 
     methods: {
@@ -481,8 +491,11 @@ export function createApiService(cfg: Config): ServiceSchema {
 
       async metricsText(this: ApiThis) {
         const computed = this.db ? await accountFamilies(this.db).catch(() => []) : [];
-        const cluster = await clusterFamilies(this.broker, new Set(computed.map((f) => f.name)));
-        return `${registryText(this.broker)}\n${formatFamilies([...computed, ...cluster])}`;
+        // What the nodes register themselves wins over what the gateway computes under the same name.
+        const cluster = await clusterFamilies(this.broker, new Set([METRICS.sessions, METRICS.placements]));
+        const fromNodes = new Set(cluster.filter((f) => f.samples.length > 0).map((f) => f.name));
+        const families = [...computed.filter((f) => !fromNodes.has(f.name)), ...cluster];
+        return `${registryText(this.broker)}\n${formatFamilies(families)}`;
       },
 
       async openapi(this: ApiThis, _req: Req, res: Res) {
@@ -508,6 +521,12 @@ export function createApiService(cfg: Config): ServiceSchema {
         name: METRICS.qrServed,
         labelNames: ["format"],
         description: "QR codes answered by GET /api/v1/accounts/:id/qr",
+      });
+      this.broker.metrics.register({
+        type: "counter",
+        name: METRICS.failovers,
+        description:
+          "Worker nodes lost without a graceful stop (their workspaces fail over), seen by this gateway",
       });
       this.server.removeAllListeners("clientError");
       this.server.on("clientError", onClientError);

@@ -17,9 +17,10 @@ export const METRICS = {
   sessions: "switchboard.sessions",
   /** Gauge (computed from MongoDB): workspaces with accounts recorded on `node`. */
   placements: "switchboard.placements",
-  /** Counter (placement layer, by convention): workspaces claimed from a dead node. */
+  /** Counter (gateway): worker nodes lost without a graceful stop (each fails its workspaces over). */
   failovers: "switchboard.failovers",
-  /** Gauge (session layer, by convention): engine starts waiting in the node's start queue. */
+  /** Gauge: engine starts waiting per node. A worker's own gauge of this name wins; otherwise the
+   * gateway counts the node's `initializing` accounts (queued or launching) from MongoDB. */
   startQueue: "switchboard.start_queue.length",
 } as const;
 
@@ -139,7 +140,16 @@ export async function accountFamilies(db: Db): Promise<Family[]> {
       placements.get(node)!.add(_id.workspaceId);
     }
   }
+  const starting = [...sessions.values()].filter(
+    (s) => s.labels.status === "initializing" && s.labels.node !== "none",
+  );
   return [
+    {
+      name: METRICS.startQueue,
+      type: "gauge",
+      help: "Engine starts waiting or launching per node (accounts in initializing)",
+      samples: starting.map((s) => ({ labels: { node: s.labels.node }, value: s.value })),
+    },
     {
       name: METRICS.sessions,
       type: "gauge",

@@ -460,7 +460,16 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
       assert.ok(docs.body.toString().includes("/api/v1/accounts/{id}/qr"));
     });
 
-    it("GET /metrics: Moleculer's metrics and Switchboard's (sessions by status per node, QR served)", async () => {
+    it("GET /metrics: Moleculer's metrics and Switchboard's (sessions, placements, start queue, QR served, failovers)", async () => {
+      // A worker lost by heartbeat timeout, as the registry announces it.
+      gw.broker.broadcastLocal("$node.disconnected", {
+        node: { id: "gone", services: [{ name: "session" }] },
+        unexpected: true,
+      });
+      gw.broker.broadcastLocal("$node.disconnected", {
+        node: { id: "stopped", services: [{ name: "session" }] },
+        unexpected: false,
+      });
       const res = await gw.call("GET", "/metrics");
       assert.equal(res.status, 200);
       assert.match(String(res.headers["content-type"]), /text\/plain/);
@@ -469,6 +478,8 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
       assert.match(text, /^switchboard_sessions\{node="w[12]",status="[a-z_]+"\} \d+$/m);
       assert.match(text, /^switchboard_placements\{node="w[12]"\} \d+$/m);
       assert.match(text, /^switchboard_qr_served\{format="png",nodeID="gw"\} [1-9]/m);
+      assert.match(text, /^switchboard_failovers\{nodeID="gw"\} 1$/m);
+      assert.match(text, /^# TYPE switchboard_start_queue_length gauge$/m);
     });
 
     it("GET /health/live → 200; /health/ready → 200 with NATS, MongoDB and workers", async () => {
