@@ -67,10 +67,26 @@ function pageScript(rotateMs: number): string {
   const noise = { staticKeyPair: { pubKey: bytes(32) } };
   const identity = { identityKeyPair: { pubKey: bytes(32) } };
   const adv = b64(bytes(32));
+  const sentById = new Map();
   const Msg = new Emitter();
-  Msg.get = () => undefined;
+  Msg.get = (key) => sentById.get(key);
   const Chat = new Emitter();
-  Chat.get = () => undefined;
+  Chat.get = (w) => ({ id: w });
+  const createWid = (id) => {
+    const [user, server] = String(id).split("@");
+    return {
+      user, server, _serialized: user + "@" + server,
+      isLid: () => false, isGroup: () => server === "g.us", isStatus: () => false, toJid: () => user + "@" + server,
+    };
+  };
+  class MsgKey {
+    constructor({ from, to, id }) {
+      Object.assign(this, { fromMe: true, remote: to, id, _serialized: "true_" + to._serialized + "_" + id, from });
+    }
+    static async newId() {
+      return "3EB0" + Array.from(bytes(8), (b) => b.toString(16).padStart(2, "0")).join("").toUpperCase();
+    }
+  }
   const modules = {
     WAWebSocketModel: { Socket },
     WAWebCmd: { Cmd },
@@ -99,6 +115,20 @@ function pageScript(rotateMs: number): string {
     WAWebCollections: { Msg, Chat },
     WAWebSyncGatingUtils: {},
     WALinkify: { findLinks: () => [], findLink: () => null },
+    // Sending a text, as far as whatsapp-web.js's sendMessage goes for a plain chat message.
+    WAWebWidFactory: { createWid, asUserWidOrThrow: (w) => w },
+    WAWebStreamModel: { Stream: { markAvailable() {}, markUnavailable() {} } },
+    WAWebUpdateUnreadChatAction: { sendSeen: async () => {} },
+    WAWebChatGetters: { getIsNewsletter: () => false, getIsBroadcast: () => false },
+    WAWebMsgKey: MsgKey,
+    WAWebGetEphemeralFieldsMsgActionsUtils: { getEphemeralFields: () => ({}) },
+    WAWebSendMsgChatAction: {
+      addAndSendMsgToChat(_chat, message) {
+        const data = { ...message, id: { ...message.id, remote: message.id.remote._serialized } };
+        sentById.set(message.id._serialized, { ...data, serialize: () => ({ ...data }) });
+        return [Promise.resolve(), Promise.resolve()];
+      },
+    },
   };
   // Modules the stand-in lacks are absent, as optional ones are in WhatsApp Web.
   window.require = (name) => modules[name];

@@ -79,6 +79,7 @@ export class ProfileAuthStrategy extends BaseAuthStrategy {
 
   /** Unpacks the saved profile subset, if any, into the (fresh) profile directory. */
   async restore(): Promise<boolean> {
+    this.loggedOut = false; // a new start may link a device again
     await mkdir(this.opts.userDataDir, { recursive: true });
     const blob = await this.opts.authStore.load(this.opts.sessionId);
     this.restored = false;
@@ -136,9 +137,8 @@ export class ProfileAuthStrategy extends BaseAuthStrategy {
 
   async getAuthEventPayload(): Promise<void> {}
 
+  /** The engine saves once before it announces `ready`; from then on, periodically. */
   async afterAuthReady(): Promise<void> {
-    this.loggedOut = false;
-    await this.save().catch((err) => this.opts.logger?.warn(`saving auth state failed:`, err));
     this.stopPeriodicSave();
     this.timer = setInterval(() => {
       this.save().catch((err) => this.opts.logger?.warn(`periodic auth state save failed:`, err));

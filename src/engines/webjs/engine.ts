@@ -290,9 +290,16 @@ export class WebjsEngine extends BaseEngine {
       this.clearWatchdog();
       this.everReady = true;
       this.crashes = [];
-      this.phase = "connected";
-      this.emit("ready", readyInfoOf(client.info as any));
-      this.settleStart();
+      // Saved before `connected` is announced: a failover right after it restores without a QR.
+      this.background(async () => {
+        await this.auth
+          .save()
+          .catch((err) => this.opts.logger?.warn("saving auth state after ready failed:", err));
+        if (!live()) return;
+        this.phase = "connected";
+        this.emit("ready", readyInfoOf(client.info as any));
+        this.settleStart();
+      }, "ready");
     });
     client.on("change_state", (state: unknown) => {
       if (!live()) return;

@@ -69,12 +69,17 @@ interface WebjsMessage {
   fromMe?: boolean;
 }
 
+/** "4915…@c.us" → "4915…" (a person, as sendText takes it); group and other ids stay whole. */
+export function fromChatId(id: string): string {
+  return id.endsWith("@c.us") ? id.slice(0, -"@c.us".length) : id;
+}
+
 /** A whatsapp-web.js Message → IncomingMessage (timestamp in seconds, as WhatsApp gives it). */
 export function toIncomingMessage(msg: WebjsMessage): IncomingMessage {
   return {
     id: msg.id?._serialized ?? msg.id?.id ?? "",
-    from: msg.from ?? "",
-    to: msg.to || undefined,
+    from: fromChatId(msg.from ?? ""),
+    to: msg.to ? fromChatId(msg.to) : undefined,
     text: msg.body ?? "",
     timestamp: msg.timestamp ?? Math.floor(Date.now() / 1000),
   };

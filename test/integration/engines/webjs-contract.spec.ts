@@ -1,16 +1,34 @@
 // The shared engine contract (test/contract/engine-contract.ts) against the webjs engine, with real
 // Chromium and whatsapp-web.js: once as it runs here (WhatsApp Web unreachable), once against the
-// local stand-in of WhatsApp Web that lets the library's QR and pairing-code path run. What needs a
-// phone (scan, restore, messages) cannot run here.
+// local stand-in of WhatsApp Web that lets the library's QR and pairing-code path run, and once with
+// the stand-in also playing the phone (scan, restore, messages, disconnect, logout) through test-only
+// `simulate` hooks — webjs itself has none, as accounts.simulate refuses it.
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { strict as assert } from "node:assert";
 import { processesMentioning } from "../../../src/engines/webjs/chromium.ts";
 import { createWebjsEngine } from "../../../src/engines/webjs/index.ts";
 import type { WebjsTuning } from "../../../src/engines/webjs/index.ts";
+import type { Engine, EngineOptions, SimulationHooks } from "../../../src/engines/base.ts";
 import { engineContractSuite } from "../../contract/engine-contract.ts";
 import { testEnv } from "../../support/env.ts";
 import { startWhatsappStandin, type Standin } from "../../support/whatsapp-standin.ts";
+
+/** webjs with `simulate` hooks that make the stand-in's page act as the phone. */
+function webjsWithStandinPhone(standin: () => Standin) {
+  return (opts: EngineOptions): Engine => {
+    const engine = createWebjsEngine(opts);
+    const simulate: SimulationHooks = {
+      scan: async (phoneNumber) =>
+        standin().command({ type: "scan", phoneNumber, pushName: `Phone ${phoneNumber.slice(-4)}` }),
+      disconnect: async () => standin().command({ type: "disconnect" }),
+      logout: async () => standin().command({ type: "logout" }),
+      message: async (from, text) => standin().command({ type: "message", from, text }),
+    };
+    Object.defineProperty(engine, "simulate", { value: simulate });
+    return engine;
+  };
+}
 
 describe("webjs engine contract", () => {
   // Filled in before() (the suite reads engineOptions when it creates each engine).
@@ -44,4 +62,14 @@ describe("webjs engine contract", () => {
     showsQr: true,
     engineOptions: withStandin,
   });
+
+  engineContractSuite(
+    "webjs_phone",
+    webjsWithStandinPhone(() => standin),
+    {
+      showsQr: false, // shown above
+      canScan: true,
+      engineOptions: withStandin,
+    },
+  );
 });

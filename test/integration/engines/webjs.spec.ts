@@ -360,8 +360,8 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
 
       s.command({ type: "message", from: "4915199999999", text: "hello" });
       const msg = (await first("message")).args[0] as any;
-      assert.equal(msg.from, "4915199999999@c.us");
-      assert.equal(msg.to, "4915112345678@c.us");
+      assert.equal(msg.from, "4915199999999", "a person's id as sendText takes it");
+      assert.equal(msg.to, "4915112345678");
       assert.equal(msg.text, "hello");
       assert.match(msg.id, /^false_4915199999999@c\.us_3EB0/);
       assert.ok(Math.abs(msg.timestamp - Date.now() / 1000) < 60, "timestamp in seconds");

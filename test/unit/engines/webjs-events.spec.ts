@@ -61,10 +61,11 @@ describe("webjs event mapping", () => {
         body: "hi",
         timestamp: 1700000000,
       }),
-      { id: "false_1@c.us_AB", from: "1@c.us", to: "2@c.us", text: "hi", timestamp: 1700000000 },
+      { id: "false_1@c.us_AB", from: "1", to: "2", text: "hi", timestamp: 1700000000 },
     );
     assert.equal(toChatId("+49 151-234 567"), "49151234567@c.us");
     assert.equal(toChatId("123-456@g.us"), "123-456@g.us");
+    assert.equal(toIncomingMessage({ from: "123-456@g.us" }).from, "123-456@g.us", "group ids stay whole");
   });
 
   it("the QR policy: first QR valid firstTtlMs, then refreshMs each, at most `max`", () => {
