@@ -1,0 +1,28 @@
+// The per-key token bucket: a burst up to the limit, then refusals with an honest Retry-After.
+import { strict as assert } from "node:assert";
+import { RateLimiter } from "../../../src/gateway/rate-limit.ts";
+
+describe("gateway rate limiter", () => {
+  it("allows a burst of the per-minute limit per key, then refuses with Retry-After", () => {
+    let now = 0;
+    const limiter = new RateLimiter(60, () => now);
+    for (let i = 0; i < 60; i++) assert.equal(limiter.take("k1").allowed, true, `request ${i + 1}`);
+    const refused = limiter.take("k1");
+    assert.equal(refused.allowed, false);
+    assert.equal(refused.retryAfterSec, 1); // 60/min refills one token per second
+    assert.equal(limiter.take("k2").allowed, true, "another key has its own bucket");
+    now += 1000;
+    assert.equal(limiter.take("k1").allowed, true, "one token back after a second");
+    assert.equal(limiter.take("k1").allowed, false);
+  });
+
+  it("Retry-After reflects a slow refill, and 0 disables the limit", () => {
+    const now = 0;
+    const slow = new RateLimiter(2, () => now);
+    slow.take("k");
+    slow.take("k");
+    assert.equal(slow.take("k").retryAfterSec, 30);
+    const off = new RateLimiter(0, () => now);
+    for (let i = 0; i < 10000; i++) assert.equal(off.take("k").allowed, true);
+  });
+});
