@@ -93,10 +93,11 @@ export class DeliveryLoop {
       }
       this.lastBusy.set(r.endpointId, Date.now());
       if (cursor) cursor.wakeAt = Math.min(cursor.wakeAt, Date.now());
-      // A queue without a cursor had nothing pending when this node claimed the endpoint, and this node
-      // hears of one account's rows in seq order: the first it hears of is the queue's first pending.
-      else if (r.seq !== null)
-        this.cursors.set(key, { endpointId: r.endpointId, accountId: r.accountId, next: r.seq, wakeAt: 0 });
+      // A new queue starts at 1. Otherwise its first pending row is looked up: the row this node heard
+      // of is not necessarily the first (another node may have put an event of another publisher, say
+      // account.created, before it).
+      else if (r.seq === 1)
+        this.cursors.set(key, { endpointId: r.endpointId, accountId: r.accountId, next: 1, wakeAt: 0 });
       else this.unknownQueues.set(key, r);
     }
     this.kick();

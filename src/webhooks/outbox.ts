@@ -101,7 +101,8 @@ export class OutboxRepo {
   /** Records `ev` for each endpoint. */
   async record(ev: RecordedEvent, endpoints: EndpointDoc[]): Promise<RecordResult[]> {
     const results: RecordResult[] = [];
-    for (const endpoint of endpoints) results.push(await withRetry(() => this.recordFor(ev, endpoint._id)));
+    for (const endpoint of endpoints)
+      results.push(await withRetry(() => this.recordFor(ev, endpoint._id), 8));
     return results;
   }
 
