@@ -17,6 +17,9 @@
 //   RECONCILE_MS, LOAD_FACTOR, REBALANCE_BATCH                    (3000, 1.25, 5)
 //   CHROMIUM_PATH, STARTUP_TIMEOUT_MS, PROFILE_DIR                (/usr/bin/chromium, 60000, tmp)
 //   RATE_LIMIT_PER_MINUTE, CORS_ORIGINS                           (600, "")
+//   WEBHOOK_MAX_ATTEMPTS, WEBHOOK_BACKOFF_BASE_MS, WEBHOOK_BACKOFF_MAX_MS (10, 1000, 300000)
+//   WEBHOOK_TIMEOUT_MS, WEBHOOK_POLL_MS, WEBHOOK_LEASE_TTL_MS       (10000, 1000, 30000)
+//   WEBHOOK_CONCURRENCY, WEBHOOK_RETENTION_MS                      (16, 7 days)
 import type { BrokerOptions } from "moleculer";
 import { config as defaultConfig, type Config } from "./src/config.ts";
 import { placementMiddleware, registerWorkspaceShard } from "./src/sharding/register.ts";
