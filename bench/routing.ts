@@ -12,6 +12,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { MongoClient } from "mongodb";
 import { ROOT } from "../src/dev/servers.ts";
@@ -29,6 +30,8 @@ interface Target {
 interface LoadResult {
   requests: number;
   errors: number;
+  /** Non-200 answers by status (0: the connection failed). */
+  errorsByStatus: Record<string, number>;
   seconds: number;
   latenciesMs: number[];
 }
@@ -86,14 +89,15 @@ async function load(port: number, targets: Target[], ms: number, concurrency: nu
   let errors = 0;
   const start = performance.now();
   const end = start + ms;
+  const errorsByStatus: Record<string, number> = {};
   const one = (t: Target) =>
-    new Promise<boolean>((resolve) => {
+    new Promise<number>((resolve) => {
       const req = request({ host: "127.0.0.1", port, path: t.path, headers: t.headers, agent }, (res) => {
         res.on("data", () => undefined);
-        res.on("end", () => resolve(res.statusCode === 200));
-        res.on("error", () => resolve(false));
+        res.on("end", () => resolve(res.statusCode ?? 0));
+        res.on("error", () => resolve(0));
       });
-      req.on("error", () => resolve(false));
+      req.on("error", () => resolve(0));
       req.end();
     });
   await Promise.all(
@@ -101,15 +105,18 @@ async function load(port: number, targets: Target[], ms: number, concurrency: nu
       while (performance.now() < end) {
         const t = targets[Math.floor(Math.random() * targets.length)];
         const t0 = performance.now();
-        const ok = await one(t);
+        const status = await one(t);
         latenciesMs.push(performance.now() - t0);
-        if (!ok) errors++;
+        if (status !== 200) {
+          errors++;
+          errorsByStatus[status] = (errorsByStatus[status] ?? 0) + 1;
+        }
       }
     }),
   );
   const seconds = (performance.now() - start) / 1000;
   agent.destroy();
-  return { requests: latenciesMs.length, errors, seconds, latenciesMs };
+  return { requests: latenciesMs.length, errors, errorsByStatus, seconds, latenciesMs };
 }
 
 function spawnLegacy(env: Record<string, string>): Promise<ChildProcess> {
@@ -136,6 +143,7 @@ interface Side {
   rps: number;
   requests: number;
   errors: number;
+  errorsByStatus: Record<string, number>;
   latencyMs: LatencySummary;
 }
 
@@ -146,6 +154,10 @@ function combine(results: LoadResult[]): Side {
     rps: Math.round(requests / seconds),
     requests,
     errors: results.reduce((a, r) => a + r.errors, 0),
+    errorsByStatus: results.reduce<Record<string, number>>((acc, r) => {
+      for (const [k, v] of Object.entries(r.errorsByStatus)) acc[k] = (acc[k] ?? 0) + v;
+      return acc;
+    }, {}),
     latencyMs: summarize(results.flatMap((r) => r.latenciesMs)),
   };
 }
@@ -325,6 +337,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
         accounts: accounts.length,
         ours: "gateway (api+accounts) → NATS → owning worker (session), 2 workers",
         baseline: "proxy (MongoDB findOne) → 4 HTTP instances by workspaceId % 4",
+        host: { cpus: cpus().length, loadAverage1m: Math.round(loadavg()[0] * 10) / 10 },
       },
       ours: o,
       baseline: b,
