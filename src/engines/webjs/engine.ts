@@ -16,15 +16,8 @@ import {
   removeSingletonFiles,
   type LaunchedChromium,
 } from "./chromium.ts";
-import {
-  classifyDisconnect,
-  classifyStartError,
-  classifyState,
-  QrPolicyTracker,
-  readyInfoOf,
-  toChatId,
-  toIncomingMessage,
-} from "./events.ts";
+import { createWhatsappClient } from "./client.ts";
+import { classifyDisconnect, classifyStartError, QrPolicyTracker, toChatId } from "./events.ts";
 
 /** Knobs of the webjs engine beyond EngineOptions (tests shorten them). */
 export interface WebjsTuning {
@@ -253,109 +246,62 @@ export class WebjsEngine extends BaseEngine {
     }
   }
 
+  /** A whatsapp-web.js Client on the launched browser; its events reach us only while `gen` is current. */
   private createClient(Client: typeof wweb.Client, gen: number, browserWSEndpoint: string): wweb.Client {
-    const client = new Client({
-      authStrategy: this.auth as unknown as wweb.AuthStrategy,
-      puppeteer: { browserWSEndpoint, defaultViewport: null } as any,
-      // One more than our policy: we fail at the policy's end ourselves; this is the backstop.
-      qrMaxRetries: this.opts.qr.max + 1,
-      webVersionCache: { type: "none" },
-      authTimeoutMs: this.opts.startupTimeoutMs ?? 60_000,
-    });
-    this.guardInjection(client, gen);
     const live = () => gen === this.generation;
-    // A DevTools link that drops while Chromium lives leaves whatsapp-web.js dead: same as a crash.
-    this.auth.onBrowser = (browser) =>
-      browser.once("disconnected", () =>
-        this.onBrowserLost(gen, "the DevTools connection to Chromium closed"),
-      );
-    client.on("qr", (qr: string) => live() && this.onQr(gen, qr));
-    client.on("code", (code: string) => {
-      if (live()) this.emit("pairing_code", { code, phoneNumber: this.pairingPhone });
+    return createWhatsappClient(Client, {
+      browserWSEndpoint,
+      authStrategy: this.auth,
+      qrMax: this.opts.qr.max,
+      authTimeoutMs: this.opts.startupTimeoutMs ?? 60_000,
+      isLive: live,
+      handlers: {
+        qr: (qr) => this.onQr(gen, qr),
+        code: (code) => this.emit("pairing_code", { code, phoneNumber: this.pairingPhone }),
+        authenticated: () => {
+          this.armWatchdog(gen, "authenticated but not ready"); // the sync with the phone may stall
+          this.clearQrTimer();
+          this.phase = "authenticated";
+          this.emit("authenticated");
+          this.settleStart();
+        },
+        authFailure: (message) =>
+          this.background(this.fail(gen, "auth_failure", `Authentication failed: ${message}`)),
+        ready: (info) => {
+          this.clearWatchdog();
+          this.everReady = true;
+          this.crashes = [];
+          // Saved before `connected` is announced: a failover right after it restores without a QR.
+          this.background(async () => {
+            await this.auth
+              .save()
+              .catch((err) => this.opts.logger?.warn("saving auth state after ready failed:", err));
+            if (!live()) return;
+            this.phase = "connected";
+            this.emit("ready", info());
+            this.settleStart();
+          }, "ready");
+        },
+        state: (outcome, info) => {
+          if (outcome.kind === "connected" && this.phase === "disconnected" && info()) {
+            this.phase = "connected";
+            this.emit("ready", info()!);
+          } else if (outcome.kind === "transient" && this.phase === "connected") {
+            this.phase = "disconnected";
+            this.emit("disconnected", outcome.state);
+          }
+        },
+        disconnected: (reason) => this.onDisconnected(gen, reason),
+        message: (message) => this.emit("message", message),
+        browserLost: (why) => this.onBrowserLost(gen, why),
+        injectionFailed: async (err) => {
+          // A browser that died makes injection fail too: that is a crash, handled by onBrowserExit.
+          const browser = this.browser;
+          if (browser && (await withTimeout(browser.exited, 1000)) !== undefined) return;
+          if (live()) await this.fail(gen, classifyStartError(err).reason, String(err));
+        },
+      },
     });
-    client.on("authenticated", () => {
-      if (!live()) return;
-      this.armWatchdog(gen, "authenticated but not ready"); // the sync with the phone may stall
-      this.clearQrTimer();
-      this.phase = "authenticated";
-      this.emit("authenticated");
-      this.settleStart();
-    });
-    client.on("auth_failure", (message: unknown) => {
-      if (live())
-        this.background(this.fail(gen, "auth_failure", `Authentication failed: ${String(message)}`));
-    });
-    client.on("ready", () => {
-      if (!live()) return;
-      this.clearWatchdog();
-      this.everReady = true;
-      this.crashes = [];
-      // Saved before `connected` is announced: a failover right after it restores without a QR.
-      this.background(async () => {
-        await this.auth
-          .save()
-          .catch((err) => this.opts.logger?.warn("saving auth state after ready failed:", err));
-        if (!live()) return;
-        this.phase = "connected";
-        this.emit("ready", readyInfoOf(client.info as any));
-        this.settleStart();
-      }, "ready");
-    });
-    client.on("change_state", (state: unknown) => {
-      if (!live()) return;
-      const outcome = classifyState(state);
-      if (outcome.kind === "connected" && this.phase === "disconnected" && client.info) {
-        this.phase = "connected";
-        this.emit("ready", readyInfoOf(client.info as any));
-      } else if (outcome.kind === "transient" && this.phase === "connected") {
-        this.phase = "disconnected";
-        this.emit("disconnected", outcome.state);
-      }
-    });
-    client.on("disconnected", (reason: unknown) => live() && this.onDisconnected(gen, reason));
-    client.on("message", (msg: any) => {
-      if (live() && !msg.fromMe) this.emit("message", toIncomingMessage(msg));
-    });
-    return client;
-  }
-
-  /**
-   * whatsapp-web.js re-injects from a 'framenavigated' listener whose rejection nobody handles; once
-   * we abandon a browser those rejections would crash the process. Outside our own initialize() call,
-   * an injection error of the live browser is reported as a failure instead.
-   */
-  private guardInjection(client: wweb.Client, gen: number): void {
-    const c = client as any;
-    const inject = c.inject.bind(client);
-    let initializing = true;
-    const initialize = c.initialize.bind(client);
-    c.initialize = async () => {
-      try {
-        return await initialize();
-      } finally {
-        initializing = false;
-      }
-    };
-    // Its own destroy() calls (after 'disconnected', after the last QR) are not awaited either.
-    const destroy = c.destroy.bind(client);
-    c.destroy = async () => {
-      try {
-        return await destroy();
-      } catch (err) {
-        if (gen === this.generation) throw err;
-      }
-    };
-    c.inject = async () => {
-      try {
-        return await inject();
-      } catch (err) {
-        if (initializing) throw err;
-        if (gen !== this.generation) return;
-        const browser = this.browser;
-        if (browser && (await withTimeout(browser.exited, 1000)) !== undefined) return;
-        if (gen === this.generation) await this.fail(gen, classifyStartError(err).reason, String(err));
-      }
-    };
   }
 
   // ---- event handling ----

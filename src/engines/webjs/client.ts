@@ -1,0 +1,97 @@
+// Building a whatsapp-web.js Client on a browser we launched, and wiring its events (translated by
+// events.ts) to the engine. The Client's own unawaited steps are guarded here so that a browser we
+// abandoned can never surface as an unhandled rejection.
+import type wweb from "whatsapp-web.js";
+import type { IncomingMessage, ReadyInfo } from "../base.ts";
+import { classifyState, readyInfoOf, toIncomingMessage, type StateOutcome } from "./events.ts";
+import type { ProfileAuthStrategy } from "./auth.ts";
+
+export interface ClientHandlers {
+  qr(qr: string): void;
+  code(code: string): void;
+  authenticated(): void;
+  authFailure(message: string): void;
+  /** `info()` reads client.info (set by whatsapp-web.js just before 'ready'). */
+  ready(info: () => ReadyInfo): void;
+  state(outcome: StateOutcome, info: () => ReadyInfo | undefined): void;
+  disconnected(reason: unknown): void;
+  message(message: IncomingMessage): void;
+  /** The DevTools link to Chromium dropped. */
+  browserLost(why: string): void;
+  /** A re-injection (after a navigation) failed outside initialize(). */
+  injectionFailed(err: unknown): Promise<void>;
+}
+
+export interface WhatsappClientOptions {
+  browserWSEndpoint: string;
+  authStrategy: ProfileAuthStrategy;
+  /** The QR policy's `max`; whatsapp-web.js's own limit is one more, as a backstop. */
+  qrMax: number;
+  authTimeoutMs: number;
+  /** False once the engine abandoned this client: its events are then dropped. */
+  isLive(): boolean;
+  handlers: ClientHandlers;
+}
+
+export function createWhatsappClient(Client: typeof wweb.Client, opts: WhatsappClientOptions): wweb.Client {
+  const client = new Client({
+    authStrategy: opts.authStrategy as unknown as wweb.AuthStrategy,
+    puppeteer: { browserWSEndpoint: opts.browserWSEndpoint, defaultViewport: null } as any,
+    qrMaxRetries: opts.qrMax + 1,
+    webVersionCache: { type: "none" }, // never writes ./.wwebjs_cache into the working directory
+    authTimeoutMs: opts.authTimeoutMs,
+  });
+  const { handlers: h, isLive } = opts;
+  const info = () => (client.info ? readyInfoOf(client.info as any) : undefined);
+  guard(client, isLive, h);
+  opts.authStrategy.onBrowser = (browser) =>
+    browser.once(
+      "disconnected",
+      () => isLive() && h.browserLost("the DevTools connection to Chromium closed"),
+    );
+  client.on("qr", (qr: string) => isLive() && h.qr(qr));
+  client.on("code", (code: string) => isLive() && h.code(code));
+  client.on("authenticated", () => isLive() && h.authenticated());
+  client.on("auth_failure", (message: unknown) => isLive() && h.authFailure(String(message)));
+  client.on("ready", () => isLive() && h.ready(() => info()!));
+  client.on("change_state", (state: unknown) => isLive() && h.state(classifyState(state), info));
+  client.on("disconnected", (reason: unknown) => isLive() && h.disconnected(reason));
+  client.on("message", (msg: any) => isLive() && !msg.fromMe && h.message(toIncomingMessage(msg)));
+  return client;
+}
+
+/**
+ * whatsapp-web.js re-injects from a 'framenavigated' listener whose rejection nobody handles, and
+ * calls destroy() without awaiting it (after 'disconnected', after the last QR); once we abandon a
+ * browser those rejections would crash the process. Outside initialize(), a failed injection of the
+ * live client goes to the engine instead.
+ */
+function guard(client: wweb.Client, isLive: () => boolean, h: ClientHandlers): void {
+  const c = client as any;
+  const inject = c.inject.bind(client);
+  const initialize = c.initialize.bind(client);
+  const destroy = c.destroy.bind(client);
+  let initializing = true;
+  c.initialize = async () => {
+    try {
+      return await initialize();
+    } finally {
+      initializing = false;
+    }
+  };
+  c.destroy = async () => {
+    try {
+      return await destroy();
+    } catch (err) {
+      if (isLive()) throw err;
+    }
+  };
+  c.inject = async () => {
+    try {
+      return await inject();
+    } catch (err) {
+      if (initializing) throw err;
+      if (isLive()) await h.injectionFailed(err);
+    }
+  };
+}
