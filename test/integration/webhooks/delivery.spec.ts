@@ -320,4 +320,47 @@ describe("webhooks: signed, retried, ordered delivery from the outbox", function
       assert.deepEqual(seqs, sent[acc], `${acc}: outbox seq follows the broadcast order`);
     }
   });
+
+  it("when the delivering node stops mid-queue, the other takes over and the order holds", async () => {
+    const nodes = [cluster.node("wh1", [WebhooksService]), cluster.node("wh2", [WebhooksService])];
+    pub = cluster.node("pub", []);
+    await cluster.start();
+    await pub.waitForServices(["webhooks"], 15000);
+    await waitFor(
+      () =>
+        pub.registry.getServiceList({ onlyAvailable: true }).filter((s) => s.name === "webhooks").length ===
+        2,
+    );
+    const endpoint = await createEndpoint("ws1");
+    // Slow acceptance so that the queue is still long when the holder goes.
+    receiver.respond = (_req, i) => (i % 2 === 0 ? 503 : 200);
+
+    const sent: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const ev = statusEvent("ws1", "acc_handover", i % 2 ? "connected" : "disconnected");
+      sent.push(eventIdOf("account.status", ev));
+      await pub.broadcast("account.status", ev);
+    }
+    await waitFor(() => receiver.accepted.length >= 3, { what: "the first deliveries" });
+    const holder = await waitFor(() =>
+      nodes.find((b) => (b.getLocalService("webhooks") as any).loop.heldEndpoints().includes(endpoint.id)),
+    );
+    await holder.stop();
+    cluster.brokers.splice(cluster.brokers.indexOf(holder), 1);
+
+    await waitFor(() => new Set(receiver.accepted.map((r) => r.body.id)).size === sent.length, {
+      what: "every event after the hand-over",
+      timeoutMs: 20000,
+    });
+    // At least once: an attempt cut off by the stop may be sent again, right after itself; never out of order.
+    const accepted = receiver.accepted.map((r) => r.body.id as string);
+    const collapsed = accepted.filter((id, i) => id !== accepted[i - 1]);
+    assert.deepEqual(collapsed, sent);
+    const positions = receiver.requests.map((r) => sent.indexOf(r.body.id));
+    assert.deepEqual(
+      positions,
+      [...positions].sort((a, b) => a - b),
+      "no request ever ahead of an earlier event",
+    );
+  });
 });
