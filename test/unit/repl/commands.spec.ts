@@ -1,0 +1,109 @@
+// The console commands against a stand-in broker (only `call` is used): what an operator reads.
+import { strict as assert } from "node:assert";
+import type { ServiceBroker } from "moleculer";
+import { InvalidStateError, NotFoundError } from "../../../src/errors.ts";
+import { drawQr, replCommands } from "../../../src/repl/commands.ts";
+import { CLUSTER_ACTIONS } from "../../../src/sharding/actions.ts";
+
+type Handler = (params: any) => unknown;
+
+function setup(handlers: Record<string, Handler>) {
+  const printed: string[] = [];
+  const calls: [string, unknown][] = [];
+  const broker = {
+    call: async (action: string, params: unknown) => {
+      calls.push([action, params]);
+      const h = handlers[action];
+      if (!h) throw new Error(`unexpected call ${action}`);
+      return h(params);
+    },
+  } as unknown as ServiceBroker;
+  const commands = Object.fromEntries(
+    replCommands((t) => printed.push(t)).map((c) => [c.command.split(" ")[0], c]),
+  );
+  const run = async (name: string, args: Record<string, unknown> = {}) => {
+    printed.length = 0;
+    await commands[name].action(broker, args);
+    return printed.join("\n");
+  };
+  return { run, calls };
+}
+
+describe("repl/commands", () => {
+  it("cluster: workers first, totals over workers only, draining counted", async () => {
+    const { run } = setup({
+      [CLUSTER_ACTIONS.nodes]: () => ({
+        items: [
+          { nodeId: "gw", pid: null, host: "h", services: ["api"], capacity: 0, sessions: 0, worker: false },
+          {
+            nodeId: "w2",
+            pid: 2,
+            host: "h",
+            services: ["session"],
+            capacity: 50,
+            sessions: 3,
+            draining: true,
+            worker: true,
+          },
+          { nodeId: "w1", pid: 1, host: "h", services: ["session"], capacity: 40, sessions: 7, worker: true },
+        ],
+      }),
+    });
+    const out = await run("cluster");
+    const lines = out.split("\n");
+    assert.deepEqual(
+      lines.slice(2, 5).map((l) => l.split(/\s+/)[0]),
+      ["w1", "w2", "gw"],
+    );
+    assert.match(lines[4], /^gw\s+-\s+h\s+api\s+-\s+-\s+-$/);
+    assert.equal(lines.at(-1), "2 worker(s), 10 session(s), capacity 90, 1 draining; 1 other node(s)");
+  });
+
+  it("rebalance: a table of the moves, or a sentence when nothing moved", async () => {
+    let moved: unknown[] = [{ workspaceId: "ws1", from: "w1", to: "w2" }];
+    const { run } = setup({ [CLUSTER_ACTIONS.rebalance]: () => ({ moved }) });
+    const out = await run("rebalance");
+    assert.match(
+      out,
+      /^workspace\s+from\s+to\n-+\s+-+\s+-+\nws1\s+w1\s+w2\nrebalance: 1 workspace\(s\) moved$/,
+    );
+    moved = [];
+    assert.equal(
+      await run("rebalance"),
+      "rebalance: every workspace is on its placement owner; nothing moved",
+    );
+  });
+
+  it("qr: finds the workspace by account id alone, or says why there is no QR", async () => {
+    let scanning = true;
+    const { run, calls } = setup({
+      "accounts.lookup": () => ({
+        id: "acc_1",
+        workspaceId: "ws9",
+        status: scanning ? "qr_scanning" : "connected",
+      }),
+      "accounts.qr": () => {
+        if (!scanning) throw new InvalidStateError("not scanning");
+        return { qr: "2@payload", dataUrl: "", seq: 4, expiresAt: Date.now() + 20500 };
+      },
+    });
+    const out = await run("qr", { accountId: "acc_1" });
+    assert.ok(out.startsWith(await drawQr("2@payload")));
+    assert.match(out, /account acc_1 \(workspace ws9\) · QR #4 · valid (20|21)s more$/);
+    assert.deepEqual(calls[1], ["accounts.qr", { workspaceId: "ws9", id: "acc_1" }]);
+    scanning = false;
+    assert.equal(
+      await run("qr", { accountId: "acc_1" }),
+      "account acc_1 is connected: it shows no QR code now",
+    );
+  });
+
+  it("a failed call prints its message and type, never a stack", async () => {
+    const { run } = setup({
+      "accounts.lookup": () => {
+        throw new NotFoundError("Account", "acc_x");
+      },
+    });
+    assert.equal(await run("qr", { accountId: "acc_x" }), "error: Account 'acc_x' not found [NOT_FOUND 404]");
+  });
+});
