@@ -15,6 +15,7 @@ import {
 } from "../lifecycle/states.ts";
 import type { AccountsRepo, StatusPatch } from "../store/accounts-repo.ts";
 import type { AuthStore } from "../store/auth-store.ts";
+import { retryTransient } from "../store/mongo.ts";
 import { bindEngineEvents, type SessionChange } from "./engine-events.ts";
 import type { Fence, Ownership } from "./ownership.ts";
 import { StartQueue } from "./start-queue.ts";
@@ -75,8 +76,18 @@ export class SessionRuntime {
   private readonly opening = new Map<string, Promise<LocalSessionInfo>>();
   private readonly queue: StartQueue;
 
+  /** The AuthStore given to engines: the same store, retrying transient database errors. */
+  private readonly authStore: AuthStore;
+
   constructor(private readonly opts: RuntimeOptions) {
     this.queue = new StartQueue(opts.startConcurrency ?? 2);
+    const store = opts.authStore;
+    this.authStore = {
+      load: (sessionId) => retryTransient(() => store.load(sessionId)),
+      save: (sessionId, blob) => retryTransient(() => store.save(sessionId, blob)),
+      delete: (sessionId) => retryTransient(() => store.delete(sessionId)),
+      has: (sessionId) => retryTransient(() => store.has(sessionId)),
+    };
   }
 
   /** Ownership may be replaced (placement wires the real one in after construction). */
@@ -143,7 +154,7 @@ export class SessionRuntime {
     else {
       // Still waiting for a start slot: nothing runs, so unlinking is deleting the saved state.
       this.detach(s);
-      await this.opts.authStore.delete(s.sessionId);
+      await this.authStore.delete(s.sessionId);
       await this.enqueue(s, { kind: "status", status: "logged_out" }, true);
     }
     await s.chain;
@@ -229,7 +240,7 @@ export class SessionRuntime {
         accountId: s.accountId,
         workspaceId: s.workspaceId,
         sessionId: s.sessionId,
-        authStore: this.opts.authStore,
+        authStore: this.authStore,
         logger: this.opts.logger,
       });
       s.engine = engine;
@@ -271,9 +282,14 @@ export class SessionRuntime {
   private enqueue(s: LiveSession, change: SessionChange, force = false): Promise<void> {
     s.chain = s.chain
       .then(() => this.apply(s, change, force))
-      .catch((err) =>
-        this.opts.logger.error(`Session ${s.accountId}: change ${describeChange(change)} failed`, err),
-      );
+      .catch(async (err) => {
+        this.opts.logger.error(`Session ${s.accountId}: change ${describeChange(change)} failed`, err);
+        // An engine that ended must not keep running because its end could not be recorded.
+        if (change.kind === "status" && TERMINAL.has(change.status) && !s.closed) {
+          this.detach(s);
+          await this.shutEngine(s);
+        }
+      });
     return s.chain;
   }
 

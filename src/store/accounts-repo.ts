@@ -3,7 +3,7 @@
 import type { Collection, Db } from "mongodb";
 import type { AccountDoc, DesiredState } from "../accounts/types.ts";
 import type { Fence } from "../session/ownership.ts";
-import { COLLECTIONS } from "./mongo.ts";
+import { COLLECTIONS, retryTransient } from "./mongo.ts";
 
 /** Fields a fenced status write may set. */
 export type StatusPatch = Partial<
@@ -58,10 +58,12 @@ export class AccountsRepo {
   /** Stamps one account with `fence` unless a newer owner holds it; returns the document, or null. */
   async claim(id: string, fence: Fence): Promise<AccountDoc | null> {
     // One round trip; no projection (FerretDB's findOneAndUpdate rejects one).
-    return this.col.findOneAndUpdate(
-      { _id: id, ...claimable(fence) },
-      { $set: { node: fence.node, epoch: fence.epoch } },
-      { returnDocument: "after" },
+    return retryTransient(() =>
+      this.col.findOneAndUpdate(
+        { _id: id, ...claimable(fence) },
+        { $set: { node: fence.node, epoch: fence.epoch } },
+        { returnDocument: "after" },
+      ),
     );
   }
 
@@ -76,7 +78,10 @@ export class AccountsRepo {
 
   /** A fenced status write: true when this fence still holds the account. */
   async writeStatus(id: string, fence: Fence, patch: StatusPatch): Promise<boolean> {
-    const res = await this.col.updateOne({ _id: id, node: fence.node, epoch: fence.epoch }, { $set: patch });
+    // Idempotent ($set), so a write refused by a busy server is simply tried again.
+    const res = await retryTransient(() =>
+      this.col.updateOne({ _id: id, node: fence.node, epoch: fence.epoch }, { $set: patch }),
+    );
     return res.matchedCount === 1;
   }
 }

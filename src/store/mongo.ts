@@ -33,3 +33,35 @@ export async function ensureIndexes(db: Db): Promise<void> {
     }
   }
 }
+
+/** Errors worth another try: the server was briefly unreachable or busy (FerretDB's SQLite backend
+ * answers concurrent writes with "database is locked" under load). */
+export function isTransientMongoError(err: unknown): boolean {
+  const e = err as { name?: string; message?: string; hasErrorLabel?: (label: string) => boolean } | null;
+  if (!e) return false;
+  if (["MongoNetworkError", "MongoNetworkTimeoutError", "MongoServerSelectionError"].includes(e.name ?? "")) {
+    return true;
+  }
+  if (e.hasErrorLabel?.("RetryableWriteError") || e.hasErrorLabel?.("TransientTransactionError")) return true;
+  return /database is locked|SQLITE_BUSY/.test(e.message ?? "");
+}
+
+export interface RetryOptions {
+  /** Tries in all. @default 6 */
+  attempts?: number;
+  /** Delay before the second try, doubled each time. @default 50 */
+  baseDelayMs?: number;
+}
+
+/** Runs an idempotent operation, retrying transient errors with exponential backoff. */
+export async function retryTransient<T>(op: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
+  const { attempts = 6, baseDelayMs = 50 } = options;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await op();
+    } catch (err) {
+      if (attempt >= attempts || !isTransientMongoError(err)) throw err;
+      await new Promise((r) => setTimeout(r, baseDelayMs * 2 ** (attempt - 1)));
+    }
+  }
+}
