@@ -24,7 +24,8 @@ export class AccountsRepo {
   }
 
   async insert(doc: AccountDoc): Promise<void> {
-    await this.col.insertOne(doc);
+    // A write the server refused while busy did not happen: trying again is safe.
+    await retryTransient(() => this.col.insertOne(doc));
   }
 
   /** The account `id` of `workspaceId`; another workspace's account is simply not found. */
@@ -33,25 +34,27 @@ export class AccountsRepo {
     // filter from its primary key but scans for `{_id, workspaceId}` — about 10× slower. Without the
     // stored QR (a PNG data URL of several kB; the runtime holds the live one): the hot path of every
     // `accounts.*`/`session.*` call, see bench/routing.ts.
-    const doc = await this.col.findOne({ _id: id }, { projection: { qr: 0 } });
+    const doc = await retryTransient(() => this.col.findOne({ _id: id }, { projection: { qr: 0 } }));
     return doc && doc.workspaceId === workspaceId ? doc : null;
   }
 
   async list(workspaceId: string): Promise<AccountDoc[]> {
-    return this.col.find({ workspaceId }).sort({ createdAt: 1, _id: 1 }).toArray();
+    return retryTransient(() => this.col.find({ workspaceId }).sort({ createdAt: 1, _id: 1 }).toArray());
   }
 
   /** Accounts that should be running, for a reconciler. */
   async listDesiredRunning(workspaceId: string): Promise<AccountDoc[]> {
-    return this.col.find({ workspaceId, desiredState: "running" }).toArray();
+    return retryTransient(() => this.col.find({ workspaceId, desiredState: "running" }).toArray());
   }
 
   async delete(workspaceId: string, id: string): Promise<boolean> {
-    return (await this.col.deleteOne({ _id: id, workspaceId })).deletedCount === 1;
+    return (await retryTransient(() => this.col.deleteOne({ _id: id, workspaceId }))).deletedCount === 1;
   }
 
   async setDesiredState(workspaceId: string, id: string, desiredState: DesiredState): Promise<boolean> {
-    const res = await this.col.updateOne({ _id: id, workspaceId }, { $set: { desiredState } });
+    const res = await retryTransient(() =>
+      this.col.updateOne({ _id: id, workspaceId }, { $set: { desiredState } }),
+    );
     return res.matchedCount === 1;
   }
 
