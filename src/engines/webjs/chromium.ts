@@ -45,6 +45,26 @@ export interface LaunchedChromium {
 
 export class ChromiumLaunchError extends Error {}
 
+/** Process groups of the browsers this process launched and that still run. */
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+
+/**
+ * Chromium runs in a group of its own, so it would outlive a Node process that dies without stopping
+ * its engines (an uncaught exception, process.exit). On exit, synchronously kill every group still
+ * running. (A SIGKILLed Node cannot do this; the next start of such a session kills the leftovers by
+ * their profile directory.)
+ */
+function trackGroup(pgid: number, exited: Promise<unknown>): void {
+  liveGroups.add(pgid);
+  void exited.then(() => liveGroups.delete(pgid));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once("exit", () => {
+    for (const group of liveGroups) killProcessGroup(group);
+  });
+}
+
 /**
  * Spawns Chromium in a process group of its own (`detached`), with its crash handler's database inside
  * the profile (XDG_CONFIG_HOME) so that every process it starts names the profile on its command line.
@@ -65,6 +85,7 @@ export function launchChromium(opts: LaunchOptions): Promise<LaunchedChromium> {
     child.once("exit", (code, signal) => resolve({ code, signal }));
     child.once("error", () => resolve({ code: null, signal: null }));
   });
+  if (child.pid) trackGroup(child.pid, exited);
   return new Promise((resolve, reject) => {
     let stderr = "";
     const timer = setTimeout(

@@ -4,6 +4,7 @@
 // start hang so that crashes and timeouts can be provoked at a known moment. Processes are checked in
 // /proc: every process of a session names its profile directory on its command line.
 import { strict as assert } from "node:assert";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -270,6 +271,31 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
         "no SingletonLock (a dangling symlink)",
       );
       assert.equal(existsSync(engine.userDataDir), false);
+    });
+
+    it("a Node process that dies of an uncaught exception takes its Chromium with it", async () => {
+      const dir = join(profileRoot, `orphan${randomBytes(3).toString("hex")}`);
+      const chromium = new URL("../../../src/engines/webjs/chromium.ts", import.meta.url).pathname;
+      const script = `
+        const { launchChromium } = await import(${JSON.stringify(chromium)});
+        const b = await launchChromium({ executablePath: "/usr/bin/chromium", userDataDir: ${JSON.stringify(dir)} });
+        console.log("launched", b.pid);
+        setTimeout(() => { throw new Error("the worker crashes"); }, 200);`;
+      const out = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+        const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+          stdio: ["ignore", "pipe", "ignore"],
+        });
+        let stdout = "";
+        child.stdout.on("data", (b) => (stdout += b));
+        child.on("exit", (code) => resolve({ code, stdout }));
+      });
+      assert.match(out.stdout, /launched \d+/);
+      assert.notEqual(out.code, 0);
+      await waitFor(() => processesMentioning(dir).length === 0, {
+        what: "no orphaned Chromium",
+        timeoutMs: 3000,
+      });
+      rmSync(dir, { recursive: true, force: true });
     });
 
     it("stop() in the middle of a launch, twice, and before any start leaves nothing", async () => {
