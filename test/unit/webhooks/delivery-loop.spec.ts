@@ -1,0 +1,176 @@
+// The delivery loop's ordering rules with in-memory repositories and a real local HTTP receiver:
+// cursors walk each (endpoint, account) queue in seq order whatever order this node hears of rows in.
+import { strict as assert } from "node:assert";
+import { createServer, type Server } from "node:http";
+import { DeliveryLoop } from "../../../src/webhooks/delivery-loop.ts";
+import { queueKey, slotId, type QueueHead, type RecordResult } from "../../../src/webhooks/outbox.ts";
+import type { EndpointDoc, OutboxDoc } from "../../../src/webhooks/types.ts";
+import { waitFor } from "../../support/wait.ts";
+
+class MemoryOutbox {
+  rows = new Map<string, OutboxDoc>();
+  put(endpointId: string, accountId: string, seq: number, eventId: string): RecordResult {
+    const now = new Date();
+    const _id = slotId(endpointId, accountId, seq);
+    this.rows.set(_id, {
+      _id,
+      eventId,
+      endpointId,
+      accountId,
+      workspaceId: "ws",
+      event: "account.status",
+      payload: { eventId },
+      seq,
+      status: "pending",
+      attempts: 0,
+      nextAttemptAt: now,
+      lastError: null,
+      lastStatusCode: null,
+      createdAt: now,
+      deliveredAt: null,
+      recordedBy: "test",
+    });
+    return { endpointId, accountId, seq, inserted: true };
+  }
+  async pendingHeads(endpointId?: string, accountId?: string): Promise<QueueHead[]> {
+    const heads = new Map<string, QueueHead>();
+    for (const r of this.rows.values()) {
+      if (r.status !== "pending" || (endpointId && r.endpointId !== endpointId)) continue;
+      if (accountId && r.accountId !== accountId) continue;
+      const key = queueKey(r.endpointId, r.accountId);
+      if (!heads.has(key) || heads.get(key)!.seq > r.seq) heads.set(key, { ...r });
+    }
+    return [...heads.values()];
+  }
+  async at(endpointId: string, accountId: string, seq: number) {
+    return this.rows.get(slotId(endpointId, accountId, seq)) ?? null;
+  }
+  async markDelivered(id: string, attempts: number) {
+    Object.assign(this.rows.get(id)!, { status: "delivered", attempts });
+  }
+  async markFailed(id: string, f: { attempts: number; nextAttemptAt: Date | null }) {
+    Object.assign(this.rows.get(id)!, {
+      attempts: f.attempts,
+      ...(f.nextAttemptAt ? { nextAttemptAt: f.nextAttemptAt } : { status: "dead" }),
+    });
+  }
+  async prune() {
+    return 0;
+  }
+  async removeEndpoint() {}
+}
+
+const leases = {
+  async claim(endpointId: string) {
+    return { endpointId, term: 1, validUntil: Date.now() + 60000 };
+  },
+  async renew() {
+    return true;
+  },
+  async release() {},
+};
+
+describe("webhooks/delivery-loop", () => {
+  let server: Server;
+  let received: string[];
+  let endpoint: EndpointDoc;
+  let outbox: MemoryOutbox;
+  let loop: DeliveryLoop;
+
+  beforeEach(async () => {
+    received = [];
+    server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        received.push(JSON.parse(body).id);
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const now = new Date();
+    endpoint = {
+      _id: "wh_1",
+      workspaceId: "ws",
+      url: `http://127.0.0.1:${(server.address() as { port: number }).port}/`,
+      secret: "s",
+      events: ["*"],
+      enabled: true,
+      createdAt: now,
+      updatedAt: now,
+    };
+    outbox = new MemoryOutbox();
+    const endpoints = { findById: async (id: string) => (id === endpoint._id ? endpoint : null) };
+    loop = new DeliveryLoop(
+      { outbox: outbox as any, leases: leases as any, endpoints: endpoints as any },
+      {
+        pollMs: 10,
+        scanMs: 60000,
+        leaseTtlMs: 60000,
+        timeoutMs: 1000,
+        maxAttempts: 3,
+        backoff: { baseMs: 10, maxMs: 20 },
+        concurrency: 4,
+        retentionMs: 0,
+      },
+      { debug() {}, info() {}, warn() {}, error() {} } as any,
+    );
+  });
+  afterEach(async () => {
+    await loop.stop();
+    server.close();
+  });
+
+  it("delivers a queue in seq order even when it hears of a later row first", async () => {
+    outbox.put("wh_1", "acc", 1, "e1");
+    loop.start();
+    await waitFor(() => received.length === 1);
+    // Another node put e2 at seq 2 (say account.created of another publisher); this node recorded e3 at
+    // seq 3 and tells the loop of e3 only.
+    outbox.put("wh_1", "acc", 2, "e2");
+    loop.notify([outbox.put("wh_1", "acc", 3, "e3")]);
+    await waitFor(() => received.length === 3);
+    assert.deepEqual(received, ["e1", "e2", "e3"]);
+  });
+
+  it("a queue it has no cursor for starts at its first pending row, not at the row it heard of", async () => {
+    // The endpoint is held (and queue acc has a cursor) before any row of acc2 exists.
+    outbox.put("wh_1", "acc", 1, "a1");
+    loop.start();
+    await waitFor(() => received.includes("a1"));
+    outbox.put("wh_1", "acc2", 1, "b1");
+    outbox.put("wh_1", "acc2", 2, "b2");
+    loop.notify([outbox.put("wh_1", "acc2", 3, "b3")]);
+    await waitFor(() => received.length === 4);
+    assert.deepEqual(
+      received.filter((id) => id.startsWith("b")),
+      ["b1", "b2", "b3"],
+    );
+  });
+
+  it("a failing head holds back the rest of its queue only", async () => {
+    let failFirst = true;
+    server.removeAllListeners("request");
+    server.on("request", (req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        const id = JSON.parse(body).id;
+        if (id === "x1" && failFirst) {
+          failFirst = false;
+          res.statusCode = 500;
+          return res.end();
+        }
+        received.push(id);
+        res.end();
+      });
+    });
+    outbox.put("wh_1", "accX", 1, "x1");
+    outbox.put("wh_1", "accX", 2, "x2");
+    outbox.put("wh_1", "accY", 1, "y1");
+    loop.start();
+    await waitFor(() => received.length === 3);
+    assert.ok(received.indexOf("x1") < received.indexOf("x2"));
+    assert.equal(outbox.rows.get(slotId("wh_1", "accX", 1))!.attempts, 2);
+  });
+});
