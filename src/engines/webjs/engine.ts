@@ -408,7 +408,9 @@ export class WebjsEngine extends BaseEngine {
       this.phase = "disconnected";
       this.emit("disconnected", cause === "crash" ? "browser_crashed" : why);
     }
-    const delay = this.tuning.restartBackoffMs * 2 ** (attempt - 1);
+    // Exponential, with jitter so that browsers killed together (e.g. by the OOM killer) do not all
+    // relaunch at the same moment: restarts bypass the runtime's start queue.
+    const delay = this.tuning.restartBackoffMs * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5);
     this.background(async () => {
       await this.dropBrowser();
       if (gen !== this.generation) return;
