@@ -22,8 +22,20 @@ import { Reconciler } from "../src/sharding/reconciler.ts";
 import { WorkerPlacement } from "../src/sharding/worker.ts";
 import type { AccountsRepo } from "../src/store/accounts-repo.ts";
 
-/** Meta flag of a call forwarded to the owner by a node that received it (forwarded at most once). */
+/** Meta key counting the forwards of a call (a service may name it in `settings.forwardedMetaKey`). */
 export const FORWARDED_META = "placementForwarded";
+
+function hopsKey(service: unknown): string {
+  return (
+    (service as { settings?: { forwardedMetaKey?: string } }).settings?.forwardedMetaKey ?? FORWARDED_META
+  );
+}
+
+/** Forwards so far (older nodes sent `true` for one). */
+function hopsOf(ctx: Context, key: string): number {
+  const v = (ctx.meta as Record<string, unknown>)[key];
+  return typeof v === "number" ? v : v === true ? 1 : 0;
+}
 
 /** A node as `GET /api/v1/cluster/nodes` lists it; non-workers have capacity 0 and no lease. */
 export type NodeView = Omit<NodeRecord, "pid" | "renewedAt"> & {
@@ -49,8 +61,10 @@ export interface PlacementVars {
 export interface PlacementMethods {
   startPlacement(): Promise<void>;
   stopPlacement(): Promise<void>;
-  /** Where a call must run: null → here; a node id → forward there (once). */
+  /** Where a call must run: null → here; a node id → forward there (`forwardTo`). */
   routeToOwner(ctx: Context<{ workspaceId: string }>): Promise<string | null>;
+  /** Calls the same action on `nodeID`, counting the hop (a call is forwarded at most twice). */
+  forwardTo(ctx: Context<{ workspaceId: string }>, nodeID: string): Promise<unknown>;
 }
 
 type This = Service & PlacementVars & PlacementMethods;
@@ -64,16 +78,8 @@ export function placementMixin(): Partial<ServiceSchema> {
         params: { workspaceId: { type: "string", pattern: WORKSPACE_ID_PATTERN } },
         async handler(this: This, ctx: Context<{ workspaceId: string }>): Promise<PingResult> {
           const owner = await this.routeToOwner(ctx);
-          if (owner) {
-            const key =
-              (this as { settings?: { forwardedMetaKey?: string } }).settings?.forwardedMetaKey ??
-              FORWARDED_META;
-            const res = (await ctx.call(`${this.name}.ping`, ctx.params, {
-              nodeID: owner,
-              meta: { [key]: true },
-            })) as PingResult;
-            return { ...res, forwardedBy: this.broker.nodeID };
-          }
+          if (owner)
+            return { ...((await this.forwardTo(ctx, owner)) as PingResult), forwardedBy: this.broker.nodeID };
           const fence = this.workerPlacement?.current(ctx.params.workspaceId);
           return { node: this.broker.nodeID, epoch: fence?.epoch ?? null, forwardedBy: null };
         },
@@ -223,10 +229,12 @@ export function placementMixin(): Partial<ServiceSchema> {
 
       async routeToOwner(this: This, ctx: Context<{ workspaceId: string }>): Promise<string | null> {
         if (!this.workerPlacement) return null;
-        const key =
-          (this as { settings?: { forwardedMetaKey?: string } }).settings?.forwardedMetaKey ?? FORWARDED_META;
-        const forwarded = (ctx.meta as Record<string, unknown>)[key] === true;
-        return this.workerPlacement.route(String(ctx.params.workspaceId), forwarded);
+        return this.workerPlacement.route(String(ctx.params.workspaceId), hopsOf(ctx, hopsKey(this)));
+      },
+
+      forwardTo(this: This, ctx: Context<{ workspaceId: string }>, nodeID: string): Promise<unknown> {
+        const key = hopsKey(this);
+        return ctx.call(ctx.action!.name!, ctx.params, { nodeID, meta: { [key]: hopsOf(ctx, key) + 1 } });
       },
     },
   };

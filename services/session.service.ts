@@ -247,11 +247,7 @@ const SessionService: ServiceSchema<
       if (this.workerPlacement) {
         // Placement decides: the recorded owner runs it; this node claims it when unplaced.
         const owner = await this.routeToOwner(ctx);
-        if (owner)
-          return ctx.call(ctx.action!.name!, ctx.params, {
-            nodeID: owner,
-            meta: { [key]: true },
-          }) as Promise<T>;
+        if (owner) return this.forwardTo(ctx, owner) as Promise<T>;
         return local(await this.accountOf(ctx));
       }
       const doc = await this.accountOf(ctx);

@@ -48,6 +48,8 @@ export class WorkerPlacement implements Ownership {
   readonly liveness: Liveness;
   draining = false;
   private readonly held = new Map<string, Held>();
+  /** Claims in flight, so concurrent calls for one workspace share one CAS. */
+  private readonly claiming = new Map<string, Promise<PlacementEntry | null>>();
   private readonly listeners: (() => void)[] = [];
   /** Called when ownership changed (a claim, a loss): the reconciler acts on it. */
   onChange: () => void = () => undefined;
@@ -116,6 +118,8 @@ export class WorkerPlacement implements Ownership {
     const fence = this.current(workspaceId);
     if (fence) return fence;
     const entry = await this.claim(workspaceId, null);
+    const now = this.current(workspaceId);
+    if (now) return now;
     if (!entry) {
       const owner = this.mirror.owner(workspaceId);
       throw new WorkspaceUnavailableError(workspaceId, owner ? `owned by ${owner}` : "claim lost");
@@ -148,7 +152,17 @@ export class WorkerPlacement implements Ownership {
    * Returns the new entry, or null when not allowed or when another claim won.
    */
   async claim(workspaceId: string, seen: PlacementEntry | null): Promise<PlacementEntry | null> {
+    let pending = this.claiming.get(workspaceId);
+    if (!pending) {
+      pending = this.tryClaim(workspaceId, seen).finally(() => this.claiming.delete(workspaceId));
+      this.claiming.set(workspaceId, pending);
+    }
+    return pending;
+  }
+
+  private async tryClaim(workspaceId: string, seen: PlacementEntry | null): Promise<PlacementEntry | null> {
     if (!this.liveness.isCurrent()) return null;
+    if (this.current(workspaceId)) return null;
     const term = this.liveness.term;
     const current = seen ?? (await this.table.get(workspaceId));
     if (!current) {
@@ -157,6 +171,7 @@ export class WorkerPlacement implements Ownership {
       const alive = await this.opts.placement.nodesKv.get(current.node);
       if (alive && alive.operation === "PUT" && alive.value.length > 0) return null;
     }
+    // Held before the CAS resolves: the watch may deliver the new record first, and must see it as ours.
     const entry = await this.table.claim(workspaceId, this.nodeId, current);
     if (!entry) return null;
     if (!this.liveness.isCurrent() || this.liveness.term !== term) return null;
@@ -171,24 +186,34 @@ export class WorkerPlacement implements Ownership {
 
   /**
    * Where a call for `workspaceId` that reached this node must run: null → here (this node owns it,
-   * now or after claiming it); a node id → forward there. A forwarded call is never forwarded again.
+   * now or after claiming it); a node id → forward there. `hops` counts the forwards so far: an
+   * unplaced workspace is sent to its HRW choice only by the first receiver, and no call is forwarded
+   * more than twice (so never in a loop).
    */
-  async route(workspaceId: string, forwarded: boolean): Promise<string | null> {
+  async route(workspaceId: string, hops: number): Promise<string | null> {
     if (this.current(workspaceId)) return null;
     if (!this.liveness.isCurrent())
       throw new WorkspaceUnavailableError(workspaceId, "this node's lease lapsed");
     const rec = this.mirror.get(workspaceId) ?? (await this.table.get(workspaceId));
     if (rec && rec.node !== this.nodeId && this.isLive(rec.node)) {
-      if (forwarded || !this.reachable(rec.node)) {
+      // To the recorded owner: at most twice (a caller's stale choice, then a placement race).
+      if (hops >= 2 || !this.reachable(rec.node)) {
         throw new WorkspaceUnavailableError(workspaceId, `owned by ${rec.node}, not reachable from here`);
       }
       return rec.node;
     }
-    if (!rec && !forwarded) {
+    if (!rec && hops === 0) {
       const chosen = chooseOwner(workspaceId, this.workers(), this.mirror.loads(), this.opts.cfg.loadFactor);
       if (chosen && chosen !== this.nodeId && this.reachable(chosen)) return chosen;
     }
-    await this.acquire(workspaceId);
+    try {
+      await this.acquire(workspaceId);
+    } catch (err) {
+      // Lost a placement race: the winner is the owner now.
+      const winner = this.mirror.owner(workspaceId);
+      if (hops < 2 && winner && winner !== this.nodeId && this.reachable(winner)) return winner;
+      throw err;
+    }
     return null;
   }
 

@@ -119,6 +119,8 @@ export class Sampler {
   samples = 0;
   readonly lastSeen = new Map<string, { node: string; status: string }>();
   readonly firstConnectedElsewhere = new Map<string, number>();
+  /** Every status each account was seen in. */
+  readonly statuses = new Map<string, Set<string>>();
   private running = false;
   private loop?: Promise<void>;
 
@@ -144,6 +146,8 @@ export class Sampler {
               this.duplicates.push(`${s.accountId} on ${other} and ${nodes[i]}`);
             where.set(s.accountId, nodes[i]);
             this.lastSeen.set(s.accountId, { node: nodes[i], status: s.status });
+            if (!this.statuses.has(s.accountId)) this.statuses.set(s.accountId, new Set());
+            this.statuses.get(s.accountId)!.add(s.status);
             if (
               s.status === "connected" &&
               nodes[i] !== this.from &&
@@ -163,6 +167,11 @@ export class Sampler {
   async stop(): Promise<void> {
     this.running = false;
     await this.loop;
+  }
+
+  /** Accounts among `ids` seen waiting for a QR scan (a restore that needed a person). */
+  scanning(ids: Iterable<string>): string[] {
+    return [...ids].filter((id) => this.statuses.get(id)?.has("qr_scanning"));
   }
 }
 
@@ -192,4 +201,41 @@ export async function allConnectedOnce(
     const w = where.get(id);
     return w?.length === 1 && w[0].status === "connected" && w[0].node !== except;
   });
+}
+
+/** Waits until every account runs connected on exactly one of `nodes` (never `except`); the error
+ * names how far it got. */
+export async function waitAllConnected(
+  broker: ServiceBroker,
+  nodes: () => string[],
+  accountIds: string[],
+  what: string,
+  timeoutMs: number,
+  except?: string,
+): Promise<void> {
+  let last = "";
+  try {
+    await waitFor(
+      async () => {
+        const where = await placementOfAccounts(broker, nodes());
+        const counts: Record<string, number> = {};
+        for (const id of accountIds) {
+          const w = where.get(id);
+          const k = !w
+            ? "nowhere"
+            : w.length > 1
+              ? "twice"
+              : w[0].node === except
+                ? `on ${except}`
+                : w[0].status;
+          counts[k] = (counts[k] ?? 0) + 1;
+        }
+        last = JSON.stringify(counts);
+        return counts.connected === accountIds.length;
+      },
+      { what, timeoutMs, intervalMs: 200 },
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last seen ${last}`, { cause: err });
+  }
 }

@@ -10,12 +10,12 @@ import { placementOf } from "../../../src/sharding/placement.ts";
 import { ProcessCluster } from "../../support/process-cluster.ts";
 import { waitFor } from "../../support/wait.ts";
 import {
-  allConnectedOnce,
   connectedAccounts,
   knowsRecorder,
   localOf,
   recorder,
   Sampler,
+  waitAllConnected,
   workspacesOn,
   type Recorded,
 } from "./failover-support.ts";
@@ -83,16 +83,20 @@ describe("placement: failover, drain and restarts with worker processes", functi
     pc.kill("w1", "SIGKILL");
     running = survivors;
     try {
-      await waitFor(() => allConnectedOnce(obs, survivors, [...moved], "w1"), {
-        what: "w1's 100 sessions connected on survivors",
-        timeoutMs: 30000,
-        intervalMs: 100,
-      });
+      await waitAllConnected(
+        obs,
+        () => survivors,
+        [...moved],
+        "w1's 100 sessions connected on survivors",
+        30000,
+        "w1",
+      );
     } finally {
       await sampler.stop();
     }
     assert.deepEqual(sampler.duplicates, []);
     assert.deepEqual(qrsSince(mark, moved), [], "a moved session asked for a QR");
+    assert.deepEqual(sampler.scanning(moved), [], "a moved session was seen waiting for a scan");
     const perNode = new Map<string, number>();
     for (const id of moved) {
       const node = sampler.lastSeen.get(id)!.node;
@@ -135,11 +139,7 @@ describe("placement: failover, drain and restarts with worker processes", functi
     let result: { moved: number; kept: number; sessions: number };
     try {
       result = (await obs.call("session.drain", { nodeId: "w2" }, { timeout: 60000 })) as typeof result;
-      await waitFor(() => allConnectedOnce(obs, others, onW2, "w2"), {
-        what: "w2's sessions connected elsewhere",
-        timeoutMs: 30000,
-        intervalMs: 100,
-      });
+      await waitAllConnected(obs, () => others, onW2, "w2's sessions connected elsewhere", 30000, "w2");
     } finally {
       await sampler.stop();
     }
@@ -155,6 +155,7 @@ describe("placement: failover, drain and restarts with worker processes", functi
       );
     assert.deepEqual(failed, []);
     assert.deepEqual(qrsSince(mark, moved), []);
+    assert.deepEqual(sampler.scanning(moved), []);
     const nodes = (await obs.call("session.nodes", {})) as { items: (NodeRecord & { worker: boolean })[] };
     const w2 = nodes.items.find((n) => n.nodeId === "w2")!;
     await waitFor(
@@ -189,11 +190,14 @@ describe("placement: failover, drain and restarts with worker processes", functi
     const others = WORKERS.filter((n) => n !== "w3");
     const sampler = new Sampler(obs, () => others, "w3").start();
     try {
-      await waitFor(() => allConnectedOnce(obs, others, [...moved], "w3"), {
-        what: "w3's sessions connected on the others",
-        timeoutMs: 30000,
-        intervalMs: 100,
-      });
+      await waitAllConnected(
+        obs,
+        () => others,
+        [...moved],
+        "w3's sessions connected on the others",
+        30000,
+        "w3",
+      );
       for (const ws of movedWs) {
         const rec = placement.mirror.get(ws)!;
         assert.notEqual(rec.node, "w3");
@@ -231,17 +235,19 @@ describe("placement: failover, drain and restarts with worker processes", functi
   });
 
   it("NATS restarting under the cluster: it recovers on its own, every session back once", async () => {
-    assert.ok(await allConnectedOnce(obs, running, ids()));
+    await waitAllConnected(obs, () => running, ids(), "every session connected once before", 15000);
     const mark = events.length;
     const sampler = new Sampler(obs, () => running).start();
     try {
       await pc.stopNats();
       await pc.startNats();
-      await waitFor(() => allConnectedOnce(obs, running, ids()), {
-        what: "every session connected once after the NATS restart",
-        timeoutMs: 45000,
-        intervalMs: 200,
-      });
+      await waitAllConnected(
+        obs,
+        () => running,
+        ids(),
+        "every session connected once after the NATS restart",
+        60000,
+      );
     } finally {
       await sampler.stop();
     }
@@ -254,11 +260,7 @@ describe("placement: failover, drain and restarts with worker processes", functi
     try {
       await pc.stopMongo();
       await pc.startMongo();
-      await waitFor(() => allConnectedOnce(obs, running, ids()), {
-        what: "every session still connected once",
-        timeoutMs: 30000,
-        intervalMs: 200,
-      });
+      await waitAllConnected(obs, () => running, ids(), "every session still connected once", 30000);
       // New work goes through (the drivers reconnected).
       const fresh = await waitFor(
         async () => connectedAccounts(obs, events, ["after-mongo"], 1).catch(() => null),
@@ -277,15 +279,17 @@ describe("placement: failover, drain and restarts with worker processes", functi
 
   it("whole-cluster restart (NATS and MongoDB kept): every session comes back by itself, restored", async () => {
     const before = ids();
-    assert.ok(await allConnectedOnce(obs, running, before));
+    await waitAllConnected(obs, () => running, before, "every session connected once before", 15000);
     const mark = events.length;
     await Promise.all(WORKERS.map((n) => pc.stopWorker(n)));
     await Promise.all(WORKERS.map((n) => pc.startWorker(n)));
-    await waitFor(() => allConnectedOnce(obs, WORKERS, before), {
-      what: `all ${before.length} sessions connected again`,
-      timeoutMs: 45000,
-      intervalMs: 200,
-    });
+    await waitAllConnected(
+      obs,
+      () => WORKERS,
+      before,
+      `all ${before.length} sessions connected again`,
+      60000,
+    );
     assert.deepEqual(qrsSince(mark, new Set(before)), []);
   });
 });
