@@ -257,9 +257,18 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       cfg.webhookRetentionMs > 0 ? cfg.webhookRetentionMs / 2 : Infinity,
     );
     const leases = new LeaseRepo(this.db, this.broker.nodeID, cfg.webhookLeaseTtlMs);
-    await this.endpoints.ensureIndexes();
-    await this.outbox.ensureIndexes();
-    await leases.ensureIndexes();
+    // Two nodes starting together may race to create the same index; the loser sees it exist next time.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.endpoints.ensureIndexes();
+        await this.outbox.ensureIndexes();
+        await leases.ensureIndexes();
+        break;
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
     this.loop = new DeliveryLoop(
       { outbox: this.outbox, leases, endpoints: this.endpoints },
       {
