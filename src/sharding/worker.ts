@@ -266,6 +266,9 @@ export class WorkerPlacement implements Ownership {
   async drain(): Promise<{ nodeId: string; moved: number; kept: number; sessions: number }> {
     this.draining = true;
     await this.liveness.touch();
+    // Fresh view of the others: when a whole cluster stops at once, every node is draining and none
+    // hands its workspaces to a node that is about to stop too.
+    await this.mirror.pollNodes(this.opts.placement.nodesKv).catch(() => undefined);
     const loads = new Map(this.mirror.loads());
     const targets = this.workers().filter((n) => n.id !== this.nodeId);
     let moved = 0;

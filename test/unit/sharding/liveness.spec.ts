@@ -1,0 +1,70 @@
+// The lease: renewed on time it stays current; when renewals stop completing, the node fences itself
+// before the server-side TTL could expire, and a later renewal starts a new term.
+import { strict as assert } from "node:assert";
+import type { KV } from "nats";
+import { Liveness } from "../../../src/sharding/liveness.ts";
+import { waitFor } from "../../support/wait.ts";
+
+function fakeKv(state: { hang: boolean; puts: number }): KV {
+  return {
+    put: async () => {
+      state.puts++;
+      if (state.hang) await new Promise(() => undefined);
+      return state.puts;
+    },
+    delete: async () => undefined,
+  } as unknown as KV;
+}
+
+describe("sharding/liveness", () => {
+  it("fences before the lease can expire when renewals hang, and starts a new term when they return", async () => {
+    const state = { hang: false, puts: 0 };
+    const fences: number[] = [];
+    const terms: number[] = [];
+    const ttl = 400;
+    const live = new Liveness({
+      kv: fakeKv(state),
+      nodeId: "n1",
+      renewMs: 50,
+      ttlMs: ttl,
+      describe: () => ({ services: ["session"], capacity: 1, sessions: 0, draining: false }),
+      onFence: () => void fences.push(Date.now()),
+      onLease: (t) => void terms.push(t),
+    });
+    await live.start();
+    assert.ok(live.isCurrent());
+    await waitFor(() => state.puts >= 4, { what: "renewals" });
+    assert.ok(live.isCurrent());
+    const lastSent = Date.now();
+    state.hang = true;
+    await waitFor(() => fences.length === 1, { what: "the fence", timeoutMs: 2000, intervalMs: 5 });
+    assert.ok(!live.isCurrent());
+    // Fenced before the earliest server-side expiry (last renewal sent + TTL).
+    assert.ok(fences[0] < lastSent + ttl, `fenced ${fences[0] - lastSent} ms after the last renewal`);
+    state.hang = false;
+    await waitFor(() => live.isCurrent(), { what: "a new lease", timeoutMs: 2000 });
+    assert.deepEqual(terms, [1, 2]);
+    await live.stop();
+    assert.ok(!live.isCurrent());
+  });
+
+  it("pause() lets the lease lapse (test hook) and resume() takes a new one", async () => {
+    const state = { hang: false, puts: 0 };
+    let fenced = false;
+    const live = new Liveness({
+      kv: fakeKv(state),
+      nodeId: "n2",
+      renewMs: 30,
+      ttlMs: 200,
+      describe: () => ({ services: [], capacity: 1, sessions: 0, draining: false }),
+      onFence: () => void (fenced = true),
+    });
+    await live.start();
+    live.pause();
+    await waitFor(() => fenced, { what: "fence after pause", timeoutMs: 2000 });
+    live.resume();
+    await waitFor(() => live.isCurrent(), { what: "lease after resume", timeoutMs: 2000 });
+    assert.equal(live.term, 2);
+    await live.stop();
+  });
+});

@@ -1,0 +1,120 @@
+// WorkspaceShard: owner from the broker's mirror, HRW among offered endpoints when unplaced, never a
+// random node, no key → validation error.
+import { strict as assert } from "node:assert";
+import type { Context, Endpoint } from "moleculer";
+import { rankNodes } from "../../../src/sharding/hrw.ts";
+import { PlacementMirror } from "../../../src/sharding/mirror.ts";
+import { attachMirror } from "../../../src/sharding/placement.ts";
+import { WorkspaceShardStrategy, workspaceIdOf } from "../../../src/sharding/strategy.ts";
+import type { NodeRecord } from "../../../src/sharding/liveness.ts";
+
+const ids = ["w1", "w2", "w3", "w4"];
+const endpoints = (list: string[]) => list.map((id) => ({ id, isAvailable: true })) as unknown as Endpoint[];
+const ctx = (params: object, meta: object = {}) => ({ params, meta }) as unknown as Context;
+const node = (nodeId: string, draining = false): NodeRecord => ({
+  nodeId,
+  pid: 1,
+  host: "h",
+  services: ["session"],
+  capacity: 50,
+  sessions: 0,
+  draining,
+  renewedAt: 0,
+});
+
+function strategyWith(mirror?: PlacementMirror) {
+  const broker = {};
+  if (mirror) attachMirror(broker, mirror);
+  const Strategy = WorkspaceShardStrategy as unknown as new (
+    r: unknown,
+    b: unknown,
+    o: unknown,
+  ) => WorkspaceShardStrategy;
+  return new Strategy({}, broker, {});
+}
+
+describe("sharding/strategy: WorkspaceShard", () => {
+  it("reads the key from params, then meta, as a string", () => {
+    assert.equal(workspaceIdOf(ctx({ workspaceId: 42 })), "42");
+    assert.equal(workspaceIdOf(ctx({}, { workspaceId: "m" })), "m");
+    assert.equal(workspaceIdOf(ctx({ workspaceId: "p" }, { workspaceId: "m" })), "p");
+    assert.equal(workspaceIdOf(ctx({ workspaceId: "" })), undefined);
+  });
+
+  it("refuses a call without a workspace: a validation error, never a random node", () => {
+    const s = strategyWith(new PlacementMirror());
+    assert.throws(
+      () => s.select(endpoints(ids), ctx({})),
+      (err: any) => err.type === "VALIDATION_ERROR",
+    );
+    assert.throws(
+      () => s.select(endpoints(ids), undefined),
+      (err: any) => err.code === 422,
+    );
+  });
+
+  it("sends a placed workspace to its recorded owner", () => {
+    const mirror = new PlacementMirror();
+    mirror.apply("ws-a", { workspaceId: "ws-a", node: "w3", epoch: 4, since: 0, revision: 9 });
+    const s = strategyWith(mirror);
+    for (let i = 0; i < 20; i++)
+      assert.equal(s.select(endpoints(ids), ctx({ workspaceId: "ws-a" })).id, "w3");
+    assert.equal(s.select(endpoints(ids), ctx({}, { workspaceId: "ws-a" })).id, "w3");
+    // The record moves: so does the routing, at once (no cache to go stale).
+    mirror.apply("ws-a", { workspaceId: "ws-a", node: "w1", epoch: 5, since: 0, revision: 10 });
+    assert.equal(s.select(endpoints(ids), ctx({ workspaceId: "ws-a" })).id, "w1");
+  });
+
+  it("sends an unplaced workspace (or one whose owner offers no endpoint) to its HRW choice", () => {
+    const mirror = new PlacementMirror();
+    mirror.apply("gone", { workspaceId: "gone", node: "w9", epoch: 1, since: 0, revision: 1 });
+    const s = strategyWith(mirror);
+    for (const ws of ["x1", "x2", "x3", "gone"]) {
+      assert.equal(
+        s.select(endpoints(ids), ctx({ workspaceId: ws })).id,
+        rankNodes(
+          ws,
+          ids.map((id) => ({ id })),
+        )[0],
+      );
+    }
+    // The same answer on any broker, with or without a mirror.
+    assert.equal(
+      strategyWith().select(endpoints(ids), ctx({ workspaceId: "x1" })).id,
+      s.select(endpoints(ids), ctx({ workspaceId: "x1" })).id,
+    );
+  });
+
+  it("skips draining nodes for unplaced workspaces", () => {
+    const mirror = new PlacementMirror();
+    const ws = "drain-me";
+    const top = rankNodes(
+      ws,
+      ids.map((id) => ({ id })),
+    )[0];
+    mirror.setLiveNodes(new Map(ids.map((id) => [id, node(id, id === top)])));
+    const chosen = strategyWith(mirror).select(endpoints(ids), ctx({ workspaceId: ws })).id;
+    assert.notEqual(chosen, top);
+    assert.equal(
+      chosen,
+      rankNodes(
+        ws,
+        ids.filter((id) => id !== top).map((id) => ({ id })),
+      )[0],
+    );
+  });
+
+  it("follows changes of the offered endpoints", () => {
+    const s = strategyWith(new PlacementMirror());
+    const ws = "moving";
+    const first = s.select(endpoints(ids), ctx({ workspaceId: ws })).id;
+    const fewer = ids.filter((id) => id !== first);
+    assert.equal(
+      s.select(endpoints(fewer), ctx({ workspaceId: ws })).id,
+      rankNodes(
+        ws,
+        fewer.map((id) => ({ id })),
+      )[0],
+    );
+  });
+});
