@@ -179,12 +179,23 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
     const firstQrOnBus = new Map<string, Receipt>();
     const errors: Record<string, number> = {};
     /** A failed request is counted, not fatal: the bench reports what happened under load. */
+    // A phase whose requests keep failing (the database stopped answering) is given up, so the
+    // relay-only phase still runs and the result says where the cluster stopped.
+    const consecutiveFailures: Record<string, number> = {};
+    const abandoned = new Set<string>();
     const counted = async (what: string, job: () => Promise<unknown>): Promise<void> => {
+      if (abandoned.has(what)) return;
       try {
         await job();
+        consecutiveFailures[what] = 0;
       } catch (err) {
         errors[what] = (errors[what] ?? 0) + 1;
+        consecutiveFailures[what] = (consecutiveFailures[what] ?? 0) + 1;
         if (errors[what] <= 3) log(`${what} failed:`, (err as Error).message.slice(0, 200));
+        if (consecutiveFailures[what] >= 20 && !abandoned.has(what)) {
+          abandoned.add(what);
+          log(`giving up on ${what}: 20 failures in a row`);
+        }
       }
     };
     observer = new ServiceBroker(
@@ -470,6 +481,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
         messagesPerAccount,
       },
       failedRequests: errors,
+      abandonedPhases: [...abandoned],
       events: {
         onBus: busReceipts.size,
         deliveredToSockets: total(),
