@@ -2,14 +2,13 @@
 // and the placement layer's services when they exist) over the run's NATS and MongoDB-wire server,
 // gateways on port 0; plus a raw HTTP client (raw paths, raw bodies, any header).
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from "node:http";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import type { Service, ServiceBroker, ServiceSchema } from "moleculer";
+// Static imports: a dynamic import() of a service file would load a second copy of the modules it
+// shares with the harness (ESM next to the spec's CommonJS), e.g. the per-broker placement registry.
+import AccountsService from "../../../services/accounts.service.ts";
 import { createApiService, boundPort } from "../../../services/api.service.ts";
-import type { Config } from "../../../src/config.ts";
-import { ROOT } from "../../../src/dev/servers.ts";
+import SessionService from "../../../services/session.service.ts";
 import { TestCluster, type ConfigOverrides } from "../../support/cluster.ts";
 import { waitFor } from "../../support/wait.ts";
 
@@ -70,16 +69,6 @@ export function rawRequest(
   });
 }
 
-/** Default export of services/<name>.service.ts: a schema, a list, or a factory of the node's config. */
-export async function serviceSchemas(name: string, cfg: Config): Promise<ServiceSchema[]> {
-  const file = join(ROOT, "services", `${name}.service.ts`);
-  if (!existsSync(file)) return [];
-  const mod = (await import(pathToFileURL(file).href)) as { default: unknown };
-  const value =
-    typeof mod.default === "function" ? (mod.default as (c: Config) => unknown)(cfg) : mod.default;
-  return (Array.isArray(value) ? value : [value]) as ServiceSchema[];
-}
-
 export interface GatewayNode {
   broker: ServiceBroker;
   port: number;
@@ -99,15 +88,16 @@ export class GatewayCluster {
   /** A gateway node (api + accounts); `overrides` e.g. a low rate limit or CORS origins. */
   async addGateway(nodeId: string, overrides: ConfigOverrides = {}): Promise<ServiceBroker> {
     const cfg = this.cluster.config(nodeId, { services: ["api", "accounts"], port: 0, ...overrides });
-    const schemas = [createApiService(cfg), ...(await serviceSchemas("accounts", cfg))];
+    const schemas = [createApiService(cfg), AccountsService as unknown as ServiceSchema];
     return this.cluster.node(nodeId, schemas, { services: ["api", "accounts"], port: 0, ...overrides });
   }
 
-  /** A worker node: session (+ cluster, when the placement layer has its service). */
+  /** A worker node: session (with the placement layer and its cluster actions). */
   async addWorker(nodeId: string, overrides: ConfigOverrides = {}): Promise<ServiceBroker> {
-    const cfg = this.cluster.config(nodeId, { services: ["session"], ...overrides });
-    const schemas = [...(await serviceSchemas("session", cfg)), ...(await serviceSchemas("cluster", cfg))];
-    const broker = this.cluster.node(nodeId, schemas, { services: ["session"], ...overrides });
+    const broker = this.cluster.node(nodeId, [SessionService as unknown as ServiceSchema], {
+      services: ["session"],
+      ...overrides,
+    });
     this.workers.push(broker);
     return broker;
   }

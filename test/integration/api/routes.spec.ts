@@ -61,7 +61,9 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
       assertError(await gw.call("POST", "/api/v1/workspaces/wsA/keys", { key: keyA.key }), 403, "FORBIDDEN");
       assertError(await gw.call("POST", "/api/v1/workspaces/wsA/keys"), 401, "UNAUTHORIZED");
       assertError(
-        await gw.call("POST", "/api/v1/workspaces/wsA/keys", { key: keyA.key.slice(0, -1) + "0" }),
+        await gw.call("POST", "/api/v1/workspaces/wsA/keys", {
+          key: keyA.key.slice(0, -1) + (keyA.key.endsWith("0") ? "1" : "0"),
+        }),
         401,
         "UNAUTHORIZED",
       );
@@ -385,6 +387,23 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
       assertError(bad, 422, "VALIDATION_ERROR");
       const res = await gw.call("POST", "/api/v1/cluster/rebalance", { key: gc.adminKey, body: { max: 1 } });
       assert.equal(res.status, 200, String(res.body));
+      assert.ok(Array.isArray(res.json.moved));
+      assertError(
+        await gw.call("POST", "/api/v1/cluster/nodes/nope/drain", { key: gc.adminKey }),
+        404,
+        "NOT_FOUND",
+      );
+      const drained = await gw.call("POST", "/api/v1/cluster/nodes/w2/drain", { key: gc.adminKey });
+      assert.equal(drained.status, 200, String(drained.body));
+      assert.equal(drained.json.nodeId, "w2");
+      // The node's liveness record (renewed every lease period) shows it draining soon after.
+      await waitFor(
+        async () => {
+          const nodes = await gw.call("GET", "/api/v1/cluster/nodes", { key: gc.adminKey });
+          return nodes.json.items.find((n: { nodeId: string }) => n.nodeId === "w2")?.draining === true;
+        },
+        { what: "w2 to show draining", timeoutMs: 10000 },
+      );
     });
   });
 
