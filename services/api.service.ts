@@ -26,7 +26,6 @@ import {
   ERR_SERVICE_UNAVAILABLE,
   ERR_UNSUPPORTED_MEDIA_TYPE,
   ForbiddenError,
-  NotImplementedError,
   PayloadTooLargeError,
   RateLimitedError,
   RouteNotFoundError,
@@ -366,14 +365,6 @@ export function createApiService(cfg: Config): ServiceSchema {
         if (err instanceof web.ServiceUnavailableError) {
           const spec = ROUTES_BY_ID.get(req.$alias?.routeId ?? "");
           const action = spec?.action ?? "";
-          if (spec?.tag === "cluster" && !this.broker.registry.getActionEndpoints(action)) {
-            return shape(
-              new NotImplementedError(
-                `'${action}' is not available: no node of this cluster runs the placement layer's cluster service`,
-                { action },
-              ),
-            );
-          }
           return shape(
             new Errors.MoleculerRetryableError(
               `No node can serve '${action}' right now`,
@@ -412,7 +403,7 @@ export function createApiService(cfg: Config): ServiceSchema {
         return { name: "InternalError", message: "Internal error", code: 500, type: ERR_INTERNAL };
       },
 
-      /** moleculer-web's top-level error hook (it would log every 5xx, even a client's 501). */
+      /** moleculer-web's top-level error hook (it would log every 5xx, even an expected 503). */
       errorHandler(this: ApiThis, req: Req, res: Res, err: unknown) {
         this.sendError(req, res, err);
       },

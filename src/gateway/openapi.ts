@@ -45,7 +45,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   413: "Body larger than the limit",
   422: "Validation error",
   429: "Rate limit of the key exceeded (see Retry-After)",
-  501: "The cluster layer providing this route is not deployed",
+  501: "Not implemented",
   503: "Not ready / no node can serve the workspace right now",
 };
 

@@ -382,7 +382,7 @@ export const ROUTES: readonly RouteSpec[] = [
     auth: "admin",
     summary: "Worker nodes: {nodeId, pid, host, services, capacity, sessions, draining}",
     tag: "cluster",
-    errors: [501],
+    errors: [503],
   },
   {
     id: "getPlacement",
@@ -394,7 +394,7 @@ export const ROUTES: readonly RouteSpec[] = [
     auth: "admin",
     summary: "Owner of a workspace: {workspaceId, node, epoch}",
     tag: "cluster",
-    errors: [404, 501],
+    errors: [404, 503],
   },
   {
     id: "drainNode",
@@ -406,7 +406,7 @@ export const ROUTES: readonly RouteSpec[] = [
     auth: "admin",
     summary: "Hand every workspace of a node to its next owner (rolling deploys drop no session)",
     tag: "cluster",
-    errors: [404, 501],
+    errors: [404, 503],
   },
   {
     id: "rebalance",
@@ -428,7 +428,7 @@ export const ROUTES: readonly RouteSpec[] = [
     auth: "admin",
     summary: "Move workspaces whose preferred owner changed, a bounded number at a time",
     tag: "cluster",
-    errors: [501],
+    errors: [503],
   },
   // ---- operations (answered by the gateway itself) ----
   {

@@ -338,9 +338,9 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
       }
     });
 
-    it("GET /cluster/nodes → {items: [{nodeId, pid, host, services, capacity, sessions, draining}]}, or 501 before the placement layer", async () => {
+    it("GET /cluster/nodes → {items: [{nodeId, pid, host, services, capacity, sessions, draining}]}, or 503 without workers", async () => {
       const res = await gw.call("GET", "/api/v1/cluster/nodes", { key: gc.adminKey });
-      if (!hasCluster()) return assertError(res, 501, "NOT_IMPLEMENTED");
+      if (!hasCluster()) return assertError(res, 503, "SERVICE_UNAVAILABLE");
       assert.equal(res.status, 200, String(res.body));
       const ids = res.json.items.map((n: { nodeId: string }) => n.nodeId);
       assert.ok(ids.includes("w1") && ids.includes("w2"), `nodes: ${ids}`);
@@ -349,9 +349,9 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
       }
     });
 
-    it("GET /cluster/placement/:ws → {workspaceId, node, epoch} of the node running it; 422 on a bad id; or 501", async () => {
+    it("GET /cluster/placement/:ws → {workspaceId, node, epoch} of the node running it; 422 on a bad id; or 503", async () => {
       const res0 = await gw.call("GET", "/api/v1/cluster/placement/wsB", { key: gc.adminKey });
-      if (!hasCluster()) return assertError(res0, 501, "NOT_IMPLEMENTED");
+      if (!hasCluster()) return assertError(res0, 503, "SERVICE_UNAVAILABLE");
       const created = await gw.call("POST", "/api/v1/accounts", { key: keyB.key, body: { name: "placed" } });
       const account = await waitForStatus(gw, keyB.key, created.json.id, "qr_scanning");
       const res = await gw.call("GET", "/api/v1/cluster/placement/wsB", { key: gc.adminKey });
@@ -366,7 +366,7 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
       );
     });
 
-    it("POST /cluster/rebalance (422 on a bad max) and /cluster/nodes/:id/drain, or 501", async () => {
+    it("POST /cluster/rebalance (422 on a bad max) and /cluster/nodes/:id/drain, or 503", async () => {
       const bad = await gw.call("POST", "/api/v1/cluster/rebalance", {
         key: gc.adminKey,
         body: { max: "x" },
@@ -374,13 +374,13 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
       if (!hasCluster()) {
         assertError(
           await gw.call("POST", "/api/v1/cluster/rebalance", { key: gc.adminKey }),
-          501,
-          "NOT_IMPLEMENTED",
+          503,
+          "SERVICE_UNAVAILABLE",
         );
         assertError(
           await gw.call("POST", "/api/v1/cluster/nodes/w2/drain", { key: gc.adminKey }),
-          501,
-          "NOT_IMPLEMENTED",
+          503,
+          "SERVICE_UNAVAILABLE",
         );
         return;
       }
