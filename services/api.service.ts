@@ -38,6 +38,7 @@ import {
   accountFamilies,
   clusterFamilies,
   formatFamilies,
+  placementFamily,
   registryText,
 } from "../src/gateway/metrics.ts";
 import { buildOpenApi, renderDocsHtml } from "../src/gateway/openapi.ts";
@@ -485,7 +486,12 @@ export function createApiService(cfg: Config): ServiceSchema {
         // What the nodes register themselves wins over what the gateway computes under the same name.
         const cluster = await clusterFamilies(this.broker, new Set([METRICS.sessions, METRICS.placements]));
         const fromNodes = new Set(cluster.filter((f) => f.samples.length > 0).map((f) => f.name));
-        const families = [...computed.filter((f) => !fromNodes.has(f.name)), ...cluster];
+        const placements = placementFamily(this.broker);
+        const families = [
+          ...computed.filter((f) => !fromNodes.has(f.name) && !(placements && f.name === placements.name)),
+          ...(placements ? [placements] : []),
+          ...cluster,
+        ];
         return `${registryText(this.broker)}\n${formatFamilies(families)}`;
       },
 

@@ -6,6 +6,7 @@
 //    status per node, placements per node) and its own counter of QR codes served.
 import type { Db } from "mongodb";
 import { MetricReporters, type ServiceBroker } from "moleculer";
+import { placementOf } from "../sharding/placement.ts";
 import { COLLECTIONS } from "../store/mongo.ts";
 
 /** Names Switchboard layers register in their broker's metric registry; the gateway exports every
@@ -15,7 +16,8 @@ export const METRICS = {
   qrServed: "switchboard.qr.served",
   /** Gauge (computed from MongoDB): accounts by `node` and `status`. */
   sessions: "switchboard.sessions",
-  /** Gauge (computed from MongoDB): workspaces with accounts recorded on `node`. */
+  /** Gauge: workspaces placed on `node`, from this broker's mirror of the placement table (from the
+   * account records in MongoDB when the broker has no placement layer). */
   placements: "switchboard.placements",
   /** Counter (gateway): worker nodes lost without a graceful stop (each fails its workspaces over). */
   failovers: "switchboard.failovers",
@@ -119,6 +121,20 @@ export async function clusterFamilies(broker: ServiceBroker, skip: ReadonlySet<s
   return [...byName.values()];
 }
 
+/** Workspaces per node in this broker's mirror of the placement table; null without a synced mirror. */
+export function placementFamily(broker: ServiceBroker): Family | null {
+  const mirror = placementOf(broker)?.mirror;
+  if (!mirror?.synced) return null;
+  const perNode = new Map<string, number>();
+  for (const rec of mirror.entries()) perNode.set(rec.node, (perNode.get(rec.node) ?? 0) + 1);
+  return {
+    name: METRICS.placements,
+    type: "gauge",
+    help: "Workspaces placed on the node (placement table)",
+    samples: [...perNode].map(([node, value]) => ({ labels: { node }, value })),
+  };
+}
+
 /** Gauges computed from the account records (FerretDB's $group supports $sum, which is all this needs). */
 export async function accountFamilies(db: Db): Promise<Family[]> {
   const rows = await db
@@ -159,7 +175,7 @@ export async function accountFamilies(db: Db): Promise<Family[]> {
     {
       name: METRICS.placements,
       type: "gauge",
-      help: "Workspaces whose accounts are recorded on the node",
+      help: "Workspaces whose accounts are recorded on the node (account records)",
       samples: [...placements.entries()].map(([node, set]) => ({ labels: { node }, value: set.size })),
     },
   ];
