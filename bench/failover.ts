@@ -1,4 +1,5 @@
-// `npm run bench -- failover [--json] [--workers 4] [--sessions 400] [--lease-ttl 4000] [--lease-renew 1000]`
+// `npm run bench -- failover [--json] [--workers 4] [--sessions 400] [--lease-ttl 3000] [--lease-renew 1000]
+//   [--reconcile 1000] [--start-concurrency 16]`
 //
 // A real cluster: nats-server (JetStream) and FerretDB, N worker processes (`node scripts/node.ts`,
 // simulated engine), and an observer broker here (accounts service + event recorder). It connects
@@ -40,12 +41,12 @@ export async function run(args?: BenchArgs): Promise<BenchResult> {
   const workers = Array.from({ length: opt(args, "workers", 4) }, (_, i) => `w${i + 1}`);
   const sessions = opt(args, "sessions", 400);
   const timings = {
-    LEASE_TTL_MS: String(opt(args, "lease-ttl", 4000)),
+    LEASE_TTL_MS: String(opt(args, "lease-ttl", 3000)),
     LEASE_RENEW_MS: String(opt(args, "lease-renew", 1000)),
     RECONCILE_MS: String(opt(args, "reconcile", 1000)),
     HEARTBEAT_INTERVAL_MS: "1000",
-    HEARTBEAT_TIMEOUT_MS: "4000",
-    START_CONCURRENCY: String(opt(args, "start-concurrency", 8)),
+    HEARTBEAT_TIMEOUT_MS: "3000",
+    START_CONCURRENCY: String(opt(args, "start-concurrency", 16)),
   };
   const pc = new ProcessCluster(timings);
   let obs: ServiceBroker | undefined;
@@ -75,6 +76,12 @@ export async function run(args?: BenchArgs): Promise<BenchResult> {
     const victim = perNode.reduce((a, b) => (b.list.length > a.list.length ? b : a));
     const moved = new Set(victim.list.map((s) => s.accountId));
     const survivors = workers.filter((w) => w !== victim.w);
+    const movedWs = new Set(victim.list.map((s) => s.workspaceId));
+    const claimedAt = new Map<string, number>();
+    placementOf(o)!.mirror.on("placement", (ws, entry) => {
+      if (movedWs.has(ws) && entry && entry.node !== victim.w && !claimedAt.has(ws))
+        claimedAt.set(ws, Date.now());
+    });
     const sampler = new Sampler(o, () => survivors, victim.w).start();
     const mark = events.length;
     const killedAt = Date.now();
@@ -110,6 +117,20 @@ export async function run(args?: BenchArgs): Promise<BenchResult> {
         connectedAt.set(id, sampler.firstConnectedElsewhere.get(id)!);
     }
     const seconds = [...connectedAt.values()].map((t) => (t - killedAt) / 1000).sort((a, b) => a - b);
+    const initializingAt = new Map<string, number>();
+    for (const e of events.slice(mark)) {
+      const p = e.payload;
+      if (e.event === "account.status" && p.status === "initializing" && moved.has(p.accountId)) {
+        if (!initializingAt.has(p.accountId)) initializingAt.set(p.accountId, e.at);
+      }
+    }
+    const secondsOf = (m: Map<string, number>) => {
+      const v = [...m.values()].map((t) => (t - killedAt) / 1000).sort((a, b) => a - b);
+      return {
+        p50: Math.round(quantile(v, 0.5) * 100) / 100,
+        max: Math.round((v.at(-1) ?? NaN) * 100) / 100,
+      };
+    };
     const qrs = events
       .slice(mark)
       .filter((e) => e.event === "account.qr" && moved.has(e.payload.accountId)).length;
@@ -129,6 +150,10 @@ export async function run(args?: BenchArgs): Promise<BenchResult> {
         p50: Math.round(quantile(seconds, 0.5) * 100) / 100,
         max: Math.round((seconds.at(-1) ?? NaN) * 100) / 100,
         measured: seconds.length,
+      },
+      breakdown: {
+        workspaceClaimedS: secondsOf(claimedAt),
+        sessionInitializingS: secondsOf(initializingAt),
       },
       duplicatesSeen: sampler.duplicates.length,
       samples: sampler.samples,

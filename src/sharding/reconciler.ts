@@ -1,8 +1,8 @@
 // The reconciler of a worker (DESIGN.md §7–8): on placement changes and every `reconcileMs` it
 //   1. claims the workspaces of nodes whose lease expired (failover: each survivor claims those whose
-//      bounded-load HRW choice among survivors it is; after a grace period any survivor claims what is
-//      still orphaned — the CAS leaves one winner), and adopts records still naming this node from
-//      before a fence or restart;
+//      HRW choice among the survivors it is; after a grace period any survivor claims what is still
+//      orphaned — the CAS leaves one winner), and adopts records still naming this node from before a
+//      fence or restart;
 //   2. starts the engines of accounts with desiredState `running` in the workspaces it owns that have
 //      not run under its current ownership yet (the runtime queues them under the node's start
 //      concurrency; they restore from the AuthStore);
@@ -107,7 +107,6 @@ export class Reconciler {
     const mirror = p.mirror;
     if (!mirror.nodesKnown || !mirror.synced) return;
     const workers = p.workers();
-    const loads = mirror.loads();
     const now = Date.now();
     const grace = 2 * this.cfg.reconcileMs + this.cfg.leaseRenewMs;
     const claims: { ws: string; rec: ReturnType<typeof mirror.get> }[] = [];
@@ -124,7 +123,9 @@ export class Reconciler {
       if (p.draining) continue;
       const since = this.orphanSince.get(ws) ?? now;
       this.orphanSince.set(ws, since);
-      const chosen = chooseOwner(ws, workers, loads, this.cfg.loadFactor);
+      // Plain rendezvous over the survivors (no loads): every survivor computes the same owner for
+      // an orphan at once, whatever claims it has seen so far.
+      const chosen = chooseOwner(ws, workers);
       if (chosen === p.nodeId || now - since > grace) claims.push({ ws, rec });
     }
     if (claims.length === 0) return;

@@ -123,6 +123,32 @@ describe("placement: routing, claims and fencing over the real NATS", function (
     }
   });
 
+  it("a join moves no workspace; rebalance then moves a bounded batch to the joiner, each to its HRW choice", async () => {
+    const table = placementOf(gateway)!.table;
+    const before = new Map((await table.list()).map((r) => [r.workspaceId, `${r.node}:${r.epoch}`]));
+    const w5 = cluster.node("w5", [SessionService], { qr: { firstTtlMs: 60000, refreshMs: 20000 } });
+    await cluster.start();
+    await waitFor(() => brokers.every((b) => placementOf(b)!.mirror.liveNodes().size === 5), {
+      what: "every broker to see w5's lease",
+    });
+    const after = new Map((await table.list()).map((r) => [r.workspaceId, `${r.node}:${r.epoch}`]));
+    assert.deepEqual(after, before, "a join moved a workspace");
+    const res = (await gateway.call("session.rebalance", { max: 10 })) as {
+      moved: { workspaceId: string; from: string; to: string }[];
+    };
+    assert.equal(res.moved.length, 10);
+    for (const m of res.moved) {
+      assert.equal(m.to, "w5");
+      assert.equal((await table.get(m.workspaceId))!.node, "w5");
+    }
+    // Calls follow at once: the joiner now answers for the moved workspaces.
+    for (const m of res.moved) {
+      const ping = (await gateway.call("session.ping", { workspaceId: m.workspaceId })) as PingResult;
+      assert.equal(ping.node, "w5");
+    }
+    assert.ok(placementOf(w5)!.mirror.size > 0);
+  });
+
   it("a worker whose renewals pause stops its sessions before any other node starts them", async () => {
     // 24 connected accounts over 24 workspaces; some land on w1.
     const accounts: AccountView[] = [];
@@ -145,7 +171,7 @@ describe("placement: routing, claims and fencing over the real NATS", function (
       },
     );
     const w1 = brokers.find((b) => b.nodeID === "w1")!;
-    const survivors = brokers.filter((b) => WORKERS.includes(b.nodeID) && b !== w1);
+    const survivors = brokers.filter((b) => b.getLocalService("session") && b !== w1);
     const local = async (b: ServiceBroker) =>
       (await b.call("session.local", {}, { nodeID: b.nodeID })) as { accountId: string; status: string }[];
     const onW1 = await waitFor(
