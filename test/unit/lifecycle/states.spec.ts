@@ -23,7 +23,15 @@ const LEGAL: Record<AccountStatus, AccountStatus[]> = {
     "logged_out",
     "stopped",
   ],
-  qr_scanning: ["initializing", "authenticated", "connected", "disconnected", "failed", "stopped"],
+  qr_scanning: [
+    "initializing",
+    "authenticated",
+    "connected",
+    "disconnected",
+    "failed",
+    "logged_out",
+    "stopped",
+  ],
   authenticated: ["initializing", "connected", "disconnected", "failed", "logged_out", "stopped"],
   connected: ["initializing", "disconnected", "failed", "logged_out", "stopped"],
   disconnected: [
