@@ -158,7 +158,8 @@ export class Reconciler {
       // verdicts); the reconciler brings up what has not run under it yet: new owner, new epoch.
       return doc.node !== fence.node || doc.epoch !== fence.epoch;
     });
-    await inParallel(toStart, 16, async (doc) => {
+    // As many opens at a time as engine starts: more only queue up on the database.
+    await inParallel(toStart, Math.max(1, this.cfg.startConcurrency), async (doc) => {
       this.starting.add(doc._id);
       try {
         await this.target.start(doc);

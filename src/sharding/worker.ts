@@ -290,7 +290,8 @@ export class WorkerPlacement implements Ownership {
 
   /**
    * Workspaces whose owner is no longer their bounded-load HRW choice among live, non-draining
-   * workers (e.g. a node joined), at most `max`: [{workspaceId, from, to}]. Owners hand them off.
+   * workers (e.g. a node joined), at most `max`, each move taking the workspace to a less loaded
+   * node: [{workspaceId, from, to}]. Owners hand them off.
    */
   rebalancePlan(max: number): { workspaceId: string; from: string; to: string }[] {
     const workers = this.workers();
@@ -299,9 +300,11 @@ export class WorkerPlacement implements Ownership {
     for (const rec of this.mirror.entries()) {
       if (plan.length >= max) break;
       if (!this.isLive(rec.node) || this.mirror.isDraining(rec.node)) continue;
-      loads.set(rec.node, (loads.get(rec.node) ?? 1) - 1);
+      const fromLoad = loads.get(rec.node) ?? 1;
+      loads.set(rec.node, fromLoad - 1);
       const best = chooseOwner(rec.workspaceId, workers, loads, this.opts.cfg.loadFactor);
-      if (best && best !== rec.node) {
+      // Only moves that do not unbalance: the target ends below where the source started.
+      if (best && best !== rec.node && (loads.get(best) ?? 0) + 1 < fromLoad) {
         plan.push({ workspaceId: rec.workspaceId, from: rec.node, to: best });
         loads.set(best, (loads.get(best) ?? 0) + 1);
       } else loads.set(rec.node, (loads.get(rec.node) ?? 0) + 1);

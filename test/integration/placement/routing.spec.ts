@@ -123,7 +123,7 @@ describe("placement: routing, claims and fencing over the real NATS", function (
     }
   });
 
-  it("a join moves no workspace; rebalance then moves a bounded batch to the joiner, each to its HRW choice", async () => {
+  it("a join moves no workspace; rebalance then moves a bounded batch, each to a less loaded node", async () => {
     const table = placementOf(gateway)!.table;
     const before = new Map((await table.list()).map((r) => [r.workspaceId, `${r.node}:${r.epoch}`]));
     const w5 = cluster.node("w5", [SessionService], { qr: { firstTtlMs: 60000, refreshMs: 20000 } });
@@ -137,15 +137,22 @@ describe("placement: routing, claims and fencing over the real NATS", function (
       moved: { workspaceId: string; from: string; to: string }[];
     };
     assert.equal(res.moved.length, 10);
+    const load = new Map<string, number>();
+    for (const v of before.values()) load.set(v.split(":")[0], (load.get(v.split(":")[0]) ?? 0) + 1);
     for (const m of res.moved) {
-      assert.equal(m.to, "w5");
-      assert.equal((await table.get(m.workspaceId))!.node, "w5");
-    }
-    // Calls follow at once: the joiner now answers for the moved workspaces.
-    for (const m of res.moved) {
+      // Each move takes a workspace to its bounded-load HRW choice, a less loaded node than its own.
+      assert.ok((load.get(m.to) ?? 0) + 1 < (load.get(m.from) ?? 0), `${m.workspaceId}: ${m.from} → ${m.to}`);
+      load.set(m.to, (load.get(m.to) ?? 0) + 1);
+      load.set(m.from, (load.get(m.from) ?? 0) - 1);
+      assert.equal((await table.get(m.workspaceId))!.node, m.to);
+      // Calls follow at once: the new owner answers.
       const ping = (await gateway.call("session.ping", { workspaceId: m.workspaceId })) as PingResult;
-      assert.equal(ping.node, "w5");
+      assert.equal(ping.node, m.to);
     }
+    assert.ok(
+      res.moved.some((m) => m.to === "w5"),
+      "the joiner takes workspaces",
+    );
     assert.ok(placementOf(w5)!.mirror.size > 0);
   });
 
