@@ -1,6 +1,6 @@
 // `npm run bench -- events [--json] [--accounts 1000] [--workers 4] [--workspaces 50] [--sockets 100]
 //  [--inflight 50] [--setup-inflight 8] [--messages 3] [--start-concurrency N] [--relay-rate 1000]
-//  [--relay-seconds 5]`
+//  [--relay-seconds 5] [--mongo-pool 8]`
 //
 // A real cluster (nats-server, FerretDB, one gateway node api+io+accounts and N session workers, each a
 // process of its own) with simulated accounts, and Socket.IO clients in this process. It measures:
@@ -138,20 +138,24 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
 
-  const cluster = new BenchCluster({
-    ENGINE: "simulated",
-    ADMIN_API_KEY: adminKey,
-    QR_FIRST_TTL_MS: String(QR_FIRST_TTL_MS),
-    QR_REFRESH_MS: String(QR_REFRESH_MS),
-    RATE_LIMIT_PER_MINUTE: "10000000",
-    SESSION_CAPACITY: String(Math.ceil((accounts / workers) * 2)),
-    HEARTBEAT_INTERVAL_MS: "1000",
-    HEARTBEAT_TIMEOUT_MS: "4000",
-    // Production default (2) unless --start-concurrency is given.
-    ...(args.options["start-concurrency"]
-      ? { START_CONCURRENCY: String(args.options["start-concurrency"]) }
-      : {}),
-  });
+  const poolSize = opt(args, "mongo-pool", 8);
+  const cluster = new BenchCluster(
+    {
+      ENGINE: "simulated",
+      ADMIN_API_KEY: adminKey,
+      QR_FIRST_TTL_MS: String(QR_FIRST_TTL_MS),
+      QR_REFRESH_MS: String(QR_REFRESH_MS),
+      RATE_LIMIT_PER_MINUTE: "10000000",
+      SESSION_CAPACITY: String(Math.ceil((accounts / workers) * 2)),
+      HEARTBEAT_INTERVAL_MS: "1000",
+      HEARTBEAT_TIMEOUT_MS: "4000",
+      // Production default (2) unless --start-concurrency is given.
+      ...(args.options["start-concurrency"]
+        ? { START_CONCURRENCY: String(args.options["start-concurrency"]) }
+        : {}),
+    },
+    poolSize,
+  );
   const sockets: ClientSocket[] = [];
   let observer: ServiceBroker | undefined;
   const interrupted = () => {

@@ -19,14 +19,23 @@ export class BenchCluster {
   private servers: RunningServer[] = [];
   readonly nodes: BenchNode[] = [];
 
-  constructor(private readonly env: Record<string, string> = {}) {}
+  /**
+   * @param env extra environment of every node
+   * @param mongoPoolSize connections per MongoClient (the driver's default is 100; every service of
+   * every node has its own client, and FerretDB's SQLite backend stops answering with hundreds of
+   * connections writing at once). @default 8
+   */
+  constructor(
+    private readonly env: Record<string, string> = {},
+    private readonly mongoPoolSize = 8,
+  ) {}
 
   async startServers(): Promise<void> {
     const nats = await startNats(join(this.dir, "nats"));
     const mongo = await startMongoWire(join(this.dir, "mongo"), 0, this.namespace);
     this.servers.push(nats, mongo);
     this.natsUrl = nats.url;
-    this.mongoUrl = mongo.url;
+    this.mongoUrl = `${mongo.url}?maxPoolSize=${this.mongoPoolSize}`;
   }
 
   /** Starts a node running `services`; resolves once it printed `ready`. */
