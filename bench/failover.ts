@@ -1,5 +1,5 @@
 // `npm run bench -- failover [--json] [--workers 4] [--sessions 400] [--lease-ttl 3000] [--lease-renew 1000]
-//   [--reconcile 1000] [--start-concurrency 16]`
+//   [--reconcile 1000] [--start-concurrency 4]`
 //
 // A real cluster: nats-server (JetStream) and FerretDB, N worker processes (`node scripts/node.ts`,
 // simulated engine), and an observer broker here (accounts service + event recorder). It connects
@@ -46,7 +46,7 @@ export async function run(args?: BenchArgs): Promise<BenchResult> {
     RECONCILE_MS: String(opt(args, "reconcile", 1000)),
     HEARTBEAT_INTERVAL_MS: "1000",
     HEARTBEAT_TIMEOUT_MS: "3000",
-    START_CONCURRENCY: String(opt(args, "start-concurrency", 16)),
+    START_CONCURRENCY: String(opt(args, "start-concurrency", 4)),
   };
   const pc = new ProcessCluster(timings);
   let obs: ServiceBroker | undefined;

@@ -24,7 +24,7 @@ export const PROCESS_TIMINGS: Record<string, string> = {
   LEASE_RENEW_MS: "500",
   LEASE_TTL_MS: "2000",
   RECONCILE_MS: "500",
-  START_CONCURRENCY: "8",
+  START_CONCURRENCY: "4",
   QR_FIRST_TTL_MS: "120000",
   QR_REFRESH_MS: "60000",
 };
@@ -189,6 +189,8 @@ export class ProcessCluster {
   }
 
   async stop(): Promise<void> {
+    // Brokers here first, while the workers still answer their in-flight calls.
+    await Promise.all(this.brokers.map((b) => b.stop().catch(() => undefined)));
     await Promise.all(
       [...this.workers.values()].map(async (w) => {
         w.child.kill("SIGCONT");
@@ -197,7 +199,6 @@ export class ProcessCluster {
       }),
     );
     this.workers.clear();
-    await Promise.all(this.brokers.map((b) => b.stop().catch(() => undefined)));
     await Promise.all([this.stopNats(), this.stopMongo()]);
     rmSync(this.dir, { recursive: true, force: true });
   }
