@@ -483,6 +483,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
         inflight,
         setupInflight,
         messagesPerAccount,
+        mongoPoolPerClient: poolSize,
       },
       failedRequests: errors,
       abandonedPhases: [...abandoned],
