@@ -181,7 +181,10 @@ export class ProcessCluster {
 
   /** A broker in this process (not a worker) running `services`, started. */
   async observer(nodeId: string, services: ServiceSchema<any>[]): Promise<ServiceBroker> {
-    const broker = new ServiceBroker(brokerOptions(this.config(nodeId)));
+    // Short graceful stop: calls still in flight to killed workers must not hold the teardown.
+    const broker = new ServiceBroker(
+      brokerOptions(this.config(nodeId), { tracking: { enabled: true, shutdownTimeout: 1000 } }),
+    );
     for (const s of services) broker.createService(s);
     await broker.start();
     this.brokers.push(broker);

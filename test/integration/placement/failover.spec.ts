@@ -277,6 +277,35 @@ describe("placement: failover, drain and restarts with worker processes", functi
     assert.deepEqual(sampler.duplicates, []);
   });
 
+  it("SIGTERM on a worker with sessions drains them to the others before it exits", async () => {
+    const onW4 = (await localOf(obs, "w4"))!.map((s) => s.accountId);
+    assert.ok(onW4.length > 0, "w4 hosts sessions");
+    const others = WORKERS.filter((n) => n !== "w4");
+    const mark = events.length;
+    const sampler = new Sampler(obs, () => running, "w4").start();
+    try {
+      // The sessions are all elsewhere by the time the process has exited (drain, then stop).
+      assert.equal(await pc.stopWorker("w4"), 0);
+      running = others;
+      await waitAllConnected(obs, () => others, onW4, "w4's sessions connected elsewhere", 30000, "w4");
+    } finally {
+      await sampler.stop();
+    }
+    assert.deepEqual(sampler.duplicates, []);
+    assert.deepEqual(qrsSince(mark, new Set(onW4)), []);
+    // Handed off in order: none went through `failed`.
+    const failed = events
+      .slice(mark)
+      .filter(
+        (e) =>
+          e.event === "account.status" && onW4.includes(e.payload.accountId) && e.payload.status === "failed",
+      );
+    assert.deepEqual(failed, []);
+    await pc.startWorker("w4");
+    running = [...WORKERS];
+    await workersSeen(WORKERS);
+  });
+
   it("whole-cluster restart (NATS and MongoDB kept): every session comes back by itself, restored", async () => {
     const before = ids();
     await waitAllConnected(obs, () => running, before, "every session connected once before", 15000);
