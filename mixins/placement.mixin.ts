@@ -172,7 +172,15 @@ export function placementMixin(): Partial<ServiceSchema> {
     methods: {
       async startPlacement(this: This) {
         const placement = placementOf(this.broker);
-        if (!placement) return; // no NATS (a broker without transporter): single-node ownership stays
+        if (!placement) {
+          // Without a transporter a broker is a cluster of one: single-node ownership is right. With
+          // one, the Placement middleware must have run: running unfenced would be a bug.
+          if (this.broker.transit)
+            throw new Error(
+              "placement layer missing: is moleculer.config.ts's Placement middleware in the broker options?",
+            );
+          return;
+        }
         const cfg = configOf(this.broker);
         const runtime = () => this.runtime;
         const wp = new WorkerPlacement({

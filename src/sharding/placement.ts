@@ -48,31 +48,36 @@ export class ClusterPlacement {
   }
 }
 
-const byBroker = new WeakMap<object, ClusterPlacement>();
-const mirrors = new WeakMap<object, PlacementMirror>();
+// Kept on the broker object under registry-wide symbols, not in a module-level map: a second copy of
+// this module (a CJS and an ESM load of one file) must find the same placement layer.
+const PLACEMENT = Symbol.for("switchboard.placement");
+const MIRROR = Symbol.for("switchboard.placement.mirror");
+
+type Holder = { [PLACEMENT]?: ClusterPlacement; [MIRROR]?: PlacementMirror };
 
 export function attachPlacement(broker: ServiceBroker, placement: ClusterPlacement): void {
-  byBroker.set(broker, placement);
-  mirrors.set(broker, placement.mirror);
+  (broker as unknown as Holder)[PLACEMENT] = placement;
+  (broker as unknown as Holder)[MIRROR] = placement.mirror;
 }
 
 /** Gives a broker a mirror without a NATS connection (benchmarks, unit tests of the strategy). */
 export function attachMirror(broker: object, mirror: PlacementMirror): void {
-  mirrors.set(broker, mirror);
+  (broker as Holder)[MIRROR] = mirror;
 }
 
 export function detachPlacement(broker: ServiceBroker): ClusterPlacement | undefined {
-  const p = byBroker.get(broker);
-  byBroker.delete(broker);
-  mirrors.delete(broker);
+  const holder = broker as unknown as Holder;
+  const p = holder[PLACEMENT];
+  delete holder[PLACEMENT];
+  delete holder[MIRROR];
   return p;
 }
 
 /** The placement layer of a broker (undefined before it started or without NATS). */
 export function placementOf(broker: object): ClusterPlacement | undefined {
-  return byBroker.get(broker);
+  return (broker as Holder)[PLACEMENT];
 }
 
 export function mirrorOf(broker: object): PlacementMirror | undefined {
-  return mirrors.get(broker);
+  return (broker as Holder)[MIRROR];
 }
