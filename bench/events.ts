@@ -145,6 +145,8 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
       ADMIN_API_KEY: adminKey,
       QR_FIRST_TTL_MS: String(QR_FIRST_TTL_MS),
       QR_REFRESH_MS: String(QR_REFRESH_MS),
+      // Accounts must still be scannable when the last of 1,000 is created (6 QRs last 160 s only).
+      QR_MAX: "100",
       RATE_LIMIT_PER_MINUTE: "10000000",
       SESSION_CAPACITY: String(Math.ceil((accounts / workers) * 2)),
       HEARTBEAT_INTERVAL_MS: "1000",
