@@ -24,7 +24,8 @@ export function mongoMixin(options: MongoMixinOptions = {}): Partial<ServiceSche
   const { collections = [], ensureIndexes: withIndexes = true } = options;
   return {
     async started(this: any) {
-      const { client, db } = await connectMongo(configOf(this.broker).mongoUrl);
+      const cfg = configOf(this.broker);
+      const { client, db } = await connectMongo(cfg.mongoUrl, { poolSize: cfg.mongoPoolSize });
       this.mongo = client;
       this.db = db;
       this.collections = Object.fromEntries(collections.map((name) => [name, db.collection(name)]));

@@ -40,6 +40,9 @@ export interface Config {
   natsUrl: string;
   /** MongoDB connection string (database name in the path). @default mongodb://127.0.0.1:27017/switchboard */
   mongoUrl: string;
+  /** Connections per MongoClient (each service of a node has one); a `maxPoolSize` in MONGO_URL wins.
+   * @default 10 */
+  mongoPoolSize: number;
   /** Services this node runs. @default all of them */
   services: string[];
   /** Gateway HTTP port. @default 3000 */
@@ -109,6 +112,7 @@ export function loadConfig(): Config {
     namespace: str("NAMESPACE", "switchboard"),
     natsUrl: str("NATS_URL", "nats://127.0.0.1:4222"),
     mongoUrl: str("MONGO_URL", "mongodb://127.0.0.1:27017/switchboard"),
+    mongoPoolSize: Math.max(1, int("MONGO_POOL_SIZE", 10)),
     services: list("SERVICES", ALL_SERVICES.join(",")),
     port: int("PORT", 3000),
     engine: str("ENGINE", "webjs"),

@@ -7,9 +7,23 @@ export const COLLECTIONS = {
   apiKeys: "api_keys",
 } as const;
 
-/** Connects to `url` (database name in its path). */
-export async function connectMongo(url: string): Promise<{ client: MongoClient; db: Db }> {
-  const client = await MongoClient.connect(url, { serverSelectionTimeoutMS: 10000 });
+/** Connections per MongoClient unless MONGO_POOL_SIZE or the URL's `maxPoolSize` says otherwise. */
+export const DEFAULT_MONGO_POOL_SIZE = 10;
+
+/**
+ * Connects to `url` (database name in its path). Every service of every node has a client of its own,
+ * so the pool is bounded (the driver's default, 100, lets a cluster open hundreds of connections, and
+ * FerretDB stops answering at ~800). A `maxPoolSize` in the URL wins over `poolSize`.
+ */
+export async function connectMongo(
+  url: string,
+  { poolSize = DEFAULT_MONGO_POOL_SIZE }: { poolSize?: number } = {},
+): Promise<{ client: MongoClient; db: Db }> {
+  const inUrl = /[?&]maxPoolSize=/i.test(url);
+  const client = await MongoClient.connect(url, {
+    serverSelectionTimeoutMS: 10000,
+    ...(inUrl || poolSize <= 0 ? {} : { maxPoolSize: poolSize }),
+  });
   return { client, db: client.db() };
 }
 
