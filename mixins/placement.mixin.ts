@@ -209,6 +209,7 @@ export function placementMixin(): Partial<ServiceSchema> {
             has: (id) => runtime().has(id),
             local: () => runtime().local(),
             start: (doc) => runtime().start(doc),
+            startMany: (docs) => runtime().startMany(docs),
             stopWorkspace: (ws) => runtime().stopWorkspace(ws),
             desiredRunning: (workspaceIds) =>
               this.repo.col

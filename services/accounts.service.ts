@@ -15,6 +15,7 @@ import {
   type SimulateAction,
   type WorkspaceParams,
 } from "../src/accounts/types.ts";
+import { qrViewOf } from "../src/accounts/qr-image.ts";
 import { configOf } from "../src/config.ts";
 import { NotFoundError, NotImplementedByEngine } from "../src/errors.ts";
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
@@ -256,11 +257,14 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       ): Promise<{ items: AccountSnapshotItem[] }> {
         const docs = await this.repo.list(ctx.params.workspaceId);
         return {
-          items: docs.map((doc) => {
-            const view: AccountSnapshotItem = toAccountView(doc);
-            if (doc.status === "qr_scanning" && doc.qr) view.qr = doc.qr;
-            return view;
-          }),
+          items: await Promise.all(
+            docs.map(async (doc) => {
+              const view: AccountSnapshotItem = toAccountView(doc);
+              // The document keeps the QR payload; its image is rendered here (same as the event's).
+              if (doc.status === "qr_scanning" && doc.qr) view.qr = await qrViewOf(doc.qr);
+              return view;
+            }),
+          ),
         };
       },
     },

@@ -13,6 +13,10 @@ export interface QrView {
   expiresAt: number;
 }
 
+/** A QR as the account document keeps it: the payload without its image (rendered on read, see
+ * src/accounts/qr-image.ts); documents written by older versions may still carry `dataUrl`. */
+export type StoredQr = Omit<QrView, "dataUrl"> & { dataUrl?: string };
+
 /** MongoDB `accounts` document. `_id` is the account id (`acc_` + 16 random chars). */
 export interface AccountDoc {
   _id: string;
@@ -31,7 +35,7 @@ export interface AccountDoc {
   node?: string | null;
   epoch?: number | null;
   /** Current QR while `qr_scanning` (kept so a late socket's snapshot still shows it). */
-  qr?: QrView | null;
+  qr?: StoredQr | null;
   createdAt: Date;
   updatedAt: Date;
 }

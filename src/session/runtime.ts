@@ -2,7 +2,7 @@
 // limit, and the per-account pipeline that turns engine events into lifecycle transitions. Every change
 // of an account is applied after the previous one (persisted with a fenced write, then broadcast), so
 // the events of one account leave this node in order.
-import QRCode from "qrcode";
+import { qrViewOf, storedQr } from "../accounts/qr-image.ts";
 import type { AccountDoc, AccountStatusEvent, QrView } from "../accounts/types.ts";
 import type { Engine, EngineOptions, QrEvent } from "../engines/base.ts";
 import { resolveEngine } from "../engines/index.ts";
@@ -62,6 +62,8 @@ interface LiveSession {
   chain: Promise<void>;
   /** Stopping, finished or fenced out: engine events are no longer applied. */
   closed: boolean;
+  /** Never owned before this claim: no engine ever ran it, so it has no saved auth state yet. */
+  neverOwned: boolean;
 }
 
 /** Grace beyond the engine's startup watchdog before the runtime gives up on a start that never returns. */
@@ -123,11 +125,57 @@ export class SessionRuntime {
    * left alone. Resolves once queued (the account shows `initializing` until its engine starts).
    */
   async start(doc: AccountDoc): Promise<LocalSessionInfo> {
+    return this.startClaimed(doc, false);
+  }
+
+  /**
+   * Starts accounts of workspaces this node owns, claiming them in one update per workspace (plus one
+   * read) instead of one claim per account: the reconciler's restore after a failover. Accounts another
+   * owner holds are left alone (not started); resolves once all are queued.
+   */
+  async startMany(docs: AccountDoc[]): Promise<LocalSessionInfo[]> {
+    const byWorkspace = new Map<string, { fence: Fence; ids: string[] }>();
+    for (const doc of docs) {
+      if (this.sessions.has(doc._id) || this.opening.has(doc._id)) continue;
+      const fence = this.opts.ownership.current(doc.workspaceId);
+      if (!fence) continue;
+      const entry = byWorkspace.get(doc.workspaceId) ?? { fence, ids: [] };
+      entry.ids.push(doc._id);
+      byWorkspace.set(doc.workspaceId, entry);
+    }
+    if (byWorkspace.size === 0) return [];
+    await Promise.all(
+      [...byWorkspace].map(([ws, { fence, ids }]) => this.opts.repo.claimMany(ws, ids, fence)),
+    );
+    const claimed = await this.opts.repo.byIds([...byWorkspace.values()].flatMap((e) => e.ids));
+    // Only what carries our fence: another owner's account (a newer epoch) is not ours to run.
+    const ours = claimed.filter((doc) => {
+      const fence = byWorkspace.get(doc.workspaceId)?.fence;
+      return fence !== undefined && doc.node === fence.node && doc.epoch === fence.epoch;
+    });
+    // Opened as many at a time as engines start (each open writes `initializing`).
+    const started: LocalSessionInfo[] = [];
+    const limit = Math.max(1, this.opts.startConcurrency ?? 2);
+    await Promise.all(
+      Array.from({ length: Math.min(limit, ours.length) }, async () => {
+        for (let doc = ours.shift(); doc !== undefined; doc = ours.shift()) {
+          try {
+            started.push(await this.startClaimed(doc, true));
+          } catch (err) {
+            this.opts.logger.debug(`Starting ${doc._id} failed: ${(err as Error).message}`);
+          }
+        }
+      }),
+    );
+    return started;
+  }
+
+  private async startClaimed(doc: AccountDoc, claimed: boolean): Promise<LocalSessionInfo> {
     const running = this.sessions.get(doc._id);
     if (running) return this.describe(running);
     let pending = this.opening.get(doc._id);
     if (!pending) {
-      pending = this.open(doc).finally(() => this.opening.delete(doc._id));
+      pending = this.open(doc, claimed).finally(() => this.opening.delete(doc._id));
       this.opening.set(doc._id, pending);
     }
     return pending;
@@ -200,31 +248,37 @@ export class SessionRuntime {
     await this.opening.get(accountId)?.catch(() => undefined);
   }
 
-  private async open(doc: AccountDoc): Promise<LocalSessionInfo> {
+  /** `claimed`: `doc` was read back carrying this node's fence (startMany), no claim needed. */
+  private async open(doc: AccountDoc, claimed: boolean): Promise<LocalSessionInfo> {
     resolveEngine(doc.engine);
     const ownership = this.opts.ownership;
     const fence = ownership.current(doc.workspaceId) ?? (await ownership.acquire(doc.workspaceId));
-    const claimed = await this.opts.repo.claim(doc._id, fence);
-    if (!claimed) {
+    const result =
+      claimed && doc.node === fence.node && doc.epoch === fence.epoch
+        ? { doc, neverOwned: false }
+        : await this.opts.repo.claimOne(doc._id, fence);
+    if (!result) {
       throw new NotOwnerError(doc._id, fence.node, {
         accountId: doc._id,
         workspaceId: doc.workspaceId,
         fence,
       });
     }
+    const { doc: claimedDoc, neverOwned } = result;
     const s: LiveSession = {
-      accountId: claimed._id,
-      workspaceId: claimed.workspaceId,
-      sessionId: claimed.sessionId,
-      engineName: claimed.engine,
+      accountId: claimedDoc._id,
+      workspaceId: claimedDoc.workspaceId,
+      sessionId: claimedDoc.sessionId,
+      engineName: claimedDoc.engine,
       fence,
-      status: claimed.status,
-      phoneNumber: claimed.phoneNumber ?? null,
+      status: claimedDoc.status,
+      phoneNumber: claimedDoc.phoneNumber ?? null,
       qr: null,
       engine: null,
       unbind: null,
       chain: Promise.resolve(),
       closed: false,
+      neverOwned,
     };
     this.sessions.set(s.accountId, s);
     await this.enqueue(s, { kind: "status", status: "initializing" });
@@ -240,7 +294,7 @@ export class SessionRuntime {
         accountId: s.accountId,
         workspaceId: s.workspaceId,
         sessionId: s.sessionId,
-        authStore: this.authStore,
+        authStore: this.authStoreFor(s),
         logger: this.opts.logger,
       });
       s.engine = engine;
@@ -259,6 +313,26 @@ export class SessionRuntime {
       const reason = failureReasonOf(err);
       await this.enqueue(s, { kind: "status", status: "failed", reason, message: (err as Error).message });
     }
+  }
+
+  /**
+   * The AuthStore of one session. An account never owned before has no saved state (only its own
+   * engines save under its unique sessionId, and none ran): its engine's first loads need no database
+   * read, until it saves something.
+   */
+  private authStoreFor(s: LiveSession): AuthStore {
+    const store = this.authStore;
+    if (!s.neverOwned) return store;
+    let nothingSaved = true;
+    return {
+      load: (sessionId) => (nothingSaved ? Promise.resolve(null) : store.load(sessionId)),
+      has: (sessionId) => (nothingSaved ? Promise.resolve(false) : store.has(sessionId)),
+      save: (sessionId, blob) => {
+        nothingSaved = false;
+        return store.save(sessionId, blob);
+      },
+      delete: (sessionId) => store.delete(sessionId),
+    };
   }
 
   private startLimitMs(): number {
@@ -312,8 +386,8 @@ export class SessionRuntime {
     if (!refresh) assertTransition(previous, status);
 
     const at = new Date();
-    const qr = change.qr ? await qrView(change.qr) : null;
-    const patch: StatusPatch = { updatedAt: at, qr };
+    // The document keeps the payload only; the event and `accounts.qr` carry the rendered image.
+    const patch: StatusPatch = { updatedAt: at, qr: change.qr ? storedQr(change.qr) : null };
     if (!refresh) {
       Object.assign(patch, { status, reason: change.reason ?? null, message: change.message ?? null });
       if (change.phoneNumber)
@@ -323,10 +397,19 @@ export class SessionRuntime {
         patch.desiredState = "stopped";
       }
     }
-    if (!(await this.opts.repo.writeStatus(s.accountId, s.fence, patch))) {
+    // Persisted before it is broadcast (a snapshot read after an event shows it); the image is
+    // rendered while the write is in flight.
+    const [written, rendered] = await Promise.allSettled([
+      this.opts.repo.writeStatus(s.accountId, s.fence, patch),
+      change.qr ? qrView(change.qr) : Promise.resolve(null),
+    ]);
+    if (written.status === "rejected") throw written.reason;
+    if (!written.value) {
       await this.fenceOut(s);
       return;
     }
+    if (rendered.status === "rejected") throw rendered.reason;
+    const qr = rendered.value;
     s.qr = qr;
     if (!refresh) {
       s.status = status;
@@ -408,9 +491,8 @@ export class SessionRuntime {
   }
 }
 
-async function qrView(qr: QrEvent): Promise<QrView> {
-  const dataUrl = await QRCode.toDataURL(qr.qr, { errorCorrectionLevel: "L", margin: 2 });
-  return { qr: qr.qr, dataUrl, seq: qr.seq, expiresAt: qr.expiresAt };
+function qrView(qr: QrEvent): Promise<QrView> {
+  return qrViewOf(storedQr(qr));
 }
 
 /** An engine start that throws may say why in `data.reason`; otherwise it is an engine error. */

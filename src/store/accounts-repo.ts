@@ -60,14 +60,47 @@ export class AccountsRepo {
 
   /** Stamps one account with `fence` unless a newer owner holds it; returns the document, or null. */
   async claim(id: string, fence: Fence): Promise<AccountDoc | null> {
+    return (await this.claimOne(id, fence))?.doc ?? null;
+  }
+
+  /**
+   * `claim`, also telling whether the account had never been owned before (no epoch): no engine can
+   * have run it, so it has no saved auth state (the session skips that read). A retried claim that
+   * had already applied reports false — the safe answer.
+   */
+  async claimOne(id: string, fence: Fence): Promise<{ doc: AccountDoc; neverOwned: boolean } | null> {
     // One round trip; no projection (FerretDB's findOneAndUpdate rejects one).
-    return retryTransient(() =>
+    const before = await retryTransient(() =>
       this.col.findOneAndUpdate(
         { _id: id, ...claimable(fence) },
         { $set: { node: fence.node, epoch: fence.epoch } },
-        { returnDocument: "after" },
+        { returnDocument: "before" },
       ),
     );
+    if (!before) return null;
+    return { doc: { ...before, node: fence.node, epoch: fence.epoch }, neverOwned: before.epoch == null };
+  }
+
+  /**
+   * `claim` for several accounts of one workspace in one update: stamps those of `ids` that `fence`
+   * may take (the same per-document condition as `claim`) and returns how many it changed. The caller
+   * reads them back (`byIds`) and runs only those that carry `fence`.
+   */
+  async claimMany(workspaceId: string, ids: string[], fence: Fence): Promise<number> {
+    if (ids.length === 0) return 0;
+    const res = await retryTransient(() =>
+      this.col.updateMany(
+        { _id: { $in: ids }, workspaceId, ...claimable(fence) },
+        { $set: { node: fence.node, epoch: fence.epoch } },
+      ),
+    );
+    return res.modifiedCount;
+  }
+
+  /** Accounts by id (without the stored QR), in one query. */
+  async byIds(ids: string[]): Promise<AccountDoc[]> {
+    if (ids.length === 0) return [];
+    return retryTransient(() => this.col.find({ _id: { $in: ids } }, { projection: { qr: 0 } }).toArray());
   }
 
   /** Stamps every account of the workspace that `fence` may take (a new owner after a claim). */

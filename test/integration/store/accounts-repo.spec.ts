@@ -100,6 +100,37 @@ describe("store/accounts-repo: fenced writes on the real server", () => {
     assert.equal((await repo.get("w4", "acc_t4"))?.node, "old", "other workspaces untouched");
   });
 
+  it("claimOne says whether the account was ever owned (a first claim: no saved auth state possible)", async () => {
+    await repo.insert(account("acc_n1", "w7"));
+    const first = await repo.claimOne("acc_n1", { node: "n1", epoch: 1 });
+    assert.equal(first?.neverOwned, true);
+    assert.equal(first?.doc.node, "n1");
+    assert.equal(first?.doc.epoch, 1);
+    assert.equal((await repo.claimOne("acc_n1", { node: "n1", epoch: 1 }))?.neverOwned, false, "re-claim");
+    assert.equal((await repo.claimOne("acc_n1", { node: "n2", epoch: 2 }))?.neverOwned, false, "takeover");
+    assert.equal(await repo.claimOne("acc_n1", { node: "n1", epoch: 1 }), null, "lower epoch never wins");
+  });
+
+  it("claimMany stamps the given accounts of the workspace that the fence may take, nothing else", async () => {
+    await repo.insert(account("acc_m1", "w8"));
+    await repo.insert(account("acc_m2", "w8", { node: "old", epoch: 1 }));
+    await repo.insert(account("acc_m3", "w8", { node: "newer", epoch: 9 }));
+    await repo.insert(account("acc_m4", "w8", { node: "old", epoch: 1 }));
+    await repo.insert(account("acc_m5", "w9", { node: "old", epoch: 1 }));
+    const ids = ["acc_m1", "acc_m2", "acc_m3", "acc_m5"];
+    assert.equal(await repo.claimMany("w8", ids, { node: "n5", epoch: 5 }), 2);
+    const docs = await repo.byIds([...ids, "acc_m4"]);
+    const nodes = Object.fromEntries(docs.map((d) => [d._id, `${d.node}@${d.epoch}`]));
+    assert.deepEqual(nodes, {
+      acc_m1: "n5@5",
+      acc_m2: "n5@5",
+      acc_m3: "newer@9",
+      acc_m4: "old@1",
+      acc_m5: "old@1",
+    });
+    assert.equal(await repo.claimMany("w8", [], { node: "n5", epoch: 5 }), 0);
+  });
+
   it("get is scoped by workspace; desired state and delete too", async () => {
     await repo.insert(account("acc_s", "w5"));
     assert.equal(await repo.get("w6", "acc_s"), null);
