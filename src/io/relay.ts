@@ -1,17 +1,10 @@
 // What the `io` service relays to sockets and to whom: one Socket.IO room per workspace, and a
 // holding pen for sockets whose snapshot is still on its way (so a socket never sees an event that
 // happened before its snapshot was read after the snapshot itself, and never misses one in between).
-import type { QrView } from "../accounts/types.ts";
+import { ACCOUNT_EVENTS, type QrView } from "../accounts/types.ts";
 
 /** Broker events relayed to the sockets of the event's workspace (DESIGN.md, "Interfaces"). */
-export const RELAYED_EVENTS = [
-  "account.created",
-  "account.status",
-  "account.qr",
-  "account.pairing_code",
-  "account.message",
-  "account.deleted",
-] as const;
+export const RELAYED_EVENTS = ACCOUNT_EVENTS;
 export type RelayedEvent = (typeof RELAYED_EVENTS)[number];
 
 /** The one room a socket joins. */

@@ -5,26 +5,17 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { CHROMIUM_BASE_FLAGS } from "../../src/engines/webjs/chromium.ts";
 import { testConfig } from "../support/cluster.ts";
 import { testEnv } from "../support/env.ts";
 import { waitFor } from "../support/wait.ts";
 import { artifactPath, startSwitchboard, type RunningSwitchboard } from "./support.ts";
 
-const CHROMIUM_FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-dev-shm-usage",
-  "--disable-background-networking",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
 async function launchBrowser(): Promise<Browser> {
   return puppeteer.launch({
     executablePath: testConfig().chromiumPath,
     headless: true,
-    args: CHROMIUM_FLAGS,
+    args: CHROMIUM_BASE_FLAGS,
     userDataDir: `${testEnv.dataDir}/chromium-dashboard-${randomBytes(3).toString("hex")}`,
   });
 }

@@ -10,6 +10,7 @@ import { TestCluster } from "../support/cluster.ts";
 import { testEnv, mongoUrlFor } from "../support/env.ts";
 import { GridFsAuthStore } from "../../src/store/auth-store.ts";
 import { config } from "../../src/config.ts";
+import { CHROMIUM_BASE_FLAGS } from "../../src/engines/webjs/chromium.ts";
 
 describe("harness: real NATS, MongoDB-wire server and Chromium", () => {
   it("three brokers over the real NATS discover each other and call across", async () => {
@@ -91,13 +92,7 @@ describe("harness: real NATS, MongoDB-wire server and Chromium", () => {
       const out = await new Promise<string>((resolve, reject) => {
         const child = spawn(config.chromiumPath, [
           "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-dev-shm-usage",
-          "--disable-background-networking",
-          "--no-first-run",
-          "--disable-component-update",
-          "--disable-sync",
+          ...CHROMIUM_BASE_FLAGS,
           `--user-data-dir=${testEnv.dataDir}/chromium-harness`,
           "--dump-dom",
           `http://127.0.0.1:${port}/`,

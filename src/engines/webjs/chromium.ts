@@ -6,9 +6,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
-/** Flags for Debian's Chromium in a container (ENVIRONMENT.md), plus headless remote debugging. */
-export const CHROMIUM_FLAGS = [
-  "--headless",
+/** Flags every Chromium of ours needs here: Debian's Chromium as root in a container, no background
+ * traffic to Google's hosts (ENVIRONMENT.md). Tests that launch a browser of their own use them too. */
+export const CHROMIUM_BASE_FLAGS = [
   "--no-sandbox",
   "--disable-gpu",
   "--disable-dev-shm-usage",
@@ -16,6 +16,12 @@ export const CHROMIUM_FLAGS = [
   "--no-first-run",
   "--disable-component-update",
   "--disable-sync",
+];
+
+/** A session's Chromium: the base flags, headless, with remote debugging for whatsapp-web.js. */
+export const CHROMIUM_FLAGS = [
+  "--headless",
+  ...CHROMIUM_BASE_FLAGS,
   "--disable-extensions",
   "--disable-blink-features=AutomationControlled",
   "--mute-audio",
