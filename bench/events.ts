@@ -31,6 +31,7 @@ import { RELAYED_EVENTS, workspaceOfEvent } from "../src/io/relay.ts";
 import type { BenchArgs, BenchResult } from "./index.ts";
 import { BenchCluster } from "./support/cluster.ts";
 import { inParallel, summarize } from "./support/stats.ts";
+import { eventKey } from "../test/integration/io/support.ts";
 
 const RELAY_P99_BAR_MS = 50;
 const FIRST_QR_P99_BAR_MS = 250;
@@ -47,24 +48,6 @@ interface Receipt {
   t: number;
   /** Engine-side stamp of the event, when it carries one (status `at`, QR shown-at). */
   origin?: number;
-}
-
-/** A stable identity of one event, the same for every receiver. */
-function eventKey(event: string, p: any): string {
-  switch (event) {
-    case "account.status":
-      return `${p.accountId}|status|${p.status}|${p.at}|${p.epoch}`;
-    case "account.qr":
-      return `${p.accountId}|qr|${p.seq}|${p.expiresAt}`;
-    case "account.message":
-      return `${p.accountId}|msg|${p.id}`;
-    case "account.pairing_code":
-      return `${p.accountId}|code|${p.code}`;
-    case "account.created":
-      return `${p.account?.id}|created`;
-    default:
-      return `${p.accountId}|${event}`;
-  }
 }
 
 function originOf(event: string, p: any): number | undefined {
