@@ -22,6 +22,9 @@ import { Reconciler } from "../src/sharding/reconciler.ts";
 import { WorkerPlacement } from "../src/sharding/worker.ts";
 import type { AccountsRepo } from "../src/store/accounts-repo.ts";
 
+/** Upper bound of one `drain` call. */
+const DRAIN_TIMEOUT_MS = 10 * 60 * 1000;
+
 /** Meta key counting the forwards of a call (a service may name it in `settings.forwardedMetaKey`). */
 export const FORWARDED_META = "placementForwarded";
 
@@ -124,6 +127,9 @@ export function placementMixin(): Partial<ServiceSchema> {
       },
 
       drain: {
+        // A drain answers once every workspace is handed off (a few seconds per hundred sessions), which
+        // outlasts the broker's request timeout; callers (REST, REPL) get this action's own timeout.
+        ...({ timeout: DRAIN_TIMEOUT_MS } as object), // honoured by moleculer's timeout middleware; untyped
         params: { nodeId: { type: "string", min: 1 } },
         async handler(this: This, ctx: Context<{ nodeId: string }>) {
           const { nodeId } = ctx.params;
