@@ -140,8 +140,7 @@ export class Liveness {
     const until = sentAt + this.opts.ttlMs - this.margin;
     if (ok && until > Date.now()) {
       this.validUntil = until;
-      clearTimeout(this.fenceTimer);
-      this.fenceTimer = setTimeout(() => this.checkFence(), until - Date.now());
+      this.armFence();
       if (this.fenced) {
         this.fenced = false;
         this.term++;
@@ -151,6 +150,18 @@ export class Liveness {
     } else ok = false;
     if (!this.stopped) this.schedule(Math.max(0, sentAt + this.opts.renewMs - Date.now()));
     return ok;
+  }
+
+  /** Fences at the lease's local deadline. A timer may fire a millisecond before the wall clock reaches
+   * it; then it waits out the rest instead of leaving the fence to the next `isCurrent()` call. */
+  private armFence(): void {
+    clearTimeout(this.fenceTimer);
+    this.fenceTimer = setTimeout(
+      () => {
+        if (this.checkFence()) this.armFence();
+      },
+      Math.max(1, this.validUntil - Date.now()),
+    );
   }
 
   private schedule(delay: number): void {

@@ -144,27 +144,37 @@ describe("dashboard (headless Chromium, real cluster)", function () {
       },
       { what: "the leases to count exactly this session, on its owner" },
     );
-    const expected = await nodesNow();
 
     const page = await browser.newPage();
     await page.setViewport({ width: 1100, height: 760 });
     await signIn(page, sb.baseUrl, sb.adminKey);
     await page.waitForSelector('#cluster:not([hidden])[data-loaded="true"]');
-    const rows = await page.$$eval("#nodes-body tr", (trs) =>
-      trs.map((tr) => ({
-        node: (tr as HTMLElement).dataset.nodeId,
-        sessions: (tr.querySelector("td:nth-of-type(4)")?.textContent ?? "").trim(),
-      })),
-    );
+    const readRows = () =>
+      page.$$eval("#nodes-body tr", (trs) =>
+        trs.map((tr) => ({
+          node: (tr as HTMLElement).dataset.nodeId,
+          sessions: (tr.querySelector("td:nth-of-type(4)")?.textContent ?? "").trim(),
+        })),
+      );
     assert.deepEqual(
-      rows.map((r) => r.node),
+      (await readRows()).map((r) => r.node),
       ["worker-1", "worker-2", "gateway"],
       "workers first, then the gateway",
     );
-    for (const row of rows) {
-      const node = expected.find((n) => n.nodeId === row.node)!;
-      assert.equal(row.sessions, node.worker ? `${node.sessions} / ${node.capacity}` : "not a worker");
-    }
+    // The view refreshes every few seconds from the nodes' lease records, which are renewed
+    // independently: wait until the page and the API agree (a stale or wrong view never does).
+    await waitFor(
+      async () => {
+        const [rows, expected] = [await readRows(), await nodesNow()];
+        return rows.every((row) => {
+          const node = expected.find((n) => n.nodeId === row.node);
+          return (
+            node && row.sessions === (node.worker ? `${node.sessions} / ${node.capacity}` : "not a worker")
+          );
+        });
+      },
+      { what: "the page's sessions per node to match GET /cluster/nodes", timeoutMs: 15000 },
+    );
     assert.equal(await page.$eval("#workspace", (el) => (el as HTMLElement).hidden), true);
 
     await page.type("#placement-ws", ws);
