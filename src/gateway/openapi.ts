@@ -1,5 +1,6 @@
 // The OpenAPI 3.1 document of the gateway, generated from the route table (src/gateway/routes.ts) —
 // the same definitions the aliases come from — and a small HTML page rendering it (no CDN needed).
+import { STATUSES } from "../lifecycle/states.ts";
 import { ROUTES, fullPath, type ParamRule, type RouteSpec } from "./routes.ts";
 
 type JsonSchema = Record<string, unknown>;
@@ -58,19 +59,7 @@ const ACCOUNT_SCHEMA: JsonSchema = {
     sessionId: { type: "string" },
     name: { type: "string" },
     engine: { type: "string" },
-    status: {
-      type: "string",
-      enum: [
-        "initializing",
-        "qr_scanning",
-        "authenticated",
-        "connected",
-        "disconnected",
-        "failed",
-        "logged_out",
-        "stopped",
-      ],
-    },
+    status: { type: "string", enum: [...STATUSES] },
     desiredState: { type: "string", enum: ["running", "stopped"] },
     reason: { type: "string" },
     message: { type: "string" },
