@@ -69,6 +69,18 @@ export interface EngineEvents {
   message: [IncomingMessage];
 }
 
+/** Every event name of the contract, for whoever listens to all of them (tests, recorders). */
+export const ENGINE_EVENT_NAMES = [
+  "qr",
+  "pairing_code",
+  "authenticated",
+  "ready",
+  "disconnected",
+  "failed",
+  "logged_out",
+  "message",
+] as const satisfies readonly (keyof EngineEvents)[];
+
 /** Simulation hooks (simulated engine only). */
 export interface SimulationHooks {
   scan(phoneNumber: string): Promise<void>;

@@ -6,7 +6,13 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { MongoClient } from "mongodb";
-import type { Engine, EngineEvents, EngineOptions, QrPolicy } from "../../src/engines/base.ts";
+import {
+  ENGINE_EVENT_NAMES,
+  type Engine,
+  type EngineEvents,
+  type EngineOptions,
+  type QrPolicy,
+} from "../../src/engines/base.ts";
 import type { FailureReason } from "../../src/lifecycle/states.ts";
 import { GridFsAuthStore } from "../../src/store/auth-store.ts";
 import { mongoUrlFor } from "../support/env.ts";
@@ -38,17 +44,8 @@ interface Seen {
 /** Records every contract event of `engine`, in order. */
 function record(engine: Engine): Seen[] {
   const seen: Seen[] = [];
-  const names: EventName[] = [
-    "qr",
-    "pairing_code",
-    "authenticated",
-    "ready",
-    "disconnected",
-    "failed",
-    "logged_out",
-    "message",
-  ];
-  for (const event of names) engine.on(event, ((...args: unknown[]) => seen.push({ event, args })) as any);
+  for (const event of ENGINE_EVENT_NAMES)
+    engine.on(event, ((...args: unknown[]) => seen.push({ event, args })) as any);
   return seen;
 }
 

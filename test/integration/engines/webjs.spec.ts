@@ -13,7 +13,7 @@ import type { ServiceBroker } from "moleculer";
 import AccountsService from "../../../services/accounts.service.ts";
 import { createApiService } from "../../../services/api.service.ts";
 import SessionService from "../../../services/session.service.ts";
-import type { EngineEvents } from "../../../src/engines/base.ts";
+import { ENGINE_EVENT_NAMES, type EngineEvents } from "../../../src/engines/base.ts";
 import {
   killSessionProcesses,
   launchChromium,
@@ -102,16 +102,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
     engines.push(engine);
     const seen: Seen[] = [];
     const t0 = Date.now();
-    for (const event of [
-      "qr",
-      "pairing_code",
-      "authenticated",
-      "ready",
-      "disconnected",
-      "failed",
-      "logged_out",
-      "message",
-    ] as const) {
+    for (const event of ENGINE_EVENT_NAMES) {
       engine.on(event, (...args: unknown[]) =>
         seen.push({
           event,
