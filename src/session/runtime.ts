@@ -7,18 +7,14 @@ import type { AccountDoc, AccountStatusEvent, QrView } from "../accounts/types.t
 import type { Engine, EngineOptions, QrEvent } from "../engines/base.ts";
 import { resolveEngine } from "../engines/index.ts";
 import { InvalidStateError, NotOwnerError } from "../errors.ts";
-import {
-  assertTransition,
-  type AccountStatus,
-  type FailureReason,
-  FAILURE_REASONS,
-} from "../lifecycle/states.ts";
-import type { AccountsRepo, StatusPatch } from "../store/accounts-repo.ts";
+import { type AccountStatus, type FailureReason, FAILURE_REASONS } from "../lifecycle/states.ts";
+import type { AccountsRepo } from "../store/accounts-repo.ts";
 import type { AuthStore } from "../store/auth-store.ts";
 import { retryTransient } from "../store/mongo.ts";
 import { bindEngineEvents, type SessionChange } from "./engine-events.ts";
 import type { Fence, Ownership } from "./ownership.ts";
 import { StartQueue } from "./start-queue.ts";
+import { foldStatusRun, initializingPatch, type QueuedChange, type StatusRun } from "./status-run.ts";
 
 type Logger = NonNullable<EngineOptions["logger"]>;
 
@@ -58,7 +54,11 @@ interface LiveSession {
   qr: QrView | null;
   engine: Engine | null;
   unbind: (() => void) | null;
-  /** The account's pipeline: each change is applied after the previous one settles. */
+  /** Changes not applied yet, in the order they happened. */
+  backlog: QueuedChange[];
+  /** A drain of the backlog is running. */
+  draining: boolean;
+  /** The account's pipeline: settles once the backlog is empty. */
   chain: Promise<void>;
   /** Stopping, finished or fenced out: engine events are no longer applied. */
   closed: boolean;
@@ -68,10 +68,6 @@ interface LiveSession {
 
 /** Grace beyond the engine's startup watchdog before the runtime gives up on a start that never returns. */
 const START_GRACE_MS = 1000;
-/** Ends after which the engine is gone; only a new start brings the account back. */
-const TERMINAL: ReadonlySet<AccountStatus> = new Set(["failed", "logged_out", "stopped"]);
-/** Failures no retry can fix: a person must rescan, so the account stops wanting to run. */
-const NEEDS_PERSON: ReadonlySet<string> = new Set(["qr_timeout", "auth_failure"]);
 
 export class SessionRuntime {
   private readonly sessions = new Map<string, LiveSession>();
@@ -125,7 +121,7 @@ export class SessionRuntime {
    * left alone. Resolves once queued (the account shows `initializing` until its engine starts).
    */
   async start(doc: AccountDoc): Promise<LocalSessionInfo> {
-    return this.startClaimed(doc, false);
+    return this.startClaimed(doc, null);
   }
 
   /**
@@ -135,17 +131,21 @@ export class SessionRuntime {
    */
   async startMany(docs: AccountDoc[]): Promise<LocalSessionInfo[]> {
     const byWorkspace = new Map<string, { fence: Fence; ids: string[] }>();
+    const before = new Map<string, AccountStatus>();
     for (const doc of docs) {
-      if (this.sessions.has(doc._id) || this.opening.has(doc._id)) continue;
+      if (this.sessions.has(doc._id) || this.opening.has(doc._id) || !knownEngine(doc.engine)) continue;
       const fence = this.opts.ownership.current(doc.workspaceId);
       if (!fence) continue;
       const entry = byWorkspace.get(doc.workspaceId) ?? { fence, ids: [] };
       entry.ids.push(doc._id);
       byWorkspace.set(doc.workspaceId, entry);
+      before.set(doc._id, doc.status);
     }
     if (byWorkspace.size === 0) return [];
+    // The claim also records `initializing`: one write per workspace instead of one per account.
+    const patch = initializingPatch(new Date());
     await Promise.all(
-      [...byWorkspace].map(([ws, { fence, ids }]) => this.opts.repo.claimMany(ws, ids, fence)),
+      [...byWorkspace].map(([ws, { fence, ids }]) => this.opts.repo.claimMany(ws, ids, fence, patch)),
     );
     const claimed = await this.opts.repo.byIds([...byWorkspace.values()].flatMap((e) => e.ids));
     // Only what carries our fence: another owner's account (a newer epoch) is not ours to run.
@@ -160,7 +160,7 @@ export class SessionRuntime {
       Array.from({ length: Math.min(limit, ours.length) }, async () => {
         for (let doc = ours.shift(); doc !== undefined; doc = ours.shift()) {
           try {
-            started.push(await this.startClaimed(doc, true));
+            started.push(await this.startClaimed(doc, before.get(doc._id) ?? doc.status));
           } catch (err) {
             this.opts.logger.debug(`Starting ${doc._id} failed: ${(err as Error).message}`);
           }
@@ -170,12 +170,13 @@ export class SessionRuntime {
     return started;
   }
 
-  private async startClaimed(doc: AccountDoc, claimed: boolean): Promise<LocalSessionInfo> {
+  /** `claimedFrom`: `doc` was read back after a claim that wrote `initializing`, over this status. */
+  private async startClaimed(doc: AccountDoc, claimedFrom: AccountStatus | null): Promise<LocalSessionInfo> {
     const running = this.sessions.get(doc._id);
     if (running) return this.describe(running);
     let pending = this.opening.get(doc._id);
     if (!pending) {
-      pending = this.open(doc, claimed).finally(() => this.opening.delete(doc._id));
+      pending = this.open(doc, claimedFrom).finally(() => this.opening.delete(doc._id));
       this.opening.set(doc._id, pending);
     }
     return pending;
@@ -188,7 +189,7 @@ export class SessionRuntime {
     if (!s) return null;
     this.detach(s);
     await this.shutEngine(s);
-    if (persist) await this.enqueue(s, { kind: "status", status: "stopped" }, true);
+    if (persist) await this.enqueue(s, { kind: "status", status: "stopped" }, { force: true });
     else await s.chain;
     return s.status;
   }
@@ -203,7 +204,7 @@ export class SessionRuntime {
       // Still waiting for a start slot: nothing runs, so unlinking is deleting the saved state.
       this.detach(s);
       await this.authStore.delete(s.sessionId);
-      await this.enqueue(s, { kind: "status", status: "logged_out" }, true);
+      await this.enqueue(s, { kind: "status", status: "logged_out" }, { force: true });
     }
     await s.chain;
     return s.status;
@@ -248,15 +249,22 @@ export class SessionRuntime {
     await this.opening.get(accountId)?.catch(() => undefined);
   }
 
-  /** `claimed`: `doc` was read back carrying this node's fence (startMany), no claim needed. */
-  private async open(doc: AccountDoc, claimed: boolean): Promise<LocalSessionInfo> {
+  /**
+   * Claims the account (unless `doc` was read back carrying this node's fence after startMany's claim)
+   * and queues its engine start. The claim writes `initializing` with the fence, so opening costs one
+   * database write; the event says which status it replaced.
+   */
+  private async open(doc: AccountDoc, claimedFrom: AccountStatus | null): Promise<LocalSessionInfo> {
     resolveEngine(doc.engine);
     const ownership = this.opts.ownership;
     const fence = ownership.current(doc.workspaceId) ?? (await ownership.acquire(doc.workspaceId));
     const result =
-      claimed && doc.node === fence.node && doc.epoch === fence.epoch
-        ? { doc, neverOwned: false }
-        : await this.opts.repo.claimOne(doc._id, fence);
+      claimedFrom !== null &&
+      doc.node === fence.node &&
+      doc.epoch === fence.epoch &&
+      doc.status === "initializing"
+        ? { doc, neverOwned: false, previous: claimedFrom }
+        : await this.opts.repo.claimOne(doc._id, fence, initializingPatch(new Date()));
     if (!result) {
       throw new NotOwnerError(doc._id, fence.node, {
         accountId: doc._id,
@@ -264,24 +272,26 @@ export class SessionRuntime {
         fence,
       });
     }
-    const { doc: claimedDoc, neverOwned } = result;
+    const { doc: claimedDoc, neverOwned, previous } = result;
     const s: LiveSession = {
       accountId: claimedDoc._id,
       workspaceId: claimedDoc.workspaceId,
       sessionId: claimedDoc.sessionId,
       engineName: claimedDoc.engine,
       fence,
-      status: claimedDoc.status,
+      status: previous,
       phoneNumber: claimedDoc.phoneNumber ?? null,
       qr: null,
       engine: null,
       unbind: null,
+      backlog: [],
+      draining: false,
       chain: Promise.resolve(),
       closed: false,
       neverOwned,
     };
     this.sessions.set(s.accountId, s);
-    await this.enqueue(s, { kind: "status", status: "initializing" });
+    await this.enqueue(s, { kind: "status", status: "initializing" }, { written: true });
     this.queue.push(s.accountId, () => this.launch(s));
     return this.describe(s);
   }
@@ -353,55 +363,84 @@ export class SessionRuntime {
 
   // ---- the per-account pipeline ----
 
-  private enqueue(s: LiveSession, change: SessionChange, force = false): Promise<void> {
-    s.chain = s.chain
-      .then(() => this.apply(s, change, force))
-      .catch(async (err) => {
-        this.opts.logger.error(`Session ${s.accountId}: change ${describeChange(change)} failed`, err);
-        // An engine that ended must not keep running because its end could not be recorded.
-        if (change.kind === "status" && TERMINAL.has(change.status) && !s.closed) {
-          this.detach(s);
-          await this.shutEngine(s);
-        }
-      });
+  /**
+   * Queues a change of the account; resolves once it (and whatever queued after it) is applied.
+   * Changes that arrive together are applied together: consecutive status changes are one write.
+   */
+  private enqueue(
+    s: LiveSession,
+    change: SessionChange,
+    { force = false, written = false } = {},
+  ): Promise<void> {
+    s.backlog.push({ change, force, written, at: new Date() });
+    if (!s.draining) {
+      s.draining = true;
+      s.chain = this.drain(s);
+    }
     return s.chain;
   }
 
-  private async apply(s: LiveSession, change: SessionChange, force: boolean): Promise<void> {
-    if (s.closed && !force) return;
+  private async drain(s: LiveSession): Promise<void> {
+    // One turn for the engine to report what it reports at once (a restore: authenticated, ready).
+    await Promise.resolve();
+    for (;;) {
+      // A closed session applies only forced changes (the `stopped` of a stop).
+      while (s.backlog.length > 0 && s.closed && !s.backlog[0]!.force) s.backlog.shift();
+      const head = s.backlog[0];
+      if (!head) {
+        s.draining = false;
+        return;
+      }
+      if (head.change.kind !== "status") {
+        s.backlog.shift();
+        await this.relay(s, head.change).catch((err) => this.reportFailure(s, head.change, err));
+        continue;
+      }
+      let open = 0;
+      while (open < s.backlog.length && (!s.closed || s.backlog[open]!.force)) open += 1;
+      let run: StatusRun;
+      try {
+        run = foldStatusRun(s.status, s.backlog.slice(0, open));
+      } catch (err) {
+        s.backlog.shift();
+        this.reportFailure(s, head.change, err);
+        continue;
+      }
+      s.backlog.splice(0, run.consumed);
+      try {
+        await this.applyRun(s, run);
+      } catch (err) {
+        this.reportFailure(s, run.steps.at(-1)?.change ?? head.change, err);
+        // An engine that ended must not keep running because its end could not be recorded.
+        if (run.terminal && !s.closed) {
+          this.detach(s);
+          await this.shutEngine(s);
+        }
+      }
+    }
+  }
+
+  private reportFailure(s: LiveSession, change: SessionChange, err: unknown): void {
+    this.opts.logger.error(`Session ${s.accountId}: change ${describeChange(change)} failed`, err);
+  }
+
+  /** Events that change no status: relayed only. */
+  private async relay(s: LiveSession, change: Exclude<SessionChange, { kind: "status" }>): Promise<void> {
     if (change.kind === "pairing_code") {
       const { code, phoneNumber } = change;
       await this.opts.broadcast("account.pairing_code", { ...this.ids(s), code, phoneNumber });
-      return;
-    }
-    if (change.kind === "message") {
+    } else {
       await this.opts.broadcast("account.message", { ...this.ids(s), ...change.message });
-      return;
     }
-    const previous = s.status;
-    const status = change.status;
-    // Same status again: a refreshed QR is news; anything else (disconnected → disconnected) is not.
-    const refresh = status === previous;
-    if (refresh && !change.qr) return;
-    if (!refresh) assertTransition(previous, status);
+  }
 
-    const at = new Date();
-    // The document keeps the payload only; the event and `accounts.qr` carry the rendered image.
-    const patch: StatusPatch = { updatedAt: at, qr: change.qr ? storedQr(change.qr) : null };
-    if (!refresh) {
-      Object.assign(patch, { status, reason: change.reason ?? null, message: change.message ?? null });
-      if (change.phoneNumber)
-        Object.assign(patch, { phoneNumber: change.phoneNumber, pushName: change.pushName ?? null });
-      if (status === "logged_out") Object.assign(patch, { phoneNumber: null, pushName: null });
-      if (status === "logged_out" || (status === "failed" && NEEDS_PERSON.has(change.reason ?? ""))) {
-        patch.desiredState = "stopped";
-      }
-    }
-    // Persisted before it is broadcast (a snapshot read after an event shows it); the image is
-    // rendered while the write is in flight.
+  /** One fenced write for the run, then each of its events in order (persisted before broadcast). */
+  private async applyRun(s: LiveSession, run: StatusRun): Promise<void> {
+    if (run.steps.length === 0) return;
+    // The images are rendered while the write is in flight.
     const [written, rendered] = await Promise.allSettled([
-      this.opts.repo.writeStatus(s.accountId, s.fence, patch),
-      change.qr ? qrView(change.qr) : Promise.resolve(null),
+      run.needsWrite ? this.opts.repo.writeStatus(s.accountId, s.fence, run.patch) : true,
+      Promise.all(run.steps.map((step) => (step.change.qr ? qrView(step.change.qr) : null))),
     ]);
     if (written.status === "rejected") throw written.reason;
     if (!written.value) {
@@ -409,34 +448,39 @@ export class SessionRuntime {
       return;
     }
     if (rendered.status === "rejected") throw rendered.reason;
-    const qr = rendered.value;
-    s.qr = qr;
-    if (!refresh) {
-      s.status = status;
-      if (patch.phoneNumber !== undefined) s.phoneNumber = patch.phoneNumber;
-      const event: AccountStatusEvent = {
-        ...this.ids(s),
-        sessionId: s.sessionId,
-        status,
-        previousStatus: previous,
-        node: s.fence.node,
-        epoch: s.fence.epoch,
-        at: at.toISOString(),
-      };
-      if (change.reason) event.reason = change.reason;
-      if (change.message) event.message = change.message;
-      if (s.phoneNumber) event.phoneNumber = s.phoneNumber;
-      if (status === "failed")
-        this.opts.logger.warn(`Session ${s.accountId}: failed/${change.reason} (${change.message ?? ""})`);
-      else this.opts.logger.debug(`Session ${s.accountId}: ${previous} → ${status}`);
-      await this.opts.broadcast("account.status", event);
+    for (const [i, step] of run.steps.entries()) {
+      const qr = rendered.value[i] ?? null;
+      s.qr = qr;
+      if (!step.refresh) await this.announce(s, step);
+      if (qr) await this.opts.broadcast("account.qr", { ...this.ids(s), ...qr });
     }
-    if (qr) await this.opts.broadcast("account.qr", { ...this.ids(s), ...qr });
-    if (!refresh && TERMINAL.has(status) && !s.closed) {
+    if (run.terminal && !s.closed) {
       // The engine ended by itself (failed, logged out): release it.
       this.detach(s);
       await this.shutEngine(s);
     }
+  }
+
+  private async announce(s: LiveSession, step: StatusRun["steps"][number]): Promise<void> {
+    const { change, previous } = step;
+    s.status = change.status;
+    if (step.patch.phoneNumber !== undefined) s.phoneNumber = step.patch.phoneNumber;
+    const event: AccountStatusEvent = {
+      ...this.ids(s),
+      sessionId: s.sessionId,
+      status: change.status,
+      previousStatus: previous,
+      node: s.fence.node,
+      epoch: s.fence.epoch,
+      at: step.at.toISOString(),
+    };
+    if (change.reason) event.reason = change.reason;
+    if (change.message) event.message = change.message;
+    if (s.phoneNumber) event.phoneNumber = s.phoneNumber;
+    if (change.status === "failed")
+      this.opts.logger.warn(`Session ${s.accountId}: failed/${change.reason} (${change.message ?? ""})`);
+    else this.opts.logger.debug(`Session ${s.accountId}: ${previous} → ${change.status}`);
+    await this.opts.broadcast("account.status", event);
   }
 
   // ---- closing ----
@@ -488,6 +532,15 @@ export class SessionRuntime {
       node: s.fence.node,
       epoch: s.fence.epoch,
     };
+  }
+}
+
+function knownEngine(name: string): boolean {
+  try {
+    resolveEngine(name);
+    return true;
+  } catch {
+    return false;
   }
 }
 

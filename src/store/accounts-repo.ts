@@ -64,34 +64,48 @@ export class AccountsRepo {
   }
 
   /**
-   * `claim`, also telling whether the account had never been owned before (no epoch): no engine can
+   * `claim`, also setting `patch` (a start records `initializing` in the same write) and telling the
+   * status it replaced and whether the account had never been owned before (no epoch): no engine can
    * have run it, so it has no saved auth state (the session skips that read). A retried claim that
    * had already applied reports false — the safe answer.
    */
-  async claimOne(id: string, fence: Fence): Promise<{ doc: AccountDoc; neverOwned: boolean } | null> {
+  async claimOne(
+    id: string,
+    fence: Fence,
+    patch: Partial<StatusPatch> = {},
+  ): Promise<{ doc: AccountDoc; neverOwned: boolean; previous: AccountDoc["status"] } | null> {
     // One round trip; no projection (FerretDB's findOneAndUpdate rejects one).
     const before = await retryTransient(() =>
       this.col.findOneAndUpdate(
         { _id: id, ...claimable(fence) },
-        { $set: { node: fence.node, epoch: fence.epoch } },
+        { $set: { ...patch, node: fence.node, epoch: fence.epoch } },
         { returnDocument: "before" },
       ),
     );
     if (!before) return null;
-    return { doc: { ...before, node: fence.node, epoch: fence.epoch }, neverOwned: before.epoch == null };
+    return {
+      doc: { ...before, ...patch, node: fence.node, epoch: fence.epoch } as AccountDoc,
+      neverOwned: before.epoch == null,
+      previous: before.status,
+    };
   }
 
   /**
    * `claim` for several accounts of one workspace in one update: stamps those of `ids` that `fence`
-   * may take (the same per-document condition as `claim`) and returns how many it changed. The caller
-   * reads them back (`byIds`) and runs only those that carry `fence`.
+   * may take (the same per-document condition as `claim`), setting `patch` too, and returns how many
+   * it changed. The caller reads them back (`byIds`) and runs only those that carry `fence`.
    */
-  async claimMany(workspaceId: string, ids: string[], fence: Fence): Promise<number> {
+  async claimMany(
+    workspaceId: string,
+    ids: string[],
+    fence: Fence,
+    patch: Partial<StatusPatch> = {},
+  ): Promise<number> {
     if (ids.length === 0) return 0;
     const res = await retryTransient(() =>
       this.col.updateMany(
         { _id: { $in: ids }, workspaceId, ...claimable(fence) },
-        { $set: { node: fence.node, epoch: fence.epoch } },
+        { $set: { ...patch, node: fence.node, epoch: fence.epoch } },
       ),
     );
     return res.modifiedCount;

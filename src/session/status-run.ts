@@ -1,0 +1,120 @@
+// Folding the queued status changes of one account into one fenced write. Engines often report
+// several changes at once (a restore: `authenticated` then `connected`); writing each on its own made
+// every restore wait for as many database round trips. The run is written once, with the last values,
+// and its events are then broadcast one by one, in order, exactly as they happened.
+import { storedQr } from "../accounts/qr-image.ts";
+import { assertTransition, type AccountStatus } from "../lifecycle/states.ts";
+import type { StatusPatch } from "../store/accounts-repo.ts";
+import type { SessionChange } from "./engine-events.ts";
+
+export type StatusChange = Extract<SessionChange, { kind: "status" }>;
+
+/** A change waiting in an account's pipeline. */
+export interface QueuedChange {
+  change: SessionChange;
+  /** Applied even after the session closed (the final `stopped` of a stop). */
+  force: boolean;
+  /** When the change happened: the event's `at`. */
+  at: Date;
+  /** Already in the database (written by the claim that started the session): broadcast only. */
+  written: boolean;
+}
+
+/** One status change of a run, as it will be broadcast. */
+export interface StatusStep {
+  change: StatusChange;
+  previous: AccountStatus;
+  /** Same status again with a new QR: only the QR is news. */
+  refresh: boolean;
+  at: Date;
+  /** What this change alone would write. */
+  patch: StatusPatch;
+}
+
+export interface StatusRun {
+  steps: StatusStep[];
+  /** The steps' patches merged in order: the one write of the run. */
+  patch: StatusPatch;
+  /** False when every step is already in the database. */
+  needsWrite: boolean;
+  /** How many queued changes the run used (steps, and repeats that were news to no one). */
+  consumed: number;
+  /** The run ends the engine (failed, logged out, stopped). */
+  terminal: boolean;
+}
+
+/** Ends after which the engine is gone; only a new start brings the account back. */
+export const TERMINAL: ReadonlySet<AccountStatus> = new Set(["failed", "logged_out", "stopped"]);
+/** Failures no retry can fix: a person must rescan, so the account stops wanting to run. */
+const NEEDS_PERSON: ReadonlySet<string> = new Set(["qr_timeout", "auth_failure"]);
+
+/**
+ * The longest run of status changes at the head of `queued`, starting from `status`: it ends before a
+ * change that is not a status, after a terminal status, or before an illegal transition. An illegal
+ * first change throws (IllegalTransitionError): the caller drops it.
+ */
+export function foldStatusRun(status: AccountStatus, queued: readonly QueuedChange[]): StatusRun {
+  const steps: StatusStep[] = [];
+  let current = status;
+  let consumed = 0;
+  let terminal = false;
+  for (const item of queued) {
+    if (item.change.kind !== "status" || terminal) break;
+    const change = item.change;
+    const refresh = change.status === current;
+    if (!refresh) {
+      try {
+        assertTransition(current, change.status);
+      } catch (err) {
+        if (consumed === 0) throw err;
+        break;
+      }
+    }
+    consumed += 1;
+    // Same status again: a refreshed QR is news; anything else (disconnected → disconnected) is not.
+    if (refresh && !change.qr) continue;
+    steps.push({ change, previous: current, refresh, at: item.at, patch: patchOf(change, refresh, item.at) });
+    current = change.status;
+    terminal = !refresh && TERMINAL.has(change.status);
+  }
+  const patch = Object.assign({}, ...steps.map((s) => s.patch)) as StatusPatch;
+  const writtenSteps = new Set(
+    queued
+      .slice(0, consumed)
+      .filter((q) => q.written)
+      .map((q) => q.change),
+  );
+  return {
+    steps,
+    patch,
+    needsWrite: steps.some((s) => !writtenSteps.has(s.change)),
+    consumed,
+    terminal,
+  };
+}
+
+function patchOf(change: StatusChange, refresh: boolean, at: Date): StatusPatch {
+  // The document keeps the QR payload only; the event and `accounts.qr` carry the rendered image.
+  const patch: StatusPatch = { updatedAt: at, qr: change.qr ? storedQr(change.qr) : null };
+  if (refresh) return patch;
+  Object.assign(patch, {
+    status: change.status,
+    reason: change.reason ?? null,
+    message: change.message ?? null,
+  });
+  if (change.phoneNumber)
+    Object.assign(patch, { phoneNumber: change.phoneNumber, pushName: change.pushName ?? null });
+  if (change.status === "logged_out") Object.assign(patch, { phoneNumber: null, pushName: null });
+  if (
+    change.status === "logged_out" ||
+    (change.status === "failed" && NEEDS_PERSON.has(change.reason ?? ""))
+  ) {
+    patch.desiredState = "stopped";
+  }
+  return patch;
+}
+
+/** The fields a claim sets when it starts a session: `initializing`, nothing left of the last run. */
+export function initializingPatch(at: Date): StatusPatch {
+  return patchOf({ kind: "status", status: "initializing" }, false, at);
+}
