@@ -25,8 +25,10 @@ export class ClusterPlacement {
       waitOnFirstConnect: true,
     });
     const js = nc.jetstream();
-    const placementKv = await js.views.kv(bucketName(cfg, "placement"), { history: 1 });
-    const nodesKv = await js.views.kv(bucketName(cfg, "nodes"), { history: 1, ttl: cfg.leaseTtlMs });
+    const placementKv = await openBucket(() => js.views.kv(bucketName(cfg, "placement"), { history: 1 }));
+    const nodesKv = await openBucket(() =>
+      js.views.kv(bucketName(cfg, "nodes"), { history: 1, ttl: cfg.leaseTtlMs }),
+    );
     const mirror = new PlacementMirror();
     const placement = new ClusterPlacement(nc, new PlacementTable(placementKv), nodesKv, mirror);
     await mirror.start(placementKv, nodesKv, Math.max(100, Math.min(cfg.leaseRenewMs, 1000)));
@@ -45,6 +47,22 @@ export class ClusterPlacement {
   async close(): Promise<void> {
     this.mirror.stop();
     await this.nc.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Opens (creating when missing) a KV bucket. Nodes starting together race to create it: the client
+ * looks the stream up, finds none, and adds it, and a loser can be refused ("subjects overlap with an
+ * existing stream") although the bucket it wants now exists; the next look-up finds it.
+ */
+async function openBucket(open: () => Promise<KV>, attempts = 5): Promise<KV> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await open();
+    } catch (err) {
+      if (attempt >= attempts) throw err;
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
   }
 }
 
