@@ -259,12 +259,8 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
     log("starting the baseline: MongoDB-reading proxy + 4 instance servers (workspaceId % 4)");
     const mongo = await MongoClient.connect(cluster.mongoUrl);
     try {
-      // The same account documents (without the QR cache field, which the old system did not have).
-      const docs = await mongo
-        .db()
-        .collection<{ _id: string }>("accounts")
-        .find({}, { projection: { qr: 0 } })
-        .toArray();
+      // The same account documents.
+      const docs = await mongo.db().collection<{ _id: string }>("accounts").find({}).toArray();
       await mongo.db().collection<{ _id: string }>(LEGACY_COLLECTION).insertMany(docs);
     } finally {
       await mongo.close();

@@ -2,7 +2,7 @@
 // tenancy (an account of another workspace is a 404, never a 403) and asks `session.*` for anything
 // that touches a live engine. REST and Socket.IO reach accounts only through these actions.
 import { randomBytes } from "node:crypto";
-import type { Context, Service, ServiceSchema } from "moleculer";
+import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
 import { mongoMixin, type MongoVars } from "../mixins/mongo.mixin.ts";
 import {
   SIMULATE_ACTIONS,
@@ -15,12 +15,12 @@ import {
   type SimulateAction,
   type WorkspaceParams,
 } from "../src/accounts/types.ts";
-import { qrViewOf } from "../src/accounts/qr-image.ts";
 import { configOf } from "../src/config.ts";
-import { NotFoundError, NotImplementedByEngine } from "../src/errors.ts";
+import { ERR_WORKSPACE_UNAVAILABLE, NotFoundError, NotImplementedByEngine } from "../src/errors.ts";
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
+import type { SessionCreateParams } from "./session.service.ts";
 
 export interface CreateAccountParams extends WorkspaceParams {
   /** @default "Account <last 4 of id>" */
@@ -54,19 +54,36 @@ interface AccountsVars extends MongoVars {
 interface AccountsMethods {
   ownAccount(params: AccountParams): Promise<AccountDoc>;
   viewOf(params: AccountParams): Promise<AccountView>;
-  startSession(ctx: Context, doc: AccountDoc): Promise<void>;
+  createUnplaced(ctx: Context, p: SessionCreateParams, now: Date): Promise<AccountView>;
+  liveQrs(ctx: Context, docs: AccountDoc[]): Promise<Map<string, QrView>>;
 }
 type AccountsThis = Service<AccountsSettings> & AccountsVars & AccountsMethods;
 
 const workspaceId = { type: "string", pattern: WORKSPACE_ID_PATTERN };
 const id = { type: "string", min: 1, max: 64 };
 const phoneNumber = { type: "string", pattern: /^\+?[0-9]{6,16}$/ };
+/** How long a snapshot waits for the owner's QRs. */
+const SNAPSHOT_QRS_TIMEOUT_MS = 3000;
 const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 
 function randomChars(n: number): string {
   let out = "";
   for (const b of randomBytes(n)) out += ID_ALPHABET[b % ID_ALPHABET.length];
   return out;
+}
+
+/** MongoDB's duplicate key error. */
+const DUPLICATE_KEY = 11000;
+
+/** The call reached no worker, or its answer was lost (as opposed to a worker refusing it). */
+function noWorkerAnswered(err: unknown): boolean {
+  const e = err as Errors.MoleculerError;
+  return (
+    e instanceof Errors.ServiceNotFoundError ||
+    e instanceof Errors.ServiceNotAvailableError ||
+    e instanceof Errors.RequestTimeoutError ||
+    e?.type === ERR_WORKSPACE_UNAVAILABLE
+  );
 }
 
 /** session.* params for an account. */
@@ -92,28 +109,21 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         resolveEngine(engine);
         const now = new Date();
         const _id = `acc_${randomChars(16)}`;
-        const doc: AccountDoc = {
-          _id,
+        const params: SessionCreateParams = {
           workspaceId: ctx.params.workspaceId,
+          accountId: _id,
           sessionId: `${engine}_${ctx.params.workspaceId}_${Math.floor(now.getTime() / 1000)}_${randomChars(8)}`,
           name: ctx.params.name ?? `Account ${_id.slice(-4)}`,
           engine,
-          desiredState: "running",
-          status: "initializing",
-          reason: null,
-          message: null,
-          phoneNumber: null,
-          node: null,
-          epoch: null,
-          qr: null,
-          createdAt: now,
-          updatedAt: now,
         };
-        await this.repo.insert(doc);
-        const view = toAccountView(doc);
-        await this.broker.broadcast("account.created", { account: view });
-        await this.startSession(ctx, doc);
-        return view;
+        try {
+          // Recorded and started by the workspace's owner, stamped with its fence: no claim to write.
+          return await ctx.call<AccountView, SessionCreateParams>("session.create", params);
+        } catch (err) {
+          if (!noWorkerAnswered(err)) throw err;
+          this.logger.warn(`accounts.create ${_id}: no worker recorded it (${(err as Error).message})`);
+          return this.createUnplaced(ctx, params, now);
+        }
       },
     },
 
@@ -256,15 +266,14 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         ctx: Context<WorkspaceParams>,
       ): Promise<{ items: AccountSnapshotItem[] }> {
         const docs = await this.repo.list(ctx.params.workspaceId);
+        const qrs = await this.liveQrs(ctx, docs);
         return {
-          items: await Promise.all(
-            docs.map(async (doc) => {
-              const view: AccountSnapshotItem = toAccountView(doc);
-              // The document keeps the QR payload; its image is rendered here (same as the event's).
-              if (doc.status === "qr_scanning" && doc.qr) view.qr = await qrViewOf(doc.qr);
-              return view;
-            }),
-          ),
+          items: docs.map((doc) => {
+            const view: AccountSnapshotItem = toAccountView(doc);
+            const qr = qrs.get(doc._id);
+            if (qr) view.qr = qr;
+            return view;
+          }),
         };
       },
     },
@@ -277,18 +286,76 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       return doc;
     },
 
+    /**
+     * The QRs on screen of the workspace's accounts, asked of the workspace's owner (QRs are never
+     * stored). Only asked when an account may be showing one; an owner that does not answer leaves
+     * the snapshot without QRs (the next refresh reaches the socket).
+     */
+    async liveQrs(this: AccountsThis, ctx: Context, docs: AccountDoc[]): Promise<Map<string, QrView>> {
+      const qrs = new Map<string, QrView>();
+      const workspaceId = docs[0]?.workspaceId;
+      if (!workspaceId || !docs.some((d) => d.status === "qr_scanning" || d.status === "initializing"))
+        return qrs;
+      try {
+        const res = await ctx.call<{ items: { accountId: string; qr: QrView }[] }, { workspaceId: string }>(
+          "session.qrs",
+          { workspaceId },
+          // A snapshot waits for this; a QR missing from it is shown by the next refresh anyway.
+          { timeout: SNAPSHOT_QRS_TIMEOUT_MS },
+        );
+        for (const item of res.items) qrs.set(item.accountId, item.qr);
+      } catch (err) {
+        this.logger.warn(`accounts.snapshot ${workspaceId}: QRs not available (${(err as Error).message})`);
+      }
+      return qrs;
+    },
+
     async viewOf(this: AccountsThis, params: AccountParams): Promise<AccountView> {
       return toAccountView(await this.ownAccount(params));
     },
 
-    /** Asks a worker to start the account. Failure is logged, not fatal: desiredState stays `running`,
-     * so a reconciler starts it when a worker can. */
-    async startSession(this: AccountsThis, ctx: Context, doc: AccountDoc): Promise<void> {
+    /**
+     * `create` when no worker answered: the account is recorded here, unplaced, wanted running, and
+     * a worker is asked to start it; failing that, a reconciler starts it when a worker can. A worker
+     * that did record it before its answer was lost wins: the stored account is returned.
+     */
+    async createUnplaced(
+      this: AccountsThis,
+      ctx: Context,
+      p: SessionCreateParams,
+      now: Date,
+    ): Promise<AccountView> {
+      const doc: AccountDoc = {
+        _id: p.accountId,
+        workspaceId: p.workspaceId,
+        sessionId: p.sessionId,
+        name: p.name,
+        engine: p.engine,
+        desiredState: "running",
+        status: "initializing",
+        reason: null,
+        message: null,
+        phoneNumber: null,
+        node: null,
+        epoch: null,
+        createdAt: now,
+        updatedAt: now,
+      };
+      try {
+        await this.repo.insert(doc);
+      } catch (err) {
+        if ((err as { code?: unknown }).code === DUPLICATE_KEY)
+          return this.viewOf({ workspaceId: p.workspaceId, id: p.accountId });
+        throw err;
+      }
+      const view = toAccountView(doc);
+      await this.broker.broadcast("account.created", { account: view });
       try {
         await ctx.call("session.start", { workspaceId: doc.workspaceId, accountId: doc._id });
       } catch (err) {
         this.logger.warn(`accounts.create ${doc._id}: session.start failed (${(err as Error).message})`);
       }
+      return view;
     },
   },
 

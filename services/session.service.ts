@@ -8,12 +8,15 @@ import { placementMixin, type PlacementMethods, type PlacementVars } from "../mi
 import {
   SIMULATE_ACTIONS,
   WORKSPACE_ID_PATTERN,
+  toAccountView,
   type AccountDoc,
+  type AccountView,
   type QrView,
   type SessionParams,
   type SimulateAction,
 } from "../src/accounts/types.ts";
 import { configOf } from "../src/config.ts";
+import { resolveEngine } from "../src/engines/index.ts";
 import { InvalidStateError, NotFoundError, NotImplementedByEngine } from "../src/errors.ts";
 import type { AccountStatus } from "../src/lifecycle/states.ts";
 import { SingleNodeOwnership } from "../src/session/ownership.ts";
@@ -23,6 +26,12 @@ import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
 
 export type SessionStartParams = SessionParams;
+/** An account to create on the workspace's owner: ids and name chosen by `accounts.create`. */
+export interface SessionCreateParams extends SessionParams {
+  sessionId: string;
+  name: string;
+  engine: string;
+}
 export interface SessionPairingCodeParams extends SessionParams {
   phoneNumber: string;
 }
@@ -82,6 +91,57 @@ const SessionService: ServiceSchema<
   },
 
   actions: {
+    /**
+     * Records a new account on the workspace's owner, stamped with its fence and `initializing`, and
+     * starts it: one insert, no claim to write (`accounts.create`; the hot path of a first QR).
+     */
+    create: {
+      strategy: WORKSPACE_SHARD,
+      params: {
+        workspaceId,
+        accountId,
+        sessionId: { type: "string", min: 1, max: 200 },
+        name: { type: "string", min: 1, max: 100 },
+        engine: { type: "string", min: 1, max: 32 },
+      },
+      async handler(this: SessionThis, ctx: Context<SessionCreateParams>): Promise<AccountView> {
+        const owner = await this.routeToOwner(ctx);
+        if (owner) return (await this.forwardTo(ctx, owner)) as AccountView;
+        const p = ctx.params;
+        resolveEngine(p.engine);
+        const fence = await this.runtime.fenceFor(p.workspaceId);
+        const now = new Date();
+        const doc: AccountDoc = {
+          _id: p.accountId,
+          workspaceId: p.workspaceId,
+          sessionId: p.sessionId,
+          name: p.name,
+          engine: p.engine,
+          desiredState: "running",
+          status: "initializing",
+          reason: null,
+          message: null,
+          phoneNumber: null,
+          node: fence.node,
+          epoch: fence.epoch,
+          createdAt: now,
+          updatedAt: now,
+        };
+        await this.repo.insert(doc);
+        const view = toAccountView(doc);
+        // Before any status of the account leaves this node: its events are in order.
+        await this.broker.broadcast("account.created", { account: view });
+        try {
+          await this.runtime.startCreated(doc);
+        } catch (err) {
+          // Recorded, and wanted running: this node's reconciler starts it (an `initializing` account
+          // under the current fence that does not run here).
+          this.logger.warn(`session.create ${doc._id}: start failed (${(err as Error).message})`);
+        }
+        return view;
+      },
+    },
+
     start: {
       strategy: WORKSPACE_SHARD,
       params: { workspaceId, accountId },
@@ -158,6 +218,21 @@ const SessionService: ServiceSchema<
           }
           return qr;
         });
+      },
+    },
+
+    /** The QRs on screen of a workspace's scanning accounts, from its owner (`accounts.snapshot`). */
+    qrs: {
+      strategy: WORKSPACE_SHARD,
+      params: { workspaceId },
+      async handler(
+        this: SessionThis,
+        ctx: Context<{ workspaceId: string }>,
+      ): Promise<{ items: { accountId: string; qr: QrView }[] }> {
+        const owner = await this.routeToOwner(ctx);
+        if (owner)
+          return (await this.forwardTo(ctx, owner)) as { items: { accountId: string; qr: QrView }[] };
+        return { items: this.runtime.qrs(ctx.params.workspaceId) };
       },
     },
 

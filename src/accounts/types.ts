@@ -13,10 +13,6 @@ export interface QrView {
   expiresAt: number;
 }
 
-/** A QR as the account document keeps it: the payload without its image (rendered on read, see
- * src/accounts/qr-image.ts); documents written by older versions may still carry `dataUrl`. */
-export type StoredQr = Omit<QrView, "dataUrl"> & { dataUrl?: string };
-
 /** MongoDB `accounts` document. `_id` is the account id (`acc_` + 16 random chars). */
 export interface AccountDoc {
   _id: string;
@@ -34,8 +30,6 @@ export interface AccountDoc {
   /** Owner node and placement epoch of the last write; status writes filter on both (fencing). */
   node?: string | null;
   epoch?: number | null;
-  /** Current QR while `qr_scanning` (kept so a late socket's snapshot still shows it). */
-  qr?: StoredQr | null;
   createdAt: Date;
   updatedAt: Date;
 }

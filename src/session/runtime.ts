@@ -1,14 +1,15 @@
 // The sessions of one node: running engines keyed by account id, a start queue with a concurrency
 // limit, and the per-account pipeline that turns engine events into lifecycle transitions. Every change
-// of an account is applied after the previous one (persisted with a fenced write, then broadcast), so
-// the events of one account leave this node in order.
-import { qrViewOf, storedQr } from "../accounts/qr-image.ts";
+// of an account is applied after the previous one (persisted with a fenced write, then broadcast;
+// changes that arrive together share one write, see status-run.ts), so the events of one account leave
+// this node in order.
+import { qrViewOf } from "../accounts/qr-image.ts";
 import type { AccountDoc, AccountStatusEvent, QrView } from "../accounts/types.ts";
 import type { Engine, EngineOptions, QrEvent } from "../engines/base.ts";
 import { resolveEngine } from "../engines/index.ts";
 import { InvalidStateError, NotOwnerError } from "../errors.ts";
 import { type AccountStatus, type FailureReason, FAILURE_REASONS } from "../lifecycle/states.ts";
-import type { AccountsRepo } from "../store/accounts-repo.ts";
+import type { AccountsRepo, StatusPatch } from "../store/accounts-repo.ts";
 import type { AuthStore } from "../store/auth-store.ts";
 import { retryTransient } from "../store/mongo.ts";
 import { bindEngineEvents, type SessionChange } from "./engine-events.ts";
@@ -66,6 +67,14 @@ interface LiveSession {
   neverOwned: boolean;
 }
 
+/** How a document read back already carries this node's fence and `initializing`. */
+interface Stamped {
+  /** The status the stamp replaced (the `previousStatus` of the initializing event). */
+  previous: AccountStatus;
+  /** No engine ever ran the account: it has no saved auth state. */
+  neverOwned: boolean;
+}
+
 /** Grace beyond the engine's startup watchdog before the runtime gives up on a start that never returns. */
 const START_GRACE_MS = 1000;
 
@@ -110,6 +119,15 @@ export class SessionRuntime {
     return [...this.sessions.values()].map((s) => this.describe(s));
   }
 
+  /** The QRs on screen of a workspace's accounts scanning here. */
+  qrs(workspaceId: string): { accountId: string; qr: QrView }[] {
+    const out: { accountId: string; qr: QrView }[] = [];
+    for (const s of this.sessions.values())
+      if (s.workspaceId === workspaceId && s.status === "qr_scanning" && s.qr)
+        out.push({ accountId: s.accountId, qr: s.qr });
+    return out;
+  }
+
   /** The QR on screen, or null when the account is not scanning here. */
   qr(accountId: string): QrView | null {
     const s = this.sessions.get(accountId);
@@ -122,6 +140,19 @@ export class SessionRuntime {
    */
   async start(doc: AccountDoc): Promise<LocalSessionInfo> {
     return this.startClaimed(doc, null);
+  }
+
+  /** The fence under which this node may create and run the workspace's accounts (claiming it). */
+  async fenceFor(workspaceId: string): Promise<Fence> {
+    return this.opts.ownership.current(workspaceId) ?? (await this.opts.ownership.acquire(workspaceId));
+  }
+
+  /**
+   * Starts an account this node has just inserted, carrying its fence (`fenceFor`) and `initializing`:
+   * no claim to write, no saved auth state to read.
+   */
+  async startCreated(doc: AccountDoc): Promise<LocalSessionInfo> {
+    return this.startClaimed(doc, { previous: "initializing", neverOwned: true });
   }
 
   /**
@@ -160,7 +191,8 @@ export class SessionRuntime {
       Array.from({ length: Math.min(limit, ours.length) }, async () => {
         for (let doc = ours.shift(); doc !== undefined; doc = ours.shift()) {
           try {
-            started.push(await this.startClaimed(doc, before.get(doc._id) ?? doc.status));
+            const previous = before.get(doc._id) ?? doc.status;
+            started.push(await this.startClaimed(doc, { previous, neverOwned: false }));
           } catch (err) {
             this.opts.logger.debug(`Starting ${doc._id} failed: ${(err as Error).message}`);
           }
@@ -170,13 +202,13 @@ export class SessionRuntime {
     return started;
   }
 
-  /** `claimedFrom`: `doc` was read back after a claim that wrote `initializing`, over this status. */
-  private async startClaimed(doc: AccountDoc, claimedFrom: AccountStatus | null): Promise<LocalSessionInfo> {
+  /** `stamped`: `doc` already carries this node's fence and `initializing` (written over `previous`). */
+  private async startClaimed(doc: AccountDoc, stamped: Stamped | null): Promise<LocalSessionInfo> {
     const running = this.sessions.get(doc._id);
     if (running) return this.describe(running);
     let pending = this.opening.get(doc._id);
     if (!pending) {
-      pending = this.open(doc, claimedFrom).finally(() => this.opening.delete(doc._id));
+      pending = this.open(doc, stamped).finally(() => this.opening.delete(doc._id));
       this.opening.set(doc._id, pending);
     }
     return pending;
@@ -250,20 +282,20 @@ export class SessionRuntime {
   }
 
   /**
-   * Claims the account (unless `doc` was read back carrying this node's fence after startMany's claim)
-   * and queues its engine start. The claim writes `initializing` with the fence, so opening costs one
-   * database write; the event says which status it replaced.
+   * Claims the account (unless `doc` already carries this node's fence and `initializing`: read back
+   * after startMany's claim, or just created here) and queues its engine start. The claim writes
+   * `initializing` with the fence, so opening costs at most one database write; the event says which
+   * status it replaced.
    */
-  private async open(doc: AccountDoc, claimedFrom: AccountStatus | null): Promise<LocalSessionInfo> {
+  private async open(doc: AccountDoc, stamped: Stamped | null): Promise<LocalSessionInfo> {
     resolveEngine(doc.engine);
-    const ownership = this.opts.ownership;
-    const fence = ownership.current(doc.workspaceId) ?? (await ownership.acquire(doc.workspaceId));
+    const fence = await this.fenceFor(doc.workspaceId);
     const result =
-      claimedFrom !== null &&
+      stamped !== null &&
       doc.node === fence.node &&
       doc.epoch === fence.epoch &&
       doc.status === "initializing"
-        ? { doc, neverOwned: false, previous: claimedFrom }
+        ? { doc, ...stamped }
         : await this.opts.repo.claimOne(doc._id, fence, initializingPatch(new Date()));
     if (!result) {
       throw new NotOwnerError(doc._id, fence.node, {
@@ -420,6 +452,12 @@ export class SessionRuntime {
     }
   }
 
+  /** This node still holds the workspace under the session's epoch (lease current, placement agrees). */
+  private fenceHolds(s: LiveSession): boolean {
+    const now = this.opts.ownership.current(s.workspaceId);
+    return now !== null && now.node === s.fence.node && now.epoch === s.fence.epoch;
+  }
+
   private reportFailure(s: LiveSession, change: SessionChange, err: unknown): void {
     this.opts.logger.error(`Session ${s.accountId}: change ${describeChange(change)} failed`, err);
   }
@@ -434,13 +472,36 @@ export class SessionRuntime {
     }
   }
 
-  /** One fenced write for the run, then each of its events in order (persisted before broadcast). */
+  /**
+   * One fenced write for the run, then each of its events in order: persisted before broadcast, so a
+   * read after an event shows it. Except the QR screen (`qr_scanning`, QR codes): a person is waiting
+   * for it and the QR lives in this runtime, so it is shown at once while this node's fence holds in
+   * memory (lease current, placement agrees), and the status written after; a write the database
+   * refuses then fences the session out like any other. QR refreshes are never written.
+   */
   private async applyRun(s: LiveSession, run: StatusRun): Promise<void> {
     if (run.steps.length === 0) return;
-    // The images are rendered while the write is in flight.
+    const rendering = Promise.all(run.steps.map((step) => (step.change.qr ? qrView(step.change.qr) : null)));
+    const holds = this.fenceHolds(s);
+    if (run.showsQr && holds) {
+      await this.broadcastRun(s, run, await rendering);
+      if (
+        run.needsWrite &&
+        !(await this.opts.repo.writeStatus(s.accountId, s.fence, run.patch as StatusPatch))
+      )
+        await this.fenceOut(s);
+      return;
+    }
+    if (!holds && run.steps.every((step) => step.refresh)) {
+      // QR refreshes are written nowhere: with the fence gone from memory, they are not shown either.
+      rendering.catch(() => undefined);
+      this.opts.logger.debug(`Session ${s.accountId}: QR not shown, epoch ${s.fence.epoch} is not current`);
+      return;
+    }
+    // The images are rendered while the write (if the claim has not made it already) is in flight.
     const [written, rendered] = await Promise.allSettled([
-      run.needsWrite ? this.opts.repo.writeStatus(s.accountId, s.fence, run.patch) : true,
-      Promise.all(run.steps.map((step) => (step.change.qr ? qrView(step.change.qr) : null))),
+      run.needsWrite ? this.opts.repo.writeStatus(s.accountId, s.fence, run.patch as StatusPatch) : true,
+      rendering,
     ]);
     if (written.status === "rejected") throw written.reason;
     if (!written.value) {
@@ -448,16 +509,20 @@ export class SessionRuntime {
       return;
     }
     if (rendered.status === "rejected") throw rendered.reason;
-    for (const [i, step] of run.steps.entries()) {
-      const qr = rendered.value[i] ?? null;
-      s.qr = qr;
-      if (!step.refresh) await this.announce(s, step);
-      if (qr) await this.opts.broadcast("account.qr", { ...this.ids(s), ...qr });
-    }
+    await this.broadcastRun(s, run, rendered.value);
     if (run.terminal && !s.closed) {
       // The engine ended by itself (failed, logged out): release it.
       this.detach(s);
       await this.shutEngine(s);
+    }
+  }
+
+  private async broadcastRun(s: LiveSession, run: StatusRun, qrs: (QrView | null)[]): Promise<void> {
+    for (const [i, step] of run.steps.entries()) {
+      const qr = qrs[i] ?? null;
+      s.qr = qr;
+      if (!step.refresh) await this.announce(s, step);
+      if (qr) await this.opts.broadcast("account.qr", { ...this.ids(s), ...qr });
     }
   }
 
@@ -545,7 +610,7 @@ function knownEngine(name: string): boolean {
 }
 
 function qrView(qr: QrEvent): Promise<QrView> {
-  return qrViewOf(storedQr(qr));
+  return qrViewOf(qr);
 }
 
 /** An engine start that throws may say why in `data.reason`; otherwise it is an engine error. */

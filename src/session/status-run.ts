@@ -2,7 +2,13 @@
 // several changes at once (a restore: `authenticated` then `connected`); writing each on its own made
 // every restore wait for as many database round trips. The run is written once, with the last values,
 // and its events are then broadcast one by one, in order, exactly as they happened.
-import { storedQr } from "../accounts/qr-image.ts";
+//
+// QR codes are not written at all. A QR is valid for 20–60 s and only the owner's runtime can show it;
+// storing each refresh cost a fenced write per scanning account every 20 s, and on a database that
+// scans for a fenced filter (FerretDB) those writes alone saturated it at a few hundred accounts. The
+// status `qr_scanning` is written (first QR), after it is shown (see SessionRuntime.applyRun);
+// refreshes are broadcast only, while the in-memory fence holds, and late readers ask the owner
+// (`session.qr`, `session.qrs`).
 import { assertTransition, type AccountStatus } from "../lifecycle/states.ts";
 import type { StatusPatch } from "../store/accounts-repo.ts";
 import type { SessionChange } from "./engine-events.ts";
@@ -24,23 +30,25 @@ export interface QueuedChange {
 export interface StatusStep {
   change: StatusChange;
   previous: AccountStatus;
-  /** Same status again with a new QR: only the QR is news. */
+  /** Same status again with a new QR: only the QR is news (and nothing is written). */
   refresh: boolean;
   at: Date;
-  /** What this change alone would write. */
-  patch: StatusPatch;
+  /** What this change alone would write (nothing for a refresh). */
+  patch: Partial<StatusPatch>;
 }
 
 export interface StatusRun {
   steps: StatusStep[];
   /** The steps' patches merged in order: the one write of the run. */
-  patch: StatusPatch;
-  /** False when every step is already in the database. */
+  patch: Partial<StatusPatch>;
+  /** False when every step is already in the database, or only shows a new QR. */
   needsWrite: boolean;
   /** How many queued changes the run used (steps, and repeats that were news to no one). */
   consumed: number;
   /** The run ends the engine (failed, logged out, stopped). */
   terminal: boolean;
+  /** Every step is the QR screen (`qr_scanning`, first QR or refreshes): shown ahead of its write. */
+  showsQr: boolean;
 }
 
 /** Ends after which the engine is gone; only a new start brings the account back. */
@@ -77,7 +85,7 @@ export function foldStatusRun(status: AccountStatus, queued: readonly QueuedChan
     current = change.status;
     terminal = !refresh && TERMINAL.has(change.status);
   }
-  const patch = Object.assign({}, ...steps.map((s) => s.patch)) as StatusPatch;
+  const patch = Object.assign({}, ...steps.map((s) => s.patch)) as Partial<StatusPatch>;
   const writtenSteps = new Set(
     queued
       .slice(0, consumed)
@@ -87,21 +95,21 @@ export function foldStatusRun(status: AccountStatus, queued: readonly QueuedChan
   return {
     steps,
     patch,
-    needsWrite: steps.some((s) => !writtenSteps.has(s.change)),
+    needsWrite: steps.some((s) => !s.refresh && !writtenSteps.has(s.change)),
     consumed,
     terminal,
+    showsQr: steps.length > 0 && steps.every((s) => s.change.status === "qr_scanning"),
   };
 }
 
-function patchOf(change: StatusChange, refresh: boolean, at: Date): StatusPatch {
-  // The document keeps the QR payload only; the event and `accounts.qr` carry the rendered image.
-  const patch: StatusPatch = { updatedAt: at, qr: change.qr ? storedQr(change.qr) : null };
-  if (refresh) return patch;
-  Object.assign(patch, {
+function patchOf(change: StatusChange, refresh: boolean, at: Date): Partial<StatusPatch> {
+  if (refresh) return {};
+  const patch: StatusPatch = {
+    updatedAt: at,
     status: change.status,
     reason: change.reason ?? null,
     message: change.message ?? null,
-  });
+  };
   if (change.phoneNumber)
     Object.assign(patch, { phoneNumber: change.phoneNumber, pushName: change.pushName ?? null });
   if (change.status === "logged_out") Object.assign(patch, { phoneNumber: null, pushName: null });
@@ -116,5 +124,5 @@ function patchOf(change: StatusChange, refresh: boolean, at: Date): StatusPatch 
 
 /** The fields a claim sets when it starts a session: `initializing`, nothing left of the last run. */
 export function initializingPatch(at: Date): StatusPatch {
-  return patchOf({ kind: "status", status: "initializing" }, false, at);
+  return patchOf({ kind: "status", status: "initializing" }, false, at) as StatusPatch;
 }

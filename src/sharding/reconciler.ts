@@ -4,8 +4,8 @@
 //      orphaned — the CAS leaves one winner), and adopts records still naming this node from before a
 //      fence or restart;
 //   2. starts the engines of accounts with desiredState `running` in the workspaces it owns that have
-//      not run under its current ownership yet (the runtime queues them under the node's start
-//      concurrency; they restore from the AuthStore);
+//      not run under its current ownership yet, or whose start under it was lost (the runtime queues
+//      them under the node's start concurrency; they restore from the AuthStore);
 //   3. stops the engines of workspaces it no longer owns.
 import type { AccountDoc } from "../accounts/types.ts";
 import type { Config } from "../config.ts";
@@ -157,8 +157,9 @@ export class Reconciler {
       const fence = p.current(doc.workspaceId);
       if (!fence) return false;
       // Under the current ownership the runtime is the authority (explicit starts and stops, engine
-      // verdicts); the reconciler brings up what has not run under it yet: new owner, new epoch.
-      return doc.node !== fence.node || doc.epoch !== fence.epoch;
+      // verdicts); the reconciler brings up what has not run under it yet (new owner, new epoch), and
+      // a start that was lost: `initializing` under this fence, yet not running here.
+      return doc.node !== fence.node || doc.epoch !== fence.epoch || doc.status === "initializing";
     });
     if (toStart.length === 0) return;
     const startMany = this.target.startMany?.bind(this.target);

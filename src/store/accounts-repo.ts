@@ -7,7 +7,7 @@ import { COLLECTIONS, retryTransient } from "./mongo.ts";
 
 /** Fields a fenced status write may set. */
 export type StatusPatch = Partial<
-  Pick<AccountDoc, "status" | "reason" | "message" | "phoneNumber" | "pushName" | "qr" | "desiredState">
+  Pick<AccountDoc, "status" | "reason" | "message" | "phoneNumber" | "pushName" | "desiredState">
 > & { updatedAt: Date };
 
 /** Documents this fence may take: never claimed, claimed at a lower epoch, or already its own. */
@@ -31,10 +31,9 @@ export class AccountsRepo {
   /** The account `id` of `workspaceId`; another workspace's account is simply not found. */
   async get(workspaceId: string, id: string): Promise<AccountDoc | null> {
     // Looked up by `_id` alone, the workspace compared here: FerretDB (SQLite) serves an `_id`-only
-    // filter from its primary key but scans for `{_id, workspaceId}` — about 10× slower. Without the
-    // stored QR (a PNG data URL of several kB; the runtime holds the live one): the hot path of every
-    // `accounts.*`/`session.*` call, see bench/routing.ts.
-    const doc = await retryTransient(() => this.col.findOne({ _id: id }, { projection: { qr: 0 } }));
+    // filter from its primary key but scans for `{_id, workspaceId}` — about 10× slower. The hot path
+    // of every `accounts.*`/`session.*` call, see bench/routing.ts.
+    const doc = await retryTransient(() => this.col.findOne({ _id: id }));
     return doc && doc.workspaceId === workspaceId ? doc : null;
   }
 
@@ -91,9 +90,11 @@ export class AccountsRepo {
   }
 
   /**
-   * `claim` for several accounts of one workspace in one update: stamps those of `ids` that `fence`
-   * may take (the same per-document condition as `claim`), setting `patch` too, and returns how many
-   * it changed. The caller reads them back (`byIds`) and runs only those that carry `fence`.
+   * `claim` for several accounts of one workspace in one update: stamps those of `ids` that an older
+   * owner (or none) holds, setting `patch` too, and returns how many it changed. Accounts already
+   * carrying `fence` are left as they are: this node may be running them (a start that raced the
+   * read), and `patch` (`initializing`) must not overwrite their status. The caller reads them back
+   * (`byIds`) and runs only those that carry `fence` and are not running yet.
    */
   async claimMany(
     workspaceId: string,
@@ -104,17 +105,17 @@ export class AccountsRepo {
     if (ids.length === 0) return 0;
     const res = await retryTransient(() =>
       this.col.updateMany(
-        { _id: { $in: ids }, workspaceId, ...claimable(fence) },
+        { _id: { $in: ids }, workspaceId, $or: [{ epoch: null }, { epoch: { $lt: fence.epoch } }] },
         { $set: { ...patch, node: fence.node, epoch: fence.epoch } },
       ),
     );
     return res.modifiedCount;
   }
 
-  /** Accounts by id (without the stored QR), in one query. */
+  /** Accounts by id, in one query. */
   async byIds(ids: string[]): Promise<AccountDoc[]> {
     if (ids.length === 0) return [];
-    return retryTransient(() => this.col.find({ _id: { $in: ids } }, { projection: { qr: 0 } }).toArray());
+    return retryTransient(() => this.col.find({ _id: { $in: ids } }).toArray());
   }
 
   /** Stamps every account of the workspace that `fence` may take (a new owner after a claim). */

@@ -129,6 +129,17 @@ describe("store/accounts-repo: fenced writes on the real server", () => {
       acc_m5: "old@1",
     });
     assert.equal(await repo.claimMany("w8", [], { node: "n5", epoch: 5 }), 0);
+    // With a patch (a start writes `initializing`): what already carries the fence keeps its status.
+    await repo.writeStatus(
+      "acc_m1",
+      { node: "n5", epoch: 5 },
+      { status: "connected", updatedAt: new Date() },
+    );
+    await repo.insert(account("acc_m6", "w8", { node: "old", epoch: 1 }));
+    const patch = { status: "initializing" as const, updatedAt: new Date() };
+    assert.equal(await repo.claimMany("w8", ["acc_m1", "acc_m6"], { node: "n5", epoch: 5 }, patch), 1);
+    const after = Object.fromEntries((await repo.byIds(["acc_m1", "acc_m6"])).map((d) => [d._id, d.status]));
+    assert.deepEqual(after, { acc_m1: "connected", acc_m6: "initializing" });
   });
 
   it("get is scoped by workspace; desired state and delete too", async () => {

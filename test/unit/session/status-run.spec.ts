@@ -31,7 +31,6 @@ describe("session/status-run", () => {
     assert.equal(run.terminal, false);
     assert.deepEqual(run.patch, {
       updatedAt: queued[1]!.at,
-      qr: null,
       status: "connected",
       reason: null,
       message: null,
@@ -83,7 +82,7 @@ describe("session/status-run", () => {
     assert.equal(live.patch.status, "connected");
   });
 
-  it("a repeated status is consumed without a step; a refreshed QR is a step that changes only the QR", () => {
+  it("a repeated status is consumed without a step; a refreshed QR is a step with nothing to write", () => {
     const run = foldStatusRun("qr_scanning", [
       q({ kind: "status", status: "qr_scanning" }),
       q({ kind: "status", status: "qr_scanning", qr: qrEvent(2) }),
@@ -97,8 +96,20 @@ describe("session/status-run", () => {
         [true, 3],
       ],
     );
-    assert.equal(run.patch.status, undefined, "a refresh does not rewrite the status");
-    assert.equal(run.patch.qr?.seq, 3, "the last QR is the one stored");
+    assert.deepEqual(run.patch, {}, "QRs are never written");
+    assert.equal(run.needsWrite, false);
+    // The first QR comes with the status change, which is written (without the QR).
+    const first = foldStatusRun("initializing", [
+      q({ kind: "status", status: "qr_scanning", qr: qrEvent(1) }),
+      q({ kind: "status", status: "qr_scanning", qr: qrEvent(2) }),
+    ]);
+    assert.equal(first.needsWrite, true);
+    assert.equal(first.patch.status, "qr_scanning");
+    assert.equal("qr" in first.patch, false);
+    assert.deepEqual(
+      first.steps.map((s) => s.change.qr?.seq),
+      [1, 2],
+    );
     const nothing = foldStatusRun("disconnected", [q({ kind: "status", status: "disconnected" })]);
     assert.deepEqual([nothing.consumed, nothing.steps.length, nothing.needsWrite], [1, 0, false]);
   });
@@ -137,7 +148,6 @@ describe("session/status-run", () => {
     assert.deepEqual(initializingPatch(at), run.patch);
     assert.deepEqual(initializingPatch(at), {
       updatedAt: at,
-      qr: null,
       status: "initializing",
       reason: null,
       message: null,
