@@ -127,13 +127,17 @@ const SessionService: ServiceSchema<
           createdAt: now,
           updatedAt: now,
         };
-        await this.repo.insert(doc);
         const view = toAccountView(doc);
-        // Before any status of the account leaves this node: its events are in order.
-        await this.broker.broadcast("account.created", { account: view });
+        let recorded = false;
         try {
-          await this.runtime.startCreated(doc);
+          await this.runtime.createAndStart(doc, async () => {
+            await this.repo.insert(doc);
+            recorded = true;
+            // Before any status of the account leaves this node: its events are in order.
+            await this.broker.broadcast("account.created", { account: view });
+          });
         } catch (err) {
+          if (!recorded) throw err;
           // Recorded, and wanted running: this node's reconciler starts it (an `initializing` account
           // under the current fence that does not run here).
           this.logger.warn(`session.create ${doc._id}: start failed (${(err as Error).message})`);

@@ -148,11 +148,18 @@ export class SessionRuntime {
   }
 
   /**
-   * Starts an account this node has just inserted, carrying its fence (`fenceFor`) and `initializing`:
-   * no claim to write, no saved auth state to read.
+   * Records a new account, carrying this node's fence (`fenceFor`) and `initializing`, with `record`
+   * (the insert, then its announcement), and starts it: no claim to write, no saved auth state to
+   * read. Counted as opening from the start, so a reconciler pass that reads the new document in the
+   * meantime leaves it alone. Rejects when `record` does (nothing started).
    */
-  async startCreated(doc: AccountDoc): Promise<LocalSessionInfo> {
-    return this.startClaimed(doc, { previous: "initializing", neverOwned: true });
+  async createAndStart(doc: AccountDoc, record: () => Promise<void>): Promise<LocalSessionInfo> {
+    const pending = (async () => {
+      await record();
+      return this.open(doc, { previous: "initializing", neverOwned: true });
+    })().finally(() => this.opening.delete(doc._id));
+    this.opening.set(doc._id, pending);
+    return pending;
   }
 
   /**
@@ -163,27 +170,34 @@ export class SessionRuntime {
   async startMany(docs: AccountDoc[]): Promise<LocalSessionInfo[]> {
     const byWorkspace = new Map<string, { fence: Fence; ids: string[] }>();
     const before = new Map<string, AccountStatus>();
+    // Already stamped with our fence and `initializing` (a start that was lost): nothing to claim.
+    const ours: AccountDoc[] = [];
     for (const doc of docs) {
       if (this.sessions.has(doc._id) || this.opening.has(doc._id) || !knownEngine(doc.engine)) continue;
       const fence = this.opts.ownership.current(doc.workspaceId);
       if (!fence) continue;
+      before.set(doc._id, doc.status);
+      if (doc.node === fence.node && doc.epoch === fence.epoch && doc.status === "initializing") {
+        ours.push(doc);
+        continue;
+      }
       const entry = byWorkspace.get(doc.workspaceId) ?? { fence, ids: [] };
       entry.ids.push(doc._id);
       byWorkspace.set(doc.workspaceId, entry);
-      before.set(doc._id, doc.status);
     }
-    if (byWorkspace.size === 0) return [];
-    // The claim also records `initializing`: one write per workspace instead of one per account.
-    const patch = initializingPatch(new Date());
-    await Promise.all(
-      [...byWorkspace].map(([ws, { fence, ids }]) => this.opts.repo.claimMany(ws, ids, fence, patch)),
-    );
-    const claimed = await this.opts.repo.byIds([...byWorkspace.values()].flatMap((e) => e.ids));
-    // Only what carries our fence: another owner's account (a newer epoch) is not ours to run.
-    const ours = claimed.filter((doc) => {
-      const fence = byWorkspace.get(doc.workspaceId)?.fence;
-      return fence !== undefined && doc.node === fence.node && doc.epoch === fence.epoch;
-    });
+    if (byWorkspace.size > 0) {
+      // The claim also records `initializing`: one write per workspace instead of one per account.
+      const patch = initializingPatch(new Date());
+      await Promise.all(
+        [...byWorkspace].map(([ws, { fence, ids }]) => this.opts.repo.claimMany(ws, ids, fence, patch)),
+      );
+      const claimed = await this.opts.repo.byIds([...byWorkspace.values()].flatMap((e) => e.ids));
+      // Only what carries our fence: another owner's account (a newer epoch) is not ours to run.
+      for (const doc of claimed) {
+        const fence = byWorkspace.get(doc.workspaceId)?.fence;
+        if (fence !== undefined && doc.node === fence.node && doc.epoch === fence.epoch) ours.push(doc);
+      }
+    }
     // Opened as many at a time as engines start (each open writes `initializing`).
     const started: LocalSessionInfo[] = [];
     const limit = Math.max(1, this.opts.startConcurrency ?? 2);
