@@ -20,6 +20,7 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
   private watcher?: QueuedIterator<KvEntry>;
   private pollTimer?: NodeJS.Timeout;
   private stopped = false;
+  private rewatching = false;
   /** True once the watch has delivered every record present when it started. */
   synced = false;
   /** True once the live nodes were read at least once. */
@@ -144,11 +145,33 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
       } catch {
         // The watch ended with an error (NATS gone for too long): rebuild it below.
       }
-      if (!this.stopped && this.watcher === watcher) {
-        setTimeout(() => void this.watch(kv).catch(() => undefined), 250);
-      }
+      if (!this.stopped && this.watcher === watcher) void this.rewatch(kv);
     })();
     await init;
+  }
+
+  /**
+   * Rebuilds the watch until it stands (NATS reconnected, or the watch ended): right after a NATS
+   * restart JetStream may not serve the bucket yet, and a mirror left without a watch would never see
+   * a placement change again (no adoption of handed-off workspaces, no fencing on lost ones).
+   */
+  async rewatch(kv: KV, onError?: (err: Error, attempt: number) => void): Promise<void> {
+    if (this.rewatching) return;
+    this.rewatching = true;
+    try {
+      for (let attempt = 1; !this.stopped; attempt++) {
+        await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
+        if (this.stopped) return;
+        try {
+          await this.watch(kv);
+          return;
+        } catch (err) {
+          onError?.(err as Error, attempt);
+        }
+      }
+    } finally {
+      this.rewatching = false;
+    }
   }
 
   async pollNodes(kv: KV): Promise<void> {

@@ -37,7 +37,9 @@ export class ClusterPlacement {
       for await (const s of nc.status()) {
         if (s.type === "reconnect") {
           logger?.warn("NATS reconnected: rebuilding the placement watch");
-          void mirror.watch(placementKv).catch(() => undefined);
+          void mirror.rewatch(placementKv, (err, attempt) =>
+            logger?.warn(`Placement watch not rebuilt yet (attempt ${attempt}): ${err.message}`),
+          );
         }
       }
     })().catch(() => undefined);
