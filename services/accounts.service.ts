@@ -7,10 +7,12 @@ import { mongoMixin, type MongoVars } from "../mixins/mongo.mixin.ts";
 import {
   SIMULATE_ACTIONS,
   WORKSPACE_ID_PATTERN,
+  newAccountDoc,
   toAccountView,
   type AccountDoc,
   type AccountParams,
   type AccountView,
+  type NewAccount,
   type QrView,
   type SimulateAction,
   type WorkspaceParams,
@@ -20,7 +22,6 @@ import { ERR_WORKSPACE_UNAVAILABLE, NotFoundError, NotImplementedByEngine } from
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
-import type { SessionCreateParams } from "./session.service.ts";
 
 export interface CreateAccountParams extends WorkspaceParams {
   /** @default "Account <last 4 of id>" */
@@ -54,7 +55,7 @@ interface AccountsVars extends MongoVars {
 interface AccountsMethods {
   ownAccount(params: AccountParams): Promise<AccountDoc>;
   viewOf(params: AccountParams): Promise<AccountView>;
-  createUnplaced(ctx: Context, p: SessionCreateParams, now: Date): Promise<AccountView>;
+  createUnplaced(ctx: Context, p: NewAccount, now: Date): Promise<AccountView>;
   liveQrs(ctx: Context, docs: AccountDoc[]): Promise<Map<string, QrView>>;
 }
 type AccountsThis = Service<AccountsSettings> & AccountsVars & AccountsMethods;
@@ -109,7 +110,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         resolveEngine(engine);
         const now = new Date();
         const _id = `acc_${randomChars(16)}`;
-        const params: SessionCreateParams = {
+        const params: NewAccount = {
           workspaceId: ctx.params.workspaceId,
           accountId: _id,
           sessionId: `${engine}_${ctx.params.workspaceId}_${Math.floor(now.getTime() / 1000)}_${randomChars(8)}`,
@@ -118,7 +119,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         };
         try {
           // Recorded and started by the workspace's owner, stamped with its fence: no claim to write.
-          return await ctx.call<AccountView, SessionCreateParams>("session.create", params);
+          return await ctx.call<AccountView, NewAccount>("session.create", params);
         } catch (err) {
           if (!noWorkerAnswered(err)) throw err;
           this.logger.warn(`accounts.create ${_id}: no worker recorded it (${(err as Error).message})`);
@@ -319,28 +320,8 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
      * a worker is asked to start it; failing that, a reconciler starts it when a worker can. A worker
      * that did record it before its answer was lost wins: the stored account is returned.
      */
-    async createUnplaced(
-      this: AccountsThis,
-      ctx: Context,
-      p: SessionCreateParams,
-      now: Date,
-    ): Promise<AccountView> {
-      const doc: AccountDoc = {
-        _id: p.accountId,
-        workspaceId: p.workspaceId,
-        sessionId: p.sessionId,
-        name: p.name,
-        engine: p.engine,
-        desiredState: "running",
-        status: "initializing",
-        reason: null,
-        message: null,
-        phoneNumber: null,
-        node: null,
-        epoch: null,
-        createdAt: now,
-        updatedAt: now,
-      };
+    async createUnplaced(this: AccountsThis, ctx: Context, p: NewAccount, now: Date): Promise<AccountView> {
+      const doc = newAccountDoc(p, now, null);
       try {
         await this.repo.insert(doc);
       } catch (err) {

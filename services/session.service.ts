@@ -8,9 +8,11 @@ import { placementMixin, type PlacementMethods, type PlacementVars } from "../mi
 import {
   SIMULATE_ACTIONS,
   WORKSPACE_ID_PATTERN,
+  newAccountDoc,
   toAccountView,
   type AccountDoc,
   type AccountView,
+  type NewAccount,
   type QrView,
   type SessionParams,
   type SimulateAction,
@@ -26,12 +28,7 @@ import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
 
 export type SessionStartParams = SessionParams;
-/** An account to create on the workspace's owner: ids and name chosen by `accounts.create`. */
-export interface SessionCreateParams extends SessionParams {
-  sessionId: string;
-  name: string;
-  engine: string;
-}
+export type SessionCreateParams = NewAccount;
 export interface SessionPairingCodeParams extends SessionParams {
   phoneNumber: string;
 }
@@ -110,23 +107,7 @@ const SessionService: ServiceSchema<
         const p = ctx.params;
         resolveEngine(p.engine);
         const fence = await this.runtime.fenceFor(p.workspaceId);
-        const now = new Date();
-        const doc: AccountDoc = {
-          _id: p.accountId,
-          workspaceId: p.workspaceId,
-          sessionId: p.sessionId,
-          name: p.name,
-          engine: p.engine,
-          desiredState: "running",
-          status: "initializing",
-          reason: null,
-          message: null,
-          phoneNumber: null,
-          node: fence.node,
-          epoch: fence.epoch,
-          createdAt: now,
-          updatedAt: now,
-        };
+        const doc = newAccountDoc(p, new Date(), fence);
         const view = toAccountView(doc);
         let recorded = false;
         try {

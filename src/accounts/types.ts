@@ -51,6 +51,39 @@ export interface AccountView {
   updatedAt: string;
 }
 
+/** A new account: the ids and name `accounts.create` chose, recorded by `session.create`. */
+export interface NewAccount {
+  workspaceId: string;
+  accountId: string;
+  sessionId: string;
+  name: string;
+  engine: string;
+}
+
+/** The document of a new account, wanted running; `owner` is the fence it starts under, if known. */
+export function newAccountDoc(
+  a: NewAccount,
+  now: Date,
+  owner: { node: string; epoch: number } | null,
+): AccountDoc {
+  return {
+    _id: a.accountId,
+    workspaceId: a.workspaceId,
+    sessionId: a.sessionId,
+    name: a.name,
+    engine: a.engine,
+    desiredState: "running",
+    status: "initializing",
+    reason: null,
+    message: null,
+    phoneNumber: null,
+    node: owner?.node ?? null,
+    epoch: owner?.epoch ?? null,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
 export function toAccountView(doc: AccountDoc): AccountView {
   const view: AccountView = {
     id: doc._id,

@@ -351,6 +351,37 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       assert.match(snap.items[0].qr.dataUrl, /^data:image\/png;base64,/);
     });
   });
+  describe("with no worker up: accounts on a gateway alone", () => {
+    before(async () => {
+      const cluster = new TestCluster({ qr: { firstTtlMs: 5000, refreshMs: 1000, max: 6 } }, "sess");
+      const events: Recorded[] = [];
+      const api = cluster.node("gw", [AccountsService, recorder(events)]);
+      await cluster.start();
+      await api.waitForServices(["accounts"], 10000);
+      const client = await MongoClient.connect(cluster.mongoUrl);
+      const db = client.db();
+      t = { cluster, events, api, client, db, authStore: new GridFsAuthStore(db) };
+    });
+    after(teardown);
+
+    it("a create is recorded unplaced and wanted running; a worker that joins runs it when asked", async () => {
+      const created: AccountView = await call("accounts.create", { workspaceId: "w_lone" });
+      assert.equal(created.status, "initializing");
+      const d = (await doc(t.db, created.id))!;
+      assert.deepEqual([d.desiredState, d.node, d.epoch], ["running", null, null]);
+      assert.deepEqual(trail(t.events, created.id), ["created"]);
+
+      t.cluster.node("w1", [SessionService]);
+      await t.cluster.start();
+      await t.api.waitForServices(["session"], 10000);
+      await call("accounts.restart", { workspaceId: "w_lone", id: created.id });
+      await waitFor(() => statusEvent(created.id, "qr_scanning"), {
+        what: "the QR screen on the new worker",
+      });
+      assert.equal((await doc(t.db, created.id))!.node, "w1");
+    });
+  });
+
   describe("on three nodes: accounts on a gateway, session on two workers", () => {
     before(async () => {
       t = await setup({ qr: { firstTtlMs: 5000, refreshMs: 1000, max: 6 } }, "three");
