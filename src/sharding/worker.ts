@@ -114,10 +114,11 @@ export class WorkerPlacement implements Ownership {
     return { node: this.nodeId, epoch: h.epoch };
   }
 
-  async acquire(workspaceId: string): Promise<Fence> {
+  /** `known`: the record the caller just read (null: none), so the claim need not read it again. */
+  async acquire(workspaceId: string, known?: { record: PlacementEntry | null }): Promise<Fence> {
     const fence = this.current(workspaceId);
     if (fence) return fence;
-    const entry = await this.claim(workspaceId, null);
+    const entry = await this.claim(workspaceId, known ? known.record : null, known !== undefined);
     const now = this.current(workspaceId);
     if (now) return now;
     if (!entry) {
@@ -151,20 +152,30 @@ export class WorkerPlacement implements Ownership {
    * the server, not only in the mirror). `seen` is the record the caller decided on (null: read it).
    * Returns the new entry, or null when not allowed or when another claim won.
    */
-  async claim(workspaceId: string, seen: PlacementEntry | null): Promise<PlacementEntry | null> {
+  async claim(
+    workspaceId: string,
+    seen: PlacementEntry | null,
+    /** `seen` was just read from the table: null means unplaced, not unknown. */
+    fresh = false,
+  ): Promise<PlacementEntry | null> {
     let pending = this.claiming.get(workspaceId);
     if (!pending) {
-      pending = this.tryClaim(workspaceId, seen).finally(() => this.claiming.delete(workspaceId));
+      pending = this.tryClaim(workspaceId, seen, fresh).finally(() => this.claiming.delete(workspaceId));
       this.claiming.set(workspaceId, pending);
     }
     return pending;
   }
 
-  private async tryClaim(workspaceId: string, seen: PlacementEntry | null): Promise<PlacementEntry | null> {
+  private async tryClaim(
+    workspaceId: string,
+    seen: PlacementEntry | null,
+    fresh: boolean,
+  ): Promise<PlacementEntry | null> {
     if (!this.liveness.isCurrent()) return null;
     if (this.current(workspaceId)) return null;
     const term = this.liveness.term;
-    const current = seen ?? (await this.table.get(workspaceId));
+    // A stale `seen` only makes the compare-and-set below fail (a lost race), never a wrong claim.
+    const current = seen ?? (fresh ? null : await this.table.get(workspaceId));
     if (!current) {
       if (this.draining) return null;
     } else if (current.node !== this.nodeId) {
@@ -207,7 +218,7 @@ export class WorkerPlacement implements Ownership {
       if (chosen && chosen !== this.nodeId && this.reachable(chosen)) return chosen;
     }
     try {
-      await this.acquire(workspaceId);
+      await this.acquire(workspaceId, { record: rec ?? null });
     } catch (err) {
       // Lost a placement race: the winner is the owner now.
       const winner = this.mirror.owner(workspaceId);
