@@ -221,6 +221,12 @@ export function placementMixin(): Partial<ServiceSchema> {
               this.repo.col
                 .find({ workspaceId: { $in: workspaceIds }, desiredState: "running" })
                 .toArray() as Promise<AccountDoc[]>,
+            unplacedWorkspaces: async () => {
+              const docs = await this.repo.col
+                .find({ node: null, desiredState: "running" }, { projection: { workspaceId: 1 }, limit: 500 })
+                .toArray();
+              return [...new Set(docs.map((d) => d.workspaceId))];
+            },
           },
           cfg,
           this.logger,

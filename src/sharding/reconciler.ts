@@ -24,7 +24,12 @@ export interface ReconcileTarget {
   stopWorkspace(workspaceId: string): Promise<number>;
   /** Accounts with desiredState `running` in these workspaces. */
   desiredRunning(workspaceIds: string[]): Promise<AccountDoc[]>;
+  /** Workspaces of accounts that want to run but were never placed (created while no worker answered). */
+  unplacedWorkspaces?(): Promise<string[]>;
 }
+
+/** Every this many passes (and on the first), a worker looks for accounts no worker ever took. */
+const UNPLACED_SWEEP_EVERY = 10;
 
 async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   const queue = [...items];
@@ -43,6 +48,7 @@ export class Reconciler {
   private stopped = true;
   private readonly orphanSince = new Map<string, number>();
   private readonly starting = new Set<string>();
+  private passes = 0;
   /** Resolves when the current pass (if any) ends; tests and drain wait on it. */
   private pass: Promise<void> = Promise.resolve();
 
@@ -100,6 +106,7 @@ export class Reconciler {
   async reconcile(): Promise<void> {
     if (this.stopped || !this.placement.liveness.isCurrent()) return;
     await this.claimOrphansAndAdopt();
+    if (this.passes++ % UNPLACED_SWEEP_EVERY === 0) await this.claimUnplaced();
     await this.startOwned();
     await this.stopUnowned();
   }
@@ -143,6 +150,25 @@ export class Reconciler {
       }
     });
     if (won > 0) this.logger.info(`${p.nodeId} claimed ${won} workspace(s)`);
+  }
+
+  /**
+   * Claims the workspaces of accounts recorded while no worker answered (they carry no owner), when
+   * this node is their rendezvous choice; their accounts then start like any other owned ones.
+   */
+  private async claimUnplaced(): Promise<void> {
+    const p = this.placement;
+    if (!this.target.unplacedWorkspaces || !p.mirror.synced || !p.mirror.nodesKnown || p.draining) return;
+    const workers = p.workers();
+    const mine = (await this.target.unplacedWorkspaces()).filter(
+      (ws) => !p.mirror.get(ws) && chooseOwner(ws, workers) === p.nodeId,
+    );
+    let won = 0;
+    await inParallel(mine, 16, async (ws) => {
+      if (await p.claim(ws, null).catch(() => null)) won++;
+    });
+    if (won > 0)
+      this.logger.info(`${p.nodeId} placed ${won} workspace(s) whose accounts no worker had taken`);
   }
 
   private async startOwned(): Promise<void> {

@@ -364,7 +364,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
     });
     after(teardown);
 
-    it("a create is recorded unplaced and wanted running; a worker that joins runs it when asked", async () => {
+    it("a create is recorded unplaced and wanted running; a worker that joins starts it by itself", async () => {
       const created: AccountView = await call("accounts.create", { workspaceId: "w_lone" });
       assert.equal(created.status, "initializing");
       const d = (await doc(t.db, created.id))!;
@@ -373,8 +373,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
 
       t.cluster.node("w1", [SessionService]);
       await t.cluster.start();
-      await t.api.waitForServices(["session"], 10000);
-      await call("accounts.restart", { workspaceId: "w_lone", id: created.id });
+      // Nobody calls anything: the worker's reconciler places the workspace and starts the account.
       await waitFor(() => statusEvent(created.id, "qr_scanning"), {
         what: "the QR screen on the new worker",
       });
