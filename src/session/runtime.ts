@@ -442,11 +442,11 @@ export class SessionRuntime {
         await this.relay(s, head.change).catch((err) => this.reportFailure(s, head.change, err));
         continue;
       }
-      let open = 0;
-      while (open < s.backlog.length && (!s.closed || s.backlog[open]!.force)) open += 1;
+      let applicable = 0;
+      while (applicable < s.backlog.length && (!s.closed || s.backlog[applicable]!.force)) applicable += 1;
       let run: StatusRun;
       try {
-        run = foldStatusRun(s.status, s.backlog.slice(0, open));
+        run = foldStatusRun(s.status, s.backlog.slice(0, applicable));
       } catch (err) {
         s.backlog.shift();
         this.reportFailure(s, head.change, err);
