@@ -1,21 +1,19 @@
 // The sessions of one node: running engines keyed by account id, a start queue with a concurrency
-// limit, and the per-account pipeline that turns engine events into lifecycle transitions. Every change
-// of an account is applied after the previous one (persisted with a fenced write, then broadcast;
-// changes that arrive together share one write, see status-run.ts), so the events of one account leave
-// this node in order.
-import { qrViewOf } from "../accounts/qr-image.ts";
-import type { AccountDoc, AccountStatusEvent, QrView } from "../accounts/types.ts";
-import type { Engine, EngineOptions, QrEvent } from "../engines/base.ts";
+// limit, and, per account, the pipeline that turns engine events into lifecycle transitions
+// (pipeline.ts: applied in order, persisted with a fenced write, then broadcast).
+import type { AccountDoc, QrView } from "../accounts/types.ts";
+import type { Engine, EngineOptions } from "../engines/base.ts";
 import { resolveEngine } from "../engines/index.ts";
 import { InvalidStateError, NotOwnerError } from "../errors.ts";
 import { type AccountStatus, type FailureReason, FAILURE_REASONS } from "../lifecycle/states.ts";
-import type { AccountsRepo, StatusPatch } from "../store/accounts-repo.ts";
+import type { AccountsRepo } from "../store/accounts-repo.ts";
 import type { AuthStore } from "../store/auth-store.ts";
 import { retryTransient } from "../store/mongo.ts";
-import { bindEngineEvents, type SessionChange } from "./engine-events.ts";
+import { bindEngineEvents } from "./engine-events.ts";
 import type { Fence, Ownership } from "./ownership.ts";
+import { SessionPipeline, type LiveSession } from "./pipeline.ts";
 import { StartQueue } from "./start-queue.ts";
-import { foldStatusRun, initializingPatch, type QueuedChange, type StatusRun } from "./status-run.ts";
+import { initializingPatch } from "./status-run.ts";
 
 type Logger = NonNullable<EngineOptions["logger"]>;
 
@@ -44,29 +42,6 @@ export interface LocalSessionInfo {
   epoch: number;
 }
 
-interface LiveSession {
-  readonly accountId: string;
-  readonly workspaceId: string;
-  readonly sessionId: string;
-  readonly engineName: string;
-  readonly fence: Fence;
-  status: AccountStatus;
-  phoneNumber: string | null;
-  qr: QrView | null;
-  engine: Engine | null;
-  unbind: (() => void) | null;
-  /** Changes not applied yet, in the order they happened. */
-  backlog: QueuedChange[];
-  /** A drain of the backlog is running. */
-  draining: boolean;
-  /** The account's pipeline: settles once the backlog is empty. */
-  chain: Promise<void>;
-  /** Stopping, finished or fenced out: engine events are no longer applied. */
-  closed: boolean;
-  /** Never owned before this claim: no engine ever ran it, so it has no saved auth state yet. */
-  neverOwned: boolean;
-}
-
 /** How a document read back already carries this node's fence and `initializing`. */
 interface Stamped {
   /** The status the stamp replaced (the `previousStatus` of the initializing event). */
@@ -82,12 +57,24 @@ export class SessionRuntime {
   private readonly sessions = new Map<string, LiveSession>();
   private readonly opening = new Map<string, Promise<LocalSessionInfo>>();
   private readonly queue: StartQueue;
+  private readonly pipeline: SessionPipeline;
 
   /** The AuthStore given to engines: the same store, retrying transient database errors. */
   private readonly authStore: AuthStore;
 
   constructor(private readonly opts: RuntimeOptions) {
     this.queue = new StartQueue(opts.startConcurrency ?? 2);
+    this.pipeline = new SessionPipeline({
+      repo: opts.repo,
+      ownership: () => this.opts.ownership,
+      broadcast: opts.broadcast,
+      logger: opts.logger,
+      release: async (s) => {
+        this.detach(s);
+        await this.shutEngine(s);
+      },
+      fenceOut: (s) => this.fenceOut(s),
+    });
     const store = opts.authStore;
     this.authStore = {
       load: (sessionId) => retryTransient(() => store.load(sessionId)),
@@ -235,7 +222,7 @@ export class SessionRuntime {
     if (!s) return null;
     this.detach(s);
     await this.shutEngine(s);
-    if (persist) await this.enqueue(s, { kind: "status", status: "stopped" }, { force: true });
+    if (persist) await this.pipeline.enqueue(s, { kind: "status", status: "stopped" }, { force: true });
     else await s.chain;
     return s.status;
   }
@@ -250,7 +237,7 @@ export class SessionRuntime {
       // Still waiting for a start slot: nothing runs, so unlinking is deleting the saved state.
       this.detach(s);
       await this.authStore.delete(s.sessionId);
-      await this.enqueue(s, { kind: "status", status: "logged_out" }, { force: true });
+      await this.pipeline.enqueue(s, { kind: "status", status: "logged_out" }, { force: true });
     }
     await s.chain;
     return s.status;
@@ -337,7 +324,7 @@ export class SessionRuntime {
       neverOwned,
     };
     this.sessions.set(s.accountId, s);
-    await this.enqueue(s, { kind: "status", status: "initializing" }, { written: true });
+    await this.pipeline.enqueue(s, { kind: "status", status: "initializing" }, { written: true });
     this.queue.push(s.accountId, () => this.launch(s));
     return this.describe(s);
   }
@@ -354,12 +341,17 @@ export class SessionRuntime {
         logger: this.opts.logger,
       });
       s.engine = engine;
-      s.unbind = bindEngineEvents(engine, (change) => void this.enqueue(s, change));
+      s.unbind = bindEngineEvents(engine, (change) => void this.pipeline.enqueue(s, change));
       if ((await this.startWithin(engine)) === "hung") {
         // The engine's own watchdog should have fired; this backstop frees the start slot regardless.
         if (!s.closed) {
           const message = `Engine start did not return within ${this.startLimitMs()} ms`;
-          await this.enqueue(s, { kind: "status", status: "failed", reason: "startup_timeout", message });
+          await this.pipeline.enqueue(s, {
+            kind: "status",
+            status: "failed",
+            reason: "startup_timeout",
+            message,
+          });
         }
         return;
       }
@@ -367,7 +359,12 @@ export class SessionRuntime {
     } catch (err) {
       if (s.closed) return;
       const reason = failureReasonOf(err);
-      await this.enqueue(s, { kind: "status", status: "failed", reason, message: (err as Error).message });
+      await this.pipeline.enqueue(s, {
+        kind: "status",
+        status: "failed",
+        reason,
+        message: (err as Error).message,
+      });
     }
   }
 
@@ -407,161 +404,6 @@ export class SessionRuntime {
     }
   }
 
-  // ---- the per-account pipeline ----
-
-  /**
-   * Queues a change of the account; resolves once it (and whatever queued after it) is applied.
-   * Changes that arrive together are applied together: consecutive status changes are one write.
-   */
-  private enqueue(
-    s: LiveSession,
-    change: SessionChange,
-    { force = false, written = false } = {},
-  ): Promise<void> {
-    s.backlog.push({ change, force, written, at: new Date() });
-    if (!s.draining) {
-      s.draining = true;
-      s.chain = this.drain(s);
-    }
-    return s.chain;
-  }
-
-  private async drain(s: LiveSession): Promise<void> {
-    // One turn for the engine to report what it reports at once (a restore: authenticated, ready).
-    await Promise.resolve();
-    for (;;) {
-      // A closed session applies only forced changes (the `stopped` of a stop).
-      while (s.backlog.length > 0 && s.closed && !s.backlog[0]!.force) s.backlog.shift();
-      const head = s.backlog[0];
-      if (!head) {
-        s.draining = false;
-        return;
-      }
-      if (head.change.kind !== "status") {
-        s.backlog.shift();
-        await this.relay(s, head.change).catch((err) => this.reportFailure(s, head.change, err));
-        continue;
-      }
-      let applicable = 0;
-      while (applicable < s.backlog.length && (!s.closed || s.backlog[applicable]!.force)) applicable += 1;
-      let run: StatusRun;
-      try {
-        run = foldStatusRun(s.status, s.backlog.slice(0, applicable));
-      } catch (err) {
-        s.backlog.shift();
-        this.reportFailure(s, head.change, err);
-        continue;
-      }
-      s.backlog.splice(0, run.consumed);
-      try {
-        await this.applyRun(s, run);
-      } catch (err) {
-        this.reportFailure(s, run.steps.at(-1)?.change ?? head.change, err);
-        // An engine that ended must not keep running because its end could not be recorded.
-        if (run.terminal && !s.closed) {
-          this.detach(s);
-          await this.shutEngine(s);
-        }
-      }
-    }
-  }
-
-  /** This node still holds the workspace under the session's epoch (lease current, placement agrees). */
-  private fenceHolds(s: LiveSession): boolean {
-    const now = this.opts.ownership.current(s.workspaceId);
-    return now !== null && now.node === s.fence.node && now.epoch === s.fence.epoch;
-  }
-
-  private reportFailure(s: LiveSession, change: SessionChange, err: unknown): void {
-    this.opts.logger.error(`Session ${s.accountId}: change ${describeChange(change)} failed`, err);
-  }
-
-  /** Events that change no status: relayed only. */
-  private async relay(s: LiveSession, change: Exclude<SessionChange, { kind: "status" }>): Promise<void> {
-    if (change.kind === "pairing_code") {
-      const { code, phoneNumber } = change;
-      await this.opts.broadcast("account.pairing_code", { ...this.ids(s), code, phoneNumber });
-    } else {
-      await this.opts.broadcast("account.message", { ...this.ids(s), ...change.message });
-    }
-  }
-
-  /**
-   * One fenced write for the run, then each of its events in order: persisted before broadcast, so a
-   * read after an event shows it. Except the QR screen (`qr_scanning`, QR codes): a person is waiting
-   * for it and the QR lives in this runtime, so it is shown at once while this node's fence holds in
-   * memory (lease current, placement agrees), and the status written after; a write the database
-   * refuses then fences the session out like any other. QR refreshes are never written.
-   */
-  private async applyRun(s: LiveSession, run: StatusRun): Promise<void> {
-    if (run.steps.length === 0) return;
-    const rendering = Promise.all(run.steps.map((step) => (step.change.qr ? qrView(step.change.qr) : null)));
-    const holds = this.fenceHolds(s);
-    if (run.showsQr && holds) {
-      await this.broadcastRun(s, run, await rendering);
-      if (
-        run.needsWrite &&
-        !(await this.opts.repo.writeStatus(s.accountId, s.fence, run.patch as StatusPatch))
-      )
-        await this.fenceOut(s);
-      return;
-    }
-    if (!holds && run.steps.every((step) => step.refresh)) {
-      // QR refreshes are written nowhere: with the fence gone from memory, they are not shown either.
-      rendering.catch(() => undefined);
-      this.opts.logger.debug(`Session ${s.accountId}: QR not shown, epoch ${s.fence.epoch} is not current`);
-      return;
-    }
-    // The images are rendered while the write (if the claim has not made it already) is in flight.
-    const [written, rendered] = await Promise.allSettled([
-      run.needsWrite ? this.opts.repo.writeStatus(s.accountId, s.fence, run.patch as StatusPatch) : true,
-      rendering,
-    ]);
-    if (written.status === "rejected") throw written.reason;
-    if (!written.value) {
-      await this.fenceOut(s);
-      return;
-    }
-    if (rendered.status === "rejected") throw rendered.reason;
-    await this.broadcastRun(s, run, rendered.value);
-    if (run.terminal && !s.closed) {
-      // The engine ended by itself (failed, logged out): release it.
-      this.detach(s);
-      await this.shutEngine(s);
-    }
-  }
-
-  private async broadcastRun(s: LiveSession, run: StatusRun, qrs: (QrView | null)[]): Promise<void> {
-    for (const [i, step] of run.steps.entries()) {
-      const qr = qrs[i] ?? null;
-      s.qr = qr;
-      if (!step.refresh) await this.announce(s, step);
-      if (qr) await this.opts.broadcast("account.qr", { ...this.ids(s), ...qr });
-    }
-  }
-
-  private async announce(s: LiveSession, step: StatusRun["steps"][number]): Promise<void> {
-    const { change, previous } = step;
-    s.status = change.status;
-    if (step.patch.phoneNumber !== undefined) s.phoneNumber = step.patch.phoneNumber;
-    const event: AccountStatusEvent = {
-      ...this.ids(s),
-      sessionId: s.sessionId,
-      status: change.status,
-      previousStatus: previous,
-      node: s.fence.node,
-      epoch: s.fence.epoch,
-      at: step.at.toISOString(),
-    };
-    if (change.reason) event.reason = change.reason;
-    if (change.message) event.message = change.message;
-    if (s.phoneNumber) event.phoneNumber = s.phoneNumber;
-    if (change.status === "failed")
-      this.opts.logger.warn(`Session ${s.accountId}: failed/${change.reason} (${change.message ?? ""})`);
-    else this.opts.logger.debug(`Session ${s.accountId}: ${previous} → ${change.status}`);
-    await this.opts.broadcast("account.status", event);
-  }
-
   // ---- closing ----
 
   /** Marks the session closed and forgets it (its pipeline may still finish a forced change). */
@@ -597,10 +439,6 @@ export class SessionRuntime {
     await Promise.all(victims.map((s) => s.chain));
   }
 
-  private ids(s: LiveSession) {
-    return { accountId: s.accountId, workspaceId: s.workspaceId };
-  }
-
   private describe(s: LiveSession): LocalSessionInfo {
     return {
       accountId: s.accountId,
@@ -623,18 +461,10 @@ function knownEngine(name: string): boolean {
   }
 }
 
-function qrView(qr: QrEvent): Promise<QrView> {
-  return qrViewOf(qr);
-}
-
 /** An engine start that throws may say why in `data.reason`; otherwise it is an engine error. */
 function failureReasonOf(err: unknown): FailureReason {
   const reason = (err as { data?: { reason?: string } })?.data?.reason;
   return (FAILURE_REASONS as readonly string[]).includes(reason ?? "")
     ? (reason as FailureReason)
     : "engine_error";
-}
-
-function describeChange(change: SessionChange): string {
-  return change.kind === "status" ? `→ ${change.status}` : change.kind;
 }
