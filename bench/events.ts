@@ -29,6 +29,7 @@ import { brokerOptions } from "../moleculer.config.ts";
 import { loadConfig } from "../src/config.ts";
 import { RELAYED_EVENTS, workspaceOfEvent } from "../src/io/relay.ts";
 import type { BenchArgs, BenchResult } from "./index.ts";
+import { numberOption } from "./support/options.ts";
 import { BenchCluster } from "./support/cluster.ts";
 import { inParallel, summarize } from "./support/stats.ts";
 import { eventKey } from "../test/integration/io/support.ts";
@@ -64,11 +65,6 @@ function receipt(event: string, payload: any, t: number): Receipt {
     t,
     origin: originOf(event, payload),
   };
-}
-
-function opt(args: BenchArgs, name: string, fallback: number): number {
-  const v = Number(args.options[name]);
-  return typeof args.options[name] === "string" && Number.isFinite(v) ? v : fallback;
 }
 
 async function waitUntil(what: string, check: () => boolean, timeoutMs: number): Promise<boolean> {
@@ -108,20 +104,20 @@ async function measureDbWrites(mongoUrl: string, concurrency: number) {
 }
 
 export async function run(args: BenchArgs): Promise<BenchResult> {
-  const accounts = opt(args, "accounts", 1000);
-  const workers = opt(args, "workers", 4);
-  const workspaces = opt(args, "workspaces", 50);
-  const socketCount = opt(args, "sockets", 100);
-  const inflight = opt(args, "inflight", 50);
-  const setupInflight = opt(args, "setup-inflight", 8);
-  const messagesPerAccount = opt(args, "messages", 3);
+  const accounts = numberOption(args, "accounts", 1000);
+  const workers = numberOption(args, "workers", 4);
+  const workspaces = numberOption(args, "workspaces", 50);
+  const socketCount = numberOption(args, "sockets", 100);
+  const inflight = numberOption(args, "inflight", 50);
+  const setupInflight = numberOption(args, "setup-inflight", 8);
+  const messagesPerAccount = numberOption(args, "messages", 3);
   const adminKey = randomBytes(16).toString("hex");
   const loadAtStart = loadavg().map((x) => Math.round(x * 10) / 10);
   // How late this process's own timers fire: the scheduling noise every latency here includes.
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
 
-  const poolSize = opt(args, "mongo-pool", 8);
+  const poolSize = numberOption(args, "mongo-pool", 8);
   const cluster = new BenchCluster(
     {
       ENGINE: "simulated",
@@ -351,8 +347,8 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
     // account.status events (stamped when sent) at a fixed rate; gateway → sockets as in production.
     const relayOnly = await relayOnlyPhase();
     async function relayOnlyPhase() {
-      const rate = opt(args, "relay-rate", 1000);
-      const seconds = opt(args, "relay-seconds", 5);
+      const rate = numberOption(args, "relay-rate", 1000);
+      const seconds = numberOption(args, "relay-seconds", 5);
       const count = rate * seconds;
       const socketsOf = new Map<string, number>();
       for (const s of perSocket) socketsOf.set(s.workspaceId, (socketsOf.get(s.workspaceId) ?? 0) + 1);

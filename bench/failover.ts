@@ -23,14 +23,10 @@ import {
 } from "../test/integration/placement/failover-support.ts";
 import { placementOf } from "../src/sharding/placement.ts";
 import type { BenchArgs, BenchResult } from "./index.ts";
+import { numberOption } from "./support/options.ts";
 
 const MAX_BAR_S = 10;
 const log = (...a: unknown[]) => console.error("[bench failover]", ...a);
-
-function opt(args: BenchArgs | undefined, name: string, fallback: number): number {
-  const v = args?.options[name];
-  return typeof v === "string" ? Number(v) : fallback;
-}
 
 function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return NaN;
@@ -38,15 +34,15 @@ function quantile(sorted: number[], q: number): number {
 }
 
 export async function run(args?: BenchArgs): Promise<BenchResult> {
-  const workers = Array.from({ length: opt(args, "workers", 4) }, (_, i) => `w${i + 1}`);
-  const sessions = opt(args, "sessions", 400);
+  const workers = Array.from({ length: numberOption(args, "workers", 4) }, (_, i) => `w${i + 1}`);
+  const sessions = numberOption(args, "sessions", 400);
   const timings = {
-    LEASE_TTL_MS: String(opt(args, "lease-ttl", 3000)),
-    LEASE_RENEW_MS: String(opt(args, "lease-renew", 1000)),
-    RECONCILE_MS: String(opt(args, "reconcile", 1000)),
+    LEASE_TTL_MS: String(numberOption(args, "lease-ttl", 3000)),
+    LEASE_RENEW_MS: String(numberOption(args, "lease-renew", 1000)),
+    RECONCILE_MS: String(numberOption(args, "reconcile", 1000)),
     HEARTBEAT_INTERVAL_MS: "1000",
     HEARTBEAT_TIMEOUT_MS: "3000",
-    START_CONCURRENCY: String(opt(args, "start-concurrency", 4)),
+    START_CONCURRENCY: String(numberOption(args, "start-concurrency", 4)),
   };
   const pc = new ProcessCluster(timings);
   let obs: ServiceBroker | undefined;

@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { MongoClient } from "mongodb";
 import { ROOT } from "../src/dev/servers.ts";
 import type { BenchArgs, BenchResult } from "./index.ts";
+import { numberOption } from "./support/options.ts";
 import { BenchCluster } from "./support/cluster.ts";
 import { LEGACY_COLLECTION } from "./support/legacy.ts";
 import { cpuBetween, processTree, sampleCpu } from "./support/cpu.ts";
@@ -189,7 +190,7 @@ function cores(totals: CpuTotals, rounds: number): Record<string, number> {
 }
 
 export async function run(args: BenchArgs): Promise<BenchResult> {
-  const num = (name: string, dflt: number) => Number(args.options[name] ?? dflt);
+  const num = (name: string, dflt: number) => numberOption(args, name, dflt);
   const durationMs = num("duration", 10) * 1000;
   const rounds = num("rounds", 2);
   const concurrency = num("concurrency", 64);

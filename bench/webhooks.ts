@@ -19,16 +19,12 @@ import { brokerOptions } from "../moleculer.config.ts";
 import { loadConfig } from "../src/config.ts";
 import type { AccountStatusEvent } from "../src/accounts/types.ts";
 import type { BenchArgs, BenchResult } from "./index.ts";
+import { numberOption } from "./support/options.ts";
 import { BenchCluster } from "./support/cluster.ts";
 import { summarize } from "./support/stats.ts";
 
 const log = (...a: unknown[]) => console.error("[bench webhooks]", ...a);
 const now = () => performance.timeOrigin + performance.now();
-
-function opt(args: BenchArgs, name: string, fallback: number): number {
-  const v = args.options[name];
-  return typeof v === "string" && Number.isFinite(Number(v)) ? Number(v) : fallback;
-}
 
 interface Receiver {
   server: Server;
@@ -76,12 +72,12 @@ async function startReceiver(failRate: number, lastIndex: Map<string, number>): 
 }
 
 export async function run(args: BenchArgs): Promise<BenchResult> {
-  const nodes = opt(args, "nodes", 2);
-  const endpoints = opt(args, "endpoints", 2);
-  const accounts = opt(args, "accounts", 50);
-  const events = opt(args, "events", 20);
-  const failRate = opt(args, "fail-rate", 0.1);
-  const pollMs = opt(args, "poll-ms", 100);
+  const nodes = numberOption(args, "nodes", 2);
+  const endpoints = numberOption(args, "endpoints", 2);
+  const accounts = numberOption(args, "accounts", 50);
+  const events = numberOption(args, "events", 20);
+  const failRate = numberOption(args, "fail-rate", 0.1);
+  const pollMs = numberOption(args, "poll-ms", 100);
   const total = accounts * events;
   const cluster = new BenchCluster({
     WEBHOOK_POLL_MS: String(pollMs),
