@@ -4,7 +4,7 @@
 // except the QR screen, shown at once while the fence holds in memory (see applyRun).
 import { qrViewOf } from "../accounts/qr-image.ts";
 import type { AccountStatusEvent, QrView } from "../accounts/types.ts";
-import type { Engine, EngineOptions, QrEvent } from "../engines/base.ts";
+import type { Engine, EngineOptions } from "../engines/base.ts";
 import type { AccountStatus } from "../lifecycle/states.ts";
 import type { AccountsRepo, StatusPatch } from "../store/accounts-repo.ts";
 import type { SessionChange } from "./engine-events.ts";
@@ -132,7 +132,9 @@ export class SessionPipeline {
    */
   private async applyRun(s: LiveSession, run: StatusRun): Promise<void> {
     if (run.steps.length === 0) return;
-    const rendering = Promise.all(run.steps.map((step) => (step.change.qr ? qrView(step.change.qr) : null)));
+    const rendering = Promise.all(
+      run.steps.map((step) => (step.change.qr ? qrViewOf(step.change.qr) : null)),
+    );
     const holds = this.fenceHolds(s);
     if (run.showsQr && holds) {
       await this.broadcastRun(s, run, await rendering);
@@ -201,10 +203,6 @@ export class SessionPipeline {
 
 function idsOf(s: LiveSession) {
   return { accountId: s.accountId, workspaceId: s.workspaceId };
-}
-
-function qrView(qr: QrEvent): Promise<QrView> {
-  return qrViewOf(qr);
 }
 
 function describeChange(change: SessionChange): string {

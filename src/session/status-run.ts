@@ -66,6 +66,7 @@ export function foldStatusRun(status: AccountStatus, queued: readonly QueuedChan
   let current = status;
   let consumed = 0;
   let terminal = false;
+  let needsWrite = false;
   for (const item of queued) {
     if (item.change.kind !== "status" || terminal) break;
     const change = item.change;
@@ -84,18 +85,14 @@ export function foldStatusRun(status: AccountStatus, queued: readonly QueuedChan
     steps.push({ change, previous: current, refresh, at: item.at, patch: patchOf(change, refresh, item.at) });
     current = change.status;
     terminal = !refresh && TERMINAL.has(change.status);
+    // A QR refresh writes nothing; a change the claim already wrote needs no second write.
+    if (!refresh && !item.written) needsWrite = true;
   }
   const patch = Object.assign({}, ...steps.map((s) => s.patch)) as Partial<StatusPatch>;
-  const writtenSteps = new Set(
-    queued
-      .slice(0, consumed)
-      .filter((q) => q.written)
-      .map((q) => q.change),
-  );
   return {
     steps,
     patch,
-    needsWrite: steps.some((s) => !s.refresh && !writtenSteps.has(s.change)),
+    needsWrite,
     consumed,
     terminal,
     showsQr: steps.length > 0 && steps.every((s) => s.change.status === "qr_scanning"),

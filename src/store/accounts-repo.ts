@@ -10,11 +10,14 @@ export type StatusPatch = Partial<
   Pick<AccountDoc, "status" | "reason" | "message" | "phoneNumber" | "pushName" | "desiredState">
 > & { updatedAt: Date };
 
-/** Documents this fence may take: never claimed, claimed at a lower epoch, or already its own. */
+/** Documents an older owner holds, or none: never claimed, or claimed at a lower epoch. */
+function olderOwner(fence: Fence) {
+  return [{ epoch: null }, { epoch: { $lt: fence.epoch } }];
+}
+
+/** Documents this fence may take: those of an older owner (or none), or already its own. */
 function claimable(fence: Fence) {
-  return {
-    $or: [{ epoch: null }, { epoch: { $lt: fence.epoch } }, { node: fence.node, epoch: fence.epoch }],
-  };
+  return { $or: [...olderOwner(fence), { node: fence.node, epoch: fence.epoch }] };
 }
 
 export class AccountsRepo {
@@ -105,7 +108,7 @@ export class AccountsRepo {
     if (ids.length === 0) return 0;
     const res = await retryTransient(() =>
       this.col.updateMany(
-        { _id: { $in: ids }, workspaceId, $or: [{ epoch: null }, { epoch: { $lt: fence.epoch } }] },
+        { _id: { $in: ids }, workspaceId, $or: olderOwner(fence) },
         { $set: { ...patch, node: fence.node, epoch: fence.epoch } },
       ),
     );
