@@ -2,17 +2,19 @@
 // to `session.qr`/`session.qrs`), identical each time. QRs are not stored: they live in the runtime of
 // the account's owner for as long as they are valid (see src/session/status-run.ts).
 import QRCode from "qrcode";
+import { qrPng } from "./qr-png.ts";
 import type { QrView } from "./types.ts";
 
 /** Recently rendered payloads: a snapshot of a busy workspace, or many sockets' snapshots, render once. */
 const CACHE_MAX = 500;
-const cache = new Map<string, Promise<string>>();
+const cache = new Map<string, string>();
 
-export function qrDataUrl(qr: string): Promise<string> {
+/** The PNG data URL of `qr` (4 pixels a module, a quiet zone of 2). Throws when it cannot be encoded. */
+export function qrDataUrl(qr: string): string {
   let url = cache.get(qr);
   if (!url) {
-    url = QRCode.toDataURL(qr, { errorCorrectionLevel: "L", margin: 2 });
-    url.catch(() => cache.delete(qr));
+    const { modules } = QRCode.create(qr, { errorCorrectionLevel: "L" });
+    url = `data:image/png;base64,${qrPng(modules, { scale: 4, margin: 2 }).toString("base64")}`;
     cache.set(qr, url);
     if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value!);
   }
@@ -20,6 +22,6 @@ export function qrDataUrl(qr: string): Promise<string> {
 }
 
 /** The public view `{qr, dataUrl, seq, expiresAt}` of an engine's QR. */
-export async function qrViewOf(qr: Omit<QrView, "dataUrl">): Promise<QrView> {
-  return { qr: qr.qr, dataUrl: await qrDataUrl(qr.qr), seq: qr.seq, expiresAt: qr.expiresAt };
+export function qrViewOf(qr: Omit<QrView, "dataUrl">): QrView {
+  return { qr: qr.qr, dataUrl: qrDataUrl(qr.qr), seq: qr.seq, expiresAt: qr.expiresAt };
 }

@@ -132,10 +132,17 @@ export class SessionPipeline {
    */
   private async applyRun(s: LiveSession, run: StatusRun): Promise<void> {
     if (run.steps.length === 0) return;
-    const rendering = Promise.all(
+    const holds = this.fenceHolds(s);
+    if (!holds && run.steps.every((step) => step.refresh)) {
+      // QR refreshes are written nowhere: with the fence gone from memory, they are not shown either.
+      this.deps.logger.debug(`Session ${s.accountId}: QR not shown, epoch ${s.fence.epoch} is not current`);
+      return;
+    }
+    // Rendered after this turn (synchronously, ~2 ms each), while the write is in flight when there
+    // is one first; a payload that cannot be encoded rejects `rendering`.
+    const rendering = Promise.resolve().then(() =>
       run.steps.map((step) => (step.change.qr ? qrViewOf(step.change.qr) : null)),
     );
-    const holds = this.fenceHolds(s);
     if (run.showsQr && holds) {
       await this.broadcastRun(s, run, await rendering);
       if (
@@ -143,12 +150,6 @@ export class SessionPipeline {
         !(await this.deps.repo.writeStatus(s.accountId, s.fence, run.patch as StatusPatch))
       )
         await this.deps.fenceOut(s);
-      return;
-    }
-    if (!holds && run.steps.every((step) => step.refresh)) {
-      // QR refreshes are written nowhere: with the fence gone from memory, they are not shown either.
-      rendering.catch(() => undefined);
-      this.deps.logger.debug(`Session ${s.accountId}: QR not shown, epoch ${s.fence.epoch} is not current`);
       return;
     }
     // The images are rendered while the write (if the claim has not made it already) is in flight.
