@@ -30,6 +30,7 @@ import { loadConfig } from "../src/config.ts";
 import { RELAYED_EVENTS, workspaceOfEvent } from "../src/io/relay.ts";
 import type { BenchArgs, BenchResult } from "./index.ts";
 import { numberOption } from "./support/options.ts";
+import { cpuBetween, processTree, sampleCpu } from "./support/cpu.ts";
 import { BenchCluster } from "./support/cluster.ts";
 import { inParallel, summarize } from "./support/stats.ts";
 import { eventKey } from "../test/integration/io/support.ts";
@@ -101,6 +102,10 @@ async function measureDbWrites(mongoUrl: string, concurrency: number) {
   } finally {
     await client.close();
   }
+}
+
+function cpuSecondsOf(cpu: ReturnType<typeof cpuBetween>): Record<string, number> {
+  return Object.fromEntries(Object.entries(cpu).map(([label, v]) => [label, v.cpuSeconds]));
 }
 
 export async function run(args: BenchArgs): Promise<BenchResult> {
@@ -296,9 +301,14 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
         ids.push({ id: account.id, workspaceId });
       });
     const wave = Math.min(inflight, accounts);
+    // Where the CPU of the wave goes (2 cores shared by every process of the cluster and this one).
+    const procs = processTree();
+    const waveCpuStart = sampleCpu(procs);
     await Promise.all(Array.from({ length: wave }, (_, i) => create(wsIds[i % wsIds.length], i)));
     const firstWave = [...ids];
     await waitUntil("a QR for the first wave", () => firstWave.every((a) => firstQrAt.has(a.id)), 60000);
+    const waveCpu = cpuBetween(waveCpuStart, sampleCpu(procs));
+    const waveMs = Math.round(performance.now() - waveCpuStart.at);
     log(`first wave: ${firstWave.length} creates in flight, QRs in`);
 
     const t1 = now();
@@ -482,6 +492,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
       eventsPerSecond: Math.round(deliveredInPhase3 / msgSeconds),
       firstQrMs: qr,
       firstQrBreakdownMs: firstQrBreakdown(),
+      firstWaveCpu: { wallMs: waveMs, cpuSecondsByProcess: cpuSecondsOf(waveCpu) },
       createsPerSecond: Math.round((ids.length - firstWave.length) / createSeconds),
       accountsConnected: connectedIds.size,
       accountsWithoutQr: ids.filter((a) => !firstQrAt.has(a.id)).length,
