@@ -4,14 +4,15 @@
 // Plain JavaScript on purpose: it must run before node_modules (and tsx, and Node 22) exist.
 // NATS_URL / MONGO_URL in the environment mean "use these servers": their binaries are then not needed.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const cache = join(root, ".cache");
 const started = Date.now();
+const FERRETDB_MODULE = "github.com/FerretDB/FerretDB@v1.24.2";
 const say = (msg) => console.log(`[provision] ${msg}`);
 
 function fail(msg) {
@@ -68,24 +69,52 @@ function ensureDebian() {
 }
 
 // 3. FerretDB: built once from the Go module proxy into .cache/bin, rebuilt when tools/ferretdb changes.
-function ensureFerret() {
+// Its source is copied out of the module cache and patched first (tools/ferretdb/patches.mjs: lookups
+// by `_id` through the `_id` index); the build uses that copy through a `replace` directive.
+async function ensureFerret() {
   if (process.env.MONGO_URL) return;
   const src = join(root, "tools", "ferretdb");
   const bin = join(cache, "bin", "ferretdb");
   const stamp = join(cache, "ferretdb.stamp");
-  const want = fingerprint(["main.go", "go.mod", "go.sum"].map((f) => join(src, f)));
+  const want = fingerprint(["main.go", "go.mod", "go.sum", "patches.mjs"].map((f) => join(src, f)));
   if (existsSync(bin) && existsSync(stamp) && readFileSync(stamp, "utf8") === want) return;
   if (!hasCommand("go")) fail("the Go toolchain is needed once to build FerretDB (the MongoDB-wire server)");
-  say("building FerretDB 1.24.2 (SQLite backend) from the Go module proxy; once, about a minute");
+  say("building FerretDB 1.24.2 (SQLite backend, patched) from the Go module proxy; once, about a minute");
+  const goEnv = { ...process.env, CGO_ENABLED: "0" };
+  const download = spawnSync("go", ["mod", "download", "-json", FERRETDB_MODULE], { cwd: src, env: goEnv });
+  const moduleDir = download.status === 0 ? JSON.parse(download.stdout.toString()).Dir : undefined;
+  if (!moduleDir) fail(`go mod download ${FERRETDB_MODULE}: ${download.stderr?.toString().trim()}`);
+  const patched = join(cache, "ferretdb-src");
+  const build = join(cache, "ferretdb-build");
+  for (const dir of [patched, build]) rmSync(dir, { recursive: true, force: true });
+  // The module cache is read-only: the copy is made writable to be patched.
+  cpSync(moduleDir, patched, { recursive: true });
+  run("chmod", ["-R", "u+w", patched]);
+  const { FERRETDB_PATCHES } = await import(pathToFileURL(join(src, "patches.mjs")).href);
+  for (const patch of FERRETDB_PATCHES) {
+    const file = join(patched, patch.file);
+    const text = readFileSync(file, "utf8");
+    const found = text.split(patch.find).length - 1;
+    if (found !== patch.count)
+      fail(`patching ${patch.file}: expected ${patch.count} × "${patch.find}", found ${found}`);
+    writeFileSync(file, text.replaceAll(patch.find, patch.replace) + (patch.append ?? ""));
+  }
+  mkdirSync(build, { recursive: true });
+  for (const f of ["main.go", "go.sum"]) cpSync(join(src, f), join(build, f));
+  const goMod = readFileSync(join(src, "go.mod"), "utf8");
+  writeFileSync(
+    join(build, "go.mod"),
+    `${goMod}\nreplace ${FERRETDB_MODULE.split("@")[0]} => ../ferretdb-src\n`,
+  );
   mkdirSync(dirname(bin), { recursive: true });
-  run("go", ["build", "-o", bin, "."], { cwd: src, env: { ...process.env, CGO_ENABLED: "0" } });
+  run("go", ["build", "-o", bin, "."], { cwd: build, env: goEnv });
   if (!statSync(bin).isFile()) fail(`go build produced no ${bin}`);
   writeFileSync(stamp, want);
 }
 
 ensureNpm();
 ensureDebian();
-ensureFerret();
+await ensureFerret();
 try {
   const v = execFileSync(join(root, "node_modules", ".bin", "node"), ["-v"])
     .toString()

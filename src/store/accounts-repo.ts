@@ -33,9 +33,9 @@ export class AccountsRepo {
 
   /** The account `id` of `workspaceId`; another workspace's account is simply not found. */
   async get(workspaceId: string, id: string): Promise<AccountDoc | null> {
-    // Looked up by `_id` alone, the workspace compared here: FerretDB (SQLite) serves an `_id`-only
-    // filter from its primary key but scans for `{_id, workspaceId}` — about 10× slower. The hot path
-    // of every `accounts.*`/`session.*` call, see bench/routing.ts.
+    // Looked up by `_id` alone, the workspace compared here: stock FerretDB 1.24 (SQLite) narrows only
+    // an `_id`-only filter by `_id` and scans for `{_id, workspaceId}` (ours is patched, see
+    // tools/ferretdb/patches.mjs). The hot path of every `accounts.*`/`session.*` call.
     const doc = await retryTransient(() => this.col.findOne({ _id: id }));
     return doc && doc.workspaceId === workspaceId ? doc : null;
   }

@@ -3,7 +3,8 @@
 //
 // Rows live in queues, one per (endpoint, account), at consecutive positions `seq`; a row's `_id` is
 // its slot `<endpointId>|<accountId>|<seq, zero-padded>`. Everything hot goes through `_id` (FerretDB's
-// SQLite backend scans the collection for any other filter; MongoDB would use the indexes either way).
+// SQLite backend scans the collection for a filter without an `_id` equality; MongoDB would use the
+// indexes either way).
 //
 // Recording is idempotent across nodes. Every webhooks node receives every broadcast and records it by
 // inserting into the next free slot of the queue. The unique `_id` lets one insert win a slot; the

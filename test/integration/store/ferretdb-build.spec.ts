@@ -1,0 +1,92 @@
+// The FerretDB we build (tools/ferretdb/patches.mjs) looks documents up by `_id` through the `_id`
+// index, also when the filter holds more than `_id` (every fenced write), and still applies the whole
+// filter. Against another MongoDB-wire server (MONGO_URL) there is nothing of ours to check.
+import { strict as assert } from "node:assert";
+import { randomBytes } from "node:crypto";
+import { MongoClient, type Collection } from "mongodb";
+import { mongoUrlFor } from "../../support/env.ts";
+
+interface Doc {
+  _id: string;
+  workspaceId: string;
+  node: string;
+  epoch: number;
+  status?: string;
+}
+
+describe("store: the FerretDB build serves `_id` lookups from its index", () => {
+  let client: MongoClient;
+  let col: Collection<Doc>;
+
+  before(async function () {
+    client = await MongoClient.connect(mongoUrlFor(`fdb${randomBytes(3).toString("hex")}`));
+    const info = await client.db().admin().command({ buildInfo: 1 });
+    if (!("ferretdbVersion" in info)) {
+      await client.close();
+      this.skip(); // MONGO_URL names another server: not our build
+    }
+    col = client.db().collection<Doc>("lookups");
+    await col.insertMany(
+      Array.from({ length: 200 }, (_, i) => ({
+        _id: `acc_${i}`,
+        workspaceId: `w${i % 7}`,
+        node: "n1",
+        epoch: 1,
+      })),
+    );
+  });
+  after(async () => client?.close());
+
+  /** SQLite's plan for `filter`, as FerretDB's explain reports it. */
+  async function plan(filter: Record<string, unknown>): Promise<string> {
+    const explained = (await col.find(filter as Partial<Doc>).explain()) as {
+      queryPlanner: { Plan: string[] };
+      filterPushdown: boolean;
+    };
+    assert.equal(explained.filterPushdown, true, `no pushdown for ${JSON.stringify(filter)}`);
+    return explained.queryPlanner.Plan.join("\n");
+  }
+
+  it("finds by `_id` alone through the `_id` index", async () => {
+    assert.match(await plan({ _id: "acc_5" }), /USING INDEX \S+__id_/);
+  });
+
+  it("narrows a fenced filter `{_id, node, epoch}` by the index too", async () => {
+    assert.match(await plan({ _id: "acc_5", node: "n1", epoch: 1 }), /USING INDEX \S+__id_/);
+  });
+
+  it("still applies the rest of the filter: a wrong fence or workspace matches nothing", async () => {
+    assert.equal(
+      (await col.updateOne({ _id: "acc_5", node: "n2", epoch: 1 }, { $set: { status: "x" } })).matchedCount,
+      0,
+    );
+    assert.equal(
+      (await col.updateOne({ _id: "acc_5", node: "n1", epoch: 2 }, { $set: { status: "x" } })).matchedCount,
+      0,
+    );
+    assert.equal((await col.deleteOne({ _id: "acc_6", workspaceId: "w0" })).deletedCount, 0);
+    assert.equal(await col.countDocuments({ _id: "acc_6", workspaceId: "w0" }), 0);
+    const res = await col.updateOne(
+      { _id: "acc_5", node: "n1", epoch: 1 },
+      { $set: { status: "connected" } },
+    );
+    assert.equal(res.matchedCount, 1);
+    assert.deepEqual(await col.findOne({ _id: "acc_5", workspaceId: "w5" }), {
+      _id: "acc_5",
+      workspaceId: "w5",
+      node: "n1",
+      epoch: 1,
+      status: "connected",
+    });
+    assert.equal(await col.countDocuments({ status: "connected" }), 1, "no other document was touched");
+  });
+
+  it("leaves filters without a single `_id` equality to the full match", async () => {
+    const ids = { _id: { $in: ["acc_1", "acc_2"] }, workspaceId: "w1" };
+    assert.deepEqual(
+      (await col.find(ids).toArray()).map((d) => d._id),
+      ["acc_1"],
+    );
+    assert.equal(await col.countDocuments({ $or: [{ _id: "acc_3" }, { _id: "acc_4" }] }), 2);
+  });
+});
