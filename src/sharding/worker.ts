@@ -243,7 +243,10 @@ export class WorkerPlacement implements Ownership {
       );
       void this.opts.host.stopWorkspace(workspaceId);
     }
-    this.onChange();
+    // A workspace placed on another live node asks nothing of this one (a pass would only read the
+    // database for nothing: with N workers, every placement made N passes). The periodic pass still
+    // looks at everything.
+    if (h || (entry !== null && (entry.node === this.nodeId || !this.isLive(entry.node)))) this.onChange();
   }
 
   /** The lease lapsed: forget every claim and stop every session, writing nothing. */
