@@ -13,7 +13,11 @@ const cache = new Map<string, string>();
 export function qrDataUrl(qr: string): string {
   let url = cache.get(qr);
   if (!url) {
-    const { modules } = QRCode.create(qr, { errorCorrectionLevel: "L" });
+    // One byte-mode segment: the payload is base64 text, which byte mode encodes at the same version;
+    // asking the library to find the best mix of modes costs as much again (0.8 → 1.7 ms a QR).
+    const { modules } = QRCode.create([{ data: Buffer.from(qr), mode: "byte" }], {
+      errorCorrectionLevel: "L",
+    });
     url = `data:image/png;base64,${qrPng(modules, { scale: 4, margin: 2 }).toString("base64")}`;
     cache.set(qr, url);
     if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value!);
