@@ -50,6 +50,8 @@ interface Receipt {
   t: number;
   /** Engine-side stamp of the event, when it carries one (status `at`, QR shown-at). */
   origin?: number;
+  /** The status of an account.status event. */
+  status?: string;
 }
 
 function originOf(event: string, p: any): number | undefined {
@@ -65,6 +67,7 @@ function receipt(event: string, payload: any, t: number): Receipt {
     workspaceId: workspaceOfEvent(payload) ?? "?",
     t,
     origin: originOf(event, payload),
+    status: event === "account.status" ? payload.status : undefined,
   };
 }
 
@@ -415,6 +418,8 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
     let duplicates = 0;
     let foreign = 0;
     const engineToSocket: number[] = [];
+    // The same latency per kind of event (`account.status:<status>`, `account.qr`): where the tail is.
+    const engineToSocketByKind = new Map<string, number[]>();
     const busToSocket: number[] = [];
     const engineToBus: number[] = [];
     const unmatched: string[] = [];
@@ -424,7 +429,11 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
       for (const r of s.receipts) {
         seen.set(r.key, (seen.get(r.key) ?? 0) + 1);
         if (r.workspaceId !== s.workspaceId) foreign++;
-        if (r.origin !== undefined) engineToSocket.push(r.t - r.origin);
+        if (r.origin !== undefined) {
+          engineToSocket.push(r.t - r.origin);
+          const kind = r.status ? `${r.event}:${r.status}` : r.event;
+          engineToSocketByKind.set(kind, [...(engineToSocketByKind.get(kind) ?? []), r.t - r.origin]);
+        }
         const bus = busReceipts.get(r.key);
         if (bus) busToSocket.push(r.t - bus.t);
         else if (unmatched.length < 10) unmatched.push(r.key);
@@ -488,7 +497,13 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
       relayLatencyMs: relay,
       dbUpdateMs: dbWriteMs,
       relayOnly,
-      relayBreakdownMs: { engineToBus: summarize(engineToBus), busToSocket: summarize(busToSocket) },
+      relayBreakdownMs: {
+        engineToBus: summarize(engineToBus),
+        busToSocket: summarize(busToSocket),
+        engineToSocketByKind: Object.fromEntries(
+          [...engineToSocketByKind].map(([kind, samples]) => [kind, summarize(samples)]),
+        ),
+      },
       eventsPerSecond: Math.round(deliveredInPhase3 / msgSeconds),
       firstQrMs: qr,
       firstQrBreakdownMs: firstQrBreakdown(),
