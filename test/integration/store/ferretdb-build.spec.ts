@@ -1,6 +1,6 @@
 // The FerretDB we build (tools/ferretdb/patches.mjs) looks documents up by `_id` through the `_id`
 // index, also when the filter holds more than `_id` (every fenced write), and still applies the whole
-// filter. Against another MongoDB-wire server (MONGO_URL) there is nothing of ours to check.
+// filter; concurrent writes queue for their turn and all land. Against another MongoDB-wire server (MONGO_URL) there is nothing of ours to check.
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { MongoClient, type Collection } from "mongodb";
@@ -79,6 +79,22 @@ describe("store: the FerretDB build serves `_id` lookups from its index", () => 
       status: "connected",
     });
     assert.equal(await col.countDocuments({ status: "connected" }), 1, "no other document was touched");
+  });
+
+  it("applies 100 concurrent inserts and fenced updates, each exactly once (writes take turns)", async () => {
+    const ids = Array.from({ length: 100 }, (_, i) => `burst_${i}`);
+    await Promise.all(ids.map((_id) => col.insertOne({ _id, workspaceId: "wb", node: "n1", epoch: 1 })));
+    const results = await Promise.all(
+      ids.map((_id, i) =>
+        col.updateOne({ _id, node: "n1", epoch: i % 2 === 0 ? 1 : 9 }, { $set: { status: "connected" } }),
+      ),
+    );
+    assert.deepEqual(
+      results.map((r) => r.matchedCount),
+      ids.map((_, i) => (i % 2 === 0 ? 1 : 0)),
+    );
+    assert.equal(await col.countDocuments({ workspaceId: "wb" }), 100);
+    assert.equal(await col.countDocuments({ workspaceId: "wb", status: "connected" }), 50);
   });
 
   it("leaves filters without a single `_id` equality to the full match", async () => {
