@@ -17,6 +17,7 @@ import {
   type SessionParams,
   type SimulateAction,
 } from "../src/accounts/types.ts";
+import { warmUpQrRendering } from "../src/accounts/qr-image.ts";
 import { configOf } from "../src/config.ts";
 import { resolveEngine } from "../src/engines/index.ts";
 import { InvalidStateError, NotFoundError, NotImplementedByEngine } from "../src/errors.ts";
@@ -345,6 +346,8 @@ const SessionService: ServiceSchema<
       startConcurrency: cfg.startConcurrency,
       logger: this.logger,
     });
+    // Before this node takes workspaces: its first QRs would otherwise pay for a cold renderer.
+    warmUpQrRendering();
     // Lease, fenced ownership over the placement table, reconciler (single-node ownership without NATS).
     await this.startPlacement();
   },

@@ -9,20 +9,32 @@ import type { QrView } from "./types.ts";
 const CACHE_MAX = 500;
 const cache = new Map<string, string>();
 
+function render(qr: string): string {
+  // One byte-mode segment: the payload is base64 text, which byte mode encodes at the same version;
+  // asking the library to find the best mix of modes costs as much again (0.8 → 1.7 ms a QR).
+  const { modules } = QRCode.create([{ data: Buffer.from(qr), mode: "byte" }], { errorCorrectionLevel: "L" });
+  return `data:image/png;base64,${qrPng(modules, { scale: 4, margin: 2 }).toString("base64")}`;
+}
+
 /** The PNG data URL of `qr` (4 pixels a module, a quiet zone of 2). Throws when it cannot be encoded. */
 export function qrDataUrl(qr: string): string {
   let url = cache.get(qr);
   if (!url) {
-    // One byte-mode segment: the payload is base64 text, which byte mode encodes at the same version;
-    // asking the library to find the best mix of modes costs as much again (0.8 → 1.7 ms a QR).
-    const { modules } = QRCode.create([{ data: Buffer.from(qr), mode: "byte" }], {
-      errorCorrectionLevel: "L",
-    });
-    url = `data:image/png;base64,${qrPng(modules, { scale: 4, margin: 2 }).toString("base64")}`;
+    url = render(qr);
     cache.set(qr, url);
     if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value!);
   }
   return url;
+}
+
+/**
+ * Renders a few QRs of a WhatsApp payload's size, cached nowhere. The first QRs a process renders are
+ * slow (the library sets up its tables, the code is not compiled yet): 20–100 ms each when a fresh
+ * worker got 50 creates at once, then ~1 ms. A worker pays this once while it starts instead of its
+ * first customers; about 50 ms.
+ */
+export function warmUpQrRendering(rounds = 8): void {
+  for (let i = 0; i < rounds; i++) render(`2@${"warm-up.".repeat(30)}${i}`);
 }
 
 /** The public view `{qr, dataUrl, seq, expiresAt}` of an engine's QR. */
