@@ -70,7 +70,8 @@ function ensureDebian() {
 
 // 3. FerretDB: built once from the Go module proxy into .cache/bin, rebuilt when tools/ferretdb changes.
 // Its source is copied out of the module cache and patched first (tools/ferretdb/patches.mjs: lookups
-// by `_id` through the `_id` index); the build uses that copy through a `replace` directive.
+// by `_id` through the `_id` index, writes queued in turn); the build uses that copy through a
+// `replace` directive.
 async function ensureFerret() {
   if (process.env.MONGO_URL) return;
   const src = join(root, "tools", "ferretdb");

@@ -138,8 +138,8 @@ export class SessionPipeline {
       this.deps.logger.debug(`Session ${s.accountId}: QR not shown, epoch ${s.fence.epoch} is not current`);
       return;
     }
-    // Rendered after this turn (synchronously, ~2 ms each), while the write is in flight when there
-    // is one first; a payload that cannot be encoded rejects `rendering`.
+    // Rendered on the next microtask (about 1 ms a QR), so after the write below has been sent when
+    // there is one; a payload that cannot be encoded rejects `rendering`.
     const rendering = Promise.resolve().then(() =>
       run.steps.map((step) => (step.change.qr ? qrViewOf(step.change.qr) : null)),
     );
