@@ -432,7 +432,9 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
         if (r.origin !== undefined) {
           engineToSocket.push(r.t - r.origin);
           const kind = r.status ? `${r.event}:${r.status}` : r.event;
-          engineToSocketByKind.set(kind, [...(engineToSocketByKind.get(kind) ?? []), r.t - r.origin]);
+          const samples = engineToSocketByKind.get(kind) ?? [];
+          samples.push(r.t - r.origin);
+          engineToSocketByKind.set(kind, samples);
         }
         const bus = busReceipts.get(r.key);
         if (bus) busToSocket.push(r.t - bus.t);
