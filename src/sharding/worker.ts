@@ -191,7 +191,10 @@ export class WorkerPlacement implements Ownership {
     this.opts.logger.debug(
       `Claimed workspace ${workspaceId} (epoch ${entry.epoch}, was ${current?.node ?? "unplaced"})`,
     );
-    this.onChange();
+    // A workspace that had an owner has accounts to restore: a pass starts them. A new one has none
+    // but the account its caller is about to create or start (a claim of the reconciler's own sweep
+    // starts its accounts in that same pass).
+    if (current) this.onChange();
     return entry;
   }
 
@@ -236,17 +239,25 @@ export class WorkerPlacement implements Ownership {
 
   private onPlacement(workspaceId: string, entry: PlacementEntry | null): void {
     const h = this.held.get(workspaceId);
-    if (h && (!entry || entry.node !== this.nodeId || entry.epoch !== h.epoch)) {
+    // The record of this node's own claim, coming back through the watch (maybe before the claim's
+    // compare-and-set has answered).
+    const echo =
+      entry !== null &&
+      entry.node === this.nodeId &&
+      (h === undefined ? this.claiming.has(workspaceId) : entry.epoch === h.epoch);
+    if (h && !echo) {
       this.held.delete(workspaceId);
       this.opts.logger.info(
         `Workspace ${workspaceId} now on ${entry?.node ?? "nobody"}: stopping its sessions here`,
       );
       void this.opts.host.stopWorkspace(workspaceId);
     }
-    // A workspace placed on another live node asks nothing of this one (a pass would only read the
-    // database for nothing: with N workers, every placement made N passes). The periodic pass still
-    // looks at everything.
-    if (h || (entry !== null && (entry.node === this.nodeId || !this.isLive(entry.node)))) this.onChange();
+    // A pass is due for a workspace lost, one recorded for this node that it does not hold (adoption),
+    // or one whose owner is gone; not for the echo of a claim, nor for a workspace placed on another
+    // live node (a pass would read the database for nothing: with N workers, every placement made N
+    // passes). The periodic pass still looks at everything.
+    const mine = entry !== null && entry.node === this.nodeId;
+    if (!echo && (h !== undefined || mine || (entry !== null && !this.isLive(entry.node)))) this.onChange();
   }
 
   /** The lease lapsed: forget every claim and stop every session, writing nothing. */
