@@ -121,8 +121,9 @@ const SessionService: ServiceSchema<
         } catch (err) {
           if (!recorded) throw err;
           // Recorded, and wanted running: this node's reconciler starts it (an `initializing` account
-          // under the current fence that does not run here).
+          // under the current fence that does not run here), on a pass asked for now.
           this.logger.warn(`session.create ${doc._id}: start failed (${(err as Error).message})`);
+          this.reconciler?.kick();
         }
         return view;
       },

@@ -7,6 +7,9 @@
 //      not run under its current ownership yet, or whose start under it was lost (the runtime queues
 //      them under the node's start concurrency; they restore from the AuthStore);
 //   3. stops the engines of workspaces it no longer owns.
+// Step 2 reads the accounts of every workspace the node owns: a pass asked for by a change (or that
+// claimed something) does it, a periodic pass only every DATABASE_EVERY-th time — the safety net for
+// what no event announces (a start lost on the way), at a tenth of the reads.
 import type { AccountDoc } from "../accounts/types.ts";
 import type { Config } from "../config.ts";
 import { chooseOwner } from "./hrw.ts";
@@ -30,6 +33,8 @@ export interface ReconcileTarget {
 
 /** Every this many passes (and on the first), a worker looks for accounts no worker ever took. */
 const UNPLACED_SWEEP_EVERY = 10;
+/** Periodic passes read the owned workspaces' accounts every this many times (and on the first). */
+const DATABASE_EVERY = 10;
 
 async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   const queue = [...items];
@@ -49,6 +54,9 @@ export class Reconciler {
   private readonly orphanSince = new Map<string, number>();
   private readonly starting = new Set<string>();
   private passes = 0;
+  private ticks = 0;
+  /** The next pass reads the owned workspaces' accounts (step 2). */
+  private databaseDue = true;
   /** Resolves when the current pass (if any) ends; tests and drain wait on it. */
   private pass: Promise<void> = Promise.resolve();
 
@@ -62,7 +70,10 @@ export class Reconciler {
   start(): void {
     this.stopped = false;
     this.placement.onChange = () => this.kick();
-    this.timer = setInterval(() => this.kick(0), Math.max(50, this.cfg.reconcileMs));
+    this.timer = setInterval(
+      () => this.kick(0, { readDatabase: ++this.ticks % DATABASE_EVERY === 0 }),
+      Math.max(50, this.cfg.reconcileMs),
+    );
     this.kick(0);
   }
 
@@ -74,9 +85,13 @@ export class Reconciler {
     await this.pass;
   }
 
-  /** Runs a pass soon (changes come in bursts: one pass for a burst). */
-  kick(delayMs = 20): void {
+  /**
+   * Runs a pass soon (changes come in bursts: one pass for a burst). `readDatabase: false` (a periodic
+   * tick) skips step 2 unless a change asked for it since.
+   */
+  kick(delayMs = 20, { readDatabase = true } = {}): void {
     if (this.stopped) return;
+    if (readDatabase) this.databaseDue = true;
     if (this.running) {
       this.again = true;
       return;
@@ -93,7 +108,9 @@ export class Reconciler {
     try {
       do {
         this.again = false;
-        await this.reconcile();
+        const readDatabase = this.databaseDue;
+        this.databaseDue = false;
+        await this.reconcile({ readDatabase });
       } while (this.again && !this.stopped);
     } catch (err) {
       this.logger.warn(`Reconcile pass failed: ${(err as Error).message}`);
@@ -102,19 +119,20 @@ export class Reconciler {
     }
   }
 
-  /** One pass; exposed for tests. */
-  async reconcile(): Promise<void> {
+  /** One pass; exposed for tests. Step 2 runs when `readDatabase` or when the pass claimed something. */
+  async reconcile({ readDatabase = true } = {}): Promise<void> {
     if (this.stopped || !this.placement.liveness.isCurrent()) return;
-    await this.claimOrphansAndAdopt();
-    if (this.passes++ % UNPLACED_SWEEP_EVERY === 0) await this.claimUnplaced();
-    await this.startOwned();
+    let claimed = await this.claimOrphansAndAdopt();
+    if (this.passes++ % UNPLACED_SWEEP_EVERY === 0) claimed += await this.claimUnplaced();
+    if (readDatabase || claimed > 0) await this.startOwned();
     await this.stopUnowned();
   }
 
-  private async claimOrphansAndAdopt(): Promise<void> {
+  /** Returns how many workspaces it claimed. */
+  private async claimOrphansAndAdopt(): Promise<number> {
     const p = this.placement;
     const mirror = p.mirror;
-    if (!mirror.nodesKnown || !mirror.synced) return;
+    if (!mirror.nodesKnown || !mirror.synced) return 0;
     const workers = p.workers();
     const now = Date.now();
     const grace = 2 * this.cfg.reconcileMs + this.cfg.leaseRenewMs;
@@ -137,7 +155,7 @@ export class Reconciler {
       const chosen = chooseOwner(ws, workers);
       if (chosen === p.nodeId || now - since > grace) claims.push({ ws, rec });
     }
-    if (claims.length === 0) return;
+    if (claims.length === 0) return 0;
     let won = 0;
     await inParallel(claims, 16, async ({ ws, rec }) => {
       try {
@@ -150,15 +168,16 @@ export class Reconciler {
       }
     });
     if (won > 0) this.logger.info(`${p.nodeId} claimed ${won} workspace(s)`);
+    return won;
   }
 
   /**
    * Claims the workspaces of accounts recorded while no worker answered (they carry no owner), when
    * this node is their rendezvous choice; their accounts then start like any other owned ones.
    */
-  private async claimUnplaced(): Promise<void> {
+  private async claimUnplaced(): Promise<number> {
     const p = this.placement;
-    if (!this.target.unplacedWorkspaces || !p.mirror.synced || !p.mirror.nodesKnown || p.draining) return;
+    if (!this.target.unplacedWorkspaces || !p.mirror.synced || !p.mirror.nodesKnown || p.draining) return 0;
     const workers = p.workers();
     const mine = (await this.target.unplacedWorkspaces()).filter(
       (ws) => !p.mirror.get(ws) && chooseOwner(ws, workers) === p.nodeId,
@@ -169,6 +188,7 @@ export class Reconciler {
     });
     if (won > 0)
       this.logger.info(`${p.nodeId} placed ${won} workspace(s) whose accounts no worker had taken`);
+    return won;
   }
 
   private async startOwned(): Promise<void> {

@@ -5,7 +5,7 @@ import { MongoClient, type Db } from "mongodb";
 import type { ServiceBroker, ServiceSchema } from "moleculer";
 import AccountsService from "../../services/accounts.service.ts";
 import SessionService from "../../services/session.service.ts";
-import type { AccountDoc, AccountView } from "../../src/accounts/types.ts";
+import { newAccountDoc, type AccountDoc, type AccountView } from "../../src/accounts/types.ts";
 import type { Engine } from "../../src/engines/base.ts";
 import { registerEngine } from "../../src/engines/index.ts";
 import { createSimulatedEngine } from "../../src/engines/simulated.ts";
@@ -429,6 +429,34 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       for (const a of accounts) await call("accounts.remove", { workspaceId: a.workspaceId, id: a.id });
       const after = await Promise.all(["w1", "w2"].map((nodeID) => call("session.local", {}, { nodeID })));
       assert.deepEqual(after, [[], []]);
+    });
+
+    it("a start lost under the owner's fence is started by a periodic pass that reads the database", async () => {
+      const first: AccountView = await call("accounts.create", { workspaceId: "w_lost" });
+      const { node, epoch } = (await doc(t.db, first.id))!;
+      // Recorded as the owner would record it, and never told to anyone: no event, no call.
+      const lost = newAccountDoc(
+        {
+          workspaceId: "w_lost",
+          accountId: "acc_lost",
+          sessionId: "simulated_w_lost_1_lost",
+          name: "lost",
+          engine: "simulated",
+        },
+        new Date(),
+        { node: node!, epoch: epoch! },
+      );
+      await t.db.collection<AccountDoc>("accounts").insertOne(lost);
+      // Periodic passes read the database every 10th time: within 10 × reconcileMs (500 ms).
+      await waitFor(() => statusEvent("acc_lost", "qr_scanning"), {
+        what: "the lost start",
+        timeoutMs: 15000,
+      });
+      const local: any[] = await call("session.local", {}, { nodeID: node! });
+      assert.ok(
+        local.some((s) => s.accountId === "acc_lost"),
+        `runs on its owner ${node}`,
+      );
     });
   });
   describe("start queue (START_CONCURRENCY=1)", () => {
