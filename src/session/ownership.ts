@@ -9,6 +9,11 @@ export interface Fence {
   epoch: number;
 }
 
+/** `x` (a document, a fence) is stamped with exactly `fence`. */
+export function carriesFence(x: { node?: string | null; epoch?: number | null }, fence: Fence): boolean {
+  return x.node === fence.node && x.epoch === fence.epoch;
+}
+
 export interface Ownership {
   /** This node's fence for the workspace, or null when this node must not run or write it. Synchronous. */
   current(workspaceId: string): Fence | null;

@@ -8,7 +8,7 @@ import type { Engine, EngineOptions } from "../engines/base.ts";
 import type { AccountStatus } from "../lifecycle/states.ts";
 import type { AccountsRepo, StatusPatch } from "../store/accounts-repo.ts";
 import type { SessionChange } from "./engine-events.ts";
-import type { Fence, Ownership } from "./ownership.ts";
+import { carriesFence, type Fence, type Ownership } from "./ownership.ts";
 import { foldStatusRun, type QueuedChange, type StatusRun } from "./status-run.ts";
 
 /** A session of this node, from its claim until it is closed. */
@@ -106,7 +106,7 @@ export class SessionPipeline {
   /** This node still holds the workspace under the session's epoch (lease current, placement agrees). */
   private fenceHolds(s: LiveSession): boolean {
     const now = this.deps.ownership().current(s.workspaceId);
-    return now !== null && now.node === s.fence.node && now.epoch === s.fence.epoch;
+    return now !== null && carriesFence(now, s.fence);
   }
 
   private reportFailure(s: LiveSession, change: SessionChange, err: unknown): void {

@@ -10,7 +10,7 @@ import type { AccountsRepo } from "../store/accounts-repo.ts";
 import type { AuthStore } from "../store/auth-store.ts";
 import { retryTransient } from "../store/mongo.ts";
 import { bindEngineEvents } from "./engine-events.ts";
-import type { Fence, Ownership } from "./ownership.ts";
+import { carriesFence, type Fence, type Ownership } from "./ownership.ts";
 import { SessionPipeline, type LiveSession } from "./pipeline.ts";
 import { StartQueue } from "./start-queue.ts";
 import { initializingPatch } from "./status-run.ts";
@@ -164,7 +164,7 @@ export class SessionRuntime {
       const fence = this.opts.ownership.current(doc.workspaceId);
       if (!fence) continue;
       before.set(doc._id, doc.status);
-      if (doc.node === fence.node && doc.epoch === fence.epoch && doc.status === "initializing") {
+      if (carriesFence(doc, fence) && doc.status === "initializing") {
         ours.push(doc);
         continue;
       }
@@ -182,7 +182,7 @@ export class SessionRuntime {
       // Only what carries our fence: another owner's account (a newer epoch) is not ours to run.
       for (const doc of claimed) {
         const fence = byWorkspace.get(doc.workspaceId)?.fence;
-        if (fence !== undefined && doc.node === fence.node && doc.epoch === fence.epoch) ours.push(doc);
+        if (fence !== undefined && carriesFence(doc, fence)) ours.push(doc);
       }
     }
     // Opened as many at a time as engines start (each open writes `initializing`).

@@ -12,6 +12,7 @@
 // what no event announces (a start lost on the way), at a tenth of the reads.
 import type { AccountDoc } from "../accounts/types.ts";
 import type { Config } from "../config.ts";
+import { carriesFence } from "../session/ownership.ts";
 import { chooseOwner } from "./hrw.ts";
 import type { WorkerPlacement } from "./worker.ts";
 
@@ -205,7 +206,7 @@ export class Reconciler {
       // Under the current ownership the runtime is the authority (explicit starts and stops, engine
       // verdicts); the reconciler brings up what has not run under it yet (new owner, new epoch), and
       // a start that was lost: `initializing` under this fence, yet not running here.
-      return doc.node !== fence.node || doc.epoch !== fence.epoch || doc.status === "initializing";
+      return !carriesFence(doc, fence) || doc.status === "initializing";
     });
     if (toStart.length === 0) return;
     const startMany = this.target.startMany?.bind(this.target);
