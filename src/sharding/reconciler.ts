@@ -125,7 +125,12 @@ export class Reconciler {
     if (this.stopped || !this.placement.liveness.isCurrent()) return;
     let claimed = await this.claimOrphansAndAdopt();
     if (this.passes++ % UNPLACED_SWEEP_EVERY === 0) claimed += await this.claimUnplaced();
-    if (readDatabase || claimed > 0) await this.startOwned();
+    if (readDatabase || claimed > 0) {
+      // This read answers every change announced so far (the pass's own claims kick too): the pass
+      // that follows needs no second read unless a change comes after this point.
+      this.databaseDue = false;
+      await this.startOwned();
+    }
     await this.stopUnowned();
   }
 
