@@ -3,6 +3,7 @@
 // are polled, because in nats-server 2.9 a key that expires by TTL produces no watch event.
 import { EventEmitter } from "node:events";
 import type { KV, KvEntry, QueuedIterator } from "nats";
+import type { PlacementNode } from "./hrw.ts";
 import type { NodeRecord } from "./liveness.ts";
 import { decodePlacement, type PlacementEntry } from "./placement-table.ts";
 
@@ -65,6 +66,17 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
 
   isDraining(nodeId: string): boolean {
     return this.live.get(nodeId)?.draining === true;
+  }
+
+  /** Live worker nodes (hosting `session`) that take new workspaces, weighted by capacity: the
+   * candidates of bounded-load placement, the same on every node that reads the same mirror. */
+  workers(includeDraining = false): PlacementNode[] {
+    const out: PlacementNode[] = [];
+    for (const n of this.live.values()) {
+      if (n.services.includes("session") && (includeDraining || !n.draining))
+        out.push({ id: n.nodeId, weight: Math.max(1, n.capacity) });
+    }
+    return out;
   }
 
   // ---- feeding ----

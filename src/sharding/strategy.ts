@@ -1,11 +1,13 @@
 // WorkspaceShard (DESIGN.md §5): the load-balancing strategy of the `session` actions. It runs on the
 // calling node and picks the endpoint of the workspace's recorded owner from the broker's local mirror;
-// for an unplaced workspace (or an owner that offers no endpoint) it picks the HRW choice among the
-// offered endpoints, skipping draining nodes. No key is a validation error, never a random node.
+// for an unplaced workspace (or an owner that offers no endpoint) it picks the node a worker would
+// claim it for: bounded-load HRW over the live workers it knows that offer an endpoint (plain HRW among
+// the offered endpoints, skipping draining nodes, before it knows any). No key is a validation error, never a random node.
 // select() is synchronous and does no I/O.
 import { Strategies, type Context, type Endpoint } from "moleculer";
 import { ValidationError } from "../errors.ts";
-import { HrwIndex } from "./hrw.ts";
+import { configOf } from "../config.ts";
+import { chooseOwner, DEFAULT_LOAD_FACTOR, HrwIndex } from "./hrw.ts";
 import { mirrorOf } from "./placement.ts";
 
 export const WORKSPACE_SHARD = "WorkspaceShard";
@@ -33,6 +35,11 @@ export class WorkspaceShardStrategy extends Strategies.Base {
     this.index = new HrwIndex(this.ids.map((id) => ({ id })));
   }
 
+  private loadFactor(): number {
+    const broker = this.broker as { options?: object } | undefined;
+    return broker?.options ? configOf(broker as { options: object }).loadFactor : DEFAULT_LOAD_FACTOR;
+  }
+
   override select(list: Endpoint[], ctx?: Context): Endpoint {
     const workspaceId = workspaceIdOf(ctx);
     if (workspaceId === undefined) {
@@ -46,6 +53,13 @@ export class WorkspaceShardStrategy extends Strategies.Base {
     if (owner !== undefined) {
       const i = this.positions.get(owner);
       if (i !== undefined) return list[i];
+    }
+    if (mirror?.nodesKnown) {
+      // The choice the worker makes for an unplaced workspace (bounded-load HRW over the same mirror),
+      // so the call lands where it will be claimed instead of being forwarded there.
+      const offered = mirror.workers().filter((n) => this.positions.has(n.id));
+      const chosen = chooseOwner(workspaceId, offered, mirror.loads(), this.loadFactor());
+      if (chosen !== undefined) return list[this.positions.get(chosen)!];
     }
     const top = this.index.topIndex(workspaceId);
     if (mirror && top >= 0 && mirror.isDraining(list[top].id)) {

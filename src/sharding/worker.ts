@@ -137,9 +137,7 @@ export class WorkerPlacement implements Ownership {
 
   /** Live worker nodes that take new workspaces, weighted by capacity. */
   workers(includeDraining = false): PlacementNode[] {
-    return [...this.mirror.liveNodes().values()]
-      .filter((n) => n.services.includes("session") && (includeDraining || !n.draining))
-      .map((n) => ({ id: n.nodeId, weight: Math.max(1, n.capacity) }));
+    return this.mirror.workers(includeDraining);
   }
 
   isLive(nodeId: string): boolean {
@@ -208,7 +206,22 @@ export class WorkerPlacement implements Ownership {
     if (this.current(workspaceId)) return null;
     if (!this.liveness.isCurrent())
       throw new WorkspaceUnavailableError(workspaceId, "this node's lease lapsed");
-    const rec = this.mirror.get(workspaceId) ?? (await this.table.get(workspaceId));
+    let rec = this.mirror.get(workspaceId) ?? null;
+    if (!rec) {
+      if (hops === 0) {
+        const chosen = chooseOwner(
+          workspaceId,
+          this.workers(),
+          this.mirror.loads(),
+          this.opts.cfg.loadFactor,
+        );
+        if (chosen && chosen !== this.nodeId && this.reachable(chosen)) return chosen;
+      }
+      // Unknown to the mirror: claimed as unplaced without reading the table first (for a new
+      // workspace the compare-and-set is the read); only a claim that loses reads what is there.
+      if ((await this.claim(workspaceId, null, true)) && this.current(workspaceId)) return null;
+      rec = await this.table.get(workspaceId);
+    }
     if (rec && rec.node !== this.nodeId && this.isLive(rec.node)) {
       // To the recorded owner: at most twice (a caller's stale choice, then a placement race).
       if (hops >= 2 || !this.reachable(rec.node)) {
@@ -216,12 +229,8 @@ export class WorkerPlacement implements Ownership {
       }
       return rec.node;
     }
-    if (!rec && hops === 0) {
-      const chosen = chooseOwner(workspaceId, this.workers(), this.mirror.loads(), this.opts.cfg.loadFactor);
-      if (chosen && chosen !== this.nodeId && this.reachable(chosen)) return chosen;
-    }
     try {
-      await this.acquire(workspaceId, { record: rec ?? null });
+      await this.acquire(workspaceId, { record: rec });
     } catch (err) {
       // Lost a placement race: the winner is the owner now.
       const winner = this.mirror.owner(workspaceId);

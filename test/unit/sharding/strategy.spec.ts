@@ -1,8 +1,8 @@
-// WorkspaceShard: owner from the broker's mirror, HRW among offered endpoints when unplaced, never a
-// random node, no key → validation error.
+// WorkspaceShard: owner from the broker's mirror; when unplaced, the worker's bounded-load choice (HRW
+// among offered endpoints before live nodes are known); never a random node; no key → validation error.
 import { strict as assert } from "node:assert";
 import type { Context, Endpoint } from "moleculer";
-import { rankNodes } from "../../../src/sharding/hrw.ts";
+import { chooseOwner, rankNodes } from "../../../src/sharding/hrw.ts";
 import { PlacementMirror } from "../../../src/sharding/mirror.ts";
 import { attachMirror } from "../../../src/sharding/placement.ts";
 import { WorkspaceShardStrategy, workspaceIdOf } from "../../../src/sharding/strategy.ts";
@@ -101,6 +101,29 @@ describe("sharding/strategy: WorkspaceShard", () => {
         ws,
         ids.filter((id) => id !== top).map((id) => ({ id })),
       )[0],
+    );
+  });
+
+  it("sends an unplaced workspace where a worker would claim it: past a node at its load bound", () => {
+    const mirror = new PlacementMirror();
+    mirror.setLiveNodes(new Map(ids.map((id) => [id, node(id)])));
+    const ws = "crowded";
+    const [top, second] = rankNodes(ws, mirror.workers());
+    // Eight workspaces on the top choice, none elsewhere: the bound is ceil(1.25 × 9 / 4) = 3.
+    for (let i = 0; i < 8; i++)
+      mirror.apply(`other${i}`, { workspaceId: `other${i}`, node: top, epoch: 1, since: 0, revision: i + 1 });
+    const s = strategyWith(mirror);
+    assert.equal(s.select(endpoints(ids), ctx({ workspaceId: ws })).id, second);
+    assert.equal(chooseOwner(ws, mirror.workers(), mirror.loads()), second);
+    // A candidate that offers no endpoint is not chosen.
+    const offered = ids.filter((id) => id !== second);
+    assert.equal(
+      s.select(endpoints(offered), ctx({ workspaceId: ws })).id,
+      chooseOwner(
+        ws,
+        mirror.workers().filter((n) => n.id !== second),
+        mirror.loads(),
+      ),
     );
   });
 
