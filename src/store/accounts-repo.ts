@@ -3,6 +3,7 @@
 import type { Collection, Db } from "mongodb";
 import type { AccountDoc, DesiredState } from "../accounts/types.ts";
 import type { Fence } from "../session/ownership.ts";
+import { InsertBatcher } from "./insert-batch.ts";
 import { COLLECTIONS, retryTransient } from "./mongo.ts";
 
 /** Fields a fenced status write may set. */
@@ -22,13 +23,19 @@ function claimable(fence: Fence) {
 
 export class AccountsRepo {
   readonly col: Collection<AccountDoc>;
+  /** Creates that arrive together are written together (see InsertBatcher). */
+  private readonly inserts: InsertBatcher<AccountDoc>;
   constructor(db: Db) {
     this.col = db.collection<AccountDoc>(COLLECTIONS.accounts);
+    // A write the server refused while busy did not happen: trying again is safe.
+    this.inserts = new InsertBatcher((docs) =>
+      retryTransient(() => this.col.insertMany(docs, { ordered: false })),
+    );
   }
 
-  async insert(doc: AccountDoc): Promise<void> {
-    // A write the server refused while busy did not happen: trying again is safe.
-    await retryTransient(() => this.col.insertOne(doc));
+  /** Rejects like `insertOne` would, with code 11000 for an `_id` that exists. */
+  insert(doc: AccountDoc): Promise<void> {
+    return this.inserts.insert(doc);
   }
 
   /** The account `id` of `workspaceId`; another workspace's account is simply not found. */

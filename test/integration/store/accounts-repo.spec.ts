@@ -2,7 +2,7 @@
 // fence that holds the account; a claim or takeover never moves an account to a lower epoch.
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
-import { MongoClient } from "mongodb";
+import { MongoClient, type CommandStartedEvent } from "mongodb";
 import type { AccountDoc } from "../../../src/accounts/types.ts";
 import { AccountsRepo } from "../../../src/store/accounts-repo.ts";
 import { ensureIndexes } from "../../../src/store/mongo.ts";
@@ -29,7 +29,9 @@ describe("store/accounts-repo: fenced writes on the real server", () => {
   let repo: AccountsRepo;
 
   before(async () => {
-    client = await MongoClient.connect(mongoUrlFor(`repo${randomBytes(3).toString("hex")}`));
+    client = await MongoClient.connect(mongoUrlFor(`repo${randomBytes(3).toString("hex")}`), {
+      monitorCommands: true,
+    });
     await ensureIndexes(client.db());
     repo = new AccountsRepo(client.db());
   });
@@ -41,6 +43,38 @@ describe("store/accounts-repo: fenced writes on the real server", () => {
     await assert.rejects(repo.insert({ ...account("acc_dup2", "w0"), sessionId: a.sessionId }), {
       code: 11000,
     });
+  });
+
+  it("inserts made together are written together, each answered for itself (a duplicate fails alone)", async () => {
+    await repo.insert(account("acc_batch_taken", "wb"));
+    const inserts: number[] = [];
+    const count = (e: CommandStartedEvent) => {
+      if (e.commandName === "insert") inserts.push(e.command.documents.length);
+    };
+    client.on("commandStarted", count);
+    const docs = Array.from({ length: 40 }, (_, i) => account(`acc_batch${i}`, "wb"));
+    // At most the first goes out alone; the others wait for the write in flight and go out as one.
+    const results = await Promise.allSettled([
+      ...docs.map((d) => repo.insert(d)),
+      repo.insert(account("acc_batch_taken", "wb")),
+      repo.insert({ ...account("acc_batch_samesession", "wb"), sessionId: docs[7].sessionId }),
+    ]);
+    assert.deepEqual(
+      results.slice(0, 40).map((r) => r.status),
+      docs.map(() => "fulfilled"),
+    );
+    client.off("commandStarted", count);
+    assert.equal(
+      inserts.reduce((a, b) => a + b, 0),
+      42,
+    );
+    assert.ok(inserts.length <= 2, `42 inserts went out in ${inserts.length} commands`);
+    for (const r of results.slice(40)) {
+      assert.equal(r.status, "rejected");
+      assert.equal((r as PromiseRejectedResult).reason.code, 11000);
+    }
+    const stored = await repo.col.find({ workspaceId: "wb" }).toArray();
+    assert.deepEqual(stored.map((d) => d._id).sort(), [...docs.map((d) => d._id), "acc_batch_taken"].sort());
   });
 
   it("claims an unclaimed account (no epoch field at all), then only its own fence may write", async () => {
