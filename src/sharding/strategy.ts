@@ -1,9 +1,9 @@
 // WorkspaceShard (DESIGN.md §5): the load-balancing strategy of the `session` actions. It runs on the
 // calling node and picks the endpoint of the workspace's recorded owner from the broker's local mirror;
-// for an unplaced workspace (or an owner that offers no endpoint) it picks the node a worker would
-// claim it for: bounded-load HRW over the live workers it knows that offer an endpoint (plain HRW among
-// the offered endpoints, skipping draining nodes, before it knows any). No key is a validation error, never a random node.
-// select() is synchronous and does no I/O.
+// for an unplaced workspace (or an owner that offers no endpoint) it picks the owner-to-be, which
+// claims it on receipt: bounded-load HRW over the live workers it knows that offer an endpoint (plain
+// HRW among the offered endpoints, skipping draining nodes, before it knows any). No key is a
+// validation error, never a random node. select() is synchronous and does no I/O.
 import { Strategies, type Context, type Endpoint } from "moleculer";
 import { ValidationError } from "../errors.ts";
 import { configOf } from "../config.ts";
@@ -55,8 +55,8 @@ export class WorkspaceShardStrategy extends Strategies.Base {
       if (i !== undefined) return list[i];
     }
     if (mirror?.nodesKnown) {
-      // The choice the worker makes for an unplaced workspace (bounded-load HRW over the same mirror),
-      // so the call lands where it will be claimed instead of being forwarded there.
+      // Bounded-load HRW (DESIGN.md §4) over the live workers that offer an endpoint, as the mirror
+      // counts their loads; the worker that receives the call claims the workspace.
       const offered = mirror.workers().filter((n) => this.positions.has(n.id));
       const chosen = chooseOwner(workspaceId, offered, mirror.loads(), this.loadFactor());
       if (chosen !== undefined) return list[this.positions.get(chosen)!];

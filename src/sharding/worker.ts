@@ -198,9 +198,8 @@ export class WorkerPlacement implements Ownership {
 
   /**
    * Where a call for `workspaceId` that reached this node must run: null → here (this node owns it,
-   * now or after claiming it); a node id → forward there. `hops` counts the forwards so far: an
-   * unplaced workspace is sent to its HRW choice only by the first receiver, and no call is forwarded
-   * more than twice (so never in a loop).
+   * now or after claiming it); a node id → forward there, to its recorded owner. `hops` counts the
+   * forwards so far: no call is forwarded more than twice (so never in a loop).
    */
   async route(workspaceId: string, hops: number): Promise<string | null> {
     if (this.current(workspaceId)) return null;
@@ -208,17 +207,9 @@ export class WorkerPlacement implements Ownership {
       throw new WorkspaceUnavailableError(workspaceId, "this node's lease lapsed");
     let rec = this.mirror.get(workspaceId) ?? null;
     if (!rec) {
-      if (hops === 0) {
-        const chosen = chooseOwner(
-          workspaceId,
-          this.workers(),
-          this.mirror.loads(),
-          this.opts.cfg.loadFactor,
-        );
-        if (chosen && chosen !== this.nodeId && this.reachable(chosen)) return chosen;
-      }
-      // Unknown to the mirror: claimed as unplaced without reading the table first (for a new
-      // workspace the compare-and-set is the read); only a claim that loses reads what is there.
+      // Unplaced as far as the mirror knows: claimed here, where the caller's strategy sent it (its
+      // bounded-load choice), without reading the table first: for a new workspace the
+      // compare-and-set is the read; only a claim that loses reads what is there.
       if ((await this.claim(workspaceId, null, true)) && this.current(workspaceId)) return null;
       rec = await this.table.get(workspaceId);
     }

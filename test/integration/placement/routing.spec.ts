@@ -61,7 +61,7 @@ describe("placement: routing, claims and fencing over the real NATS", function (
 
   it("routes every session.* call for a workspace, from any caller, to its recorded owner (1,000 workspaces)", async () => {
     const workspaces = Array.from({ length: 1000 }, (_, i) => `route-${i}`);
-    // First calls place the workspaces (the receiving worker claims or forwards to the HRW choice).
+    // First calls place the workspaces (the caller's strategy picks a worker, which claims it).
     await inParallel(workspaces, 50, async (ws) => {
       const caller = brokers[Math.floor(Math.random() * brokers.length)];
       await caller.call("session.ping", { workspaceId: ws });

@@ -1,4 +1,4 @@
-// WorkspaceShard: owner from the broker's mirror; when unplaced, the worker's bounded-load choice (HRW
+// WorkspaceShard: owner from the broker's mirror; when unplaced, the bounded-load HRW choice (plain HRW
 // among offered endpoints before live nodes are known); never a random node; no key → validation error.
 import { strict as assert } from "node:assert";
 import type { Context, Endpoint } from "moleculer";
@@ -104,7 +104,7 @@ describe("sharding/strategy: WorkspaceShard", () => {
     );
   });
 
-  it("sends an unplaced workspace where a worker would claim it: past a node at its load bound", () => {
+  it("sends an unplaced workspace to its bounded-load choice: past a node at its load bound", () => {
     const mirror = new PlacementMirror();
     mirror.setLiveNodes(new Map(ids.map((id) => [id, node(id)])));
     const ws = "crowded";
