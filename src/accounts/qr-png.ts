@@ -41,16 +41,16 @@ export function qrPng(matrix: QrMatrix, { scale = 4, margin = 2 }: PngOptions = 
   const width = (size + 2 * margin) * scale;
   const stride = 1 + Math.ceil(width / 8); // filter byte, then 8 pixels a byte (1 = white)
   const raw = Buffer.alloc(stride * width, 0xff);
-  for (let y = 0; y < width; y++) {
-    const row = y * stride;
-    raw[row] = 0; // filter: none
-    const my = Math.floor(y / scale) - margin;
-    if (my < 0 || my >= size) continue;
+  for (let y = 0; y < width; y++) raw[y * stride] = 0; // filter: none
+  // Each module row drawn once, into its first pixel row, then copied into the other `scale - 1`.
+  for (let my = 0; my < size; my++) {
+    const first = (my + margin) * scale * stride;
     for (let mx = 0; mx < size; mx++) {
       if (!data[my * size + mx]) continue;
       const x0 = (mx + margin) * scale;
-      for (let x = x0; x < x0 + scale; x++) raw[row + 1 + (x >> 3)] &= ~(0x80 >> (x & 7));
+      for (let x = x0; x < x0 + scale; x++) raw[first + 1 + (x >> 3)] &= ~(0x80 >> (x & 7));
     }
+    for (let k = 1; k < scale; k++) raw.copy(raw, first + k * stride + 1, first + 1, first + stride);
   }
   const header = Buffer.alloc(13);
   header.writeUInt32BE(width, 0);
