@@ -207,6 +207,12 @@ export class WorkerPlacement implements Ownership {
       throw new WorkspaceUnavailableError(workspaceId, "this node's lease lapsed");
     let rec = this.mirror.get(workspaceId) ?? null;
     if (!rec) {
+      if (this.draining) {
+        // The caller does not know yet that this node drains: to the choice among the others.
+        const others = this.workers().filter((n) => n.id !== this.nodeId);
+        const chosen = chooseOwner(workspaceId, others, this.mirror.loads(), this.opts.cfg.loadFactor);
+        if (hops < 2 && chosen && this.reachable(chosen)) return chosen;
+      }
       // Unplaced as far as the mirror knows: claimed here, where the caller's strategy sent it (its
       // bounded-load choice), without reading the table first: for a new workspace the
       // compare-and-set is the read; only a claim that loses reads what is there.

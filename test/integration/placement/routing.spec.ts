@@ -1,6 +1,7 @@
 // Placement over the real NATS (JetStream KV) and FerretDB, with 4 workers and 2 non-worker callers
 // (a gateway-like broker running `accounts`, and a bare REPL-like broker):
 // - every session.* call for a workspace, from any caller, reaches the recorded owner (1,000 workspaces);
+// - a worker that drains forwards a new workspace rather than claim it;
 // - all 6 brokers racing to claim one workspace: exactly one winner, 200 times in a row;
 // - a worker whose lease renewals are paused stops its sessions before anyone else starts them.
 import { strict as assert } from "node:assert";
@@ -97,6 +98,24 @@ describe("placement: routing, claims and fencing over the real NATS", function (
       async () => gateway.call("session.ping", {}),
       (err: any) => err.type === "VALIDATION_ERROR",
     );
+  });
+
+  it("a draining worker its callers do not know about yet forwards a new workspace instead of claiming it", async () => {
+    const w1 = brokers.find((b) => b.nodeID === "w1")!;
+    const wp = workerPlacementOf(w1);
+    // Draining in its own eyes only: its lease record (what callers' strategies read) still says not.
+    wp.draining = true;
+    try {
+      for (let i = 0; i < 5; i++) {
+        const ws = `drain-race-${randomBytes(3).toString("hex")}`;
+        const res = (await gateway.call("session.ping", { workspaceId: ws }, { nodeID: "w1" })) as PingResult;
+        assert.notEqual(res.node, "w1");
+        assert.equal(res.forwardedBy, "w1");
+        assert.equal((await placementOf(gateway)!.table.get(ws))?.node, res.node);
+      }
+    } finally {
+      wp.draining = false;
+    }
   });
 
   it("decides a race of all 6 brokers for one workspace with exactly one winner, 200 times", async () => {
