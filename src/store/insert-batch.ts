@@ -54,14 +54,14 @@ export class InsertBatcher<T> {
         return;
       }
       const failed = new Map<number, unknown>();
-      const writeErrors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-      for (const e of writeErrors) {
+      for (const e of [err.writeErrors ?? []].flat()) {
         failed.set(e.index, new MongoServerError({ message: e.errmsg ?? err.message, code: e.code }));
       }
-      // A bulk error without per-document errors (a write concern error) leaves every insert unsure.
+      // A write concern error (or a bulk error naming no document) leaves the other inserts unsure.
+      const unsure = failed.size === 0 || Boolean(err.result?.getWriteConcernError?.());
       batch.forEach((p, i) => {
-        if (failed.size === 0) p.reject(err);
-        else if (failed.has(i)) p.reject(failed.get(i));
+        if (failed.has(i)) p.reject(failed.get(i));
+        else if (unsure) p.reject(err);
         else p.resolve();
       });
     }
