@@ -25,6 +25,12 @@ export interface EngineOptions {
   profileDir?: string;
   /** Start watchdog: a start that shows neither a QR nor `ready` in time fails. @default 60000 */
   startupTimeoutMs?: number;
+  /**
+   * A turn in the node's start queue (START_CONCURRENCY) for a start the engine makes by itself — webjs
+   * relaunching Chromium after a crash; resolves with the function that ends the turn. Without it
+   * such starts wait for nothing.
+   */
+  startTurn?: () => Promise<() => void>;
   logger?: {
     info(...a: unknown[]): void;
     warn(...a: unknown[]): void;

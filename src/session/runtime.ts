@@ -339,6 +339,7 @@ export class SessionRuntime {
         sessionId: s.sessionId,
         authStore: this.authStoreFor(s),
         logger: this.opts.logger,
+        startTurn: () => this.queue.turn(s.accountId),
       });
       s.engine = engine;
       s.unbind = bindEngineEvents(engine, (change) => void this.pipeline.enqueue(s, change));

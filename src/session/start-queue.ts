@@ -15,6 +15,15 @@ export class StartQueue {
     this.pump();
   }
 
+  /**
+   * A turn for a start made outside the queue (an engine relaunching itself after a crash): resolves,
+   * in arrival order with the other starts, with the function that ends the turn. A turn cancelled
+   * while waiting never resolves.
+   */
+  turn(key: string): Promise<() => void> {
+    return new Promise((resolve) => this.push(key, () => new Promise<void>((end) => resolve(end))));
+  }
+
   /** Drops a start that has not begun; true when one was waiting. */
   cancel(key: string): boolean {
     return this.waiting.delete(key);

@@ -409,7 +409,7 @@ export class WebjsEngine extends BaseEngine {
       this.emit("disconnected", cause === "crash" ? "browser_crashed" : why);
     }
     // Exponential, with jitter so that browsers killed together (e.g. by the OOM killer) do not all
-    // relaunch at the same moment: restarts bypass the runtime's start queue.
+    // relaunch at the same moment; then a turn in the node's start queue, like a first start.
     const delay = this.tuning.restartBackoffMs * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5);
     this.background(async () => {
       await this.dropBrowser();
@@ -417,10 +417,31 @@ export class WebjsEngine extends BaseEngine {
       this.restartTimer = setTimeout(() => {
         this.restartTimer = null;
         if (gen !== this.generation) return;
-        this.qrPolicy.reset();
-        this.background(this.launch(true), "restart");
+        this.background(this.relaunch(gen), "restart");
       }, delay);
     }, "restart");
+  }
+
+  /**
+   * A restart of generation `gen` when the start queue gives it a turn (unless stopped meanwhile). The
+   * turn ends when the launch settles, at the latest once the start watchdog has had its say.
+   */
+  private async relaunch(gen: number): Promise<void> {
+    const endTurn = (await this.opts.startTurn?.()) ?? (() => undefined);
+    let backstop: NodeJS.Timeout | undefined;
+    try {
+      if (gen !== this.generation) return;
+      this.qrPolicy.reset();
+      const launching = this.launch(true);
+      this.background(launching, "restart");
+      await Promise.race([
+        launching.catch(() => undefined),
+        new Promise((r) => (backstop = setTimeout(r, (this.opts.startupTimeoutMs ?? 60_000) + 5_000))),
+      ]);
+    } finally {
+      clearTimeout(backstop);
+      endTurn();
+    }
   }
 
   // ---- teardown ----

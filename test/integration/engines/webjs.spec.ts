@@ -85,6 +85,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       startupTimeoutMs?: number;
       qr?: { firstTtlMs: number; refreshMs: number; max: number };
       sessionId?: string;
+      startTurn?: () => Promise<() => void>;
     } = {},
   ) {
     const sessionId = opts.sessionId ?? `s${randomBytes(4).toString("hex")}`;
@@ -97,6 +98,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       chromiumPath: "/usr/bin/chromium",
       profileDir: profileRoot,
       startupTimeoutMs: opts.startupTimeoutMs ?? 15000,
+      startTurn: opts.startTurn,
       webjs: { restartBackoffMs: 100, destroyTimeoutMs: 1000, ...tuning },
     });
     engines.push(engine);
@@ -218,6 +220,38 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       assert.equal(qrs[1].seq, 1, "the restarted session starts the QR policy afresh");
       assert.notEqual(qrs[1].qr, qrs[0].qr);
       assert.equal(groupAlive(pid1), false);
+    });
+
+    it("a restart after a crash waits for its turn in the node's start queue, and ends it", async () => {
+      const s = await standin("qr");
+      let turnAsked = false;
+      let giveTurn!: () => void;
+      let turnEnded = false;
+      const turnGiven = new Promise<void>((r) => (giveTurn = r));
+      const { engine, seen, first } = makeEngine(
+        { chromiumArgs: s.chromiumArgs },
+        {
+          startTurn: async () => {
+            turnAsked = true;
+            await turnGiven;
+            return () => void (turnEnded = true);
+          },
+        },
+      );
+      await engine.start();
+      await first("qr");
+      const pid1 = engine.browserPid!;
+      process.kill(pid1, "SIGKILL");
+      await waitFor(() => turnAsked, { what: "the restart to ask for a turn" });
+      // No turn yet: no browser, whatever the backoff (100 ms here) says.
+      assert.equal(engine.browserPid, undefined);
+      assert.deepEqual(processesMentioning(engine.userDataDir), []);
+      giveTurn();
+      await waitFor(() => seen.filter((e) => e.event === "qr").length >= 2, {
+        what: "a QR from the browser started in its turn",
+      });
+      await waitFor(() => turnEnded, { what: "the turn to end once the restart settled" });
+      assert.notEqual(engine.browserPid, pid1);
     });
 
     it("repeated crashes end in failed/browser_crashed with nothing left running", async () => {

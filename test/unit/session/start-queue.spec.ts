@@ -1,5 +1,5 @@
 // The per-node start queue: never more than `concurrency` starts at once, FIFO, cancellable while
-// waiting, and a failing start frees its slot.
+// waiting, and a failing start frees its slot; turns for starts made outside it (engine restarts).
 import { strict as assert } from "node:assert";
 import { StartQueue } from "../../../src/session/start-queue.ts";
 
@@ -74,5 +74,32 @@ describe("session/start-queue", () => {
     await tick();
     await tick();
     assert.deepEqual(ran, ["second"]);
+  });
+
+  it("a turn waits like a start, in arrival order, and holds its slot until ended", async () => {
+    const q = new StartQueue(1);
+    const g = gate();
+    const order: string[] = [];
+    q.push("first", async () => {
+      order.push("first");
+      await g.opened;
+    });
+    const turn = q.turn("restart").then((end) => {
+      order.push("turn");
+      return end;
+    });
+    q.push("after", async () => void order.push("after"));
+    await tick();
+    assert.deepEqual(order, ["first"]);
+    g.open();
+    const end = await turn;
+    await tick();
+    assert.deepEqual(order, ["first", "turn"]);
+    assert.equal(q.running, 1);
+    end();
+    await tick();
+    await tick();
+    assert.deepEqual(order, ["first", "turn", "after"]);
+    assert.equal(q.running, 0);
   });
 });
