@@ -272,7 +272,12 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
           items: docs.map((doc) => {
             const view: AccountSnapshotItem = toAccountView(doc);
             const qr = qrs.get(doc._id);
-            if (qr) view.qr = qr;
+            if (qr) {
+              // The owner shows it now (read after the record): its QR screen is the status, even when
+              // the `qr_scanning` write (made right after the QR is shown) has not landed yet.
+              view.qr = qr;
+              view.status = "qr_scanning";
+            }
             return view;
           }),
         };
