@@ -292,10 +292,7 @@ export class SessionRuntime {
     resolveEngine(doc.engine);
     const fence = await this.fenceFor(doc.workspaceId);
     const result =
-      stamped !== null &&
-      doc.node === fence.node &&
-      doc.epoch === fence.epoch &&
-      doc.status === "initializing"
+      stamped !== null && carriesFence(doc, fence) && doc.status === "initializing"
         ? { doc, ...stamped }
         : await this.opts.repo.claimOne(doc._id, fence, initializingPatch(new Date()));
     if (!result) {

@@ -5,8 +5,9 @@
 //
 // QR codes are not written at all. A QR is valid for 20–60 s and only the owner's runtime can show it;
 // storing each refresh cost a fenced write per scanning account every 20 s, and on a database that
-// scans for a fenced filter (stock FerretDB 1.24) those writes alone saturated it at a few hundred accounts. The
-// status `qr_scanning` is written (first QR), after it is shown (see SessionRuntime.applyRun);
+// scans for a fenced filter (stock FerretDB 1.24) those writes alone saturated it at a few hundred
+// accounts. The status `qr_scanning` is written (first QR), after it is shown (see
+// SessionPipeline.applyRun in pipeline.ts);
 // refreshes are broadcast only, while the in-memory fence holds, and late readers ask the owner
 // (`session.qr`, `session.qrs`).
 import { assertTransition, type AccountStatus } from "../lifecycle/states.ts";
