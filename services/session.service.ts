@@ -17,7 +17,7 @@ import {
   type SessionParams,
   type SimulateAction,
 } from "../src/accounts/types.ts";
-import { warmUpQrRendering } from "../src/accounts/qr-image.ts";
+import { warmUpQrRendering } from "../src/qr/qr-image.ts";
 import { configOf } from "../src/config.ts";
 import { resolveEngine } from "../src/engines/index.ts";
 import { InvalidStateError, NotFoundError, NotImplementedByEngine } from "../src/errors.ts";

@@ -2,7 +2,7 @@
 // previous one, so the events of one account leave this node in order. Status changes that arrive
 // together are one fenced write (src/session/status-run.ts); each is persisted before it is broadcast,
 // except the QR screen, shown at once while the fence holds in memory (see applyRun).
-import { qrViewOf } from "../accounts/qr-image.ts";
+import { qrViewOf } from "../qr/qr-image.ts";
 import type { AccountStatusEvent, QrView } from "../accounts/types.ts";
 import type { Engine, EngineOptions } from "../engines/base.ts";
 import type { AccountStatus } from "../lifecycle/states.ts";

@@ -3,7 +3,7 @@
 // the account's owner for as long as they are valid (see src/session/status-run.ts).
 import QRCode from "qrcode";
 import { qrPng } from "./qr-png.ts";
-import type { QrView } from "./types.ts";
+import type { QrView } from "../accounts/types.ts";
 
 /** Recently rendered payloads: a snapshot of a busy workspace, or many sockets' snapshots, render once. */
 const CACHE_MAX = 500;

@@ -4,8 +4,8 @@
 import { strict as assert } from "node:assert";
 import { createRequire } from "node:module";
 import QRCode from "qrcode";
-import { qrDataUrl, qrViewOf } from "../../../src/accounts/qr-image.ts";
-import { qrPng } from "../../../src/accounts/qr-png.ts";
+import { qrDataUrl, qrViewOf } from "../../../src/qr/qr-image.ts";
+import { qrPng } from "../../../src/qr/qr-png.ts";
 
 interface Decoded {
   width: number;
@@ -32,7 +32,7 @@ function pixels(img: Decoded): string {
   return out;
 }
 
-describe("accounts/qr-image", () => {
+describe("qr/qr-image", () => {
   const payloads = [
     "2@abcdefghijklmnopqrstuvwxyz0123456789,noise,identity,adv",
     // The size of a real WhatsApp Web payload (~240 characters: a larger symbol).
