@@ -11,7 +11,7 @@ const cache = new Map<string, string>();
 
 function render(qr: string): string {
   // One byte-mode segment: the payload is base64 text, which byte mode encodes at the same version;
-  // asking the library to find the best mix of modes costs as much again (0.8 → 1.7 ms a QR).
+  // letting the library search for the best mix of modes doubles the cost.
   const { modules } = QRCode.create([{ data: Buffer.from(qr), mode: "byte" }], { errorCorrectionLevel: "L" });
   return `data:image/png;base64,${qrPng(modules, { scale: 4, margin: 2 }).toString("base64")}`;
 }
@@ -29,9 +29,8 @@ export function qrDataUrl(qr: string): string {
 
 /**
  * Renders a few QRs of a WhatsApp payload's size, cached nowhere. The first QRs a process renders are
- * slow (the library sets up its tables, the code is not compiled yet): 20–100 ms each when a fresh
- * worker got 50 creates at once, then ~1 ms. A worker pays this once while it starts instead of its
- * first customers; about 50 ms.
+ * slow (the library sets up its tables, the code is not compiled yet): a worker pays that while it
+ * starts instead of its first customers.
  */
 export function warmUpQrRendering(rounds = 8): void {
   for (let i = 0; i < rounds; i++) render(`2@${"warm-up.".repeat(30)}${i}`);
