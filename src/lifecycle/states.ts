@@ -76,8 +76,18 @@ export const LIVE_STATUSES: readonly AccountStatus[] = [
   "disconnected",
 ];
 
+/** Ends after which the engine is gone: only a new start brings the account back. */
+export const TERMINAL: ReadonlySet<AccountStatus> = new Set(["failed", "logged_out", "stopped"]);
+
+/** Failures no retry can fix (a person must rescan): such an account stops wanting to run. */
+export const NEEDS_PERSON: ReadonlySet<FailureReason> = new Set(["qr_timeout", "auth_failure"]);
+
 export function isStatus(value: unknown): value is AccountStatus {
   return typeof value === "string" && (STATUSES as readonly string[]).includes(value);
+}
+
+export function isFailureReason(value: unknown): value is FailureReason {
+  return typeof value === "string" && (FAILURE_REASONS as readonly string[]).includes(value);
 }
 
 export function canTransition(from: AccountStatus, to: AccountStatus): boolean {

@@ -1,16 +1,13 @@
 // Folding the queued status changes of one account into one fenced write. Engines often report
-// several changes at once (a restore: `authenticated` then `connected`); writing each on its own made
-// every restore wait for as many database round trips. The run is written once, with the last values,
-// and its events are then broadcast one by one, in order, exactly as they happened.
+// several changes at once (a restore: `authenticated` then `connected`); one write for the run spares
+// a database round trip per change. Its events are then broadcast one by one, in order.
 //
-// QR codes are not written at all. A QR is valid for 20–60 s and only the owner's runtime can show it;
-// storing each refresh cost a fenced write per scanning account every 20 s, and on a database that
-// scans for a fenced filter (stock FerretDB 1.24) those writes alone saturated it at a few hundred
-// accounts. The status `qr_scanning` is written (first QR), after it is shown (see
-// SessionPipeline.applyRun in pipeline.ts);
-// refreshes are broadcast only, while the in-memory fence holds, and late readers ask the owner
-// (`session.qr`, `session.qrs`).
-import { assertTransition, type AccountStatus } from "../lifecycle/states.ts";
+// QR codes are not written: a QR is short-lived and only the owner's runtime can show it, so a fenced
+// write per refresh of every scanning account would load the database for nothing. The status
+// `qr_scanning` is written once, after the first QR is shown (SessionPipeline.applyRun in
+// pipeline.ts); refreshes are broadcast only, while the in-memory fence holds, and late readers ask
+// the owner (`session.qr`, `session.qrs`).
+import { assertTransition, NEEDS_PERSON, TERMINAL, type AccountStatus } from "../lifecycle/states.ts";
 import type { StatusPatch } from "../store/accounts-repo.ts";
 import type { SessionChange } from "./engine-events.ts";
 
@@ -51,11 +48,6 @@ export interface StatusRun {
   /** Every step is the QR screen (`qr_scanning`, first QR or refreshes): shown ahead of its write. */
   showsQr: boolean;
 }
-
-/** Ends after which the engine is gone; only a new start brings the account back. */
-export const TERMINAL: ReadonlySet<AccountStatus> = new Set(["failed", "logged_out", "stopped"]);
-/** Failures no retry can fix: a person must rescan, so the account stops wanting to run. */
-const NEEDS_PERSON: ReadonlySet<string> = new Set(["qr_timeout", "auth_failure"]);
 
 /**
  * The longest run of status changes at the head of `queued`, starting from `status`: it ends before a
@@ -113,7 +105,7 @@ function patchOf(change: StatusChange, refresh: boolean, at: Date): Partial<Stat
   if (change.status === "logged_out") Object.assign(patch, { phoneNumber: null, pushName: null });
   if (
     change.status === "logged_out" ||
-    (change.status === "failed" && NEEDS_PERSON.has(change.reason ?? ""))
+    (change.status === "failed" && change.reason !== undefined && NEEDS_PERSON.has(change.reason))
   ) {
     patch.desiredState = "stopped";
   }

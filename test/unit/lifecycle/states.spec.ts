@@ -6,8 +6,10 @@ import {
   allowedFrom,
   assertTransition,
   canTransition,
+  isFailureReason,
   isStatus,
   LIVE_STATUSES,
+  TERMINAL,
   STATUSES,
   type AccountStatus,
 } from "../../../src/lifecycle/states.ts";
@@ -101,5 +103,16 @@ describe("lifecycle/states: the transition table", () => {
       assert.ok(canTransition(s, "failed"), s);
       assert.ok(canTransition(s, "stopped"), s);
     }
+  });
+
+  it("ends the engine exactly in the states that are not live", () => {
+    const ended = STATUSES.filter((s) => !LIVE_STATUSES.includes(s));
+    assert.deepEqual([...TERMINAL].sort(), ended.sort());
+  });
+
+  it("recognises failure reasons", () => {
+    assert.ok(isFailureReason("qr_timeout"));
+    assert.ok(!isFailureReason("failed"));
+    assert.ok(!isFailureReason(undefined));
   });
 });
