@@ -1,6 +1,13 @@
-// Maps an engine's events (src/engines/base.ts) onto what the runtime does with them: lifecycle
+// Maps an engine's events (src/engines/base.ts) onto what a session does with them: lifecycle
 // changes, and events that are only relayed. Kept apart from the lifecycle and queue code.
-import type { Engine, IncomingMessage, QrEvent } from "../engines/base.ts";
+import type { EventEmitter } from "node:events";
+import {
+  ENGINE_EVENT_NAMES,
+  type Engine,
+  type EngineEvents,
+  type IncomingMessage,
+  type QrEvent,
+} from "../engines/base.ts";
 import type { AccountStatus, FailureReason } from "../lifecycle/states.ts";
 
 export type SessionChange =
@@ -16,22 +23,26 @@ export type SessionChange =
   | { kind: "pairing_code"; code: string; phoneNumber: string }
   | { kind: "message"; message: IncomingMessage };
 
+type Handlers = { [E in keyof EngineEvents]: (...args: EngineEvents[E]) => void };
+
 /** Subscribes `sink` to every event of `engine`; returns the unsubscribe function. */
 export function bindEngineEvents(engine: Engine, sink: (change: SessionChange) => void): () => void {
-  const handlers = {
-    qr: (qr: QrEvent) => sink({ kind: "status", status: "qr_scanning", qr }),
+  const handlers: Handlers = {
+    qr: (qr) => sink({ kind: "status", status: "qr_scanning", qr }),
     authenticated: () => sink({ kind: "status", status: "authenticated" }),
-    ready: (info: { phoneNumber: string; pushName?: string }) =>
+    ready: (info) =>
       sink({ kind: "status", status: "connected", phoneNumber: info.phoneNumber, pushName: info.pushName }),
-    disconnected: (why: string) => sink({ kind: "status", status: "disconnected", message: why }),
-    failed: (reason: FailureReason, message: string) =>
-      sink({ kind: "status", status: "failed", reason, message }),
+    disconnected: (why) => sink({ kind: "status", status: "disconnected", message: why }),
+    failed: (reason, message) => sink({ kind: "status", status: "failed", reason, message }),
     logged_out: () => sink({ kind: "status", status: "logged_out" }),
-    pairing_code: (p: { code: string; phoneNumber: string }) => sink({ kind: "pairing_code", ...p }),
-    message: (message: IncomingMessage) => sink({ kind: "message", message }),
+    pairing_code: (p) => sink({ kind: "pairing_code", ...p }),
+    message: (message) => sink({ kind: "message", message }),
   };
-  for (const [event, handler] of Object.entries(handlers)) engine.on(event as any, handler as any);
+  // Node's typings cannot pair a generic event name with its listener's type; `handlers` is checked
+  // against the contract above, so the engine is subscribed to as a plain emitter.
+  const emitter: EventEmitter = engine;
+  for (const event of ENGINE_EVENT_NAMES) emitter.on(event, handlers[event]);
   return () => {
-    for (const [event, handler] of Object.entries(handlers)) engine.off(event as any, handler as any);
+    for (const event of ENGINE_EVENT_NAMES) emitter.off(event, handlers[event]);
   };
 }

@@ -1,120 +1,130 @@
-// The per-account pipeline of the session runtime: every change of an account is applied after the
-// previous one, so the events of one account leave this node in order. Status changes that arrive
-// together are one fenced write (src/session/status-run.ts); each is persisted before it is broadcast,
-// except the QR screen, shown at once while the fence holds in memory (see applyRun).
-import { qrViewOf } from "../qr/qr-image.ts";
+// The pipeline of one session: every change of the account is applied after the previous one, so
+// its events leave this node in order. Status changes that arrive together are one fenced write
+// (status-run.ts); each is persisted before it is broadcast, except the QR screen, shown at once while
+// the fence holds in memory (see applyRun).
 import type { AccountStatusEvent, QrView } from "../accounts/types.ts";
-import type { Engine, EngineOptions } from "../engines/base.ts";
+import type { EngineOptions } from "../engines/base.ts";
 import type { AccountStatus } from "../lifecycle/states.ts";
+import { qrViewOf } from "../qr/qr-image.ts";
 import type { AccountsRepo, StatusPatch } from "../store/accounts-repo.ts";
 import type { SessionChange } from "./engine-events.ts";
 import { carriesFence, type Fence, type Ownership } from "./ownership.ts";
 import { foldStatusRun, type QueuedChange, type StatusRun } from "./status-run.ts";
 
-/** A session of this node, from its claim until it is closed. */
-export interface LiveSession {
+/** The session a pipeline serves: what it reads, and the fields it keeps current. */
+export interface PipelineSession {
   readonly accountId: string;
   readonly workspaceId: string;
   readonly sessionId: string;
-  readonly engineName: string;
   readonly fence: Fence;
+  /** Stopping, finished or fenced out: engine events are no longer applied. */
+  readonly closed: boolean;
   status: AccountStatus;
   phoneNumber: string | null;
   qr: QrView | null;
-  engine: Engine | null;
-  unbind: (() => void) | null;
-  /** Changes not applied yet, in the order they happened. */
-  backlog: QueuedChange[];
-  /** A drain of the backlog is running. */
-  draining: boolean;
-  /** The account's pipeline: settles once the backlog is empty. */
-  chain: Promise<void>;
-  /** Stopping, finished or fenced out: engine events are no longer applied. */
-  closed: boolean;
-  /** Never owned before this claim: no engine ever ran it, so it has no saved auth state yet. */
-  neverOwned: boolean;
 }
 
-/** What the pipeline needs from the runtime that owns the sessions. */
+/** What the pipelines of a node share. */
 export interface PipelineDeps {
   repo: AccountsRepo;
   /** The ownership in force now (placement may replace it after the runtime was built). */
   ownership: () => Ownership;
   broadcast: (event: string, payload: unknown) => unknown;
   logger: NonNullable<EngineOptions["logger"]>;
+}
+
+/** How the pipeline ends its session. */
+export interface SessionEnds {
   /** The engine ended by itself (failed, logged out): close the session and stop its engine. */
-  release: (s: LiveSession) => Promise<void>;
+  release: () => Promise<void>;
   /** A fenced write matched nothing: another owner took the account. Stop, write nothing. */
-  fenceOut: (s: LiveSession) => Promise<void>;
+  fenceOut: () => Promise<void>;
 }
 
 export class SessionPipeline {
-  constructor(private readonly deps: PipelineDeps) {}
+  /** Changes not applied yet, in the order they happened. */
+  private readonly backlog: QueuedChange[] = [];
+  /** A drain of the backlog is running. */
+  private draining = false;
+  /** Settles once the backlog is empty. */
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly s: PipelineSession,
+    private readonly deps: PipelineDeps,
+    private readonly ends: SessionEnds,
+  ) {}
+
+  /** Settles once every change queued so far is applied. */
+  settled(): Promise<void> {
+    return this.chain;
+  }
 
   /**
    * Queues a change of the account; resolves once it (and whatever queued after it) is applied.
    * Changes that arrive together are applied together: consecutive status changes are one write.
    */
-  enqueue(s: LiveSession, change: SessionChange, { force = false, written = false } = {}): Promise<void> {
-    s.backlog.push({ change, force, written, at: new Date() });
-    if (!s.draining) {
-      s.draining = true;
-      s.chain = this.drain(s);
+  enqueue(change: SessionChange, { force = false, written = false } = {}): Promise<void> {
+    this.backlog.push({ change, force, written, at: new Date() });
+    if (!this.draining) {
+      this.draining = true;
+      this.chain = this.drain();
     }
-    return s.chain;
+    return this.chain;
   }
 
-  private async drain(s: LiveSession): Promise<void> {
+  private async drain(): Promise<void> {
+    const { s, backlog } = this;
     // One turn for the engine to report what it reports at once (a restore: authenticated, ready).
     await Promise.resolve();
     for (;;) {
       // A closed session applies only forced changes (the `stopped` of a stop).
-      while (s.backlog.length > 0 && s.closed && !s.backlog[0]!.force) s.backlog.shift();
-      const head = s.backlog[0];
+      while (backlog.length > 0 && s.closed && !backlog[0]!.force) backlog.shift();
+      const head = backlog[0];
       if (!head) {
-        s.draining = false;
+        this.draining = false;
         return;
       }
       if (head.change.kind !== "status") {
-        s.backlog.shift();
-        await this.relay(s, head.change).catch((err) => this.reportFailure(s, head.change, err));
+        backlog.shift();
+        await this.relay(head.change).catch((err) => this.reportFailure(head.change, err));
         continue;
       }
       let applicable = 0;
-      while (applicable < s.backlog.length && (!s.closed || s.backlog[applicable]!.force)) applicable += 1;
+      while (applicable < backlog.length && (!s.closed || backlog[applicable]!.force)) applicable += 1;
       let run: StatusRun;
       try {
-        run = foldStatusRun(s.status, s.backlog.slice(0, applicable));
+        run = foldStatusRun(s.status, backlog.slice(0, applicable));
       } catch (err) {
-        s.backlog.shift();
-        this.reportFailure(s, head.change, err);
+        backlog.shift();
+        this.reportFailure(head.change, err);
         continue;
       }
-      s.backlog.splice(0, run.consumed);
+      backlog.splice(0, run.consumed);
       try {
-        await this.applyRun(s, run);
+        await this.applyRun(run);
       } catch (err) {
-        this.reportFailure(s, run.steps.at(-1)?.change ?? head.change, err);
+        this.reportFailure(run.steps.at(-1)?.change ?? head.change, err);
         // An engine that ended must not keep running because its end could not be recorded.
-        if (run.terminal && !s.closed) {
-          await this.deps.release(s);
-        }
+        if (run.terminal && !s.closed) await this.ends.release();
       }
     }
   }
 
   /** This node still holds the workspace under the session's epoch (lease current, placement agrees). */
-  private fenceHolds(s: LiveSession): boolean {
+  private fenceHolds(): boolean {
+    const { s } = this;
     const now = this.deps.ownership().current(s.workspaceId);
     return now !== null && carriesFence(now, s.fence);
   }
 
-  private reportFailure(s: LiveSession, change: SessionChange, err: unknown): void {
-    this.deps.logger.error(`Session ${s.accountId}: change ${describeChange(change)} failed`, err);
+  private reportFailure(change: SessionChange, err: unknown): void {
+    this.deps.logger.error(`Session ${this.s.accountId}: change ${describeChange(change)} failed`, err);
   }
 
   /** Events that change no status: relayed only. */
-  private async relay(s: LiveSession, change: Exclude<SessionChange, { kind: "status" }>): Promise<void> {
+  private async relay(change: Exclude<SessionChange, { kind: "status" }>): Promise<void> {
+    const { s } = this;
     if (change.kind === "pairing_code") {
       const { code, phoneNumber } = change;
       await this.deps.broadcast("account.pairing_code", { ...idsOf(s), code, phoneNumber });
@@ -126,30 +136,31 @@ export class SessionPipeline {
   /**
    * One fenced write for the run, then each of its events in order: persisted before broadcast, so a
    * read after an event shows it. Except the QR screen (`qr_scanning`, QR codes): a person is waiting
-   * for it and the QR lives in this runtime, so it is shown at once while this node's fence holds in
+   * for it and the QR lives in this session, so it is shown at once while this node's fence holds in
    * memory (lease current, placement agrees), and the status written after; a write the database
    * refuses then fences the session out like any other. QR refreshes are never written.
    */
-  private async applyRun(s: LiveSession, run: StatusRun): Promise<void> {
+  private async applyRun(run: StatusRun): Promise<void> {
     if (run.steps.length === 0) return;
-    const holds = this.fenceHolds(s);
+    const { s } = this;
+    const holds = this.fenceHolds();
     if (!holds && run.steps.every((step) => step.refresh)) {
       // QR refreshes are written nowhere: with the fence gone from memory, they are not shown either.
       this.deps.logger.debug(`Session ${s.accountId}: QR not shown, epoch ${s.fence.epoch} is not current`);
       return;
     }
-    // Rendered on the next microtask (about 1 ms a QR), so after the write below has been sent when
-    // there is one; a payload that cannot be encoded rejects `rendering`.
+    // Rendered on the next microtask, so after the write below has been sent when there is one; a
+    // payload that cannot be encoded rejects `rendering`.
     const rendering = Promise.resolve().then(() =>
       run.steps.map((step) => (step.change.qr ? qrViewOf(step.change.qr) : null)),
     );
     if (run.showsQr && holds) {
-      await this.broadcastRun(s, run, await rendering);
+      await this.broadcastRun(run, await rendering);
       if (
         run.needsWrite &&
         !(await this.deps.repo.writeStatus(s.accountId, s.fence, run.patch as StatusPatch))
       )
-        await this.deps.fenceOut(s);
+        await this.ends.fenceOut();
       return;
     }
     // The images are rendered while the write (if the claim has not made it already) is in flight.
@@ -159,27 +170,29 @@ export class SessionPipeline {
     ]);
     if (written.status === "rejected") throw written.reason;
     if (!written.value) {
-      await this.deps.fenceOut(s);
+      await this.ends.fenceOut();
       return;
     }
     if (rendered.status === "rejected") throw rendered.reason;
-    await this.broadcastRun(s, run, rendered.value);
+    await this.broadcastRun(run, rendered.value);
     if (run.terminal && !s.closed) {
       // The engine ended by itself (failed, logged out): release it.
-      await this.deps.release(s);
+      await this.ends.release();
     }
   }
 
-  private async broadcastRun(s: LiveSession, run: StatusRun, qrs: (QrView | null)[]): Promise<void> {
+  private async broadcastRun(run: StatusRun, qrs: (QrView | null)[]): Promise<void> {
+    const { s } = this;
     for (const [i, step] of run.steps.entries()) {
       const qr = qrs[i] ?? null;
       s.qr = qr;
-      if (!step.refresh) await this.announce(s, step);
+      if (!step.refresh) await this.announce(step);
       if (qr) await this.deps.broadcast("account.qr", { ...idsOf(s), ...qr });
     }
   }
 
-  private async announce(s: LiveSession, step: StatusRun["steps"][number]): Promise<void> {
+  private async announce(step: StatusRun["steps"][number]): Promise<void> {
+    const { s } = this;
     const { change, previous } = step;
     s.status = change.status;
     if (step.patch.phoneNumber !== undefined) s.phoneNumber = step.patch.phoneNumber;
@@ -202,7 +215,7 @@ export class SessionPipeline {
   }
 }
 
-function idsOf(s: LiveSession) {
+function idsOf(s: PipelineSession) {
   return { accountId: s.accountId, workspaceId: s.workspaceId };
 }
 

@@ -1,0 +1,252 @@
+// One account's session on this node, from its claim until it closes: its status (kept current by its
+// pipeline), its engine, and the ways it ends — stopped, logged out, released after the engine ended by
+// itself, or fenced out when another owner took the account.
+import type { AccountDoc, QrView } from "../accounts/types.ts";
+import type { Engine, EngineOptions } from "../engines/base.ts";
+import { resolveEngine } from "../engines/index.ts";
+import { InvalidStateError } from "../errors.ts";
+import { type AccountStatus, type FailureReason, isFailureReason } from "../lifecycle/states.ts";
+import type { AuthStore } from "../store/auth-store.ts";
+import { bindEngineEvents } from "./engine-events.ts";
+import type { Fence } from "./ownership.ts";
+import { SessionPipeline, type PipelineDeps, type PipelineSession } from "./pipeline.ts";
+
+/** Engine settings shared by every session of the node. */
+export type EngineSettings = Pick<EngineOptions, "qr" | "chromiumPath" | "profileDir" | "startupTimeoutMs">;
+
+/** What every session of a node shares; the runtime builds it once. */
+export interface SessionDeps extends PipelineDeps {
+  engine: EngineSettings;
+  /** The node's AuthStore (retrying transient database errors). */
+  authStore: AuthStore;
+  /** A turn in the node's start queue, for a start the engine makes by itself. */
+  startTurn: (accountId: string) => Promise<() => void>;
+  /** The session closed: its runtime forgets it and drops its start if still queued. */
+  onClose: (s: Session) => void;
+}
+
+/** How the claim that opened the session found the account. */
+export interface ClaimOutcome {
+  /** The status the claim's `initializing` replaced (the `previousStatus` of its event). */
+  previous: AccountStatus;
+  /** No engine ever ran the account: it has no saved auth state. */
+  neverOwned: boolean;
+}
+
+/** A running session as `session.local` reports it. */
+export interface LocalSessionInfo {
+  accountId: string;
+  workspaceId: string;
+  sessionId: string;
+  engine: string;
+  status: AccountStatus;
+  node: string;
+  epoch: number;
+}
+
+/** Grace beyond the engine's startup watchdog before a start that never returns is given up. */
+const START_GRACE_MS = 1000;
+
+export function noEngineError(accountId: string, status: AccountStatus | null): InvalidStateError {
+  return new InvalidStateError(`Account '${accountId}' has no running engine`, { accountId, status });
+}
+
+export class Session implements PipelineSession {
+  readonly accountId: string;
+  readonly workspaceId: string;
+  readonly sessionId: string;
+  readonly engineName: string;
+  /** Written by the session's pipeline only. */
+  status: AccountStatus;
+  phoneNumber: string | null;
+  qr: QrView | null = null;
+  private ended = false;
+  private engine: Engine | null = null;
+  private unbind: (() => void) | null = null;
+  private readonly neverOwned: boolean;
+  private readonly pipeline: SessionPipeline;
+
+  /** `doc` as the claim left it: carrying `fence` and `initializing`. */
+  constructor(
+    doc: AccountDoc,
+    readonly fence: Fence,
+    claim: ClaimOutcome,
+    private readonly deps: SessionDeps,
+  ) {
+    this.accountId = doc._id;
+    this.workspaceId = doc.workspaceId;
+    this.sessionId = doc.sessionId;
+    this.engineName = doc.engine;
+    this.status = claim.previous;
+    this.phoneNumber = doc.phoneNumber ?? null;
+    this.neverOwned = claim.neverOwned;
+    this.pipeline = new SessionPipeline(this, deps, {
+      release: () => this.halt(),
+      fenceOut: () => this.fenceOut(),
+    });
+  }
+
+  /** Stopping, finished or fenced out: engine events are no longer applied. */
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  get info(): LocalSessionInfo {
+    return {
+      accountId: this.accountId,
+      workspaceId: this.workspaceId,
+      sessionId: this.sessionId,
+      engine: this.engineName,
+      status: this.status,
+      node: this.fence.node,
+      epoch: this.fence.epoch,
+    };
+  }
+
+  /** The QR on screen, or null when the account is not scanning. */
+  get screenQr(): QrView | null {
+    return this.status === "qr_scanning" ? this.qr : null;
+  }
+
+  /** Broadcasts the `initializing` the claim already wrote. */
+  announceClaim(): Promise<void> {
+    return this.pipeline.enqueue({ kind: "status", status: "initializing" }, { written: true });
+  }
+
+  /** Creates and starts the engine (the start queue's turn of this session). */
+  async launch(): Promise<void> {
+    if (this.closed) return;
+    try {
+      const engine = resolveEngine(this.engineName)({
+        ...this.deps.engine,
+        accountId: this.accountId,
+        workspaceId: this.workspaceId,
+        sessionId: this.sessionId,
+        authStore: this.engineAuthStore(),
+        logger: this.deps.logger,
+        startTurn: () => this.deps.startTurn(this.accountId),
+      });
+      this.engine = engine;
+      this.unbind = bindEngineEvents(engine, (change) => void this.pipeline.enqueue(change));
+      if ((await this.startWithin(engine)) === "hung") {
+        // The engine's own watchdog should have fired; this backstop frees the start slot regardless.
+        if (!this.closed) {
+          await this.pipeline.enqueue({
+            kind: "status",
+            status: "failed",
+            reason: "startup_timeout",
+            message: `Engine start did not return within ${this.startLimitMs()} ms`,
+          });
+        }
+        return;
+      }
+      if (this.closed) await engine.stop();
+    } catch (err) {
+      if (this.closed) return;
+      await this.pipeline.enqueue({
+        kind: "status",
+        status: "failed",
+        reason: failureReasonOf(err),
+        message: (err as Error).message,
+      });
+    }
+  }
+
+  /** Stops the engine; `persist: false` (shutdown, fencing) writes and broadcasts nothing. */
+  async stop({ persist = true } = {}): Promise<AccountStatus> {
+    await this.halt();
+    if (persist) await this.pipeline.enqueue({ kind: "status", status: "stopped" }, { force: true });
+    else await this.pipeline.settled();
+    return this.status;
+  }
+
+  /** Unlinks the device: auth state deleted, account `logged_out`. */
+  async logout(): Promise<AccountStatus> {
+    if (this.engine) await this.engine.logout();
+    else {
+      // Still waiting for a start slot: nothing runs, so unlinking is deleting the saved state.
+      this.close();
+      await this.deps.authStore.delete(this.sessionId);
+      await this.pipeline.enqueue({ kind: "status", status: "logged_out" }, { force: true });
+    }
+    await this.pipeline.settled();
+    return this.status;
+  }
+
+  /**
+   * Runs `op` against the engine, then waits until the changes it caused are applied, so the caller
+   * sees the resulting status. InvalidStateError when the engine has not started (yet).
+   */
+  async drive<T>(op: (engine: Engine) => Promise<T>): Promise<{ result: T; status: AccountStatus }> {
+    if (!this.engine) throw noEngineError(this.accountId, this.status);
+    const result = await op(this.engine);
+    await this.pipeline.settled();
+    return { result, status: this.status };
+  }
+
+  /** Marks the session closed; its pipeline may still apply a forced change. */
+  private close(): void {
+    this.ended = true;
+    this.deps.onClose(this);
+  }
+
+  /** Closes the session and stops its engine. */
+  private async halt(): Promise<void> {
+    this.close();
+    this.unbind?.();
+    this.unbind = null;
+    const engine = this.engine;
+    this.engine = null;
+    if (engine)
+      await engine.stop().catch((err) => this.deps.logger.warn(`Stopping ${this.accountId} failed`, err));
+  }
+
+  private async fenceOut(): Promise<void> {
+    this.deps.logger.warn(
+      `Session ${this.accountId}: fenced out (epoch ${this.fence.epoch} on ${this.fence.node}); stopping`,
+    );
+    await this.halt();
+  }
+
+  /**
+   * The AuthStore of the engine. An account never owned before has no saved state (only its own
+   * engines save under its unique sessionId, and none ran): its engine's loads need no database read
+   * until it saves something.
+   */
+  private engineAuthStore(): AuthStore {
+    const store = this.deps.authStore;
+    if (!this.neverOwned) return store;
+    let nothingSaved = true;
+    return {
+      load: (sessionId) => (nothingSaved ? Promise.resolve(null) : store.load(sessionId)),
+      has: (sessionId) => (nothingSaved ? Promise.resolve(false) : store.has(sessionId)),
+      save: (sessionId, blob) => {
+        nothingSaved = false;
+        return store.save(sessionId, blob);
+      },
+      delete: (sessionId) => store.delete(sessionId),
+    };
+  }
+
+  private startLimitMs(): number {
+    return (this.deps.engine.startupTimeoutMs ?? 60000) + START_GRACE_MS;
+  }
+
+  private async startWithin(engine: Engine): Promise<"started" | "hung"> {
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<"hung">((resolve) => {
+      timer = setTimeout(() => resolve("hung"), this.startLimitMs());
+    });
+    try {
+      return await Promise.race([engine.start().then(() => "started" as const), hung]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** An engine start that throws may say why in `data.reason`; otherwise it is an engine error. */
+function failureReasonOf(err: unknown): FailureReason {
+  const reason = (err as { data?: { reason?: unknown } } | null)?.data?.reason;
+  return isFailureReason(reason) ? reason : "engine_error";
+}
