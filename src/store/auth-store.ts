@@ -1,64 +1,115 @@
 // Auth state of every session: one opaque blob per sessionId in MongoDB, so a session can be restored
 // on any node without a new QR scan. Shared by all engines.
 //
-// Small blobs (up to INLINE_MAX_BYTES: the simulated engine's, any small engine state) are one document
-// `{_id: sessionId}` of `<bucket>.inline`, read and written by `_id` alone — one round trip, and the only
-// filter FerretDB's SQLite backend serves without decoding the whole collection. Larger ones (a webjs
-// browser profile) live in the GridFS bucket `<bucket>`. Blobs saved by earlier versions (all in GridFS)
-// stay readable: a load without an inline document falls back to GridFS.
-import { Binary, GridFSBucket, type Collection, type Db } from "mongodb";
+// Each session has one document `{_id: sessionId}` in `<bucket>.inline`, read and written by `_id`
+// (one round trip, and the only filter FerretDB's SQLite backend serves from its index). It holds a
+// small blob itself (up to INLINE_MAX_BYTES), or points at a larger one (a webjs browser profile) in
+// the GridFS bucket `<bucket>`. Blobs saved by earlier versions (GridFS only) stay readable.
+//
+// Fencing: the document also records the `{node, epoch}` of the last owner that loaded or saved the
+// state. A stamped load or save is refused (NotOwnerError) when a newer epoch is recorded, so a node
+// fenced out of a workspace cannot overwrite its new owner's state, even with a save already in flight.
+import { Binary, GridFSBucket, type Collection, type Db, type Filter, type ObjectId } from "mongodb";
+import { NotOwnerError } from "../errors.ts";
+
+/** The owner of a session's workspace, as placement fenced it (structurally the placement `Fence`). */
+export interface AuthStamp {
+  node: string;
+  epoch: number;
+}
 
 export interface AuthStore {
-  load(sessionId: string): Promise<Buffer | null>;
-  save(sessionId: string, blob: Buffer): Promise<void>;
-  delete(sessionId: string): Promise<void>;
+  /** With a stamp, also records the stamp as the state's owner; throws NotOwnerError when a newer
+   * owner is recorded. */
+  load(sessionId: string, stamp?: AuthStamp): Promise<Buffer | null>;
+  /** With a stamp, refused (NotOwnerError, nothing changed) when a newer owner is recorded. */
+  save(sessionId: string, blob: Buffer, stamp?: AuthStamp): Promise<void>;
+  delete(sessionId: string, stamp?: AuthStamp): Promise<void>;
   has(sessionId: string): Promise<boolean>;
 }
 
 /** Blobs up to this size are kept inline (well under MongoDB's 16 MB document limit). */
 export const INLINE_MAX_BYTES = 1024 * 1024;
 
-interface InlineBlob {
+interface AuthDoc {
   _id: string;
-  data: Binary;
-  size: number;
-  savedAt: Date;
+  data?: Binary;
+  fileId?: ObjectId;
+  size?: number;
+  savedAt?: Date;
+  node?: string;
+  epoch?: number;
+}
+
+function isDuplicateKey(err: unknown): boolean {
+  return (err as { code?: number } | null)?.code === 11000;
+}
+
+/** The session's document, unless an owner newer than `stamp` is recorded on it. Epochs grow with
+ * every claim of a workspace and each is given to one node, so the epoch alone decides. */
+function ownedBy(sessionId: string, stamp?: AuthStamp): Filter<AuthDoc> {
+  if (!stamp) return { _id: sessionId };
+  return { _id: sessionId, $or: [{ epoch: { $exists: false } }, { epoch: { $lte: stamp.epoch } }] };
+}
+
+function refused(sessionId: string, stamp: AuthStamp): NotOwnerError {
+  return new NotOwnerError(sessionId, stamp.node, { sessionId, epoch: stamp.epoch, authState: true });
 }
 
 /** MongoDB-backed AuthStore (inline documents for small blobs, GridFS for large ones). A save never
  * destroys the previous state before the new one is complete, so a crash mid-save leaves a readable one. */
 export class GridFsAuthStore implements AuthStore {
   private readonly bucket: GridFSBucket;
-  private readonly inline: Collection<InlineBlob>;
+  private readonly docs: Collection<AuthDoc>;
   constructor(db: Db, bucketName = "auth_state") {
     this.bucket = new GridFSBucket(db, { bucketName });
-    this.inline = db.collection<InlineBlob>(`${bucketName}.inline`);
+    this.docs = db.collection<AuthDoc>(`${bucketName}.inline`);
   }
 
   private async files(sessionId: string) {
     return this.bucket.find({ filename: sessionId }).sort({ uploadDate: -1, _id: -1 }).toArray();
   }
 
-  async load(sessionId: string): Promise<Buffer | null> {
-    const inline = await this.inline.findOne({ _id: sessionId });
-    if (inline) return Buffer.from(inline.data.buffer);
-    const [latest] = await this.files(sessionId);
-    if (!latest) return null;
+  /** Upserts `set` on the session's document if `stamp` is not older than its recorded owner. With a
+   * stamp, an existing document of a newer owner makes the upsert insert a duplicate `_id`: refused. */
+  private async write(
+    sessionId: string,
+    stamp: AuthStamp | undefined,
+    update: object,
+  ): Promise<AuthDoc | null> {
+    try {
+      return await this.docs.findOneAndUpdate(ownedBy(sessionId, stamp), update, {
+        upsert: true,
+        returnDocument: "after",
+      });
+    } catch (err) {
+      if (stamp && isDuplicateKey(err)) throw refused(sessionId, stamp);
+      throw err;
+    }
+  }
+
+  async load(sessionId: string, stamp?: AuthStamp): Promise<Buffer | null> {
+    const doc = stamp
+      ? await this.write(sessionId, stamp, { $set: { node: stamp.node, epoch: stamp.epoch } })
+      : await this.docs.findOne({ _id: sessionId });
+    if (doc?.data) return Buffer.from(doc.data.buffer);
+    const file = doc?.fileId ? { _id: doc.fileId } : (await this.files(sessionId))[0];
+    if (!file) return null;
     const chunks: Buffer[] = [];
-    for await (const chunk of this.bucket.openDownloadStream(latest._id)) chunks.push(chunk as Buffer);
+    for await (const chunk of this.bucket.openDownloadStream(file._id)) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks);
   }
 
-  async save(sessionId: string, blob: Buffer): Promise<void> {
+  async save(sessionId: string, blob: Buffer, stamp?: AuthStamp): Promise<void> {
+    const owner = stamp ? { node: stamp.node, epoch: stamp.epoch } : {};
+    const meta = { size: blob.length, savedAt: new Date(), ...owner };
     if (blob.length <= INLINE_MAX_BYTES) {
-      // One atomic replace: the old state until it lands, the new one after.
-      await this.inline.replaceOne(
-        { _id: sessionId },
-        { data: new Binary(blob), size: blob.length, savedAt: new Date() },
-        { upsert: true },
-      );
-      // GridFS copies of this session are now stale (a load reads the inline document first).
-      for (const f of await this.files(sessionId)) await this.bucket.delete(f._id).catch(() => undefined);
+      // One atomic update: the old state until it lands, the new one after.
+      await this.write(sessionId, stamp, {
+        $set: { data: new Binary(blob), ...meta },
+        $unset: { fileId: "" },
+      });
+      await this.removeFiles(sessionId);
       return;
     }
     const upload = this.bucket.openUploadStream(sessionId, { metadata: { size: blob.length } });
@@ -67,19 +118,38 @@ export class GridFsAuthStore implements AuthStore {
       upload.once("finish", () => resolve());
       upload.end(blob);
     });
-    // The new state is complete: the inline copy (read first) and older files go.
-    await this.inline.deleteOne({ _id: sessionId });
-    const older = (await this.files(sessionId)).filter((f) => !f._id.equals(upload.id));
-    for (const f of older) await this.bucket.delete(f._id).catch(() => undefined);
+    try {
+      // The new file is complete: the document now points at it.
+      await this.write(sessionId, stamp, { $set: { fileId: upload.id, ...meta }, $unset: { data: "" } });
+    } catch (err) {
+      await this.bucket.delete(upload.id).catch(() => undefined);
+      throw err;
+    }
+    await this.removeFiles(sessionId, upload.id);
   }
 
-  async delete(sessionId: string): Promise<void> {
-    await this.inline.deleteOne({ _id: sessionId });
-    for (const f of await this.files(sessionId)) await this.bucket.delete(f._id).catch(() => undefined);
+  /** GridFS copies of the session other than `keep` (stale once the document holds or points at another). */
+  private async removeFiles(sessionId: string, keep?: ObjectId): Promise<void> {
+    for (const f of await this.files(sessionId)) {
+      if (!keep?.equals(f._id)) await this.bucket.delete(f._id).catch(() => undefined);
+    }
+  }
+
+  async delete(sessionId: string, stamp?: AuthStamp): Promise<void> {
+    const { deletedCount } = await this.docs.deleteOne(ownedBy(sessionId, stamp));
+    if (
+      stamp &&
+      deletedCount === 0 &&
+      (await this.docs.findOne({ _id: sessionId }, { projection: { _id: 1 } }))
+    ) {
+      throw refused(sessionId, stamp);
+    }
+    await this.removeFiles(sessionId);
   }
 
   async has(sessionId: string): Promise<boolean> {
-    if (await this.inline.findOne({ _id: sessionId }, { projection: { _id: 1 } })) return true;
+    const doc = await this.docs.findOne({ _id: sessionId }, { projection: { fileId: 1, size: 1 } });
+    if (doc?.fileId || doc?.size !== undefined) return true;
     return (await this.files(sessionId)).length > 0;
   }
 }

@@ -4,6 +4,7 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { GridFSBucket, MongoClient, type Db } from "mongodb";
+import { NotOwnerError } from "../../../src/errors.ts";
 import { GridFsAuthStore, INLINE_MAX_BYTES } from "../../../src/store/auth-store.ts";
 import { mongoUrlFor } from "../../support/env.ts";
 
@@ -43,8 +44,10 @@ describe("store/auth-store: inline and GridFS blobs on the real server", () => {
     const big = randomBytes(INLINE_MAX_BYTES + 1);
     await store.save("s2", randomBytes(100));
     await store.save("s2", big);
-    assert.equal(await inlineDoc("s2"), null, "the inline copy went once the GridFS one was complete");
+    const doc = (await inlineDoc("s2")) as { data?: unknown; fileId?: unknown } | null;
+    assert.equal(doc?.data, undefined, "the inline copy went once the GridFS one was complete");
     assert.equal((await gridFiles("s2")).length, 1);
+    assert.ok((await gridFiles("s2"))[0]._id.equals(doc?.fileId as never), "the document points at the file");
     assert.ok((await store.load("s2"))!.equals(big));
     const small = randomBytes(200);
     await store.save("s2", small);
@@ -66,5 +69,57 @@ describe("store/auth-store: inline and GridFS blobs on the real server", () => {
     assert.ok((await store.load("s3"))!.equals(legacy));
     await store.delete("s3");
     assert.equal(await store.load("s3"), null);
+  });
+
+  describe("fenced by the owner's {node, epoch}", () => {
+    const old = { node: "w1", epoch: 3 };
+    const next = { node: "w2", epoch: 4 };
+
+    it("a fenced-out node's save does not change the stored state, inline or in GridFS", async () => {
+      const first = randomBytes(300);
+      await store.save("f1", first, old);
+      assert.ok(
+        (await store.load("f1", next))!.equals(first),
+        "the new owner restores the old owner's state",
+      );
+      for (const blob of [randomBytes(200), randomBytes(INLINE_MAX_BYTES + 1)]) {
+        await assert.rejects(store.save("f1", blob, old), NotOwnerError);
+        assert.ok((await store.load("f1"))!.equals(first), "the stored state is unchanged");
+      }
+      assert.equal((await gridFiles("f1")).length, 0, "a refused large save leaves no GridFS file");
+      const mine = randomBytes(INLINE_MAX_BYTES + 10);
+      await store.save("f1", mine, next);
+      assert.ok((await store.load("f1", next))!.equals(mine));
+      await assert.rejects(store.delete("f1", old), NotOwnerError);
+      assert.ok((await store.load("f1"))!.equals(mine), "a fenced-out delete removes nothing");
+      await store.delete("f1", next);
+      assert.equal(await store.has("f1"), false);
+      assert.equal((await gridFiles("f1")).length, 0);
+    });
+
+    it("a stamped load of a never-saved session records its owner, so an older owner's first save is refused", async () => {
+      assert.equal(await store.load("f2", next), null);
+      assert.equal(await store.has("f2"), false, "recording the owner stores no state");
+      await assert.rejects(store.load("f2", old), NotOwnerError);
+      await assert.rejects(store.save("f2", randomBytes(100), old), NotOwnerError);
+      assert.equal(await store.load("f2"), null);
+      const blob = randomBytes(100);
+      await store.save("f2", blob, { node: "w3", epoch: 5 });
+      assert.ok((await store.load("f2"))!.equals(blob));
+      await store.delete("f2");
+    });
+
+    it("saves racing from two owners: only the newer owner's state remains", async () => {
+      await store.load("f3", next);
+      const mine = randomBytes(400);
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) =>
+          store.save("f3", i % 2 ? mine : randomBytes(400), i % 2 ? next : old),
+        ),
+      );
+      assert.equal(results.filter((r) => r.status === "rejected").length, 5);
+      assert.ok((await store.load("f3"))!.equals(mine));
+      await store.delete("f3");
+    });
   });
 });
