@@ -54,9 +54,9 @@ export class SessionRuntime {
       logger: opts.logger,
       engine: opts.engine,
       authStore: {
-        load: (sessionId) => retryTransient(() => store.load(sessionId)),
-        save: (sessionId, blob) => retryTransient(() => store.save(sessionId, blob)),
-        delete: (sessionId) => retryTransient(() => store.delete(sessionId)),
+        load: (sessionId, stamp) => retryTransient(() => store.load(sessionId, stamp)),
+        save: (sessionId, blob, stamp) => retryTransient(() => store.save(sessionId, blob, stamp)),
+        delete: (sessionId, stamp) => retryTransient(() => store.delete(sessionId, stamp)),
         has: (sessionId) => retryTransient(() => store.has(sessionId)),
       },
       startTurn: (accountId) => this.queue.turn(accountId),

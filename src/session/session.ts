@@ -4,7 +4,7 @@
 import type { AccountDoc, QrView } from "../accounts/types.ts";
 import type { Engine, EngineOptions } from "../engines/base.ts";
 import { resolveEngine } from "../engines/index.ts";
-import { InvalidStateError } from "../errors.ts";
+import { InvalidStateError, NotOwnerError } from "../errors.ts";
 import { type AccountStatus, type FailureReason, isFailureReason } from "../lifecycle/states.ts";
 import type { AuthStore } from "../store/auth-store.ts";
 import { bindEngineEvents } from "./engine-events.ts";
@@ -166,7 +166,7 @@ export class Session implements PipelineSession {
     else {
       // Still waiting for a start slot: nothing runs, so unlinking is deleting the saved state.
       this.close();
-      await this.deps.authStore.delete(this.sessionId);
+      await this.deps.authStore.delete(this.sessionId, this.fence);
       await this.pipeline.enqueue({ kind: "status", status: "logged_out" }, { force: true });
     }
     await this.pipeline.settled();
@@ -209,22 +209,28 @@ export class Session implements PipelineSession {
   }
 
   /**
-   * The AuthStore of the engine. An account never owned before has no saved state (only its own
-   * engines save under its unique sessionId, and none ran): its engine's loads need no database read
-   * until it saves something.
+   * The AuthStore of the engine: every load, save and delete carries this session's fence, so once a
+   * newer owner has restored the state, nothing this engine writes lands (the session is fenced out).
+   * An account never owned before has no saved state (only its own engines save under its unique
+   * sessionId, and none ran): its engine's loads need no database read until it saves something.
    */
   private engineAuthStore(): AuthStore {
     const store = this.deps.authStore;
-    if (!this.neverOwned) return store;
-    let nothingSaved = true;
+    const fence = this.fence;
+    const fenced = <T>(write: Promise<T>): Promise<T> =>
+      write.catch((err: unknown) => {
+        if (err instanceof NotOwnerError && !this.ended) void this.fenceOut();
+        throw err;
+      });
+    let nothingSaved = this.neverOwned;
     return {
-      load: (sessionId) => (nothingSaved ? Promise.resolve(null) : store.load(sessionId)),
+      load: (sessionId) => (nothingSaved ? Promise.resolve(null) : fenced(store.load(sessionId, fence))),
       has: (sessionId) => (nothingSaved ? Promise.resolve(false) : store.has(sessionId)),
       save: (sessionId, blob) => {
         nothingSaved = false;
-        return store.save(sessionId, blob);
+        return fenced(store.save(sessionId, blob, fence));
       },
-      delete: (sessionId) => store.delete(sessionId),
+      delete: (sessionId) => fenced(store.delete(sessionId, fence)),
     };
   }
 

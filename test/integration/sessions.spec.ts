@@ -9,6 +9,8 @@ import { newAccountDoc, type AccountDoc, type AccountView } from "../../src/acco
 import type { Engine } from "../../src/engines/base.ts";
 import { registerEngine } from "../../src/engines/index.ts";
 import { createSimulatedEngine } from "../../src/engines/simulated.ts";
+import { NotOwnerError } from "../../src/errors.ts";
+import type { SessionRuntime } from "../../src/session/runtime.ts";
 import { AccountsRepo } from "../../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../../src/store/auth-store.ts";
 import { TestCluster, type ConfigOverrides } from "../support/cluster.ts";
@@ -336,6 +338,28 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       const d = (await doc(t.db, id))!;
       assert.equal(d.status, "connected", "the new owner's document is untouched");
       assert.equal(d.node, "elsewhere");
+      await call("accounts.remove", { workspaceId: ws, id }).catch(() => undefined);
+    });
+
+    it("a fenced-out node's auth-state save changes nothing stored, and stops its session", async () => {
+      const { id } = await connected("15550000016");
+      const d0 = (await doc(t.db, id))!;
+      const next = { node: "elsewhere", epoch: (d0.epoch ?? 1) + 1 };
+      // The new owner restores the state (recording itself as its owner), then saves its own.
+      assert.ok(await t.authStore.load(d0.sessionId, next), "the old owner saved a state");
+      const theirs = Buffer.from("the new owner's state");
+      await t.authStore.save(d0.sessionId, theirs, next);
+      const runtime = (t.api.getLocalService("session") as unknown as { runtime: SessionRuntime }).runtime;
+      await assert.rejects(
+        runtime.drive(id, (engine) => engine.flushAuthState()),
+        NotOwnerError,
+      );
+      assert.ok(
+        (await t.authStore.load(d0.sessionId))!.equals(theirs),
+        "the stored state is the new owner's",
+      );
+      await waitFor(() => !runtime.has(id), { what: "the fenced-out session to stop" });
+      await t.authStore.delete(d0.sessionId);
       await call("accounts.remove", { workspaceId: ws, id }).catch(() => undefined);
     });
 
