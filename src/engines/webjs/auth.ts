@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import type { Browser, Page } from "puppeteer-core";
 import type { Client } from "whatsapp-web.js";
 import type { AuthStore } from "../../store/auth-store.ts";
 import type { EngineOptions } from "../base.ts";
@@ -117,10 +118,12 @@ export class ProfileAuthStrategy extends BaseAuthStrategy {
 
   async afterBrowserInitialized(): Promise<void> {
     // Connected over DevTools, whatsapp-web.js opens a tab of its own: close Chromium's initial one.
-    const client = this.client as any;
+    const client = this.client as { pupBrowser?: Browser; pupPage?: Page } | undefined;
     if (client?.pupBrowser) this.onBrowser?.(client.pupBrowser);
-    const pages: any[] = (await client?.pupBrowser?.pages?.()) ?? [];
-    await Promise.all(pages.filter((p) => p !== client.pupPage).map((p) => p.close().catch(() => undefined)));
+    const pages: Page[] = (await client?.pupBrowser?.pages?.()) ?? [];
+    await Promise.all(
+      pages.filter((p) => p !== client?.pupPage).map((p) => p.close().catch(() => undefined)),
+    );
   }
 
   async onAuthenticationNeeded() {

@@ -3,7 +3,13 @@
 // abandoned can never surface as an unhandled rejection.
 import type wweb from "whatsapp-web.js";
 import type { IncomingMessage, ReadyInfo } from "../base.ts";
-import { classifyState, readyInfoOf, toIncomingMessage, type StateOutcome } from "./events.ts";
+import {
+  classifyState,
+  readyInfoOf,
+  toIncomingMessage,
+  type StateOutcome,
+  type WebjsMessage,
+} from "./events.ts";
 import type { ProfileAuthStrategy } from "./auth.ts";
 
 export interface ClientHandlers {
@@ -36,13 +42,17 @@ export interface WhatsappClientOptions {
 export function createWhatsappClient(Client: typeof wweb.Client, opts: WhatsappClientOptions): wweb.Client {
   const client = new Client({
     authStrategy: opts.authStrategy as unknown as wweb.AuthStrategy,
-    puppeteer: { browserWSEndpoint: opts.browserWSEndpoint, defaultViewport: null } as any,
+    puppeteer: {
+      browserWSEndpoint: opts.browserWSEndpoint,
+      defaultViewport: null,
+    } as wweb.ClientOptions["puppeteer"],
     qrMaxRetries: opts.qrMax + 1,
     webVersionCache: { type: "none" }, // never writes ./.wwebjs_cache into the working directory
     authTimeoutMs: opts.authTimeoutMs,
   });
   const { handlers: h, isLive } = opts;
-  const info = () => (client.info ? readyInfoOf(client.info as any) : undefined);
+  const info = () =>
+    client.info ? readyInfoOf(client.info as Parameters<typeof readyInfoOf>[0]) : undefined;
   guard(client, isLive, h);
   opts.authStrategy.onBrowser = (browser) =>
     browser.once(
@@ -56,7 +66,7 @@ export function createWhatsappClient(Client: typeof wweb.Client, opts: WhatsappC
   client.on("ready", () => isLive() && h.ready(() => info()!));
   client.on("change_state", (state: unknown) => isLive() && h.state(classifyState(state), info));
   client.on("disconnected", (reason: unknown) => isLive() && h.disconnected(reason));
-  client.on("message", (msg: any) => isLive() && !msg.fromMe && h.message(toIncomingMessage(msg)));
+  client.on("message", (msg: WebjsMessage) => isLive() && !msg.fromMe && h.message(toIncomingMessage(msg)));
   return client;
 }
 
@@ -67,7 +77,8 @@ export function createWhatsappClient(Client: typeof wweb.Client, opts: WhatsappC
  * live client goes to the engine instead.
  */
 function guard(client: wweb.Client, isLive: () => boolean, h: ClientHandlers): void {
-  const c = client as any;
+  // The methods replaced here are whatsapp-web.js internals (inject is not in its typings).
+  const c = client as unknown as Record<"inject" | "initialize" | "destroy", () => Promise<unknown>>;
   const inject = c.inject.bind(client);
   const initialize = c.initialize.bind(client);
   const destroy = c.destroy.bind(client);

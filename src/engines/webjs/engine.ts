@@ -4,6 +4,7 @@
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Page } from "puppeteer-core";
 import type wweb from "whatsapp-web.js";
 import { InvalidStateError } from "../../errors.ts";
 import type { FailureReason } from "../../lifecycle/states.ts";
@@ -339,10 +340,12 @@ export class WebjsEngine extends BaseEngine {
 
   /** Asks WhatsApp Web for a new QR reference (its 'change:ref' then reaches us as a `qr` event). */
   private async requestQrRefresh(): Promise<void> {
-    const page = (this.client as any)?.pupPage;
+    const page = (this.client as { pupPage?: Page } | null)?.pupPage;
     await page
       ?.evaluate(() => {
-        const req = (window as any).require;
+        // WhatsApp Web's module loader; which module refreshes the QR depends on its version.
+        type WaModule = { Cmd: { refreshQR(): void }; refreshQR(): void };
+        const req = (window as unknown as { require: (m: string) => WaModule }).require;
         try {
           req("WAWebCmd").Cmd.refreshQR();
         } catch {

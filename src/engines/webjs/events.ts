@@ -60,7 +60,7 @@ export function readyInfoOf(
   return { phoneNumber: user, pushName: info?.pushname || undefined };
 }
 
-interface WebjsMessage {
+export interface WebjsMessage {
   id?: { _serialized?: string; id?: string };
   from?: string;
   to?: string;
