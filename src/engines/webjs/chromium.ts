@@ -3,7 +3,7 @@
 // stop() can then always kill everything, even when whatsapp-web.js's destroy() throws or hangs, and
 // a crash is seen as the process's own exit.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 /** Flags every Chromium of ours needs here: Debian's Chromium as root in a container, no background
@@ -58,8 +58,7 @@ let exitHookInstalled = false;
 /**
  * Chromium runs in a group of its own, so it would outlive a Node process that dies without stopping
  * its engines (an uncaught exception, process.exit). On exit, synchronously kill every group still
- * running. (A SIGKILLed Node cannot do this; the next start of such a session kills the leftovers by
- * their profile directory.)
+ * running. (A SIGKILLed Node cannot do this: its browsers' supervisors do, see `supervisedCommand`.)
  */
 function trackGroup(pgid: number, exited: Promise<unknown>): void {
   liveGroups.add(pgid);
@@ -71,18 +70,39 @@ function trackGroup(pgid: number, exited: Promise<unknown>): void {
   });
 }
 
+/** util-linux's setpriv, which sets a parent-death signal before it execs its command. */
+const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p)) ?? null;
+
 /**
- * Spawns Chromium in a process group of its own (`detached`), with its crash handler's database inside
- * the profile (XDG_CONFIG_HOME) so that every process it starts names the profile on its command line.
+ * The command that runs Chromium so that it dies with this Node process, even a SIGKILLed one: a shell
+ * that leads the browser's process group gets SIGTERM when its parent (this process) dies (setpriv's
+ * parent-death signal) and then SIGKILLs the whole group, Chromium's zygote and renderers included.
+ * Without setpriv, Chromium runs directly (and only a graceful exit of this process kills it).
+ */
+export function supervisedCommand(
+  executable: string,
+  args: string[],
+  profileDir: string,
+): { file: string; args: string[] } {
+  if (!SETPRIV) return { file: executable, args };
+  // Chromium's crash handler leaves the group; it is found by its database inside the profile ($0).
+  const script = 'trap \'pkill -KILL -f -- "$0/.config"; kill -KILL 0\' TERM; "$@" & wait $!';
+  const shell = ["/bin/sh", "-c", script, profileDir, executable, ...args];
+  return { file: SETPRIV, args: ["--pdeathsig", "TERM", "--", ...shell] };
+}
+
+/**
+ * Spawns Chromium in a process group of its own (`detached`), under the parent-death supervisor of
+ * `supervisedCommand`, with its crash handler's database inside the profile (XDG_CONFIG_HOME) so that
+ * every process it starts names the profile on its command line.
  */
 export function launchChromium(opts: LaunchOptions): Promise<LaunchedChromium> {
-  const args = [
-    ...CHROMIUM_FLAGS,
-    ...(opts.extraArgs ?? []),
-    `--user-data-dir=${opts.userDataDir}`,
-    "about:blank",
-  ];
-  const child = spawn(opts.executablePath, args, {
+  const command = supervisedCommand(
+    opts.executablePath,
+    [...CHROMIUM_FLAGS, ...(opts.extraArgs ?? []), `--user-data-dir=${opts.userDataDir}`, "about:blank"],
+    opts.userDataDir,
+  );
+  const child = spawn(command.file, command.args, {
     detached: true,
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, XDG_CONFIG_HOME: join(opts.userDataDir, ".config") },
