@@ -70,6 +70,25 @@ describe("placement: failover, drain and restarts with worker processes", functi
     await pc?.stop();
   });
 
+  /** Whatever a test left changed (a server down, a worker killed, frozen or draining) is put back, so
+   * one failure cannot cascade into the tests after it. */
+  afterEach(async function () {
+    this.timeout(120000);
+    if (!pc.nats) await pc.startNats();
+    if (!pc.mongo) await pc.startMongo();
+    const live = placementOf(obs)!.mirror.liveNodes();
+    for (const id of WORKERS) {
+      const w = pc.workers.get(id);
+      w?.child.kill("SIGCONT");
+      const exited = !w || w.child.exitCode !== null || w.child.signalCode !== null;
+      if (!exited && !live.get(id)?.draining) continue;
+      if (w) await pc.stopWorker(id);
+      await pc.startWorker(id);
+    }
+    running = [...WORKERS];
+    await workersSeen(WORKERS);
+  });
+
   it("SIGKILL of a worker with 100 connected sessions: all connected on survivors, no QR, never twice", async () => {
     const wss = await workspacesOn(obs, "w1", 25, "kill");
     const accounts = await connectedAccounts(obs, events, wss, 4);
@@ -90,6 +109,13 @@ describe("placement: failover, drain and restarts with worker processes", functi
         "w1's 100 sessions connected on survivors",
         30000,
         "w1",
+      );
+      // The sampler may not have polled since the last of them connected: wait for its sample.
+      await waitFor(
+        () => [...moved].every((id) => survivors.includes(sampler.lastSeen.get(id)?.node ?? "")),
+        {
+          what: "the sampler to see every moved session on a survivor",
+        },
       );
     } finally {
       await sampler.stop();
