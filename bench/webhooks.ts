@@ -81,6 +81,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
   const total = accounts * events;
   const cluster = new BenchCluster({
     WEBHOOK_POLL_MS: String(pollMs),
+    WEBHOOK_ALLOW_PRIVATE: "127.0.0.1",
     WEBHOOK_BACKOFF_BASE_MS: "50",
     WEBHOOK_BACKOFF_MAX_MS: "400",
     WEBHOOK_MAX_ATTEMPTS: "100",

@@ -12,6 +12,7 @@ import { DeliveryLoop } from "../src/webhooks/delivery-loop.ts";
 import { EndpointsRepo } from "../src/webhooks/endpoints-repo.ts";
 import { eventIdOf, filterMatches, subjectOf } from "../src/webhooks/events.ts";
 import { LeaseRepo } from "../src/webhooks/leases.ts";
+import { AddressPolicy } from "../src/net/address-guard.ts";
 import { OutboxRepo } from "../src/webhooks/outbox.ts";
 import {
   DELIVERY_STATUSES,
@@ -280,6 +281,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         backoff: { baseMs: cfg.webhookBackoffBaseMs, maxMs: cfg.webhookBackoffMaxMs },
         concurrency: cfg.webhookConcurrency,
         retentionMs: cfg.webhookRetentionMs,
+        policy: new AddressPolicy(cfg.webhookAllowPrivate),
       },
       this.logger,
     );

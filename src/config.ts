@@ -104,6 +104,8 @@ export interface Config {
   webhookConcurrency: number;
   /** Delivered and dead webhook deliveries are kept this long (0: forever). @default 604800000 (7 days) */
   webhookRetentionMs: number;
+  /** Non-public addresses webhooks may reach: `true`, or a comma list of CIDRs/addresses. @default "" (none) */
+  webhookAllowPrivate: string;
 }
 
 export function loadConfig(): Config {
@@ -146,6 +148,7 @@ export function loadConfig(): Config {
     webhookLeaseTtlMs: Math.max(1, int("WEBHOOK_LEASE_TTL_MS", 30000)),
     webhookConcurrency: Math.max(1, int("WEBHOOK_CONCURRENCY", 16)),
     webhookRetentionMs: int("WEBHOOK_RETENTION_MS", 7 * 24 * 3600 * 1000),
+    webhookAllowPrivate: str("WEBHOOK_ALLOW_PRIVATE", ""),
   };
 }
 

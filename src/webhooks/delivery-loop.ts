@@ -9,6 +9,7 @@
 import type { Logger } from "moleculer";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import type { EndpointsRepo } from "./endpoints-repo.ts";
+import type { AddressPolicy } from "../net/address-guard.ts";
 import { attemptDelivery } from "./http-delivery.ts";
 import type { HeldLease, LeaseRepo } from "./leases.ts";
 import { queueKey, type OutboxRepo, type RecordResult } from "./outbox.ts";
@@ -31,6 +32,8 @@ export interface DeliveryLoopOptions {
   concurrency: number;
   /** Delivered and dead rows are deleted after this long; 0 keeps them. @default 604800000 (7 days) */
   retentionMs: number;
+  /** Addresses receivers may have. @default public addresses only */
+  policy?: AddressPolicy;
 }
 
 interface Repos {
@@ -309,6 +312,7 @@ export class DeliveryLoop {
       secret: endpoint.secret,
       attempt,
       timeoutMs: this.opts.timeoutMs,
+      policy: this.opts.policy,
       signal: this.abort.signal,
     });
     if (!res.ok && res.aborted) return;

@@ -1,5 +1,11 @@
 // One delivery attempt: a signed JSON POST with a timeout. Any non-2xx answer, a timeout or a network
-// error is a failure the caller retries; redirects are not followed (a 3xx is a failure too).
+// error is a failure the caller retries; redirects are not followed (a 3xx is a failure too). Only
+// addresses the AddressPolicy allows are connected to, and at most 4 KB of an answer is read.
+import { lookup, type LookupAddress } from "node:dns";
+import { Agent as HttpAgent, request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { isIP, type LookupFunction } from "node:net";
+import { AddressPolicy } from "../net/address-guard.ts";
 import { sign } from "./signing.ts";
 import type { OutboxDoc } from "./types.ts";
 
@@ -43,8 +49,49 @@ export interface AttemptOptions {
   secret: string;
   attempt: number;
   timeoutMs: number;
+  /** Which addresses may be connected to (by default: public ones only). */
+  policy?: AddressPolicy;
   /** Aborts the request when the node stops (the row stays pending, the attempt is not counted). */
   signal?: AbortSignal;
+}
+
+/** At most this much of a receiver's answer is read and kept (in the delivery's error). */
+export const RESPONSE_BODY_LIMIT = 4096;
+
+const PUBLIC_ONLY = new AddressPolicy();
+
+/** Resolves like dns.lookup, then refuses the connection when an address is not allowed: checked on
+ * the address connected to, so DNS rebinding cannot slip an inward address past a check made earlier. */
+function guardedLookup(policy: AddressPolicy): LookupFunction {
+  return (hostname, options, callback) => {
+    lookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, "", 0);
+      const list = addresses as LookupAddress[];
+      const refused = list.map((a) => policy.check(a.address)).find((r) => r !== null);
+      if (refused) return callback(new UrlNotAllowedError(`${hostname}: ${refused}`), "", 0);
+      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
+      callback(null, list[0].address, list[0].family);
+    });
+  };
+}
+
+class UrlNotAllowedError extends Error {
+  readonly code = "ADDRESS_NOT_ALLOWED";
+}
+
+/** One agent per policy: connections are kept alive between deliveries to the same receiver. */
+const agents = new WeakMap<AddressPolicy, { http: HttpAgent; https: HttpsAgent }>();
+function agentsFor(policy: AddressPolicy) {
+  let pair = agents.get(policy);
+  if (!pair) {
+    const lookup = guardedLookup(policy);
+    pair = {
+      http: new HttpAgent({ keepAlive: true, lookup }),
+      https: new HttpsAgent({ keepAlive: true, lookup }),
+    };
+    agents.set(policy, pair);
+  }
+  return pair;
 }
 
 export async function attemptDelivery(row: OutboxDoc, opts: AttemptOptions): Promise<AttemptResult> {
@@ -52,34 +99,74 @@ export async function attemptDelivery(row: OutboxDoc, opts: AttemptOptions): Pro
   const timestamp = Math.floor(Date.now() / 1000);
   const timeout = AbortSignal.timeout(opts.timeoutMs);
   const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
+  const policy = opts.policy ?? PUBLIC_ONLY;
   try {
-    const res = await fetch(opts.url, {
-      method: "POST",
-      redirect: "manual",
-      signal,
-      headers: {
-        "content-type": "application/json",
-        "user-agent": "Switchboard-Webhooks/1",
-        [HEADER_EVENT]: row.event,
-        [HEADER_EVENT_ID]: row.eventId,
-        [HEADER_ATTEMPT]: String(opts.attempt),
-        [HEADER_TIMESTAMP]: String(timestamp),
-        [HEADER_SIGNATURE]: sign(opts.secret, timestamp, body),
-      },
-      body,
-    });
-    const text = await res.text().catch(() => "");
-    if (res.status >= 200 && res.status < 300) return { ok: true, statusCode: res.status };
-    return {
-      ok: false,
-      statusCode: res.status,
-      error: `HTTP ${res.status}${text ? `: ${text.slice(0, 200)}` : ""}`,
+    const url = new URL(opts.url);
+    // A literal IP is connected to without a lookup: checked here.
+    const literal = url.hostname.replace(/^\[|\]$/g, "");
+    const refused = isIP(literal) ? policy.check(literal) : null;
+    if (refused) return { ok: false, statusCode: null, error: `address not allowed: ${refused}` };
+    const headers = {
+      "content-type": "application/json",
+      "content-length": String(Buffer.byteLength(body)),
+      "user-agent": "Switchboard-Webhooks/1",
+      [HEADER_EVENT]: row.event,
+      [HEADER_EVENT_ID]: row.eventId,
+      [HEADER_ATTEMPT]: String(opts.attempt),
+      [HEADER_TIMESTAMP]: String(timestamp),
+      [HEADER_SIGNATURE]: sign(opts.secret, timestamp, body),
     };
+    const { status, text } = await post(url, headers, body, agentsFor(policy), signal);
+    if (status >= 200 && status < 300) return { ok: true, statusCode: status };
+    return { ok: false, statusCode: status, error: `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ""}` };
   } catch (err) {
     if (opts.signal?.aborted) return { ok: false, statusCode: null, error: "aborted", aborted: true };
     if (timeout.aborted) return { ok: false, statusCode: null, error: `timeout after ${opts.timeoutMs} ms` };
-    const e = err as Error & { cause?: { code?: string; message?: string } };
-    const detail = e.cause?.code ?? e.cause?.message ?? e.message;
-    return { ok: false, statusCode: null, error: `request failed: ${detail}` };
+    if (err instanceof UrlNotAllowedError)
+      return { ok: false, statusCode: null, error: `address not allowed: ${err.message}` };
+    const e = err as Error & { code?: string };
+    return { ok: false, statusCode: null, error: `request failed: ${e.code ?? e.message}` };
   }
+}
+
+/** POSTs `body`; resolves with the status and at most RESPONSE_BODY_LIMIT bytes of the answer (the
+ * rest is not read: the connection is dropped). Redirects are not followed. */
+function post(
+  url: URL,
+  headers: Record<string, string>,
+  body: string,
+  agents: { http: HttpAgent; https: HttpsAgent },
+  signal: AbortSignal,
+): Promise<{ status: number; text: string }> {
+  const https = url.protocol === "https:";
+  const send = https ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(
+      url,
+      { method: "POST", headers, agent: https ? agents.https : agents.http, signal },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        const finish = () => {
+          resolve({
+            status: res.statusCode ?? 0,
+            text: Buffer.concat(chunks).toString("utf8", 0, RESPONSE_BODY_LIMIT),
+          });
+        };
+        res.on("data", (chunk: Buffer) => {
+          chunks.push(chunk);
+          size += chunk.length;
+          if (size >= RESPONSE_BODY_LIMIT) {
+            res.removeAllListeners("data");
+            res.destroy();
+            finish();
+          }
+        });
+        res.once("end", finish);
+        res.once("error", reject);
+      },
+    );
+    req.once("error", reject);
+    req.end(body);
+  });
 }

@@ -10,6 +10,9 @@ import { testEnv } from "./env.ts";
 const started: RunningServer[] = [];
 let dataDir = "";
 
+// Test receivers listen on loopback, which webhooks refuse unless allowed.
+process.env.WEBHOOK_ALLOW_PRIVATE ??= "127.0.0.0/8,::1";
+
 export const mochaHooks = {
   async beforeAll(this: Mocha.Context) {
     this.timeout(60000);

@@ -2,6 +2,7 @@
 // cursors walk each (endpoint, account) queue in seq order whatever order this node hears of rows in.
 import { strict as assert } from "node:assert";
 import { createServer, type Server } from "node:http";
+import { AddressPolicy } from "../../../src/net/address-guard.ts";
 import { DeliveryLoop } from "../../../src/webhooks/delivery-loop.ts";
 import { queueKey, slotId, type QueueHead, type RecordResult } from "../../../src/webhooks/outbox.ts";
 import type { EndpointDoc, OutboxDoc } from "../../../src/webhooks/types.ts";
@@ -112,6 +113,7 @@ describe("webhooks/delivery-loop", () => {
         backoff: { baseMs: 10, maxMs: 20 },
         concurrency: 4,
         retentionMs: 0,
+        policy: new AddressPolicy("127.0.0.1"),
       },
       { debug() {}, info() {}, warn() {}, error() {} } as any,
     );
