@@ -21,11 +21,17 @@
 //   WEBHOOK_TIMEOUT_MS, WEBHOOK_POLL_MS, WEBHOOK_LEASE_TTL_MS       (10000, 1000, 30000)
 //   WEBHOOK_CONCURRENCY, WEBHOOK_RETENTION_MS                      (16, 7 days)
 import type { BrokerOptions } from "moleculer";
-import { config as defaultConfig, type Config } from "./src/config.ts";
+import { CONFIG_KEY, config as defaultConfig, type Config } from "./src/config.ts";
 import { placementMiddleware, registerWorkspaceShard } from "./src/sharding/register.ts";
 
 // The WorkspaceShard strategy runs on the calling node: every process registers it.
 registerWorkspaceShard();
+
+/** The transporter's options (its URL may carry credentials) kept out of what `$node.options` shows:
+ * Moleculer reads them, JSON skips them. */
+function withHiddenOptions<T extends object>(transporter: T, options: object): T {
+  return Object.defineProperty(transporter, "options", { value: options, enumerable: false });
+}
 
 export function brokerOptions(
   cfg: Config = defaultConfig,
@@ -33,10 +39,10 @@ export function brokerOptions(
 ): BrokerOptions {
   return {
     // Read back by services through configOf(broker): several brokers in one process (tests) differ.
-    switchboard: cfg,
+    [CONFIG_KEY]: cfg,
     namespace: cfg.namespace,
     nodeID: cfg.nodeId,
-    transporter: { type: "NATS", options: { url: cfg.natsUrl } },
+    transporter: withHiddenOptions({ type: "NATS" }, { url: cfg.natsUrl }),
     logLevel: cfg.logLevel as BrokerOptions["logLevel"],
     logger: { type: "Console", options: { formatter: "short", colors: process.stdout.isTTY } },
     requestTimeout: cfg.requestTimeoutMs,

@@ -159,8 +159,12 @@ export const config: Config = loadConfig();
 export const ENV_NAMES: readonly string[] = [...envNamesRead];
 
 /** The configuration a broker was built with (see moleculer.config.ts); the process default otherwise. */
+/** Where a broker's options keep its node's Config: a symbol, so `$node.options` (JSON, for any peer
+ * to read) never carries the admin key, database URL or other secrets. */
+export const CONFIG_KEY = Symbol.for("switchboard.config");
+
 export function configOf(broker: { options: object }): Config {
-  return (broker.options as { switchboard?: Config }).switchboard ?? config;
+  return (broker.options as { [CONFIG_KEY]?: Config })[CONFIG_KEY] ?? config;
 }
 
 /** Name of a JetStream KV bucket of this cluster (`placement`, `nodes`), prefixed outside the default namespace. */

@@ -6,6 +6,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { configOf } from "../../src/config.ts";
 import { ROOT } from "../../src/dev/servers.ts";
 import { drawQr } from "../../src/repl/commands.ts";
 import { waitFor } from "../support/wait.ts";
@@ -73,7 +74,7 @@ describe("repl (npm run repl) against a real cluster", function () {
       async () => (await sb.rest("GET", `/api/v1/accounts/${accountId}`, key)).status === "qr_scanning",
       { what: "the account to show a QR" },
     );
-    const cfg = sb.gateway.options as unknown as { switchboard: { natsUrl: string; mongoUrl: string } };
+    const cfg = { switchboard: configOf(sb.gateway) };
     const child = spawn(join(ROOT, "node_modules", ".bin", "tsx"), [join(ROOT, "scripts", "repl.ts")], {
       cwd: ROOT,
       env: {
