@@ -6,7 +6,7 @@ import { parseArgs, recordResult } from "../../../bench/index.ts";
 
 describe("bench/index", () => {
   it("parses --json, --name value and bare flags", () => {
-    const a = parseArgs(["--", "--json", "--accounts", "200", "--quick", "extra"]);
+    const a = parseArgs(["--", "extra", "--json", "--accounts", "200", "--quick"]);
     assert.deepEqual(a, { json: true, options: { accounts: "200", quick: true }, positional: ["extra"] });
   });
 
