@@ -345,6 +345,7 @@ const SessionService: ServiceSchema<
         startupTimeoutMs: cfg.startupTimeoutMs,
       },
       startConcurrency: cfg.startConcurrency,
+      failedRetry: { baseMs: cfg.failedRetryBaseMs, maxMs: cfg.failedRetryMaxMs },
       logger: this.logger,
     });
     // Before this node takes workspaces: its first QRs would otherwise pay for a cold renderer.

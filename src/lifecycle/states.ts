@@ -82,6 +82,14 @@ export const TERMINAL: ReadonlySet<AccountStatus> = new Set(["failed", "logged_o
 /** Failures no retry can fix (a person must rescan): such an account stops wanting to run. */
 export const NEEDS_PERSON: ReadonlySet<FailureReason> = new Set(["qr_timeout", "auth_failure"]);
 
+/** Failures time may fix (the network, a browser): the owner starts such an account again, with backoff. */
+export const RETRYABLE: ReadonlySet<FailureReason> = new Set([
+  "whatsapp_unreachable",
+  "browser_launch_failed",
+  "browser_crashed",
+  "startup_timeout",
+]);
+
 export function isStatus(value: unknown): value is AccountStatus {
   return typeof value === "string" && (STATUSES as readonly string[]).includes(value);
 }

@@ -4,7 +4,7 @@
 // the fence holds in memory (see applyRun).
 import type { AccountStatusEvent, QrView } from "../accounts/types.ts";
 import type { EngineOptions } from "../engines/base.ts";
-import type { AccountStatus } from "../lifecycle/states.ts";
+import type { AccountStatus, FailureReason } from "../lifecycle/states.ts";
 import { qrViewOf } from "../qr/qr-image.ts";
 import type { AccountsRepo, StatusPatch } from "../store/accounts-repo.ts";
 import type { SessionChange } from "./engine-events.ts";
@@ -20,6 +20,8 @@ export interface PipelineSession {
   /** Stopping, finished or fenced out: engine events are no longer applied. */
   readonly closed: boolean;
   status: AccountStatus;
+  /** Why the session failed, while its status is `failed`. */
+  reason: FailureReason | null;
   phoneNumber: string | null;
   qr: QrView | null;
 }
@@ -31,6 +33,8 @@ export interface PipelineDeps {
   ownership: () => Ownership;
   broadcast: (event: string, payload: unknown) => unknown;
   logger: NonNullable<EngineOptions["logger"]>;
+  /** A session announced `connected`. */
+  onConnected?: (accountId: string) => void;
 }
 
 /** How the pipeline ends its session. */
@@ -195,6 +199,8 @@ export class SessionPipeline {
     const { s } = this;
     const { change, previous } = step;
     s.status = change.status;
+    s.reason = change.status === "failed" ? (change.reason ?? null) : null;
+    if (change.status === "connected") this.deps.onConnected?.(s.accountId);
     if (step.patch.phoneNumber !== undefined) s.phoneNumber = step.patch.phoneNumber;
     const event: AccountStatusEvent = {
       ...idsOf(s),

@@ -17,6 +17,7 @@ import {
   Session,
   type SessionDeps,
 } from "./session.ts";
+import { FailureRetry } from "./failure-retry.ts";
 import { StartQueue } from "./start-queue.ts";
 import { initializingPatch } from "./status-run.ts";
 
@@ -33,6 +34,8 @@ export interface RuntimeOptions {
   engine: EngineSettings;
   /** Concurrent engine starts. @default 2 */
   startConcurrency?: number;
+  /** Backoff of the restarts of accounts that failed for a retryable reason. @default 5000 / 300000 ms */
+  failedRetry?: { baseMs: number; maxMs: number };
   logger: SessionDeps["logger"];
 }
 
@@ -41,6 +44,7 @@ export class SessionRuntime {
   private readonly opening = new Map<string, Promise<LocalSessionInfo>>();
   private readonly queue: StartQueue;
   private readonly deps: SessionDeps;
+  private readonly retries: FailureRetry;
   private ownership: Ownership;
 
   constructor(private readonly opts: RuntimeOptions) {
@@ -64,8 +68,27 @@ export class SessionRuntime {
         if (this.sessions.get(s.accountId) !== s) return;
         this.sessions.delete(s.accountId);
         this.queue.cancel(s.accountId);
+        if (s.status === "failed") this.retries.failed(s.accountId, s.workspaceId, s.reason);
       },
+      onConnected: (accountId) => this.retries.connected(accountId),
     };
+    this.retries = new FailureRetry({
+      baseMs: opts.failedRetry?.baseMs ?? 5000,
+      maxMs: opts.failedRetry?.maxMs ?? 300000,
+      retry: (accountId) => this.retryFailed(accountId),
+      logger: opts.logger,
+    });
+  }
+
+  /** Starts again an account that failed here for a retryable reason, if it still should run here:
+   * wanted running, still `failed`, and still carrying this node's fence. */
+  private async retryFailed(accountId: string): Promise<void> {
+    if (this.sessions.has(accountId) || this.opening.has(accountId)) return;
+    const [doc] = await this.opts.repo.byIds([accountId]);
+    if (!doc || doc.desiredState !== "running" || doc.status !== "failed") return;
+    const fence = this.ownership.current(doc.workspaceId);
+    if (!fence || !carriesFence(doc, fence)) return;
+    await this.startClaimed(doc, null);
   }
 
   /** Ownership may be replaced (placement wires the real one in after construction). */
@@ -109,6 +132,7 @@ export class SessionRuntime {
    * left alone. Resolves once queued (the account shows `initializing` until its engine starts).
    */
   async start(doc: AccountDoc): Promise<LocalSessionInfo> {
+    this.retries.forget(doc._id);
     return this.startClaimed(doc, null);
   }
 
@@ -200,6 +224,7 @@ export class SessionRuntime {
 
   /** Stops the engine; `persist: false` (shutdown, fencing) writes and broadcasts nothing. */
   async stop(accountId: string, { persist = true } = {}): Promise<AccountStatus | null> {
+    this.retries.forget(accountId);
     await this.opened(accountId);
     return (await this.sessions.get(accountId)?.stop({ persist })) ?? null;
   }
@@ -225,6 +250,7 @@ export class SessionRuntime {
 
   /** Stops every session of a workspace without writing (this node lost it: fencing). */
   async stopWorkspace(workspaceId: string): Promise<number> {
+    this.retries.cancelWorkspace(workspaceId);
     const victims = [...this.sessions.values()].filter((s) => s.workspaceId === workspaceId);
     await Promise.all(victims.map((s) => s.stop({ persist: false })));
     return victims.length;
@@ -232,6 +258,7 @@ export class SessionRuntime {
 
   /** Stops everything without writing (shutdown, self-fencing). */
   async stopAll(): Promise<void> {
+    this.retries.cancelWorkspace();
     await Promise.all([...this.sessions.values()].map((s) => s.stop({ persist: false })));
   }
 

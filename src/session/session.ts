@@ -58,6 +58,7 @@ export class Session implements PipelineSession {
   readonly engineName: string;
   /** Written by the session's pipeline only. */
   status: AccountStatus;
+  reason: FailureReason | null = null;
   phoneNumber: string | null;
   qr: QrView | null = null;
   private ended = false;

@@ -543,7 +543,13 @@ describe("sessions: accounts + session services (simulated engine)", function ()
         },
         { simulate: true },
       );
-      t = await setup({ startConcurrency: 1, startupTimeoutMs: 300, qr: { firstTtlMs: 10000 } });
+      // No retry of the failed start within the test (startup_timeout is retryable).
+      t = await setup({
+        startConcurrency: 1,
+        startupTimeoutMs: 300,
+        qr: { firstTtlMs: 10000 },
+        failedRetryBaseMs: 600000,
+      });
     });
     after(teardown);
 
@@ -559,6 +565,51 @@ describe("sessions: accounts + session services (simulated engine)", function ()
         [next.id],
       );
       assert.equal((await doc(t.db, hung.id))!.reason, "startup_timeout");
+    });
+  });
+
+  describe("failed accounts retried with backoff (FAILED_RETRY_BASE_MS=100)", () => {
+    let starts = 0;
+    before(async () => {
+      // An engine that cannot reach WhatsApp on its first two starts, like a network outage.
+      registerEngine(
+        "flaky",
+        (opts) => {
+          const engine: Engine = createSimulatedEngine(opts);
+          const start = engine.start.bind(engine);
+          engine.start = async () => {
+            if (++starts <= 2)
+              throw Object.assign(new Error("net::ERR_NAME_NOT_RESOLVED"), {
+                data: { reason: "whatsapp_unreachable" },
+              });
+            await start();
+          };
+          return engine;
+        },
+        { simulate: true },
+      );
+      t = await setup({ failedRetryBaseMs: 100, failedRetryMaxMs: 1000, qr: { firstTtlMs: 10000 } });
+    });
+    after(teardown);
+
+    it("whatsapp_unreachable: started again after a growing delay until it shows a QR", async () => {
+      const a: AccountView = await call("accounts.create", { workspaceId: "wr", engine: "flaky" });
+      await waitFor(() => statusEvent(a.id, "qr_scanning"), { what: "a QR after two failed starts" });
+      const statuses = trail(t.events, a.id).filter((e) => e.startsWith("status:"));
+      assert.deepEqual(statuses, [
+        "status:failed",
+        "status:initializing",
+        "status:failed",
+        "status:initializing",
+        "status:qr_scanning",
+      ]);
+      const failedAt = t.events
+        .filter((r) => isStatus(r, a.id, "failed") || isStatus(r, a.id, "initializing"))
+        .map((r) => Date.parse(r.payload.at));
+      // failed → initializing waits base × 2^(n−1) × [0.5, 1]: ≥ 50 ms, then ≥ 100 ms.
+      assert.ok(failedAt[1] - failedAt[0] >= 50, `first retry after ${failedAt[1] - failedAt[0]} ms`);
+      assert.ok(failedAt[3] - failedAt[2] >= 100, `second retry after ${failedAt[3] - failedAt[2]} ms`);
+      assert.equal(starts, 3);
     });
   });
 });
