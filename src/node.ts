@@ -1,11 +1,11 @@
 // One Switchboard node: a ServiceBroker with the services named in `cfg.services` (SERVICES).
 // Each service lives in services/<name>.service.ts and is imported only when the node runs it, so a
 // worker never loads the gateway's dependencies and a name whose file does not exist yet is a clear
-// startup error. "io" has no file of its own: it is a mixin (mixins/io.mixin.ts) of the api service,
-// which sees it in `cfg.services` and mixes Socket.IO into the gateway's HTTP server.
+// startup error. "io" serves Socket.IO on the api service's HTTP server, so it needs "api" on the
+// same node.
 //
 // A service file default-exports either its schema or a factory `(cfg: Config) => schema` (for
-// services whose shape depends on the node's configuration, such as api + io).
+// services whose shape depends on the node's configuration, such as api: port, CORS).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -19,8 +19,8 @@ export const NODE_STARTED_MARK = "node started:";
 
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
-/** Services that are mixins of another service rather than files of their own: name → host service. */
-export const MIXIN_SERVICES: Readonly<Record<string, ServiceName>> = { io: "api" };
+/** Services that run inside another service of the same node: name → host service. */
+export const HOSTED_SERVICES: Readonly<Record<string, ServiceName>> = { io: "api" };
 
 type ServiceFactory = (cfg: Config) => ServiceSchema | ServiceSchema[];
 
@@ -28,18 +28,13 @@ export function serviceFile(name: string, root = ROOT): string {
   return join(root, "services", `${name}.service.ts`);
 }
 
-/** The file whose existence makes `name` available: its service file, or for a mixin service its mixin. */
-function availabilityFile(name: string, root: string): string {
-  return MIXIN_SERVICES[name] ? join(root, "mixins", `${name}.mixin.ts`) : serviceFile(name, root);
-}
-
-/** Which of `wanted` exist in this checkout (a mixin service also needs its host service). Used by
+/** Which of `wanted` exist in this checkout (a hosted service also needs its host service). Used by
  * `npm start` to run what has been built so far. */
 export function availableServices(wanted: readonly string[] = ALL_SERVICES, root = ROOT): string[] {
   return wanted.filter((name) => {
-    const host = MIXIN_SERVICES[name];
+    const host = HOSTED_SERVICES[name];
     if (host && !existsSync(serviceFile(host, root))) return false;
-    return existsSync(availabilityFile(name, root));
+    return existsSync(serviceFile(name, root));
   });
 }
 
@@ -56,15 +51,11 @@ export function serviceFilesFor(services: readonly string[], root = ROOT): { nam
     }
     if (seen.has(name)) continue;
     seen.add(name);
-    const host = MIXIN_SERVICES[name];
-    if (host) {
-      if (!services.includes(host)) {
-        throw new Error(`service "${name}" runs inside the "${host}" service: add "${host}" to SERVICES`);
-      }
-      if (!existsSync(availabilityFile(name, root))) {
-        throw new Error(`service "${name}" is not built yet: ${availabilityFile(name, root)} does not exist`);
-      }
-      continue;
+    const host = HOSTED_SERVICES[name];
+    if (host && !services.includes(host)) {
+      throw new Error(
+        `service "${name}" runs inside the "${host}" service's server: add "${host}" to SERVICES`,
+      );
     }
     const file = serviceFile(name, root);
     if (!existsSync(file)) throw new Error(`service "${name}" is not built yet: ${file} does not exist`);

@@ -180,3 +180,34 @@ export async function accountFamilies(db: Db): Promise<Family[]> {
     },
   ];
 }
+
+/** The whole /metrics text of a gateway. @param db undefined until the gateway has connected */
+export async function gatewayMetricsText(broker: ServiceBroker, db: Db | undefined): Promise<string> {
+  const computed = db ? await accountFamilies(db).catch(() => []) : [];
+  // What the nodes register themselves wins over what the gateway computes under the same name.
+  const cluster = await clusterFamilies(broker, new Set([METRICS.sessions, METRICS.placements]));
+  const fromNodes = new Set(cluster.filter((f) => f.samples.length > 0).map((f) => f.name));
+  const placements = placementFamily(broker);
+  const families = [
+    ...computed.filter((f) => !fromNodes.has(f.name) && !(placements && f.name === placements.name)),
+    ...(placements ? [placements] : []),
+    ...cluster,
+  ];
+  return `${registryText(broker)}\n${formatFamilies(families)}`;
+}
+
+/** The counters a gateway keeps itself (before its first request). */
+export function registerGatewayMetrics(broker: ServiceBroker): void {
+  broker.metrics.register({
+    type: "counter",
+    name: METRICS.qrServed,
+    labelNames: ["format"],
+    description: "QR codes answered by GET /api/v1/accounts/:id/qr",
+  });
+  broker.metrics.register({
+    type: "counter",
+    name: METRICS.failovers,
+    description:
+      "Worker nodes lost without a graceful stop (their workspaces fail over), seen by this gateway",
+  });
+}

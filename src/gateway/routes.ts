@@ -4,6 +4,7 @@
 // resolves an alias's endpoint before authentication, with the gateway's own context).
 import { ACCOUNT_EVENTS } from "../accounts/types.ts";
 import { CLUSTER_ACTIONS } from "../sharding/actions.ts";
+import { METRICS } from "./metrics.ts";
 
 /** Who may call a route: anyone, a workspace key (or the admin key naming a workspace), the admin key. */
 export type AuthLevel = "public" | "workspace" | "admin";
@@ -42,6 +43,13 @@ export interface RouteSpec {
   tag: "accounts" | "simulation" | "webhooks" | "keys" | "cluster" | "operations";
   /** Success status. @default 200 */
   status?: 200 | 201 | 204;
+  /** `Location` header of a 201 answer, from the action's result. @default none */
+  location?: (result: any) => string | undefined;
+  /** Bodies other than JSON, chosen by the gateway-only `format` param: media type, and the result
+   * encoded (undefined answers JSON after all). @default JSON only */
+  formats?: Record<string, { type: string; encode: (result: any) => Buffer | undefined }>;
+  /** Broker counter incremented once per successful answer, labelled `format`. @default none */
+  counter?: string;
   /** Success media types. @default ["application/json"] */
   produces?: string[];
   /** Error statuses the route documents beyond the common ones (401, 422, 429). */
@@ -85,6 +93,7 @@ export const ROUTES: readonly RouteSpec[] = [
     },
     auth: "workspace",
     status: 201,
+    location: (account) => (account?.id ? `/api/v1/accounts/${account.id}` : undefined),
     summary: "Create an account; its session starts at once (status `initializing`)",
     tag: "accounts",
   },
@@ -128,6 +137,16 @@ export const ROUTES: readonly RouteSpec[] = [
       },
     },
     gatewayOnly: ["format"],
+    formats: {
+      png: {
+        type: "image/png",
+        encode: (qr) =>
+          typeof qr?.dataUrl === "string"
+            ? Buffer.from(qr.dataUrl.replace(/^data:image\/png;base64,/, ""), "base64")
+            : undefined,
+      },
+    },
+    counter: METRICS.qrServed,
     auth: "workspace",
     summary: "Current QR code of a scanning account (409 when the account is not scanning)",
     tag: "accounts",
@@ -270,6 +289,7 @@ export const ROUTES: readonly RouteSpec[] = [
     },
     auth: "workspace",
     status: 201,
+    location: (webhook) => (webhook?.id ? `/api/v1/webhooks/${webhook.id}` : undefined),
     summary:
       "Register a webhook endpoint. Each delivery is a JSON POST with X-Switchboard-Event, -Event-Id, " +
       "-Delivery-Attempt, -Timestamp and -Signature (`sha256=` hex HMAC-SHA256 of `timestamp.body`)",
@@ -341,6 +361,7 @@ export const ROUTES: readonly RouteSpec[] = [
     params: { workspaceId: { in: "path", type: "string", pattern: ID_PATTERN, description: "Workspace id" } },
     auth: "admin",
     status: 201,
+    location: (created) => `/api/v1/workspaces/${created?.workspaceId}/keys`,
     summary: "Create a workspace key; the key is shown once (`{key, keyId}`), only its hash is stored",
     tag: "keys",
   },

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { ServiceBroker } from "moleculer";
 import AccountsService from "../../services/accounts.service.ts";
 import { boundPort, createApiService } from "../../services/api.service.ts";
+import IoService from "../../services/io.service.ts";
 import SessionService from "../../services/session.service.ts";
 import { ROOT } from "../../src/dev/servers.ts";
 import { TestCluster, type ConfigOverrides } from "../support/cluster.ts";
@@ -50,7 +51,7 @@ export async function startSwitchboard(opts: SwitchboardOptions = {}): Promise<R
   const workerIds = Array.from({ length: opts.workers ?? 2 }, (_, i) => `worker-${i + 1}`);
   const gatewayOverrides = { services: ["api", "io", "accounts"], port: 0 };
   const gatewayService = createApiService(cluster.config("gateway", gatewayOverrides));
-  const gateway = cluster.node("gateway", [gatewayService, AccountsService], gatewayOverrides);
+  const gateway = cluster.node("gateway", [gatewayService, IoService, AccountsService], gatewayOverrides);
   const workers = workerIds.map((id) => cluster.node(id, [SessionService], { services: ["session"] }));
   try {
     await cluster.start();

@@ -16,16 +16,16 @@ describe("node: services of a node (src/node.ts)", () => {
   beforeEach(() => {
     root = mkdtempSync(join(tmpdir(), "switchboard-node-"));
     mkdirSync(join(root, "services"));
-    mkdirSync(join(root, "mixins"));
   });
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 
-  it("loads one file per service; io is the api service's mixin, not a file", () => {
+  it("loads one file per service, io included (it runs on the api service's server)", () => {
     write("services/api.service.ts");
     write("services/session.service.ts");
-    write("mixins/io.mixin.ts");
+    write("services/io.service.ts");
     assert.deepEqual(serviceFilesFor(["api", "io", "session"], root), [
       { name: "api", file: serviceFile("api", root) },
+      { name: "io", file: serviceFile("io", root) },
       { name: "session", file: serviceFile("session", root) },
     ]);
   });
@@ -40,7 +40,7 @@ describe("node: services of a node (src/node.ts)", () => {
 
   it("refuses unknown names, io without api, and an empty list", () => {
     write("services/api.service.ts");
-    write("mixins/io.mixin.ts");
+    write("services/io.service.ts");
     assert.throws(() => serviceFilesFor(["sesion"], root), /unknown service "sesion".*known: api, io/);
     assert.throws(() => serviceFilesFor(["io"], root), /"io" runs inside the "api" service/);
     assert.throws(() => serviceFilesFor([], root), /SERVICES is empty/);
@@ -48,7 +48,7 @@ describe("node: services of a node (src/node.ts)", () => {
 
   it("lists the services that exist, io only with api", () => {
     write("services/accounts.service.ts");
-    write("mixins/io.mixin.ts");
+    write("services/io.service.ts");
     assert.deepEqual(availableServices(["api", "io", "accounts", "webhooks"], root), ["accounts"]);
     write("services/api.service.ts");
     assert.deepEqual(availableServices(["api", "io", "accounts", "webhooks"], root), [

@@ -12,6 +12,7 @@ import { MongoClient, type Db } from "mongodb";
 import type { ServiceBroker } from "moleculer";
 import AccountsService from "../../../services/accounts.service.ts";
 import { createApiService } from "../../../services/api.service.ts";
+import IoService from "../../../services/io.service.ts";
 import SessionService from "../../../services/session.service.ts";
 import { ENGINE_EVENT_NAMES, type EngineEvents } from "../../../src/engines/base.ts";
 import {
@@ -573,7 +574,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       const gwOverrides = { services: ["api", "io", "accounts"], port: 0 };
       gw = cluster.node(
         "gw",
-        [createApiService(cluster.config("gw", gwOverrides)), AccountsService],
+        [createApiService(cluster.config("gw", gwOverrides)), IoService, AccountsService],
         gwOverrides,
       );
       cluster.node("w1", [SessionService], { services: ["session"] });

@@ -6,6 +6,7 @@ import { strict as assert } from "node:assert";
 import type { ServiceBroker } from "moleculer";
 import AccountsService from "../../../services/accounts.service.ts";
 import { createApiService } from "../../../services/api.service.ts";
+import IoService from "../../../services/io.service.ts";
 import SessionService from "../../../services/session.service.ts";
 import { MISSING_TOKEN_MESSAGE, INVALID_TOKEN_MESSAGE } from "../../../src/io/socket-auth.ts";
 import { TestCluster, type ConfigOverrides } from "../../support/cluster.ts";
@@ -48,7 +49,7 @@ describe("io: Socket.IO relay on the gateway", function () {
     const overrides: ConfigOverrides = { services: ["api", "io", "accounts"], port: 0 };
     return cluster.node(
       nodeId,
-      [createApiService(cluster.config(nodeId, overrides)), AccountsService],
+      [createApiService(cluster.config(nodeId, overrides)), IoService, AccountsService],
       overrides,
     );
   };

@@ -1,0 +1,218 @@
+// The `io` service (DESIGN.md, "Interfaces"): moleculer-io's Socket.IO server on the HTTP server of
+// this node's `api` service (same port and CORS), so it runs only next to `api` (src/node.ts says so).
+// - handshake `auth: {token}` with a workspace key, checked by the api service's KeyStore (the same
+//   lookup and cache as REST), refused at connect otherwise;
+// - each socket joins `ws:<workspaceId>` only, after it got `accounts.snapshot`;
+// - `account.*` broker events (broadcast, so every gateway gets each once) go to the local sockets of
+//   that workspace's room only: the default in-memory adapter and `.local`, so a gateway never fans an
+//   event out to another gateway's sockets (each gateway relays its own copy);
+// - `call` → whitelisted `accounts.*` actions with the socket's workspace forced;
+// - a revoked key (`apikeys.revoked`) loses its open sockets.
+// Start and stop: both services are created before either starts, so the api's HTTP server exists when
+// Socket.IO attaches to it; on stop Socket.IO closes its sockets and engine only, and the api service
+// closes the server (whose close waits for those sockets to end).
+import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
+import SocketIOService from "moleculer-io";
+import type { Server as HttpServer } from "node:http";
+import type { Server, Socket } from "socket.io";
+import type { Caller, KeyStore } from "../src/gateway/keys.ts";
+import {
+  RELAYED_EVENTS,
+  SnapshotHold,
+  roomOf,
+  withoutQrsInSnapshot,
+  workspaceOfEvent,
+  type RelayedEvent,
+  type SnapshotItem,
+} from "../src/io/relay.ts";
+import { authenticateSocket, type SocketPrincipal } from "../src/io/socket-auth.ts";
+import { errorShape, prepareSocketCall } from "../src/io/socket-calls.ts";
+
+interface IoThis extends Service {
+  /** Undefined before start and after stop. */
+  io?: Server;
+  snapshotHold: SnapshotHold;
+  gateway(): ApiHost;
+  resolveSocketKey(token: string): Promise<Caller | null>;
+  socketAuthorize(socket: Socket): Promise<SocketPrincipal>;
+  relayAccountEvent(event: RelayedEvent, payload: unknown): void;
+  onSocketConnected(socket: Socket): Promise<void>;
+  callFromSocket(socket: Socket, action: unknown, params: unknown): Promise<unknown>;
+  disconnectKey(keyId: string): void;
+}
+
+/** What the io service uses of the node's api service. */
+interface ApiHost {
+  server: HttpServer;
+  settings: { cors?: unknown };
+  /** Undefined until the api service has started. */
+  keys?: KeyStore;
+}
+
+type Respond = (err: unknown, res?: unknown) => void;
+
+/** Socket.IO `call` handler; `this` is the socket (moleculer-io sets `socket.$service`). */
+async function onSocketCall(
+  this: Socket,
+  action: unknown,
+  params: unknown,
+  respond?: unknown,
+): Promise<void> {
+  if (typeof params === "function") {
+    respond = params;
+    params = undefined;
+  }
+  const reply = typeof respond === "function" ? (respond as Respond) : undefined;
+  const svc = (this as Socket & { $service: IoThis }).$service;
+  try {
+    const res = await svc.callFromSocket(this, action, params);
+    reply?.(null, res);
+  } catch (err) {
+    reply?.(errorShape(err));
+  }
+}
+
+const API_MISSING =
+  'service "io" runs inside the "api" service\'s HTTP server: add "api" to SERVICES (or create the api service on this broker)';
+
+function principalOf(socket: Socket): SocketPrincipal {
+  return (socket.data as { principal: SocketPrincipal }).principal;
+}
+
+const relayHandlers = Object.fromEntries(
+  RELAYED_EVENTS.map((event) => [
+    event,
+    function (this: IoThis, ctx: Context<unknown>) {
+      this.relayAccountEvent(event, ctx.params);
+    },
+  ]),
+);
+
+const schema: ServiceSchema<any, any, any, IoThis> = {
+  name: "io",
+  mixins: [SocketIOService as Partial<ServiceSchema>],
+  settings: {
+    io: {
+      options: {},
+      namespaces: {
+        "/": {
+          authorization: true,
+          // A function replaces moleculer-io's generic handler (which would call any action).
+          events: { call: onSocketCall },
+        },
+      },
+    },
+  },
+  // moleculer-io's public actions would let any caller on the bus (or a REST alias) emit to any room.
+  actions: { broadcast: false, getClients: false },
+  events: {
+    ...relayHandlers,
+    /** A revoked key loses its open sockets too, on every gateway (REST forgets it in api.service). */
+    "apikeys.revoked"(this: IoThis, ctx: Context<{ keyId: string }>) {
+      this.disconnectKey(ctx.params.keyId);
+    },
+  },
+  methods: {
+    /** moleculer-io's authorization hook: throwing refuses the handshake (`connect_error`). */
+    async socketAuthorize(this: IoThis, socket: Socket): Promise<SocketPrincipal> {
+      const principal = await authenticateSocket(socket.handshake.auth, (token) =>
+        this.resolveSocketKey(token),
+      );
+      (socket.data as { principal: SocketPrincipal }).principal = principal;
+      return principal;
+    },
+
+    /** The node's api service; `io` cannot run without it. */
+    gateway(this: IoThis): ApiHost {
+      const api = this.broker.getLocalService("api") as unknown as ApiHost | undefined;
+      if (!api) throw new Error(API_MISSING);
+      return api;
+    },
+
+    /** moleculer-io's `started` calls this to create its server: Socket.IO goes on the api's. */
+    initSocketIO(this: IoThis) {
+      const api = this.gateway();
+      const init = (SocketIOService as { methods: Record<string, (...a: unknown[]) => void> }).methods
+        .initSocketIO;
+      init.call(this, api.server, {
+        ...(this.settings as { io: { options: object } }).io.options,
+        cors: api.settings.cors,
+      });
+    },
+
+    async resolveSocketKey(this: IoThis, token: string): Promise<Caller | null> {
+      const keys = this.gateway().keys;
+      if (keys) return keys.authenticate(token);
+      throw new Errors.MoleculerRetryableError("Gateway is starting, retry", 503, "SERVICE_UNAVAILABLE");
+    },
+
+    relayAccountEvent(this: IoThis, event: RelayedEvent, payload: unknown): void {
+      const workspaceId = workspaceOfEvent(payload);
+      if (!workspaceId || !this.io) return;
+      this.io.of("/").local.to(roomOf(workspaceId)).emit(event, payload);
+      this.snapshotHold.offer(workspaceId, event, payload);
+    },
+
+    /** Snapshot first, then what happened meanwhile, then live events from the room. */
+    async onSocketConnected(this: IoThis, socket: Socket): Promise<void> {
+      const { workspaceId, keyId } = principalOf(socket);
+      this.snapshotHold.hold(workspaceId, socket.id);
+      socket.once("disconnect", () => this.snapshotHold.release(workspaceId, socket.id));
+      let items: SnapshotItem[] = [];
+      try {
+        const snapshot = await this.broker.call<{ items: SnapshotItem[] }, { workspaceId: string }>(
+          "accounts.snapshot",
+          { workspaceId },
+          { meta: { workspaceId, keyId, $socketId: socket.id } },
+        );
+        items = snapshot.items;
+        socket.emit("accounts.snapshot", snapshot);
+      } catch (err) {
+        this.logger.warn(`io: snapshot of workspace '${workspaceId}' failed:`, (err as Error).message);
+        socket.emit("accounts.snapshot_error", errorShape(err));
+      }
+      const missed = withoutQrsInSnapshot(this.snapshotHold.release(workspaceId, socket.id), items);
+      if (!socket.connected) return;
+      for (const held of missed) socket.emit(held.event, held.payload);
+      // Synchronously after the flush: no event can fall between the two.
+      socket.join(roomOf(workspaceId));
+    },
+
+    disconnectKey(this: IoThis, keyId: string): void {
+      if (!this.io) return;
+      for (const socket of this.io.of("/").sockets.values()) {
+        const principal = (socket.data as { principal?: SocketPrincipal }).principal;
+        if (principal && !principal.admin && principal.keyId === keyId) {
+          socket.emit("auth.revoked", { keyId, message: "This API key was revoked" });
+          socket.disconnect(true);
+        }
+      }
+    },
+
+    async callFromSocket(this: IoThis, socket: Socket, action: unknown, params: unknown): Promise<unknown> {
+      const { workspaceId, keyId, admin } = principalOf(socket);
+      const call = prepareSocketCall(action, params, workspaceId);
+      return this.broker.call(call.action, call.params, {
+        meta: { workspaceId, keyId, admin, $socketId: socket.id, via: "socket.io" },
+      });
+    },
+  },
+  created(this: IoThis) {
+    this.snapshotHold = new SnapshotHold();
+  },
+  started(this: IoThis) {
+    // Runs after moleculer-io's own `started` (mixin hooks first), which created `this.io`.
+    this.io!.of("/").on("connection", (socket: Socket) => {
+      void this.onSocketConnected(socket);
+    });
+  },
+  stopped(this: IoThis) {
+    // Runs before moleculer-io's `stopped`, whose `io.close()` would also close the api's HTTP server.
+    const io = this.io;
+    this.io = undefined;
+    io?.disconnectSockets(true);
+    io?.engine.close();
+  },
+};
+
+export default schema as ServiceSchema;

@@ -1,0 +1,52 @@
+// moleculer-web aliases generated from the route table: an action call for every REST route, and for
+// the operations routes (health, metrics, docs) an answer the gateway makes itself, never through
+// the bus, since they describe this gateway.
+import type { Db } from "mongodb";
+import type { Logger, ServiceBroker } from "moleculer";
+import { readiness } from "./health.ts";
+import { send, type Req, type Res } from "./http.ts";
+import { sendError } from "./http-errors.ts";
+import { gatewayMetricsText } from "./metrics.ts";
+import { buildOpenApi, renderDocsHtml } from "./openapi.ts";
+import { ROUTES, type RouteSpec } from "./routes.ts";
+
+/** What an operations answer reads from the api service. */
+export interface GatewayView {
+  broker: ServiceBroker;
+  logger: Logger;
+  /** Undefined until the gateway has connected to MongoDB. */
+  db?: Db;
+}
+
+const JSON_TYPE = "application/json; charset=utf-8";
+const OPENAPI = buildOpenApi();
+const OPENAPI_JSON = JSON.stringify(OPENAPI);
+const DOCS_HTML = renderDocsHtml(OPENAPI);
+
+/** The gateway's own answers (routes with a `handler`), by handler name. */
+const OPERATIONS: Record<string, (gw: GatewayView, res: Res) => Promise<void>> = {
+  live: async (gw, res) => send(res, 200, JSON_TYPE, JSON.stringify({ live: true, node: gw.broker.nodeID })),
+  ready: async (gw, res) => {
+    const report = await readiness(gw.broker, gw.db);
+    send(res, report.ready ? 200 : 503, JSON_TYPE, JSON.stringify(report));
+  },
+  metrics: async (gw, res) =>
+    send(res, 200, "text/plain; version=0.0.4; charset=utf-8", await gatewayMetricsText(gw.broker, gw.db)),
+  openapi: async (_gw, res) => send(res, 200, JSON_TYPE, OPENAPI_JSON),
+  docs: async (_gw, res) => send(res, 200, "text/html; charset=utf-8", DOCS_HTML),
+};
+
+/** The aliases of one mount point. */
+export function aliasesOf(mount: RouteSpec["mount"]): Record<string, unknown> {
+  const aliases: Record<string, unknown> = {};
+  for (const route of ROUTES.filter((r) => r.mount === mount)) {
+    const answer = route.handler ? OPERATIONS[route.handler] : undefined;
+    if (route.handler && !answer) throw new Error(`route ${route.id}: no operation "${route.handler}"`);
+    aliases[`${route.method} ${route.path}`] = answer
+      ? function (this: GatewayView, req: Req, res: Res) {
+          answer(this, res).catch((err: unknown) => sendError(req, res, err, this.logger));
+        }
+      : { action: route.action, routeId: route.id };
+  }
+  return aliases;
+}

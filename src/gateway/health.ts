@@ -1,0 +1,57 @@
+// GET /health/ready: the gateway can serve requests when NATS and MongoDB answer (each within 1.5 s)
+// and at least one node runs `session`; otherwise 503 with the failing checks.
+import type { Db } from "mongodb";
+import type { ServiceBroker } from "moleculer";
+
+export interface Check {
+  ok: boolean;
+  error?: string;
+  nodes?: string[];
+}
+
+export interface Readiness {
+  ready: boolean;
+  checks: { nats: Check; mongo: Check; workers: Check };
+}
+
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([
+    p,
+    new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`no answer in ${ms} ms`)), ms)),
+  ]);
+}
+
+async function check(fn: () => Promise<unknown>): Promise<Check> {
+  try {
+    await within(fn(), 1500);
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, error: (err as Error).message };
+  }
+}
+
+/** @param db the gateway's database, undefined until it has connected */
+export async function readiness(broker: ServiceBroker, db: Db | undefined): Promise<Readiness> {
+  const transit = broker.transit as any;
+  const [nats, mongo] = await Promise.all([
+    check(async () => {
+      if (!transit?.connected) throw new Error("transporter not connected");
+      // A round trip to the NATS server (nats.js `flush` is a PING/PONG).
+      if (typeof transit.tx?.client?.flush === "function") await transit.tx.client.flush();
+    }),
+    check(async () => {
+      if (!db) throw new Error("not connected");
+      await db.command({ ping: 1 });
+    }),
+  ]);
+  const sessionNodes = [
+    ...new Set(
+      broker.registry
+        .getServiceList({ onlyAvailable: true, skipInternal: true })
+        .filter((s: { name: string }) => s.name === "session")
+        .map((s) => (s as unknown as { nodeID: string }).nodeID),
+    ),
+  ];
+  const workers = { ok: sessionNodes.length > 0, nodes: sessionNodes };
+  return { ready: nats.ok && mongo.ok && workers.ok, checks: { nats, mongo, workers } };
+}

@@ -1,0 +1,122 @@
+// Every failure of the gateway's HTTP side in the contract's shape {name, message, code, type, data}
+// with a stable `type` (DESIGN.md, "Interfaces"; types in src/errors.ts), never a 5xx for bad input.
+import type { Socket } from "node:net";
+import { Errors, type Logger } from "moleculer";
+import ApiGateway from "moleculer-web";
+import {
+  BadRequestError,
+  ERR_BAD_JSON,
+  ERR_BAD_REQUEST,
+  ERR_INTERNAL,
+  ERR_SERVICE_UNAVAILABLE,
+  ERR_UNSUPPORTED_MEDIA_TYPE,
+  PayloadTooLargeError,
+  RouteNotFoundError,
+} from "../errors.ts";
+import { BODY_LIMIT, send, type Req, type Res } from "./http.ts";
+import { ROUTES_BY_ID } from "./routes.ts";
+
+/** The error body of every failed request (DESIGN.md, "Interfaces"). */
+export interface ContractError {
+  name: string;
+  message: string;
+  code: number;
+  type: string;
+  data?: unknown;
+}
+
+/** body-parser failures (wrapped by moleculer-web, `type` kept) → the contract's stable types. */
+const BODY_ERRORS: Record<string, (e: Errors.MoleculerError) => Errors.MoleculerError> = {
+  "entity.parse.failed": (e) => new BadRequestError(`Invalid JSON body: ${e.message}`, ERR_BAD_JSON),
+  "entity.too.large": () => new PayloadTooLargeError(BODY_LIMIT),
+  "charset.unsupported": (e) => new BadRequestError(e.message, ERR_UNSUPPORTED_MEDIA_TYPE, undefined, 415),
+  "encoding.unsupported": (e) => new BadRequestError(e.message, ERR_UNSUPPORTED_MEDIA_TYPE, undefined, 415),
+};
+
+const shape = (e: Errors.MoleculerError): ContractError => ({
+  name: e.name,
+  message: e.message,
+  code: e.code,
+  type: e.type,
+  data: e.data,
+});
+
+/** Errors from other nodes arrive as plain Errors carrying code/type/data (only Moleculer's own
+ * classes are rebuilt), so anything with an HTTP code keeps it; anything else is a logged 500. */
+export function toContractError(req: Req, err: unknown, logger: Logger): ContractError {
+  const web = (ApiGateway as unknown as { Errors: Record<string, any> }).Errors;
+  if (err instanceof web.NotFoundError) {
+    return shape(
+      new RouteNotFoundError(req.method ?? "GET", (req.originalUrl ?? req.url ?? "").split("?")[0]),
+    );
+  }
+  if (err instanceof web.ServiceUnavailableError) {
+    const action = ROUTES_BY_ID.get(req.$alias?.routeId ?? "")?.action ?? "";
+    return shape(
+      new Errors.MoleculerRetryableError(
+        `No node can serve '${action}' right now`,
+        503,
+        ERR_SERVICE_UNAVAILABLE,
+        {
+          action,
+        },
+      ),
+    );
+  }
+  const e = err as { code?: unknown; type?: unknown; data?: unknown };
+  if (err instanceof Error && typeof e.code === "number" && e.code >= 400 && e.code <= 599) {
+    const mapped = typeof e.type === "string" ? BODY_ERRORS[e.type] : undefined;
+    if (mapped) return shape(mapped(err as Errors.MoleculerError));
+    if (typeof e.type === "string" && /^[a-z]+\.[a-z.]+$/.test(e.type)) {
+      // Other body-parser failures (aborted request, bad length…): the client's fault.
+      return shape(new BadRequestError(err.message, ERR_BAD_REQUEST));
+    }
+    return {
+      name: err.name,
+      message: err.message,
+      code: e.code,
+      type: typeof e.type === "string" && e.type ? e.type : e.code >= 500 ? ERR_INTERNAL : ERR_BAD_REQUEST,
+      data: e.data,
+    };
+  }
+  logger.error("Unexpected gateway error", err);
+  return { name: "InternalError", message: "Internal error", code: 500, type: ERR_INTERNAL };
+}
+
+/** Writes `err` as the contract's error body (or just ends an answer already under way). */
+export function sendError(req: Req, res: Res, err: unknown, logger: Logger): void {
+  const e = toContractError(req, err, logger);
+  if (res.headersSent) {
+    if (!res.writableEnded) res.end();
+    return;
+  }
+  const code = e.code;
+  if (code >= 500 && code !== 501 && code !== 503) logger.error(`${req.method} ${req.url}:`, err);
+  const body = JSON.stringify({ name: e.name, message: e.message, code, type: e.type, data: e.data });
+  const headers: Record<string, string> = {};
+  if (e.type === "RATE_LIMITED")
+    headers["Retry-After"] = String((e.data as { retryAfter: number }).retryAfter);
+  send(res, code, "application/json; charset=utf-8", body, headers);
+}
+
+/** Answers a request Node's HTTP parser rejected (oversized headers, garbage) with a JSON error. */
+export function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable || (err as { code?: string }).code === "ECONNRESET") {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = err.code === "HPE_HEADER_OVERFLOW";
+  const status = tooLarge ? 431 : 400;
+  const body = JSON.stringify({
+    name: "BadRequestError",
+    message: tooLarge ? "Request headers too large" : "Malformed HTTP request",
+    code: status,
+    type: tooLarge ? "HEADERS_TOO_LARGE" : ERR_BAD_REQUEST,
+    data: { reason: err.code },
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${tooLarge ? "Request Header Fields Too Large" : "Bad Request"}\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Connection: close\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,82 @@
+// What the gateway's HTTP pieces share: moleculer-web's request as the gateway sees it, a plain
+// writer for answers the gateway makes itself, the CORS settings from CORS_ORIGINS, and the shaping
+// of an action's result by its route (status, Location, other media types; src/gateway/routes.ts).
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Context, ServiceBroker } from "moleculer";
+import type { Config } from "../config.ts";
+import type { Caller } from "./keys.ts";
+import type { RouteSpec } from "./routes.ts";
+
+/** Largest JSON body accepted; larger is a 413 PAYLOAD_TOO_LARGE. */
+export const BODY_LIMIT = "64kb";
+
+/** A request as moleculer-web hands it on, with what the gateway adds (`$caller`, `$format`). */
+export type Req = IncomingMessage & {
+  $ctx: Context<any, any>;
+  $params: Record<string, unknown>;
+  $alias?: { routeId?: string; action?: string };
+  $route?: unknown;
+  $caller?: Caller;
+  $format?: string;
+  parsedUrl?: string;
+  originalUrl?: string;
+};
+export type Res = ServerResponse;
+
+export function send(
+  res: Res,
+  status: number,
+  type: string,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+/** moleculer-web's `cors` settings (shared by Socket.IO), or undefined when CORS_ORIGINS is empty. */
+export function corsSettings(cfg: Config) {
+  const origins = cfg.corsOrigins
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (origins.length === 0) return undefined;
+  return {
+    origin: origins.includes("*") ? "*" : origins,
+    methods: ["GET", "POST", "DELETE", "OPTIONS"],
+    allowedHeaders: ["Authorization", "X-API-Key", "Content-Type"],
+    exposedHeaders: ["Retry-After", "X-Request-ID", "X-RateLimit-Remaining"],
+    maxAge: 600,
+  };
+}
+
+/** moleculer-web's `onAfterCall` for every route of the table: what the route declares about its
+ * answer (counter, other media type, 201 with Location, 204 without body) applied to the result. */
+export function shapeResult(
+  broker: ServiceBroker,
+  spec: RouteSpec | undefined,
+  ctx: Context<any, any>,
+  req: Req,
+  res: Res,
+  data: any,
+): unknown {
+  if (!spec) return data;
+  const format = req.$format ?? "json";
+  if (spec.counter) broker.metrics.increment(spec.counter, { format });
+  const other = spec.formats?.[format];
+  const body = other?.encode(data);
+  if (other && body) {
+    ctx.meta.$responseType = other.type;
+    return body;
+  }
+  if (spec.status === 201) {
+    res.statusCode = 201;
+    ctx.meta.$statusCode = 201;
+    const location = spec.location?.(data);
+    if (location) ctx.meta.$location = location;
+  } else if (spec.status === 204) {
+    ctx.meta.$statusCode = 204;
+    return null;
+  }
+  return data;
+}
