@@ -95,12 +95,18 @@ export interface SimulationHooks {
   message(from: string, text: string): Promise<void>;
 }
 
+export interface StopOptions {
+  /** Kill at once, with no graceful close and no final save: the node lost (or is losing) its fence,
+   * and a browser still online after its lease expired would meet the next owner's. @default false */
+  force?: boolean;
+}
+
 export interface Engine extends EventEmitter<EngineEvents> {
   readonly name: string;
   /** Starts the session; resolves once started (not once connected). Restores auth state when saved. */
   start(): Promise<void>;
   /** Idempotent; releases every process and file handle. Saved auth state is kept. */
-  stop(): Promise<void>;
+  stop(opts?: StopOptions): Promise<void>;
   /** Unlinks the device and deletes the auth state. */
   logout(): Promise<void>;
   requestPairingCode(phoneNumber: string): Promise<string>;
@@ -120,7 +126,7 @@ export abstract class BaseEngine extends EventEmitter<EngineEvents> implements E
     super();
   }
   abstract start(): Promise<void>;
-  abstract stop(): Promise<void>;
+  abstract stop(opts?: StopOptions): Promise<void>;
   abstract logout(): Promise<void>;
   abstract requestPairingCode(phoneNumber: string): Promise<string>;
   abstract sendText(to: string, text: string): Promise<{ id: string }>;

@@ -252,14 +252,20 @@ export class SessionRuntime {
   async stopWorkspace(workspaceId: string): Promise<number> {
     this.retries.cancelWorkspace(workspaceId);
     const victims = [...this.sessions.values()].filter((s) => s.workspaceId === workspaceId);
-    await Promise.all(victims.map((s) => s.stop({ persist: false })));
+    await Promise.all(victims.map((s) => s.stop({ persist: false, force: true })));
     return victims.length;
   }
 
   /** Stops everything without writing (shutdown, self-fencing). */
   async stopAll(): Promise<void> {
     this.retries.cancelWorkspace();
-    await Promise.all([...this.sessions.values()].map((s) => s.stop({ persist: false })));
+    // Where this node holds no fence any more (self-fencing), engines are killed, not closed: a
+    // graceful close can outlast the lease, and the next owner may then start its own browser.
+    await Promise.all(
+      [...this.sessions.values()].map((s) =>
+        s.stop({ persist: false, force: this.ownership.current(s.workspaceId) === null }),
+      ),
+    );
   }
 
   // ---- opening ----

@@ -153,9 +153,10 @@ export class Session implements PipelineSession {
     }
   }
 
-  /** Stops the engine; `persist: false` (shutdown, fencing) writes and broadcasts nothing. */
-  async stop({ persist = true } = {}): Promise<AccountStatus> {
-    await this.halt();
+  /** Stops the engine; `persist: false` (shutdown, fencing) writes and broadcasts nothing; `force`
+   * kills the engine at once (the node has no fence for it any more). */
+  async stop({ persist = true, force = false } = {}): Promise<AccountStatus> {
+    await this.halt(force);
     if (persist) await this.pipeline.enqueue({ kind: "status", status: "stopped" }, { force: true });
     else await this.pipeline.settled();
     return this.status;
@@ -192,21 +193,23 @@ export class Session implements PipelineSession {
   }
 
   /** Closes the session and stops its engine. */
-  private async halt(): Promise<void> {
+  private async halt(force = false): Promise<void> {
     this.close();
     this.unbind?.();
     this.unbind = null;
     const engine = this.engine;
     this.engine = null;
     if (engine)
-      await engine.stop().catch((err) => this.deps.logger.warn(`Stopping ${this.accountId} failed`, err));
+      await engine
+        .stop({ force })
+        .catch((err) => this.deps.logger.warn(`Stopping ${this.accountId} failed`, err));
   }
 
   private async fenceOut(): Promise<void> {
     this.deps.logger.warn(
       `Session ${this.accountId}: fenced out (epoch ${this.fence.epoch} on ${this.fence.node}); stopping`,
     );
-    await this.halt();
+    await this.halt(true);
   }
 
   /**

@@ -42,7 +42,10 @@ export interface LaunchOptions {
 }
 
 export interface LaunchedChromium {
+  /** Leader of the browser's process group (the supervisor, or Chromium itself without one). */
   pid: number;
+  /** Chromium's main process. */
+  browserPid: number;
   wsEndpoint: string;
   child: ChildProcess;
   /** Resolves with the exit code/signal when the browser process ends. */
@@ -86,7 +89,8 @@ export function supervisedCommand(
 ): { file: string; args: string[] } {
   if (!SETPRIV) return { file: executable, args };
   // Chromium's crash handler leaves the group; it is found by its database inside the profile ($0).
-  const script = 'trap \'pkill -KILL -f -- "$0/.config"; kill -KILL 0\' TERM; "$@" & wait $!';
+  const script =
+    'trap \'pkill -KILL -f -- "$0/.config"; kill -KILL 0\' TERM; "$@" & echo "chromium pid $!" >&2; wait $!';
   const shell = ["/bin/sh", "-c", script, profileDir, executable, ...args];
   return { file: SETPRIV, args: ["--pdeathsig", "TERM", "--", ...shell] };
 }
@@ -114,17 +118,25 @@ export function launchChromium(opts: LaunchOptions): Promise<LaunchedChromium> {
   if (child.pid) trackGroup(child.pid, exited);
   return new Promise((resolve, reject) => {
     let stderr = "";
+    let browserPid: number | undefined;
     const timer = setTimeout(
       () => fail(new ChromiumLaunchError(`Chromium did not open DevTools in ${opts.timeoutMs ?? 30000} ms`)),
       opts.timeoutMs ?? 30000,
     );
     const onData = (chunk: Buffer) => {
       stderr += chunk.toString();
+      browserPid ??= Number(/chromium pid (\d+)/.exec(stderr)?.[1]) || undefined;
       const match = /DevTools listening on (ws:\/\/\S+)/.exec(stderr);
       if (match) {
         done();
         child.stderr?.resume(); // keep draining so Chromium never blocks on a full pipe
-        resolve({ pid: child.pid!, wsEndpoint: match[1], child, exited });
+        resolve({
+          pid: child.pid!,
+          browserPid: browserPid ?? child.pid!,
+          wsEndpoint: match[1],
+          child,
+          exited,
+        });
       } else if (stderr.length > 64_000) stderr = stderr.slice(-16_000);
     };
     const onError = (err: Error) => fail(new ChromiumLaunchError(`Chromium could not start: ${err.message}`));

@@ -8,7 +8,7 @@ import type { Page } from "puppeteer-core";
 import type wweb from "whatsapp-web.js";
 import { InvalidStateError } from "../../errors.ts";
 import type { FailureReason } from "../../lifecycle/states.ts";
-import { BaseEngine, type EngineOptions } from "../base.ts";
+import { BaseEngine, type EngineOptions, type StopOptions } from "../base.ts";
 import { ProfileAuthStrategy } from "./auth.ts";
 import {
   killSessionProcesses,
@@ -108,7 +108,7 @@ export class WebjsEngine extends BaseEngine {
 
   /** Pid of the session's Chromium while one runs (tests and metrics). */
   get browserPid(): number | undefined {
-    return this.browser?.pid;
+    return this.browser?.browserPid;
   }
 
   get status(): Phase {
@@ -132,11 +132,15 @@ export class WebjsEngine extends BaseEngine {
     await settled;
   }
 
-  async stop(): Promise<void> {
-    if (!this.stopping) {
+  async stop({ force = false }: StopOptions = {}): Promise<void> {
+    if (this.stopping && force) {
+      // A graceful stop is under way (destroy() may hang for seconds): the processes go now.
+      await killSessionProcesses(this.userDataDir, this.browser?.pid);
+    } else if (!this.stopping) {
       const wasLive = this.phase !== "failed" && this.phase !== "stopped" && this.phase !== "idle";
       if (wasLive) this.phase = "stopping";
-      this.stopping = this.shutdown({ save: wasLive && this.everReady }).finally(() => {
+      const save = wasLive && this.everReady && !force;
+      this.stopping = this.shutdown({ save, graceful: !force }).finally(() => {
         if (this.phase === "stopping") this.phase = "stopped";
         this.stopping = null;
       });
@@ -380,7 +384,7 @@ export class WebjsEngine extends BaseEngine {
 
   private onBrowserExit(gen: number, browser: LaunchedChromium): void {
     if (this.browser !== browser) return;
-    this.onBrowserLost(gen, `Chromium (pid ${browser.pid}) exited unexpectedly`);
+    this.onBrowserLost(gen, `Chromium (pid ${browser.browserPid}) exited unexpectedly`);
   }
 
   private onBrowserLost(gen: number, why: string): void {
@@ -479,7 +483,7 @@ export class WebjsEngine extends BaseEngine {
   }
 
   /** Stops everything of this session: timers, a launch in flight, the browser; then saves and cleans. */
-  private async shutdown(opts: { save: boolean }): Promise<void> {
+  private async shutdown(opts: { save: boolean; graceful?: boolean }): Promise<void> {
     this.generation++;
     this.clearWatchdog();
     this.clearQrTimer();
@@ -487,7 +491,7 @@ export class WebjsEngine extends BaseEngine {
     this.restartTimer = null;
     this.abortLaunch?.abort();
     if (this.launching) await this.launching;
-    await this.dropBrowser(true);
+    await this.dropBrowser(opts.graceful ?? true);
     if (opts.save) {
       // The browser has closed cleanly: the profile on disk is complete and consistent.
       await this.auth.save().catch((err) => this.opts.logger?.warn("saving auth state on stop failed:", err));

@@ -21,6 +21,7 @@ import {
   memoryOf,
   processesMentioning,
   processGroupMembers,
+  processGroupOf,
 } from "../../../src/engines/webjs/chromium.ts";
 import { packProfile, ProfileAuthStrategy } from "../../../src/engines/webjs/auth.ts";
 import { WebjsEngine, type WebjsTuning } from "../../../src/engines/webjs/index.ts";
@@ -41,8 +42,16 @@ interface Seen {
 }
 
 /** Some non-zombie process of the group is alive (a killed one may stay a zombie until reaped). */
-function groupAlive(pgid: number): boolean {
-  return processGroupMembers(pgid).length > 0;
+/** A process of the group of Chromium's main process `pid` (its supervisor leads the group) is alive.
+ * The group is read while `pid` runs (`groupOf`), since a dead process has none. */
+const groups = new Map<number, number>();
+function groupOf(pid: number): number {
+  const group = processGroupOf(pid);
+  if (group !== null) groups.set(pid, group);
+  return groups.get(pid) ?? pid;
+}
+function groupAlive(pid: number): boolean {
+  return isAlive(pid) || processGroupMembers(groups.get(pid) ?? pid).length > 0;
 }
 
 function isAlive(pid: number): boolean {
@@ -189,6 +198,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       const { engine, first, seen } = makeEngine({ chromiumArgs: s.chromiumArgs, maxCrashes: 3 });
       void engine.start();
       const pid1: number = await waitFor(() => engine.browserPid, { what: "the first Chromium" });
+      groupOf(pid1);
       process.kill(pid1, "SIGKILL");
       const disconnected = await first("disconnected", 10000);
       assert.equal(disconnected.args[0], "browser_crashed");
@@ -211,6 +221,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       await engine.start();
       await first("qr");
       const pid1 = engine.browserPid!;
+      groupOf(pid1);
       process.kill(pid1, "SIGKILL");
       assert.equal((await first("disconnected")).args[0], "browser_crashed");
       await waitFor(() => seen.filter((e) => e.event === "qr").length >= 2, {
@@ -242,6 +253,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       await engine.start();
       await first("qr");
       const pid1 = engine.browserPid!;
+      groupOf(pid1);
       process.kill(pid1, "SIGKILL");
       await waitFor(() => turnAsked, { what: "the restart to ask for a turn" });
       // No turn yet: no browser, whatever the backoff (100 ms here) says.
@@ -267,6 +279,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
             { what: `Chromium #${i + 1}` },
           );
           killed.push(pid);
+          groupOf(pid);
           process.kill(pid, "SIGKILL");
         }
       })();
@@ -278,6 +291,22 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       for (const pid of killed) assert.equal(groupAlive(pid), false);
     });
 
+    it("stop({force}) of a fenced-out node kills at once, even a frozen browser a graceful stop would wait for", async () => {
+      const s = await standin("hang");
+      const { engine } = makeEngine({ chromiumArgs: s.chromiumArgs, destroyTimeoutMs: 3000 });
+      void engine.start();
+      const pid = await waitFor(() => engine.browserPid, { what: "Chromium" });
+      groupOf(pid);
+      process.kill(pid, "SIGSTOP"); // DevTools no longer answers: a graceful close would hang
+      const t0 = Date.now();
+      await engine.stop({ force: true });
+      const ms = Date.now() - t0;
+      console.log(`      forced stop: ${ms} ms`);
+      assert.ok(ms < 1500, `a forced stop took ${ms} ms (the fence margin is 1.5 s at the defaults)`);
+      assert.deepEqual(processesMentioning(engine.userDataDir), []);
+      assert.equal(groupAlive(pid), false);
+    });
+
     it("stop() leaves no process and no SingletonLock even when destroy() hangs (browser frozen)", async () => {
       const s = await standin("hang");
       const { engine } = makeEngine({ chromiumArgs: s.chromiumArgs, destroyTimeoutMs: 500 });
@@ -285,6 +314,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       const pid = await waitFor(() => engine.browserPid, { what: "Chromium" });
       const lock = join(engine.userDataDir, "SingletonLock");
       await waitFor(() => lstatSync(lock, { throwIfNoEntry: false }), { what: "the profile lock" });
+      groupOf(pid);
       process.kill(pid, "SIGSTOP"); // DevTools no longer answers: browser.close() hangs
       const t0 = Date.now();
       await engine.stop();
