@@ -347,4 +347,31 @@ describe("placement: failover, drain and restarts with worker processes", functi
     );
     assert.deepEqual(qrsSince(mark, new Set(before)), []);
   });
+
+  it("whole-cluster crash (SIGKILL of every worker, back under new node ids): every session back once, no QR", async () => {
+    const before = ids();
+    await waitAllConnected(obs, () => running, before, "every session connected once before", 15000);
+    const mark = events.length;
+    for (const n of WORKERS) pc.kill(n, "SIGKILL");
+    await Promise.all(WORKERS.map((n) => pc.stopWorker(n)));
+    // Recreated containers get new names: no worker of the old ids comes back.
+    const fresh = WORKERS.map((n) => `${n}-new`);
+    running = fresh;
+    const sampler = new Sampler(obs, () => fresh).start();
+    try {
+      await Promise.all(fresh.map((n) => pc.startWorker(n)));
+      await waitAllConnected(
+        obs,
+        () => fresh,
+        before,
+        `all ${before.length} sessions restored on new nodes`,
+        90000,
+      );
+    } finally {
+      await sampler.stop();
+      await Promise.all(fresh.map((n) => pc.stopWorker(n)));
+    }
+    assert.deepEqual(sampler.duplicates, []);
+    assert.deepEqual(qrsSince(mark, new Set(before)), [], "a restored session asked for a QR");
+  });
 });
