@@ -22,6 +22,7 @@
 //   WEBHOOK_CONCURRENCY, WEBHOOK_RETENTION_MS                      (16, 7 days)
 import type { BrokerOptions } from "moleculer";
 import { CONFIG_KEY, config as defaultConfig, type Config } from "./src/config.ts";
+import { SwitchboardRegenerator } from "./src/error-regenerator.ts";
 import { placementMiddleware, registerWorkspaceShard } from "./src/sharding/register.ts";
 
 // The WorkspaceShard strategy runs on the calling node: every process registers it.
@@ -51,6 +52,7 @@ export function brokerOptions(
     // The strategy must see every call: a caller that hosts `session` would otherwise call itself.
     registry: { preferLocal: false, strategy: "RoundRobin" },
     retryPolicy: { enabled: false },
+    errorRegenerator: new SwitchboardRegenerator(),
     metrics: { enabled: true, reporter: [] },
     tracking: { enabled: true, shutdownTimeout: 10000 },
     // Gives every broker its placement layer (KV mirror read by the WorkspaceShard strategy).
