@@ -23,7 +23,7 @@
 import type { BrokerOptions } from "moleculer";
 import { CONFIG_KEY, config as defaultConfig, type Config } from "./src/config.ts";
 import { SwitchboardRegenerator } from "./src/error-regenerator.ts";
-import { placementMiddleware, registerWorkspaceShard } from "./src/sharding/register.ts";
+import { placementMiddleware, registerWorkspaceShard } from "./src/placement/broker-wiring.ts";
 
 // The WorkspaceShard strategy runs on the calling node: every process registers it.
 registerWorkspaceShard();

@@ -21,7 +21,7 @@ import {
   waitAllConnected,
   type Recorded,
 } from "../test/integration/placement/failover-support.ts";
-import { placementOf } from "../src/sharding/placement.ts";
+import { placementOf } from "../src/placement/kv.ts";
 import type { BenchArgs, BenchResult } from "./index.ts";
 import { numberOption } from "./support/options.ts";
 

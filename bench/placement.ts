@@ -6,10 +6,10 @@
 //   movedOnLeave  same when a node is removed (mean over every choice of leaver; worst also shown)
 // and the cost of WorkspaceShardStrategy.select() at 100 endpoints (owner known / unplaced).
 import { Strategies, type Context, type Endpoint } from "moleculer";
-import { placeAll, type PlacementNode } from "../src/sharding/hrw.ts";
-import { PlacementMirror } from "../src/sharding/mirror.ts";
-import { attachMirror } from "../src/sharding/placement.ts";
-import { WorkspaceShardStrategy } from "../src/sharding/strategy.ts";
+import { placeAll, type PlacementNode } from "../src/placement/hrw.ts";
+import { PlacementMirror } from "../src/placement/mirror.ts";
+import { attachMirror } from "../src/placement/kv.ts";
+import { WorkspaceShardStrategy } from "../src/placement/strategy.ts";
 import type { BenchArgs, BenchResult } from "./index.ts";
 
 const WORKSPACES = 10000;

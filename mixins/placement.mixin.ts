@@ -1,6 +1,6 @@
 // Placement for the `session` service (DESIGN.md, "Placement and routing"): the node's lease, fenced
 // ownership handed to the session runtime, the reconciler, routing of calls that reached a non-owner,
-// and the cluster-facing actions (names in src/sharding/actions.ts):
+// and the cluster-facing actions (names in src/placement/actions.ts):
 //   session.ping {workspaceId}            → {node, epoch, forwardedBy} (a routing probe, sharded)
 //   session.nodes {}                       → {items: NodeView[]}
 //   session.placement {workspaceId}        → {workspaceId, node, epoch, since} (404 when unplaced)
@@ -15,11 +15,11 @@ import { WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
 import { configOf } from "../src/config.ts";
 import { NotFoundError } from "../src/errors.ts";
 import type { SessionRuntime } from "../src/session/runtime.ts";
-import type { NodeRecord } from "../src/sharding/liveness.ts";
-import { placementOf } from "../src/sharding/placement.ts";
-import { WORKSPACE_SHARD } from "../src/sharding/strategy.ts";
-import { Reconciler } from "../src/sharding/reconciler.ts";
-import { WorkerPlacement } from "../src/sharding/worker.ts";
+import type { NodeRecord } from "../src/placement/liveness.ts";
+import { placementOf } from "../src/placement/kv.ts";
+import { WORKSPACE_SHARD } from "../src/placement/strategy.ts";
+import { Reconciler } from "../src/placement/reconciler.ts";
+import { WorkerOwnership } from "../src/placement/worker-ownership.ts";
 import type { AccountsRepo } from "../src/store/accounts-repo.ts";
 
 /** Upper bound of one `drain` call. */
@@ -57,7 +57,7 @@ export interface PingResult {
 export interface PlacementVars {
   runtime: SessionRuntime;
   repo: AccountsRepo;
-  workerPlacement?: WorkerPlacement;
+  workerPlacement?: WorkerOwnership;
   reconciler?: Reconciler;
 }
 
@@ -179,17 +179,14 @@ export function placementMixin(): Partial<ServiceSchema> {
       async startPlacement(this: This) {
         const placement = placementOf(this.broker);
         if (!placement) {
-          // Without a transporter a broker is a cluster of one: single-node ownership is right. With
-          // one, the Placement middleware must have run: running unfenced would be a bug.
-          if (this.broker.transit)
-            throw new Error(
-              "placement layer missing: is moleculer.config.ts's Placement middleware in the broker options?",
-            );
-          return;
+          // Running unfenced would be a bug: the Placement middleware must have run.
+          throw new Error(
+            "placement layer missing: is moleculer.config.ts's Placement middleware in the broker options?",
+          );
         }
         const cfg = configOf(this.broker);
         const runtime = () => this.runtime;
-        const wp = new WorkerPlacement({
+        const wp = new WorkerOwnership({
           broker: this.broker,
           cfg,
           placement,

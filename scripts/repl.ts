@@ -7,7 +7,7 @@ import { ServiceBroker } from "moleculer";
 import { brokerOptions } from "../moleculer.config.ts";
 import { loadConfig } from "../src/config.ts";
 import { replCommands } from "../src/repl/commands.ts";
-import { CLUSTER_ACTIONS } from "../src/sharding/actions.ts";
+import { CLUSTER_ACTIONS } from "../src/placement/actions.ts";
 
 const base = loadConfig();
 const cfg = {

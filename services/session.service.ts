@@ -22,9 +22,9 @@ import { configOf } from "../src/config.ts";
 import { resolveEngine } from "../src/engines/index.ts";
 import { InvalidStateError, NotFoundError, NotImplementedByEngine } from "../src/errors.ts";
 import type { AccountStatus } from "../src/lifecycle/states.ts";
-import { SingleNodeOwnership } from "../src/session/ownership.ts";
+import { NOT_PLACED } from "../src/placement/fence.ts";
 import { SessionRuntime, type LocalSessionInfo } from "../src/session/runtime.ts";
-import { WORKSPACE_SHARD } from "../src/sharding/strategy.ts";
+import { WORKSPACE_SHARD } from "../src/placement/strategy.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
 
@@ -336,7 +336,7 @@ const SessionService: ServiceSchema<
       nodeId: this.broker.nodeID,
       repo: this.repo,
       authStore: this.authStore,
-      ownership: new SingleNodeOwnership(this.broker.nodeID),
+      ownership: NOT_PLACED,
       broadcast: (event, payload) => this.broker.broadcast(event, payload),
       engine: {
         qr: cfg.qr,

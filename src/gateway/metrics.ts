@@ -6,7 +6,7 @@
 //    status per node, placements per node) and its own counter of QR codes served.
 import type { Db } from "mongodb";
 import { MetricReporters, type ServiceBroker } from "moleculer";
-import { placementOf } from "../sharding/placement.ts";
+import { placementOf } from "../placement/kv.ts";
 import { COLLECTIONS } from "../store/mongo.ts";
 
 /** Names Switchboard layers register in their broker's metric registry; the gateway exports every

@@ -3,7 +3,7 @@
 // it, so the two cannot drift. Every account alias goes to `accounts.*` (never `session.*`: moleculer-web
 // resolves an alias's endpoint before authentication, with the gateway's own context).
 import { ACCOUNT_EVENTS } from "../accounts/types.ts";
-import { CLUSTER_ACTIONS } from "../sharding/actions.ts";
+import { CLUSTER_ACTIONS } from "../placement/actions.ts";
 import { METRICS } from "./metrics.ts";
 
 /** Who may call a route: anyone, a workspace key (or the admin key naming a workspace), the admin key. */

@@ -2,7 +2,7 @@
 // calls the same actions the REST gateway does and prints a plain table, never raw JSON.
 import type { ServiceBroker } from "moleculer";
 import qrcodeTerminal from "qrcode-terminal";
-import { CLUSTER_ACTIONS } from "../sharding/actions.ts";
+import { CLUSTER_ACTIONS } from "../placement/actions.ts";
 import type { AccountView, QrView } from "../accounts/types.ts";
 import { formatRecord, formatTable, type Column } from "./table.ts";
 

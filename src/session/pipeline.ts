@@ -8,7 +8,7 @@ import type { AccountStatus, FailureReason } from "../lifecycle/states.ts";
 import { qrViewOf } from "../qr/qr-image.ts";
 import type { AccountsRepo, StatusPatch } from "../store/accounts-repo.ts";
 import type { SessionChange } from "./engine-events.ts";
-import { carriesFence, type Fence, type Ownership } from "./ownership.ts";
+import { carriesFence, type Fence, type Ownership } from "../placement/fence.ts";
 import { foldStatusRun, type QueuedChange, type StatusRun } from "./status-run.ts";
 
 /** The session a pipeline serves: what it reads, and the fields it keeps current. */

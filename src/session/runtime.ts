@@ -8,7 +8,7 @@ import type { AccountStatus } from "../lifecycle/states.ts";
 import type { AccountsRepo } from "../store/accounts-repo.ts";
 import type { AuthStore } from "../store/auth-store.ts";
 import { retryTransient } from "../store/mongo.ts";
-import { carriesFence, type Fence, type Ownership } from "./ownership.ts";
+import { carriesFence, type Fence, type Ownership } from "../placement/fence.ts";
 import {
   type ClaimOutcome,
   type EngineSettings,

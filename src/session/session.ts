@@ -8,7 +8,7 @@ import { InvalidStateError, NotOwnerError } from "../errors.ts";
 import { type AccountStatus, type FailureReason, isFailureReason } from "../lifecycle/states.ts";
 import type { AuthStore } from "../store/auth-store.ts";
 import { bindEngineEvents } from "./engine-events.ts";
-import type { Fence } from "./ownership.ts";
+import type { Fence } from "../placement/fence.ts";
 import { SessionPipeline, type PipelineDeps, type PipelineSession } from "./pipeline.ts";
 
 /** Engine settings shared by every session of the node. */

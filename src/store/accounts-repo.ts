@@ -2,7 +2,7 @@
 // so a node that lost a workspace (and has not noticed yet) changes nothing.
 import type { Collection, Db } from "mongodb";
 import type { AccountDoc, DesiredState } from "../accounts/types.ts";
-import type { Fence } from "../session/ownership.ts";
+import type { OwnerStamp as Fence } from "./stamp.ts";
 import { InsertBatcher } from "./insert-batch.ts";
 import { COLLECTIONS, retryTransient } from "./mongo.ts";
 

@@ -11,12 +11,9 @@
 // fenced out of a workspace cannot overwrite its new owner's state, even with a save already in flight.
 import { Binary, GridFSBucket, type Collection, type Db, type Filter, type ObjectId } from "mongodb";
 import { NotOwnerError } from "../errors.ts";
+import type { OwnerStamp } from "./stamp.ts";
 
-/** The owner of a session's workspace, as placement fenced it (structurally the placement `Fence`). */
-export interface AuthStamp {
-  node: string;
-  epoch: number;
-}
+type AuthStamp = OwnerStamp;
 
 export interface AuthStore {
   /** With a stamp, also records the stamp as the state's owner; throws NotOwnerError when a newer

@@ -10,7 +10,7 @@ import { configOf } from "../../src/config.ts";
 import { ROOT } from "../../src/dev/servers.ts";
 import { drawQr } from "../../src/repl/commands.ts";
 import { waitFor } from "../support/wait.ts";
-import { CLUSTER_ACTIONS } from "../../src/sharding/actions.ts";
+import { CLUSTER_ACTIONS } from "../../src/placement/actions.ts";
 import { startSwitchboard, type RunningSwitchboard } from "./support.ts";
 
 /** A running console: what it printed so far, and a way to type a line and wait for the answer. */

@@ -15,7 +15,7 @@ import SessionService from "../../services/session.service.ts";
 import { ROOT } from "../../src/dev/servers.ts";
 import { TestCluster, type ConfigOverrides } from "../support/cluster.ts";
 import { waitFor } from "../support/wait.ts";
-import { CLUSTER_ACTIONS } from "../../src/sharding/actions.ts";
+import { CLUSTER_ACTIONS } from "../../src/placement/actions.ts";
 
 /** Screenshots and other files a test leaves for people to look at (git-ignored). */
 export const ARTIFACTS_DIR = join(ROOT, "artifacts", "e2e");

@@ -5,7 +5,7 @@ import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
 import { MongoClient } from "mongodb";
 import { ROUTES, fullPath } from "../../../src/gateway/routes.ts";
-import { CLUSTER_ACTIONS } from "../../../src/sharding/actions.ts";
+import { CLUSTER_ACTIONS } from "../../../src/placement/actions.ts";
 import { waitFor } from "../../support/wait.ts";
 import { GatewayCluster, LONG_QR, waitForStatus, type GatewayNode, type HttpResult } from "./helpers.ts";
 

@@ -5,8 +5,8 @@ import { strict as assert } from "node:assert";
 import type { ServiceBroker } from "moleculer";
 import AccountsService from "../../../services/accounts.service.ts";
 import type { AccountView } from "../../../src/accounts/types.ts";
-import type { NodeRecord } from "../../../src/sharding/liveness.ts";
-import { placementOf } from "../../../src/sharding/placement.ts";
+import type { NodeRecord } from "../../../src/placement/liveness.ts";
+import { placementOf } from "../../../src/placement/kv.ts";
 import { ProcessCluster } from "../../support/process-cluster.ts";
 import { waitFor } from "../../support/wait.ts";
 import {

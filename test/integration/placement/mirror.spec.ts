@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, startNats, type RunningServer } from "../../../src/dev/servers.ts";
-import { ClusterPlacement } from "../../../src/sharding/placement.ts";
+import { ClusterPlacement } from "../../../src/placement/kv.ts";
 import { testConfig } from "../../support/cluster.ts";
 import { waitFor } from "../../support/wait.ts";
 

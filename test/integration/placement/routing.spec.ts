@@ -11,16 +11,16 @@ import AccountsService from "../../../services/accounts.service.ts";
 import SessionService from "../../../services/session.service.ts";
 import type { PingResult } from "../../../mixins/placement.mixin.ts";
 import type { AccountView } from "../../../src/accounts/types.ts";
-import { placementOf } from "../../../src/sharding/placement.ts";
-import { PlacementTable } from "../../../src/sharding/placement-table.ts";
-import type { WorkerPlacement } from "../../../src/sharding/worker.ts";
+import { placementOf } from "../../../src/placement/kv.ts";
+import { PlacementTable } from "../../../src/placement/placement-table.ts";
+import type { WorkerOwnership } from "../../../src/placement/worker-ownership.ts";
 import { TestCluster } from "../../support/cluster.ts";
 import { waitFor } from "../../support/wait.ts";
 
 const WORKERS = ["w1", "w2", "w3", "w4"];
 
-function workerPlacementOf(broker: ServiceBroker): WorkerPlacement {
-  const svc = broker.getLocalService("session") as unknown as { workerPlacement?: WorkerPlacement };
+function workerPlacementOf(broker: ServiceBroker): WorkerOwnership {
+  const svc = broker.getLocalService("session") as unknown as { workerPlacement?: WorkerOwnership };
   assert.ok(svc?.workerPlacement, `${broker.nodeID} runs no placement`);
   return svc.workerPlacement;
 }

@@ -3,7 +3,7 @@ import { strict as assert } from "node:assert";
 import type { ServiceBroker } from "moleculer";
 import { InvalidStateError, NotFoundError } from "../../../src/errors.ts";
 import { drawQr, replCommands } from "../../../src/repl/commands.ts";
-import { CLUSTER_ACTIONS } from "../../../src/sharding/actions.ts";
+import { CLUSTER_ACTIONS } from "../../../src/placement/actions.ts";
 
 type Handler = (params: any) => unknown;
 

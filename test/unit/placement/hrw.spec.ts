@@ -12,7 +12,7 @@ import {
   placeAll,
   rankNodes,
   type PlacementNode,
-} from "../../../src/sharding/hrw.ts";
+} from "../../../src/placement/hrw.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const nodes = (n: number, prefix = "node-"): PlacementNode[] =>
@@ -25,7 +25,7 @@ function counts(placement: Map<string, string>): Map<string, number> {
   return c;
 }
 
-describe("sharding/hrw", () => {
+describe("placement/hrw", () => {
   it("gives the same answers in another process", async function () {
     this.timeout(30000);
     const ids = workspaces(500);
@@ -33,7 +33,7 @@ describe("sharding/hrw", () => {
     const here =
       ids.map((w) => rankNodes(w, ns).join(",")).join(";") + "|" + JSON.stringify(hash64("héllo✓"));
     const script = `
-      import { rankNodes, hash64 } from ${JSON.stringify(join(ROOT, "src/sharding/hrw.ts"))};
+      import { rankNodes, hash64 } from ${JSON.stringify(join(ROOT, "src/placement/hrw.ts"))};
       const ns = Array.from({ length: 7 }, (_, i) => ({ id: "node-" + (i + 1) }));
       const ids = Array.from({ length: 500 }, (_, i) => "ws-" + i);
       process.stdout.write(ids.map((w) => rankNodes(w, ns).join(",")).join(";") + "|" + JSON.stringify(hash64("héllo✓")));

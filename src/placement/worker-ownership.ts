@@ -9,10 +9,10 @@
 import type { ServiceBroker } from "moleculer";
 import type { Config } from "../config.ts";
 import { WorkspaceUnavailableError } from "../errors.ts";
-import type { Fence, Ownership } from "../session/ownership.ts";
+import type { Fence, Ownership } from "./fence.ts";
 import { chooseOwner, nextOwner, type PlacementNode } from "./hrw.ts";
 import { Liveness, type NodeRecord } from "./liveness.ts";
-import type { ClusterPlacement } from "./placement.ts";
+import type { ClusterPlacement } from "./kv.ts";
 import type { PlacementEntry } from "./placement-table.ts";
 
 type Logger = { info(...a: unknown[]): void; warn(...a: unknown[]): void; debug(...a: unknown[]): void };
@@ -30,7 +30,7 @@ export interface SessionHost {
   stopAll(): Promise<void>;
 }
 
-export interface WorkerPlacementOptions {
+export interface WorkerOwnershipOptions {
   broker: ServiceBroker;
   cfg: Config;
   placement: ClusterPlacement;
@@ -43,7 +43,7 @@ interface Held {
   term: number;
 }
 
-export class WorkerPlacement implements Ownership {
+export class WorkerOwnership implements Ownership {
   readonly nodeId: string;
   readonly liveness: Liveness;
   draining = false;
@@ -54,7 +54,7 @@ export class WorkerPlacement implements Ownership {
   /** Called when ownership changed (a claim, a loss): the reconciler acts on it. */
   onChange: () => void = () => undefined;
 
-  constructor(private readonly opts: WorkerPlacementOptions) {
+  constructor(private readonly opts: WorkerOwnershipOptions) {
     this.nodeId = opts.broker.nodeID;
     this.liveness = new Liveness({
       kv: opts.placement.nodesKv,

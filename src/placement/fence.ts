@@ -1,13 +1,11 @@
 // Who may run (and write) a workspace's sessions. The session runtime asks before every start and
-// stamps every status write with the answer (`{node, epoch}`), so a stale owner's writes match nothing.
-// PLACEMENT provides the real implementation (JetStream KV claims + liveness lease); SingleNodeOwnership
-// serves a single worker, and several workers until placement is wired in.
+// stamps every write with the answer (`{node, epoch}`), so a stale owner's writes match nothing.
+// WorkerOwnership (worker-ownership.ts) is the implementation: JetStream KV claims and a liveness lease.
+import { WorkspaceUnavailableError } from "../errors.ts";
+import type { OwnerStamp } from "../store/stamp.ts";
 
 /** The fence of a workspace: its owner node and the placement epoch of that ownership. */
-export interface Fence {
-  node: string;
-  epoch: number;
-}
+export type Fence = OwnerStamp;
 
 /** `x` (a document, a fence) is stamped with exactly `fence`. */
 export function carriesFence(x: { node?: string | null; epoch?: number | null }, fence: Fence): boolean {
@@ -22,17 +20,10 @@ export interface Ownership {
   acquire(workspaceId: string): Promise<Fence>;
 }
 
-/** Every workspace is this node's at epoch 1. Per-account fencing in the store still keeps an account
- * that another node claimed first away from this one. */
-export class SingleNodeOwnership implements Ownership {
-  private readonly fence: Fence;
-  constructor(node: string, epoch = 1) {
-    this.fence = { node, epoch };
-  }
-  current(): Fence {
-    return this.fence;
-  }
-  async acquire(): Promise<Fence> {
-    return this.fence;
-  }
-}
+/** Before the node's placement has started: no workspace is this node's yet. */
+export const NOT_PLACED: Ownership = {
+  current: () => null,
+  acquire: async (workspaceId) => {
+    throw new WorkspaceUnavailableError(workspaceId, "this node's placement has not started yet");
+  },
+};

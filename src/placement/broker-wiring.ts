@@ -3,7 +3,7 @@
 // middleware that gives each broker its placement layer before its services start.
 import { Strategies, type Middleware, type ServiceBroker } from "moleculer";
 import type { Config } from "../config.ts";
-import { attachPlacement, ClusterPlacement, detachPlacement } from "./placement.ts";
+import { attachPlacement, ClusterPlacement, detachPlacement } from "./kv.ts";
 import { WORKSPACE_SHARD, WorkspaceShardStrategy } from "./strategy.ts";
 
 let registered = false;

@@ -2,7 +2,7 @@
 // before the server-side TTL could expire, and a later renewal starts a new term.
 import { strict as assert } from "node:assert";
 import type { KV } from "nats";
-import { Liveness } from "../../../src/sharding/liveness.ts";
+import { Liveness } from "../../../src/placement/liveness.ts";
 import { waitFor } from "../../support/wait.ts";
 
 function fakeKv(state: { hang: boolean; puts: number }): KV {
@@ -16,7 +16,7 @@ function fakeKv(state: { hang: boolean; puts: number }): KV {
   } as unknown as KV;
 }
 
-describe("sharding/liveness", () => {
+describe("placement/liveness", () => {
   it("fences before the lease can expire when renewals hang, and starts a new term when they return", async () => {
     const state = { hang: false, puts: 0 };
     const fences: number[] = [];

@@ -2,11 +2,11 @@
 // among offered endpoints before live nodes are known); never a random node; no key → validation error.
 import { strict as assert } from "node:assert";
 import type { Context, Endpoint } from "moleculer";
-import { chooseOwner, rankNodes } from "../../../src/sharding/hrw.ts";
-import { PlacementMirror } from "../../../src/sharding/mirror.ts";
-import { attachMirror } from "../../../src/sharding/placement.ts";
-import { WorkspaceShardStrategy, workspaceIdOf } from "../../../src/sharding/strategy.ts";
-import type { NodeRecord } from "../../../src/sharding/liveness.ts";
+import { chooseOwner, rankNodes } from "../../../src/placement/hrw.ts";
+import { PlacementMirror } from "../../../src/placement/mirror.ts";
+import { attachMirror } from "../../../src/placement/kv.ts";
+import { WorkspaceShardStrategy, workspaceIdOf } from "../../../src/placement/strategy.ts";
+import type { NodeRecord } from "../../../src/placement/liveness.ts";
 
 const ids = ["w1", "w2", "w3", "w4"];
 const endpoints = (list: string[]) => list.map((id) => ({ id, isAvailable: true })) as unknown as Endpoint[];
@@ -33,7 +33,7 @@ function strategyWith(mirror?: PlacementMirror) {
   return new Strategy({}, broker, {});
 }
 
-describe("sharding/strategy: WorkspaceShard", () => {
+describe("placement/strategy: WorkspaceShard", () => {
   it("reads the key from params, then meta, as a string", () => {
     assert.equal(workspaceIdOf(ctx({ workspaceId: 42 })), "42");
     assert.equal(workspaceIdOf(ctx({}, { workspaceId: "m" })), "m");

@@ -12,9 +12,9 @@
 // what no event announces (a start lost on the way), at a tenth of the reads.
 import type { AccountDoc } from "../accounts/types.ts";
 import type { Config } from "../config.ts";
-import { carriesFence } from "../session/ownership.ts";
+import { carriesFence } from "./fence.ts";
 import { chooseOwner } from "./hrw.ts";
-import type { WorkerPlacement } from "./worker.ts";
+import type { WorkerOwnership } from "./worker-ownership.ts";
 
 type Logger = { info(...a: unknown[]): void; warn(...a: unknown[]): void; debug(...a: unknown[]): void };
 
@@ -62,7 +62,7 @@ export class Reconciler {
   private pass: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly placement: WorkerPlacement,
+    private readonly placement: WorkerOwnership,
     private readonly target: ReconcileTarget,
     private readonly cfg: Config,
     private readonly logger: Logger,

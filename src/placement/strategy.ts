@@ -8,7 +8,7 @@ import { Strategies, type Context, type Endpoint } from "moleculer";
 import { ValidationError } from "../errors.ts";
 import { configOf } from "../config.ts";
 import { chooseOwner, DEFAULT_LOAD_FACTOR, HrwIndex } from "./hrw.ts";
-import { mirrorOf } from "./placement.ts";
+import { mirrorOf } from "./kv.ts";
 
 export const WORKSPACE_SHARD = "WorkspaceShard";
 
