@@ -1,10 +1,11 @@
 // `session`: the live engines of this worker (DESIGN.md, "Services"). Every action takes
-// {workspaceId, accountId}; the session runtime (src/session/runtime.ts) does the work.
-// Until placement routes calls by workspace, a call may reach a worker that does not run the account:
-// it is then forwarded once to the node recorded on the account (`node`), when that node is up.
+// {workspaceId, accountId} and is routed by workspace (WorkspaceShard); the session runtime
+// (src/session/runtime.ts) does the work, under the node's placement (src/placement/worker-node.ts),
+// which forwards a call that reached a node not owning its workspace. Creates the `cluster` service
+// beside itself: every worker answers the operators' cluster.* calls.
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { mongoMixin, type MongoVars } from "../mixins/mongo.mixin.ts";
-import { placementMixin, type PlacementMethods, type PlacementVars } from "../mixins/placement.mixin.ts";
+import ClusterService from "./cluster.service.ts";
 import {
   SIMULATE_ACTIONS,
   WORKSPACE_ID_PATTERN,
@@ -23,6 +24,7 @@ import { resolveEngine } from "../src/engines/index.ts";
 import { InvalidStateError, NotFoundError, NotImplementedByEngine } from "../src/errors.ts";
 import type { AccountStatus } from "../src/lifecycle/states.ts";
 import { NOT_PLACED } from "../src/placement/fence.ts";
+import { WorkerNode } from "../src/placement/worker-node.ts";
 import { SessionRuntime, type LocalSessionInfo } from "../src/session/runtime.ts";
 import { WORKSPACE_SHARD } from "../src/placement/strategy.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
@@ -55,40 +57,69 @@ export interface SessionStatusResult {
   node: string | null;
 }
 
-export interface SessionSettings {
-  /** Meta flag of a call forwarded to the account's node (forwarded at most once). */
-  forwardedMetaKey: string;
+export type SessionSettings = Record<string, never>;
+
+/** Where a `session.ping` ran: the owner, its epoch, and the node that forwarded it (if any). */
+export interface PingResult {
+  node: string;
+  epoch: number | null;
+  forwardedBy: string | null;
 }
 
 interface SessionVars extends MongoVars {
   runtime: SessionRuntime;
   repo: AccountsRepo;
   authStore: GridFsAuthStore;
+  workerNode?: WorkerNode;
 }
 interface SessionMethods {
+  /** Where a call must run: null → here; a node id → forward there (`forwardTo`). */
+  routeToOwner(ctx: Context<{ workspaceId: string }>): Promise<string | null>;
+  forwardTo(ctx: Context<{ workspaceId: string }>, nodeID: string): Promise<unknown>;
   accountOf(ctx: Context<SessionParams>): Promise<AccountDoc>;
   onOwner<T>(ctx: Context<SessionParams>, local: (doc: AccountDoc) => Promise<T>): Promise<T>;
   statusOf(doc: AccountDoc): SessionStatusResult;
 }
-type SessionThis = Service<SessionSettings> & SessionVars & SessionMethods & PlacementVars & PlacementMethods;
+type SessionThis = Service<SessionSettings> & SessionVars & SessionMethods;
 
 const workspaceId = { type: "string", pattern: WORKSPACE_ID_PATTERN };
 const accountId = { type: "string", min: 1, max: 64 };
 const phoneNumber = { type: "string", pattern: /^\+?[0-9]{6,16}$/ };
 
-const SessionService: ServiceSchema<
-  SessionSettings,
-  SessionMethods & PlacementMethods,
-  SessionVars & PlacementVars
-> = {
+const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars> = {
   name: "session",
-  mixins: [mongoMixin(), placementMixin()],
+  mixins: [mongoMixin()],
 
-  settings: {
-    forwardedMetaKey: "sessionForwarded",
+  created(this: SessionThis) {
+    this.broker.createService(ClusterService);
   },
 
   actions: {
+    /** Routing probe (cheap, no account): runs on the workspace's owner like every session.* call. */
+    ping: {
+      strategy: WORKSPACE_SHARD,
+      params: { workspaceId },
+      async handler(this: SessionThis, ctx: Context<{ workspaceId: string }>): Promise<PingResult> {
+        const owner = await this.routeToOwner(ctx);
+        if (owner)
+          return { ...((await this.forwardTo(ctx, owner)) as PingResult), forwardedBy: this.broker.nodeID };
+        const fence = this.workerNode?.ownership.current(ctx.params.workspaceId);
+        return { node: this.broker.nodeID, epoch: fence?.epoch ?? null, forwardedBy: null };
+      },
+    },
+
+    /** Hands a workspace this node owns to `target` (cluster.rebalance calls it on the owner). */
+    handoff: {
+      visibility: "public",
+      params: { workspaceId, target: { type: "string", min: 1 } },
+      async handler(
+        this: SessionThis,
+        ctx: Context<{ workspaceId: string; target: string }>,
+      ): Promise<boolean> {
+        return (await this.workerNode?.ownership.handOff(ctx.params.workspaceId, ctx.params.target)) ?? false;
+      },
+    },
+
     /**
      * Records a new account on the workspace's owner, stamped with its fence and `initializing`, and
      * starts it: one insert, no claim to write (`accounts.create`; the hot path of a first QR).
@@ -123,7 +154,7 @@ const SessionService: ServiceSchema<
           // Recorded, and wanted running: this node's reconciler starts it (an `initializing` account
           // under the current fence that does not run here), on a pass asked for now.
           this.logger.warn(`session.create ${doc._id}: start failed (${(err as Error).message})`);
-          this.reconciler?.kick();
+          this.workerNode?.kick();
         }
         return view;
       },
@@ -285,7 +316,7 @@ const SessionService: ServiceSchema<
       params: {},
       handler(this: SessionThis): LocalSessionInfo[] {
         // A node thawed after SIGSTOP notices its lapsed lease here first, and fences before answering.
-        this.workerPlacement?.liveness.isCurrent();
+        this.workerNode?.ownership.liveness.isCurrent();
         return this.runtime.local();
       },
     },
@@ -298,29 +329,23 @@ const SessionService: ServiceSchema<
       return doc;
     },
 
-    /** Runs `local` here, unless another live node runs (or last ran) the account: then forwards once. */
+    /** Runs `local` on the workspace's owner: here (claiming it when unplaced), or forwarded there. */
     async onOwner<T>(
       this: SessionThis,
       ctx: Context<SessionParams>,
       local: (doc: AccountDoc) => Promise<T>,
     ): Promise<T> {
-      const key = this.settings.forwardedMetaKey;
-      const meta = ctx.meta as Record<string, unknown>;
-      if (this.workerPlacement) {
-        // Placement decides: the recorded owner runs it; this node claims it when unplaced.
-        const owner = await this.routeToOwner(ctx);
-        if (owner) return this.forwardTo(ctx, owner) as Promise<T>;
-        return local(await this.accountOf(ctx));
-      }
-      const doc = await this.accountOf(ctx);
-      const elsewhere = doc.node && doc.node !== this.broker.nodeID && !this.runtime.has(doc._id);
-      if (elsewhere && !meta[key] && this.broker.registry.nodes.get(doc.node!)?.available) {
-        return ctx.call(ctx.action!.name!, ctx.params, {
-          nodeID: doc.node!,
-          meta: { [key]: true },
-        }) as Promise<T>;
-      }
-      return local(doc);
+      const owner = await this.routeToOwner(ctx);
+      if (owner) return this.forwardTo(ctx, owner) as Promise<T>;
+      return local(await this.accountOf(ctx));
+    },
+
+    async routeToOwner(this: SessionThis, ctx: Context<{ workspaceId: string }>): Promise<string | null> {
+      return this.workerNode ? this.workerNode.route(ctx) : null;
+    },
+
+    forwardTo(this: SessionThis, ctx: Context<{ workspaceId: string }>, nodeID: string): Promise<unknown> {
+      return this.workerNode!.forward(ctx, nodeID);
     },
 
     statusOf(this: SessionThis, doc: AccountDoc): SessionStatusResult {
@@ -350,13 +375,14 @@ const SessionService: ServiceSchema<
     });
     // Before this node takes workspaces: its first QRs would otherwise pay for a cold renderer.
     warmUpQrRendering();
-    // Lease, fenced ownership over the placement table, reconciler (single-node ownership without NATS).
-    await this.startPlacement();
+    // Lease, fenced ownership over the placement table, reconciler.
+    this.workerNode = new WorkerNode(this.broker, this.runtime, this.repo, this.logger);
+    await this.workerNode.start();
   },
 
   async stopped(this: SessionThis) {
     // Drains (hands every workspace to its next owner) before the engines stop.
-    await this.stopPlacement();
+    await this.workerNode?.stop();
     await this.runtime?.stopAll();
   },
 };

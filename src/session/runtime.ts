@@ -248,6 +248,11 @@ export class SessionRuntime {
     return s.drive(op);
   }
 
+  /** Saves the account's auth state now (before a hand-off); the engine must be running here. */
+  async flush(accountId: string): Promise<void> {
+    await this.drive(accountId, (engine) => engine.flushAuthState());
+  }
+
   /** Stops every session of a workspace without writing (this node lost it: fencing). */
   async stopWorkspace(workspaceId: string): Promise<number> {
     this.retries.cancelWorkspace(workspaceId);

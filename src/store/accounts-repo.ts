@@ -51,9 +51,21 @@ export class AccountsRepo {
     return retryTransient(() => this.col.find({ workspaceId }).sort({ createdAt: 1, _id: 1 }).toArray());
   }
 
-  /** Accounts that should be running, for a reconciler. */
-  async listDesiredRunning(workspaceId: string): Promise<AccountDoc[]> {
-    return retryTransient(() => this.col.find({ workspaceId, desiredState: "running" }).toArray());
+  /** Accounts of these workspaces that should be running (a reconciler's pass). */
+  async desiredRunningIn(workspaceIds: string[]): Promise<AccountDoc[]> {
+    return retryTransient(() =>
+      this.col.find({ workspaceId: { $in: workspaceIds }, desiredState: "running" }).toArray(),
+    );
+  }
+
+  /** Workspaces of accounts wanted running that no worker ever took (created while none answered). */
+  async unplacedWorkspaces(limit: number): Promise<string[]> {
+    const docs = await retryTransient(() =>
+      this.col
+        .find({ node: null, desiredState: "running" }, { projection: { workspaceId: 1 }, limit })
+        .toArray(),
+    );
+    return [...new Set(docs.map((d) => d.workspaceId))];
   }
 
   async delete(workspaceId: string, id: string): Promise<boolean> {

@@ -398,7 +398,7 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
       assert.equal(drained.json.nodeId, "w2");
       // A drain of a loaded node outlasts the broker's request timeout: the gateway's call gets the
       // action's own, longer timeout (moleculer's timeout middleware reads it from the remote action).
-      const drainEndpoint = gw.broker.registry.getActionEndpoints("session.drain")?.endpoints[0];
+      const drainEndpoint = gw.broker.registry.getActionEndpoints("cluster.drain")?.endpoints[0];
       const drainTimeout = (drainEndpoint?.action as { timeout?: number } | undefined)?.timeout ?? 0;
       assert.ok(drainTimeout > (gw.broker.options.requestTimeout ?? 0), `drain timeout ${drainTimeout}`);
       // The node's liveness record (renewed every lease period) shows it draining soon after.

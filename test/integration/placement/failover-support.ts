@@ -1,7 +1,7 @@
 // Helpers of the failover specs and bench: connected accounts on a chosen worker, an event recorder,
 // and a sampler that polls every node's `session.local` and counts sessions seen on two nodes at once.
 import type { ServiceBroker, ServiceSchema } from "moleculer";
-import type { PingResult } from "../../../mixins/placement.mixin.ts";
+import type { PingResult } from "../../../services/session.service.ts";
 import type { AccountView } from "../../../src/accounts/types.ts";
 import { waitFor } from "../../support/wait.ts";
 

@@ -164,7 +164,7 @@ describe("placement: failover, drain and restarts with worker processes", functi
     const sampler = new Sampler(obs, () => WORKERS, "w2").start();
     let result: { moved: number; kept: number; sessions: number };
     try {
-      result = (await obs.call("session.drain", { nodeId: "w2" }, { timeout: 60000 })) as typeof result;
+      result = (await obs.call("cluster.drain", { nodeId: "w2" }, { timeout: 60000 })) as typeof result;
       await waitAllConnected(obs, () => others, onW2, "w2's sessions connected elsewhere", 30000, "w2");
     } finally {
       await sampler.stop();
@@ -182,11 +182,11 @@ describe("placement: failover, drain and restarts with worker processes", functi
     assert.deepEqual(failed, []);
     assert.deepEqual(qrsSince(mark, moved), []);
     assert.deepEqual(sampler.scanning(moved), []);
-    const nodes = (await obs.call("session.nodes", {})) as { items: (NodeRecord & { worker: boolean })[] };
+    const nodes = (await obs.call("cluster.nodes", {})) as { items: (NodeRecord & { worker: boolean })[] };
     const w2 = nodes.items.find((n) => n.nodeId === "w2")!;
     await waitFor(
       async () => {
-        const n = ((await obs.call("session.nodes", {})) as typeof nodes).items.find(
+        const n = ((await obs.call("cluster.nodes", {})) as typeof nodes).items.find(
           (x) => x.nodeId === "w2",
         );
         return n?.draining === true && n.sessions === 0;

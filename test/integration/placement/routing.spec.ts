@@ -9,20 +9,21 @@ import { randomBytes } from "node:crypto";
 import type { ServiceBroker } from "moleculer";
 import AccountsService from "../../../services/accounts.service.ts";
 import SessionService from "../../../services/session.service.ts";
-import type { PingResult } from "../../../mixins/placement.mixin.ts";
+import type { PingResult } from "../../../services/session.service.ts";
 import type { AccountView } from "../../../src/accounts/types.ts";
 import { placementOf } from "../../../src/placement/kv.ts";
 import { PlacementTable } from "../../../src/placement/placement-table.ts";
+import { workerNodeOf } from "../../../src/placement/worker-node.ts";
 import type { WorkerOwnership } from "../../../src/placement/worker-ownership.ts";
 import { TestCluster } from "../../support/cluster.ts";
 import { waitFor } from "../../support/wait.ts";
 
 const WORKERS = ["w1", "w2", "w3", "w4"];
 
-function workerPlacementOf(broker: ServiceBroker): WorkerOwnership {
-  const svc = broker.getLocalService("session") as unknown as { workerPlacement?: WorkerOwnership };
-  assert.ok(svc?.workerPlacement, `${broker.nodeID} runs no placement`);
-  return svc.workerPlacement;
+function ownershipOf(broker: ServiceBroker): WorkerOwnership {
+  const node = workerNodeOf(broker);
+  assert.ok(node, `${broker.nodeID} runs no placement`);
+  return node.ownership;
 }
 
 async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -102,7 +103,7 @@ describe("placement: routing, claims and fencing over the real NATS", function (
 
   it("a draining worker its callers do not know about yet forwards a new workspace instead of claiming it", async () => {
     const w1 = brokers.find((b) => b.nodeID === "w1")!;
-    const wp = workerPlacementOf(w1);
+    const wp = ownershipOf(w1);
     // Draining in its own eyes only: its lease record (what callers' strategies read) still says not.
     wp.draining = true;
     try {
@@ -152,7 +153,7 @@ describe("placement: routing, claims and fencing over the real NATS", function (
     });
     const after = new Map((await table.list()).map((r) => [r.workspaceId, `${r.node}:${r.epoch}`]));
     assert.deepEqual(after, before, "a join moved a workspace");
-    const res = (await gateway.call("session.rebalance", { max: 10 })) as {
+    const res = (await gateway.call("cluster.rebalance", { max: 10 })) as {
       moved: { workspaceId: string; from: string; to: string }[];
     };
     assert.equal(res.moved.length, 10);
@@ -230,7 +231,7 @@ describe("placement: routing, claims and fencing over the real NATS", function (
     })();
 
     const pausedAt = Date.now();
-    workerPlacementOf(w1).liveness.pause();
+    ownershipOf(w1).liveness.pause();
     try {
       await waitFor(
         async () => {

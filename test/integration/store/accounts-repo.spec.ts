@@ -181,7 +181,7 @@ describe("store/accounts-repo: fenced writes on the real server", () => {
     assert.equal(await repo.get("w6", "acc_s"), null);
     assert.equal(await repo.setDesiredState("w6", "acc_s", "stopped"), false);
     assert.equal(await repo.setDesiredState("w5", "acc_s", "stopped"), true);
-    assert.deepEqual(await repo.listDesiredRunning("w5"), []);
+    assert.deepEqual(await repo.desiredRunningIn(["w5"]), []);
     assert.equal(await repo.delete("w6", "acc_s"), false);
     assert.equal(await repo.delete("w5", "acc_s"), true);
     assert.equal(await repo.get("w5", "acc_s"), null);

@@ -1,0 +1,99 @@
+// `cluster`: the operators' view and levers of placement (DESIGN.md, "Drain and rebalance"). It runs
+// on every worker, beside `session` (which creates it), and reads the node's placement layer:
+//   cluster.nodes {}                 → {items: NodeView[]}
+//   cluster.placement {workspaceId}  → {workspaceId, node, epoch, since} (404 when unplaced)
+//   cluster.drain {nodeId}           → {nodeId, moved, kept, sessions} (runs on that node)
+//   cluster.rebalance {max?}         → {moved: [{workspaceId, from, to}], planned}
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
+import { configOf } from "../src/config.ts";
+import { NotFoundError } from "../src/errors.ts";
+import { placementOf } from "../src/placement/kv.ts";
+import type { NodeRecord } from "../src/placement/liveness.ts";
+import { workerNodeOf } from "../src/placement/worker-node.ts";
+
+/** Upper bound of one `drain` call (a few seconds per hundred sessions; longer than requestTimeout). */
+const DRAIN_TIMEOUT_MS = 10 * 60 * 1000;
+
+/** A node as `GET /api/v1/cluster/nodes` lists it; non-workers have capacity 0 and no lease. */
+export type NodeView = Omit<NodeRecord, "pid" | "renewedAt"> & {
+  pid: number | null;
+  worker: boolean;
+  renewedAt: number | null;
+};
+
+const ClusterService: ServiceSchema = {
+  name: "cluster",
+
+  actions: {
+    nodes: {
+      params: {},
+      handler(this: Service): { items: NodeView[] } {
+        const workers = workerNodeOf(this.broker)?.ownership.nodes() ?? [];
+        const seen = new Set(workers.map((n) => n.nodeId));
+        const items: NodeView[] = workers.map((n) => ({ ...n, worker: true }));
+        for (const node of this.broker.registry.nodes.list({ onlyAvailable: true, withServices: true })) {
+          if (seen.has(node.id)) continue;
+          const services = (node.services ?? []) as { name: string }[];
+          items.push({
+            nodeId: node.id,
+            pid: null,
+            host: node.hostname ?? "",
+            services: services.map((s) => String(s.name)).filter((n) => !n.startsWith("$")),
+            capacity: 0,
+            sessions: 0,
+            draining: false,
+            worker: false,
+            renewedAt: null,
+          });
+        }
+        items.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+        return { items };
+      },
+    },
+
+    placement: {
+      params: { workspaceId: { type: "string", pattern: WORKSPACE_ID_PATTERN } },
+      async handler(this: Service, ctx: Context<{ workspaceId: string }>) {
+        const placement = placementOf(this.broker);
+        const ws = ctx.params.workspaceId;
+        const rec = placement?.mirror.get(ws) ?? (await placement?.table.get(ws));
+        if (!rec) throw new NotFoundError("Placement", ws);
+        return { workspaceId: ws, node: rec.node, epoch: rec.epoch, since: rec.since };
+      },
+    },
+
+    drain: {
+      ...({ timeout: DRAIN_TIMEOUT_MS } as object), // honoured by moleculer's timeout middleware; untyped
+      params: { nodeId: { type: "string", min: 1 } },
+      async handler(this: Service, ctx: Context<{ nodeId: string }>) {
+        const { nodeId } = ctx.params;
+        if (nodeId !== this.broker.nodeID) {
+          if (!this.broker.registry.nodes.get(nodeId)?.available) throw new NotFoundError("Node", nodeId);
+          return ctx.call("cluster.drain", { nodeId }, { nodeID: nodeId });
+        }
+        const node = workerNodeOf(this.broker);
+        if (!node) throw new NotFoundError("Node", nodeId);
+        return node.ownership.drain();
+      },
+    },
+
+    rebalance: {
+      params: { max: { type: "number", integer: true, positive: true, optional: true } },
+      async handler(this: Service, ctx: Context<{ max?: number }>) {
+        const node = workerNodeOf(this.broker);
+        if (!node) return { moved: [], planned: 0 };
+        const plan = node.ownership.rebalancePlan(ctx.params.max ?? configOf(this.broker).rebalanceBatch);
+        const moved: typeof plan = [];
+        for (const step of plan) {
+          const target = { workspaceId: step.workspaceId, target: step.to };
+          const ok = await ctx.call("session.handoff", target, { nodeID: step.from }).catch(() => false);
+          if (ok) moved.push(step);
+        }
+        return { moved, planned: plan.length };
+      },
+    },
+  },
+};
+
+export default ClusterService;
