@@ -17,6 +17,11 @@ const CLASSES = new Map<string, ErrorClass>(
 );
 
 export class SwitchboardRegenerator extends Errors.Regenerator {
+  /** The broker is kept out of JSON: the regenerator sits in the broker options `$node.options` returns. */
+  override init(broker: Parameters<Errors.Regenerator["init"]>[0]): void {
+    Object.defineProperty(this, "broker", { value: broker, enumerable: false, writable: true });
+  }
+
   override restoreCustomError(plain: Errors.PlainMoleculerError): Error {
     const Class = CLASSES.get(plain.name);
     if (!Class) return undefined as unknown as Error; // not ours: Moleculer rebuilds it
