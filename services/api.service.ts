@@ -23,6 +23,7 @@ import {
 } from "../src/gateway/auth.ts";
 import { aliasesOf } from "../src/gateway/aliases.ts";
 import { BODY_LIMIT, corsSettings, shapeResult, type Req, type Res } from "../src/gateway/http.ts";
+import { addSecurityHeaders } from "../src/gateway/security-headers.ts";
 import { onClientError, sendError } from "../src/gateway/http-errors.ts";
 import { KeyStore } from "../src/gateway/keys.ts";
 import { METRICS, registerGatewayMetrics } from "../src/gateway/metrics.ts";
@@ -171,6 +172,7 @@ export function createApiService(cfg: Config): ServiceSchema {
       registerGatewayMetrics(this.broker);
       this.server.removeAllListeners("clientError");
       this.server.on("clientError", onClientError);
+      addSecurityHeaders(this.server);
     },
 
     async started(this: ApiThis) {

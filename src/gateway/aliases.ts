@@ -7,7 +7,8 @@ import { readiness } from "./health.ts";
 import { send, type Req, type Res } from "./http.ts";
 import { sendError } from "./http-errors.ts";
 import { gatewayMetricsText } from "./metrics.ts";
-import { buildOpenApi, renderDocsHtml } from "./openapi.ts";
+import { buildOpenApi, DOCS_CSS, renderDocsHtml } from "./openapi.ts";
+import { policyAllowingStyle } from "./security-headers.ts";
 import { ROUTES, type RouteSpec } from "./routes.ts";
 
 /** What an operations answer reads from the api service. */
@@ -22,6 +23,7 @@ const JSON_TYPE = "application/json; charset=utf-8";
 const OPENAPI = buildOpenApi();
 const OPENAPI_JSON = JSON.stringify(OPENAPI);
 const DOCS_HTML = renderDocsHtml(OPENAPI);
+const DOCS_POLICY = policyAllowingStyle(DOCS_CSS);
 
 /** The gateway's own answers (routes with a `handler`), by handler name. */
 const OPERATIONS: Record<string, (gw: GatewayView, res: Res) => Promise<void>> = {
@@ -33,7 +35,8 @@ const OPERATIONS: Record<string, (gw: GatewayView, res: Res) => Promise<void>> =
   metrics: async (gw, res) =>
     send(res, 200, "text/plain; version=0.0.4; charset=utf-8", await gatewayMetricsText(gw.broker, gw.db)),
   openapi: async (_gw, res) => send(res, 200, JSON_TYPE, OPENAPI_JSON),
-  docs: async (_gw, res) => send(res, 200, "text/html; charset=utf-8", DOCS_HTML),
+  docs: async (_gw, res) =>
+    send(res, 200, "text/html; charset=utf-8", DOCS_HTML, { "Content-Security-Policy": DOCS_POLICY }),
 };
 
 /** The aliases of one mount point. */

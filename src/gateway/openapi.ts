@@ -312,6 +312,12 @@ function esc(s: unknown): string {
   );
 }
 
+/** The docs page's only inline code (the gateway's CSP allows it by its hash). */
+export const DOCS_CSS = `body{font:14px/1.45 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
+code{font:12px ui-monospace,monospace}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}
+.op{border-top:1px solid #eee;padding:.3em 0}.m{display:inline-block;min-width:4.5em;font-size:12px;color:#fff;border-radius:3px;padding:1px 4px;text-align:center}
+.get{background:#2a7ae2}.post{background:#2c9a4b}.delete{background:#c0392b}.auth{font-size:12px;background:#eee;border-radius:3px;padding:0 4px}`;
+
 /** A readable, self-contained page of the document (rendered on the server: no script, no CDN). */
 export function renderDocsHtml(doc: JsonSchema): string {
   const info = doc.info as { title: string; version: string; description: string };
@@ -358,10 +364,7 @@ export function renderDocsHtml(doc: JsonSchema): string {
   }
   const sections = [...byTag.entries()].map(([tag, ops]) => `<h2>${esc(tag)}</h2>${ops.join("")}`).join("");
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(info.title)}</title>
-<style>body{font:14px/1.45 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
-code{font:12px ui-monospace,monospace}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}
-.op{border-top:1px solid #eee;padding:.3em 0}.m{display:inline-block;min-width:4.5em;font-size:12px;color:#fff;border-radius:3px;padding:1px 4px;text-align:center}
-.get{background:#2a7ae2}.post{background:#2c9a4b}.delete{background:#c0392b}.auth{font-size:12px;background:#eee;border-radius:3px;padding:0 4px}</style>
+<style>${DOCS_CSS}</style>
 </head><body><h1>${esc(info.title)} <small>${esc(info.version)}</small></h1><p>${esc(info.description)}</p>
 <p>Machine-readable: <a href="/api/openapi.json">/api/openapi.json</a> (OpenAPI 3.1).</p>${sections}</body></html>`;
 }
