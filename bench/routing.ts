@@ -196,7 +196,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
   const concurrency = num("concurrency", 64);
   const workspaceCount = num("workspaces", 40);
   const perWorkspace = num("accounts", 5);
-  const adminKey = `bench-admin-${process.pid}`;
+  const adminKey = `bench-admin-${process.pid}-${"k".repeat(32)}`;
 
   const cluster = new BenchCluster({
     ADMIN_API_KEY: adminKey,

@@ -4,6 +4,7 @@
 //   2. one gateway node (SERVICES=api,io,accounts,webhooks) and WORKERS worker nodes (SERVICES=session),
 //      each a child process running scripts/node.ts in a process group of its own, its output prefixed;
 //   3. prints `Switchboard ready: http://127.0.0.1:<PORT> admin key: <key>` once the gateway answers
+//      (`admin key: (from ADMIN_API_KEY)` when the key was supplied: it is never printed)
 //      GET /health/ready.
 // Only services that exist in this checkout are run (the project grows service by service); what was
 // waited for is said in the log. SIGINT / SIGTERM stop every process this script started: the nodes
@@ -26,6 +27,7 @@ import { join, relative, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { freePort, ROOT, startMongoWire, startNats, type RunningServer } from "../src/dev/servers.ts";
 import { availableServices, NODE_STARTED_MARK } from "../src/node.ts";
+import { assertAdminKeyStrength } from "../src/gateway/keys.ts";
 
 const GATEWAY_SERVICES = ["api", "io", "accounts", "webhooks"];
 const WORKER_SERVICES = ["session"];
@@ -309,6 +311,7 @@ async function main(cluster: Cluster): Promise<void> {
   if (port === 0) port = await freePort();
   await assertPortFree(port);
   const workers = envInt("WORKERS", 3);
+  assertAdminKeyStrength(process.env.ADMIN_API_KEY ?? "");
   const adminKey = process.env.ADMIN_API_KEY || `sb_admin_${randomBytes(18).toString("base64url")}`;
   const dataDir = resolve(ROOT, process.env.DATA_DIR || ".data");
   process.env.SWITCHBOARD_RUN = RUN_MARK.split("=")[1];
@@ -411,7 +414,10 @@ async function main(cluster: Cluster): Promise<void> {
   say(
     `processes: ${[...cluster.servers.map((s) => s.child), ...cluster.nodes].map((c) => `${c.name}=${c.pid}`).join(" ")}`,
   );
-  console.log(`Switchboard ready: ${base} admin key: ${adminKey}`);
+  // A key the user supplied is never printed (logs outlive terminals); a generated one must be.
+  console.log(
+    `Switchboard ready: ${base} admin key: ${process.env.ADMIN_API_KEY ? "(from ADMIN_API_KEY)" : adminKey}`,
+  );
   say("Ctrl-C stops everything");
 }
 

@@ -24,6 +24,7 @@ import {
 import { aliasesOf } from "../src/gateway/aliases.ts";
 import { BODY_LIMIT, corsSettings, shapeResult, type Req, type Res } from "../src/gateway/http.ts";
 import { addSecurityHeaders } from "../src/gateway/security-headers.ts";
+import { assertAdminKeyStrength } from "../src/gateway/keys.ts";
 import { onClientError, sendError } from "../src/gateway/http-errors.ts";
 import { KeyStore } from "../src/gateway/keys.ts";
 import { METRICS, registerGatewayMetrics } from "../src/gateway/metrics.ts";
@@ -163,6 +164,7 @@ export function createApiService(cfg: Config): ServiceSchema {
     },
 
     created(this: ApiThis) {
+      assertAdminKeyStrength(configOf(this.broker).adminApiKey);
       this.corsEnabled = cors !== undefined;
       this.limiter = new RateLimiter(configOf(this.broker).rateLimitPerMinute);
       this.checks = new Map();

@@ -129,3 +129,16 @@ export class KeyStore {
     this.cache.delete(keyId);
   }
 }
+
+/** Shortest admin key accepted: it opens every workspace, so it must not be guessable. */
+export const ADMIN_KEY_MIN_LENGTH = 32;
+
+/** Throws (the gateway does not start) when an admin key is set but too short. */
+export function assertAdminKeyStrength(adminKey: string): void {
+  if (adminKey && adminKey.length < ADMIN_KEY_MIN_LENGTH) {
+    throw new Error(
+      `ADMIN_API_KEY must be at least ${ADMIN_KEY_MIN_LENGTH} characters (it has ${adminKey.length}); ` +
+        "generate one with: openssl rand -hex 24",
+    );
+  }
+}

@@ -46,7 +46,7 @@ export interface SwitchboardOptions {
 }
 
 export async function startSwitchboard(opts: SwitchboardOptions = {}): Promise<RunningSwitchboard> {
-  const adminKey = `admin-${randomBytes(12).toString("hex")}`;
+  const adminKey = `admin-${randomBytes(16).toString("hex")}`;
   const cluster = new TestCluster({ adminApiKey: adminKey, ...opts.shared }, opts.name ?? "e2e");
   const workerIds = Array.from({ length: opts.workers ?? 2 }, (_, i) => `worker-${i + 1}`);
   const gatewayOverrides = { services: ["api", "io", "accounts"], port: 0 };

@@ -580,7 +580,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
     let cluster: TestCluster;
     let gw: ServiceBroker;
     let rest: Rest;
-    const ADMIN = "webjs-spec-admin";
+    const ADMIN = "webjs-spec-admin-key-of-32-characters";
     const concurrency = 2;
     let clusterProfiles: string;
 

@@ -21,7 +21,7 @@ import {
   type Received,
 } from "./support.ts";
 
-const ADMIN = "io-spec-admin-key";
+const ADMIN = "io-spec-admin-key-of-32-characters";
 const SHARED: ConfigOverrides = {
   adminApiKey: ADMIN,
   rateLimitPerMinute: 100000,

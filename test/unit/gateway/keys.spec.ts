@@ -5,6 +5,7 @@ import type { Collection } from "mongodb";
 import {
   KEY_PATTERN,
   KeyStore,
+  assertAdminKeyStrength,
   generateKey,
   presentedKey,
   type ApiKeyDoc,
@@ -77,5 +78,16 @@ describe("gateway keys", () => {
     store.forget(keyId);
     await store.revoke("ws1", keyId);
     assert.equal(await store.authenticate(key), null);
+  });
+});
+
+describe("gateway/keys: admin key strength", () => {
+  it("refuses a supplied admin key shorter than 32 characters, naming the setting; none set is fine", () => {
+    assert.throws(
+      () => assertAdminKeyStrength("short-admin-key"),
+      /ADMIN_API_KEY must be at least 32 characters \(it has 15\)/,
+    );
+    assert.doesNotThrow(() => assertAdminKeyStrength("k".repeat(32)));
+    assert.doesNotThrow(() => assertAdminKeyStrength(""));
   });
 });
