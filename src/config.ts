@@ -106,6 +106,8 @@ export interface Config {
   webhookRetentionMs: number;
   /** Non-public addresses webhooks may reach: `true`, or a comma list of CIDRs/addresses. @default "" (none) */
   webhookAllowPrivate: string;
+  /** Bearer token GET /metrics requires; empty: metrics are public. @default "" */
+  metricsToken: string;
   /** Delay before restarting an account that failed for a retryable reason, doubled per failure in a row. @default 5000 */
   failedRetryBaseMs: number;
   /** Upper bound of that delay. @default 300000 */
@@ -153,6 +155,7 @@ export function loadConfig(): Config {
     webhookConcurrency: Math.max(1, int("WEBHOOK_CONCURRENCY", 16)),
     webhookRetentionMs: int("WEBHOOK_RETENTION_MS", 7 * 24 * 3600 * 1000),
     webhookAllowPrivate: str("WEBHOOK_ALLOW_PRIVATE", ""),
+    metricsToken: str("METRICS_TOKEN", ""),
     failedRetryBaseMs: Math.max(1, int("FAILED_RETRY_BASE_MS", 5000)),
     failedRetryMaxMs: Math.max(1, int("FAILED_RETRY_MAX_MS", 300000)),
   };

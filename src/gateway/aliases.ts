@@ -3,6 +3,9 @@
 // the bus, since they describe this gateway.
 import type { Db } from "mongodb";
 import type { Logger, ServiceBroker } from "moleculer";
+import { timingSafeEqual } from "node:crypto";
+import { configOf } from "../config.ts";
+import { UnauthorizedError } from "../errors.ts";
 import { readiness } from "./health.ts";
 import { send, type Req, type Res } from "./http.ts";
 import { sendError } from "./http-errors.ts";
@@ -25,15 +28,26 @@ const OPENAPI_JSON = JSON.stringify(OPENAPI);
 const DOCS_HTML = renderDocsHtml(OPENAPI);
 const DOCS_POLICY = policyAllowingStyle(DOCS_CSS);
 
+/** `Authorization: Bearer <token>` names `token` (compared in constant time). */
+function bearerMatches(req: Req, token: string): boolean {
+  const given = Buffer.from(/^Bearer\s+(.+)$/i.exec(String(req.headers.authorization ?? ""))?.[1] ?? "");
+  const want = Buffer.from(token);
+  return given.length === want.length && timingSafeEqual(given, want);
+}
+
 /** The gateway's own answers (routes with a `handler`), by handler name. */
-const OPERATIONS: Record<string, (gw: GatewayView, res: Res) => Promise<void>> = {
+const OPERATIONS: Record<string, (gw: GatewayView, res: Res, req: Req) => Promise<void>> = {
   live: async (gw, res) => send(res, 200, JSON_TYPE, JSON.stringify({ live: true, node: gw.broker.nodeID })),
   ready: async (gw, res) => {
     const report = await readiness(gw.broker, gw.db);
     send(res, report.ready ? 200 : 503, JSON_TYPE, JSON.stringify(report));
   },
-  metrics: async (gw, res) =>
-    send(res, 200, "text/plain; version=0.0.4; charset=utf-8", await gatewayMetricsText(gw.broker, gw.db)),
+  metrics: async (gw, res, req) => {
+    const token = configOf(gw.broker).metricsToken;
+    if (token && !bearerMatches(req, token))
+      throw new UnauthorizedError("GET /metrics needs the METRICS_TOKEN as a Bearer token");
+    send(res, 200, "text/plain; version=0.0.4; charset=utf-8", await gatewayMetricsText(gw.broker, gw.db));
+  },
   openapi: async (_gw, res) => send(res, 200, JSON_TYPE, OPENAPI_JSON),
   docs: async (_gw, res) =>
     send(res, 200, "text/html; charset=utf-8", DOCS_HTML, { "Content-Security-Policy": DOCS_POLICY }),
@@ -47,7 +61,7 @@ export function aliasesOf(mount: RouteSpec["mount"]): Record<string, unknown> {
     if (route.handler && !answer) throw new Error(`route ${route.id}: no operation "${route.handler}"`);
     aliases[`${route.method} ${route.path}`] = answer
       ? function (this: GatewayView, req: Req, res: Res) {
-          answer(this, res).catch((err: unknown) => sendError(req, res, err, this.logger));
+          answer(this, res, req).catch((err: unknown) => sendError(req, res, err, this.logger));
         }
       : { action: route.action, routeId: route.id };
   }

@@ -182,8 +182,20 @@ export async function accountFamilies(db: Db): Promise<Family[]> {
 }
 
 /** The whole /metrics text of a gateway. @param db undefined until the gateway has connected */
+/** How long the accounts aggregate of /metrics is reused: a scrape must not scan the accounts each time. */
+export const ACCOUNTS_AGGREGATE_TTL_MS = 5000;
+const aggregates = new WeakMap<Db, { at: number; families: ReturnType<typeof accountFamilies> }>();
+
+function cachedAccountFamilies(db: Db): ReturnType<typeof accountFamilies> {
+  const hit = aggregates.get(db);
+  if (hit && Date.now() - hit.at < ACCOUNTS_AGGREGATE_TTL_MS) return hit.families;
+  const families = accountFamilies(db).catch(() => []);
+  aggregates.set(db, { at: Date.now(), families });
+  return families;
+}
+
 export async function gatewayMetricsText(broker: ServiceBroker, db: Db | undefined): Promise<string> {
-  const computed = db ? await accountFamilies(db).catch(() => []) : [];
+  const computed = db ? await cachedAccountFamilies(db) : [];
   // What the nodes register themselves wins over what the gateway computes under the same name.
   const cluster = await clusterFamilies(broker, new Set([METRICS.sessions, METRICS.placements]));
   const fromNodes = new Set(cluster.filter((f) => f.samples.length > 0).map((f) => f.name));
