@@ -167,6 +167,7 @@ export function createApiService(cfg: Config): ServiceSchema {
       assertAdminKeyStrength(configOf(this.broker).adminApiKey);
       this.corsEnabled = cors !== undefined;
       this.limiter = new RateLimiter(configOf(this.broker).rateLimitPerMinute);
+      this.failedAuth = new RateLimiter(configOf(this.broker).authFailuresPerMinute);
       this.checks = new Map();
       for (const route of ROUTES) {
         this.checks.set(route.id, this.broker.validator!.compile(validatorSchema(route)) as ParamsCheck);

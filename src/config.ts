@@ -108,6 +108,8 @@ export interface Config {
   webhookAllowPrivate: string;
   /** Bearer token GET /metrics requires; empty: metrics are public. @default "" */
   metricsToken: string;
+  /** Wrong API keys a client address may present per minute before it is refused (429) unread; 0: no limit. @default 20 */
+  authFailuresPerMinute: number;
   /** Delay before restarting an account that failed for a retryable reason, doubled per failure in a row. @default 5000 */
   failedRetryBaseMs: number;
   /** Upper bound of that delay. @default 300000 */
@@ -156,6 +158,7 @@ export function loadConfig(): Config {
     webhookRetentionMs: int("WEBHOOK_RETENTION_MS", 7 * 24 * 3600 * 1000),
     webhookAllowPrivate: str("WEBHOOK_ALLOW_PRIVATE", ""),
     metricsToken: str("METRICS_TOKEN", ""),
+    authFailuresPerMinute: int("AUTH_FAILURES_PER_MINUTE", 20),
     failedRetryBaseMs: Math.max(1, int("FAILED_RETRY_BASE_MS", 5000)),
     failedRetryMaxMs: Math.max(1, int("FAILED_RETRY_MAX_MS", 300000)),
   };

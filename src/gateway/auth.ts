@@ -22,6 +22,8 @@ export interface Gatekeeper {
   /** Undefined until the gateway has connected to MongoDB (requests then get a retryable 503). */
   keys?: KeyStore;
   limiter: RateLimiter;
+  /** Failed key checks per client address (a token spent per wrong key). */
+  failedAuth: RateLimiter;
   /** Whether CORS is configured (a preflight is answered only then). */
   corsEnabled: boolean;
   /** The route an URL and method resolve to, if any (moleculer-web's alias lookup). */
@@ -41,9 +43,18 @@ export async function authenticateRequest(gate: Gatekeeper, req: Req, res: Res):
     throw new UnauthorizedError("Missing API key: send Authorization: Bearer <key> or X-API-Key");
   if (!gate.keys)
     throw new Errors.MoleculerRetryableError("Gateway is starting", 503, ERR_SERVICE_UNAVAILABLE);
-  if (presented.length > 512) throw new UnauthorizedError("Invalid API key");
-  const caller = await gate.keys.authenticate(presented);
-  if (!caller) throw new UnauthorizedError("Invalid API key");
+  // An address that sent too many wrong keys is refused before its key is looked up (no database read).
+  const address = req.socket?.remoteAddress ?? "unknown";
+  const strikes = gate.failedAuth.peek(address);
+  if (!strikes.allowed) {
+    res.setHeader("Retry-After", String(strikes.retryAfterSec));
+    throw new RateLimitedError(strikes.retryAfterSec, gate.failedAuth.perMinute);
+  }
+  const caller = presented.length > 512 ? null : await gate.keys.authenticate(presented);
+  if (!caller) {
+    gate.failedAuth.take(address);
+    throw new UnauthorizedError("Invalid API key");
+  }
   const decision = gate.limiter.take(caller.keyId);
   if (gate.limiter.perMinute > 0) res.setHeader("X-RateLimit-Remaining", String(decision.remaining));
   if (!decision.allowed) {

@@ -27,6 +27,19 @@ export class RateLimiter {
     this.perMs = perMinute / 60000;
   }
 
+  /** Whether `key` could make a request now, without spending a token. */
+  peek(key: string): RateDecision {
+    const b = this.buckets.get(key);
+    if (this.perMinute <= 0 || !b) return { allowed: true, remaining: this.perMinute, retryAfterSec: 0 };
+    const tokens = Math.min(this.perMinute, b.tokens + (this.now() - b.at) * this.perMs);
+    if (tokens >= 1) return { allowed: true, remaining: Math.floor(tokens), retryAfterSec: 0 };
+    return {
+      allowed: false,
+      remaining: 0,
+      retryAfterSec: Math.max(1, Math.ceil((1 - tokens) / this.perMs / 1000)),
+    };
+  }
+
   take(key: string): RateDecision {
     if (this.perMinute <= 0) return { allowed: true, remaining: Infinity, retryAfterSec: 0 };
     const now = this.now();

@@ -12,6 +12,8 @@ let dataDir = "";
 
 // Test receivers listen on loopback, which webhooks refuse unless allowed.
 process.env.WEBHOOK_ALLOW_PRIVATE ??= "127.0.0.0/8,::1";
+// Every test client is 127.0.0.1; the failed-auth limit has a spec of its own.
+process.env.AUTH_FAILURES_PER_MINUTE ??= "0";
 
 export const mochaHooks = {
   async beforeAll(this: Mocha.Context) {

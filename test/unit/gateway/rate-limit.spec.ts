@@ -26,3 +26,18 @@ describe("gateway rate limiter", () => {
     for (let i = 0; i < 10000; i++) assert.equal(off.take("k").allowed, true);
   });
 });
+
+describe("gateway/rate-limit: peek", () => {
+  it("tells whether a request would pass without spending a token", () => {
+    let now = 0;
+    const limiter = new RateLimiter(2, () => now);
+    assert.equal(limiter.peek("a").allowed, true);
+    limiter.take("a");
+    limiter.take("a");
+    assert.equal(limiter.peek("a").allowed, false);
+    assert.equal(limiter.peek("a").allowed, false, "peeking spends nothing and refills nothing");
+    now += 30000;
+    assert.equal(limiter.peek("a").allowed, true);
+    assert.equal(limiter.take("a").allowed, true);
+  });
+});
