@@ -8,6 +8,7 @@ import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { ACCOUNT_EVENTS, WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
 import { configOf } from "../src/config.ts";
 import { ValidationError } from "../src/errors.ts";
+import { createIndexRacing } from "../src/store/mongo.ts";
 import { DeliveryLoop } from "../src/webhooks/delivery-loop.ts";
 import { EndpointsRepo } from "../src/webhooks/endpoints-repo.ts";
 import { eventIdOf, filterMatches, subjectOf } from "../src/webhooks/events.ts";
@@ -257,18 +258,11 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       cfg.webhookRetentionMs > 0 ? cfg.webhookRetentionMs / 2 : Infinity,
     );
     const leases = new LeaseRepo(this.db, this.broker.nodeID, cfg.webhookLeaseTtlMs);
-    // Two nodes starting together may race to create the same index; the loser sees it exist next time.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.endpoints.ensureIndexes();
-        await this.outbox.ensureIndexes();
-        await leases.ensureIndexes();
-        break;
-      } catch (err) {
-        if (attempt >= 3) throw err;
-        await new Promise((r) => setTimeout(r, 100 * attempt));
-      }
-    }
+    await createIndexRacing(async () => {
+      await this.endpoints.ensureIndexes();
+      await this.outbox.ensureIndexes();
+      await leases.ensureIndexes();
+    });
     this.loop = new DeliveryLoop(
       { outbox: this.outbox, leases, endpoints: this.endpoints },
       {
