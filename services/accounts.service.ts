@@ -145,7 +145,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     lookup: {
       params: { id },
       async handler(this: AccountsThis, ctx: Context<{ id: string }>): Promise<AccountView> {
-        const doc = await this.repo.col.findOne({ _id: ctx.params.id });
+        const doc = await this.repo.byId(ctx.params.id);
         if (!doc) throw new NotFoundError("Account", ctx.params.id);
         return toAccountView(doc);
       },

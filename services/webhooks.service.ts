@@ -2,18 +2,19 @@
 // (DESIGN.md, "Services"). Runs on any node; any number of nodes may run it.
 // - Endpoints per workspace: webhooks.create/list/get/update/remove, webhooks.deliveries.
 // - Every `account.*` broadcast reaches every webhooks node; each records it idempotently in the
-//   outbox (src/webhooks/outbox.ts), so an event is recorded even if some webhooks nodes are down.
-// - Delivery: src/webhooks/delivery-loop.ts; one node at a time per endpoint (leases.ts).
+//   outbox (src/store/webhook-outbox-repo.ts), so an event is recorded even if some webhooks nodes are down.
+// - Delivery: src/webhooks/delivery-loop.ts; one node at a time per endpoint (src/store/webhook-leases-repo.ts).
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { ACCOUNT_EVENTS, WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
 import { configOf } from "../src/config.ts";
 import { ValidationError } from "../src/errors.ts";
 import { createIndexRacing } from "../src/store/mongo.ts";
 import { DeliveryLoop } from "../src/webhooks/delivery-loop.ts";
-import { EndpointsRepo } from "../src/webhooks/endpoints-repo.ts";
+import { EndpointsRepo } from "../src/store/webhook-endpoints-repo.ts";
+import { LeaseRepo } from "../src/store/webhook-leases-repo.ts";
+import { OutboxRepo } from "../src/store/webhook-outbox-repo.ts";
 import { eventIdOf, filterMatches, subjectOf } from "../src/webhooks/events.ts";
-import { LeaseRepo } from "../src/webhooks/leases.ts";
-import { OutboxRepo } from "../src/webhooks/outbox.ts";
+import { generateSecret } from "../src/webhooks/signing.ts";
 import {
   DELIVERY_STATUSES,
   toDeliveryView,
@@ -111,7 +112,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         const doc = await this.endpoints.create({
           workspaceId,
           url: checkUrl(ctx.params.url),
-          secret,
+          secret: secret ?? generateSecret(),
           events,
           enabled,
         });

@@ -47,6 +47,11 @@ export class AccountsRepo {
     return doc && doc.workspaceId === workspaceId ? doc : null;
   }
 
+  /** An account by id alone, whatever its workspace (the operator's console). */
+  async byId(id: string): Promise<AccountDoc | null> {
+    return this.col.findOne({ _id: id });
+  }
+
   async list(workspaceId: string): Promise<AccountDoc[]> {
     return retryTransient(() => this.col.find({ workspaceId }).sort({ createdAt: 1, _id: 1 }).toArray());
   }

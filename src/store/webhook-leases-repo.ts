@@ -9,7 +9,7 @@
 // held terms so another node takes over at once; a crash is covered by expiry.
 import { randomBytes } from "node:crypto";
 import type { Collection, Db } from "mongodb";
-import { isDuplicateKey } from "../store/mongo.ts";
+import { isDuplicateKey } from "./mongo.ts";
 
 export const LEASES_COLLECTION = "webhook_leases";
 

@@ -14,8 +14,8 @@
 // node wins each insert. No step needs an atomic conditional update (FerretDB has none under concurrency).
 import type { Collection, Db } from "mongodb";
 import { retry } from "../retry.ts";
-import { isDuplicateKey } from "../store/mongo.ts";
-import type { DeliveryStatus, EndpointDoc, OutboxDoc } from "./types.ts";
+import type { DeliveryStatus, EndpointDoc, OutboxDoc } from "../webhooks/types.ts";
+import { isDuplicateKey } from "./mongo.ts";
 
 export const OUTBOX_COLLECTION = "webhook_outbox";
 
