@@ -56,11 +56,6 @@ export class AccountsRepo {
     return retryTransient(() => this.col.find({ workspaceId }).sort({ createdAt: 1, _id: 1 }).toArray());
   }
 
-  /** Accounts that should be running, for a reconciler. */
-  async listDesiredRunning(workspaceId: string): Promise<AccountDoc[]> {
-    return retryTransient(() => this.col.find({ workspaceId, desiredState: "running" }).toArray());
-  }
-
   async delete(workspaceId: string, id: string): Promise<boolean> {
     return (await retryTransient(() => this.col.deleteOne({ _id: id, workspaceId }))).deletedCount === 1;
   }
@@ -131,15 +126,6 @@ export class AccountsRepo {
   async byIds(ids: string[]): Promise<AccountDoc[]> {
     if (ids.length === 0) return [];
     return retryTransient(() => this.col.find({ _id: { $in: ids } }).toArray());
-  }
-
-  /** Stamps every account of the workspace that `fence` may take (a new owner after a claim). */
-  async takeover(workspaceId: string, fence: Fence): Promise<number> {
-    const res = await this.col.updateMany(
-      { workspaceId, ...claimable(fence) },
-      { $set: { node: fence.node, epoch: fence.epoch } },
-    );
-    return res.modifiedCount;
   }
 
   /** A fenced status write: true when this fence still holds the account. */
