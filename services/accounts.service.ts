@@ -22,6 +22,7 @@ import { ERR_WORKSPACE_UNAVAILABLE, NotFoundError, NotImplementedByEngine } from
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
+import { isDuplicateKey } from "../src/store/mongo.ts";
 
 export interface CreateAccountParams extends WorkspaceParams {
   /** @default "Account <last 4 of id>" */
@@ -72,9 +73,6 @@ function randomChars(n: number): string {
   for (const b of randomBytes(n)) out += ID_ALPHABET[b % ID_ALPHABET.length];
   return out;
 }
-
-/** MongoDB's duplicate key error. */
-const DUPLICATE_KEY = 11000;
 
 /** The call reached no worker, or its answer was lost (as opposed to a worker refusing it). */
 function noWorkerAnswered(err: unknown): boolean {
@@ -147,7 +145,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     lookup: {
       params: { id },
       async handler(this: AccountsThis, ctx: Context<{ id: string }>): Promise<AccountView> {
-        const doc = await this.repo.col.findOne({ _id: ctx.params.id });
+        const doc = await this.repo.byId(ctx.params.id);
         if (!doc) throw new NotFoundError("Account", ctx.params.id);
         return toAccountView(doc);
       },
@@ -330,8 +328,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       try {
         await this.repo.insert(doc);
       } catch (err) {
-        if ((err as { code?: unknown }).code === DUPLICATE_KEY)
-          return this.viewOf({ workspaceId: p.workspaceId, id: p.accountId });
+        if (isDuplicateKey(err)) return this.viewOf({ workspaceId: p.workspaceId, id: p.accountId });
         throw err;
       }
       const view = toAccountView(doc);

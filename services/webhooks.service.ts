@@ -2,18 +2,20 @@
 // (DESIGN.md, "Services"). Runs on any node; any number of nodes may run it.
 // - Endpoints per workspace: webhooks.create/list/get/update/remove, webhooks.deliveries.
 // - Every `account.*` broadcast reaches every webhooks node; each records it idempotently in the
-//   outbox (src/webhooks/outbox.ts), so an event is recorded even if some webhooks nodes are down.
-// - Delivery: src/webhooks/delivery-loop.ts; one node at a time per endpoint (leases.ts).
+//   outbox (src/store/webhook-outbox-repo.ts), so an event is recorded even if some webhooks nodes are down.
+// - Delivery: src/webhooks/delivery-loop.ts; one node at a time per endpoint (src/store/webhook-leases-repo.ts).
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { ACCOUNT_EVENTS, WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
 import { configOf } from "../src/config.ts";
 import { ValidationError } from "../src/errors.ts";
+import { createIndexRacing } from "../src/store/mongo.ts";
 import { DeliveryLoop } from "../src/webhooks/delivery-loop.ts";
-import { EndpointsRepo } from "../src/webhooks/endpoints-repo.ts";
+import { EndpointsRepo } from "../src/store/webhook-endpoints-repo.ts";
+import { LeaseRepo } from "../src/store/webhook-leases-repo.ts";
+import { OutboxRepo } from "../src/store/webhook-outbox-repo.ts";
 import { eventIdOf, filterMatches, subjectOf } from "../src/webhooks/events.ts";
-import { LeaseRepo } from "../src/webhooks/leases.ts";
 import { AddressPolicy } from "../src/net/address-guard.ts";
-import { OutboxRepo } from "../src/webhooks/outbox.ts";
+import { generateSecret } from "../src/webhooks/signing.ts";
 import {
   DELIVERY_STATUSES,
   toDeliveryView,
@@ -111,7 +113,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         const doc = await this.endpoints.create({
           workspaceId,
           url: checkUrl(ctx.params.url),
-          secret,
+          secret: secret ?? generateSecret(),
           events,
           enabled,
         });
@@ -258,18 +260,11 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       cfg.webhookRetentionMs > 0 ? cfg.webhookRetentionMs / 2 : Infinity,
     );
     const leases = new LeaseRepo(this.db, this.broker.nodeID, cfg.webhookLeaseTtlMs);
-    // Two nodes starting together may race to create the same index; the loser sees it exist next time.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.endpoints.ensureIndexes();
-        await this.outbox.ensureIndexes();
-        await leases.ensureIndexes();
-        break;
-      } catch (err) {
-        if (attempt >= 3) throw err;
-        await new Promise((r) => setTimeout(r, 100 * attempt));
-      }
-    }
+    await createIndexRacing(async () => {
+      await this.endpoints.ensureIndexes();
+      await this.outbox.ensureIndexes();
+      await leases.ensureIndexes();
+    });
     this.loop = new DeliveryLoop(
       { outbox: this.outbox, leases, endpoints: this.endpoints },
       {

@@ -10,7 +10,6 @@ export const ERR_ILLEGAL_TRANSITION = "ILLEGAL_TRANSITION";
 export const ERR_INVALID_STATE = "INVALID_STATE";
 export const ERR_NOT_OWNER = "NOT_OWNER";
 export const ERR_WORKSPACE_UNAVAILABLE = "WORKSPACE_UNAVAILABLE";
-export const ERR_CAPACITY_EXHAUSTED = "CAPACITY_EXHAUSTED";
 export const ERR_UNAUTHORIZED = "UNAUTHORIZED";
 export const ERR_FORBIDDEN = "FORBIDDEN";
 export const ERR_RATE_LIMITED = "RATE_LIMITED";
@@ -70,12 +69,6 @@ export class WorkspaceUnavailableError extends Errors.MoleculerRetryableError {
   }
 }
 
-export class CapacityExhaustedError extends Errors.MoleculerRetryableError {
-  constructor(message: string, data?: unknown) {
-    super(message, 503, ERR_CAPACITY_EXHAUSTED, data);
-  }
-}
-
 export class UnauthorizedError extends Errors.MoleculerClientError {
   constructor(message = "Missing or invalid API key") {
     super(message, 401, ERR_UNAUTHORIZED);
@@ -101,7 +94,6 @@ export const ERR_BAD_JSON = "BAD_JSON";
 export const ERR_PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE";
 export const ERR_UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE";
 export const ERR_ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND";
-export const ERR_NOT_IMPLEMENTED = "NOT_IMPLEMENTED";
 export const ERR_SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE";
 export const ERR_INTERNAL = "INTERNAL_ERROR";
 
@@ -132,12 +124,5 @@ export class RateLimitedError extends Errors.MoleculerClientError {
       retryAfter,
       limitPerMinute,
     });
-  }
-}
-
-/** A route whose implementing layer is not deployed in this cluster (e.g. cluster admin routes). */
-export class NotImplementedError extends Errors.MoleculerError {
-  constructor(message: string, data?: unknown) {
-    super(message, 501, ERR_NOT_IMPLEMENTED, data);
   }
 }

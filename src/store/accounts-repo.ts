@@ -47,6 +47,11 @@ export class AccountsRepo {
     return doc && doc.workspaceId === workspaceId ? doc : null;
   }
 
+  /** An account by id alone, whatever its workspace (the operator's console). */
+  async byId(id: string): Promise<AccountDoc | null> {
+    return this.col.findOne({ _id: id });
+  }
+
   async list(workspaceId: string): Promise<AccountDoc[]> {
     return retryTransient(() => this.col.find({ workspaceId }).sort({ createdAt: 1, _id: 1 }).toArray());
   }
@@ -138,15 +143,6 @@ export class AccountsRepo {
   async byIds(ids: string[]): Promise<AccountDoc[]> {
     if (ids.length === 0) return [];
     return retryTransient(() => this.col.find({ _id: { $in: ids } }).toArray());
-  }
-
-  /** Stamps every account of the workspace that `fence` may take (a new owner after a claim). */
-  async takeover(workspaceId: string, fence: Fence): Promise<number> {
-    const res = await this.col.updateMany(
-      { workspaceId, ...claimable(fence) },
-      { $set: { node: fence.node, epoch: fence.epoch } },
-    );
-    return res.modifiedCount;
   }
 
   /** A fenced status write: true when this fence still holds the account. */

@@ -11,6 +11,7 @@
 // fenced out of a workspace cannot overwrite its new owner's state, even with a save already in flight.
 import { Binary, GridFSBucket, type Collection, type Db, type Filter, type ObjectId } from "mongodb";
 import { NotOwnerError } from "../errors.ts";
+import { isDuplicateKey } from "./mongo.ts";
 import type { OwnerStamp } from "./stamp.ts";
 
 type AuthStamp = OwnerStamp;
@@ -36,10 +37,6 @@ interface AuthDoc {
   savedAt?: Date;
   node?: string;
   epoch?: number;
-}
-
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: number } | null)?.code === 11000;
 }
 
 /** The session's document, unless an owner newer than `stamp` is recorded on it. Epochs grow with

@@ -1,6 +1,7 @@
 // MongoDB connection and the indexes of DESIGN.md ("Storage"). Only features that both MongoDB 7 and
 // FerretDB support: plain and unique indexes, no TTL, no transactions.
 import { MongoClient, type Db } from "mongodb";
+import { retry } from "../retry.ts";
 
 export const COLLECTIONS = {
   accounts: "accounts",
@@ -35,17 +36,18 @@ export async function ensureIndexes(db: Db): Promise<void> {
     [COLLECTIONS.apiKeys, { hash: 1 }, { unique: true, name: "hash_unique" }],
   ];
   for (const [collection, keys, options] of specs) {
-    // Two nodes starting together may race to create the same index; the loser sees it exist.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await db.collection(collection).createIndex(keys, options);
-        break;
-      } catch (err) {
-        if (attempt >= 3) throw err;
-        await new Promise((r) => setTimeout(r, 100 * attempt));
-      }
-    }
+    await createIndexRacing(() => db.collection(collection).createIndex(keys, options));
   }
+}
+
+/** Two nodes starting together may race to create the same index; the loser sees it exist next time. */
+export function createIndexRacing<T>(create: () => Promise<T>): Promise<T> {
+  return retry(create, { attempts: 3, delayMs: (attempt) => 100 * attempt });
+}
+
+/** MongoDB's (and FerretDB's) duplicate key error, E11000: a unique `_id` or index refused an insert. */
+export function isDuplicateKey(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 11000;
 }
 
 /** Errors worth another try: the server was briefly unreachable or busy (FerretDB's SQLite backend
@@ -60,7 +62,7 @@ export function isTransientMongoError(err: unknown): boolean {
   return /database is locked|SQLITE_BUSY/.test(e.message ?? "");
 }
 
-export interface RetryOptions {
+export interface TransientRetryOptions {
   /** Tries in all. @default 6 */
   attempts?: number;
   /** Delay before the second try, doubled each time. @default 50 */
@@ -68,14 +70,14 @@ export interface RetryOptions {
 }
 
 /** Runs an idempotent operation, retrying transient errors with exponential backoff. */
-export async function retryTransient<T>(op: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
+export async function retryTransient<T>(
+  op: () => Promise<T>,
+  options: TransientRetryOptions = {},
+): Promise<T> {
   const { attempts = 6, baseDelayMs = 50 } = options;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await op();
-    } catch (err) {
-      if (attempt >= attempts || !isTransientMongoError(err)) throw err;
-      await new Promise((r) => setTimeout(r, baseDelayMs * 2 ** (attempt - 1)));
-    }
-  }
+  return retry(() => op(), {
+    attempts,
+    delayMs: (attempt) => baseDelayMs * 2 ** (attempt - 1),
+    shouldRetry: isTransientMongoError,
+  });
 }

@@ -8,11 +8,11 @@
 // Between scans it touches the database by `_id` only: the row at a queue's cursor, the lease.
 import type { Logger } from "moleculer";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
-import type { EndpointsRepo } from "./endpoints-repo.ts";
+import type { EndpointsRepo } from "../store/webhook-endpoints-repo.ts";
+import type { HeldLease, LeaseRepo } from "../store/webhook-leases-repo.ts";
+import { queueKey, type OutboxRepo, type RecordResult } from "../store/webhook-outbox-repo.ts";
 import type { AddressPolicy } from "../net/address-guard.ts";
 import { attemptDelivery } from "./http-delivery.ts";
-import type { HeldLease, LeaseRepo } from "./leases.ts";
-import { queueKey, type OutboxRepo, type RecordResult } from "./outbox.ts";
 import type { EndpointDoc, OutboxDoc } from "./types.ts";
 
 export interface DeliveryLoopOptions {

@@ -1,19 +1,13 @@
 // Documents and views of the webhooks feature (collections `webhook_endpoints`, `webhook_outbox`,
-// `webhook_leases`).
+// `webhook_leases`). The documents are defined by the store (src/store/webhook-docs.ts).
+import {
+  DELIVERY_STATUSES,
+  type DeliveryStatus,
+  type EndpointDoc,
+  type OutboxDoc,
+} from "../store/webhook-docs.ts";
 
-/** `webhook_endpoints` document. `_id` is the endpoint id (`wh_` + 16 random chars). */
-export interface EndpointDoc {
-  _id: string;
-  workspaceId: string;
-  url: string;
-  /** HMAC key of the signatures; returned only by `webhooks.create`. */
-  secret: string;
-  /** Event names (`account.*`) or `["*"]`. */
-  events: string[];
-  enabled: boolean;
-  createdAt: Date;
-  updatedAt: Date;
-}
+export { DELIVERY_STATUSES, type DeliveryStatus, type EndpointDoc, type OutboxDoc };
 
 /** An endpoint as REST shows it; `secret` only in the answer to create. */
 export interface EndpointView {
@@ -25,33 +19,6 @@ export interface EndpointView {
   createdAt: string;
   updatedAt: string;
   secret?: string;
-}
-
-export type DeliveryStatus = "pending" | "delivered" | "dead";
-export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ["pending", "delivered", "dead"];
-
-/** `webhook_outbox` document: one event for one endpoint. `_id` is `<endpointId>:<eventId>`. */
-export interface OutboxDoc {
-  _id: string;
-  eventId: string;
-  endpointId: string;
-  workspaceId: string;
-  accountId: string;
-  event: string;
-  payload: unknown;
-  /** Position in the queue of (endpoint, account); delivered strictly in this order. */
-  seq: number;
-  status: DeliveryStatus;
-  /** Attempts made so far (the next one is sent with `X-Switchboard-Delivery-Attempt: attempts + 1`). */
-  attempts: number;
-  nextAttemptAt: Date;
-  lastError: string | null;
-  /** HTTP status of the last attempt, if it got one. */
-  lastStatusCode: number | null;
-  createdAt: Date;
-  deliveredAt: Date | null;
-  /** Node that recorded the row (the insert that won). */
-  recordedBy: string;
 }
 
 export interface DeliveryView {

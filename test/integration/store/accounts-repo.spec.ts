@@ -1,5 +1,5 @@
 // Fencing in the accounts store, on the real MongoDB-wire server: a status write lands only for the
-// fence that holds the account; a claim or takeover never moves an account to a lower epoch.
+// fence that holds the account; a claim never moves an account to a lower epoch.
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { MongoClient, type CommandStartedEvent } from "mongodb";
@@ -121,17 +121,6 @@ describe("store/accounts-repo: fenced writes on the real server", () => {
     const d = await repo.get("w2", "acc_2");
     assert.equal(d?.status, "connected");
     assert.equal(d?.node, "n2");
-  });
-
-  it("takeover stamps only the workspace's documents with a lower or missing epoch", async () => {
-    await repo.insert(account("acc_t1", "w3"));
-    await repo.insert(account("acc_t2", "w3", { node: "old", epoch: 1 }));
-    await repo.insert(account("acc_t3", "w3", { node: "newer", epoch: 9 }));
-    await repo.insert(account("acc_t4", "w4", { node: "old", epoch: 1 }));
-    assert.equal(await repo.takeover("w3", { node: "n5", epoch: 5 }), 2);
-    const nodes = Object.fromEntries((await repo.list("w3")).map((d) => [d._id, `${d.node}@${d.epoch}`]));
-    assert.deepEqual(nodes, { acc_t1: "n5@5", acc_t2: "n5@5", acc_t3: "newer@9" });
-    assert.equal((await repo.get("w4", "acc_t4"))?.node, "old", "other workspaces untouched");
   });
 
   it("claimOne says whether the account was ever owned (a first claim: no saved auth state possible)", async () => {

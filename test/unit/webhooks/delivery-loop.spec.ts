@@ -4,7 +4,12 @@ import { strict as assert } from "node:assert";
 import { createServer, type Server } from "node:http";
 import { AddressPolicy } from "../../../src/net/address-guard.ts";
 import { DeliveryLoop } from "../../../src/webhooks/delivery-loop.ts";
-import { queueKey, slotId, type QueueHead, type RecordResult } from "../../../src/webhooks/outbox.ts";
+import {
+  queueKey,
+  slotId,
+  type QueueHead,
+  type RecordResult,
+} from "../../../src/store/webhook-outbox-repo.ts";
 import type { EndpointDoc, OutboxDoc } from "../../../src/webhooks/types.ts";
 import { waitFor } from "../../support/wait.ts";
 

@@ -9,6 +9,7 @@
 // held terms so another node takes over at once; a crash is covered by expiry.
 import { randomBytes } from "node:crypto";
 import type { Collection, Db } from "mongodb";
+import { isDuplicateKey } from "./mongo.ts";
 
 export const LEASES_COLLECTION = "webhook_leases";
 
@@ -26,10 +27,6 @@ export interface HeldLease {
   term: number;
   /** Local deadline: no delivery is started after it unless the lease was renewed. */
   validUntil: number;
-}
-
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: number })?.code === 11000;
 }
 
 export class LeaseRepo {

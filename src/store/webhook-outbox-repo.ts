@@ -13,7 +13,9 @@
 // account's events come from one publisher in order, so slot order follows broadcast order whichever
 // node wins each insert. No step needs an atomic conditional update (FerretDB has none under concurrency).
 import type { Collection, Db } from "mongodb";
-import type { DeliveryStatus, EndpointDoc, OutboxDoc } from "./types.ts";
+import { retry } from "../retry.ts";
+import type { DeliveryStatus, EndpointDoc, OutboxDoc } from "./webhook-docs.ts";
+import { isDuplicateKey } from "./mongo.ts";
 
 export const OUTBOX_COLLECTION = "webhook_outbox";
 
@@ -49,10 +51,6 @@ export interface FailureUpdate {
   nextAttemptAt: Date | null;
 }
 
-export function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: number })?.code === 11000;
-}
-
 export function queueKey(endpointId: string, accountId: string): string {
   return `${endpointId}|${accountId}`;
 }
@@ -63,15 +61,12 @@ export function slotId(endpointId: string, accountId: string, seq: number): stri
 
 /** Retries an operation a few times on errors other than a duplicate key (SQLite's "database is
  * locked" under concurrent writers on FerretDB, a failover on MongoDB). */
-export async function withRetry<T>(op: () => Promise<T>, tries = 4): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await op();
-    } catch (err) {
-      if (isDuplicateKey(err) || i >= tries) throw err;
-      await new Promise((r) => setTimeout(r, 25 * 2 ** i * (0.5 + Math.random())));
-    }
-  }
+function withRetry<T>(op: () => Promise<T>, tries = 4): Promise<T> {
+  return retry(() => op(), {
+    attempts: tries,
+    delayMs: (attempt) => 25 * 2 ** attempt * (0.5 + Math.random()),
+    shouldRetry: (err) => !isDuplicateKey(err),
+  });
 }
 
 export class OutboxRepo {

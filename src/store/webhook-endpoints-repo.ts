@@ -3,15 +3,15 @@
 import { randomBytes } from "node:crypto";
 import type { Collection, Db } from "mongodb";
 import { NotFoundError } from "../errors.ts";
-import { generateSecret } from "./signing.ts";
-import type { EndpointDoc } from "./types.ts";
+import type { EndpointDoc } from "./webhook-docs.ts";
 
 export const ENDPOINTS_COLLECTION = "webhook_endpoints";
 
 export interface NewEndpoint {
   workspaceId: string;
   url: string;
-  secret?: string;
+  /** HMAC key (the service generates one when the client gives none). */
+  secret: string;
   events?: string[];
   enabled?: boolean;
 }
@@ -32,7 +32,7 @@ export class EndpointsRepo {
       _id: `wh_${randomBytes(8).toString("hex")}`,
       workspaceId: input.workspaceId,
       url: input.url,
-      secret: input.secret ?? generateSecret(),
+      secret: input.secret,
       events: input.events && input.events.length > 0 ? [...new Set(input.events)] : ["*"],
       enabled: input.enabled ?? true,
       createdAt: now,

@@ -4,8 +4,8 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { MongoClient, type Db } from "mongodb";
-import { LeaseRepo } from "../../../src/webhooks/leases.ts";
-import { OutboxRepo, type RecordedEvent } from "../../../src/webhooks/outbox.ts";
+import { LeaseRepo } from "../../../src/store/webhook-leases-repo.ts";
+import { OutboxRepo, type RecordedEvent } from "../../../src/store/webhook-outbox-repo.ts";
 import type { EndpointDoc } from "../../../src/webhooks/types.ts";
 import { mongoUrlFor } from "../../support/env.ts";
 

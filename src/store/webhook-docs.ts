@@ -1,0 +1,43 @@
+// The documents of the webhooks collections (`webhook_endpoints`, `webhook_outbox`), as stored.
+
+/** `webhook_endpoints` document. `_id` is the endpoint id (`wh_` + 16 random chars). */
+export interface EndpointDoc {
+  _id: string;
+  workspaceId: string;
+  url: string;
+  /** HMAC key of the signatures; returned only by `webhooks.create`. */
+  secret: string;
+  /** Event names (`account.*`) or `["*"]`. */
+  events: string[];
+  enabled: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type DeliveryStatus = "pending" | "delivered" | "dead";
+
+export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ["pending", "delivered", "dead"];
+
+/** `webhook_outbox` document: one event for one endpoint. `_id` is `<endpointId>:<eventId>`. */
+export interface OutboxDoc {
+  _id: string;
+  eventId: string;
+  endpointId: string;
+  workspaceId: string;
+  accountId: string;
+  event: string;
+  payload: unknown;
+  /** Position in the queue of (endpoint, account); delivered strictly in this order. */
+  seq: number;
+  status: DeliveryStatus;
+  /** Attempts made so far (the next one is sent with `X-Switchboard-Delivery-Attempt: attempts + 1`). */
+  attempts: number;
+  nextAttemptAt: Date;
+  lastError: string | null;
+  /** HTTP status of the last attempt, if it got one. */
+  lastStatusCode: number | null;
+  createdAt: Date;
+  deliveredAt: Date | null;
+  /** Node that recorded the row (the insert that won). */
+  recordedBy: string;
+}
