@@ -6,7 +6,9 @@
 //            pairing-code API), so the real library emits real `qr` and `code` events. The test plays
 //            the phone with `command()`: `scan` links the page (kept in its localStorage, so a restored
 //            profile comes back linked), `message`, `disconnect` (TIMEOUT, then CONNECTED) and `logout`
-//            (navigates to ?post_logout=1, as WhatsApp Web does);
+//            (navigates to ?post_logout=1, as WhatsApp Web does). Each page listens for commands on
+//            a stream that names its linked phone number, so the stand-in counts the browsers connected
+//            per linked session at once, as WhatsApp's servers would see them;
 //   "hang" — accepts connections and never answers (a start that never finishes loading).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -26,12 +28,24 @@ export type StandinCommand =
   | { type: "disconnect" }
   | { type: "logout" };
 
+/** Which pages a command goes to: those linked to `phoneNumber` ("" = not linked), at most `limit`. */
+export interface StandinTarget {
+  phoneNumber?: string;
+  limit?: number;
+}
+
 export interface Standin {
   port: number;
   /** Sends a command to every page connected to the stand-in (the phone's side). */
   command(cmd: StandinCommand): void;
+  /** Sends a command to `target`'s pages only; returns how many it reached. */
+  commandTo(cmd: StandinCommand, target: StandinTarget): number;
   /** Pages listening for commands right now. */
   readonly listeners: number;
+  /** Pages listening right now as linked to `phoneNumber` ("" = not linked). */
+  browsersOf(phoneNumber: string): number;
+  /** Per linked phone number, the most pages seen listening for it at one moment. */
+  readonly maxBrowsers: ReadonlyMap<string, number>;
   /** Chromium flags routing web.whatsapp.com to the stand-in. */
   chromiumArgs: string[];
   /** Pages served so far. */
@@ -144,6 +158,7 @@ function pageScript(rotateMs: number): string {
   const commands = {
     scan({ phoneNumber, pushName }) {
       localStorage.setItem(LINK_KEY, JSON.stringify({ phoneNumber, pushName }));
+      listen(); // from now on this browser counts as the linked session's
       const open = indexedDB.open("wawc", 1); // WhatsApp keeps its keys in IndexedDB
       open.onupgradeneeded = () => open.result.createObjectStore("keys");
       open.onsuccess = () => {
@@ -171,10 +186,16 @@ function pageScript(rotateMs: number): string {
       location.href = "/?post_logout=1";
     },
   };
-  new EventSource("/standin/events").onmessage = (e) => {
-    const cmd = JSON.parse(e.data);
-    commands[cmd.type](cmd);
+  let stream = null;
+  const listen = () => {
+    if (stream) stream.close();
+    stream = new EventSource("/standin/events?phone=" + encodeURIComponent(me() ? me().phoneNumber : ""));
+    stream.onmessage = (e) => {
+      const cmd = JSON.parse(e.data);
+      commands[cmd.type](cmd);
+    };
   };
+  listen();
   window.Debug = { VERSION: "2.3000.0-standin" };
   setTimeout(() => {
     if (me()) {
@@ -218,7 +239,11 @@ export async function startWhatsappStandin(opts: StandinOptions): Promise<Standi
   const html = `<!doctype html><html><head><title>WhatsApp</title></head><body>
 <div id="app"></div><script>${pageScript(opts.rotateMs ?? 60000)}</script></body></html>`;
   const held = new Set<import("node:http").ServerResponse>();
-  const streams = new Set<import("node:http").ServerResponse>();
+  /** Open command streams, each with the phone number its page is linked to ("" = none). */
+  const streams = new Map<import("node:http").ServerResponse, string>();
+  const maxBrowsers = new Map<string, number>();
+  const scanned = new WeakSet<import("node:http").ServerResponse>();
+  const browsersOf = (phone: string) => [...streams.values()].filter((p) => p === phone).length;
   const standin: Standin = {
     port: 0,
     chromiumArgs: [],
@@ -226,8 +251,23 @@ export async function startWhatsappStandin(opts: StandinOptions): Promise<Standi
     get listeners() {
       return streams.size;
     },
+    browsersOf,
+    maxBrowsers,
     command(cmd) {
-      for (const res of streams) res.write(`data: ${JSON.stringify(cmd)}\n\n`);
+      standin.commandTo(cmd, {});
+    },
+    commandTo(cmd, target) {
+      let reached = 0;
+      for (const [res, phone] of streams) {
+        if (target.phoneNumber !== undefined && phone !== target.phoneNumber) continue;
+        // A scanned page reconnects under its number; until its old stream closes, it is not waiting.
+        if (scanned.has(res)) continue;
+        if (reached >= (target.limit ?? Infinity)) break;
+        res.write(`data: ${JSON.stringify(cmd)}\n\n`);
+        if (cmd.type === "scan") scanned.add(res);
+        reached++;
+      }
+      return reached;
     },
     close: async () => {},
   };
@@ -237,10 +277,12 @@ export async function startWhatsappStandin(opts: StandinOptions): Promise<Standi
       res.on("close", () => held.delete(res));
       return;
     }
-    if (req.url === "/standin/events") {
+    if (req.url?.startsWith("/standin/events")) {
+      const phone = new URL(req.url, "https://web.whatsapp.com").searchParams.get("phone") ?? "";
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store" });
       res.write(": connected\n\n");
-      streams.add(res);
+      streams.set(res, phone);
+      if (phone) maxBrowsers.set(phone, Math.max(maxBrowsers.get(phone) ?? 0, browsersOf(phone)));
       res.on("close", () => streams.delete(res));
       return;
     }
@@ -260,7 +302,7 @@ export async function startWhatsappStandin(opts: StandinOptions): Promise<Standi
     "--ignore-certificate-errors",
   ];
   standin.close = async () => {
-    for (const res of [...held, ...streams]) res.destroy();
+    for (const res of [...held, ...streams.keys()]) res.destroy();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };

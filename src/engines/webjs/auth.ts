@@ -21,6 +21,9 @@ const BaseAuthStrategy: new () => {
 /** Profile paths (relative to the user data dir) that hold a linked device's credentials. */
 export const PROFILE_SUBSET = ["Default/IndexedDB", "Default/Local Storage"];
 
+/** Longer than Chromium's delay before it commits Local Storage changes to disk (5 s). */
+const STORAGE_COMMIT_SETTLE_MS = 7000;
+
 function run(cmd: string, args: string[], input?: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
@@ -70,6 +73,7 @@ export class ProfileAuthStrategy extends BaseAuthStrategy {
   /** The device was unlinked: nothing may be saved any more. */
   private loggedOut = false;
   private timer: NodeJS.Timeout | null = null;
+  private settleTimer: NodeJS.Timeout | null = null;
   private saving: Promise<boolean> = Promise.resolve(false);
   /** Told about each browser whatsapp-web.js connects to (the engine watches its DevTools link). */
   onBrowser: ((browser: { once(event: "disconnected", fn: () => void): unknown }) => void) | null = null;
@@ -111,7 +115,9 @@ export class ProfileAuthStrategy extends BaseAuthStrategy {
 
   stopPeriodicSave(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.settleTimer) clearTimeout(this.settleTimer);
     this.timer = null;
+    this.settleTimer = null;
   }
 
   // ---- whatsapp-web.js hooks ----
@@ -143,10 +149,14 @@ export class ProfileAuthStrategy extends BaseAuthStrategy {
   /** The engine saves once before it announces `ready`; from then on, periodically. */
   async afterAuthReady(): Promise<void> {
     this.stopPeriodicSave();
-    this.timer = setInterval(() => {
+    const save = () =>
       this.save().catch((err) => this.opts.logger?.warn(`periodic auth state save failed:`, err));
-    }, this.opts.saveIntervalMs);
+    this.timer = setInterval(save, this.opts.saveIntervalMs);
     this.timer.unref();
+    // Chromium commits Local Storage to disk seconds after a write, so the save at ready may miss the
+    // newest link state; one more once that commit has surely happened makes a failover need no QR.
+    this.settleTimer = setTimeout(save, STORAGE_COMMIT_SETTLE_MS);
+    this.settleTimer.unref();
   }
 
   /** Called by whatsapp-web.js before it reports a non-transient state; the state stays saved. */

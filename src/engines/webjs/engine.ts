@@ -30,7 +30,7 @@ export interface WebjsTuning {
   maxCrashes?: number;
   /** @default 600000 */
   crashWindowMs?: number;
-  /** How long whatsapp-web.js's destroy() may take before the processes are killed. @default 3000 */
+  /** How long a graceful close (destroy() and the browser's exit) may take before the processes are killed. @default 3000 */
   destroyTimeoutMs?: number;
   /** Chromium must open DevTools within this. @default 30000 */
   launchTimeoutMs?: number;
@@ -472,12 +472,14 @@ export class WebjsEngine extends BaseEngine {
     this.browser = null;
     this.auth.stopPeriodicSave();
     if (client && graceful) {
-      // A clean close lets Chromium flush the profile; it may throw or hang when the page is gone.
+      // A clean close lets Chromium flush the profile; it may throw or hang when the page is gone. One
+      // budget covers the close and the exit, so a stop takes at most destroyTimeoutMs plus the kill.
+      const deadline = Date.now() + this.tuning.destroyTimeoutMs;
       await withTimeout(
         client.destroy().catch(() => undefined),
         this.tuning.destroyTimeoutMs,
       );
-      if (browser) await withTimeout(browser.exited, this.tuning.destroyTimeoutMs);
+      if (browser) await withTimeout(browser.exited, Math.max(0, deadline - Date.now()));
     }
     await killSessionProcesses(this.userDataDir, browser?.pid);
   }
