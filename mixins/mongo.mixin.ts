@@ -1,14 +1,12 @@
-// Gives a service a MongoDB connection for its lifetime: `this.db` and `this.collections.<name>`,
+// Gives a service a MongoDB connection for its lifetime: `this.db` (for the repositories of src/store),
 // connected on `started` to configOf(broker).mongoUrl (never process.env: tests run many brokers) and
 // closed on `stopped` (after the service's own `stopped`, which Moleculer runs first).
-import type { Collection, Db, MongoClient } from "mongodb";
-import type { ServiceSchema } from "moleculer";
+import type { Db, MongoClient } from "mongodb";
+import type { Service, ServiceSchema } from "moleculer";
 import { configOf } from "../src/config.ts";
 import { connectMongo, ensureIndexes } from "../src/store/mongo.ts";
 
 export interface MongoMixinOptions {
-  /** Collections exposed as `this.collections.<name>`. @default [] */
-  collections?: string[];
   /** Create the indexes of src/store/mongo.ts at start. @default true */
   ensureIndexes?: boolean;
 }
@@ -17,21 +15,21 @@ export interface MongoMixinOptions {
 export interface MongoVars {
   mongo: MongoClient;
   db: Db;
-  collections: Record<string, Collection<any>>;
 }
 
+type MongoThis = Service & Partial<MongoVars>;
+
 export function mongoMixin(options: MongoMixinOptions = {}): Partial<ServiceSchema> {
-  const { collections = [], ensureIndexes: withIndexes = true } = options;
+  const { ensureIndexes: withIndexes = true } = options;
   return {
-    async started(this: any) {
+    async started(this: MongoThis) {
       const cfg = configOf(this.broker);
       const { client, db } = await connectMongo(cfg.mongoUrl, { poolSize: cfg.mongoPoolSize });
       this.mongo = client;
       this.db = db;
-      this.collections = Object.fromEntries(collections.map((name) => [name, db.collection(name)]));
       if (withIndexes) await ensureIndexes(db);
     },
-    async stopped(this: any) {
+    async stopped(this: MongoThis) {
       await this.mongo?.close();
     },
   };

@@ -30,7 +30,8 @@ import { KeyStore } from "../src/gateway/keys.ts";
 import { METRICS, registerGatewayMetrics } from "../src/gateway/metrics.ts";
 import { RateLimiter } from "../src/gateway/rate-limit.ts";
 import { ID_PATTERN, ROUTES, ROUTES_BY_ID, validatorSchema } from "../src/gateway/routes.ts";
-import { COLLECTIONS } from "../src/store/mongo.ts";
+import { KeysRepo } from "../src/store/keys-repo.ts";
+import { StatsRepo } from "../src/store/stats-repo.ts";
 
 export { BODY_LIMIT } from "../src/gateway/http.ts";
 export type { ContractError } from "../src/gateway/http-errors.ts";
@@ -39,7 +40,7 @@ interface ApiThis extends Service, Gatekeeper {
   server: Server;
   checks: Map<string, ParamsCheck>;
   db?: import("mongodb").Db;
-  collections: Record<string, import("mongodb").Collection<any>>;
+  stats?: StatsRepo;
   resolveAlias(url: string, method: string): false | { alias: { routeId?: string } };
 }
 
@@ -49,10 +50,7 @@ export function createApiService(cfg: Config): ServiceSchema {
 
   const schema: ServiceSchema<any, any, any, ApiThis> = {
     name: "api",
-    mixins: [
-      ApiGateway as unknown as Partial<ServiceSchema>,
-      mongoMixin({ collections: [COLLECTIONS.apiKeys] }),
-    ],
+    mixins: [ApiGateway as unknown as Partial<ServiceSchema>, mongoMixin()],
 
     settings: {
       port: cfg.port,
@@ -179,7 +177,8 @@ export function createApiService(cfg: Config): ServiceSchema {
     },
 
     async started(this: ApiThis) {
-      this.keys = new KeyStore(this.collections[COLLECTIONS.apiKeys], {
+      this.stats = new StatsRepo(this.db!);
+      this.keys = new KeyStore(new KeysRepo(this.db!), {
         adminKey: configOf(this.broker).adminApiKey,
       });
     },

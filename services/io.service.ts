@@ -7,7 +7,10 @@
 //   that workspace's room only: the default in-memory adapter and `.local`, so a gateway never fans an
 //   event out to another gateway's sockets (each gateway relays its own copy);
 // - `call` → whitelisted `accounts.*` actions with the socket's workspace forced;
-// - a revoked key (`apikeys.revoked`) loses its open sockets.
+// - a revoked key (`apikeys.revoked`) loses its open sockets; every SOCKET_KEY_CHECK_MS the keys of
+//   open sockets are checked again, so a missed broadcast delays that by one period plus the key
+//   cache's few seconds;
+// - wrong keys count against the client address's failed-auth limit, shared with REST.
 // Start and stop: both services are created before either starts, so the api's HTTP server exists when
 // Socket.IO attaches to it; on stop Socket.IO closes its sockets and engine only, and the api service
 // closes the server (whose close waits for those sockets to end).
@@ -15,7 +18,10 @@ import { Errors, type Context, type Service, type ServiceSchema } from "molecule
 import SocketIOService from "moleculer-io";
 import type { Server as HttpServer } from "node:http";
 import type { Server, Socket } from "socket.io";
+import { configOf } from "../src/config.ts";
+import { RateLimitedError } from "../src/errors.ts";
 import type { Caller, KeyStore } from "../src/gateway/keys.ts";
+import type { RateLimiter } from "../src/gateway/rate-limit.ts";
 import {
   RELAYED_EVENTS,
   SnapshotHold,
@@ -33,12 +39,14 @@ interface IoThis extends Service {
   io?: Server;
   snapshotHold: SnapshotHold;
   gateway(): ApiHost;
-  resolveSocketKey(token: string): Promise<Caller | null>;
+  resolveSocketKey(token: string, address: string): Promise<Caller | null>;
   socketAuthorize(socket: Socket): Promise<SocketPrincipal>;
   relayAccountEvent(event: RelayedEvent, payload: unknown): void;
   onSocketConnected(socket: Socket): Promise<void>;
   callFromSocket(socket: Socket, action: unknown, params: unknown): Promise<unknown>;
   disconnectKey(keyId: string): void;
+  recheckSocketKeys(): Promise<void>;
+  keyCheckTimer?: NodeJS.Timeout;
 }
 
 /** What the io service uses of the node's api service. */
@@ -47,6 +55,8 @@ interface ApiHost {
   settings: { cors?: unknown };
   /** Undefined until the api service has started. */
   keys?: KeyStore;
+  /** Wrong keys per client address, shared with REST. */
+  failedAuth: RateLimiter;
 }
 
 type Respond = (err: unknown, res?: unknown) => void;
@@ -116,7 +126,7 @@ const schema: ServiceSchema<any, any, any, IoThis> = {
     /** moleculer-io's authorization hook: throwing refuses the handshake (`connect_error`). */
     async socketAuthorize(this: IoThis, socket: Socket): Promise<SocketPrincipal> {
       const principal = await authenticateSocket(socket.handshake.auth, (token) =>
-        this.resolveSocketKey(token),
+        this.resolveSocketKey(token, socket.handshake.address),
       );
       (socket.data as { principal: SocketPrincipal }).principal = principal;
       return principal;
@@ -140,10 +150,36 @@ const schema: ServiceSchema<any, any, any, IoThis> = {
       });
     },
 
-    async resolveSocketKey(this: IoThis, token: string): Promise<Caller | null> {
+    /** The key's caller; an address over its failed-auth limit is refused before any lookup. */
+    async resolveSocketKey(this: IoThis, token: string, address: string): Promise<Caller | null> {
+      const api = this.gateway();
+      if (!api.keys)
+        throw new Errors.MoleculerRetryableError("Gateway is starting, retry", 503, "SERVICE_UNAVAILABLE");
+      const strikes = api.failedAuth.peek(address);
+      if (!strikes.allowed) throw new RateLimitedError(strikes.retryAfterSec, api.failedAuth.perMinute);
+      const caller = token.length > 512 ? null : await api.keys.authenticate(token);
+      if (!caller) api.failedAuth.take(address);
+      return caller;
+    },
+
+    /** Drops the sockets of keys revoked meanwhile: the safety net for a missed `apikeys.revoked`.
+     * One lookup per distinct key, answered by the key cache while its entry is fresh. */
+    async recheckSocketKeys(this: IoThis): Promise<void> {
       const keys = this.gateway().keys;
-      if (keys) return keys.authenticate(token);
-      throw new Errors.MoleculerRetryableError("Gateway is starting, retry", 503, "SERVICE_UNAVAILABLE");
+      if (!this.io || !keys) return;
+      const keyIds = new Set<string>();
+      for (const socket of this.io.of("/").sockets.values()) {
+        const principal = (socket.data as { principal?: SocketPrincipal }).principal;
+        if (principal && !principal.admin) keyIds.add(principal.keyId);
+      }
+      for (const keyId of keyIds) {
+        try {
+          if (!(await keys.isActive(keyId))) this.disconnectKey(keyId);
+        } catch (err) {
+          // The database may be away for a moment: keep the sockets and check again next period.
+          this.logger.warn(`io: re-checking key ${keyId} failed:`, (err as Error).message);
+        }
+      }
     },
 
     relayAccountEvent(this: IoThis, event: RelayedEvent, payload: unknown): void {
@@ -205,8 +241,14 @@ const schema: ServiceSchema<any, any, any, IoThis> = {
     this.io!.of("/").on("connection", (socket: Socket) => {
       void this.onSocketConnected(socket);
     });
+    const every = configOf(this.broker).socketKeyCheckMs;
+    if (every > 0) {
+      this.keyCheckTimer = setInterval(() => void this.recheckSocketKeys(), every);
+      this.keyCheckTimer.unref();
+    }
   },
   stopped(this: IoThis) {
+    clearInterval(this.keyCheckTimer);
     // Runs before moleculer-io's `stopped`, whose `io.close()` would also close the api's HTTP server.
     const io = this.io;
     this.io = undefined;

@@ -110,6 +110,9 @@ export interface Config {
   metricsToken: string;
   /** Wrong API keys a client address may present per minute before it is refused (429) unread; 0: no limit. @default 20 */
   authFailuresPerMinute: number;
+  /** How often a gateway re-checks the key of each open socket (through its key cache) and drops the
+   * sockets of a revoked key, should the revocation broadcast have been missed; 0: never. @default 30000 */
+  socketKeyCheckMs: number;
   /** Delay before restarting an account that failed for a retryable reason, doubled per failure in a row. @default 5000 */
   failedRetryBaseMs: number;
   /** Upper bound of that delay. @default 300000 */
@@ -159,6 +162,7 @@ export function loadConfig(): Config {
     webhookAllowPrivate: str("WEBHOOK_ALLOW_PRIVATE", ""),
     metricsToken: str("METRICS_TOKEN", ""),
     authFailuresPerMinute: int("AUTH_FAILURES_PER_MINUTE", 20),
+    socketKeyCheckMs: int("SOCKET_KEY_CHECK_MS", 30000),
     failedRetryBaseMs: Math.max(1, int("FAILED_RETRY_BASE_MS", 5000)),
     failedRetryMaxMs: Math.max(1, int("FAILED_RETRY_MAX_MS", 300000)),
   };

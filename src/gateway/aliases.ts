@@ -1,7 +1,6 @@
 // moleculer-web aliases generated from the route table: an action call for every REST route, and for
 // the operations routes (health, metrics, docs) an answer the gateway makes itself, never through
 // the bus, since they describe this gateway.
-import type { Db } from "mongodb";
 import type { Logger, ServiceBroker } from "moleculer";
 import { timingSafeEqual } from "node:crypto";
 import { configOf } from "../config.ts";
@@ -13,13 +12,14 @@ import { gatewayMetricsText } from "./metrics.ts";
 import { buildOpenApi, DOCS_CSS, renderDocsHtml } from "./openapi.ts";
 import { policyAllowingStyle } from "./security-headers.ts";
 import { ROUTES, type RouteSpec } from "./routes.ts";
+import type { StatsRepo } from "../store/stats-repo.ts";
 
 /** What an operations answer reads from the api service. */
 export interface GatewayView {
   broker: ServiceBroker;
   logger: Logger;
   /** Undefined until the gateway has connected to MongoDB. */
-  db?: Db;
+  stats?: StatsRepo;
 }
 
 const JSON_TYPE = "application/json; charset=utf-8";
@@ -39,14 +39,14 @@ function bearerMatches(req: Req, token: string): boolean {
 const OPERATIONS: Record<string, (gw: GatewayView, res: Res, req: Req) => Promise<void>> = {
   live: async (gw, res) => send(res, 200, JSON_TYPE, JSON.stringify({ live: true, node: gw.broker.nodeID })),
   ready: async (gw, res) => {
-    const report = await readiness(gw.broker, gw.db);
+    const report = await readiness(gw.broker, gw.stats);
     send(res, report.ready ? 200 : 503, JSON_TYPE, JSON.stringify(report));
   },
   metrics: async (gw, res, req) => {
     const token = configOf(gw.broker).metricsToken;
     if (token && !bearerMatches(req, token))
       throw new UnauthorizedError("GET /metrics needs the METRICS_TOKEN as a Bearer token");
-    send(res, 200, "text/plain; version=0.0.4; charset=utf-8", await gatewayMetricsText(gw.broker, gw.db));
+    send(res, 200, "text/plain; version=0.0.4; charset=utf-8", await gatewayMetricsText(gw.broker, gw.stats));
   },
   openapi: async (_gw, res) => send(res, 200, JSON_TYPE, OPENAPI_JSON),
   docs: async (_gw, res) =>

@@ -1,7 +1,7 @@
 // GET /health/ready: the gateway can serve requests when NATS and MongoDB answer (each within 1.5 s)
 // and at least one node runs `session`; otherwise 503 with the failing checks.
-import type { Db } from "mongodb";
 import type { ServiceBroker } from "moleculer";
+import type { StatsRepo } from "../store/stats-repo.ts";
 
 export interface Check {
   ok: boolean;
@@ -30,8 +30,8 @@ async function check(fn: () => Promise<unknown>): Promise<Check> {
   }
 }
 
-/** @param db the gateway's database, undefined until it has connected */
-export async function readiness(broker: ServiceBroker, db: Db | undefined): Promise<Readiness> {
+/** @param stats undefined until the gateway has connected to MongoDB */
+export async function readiness(broker: ServiceBroker, stats: StatsRepo | undefined): Promise<Readiness> {
   const transit = broker.transit as any;
   const [nats, mongo] = await Promise.all([
     check(async () => {
@@ -40,8 +40,8 @@ export async function readiness(broker: ServiceBroker, db: Db | undefined): Prom
       if (typeof transit.tx?.client?.flush === "function") await transit.tx.client.flush();
     }),
     check(async () => {
-      if (!db) throw new Error("not connected");
-      await db.command({ ping: 1 });
+      if (!stats) throw new Error("not connected");
+      await stats.ping();
     }),
   ]);
   const sessionNodes = [

@@ -1,20 +1,13 @@
 // API keys. The admin key comes from ADMIN_API_KEY; workspace keys are created by the admin route,
 // shown once and stored only as SHA-256 hashes in the `api_keys` collection. A key reads
 // `sbk_<keyId>_<secret>`: the key id finds the record, the hashes are compared in constant time.
-// Verified keys are cached briefly per gateway so a request costs no database round trip; a
-// revocation is broadcast (`apikeys.revoked`) so every gateway forgets the key at once.
+// Verified keys are cached briefly per gateway (a bounded LRU) so a request costs no database round
+// trip; a revocation is broadcast (`apikeys.revoked`) so every gateway forgets that key at once.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Collection } from "mongodb";
 import { NotFoundError } from "../errors.ts";
+import type { ApiKeyDoc, KeyRecords } from "../store/keys-repo.ts";
 
-export interface ApiKeyDoc {
-  /** Key id (16 hex characters); public, names the key in routes and logs. */
-  _id: string;
-  workspaceId: string;
-  /** SHA-256 (hex) of the whole key. */
-  hash: string;
-  createdAt: Date;
-}
+export type { ApiKeyDoc } from "../store/keys-repo.ts";
 
 /** Who is calling. */
 export type Caller =
@@ -57,7 +50,7 @@ export interface KeyStoreOptions {
   cacheTtlMs?: number;
   /** How long an unknown key id is remembered as unknown. @default 2000 */
   negativeTtlMs?: number;
-  /** Cached key ids at most (the cache is cleared when full). @default 10000 */
+  /** Cached key ids at most; when full, the least recently used one is dropped. @default 10000 */
   maxCached?: number;
 }
 
@@ -69,18 +62,13 @@ export class KeyStore {
   private readonly maxCached: number;
 
   constructor(
-    private readonly collection: Collection<ApiKeyDoc>,
+    private readonly records: KeyRecords,
     opts: KeyStoreOptions,
   ) {
     this.adminHash = opts.adminKey ? hashKey(opts.adminKey) : null;
     this.cacheTtlMs = opts.cacheTtlMs ?? 5000;
     this.negativeTtlMs = opts.negativeTtlMs ?? 2000;
     this.maxCached = opts.maxCached ?? 10000;
-  }
-
-  async ensureIndexes(): Promise<void> {
-    await this.collection.createIndex({ workspaceId: 1 });
-    await this.collection.createIndex({ hash: 1 }, { unique: true });
   }
 
   /** The caller a presented key stands for, or null when the key is unknown or revoked. */
@@ -99,34 +87,50 @@ export class KeyStore {
   private async lookup(keyId: string): Promise<ApiKeyDoc | null> {
     const now = Date.now();
     const hit = this.cache.get(keyId);
-    if (hit && hit.until > now) return hit.doc;
-    const doc = await this.collection.findOne({ _id: keyId });
-    if (this.cache.size >= this.maxCached) this.cache.clear();
-    this.cache.set(keyId, { doc, until: now + (doc ? this.cacheTtlMs : this.negativeTtlMs) });
+    if (hit && hit.until > now) {
+      // A Map iterates in insertion order: re-inserting a hit keeps the least recently used first.
+      this.cache.delete(keyId);
+      this.cache.set(keyId, hit);
+      return hit.doc;
+    }
+    const doc = await this.records.findById(keyId);
+    this.cache.delete(keyId);
+    while (this.cache.size >= this.maxCached) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(keyId, { doc, until: Date.now() + (doc ? this.cacheTtlMs : this.negativeTtlMs) });
     return doc;
   }
 
   async create(workspaceId: string): Promise<{ key: string; keyId: string; workspaceId: string }> {
     const { key, doc } = generateKey(workspaceId);
-    await this.collection.insertOne(doc);
+    await this.records.insert(doc);
     return { key, keyId: doc._id, workspaceId };
   }
 
   async list(workspaceId: string): Promise<{ items: { keyId: string; createdAt: string }[] }> {
-    const docs = await this.collection.find({ workspaceId }).sort({ createdAt: 1 }).toArray();
+    const docs = await this.records.listByWorkspace(workspaceId);
     return { items: docs.map((d) => ({ keyId: d._id, createdAt: new Date(d.createdAt).toISOString() })) };
   }
 
   /** Deletes a key of a workspace; a key of another workspace is a 404 like an unknown one. */
   async revoke(workspaceId: string, keyId: string): Promise<void> {
-    const res = await this.collection.deleteOne({ _id: keyId, workspaceId });
+    const deleted = await this.records.deleteOfWorkspace(workspaceId, keyId);
     this.forget(keyId);
-    if (res.deletedCount === 0) throw new NotFoundError("Key", keyId);
+    if (!deleted) throw new NotFoundError("Key", keyId);
+  }
+
+  /** Whether a workspace key id still exists (from the cache while its entry is fresh). */
+  async isActive(keyId: string): Promise<boolean> {
+    return (await this.lookup(keyId)) !== null;
   }
 
   /** Drops a key from this gateway's cache (on revocation anywhere in the cluster). */
   forget(keyId: string): void {
     this.cache.delete(keyId);
+  }
+
+  /** Key ids in the cache, least recently used first (tests and diagnostics). */
+  cachedKeyIds(): string[] {
+    return [...this.cache.keys()];
   }
 }
 

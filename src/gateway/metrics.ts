@@ -4,10 +4,9 @@
 //    (collected with `$node.metrics`, labelled by node: failovers, start-queue length, … as the
 //    session/placement layers expose them), plus gauges the gateway computes from MongoDB (sessions by
 //    status per node, placements per node) and its own counter of QR codes served.
-import type { Db } from "mongodb";
 import { MetricReporters, type ServiceBroker } from "moleculer";
 import { placementOf } from "../placement/kv.ts";
-import { COLLECTIONS } from "../store/mongo.ts";
+import type { StatsRepo } from "../store/stats-repo.ts";
 
 /** Names Switchboard layers register in their broker's metric registry; the gateway exports every
  * `switchboard.*` metric of every node, labelled with `nodeID`. */
@@ -135,25 +134,20 @@ export function placementFamily(broker: ServiceBroker): Family | null {
   };
 }
 
-/** Gauges computed from the account records (FerretDB's $group supports $sum, which is all this needs). */
-export async function accountFamilies(db: Db): Promise<Family[]> {
-  const rows = await db
-    .collection(COLLECTIONS.accounts)
-    .aggregate<{ _id: { node?: string | null; status: string; workspaceId: string }; n: number }>([
-      { $group: { _id: { node: "$node", status: "$status", workspaceId: "$workspaceId" }, n: { $sum: 1 } } },
-    ])
-    .toArray();
+/** Gauges computed from the account records. */
+export async function accountFamilies(stats: StatsRepo): Promise<Family[]> {
+  const rows = await stats.accountCounts();
   const sessions = new Map<string, Sample>();
   const placements = new Map<string, Set<string>>();
-  for (const { _id, n } of rows) {
-    const node = _id.node ?? "none";
-    const key = `${node}\u0000${_id.status}`;
-    const s = sessions.get(key) ?? { labels: { node, status: _id.status }, value: 0 };
-    s.value += n;
+  for (const row of rows) {
+    const node = row.node ?? "none";
+    const key = `${node}\u0000${row.status}`;
+    const s = sessions.get(key) ?? { labels: { node, status: row.status }, value: 0 };
+    s.value += row.n;
     sessions.set(key, s);
-    if (_id.node) {
+    if (row.node) {
       if (!placements.has(node)) placements.set(node, new Set());
-      placements.get(node)!.add(_id.workspaceId);
+      placements.get(node)!.add(row.workspaceId);
     }
   }
   const starting = [...sessions.values()].filter(
@@ -181,21 +175,24 @@ export async function accountFamilies(db: Db): Promise<Family[]> {
   ];
 }
 
-/** The whole /metrics text of a gateway. @param db undefined until the gateway has connected */
 /** How long the accounts aggregate of /metrics is reused: a scrape must not scan the accounts each time. */
 export const ACCOUNTS_AGGREGATE_TTL_MS = 5000;
-const aggregates = new WeakMap<Db, { at: number; families: ReturnType<typeof accountFamilies> }>();
+const aggregates = new WeakMap<StatsRepo, { at: number; families: ReturnType<typeof accountFamilies> }>();
 
-function cachedAccountFamilies(db: Db): ReturnType<typeof accountFamilies> {
-  const hit = aggregates.get(db);
+function cachedAccountFamilies(stats: StatsRepo): ReturnType<typeof accountFamilies> {
+  const hit = aggregates.get(stats);
   if (hit && Date.now() - hit.at < ACCOUNTS_AGGREGATE_TTL_MS) return hit.families;
-  const families = accountFamilies(db).catch(() => []);
-  aggregates.set(db, { at: Date.now(), families });
+  const families = accountFamilies(stats).catch(() => []);
+  aggregates.set(stats, { at: Date.now(), families });
   return families;
 }
 
-export async function gatewayMetricsText(broker: ServiceBroker, db: Db | undefined): Promise<string> {
-  const computed = db ? await cachedAccountFamilies(db) : [];
+/** @param stats undefined until the gateway has connected to MongoDB */
+export async function gatewayMetricsText(
+  broker: ServiceBroker,
+  stats: StatsRepo | undefined,
+): Promise<string> {
+  const computed = stats ? await cachedAccountFamilies(stats) : [];
   // What the nodes register themselves wins over what the gateway computes under the same name.
   const cluster = await clusterFamilies(broker, new Set([METRICS.sessions, METRICS.placements]));
   const fromNodes = new Set(cluster.filter((f) => f.samples.length > 0).map((f) => f.name));

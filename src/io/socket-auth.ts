@@ -1,7 +1,8 @@
 // Socket handshake authentication: `auth: {token}` carries a workspace key; the admin key may name a
 // workspace (`auth: {token, workspaceId}`). Anything else is refused at connect with a clear message.
 // Keys are verified by the gateway's KeyStore (src/gateway/keys.ts), the same as REST.
-import { UnauthorizedError, ValidationError } from "../errors.ts";
+import type { Errors } from "moleculer";
+import { RateLimitedError, UnauthorizedError, ValidationError } from "../errors.ts";
 import { WORKSPACE_ID_PATTERN } from "../accounts/types.ts";
 import type { Caller } from "../gateway/keys.ts";
 
@@ -22,7 +23,7 @@ export const ADMIN_NEEDS_WORKSPACE_MESSAGE =
   "The admin key must name a workspace: io(url, { auth: { token, workspaceId } })";
 
 /** Socket.IO sends only `message` and `data` of a refused handshake: put the stable shape in `data`. */
-function refusal(err: UnauthorizedError | ValidationError): Error {
+function refusal(err: Errors.MoleculerError): Error {
   const data = (err.data ?? {}) as object;
   (err as { data?: unknown }).data = { name: err.name, code: err.code, type: err.type, ...data };
   return err;
@@ -35,7 +36,10 @@ export async function authenticateSocket(auth: unknown, resolveKey: KeyResolver)
   };
   if (typeof token !== "string" || token === "") throw refusal(new UnauthorizedError(MISSING_TOKEN_MESSAGE));
 
-  const caller = await resolveKey(token);
+  // Too many wrong keys from the client's address: refused with data {type: RATE_LIMITED, retryAfter}.
+  const caller = await resolveKey(token).catch((err: unknown) => {
+    throw err instanceof RateLimitedError ? refusal(err) : err;
+  });
   if (!caller) throw refusal(new UnauthorizedError(INVALID_TOKEN_MESSAGE));
   if (caller.kind === "workspace")
     return { workspaceId: caller.workspaceId, keyId: caller.keyId, admin: false };

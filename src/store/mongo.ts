@@ -34,6 +34,7 @@ export async function ensureIndexes(db: Db): Promise<void> {
     [COLLECTIONS.accounts, { sessionId: 1 }, { unique: true, name: "sessionId_unique" }],
     [COLLECTIONS.accounts, { workspaceId: 1 }, { name: "workspaceId" }],
     [COLLECTIONS.apiKeys, { hash: 1 }, { unique: true, name: "hash_unique" }],
+    [COLLECTIONS.apiKeys, { workspaceId: 1 }, { name: "workspaceId" }],
   ];
   for (const [collection, keys, options] of specs) {
     await createIndexRacing(() => db.collection(collection).createIndex(keys, options));

@@ -1,7 +1,12 @@
 // Helpers of the io specs: Socket.IO clients that record what they receive, an observer broker that
 // records what the bus carried, and REST calls against a gateway.
 import type { ServiceBroker, ServiceSchema } from "moleculer";
-import { io as connectSocket, type Socket as ClientSocket } from "socket.io-client";
+import {
+  io as connectSocket,
+  type ManagerOptions,
+  type Socket as ClientSocket,
+  type SocketOptions,
+} from "socket.io-client";
 import { RELAYED_EVENTS, workspaceOfEvent } from "../../../src/io/relay.ts";
 import { waitFor } from "../../support/wait.ts";
 
@@ -37,12 +42,15 @@ export class RecordingSocket {
     readonly url: string,
     auth: Record<string, unknown> | undefined,
     readonly workspaceId?: string,
+    /** E.g. `localAddress`, to connect from another loopback address. */
+    extra: Partial<ManagerOptions & SocketOptions> & { localAddress?: string } = {},
   ) {
     this.socket = connectSocket(url, {
       auth,
       transports: ["websocket"],
       reconnection: false,
       forceNew: true,
+      ...extra,
     });
     this.socket.on("accounts.snapshot", (s: { items: any[] }) => (this.snapshot = s));
     for (const event of RELAYED_EVENTS)

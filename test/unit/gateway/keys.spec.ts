@@ -1,34 +1,36 @@
 // API keys: format, header parsing, hashed storage compared in constant time, admin key, revocation.
 import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
-import type { Collection } from "mongodb";
 import {
   KEY_PATTERN,
   KeyStore,
   assertAdminKeyStrength,
   generateKey,
   presentedKey,
-  type ApiKeyDoc,
 } from "../../../src/gateway/keys.ts";
+import type { ApiKeyDoc, KeyRecords } from "../../../src/store/keys-repo.ts";
 
-/** The two collection calls KeyStore makes on the hot path, over an array (pure logic under test). */
-function memoryCollection(docs: ApiKeyDoc[]) {
+/** The stored keys over an array (the key store's logic is under test, not MongoDB). */
+function memoryRecords(docs: ApiKeyDoc[]) {
   let reads = 0;
-  const col = {
-    async findOne(filter: { _id: string }) {
+  const records: KeyRecords = {
+    async findById(keyId) {
       reads++;
-      return docs.find((d) => d._id === filter._id) ?? null;
+      return docs.find((d) => d._id === keyId) ?? null;
     },
-    async insertOne(doc: ApiKeyDoc) {
+    async insert(doc) {
       docs.push(doc);
     },
-    async deleteOne(filter: { _id: string; workspaceId: string }) {
-      const i = docs.findIndex((d) => d._id === filter._id && d.workspaceId === filter.workspaceId);
+    async listByWorkspace(workspaceId) {
+      return docs.filter((d) => d.workspaceId === workspaceId);
+    },
+    async deleteOfWorkspace(workspaceId, keyId) {
+      const i = docs.findIndex((d) => d._id === keyId && d.workspaceId === workspaceId);
       if (i >= 0) docs.splice(i, 1);
-      return { deletedCount: i >= 0 ? 1 : 0 };
+      return i >= 0;
     },
   };
-  return { col: col as unknown as Collection<ApiKeyDoc>, reads: () => reads };
+  return { col: records, reads: () => reads };
 }
 
 describe("gateway keys", () => {
@@ -50,7 +52,7 @@ describe("gateway keys", () => {
   });
 
   it("authenticates workspace keys and the admin key; refuses forged, altered and revoked keys", async () => {
-    const { col } = memoryCollection([]);
+    const { col } = memoryRecords([]);
     const store = new KeyStore(col, { adminKey: "the-admin-key", cacheTtlMs: 0, negativeTtlMs: 0 });
     const { key, keyId } = await store.create("ws1");
     assert.deepEqual(await store.authenticate(key), { kind: "workspace", keyId, workspaceId: "ws1" });
@@ -65,12 +67,12 @@ describe("gateway keys", () => {
   });
 
   it("an empty admin key disables admin access", async () => {
-    const store = new KeyStore(memoryCollection([]).col, { adminKey: "" });
+    const store = new KeyStore(memoryRecords([]).col, { adminKey: "" });
     assert.equal(await store.authenticate(""), null);
   });
 
   it("caches verified keys (no read per request) and forgets a revoked one at once", async () => {
-    const mem = memoryCollection([]);
+    const mem = memoryRecords([]);
     const store = new KeyStore(mem.col, { adminKey: "", cacheTtlMs: 60000 });
     const { key, keyId } = await store.create("ws1");
     for (let i = 0; i < 100; i++) assert.ok(await store.authenticate(key));
@@ -78,6 +80,35 @@ describe("gateway keys", () => {
     store.forget(keyId);
     await store.revoke("ws1", keyId);
     assert.equal(await store.authenticate(key), null);
+  });
+
+  it("keeps at most maxCached keys, dropping the least recently used, and forgets one key alone", async () => {
+    const mem = memoryRecords([]);
+    const store = new KeyStore(mem.col, { adminKey: "", cacheTtlMs: 60000, maxCached: 3 });
+    const keys = [];
+    for (let i = 0; i < 4; i++) keys.push(await store.create(`ws${i}`));
+    const [a, b, c, d] = keys;
+    for (const k of [a, b, c]) assert.ok(await store.authenticate(k.key));
+    assert.ok(await store.authenticate(a.key), "a is used again: b is now the oldest");
+    assert.ok(await store.authenticate(d.key));
+    assert.deepEqual(store.cachedKeyIds(), [c.keyId, a.keyId, d.keyId]);
+    const reads = mem.reads();
+    for (const k of [c, a, d]) assert.ok(await store.authenticate(k.key));
+    assert.equal(mem.reads(), reads, "the kept keys need no read");
+    assert.ok(await store.authenticate(b.key), "a dropped key is read again");
+    assert.equal(mem.reads(), reads + 1);
+    store.forget(a.keyId);
+    assert.ok(!store.cachedKeyIds().includes(a.keyId), "that key is forgotten");
+    assert.equal(store.cachedKeyIds().length, 2, "and only that key");
+  });
+
+  it("isActive: a key id is active until its record is gone (once the cache entry is stale)", async () => {
+    const mem = memoryRecords([]);
+    const store = new KeyStore(mem.col, { adminKey: "", cacheTtlMs: 0, negativeTtlMs: 0 });
+    const { keyId } = await store.create("ws1");
+    assert.equal(await store.isActive(keyId), true);
+    await store.revoke("ws1", keyId);
+    assert.equal(await store.isActive(keyId), false);
   });
 });
 
