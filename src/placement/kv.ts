@@ -7,6 +7,7 @@ import type { ServiceBroker } from "moleculer";
 import { bucketName, type Config } from "../config.ts";
 import { PlacementMirror } from "./mirror.ts";
 import { PlacementTable } from "./placement-table.ts";
+import { retry } from "../retry.ts";
 
 export class ClusterPlacement {
   private constructor(
@@ -57,15 +58,8 @@ export class ClusterPlacement {
  * looks the stream up, finds none, and adds it, and a loser can be refused ("subjects overlap with an
  * existing stream") although the bucket it wants now exists; the next look-up finds it.
  */
-async function openBucket(open: () => Promise<KV>, attempts = 5): Promise<KV> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await open();
-    } catch (err) {
-      if (attempt >= attempts) throw err;
-      await new Promise((r) => setTimeout(r, 50 * attempt));
-    }
-  }
+function openBucket(open: () => Promise<KV>, attempts = 5): Promise<KV> {
+  return retry(open, { attempts, delayMs: (attempt) => 50 * attempt });
 }
 
 // Kept on the broker object under registry-wide symbols, not in a module-level map: a second copy of

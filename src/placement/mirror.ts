@@ -6,6 +6,8 @@ import type { KV, KvEntry, QueuedIterator } from "nats";
 import type { PlacementNode } from "./hrw.ts";
 import type { NodeRecord } from "./liveness.ts";
 import { decodePlacement, type PlacementEntry } from "./placement-table.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { retry } from "../retry.ts";
 
 export interface MirrorEvents {
   /** A workspace's record changed (null: deleted). */
@@ -171,16 +173,20 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
     if (this.rewatching) return;
     this.rewatching = true;
     try {
-      for (let attempt = 1; !this.stopped; attempt++) {
-        await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
-        if (this.stopped) return;
-        try {
-          await this.watch(kv);
-          return;
-        } catch (err) {
-          onError?.(err as Error, attempt);
-        }
-      }
+      await sleep(250);
+      await retry(
+        async () => {
+          if (!this.stopped) await this.watch(kv);
+        },
+        {
+          attempts: Infinity,
+          delayMs: (attempt) => Math.min(250 * (attempt + 1), 2000),
+          shouldRetry: (err, attempt) => {
+            onError?.(err as Error, attempt);
+            return !this.stopped;
+          },
+        },
+      ).catch(() => undefined); // thrown only once the mirror has stopped
     } finally {
       this.rewatching = false;
     }
