@@ -18,11 +18,23 @@ import {
   type WorkspaceParams,
 } from "../src/accounts/types.ts";
 import { configOf } from "../src/config.ts";
-import { ERR_WORKSPACE_UNAVAILABLE, NotFoundError, NotImplementedByEngine } from "../src/errors.ts";
+import {
+  ERR_WORKSPACE_UNAVAILABLE,
+  NotFoundError,
+  NotImplementedByEngine,
+  ValidationError,
+} from "../src/errors.ts";
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
-import { isDuplicateKey } from "../src/store/mongo.ts";
+import { createIndexRacing, isDuplicateKey } from "../src/store/mongo.ts";
+import { CURSOR_PATTERN, EventsRepo, seqOfCursor } from "../src/store/events-repo.ts";
+import {
+  eventsPage,
+  loggedBroadcast,
+  type Broadcast,
+  type EventsPage,
+} from "../src/session/event-publisher.ts";
 
 export interface CreateAccountParams extends WorkspaceParams {
   /** @default "Account <last 4 of id>" */
@@ -52,6 +64,16 @@ export type AccountsSettings = Record<string, never>;
 interface AccountsVars extends MongoVars {
   repo: AccountsRepo;
   authStore: GridFsAuthStore;
+  events: EventsRepo;
+  /** `broadcast` of account events, each logged first (src/session/event-publisher.ts). */
+  publish: Broadcast;
+}
+
+export interface EventsParams extends WorkspaceParams {
+  /** @default "0" */
+  after?: string;
+  /** @default 100 */
+  limit?: number;
 }
 interface AccountsMethods {
   ownAccount(params: AccountParams): Promise<AccountDoc>;
@@ -97,6 +119,24 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
   settings: {},
 
   actions: {
+    /** The workspace's event log after a cursor (GET /api/v1/events; a resuming socket). */
+    events: {
+      params: {
+        workspaceId,
+        after: { type: "string", optional: true },
+        limit: { type: "number", integer: true, min: 1, max: 1000, optional: true, convert: true },
+      },
+      async handler(this: AccountsThis, ctx: Context<EventsParams>): Promise<EventsPage> {
+        const after = seqOfCursor(ctx.params.after ?? "0");
+        if (after === null)
+          throw new ValidationError(`after must be an event cursor (${CURSOR_PATTERN.source})`, {
+            field: "after",
+            value: ctx.params.after,
+          });
+        return eventsPage(this.events, ctx.params.workspaceId, after, ctx.params.limit ?? 100);
+      },
+    },
+
     create: {
       params: {
         workspaceId,
@@ -208,7 +248,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         }
         await this.authStore.delete(doc.sessionId);
         await this.repo.delete(doc.workspaceId, doc._id);
-        await this.broker.broadcast("account.deleted", {
+        await this.publish("account.deleted", {
           accountId: doc._id,
           workspaceId: doc.workspaceId,
           sessionId: doc.sessionId,
@@ -332,7 +372,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         throw err;
       }
       const view = toAccountView(doc);
-      await this.broker.broadcast("account.created", { account: view });
+      await this.publish("account.created", { account: view });
       try {
         await ctx.call("session.start", { workspaceId: doc.workspaceId, accountId: doc._id });
       } catch (err) {
@@ -342,9 +382,12 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     },
   },
 
-  started(this: AccountsThis) {
+  async started(this: AccountsThis) {
     this.repo = new AccountsRepo(this.db);
     this.authStore = new GridFsAuthStore(this.db);
+    this.events = new EventsRepo(this.db);
+    await createIndexRacing(() => this.events.ensureIndexes());
+    this.publish = loggedBroadcast(this.events, (e, p) => this.broker.broadcast(e, p), this.logger);
   },
 };
 

@@ -6,6 +6,9 @@
 // - `account.*` broker events (broadcast, so every gateway gets each once) go to the local sockets of
 //   that workspace's room only: the default in-memory adapter and `.local`, so a gateway never fans an
 //   event out to another gateway's sockets (each gateway relays its own copy);
+// - resume: a socket that passes a cursor (handshake `auth: {token, after}`, or `emit("resume", after,
+//   cb)` later) first gets every logged event after it (accounts.events), then live events; held
+//   live events the replay already emitted are dropped by seq, so each reaches it once;
 // - `call` → whitelisted `accounts.*` actions with the socket's workspace forced;
 // - a revoked key (`apikeys.revoked`) loses its open sockets; every SOCKET_KEY_CHECK_MS the keys of
 //   open sockets are checked again, so a missed broadcast delays that by one period plus the key
@@ -27,6 +30,7 @@ import {
   SnapshotHold,
   roomOf,
   withoutQrsInSnapshot,
+  withoutReplayed,
   workspaceOfEvent,
   type RelayedEvent,
   type SnapshotItem,
@@ -43,6 +47,8 @@ interface IoThis extends Service {
   socketAuthorize(socket: Socket): Promise<SocketPrincipal>;
   relayAccountEvent(event: RelayedEvent, payload: unknown): void;
   onSocketConnected(socket: Socket): Promise<void>;
+  replay(socket: Socket, after: unknown): Promise<{ upTo: number; nextCursor: string }>;
+  resume(socket: Socket, after: unknown): Promise<{ nextCursor: string }>;
   callFromSocket(socket: Socket, action: unknown, params: unknown): Promise<unknown>;
   disconnectKey(keyId: string): void;
   recheckSocketKeys(): Promise<void>;
@@ -82,6 +88,20 @@ async function onSocketCall(
   }
 }
 
+/** Socket.IO `resume` handler: `emit("resume", after, cb)` → `cb(null, {nextCursor})` once replayed. */
+async function onSocketResume(this: Socket, after: unknown, respond?: unknown): Promise<void> {
+  const reply = typeof respond === "function" ? (respond as Respond) : undefined;
+  const svc = (this as Socket & { $service: IoThis }).$service;
+  try {
+    reply?.(null, await svc.resume(this, after));
+  } catch (err) {
+    reply?.(errorShape(err));
+  }
+}
+
+/** Events read per replay call. */
+const REPLAY_PAGE = 500;
+
 const API_MISSING =
   'service "io" runs inside the "api" service\'s HTTP server: add "api" to SERVICES (or create the api service on this broker)';
 
@@ -108,7 +128,7 @@ const schema: ServiceSchema<any, any, any, IoThis> = {
         "/": {
           authorization: true,
           // A function replaces moleculer-io's generic handler (which would call any action).
-          events: { call: onSocketCall },
+          events: { call: onSocketCall, resume: onSocketResume },
         },
       },
     },
@@ -207,11 +227,66 @@ const schema: ServiceSchema<any, any, any, IoThis> = {
         this.logger.warn(`io: snapshot of workspace '${workspaceId}' failed:`, (err as Error).message);
         socket.emit("accounts.snapshot_error", errorShape(err));
       }
-      const missed = withoutQrsInSnapshot(this.snapshotHold.release(workspaceId, socket.id), items);
+      const after = (socket.handshake.auth as { after?: unknown } | undefined)?.after;
+      let replayedUpTo: number | null = null;
+      if (after !== undefined && after !== null && socket.connected) {
+        try {
+          replayedUpTo = (await this.replay(socket, after)).upTo;
+        } catch (err) {
+          socket.emit("events.resume_error", errorShape(err));
+        }
+      }
+      const held = this.snapshotHold.release(workspaceId, socket.id);
+      const missed = withoutReplayed(withoutQrsInSnapshot(held, items), replayedUpTo);
       if (!socket.connected) return;
       for (const held of missed) socket.emit(held.event, held.payload);
       // Synchronously after the flush: no event can fall between the two.
       socket.join(roomOf(workspaceId));
+    },
+
+    /** Emits every logged event after `after` to the socket, page by page; returns the last seq sent. */
+    async replay(
+      this: IoThis,
+      socket: Socket,
+      after: unknown,
+    ): Promise<{ upTo: number; nextCursor: string }> {
+      const { workspaceId, keyId } = principalOf(socket);
+      let cursor = typeof after === "number" ? String(after) : after;
+      for (;;) {
+        const page = await this.broker.call<
+          { items: { event: string; payload: unknown }[]; nextCursor: string },
+          { workspaceId: string; after: unknown; limit: number }
+        >(
+          "accounts.events",
+          { workspaceId, after: cursor, limit: REPLAY_PAGE },
+          { meta: { workspaceId, keyId, $socketId: socket.id } },
+        );
+        for (const item of page.items) socket.emit(item.event, item.payload);
+        cursor = page.nextCursor;
+        if (page.items.length < REPLAY_PAGE || !socket.connected) break;
+      }
+      return { upTo: Number(cursor), nextCursor: String(cursor) };
+    },
+
+    /** A resume on an open socket: out of its room while the log is replayed, live events held meanwhile. */
+    async resume(this: IoThis, socket: Socket, after: unknown): Promise<{ nextCursor: string }> {
+      const { workspaceId } = principalOf(socket);
+      this.snapshotHold.hold(workspaceId, socket.id);
+      socket.leave(roomOf(workspaceId));
+      let replayed: { upTo: number; nextCursor: string } | null = null;
+      try {
+        replayed = await this.replay(socket, after);
+      } finally {
+        const missed = withoutReplayed(
+          this.snapshotHold.release(workspaceId, socket.id),
+          replayed?.upTo ?? null,
+        );
+        if (socket.connected) {
+          for (const held of missed) socket.emit(held.event, held.payload);
+          socket.join(roomOf(workspaceId));
+        }
+      }
+      return { nextCursor: replayed.nextCursor };
     },
 
     disconnectKey(this: IoThis, keyId: string): void {

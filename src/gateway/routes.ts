@@ -259,6 +259,27 @@ export const ROUTES: readonly RouteSpec[] = [
     tag: "simulation",
     errors: [404, 409],
   })),
+  // ---- event log (src/store/events-repo.ts) ----
+  {
+    id: "listEvents",
+    method: "GET",
+    path: "/events",
+    mount: "/api/v1",
+    action: "accounts.events",
+    params: {
+      after: {
+        in: "query",
+        type: "string",
+        pattern: /^(0|[1-9][0-9]{0,14})$/,
+        optional: true,
+        description: "Cursor of the last event already seen (`0`, the default: from the oldest kept)",
+      },
+      limit: { in: "query", type: "number", integer: true, min: 1, max: 1000, optional: true },
+    },
+    auth: "workspace",
+    summary: "The workspace's account events after a cursor, oldest first: `{items, nextCursor}`",
+    tag: "accounts",
+  },
   // ---- webhooks (services/webhooks.service.ts) ----
   {
     id: "createWebhook",
