@@ -25,6 +25,8 @@ export class LogTail {
   private readonly again = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private lastDiscovery = 0;
+  /** The poll in progress (stop waits for it: the database client closes after this service). */
+  private polling: Promise<void> = Promise.resolve();
   private stopped = false;
 
   constructor(
@@ -39,7 +41,8 @@ export class LogTail {
     await this.discover();
     const tick = () => {
       if (this.stopped) return;
-      void this.poll().finally(() => {
+      this.polling = this.poll();
+      void this.polling.finally(() => {
         if (!this.stopped) this.timer = setTimeout(tick, this.opts.pollMs);
       });
     };
@@ -49,7 +52,7 @@ export class LogTail {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await Promise.allSettled(this.draining.values());
+    await Promise.allSettled([this.polling, ...this.draining.values()]);
   }
 
   /** The seq this node has handled in a workspace (0: none yet). */
