@@ -274,7 +274,14 @@ export const ROUTES: readonly RouteSpec[] = [
         optional: true,
         description: "Cursor of the last event already seen (`0`, the default: from the oldest kept)",
       },
-      limit: { in: "query", type: "number", integer: true, min: 1, max: 1000, optional: true },
+      // A string here: query values reach the gateway's check unconverted (accounts.events converts).
+      limit: {
+        in: "query",
+        type: "string",
+        pattern: /^[1-9][0-9]{0,3}$/,
+        optional: true,
+        description: "Events per page, 1–1000 (default 100)",
+      },
     },
     auth: "workspace",
     summary: "The workspace's account events after a cursor, oldest first: `{items, nextCursor}`",
