@@ -31,7 +31,7 @@ import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
 import { EventsRepo } from "../src/store/events-repo.ts";
 import { createIndexRacing } from "../src/store/mongo.ts";
-import { loggedBroadcast, type Broadcast } from "../src/session/event-publisher.ts";
+import { loggedBroadcast, startPruning, type Broadcast } from "../src/session/event-publisher.ts";
 
 export type SessionStartParams = SessionParams;
 export type SessionCreateParams = NewAccount;
@@ -367,16 +367,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     this.events = new EventsRepo(this.db);
     await createIndexRacing(() => this.events.ensureIndexes());
     this.publish = loggedBroadcast(this.events, (e, p) => this.broker.broadcast(e, p), this.logger);
-    // Every worker prunes (idempotent): the log is bounded while any worker runs.
-    if (cfg.eventsRetentionMs > 0) {
-      const every = Math.min(cfg.eventsRetentionMs / 10, 3600_000);
-      this.pruneTimer = setInterval(() => {
-        this.events
-          .prune(new Date(Date.now() - cfg.eventsRetentionMs))
-          .catch((err) => this.logger.warn(`event log: pruning failed: ${(err as Error).message}`));
-      }, every);
-      this.pruneTimer.unref();
-    }
+    this.pruneTimer = startPruning(this.events, cfg.eventsRetentionMs, this.logger);
     this.runtime = new SessionRuntime({
       nodeId: this.broker.nodeID,
       repo: this.repo,

@@ -20,6 +20,27 @@ function workspaceOf(payload: unknown): string | null {
 
 export interface Logger {
   error(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+}
+
+/** Deletes events older than `retentionMs` every tenth of it (at most hourly); every worker runs it
+ * (pruning is idempotent), so the log stays bounded while any worker runs. 0 keeps events forever. */
+export function startPruning(
+  log: EventsRepo,
+  retentionMs: number,
+  logger: Logger,
+): NodeJS.Timeout | undefined {
+  if (retentionMs <= 0) return undefined;
+  const timer = setInterval(
+    () => {
+      log
+        .prune(new Date(Date.now() - retentionMs))
+        .catch((err) => logger.warn(`event log: pruning failed: ${(err as Error).message}`));
+    },
+    Math.min(retentionMs / 10, 3600_000),
+  );
+  timer.unref();
+  return timer;
 }
 
 /**
