@@ -148,9 +148,11 @@ export class EventsRepo {
     return out;
   }
 
-  /** Workspaces that have events (a tailer's starting set). */
-  async workspaces(): Promise<string[]> {
-    return (await retryTransient(() => this.col.distinct("workspaceId"))) as string[];
+  /** Workspaces that have events, or events written at or after `since` (one query for all of them:
+   * on FerretDB every non-`_id` filter scans, so one scan beats a range read per workspace). */
+  async workspaces(since?: Date): Promise<string[]> {
+    const filter = since ? { at: { $gte: since } } : {};
+    return (await retryTransient(() => this.col.distinct("workspaceId", filter))) as string[];
   }
 
   /** Deletes events older than `olderThan`, keeping each workspace's last one: a writer that starts

@@ -8,6 +8,9 @@ import type { Logger } from "moleculer";
 import type { EventCursorsRepo } from "../store/event-cursors-repo.ts";
 import type { EventDoc, EventsRepo } from "../store/events-repo.ts";
 
+/** How far before the previous poll a poll looks for new events. */
+const RECENT_MARGIN_MS = 10_000;
+
 export interface LogTailOptions {
   /** How often every workspace is read. @default 1000 */
   pollMs: number;
@@ -25,6 +28,7 @@ export class LogTail {
   private readonly again = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private lastDiscovery = 0;
+  private lastPoll = 0;
   /** The poll in progress (stop waits for it: the database client closes after this service). */
   private polling: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -102,17 +106,27 @@ export class LogTail {
   }
 
   private async discover(): Promise<void> {
-    this.lastDiscovery = Date.now();
+    this.lastDiscovery = this.lastPoll = Date.now();
     const [stored, inLog] = await Promise.all([this.cursors.all(), this.log.workspaces()]);
     for (const [ws, seq] of stored) if (seq > this.position(ws)) this.at.set(ws, seq);
     for (const ws of inLog) if (!this.at.has(ws)) this.at.set(ws, 0);
   }
 
+  /** Between discoveries only workspaces with recent events are read (one query); a discovery reads
+   * every workspace, which also steps over gaps that have aged since. */
   private async poll(): Promise<void> {
     try {
-      if (Date.now() - this.lastDiscovery >= (this.opts.discoverMs ?? 10 * this.opts.pollMs))
+      let due: string[];
+      if (Date.now() - this.lastDiscovery >= (this.opts.discoverMs ?? 10 * this.opts.pollMs)) {
         await this.discover();
-      await Promise.all([...this.at.keys()].map((ws) => this.drain(ws)));
+        due = [...this.at.keys()];
+      } else {
+        // The margin covers writers' clock skew and inserts that took long to commit.
+        const since = new Date(this.lastPoll - RECENT_MARGIN_MS);
+        due = await this.log.workspaces(since);
+      }
+      this.lastPoll = Date.now();
+      await Promise.all(due.map((ws) => this.drain(ws)));
     } catch (err) {
       this.logger.warn(`webhooks: polling the event log failed: ${(err as Error).message}`);
     }
