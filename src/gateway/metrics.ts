@@ -11,7 +11,7 @@ import type { StatsRepo } from "../store/stats-repo.ts";
 /** Names Switchboard layers register in their broker's metric registry; the gateway exports every
  * `switchboard.*` metric of every node, labelled with `nodeID`. */
 export const METRICS = {
-  /** Counter (gateway): QR codes answered by `GET /api/v1/accounts/:id/qr`, label `format`. */
+  /** Counter (gateway): QR codes answered by `GET /api/v1/accounts/:accountId/qr`, label `format`. */
   qrServed: "switchboard.qr.served",
   /** Gauge (computed from MongoDB): accounts by `node` and `status`. */
   sessions: "switchboard.sessions",
@@ -211,7 +211,7 @@ export function registerGatewayMetrics(broker: ServiceBroker): void {
     type: "counter",
     name: METRICS.qrServed,
     labelNames: ["format"],
-    description: "QR codes answered by GET /api/v1/accounts/:id/qr",
+    description: "QR codes answered by GET /api/v1/accounts/:accountId/qr",
   });
   broker.metrics.register({
     type: "counter",
