@@ -44,7 +44,8 @@ const shape = (e: Errors.MoleculerError): ContractError => ({
 /** Errors from other nodes arrive as plain Errors carrying code/type/data (only Moleculer's own
  * classes are rebuilt), so anything with an HTTP code keeps it; anything else is a logged 500. */
 export function toContractError(req: Req, err: unknown, logger: Logger): ContractError {
-  const web = (ApiGateway as unknown as { Errors: Record<string, any> }).Errors;
+  const web = (ApiGateway as unknown as { Errors: Record<string, abstract new (...args: never[]) => Error> })
+    .Errors;
   if (err instanceof web.NotFoundError) {
     return shape(
       new RouteNotFoundError(req.method ?? "GET", (req.originalUrl ?? req.url ?? "").split("?")[0]),

@@ -63,13 +63,21 @@ export function formatFamilies(families: Family[]): string {
 
 /** This broker's registry as Prometheus text, without `switchboard.*` (exported cluster-wide below). */
 export function registryText(broker: ServiceBroker): string {
-  const Reporter = (MetricReporters as unknown as Record<string, new (opts: object) => any>).Prometheus;
+  // The reporter's formatting half is not in Moleculer's typings.
+  interface PrometheusFormatter {
+    registry: unknown;
+    broker: ServiceBroker;
+    defaultLabels: Record<string, string>;
+    generatePrometheusResponse(): string;
+  }
+  const Reporter = (MetricReporters as unknown as Record<string, new (opts: object) => PrometheusFormatter>)
+    .Prometheus;
   const reporter = new Reporter({ port: 0, excludes: ["switchboard.**"] });
   // Only the formatting half of the reporter: no init(), so no HTTP server of its own.
   reporter.registry = broker.metrics;
   reporter.broker = broker;
   reporter.defaultLabels = { namespace: broker.namespace, nodeID: broker.nodeID };
-  return reporter.generatePrometheusResponse() as string;
+  return reporter.generatePrometheusResponse();
 }
 
 interface MetricObject {

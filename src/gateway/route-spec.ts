@@ -33,16 +33,22 @@ export interface RouteSpec {
   /** Success status. @default 200 */
   status?: 200 | 201 | 204;
   /** `Location` header of a 201 answer, from the action's result. @default none */
-  location?: (result: any) => string | undefined;
+  location?: (result: unknown) => string | undefined;
   /** Bodies other than JSON, chosen by the gateway-only `format` param: media type, and the result
    * encoded (undefined answers JSON after all). @default JSON only */
-  formats?: Record<string, { type: string; encode: (result: any) => Buffer | undefined }>;
+  formats?: Record<string, { type: string; encode: (result: unknown) => Buffer | undefined }>;
   /** Broker counter incremented once per successful answer, labelled `format`. @default none */
   counter?: string;
   /** Success media types. @default ["application/json"] */
   produces?: string[];
   /** Error statuses the route documents beyond the common ones (401, 422, 429). */
   errors?: number[];
+}
+
+/** A string field of an action's result, if it has one (for `location`). */
+export function fieldOf(result: unknown, name: string): string | undefined {
+  const value = result && typeof result === "object" ? (result as Record<string, unknown>)[name] : undefined;
+  return typeof value === "string" ? value : undefined;
 }
 
 /** `rules` placed in the request: the names in `where` at their location, the others in `rest`. */

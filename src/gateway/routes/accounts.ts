@@ -2,7 +2,7 @@
 // path or body, so REST, the services and OpenAPI validate the same rules.
 import { ACCOUNT_PARAMS, type Rules } from "../../accounts/params.ts";
 import { METRICS } from "../metrics.ts";
-import { placed, v1, type RouteSpec } from "../route-spec.ts";
+import { fieldOf, placed, v1, type RouteSpec } from "../route-spec.ts";
 
 const PATH = { accountId: "path" } as const;
 const account = placed(ACCOUNT_PARAMS.account, PATH);
@@ -27,7 +27,8 @@ export const ACCOUNT_ROUTES: RouteSpec[] = [
     action: "accounts.create",
     params: placed(ACCOUNT_PARAMS.create),
     status: 201,
-    location: (account) => (account?.id ? `/api/v1/accounts/${account.id}` : undefined),
+    location: (account) =>
+      fieldOf(account, "id") ? `/api/v1/accounts/${fieldOf(account, "id")}` : undefined,
     summary: "Create an account; its session starts at once (status `initializing`)",
     tag: "accounts",
   }),
@@ -69,10 +70,10 @@ export const ACCOUNT_ROUTES: RouteSpec[] = [
     formats: {
       png: {
         type: "image/png",
-        encode: (qr) =>
-          typeof qr?.dataUrl === "string"
-            ? Buffer.from(qr.dataUrl.replace(/^data:image\/png;base64,/, ""), "base64")
-            : undefined,
+        encode: (qr) => {
+          const dataUrl = fieldOf(qr, "dataUrl");
+          return dataUrl ? Buffer.from(dataUrl.replace(/^data:image\/png;base64,/, ""), "base64") : undefined;
+        },
       },
     },
     counter: METRICS.qrServed,

@@ -1,7 +1,7 @@
 // Admin routes: workspace keys (the api service) and the cluster (services/cluster.service.ts).
 import { ID_PATTERN } from "../../accounts/params.ts";
 import { CLUSTER_ACTIONS } from "../../placement/actions.ts";
-import type { RouteSpec } from "../route-spec.ts";
+import { fieldOf, type RouteSpec } from "../route-spec.ts";
 
 export const ADMIN_ROUTES: RouteSpec[] = [
   // ---- keys (admin) ----
@@ -14,7 +14,7 @@ export const ADMIN_ROUTES: RouteSpec[] = [
     params: { workspaceId: { in: "path", type: "string", pattern: ID_PATTERN, description: "Workspace id" } },
     auth: "admin",
     status: 201,
-    location: (created) => `/api/v1/workspaces/${created?.workspaceId}/keys`,
+    location: (created) => `/api/v1/workspaces/${fieldOf(created, "workspaceId")}/keys`,
     summary: "Create a workspace key; the key is shown once (`{key, keyId}`), only its hash is stored",
     tag: "keys",
   },

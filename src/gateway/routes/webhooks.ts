@@ -1,7 +1,7 @@
 // Webhook endpoint routes (services/webhooks.service.ts).
 import { ACCOUNT_EVENTS } from "../../accounts/types.ts";
 import { ID_PATTERN } from "../../accounts/params.ts";
-import type { ParamRule, RouteSpec } from "../route-spec.ts";
+import { fieldOf, type ParamRule, type RouteSpec } from "../route-spec.ts";
 
 const webhookId: ParamRule = {
   in: "path",
@@ -41,7 +41,8 @@ export const WEBHOOK_ROUTES: RouteSpec[] = [
     },
     auth: "workspace",
     status: 201,
-    location: (webhook) => (webhook?.id ? `/api/v1/webhooks/${webhook.id}` : undefined),
+    location: (webhook) =>
+      fieldOf(webhook, "id") ? `/api/v1/webhooks/${fieldOf(webhook, "id")}` : undefined,
     summary:
       "Register a webhook endpoint. Each delivery is a JSON POST with X-Switchboard-Event, -Event-Id, " +
       "-Delivery-Attempt, -Timestamp and -Signature (`sha256=` hex HMAC-SHA256 of `timestamp.body`)",
