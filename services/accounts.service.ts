@@ -22,7 +22,7 @@ import {
 import { callSession } from "../src/accounts/calls.ts";
 import { ACCOUNT_PARAMS, validatorOf } from "../src/accounts/params.ts";
 import { configOf } from "../src/config.ts";
-import { ERR_WORKSPACE_UNAVAILABLE, NotFoundError, NotImplementedByEngine } from "../src/errors.ts";
+import { NotFoundError, NotImplementedByEngine, WorkspaceUnavailableError } from "../src/errors.ts";
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
@@ -61,7 +61,7 @@ function noWorkerAnswered(err: unknown): boolean {
     e instanceof Errors.ServiceNotFoundError ||
     e instanceof Errors.ServiceNotAvailableError ||
     e instanceof Errors.RequestTimeoutError ||
-    e?.type === ERR_WORKSPACE_UNAVAILABLE
+    e instanceof WorkspaceUnavailableError
   );
 }
 

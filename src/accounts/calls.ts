@@ -21,7 +21,7 @@ export interface Caller {
 }
 
 /** `accounts.*`: [params, result]. */
-export interface AccountsActions {
+export interface AccountsActions extends Signatures {
   create: [CreateAccountParams, AccountView];
   list: [WorkspaceParams, { items: AccountView[] }];
   get: [AccountParams, AccountView];
@@ -38,7 +38,7 @@ export interface AccountsActions {
 }
 
 /** `session.*` (the account actions; the owner runs them): [params, result]. */
-export interface SessionActions {
+export interface SessionActions extends Signatures {
   create: [NewAccount, AccountView];
   start: [AccountParams, SessionStatusResult];
   stop: [AccountParams, SessionStatusResult];
@@ -51,20 +51,17 @@ export interface SessionActions {
   simulate: [SimulateParams, SessionStatusResult];
 }
 
-export function callAccounts<A extends keyof AccountsActions>(
-  caller: Caller,
-  action: A,
-  params: AccountsActions[A][0],
-  opts?: CallingOptions,
-): Promise<AccountsActions[A][1]> {
-  return caller.call(`accounts.${action}`, params, opts);
+type Signatures = { [action: string]: [unknown, unknown] };
+
+/** A typed caller of one service's actions. */
+function callerOf<Actions extends Signatures>(service: string) {
+  return <A extends keyof Actions & string>(
+    caller: Caller,
+    action: A,
+    params: Actions[A][0],
+    opts?: CallingOptions,
+  ): Promise<Actions[A][1]> => caller.call(`${service}.${action}`, params, opts);
 }
 
-export function callSession<A extends keyof SessionActions>(
-  caller: Caller,
-  action: A,
-  params: SessionActions[A][0],
-  opts?: CallingOptions,
-): Promise<SessionActions[A][1]> {
-  return caller.call(`session.${action}`, params, opts);
-}
+export const callAccounts = callerOf<AccountsActions>("accounts");
+export const callSession = callerOf<SessionActions>("session");
