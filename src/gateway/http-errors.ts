@@ -5,6 +5,7 @@ import { Errors, type Logger } from "moleculer";
 import ApiGateway from "moleculer-web";
 import {
   BadRequestError,
+  DatabaseUnavailableError,
   ERR_BAD_JSON,
   ERR_BAD_REQUEST,
   ERR_INTERNAL,
@@ -13,6 +14,7 @@ import {
   PayloadTooLargeError,
   RouteNotFoundError,
 } from "../errors.ts";
+import { asDatabaseError } from "../store/mongo.ts";
 import { BODY_LIMIT, send, type Req, type Res } from "./http.ts";
 import { ROUTES_BY_ID } from "./routes.ts";
 
@@ -64,6 +66,8 @@ export function toContractError(req: Req, err: unknown, logger: Logger): Contrac
       ),
     );
   }
+  const outage = asDatabaseError(err);
+  if (outage instanceof DatabaseUnavailableError) return shape(outage);
   const e = err as { code?: unknown; type?: unknown; data?: unknown };
   if (err instanceof Error && typeof e.code === "number" && e.code >= 400 && e.code <= 599) {
     const mapped = typeof e.type === "string" ? BODY_ERRORS[e.type] : undefined;
