@@ -97,8 +97,8 @@ export async function run(args: { options?: Record<string, string | boolean> } |
     // Warm every code path once (QR rendering, GridFS, validators), then drop that account.
     const warm = (await broker.call("accounts.create", { workspaceId: "warmup" })) as { id: string };
     await until("warm-up QR", async () => (await count("qr_scanning")) === 1);
-    await broker.call("accounts.simulate", { workspaceId: "warmup", id: warm.id, action: "scan" });
-    await broker.call("accounts.remove", { workspaceId: "warmup", id: warm.id });
+    await broker.call("accounts.simulate", { workspaceId: "warmup", accountId: warm.id, action: "scan" });
+    await broker.call("accounts.remove", { workspaceId: "warmup", accountId: warm.id });
     const base = await settle();
     log(`baseline heap ${mb(base.heapUsed)} MB, rss ${mb(base.rss)} MB; creating ${sessions} sessions`);
 
@@ -117,7 +117,7 @@ export async function run(args: { options?: Record<string, string | boolean> } |
 
     const t1 = performance.now();
     await inParallel(created, concurrency, (a) =>
-      broker!.call("accounts.simulate", { workspaceId: a.workspaceId, id: a.id, action: "scan" }),
+      broker!.call("accounts.simulate", { workspaceId: a.workspaceId, accountId: a.id, action: "scan" }),
     );
     await until(`${sessions} connected`, async () => (await count("connected")) === sessions);
     const connectMs = performance.now() - t1;

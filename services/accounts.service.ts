@@ -5,24 +5,29 @@ import { randomBytes } from "node:crypto";
 import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
 import { mongoMixin, type MongoVars } from "../mixins/mongo.mixin.ts";
 import {
-  SIMULATE_ACTIONS,
-  WORKSPACE_ID_PATTERN,
   newAccountDoc,
   toAccountView,
   type AccountDoc,
   type AccountParams,
+  type CreateAccountParams,
+  type PairingCodeParams,
+  type SendTextParams,
+  type SimulateParams,
+  type AccountSnapshotItem,
   type AccountView,
   type NewAccount,
   type QrView,
-  type SimulateAction,
   type WorkspaceParams,
+  WORKSPACE_ID_PATTERN,
 } from "../src/accounts/types.ts";
+import { callSession } from "../src/accounts/calls.ts";
+import { ACCOUNT_PARAMS, validatorOf } from "../src/accounts/params.ts";
 import { configOf } from "../src/config.ts";
 import {
-  ERR_WORKSPACE_UNAVAILABLE,
   NotFoundError,
   NotImplementedByEngine,
   ValidationError,
+  WorkspaceUnavailableError,
 } from "../src/errors.ts";
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
@@ -35,29 +40,6 @@ import {
   type Broadcast,
   type EventsPage,
 } from "../src/session/event-publisher.ts";
-
-export interface CreateAccountParams extends WorkspaceParams {
-  /** @default "Account <last 4 of id>" */
-  name?: string;
-  /** @default configOf(broker).engine (ENGINE) */
-  engine?: string;
-}
-export type ListAccountsParams = WorkspaceParams;
-export type GetAccountParams = AccountParams;
-export interface PairingCodeParams extends AccountParams {
-  phoneNumber: string;
-}
-export interface SendTextParams extends AccountParams {
-  to: string;
-  text: string;
-}
-export interface SimulateParams extends AccountParams {
-  action: SimulateAction;
-  phoneNumber?: string;
-  from?: string;
-  text?: string;
-}
-export type AccountSnapshotItem = AccountView & { qr?: QrView };
 
 export type AccountsSettings = Record<string, never>;
 
@@ -83,9 +65,8 @@ interface AccountsMethods {
 }
 type AccountsThis = Service<AccountsSettings> & AccountsVars & AccountsMethods;
 
-const workspaceId = { type: "string", pattern: WORKSPACE_ID_PATTERN };
-const id = { type: "string", min: 1, max: 64 };
-const phoneNumber = { type: "string", pattern: /^\+?[0-9]{6,16}$/ };
+const workspace = validatorOf(ACCOUNT_PARAMS.list);
+const account = validatorOf(ACCOUNT_PARAMS.account);
 /** How long a snapshot waits for the owner's QRs. */
 const SNAPSHOT_QRS_TIMEOUT_MS = 3000;
 const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -103,13 +84,13 @@ function noWorkerAnswered(err: unknown): boolean {
     e instanceof Errors.ServiceNotFoundError ||
     e instanceof Errors.ServiceNotAvailableError ||
     e instanceof Errors.RequestTimeoutError ||
-    e?.type === ERR_WORKSPACE_UNAVAILABLE
+    e instanceof WorkspaceUnavailableError
   );
 }
 
-/** session.* params for an account. */
-function sessionParams(p: AccountParams) {
-  return { workspaceId: p.workspaceId, accountId: p.id };
+/** The account a call names (without the action's other params). */
+function accountOf(p: AccountParams): AccountParams {
+  return { workspaceId: p.workspaceId, accountId: p.accountId };
 }
 
 const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, AccountsVars> = {
@@ -122,7 +103,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     /** The workspace's event log after a cursor (GET /api/v1/events; a resuming socket). */
     events: {
       params: {
-        workspaceId,
+        workspaceId: { type: "string", pattern: WORKSPACE_ID_PATTERN },
         after: { type: "string", optional: true },
         limit: { type: "number", integer: true, min: 1, max: 1000, optional: true, convert: true },
       },
@@ -138,11 +119,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     },
 
     create: {
-      params: {
-        workspaceId,
-        name: { type: "string", min: 1, max: 100, optional: true },
-        engine: { type: "string", min: 1, max: 32, optional: true },
-      },
+      params: validatorOf(ACCOUNT_PARAMS.create),
       async handler(this: AccountsThis, ctx: Context<CreateAccountParams>): Promise<AccountView> {
         const engine = ctx.params.engine ?? configOf(this.broker).engine;
         resolveEngine(engine);
@@ -157,7 +134,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         };
         try {
           // Recorded and started by the workspace's owner, stamped with its fence: no claim to write.
-          return await ctx.call<AccountView, NewAccount>("session.create", params);
+          return await callSession(ctx, "create", params);
         } catch (err) {
           if (!noWorkerAnswered(err)) throw err;
           this.logger.warn(`accounts.create ${_id}: no worker recorded it (${(err as Error).message})`);
@@ -167,15 +144,15 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     },
 
     list: {
-      params: { workspaceId },
-      async handler(this: AccountsThis, ctx: Context<ListAccountsParams>): Promise<{ items: AccountView[] }> {
+      params: workspace,
+      async handler(this: AccountsThis, ctx: Context<WorkspaceParams>): Promise<{ items: AccountView[] }> {
         return { items: (await this.repo.list(ctx.params.workspaceId)).map(toAccountView) };
       },
     },
 
     get: {
-      params: { workspaceId, id },
-      async handler(this: AccountsThis, ctx: Context<GetAccountParams>): Promise<AccountView> {
+      params: account,
+      async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<AccountView> {
         return this.viewOf(ctx.params);
       },
     },
@@ -183,30 +160,30 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     /** An account by id alone, across workspaces: the operator's console (`qr <accountId>`). No REST
      * alias or socket call reaches it; tenants always go through `get` with their workspace. */
     lookup: {
-      params: { id },
-      async handler(this: AccountsThis, ctx: Context<{ id: string }>): Promise<AccountView> {
-        const doc = await this.repo.byId(ctx.params.id);
-        if (!doc) throw new NotFoundError("Account", ctx.params.id);
+      params: { accountId: account.accountId },
+      async handler(this: AccountsThis, ctx: Context<{ accountId: string }>): Promise<AccountView> {
+        const doc = await this.repo.byId(ctx.params.accountId);
+        if (!doc) throw new NotFoundError("Account", ctx.params.accountId);
         return toAccountView(doc);
       },
     },
 
     qr: {
-      params: { workspaceId, id },
+      params: account,
       async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<QrView> {
         // No read here: session.qr answers only for an account of this workspace (from the owner's
         // runtime, else the account record; another workspace's account is a 404 there). The hot
         // path of GET …/qr (bench/routing).
-        return ctx.call("session.qr", sessionParams(ctx.params));
+        return callSession(ctx, "qr", accountOf(ctx.params));
       },
     },
 
     pairingCode: {
-      params: { workspaceId, id, phoneNumber },
+      params: validatorOf(ACCOUNT_PARAMS.pairingCode),
       async handler(this: AccountsThis, ctx: Context<PairingCodeParams>): Promise<{ code: string }> {
         await this.ownAccount(ctx.params);
-        return ctx.call("session.pairingCode", {
-          ...sessionParams(ctx.params),
+        return callSession(ctx, "pairingCode", {
+          ...accountOf(ctx.params),
           phoneNumber: ctx.params.phoneNumber,
         });
       },
@@ -214,34 +191,34 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
 
     /** Stop + start: a linked account comes back `connected` from its saved auth state, with no QR. */
     restart: {
-      params: { workspaceId, id },
+      params: account,
       async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<AccountView> {
         await this.ownAccount(ctx.params);
-        await this.repo.setDesiredState(ctx.params.workspaceId, ctx.params.id, "running");
-        await ctx.call("session.stop", sessionParams(ctx.params));
-        await ctx.call("session.start", sessionParams(ctx.params));
+        await this.repo.setDesiredState(ctx.params.workspaceId, ctx.params.accountId, "running");
+        await callSession(ctx, "stop", accountOf(ctx.params));
+        await callSession(ctx, "start", accountOf(ctx.params));
         return this.viewOf(ctx.params);
       },
     },
 
     logout: {
-      params: { workspaceId, id },
+      params: account,
       async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<AccountView> {
         await this.ownAccount(ctx.params);
-        await ctx.call("session.logout", sessionParams(ctx.params));
-        await this.repo.setDesiredState(ctx.params.workspaceId, ctx.params.id, "stopped");
+        await callSession(ctx, "logout", accountOf(ctx.params));
+        await this.repo.setDesiredState(ctx.params.workspaceId, ctx.params.accountId, "stopped");
         return this.viewOf(ctx.params);
       },
     },
 
     /** Stops the engine, deletes the auth state and the document, then broadcasts account.deleted. */
     remove: {
-      params: { workspaceId, id },
+      params: account,
       async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<{ id: string; deleted: true }> {
         const doc = await this.ownAccount(ctx.params);
         await this.repo.setDesiredState(doc.workspaceId, doc._id, "stopped");
         try {
-          await ctx.call("session.stop", sessionParams(ctx.params));
+          await callSession(ctx, "stop", accountOf(ctx.params));
         } catch (err) {
           // Deleting the document fences out an engine we could not reach: its next write matches nothing.
           this.logger.warn(`accounts.remove ${doc._id}: session.stop failed (${(err as Error).message})`);
@@ -258,36 +235,24 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     },
 
     sendText: {
-      params: {
-        workspaceId,
-        id,
-        to: { type: "string", min: 1, max: 128 },
-        text: { type: "string", min: 1, max: 65536 },
-      },
+      params: validatorOf(ACCOUNT_PARAMS.sendText),
       async handler(this: AccountsThis, ctx: Context<SendTextParams>): Promise<{ id: string }> {
         await this.ownAccount(ctx.params);
         const { to, text } = ctx.params;
-        return ctx.call("session.sendText", { ...sessionParams(ctx.params), to, text });
+        return callSession(ctx, "sendText", { ...accountOf(ctx.params), to, text });
       },
     },
 
     simulate: {
-      params: {
-        workspaceId,
-        id,
-        action: { type: "enum", values: SIMULATE_ACTIONS },
-        phoneNumber: { ...phoneNumber, optional: true },
-        from: { type: "string", min: 1, max: 128, optional: true },
-        text: { type: "string", min: 1, max: 65536, optional: true },
-      },
+      params: validatorOf(ACCOUNT_PARAMS.simulate),
       async handler(this: AccountsThis, ctx: Context<SimulateParams>): Promise<AccountView> {
         const doc = await this.ownAccount(ctx.params);
         if (!engineCapabilities(doc.engine).simulate) {
           throw new NotImplementedByEngine(doc.engine, `simulate.${ctx.params.action}`);
         }
         const { action, phoneNumber: phone, from, text } = ctx.params;
-        await ctx.call("session.simulate", {
-          ...sessionParams(ctx.params),
+        await callSession(ctx, "simulate", {
+          ...accountOf(ctx.params),
           action,
           phoneNumber: phone,
           from,
@@ -299,7 +264,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
 
     /** Every account of the workspace with its current QR (what a dashboard shows on connect). */
     snapshot: {
-      params: { workspaceId },
+      params: workspace,
       async handler(
         this: AccountsThis,
         ctx: Context<WorkspaceParams>,
@@ -325,8 +290,8 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
 
   methods: {
     async ownAccount(this: AccountsThis, params: AccountParams): Promise<AccountDoc> {
-      const doc = await this.repo.get(params.workspaceId, params.id);
-      if (!doc) throw new NotFoundError("Account", params.id);
+      const doc = await this.repo.get(params.workspaceId, params.accountId);
+      if (!doc) throw new NotFoundError("Account", params.accountId);
       return doc;
     },
 
@@ -341,8 +306,9 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       if (!workspaceId || !docs.some((d) => d.status === "qr_scanning" || d.status === "initializing"))
         return qrs;
       try {
-        const res = await ctx.call<{ items: { accountId: string; qr: QrView }[] }, { workspaceId: string }>(
-          "session.qrs",
+        const res = await callSession(
+          ctx,
+          "qrs",
           { workspaceId },
           // A snapshot waits for this; a QR missing from it is shown by the next refresh anyway.
           { timeout: SNAPSHOT_QRS_TIMEOUT_MS },
@@ -368,13 +334,13 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       try {
         await this.repo.insert(doc);
       } catch (err) {
-        if (isDuplicateKey(err)) return this.viewOf({ workspaceId: p.workspaceId, id: p.accountId });
+        if (isDuplicateKey(err)) return this.viewOf({ workspaceId: p.workspaceId, accountId: p.accountId });
         throw err;
       }
       const view = toAccountView(doc);
       await this.publish("account.created", { account: view });
       try {
-        await ctx.call("session.start", { workspaceId: doc.workspaceId, accountId: doc._id });
+        await callSession(ctx, "start", { workspaceId: doc.workspaceId, accountId: doc._id });
       } catch (err) {
         this.logger.warn(`accounts.create ${doc._id}: session.start failed (${(err as Error).message})`);
       }

@@ -22,7 +22,14 @@ import {
   type ParamsCheck,
 } from "../src/gateway/auth.ts";
 import { aliasesOf } from "../src/gateway/aliases.ts";
-import { BODY_LIMIT, corsSettings, shapeResult, type Req, type Res } from "../src/gateway/http.ts";
+import {
+  BODY_LIMIT,
+  corsSettings,
+  shapeResult,
+  type GatewayContext,
+  type Req,
+  type Res,
+} from "../src/gateway/http.ts";
 import { addSecurityHeaders } from "../src/gateway/security-headers.ts";
 import { assertAdminKeyStrength } from "../src/gateway/keys.ts";
 import { onClientError, sendError } from "../src/gateway/http-errors.ts";
@@ -48,7 +55,7 @@ export function createApiService(cfg: Config): ServiceSchema {
   const cors = corsSettings(cfg);
   const workspaceKey = { workspaceId: { type: "string", pattern: ID_PATTERN } };
 
-  const schema: ServiceSchema<any, any, any, ApiThis> = {
+  const schema: ServiceSchema<Record<string, unknown>, object, object, ApiThis> = {
     name: "api",
     mixins: [ApiGateway as unknown as Partial<ServiceSchema>, mongoMixin()],
 
@@ -81,7 +88,7 @@ export function createApiService(cfg: Config): ServiceSchema {
           authorization: true,
           onAfterCall(
             this: ApiThis,
-            ctx: Context<any, any>,
+            ctx: GatewayContext,
             _route: unknown,
             req: Req,
             res: Res,
@@ -152,7 +159,7 @@ export function createApiService(cfg: Config): ServiceSchema {
         return found ? ROUTES_BY_ID.get(found.alias.routeId ?? "") : undefined;
       },
       /** moleculer-web's authorization hook (after the alias is resolved, before the call). */
-      async authorize(this: ApiThis, ctx: Context<any, any>, _route: unknown, req: Req) {
+      async authorize(this: ApiThis, ctx: GatewayContext, _route: unknown, req: Req) {
         authorizeCall(this.checks, ctx, req);
       },
       /** moleculer-web's top-level error hook (it would log every 5xx, even an expected 503). */
@@ -183,7 +190,8 @@ export function createApiService(cfg: Config): ServiceSchema {
       });
     },
   };
-  return schema as ServiceSchema;
+  // Typed with its own `this` above; returned as a plain schema so any broker takes it.
+  return schema as unknown as ServiceSchema;
 }
 
 /** The bound port of a started gateway (PORT=0 picks a free one). */

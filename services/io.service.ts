@@ -118,7 +118,7 @@ const relayHandlers = Object.fromEntries(
   ]),
 );
 
-const schema: ServiceSchema<any, any, any, IoThis> = {
+const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
   name: "io",
   mixins: [SocketIOService as Partial<ServiceSchema>],
   settings: {
@@ -332,4 +332,5 @@ const schema: ServiceSchema<any, any, any, IoThis> = {
   },
 };
 
-export default schema as ServiceSchema;
+// Typed with its own `this` above; exported as a plain schema so any broker takes it.
+export default schema as unknown as ServiceSchema;

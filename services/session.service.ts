@@ -7,22 +7,24 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import { mongoMixin, type MongoVars } from "../mixins/mongo.mixin.ts";
 import ClusterService from "./cluster.service.ts";
 import {
-  SIMULATE_ACTIONS,
   WORKSPACE_ID_PATTERN,
   newAccountDoc,
   toAccountView,
   type AccountDoc,
   type AccountView,
   type NewAccount,
+  type AccountParams,
+  type PairingCodeParams,
   type QrView,
-  type SessionParams,
-  type SimulateAction,
+  type SendTextParams,
+  type SessionStatusResult,
+  type SimulateParams,
 } from "../src/accounts/types.ts";
+import { ACCOUNT_PARAMS, validatorOf } from "../src/accounts/params.ts";
 import { warmUpQrRendering } from "../src/qr/qr-image.ts";
 import { configOf } from "../src/config.ts";
 import { resolveEngine } from "../src/engines/index.ts";
 import { InvalidStateError, NotFoundError, NotImplementedByEngine } from "../src/errors.ts";
-import type { AccountStatus } from "../src/lifecycle/states.ts";
 import { NOT_PLACED } from "../src/placement/fence.ts";
 import { WorkerNode } from "../src/placement/worker-node.ts";
 import { SessionRuntime, type LocalSessionInfo } from "../src/session/runtime.ts";
@@ -33,33 +35,7 @@ import { EventsRepo } from "../src/store/events-repo.ts";
 import { createIndexRacing } from "../src/store/mongo.ts";
 import { loggedBroadcast, startPruning, type Broadcast } from "../src/session/event-publisher.ts";
 
-export type SessionStartParams = SessionParams;
 export type SessionCreateParams = NewAccount;
-export interface SessionPairingCodeParams extends SessionParams {
-  phoneNumber: string;
-}
-export interface SessionSendTextParams extends SessionParams {
-  to: string;
-  text: string;
-}
-export interface SessionSimulateParams extends SessionParams {
-  action: SimulateAction;
-  /** scan: the phone that links. @default a random number */
-  phoneNumber?: string;
-  /** message: the sender. */
-  from?: string;
-  /** message: the text. */
-  text?: string;
-}
-/** Result of start/stop/logout/status/simulate: where the account is and in what state. */
-export interface SessionStatusResult {
-  accountId: string;
-  status: AccountStatus;
-  /** True when an engine of this account runs on `node`. */
-  running: boolean;
-  node: string | null;
-}
-
 export type SessionSettings = Record<string, never>;
 
 /** Where a `session.ping` ran: the owner, its epoch, and the node that forwarded it (if any). */
@@ -83,15 +59,15 @@ interface SessionMethods {
   /** Where a call must run: null → here; a node id → forward there (`forwardTo`). */
   routeToOwner(ctx: Context<{ workspaceId: string }>): Promise<string | null>;
   forwardTo(ctx: Context<{ workspaceId: string }>, nodeID: string): Promise<unknown>;
-  accountOf(ctx: Context<SessionParams>): Promise<AccountDoc>;
-  onOwner<T>(ctx: Context<SessionParams>, local: (doc: AccountDoc) => Promise<T>): Promise<T>;
+  accountOf(ctx: Context<AccountParams>): Promise<AccountDoc>;
+  onOwner<T>(ctx: Context<AccountParams>, local: (doc: AccountDoc) => Promise<T>): Promise<T>;
   statusOf(doc: AccountDoc): SessionStatusResult;
 }
 type SessionThis = Service<SessionSettings> & SessionVars & SessionMethods;
 
 const workspaceId = { type: "string", pattern: WORKSPACE_ID_PATTERN };
 const accountId = { type: "string", min: 1, max: 64 };
-const phoneNumber = { type: "string", pattern: /^\+?[0-9]{6,16}$/ };
+const account = validatorOf(ACCOUNT_PARAMS.account);
 
 const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars> = {
   name: "session",
@@ -169,8 +145,8 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
 
     start: {
       strategy: WORKSPACE_SHARD,
-      params: { workspaceId, accountId },
-      async handler(this: SessionThis, ctx: Context<SessionStartParams>): Promise<SessionStatusResult> {
+      params: account,
+      async handler(this: SessionThis, ctx: Context<AccountParams>): Promise<SessionStatusResult> {
         return this.onOwner(ctx, async (doc) => {
           const info = await this.runtime.start(doc);
           return { accountId: info.accountId, status: info.status, running: true, node: info.node };
@@ -180,8 +156,8 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
 
     stop: {
       strategy: WORKSPACE_SHARD,
-      params: { workspaceId, accountId },
-      async handler(this: SessionThis, ctx: Context<SessionParams>): Promise<SessionStatusResult> {
+      params: account,
+      async handler(this: SessionThis, ctx: Context<AccountParams>): Promise<SessionStatusResult> {
         return this.onOwner(ctx, async (doc) => {
           const status = await this.runtime.stop(doc._id);
           return status
@@ -193,8 +169,8 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
 
     logout: {
       strategy: WORKSPACE_SHARD,
-      params: { workspaceId, accountId },
-      async handler(this: SessionThis, ctx: Context<SessionParams>): Promise<SessionStatusResult> {
+      params: account,
+      async handler(this: SessionThis, ctx: Context<AccountParams>): Promise<SessionStatusResult> {
         return this.onOwner(ctx, async (doc) => {
           const status = await this.runtime.logout(doc._id);
           if (status) return { accountId: doc._id, status, running: false, node: this.broker.nodeID };
@@ -207,8 +183,8 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
 
     status: {
       strategy: WORKSPACE_SHARD,
-      params: { workspaceId, accountId },
-      async handler(this: SessionThis, ctx: Context<SessionParams>): Promise<SessionStatusResult> {
+      params: account,
+      async handler(this: SessionThis, ctx: Context<AccountParams>): Promise<SessionStatusResult> {
         return this.onOwner(ctx, async (doc) => {
           const info = this.runtime.info(doc._id);
           return info
@@ -220,8 +196,8 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
 
     qr: {
       strategy: WORKSPACE_SHARD,
-      params: { workspaceId, accountId },
-      async handler(this: SessionThis, ctx: Context<SessionParams>): Promise<QrView> {
+      params: account,
+      async handler(this: SessionThis, ctx: Context<AccountParams>): Promise<QrView> {
         // Fast path, no database read: this node owns the workspace and runs the account, whose
         // workspace the runtime knows (tenancy holds). The hot path of GET …/qr (bench/routing).
         const running = this.runtime.info(ctx.params.accountId);
@@ -263,8 +239,8 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
 
     pairingCode: {
       strategy: WORKSPACE_SHARD,
-      params: { workspaceId, accountId, phoneNumber },
-      async handler(this: SessionThis, ctx: Context<SessionPairingCodeParams>): Promise<{ code: string }> {
+      params: validatorOf(ACCOUNT_PARAMS.pairingCode),
+      async handler(this: SessionThis, ctx: Context<PairingCodeParams>): Promise<{ code: string }> {
         return this.onOwner(ctx, async (doc) => {
           const { result } = await this.runtime.drive(doc._id, (e) =>
             e.requestPairingCode(ctx.params.phoneNumber),
@@ -276,13 +252,8 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
 
     sendText: {
       strategy: WORKSPACE_SHARD,
-      params: {
-        workspaceId,
-        accountId,
-        to: { type: "string", min: 1, max: 128 },
-        text: { type: "string", min: 1, max: 65536 },
-      },
-      async handler(this: SessionThis, ctx: Context<SessionSendTextParams>): Promise<{ id: string }> {
+      params: validatorOf(ACCOUNT_PARAMS.sendText),
+      async handler(this: SessionThis, ctx: Context<SendTextParams>): Promise<{ id: string }> {
         return this.onOwner(ctx, async (doc) => {
           const { result } = await this.runtime.drive(doc._id, (e) =>
             e.sendText(ctx.params.to, ctx.params.text),
@@ -294,15 +265,8 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
 
     simulate: {
       strategy: WORKSPACE_SHARD,
-      params: {
-        workspaceId,
-        accountId,
-        action: { type: "enum", values: SIMULATE_ACTIONS },
-        phoneNumber: { ...phoneNumber, optional: true },
-        from: { type: "string", min: 1, max: 128, optional: true },
-        text: { type: "string", min: 1, max: 65536, optional: true },
-      },
-      async handler(this: SessionThis, ctx: Context<SessionSimulateParams>): Promise<SessionStatusResult> {
+      params: validatorOf(ACCOUNT_PARAMS.simulate),
+      async handler(this: SessionThis, ctx: Context<SimulateParams>): Promise<SessionStatusResult> {
         const p = ctx.params;
         return this.onOwner(ctx, async (doc) => {
           const { status } = await this.runtime.drive(doc._id, async (engine) => {
@@ -330,7 +294,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
   },
 
   methods: {
-    async accountOf(this: SessionThis, ctx: Context<SessionParams>): Promise<AccountDoc> {
+    async accountOf(this: SessionThis, ctx: Context<AccountParams>): Promise<AccountDoc> {
       const doc = await this.repo.get(ctx.params.workspaceId, ctx.params.accountId);
       if (!doc) throw new NotFoundError("Account", ctx.params.accountId);
       return doc;
@@ -339,7 +303,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     /** Runs `local` on the workspace's owner: here (claiming it when unplaced), or forwarded there. */
     async onOwner<T>(
       this: SessionThis,
-      ctx: Context<SessionParams>,
+      ctx: Context<AccountParams>,
       local: (doc: AccountDoc) => Promise<T>,
     ): Promise<T> {
       const owner = await this.routeToOwner(ctx);

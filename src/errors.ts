@@ -13,6 +13,7 @@ export const ERR_WORKSPACE_UNAVAILABLE = "WORKSPACE_UNAVAILABLE";
 export const ERR_UNAUTHORIZED = "UNAUTHORIZED";
 export const ERR_FORBIDDEN = "FORBIDDEN";
 export const ERR_RATE_LIMITED = "RATE_LIMITED";
+export const ERR_DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE";
 
 export class ValidationError extends Errors.MoleculerClientError {
   constructor(message: string, data?: unknown) {
@@ -124,5 +125,12 @@ export class RateLimitedError extends Errors.MoleculerClientError {
       retryAfter,
       limitPerMinute,
     });
+  }
+}
+
+/** MongoDB does not answer: the request fails fast (a client retries later) instead of hanging. */
+export class DatabaseUnavailableError extends Errors.MoleculerRetryableError {
+  constructor(cause: string) {
+    super(`The database is unavailable: ${cause}`, 503, ERR_DATABASE_UNAVAILABLE, { cause });
   }
 }

@@ -169,17 +169,48 @@ export interface WorkspaceParams {
   workspaceId: string;
 }
 
+/** An account action's params (`accounts.*` and `session.*` alike; rules in src/accounts/params.ts). */
 export interface AccountParams extends WorkspaceParams {
-  /** The account id (`accounts.*`: `id`; `session.*`: `accountId`). */
-  id: string;
-}
-
-export interface SessionParams extends WorkspaceParams {
   accountId: string;
 }
 
 export const SIMULATE_ACTIONS = ["scan", "disconnect", "logout", "message"] as const;
 export type SimulateAction = (typeof SIMULATE_ACTIONS)[number];
 
+export interface CreateAccountParams extends WorkspaceParams {
+  /** @default "Account <last 4 of id>" */
+  name?: string;
+  /** @default configOf(broker).engine (ENGINE) */
+  engine?: string;
+}
+export interface PairingCodeParams extends AccountParams {
+  phoneNumber: string;
+}
+export interface SendTextParams extends AccountParams {
+  to: string;
+  text: string;
+}
+export interface SimulateParams extends AccountParams {
+  action: SimulateAction;
+  /** scan: the phone that links. @default a random number */
+  phoneNumber?: string;
+  /** message: the sender. */
+  from?: string;
+  /** message: the text. */
+  text?: string;
+}
+
 /** Workspace ids: 1–64 characters of [A-Za-z0-9_-]. */
 export const WORKSPACE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Result of session start/stop/logout/status/simulate: where the account is and in what state. */
+export interface SessionStatusResult {
+  accountId: string;
+  status: AccountStatus;
+  /** True when an engine of this account runs on `node`. */
+  running: boolean;
+  node: string | null;
+}
+
+/** An account as a dashboard shows it on connect: with its QR while one is on screen. */
+export type AccountSnapshotItem = AccountView & { qr?: QrView };

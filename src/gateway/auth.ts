@@ -1,7 +1,7 @@
 // Who may call /api/v1 and with what: the key (Bearer or X-API-Key) and the per-key rate limit before
 // moleculer-web resolves the alias's endpoint, then the route's admin check and its params picked,
 // validated and `workspaceId` forced to the key's workspace before the action is called.
-import { Errors, type Context } from "moleculer";
+import { Errors } from "moleculer";
 import {
   ERR_SERVICE_UNAVAILABLE,
   ForbiddenError,
@@ -10,7 +10,7 @@ import {
   UnauthorizedError,
   ValidationError,
 } from "../errors.ts";
-import type { Req, Res } from "./http.ts";
+import type { GatewayContext, Req, Res } from "./http.ts";
 import { presentedKey, type KeyStore } from "./keys.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 import { ROUTES_BY_ID, type RouteSpec } from "./routes.ts";
@@ -70,11 +70,7 @@ export async function authenticateRequest(gate: Gatekeeper, req: Req, res: Res):
 
 /** moleculer-web's authorization hook: runs after the alias is resolved, before the call. Picks the
  * route's declared params only, validates them and sets `workspaceId` from the key. */
-export function authorizeCall(
-  checks: ReadonlyMap<string, ParamsCheck>,
-  ctx: Context<any, any>,
-  req: Req,
-): void {
+export function authorizeCall(checks: ReadonlyMap<string, ParamsCheck>, ctx: GatewayContext, req: Req): void {
   const spec = ROUTES_BY_ID.get(req.$alias?.routeId ?? "");
   const caller = req.$caller;
   if (!spec || !caller) throw new UnauthorizedError();

@@ -32,7 +32,9 @@ async function check(fn: () => Promise<unknown>): Promise<Check> {
 
 /** @param stats undefined until the gateway has connected to MongoDB */
 export async function readiness(broker: ServiceBroker, stats: StatsRepo | undefined): Promise<Readiness> {
-  const transit = broker.transit as any;
+  // Moleculer's typings do not show the transporter's NATS client.
+  const transit = broker.transit as unknown as
+    { connected?: boolean; tx?: { client?: { flush?: () => Promise<void> } } } | undefined;
   const [nats, mongo] = await Promise.all([
     check(async () => {
       if (!transit?.connected) throw new Error("transporter not connected");

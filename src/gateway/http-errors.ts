@@ -5,6 +5,7 @@ import { Errors, type Logger } from "moleculer";
 import ApiGateway from "moleculer-web";
 import {
   BadRequestError,
+  DatabaseUnavailableError,
   ERR_BAD_JSON,
   ERR_BAD_REQUEST,
   ERR_INTERNAL,
@@ -13,6 +14,7 @@ import {
   PayloadTooLargeError,
   RouteNotFoundError,
 } from "../errors.ts";
+import { asDatabaseError } from "../store/mongo.ts";
 import { BODY_LIMIT, send, type Req, type Res } from "./http.ts";
 import { ROUTES_BY_ID } from "./routes.ts";
 
@@ -44,7 +46,8 @@ const shape = (e: Errors.MoleculerError): ContractError => ({
 /** Errors from other nodes arrive as plain Errors carrying code/type/data (only Moleculer's own
  * classes are rebuilt), so anything with an HTTP code keeps it; anything else is a logged 500. */
 export function toContractError(req: Req, err: unknown, logger: Logger): ContractError {
-  const web = (ApiGateway as unknown as { Errors: Record<string, any> }).Errors;
+  const web = (ApiGateway as unknown as { Errors: Record<string, abstract new (...args: never[]) => Error> })
+    .Errors;
   if (err instanceof web.NotFoundError) {
     return shape(
       new RouteNotFoundError(req.method ?? "GET", (req.originalUrl ?? req.url ?? "").split("?")[0]),
@@ -63,6 +66,8 @@ export function toContractError(req: Req, err: unknown, logger: Logger): Contrac
       ),
     );
   }
+  const outage = asDatabaseError(err);
+  if (outage instanceof DatabaseUnavailableError) return shape(outage);
   const e = err as { code?: unknown; type?: unknown; data?: unknown };
   if (err instanceof Error && typeof e.code === "number" && e.code >= 400 && e.code <= 599) {
     const mapped = typeof e.type === "string" ? BODY_ERRORS[e.type] : undefined;

@@ -10,9 +10,12 @@ import type { RouteSpec } from "./routes.ts";
 /** Largest JSON body accepted; larger is a 413 PAYLOAD_TOO_LARGE. */
 export const BODY_LIMIT = "64kb";
 
+/** The context moleculer-web calls an action with; its meta carries the answer's status and headers. */
+export type GatewayContext = Context<unknown, Record<string, unknown>>;
+
 /** A request as moleculer-web hands it on, with what the gateway adds (`$caller`, `$format`). */
 export type Req = IncomingMessage & {
-  $ctx: Context<any, any>;
+  $ctx: GatewayContext;
   $params: Record<string, unknown>;
   $alias?: { routeId?: string; action?: string };
   $route?: unknown;
@@ -55,10 +58,10 @@ export function corsSettings(cfg: Config) {
 export function shapeResult(
   broker: ServiceBroker,
   spec: RouteSpec | undefined,
-  ctx: Context<any, any>,
+  ctx: GatewayContext,
   req: Req,
   res: Res,
-  data: any,
+  data: unknown,
 ): unknown {
   if (!spec) return data;
   const format = req.$format ?? "json";

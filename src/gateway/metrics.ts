@@ -11,7 +11,7 @@ import type { StatsRepo } from "../store/stats-repo.ts";
 /** Names Switchboard layers register in their broker's metric registry; the gateway exports every
  * `switchboard.*` metric of every node, labelled with `nodeID`. */
 export const METRICS = {
-  /** Counter (gateway): QR codes answered by `GET /api/v1/accounts/:id/qr`, label `format`. */
+  /** Counter (gateway): QR codes answered by `GET /api/v1/accounts/:accountId/qr`, label `format`. */
   qrServed: "switchboard.qr.served",
   /** Gauge (computed from MongoDB): accounts by `node` and `status`. */
   sessions: "switchboard.sessions",
@@ -63,13 +63,21 @@ export function formatFamilies(families: Family[]): string {
 
 /** This broker's registry as Prometheus text, without `switchboard.*` (exported cluster-wide below). */
 export function registryText(broker: ServiceBroker): string {
-  const Reporter = (MetricReporters as unknown as Record<string, new (opts: object) => any>).Prometheus;
+  // The reporter's formatting half is not in Moleculer's typings.
+  interface PrometheusFormatter {
+    registry: unknown;
+    broker: ServiceBroker;
+    defaultLabels: Record<string, string>;
+    generatePrometheusResponse(): string;
+  }
+  const Reporter = (MetricReporters as unknown as Record<string, new (opts: object) => PrometheusFormatter>)
+    .Prometheus;
   const reporter = new Reporter({ port: 0, excludes: ["switchboard.**"] });
   // Only the formatting half of the reporter: no init(), so no HTTP server of its own.
   reporter.registry = broker.metrics;
   reporter.broker = broker;
   reporter.defaultLabels = { namespace: broker.namespace, nodeID: broker.nodeID };
-  return reporter.generatePrometheusResponse() as string;
+  return reporter.generatePrometheusResponse();
 }
 
 interface MetricObject {
@@ -211,7 +219,7 @@ export function registerGatewayMetrics(broker: ServiceBroker): void {
     type: "counter",
     name: METRICS.qrServed,
     labelNames: ["format"],
-    description: "QR codes answered by GET /api/v1/accounts/:id/qr",
+    description: "QR codes answered by GET /api/v1/accounts/:accountId/qr",
   });
   broker.metrics.register({
     type: "counter",

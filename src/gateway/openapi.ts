@@ -318,14 +318,29 @@ code{font:12px ui-monospace,monospace}table{border-collapse:collapse;margin:.5em
 .op{border-top:1px solid #eee;padding:.3em 0}.m{display:inline-block;min-width:4.5em;font-size:12px;color:#fff;border-radius:3px;padding:1px 4px;text-align:center}
 .get{background:#2a7ae2}.post{background:#2c9a4b}.delete{background:#c0392b}.auth{font-size:12px;background:#eee;border-radius:3px;padding:0 4px}`;
 
+/** What the docs page reads of a generated operation. */
+interface DocOperation {
+  summary: string;
+  tags: string[];
+  "x-auth"?: string;
+  parameters: { name: string; in: string; required?: boolean; schema: unknown; description?: string }[];
+  requestBody?: {
+    content?: Record<
+      string,
+      { schema?: { properties: Record<string, { description?: string }>; required: string[] } }
+    >;
+  };
+  responses: Record<string, { description: string }>;
+}
+
 /** A readable, self-contained page of the document (rendered on the server: no script, no CDN). */
 export function renderDocsHtml(doc: JsonSchema): string {
   const info = doc.info as { title: string; version: string; description: string };
-  const paths = doc.paths as Record<string, Record<string, any>>;
+  const paths = doc.paths as Record<string, Record<string, DocOperation>>;
   const byTag = new Map<string, string[]>();
   for (const [path, ops] of Object.entries(paths)) {
     for (const [method, op] of Object.entries(ops)) {
-      const params = (op.parameters as any[])
+      const params = op.parameters
         .map(
           (p) =>
             `<tr><td><code>${esc(p.name)}</code></td><td>${esc(p.in)}</td><td>${p.required ? "yes" : ""}</td>` +
@@ -334,18 +349,18 @@ export function renderDocsHtml(doc: JsonSchema): string {
         .join("");
       const body = op.requestBody?.content?.["application/json"]?.schema;
       const bodyRows = body
-        ? Object.entries(body.properties as Record<string, any>)
+        ? Object.entries(body.properties)
             .map(
               ([name, s]) =>
                 `<tr><td><code>${esc(name)}</code></td><td>body</td><td>${
-                  (body.required as string[]).includes(name) ? "yes" : ""
+                  body.required.includes(name) ? "yes" : ""
                 }</td><td><code>${esc(JSON.stringify({ ...s, description: undefined }))}</code></td><td>${esc(
                   s.description ?? "",
                 )}</td></tr>`,
             )
             .join("")
         : "";
-      const responses = Object.entries(op.responses as Record<string, any>)
+      const responses = Object.entries(op.responses)
         .map(([code, r]) => `<li><b>${esc(code)}</b> ${esc(r.description)}</li>`)
         .join("");
       const html =
@@ -357,7 +372,7 @@ export function renderDocsHtml(doc: JsonSchema): string {
           ? `<table><tr><th>name</th><th>in</th><th>required</th><th>schema</th><th></th></tr>${params}${bodyRows}</table>`
           : "") +
         `<ul>${responses}</ul></section>`;
-      const tag = (op.tags as string[])[0];
+      const tag = op.tags[0];
       if (!byTag.has(tag)) byTag.set(tag, []);
       byTag.get(tag)!.push(html);
     }

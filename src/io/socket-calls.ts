@@ -31,7 +31,13 @@ export function prepareSocketCall(action: unknown, params: unknown, workspaceId:
   if (params != null && (typeof params !== "object" || Array.isArray(params))) {
     throw new ValidationError("Call params must be an object", { action });
   }
-  return { action, params: { ...(params as Record<string, unknown> | null), workspaceId } };
+  const given = { ...(params as Record<string, unknown> | null) };
+  // Sockets written before the account id was `accountId` everywhere still send `id`.
+  if (given.accountId === undefined && given.id !== undefined) {
+    given.accountId = given.id;
+    delete given.id;
+  }
+  return { action, params: { ...given, workspaceId } };
 }
 
 /** The error shape a call's callback receives: moleculer-web's `{name, message, code, type, data}`. */

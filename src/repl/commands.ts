@@ -3,6 +3,7 @@
 import type { ServiceBroker } from "moleculer";
 import qrcodeTerminal from "qrcode-terminal";
 import { CLUSTER_ACTIONS } from "../placement/actions.ts";
+import { callAccounts } from "../accounts/calls.ts";
 import type { AccountView, QrView } from "../accounts/types.ts";
 import { formatRecord, formatTable, type Column } from "./table.ts";
 
@@ -25,9 +26,6 @@ export interface PlacementRow {
   epoch?: number | null;
   since?: number | string | null;
 }
-
-/** Finds an account by id alone (the admin's view across workspaces). */
-export const ACCOUNT_LOOKUP_ACTION = "accounts.lookup";
 
 /** What a command needs from the REPL: the broker and somewhere to print. */
 export interface ReplIO {
@@ -99,7 +97,7 @@ export async function clusterCommand({ broker, print }: ReplIO): Promise<void> {
 }
 
 export async function accountsCommand({ broker, print }: ReplIO, workspaceId: string): Promise<void> {
-  const accounts = itemsOf<AccountView>(await broker.call("accounts.list", { workspaceId }));
+  const accounts = (await callAccounts(broker, "list", { workspaceId })).items;
   print(formatTable(ACCOUNT_COLUMNS, accounts, `(no accounts in workspace ${workspaceId})`));
 }
 
@@ -128,18 +126,16 @@ export async function qrCommand(
   accountId: string,
   workspaceId?: string,
 ): Promise<void> {
-  const account = (
-    workspaceId
-      ? await broker.call("accounts.get", { workspaceId, id: accountId })
-      : await broker.call(ACCOUNT_LOOKUP_ACTION, { id: accountId })
-  ) as AccountView;
+  const account = workspaceId
+    ? await callAccounts(broker, "get", { workspaceId, accountId })
+    : await callAccounts(broker, "lookup", { accountId });
   const ws = account.workspaceId;
-  const qr = (await broker
-    .call("accounts.qr", { workspaceId: ws, id: accountId })
-    .catch((err: { code?: number }) => {
+  const qr: QrView | null = await callAccounts(broker, "qr", { workspaceId: ws, accountId }).catch(
+    (err: { code?: number }) => {
       if (err?.code === 409) return null; // not scanning
       throw err;
-    })) as QrView | null;
+    },
+  );
   if (!qr) {
     const why = account.reason ? ` (${account.reason})` : "";
     print(`account ${accountId} is ${account.status}${why}: it shows no QR code now`);

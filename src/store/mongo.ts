@@ -1,12 +1,19 @@
 // MongoDB connection and the indexes of DESIGN.md ("Storage"). Only features that both MongoDB 7 and
 // FerretDB support: plain and unique indexes, no TTL, no transactions.
 import { MongoClient, type Db } from "mongodb";
+import { DatabaseUnavailableError } from "../errors.ts";
 import { retry } from "../retry.ts";
 
 export const COLLECTIONS = {
   accounts: "accounts",
   apiKeys: "api_keys",
 } as const;
+
+/** How long an operation waits for a reachable server before it fails: a request facing a database
+ * outage answers 503 DATABASE_UNAVAILABLE within 2 s instead of hanging. */
+export const SERVER_SELECTION_TIMEOUT_MS = 1500;
+/** How long connecting at start keeps trying. */
+const CONNECT_TIMEOUT_MS = 15000;
 
 /** Connections per MongoClient unless MONGO_POOL_SIZE or the URL's `maxPoolSize` says otherwise. */
 export const DEFAULT_MONGO_POOL_SIZE = 10;
@@ -21,9 +28,15 @@ export async function connectMongo(
   { poolSize = DEFAULT_MONGO_POOL_SIZE }: { poolSize?: number } = {},
 ): Promise<{ client: MongoClient; db: Db }> {
   const inUrl = /[?&]maxPoolSize=/i.test(url);
-  const client = await MongoClient.connect(url, {
-    serverSelectionTimeoutMS: 10000,
+  const options = {
+    serverSelectionTimeoutMS: SERVER_SELECTION_TIMEOUT_MS,
     ...(inUrl || poolSize <= 0 ? {} : { maxPoolSize: poolSize }),
+  };
+  // A node may start before its database: keep trying for a while (each try waits for a server).
+  const client = await retry(() => MongoClient.connect(url, options), {
+    attempts: Infinity,
+    delayMs: 500,
+    deadline: Date.now() + CONNECT_TIMEOUT_MS,
   });
   return { client, db: client.db() };
 }
@@ -70,7 +83,26 @@ export interface TransientRetryOptions {
   baseDelayMs?: number;
 }
 
-/** Runs an idempotent operation, retrying transient errors with exponential backoff. */
+/** No server to talk to (as opposed to one operation lost on the way): trying again at once is futile,
+ * the driver has already waited SERVER_SELECTION_TIMEOUT_MS for one, or was refused. */
+function isOutage(err: unknown): boolean {
+  const e = err as { name?: string; message?: string; cause?: { code?: string } } | null;
+  if (e?.name === "MongoServerSelectionError" || e?.name === "MongoTopologyClosedError") return true;
+  // Refused connections reach bulk writes as a MongoBulkWriteError carrying only the message.
+  const refused = /\b(ECONNREFUSED|EHOSTUNREACH)\b/.test(`${e?.cause?.code ?? ""} ${e?.message ?? ""}`);
+  return Boolean(e?.name?.startsWith("Mongo")) && refused;
+}
+
+/** The error a caller sees for `err`: a database that does not answer (after any retries) as
+ * DatabaseUnavailableError (503), anything else as is. */
+export function asDatabaseError(err: unknown): unknown {
+  return isOutage(err) || isTransientMongoError(err)
+    ? new DatabaseUnavailableError((err as Error).message)
+    : err;
+}
+
+/** Runs an idempotent operation, retrying transient errors with exponential backoff; an outage stops
+ * the retries at once (DatabaseUnavailableError). */
 export async function retryTransient<T>(
   op: () => Promise<T>,
   options: TransientRetryOptions = {},
@@ -79,6 +111,8 @@ export async function retryTransient<T>(
   return retry(() => op(), {
     attempts,
     delayMs: (attempt) => baseDelayMs * 2 ** (attempt - 1),
-    shouldRetry: isTransientMongoError,
+    shouldRetry: (err) => isTransientMongoError(err) && !isOutage(err),
+  }).catch((err: unknown) => {
+    throw asDatabaseError(err);
   });
 }

@@ -36,8 +36,10 @@ export function eventIdOf(event: string, payload: unknown): string {
 }
 
 /** The account and workspace an event is about (`account.created` nests them in `account`). */
-export function subjectOf(payload: any): { workspaceId: string; accountId: string } | null {
-  const src = payload && typeof payload === "object" && payload.account ? payload.account : payload;
+export function subjectOf(payload: unknown): { workspaceId: string; accountId: string } | null {
+  type Subject = { workspaceId?: unknown; accountId?: unknown; id?: unknown; account?: Subject } | undefined;
+  const p = (payload && typeof payload === "object" ? payload : undefined) as Subject;
+  const src = p?.account ?? p;
   const workspaceId = src?.workspaceId;
   const accountId = src?.accountId ?? src?.id;
   if (typeof workspaceId !== "string" || typeof accountId !== "string") return null;

@@ -178,7 +178,7 @@ describe("repl (npm run repl) against a real cluster", function () {
   });
 
   it("`qr <accountId>` finds the account's workspace and draws its current QR in the terminal", async () => {
-    const current = (await sb.gateway.call("accounts.qr", { workspaceId: ws, id: accountId })) as {
+    const current = (await sb.gateway.call("accounts.qr", { workspaceId: ws, accountId })) as {
       qr: string;
       seq: number;
     };

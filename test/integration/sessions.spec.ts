@@ -94,7 +94,12 @@ describe("sessions: accounts + session services (simulated engine)", function ()
   async function connected(phone: string, workspaceId = ws, api = t.api): Promise<AccountView> {
     const created: AccountView = await api.call("accounts.create", { workspaceId });
     await waitFor(() => statusEvent(created.id, "qr_scanning"), { what: `${created.id} scanning` });
-    await api.call("accounts.simulate", { workspaceId, id: created.id, action: "scan", phoneNumber: phone });
+    await api.call("accounts.simulate", {
+      workspaceId,
+      accountId: created.id,
+      action: "scan",
+      phoneNumber: phone,
+    });
     await waitFor(() => statusEvent(created.id, "connected"), { what: `${created.id} connected` });
     return created;
   }
@@ -122,12 +127,12 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       assert.match(qrEvent.payload.dataUrl, /^data:image\/png;base64,/);
       assert.equal(qrEvent.payload.seq, 1);
 
-      const qr: { seq: number } = await call("accounts.qr", { workspaceId: ws, id: created.id });
+      const qr: { seq: number } = await call("accounts.qr", { workspaceId: ws, accountId: created.id });
       assert.equal(qr.seq >= 1, true);
 
       await call("accounts.simulate", {
         workspaceId: ws,
-        id: created.id,
+        accountId: created.id,
         action: "scan",
         phoneNumber: "15551234567",
       });
@@ -173,7 +178,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       assert.equal(new Date(d.updatedAt).toISOString(), last.at);
       assert.ok(await t.authStore.has(d.sessionId), "auth state saved");
 
-      const view: AccountView = await call("accounts.get", { workspaceId: ws, id: created.id });
+      const view: AccountView = await call("accounts.get", { workspaceId: ws, accountId: created.id });
       assert.equal(view.status, "connected");
       assert.equal(view.phoneNumber, "15551234567");
     });
@@ -193,7 +198,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
         "stopped",
         "a QR timeout needs a person: the account stops wanting to run",
       );
-      await assert.rejects(call("accounts.qr", { workspaceId: ws, id }), {
+      await assert.rejects(call("accounts.qr", { workspaceId: ws, accountId: id }), {
         code: 409,
         type: "INVALID_STATE",
       });
@@ -203,7 +208,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
 
     it("logout → logged_out, auth state gone, phone number cleared", async () => {
       const { id, sessionId } = await connected("15550000001");
-      const view: AccountView = await call("accounts.logout", { workspaceId: ws, id });
+      const view: AccountView = await call("accounts.logout", { workspaceId: ws, accountId: id });
       assert.equal(view.status, "logged_out");
       assert.equal(view.phoneNumber, undefined);
       assert.equal(await t.authStore.has(sessionId), false);
@@ -215,7 +220,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
     it("restart after connected → connected again from the saved auth state, with no QR", async () => {
       const { id } = await connected("15550000002");
       const mark = t.events.length;
-      const view: AccountView = await call("accounts.restart", { workspaceId: ws, id });
+      const view: AccountView = await call("accounts.restart", { workspaceId: ws, accountId: id });
       assert.ok(["initializing", "authenticated", "connected"].includes(view.status), view.status);
       await waitFor(() => t.events.slice(mark).find((r) => isStatus(r, id, "connected")), {
         what: "reconnected",
@@ -234,7 +239,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
     it("disconnect → disconnected, then reconnects; messages, sendText and pairing codes relay", async () => {
       const { id } = await connected("15550000003");
       const mark = t.events.length;
-      await call("accounts.simulate", { workspaceId: ws, id, action: "disconnect" });
+      await call("accounts.simulate", { workspaceId: ws, accountId: id, action: "disconnect" });
       await waitFor(() => t.events.slice(mark).find((r) => isStatus(r, id, "connected")), {
         what: "reconnect",
       });
@@ -242,7 +247,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
 
       await call("accounts.simulate", {
         workspaceId: ws,
-        id,
+        accountId: id,
         action: "message",
         from: "15559990000",
         text: "hi",
@@ -256,7 +261,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
 
       const sent = await call("accounts.sendText", {
         workspaceId: ws,
-        id,
+        accountId: id,
         to: "15559990000",
         text: "hello",
       });
@@ -266,7 +271,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       await waitFor(() => statusEvent(fresh.id, "qr_scanning"));
       const { code } = await call("accounts.pairingCode", {
         workspaceId: ws,
-        id: fresh.id,
+        accountId: fresh.id,
         phoneNumber: "15550004444",
       });
       assert.match(code, /^[A-Z0-9]{8}$/);
@@ -275,7 +280,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       );
       assert.equal(ev.payload.code, code);
       await assert.rejects(
-        call("accounts.sendText", { workspaceId: ws, id: fresh.id, to: "1555", text: "x" }),
+        call("accounts.sendText", { workspaceId: ws, accountId: fresh.id, to: "1555", text: "x" }),
         {
           code: 409,
         },
@@ -284,7 +289,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
 
     it("delete leaves no document, no auth blob and no running engine", async () => {
       const { id, sessionId } = await connected("15550000005");
-      const res = await call("accounts.remove", { workspaceId: ws, id });
+      const res = await call("accounts.remove", { workspaceId: ws, accountId: id });
       assert.deepEqual(res, { id, deleted: true });
       assert.equal(await doc(t.db, id), null);
       assert.equal(await t.authStore.has(sessionId), false);
@@ -294,7 +299,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
         t.events.find((r) => r.event === "account.deleted" && r.payload.accountId === id),
       );
       assert.deepEqual(deleted.payload, { accountId: id, workspaceId: ws, sessionId });
-      await assert.rejects(call("accounts.get", { workspaceId: ws, id }), {
+      await assert.rejects(call("accounts.get", { workspaceId: ws, accountId: id }), {
         code: 404,
         type: "NOT_FOUND",
       });
@@ -302,8 +307,10 @@ describe("sessions: accounts + session services (simulated engine)", function ()
 
     it("tenancy and input: other workspace is 404, unknown engine 422, bad workspace id 422", async () => {
       const { id } = await call("accounts.create", { workspaceId: ws });
-      await assert.rejects(call("accounts.get", { workspaceId: "ws_other", id }), { code: 404 });
-      await assert.rejects(call("accounts.remove", { workspaceId: "ws_other", id }), { code: 404 });
+      await assert.rejects(call("accounts.get", { workspaceId: "ws_other", accountId: id }), { code: 404 });
+      await assert.rejects(call("accounts.remove", { workspaceId: "ws_other", accountId: id }), {
+        code: 404,
+      });
       const other = await call("accounts.list", { workspaceId: "ws_other" });
       assert.deepEqual(other.items, []);
       const mine = await call("accounts.list", { workspaceId: ws });
@@ -313,7 +320,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
         type: "UNKNOWN_ENGINE",
       });
       await assert.rejects(call("accounts.create", { workspaceId: "bad id!" }), { code: 422 });
-      await assert.rejects(call("accounts.simulate", { workspaceId: ws, id, action: "fly" }), {
+      await assert.rejects(call("accounts.simulate", { workspaceId: ws, accountId: id, action: "fly" }), {
         code: 422,
       });
     });
@@ -338,7 +345,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       const d = (await doc(t.db, id))!;
       assert.equal(d.status, "connected", "the new owner's document is untouched");
       assert.equal(d.node, "elsewhere");
-      await call("accounts.remove", { workspaceId: ws, id }).catch(() => undefined);
+      await call("accounts.remove", { workspaceId: ws, accountId: id }).catch(() => undefined);
     });
 
     it("a fenced-out node's auth-state save changes nothing stored, and stops its session", async () => {
@@ -360,7 +367,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       );
       await waitFor(() => !runtime.has(id), { what: "the fenced-out session to stop" });
       await t.authStore.delete(d0.sessionId);
-      await call("accounts.remove", { workspaceId: ws, id }).catch(() => undefined);
+      await call("accounts.remove", { workspaceId: ws, accountId: id }).catch(() => undefined);
     });
 
     it("snapshot shows each account with its current QR while scanning", async () => {
@@ -440,7 +447,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       // Calls reach either worker; the one without the engine forwards to the account's node.
       for (const a of accounts.slice(0, 3)) {
         const mark = t.events.length;
-        await call("accounts.restart", { workspaceId: a.workspaceId, id: a.id });
+        await call("accounts.restart", { workspaceId: a.workspaceId, accountId: a.id });
         await waitFor(() => t.events.slice(mark).find((r) => isStatus(r, a.id, "connected")), {
           what: "restarted",
         });
@@ -450,7 +457,8 @@ describe("sessions: accounts + session services (simulated engine)", function ()
         assert.ok(local.some((s) => s.accountId === a.id && s.status === "connected"));
       }
 
-      for (const a of accounts) await call("accounts.remove", { workspaceId: a.workspaceId, id: a.id });
+      for (const a of accounts)
+        await call("accounts.remove", { workspaceId: a.workspaceId, accountId: a.id });
       const after = await Promise.all(["w1", "w2"].map((nodeID) => call("session.local", {}, { nodeID })));
       assert.deepEqual(after, [[], []]);
     });

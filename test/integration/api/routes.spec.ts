@@ -310,8 +310,8 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
     });
 
     it("another workspace's account is a 404 on every account route", async () => {
-      for (const route of ROUTES.filter((r) => r.path.startsWith("/accounts/:id"))) {
-        const path = fullPath(route).replace(":id", scanning);
+      for (const route of ROUTES.filter((r) => r.path.startsWith("/accounts/:accountId"))) {
+        const path = fullPath(route).replace(":accountId", scanning);
         const res = await gw.call(route.method, path, {
           key: keyB.key,
           body:
@@ -481,7 +481,7 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
       const docs = await gw.call("GET", "/api/docs");
       assert.equal(docs.status, 200);
       assert.match(String(docs.headers["content-type"]), /text\/html/);
-      assert.ok(docs.body.toString().includes("/api/v1/accounts/{id}/qr"));
+      assert.ok(docs.body.toString().includes("/api/v1/accounts/{accountId}/qr"));
     });
 
     it("GET /metrics: Moleculer's metrics and Switchboard's (sessions, placements, start queue, QR served, failovers)", async () => {

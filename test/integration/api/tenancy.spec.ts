@@ -106,14 +106,14 @@ describe("api: tenancy across 20 workspaces", function () {
   });
 
   it("no key changes or deletes another workspace's account, on any route (→ 404)", async () => {
-    const mutating = ROUTES.filter((r) => r.path.startsWith("/accounts/:id") && r.method !== "GET");
+    const mutating = ROUTES.filter((r) => r.path.startsWith("/accounts/:accountId") && r.method !== "GET");
     assert.ok(mutating.length >= 9, "pairing-code, restart, logout, delete, messages, simulate ×4");
     for (const ws of WORKSPACES) {
       const key = keys.get(ws)!;
       const victim = WORKSPACES[(WORKSPACES.indexOf(ws) + 7) % WORKSPACES.length];
       const id = accounts.get(victim)!;
       for (const route of mutating) {
-        const res = await gw.call(route.method, fullPath(route).replace(":id", id), {
+        const res = await gw.call(route.method, fullPath(route).replace(":accountId", id), {
           key,
           body: route.method === "POST" ? { ...BODY, workspaceId: victim } : undefined,
         });

@@ -651,7 +651,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
         assert.equal(created.engine, "webjs");
         const viaAction = await waitFor(
           async () => {
-            const a = await gw.call<any, any>("accounts.get", { workspaceId: ws, id: created.id });
+            const a = await gw.call<any, any>("accounts.get", { workspaceId: ws, accountId: created.id });
             return a.status === "failed" && a;
           },
           { what: "accounts.get → failed", timeoutMs: 15000 },

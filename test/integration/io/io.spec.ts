@@ -147,13 +147,17 @@ describe("io: Socket.IO relay on the gateway", function () {
       list.items.map((a: { id: string }) => a.id),
       [account.id],
     );
-    assert.equal((await mine.call("accounts.get", { id: account.id })).workspaceId, "callA");
-    await assert.rejects(mine.call("accounts.get", { id: other.id, workspaceId: "callB" }), { code: 404 });
+    assert.equal((await mine.call("accounts.get", { accountId: account.id })).workspaceId, "callA");
+    // `id`, as sockets sent it before `accountId`, still names the account.
+    assert.equal((await mine.call("accounts.get", { id: account.id })).id, account.id);
+    await assert.rejects(mine.call("accounts.get", { accountId: other.id, workspaceId: "callB" }), {
+      code: 404,
+    });
     await assert.rejects(mine.call("session.stop", { workspaceId: "callA", accountId: account.id }), {
       code: 403,
       type: "FORBIDDEN",
     });
-    await assert.rejects(mine.call("accounts.pairingCode", { id: account.id, phoneNumber: 12 }), {
+    await assert.rejects(mine.call("accounts.pairingCode", { accountId: account.id, phoneNumber: 12 }), {
       code: 422,
     });
   });

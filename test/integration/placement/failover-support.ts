@@ -102,7 +102,7 @@ export async function connectedAccounts(
       engine: "simulated",
     })) as AccountView;
     await waitFor(() => reached(acc.id, "qr_scanning"), { what: `${acc.id} to show a QR`, timeoutMs: 30000 });
-    await broker.call("accounts.simulate", { workspaceId: ws, id: acc.id, action: "scan" });
+    await broker.call("accounts.simulate", { workspaceId: ws, accountId: acc.id, action: "scan" });
     await waitFor(() => reached(acc.id, "connected"), { what: `${acc.id} connected`, timeoutMs: 30000 });
     accounts.push(acc);
   });

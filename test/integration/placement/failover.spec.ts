@@ -134,7 +134,10 @@ describe("placement: failover, drain and restarts with worker processes", functi
       .sort((a, b) => a - b);
     console.log(`      failover: ${times.length} sessions, max ${times.at(-1)} ms after SIGKILL`);
     for (const a of accounts) {
-      const v = (await obs.call("accounts.get", { workspaceId: a.workspaceId, id: a.id })) as AccountView;
+      const v = (await obs.call("accounts.get", {
+        workspaceId: a.workspaceId,
+        accountId: a.id,
+      })) as AccountView;
       assert.equal(v.status, "connected");
       assert.notEqual(v.node, "w1");
     }

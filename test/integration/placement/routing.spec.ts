@@ -189,11 +189,11 @@ describe("placement: routing, claims and fencing over the real NATS", function (
         })) as AccountView;
         await waitFor(
           async () =>
-            ((await gateway.call("accounts.get", { workspaceId: ws, id: acc.id })) as AccountView).status ===
-            "qr_scanning",
+            ((await gateway.call("accounts.get", { workspaceId: ws, accountId: acc.id })) as AccountView)
+              .status === "qr_scanning",
           { what: `${acc.id} to show a QR` },
         );
-        await gateway.call("accounts.simulate", { workspaceId: ws, id: acc.id, action: "scan" });
+        await gateway.call("accounts.simulate", { workspaceId: ws, accountId: acc.id, action: "scan" });
         accounts.push(acc);
       },
     );
@@ -254,7 +254,7 @@ describe("placement: routing, claims and fencing over the real NATS", function (
     for (const acc of accounts.filter((a) => moved.has(a.id))) {
       const view = (await gateway.call("accounts.get", {
         workspaceId: acc.workspaceId,
-        id: acc.id,
+        accountId: acc.id,
       })) as AccountView;
       assert.equal(view.status, "connected");
       assert.notEqual(view.node, "w1");

@@ -63,15 +63,15 @@ describe("webhooks: account lifecycle from the account services", function () {
     const account: AccountView = await gw.call("accounts.create", { workspaceId: "ws_a", name: "one" });
     await waitFor(
       async () =>
-        ((await gw.call("accounts.get", { workspaceId: "ws_a", id: account.id })) as AccountView).status ===
-        "qr_scanning",
+        ((await gw.call("accounts.get", { workspaceId: "ws_a", accountId: account.id })) as AccountView)
+          .status === "qr_scanning",
       {
         what: "qr_scanning",
       },
     );
     await gw.call("accounts.simulate", {
       workspaceId: "ws_a",
-      id: account.id,
+      accountId: account.id,
       action: "scan",
       phoneNumber: "4915112345678",
     });

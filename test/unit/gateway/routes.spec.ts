@@ -11,17 +11,17 @@ describe("gateway route table and OpenAPI", () => {
       "POST /api/v1/workspaces/:workspaceId/keys",
       "POST /api/v1/accounts",
       "GET /api/v1/accounts",
-      "GET /api/v1/accounts/:id",
-      "GET /api/v1/accounts/:id/qr",
-      "POST /api/v1/accounts/:id/pairing-code",
-      "POST /api/v1/accounts/:id/restart",
-      "POST /api/v1/accounts/:id/logout",
-      "DELETE /api/v1/accounts/:id",
-      "POST /api/v1/accounts/:id/messages",
-      "POST /api/v1/accounts/:id/simulate/scan",
-      "POST /api/v1/accounts/:id/simulate/disconnect",
-      "POST /api/v1/accounts/:id/simulate/logout",
-      "POST /api/v1/accounts/:id/simulate/message",
+      "GET /api/v1/accounts/:accountId",
+      "GET /api/v1/accounts/:accountId/qr",
+      "POST /api/v1/accounts/:accountId/pairing-code",
+      "POST /api/v1/accounts/:accountId/restart",
+      "POST /api/v1/accounts/:accountId/logout",
+      "DELETE /api/v1/accounts/:accountId",
+      "POST /api/v1/accounts/:accountId/messages",
+      "POST /api/v1/accounts/:accountId/simulate/scan",
+      "POST /api/v1/accounts/:accountId/simulate/disconnect",
+      "POST /api/v1/accounts/:accountId/simulate/logout",
+      "POST /api/v1/accounts/:accountId/simulate/message",
       "GET /api/v1/cluster/nodes",
       "GET /api/v1/cluster/placement/:workspaceId",
       "POST /api/v1/cluster/nodes/:nodeId/drain",
@@ -63,11 +63,11 @@ describe("gateway route table and OpenAPI", () => {
           );
       }
     }
-    const qr = doc.paths["/api/v1/accounts/{id}/qr"].get;
+    const qr = doc.paths["/api/v1/accounts/{accountId}/qr"].get;
     assert.ok(qr.responses["200"].content["image/png"]);
     assert.ok(qr.responses["409"]);
     const html = renderDocsHtml(doc);
-    assert.ok(html.includes("/api/v1/accounts/{id}/qr"));
+    assert.ok(html.includes("/api/v1/accounts/{accountId}/qr"));
     assert.ok(!/<script/i.test(html));
   });
 });

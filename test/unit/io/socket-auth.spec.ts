@@ -43,11 +43,23 @@ describe("io socket auth", () => {
 
 describe("io socket calls", () => {
   it("forces the socket's workspace over whatever the client sent", () => {
-    assert.deepEqual(prepareSocketCall("accounts.get", { id: "a", workspaceId: "other" }, "w1"), {
+    assert.deepEqual(prepareSocketCall("accounts.get", { accountId: "a", workspaceId: "other" }, "w1"), {
       action: "accounts.get",
-      params: { id: "a", workspaceId: "w1" },
+      params: { accountId: "a", workspaceId: "w1" },
     });
     assert.deepEqual(prepareSocketCall("accounts.list", undefined, "w1").params, { workspaceId: "w1" });
+  });
+
+  it("takes `id` for `accountId` (sockets written before the rename); `accountId` wins when both come", () => {
+    assert.deepEqual(prepareSocketCall("accounts.get", { id: "a" }, "w1").params, {
+      accountId: "a",
+      workspaceId: "w1",
+    });
+    assert.deepEqual(prepareSocketCall("accounts.get", { id: "a", accountId: "b" }, "w1").params, {
+      id: "a",
+      accountId: "b",
+      workspaceId: "w1",
+    });
   });
 
   it("refuses actions outside the whitelist and non-object params", () => {

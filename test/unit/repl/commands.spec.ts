@@ -90,7 +90,7 @@ describe("repl/commands", () => {
     const out = await run("qr", { accountId: "acc_1" });
     assert.ok(out.startsWith(await drawQr("2@payload")));
     assert.match(out, /account acc_1 \(workspace ws9\) · QR #4 · valid (20|21)s more$/);
-    assert.deepEqual(calls[1], ["accounts.qr", { workspaceId: "ws9", id: "acc_1" }]);
+    assert.deepEqual(calls[1], ["accounts.qr", { workspaceId: "ws9", accountId: "acc_1" }]);
     scanning = false;
     assert.equal(
       await run("qr", { accountId: "acc_1" }),

@@ -1,0 +1,149 @@
+// Account routes: each places the params of its `accounts.*` action (src/accounts/params.ts) in the
+// path or body, so REST, the services and OpenAPI validate the same rules.
+import { ACCOUNT_PARAMS, type Rules } from "../../accounts/params.ts";
+import { METRICS } from "../metrics.ts";
+import { fieldOf, placed, v1, type RouteSpec } from "../route-spec.ts";
+
+const PATH = { accountId: "path" } as const;
+const account = placed(ACCOUNT_PARAMS.account, PATH);
+
+/** `names` of `rules`, each required (a simulated phone's REST call says what it does). */
+function required(rules: Rules, names: string[]): Rules {
+  return Object.fromEntries(names.map((n) => [n, { ...rules[n], optional: false }]));
+}
+
+const SIMULATIONS = {
+  scan: { params: ["phoneNumber"], summary: "the phone scans the QR" },
+  disconnect: { params: [], summary: "the connection drops (the engine reconnects)" },
+  logout: { params: [], summary: "the phone unlinks the device" },
+  message: { params: ["from", "text"], summary: "a message arrives" },
+} as const;
+
+export const ACCOUNT_ROUTES: RouteSpec[] = [
+  v1({
+    id: "createAccount",
+    method: "POST",
+    path: "/accounts",
+    action: "accounts.create",
+    params: placed(ACCOUNT_PARAMS.create),
+    status: 201,
+    location: (account) =>
+      fieldOf(account, "id") ? `/api/v1/accounts/${fieldOf(account, "id")}` : undefined,
+    summary: "Create an account; its session starts at once (status `initializing`)",
+    tag: "accounts",
+  }),
+  v1({
+    id: "listAccounts",
+    method: "GET",
+    path: "/accounts",
+    action: "accounts.list",
+    params: {},
+    summary: "List the accounts of the workspace",
+    tag: "accounts",
+  }),
+  v1({
+    id: "getAccount",
+    method: "GET",
+    path: "/accounts/:accountId",
+    action: "accounts.get",
+    params: account,
+    summary: "Get an account",
+    tag: "accounts",
+    errors: [404],
+  }),
+  v1({
+    id: "getQr",
+    method: "GET",
+    path: "/accounts/:accountId/qr",
+    action: "accounts.qr",
+    params: {
+      ...account,
+      format: {
+        in: "query",
+        type: "enum",
+        values: ["json", "png"],
+        optional: true,
+        description: "`png` answers the QR image itself",
+      },
+    },
+    gatewayOnly: ["format"],
+    formats: {
+      png: {
+        type: "image/png",
+        encode: (qr) => {
+          const dataUrl = fieldOf(qr, "dataUrl");
+          return dataUrl ? Buffer.from(dataUrl.replace(/^data:image\/png;base64,/, ""), "base64") : undefined;
+        },
+      },
+    },
+    counter: METRICS.qrServed,
+    summary: "Current QR code of a scanning account (409 when the account is not scanning)",
+    tag: "accounts",
+    produces: ["application/json", "image/png"],
+    errors: [404, 409],
+  }),
+  v1({
+    id: "requestPairingCode",
+    method: "POST",
+    path: "/accounts/:accountId/pairing-code",
+    action: "accounts.pairingCode",
+    params: placed(ACCOUNT_PARAMS.pairingCode, PATH),
+    summary: "Request a pairing code (linking by phone number instead of QR)",
+    tag: "accounts",
+    errors: [404, 409],
+  }),
+  v1({
+    id: "restartAccount",
+    method: "POST",
+    path: "/accounts/:accountId/restart",
+    action: "accounts.restart",
+    params: account,
+    summary: "Restart the session of an account",
+    tag: "accounts",
+    errors: [404],
+  }),
+  v1({
+    id: "logoutAccount",
+    method: "POST",
+    path: "/accounts/:accountId/logout",
+    action: "accounts.logout",
+    params: account,
+    summary: "Unlink the device and delete its auth state",
+    tag: "accounts",
+    errors: [404],
+  }),
+  v1({
+    id: "deleteAccount",
+    method: "DELETE",
+    path: "/accounts/:accountId",
+    action: "accounts.remove",
+    params: account,
+    summary: "Stop the session and delete the account",
+    tag: "accounts",
+    errors: [404],
+  }),
+  v1({
+    id: "sendText",
+    method: "POST",
+    path: "/accounts/:accountId/messages",
+    action: "accounts.sendText",
+    params: placed(ACCOUNT_PARAMS.sendText, PATH),
+    summary: "Send a text message from a connected account",
+    tag: "accounts",
+    errors: [404, 409],
+  }),
+  // ---- simulated engine only ----
+  ...Object.entries(SIMULATIONS).map(([action, sim]) =>
+    v1({
+      id: `simulate${action[0].toUpperCase()}${action.slice(1)}`,
+      method: "POST",
+      path: `/accounts/:accountId/simulate/${action}`,
+      action: "accounts.simulate",
+      fixed: { action },
+      params: { ...account, ...placed(required(ACCOUNT_PARAMS.simulate, [...sim.params])) },
+      summary: `Simulated engine: ${sim.summary} (422 on other engines)`,
+      tag: "simulation",
+      errors: [404, 409],
+    }),
+  ),
+];

@@ -1,0 +1,107 @@
+// Webhook endpoint routes (services/webhooks.service.ts).
+import { ACCOUNT_EVENTS } from "../../accounts/types.ts";
+import { ID_PATTERN } from "../../accounts/params.ts";
+import { fieldOf, type ParamRule, type RouteSpec } from "../route-spec.ts";
+
+const webhookId: ParamRule = {
+  in: "path",
+  type: "string",
+  pattern: ID_PATTERN,
+  description: "Webhook endpoint id",
+};
+
+export const WEBHOOK_ROUTES: RouteSpec[] = [
+  // ---- webhooks (services/webhooks.service.ts) ----
+  {
+    id: "createWebhook",
+    method: "POST",
+    path: "/webhooks",
+    mount: "/api/v1",
+    action: "webhooks.create",
+    params: {
+      url: { in: "body", type: "string", min: 8, max: 2048, description: "Receiver URL (http or https)" },
+      secret: {
+        in: "body",
+        type: "string",
+        min: 16,
+        max: 256,
+        optional: true,
+        description: "HMAC-SHA256 signing key; generated when absent. Returned only in this answer",
+      },
+      events: {
+        in: "body",
+        type: "array",
+        items: { type: "enum", values: [...ACCOUNT_EVENTS, "*"] },
+        min: 1,
+        max: ACCOUNT_EVENTS.length + 1,
+        optional: true,
+        description: 'Events to deliver (`account.*` names), or `["*"]` (the default) for all',
+      },
+      enabled: { in: "body", type: "boolean", optional: true, description: "Deliver to it (default true)" },
+    },
+    auth: "workspace",
+    status: 201,
+    location: (webhook) =>
+      fieldOf(webhook, "id") ? `/api/v1/webhooks/${fieldOf(webhook, "id")}` : undefined,
+    summary:
+      "Register a webhook endpoint. Each delivery is a JSON POST with X-Switchboard-Event, -Event-Id, " +
+      "-Delivery-Attempt, -Timestamp and -Signature (`sha256=` hex HMAC-SHA256 of `timestamp.body`)",
+    tag: "webhooks",
+  },
+  {
+    id: "listWebhooks",
+    method: "GET",
+    path: "/webhooks",
+    mount: "/api/v1",
+    action: "webhooks.list",
+    params: {},
+    auth: "workspace",
+    summary: "List the webhook endpoints of the workspace (without secrets)",
+    tag: "webhooks",
+  },
+  {
+    id: "getWebhook",
+    method: "GET",
+    path: "/webhooks/:id",
+    mount: "/api/v1",
+    action: "webhooks.get",
+    params: { id: webhookId },
+    auth: "workspace",
+    summary: "Get a webhook endpoint (without its secret)",
+    tag: "webhooks",
+    errors: [404],
+  },
+  {
+    id: "deleteWebhook",
+    method: "DELETE",
+    path: "/webhooks/:id",
+    mount: "/api/v1",
+    action: "webhooks.remove",
+    params: { id: webhookId },
+    auth: "workspace",
+    summary: "Delete a webhook endpoint and its pending deliveries",
+    tag: "webhooks",
+    errors: [404],
+  },
+  {
+    id: "listWebhookDeliveries",
+    method: "GET",
+    path: "/webhooks/:id/deliveries",
+    mount: "/api/v1",
+    action: "webhooks.deliveries",
+    params: {
+      id: webhookId,
+      status: {
+        in: "query",
+        type: "enum",
+        values: ["pending", "delivered", "dead"],
+        optional: true,
+        description: "Only deliveries in this state (`dead`: retries exhausted)",
+      },
+    },
+    auth: "workspace",
+    summary: "Recent deliveries of an endpoint, newest first (100), with attempts and last error",
+    tag: "webhooks",
+    errors: [404],
+  },
+];
