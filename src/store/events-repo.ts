@@ -3,10 +3,14 @@
 //
 // Each workspace has its own sequence 1, 2, 3…; a document's `_id` is `<workspaceId>|<seq, zero-padded>`,
 // so a workspace's events sort by `_id` and the unique `_id` refuses a second event at one position.
-// A writer keeps the next seq per workspace in memory (read from the highest stored seq the first
+// A writer keeps the next seq per workspace in memory (found from the highest stored seq the first
 // time); when an insert is refused because another writer (another node, or a gateway recording
-// `account.created`/`account.deleted`) took the position, it reads the highest again and retries. No
+// `account.created`/`account.deleted`) took the position, it finds the highest again and retries. No
 // conditional update is needed (FerretDB has none that is atomic under concurrency).
+// The highest seq is found by probing positions by `_id` (exponential, then binary search) from the
+// workspace's head as last pruned (`event_heads`): FerretDB answers an `_id` equality from its primary
+// key but scans the whole collection for a range or a sort, which made every new workspace's first
+// event cost a scan of every workspace's events.
 //
 // A reader must not step over a position whose insert is still in flight (writer A took 5, writer B
 // took 6 and committed first): `readAfter` stops at a gap until the event after it is `gapWaitMs` old;
@@ -15,6 +19,13 @@ import type { Collection, Db } from "mongodb";
 import { isDuplicateKey, retryTransient } from "./mongo.ts";
 
 export const EVENTS_COLLECTION = "events";
+export const EVENT_HEADS_COLLECTION = "event_heads";
+
+/** A workspace's last event when the log was last pruned: nothing at or above it was deleted since. */
+interface EventHeadDoc {
+  _id: string;
+  seq: number;
+}
 
 export interface EventDoc {
   _id: string;
@@ -57,6 +68,7 @@ export interface EventsRepoOptions {
 
 export class EventsRepo {
   readonly col: Collection<EventDoc>;
+  private readonly heads: Collection<EventHeadDoc>;
   private readonly gapWaitMs: number;
   /** Next seq per workspace, as this writer knows it. */
   private readonly next = new Map<string, number>();
@@ -65,6 +77,7 @@ export class EventsRepo {
 
   constructor(db: Db, options: EventsRepoOptions = {}) {
     this.col = db.collection<EventDoc>(EVENTS_COLLECTION);
+    this.heads = db.collection<EventHeadDoc>(EVENT_HEADS_COLLECTION);
     this.gapWaitMs = options.gapWaitMs ?? 5000;
   }
 
@@ -73,7 +86,8 @@ export class EventsRepo {
     await this.col.createIndex({ at: 1 });
   }
 
-  /** The highest stored seq of a workspace (0 when it has none). */
+  /** The highest stored seq of a workspace (0 when it has none), by a range read (a scan on FerretDB):
+   * for pruning and tests, not the write path. */
   async highest(workspaceId: string): Promise<number> {
     const [last] = await retryTransient(() =>
       this.col
@@ -83,6 +97,47 @@ export class EventsRepo {
         .toArray(),
     );
     return last?.seq ?? 0;
+  }
+
+  private async exists(workspaceId: string, seq: number): Promise<boolean> {
+    if (seq <= 0) return true;
+    const doc = await retryTransient(() =>
+      this.col.findOne({ _id: eventId(workspaceId, seq) }, { projection: { _id: 1 } }),
+    );
+    return doc !== null;
+  }
+
+  /**
+   * The highest stored seq at or above `from` (a position known to be stored, or 0), by `_id` lookups
+   * only. Positions a dead writer left empty (gaps) are rare and short; three positions past the first
+   * empty one are looked at too, so a probe does not stop in one and hand out a position below the top.
+   */
+  async probeFrom(workspaceId: string, from: number): Promise<number> {
+    let lo = from;
+    for (;;) {
+      let step = 1;
+      let hi = lo + 1;
+      while (await this.exists(workspaceId, hi)) {
+        lo = hi;
+        step *= 2;
+        hi = lo + step;
+      }
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2);
+        if (await this.exists(workspaceId, mid)) lo = mid;
+        else hi = mid;
+      }
+      let beyond = 0;
+      for (let k = 2; k <= 4 && !beyond; k++) if (await this.exists(workspaceId, lo + k)) beyond = lo + k;
+      if (!beyond) return lo;
+      lo = beyond;
+    }
+  }
+
+  /** Where probing starts: the head recorded by the last prune (0 before any). */
+  private async headOf(workspaceId: string): Promise<number> {
+    const head = await retryTransient(() => this.heads.findOne({ _id: workspaceId }));
+    return head?.seq ?? 0;
   }
 
   /** Writes an event at the workspace's next position and returns its document. */
@@ -99,7 +154,8 @@ export class EventsRepo {
   }
 
   private async insertNext(workspaceId: string, event: string, payload: unknown): Promise<EventDoc> {
-    let seq = this.next.get(workspaceId) ?? (await this.highest(workspaceId)) + 1;
+    let seq =
+      this.next.get(workspaceId) ?? (await this.probeFrom(workspaceId, await this.headOf(workspaceId))) + 1;
     for (;;) {
       const doc: EventDoc = {
         _id: eventId(workspaceId, seq),
@@ -121,7 +177,7 @@ export class EventsRepo {
         }
       }
       // Another writer took this position: go past everything stored.
-      seq = Math.max(seq + 1, (await this.highest(workspaceId)) + 1);
+      seq = (await this.probeFrom(workspaceId, seq)) + 1;
     }
   }
 
@@ -161,6 +217,10 @@ export class EventsRepo {
     let deleted = 0;
     for (const workspaceId of await this.workspaces()) {
       const top = await this.highest(workspaceId);
+      // Recorded before the deletes: a writer that starts cold probes from here, not from 1.
+      await retryTransient(() =>
+        this.heads.updateOne({ _id: workspaceId }, { $set: { seq: top } }, { upsert: true }),
+      );
       const res = await retryTransient(() =>
         this.col.deleteMany({ workspaceId, at: { $lt: olderThan }, seq: { $lt: top } }),
       );

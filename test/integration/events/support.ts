@@ -16,11 +16,11 @@ export async function connectedAccount(
 ): Promise<AccountView> {
   const account: AccountView = await gw.call("accounts.create", { workspaceId, name, engine: "simulated" });
   const statusOf = async () =>
-    ((await gw.call("accounts.get", { workspaceId, id: account.id })) as AccountView).status;
+    ((await gw.call("accounts.get", { workspaceId, accountId: account.id })) as AccountView).status;
   await waitFor(async () => (await statusOf()) === "qr_scanning", { what: `${name} qr_scanning` });
   await gw.call("accounts.simulate", {
     workspaceId,
-    id: account.id,
+    accountId: account.id,
     action: "scan",
     phoneNumber: "4915112345678",
   });
@@ -37,7 +37,7 @@ export function simulateMessage(
 ): Promise<unknown> {
   return gw.call("accounts.simulate", {
     workspaceId,
-    id,
+    accountId: id,
     action: "message",
     from: "4915100000001",
     text: `m${i}`,

@@ -93,6 +93,23 @@ describe("store/events-repo: per-workspace sequence", function () {
     assert.deepEqual(stepped, [1, 3]);
   });
 
+  it("a cold writer finds the top by _id probes, past a short gap a dead writer left", async () => {
+    const r = await repo();
+    await r.ensureIndexes();
+    for (const seq of [1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13])
+      await r.col.insertOne({
+        _id: `ws4|${String(seq).padStart(15, "0")}`,
+        workspaceId: "ws4",
+        seq,
+        event: "x",
+        payload: {},
+        at: new Date(),
+      });
+    const cold = await repo();
+    assert.equal((await cold.append("ws4", "account.message", { workspaceId: "ws4" })).seq, 14);
+    assert.equal((await cold.append("ws5", "account.message", { workspaceId: "ws5" })).seq, 1);
+  });
+
   it("prune keeps each workspace's last event, so a cold writer continues after it", async () => {
     const r = await repo();
     await r.ensureIndexes();
