@@ -24,7 +24,9 @@ import { ACCOUNT_PARAMS, validatorOf } from "../src/accounts/params.ts";
 import { configOf } from "../src/config.ts";
 import { NotFoundError, NotImplementedByEngine, WorkspaceUnavailableError } from "../src/errors.ts";
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
+import { QuotaBook } from "../src/quotas.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
+import { QuotasRepo } from "../src/store/quotas-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
 import { isDuplicateKey } from "../src/store/mongo.ts";
 
@@ -32,6 +34,7 @@ export type AccountsSettings = Record<string, never>;
 
 interface AccountsVars extends MongoVars {
   repo: AccountsRepo;
+  quotas: QuotaBook;
   authStore: GridFsAuthStore;
 }
 interface AccountsMethods {
@@ -80,6 +83,8 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     create: {
       params: validatorOf(ACCOUNT_PARAMS.create),
       async handler(this: AccountsThis, ctx: Context<CreateAccountParams>): Promise<AccountView> {
+        const ws = ctx.params.workspaceId;
+        await this.quotas.admit(ws, "accounts", () => this.repo.countIn(ws));
         const engine = ctx.params.engine ?? configOf(this.broker).engine;
         resolveEngine(engine);
         const now = new Date();
@@ -309,6 +314,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
 
   started(this: AccountsThis) {
     this.repo = new AccountsRepo(this.db);
+    this.quotas = new QuotaBook(new QuotasRepo(this.db), configOf(this.broker).quotas);
     this.authStore = new GridFsAuthStore(this.db);
   },
 };
