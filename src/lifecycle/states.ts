@@ -88,6 +88,7 @@ export const RETRYABLE: ReadonlySet<FailureReason> = new Set([
   "browser_launch_failed",
   "browser_crashed",
   "startup_timeout",
+  "capacity_exhausted",
 ]);
 
 export function isStatus(value: unknown): value is AccountStatus {

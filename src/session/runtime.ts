@@ -34,6 +34,9 @@ export interface RuntimeOptions {
   engine: EngineSettings;
   /** Concurrent engine starts. @default 2 */
   startConcurrency?: number;
+  /** Sessions this node runs at most (SESSION_CAPACITY); one more fails `capacity_exhausted` and is
+   * retried with backoff. ≤ 0: no bound. @default 0 */
+  capacity?: number;
   /** Backoff of the restarts of accounts that failed for a retryable reason. @default 5000 / 300000 ms */
   failedRetry?: { baseMs: number; maxMs: number };
   logger: SessionDeps["logger"];
@@ -71,6 +74,7 @@ export class SessionRuntime {
         if (s.status === "failed") this.retries.failed(s.accountId, s.workspaceId, s.reason);
       },
       onConnected: (accountId) => this.retries.connected(accountId),
+      overCapacity: () => (opts.capacity ?? 0) > 0 && this.sessions.size > (opts.capacity ?? 0),
     };
     this.retries = new FailureRetry({
       baseMs: opts.failedRetry?.baseMs ?? 5000,

@@ -23,6 +23,8 @@ export interface SessionDeps extends PipelineDeps {
   startTurn: (accountId: string) => Promise<() => void>;
   /** The session closed: its runtime forgets it and drops its start if still queued. */
   onClose: (s: Session) => void;
+  /** The node runs more sessions than its capacity (this one included). */
+  overCapacity?: () => boolean;
 }
 
 /** How the claim that opened the session found the account. */
@@ -117,6 +119,16 @@ export class Session implements PipelineSession {
   /** Creates and starts the engine (the start queue's turn of this session). */
   async launch(): Promise<void> {
     if (this.closed) return;
+    if (this.deps.overCapacity?.()) {
+      // Placement sends new workspaces to workers with room; this one has none left for this account.
+      await this.pipeline.enqueue({
+        kind: "status",
+        status: "failed",
+        reason: "capacity_exhausted",
+        message: `Node ${this.fence.node} runs its SESSION_CAPACITY of sessions already`,
+      });
+      return;
+    }
     try {
       const engine = resolveEngine(this.engineName)({
         ...this.deps.engine,
