@@ -30,7 +30,9 @@ import {
   WorkspaceUnavailableError,
 } from "../src/errors.ts";
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
+import { QuotaBook } from "../src/quotas.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
+import { QuotasRepo } from "../src/store/quotas-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
 import { createIndexRacing, isDuplicateKey } from "../src/store/mongo.ts";
 import { CURSOR_PATTERN, EventsRepo, seqOfCursor } from "../src/store/events-repo.ts";
@@ -45,6 +47,7 @@ export type AccountsSettings = Record<string, never>;
 
 interface AccountsVars extends MongoVars {
   repo: AccountsRepo;
+  quotas: QuotaBook;
   authStore: GridFsAuthStore;
   events: EventsRepo;
   /** `broadcast` of account events, each logged first (src/session/event-publisher.ts). */
@@ -121,6 +124,8 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     create: {
       params: validatorOf(ACCOUNT_PARAMS.create),
       async handler(this: AccountsThis, ctx: Context<CreateAccountParams>): Promise<AccountView> {
+        const ws = ctx.params.workspaceId;
+        await this.quotas.admit(ws, "accounts", () => this.repo.countIn(ws));
         const engine = ctx.params.engine ?? configOf(this.broker).engine;
         resolveEngine(engine);
         const now = new Date();
@@ -350,6 +355,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
 
   async started(this: AccountsThis) {
     this.repo = new AccountsRepo(this.db);
+    this.quotas = new QuotaBook(new QuotasRepo(this.db), configOf(this.broker).quotas);
     this.authStore = new GridFsAuthStore(this.db);
     this.events = new EventsRepo(this.db);
     await createIndexRacing(() => this.events.ensureIndexes());

@@ -22,9 +22,9 @@ import SocketIOService from "moleculer-io";
 import type { Server as HttpServer } from "node:http";
 import type { Server, Socket } from "socket.io";
 import { configOf } from "../src/config.ts";
-import { RateLimitedError } from "../src/errors.ts";
+import { QuotaExceededError, RateLimitedError } from "../src/errors.ts";
 import type { Caller, KeyStore } from "../src/gateway/keys.ts";
-import type { RateLimiter } from "../src/gateway/rate-limit.ts";
+import { RateLimiter } from "../src/gateway/rate-limit.ts";
 import {
   RELAYED_EVENTS,
   SnapshotHold,
@@ -35,7 +35,8 @@ import {
   type RelayedEvent,
   type SnapshotItem,
 } from "../src/io/relay.ts";
-import { authenticateSocket, type SocketPrincipal } from "../src/io/socket-auth.ts";
+import { authenticateSocket, refusal, type SocketPrincipal } from "../src/io/socket-auth.ts";
+import type { QuotaBook } from "../src/quotas.ts";
 import { errorShape, prepareSocketCall } from "../src/io/socket-calls.ts";
 
 interface IoThis extends Service {
@@ -53,6 +54,9 @@ interface IoThis extends Service {
   disconnectKey(keyId: string): void;
   recheckSocketKeys(): Promise<void>;
   keyCheckTimer?: NodeJS.Timeout;
+  /** Socket calls per workspace, against its socketCallsPerMinute quota. */
+  callLimiters: Map<string, RateLimiter>;
+  admitCall(workspaceId: string): Promise<void>;
 }
 
 /** What the io service uses of the node's api service. */
@@ -63,6 +67,8 @@ interface ApiHost {
   keys?: KeyStore;
   /** Wrong keys per client address, shared with REST. */
   failedAuth: RateLimiter;
+  /** Undefined until the api service has started. */
+  quotas?: QuotaBook;
 }
 
 type Respond = (err: unknown, res?: unknown) => void;
@@ -148,6 +154,15 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       const principal = await authenticateSocket(socket.handshake.auth, (token) =>
         this.resolveSocketKey(token, socket.handshake.address),
       );
+      // At most `sockets` open sockets per workspace on this gateway (each gateway counts its own).
+      const quotas = this.gateway().quotas;
+      const open = () =>
+        [...(this.io?.of("/").sockets.values() ?? [])].filter(
+          (s) => (s.data as { principal?: SocketPrincipal }).principal?.workspaceId === principal.workspaceId,
+        ).length;
+      await quotas?.admit(principal.workspaceId, "sockets", open).catch((err: unknown) => {
+        throw err instanceof QuotaExceededError ? refusal(err) : err;
+      });
       (socket.data as { principal: SocketPrincipal }).principal = principal;
       return principal;
     },
@@ -289,6 +304,19 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       return { nextCursor: replayed.nextCursor };
     },
 
+    async admitCall(this: IoThis, workspaceId: string): Promise<void> {
+      const quotas = this.gateway().quotas;
+      if (!quotas) return;
+      const limit = (await quotas.of(workspaceId)).socketCallsPerMinute;
+      let limiter = this.callLimiters.get(workspaceId);
+      if (limiter?.perMinute !== limit) {
+        limiter = new RateLimiter(limit);
+        this.callLimiters.set(workspaceId, limiter);
+      }
+      if (!limiter.take(workspaceId).allowed)
+        throw new QuotaExceededError(workspaceId, "socketCallsPerMinute", limit);
+    },
+
     disconnectKey(this: IoThis, keyId: string): void {
       if (!this.io) return;
       for (const socket of this.io.of("/").sockets.values()) {
@@ -303,6 +331,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
     async callFromSocket(this: IoThis, socket: Socket, action: unknown, params: unknown): Promise<unknown> {
       const { workspaceId, keyId, admin } = principalOf(socket);
       const call = prepareSocketCall(action, params, workspaceId);
+      await this.admitCall(workspaceId);
       return this.broker.call(call.action, call.params, {
         meta: { workspaceId, keyId, admin, $socketId: socket.id, via: "socket.io" },
       });
@@ -310,6 +339,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
   },
   created(this: IoThis) {
     this.snapshotHold = new SnapshotHold();
+    this.callLimiters = new Map();
   },
   started(this: IoThis) {
     // Runs after moleculer-io's own `started` (mixin hooks first), which created `this.io`.

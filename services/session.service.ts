@@ -345,6 +345,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
         startupTimeoutMs: cfg.startupTimeoutMs,
       },
       startConcurrency: cfg.startConcurrency,
+      capacity: cfg.sessionCapacity,
       failedRetry: { baseMs: cfg.failedRetryBaseMs, maxMs: cfg.failedRetryMaxMs },
       logger: this.logger,
     });

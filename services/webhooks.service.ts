@@ -19,6 +19,8 @@ import { DeliveryLoop } from "../src/webhooks/delivery-loop.ts";
 import { EndpointsRepo } from "../src/store/webhook-endpoints-repo.ts";
 import { LeaseRepo } from "../src/store/webhook-leases-repo.ts";
 import { OutboxRepo } from "../src/store/webhook-outbox-repo.ts";
+import { QuotasRepo } from "../src/store/quotas-repo.ts";
+import { QuotaBook } from "../src/quotas.ts";
 import { eventIdOf, filterMatches, subjectOf } from "../src/webhooks/events.ts";
 import { AddressPolicy } from "../src/net/address-guard.ts";
 import { generateSecret } from "../src/webhooks/signing.ts";
@@ -71,6 +73,7 @@ interface WebhooksMethods {
 
 interface WebhooksVars extends MongoVars {
   endpoints: EndpointsRepo;
+  quotas: QuotaBook;
   outbox: OutboxRepo;
   loop: DeliveryLoop;
   tail: LogTail;
@@ -120,6 +123,11 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       },
       async handler(ctx: Context<CreateWebhookParams>): Promise<EndpointView> {
         const { workspaceId, secret, events, enabled } = ctx.params;
+        await this.quotas.admit(
+          workspaceId,
+          "webhooks",
+          async () => (await this.endpoints.list(workspaceId)).length,
+        );
         const doc = await this.endpoints.create({
           workspaceId,
           url: checkUrl(ctx.params.url),
@@ -288,6 +296,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
     const cfg = configOf(this.broker);
     this.endpointCacheMs = 5 * cfg.webhookPollMs;
     this.endpoints = new EndpointsRepo(this.db);
+    this.quotas = new QuotaBook(new QuotasRepo(this.db), configOf(this.broker).quotas);
     this.outbox = new OutboxRepo(
       this.db,
       this.broker.nodeID,
