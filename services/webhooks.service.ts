@@ -318,6 +318,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         maxAttempts: cfg.webhookMaxAttempts,
         backoff: { baseMs: cfg.webhookBackoffBaseMs, maxMs: cfg.webhookBackoffMaxMs },
         concurrency: cfg.webhookConcurrency,
+        workspaceConcurrency: cfg.webhookWorkspaceConcurrency,
         retentionMs: cfg.webhookRetentionMs,
         policy: new AddressPolicy(cfg.webhookAllowPrivate),
       },

@@ -30,6 +30,9 @@ export interface DeliveryLoopOptions {
   backoff: BackoffOptions;
   /** Attempts in flight on this node. @default 16 */
   concurrency: number;
+  /** Attempts in flight on this node for one workspace, so a tenant with slow receivers cannot hold
+   * every slot; 0: no per-workspace bound. @default 4 */
+  workspaceConcurrency?: number;
   /** Delivered and dead rows are deleted after this long; 0 keeps them. @default 604800000 (7 days) */
   retentionMs: number;
   /** Addresses receivers may have. @default public addresses only */
@@ -64,6 +67,8 @@ export class DeliveryLoop {
   /** After a failed claim (another node holds the lease), when to try again. */
   private readonly claimNotBefore = new Map<string, number>();
   private readonly inFlight = new Map<string, Promise<void>>();
+  /** Attempts in flight per workspace. */
+  private readonly inFlightOf = new Map<string, number>();
   private readonly endpointCache = new Map<string, { doc: EndpointDoc | null; at: number }>();
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | null = null;
@@ -278,6 +283,10 @@ export class DeliveryLoop {
         cursor.wakeAt = Date.now() + this.opts.scanMs;
         continue;
       }
+      // The workspace has its share in flight: other tenants' queues go first; this one stays due.
+      const ws = endpoint.workspaceId;
+      const perWorkspace = this.opts.workspaceConcurrency ?? 4;
+      if (perWorkspace > 0 && (this.inFlightOf.get(ws) ?? 0) >= perWorkspace) continue;
       let row = await this.repos.outbox.at(cursor.endpointId, cursor.accountId, cursor.next);
       while (row && row.status !== "pending") {
         cursor.next++;
@@ -299,9 +308,12 @@ export class DeliveryLoop {
         })
         .finally(() => {
           this.inFlight.delete(key);
+          this.inFlightOf.set(ws, (this.inFlightOf.get(ws) ?? 1) - 1);
+          if (this.inFlightOf.get(ws) === 0) this.inFlightOf.delete(ws);
           this.kick();
         });
       this.inFlight.set(key, run);
+      this.inFlightOf.set(ws, (this.inFlightOf.get(ws) ?? 0) + 1);
     }
   }
 

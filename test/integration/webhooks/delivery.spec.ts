@@ -2,6 +2,7 @@
 // deliveries to a real local HTTP receiver. Account events are broadcast by a plain "publisher" broker
 // exactly as the session runtime broadcasts them (the contract of src/accounts/types.ts).
 import { strict as assert } from "node:assert";
+import { createServer } from "node:http";
 import type { ServiceBroker, ServiceSchema } from "moleculer";
 import WebhooksSchema from "../../../services/webhooks.service.ts";
 import type { AccountStatusEvent } from "../../../src/accounts/types.ts";
@@ -192,6 +193,50 @@ describe("webhooks: signed, retried, ordered delivery from the outbox", function
       return items.length === 1 ? items : undefined;
     });
     assert.equal(row.attempts, 4);
+  });
+
+  it("a workspace with hanging receivers holds at most its share of the delivery slots", async () => {
+    // 2 slots on the node, 1 per workspace: 6 queues of a slow tenant leave room for another's. (An
+    // attempt starts only well within its lease: the lease outlives the 8 s timeout.)
+    cluster = new TestCluster(
+      {
+        ...FAST,
+        webhookTimeoutMs: 8000,
+        webhookLeaseTtlMs: 20000,
+        webhookConcurrency: 2,
+        webhookWorkspaceConcurrency: 1,
+      },
+      "wh",
+    );
+    cluster.node("wh1", [WebhooksService]);
+    pub = cluster.node("pub", []);
+    await cluster.start();
+    await pub.waitForServices(["webhooks"], 15000);
+    const held = new Set<import("node:http").ServerResponse>();
+    const hanging = createServer((_req, res) => void held.add(res));
+    await new Promise<void>((resolve) => hanging.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (hanging.address() as import("node:net").AddressInfo).port;
+      await createEndpoint("ws_slow", { url: `http://127.0.0.1:${port}/hook` });
+      await createEndpoint("ws_fast");
+      for (let i = 0; i < 6; i++)
+        await pub.broadcast("account.status", statusEvent("ws_slow", `acc_slow${i}`, "connected"));
+      await waitFor(() => held.size === 1, { what: "the slow workspace to hold its slot" });
+      const sentAt = Date.now();
+      await pub.broadcast("account.status", statusEvent("ws_fast", "acc_fast", "connected"));
+      await waitFor(() => receiver.accepted.length === 1, {
+        what: "the other workspace's event, delivered meanwhile",
+      });
+      assert.ok(
+        Date.now() - sentAt < 4000,
+        `delivered ${Date.now() - sentAt} ms after (the slow ones hang 8 s)`,
+      );
+      assert.equal(held.size, 1, "the slow workspace never had more than its slot");
+    } finally {
+      for (const res of held) res.destroy();
+      hanging.closeAllConnections();
+      await new Promise<void>((resolve) => hanging.close(() => resolve()));
+    }
   });
 
   it("a receiver down across a restart of the webhooks node still gets the event", async () => {
