@@ -10,7 +10,7 @@
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { ACCOUNT_EVENTS, WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
 import { configOf } from "../src/config.ts";
-import { ValidationError } from "../src/errors.ts";
+import { UrlNotAllowedError, ValidationError } from "../src/errors.ts";
 import { createIndexRacing } from "../src/store/mongo.ts";
 import { EventCursorsRepo } from "../src/store/event-cursors-repo.ts";
 import { cursorOf, EventsRepo, type EventDoc } from "../src/store/events-repo.ts";
@@ -22,7 +22,7 @@ import { OutboxRepo } from "../src/store/webhook-outbox-repo.ts";
 import { QuotasRepo } from "../src/store/quotas-repo.ts";
 import { QuotaBook } from "../src/quotas.ts";
 import { eventIdOf, filterMatches, subjectOf } from "../src/webhooks/events.ts";
-import { AddressPolicy } from "../src/net/address-guard.ts";
+import { AddressPolicy, refusedHost } from "../src/net/address-guard.ts";
 import { generateSecret } from "../src/webhooks/signing.ts";
 import {
   DELIVERY_STATUSES,
@@ -72,6 +72,8 @@ interface WebhooksMethods {
 }
 
 interface WebhooksVars extends MongoVars {
+  /** Addresses receivers may have (WEBHOOK_ALLOW_PRIVATE). */
+  policy: AddressPolicy;
   endpoints: EndpointsRepo;
   quotas: QuotaBook;
   outbox: OutboxRepo;
@@ -95,7 +97,7 @@ const events = {
 };
 
 /** Only absolute http(s) URLs; anything else is a 422. */
-function checkUrl(value: string): string {
+async function checkUrl(value: string, policy: AddressPolicy): Promise<string> {
   let parsed: URL;
   try {
     parsed = new URL(value);
@@ -105,6 +107,8 @@ function checkUrl(value: string): string {
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     throw new ValidationError("url must use http or https", { field: "url", value });
   }
+  const refused = await refusedHost(parsed, policy);
+  if (refused) throw new UrlNotAllowedError(value, refused);
   return parsed.toString();
 }
 
@@ -130,7 +134,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         );
         const doc = await this.endpoints.create({
           workspaceId,
-          url: checkUrl(ctx.params.url),
+          url: await checkUrl(ctx.params.url, this.policy),
           secret: secret ?? generateSecret(),
           events,
           enabled,
@@ -163,7 +167,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       async handler(ctx: Context<UpdateWebhookParams>): Promise<EndpointView> {
         const { workspaceId, id, events, enabled } = ctx.params;
         const patch: { url?: string; events?: string[]; enabled?: boolean } = {};
-        if (ctx.params.url !== undefined) patch.url = checkUrl(ctx.params.url);
+        if (ctx.params.url !== undefined) patch.url = await checkUrl(ctx.params.url, this.policy);
         if (events !== undefined) patch.events = [...new Set(events)];
         if (enabled !== undefined) patch.enabled = enabled;
         const doc = await this.endpoints.update(workspaceId, id, patch);
@@ -296,6 +300,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
     const cfg = configOf(this.broker);
     this.endpointCacheMs = 5 * cfg.webhookPollMs;
     this.endpoints = new EndpointsRepo(this.db);
+    this.policy = new AddressPolicy(configOf(this.broker).webhookAllowPrivate);
     this.quotas = new QuotaBook(new QuotasRepo(this.db), configOf(this.broker).quotas);
     this.outbox = new OutboxRepo(
       this.db,
@@ -320,7 +325,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         concurrency: cfg.webhookConcurrency,
         workspaceConcurrency: cfg.webhookWorkspaceConcurrency,
         retentionMs: cfg.webhookRetentionMs,
-        policy: new AddressPolicy(cfg.webhookAllowPrivate),
+        policy: this.policy,
       },
       this.logger,
     );

@@ -15,6 +15,7 @@ export const ERR_FORBIDDEN = "FORBIDDEN";
 export const ERR_RATE_LIMITED = "RATE_LIMITED";
 export const ERR_DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE";
 export const ERR_QUOTA_EXCEEDED = "QUOTA_EXCEEDED";
+export const ERR_URL_NOT_ALLOWED = "URL_NOT_ALLOWED";
 
 export class ValidationError extends Errors.MoleculerClientError {
   constructor(message: string, data?: unknown) {
@@ -144,5 +145,12 @@ export class QuotaExceededError extends Errors.MoleculerClientError {
       quota,
       limit,
     });
+  }
+}
+
+/** A URL the cluster would call points at an address it must not reach (loopback, private, metadata…). */
+export class UrlNotAllowedError extends Errors.MoleculerClientError {
+  constructor(url: string, reason: string) {
+    super(`url is not allowed: ${reason}`, 422, ERR_URL_NOT_ALLOWED, { field: "url", url, reason });
   }
 }

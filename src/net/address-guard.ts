@@ -2,6 +2,7 @@
 // private network, link-local (cloud metadata at 169.254.169.254 and fd00:ec2::254), multicast or
 // reserved space, unless an operator allowed them (WEBHOOK_ALLOW_PRIVATE). Decided on the address
 // actually connected to, after DNS, so a name that resolves (or re-resolves) inward is refused too.
+import { lookup } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
 
 const REFUSED_V4: [string, number, string][] = [
@@ -117,4 +118,20 @@ export class AddressPolicy {
     if (v4 !== null && this.allowed.check(v4, "ipv4")) return null;
     return `${address} is a ${reason} address`;
   }
+}
+
+/**
+ * Why a URL's host must not be called (at registration, so a tenant hears of it at once), or null:
+ * its literal address or any address its name resolves to now is refused by `policy`. A name that does
+ * not resolve yet is let through; the connection-time check still guards every delivery.
+ */
+export async function refusedHost(url: URL, policy: AddressPolicy): Promise<string | null> {
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (isIP(host) !== 0) return policy.check(host);
+  const found = await lookup(host, { all: true, verbatim: true }).catch(() => []);
+  for (const { address } of found) {
+    const reason = policy.check(address);
+    if (reason) return `${host} resolves to ${reason.replace(/^\S+ is /, "")} (${address})`;
+  }
+  return null;
 }
