@@ -4,6 +4,7 @@
 // then the process exits.
 import { loadConfig } from "../src/config.ts";
 import { createNodeBroker, NODE_STARTED_MARK } from "../src/node.ts";
+import { startHealthServer } from "../src/health-port.ts";
 import { redactUrl } from "../src/redact.ts";
 
 const log = (msg: string) => console.log(`[node] ${msg}`);
@@ -48,6 +49,10 @@ async function main(): Promise<void> {
   }
 
   await broker.start();
+  if (cfg.healthPort > 0) {
+    await startHealthServer(broker, cfg.healthPort);
+    log(`liveness on :${cfg.healthPort}/health/live (HEALTH_PORT)`);
+  }
   log(
     `${NODE_STARTED_MARK} ${cfg.nodeId} pid ${process.pid} services ${cfg.services.join(",")} ` +
       `in ${Date.now() - startedAt} ms`,

@@ -39,6 +39,9 @@ export interface Config {
   /** NATS server (transporter and JetStream KV); comma list for a cluster; credentials in the URL are
    * used by both connections. @default nats://127.0.0.1:4222 */
   natsUrl: string;
+  /** Port of a tiny GET /health/live listener for container healthchecks of nodes without `api`
+   * (src/health-port.ts); 0: none. @default 0 */
+  healthPort: number;
   /** NATS credentials and TLS files, turned into connection options by src/nats-options.ts. @default none */
   nats: NatsSecurity;
   /** MongoDB connection string (database name in the path). @default mongodb://127.0.0.1:27017/switchboard */
@@ -144,6 +147,7 @@ export function loadConfig(): Config {
     nodeId: str("NODE_ID", `${hostname()}-${process.pid}`),
     namespace: str("NAMESPACE", "switchboard"),
     natsUrl: str("NATS_URL", "nats://127.0.0.1:4222"),
+    healthPort: int("HEALTH_PORT", 0),
     nats: {
       user: str("NATS_USER", ""),
       password: str("NATS_PASSWORD", ""),
