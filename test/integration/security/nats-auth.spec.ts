@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ServiceBroker } from "moleculer";
+import { nkeys } from "nats";
 import { brokerOptions } from "../../../moleculer.config.ts";
 import type { NatsSecurity } from "../../../src/config.ts";
 import { startNats, type RunningServer } from "../../../src/dev/servers.ts";
@@ -145,6 +146,34 @@ describe("security: NATS with credentials", function () {
       await assertRefused(
         cluster.config("intruder", { natsUrl: nats.server.url, nats: { ...NONE, token: "not-the-token" } }),
         "not-the-token",
+      );
+    });
+  });
+
+  describe("NKey", () => {
+    const user = nkeys.createUser();
+    const seed = new TextDecoder().decode(user.getSeed());
+    let nats: { server: RunningServer; dir: string };
+    before(async () => {
+      nats = await natsWithConfig(
+        "nkey",
+        `authorization {\n  users: [ { nkey: ${user.getPublicKey()} } ]\n}\n`,
+      );
+    });
+    after(async () => {
+      await nats?.server.stop();
+      if (nats) rmSync(nats.dir, { recursive: true, force: true });
+    });
+
+    it("joins with NATS_NKEY_SEED, refuses another key's seed", async () => {
+      const a = cluster.node("a", [], { natsUrl: nats.server.url, nats: { ...NONE, nkeySeed: seed } });
+      const b = cluster.node("b", [], { natsUrl: nats.server.url, nats: { ...NONE, nkeySeed: seed } });
+      await cluster.start();
+      assert.ok(placementOf(a) && placementOf(b), "both opened the placement KV");
+      const other = new TextDecoder().decode(nkeys.createUser().getSeed());
+      await assertRefused(
+        cluster.config("intruder", { natsUrl: nats.server.url, nats: { ...NONE, nkeySeed: other } }),
+        other,
       );
     });
   });
