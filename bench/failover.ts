@@ -43,6 +43,8 @@ export async function run(args?: BenchArgs): Promise<BenchResult> {
     HEARTBEAT_INTERVAL_MS: "1000",
     HEARTBEAT_TIMEOUT_MS: "3000",
     START_CONCURRENCY: String(numberOption(args, "start-concurrency", 4)),
+    // A survivor takes a dead worker's share on top of its own.
+    SESSION_CAPACITY: String(numberOption(args, "capacity", 1000)),
   };
   const pc = new ProcessCluster(timings);
   let obs: ServiceBroker | undefined;

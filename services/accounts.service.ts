@@ -18,21 +18,47 @@ import {
   type NewAccount,
   type QrView,
   type WorkspaceParams,
+  WORKSPACE_ID_PATTERN,
 } from "../src/accounts/types.ts";
 import { callSession } from "../src/accounts/calls.ts";
 import { ACCOUNT_PARAMS, validatorOf } from "../src/accounts/params.ts";
 import { configOf } from "../src/config.ts";
-import { NotFoundError, NotImplementedByEngine, WorkspaceUnavailableError } from "../src/errors.ts";
+import {
+  NotFoundError,
+  NotImplementedByEngine,
+  ValidationError,
+  WorkspaceUnavailableError,
+} from "../src/errors.ts";
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
+import { QuotaBook } from "../src/quotas.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
+import { QuotasRepo } from "../src/store/quotas-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
-import { isDuplicateKey } from "../src/store/mongo.ts";
+import { createIndexRacing, isDuplicateKey } from "../src/store/mongo.ts";
+import { CURSOR_PATTERN, EventsRepo, seqOfCursor } from "../src/store/events-repo.ts";
+import {
+  eventsPage,
+  loggedBroadcast,
+  type Broadcast,
+  type EventsPage,
+} from "../src/session/event-publisher.ts";
 
 export type AccountsSettings = Record<string, never>;
 
 interface AccountsVars extends MongoVars {
   repo: AccountsRepo;
+  quotas: QuotaBook;
   authStore: GridFsAuthStore;
+  events: EventsRepo;
+  /** `broadcast` of account events, each logged first (src/session/event-publisher.ts). */
+  publish: Broadcast;
+}
+
+export interface EventsParams extends WorkspaceParams {
+  /** @default "0" */
+  after?: string;
+  /** @default 100 */
+  limit?: number;
 }
 interface AccountsMethods {
   ownAccount(params: AccountParams): Promise<AccountDoc>;
@@ -77,9 +103,29 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
   settings: {},
 
   actions: {
+    /** The workspace's event log after a cursor (GET /api/v1/events; a resuming socket). */
+    events: {
+      params: {
+        workspaceId: { type: "string", pattern: WORKSPACE_ID_PATTERN },
+        after: { type: "string", optional: true },
+        limit: { type: "number", integer: true, min: 1, max: 1000, optional: true, convert: true },
+      },
+      async handler(this: AccountsThis, ctx: Context<EventsParams>): Promise<EventsPage> {
+        const after = seqOfCursor(ctx.params.after ?? "0");
+        if (after === null)
+          throw new ValidationError(`after must be an event cursor (${CURSOR_PATTERN.source})`, {
+            field: "after",
+            value: ctx.params.after,
+          });
+        return eventsPage(this.events, ctx.params.workspaceId, after, ctx.params.limit ?? 100);
+      },
+    },
+
     create: {
       params: validatorOf(ACCOUNT_PARAMS.create),
       async handler(this: AccountsThis, ctx: Context<CreateAccountParams>): Promise<AccountView> {
+        const ws = ctx.params.workspaceId;
+        await this.quotas.admit(ws, "accounts", () => this.repo.countIn(ws));
         const engine = ctx.params.engine ?? configOf(this.broker).engine;
         resolveEngine(engine);
         const now = new Date();
@@ -184,7 +230,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         }
         await this.authStore.delete(doc.sessionId);
         await this.repo.delete(doc.workspaceId, doc._id);
-        await this.broker.broadcast("account.deleted", {
+        await this.publish("account.deleted", {
           accountId: doc._id,
           workspaceId: doc.workspaceId,
           sessionId: doc.sessionId,
@@ -297,7 +343,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         throw err;
       }
       const view = toAccountView(doc);
-      await this.broker.broadcast("account.created", { account: view });
+      await this.publish("account.created", { account: view });
       try {
         await callSession(ctx, "start", { workspaceId: doc.workspaceId, accountId: doc._id });
       } catch (err) {
@@ -307,9 +353,13 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     },
   },
 
-  started(this: AccountsThis) {
+  async started(this: AccountsThis) {
     this.repo = new AccountsRepo(this.db);
+    this.quotas = new QuotaBook(new QuotasRepo(this.db), configOf(this.broker).quotas);
     this.authStore = new GridFsAuthStore(this.db);
+    this.events = new EventsRepo(this.db);
+    await createIndexRacing(() => this.events.ensureIndexes());
+    this.publish = loggedBroadcast(this.events, (e, p) => this.broker.broadcast(e, p), this.logger);
   },
 };
 

@@ -39,6 +39,8 @@ import { RateLimiter } from "../src/gateway/rate-limit.ts";
 import { ID_PATTERN, ROUTES, ROUTES_BY_ID, validatorSchema } from "../src/gateway/routes.ts";
 import { KeysRepo } from "../src/store/keys-repo.ts";
 import { StatsRepo } from "../src/store/stats-repo.ts";
+import { QUOTA_NAMES, QuotasRepo, type Quotas } from "../src/store/quotas-repo.ts";
+import { QuotaBook } from "../src/quotas.ts";
 
 export { BODY_LIMIT } from "../src/gateway/http.ts";
 export type { ContractError } from "../src/gateway/http-errors.ts";
@@ -48,6 +50,8 @@ interface ApiThis extends Service, Gatekeeper {
   checks: Map<string, ParamsCheck>;
   db?: import("mongodb").Db;
   stats?: StatsRepo;
+  quotasRepo?: QuotasRepo;
+  quotas?: QuotaBook;
   resolveAlias(url: string, method: string): false | { alias: { routeId?: string } };
 }
 
@@ -135,6 +139,34 @@ export function createApiService(cfg: Config): ServiceSchema {
           return null;
         },
       },
+      /** A workspace's quotas: the QUOTA_* defaults with the admin's overrides. */
+      getQuotas: {
+        params: workspaceKey,
+        async handler(this: ApiThis, ctx: Context<{ workspaceId: string }>) {
+          return { workspaceId: ctx.params.workspaceId, ...(await this.quotas!.of(ctx.params.workspaceId)) };
+        },
+      },
+      /** Overrides quotas of a workspace (null: back to the default); every node sees it within 5 s. */
+      setQuotas: {
+        params: {
+          ...workspaceKey,
+          ...Object.fromEntries(
+            QUOTA_NAMES.map((n) => [
+              n,
+              { type: "number", integer: true, min: 0, optional: true, nullable: true },
+            ]),
+          ),
+        },
+        async handler(
+          this: ApiThis,
+          ctx: Context<{ workspaceId: string } & Partial<Record<keyof Quotas, number | null>>>,
+        ) {
+          const { workspaceId, ...changes } = ctx.params;
+          await this.quotasRepo!.set(workspaceId, changes);
+          this.quotas!.forget(workspaceId);
+          return { workspaceId, ...(await this.quotas!.of(workspaceId)) };
+        },
+      },
     },
 
     events: {
@@ -185,6 +217,8 @@ export function createApiService(cfg: Config): ServiceSchema {
 
     async started(this: ApiThis) {
       this.stats = new StatsRepo(this.db!);
+      this.quotasRepo = new QuotasRepo(this.db!);
+      this.quotas = new QuotaBook(this.quotasRepo, configOf(this.broker).quotas);
       this.keys = new KeyStore(new KeysRepo(this.db!), {
         adminKey: configOf(this.broker).adminApiKey,
       });

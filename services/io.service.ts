@@ -6,6 +6,9 @@
 // - `account.*` broker events (broadcast, so every gateway gets each once) go to the local sockets of
 //   that workspace's room only: the default in-memory adapter and `.local`, so a gateway never fans an
 //   event out to another gateway's sockets (each gateway relays its own copy);
+// - resume: a socket that passes a cursor (handshake `auth: {token, after}`, or `emit("resume", after,
+//   cb)` later) first gets every logged event after it (accounts.events), then live events; held
+//   live events the replay already emitted are dropped by seq, so each reaches it once;
 // - `call` → whitelisted `accounts.*` actions with the socket's workspace forced;
 // - a revoked key (`apikeys.revoked`) loses its open sockets; every SOCKET_KEY_CHECK_MS the keys of
 //   open sockets are checked again, so a missed broadcast delays that by one period plus the key
@@ -19,19 +22,21 @@ import SocketIOService from "moleculer-io";
 import type { Server as HttpServer } from "node:http";
 import type { Server, Socket } from "socket.io";
 import { configOf } from "../src/config.ts";
-import { RateLimitedError } from "../src/errors.ts";
+import { QuotaExceededError, RateLimitedError } from "../src/errors.ts";
 import type { Caller, KeyStore } from "../src/gateway/keys.ts";
-import type { RateLimiter } from "../src/gateway/rate-limit.ts";
+import { RateLimiter } from "../src/gateway/rate-limit.ts";
 import {
   RELAYED_EVENTS,
   SnapshotHold,
   roomOf,
   withoutQrsInSnapshot,
+  withoutReplayed,
   workspaceOfEvent,
   type RelayedEvent,
   type SnapshotItem,
 } from "../src/io/relay.ts";
-import { authenticateSocket, type SocketPrincipal } from "../src/io/socket-auth.ts";
+import { authenticateSocket, refusal, type SocketPrincipal } from "../src/io/socket-auth.ts";
+import type { QuotaBook } from "../src/quotas.ts";
 import { errorShape, prepareSocketCall } from "../src/io/socket-calls.ts";
 
 interface IoThis extends Service {
@@ -43,10 +48,15 @@ interface IoThis extends Service {
   socketAuthorize(socket: Socket): Promise<SocketPrincipal>;
   relayAccountEvent(event: RelayedEvent, payload: unknown): void;
   onSocketConnected(socket: Socket): Promise<void>;
+  replay(socket: Socket, after: unknown): Promise<{ upTo: number; nextCursor: string }>;
+  resume(socket: Socket, after: unknown): Promise<{ nextCursor: string }>;
   callFromSocket(socket: Socket, action: unknown, params: unknown): Promise<unknown>;
   disconnectKey(keyId: string): void;
   recheckSocketKeys(): Promise<void>;
   keyCheckTimer?: NodeJS.Timeout;
+  /** Socket calls per workspace, against its socketCallsPerMinute quota. */
+  callLimiters: Map<string, RateLimiter>;
+  admitCall(workspaceId: string): Promise<void>;
 }
 
 /** What the io service uses of the node's api service. */
@@ -57,6 +67,8 @@ interface ApiHost {
   keys?: KeyStore;
   /** Wrong keys per client address, shared with REST. */
   failedAuth: RateLimiter;
+  /** Undefined until the api service has started. */
+  quotas?: QuotaBook;
 }
 
 type Respond = (err: unknown, res?: unknown) => void;
@@ -81,6 +93,20 @@ async function onSocketCall(
     reply?.(errorShape(err));
   }
 }
+
+/** Socket.IO `resume` handler: `emit("resume", after, cb)` → `cb(null, {nextCursor})` once replayed. */
+async function onSocketResume(this: Socket, after: unknown, respond?: unknown): Promise<void> {
+  const reply = typeof respond === "function" ? (respond as Respond) : undefined;
+  const svc = (this as Socket & { $service: IoThis }).$service;
+  try {
+    reply?.(null, await svc.resume(this, after));
+  } catch (err) {
+    reply?.(errorShape(err));
+  }
+}
+
+/** Events read per replay call. */
+const REPLAY_PAGE = 500;
 
 const API_MISSING =
   'service "io" runs inside the "api" service\'s HTTP server: add "api" to SERVICES (or create the api service on this broker)';
@@ -108,7 +134,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         "/": {
           authorization: true,
           // A function replaces moleculer-io's generic handler (which would call any action).
-          events: { call: onSocketCall },
+          events: { call: onSocketCall, resume: onSocketResume },
         },
       },
     },
@@ -128,6 +154,15 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       const principal = await authenticateSocket(socket.handshake.auth, (token) =>
         this.resolveSocketKey(token, socket.handshake.address),
       );
+      // At most `sockets` open sockets per workspace on this gateway (each gateway counts its own).
+      const quotas = this.gateway().quotas;
+      const open = () =>
+        [...(this.io?.of("/").sockets.values() ?? [])].filter(
+          (s) => (s.data as { principal?: SocketPrincipal }).principal?.workspaceId === principal.workspaceId,
+        ).length;
+      await quotas?.admit(principal.workspaceId, "sockets", open).catch((err: unknown) => {
+        throw err instanceof QuotaExceededError ? refusal(err) : err;
+      });
       (socket.data as { principal: SocketPrincipal }).principal = principal;
       return principal;
     },
@@ -207,11 +242,79 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         this.logger.warn(`io: snapshot of workspace '${workspaceId}' failed:`, (err as Error).message);
         socket.emit("accounts.snapshot_error", errorShape(err));
       }
-      const missed = withoutQrsInSnapshot(this.snapshotHold.release(workspaceId, socket.id), items);
+      const after = (socket.handshake.auth as { after?: unknown } | undefined)?.after;
+      let replayedUpTo: number | null = null;
+      if (after !== undefined && after !== null && socket.connected) {
+        try {
+          replayedUpTo = (await this.replay(socket, after)).upTo;
+        } catch (err) {
+          socket.emit("events.resume_error", errorShape(err));
+        }
+      }
+      const held = this.snapshotHold.release(workspaceId, socket.id);
+      const missed = withoutReplayed(withoutQrsInSnapshot(held, items), replayedUpTo);
       if (!socket.connected) return;
       for (const held of missed) socket.emit(held.event, held.payload);
       // Synchronously after the flush: no event can fall between the two.
       socket.join(roomOf(workspaceId));
+    },
+
+    /** Emits every logged event after `after` to the socket, page by page; returns the last seq sent. */
+    async replay(
+      this: IoThis,
+      socket: Socket,
+      after: unknown,
+    ): Promise<{ upTo: number; nextCursor: string }> {
+      const { workspaceId, keyId } = principalOf(socket);
+      let cursor = typeof after === "number" ? String(after) : after;
+      for (;;) {
+        const page = await this.broker.call<
+          { items: { event: string; payload: unknown }[]; nextCursor: string },
+          { workspaceId: string; after: unknown; limit: number }
+        >(
+          "accounts.events",
+          { workspaceId, after: cursor, limit: REPLAY_PAGE },
+          { meta: { workspaceId, keyId, $socketId: socket.id } },
+        );
+        for (const item of page.items) socket.emit(item.event, item.payload);
+        cursor = page.nextCursor;
+        if (page.items.length < REPLAY_PAGE || !socket.connected) break;
+      }
+      return { upTo: Number(cursor), nextCursor: String(cursor) };
+    },
+
+    /** A resume on an open socket: out of its room while the log is replayed, live events held meanwhile. */
+    async resume(this: IoThis, socket: Socket, after: unknown): Promise<{ nextCursor: string }> {
+      const { workspaceId } = principalOf(socket);
+      this.snapshotHold.hold(workspaceId, socket.id);
+      socket.leave(roomOf(workspaceId));
+      let replayed: { upTo: number; nextCursor: string } | null = null;
+      try {
+        replayed = await this.replay(socket, after);
+      } finally {
+        const missed = withoutReplayed(
+          this.snapshotHold.release(workspaceId, socket.id),
+          replayed?.upTo ?? null,
+        );
+        if (socket.connected) {
+          for (const held of missed) socket.emit(held.event, held.payload);
+          socket.join(roomOf(workspaceId));
+        }
+      }
+      return { nextCursor: replayed.nextCursor };
+    },
+
+    async admitCall(this: IoThis, workspaceId: string): Promise<void> {
+      const quotas = this.gateway().quotas;
+      if (!quotas) return;
+      const limit = (await quotas.of(workspaceId)).socketCallsPerMinute;
+      let limiter = this.callLimiters.get(workspaceId);
+      if (limiter?.perMinute !== limit) {
+        limiter = new RateLimiter(limit);
+        this.callLimiters.set(workspaceId, limiter);
+      }
+      if (!limiter.take(workspaceId).allowed)
+        throw new QuotaExceededError(workspaceId, "socketCallsPerMinute", limit);
     },
 
     disconnectKey(this: IoThis, keyId: string): void {
@@ -228,6 +331,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
     async callFromSocket(this: IoThis, socket: Socket, action: unknown, params: unknown): Promise<unknown> {
       const { workspaceId, keyId, admin } = principalOf(socket);
       const call = prepareSocketCall(action, params, workspaceId);
+      await this.admitCall(workspaceId);
       return this.broker.call(call.action, call.params, {
         meta: { workspaceId, keyId, admin, $socketId: socket.id, via: "socket.io" },
       });
@@ -235,6 +339,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
   },
   created(this: IoThis) {
     this.snapshotHold = new SnapshotHold();
+    this.callLimiters = new Map();
   },
   started(this: IoThis) {
     // Runs after moleculer-io's own `started` (mixin hooks first), which created `this.io`.

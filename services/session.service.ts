@@ -31,6 +31,9 @@ import { SessionRuntime, type LocalSessionInfo } from "../src/session/runtime.ts
 import { WORKSPACE_SHARD } from "../src/placement/strategy.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
+import { EventsRepo } from "../src/store/events-repo.ts";
+import { createIndexRacing } from "../src/store/mongo.ts";
+import { loggedBroadcast, startPruning, type Broadcast } from "../src/session/event-publisher.ts";
 
 export type SessionCreateParams = NewAccount;
 export type SessionSettings = Record<string, never>;
@@ -47,6 +50,10 @@ interface SessionVars extends MongoVars {
   repo: AccountsRepo;
   authStore: GridFsAuthStore;
   workerNode?: WorkerNode;
+  /** `broadcast` of account events, each logged first (src/session/event-publisher.ts). */
+  publish: Broadcast;
+  events: EventsRepo;
+  pruneTimer?: NodeJS.Timeout;
 }
 interface SessionMethods {
   /** Where a call must run: null → here; a node id → forward there (`forwardTo`). */
@@ -123,7 +130,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
             await this.repo.insert(doc);
             recorded = true;
             // Before any status of the account leaves this node: its events are in order.
-            await this.broker.broadcast("account.created", { account: view });
+            await this.publish("account.created", { account: view });
           });
         } catch (err) {
           if (!recorded) throw err;
@@ -321,12 +328,16 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     const cfg = configOf(this.broker);
     this.repo = new AccountsRepo(this.db);
     this.authStore = new GridFsAuthStore(this.db);
+    this.events = new EventsRepo(this.db);
+    await createIndexRacing(() => this.events.ensureIndexes());
+    this.publish = loggedBroadcast(this.events, (e, p) => this.broker.broadcast(e, p), this.logger);
+    this.pruneTimer = startPruning(this.events, cfg.eventsRetentionMs, this.logger);
     this.runtime = new SessionRuntime({
       nodeId: this.broker.nodeID,
       repo: this.repo,
       authStore: this.authStore,
       ownership: NOT_PLACED,
-      broadcast: (event, payload) => this.broker.broadcast(event, payload),
+      broadcast: (event, payload) => this.publish(event, payload),
       engine: {
         qr: cfg.qr,
         chromiumPath: cfg.chromiumPath,
@@ -334,6 +345,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
         startupTimeoutMs: cfg.startupTimeoutMs,
       },
       startConcurrency: cfg.startConcurrency,
+      capacity: cfg.sessionCapacity,
       failedRetry: { baseMs: cfg.failedRetryBaseMs, maxMs: cfg.failedRetryMaxMs },
       logger: this.logger,
     });
@@ -345,6 +357,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
   },
 
   async stopped(this: SessionThis) {
+    clearInterval(this.pruneTimer);
     // Drains (hands every workspace to its next owner) before the engines stop.
     await this.workerNode?.stop();
     await this.runtime?.stopAll();

@@ -1,18 +1,26 @@
 // `webhooks`: signed, retried delivery of account events to app backends, from a MongoDB outbox
 // (DESIGN.md, "Services"). Runs on any node; any number of nodes may run it.
 // - Endpoints per workspace: webhooks.create/list/get/update/remove, webhooks.deliveries.
-// - Every `account.*` broadcast reaches every webhooks node; each records it idempotently in the
-//   outbox (src/store/webhook-outbox-repo.ts), so an event is recorded even if some webhooks nodes are down.
+// - Account events come from the event log (src/store/events-repo.ts): each webhooks node tails it
+//   (src/webhooks/log-tail.ts, woken early by the broadcast that carries the event's `cursor`) and records
+//   each event idempotently in the outbox (src/store/webhook-outbox-repo.ts), so an event is recorded even
+//   when no webhooks node was up when it happened. Events broadcast without a cursor (QR codes, which are
+//   not logged) are recorded from the broadcast, as they arrive.
 // - Delivery: src/webhooks/delivery-loop.ts; one node at a time per endpoint (src/store/webhook-leases-repo.ts).
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { ACCOUNT_EVENTS, WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
 import { configOf } from "../src/config.ts";
 import { ValidationError } from "../src/errors.ts";
 import { createIndexRacing } from "../src/store/mongo.ts";
+import { EventCursorsRepo } from "../src/store/event-cursors-repo.ts";
+import { cursorOf, EventsRepo, type EventDoc } from "../src/store/events-repo.ts";
+import { LogTail } from "../src/webhooks/log-tail.ts";
 import { DeliveryLoop } from "../src/webhooks/delivery-loop.ts";
 import { EndpointsRepo } from "../src/store/webhook-endpoints-repo.ts";
 import { LeaseRepo } from "../src/store/webhook-leases-repo.ts";
 import { OutboxRepo } from "../src/store/webhook-outbox-repo.ts";
+import { QuotasRepo } from "../src/store/quotas-repo.ts";
+import { QuotaBook } from "../src/quotas.ts";
 import { eventIdOf, filterMatches, subjectOf } from "../src/webhooks/events.ts";
 import { AddressPolicy } from "../src/net/address-guard.ts";
 import { generateSecret } from "../src/webhooks/signing.ts";
@@ -55,15 +63,20 @@ export interface DeliveriesParams extends WebhookParams {
 }
 
 interface WebhooksMethods {
+  onAccountEvent(event: string, payload: unknown): Promise<void>;
   recordEvent(event: string, payload: unknown): Promise<void>;
+  recordLogged(doc: EventDoc): Promise<void>;
+  recordFor(event: string, payload: unknown, eventId: string): Promise<void>;
   endpointsOf(workspaceId: string): Promise<EndpointDoc[]>;
   endpointsChanged(workspaceId: string, endpointId: string): Promise<void>;
 }
 
 interface WebhooksVars extends MongoVars {
   endpoints: EndpointsRepo;
+  quotas: QuotaBook;
   outbox: OutboxRepo;
   loop: DeliveryLoop;
+  tail: LogTail;
   /** Per account, the tail of its recording chain: one account's events are recorded in arrival order. */
   recording: Map<string, Promise<void>>;
   /** Enabled endpoints per workspace, read at most every few polls; dropped on `webhooks.changed`. */
@@ -110,6 +123,11 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       },
       async handler(ctx: Context<CreateWebhookParams>): Promise<EndpointView> {
         const { workspaceId, secret, events, enabled } = ctx.params;
+        await this.quotas.admit(
+          workspaceId,
+          "webhooks",
+          async () => (await this.endpoints.list(workspaceId)).length,
+        );
         const doc = await this.endpoints.create({
           workspaceId,
           url: checkUrl(ctx.params.url),
@@ -183,7 +201,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         event,
         {
           handler(this: WebhooksMethods, ctx: Context<unknown>) {
-            return this.recordEvent(event, ctx.params);
+            return this.onAccountEvent(event, ctx.params);
           },
         },
       ]),
@@ -212,8 +230,41 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       await this.broker.broadcast("webhooks.changed", { workspaceId, endpointId });
     },
 
-    /** Records an account event for the workspace's matching endpoints, then wakes the delivery loop.
-     * Chained per account so this node inserts one account's events in the order it received them. */
+    /** A logged event (it carries its `cursor`) wakes the log reader; any other is recorded now, after
+     * what the log holds of its workspace (a QR code after the `qr_scanning` status logged before it). */
+    async onAccountEvent(event: string, payload: unknown): Promise<void> {
+      const subject = subjectOf(payload);
+      const cursor = (payload as { cursor?: unknown } | null)?.cursor;
+      if (subject && typeof cursor === "string") {
+        this.tail?.wake(subject.workspaceId);
+        return;
+      }
+      if (subject && this.tail) await this.tail.drain(subject.workspaceId);
+      await this.recordEvent(event, payload);
+    },
+
+    /** An event read from the log: its body carries the cursor; its id is that of the logged payload. */
+    recordLogged(doc: EventDoc): Promise<void> {
+      const payload = { ...(doc.payload as object), cursor: cursorOf(doc.seq) };
+      return this.recordFor(doc.event, payload, eventIdOf(doc.event, doc.payload));
+    },
+
+    /** Records the event for the workspace's matching endpoints, then wakes the delivery loop. */
+    async recordFor(event: string, payload: unknown, eventId: string): Promise<void> {
+      const subject = subjectOf(payload);
+      if (!subject) return;
+      const { workspaceId, accountId } = subject;
+      const endpoints = (await this.endpointsOf(workspaceId)).filter((e) => filterMatches(e.events, event));
+      if (endpoints.length === 0) return;
+      const results = await this.outbox.record(
+        { eventId, event, workspaceId, accountId, payload },
+        endpoints,
+      );
+      this.loop.notify(results);
+    },
+
+    /** Records an account event heard on the bus. Chained per account so this node inserts one
+     * account's events in the order it received them. */
     recordEvent(event: string, payload: unknown): Promise<void> {
       const subject = subjectOf(payload);
       if (!subject) {
@@ -222,16 +273,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       }
       const { workspaceId, accountId } = subject;
       const key = `${workspaceId}/${accountId}`;
-      const record = async () => {
-        const endpoints = (await this.endpointsOf(workspaceId)).filter((e) => filterMatches(e.events, event));
-        if (endpoints.length === 0) return;
-        const eventId = eventIdOf(event, payload);
-        const results = await this.outbox.record(
-          { eventId, event, workspaceId, accountId, payload },
-          endpoints,
-        );
-        this.loop.notify(results);
-      };
+      const record = () => this.recordFor(event, payload, eventIdOf(event, payload));
       const tail = (this.recording.get(key) ?? Promise.resolve())
         .then(record)
         .catch((err) =>
@@ -254,6 +296,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
     const cfg = configOf(this.broker);
     this.endpointCacheMs = 5 * cfg.webhookPollMs;
     this.endpoints = new EndpointsRepo(this.db);
+    this.quotas = new QuotaBook(new QuotasRepo(this.db), configOf(this.broker).quotas);
     this.outbox = new OutboxRepo(
       this.db,
       this.broker.nodeID,
@@ -281,9 +324,21 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       this.logger,
     );
     this.loop.start();
+    const log = new EventsRepo(this.db);
+    const cursors = new EventCursorsRepo(this.db, "webhooks");
+    await createIndexRacing(() => log.ensureIndexes());
+    this.tail = new LogTail(
+      log,
+      cursors,
+      (doc) => this.recordLogged(doc),
+      { pollMs: cfg.webhookPollMs },
+      this.logger,
+    );
+    await this.tail.start();
   },
 
   async stopped() {
+    await this.tail?.stop();
     await Promise.allSettled(this.recording.values());
     await this.loop?.stop();
   },

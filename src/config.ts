@@ -119,6 +119,11 @@ export interface Config {
   /** How often a gateway re-checks the key of each open socket (through its key cache) and drops the
    * sockets of a revoked key, should the revocation broadcast have been missed; 0: never. @default 30000 */
   socketKeyCheckMs: number;
+  /** Account events are kept in the event log (replay, webhooks catching up) this long; 0: forever. The
+   * last event of each workspace is always kept. @default 604800000 (7 days) */
+  eventsRetentionMs: number;
+  /** Per-workspace limits (0: unlimited); the admin may override them per workspace. */
+  quotas: { accounts: number; webhooks: number; sockets: number; socketCallsPerMinute: number };
   /** Delay before restarting an account that failed for a retryable reason, doubled per failure in a row. @default 5000 */
   failedRetryBaseMs: number;
   /** Upper bound of that delay. @default 300000 */
@@ -197,6 +202,13 @@ export function loadConfig(): Config {
     metricsToken: str("METRICS_TOKEN", ""),
     authFailuresPerMinute: int("AUTH_FAILURES_PER_MINUTE", 20),
     socketKeyCheckMs: int("SOCKET_KEY_CHECK_MS", 30000),
+    eventsRetentionMs: int("EVENTS_RETENTION_MS", 7 * 24 * 3600 * 1000),
+    quotas: {
+      accounts: int("QUOTA_ACCOUNTS", 100),
+      webhooks: int("QUOTA_WEBHOOKS", 20),
+      sockets: int("QUOTA_SOCKETS", 100),
+      socketCallsPerMinute: int("QUOTA_SOCKET_CALLS_PER_MINUTE", 600),
+    },
     failedRetryBaseMs: Math.max(1, int("FAILED_RETRY_BASE_MS", 5000)),
     failedRetryMaxMs: Math.max(1, int("FAILED_RETRY_MAX_MS", 300000)),
   };

@@ -14,6 +14,7 @@ export const ERR_UNAUTHORIZED = "UNAUTHORIZED";
 export const ERR_FORBIDDEN = "FORBIDDEN";
 export const ERR_RATE_LIMITED = "RATE_LIMITED";
 export const ERR_DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE";
+export const ERR_QUOTA_EXCEEDED = "QUOTA_EXCEEDED";
 
 export class ValidationError extends Errors.MoleculerClientError {
   constructor(message: string, data?: unknown) {
@@ -132,6 +133,17 @@ export class RateLimitedError extends Errors.MoleculerClientError {
 export class DatabaseUnavailableError extends Errors.MoleculerRetryableError {
   constructor(cause: string) {
     super(`The database is unavailable: ${cause}`, 503, ERR_DATABASE_UNAVAILABLE, { cause });
+  }
+}
+
+/** The workspace is at one of its quotas (QUOTA_* or an admin's override). */
+export class QuotaExceededError extends Errors.MoleculerClientError {
+  constructor(workspaceId: string, quota: string, limit: number) {
+    super(`Workspace '${workspaceId}' is at its ${quota} quota (${limit})`, 429, ERR_QUOTA_EXCEEDED, {
+      workspaceId,
+      quota,
+      limit,
+    });
   }
 }
 

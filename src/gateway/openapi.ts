@@ -316,7 +316,7 @@ function esc(s: unknown): string {
 export const DOCS_CSS = `body{font:14px/1.45 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
 code{font:12px ui-monospace,monospace}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}
 .op{border-top:1px solid #eee;padding:.3em 0}.m{display:inline-block;min-width:4.5em;font-size:12px;color:#fff;border-radius:3px;padding:1px 4px;text-align:center}
-.get{background:#2a7ae2}.post{background:#2c9a4b}.delete{background:#c0392b}.auth{font-size:12px;background:#eee;border-radius:3px;padding:0 4px}`;
+.get{background:#2a7ae2}.post{background:#2c9a4b}.put{background:#b7791f}.delete{background:#c0392b}.auth{font-size:12px;background:#eee;border-radius:3px;padding:0 4px}`;
 
 /** What the docs page reads of a generated operation. */
 interface DocOperation {

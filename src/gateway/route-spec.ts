@@ -14,7 +14,7 @@ export type ParamRule = Rule & { in: ParamLocation };
 export interface RouteSpec {
   /** Stable id; also the OpenAPI operationId. */
   id: string;
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   /** Path with `:param` placeholders, relative to the mount point below. */
   path: string;
   mount: "/api/v1" | "/";

@@ -6,6 +6,7 @@ import { ID_PATTERN } from "../accounts/params.ts";
 import type { RouteSpec } from "./route-spec.ts";
 import { ACCOUNT_ROUTES } from "./routes/accounts.ts";
 import { ADMIN_ROUTES } from "./routes/admin.ts";
+import { EVENT_ROUTES } from "./routes/events.ts";
 import { OPERATIONS_ROUTES } from "./routes/operations.ts";
 import { WEBHOOK_ROUTES } from "./routes/webhooks.ts";
 
@@ -14,6 +15,7 @@ export { ID_PATTERN } from "../accounts/params.ts";
 
 export const ROUTES: readonly RouteSpec[] = [
   ...ACCOUNT_ROUTES,
+  ...EVENT_ROUTES,
   ...WEBHOOK_ROUTES,
   ...ADMIN_ROUTES,
   ...OPERATIONS_ROUTES,

@@ -87,3 +87,20 @@ export function withoutQrsInSnapshot(held: HeldEvent[], items: SnapshotItem[]): 
     return !(p.accountId && shown.get(p.accountId) === p.qr);
   });
 }
+
+/** The seq of a relayed event's `cursor` (logged events carry one), or null. */
+export function seqOfEvent(payload: unknown): number | null {
+  const cursor = (payload as { cursor?: unknown } | null)?.cursor;
+  if (typeof cursor !== "string" || !/^[0-9]{1,15}$/.test(cursor)) return null;
+  return Number(cursor);
+}
+
+/** Drops held events a replay from the log already emitted (seq at or below `replayedUpTo`); events
+ * without a cursor (QR codes are not logged) were not replayed and stay. */
+export function withoutReplayed(held: HeldEvent[], replayedUpTo: number | null): HeldEvent[] {
+  if (replayedUpTo === null) return held;
+  return held.filter((h) => {
+    const seq = seqOfEvent(h.payload);
+    return seq === null || seq > replayedUpTo;
+  });
+}

@@ -23,7 +23,7 @@ export const ADMIN_NEEDS_WORKSPACE_MESSAGE =
   "The admin key must name a workspace: io(url, { auth: { token, workspaceId } })";
 
 /** Socket.IO sends only `message` and `data` of a refused handshake: put the stable shape in `data`. */
-function refusal(err: Errors.MoleculerError): Error {
+export function refusal(err: Errors.MoleculerError): Error {
   const data = (err.data ?? {}) as object;
   (err as { data?: unknown }).data = { name: err.name, code: err.code, type: err.type, ...data };
   return err;

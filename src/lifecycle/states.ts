@@ -88,7 +88,14 @@ export const RETRYABLE: ReadonlySet<FailureReason> = new Set([
   "browser_launch_failed",
   "browser_crashed",
   "startup_timeout",
+  "capacity_exhausted",
 ]);
+
+/** Claimed by an owner that has not run it yet: `initializing`, or `disconnected` with `node_lost` (a
+ * restore after its node was lost, shown as such until the session is back). */
+export function awaitsStart(doc: { status: AccountStatus; reason?: FailureReason | null }): boolean {
+  return doc.status === "initializing" || (doc.status === "disconnected" && doc.reason === "node_lost");
+}
 
 export function isStatus(value: unknown): value is AccountStatus {
   return typeof value === "string" && (STATUSES as readonly string[]).includes(value);

@@ -18,6 +18,8 @@ export interface Ownership {
   /** Makes this node the owner (claiming an unplaced workspace); throws WorkspaceUnavailableError or
    * NotOwnerError when it cannot. */
   acquire(workspaceId: string): Promise<Fence>;
+  /** Whether a node holds a live lease (a node that is not live was lost, or stopped). */
+  isLive?(nodeId: string): boolean;
 }
 
 /** Before the node's placement has started: no workspace is this node's yet. */

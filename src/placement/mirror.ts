@@ -71,14 +71,18 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
   }
 
   /** Live worker nodes (hosting `session`) that take new workspaces, weighted by capacity: the
-   * candidates of bounded-load placement, the same on every node that reads the same mirror. */
+   * candidates of bounded-load placement, the same on every node that reads the same mirror. A node
+   * at its capacity (as its last lease renewal said) takes none while another has room; with every
+   * node full, all stay candidates and the owner fails what it cannot run (`capacity_exhausted`). */
   workers(includeDraining = false): PlacementNode[] {
     const out: PlacementNode[] = [];
+    const full: PlacementNode[] = [];
     for (const n of this.live.values()) {
-      if (n.services.includes("session") && (includeDraining || !n.draining))
-        out.push({ id: n.nodeId, weight: Math.max(1, n.capacity) });
+      if (!n.services.includes("session") || (!includeDraining && n.draining)) continue;
+      const node = { id: n.nodeId, weight: Math.max(1, n.capacity) };
+      (n.capacity > 0 && n.sessions >= n.capacity ? full : out).push(node);
     }
-    return out;
+    return out.length > 0 ? out : full;
   }
 
   // ---- feeding ----

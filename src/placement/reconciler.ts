@@ -15,6 +15,7 @@ import type { Config } from "../config.ts";
 import { carriesFence } from "./fence.ts";
 import { chooseOwner } from "./hrw.ts";
 import type { WorkerOwnership } from "./worker-ownership.ts";
+import { awaitsStart } from "../lifecycle/states.ts";
 
 type Logger = { info(...a: unknown[]): void; warn(...a: unknown[]): void; debug(...a: unknown[]): void };
 
@@ -210,8 +211,8 @@ export class Reconciler {
       if (!fence) return false;
       // Under the current ownership the runtime is the authority (explicit starts and stops, engine
       // verdicts); the reconciler brings up what has not run under it yet (new owner, new epoch), and
-      // a start that was lost: `initializing` under this fence, yet not running here.
-      return !carriesFence(doc, fence) || doc.status === "initializing";
+      // a start that was lost: claimed under this fence (awaitsStart), yet not running here.
+      return !carriesFence(doc, fence) || awaitsStart(doc);
     });
     if (toStart.length === 0) return;
     const startMany = this.target.startMany?.bind(this.target);

@@ -4,7 +4,7 @@ import type { AccountDoc, QrView } from "../accounts/types.ts";
 import type { Engine } from "../engines/base.ts";
 import { resolveEngine } from "../engines/index.ts";
 import { NotOwnerError } from "../errors.ts";
-import type { AccountStatus } from "../lifecycle/states.ts";
+import { awaitsStart, type AccountStatus } from "../lifecycle/states.ts";
 import type { AccountsRepo } from "../store/accounts-repo.ts";
 import type { AuthStore } from "../store/auth-store.ts";
 import { retryTransient } from "../store/mongo.ts";
@@ -34,6 +34,9 @@ export interface RuntimeOptions {
   engine: EngineSettings;
   /** Concurrent engine starts. @default 2 */
   startConcurrency?: number;
+  /** Sessions this node runs at most (SESSION_CAPACITY); one more fails `capacity_exhausted` and is
+   * retried with backoff. ≤ 0: no bound. @default 0 */
+  capacity?: number;
   /** Backoff of the restarts of accounts that failed for a retryable reason. @default 5000 / 300000 ms */
   failedRetry?: { baseMs: number; maxMs: number };
   logger: SessionDeps["logger"];
@@ -71,6 +74,7 @@ export class SessionRuntime {
         if (s.status === "failed") this.retries.failed(s.accountId, s.workspaceId, s.reason);
       },
       onConnected: (accountId) => this.retries.connected(accountId),
+      overCapacity: () => (opts.capacity ?? 0) > 0 && this.sessions.size > (opts.capacity ?? 0),
     };
     this.retries = new FailureRetry({
       baseMs: opts.failedRetry?.baseMs ?? 5000,
@@ -162,7 +166,8 @@ export class SessionRuntime {
    * owner holds are left alone (not started); resolves once all are queued.
    */
   async startMany(docs: AccountDoc[]): Promise<LocalSessionInfo[]> {
-    const byWorkspace = new Map<string, { fence: Fence; ids: string[] }>();
+    // Per workspace, the accounts to claim: `lost` ones were live on a node that is gone.
+    const byWorkspace = new Map<string, { fence: Fence; ids: string[]; lost: string[] }>();
     const before = new Map<string, AccountStatus>();
     // Already stamped with our fence and `initializing` (a start that was lost): nothing to claim.
     const ours: AccountDoc[] = [];
@@ -171,21 +176,32 @@ export class SessionRuntime {
       const fence = this.ownership.current(doc.workspaceId);
       if (!fence) continue;
       before.set(doc._id, doc.status);
-      if (carriesFence(doc, fence) && doc.status === "initializing") {
+      if (carriesFence(doc, fence) && awaitsStart(doc)) {
         ours.push(doc);
         continue;
       }
-      const entry = byWorkspace.get(doc.workspaceId) ?? { fence, ids: [] };
-      entry.ids.push(doc._id);
+      const entry = byWorkspace.get(doc.workspaceId) ?? { fence, ids: [], lost: [] };
+      const gone = doc.node && doc.node !== this.opts.nodeId && this.ownership.isLive?.(doc.node) === false;
+      if (gone && LOST_WHEN.has(doc.status)) {
+        // Its node was lost while it ran: it shows `disconnected`/`node_lost` until it is back here.
+        entry.lost.push(doc._id);
+      } else entry.ids.push(doc._id);
       byWorkspace.set(doc.workspaceId, entry);
     }
     if (byWorkspace.size > 0) {
-      // The claim also records `initializing`: one write per workspace instead of one per account.
-      const patch = initializingPatch(new Date());
+      // The claim also records the status: one write per workspace (two with lost accounts).
+      const now = new Date();
+      const patch = initializingPatch(now);
+      const lostPatch = { ...patch, ...nodeLost(this.opts.nodeId) };
       await Promise.all(
-        [...byWorkspace].map(([ws, { fence, ids }]) => this.opts.repo.claimMany(ws, ids, fence, patch)),
+        [...byWorkspace].flatMap(([ws, { fence, ids, lost }]) => [
+          this.opts.repo.claimMany(ws, ids, fence, patch),
+          this.opts.repo.claimMany(ws, lost, fence, lostPatch),
+        ]),
       );
-      const claimed = await this.opts.repo.byIds([...byWorkspace.values()].flatMap((e) => e.ids));
+      const claimed = await this.opts.repo.byIds(
+        [...byWorkspace.values()].flatMap((e) => [...e.ids, ...e.lost]),
+      );
       // Only what carries our fence: another owner's account (a newer epoch) is not ours to run.
       for (const doc of claimed) {
         const fence = byWorkspace.get(doc.workspaceId)?.fence;
@@ -200,7 +216,9 @@ export class SessionRuntime {
         for (let doc = ours.shift(); doc !== undefined; doc = ours.shift()) {
           try {
             const previous = before.get(doc._id) ?? doc.status;
-            started.push(await this.startClaimed(doc, { previous, neverOwned: false }));
+            const wrote =
+              awaitsStart(doc) && doc.status === "disconnected" ? nodeLost(this.opts.nodeId) : undefined;
+            started.push(await this.startClaimed(doc, { previous, neverOwned: false, wrote }));
           } catch (err) {
             this.opts.logger.debug(`Starting ${doc._id} failed: ${(err as Error).message}`);
           }
@@ -290,7 +308,7 @@ export class SessionRuntime {
     resolveEngine(doc.engine);
     const fence = await this.fenceFor(doc.workspaceId);
     const result =
-      stamped !== null && carriesFence(doc, fence) && doc.status === "initializing"
+      stamped !== null && carriesFence(doc, fence) && awaitsStart(doc)
         ? { doc, ...stamped }
         : await this.opts.repo.claimOne(doc._id, fence, initializingPatch(new Date()));
     if (!result) {
@@ -316,4 +334,21 @@ function knownEngine(name: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Live statuses whose session is lost with its node (an `initializing` one had not run yet). */
+const LOST_WHEN: ReadonlySet<AccountStatus> = new Set([
+  "qr_scanning",
+  "authenticated",
+  "connected",
+  "disconnected",
+]);
+
+/** What a restore after a lost node shows until the session is back. */
+function nodeLost(restoringOn: string): { status: "disconnected"; reason: "node_lost"; message: string } {
+  return {
+    status: "disconnected",
+    reason: "node_lost",
+    message: `Its node was lost; restoring the session on ${restoringOn}`,
+  };
 }

@@ -23,12 +23,16 @@ export interface SessionDeps extends PipelineDeps {
   startTurn: (accountId: string) => Promise<() => void>;
   /** The session closed: its runtime forgets it and drops its start if still queued. */
   onClose: (s: Session) => void;
+  /** The node runs more sessions than its capacity (this one included). */
+  overCapacity?: () => boolean;
 }
 
 /** How the claim that opened the session found the account. */
 export interface ClaimOutcome {
-  /** The status the claim's `initializing` replaced (the `previousStatus` of its event). */
+  /** The status the claim replaced (the `previousStatus` of its event). */
   previous: AccountStatus;
+  /** What the claim wrote when not `initializing`: `disconnected`/`node_lost` (a restore). */
+  wrote?: { status: "disconnected"; reason: "node_lost"; message: string };
   /** No engine ever ran the account: it has no saved auth state. */
   neverOwned: boolean;
 }
@@ -65,6 +69,7 @@ export class Session implements PipelineSession {
   private engine: Engine | null = null;
   private unbind: (() => void) | null = null;
   private readonly neverOwned: boolean;
+  private readonly claimWrote: ClaimOutcome["wrote"] | null;
   private readonly pipeline: SessionPipeline;
 
   /** `doc` as the claim left it: carrying `fence` and `initializing`. */
@@ -81,6 +86,7 @@ export class Session implements PipelineSession {
     this.status = claim.previous;
     this.phoneNumber = doc.phoneNumber ?? null;
     this.neverOwned = claim.neverOwned;
+    this.claimWrote = claim.wrote ?? null;
     this.pipeline = new SessionPipeline(this, deps, {
       release: () => this.halt(),
       fenceOut: () => this.fenceOut(),
@@ -109,14 +115,27 @@ export class Session implements PipelineSession {
     return this.status === "qr_scanning" ? this.qr : null;
   }
 
-  /** Broadcasts the `initializing` the claim already wrote. */
+  /** Broadcasts the status the claim already wrote (`initializing`, or a lost node's `node_lost`). */
   announceClaim(): Promise<void> {
-    return this.pipeline.enqueue({ kind: "status", status: "initializing" }, { written: true });
+    return this.pipeline.enqueue(
+      { kind: "status", ...(this.claimWrote ?? { status: "initializing" }) },
+      { written: true },
+    );
   }
 
   /** Creates and starts the engine (the start queue's turn of this session). */
   async launch(): Promise<void> {
     if (this.closed) return;
+    if (this.deps.overCapacity?.()) {
+      // Placement sends new workspaces to workers with room; this one has none left for this account.
+      await this.pipeline.enqueue({
+        kind: "status",
+        status: "failed",
+        reason: "capacity_exhausted",
+        message: `Node ${this.fence.node} runs its SESSION_CAPACITY of sessions already`,
+      });
+      return;
+    }
     try {
       const engine = resolveEngine(this.engineName)({
         ...this.deps.engine,

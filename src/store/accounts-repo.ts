@@ -57,6 +57,11 @@ export class AccountsRepo {
   }
 
   /** Accounts of these workspaces that should be running (a reconciler's pass). */
+  /** How many accounts the workspace has (its quota check). */
+  async countIn(workspaceId: string): Promise<number> {
+    return retryTransient(() => this.col.countDocuments({ workspaceId }));
+  }
+
   async desiredRunningIn(workspaceIds: string[]): Promise<AccountDoc[]> {
     return retryTransient(() =>
       this.col.find({ workspaceId: { $in: workspaceIds }, desiredState: "running" }).toArray(),

@@ -298,7 +298,10 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       const deleted = await waitFor(() =>
         t.events.find((r) => r.event === "account.deleted" && r.payload.accountId === id),
       );
-      assert.deepEqual(deleted.payload, { accountId: id, workspaceId: ws, sessionId });
+      // Logged events carry their event-log cursor.
+      const { cursor, ...payload } = deleted.payload;
+      assert.deepEqual(payload, { accountId: id, workspaceId: ws, sessionId });
+      assert.match(cursor, /^[1-9][0-9]*$/);
       await assert.rejects(call("accounts.get", { workspaceId: ws, accountId: id }), {
         code: 404,
         type: "NOT_FOUND",

@@ -58,7 +58,8 @@ describe("placement: failover, drain and restarts with worker processes", functi
 
   before(async function () {
     this.timeout(180000);
-    pc = new ProcessCluster();
+    // 100 sessions on one worker, and a survivor takes a third of them: room beyond the default 50.
+    pc = new ProcessCluster({ SESSION_CAPACITY: "500" });
     await pc.startServers();
     await Promise.all(WORKERS.map((id) => pc.startWorker(id)));
     obs = await pc.observer("obs", [AccountsService, recorder(events)]);
@@ -123,6 +124,19 @@ describe("placement: failover, drain and restarts with worker processes", functi
     assert.deepEqual(sampler.duplicates, []);
     assert.deepEqual(qrsSince(mark, moved), [], "a moved session asked for a QR");
     assert.deepEqual(sampler.scanning(moved), [], "a moved session was seen waiting for a scan");
+    // Each moved account said its node was lost (connected → disconnected/node_lost), then came back.
+    for (const id of moved) {
+      const statuses = events
+        .slice(mark)
+        .filter((e) => e.event === "account.status" && e.payload.accountId === id)
+        .map((e) => `${e.payload.previousStatus}→${e.payload.status}/${e.payload.reason ?? ""}`);
+      assert.equal(statuses[0], "connected→disconnected/node_lost", `${id}: ${statuses.join(", ")}`);
+      assert.equal(
+        statuses.at(-1)?.split("/")[0].split("→")[1],
+        "connected",
+        `${id}: ${statuses.join(", ")}`,
+      );
+    }
     const perNode = new Map<string, number>();
     for (const id of moved) {
       const node = sampler.lastSeen.get(id)!.node;

@@ -1,5 +1,12 @@
 import { strict as assert } from "node:assert";
-import { SnapshotHold, roomOf, withoutQrsInSnapshot, workspaceOfEvent } from "../../../src/io/relay.ts";
+import {
+  SnapshotHold,
+  roomOf,
+  seqOfEvent,
+  withoutQrsInSnapshot,
+  withoutReplayed,
+  workspaceOfEvent,
+} from "../../../src/io/relay.ts";
 
 describe("io relay", () => {
   it("names one room per workspace", () => {
@@ -50,5 +57,27 @@ describe("io relay", () => {
       withoutQrsInSnapshot(held, items).map((h) => (h.payload as { qr?: string }).qr ?? h.event),
       ["q2", "account.status"],
     );
+  });
+});
+
+describe("io/relay: resume switch-over", () => {
+  const held = [
+    { event: "account.message" as const, payload: { cursor: "4" } },
+    { event: "account.qr" as const, payload: { qr: "x" } },
+    { event: "account.message" as const, payload: { cursor: "5" } },
+    { event: "account.status" as const, payload: { cursor: "6" } },
+  ];
+
+  it("drops held events the replay already sent, keeps newer ones and those without a cursor, in order", () => {
+    assert.deepEqual(withoutReplayed(held, 5), [held[1], held[3]]);
+    assert.deepEqual(withoutReplayed(held, 0), held);
+    assert.deepEqual(withoutReplayed(held, null), held);
+  });
+
+  it("reads a payload's cursor as its seq", () => {
+    assert.equal(seqOfEvent({ cursor: "12" }), 12);
+    assert.equal(seqOfEvent({ cursor: 12 }), null);
+    assert.equal(seqOfEvent({}), null);
+    assert.equal(seqOfEvent(null), null);
   });
 });

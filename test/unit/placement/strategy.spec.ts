@@ -127,6 +127,37 @@ describe("placement/strategy: WorkspaceShard", () => {
     );
   });
 
+  it("a worker at its SESSION_CAPACITY takes no new workspace while another has room", () => {
+    const mirror = new PlacementMirror();
+    const full = (id: string) => ({ ...node(id), capacity: 2, sessions: 2 });
+    mirror.setLiveNodes(
+      new Map([
+        ["w1", full("w1")],
+        ["w2", node("w2")],
+        ["w3", full("w3")],
+      ]),
+    );
+    assert.deepEqual(
+      mirror.workers().map((n) => n.id),
+      ["w2"],
+    );
+    for (let i = 0; i < 20; i++) assert.equal(chooseOwner(`ws${i}`, mirror.workers(), mirror.loads()), "w2");
+    // Every worker full: all stay candidates (the owner then fails what it cannot run).
+    mirror.setLiveNodes(
+      new Map([
+        ["w1", full("w1")],
+        ["w3", full("w3")],
+      ]),
+    );
+    assert.deepEqual(
+      mirror
+        .workers()
+        .map((n) => n.id)
+        .sort(),
+      ["w1", "w3"],
+    );
+  });
+
   it("follows changes of the offered endpoints", () => {
     const s = strategyWith(new PlacementMirror());
     const ws = "moving";

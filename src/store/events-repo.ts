@@ -1,0 +1,231 @@
+// The event log (`events`): every account event (except QR codes, which expire within a minute) is a
+// document here before it is broadcast, so webhooks and sockets can read what they did not hear.
+//
+// Each workspace has its own sequence 1, 2, 3…; a document's `_id` is `<workspaceId>|<seq, zero-padded>`,
+// so a workspace's events sort by `_id` and the unique `_id` refuses a second event at one position.
+// A writer keeps the next seq per workspace in memory (found from the highest stored seq the first
+// time); when an insert is refused because another writer (another node, or a gateway recording
+// `account.created`/`account.deleted`) took the position, it finds the highest again and retries. No
+// conditional update is needed (FerretDB has none that is atomic under concurrency).
+// The highest seq is found by probing positions by `_id` (exponential, then binary search) from the
+// workspace's head as last pruned (`event_heads`): FerretDB answers an `_id` equality from its primary
+// key but scans the whole collection for a range or a sort, which made every new workspace's first
+// event cost a scan of every workspace's events.
+//
+// A reader must not step over a position whose insert is still in flight (writer A took 5, writer B
+// took 6 and committed first): `readAfter` stops at a gap until the event after it is `gapWaitMs` old;
+// a gap that old is a writer that died between allocating and inserting, and will never fill.
+import type { Collection, Db } from "mongodb";
+import { isDuplicateKey, retryTransient } from "./mongo.ts";
+
+export const EVENTS_COLLECTION = "events";
+export const EVENT_HEADS_COLLECTION = "event_heads";
+
+/** A workspace's last event when the log was last pruned: nothing at or above it was deleted since. */
+interface EventHeadDoc {
+  _id: string;
+  seq: number;
+}
+
+export interface EventDoc {
+  _id: string;
+  workspaceId: string;
+  seq: number;
+  event: string;
+  /** The broadcast payload, without its `cursor`. */
+  payload: unknown;
+  at: Date;
+}
+
+/** How a client names a position in a workspace's log: the seq in decimal ("0": before the first). */
+export type Cursor = string;
+export const CURSOR_PATTERN = /^(0|[1-9][0-9]{0,14})$/;
+
+export function cursorOf(seq: number): Cursor {
+  return String(seq);
+}
+
+/** The seq a cursor names, or null when it is not a cursor. */
+export function seqOfCursor(cursor: unknown): number | null {
+  if (typeof cursor === "number" && Number.isSafeInteger(cursor) && cursor >= 0) return cursor;
+  if (typeof cursor !== "string" || !CURSOR_PATTERN.test(cursor)) return null;
+  return Number(cursor);
+}
+
+export function eventId(workspaceId: string, seq: number): string {
+  return `${workspaceId}|${String(seq).padStart(15, "0")}`;
+}
+
+/** `_id` bounds of one workspace (`|` sorts before every digit-free suffix that could follow). */
+function rangeOf(workspaceId: string, afterSeq: number): { $gt: string; $lt: string } {
+  return { $gt: eventId(workspaceId, afterSeq), $lt: `${workspaceId}|~` };
+}
+
+export interface EventsRepoOptions {
+  /** How long a reader waits at a gap before stepping over it. @default 5000 */
+  gapWaitMs?: number;
+}
+
+export class EventsRepo {
+  readonly col: Collection<EventDoc>;
+  private readonly heads: Collection<EventHeadDoc>;
+  private readonly gapWaitMs: number;
+  /** Next seq per workspace, as this writer knows it. */
+  private readonly next = new Map<string, number>();
+  /** Per workspace, the tail of this writer's appends: one at a time, so they commit in seq order. */
+  private readonly appending = new Map<string, Promise<unknown>>();
+
+  constructor(db: Db, options: EventsRepoOptions = {}) {
+    this.col = db.collection<EventDoc>(EVENTS_COLLECTION);
+    this.heads = db.collection<EventHeadDoc>(EVENT_HEADS_COLLECTION);
+    this.gapWaitMs = options.gapWaitMs ?? 5000;
+  }
+
+  async ensureIndexes(): Promise<void> {
+    await this.col.createIndex({ workspaceId: 1, seq: -1 });
+    await this.col.createIndex({ at: 1 });
+  }
+
+  /** The highest stored seq of a workspace (0 when it has none), by a range read (a scan on FerretDB):
+   * for pruning and tests, not the write path. */
+  async highest(workspaceId: string): Promise<number> {
+    const [last] = await retryTransient(() =>
+      this.col
+        .find({ _id: rangeOf(workspaceId, 0) }, { projection: { seq: 1 } })
+        .sort({ _id: -1 })
+        .limit(1)
+        .toArray(),
+    );
+    return last?.seq ?? 0;
+  }
+
+  private async exists(workspaceId: string, seq: number): Promise<boolean> {
+    if (seq <= 0) return true;
+    const doc = await retryTransient(() =>
+      this.col.findOne({ _id: eventId(workspaceId, seq) }, { projection: { _id: 1 } }),
+    );
+    return doc !== null;
+  }
+
+  /**
+   * The highest stored seq at or above `from` (a position known to be stored, or 0), by `_id` lookups
+   * only. Positions a dead writer left empty (gaps) are rare and short; three positions past the first
+   * empty one are looked at too, so a probe does not stop in one and hand out a position below the top.
+   */
+  async probeFrom(workspaceId: string, from: number): Promise<number> {
+    let lo = from;
+    for (;;) {
+      let step = 1;
+      let hi = lo + 1;
+      while (await this.exists(workspaceId, hi)) {
+        lo = hi;
+        step *= 2;
+        hi = lo + step;
+      }
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2);
+        if (await this.exists(workspaceId, mid)) lo = mid;
+        else hi = mid;
+      }
+      let beyond = 0;
+      for (let k = 2; k <= 4 && !beyond; k++) if (await this.exists(workspaceId, lo + k)) beyond = lo + k;
+      if (!beyond) return lo;
+      lo = beyond;
+    }
+  }
+
+  /** Where probing starts: the head recorded by the last prune (0 before any). */
+  private async headOf(workspaceId: string): Promise<number> {
+    const head = await retryTransient(() => this.heads.findOne({ _id: workspaceId }));
+    return head?.seq ?? 0;
+  }
+
+  /** Writes an event at the workspace's next position and returns its document. */
+  append(workspaceId: string, event: string, payload: unknown): Promise<EventDoc> {
+    const prev = this.appending.get(workspaceId) ?? Promise.resolve();
+    const mine = prev.catch(() => undefined).then(() => this.insertNext(workspaceId, event, payload));
+    this.appending.set(workspaceId, mine);
+    void mine
+      .catch(() => undefined)
+      .then(() => {
+        if (this.appending.get(workspaceId) === mine) this.appending.delete(workspaceId);
+      });
+    return mine;
+  }
+
+  private async insertNext(workspaceId: string, event: string, payload: unknown): Promise<EventDoc> {
+    let seq =
+      this.next.get(workspaceId) ?? (await this.probeFrom(workspaceId, await this.headOf(workspaceId))) + 1;
+    for (;;) {
+      const doc: EventDoc = {
+        _id: eventId(workspaceId, seq),
+        workspaceId,
+        seq,
+        event,
+        payload,
+        at: new Date(),
+      };
+      try {
+        await retryTransient(() => this.col.insertOne(doc));
+        this.next.set(workspaceId, seq + 1);
+        return doc;
+      } catch (err) {
+        if (!isDuplicateKey(err)) {
+          // Unknown whether it landed: the next append reads the highest again.
+          this.next.delete(workspaceId);
+          throw err;
+        }
+      }
+      // Another writer took this position: go past everything stored.
+      seq = (await this.probeFrom(workspaceId, seq)) + 1;
+    }
+  }
+
+  /**
+   * Up to `limit` events after `afterSeq`, in order, without stepping over a gap younger than
+   * `gapWaitMs` (an insert still in flight).
+   */
+  async readAfter(workspaceId: string, afterSeq: number, limit: number): Promise<EventDoc[]> {
+    const docs = await retryTransient(() =>
+      this.col
+        .find({ _id: rangeOf(workspaceId, afterSeq) })
+        .sort({ _id: 1 })
+        .limit(limit)
+        .toArray(),
+    );
+    const out: EventDoc[] = [];
+    let expected = afterSeq + 1;
+    const now = Date.now();
+    for (const doc of docs) {
+      if (doc.seq !== expected && now - doc.at.getTime() < this.gapWaitMs) break;
+      out.push(doc);
+      expected = doc.seq + 1;
+    }
+    return out;
+  }
+
+  /** Workspaces that have events, or events written at or after `since` (one query for all of them:
+   * on FerretDB every non-`_id` filter scans, so one scan beats a range read per workspace). */
+  async workspaces(since?: Date): Promise<string[]> {
+    const filter = since ? { at: { $gte: since } } : {};
+    return (await retryTransient(() => this.col.distinct("workspaceId", filter))) as string[];
+  }
+
+  /** Deletes events older than `olderThan`, keeping each workspace's last one: a writer that starts
+   * cold reads its next seq from it, so positions are never reused. Idempotent; any node may run it. */
+  async prune(olderThan: Date): Promise<number> {
+    let deleted = 0;
+    for (const workspaceId of await this.workspaces()) {
+      const top = await this.highest(workspaceId);
+      // Recorded before the deletes: a writer that starts cold probes from here, not from 1.
+      await retryTransient(() =>
+        this.heads.updateOne({ _id: workspaceId }, { $set: { seq: top } }, { upsert: true }),
+      );
+      const res = await retryTransient(() =>
+        this.col.deleteMany({ workspaceId, at: { $lt: olderThan }, seq: { $lt: top } }),
+      );
+      deleted += res.deletedCount;
+    }
+    return deleted;
+  }
+}

@@ -1,0 +1,118 @@
+// Per-workspace quotas: accounts, webhook endpoints, open sockets and socket calls per minute stop at
+// their QUOTA_* default with 429 QUOTA_EXCEEDED, other workspaces are not affected, and the admin can
+// raise a workspace's quota.
+import { strict as assert } from "node:assert";
+import type { ServiceBroker, ServiceSchema } from "moleculer";
+import AccountsService from "../../../services/accounts.service.ts";
+import { createApiService } from "../../../services/api.service.ts";
+import IoService from "../../../services/io.service.ts";
+import SessionService from "../../../services/session.service.ts";
+import WebhooksService from "../../../services/webhooks.service.ts";
+import { TestCluster, type ConfigOverrides } from "../../support/cluster.ts";
+import { waitFor } from "../../support/wait.ts";
+import { RecordingSocket, Rest, gatewayPort } from "../io/support.ts";
+
+const ADMIN = "quotas-spec-admin-key-of-32-chars!";
+const QUOTAS = { accounts: 2, webhooks: 1, sockets: 1, socketCallsPerMinute: 3 };
+
+describe("security: per-workspace quotas", function () {
+  this.timeout(60000);
+  let cluster: TestCluster;
+  let gw: ServiceBroker;
+  let rest: Rest;
+  let url: string;
+  const sockets: RecordingSocket[] = [];
+
+  before(async () => {
+    cluster = new TestCluster({ adminApiKey: ADMIN, quotas: QUOTAS }, "quotas");
+    const overrides: ConfigOverrides = { services: ["api", "io", "accounts", "webhooks"], port: 0 };
+    gw = cluster.node(
+      "gw",
+      [
+        createApiService(cluster.config("gw", overrides)),
+        IoService,
+        AccountsService,
+        WebhooksService as unknown as ServiceSchema,
+      ],
+      overrides,
+    );
+    cluster.node("w1", [SessionService], { services: ["session"] });
+    await cluster.start();
+    await gw.waitForServices(["session", "accounts", "api", "webhooks"], 15000);
+    url = `http://127.0.0.1:${gatewayPort(gw)}`;
+    rest = new Rest(url);
+  });
+
+  afterEach(() => {
+    for (const s of sockets.splice(0)) s.close();
+  });
+
+  after(async () => cluster?.stop());
+
+  const keyOf = async (ws: string): Promise<string> =>
+    (await rest.ok("POST", `/api/v1/workspaces/${ws}/keys`, ADMIN, {})).key;
+
+  it("accounts stop at the quota with 429 QUOTA_EXCEEDED; the admin can raise it for one workspace", async () => {
+    const key = await keyOf("q_acc");
+    for (let i = 0; i < QUOTAS.accounts; i++) await rest.ok("POST", "/api/v1/accounts", key, {});
+    const over = await rest.call("POST", "/api/v1/accounts", key, {});
+    assert.equal(over.status, 429);
+    assert.equal(over.body.type, "QUOTA_EXCEEDED");
+    assert.deepEqual(over.body.data, { workspaceId: "q_acc", quota: "accounts", limit: QUOTAS.accounts });
+    assert.equal(
+      (await rest.ok("GET", "/api/v1/accounts", key)).items.length,
+      QUOTAS.accounts,
+      "none half-made",
+    );
+    // Another workspace has its own count.
+    await rest.ok("POST", "/api/v1/accounts", await keyOf("q_other"), {});
+
+    const raised = await rest.ok("PUT", "/api/v1/workspaces/q_acc/quotas", ADMIN, { accounts: 3 });
+    assert.deepEqual(raised, { workspaceId: "q_acc", ...QUOTAS, accounts: 3 });
+    assert.deepEqual(await rest.ok("GET", "/api/v1/workspaces/q_acc/quotas", ADMIN), raised);
+    // The accounts service reads quotas through a cache of a few seconds.
+    await waitFor(async () => (await rest.call("POST", "/api/v1/accounts", key, {})).status === 201, {
+      what: "the raised quota to admit a third account",
+      intervalMs: 500,
+    });
+    assert.equal(
+      (await rest.call("PUT", "/api/v1/workspaces/q_acc/quotas", key, { accounts: 9 })).status,
+      403,
+    );
+    assert.equal(
+      (await rest.call("PUT", "/api/v1/workspaces/q_acc/quotas", ADMIN, { accounts: -1 })).status,
+      422,
+    );
+  });
+
+  it("webhook endpoints stop at the quota", async () => {
+    const key = await keyOf("q_hooks");
+    await rest.ok("POST", "/api/v1/webhooks", key, { url: "http://127.0.0.1:9/a" });
+    const over = await rest.call("POST", "/api/v1/webhooks", key, { url: "http://127.0.0.1:9/b" });
+    assert.equal(over.status, 429);
+    assert.equal(over.body.data.quota, "webhooks");
+  });
+
+  it("open sockets and socket calls per minute stop at their quotas", async () => {
+    const key = await keyOf("q_sock");
+    const first = new RecordingSocket(url, { token: key }, "q_sock");
+    sockets.push(first);
+    await first.ready();
+    const second = new RecordingSocket(url, { token: key }, "q_sock");
+    sockets.push(second);
+    const refusal = await second.refused();
+    assert.equal(refusal.data.type, "QUOTA_EXCEEDED");
+    assert.equal(refusal.data.quota, "sockets");
+
+    for (let i = 0; i < QUOTAS.socketCallsPerMinute; i++) await first.call("accounts.list");
+    await assert.rejects(
+      first.call("accounts.list"),
+      (err: { code: number; type: string; data: { quota: string } }) => {
+        assert.equal(err.code, 429);
+        assert.equal(err.type, "QUOTA_EXCEEDED");
+        assert.equal(err.data.quota, "socketCallsPerMinute");
+        return true;
+      },
+    );
+  });
+});

@@ -1,0 +1,121 @@
+// The event log's sequence on the real MongoDB-wire server: two writers (two clients, as two nodes
+// would be) appending to one workspace at once never share a seq and leave no gap a reader steps over.
+import { strict as assert } from "node:assert";
+import { randomBytes } from "node:crypto";
+import { MongoClient } from "mongodb";
+import { EventsRepo } from "../../../src/store/events-repo.ts";
+import { mongoUrlFor } from "../../support/env.ts";
+import { waitFor } from "../../support/wait.ts";
+
+describe("store/events-repo: per-workspace sequence", function () {
+  this.timeout(60000);
+  let url: string;
+  const clients: MongoClient[] = [];
+
+  async function repo(gapWaitMs = 5000): Promise<EventsRepo> {
+    const client = await MongoClient.connect(url);
+    clients.push(client);
+    return new EventsRepo(client.db(), { gapWaitMs });
+  }
+
+  beforeEach(() => {
+    url = mongoUrlFor(`evlog${randomBytes(3).toString("hex")}`);
+  });
+  afterEach(async () => {
+    await Promise.all(
+      clients.map((c) =>
+        c
+          .db()
+          .dropDatabase()
+          .finally(() => c.close()),
+      ),
+    );
+    clients.length = 0;
+  });
+
+  it("two concurrent writers of one workspace: 400 events at seq 1..400, none twice, none lost", async () => {
+    const [a, b] = [await repo(), await repo()];
+    await a.ensureIndexes();
+    const write = (r: EventsRepo, who: string) =>
+      Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          r.append("ws1", "account.message", { who, i, workspaceId: "ws1" }),
+        ),
+      );
+    const [fromA, fromB] = await Promise.all([write(a, "a"), write(b, "b")]);
+    const seqs = [...fromA, ...fromB].map((d) => d.seq).sort((x, y) => x - y);
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: 400 }, (_, i) => i + 1),
+    );
+    // Each writer's own events are in the order it appended them.
+    for (const mine of [fromA, fromB])
+      assert.deepEqual(
+        mine.map((d) => d.seq),
+        [...mine.map((d) => d.seq)].sort((x, y) => x - y),
+      );
+    // A reader sees all 400, each once, in seq order; another workspace is untouched.
+    const read = await a.readAfter("ws1", 0, 1000);
+    assert.deepEqual(
+      read.map((d) => d.seq),
+      seqs,
+    );
+    const who = new Set(read.map((d) => `${(d.payload as any).who}${(d.payload as any).i}`));
+    assert.equal(who.size, 400);
+    assert.deepEqual(await a.readAfter("ws10", 0, 10), []);
+    assert.equal(await b.highest("ws1"), 400);
+  });
+
+  it("a reader stops at a young gap (an insert in flight) and steps over it once it is old", async () => {
+    const r = await repo(300);
+    await r.ensureIndexes();
+    await r.append("ws2", "account.status", { workspaceId: "ws2" });
+    // Another writer took seq 2 and has not inserted it; seq 3 is stored.
+    await r.col.insertOne({
+      _id: "ws2|000000000000003",
+      workspaceId: "ws2",
+      seq: 3,
+      event: "x",
+      payload: {},
+      at: new Date(),
+    });
+    assert.deepEqual(
+      (await r.readAfter("ws2", 0, 10)).map((d) => d.seq),
+      [1],
+    );
+    const stepped = await waitFor(
+      async () => {
+        const seqs = (await r.readAfter("ws2", 0, 10)).map((d) => d.seq);
+        return seqs.length > 1 ? seqs : null;
+      },
+      { what: "the reader to step over the gap once it is 300 ms old", timeoutMs: 5000 },
+    );
+    assert.deepEqual(stepped, [1, 3]);
+  });
+
+  it("a cold writer finds the top by _id probes, past a short gap a dead writer left", async () => {
+    const r = await repo();
+    await r.ensureIndexes();
+    for (const seq of [1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13])
+      await r.col.insertOne({
+        _id: `ws4|${String(seq).padStart(15, "0")}`,
+        workspaceId: "ws4",
+        seq,
+        event: "x",
+        payload: {},
+        at: new Date(),
+      });
+    const cold = await repo();
+    assert.equal((await cold.append("ws4", "account.message", { workspaceId: "ws4" })).seq, 14);
+    assert.equal((await cold.append("ws5", "account.message", { workspaceId: "ws5" })).seq, 1);
+  });
+
+  it("prune keeps each workspace's last event, so a cold writer continues after it", async () => {
+    const r = await repo();
+    await r.ensureIndexes();
+    for (let i = 0; i < 5; i++) await r.append("ws3", "account.message", { workspaceId: "ws3", i });
+    assert.equal(await r.prune(new Date(Date.now() + 1000)), 4);
+    const cold = await repo();
+    assert.equal((await cold.append("ws3", "account.message", { workspaceId: "ws3" })).seq, 6);
+  });
+});
