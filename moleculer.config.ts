@@ -20,8 +20,11 @@
 //   WEBHOOK_MAX_ATTEMPTS, WEBHOOK_BACKOFF_BASE_MS, WEBHOOK_BACKOFF_MAX_MS (10, 1000, 300000)
 //   WEBHOOK_TIMEOUT_MS, WEBHOOK_POLL_MS, WEBHOOK_LEASE_TTL_MS       (10000, 1000, 30000)
 //   WEBHOOK_CONCURRENCY, WEBHOOK_RETENTION_MS                      (16, 7 days)
-import type { BrokerOptions } from "moleculer";
+//   NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_SEED, NATS_CREDS_FILE   NATS credentials (none)
+//   NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY                                NATS TLS files (none)
+import type { BrokerOptions, Middleware } from "moleculer";
 import { CONFIG_KEY, config as defaultConfig, type Config } from "./src/config.ts";
+import { checkNatsAuthorization, natsConnectionOptions } from "./src/nats-options.ts";
 import { SwitchboardRegenerator } from "./src/error-regenerator.ts";
 import { placementMiddleware, registerWorkspaceShard } from "./src/placement/broker-wiring.ts";
 
@@ -34,6 +37,17 @@ function withHiddenOptions<T extends object>(transporter: T, options: object): T
   return Object.defineProperty(transporter, "options", { value: options, enumerable: false });
 }
 
+/** Fails the start with NatsAuthorizationError when NATS refuses the node's credentials: the
+ * transporter alone would retry forever and the node would look merely slow. */
+function natsAuthCheck(cfg: Config): Middleware {
+  return {
+    name: "NatsAuthCheck",
+    async starting() {
+      await checkNatsAuthorization(cfg);
+    },
+  } as Middleware;
+}
+
 export function brokerOptions(
   cfg: Config = defaultConfig,
   overrides: Partial<BrokerOptions> = {},
@@ -43,7 +57,7 @@ export function brokerOptions(
     [CONFIG_KEY]: cfg,
     namespace: cfg.namespace,
     nodeID: cfg.nodeId,
-    transporter: withHiddenOptions({ type: "NATS" }, { url: cfg.natsUrl }),
+    transporter: withHiddenOptions({ type: "NATS" }, natsConnectionOptions(cfg)),
     logLevel: cfg.logLevel as BrokerOptions["logLevel"],
     logger: { type: "Console", options: { formatter: "short", colors: process.stdout.isTTY } },
     requestTimeout: cfg.requestTimeoutMs,
@@ -56,7 +70,7 @@ export function brokerOptions(
     metrics: { enabled: true, reporter: [] },
     tracking: { enabled: true, shutdownTimeout: 10000 },
     // Gives every broker its placement layer (KV mirror read by the WorkspaceShard strategy).
-    middlewares: [placementMiddleware(cfg)],
+    middlewares: [natsAuthCheck(cfg), placementMiddleware(cfg)],
     ...overrides,
   } as BrokerOptions;
 }

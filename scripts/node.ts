@@ -4,26 +4,17 @@
 // then the process exits.
 import { loadConfig } from "../src/config.ts";
 import { createNodeBroker, NODE_STARTED_MARK } from "../src/node.ts";
+import { startHealthServer } from "../src/health-port.ts";
+import { redactUrl } from "../src/redact.ts";
 
 const log = (msg: string) => console.log(`[node] ${msg}`);
-
-/** The URL without credentials, for logs. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
 
 async function main(): Promise<void> {
   const startedAt = Date.now();
   const cfg = loadConfig();
   log(
     `starting ${cfg.nodeId} (pid ${process.pid}): services ${cfg.services.join(",")}; ` +
-      `NATS ${redact(cfg.natsUrl)}; MongoDB ${redact(cfg.mongoUrl)}; namespace ${cfg.namespace}`,
+      `NATS ${redactUrl(cfg.natsUrl)}; MongoDB ${redactUrl(cfg.mongoUrl)}; namespace ${cfg.namespace}`,
   );
   // The broker's own signal handlers would exit without our logging; this script owns the process.
   const broker = await createNodeBroker(cfg, { skipProcessEventRegistration: true });
@@ -58,6 +49,10 @@ async function main(): Promise<void> {
   }
 
   await broker.start();
+  if (cfg.healthPort > 0) {
+    await startHealthServer(broker, cfg.healthPort);
+    log(`liveness on :${cfg.healthPort}/health/live (HEALTH_PORT)`);
+  }
   log(
     `${NODE_STARTED_MARK} ${cfg.nodeId} pid ${process.pid} services ${cfg.services.join(",")} ` +
       `in ${Date.now() - startedAt} ms`,

@@ -26,6 +26,7 @@ import { hostname } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { freePort, ROOT, startMongoWire, startNats, type RunningServer } from "../src/dev/servers.ts";
+import { redactUrl } from "../src/redact.ts";
 import { availableServices, NODE_STARTED_MARK } from "../src/node.ts";
 import { assertAdminKeyStrength } from "../src/gateway/keys.ts";
 
@@ -339,8 +340,8 @@ async function main(cluster: Cluster): Promise<void> {
         )
         .then((s) => s.url),
   ]);
-  if (process.env.NATS_URL) say(`using NATS at ${process.env.NATS_URL} (NATS_URL)`);
-  if (process.env.MONGO_URL) say(`using MongoDB at ${process.env.MONGO_URL} (MONGO_URL)`);
+  if (process.env.NATS_URL) say(`using NATS at ${redactUrl(process.env.NATS_URL)} (NATS_URL)`);
+  if (process.env.MONGO_URL) say(`using MongoDB at ${redactUrl(process.env.MONGO_URL)} (MONGO_URL)`);
   if (cluster.stopping) return;
 
   // 2. Nodes: what exists of the gateway's and the workers' services.

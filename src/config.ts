@@ -36,8 +36,14 @@ export interface Config {
    * Also prefixes the JetStream KV buckets (except the default, whose buckets are `placement`/`nodes`).
    * @default switchboard */
   namespace: string;
-  /** NATS server (transporter and JetStream KV). @default nats://127.0.0.1:4222 */
+  /** NATS server (transporter and JetStream KV); comma list for a cluster; credentials in the URL are
+   * used by both connections. @default nats://127.0.0.1:4222 */
   natsUrl: string;
+  /** Port of a tiny GET /health/live listener for container healthchecks of nodes without `api`
+   * (src/health-port.ts); 0: none. @default 0 */
+  healthPort: number;
+  /** NATS credentials and TLS files, turned into connection options by src/nats-options.ts. @default none */
+  nats: NatsSecurity;
   /** MongoDB connection string (database name in the path). @default mongodb://127.0.0.1:27017/switchboard */
   mongoUrl: string;
   /** Connections per MongoClient (each service of a node has one); a `maxPoolSize` in MONGO_URL wins.
@@ -126,11 +132,39 @@ export interface Config {
   failedRetryMaxMs: number;
 }
 
+export interface NatsSecurity {
+  /** NATS_USER / NATS_PASSWORD: user and password authentication. @default "" */
+  user: string;
+  password: string;
+  /** NATS_TOKEN: token authentication. @default "" */
+  token: string;
+  /** NATS_NKEY_SEED: NKey seed (`SU...`). @default "" */
+  nkeySeed: string;
+  /** NATS_CREDS_FILE: path of a `.creds` file (JWT + NKey seed). @default "" */
+  credsFile: string;
+  /** NATS_TLS_CA / NATS_TLS_CERT / NATS_TLS_KEY: PEM files; a CA alone turns TLS on with server
+   * verification, cert + key add a client certificate. @default "" */
+  tlsCa: string;
+  tlsCert: string;
+  tlsKey: string;
+}
+
 export function loadConfig(): Config {
   return {
     nodeId: str("NODE_ID", `${hostname()}-${process.pid}`),
     namespace: str("NAMESPACE", "switchboard"),
     natsUrl: str("NATS_URL", "nats://127.0.0.1:4222"),
+    healthPort: int("HEALTH_PORT", 0),
+    nats: {
+      user: str("NATS_USER", ""),
+      password: str("NATS_PASSWORD", ""),
+      token: str("NATS_TOKEN", ""),
+      nkeySeed: str("NATS_NKEY_SEED", ""),
+      credsFile: str("NATS_CREDS_FILE", ""),
+      tlsCa: str("NATS_TLS_CA", ""),
+      tlsCert: str("NATS_TLS_CERT", ""),
+      tlsKey: str("NATS_TLS_KEY", ""),
+    },
     mongoUrl: str("MONGO_URL", "mongodb://127.0.0.1:27017/switchboard"),
     mongoPoolSize: Math.max(1, int("MONGO_POOL_SIZE", 10)),
     services: list("SERVICES", ALL_SERVICES.join(",")),

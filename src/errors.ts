@@ -154,3 +154,18 @@ export class UrlNotAllowedError extends Errors.MoleculerClientError {
     super(`url is not allowed: ${reason}`, 422, ERR_URL_NOT_ALLOWED, { field: "url", url, reason });
   }
 }
+
+export const ERR_NATS_AUTHORIZATION = "NATS_AUTHORIZATION";
+
+/** NATS refused this node's credentials at start (the transporter alone would retry forever). */
+export class NatsAuthorizationError extends Errors.MoleculerError {
+  constructor(servers: string[], cause: string) {
+    super(
+      `NATS authorization failed at ${servers.join(",")}: ${cause}. Check NATS_USER/NATS_PASSWORD, ` +
+        "NATS_TOKEN, NATS_NKEY_SEED, NATS_CREDS_FILE or the credentials in NATS_URL",
+      500,
+      ERR_NATS_AUTHORIZATION,
+      { servers },
+    );
+  }
+}

@@ -91,13 +91,32 @@ function stopper(child: ChildProcess): () => Promise<void> {
 }
 
 /** nats-server with JetStream; `port` 0 picks a free one (fixed ports let a test restart it in place). */
-export async function startNats(dataDir: string, port = 0, opts: ServerOptions = {}): Promise<RunningServer> {
+export interface NatsServerOptions extends ServerOptions {
+  /** A nats-server configuration file (users, permissions, TLS); the command line still sets the listen
+   * address, port and JetStream. @default none */
+  configFile?: string;
+}
+
+export async function startNats(
+  dataDir: string,
+  port = 0,
+  opts: NatsServerOptions = {},
+): Promise<RunningServer> {
   mkdirSync(dataDir, { recursive: true });
   const p = port || (await freePort());
   const { child } = await spawnUntil(
     "nats-server",
     "nats-server",
-    ["-a", "127.0.0.1", "-p", String(p), "-js", "-sd", dataDir],
+    [
+      ...(opts.configFile ? ["-c", opts.configFile] : []),
+      "-a",
+      "127.0.0.1",
+      "-p",
+      String(p),
+      "-js",
+      "-sd",
+      dataDir,
+    ],
     /Server is ready/,
     20000,
     opts.detached,

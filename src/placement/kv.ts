@@ -4,6 +4,7 @@
 // several brokers in one process (tests) each find their own through `placementOf(broker)`.
 import { connect, type KV, type NatsConnection } from "nats";
 import type { ServiceBroker } from "moleculer";
+import { natsConnectionOptions } from "../nats-options.ts";
 import { bucketName, type Config } from "../config.ts";
 import { PlacementMirror } from "./mirror.ts";
 import { PlacementTable } from "./placement-table.ts";
@@ -19,7 +20,7 @@ export class ClusterPlacement {
 
   static async connect(cfg: Config, logger?: { warn(...a: unknown[]): void }): Promise<ClusterPlacement> {
     const nc = await connect({
-      servers: cfg.natsUrl,
+      ...natsConnectionOptions(cfg),
       name: `${cfg.nodeId}/placement`,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,

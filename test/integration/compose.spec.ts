@@ -21,6 +21,13 @@ interface ComposeService {
   shm_size?: string | number;
   container_name?: string;
   init?: boolean;
+  read_only?: boolean;
+  tmpfs?: string | string[];
+  cap_drop?: string[];
+  cap_add?: string[];
+  security_opt?: string[];
+  mem_limit?: string | number;
+  pids_limit?: number;
 }
 
 const composeText = readFileSync(join(ROOT, "docker-compose.yml"), "utf8");
@@ -41,6 +48,13 @@ function env(svc: ComposeService): Record<string, string> {
     for (const [k, v] of Object.entries(svc.environment ?? {})) out[k] = v === null ? "" : String(v);
   }
   return out;
+}
+
+/** A value as compose would see it: `${N:-default}` gives the default, any other `${N...}` a sample. */
+function interpolated(value: string): string {
+  return value.replace(/\$\{(\w+)(?::-([^}]*)|:\?[^}]*)?\}/g, (_, name: string, def?: string) =>
+    def !== undefined ? def : `sample-${name.toLowerCase()}`,
+  );
 }
 
 /** Services built from this repository's Dockerfile: the Switchboard nodes. */
@@ -87,8 +101,8 @@ describe("docker-compose.yml and the Dockerfile", () => {
       for (const s of list)
         assert.ok((ALL_SERVICES as readonly string[]).includes(s), `${n}: unknown service ${s}`);
       // The nodes reach the servers by their compose service names.
-      assert.equal(new URL(vars.NATS_URL).hostname, "nats", `${n}: NATS_URL`);
-      assert.equal(new URL(vars.MONGO_URL).hostname, "mongo", `${n}: MONGO_URL`);
+      assert.equal(new URL(interpolated(vars.NATS_URL)).hostname, "nats", `${n}: NATS_URL`);
+      assert.equal(new URL(interpolated(vars.MONGO_URL)).hostname, "mongo", `${n}: MONGO_URL`);
     }
     assert.deepEqual(env(services.gateway).SERVICES.split(","), ["api", "io", "accounts", "webhooks"]);
     assert.deepEqual(env(services.worker).SERVICES.split(","), ["session"]);
@@ -175,6 +189,95 @@ describe("docker-compose.yml and the Dockerfile", () => {
     assert.match(pkg.scripts.node, /scripts\/node\.ts/);
     const ignored = readFileSync(join(ROOT, ".dockerignore"), "utf8").split("\n");
     for (const p of ["node_modules", ".data", ".cache", ".git"])
+      assert.ok(ignored.includes(p), `.dockerignore: ${p}`);
+  });
+
+  it("hardens every container: no capabilities, no-new-privileges, read-only root, memory and pids limits", () => {
+    for (const [n, svc] of Object.entries(services)) {
+      assert.deepEqual(svc.cap_drop, ["ALL"], `${n} drops every capability`);
+      assert.ok(svc.security_opt?.includes("no-new-privileges:true"), `${n} has no-new-privileges`);
+      assert.equal(svc.read_only, true, `${n} has a read-only root`);
+      assert.ok(svc.mem_limit, `${n} has a memory limit`);
+      assert.ok(Number(svc.pids_limit) > 0, `${n} has a pids limit`);
+      // Only mongo's entrypoint needs capabilities back (chown /data/db, switch to its user).
+      const added = svc.cap_add ?? [];
+      if (n === "mongo")
+        for (const c of added) assert.ok(["CHOWN", "SETUID", "SETGID"].includes(c), `mongo adds ${c}`);
+      else assert.deepEqual(added, [], `${n} adds no capability`);
+    }
+    for (const n of nodeNames) {
+      const tmpfs = ([] as string[]).concat(services[n].tmpfs ?? []);
+      assert.ok(tmpfs.includes("/tmp"), `${n}: /tmp is a tmpfs (Chromium profiles)`);
+      assert.ok(!services[n].cap_add?.includes("SYS_ADMIN"), `${n}: no SYS_ADMIN for Chromium's sandbox`);
+    }
+  });
+
+  it("gives workers a healthcheck on their HEALTH_PORT liveness endpoint", () => {
+    const worker = services.worker;
+    assert.ok(hasHealthcheck(worker), "worker has a healthcheck");
+    const port = env(worker).HEALTH_PORT;
+    assert.ok(Number(port) > 0, "worker sets HEALTH_PORT");
+    assert.match(
+      ([] as string[]).concat(worker.healthcheck?.test ?? []).join(" "),
+      new RegExp(`:${port}/health/live`),
+    );
+    assert.equal(worker.ports, undefined, "the health port is not published");
+  });
+
+  it("runs MongoDB with a root user from the environment, and the nodes' MONGO_URL authenticates as it", () => {
+    const mongoEnv = env(services.mongo);
+    assert.match(mongoEnv.MONGO_INITDB_ROOT_USERNAME, /^\$\{MONGO_ROOT_USER\b/);
+    assert.match(
+      mongoEnv.MONGO_INITDB_ROOT_PASSWORD,
+      /^\$\{MONGO_ROOT_PASSWORD:\?/,
+      "the password is required",
+    );
+    for (const n of nodeNames) {
+      const url = new URL(interpolated(env(services[n]).MONGO_URL));
+      assert.equal(url.username, interpolated(mongoEnv.MONGO_INITDB_ROOT_USERNAME), `${n}: MONGO_URL user`);
+      assert.equal(
+        url.password,
+        interpolated(mongoEnv.MONGO_INITDB_ROOT_PASSWORD),
+        `${n}: MONGO_URL password`,
+      );
+      assert.equal(url.searchParams.get("authSource"), "admin", `${n}: root users live in admin`);
+    }
+  });
+
+  it("runs NATS with deploy/nats.conf, whose users are the ones the nodes log in as", () => {
+    const nats = services.nats;
+    const args = ([] as string[]).concat(nats.command ?? []).join(" ");
+    const confPath = args.match(/(?:^|\s)-c\s+(\S+)/)?.[1];
+    assert.ok(confPath, "nats-server gets a config file");
+    assert.ok(
+      (nats.volumes ?? []).some((v) => typeof v === "string" && v === `./deploy/nats.conf:${confPath}:ro`),
+      "deploy/nats.conf is mounted read-only where -c points",
+    );
+    const conf = readFileSync(join(ROOT, "deploy/nats.conf"), "utf8");
+    const natsEnv = env(nats);
+    for (const role of ["gateway", "worker", "operator"]) {
+      const variable = `${role.toUpperCase()}_NATS_PASSWORD`;
+      assert.match(
+        conf,
+        new RegExp(`user: ${role}\\s+password: \\$${variable}\\b`),
+        `nats.conf user ${role}`,
+      );
+      assert.match(natsEnv[variable] ?? "", new RegExp(`^\\$\\{${variable}:\\?`), `nats gets ${variable}`);
+    }
+    for (const [n, role] of [
+      ["gateway", "gateway"],
+      ["worker", "worker"],
+    ]) {
+      const vars = env(services[n]);
+      assert.equal(vars.NATS_USER, role, `${n} logs in as ${role}`);
+      assert.equal(vars.NATS_PASSWORD, natsEnv[`${role.toUpperCase()}_NATS_PASSWORD`], `${n}: same password`);
+      assert.ok(!/@/.test(vars.NATS_URL), `${n}: no credentials inside NATS_URL`);
+    }
+  });
+
+  it("keeps .env files and keys out of the image", () => {
+    const ignored = readFileSync(join(ROOT, ".dockerignore"), "utf8").split("\n");
+    for (const p of [".env", ".env*", "node_modules", ".cache", "artifacts"])
       assert.ok(ignored.includes(p), `.dockerignore: ${p}`);
   });
 

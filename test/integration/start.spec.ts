@@ -4,10 +4,11 @@
 import { strict as assert } from "node:assert";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, ROOT } from "../../src/dev/servers.ts";
+import { freePort, ROOT, startNats, type RunningServer } from "../../src/dev/servers.ts";
+import { mongoUrlFor } from "../support/env.ts";
 import { waitFor } from "../support/wait.ts";
 
 const READY_LINE = /^Switchboard ready: (http:\/\/127\.0\.0\.1:(\d+)) admin key: (\S+)$/m;
@@ -119,5 +120,53 @@ describe("npm start (scripts/start.ts)", function () {
     assert.equal(code, 0, `exit code after SIGINT; output:\n${out}`);
     for (const [name, pid] of pids) assert.ok(!alive(Number(pid)), `${name} (${pid}) is still alive`);
     assert.deepEqual(processesWithEnv(mark), [], "no process started by npm start is alive");
+  });
+
+  it("joins a NATS_URL that carries credentials and prints it redacted", async function () {
+    this.timeout(120000);
+    const password = `start-secret-${randomBytes(6).toString("hex")}`;
+    dataDir = mkdtempSync(join(tmpdir(), "switchboard-start-"));
+    writeFileSync(join(dataDir, "nats.conf"), `authorization {\n  user: sb\n  password: "${password}"\n}\n`);
+    let nats: RunningServer | undefined;
+    try {
+      nats = await startNats(join(dataDir, "nats"), 0, { configFile: join(dataDir, "nats.conf") });
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        PORT: String(await freePort()),
+        WORKERS: "1",
+        ENGINE: "simulated",
+        DATA_DIR: dataDir,
+        LOG_LEVEL: "warn",
+        NATS_URL: `nats://sb:${password}@127.0.0.1:${nats.port}`,
+        MONGO_URL: mongoUrlFor(`start${randomBytes(4).toString("hex")}`),
+      };
+      delete env.ADMIN_API_KEY;
+      child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "scripts", "start.ts")], {
+        cwd: ROOT,
+        env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+      child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
+      const exited = new Promise<number | null>((res) => child!.once("exit", (code) => res(code)));
+      const ready = await waitFor(
+        () => READY_LINE.test(out) || (child!.exitCode !== null ? "exited" : null),
+        {
+          timeoutMs: 60000,
+          intervalMs: 100,
+          what: "the ready line",
+        },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\n--- output ---\n${out}`);
+      });
+      assert.equal(ready, true, `start.ts exited before ready:\n${out}`);
+      assert.ok(out.includes(`using NATS at nats://***@127.0.0.1:${nats.port} (NATS_URL)`), out);
+      child.kill("SIGINT");
+      assert.equal(await exited, 0, `exit code after SIGINT; output:\n${out}`);
+      assert.ok(!out.includes(password), `the NATS password is printed:\n${out}`);
+    } finally {
+      await nats?.stop();
+    }
   });
 });
