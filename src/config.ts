@@ -108,7 +108,7 @@ export interface Config {
   webhookLeaseTtlMs: number;
   /** Webhook requests in flight per node. @default 16 */
   webhookConcurrency: number;
-  /** Of those, at most this many for one workspace (0: no bound). @default 4 */
+  /** Of those, at most this many for one workspace (0: no bound). @default half of webhookConcurrency */
   webhookWorkspaceConcurrency: number;
   /** Delivered and dead webhook deliveries are kept this long (0: forever). @default 604800000 (7 days) */
   webhookRetentionMs: number;
@@ -150,6 +150,7 @@ export interface NatsSecurity {
 }
 
 export function loadConfig(): Config {
+  const webhookConcurrency = Math.max(1, int("WEBHOOK_CONCURRENCY", 16));
   return {
     nodeId: str("NODE_ID", `${hostname()}-${process.pid}`),
     namespace: str("NAMESPACE", "switchboard"),
@@ -198,8 +199,11 @@ export function loadConfig(): Config {
     webhookTimeoutMs: Math.max(1, int("WEBHOOK_TIMEOUT_MS", 10000)),
     webhookPollMs: Math.max(1, int("WEBHOOK_POLL_MS", 1000)),
     webhookLeaseTtlMs: Math.max(1, int("WEBHOOK_LEASE_TTL_MS", 30000)),
-    webhookConcurrency: Math.max(1, int("WEBHOOK_CONCURRENCY", 16)),
-    webhookWorkspaceConcurrency: Math.max(0, int("WEBHOOK_WORKSPACE_CONCURRENCY", 4)),
+    webhookConcurrency,
+    webhookWorkspaceConcurrency: Math.max(
+      0,
+      int("WEBHOOK_WORKSPACE_CONCURRENCY", Math.ceil(webhookConcurrency / 2)),
+    ),
     webhookRetentionMs: int("WEBHOOK_RETENTION_MS", 7 * 24 * 3600 * 1000),
     webhookAllowPrivate: str("WEBHOOK_ALLOW_PRIVATE", ""),
     metricsToken: str("METRICS_TOKEN", ""),
