@@ -70,6 +70,8 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
     ]);
     const base = `http://127.0.0.1:${port}`;
     const timings = new Map<string, Timing>();
+    const busQrAt = new Map<string, number>();
+    const socketQrAt = new Map<string, number>();
     observer = new ServiceBroker(
       brokerOptions({
         ...loadConfig(),
@@ -85,19 +87,49 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
       name: "firstqrobserver",
       events: {
         "account.qr"(ctx: any) {
-          const t = timings.get(ctx.params.accountId);
-          if (t && t.onBus === undefined) t.onBus = now();
+          // The QR may arrive before the POST's answer names the account: kept by id.
+          if (!busQrAt.has(ctx.params.accountId)) busQrAt.set(ctx.params.accountId, now());
         },
       },
     });
     await observer.start();
     await observer.waitForServices(["api", "accounts", "session"], 30000);
+    // The gateway must see every worker's `session` (as its readiness check does) and every node must
+    // know the observer, before the first create.
+    const o = observer;
+    const sessionEndpointsOfGateway = async () => {
+      const services = (await o.call(
+        "$node.services",
+        { onlyAvailable: true, withEndpoints: true },
+        { nodeID: "gateway" },
+      )) as { name: string; endpoints?: unknown[]; nodes?: unknown[] }[];
+      const session = services.find((svc) => svc.name === "session");
+      return session?.endpoints?.length ?? session?.nodes?.length ?? 0;
+    };
+    await until("the gateway", () => o.registry.nodes.get("gateway")?.available === true, 30000);
+    await until("the gateway", () => true, 0);
+    const deadline = Date.now() + 30000;
+    for (let seen = 0; seen < workers; seen = await sessionEndpointsOfGateway().catch(() => 0)) {
+      if (Date.now() > deadline) throw new Error(`the gateway sees ${seen} of ${workers} session workers`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     for (const node of cluster.nodes) {
       await until(
         `${node.nodeId} to know the observer`,
-        () => observer!.registry.nodes.get(node.nodeId)?.available === true,
+        () => o.registry.nodes.get(node.nodeId)?.available === true,
         30000,
       );
+      for (;;) {
+        const services = (await o.call(
+          "$node.services",
+          { onlyAvailable: true },
+          { nodeID: node.nodeId },
+        )) as {
+          name: string;
+        }[];
+        if (services.some((svc) => svc.name === "firstqrobserver")) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
     }
     const rest = async (path: string, key: string, body: unknown): Promise<any> => {
       const res = await fetch(base + path, {
@@ -109,7 +141,6 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
       if (!res.ok) throw new Error(`POST ${path} → ${res.status} ${text}`);
       return JSON.parse(text);
     };
-    const pending = new Map<string, Timing>();
 
     /** Keys and sockets for `inflight` new workspaces (set up before the wave, as a user's dashboard). */
     const prepare = async (wave: number) => {
@@ -123,8 +154,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
         const socket = connectSocket(base, { auth: { token: key }, transports: ["websocket"] });
         socket.once("accounts.snapshot", () => ready++);
         socket.on("account.qr", (p: { accountId: string }) => {
-          const t = timings.get(p.accountId) ?? pending.get(p.accountId);
-          if (t && t.onSocket === undefined) t.onSocket = now();
+          if (!socketQrAt.has(p.accountId)) socketQrAt.set(p.accountId, now());
         });
         sockets.push(socket);
       }
@@ -146,11 +176,9 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
           ids.push(account.id);
         }),
       );
-      await until(
-        `QRs of wave ${wave}`,
-        () => ids.every((id) => timings.get(id)!.onSocket !== undefined),
-        30000,
-      );
+      await until(`QRs of wave ${wave}`, () => ids.every((id) => socketQrAt.has(id)), 30000);
+      for (const id of ids)
+        Object.assign(timings.get(id)!, { onBus: busQrAt.get(id), onSocket: socketQrAt.get(id) });
       const cpu = cpuBetween(cpuStart, sampleCpu(procs));
       const parts = (pick: (t: Timing) => number | undefined) =>
         summarize(ids.map((id) => timings.get(id)!).map((t) => pick(t)! - t.t0));
