@@ -13,7 +13,7 @@
 //   QR_FIRST_TTL_MS, QR_REFRESH_MS, QR_MAX                        (60000, 20000, 6)
 //   HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS                    (2000, 6000)
 //   REQUEST_TIMEOUT_MS                                            (15000)
-//   LEASE_RENEW_MS, LEASE_TTL_MS                                  (2000, 6000)
+//   LEASE_RENEW_MS, LEASE_TTL_MS                                  (500, 3500)
 //   RECONCILE_MS, LOAD_FACTOR, REBALANCE_BATCH                    (3000, 1.25, 5)
 //   CHROMIUM_PATH, STARTUP_TIMEOUT_MS, PROFILE_DIR                (/usr/bin/chromium, 60000, tmp)
 //   RATE_LIMIT_PER_MINUTE, CORS_ORIGINS                           (600, "")

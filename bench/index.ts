@@ -26,6 +26,7 @@ const BENCHES: Record<string, () => Promise<{ run(args: BenchArgs): Promise<Benc
   events: () => import("./events.ts"),
   routing: () => import("./routing.ts"),
   webhooks: () => import("./webhooks.ts"),
+  "first-qr": () => import("./first-qr.ts"),
 };
 
 export function parseArgs(argv: string[]): BenchArgs {

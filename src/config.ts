@@ -75,7 +75,10 @@ export interface Config {
   heartbeatTimeoutMs: number;
   /** Moleculer request timeout. @default 15000 */
   requestTimeoutMs: number;
-  /** Liveness lease: renewed every `leaseRenewMs`, expires after `leaseTtlMs`. @default 2000 / 6000 */
+  /** Liveness lease: renewed every `leaseRenewMs`, expires after `leaseTtlMs`. @default 500 / 3500
+   * A dead worker's sessions move once its lease expires (the TTL bounds failover), while a node
+   * frozen for 2 s (GC pause, network blip) still renews in time: TTL − fence margin (250 ms) −
+   * renewal period leaves it 2.75 s. */
   leaseRenewMs: number;
   leaseTtlMs: number;
   /** Reconciler period. @default 3000 */
@@ -183,8 +186,8 @@ export function loadConfig(): Config {
     heartbeatIntervalMs: int("HEARTBEAT_INTERVAL_MS", 2000),
     heartbeatTimeoutMs: int("HEARTBEAT_TIMEOUT_MS", 6000),
     requestTimeoutMs: int("REQUEST_TIMEOUT_MS", 15000),
-    leaseRenewMs: int("LEASE_RENEW_MS", 2000),
-    leaseTtlMs: int("LEASE_TTL_MS", 6000),
+    leaseRenewMs: int("LEASE_RENEW_MS", 500),
+    leaseTtlMs: int("LEASE_TTL_MS", 3500),
     reconcileMs: int("RECONCILE_MS", 3000),
     loadFactor: Number(str("LOAD_FACTOR", "1.25")),
     rebalanceBatch: Math.max(1, int("REBALANCE_BATCH", 5)),

@@ -33,7 +33,7 @@ export class ClusterPlacement {
     );
     const mirror = new PlacementMirror();
     const placement = new ClusterPlacement(nc, new PlacementTable(placementKv), nodesKv, mirror);
-    await mirror.start(placementKv, nodesKv, Math.max(100, Math.min(cfg.leaseRenewMs, 1000)));
+    await mirror.start(placementKv, nodesKv, Math.max(100, Math.min(cfg.leaseRenewMs, 1000)), cfg.leaseTtlMs);
     // After a reconnect (NATS restarted) the ordered consumer behind the watch may be gone: rebuild it.
     void (async () => {
       for await (const s of nc.status()) {

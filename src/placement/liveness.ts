@@ -1,7 +1,8 @@
 // Node liveness (DESIGN.md §2–3): each worker renews its key in the `nodes` KV bucket, whose TTL is the
 // lease. A node may lose a workspace to another only once that key has expired, so a node that cannot
 // renew in time must stop its sessions first: it fences itself at `sentAt + ttl − margin`, where
-// `sentAt` is when its last successful renewal left (the server's expiry can only be later).
+// `sentAt` is when its last successful renewal left (the server's expiry can only be later), and
+// `margin` is the time the node needs to stop its sessions once fenced (see FENCE_STOP_BUDGET_MS).
 import { hostname } from "node:os";
 import type { KV } from "nats";
 
@@ -20,13 +21,23 @@ export interface NodeRecord {
   renewedAt: number;
 }
 
+/**
+ * Time a fenced node is given to stop every session before its lease can expire on the server. A fence
+ * kills engines rather than closing them: a webjs session's process group is gone 35–100 ms after the
+ * kill (measured: one browser ~65 ms, 5 sessions' ~60 Chromium processes ~100 ms); the rest is room
+ * for a late timer on a busy event loop. A fence that took longer than half the margin widens it.
+ */
+export const FENCE_STOP_BUDGET_MS = 250;
+
 export interface LivenessOptions {
   kv: KV;
   nodeId: string;
-  /** Renewal period. @default 2000 */
+  /** Renewal period. @default 500 */
   renewMs: number;
-  /** Lease TTL (the bucket's TTL). @default 6000 */
+  /** Lease TTL (the bucket's TTL). @default 3500 */
   ttlMs: number;
+  /** Time the node needs to stop every session once fenced. @default FENCE_STOP_BUDGET_MS */
+  stopBudgetMs?: number;
   /** The dynamic part of the record, read at every renewal. */
   describe(): Pick<NodeRecord, "services" | "capacity" | "sessions" | "draining">;
   /** The lease can no longer be trusted: stop every session now (synchronously as far as possible). */
@@ -56,12 +67,23 @@ export class Liveness {
   private renewing = false;
   private renewTimer?: NodeJS.Timeout;
   private fenceTimer?: NodeJS.Timeout;
-  private readonly margin: number;
+  private margin: number;
+  /** Longest time a fence of this node took to stop its sessions. */
+  private longestStopMs = 0;
 
   constructor(private readonly opts: LivenessOptions) {
-    // Time kept between our local deadline and the earliest server-side expiry: enough for one renewal
-    // period, never more than a quarter of the TTL.
-    this.margin = Math.min(Math.floor(opts.ttlMs / 4), Math.max(opts.renewMs, 100));
+    this.margin = this.marginFor(opts.stopBudgetMs ?? FENCE_STOP_BUDGET_MS);
+  }
+
+  /** Time kept between the local deadline and the earliest server-side expiry: the stop time, and
+   * never more than a quarter of the TTL (test-sized leases of a few hundred ms stay usable). */
+  private marginFor(stopMs: number): number {
+    return Math.min(Math.floor(this.opts.ttlMs / 4), Math.max(Math.ceil(stopMs), 1));
+  }
+
+  /** Milliseconds between this node's fence and the earliest expiry of its lease on the server. */
+  get fenceMarginMs(): number {
+    return this.margin;
   }
 
   /** True while this node holds a current lease. Checked synchronously against the clock, so a node
@@ -169,16 +191,33 @@ export class Liveness {
     this.renewTimer = setTimeout(() => void this.renew(), delay);
   }
 
+  /** The margin follows the real stop time: a fence that used more than half of it doubles what it
+   * took into the next terms' margin (capped at a quarter of the TTL), so a host whose engines stop
+   * slowly fences earlier instead of running past its lease. */
+  stopTook(ms: number): void {
+    this.longestStopMs = Math.max(this.longestStopMs, ms);
+    const wanted = this.marginFor(
+      Math.max(this.opts.stopBudgetMs ?? FENCE_STOP_BUDGET_MS, 2 * this.longestStopMs),
+    );
+    if (wanted > this.margin) {
+      this.opts.logger?.warn(
+        `Fencing ${this.opts.nodeId} took ${ms} ms: fence margin ${this.margin} → ${wanted} ms`,
+      );
+      this.margin = wanted;
+    }
+  }
+
   /** Fences the node once the local deadline has passed; returns whether the lease is current. */
   checkFence(): boolean {
     if (this.fenced || this.stopped) return false;
     if (Date.now() < this.validUntil) return true;
     this.fenced = true;
     this.opts.logger?.warn(`Lease of ${this.opts.nodeId} lapsed: fencing (stopping every session)`);
+    const began = Date.now();
     try {
-      void Promise.resolve(this.opts.onFence()).catch((err) =>
-        this.opts.logger?.warn(`Fencing failed: ${(err as Error).message}`),
-      );
+      void Promise.resolve(this.opts.onFence())
+        .then(() => this.stopTook(Date.now() - began))
+        .catch((err) => this.opts.logger?.warn(`Fencing failed: ${(err as Error).message}`));
     } catch (err) {
       this.opts.logger?.warn(`Fencing failed: ${(err as Error).message}`);
     }

@@ -1,6 +1,8 @@
 // Each broker's local copy of the placement table and of the live nodes, for synchronous reads on the
 // hot path (the strategy's select(), ownership checks). The table is fed by a KV watch; liveness keys
-// are polled, because in nats-server 2.9 a key that expires by TTL produces no watch event.
+// are polled, because in nats-server 2.9 a key that expires by TTL produces no watch event. Besides the
+// periodic poll, one is timed for the moment the oldest lease seen can expire (its server timestamp +
+// TTL), so a dead node's workspaces are claimed within milliseconds of its expiry, not a poll later.
 import { EventEmitter } from "node:events";
 import type { KV, KvEntry, QueuedIterator } from "nats";
 import type { PlacementNode } from "./hrw.ts";
@@ -16,12 +18,23 @@ export interface MirrorEvents {
   nodes: [live: ReadonlyMap<string, NodeRecord>];
 }
 
+/** A timed poll runs this long after the expected expiry (the server removes the key on its timer). */
+const EXPIRY_POLL_LAG_MS = 20;
+/** …and never sooner than this after the previous one (a server that expires late is polled again). */
+const EXPIRY_POLL_MIN_MS = 50;
+
 export class PlacementMirror extends EventEmitter<MirrorEvents> {
   private readonly records = new Map<string, PlacementEntry>();
   private readonly workspacesPerNode = new Map<string, number>();
   private live = new Map<string, NodeRecord>();
   private watcher?: QueuedIterator<KvEntry>;
   private pollTimer?: NodeJS.Timeout;
+  private expiryTimer?: NodeJS.Timeout;
+  /** Polls started / the latest one applied: an older poll that answers late is not applied. */
+  private pollsStarted = 0;
+  private pollApplied = 0;
+  /** The `nodes` bucket's TTL (0: no timed poll). */
+  private leaseTtlMs = 0;
   private stopped = false;
   private rewatching = false;
   /** True once the watch has delivered every record present when it started. */
@@ -119,9 +132,11 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
     if (changed) this.emit("nodes", next);
   }
 
-  /** Starts the placement watch and the liveness poll; resolves once both have been read once. */
-  async start(placementKv: KV, nodesKv: KV, pollMs: number): Promise<void> {
+  /** Starts the placement watch and the liveness poll; resolves once both have been read once.
+   * `leaseTtlMs`: the `nodes` bucket's TTL, for the poll timed at the next possible expiry. */
+  async start(placementKv: KV, nodesKv: KV, pollMs: number, leaseTtlMs = 0): Promise<void> {
     this.stopped = false;
+    this.leaseTtlMs = leaseTtlMs;
     await Promise.all([this.watch(placementKv), this.pollNodes(nodesKv)]);
     const loop = async () => {
       if (this.stopped) return;
@@ -197,21 +212,42 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
   }
 
   async pollNodes(kv: KV): Promise<void> {
+    const poll = ++this.pollsStarted;
     const next = new Map<string, NodeRecord>();
     const keys: string[] = [];
+    let oldest = Infinity;
     for await (const k of await kv.keys()) keys.push(k);
     await Promise.all(
       keys.map(async (k) => {
         const e = await kv.get(k);
-        if (e && e.operation === "PUT" && e.value.length > 0) next.set(k, e.json<NodeRecord>());
+        if (e && e.operation === "PUT" && e.value.length > 0) {
+          next.set(k, e.json<NodeRecord>());
+          oldest = Math.min(oldest, e.created.getTime());
+        }
       }),
     );
+    if (poll < this.pollApplied) return;
+    this.pollApplied = poll;
     this.setLiveNodes(next);
+    this.armExpiryPoll(kv, oldest);
+  }
+
+  /** Polls again when the oldest lease seen would expire, unless a poll before then re-arms it. The
+   * server's clock stamps `created`: a skewed local clock polls early (and re-arms) or late by the skew. */
+  private armExpiryPoll(kv: KV, oldestCreated: number): void {
+    clearTimeout(this.expiryTimer);
+    if (this.stopped || this.leaseTtlMs <= 0 || !Number.isFinite(oldestCreated)) return;
+    const delay = Math.max(
+      EXPIRY_POLL_MIN_MS,
+      oldestCreated + this.leaseTtlMs + EXPIRY_POLL_LAG_MS - Date.now(),
+    );
+    this.expiryTimer = setTimeout(() => void this.pollNodes(kv).catch(() => undefined), delay);
   }
 
   stop(): void {
     this.stopped = true;
     clearTimeout(this.pollTimer);
+    clearTimeout(this.expiryTimer);
     const w = this.watcher;
     this.watcher = undefined;
     w?.stop();

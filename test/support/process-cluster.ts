@@ -52,7 +52,12 @@ export class ProcessCluster {
   readonly workers = new Map<string, WorkerProcess>();
   private readonly brokers: ServiceBroker[] = [];
 
-  constructor(readonly env: Record<string, string> = {}) {}
+  /** @param timings the workers' timings under `env`: test-sized by default; `{}` runs the defaults of
+   * src/config.ts (benches measuring what a deployment gets). */
+  constructor(
+    readonly env: Record<string, string> = {},
+    readonly timings: Record<string, string> = PROCESS_TIMINGS,
+  ) {}
 
   get natsUrl(): string {
     return `nats://127.0.0.1:${this.natsPort}`;
@@ -105,7 +110,7 @@ export class ProcessCluster {
         SERVICES: "session",
         ENGINE: "simulated",
         LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
-        ...PROCESS_TIMINGS,
+        ...this.timings,
         ...this.env,
         ...env,
       },
@@ -161,6 +166,8 @@ export class ProcessCluster {
 
   config(nodeId: string): Config {
     const base = loadConfig();
+    const env = { ...this.timings, ...this.env };
+    const ms = (name: string, fallback: number) => (env[name] === undefined ? fallback : Number(env[name]));
     return {
       ...base,
       nodeId,
@@ -170,12 +177,12 @@ export class ProcessCluster {
       engine: "simulated",
       services: [],
       logLevel: process.env.TEST_LOG_LEVEL ?? "warn",
-      heartbeatIntervalMs: 1000,
-      heartbeatTimeoutMs: 3000,
+      heartbeatIntervalMs: ms("HEARTBEAT_INTERVAL_MS", base.heartbeatIntervalMs),
+      heartbeatTimeoutMs: ms("HEARTBEAT_TIMEOUT_MS", base.heartbeatTimeoutMs),
       requestTimeoutMs: 30000,
-      leaseRenewMs: Number(this.env.LEASE_RENEW_MS ?? PROCESS_TIMINGS.LEASE_RENEW_MS),
-      leaseTtlMs: Number(this.env.LEASE_TTL_MS ?? PROCESS_TIMINGS.LEASE_TTL_MS),
-      reconcileMs: 500,
+      leaseRenewMs: ms("LEASE_RENEW_MS", base.leaseRenewMs),
+      leaseTtlMs: ms("LEASE_TTL_MS", base.leaseTtlMs),
+      reconcileMs: ms("RECONCILE_MS", base.reconcileMs),
     };
   }
 

@@ -67,4 +67,30 @@ describe("placement/liveness", () => {
     assert.equal(live.term, 2);
     await live.stop();
   });
+
+  it("keeps the fence margin at the stop budget, and widens it when a fence took longer than half of it", async () => {
+    const state = { hang: false, puts: 0 };
+    let stopMs = 0;
+    const live = new Liveness({
+      kv: fakeKv(state),
+      nodeId: "n3",
+      renewMs: 50,
+      ttlMs: 2000,
+      stopBudgetMs: 100,
+      describe: () => ({ services: [], capacity: 1, sessions: 0, draining: false }),
+      onFence: () => new Promise<void>((r) => setTimeout(r, stopMs)),
+    });
+    assert.equal(live.fenceMarginMs, 100);
+    live.stopTook(40);
+    assert.equal(live.fenceMarginMs, 100, "a stop well inside the margin changes nothing");
+    await live.start();
+    stopMs = 150;
+    live.pause();
+    await waitFor(() => live.fenceMarginMs > 100, { what: "the margin to widen", timeoutMs: 5000 });
+    // Twice the real stop time (timers may run late: at least that).
+    assert.ok(live.fenceMarginMs >= 300, `margin ${live.fenceMarginMs} ms`);
+    live.stopTook(5000);
+    assert.equal(live.fenceMarginMs, 500, "never more than a quarter of the TTL");
+    await live.stop();
+  });
 });
