@@ -20,7 +20,7 @@
 //   NATS_URL, MONGO_URL  use these servers and start none
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { hostname } from "node:os";
 import { join, relative, resolve } from "node:path";
@@ -307,6 +307,18 @@ async function assertPortFree(port: number): Promise<void> {
   });
 }
 
+/** The key sealing secrets at rest for this data folder: made once (mode 0600), then reused, since
+ * what it sealed cannot be read without it. */
+function secretsKeyIn(dataDir: string): string {
+  const file = join(dataDir, "secrets.key");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  mkdirSync(dataDir, { recursive: true });
+  const key = randomBytes(32).toString("base64");
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  say(`generated the secrets key in ${shortPath(file)} (keep it: sealed auth state needs it)`);
+  return key;
+}
+
 async function main(cluster: Cluster): Promise<void> {
   let port = envInt("PORT", 3000);
   if (port === 0) port = await freePort();
@@ -353,7 +365,13 @@ async function main(cluster: Cluster): Promise<void> {
   if (missing.length) say(`not built yet, so not started: ${missing.join(", ")}`);
   // Short node ids on embedded servers; host-qualified ones on shared servers, where they must be unique.
   const idPrefix = process.env.NATS_URL ? `${hostname()}-` : "";
-  const common = { NATS_URL: natsUrl, MONGO_URL: mongoUrl, ADMIN_API_KEY: adminKey, PORT: String(port) };
+  const common = {
+    NATS_URL: natsUrl,
+    MONGO_URL: mongoUrl,
+    ADMIN_API_KEY: adminKey,
+    PORT: String(port),
+    SECRETS_KEY: process.env.SECRETS_KEY || secretsKeyIn(dataDir),
+  };
   const width = `worker-${workers}`.length;
   let gateway: Child | undefined;
   if (gatewayServices.length) {

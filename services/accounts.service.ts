@@ -34,6 +34,7 @@ import { QuotaBook } from "../src/quotas.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { QuotasRepo } from "../src/store/quotas-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
+import { SecretBox } from "../src/store/secrets.ts";
 import { createIndexRacing, isDuplicateKey } from "../src/store/mongo.ts";
 import { CURSOR_PATTERN, EventsRepo, seqOfCursor } from "../src/store/events-repo.ts";
 import {
@@ -356,7 +357,11 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
   async started(this: AccountsThis) {
     this.repo = new AccountsRepo(this.db);
     this.quotas = new QuotaBook(new QuotasRepo(this.db), configOf(this.broker).quotas);
-    this.authStore = new GridFsAuthStore(this.db);
+    const cfg = configOf(this.broker);
+    this.authStore = new GridFsAuthStore(
+      this.db,
+      SecretBox.fromSettings(cfg.secretsKey, cfg.secretsKeyPrevious),
+    );
     this.events = new EventsRepo(this.db);
     await createIndexRacing(() => this.events.ensureIndexes());
     this.publish = loggedBroadcast(this.events, (e, p) => this.broker.broadcast(e, p), this.logger);

@@ -31,6 +31,7 @@ import { SessionRuntime, type LocalSessionInfo } from "../src/session/runtime.ts
 import { WORKSPACE_SHARD } from "../src/placement/strategy.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
+import { SecretBox } from "../src/store/secrets.ts";
 import { EventsRepo } from "../src/store/events-repo.ts";
 import { createIndexRacing } from "../src/store/mongo.ts";
 import { loggedBroadcast, startPruning, type Broadcast } from "../src/session/event-publisher.ts";
@@ -327,7 +328,10 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
   async started(this: SessionThis) {
     const cfg = configOf(this.broker);
     this.repo = new AccountsRepo(this.db);
-    this.authStore = new GridFsAuthStore(this.db);
+    this.authStore = new GridFsAuthStore(
+      this.db,
+      SecretBox.fromSettings(cfg.secretsKey, cfg.secretsKeyPrevious),
+    );
     this.events = new EventsRepo(this.db);
     await createIndexRacing(() => this.events.ensureIndexes());
     this.publish = loggedBroadcast(this.events, (e, p) => this.broker.broadcast(e, p), this.logger);

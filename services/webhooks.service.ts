@@ -17,6 +17,7 @@ import { cursorOf, EventsRepo, type EventDoc } from "../src/store/events-repo.ts
 import { LogTail } from "../src/webhooks/log-tail.ts";
 import { DeliveryLoop } from "../src/webhooks/delivery-loop.ts";
 import { EndpointsRepo } from "../src/store/webhook-endpoints-repo.ts";
+import { SecretBox } from "../src/store/secrets.ts";
 import { LeaseRepo } from "../src/store/webhook-leases-repo.ts";
 import { OutboxRepo } from "../src/store/webhook-outbox-repo.ts";
 import { QuotasRepo } from "../src/store/quotas-repo.ts";
@@ -299,7 +300,11 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
   async started() {
     const cfg = configOf(this.broker);
     this.endpointCacheMs = 5 * cfg.webhookPollMs;
-    this.endpoints = new EndpointsRepo(this.db);
+    const secrets = configOf(this.broker);
+    this.endpoints = new EndpointsRepo(
+      this.db,
+      SecretBox.fromSettings(secrets.secretsKey, secrets.secretsKeyPrevious),
+    );
     this.policy = new AddressPolicy(configOf(this.broker).webhookAllowPrivate);
     this.quotas = new QuotaBook(new QuotasRepo(this.db), configOf(this.broker).quotas);
     this.outbox = new OutboxRepo(

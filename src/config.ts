@@ -124,6 +124,11 @@ export interface Config {
   /** How often a gateway re-checks the key of each open socket (through its key cache) and drops the
    * sockets of a revoked key, should the revocation broadcast have been missed; 0: never. @default 30000 */
   socketKeyCheckMs: number;
+  /** Key sealing auth state and webhook secrets at rest (64 hex characters or base64 of 32 bytes);
+   * required when NODE_ENV=production; empty stores them unsealed. @default "" */
+  secretsKey: string;
+  /** Older keys that still open what they sealed (rotation). @default [] */
+  secretsKeyPrevious: string[];
   /** Account events are kept in the event log (replay, webhooks catching up) this long; 0: forever. The
    * last event of each workspace is always kept. @default 604800000 (7 days) */
   eventsRetentionMs: number;
@@ -150,6 +155,15 @@ export interface NatsSecurity {
   tlsCa: string;
   tlsCert: string;
   tlsKey: string;
+}
+
+/** A setting production must not run without (NODE_ENV=production); elsewhere empty is allowed. */
+function requiredInProduction(name: string): string {
+  const value = str(name, "");
+  const production = str("NODE_ENV", "") === "production";
+  if (!value && production)
+    throw new Error(`${name} is required when NODE_ENV=production (generate one: openssl rand -base64 32)`);
+  return value;
 }
 
 export function loadConfig(): Config {
@@ -212,6 +226,8 @@ export function loadConfig(): Config {
     metricsToken: str("METRICS_TOKEN", ""),
     authFailuresPerMinute: int("AUTH_FAILURES_PER_MINUTE", 20),
     socketKeyCheckMs: int("SOCKET_KEY_CHECK_MS", 30000),
+    secretsKey: requiredInProduction("SECRETS_KEY"),
+    secretsKeyPrevious: list("SECRETS_KEY_PREVIOUS", ""),
     eventsRetentionMs: int("EVENTS_RETENTION_MS", 7 * 24 * 3600 * 1000),
     quotas: {
       accounts: int("QUOTA_ACCOUNTS", 100),

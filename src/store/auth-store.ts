@@ -12,6 +12,7 @@
 import { Binary, GridFSBucket, type Collection, type Db, type Filter, type ObjectId } from "mongodb";
 import { NotOwnerError } from "../errors.ts";
 import { isDuplicateKey } from "./mongo.ts";
+import { SecretBox, SecretsKeyError } from "./secrets.ts";
 import type { OwnerStamp } from "./stamp.ts";
 
 type AuthStamp = OwnerStamp;
@@ -55,7 +56,12 @@ function refused(sessionId: string, stamp: AuthStamp): NotOwnerError {
 export class GridFsAuthStore implements AuthStore {
   private readonly bucket: GridFSBucket;
   private readonly docs: Collection<AuthDoc>;
-  constructor(db: Db, bucketName = "auth_state") {
+  /** @param box seals the blobs at rest (null: stored as they are) */
+  constructor(
+    db: Db,
+    private readonly box: SecretBox | null = null,
+    bucketName = "auth_state",
+  ) {
     this.bucket = new GridFSBucket(db, { bucketName });
     this.docs = db.collection<AuthDoc>(`${bucketName}.inline`);
   }
@@ -83,6 +89,20 @@ export class GridFsAuthStore implements AuthStore {
   }
 
   async load(sessionId: string, stamp?: AuthStamp): Promise<Buffer | null> {
+    const stored = await this.loadStored(sessionId, stamp);
+    if (!stored) return null;
+    if (!this.box) {
+      if (SecretBox.isSealed(stored))
+        throw new SecretsKeyError("Stored auth state is sealed but SECRETS_KEY is not set", { sessionId });
+      return stored;
+    }
+    const { plain, stale } = this.box.open(stored);
+    // A plain (older) or older-key blob is sealed again under the current key by its owner.
+    if (stale && stamp) await this.save(sessionId, plain, stamp);
+    return plain;
+  }
+
+  private async loadStored(sessionId: string, stamp?: AuthStamp): Promise<Buffer | null> {
     const doc = stamp
       ? await this.write(sessionId, stamp, { $set: { node: stamp.node, epoch: stamp.epoch } })
       : await this.docs.findOne({ _id: sessionId });
@@ -94,7 +114,8 @@ export class GridFsAuthStore implements AuthStore {
     return Buffer.concat(chunks);
   }
 
-  async save(sessionId: string, blob: Buffer, stamp?: AuthStamp): Promise<void> {
+  async save(sessionId: string, plain: Buffer, stamp?: AuthStamp): Promise<void> {
+    const blob = this.box ? this.box.seal(plain) : plain;
     const owner = stamp ? { node: stamp.node, epoch: stamp.epoch } : {};
     const meta = { size: blob.length, savedAt: new Date(), ...owner };
     if (blob.length <= INLINE_MAX_BYTES) {

@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import type { Collection, Db } from "mongodb";
 import { NotFoundError } from "../errors.ts";
+import type { SecretBox } from "./secrets.ts";
 import type { EndpointDoc } from "./webhook-docs.ts";
 
 export const ENDPOINTS_COLLECTION = "webhook_endpoints";
@@ -18,8 +19,29 @@ export interface NewEndpoint {
 
 export class EndpointsRepo {
   readonly col: Collection<EndpointDoc>;
-  constructor(db: Db) {
+  /** @param box seals the secrets at rest (null: stored as they are) */
+  constructor(
+    db: Db,
+    private readonly box: SecretBox | null = null,
+  ) {
     this.col = db.collection<EndpointDoc>(ENDPOINTS_COLLECTION);
+  }
+
+  /** The endpoint with its secret opened; a plain or older-key one is sealed again in place. */
+  private async opened(doc: EndpointDoc): Promise<EndpointDoc> {
+    if (!this.box) return doc;
+    const { plain, stale } = this.box.openString(doc.secret);
+    if (stale) {
+      await this.col.updateOne(
+        { _id: doc._id, secret: doc.secret },
+        { $set: { secret: this.box.sealString(plain) } },
+      );
+    }
+    return { ...doc, secret: plain };
+  }
+
+  private openAll(docs: EndpointDoc[]): Promise<EndpointDoc[]> {
+    return Promise.all(docs.map((d) => this.opened(d)));
   }
 
   async ensureIndexes(): Promise<void> {
@@ -38,27 +60,28 @@ export class EndpointsRepo {
       createdAt: now,
       updatedAt: now,
     };
-    await this.col.insertOne(doc);
+    await this.col.insertOne(this.box ? { ...doc, secret: this.box.sealString(doc.secret) } : doc);
     return doc;
   }
 
   async list(workspaceId: string): Promise<EndpointDoc[]> {
-    return this.col.find({ workspaceId }).sort({ createdAt: 1, _id: 1 }).toArray();
+    return this.openAll(await this.col.find({ workspaceId }).sort({ createdAt: 1, _id: 1 }).toArray());
   }
 
   /** Enabled endpoints of a workspace: who gets its events. */
   async enabledFor(workspaceId: string): Promise<EndpointDoc[]> {
-    return this.col.find({ workspaceId, enabled: true }).toArray();
+    return this.openAll(await this.col.find({ workspaceId, enabled: true }).toArray());
   }
 
   async get(workspaceId: string, id: string): Promise<EndpointDoc> {
     const doc = await this.col.findOne({ _id: id, workspaceId });
     if (!doc) throw new NotFoundError("Webhook", id);
-    return doc;
+    return this.opened(doc);
   }
 
   async findById(id: string): Promise<EndpointDoc | null> {
-    return this.col.findOne({ _id: id });
+    const doc = await this.col.findOne({ _id: id });
+    return doc && this.opened(doc);
   }
 
   async update(

@@ -15,7 +15,7 @@ import {
 } from "../../src/engines/base.ts";
 import type { FailureReason } from "../../src/lifecycle/states.ts";
 import { GridFsAuthStore } from "../../src/store/auth-store.ts";
-import { mongoUrlFor } from "../support/env.ts";
+import { mongoUrlFor, testSecrets } from "../support/env.ts";
 import { waitFor } from "../support/wait.ts";
 
 export interface EngineContractOptions {
@@ -72,7 +72,7 @@ export function engineContractSuite(
 
     before(async () => {
       client = await MongoClient.connect(mongoUrlFor(`contract_${name}_${randomBytes(3).toString("hex")}`));
-      authStore = new GridFsAuthStore(client.db());
+      authStore = new GridFsAuthStore(client.db(), testSecrets());
     });
     afterEach(async () => {
       await Promise.all(engines.splice(0).map((e) => e.stop().catch(() => undefined)));

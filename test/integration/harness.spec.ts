@@ -7,7 +7,7 @@ import { createServer, type Server } from "node:http";
 import { MongoClient } from "mongodb";
 import { connect, StringCodec, type NatsConnection } from "nats";
 import { TestCluster } from "../support/cluster.ts";
-import { testEnv, mongoUrlFor } from "../support/env.ts";
+import { testEnv, mongoUrlFor, testSecrets } from "../support/env.ts";
 import { GridFsAuthStore } from "../../src/store/auth-store.ts";
 import { config } from "../../src/config.ts";
 import { CHROMIUM_BASE_FLAGS } from "../../src/engines/webjs/chromium.ts";
@@ -64,7 +64,7 @@ describe("harness: real NATS, MongoDB-wire server and Chromium", () => {
     });
 
     it("a 5 MB GridFS upload reads back byte-identical", async () => {
-      const store = new GridFsAuthStore(client.db());
+      const store = new GridFsAuthStore(client.db(), testSecrets());
       const blob = randomBytes(5 * 1024 * 1024);
       await store.save("s1", blob);
       const back = await store.load("s1");

@@ -1,5 +1,6 @@
 // The accounts + session services on real NATS and FerretDB (DESIGN.md, "Account lifecycle"):
 // what a user of the API would see, event by event, and what is left in MongoDB afterwards.
+import { testSecrets } from "../support/env.ts";
 import { strict as assert } from "node:assert";
 import { MongoClient, type Db } from "mongodb";
 import type { ServiceBroker, ServiceSchema } from "moleculer";
@@ -68,7 +69,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
     await api.waitForServices(["accounts", "session"], 10000);
     const client = await MongoClient.connect(cluster.mongoUrl);
     const db = client.db();
-    return { cluster, events, api, client, db, authStore: new GridFsAuthStore(db) };
+    return { cluster, events, api, client, db, authStore: new GridFsAuthStore(db, testSecrets()) };
   }
 
   type Ctx = Awaited<ReturnType<typeof setup>>;
@@ -394,7 +395,7 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       await api.waitForServices(["accounts"], 10000);
       const client = await MongoClient.connect(cluster.mongoUrl);
       const db = client.db();
-      t = { cluster, events, api, client, db, authStore: new GridFsAuthStore(db) };
+      t = { cluster, events, api, client, db, authStore: new GridFsAuthStore(db, testSecrets()) };
     });
     after(teardown);
 

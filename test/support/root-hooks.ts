@@ -1,6 +1,7 @@
 // Mocha root hooks: one real nats-server (JetStream) and one real MongoDB-wire server (FerretDB) for
 // the whole run, on free ports in a temporary folder, unless NATS_URL / MONGO_URL are given.
 // Specs read the URLs from test/support/env.ts.
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +15,8 @@ let dataDir = "";
 process.env.WEBHOOK_ALLOW_PRIVATE ??= "127.0.0.0/8,::1";
 // Every test client is 127.0.0.1; the failed-auth limit has a spec of its own.
 process.env.AUTH_FAILURES_PER_MINUTE ??= "0";
+// Auth state and webhook secrets are sealed at rest in every test, as in production (a key per run).
+process.env.SECRETS_KEY ??= randomBytes(32).toString("hex");
 
 export const mochaHooks = {
   async beforeAll(this: Mocha.Context) {

@@ -4,6 +4,7 @@
 // (checked by pid in /proc), and its sessions come back connected on the other worker from their saved
 // profiles, without a QR, never two browsers for one session. Each worker has a profile directory of
 // its own, as on separate hosts, so the new owner cannot clean up the old one's browsers by path.
+import { testSecrets } from "../../support/env.ts";
 import { strict as assert } from "node:assert";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -121,7 +122,7 @@ describe("webjs failover: SIGKILL of a worker takes its browsers with it", funct
     // writes Local Storage to disk seconds after the page did).
     const mongo = await MongoClient.connect(pc.mongoUrl);
     try {
-      const store = new GridFsAuthStore(mongo.db());
+      const store = new GridFsAuthStore(mongo.db(), testSecrets());
       await waitFor(
         async () => {
           const blobs = await Promise.all(accounts.map((a) => store.load(a.sessionId)));

@@ -27,7 +27,7 @@ import { packProfile, ProfileAuthStrategy } from "../../../src/engines/webjs/aut
 import { WebjsEngine, type WebjsTuning } from "../../../src/engines/webjs/index.ts";
 import { GridFsAuthStore } from "../../../src/store/auth-store.ts";
 import { TestCluster, TEST_TIMINGS } from "../../support/cluster.ts";
-import { mongoUrlFor, testEnv } from "../../support/env.ts";
+import { mongoUrlFor, testEnv, testSecrets } from "../../support/env.ts";
 import { waitFor } from "../../support/wait.ts";
 import { startWhatsappStandin, type Standin } from "../../support/whatsapp-standin.ts";
 import { gatewayPort, RecordingSocket, Rest } from "../io/support.ts";
@@ -103,7 +103,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       accountId: `a-${sessionId}`,
       workspaceId: "ws-webjs",
       sessionId,
-      authStore: new GridFsAuthStore(db),
+      authStore: new GridFsAuthStore(db, testSecrets()),
       qr: opts.qr ?? { firstTtlMs: 60000, refreshMs: 20000, max: 6 },
       chromiumPath: "/usr/bin/chromium",
       profileDir: profileRoot,
@@ -165,7 +165,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       writeFileSync(join(seedDir, "Default", "Local Storage", "leveldb", "MARKER"), "restored");
       const blob = (await packProfile(seedDir))!;
       rmSync(seedDir, { recursive: true, force: true });
-      const store = new GridFsAuthStore(db);
+      const store = new GridFsAuthStore(db, testSecrets());
       await store.save(sessionId, blob);
 
       const marker = join(engine.userDataDir, "Default", "Local Storage", "leveldb", "MARKER");
@@ -409,7 +409,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
     it("a pairing code is returned and relayed as `pairing_code`; logout deletes the auth state and leaves nothing", async () => {
       const s = await standin("qr");
       const { engine, sessionId, first } = makeEngine({ chromiumArgs: s.chromiumArgs });
-      const store = new GridFsAuthStore(db);
+      const store = new GridFsAuthStore(db, testSecrets());
       await store.save(sessionId, Buffer.from("stale"));
       await engine.start();
       const code = await engine.requestPairingCode("+49 151 2345678");
@@ -437,7 +437,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
         seen.map((e) => e.event),
         ["qr", "authenticated", "ready"],
       );
-      const store = new GridFsAuthStore(db);
+      const store = new GridFsAuthStore(db, testSecrets());
       await waitFor(() => store.has(sessionId), { what: "the auth state saved after ready" });
 
       s.command({ type: "message", from: "4915199999999", text: "hello" });
@@ -474,7 +474,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       assert.equal(existsSync(a.engine.userDataDir), false);
 
       // Same session on a "new node": a fresh engine, nothing on disk, only the AuthStore.
-      const store = new GridFsAuthStore(db);
+      const store = new GridFsAuthStore(db, testSecrets());
       assert.ok(await store.has(a.sessionId));
       const b = makeEngine({ chromiumArgs: s.chromiumArgs }, { sessionId: a.sessionId });
       await b.engine.start();
@@ -496,7 +496,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
 
   describe("auth strategy", () => {
     it("saves the profile subset to the AuthStore and restores it byte for byte; logout deletes it", async () => {
-      const store = new GridFsAuthStore(db);
+      const store = new GridFsAuthStore(db, testSecrets());
       const sessionId = `auth${randomBytes(3).toString("hex")}`;
       const dir = join(profileRoot, sessionId);
       const strategy = new ProfileAuthStrategy({
