@@ -1,6 +1,7 @@
 // Building a whatsapp-web.js Client on a browser we launched, and wiring its events (translated by
 // events.ts) to the engine. The Client's own unawaited steps are guarded here so that a browser we
 // abandoned can never surface as an unhandled rejection.
+import type { Page } from "puppeteer-core";
 import type wweb from "whatsapp-web.js";
 import type { IncomingMessage, ReadyInfo } from "../base.ts";
 import {
@@ -105,4 +106,21 @@ function guard(client: wweb.Client, isLive: () => boolean, h: ClientHandlers): v
       if (isLive()) await h.injectionFailed(err);
     }
   };
+}
+
+/** Asks WhatsApp Web for a new QR reference (its 'change:ref' then reaches the client as a `qr` event). */
+export async function requestQrRefresh(client: wweb.Client | null): Promise<void> {
+  const page = (client as { pupPage?: Page } | null)?.pupPage;
+  await page
+    ?.evaluate(() => {
+      // WhatsApp Web's module loader; which module refreshes the QR depends on its version.
+      type WaModule = { Cmd: { refreshQR(): void }; refreshQR(): void };
+      const req = (window as unknown as { require: (m: string) => WaModule }).require;
+      try {
+        req("WAWebCmd").Cmd.refreshQR();
+      } catch {
+        req("WAWebLaunchSocketUtils").refreshQR();
+      }
+    })
+    .catch(() => undefined);
 }

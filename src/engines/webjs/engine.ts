@@ -4,7 +4,6 @@
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Page } from "puppeteer-core";
 import type wweb from "whatsapp-web.js";
 import { InvalidStateError } from "../../errors.ts";
 import type { FailureReason } from "../../lifecycle/states.ts";
@@ -17,63 +16,19 @@ import {
   removeSingletonFiles,
   type LaunchedChromium,
 } from "./chromium.ts";
-import { createWhatsappClient } from "./client.ts";
-import { classifyDisconnect, classifyStartError, QrPolicyTracker, toChatId } from "./events.ts";
+import { createWhatsappClient, requestQrRefresh } from "./client.ts";
+import { classifyDisconnect, classifyStartError, toChatId } from "./events.ts";
+import { QrScreen } from "./qr-screen.ts";
+import { DEFAULTS, withTimeout, type Phase, type WebjsEngineOptions, type WebjsTuning } from "./tuning.ts";
 
-/** Knobs of the webjs engine beyond EngineOptions (tests shorten them). */
-export interface WebjsTuning {
-  /** Periodic auth state save while connected. @default 300000 */
-  saveIntervalMs?: number;
-  /** First restart delay after a crash; doubles per crash. @default 1000 */
-  restartBackoffMs?: number;
-  /** Crashes tolerated within `crashWindowMs`; one more is `failed/browser_crashed`. @default 3 */
-  maxCrashes?: number;
-  /** @default 600000 */
-  crashWindowMs?: number;
-  /** How long a graceful close (destroy() and the browser's exit) may take before the processes are killed. @default 3000 */
-  destroyTimeoutMs?: number;
-  /** Chromium must open DevTools within this. @default 30000 */
-  launchTimeoutMs?: number;
-  /** Extra Chromium flags (e.g. `--host-resolver-rules` towards a local stand-in of WhatsApp Web). */
-  chromiumArgs?: string[];
-}
-
-export type WebjsEngineOptions = EngineOptions & { webjs?: WebjsTuning };
-
-type Phase =
-  | "idle"
-  | "starting"
-  | "qr"
-  | "authenticated"
-  | "connected"
-  | "disconnected"
-  | "stopping"
-  | "stopped"
-  | "failed";
-
-const DEFAULTS: Required<Omit<WebjsTuning, "chromiumArgs">> = {
-  saveIntervalMs: 300_000,
-  restartBackoffMs: 1000,
-  maxCrashes: 3,
-  crashWindowMs: 600_000,
-  destroyTimeoutMs: 3000,
-  launchTimeoutMs: 30_000,
-};
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms))),
-  ]);
-}
+export type { WebjsEngineOptions, WebjsTuning } from "./tuning.ts";
 
 export class WebjsEngine extends BaseEngine {
   readonly name = "webjs";
   readonly userDataDir: string;
   private readonly tuning: Required<Omit<WebjsTuning, "chromiumArgs">> & { chromiumArgs: string[] };
   private readonly auth: ProfileAuthStrategy;
-  private readonly qrPolicy: QrPolicyTracker;
+  private readonly qrScreen: QrScreen;
   private phase: Phase = "idle";
   /** Bumped whenever the current browser is abandoned: events and steps of older ones are ignored. */
   private generation = 0;
@@ -83,9 +38,7 @@ export class WebjsEngine extends BaseEngine {
   /** The launch in flight (profile restore + Chromium spawn); stop() waits for it to unwind. */
   private launching: Promise<void> | null = null;
   private watchdog: NodeJS.Timeout | null = null;
-  private qrTimer: NodeJS.Timeout | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
-  private lastQr = "";
   private pairingPhone = "";
   private crashes: number[] = [];
   private everReady = false;
@@ -96,7 +49,16 @@ export class WebjsEngine extends BaseEngine {
     super(opts);
     this.tuning = { ...DEFAULTS, ...opts.webjs, chromiumArgs: opts.webjs?.chromiumArgs ?? [] };
     this.userDataDir = join(opts.profileDir ?? join(tmpdir(), "switchboard-profiles"), opts.sessionId);
-    this.qrPolicy = new QrPolicyTracker(opts.qr);
+    this.qrScreen = new QrScreen(opts.qr, {
+      show: (event) => {
+        this.clearWatchdog();
+        this.phase = "qr";
+        this.emit("qr", event);
+        this.settleStart();
+      },
+      timeout: () => this.qrTimeout(this.generation),
+      refresh: () => void requestQrRefresh(this.client),
+    });
     this.auth = new ProfileAuthStrategy({
       sessionId: opts.sessionId,
       userDataDir: this.userDataDir,
@@ -126,7 +88,7 @@ export class WebjsEngine extends BaseEngine {
     this.phase = "starting";
     this.crashes = [];
     this.everReady = false;
-    this.qrPolicy.reset();
+    this.qrScreen.reset();
     const settled = new Promise<void>((resolve) => (this.startSettled = resolve));
     this.background(this.launch(), "start");
     await settled;
@@ -265,7 +227,7 @@ export class WebjsEngine extends BaseEngine {
         code: (code) => this.emit("pairing_code", { code, phoneNumber: this.pairingPhone }),
         authenticated: () => {
           this.armWatchdog(gen, "authenticated but not ready"); // the sync with the phone may stall
-          this.clearQrTimer();
+          this.qrScreen.clear();
           this.phase = "authenticated";
           this.emit("authenticated");
           this.settleStart();
@@ -312,51 +274,7 @@ export class WebjsEngine extends BaseEngine {
   // ---- event handling ----
 
   private onQr(gen: number, raw: string): void {
-    this.lastQr = raw;
-    const event = this.qrPolicy.next(raw);
-    if (!event) return void this.qrTimeout(gen);
-    this.clearWatchdog();
-    this.phase = "qr";
-    this.emit("qr", event);
-    this.settleStart();
-    // WhatsApp Web rotates its QR by itself (a rotation shows the next QR at once). When ours expires
-    // first, WhatsApp Web is asked for a new one; should none come, the same QR is shown again with a
-    // new expiry, so the policy (count and timing) holds either way.
-    this.clearQrTimer();
-    this.qrTimer = setTimeout(
-      () => {
-        this.qrTimer = null;
-        if (gen !== this.generation) return;
-        if (this.qrPolicy.shown >= this.opts.qr.max) return this.qrTimeout(gen);
-        const shown = this.qrPolicy.shown;
-        void this.requestQrRefresh();
-        this.qrTimer = setTimeout(
-          () => {
-            this.qrTimer = null;
-            if (gen === this.generation && this.qrPolicy.shown === shown) this.onQr(gen, this.lastQr);
-          },
-          Math.min(1000, Math.max(20, this.opts.qr.refreshMs / 2)),
-        );
-      },
-      Math.max(0, event.expiresAt - Date.now()),
-    );
-  }
-
-  /** Asks WhatsApp Web for a new QR reference (its 'change:ref' then reaches us as a `qr` event). */
-  private async requestQrRefresh(): Promise<void> {
-    const page = (this.client as { pupPage?: Page } | null)?.pupPage;
-    await page
-      ?.evaluate(() => {
-        // WhatsApp Web's module loader; which module refreshes the QR depends on its version.
-        type WaModule = { Cmd: { refreshQR(): void }; refreshQR(): void };
-        const req = (window as unknown as { require: (m: string) => WaModule }).require;
-        try {
-          req("WAWebCmd").Cmd.refreshQR();
-        } catch {
-          req("WAWebLaunchSocketUtils").refreshQR();
-        }
-      })
-      .catch(() => undefined);
+    this.qrScreen.offer(raw, () => gen === this.generation);
   }
 
   private qrTimeout(gen: number): void {
@@ -401,7 +319,7 @@ export class WebjsEngine extends BaseEngine {
     this.crashes = this.crashes.filter((t) => now - t < this.tuning.crashWindowMs);
     this.crashes.push(now);
     this.clearWatchdog();
-    this.clearQrTimer();
+    this.qrScreen.clear();
     const attempt = this.crashes.length;
     if (attempt > this.tuning.maxCrashes) {
       const reason: FailureReason = cause === "crash" ? "browser_crashed" : "engine_error";
@@ -438,7 +356,7 @@ export class WebjsEngine extends BaseEngine {
     let backstop: NodeJS.Timeout | undefined;
     try {
       if (gen !== this.generation) return;
-      this.qrPolicy.reset();
+      this.qrScreen.reset();
       const launching = this.launch(true);
       this.background(launching, "restart");
       await Promise.race([
@@ -488,7 +406,7 @@ export class WebjsEngine extends BaseEngine {
   private async shutdown(opts: { save: boolean; graceful?: boolean }): Promise<void> {
     this.generation++;
     this.clearWatchdog();
-    this.clearQrTimer();
+    this.qrScreen.clear();
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = null;
     this.abortLaunch?.abort();
@@ -517,11 +435,6 @@ export class WebjsEngine extends BaseEngine {
   private clearWatchdog(): void {
     if (this.watchdog) clearTimeout(this.watchdog);
     this.watchdog = null;
-  }
-
-  private clearQrTimer(): void {
-    if (this.qrTimer) clearTimeout(this.qrTimer);
-    this.qrTimer = null;
   }
 
   /** Runs work nobody awaits; its failure is logged, never an unhandled rejection. */
