@@ -321,32 +321,41 @@ describe("placement: failover, drain and restarts with worker processes", functi
   });
 
   it("SIGTERM on a worker with sessions drains them to the others before it exits", async () => {
-    // Sessions of its own on w4, whatever earlier tests left there.
-    all.push(...(await connectedAccounts(obs, events, await workspacesOn(obs, "w4", 2, "term"), 2)));
-    const onW4 = (await localOf(obs, "w4"))!.map((s) => s.accountId);
-    assert.ok(onW4.length >= 4, `w4 hosts sessions: ${onW4.length}`);
-    const others = WORKERS.filter((n) => n !== "w4");
+    // The worker hosting the most sessions, wherever earlier tests left them.
+    const hosted = await Promise.all(
+      WORKERS.map(async (n) => ({ n, ids: ((await localOf(obs, n)) ?? []).map((s) => s.accountId) })),
+    );
+    const { n: victim, ids: onVictim } = hosted.sort((a, b) => b.ids.length - a.ids.length)[0];
+    assert.ok(onVictim.length > 0, `${victim} hosts sessions`);
+    const others = WORKERS.filter((n) => n !== victim);
     const mark = events.length;
-    const sampler = new Sampler(obs, () => running, "w4").start();
+    const sampler = new Sampler(obs, () => running, victim).start();
     try {
       // The sessions are all elsewhere by the time the process has exited (drain, then stop).
-      assert.equal(await pc.stopWorker("w4"), 0);
+      assert.equal(await pc.stopWorker(victim), 0);
       running = others;
-      await waitAllConnected(obs, () => others, onW4, "w4's sessions connected elsewhere", 30000, "w4");
+      await waitAllConnected(
+        obs,
+        () => others,
+        onVictim,
+        `${victim}'s sessions connected elsewhere`,
+        30000,
+        victim,
+      );
     } finally {
       await sampler.stop();
     }
     assert.deepEqual(sampler.duplicates, []);
-    assert.deepEqual(qrsSince(mark, new Set(onW4)), []);
+    assert.deepEqual(qrsSince(mark, new Set(onVictim)), []);
     // Handed off in order: none went through `failed`.
     const failed = events
       .slice(mark)
       .filter(
         (e) =>
-          e.event === "account.status" && onW4.includes(e.payload.accountId) && e.payload.status === "failed",
+          e.event === "account.status" && onVictim.includes(e.payload.accountId) && e.payload.status === "failed",
       );
     assert.deepEqual(failed, []);
-    await pc.startWorker("w4");
+    await pc.startWorker(victim);
     running = [...WORKERS];
     await workersSeen(WORKERS);
   });
