@@ -352,7 +352,9 @@ describe("placement: failover, drain and restarts with worker processes", functi
       .slice(mark)
       .filter(
         (e) =>
-          e.event === "account.status" && onVictim.includes(e.payload.accountId) && e.payload.status === "failed",
+          e.event === "account.status" &&
+          onVictim.includes(e.payload.accountId) &&
+          e.payload.status === "failed",
       );
     assert.deepEqual(failed, []);
     await pc.startWorker(victim);
