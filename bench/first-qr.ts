@@ -54,6 +54,8 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
     ENGINE: "simulated",
     ADMIN_API_KEY: adminKey,
     RATE_LIMIT_PER_MINUTE: "10000000",
+    // Every wave's sessions stay up (scanning): room for all of them (400 at the defaults).
+    SESSION_CAPACITY: "1000",
     ...(args.options["start-concurrency"]
       ? { START_CONCURRENCY: String(args.options["start-concurrency"]) }
       : {}),

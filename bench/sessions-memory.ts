@@ -80,6 +80,9 @@ export async function run(args: { options?: Record<string, string | boolean> } |
       engine: "simulated",
       logLevel: "warn",
       startConcurrency: concurrency,
+      // One worker holds every session of the bench.
+      sessionCapacity: sessions + 10,
+      quotas: { accounts: 0, webhooks: 0, sockets: 0, socketCallsPerMinute: 0 },
       // FerretDB on a shared machine is slow; a bench measures memory, not timeouts.
       requestTimeoutMs: 300000,
       // Long QR validity: no session times out while the others are being scanned.

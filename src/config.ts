@@ -111,7 +111,7 @@ export interface Config {
   webhookLeaseTtlMs: number;
   /** Webhook requests in flight per node. @default 16 */
   webhookConcurrency: number;
-  /** Of those, at most this many for one workspace (0: no bound). @default half of webhookConcurrency */
+  /** Of those, at most this many for one workspace (0: no bound). @default 0 */
   webhookWorkspaceConcurrency: number;
   /** Delivered and dead webhook deliveries are kept this long (0: forever). @default 604800000 (7 days) */
   webhookRetentionMs: number;
@@ -217,10 +217,7 @@ export function loadConfig(): Config {
     webhookPollMs: Math.max(1, int("WEBHOOK_POLL_MS", 1000)),
     webhookLeaseTtlMs: Math.max(1, int("WEBHOOK_LEASE_TTL_MS", 30000)),
     webhookConcurrency,
-    webhookWorkspaceConcurrency: Math.max(
-      0,
-      int("WEBHOOK_WORKSPACE_CONCURRENCY", Math.ceil(webhookConcurrency / 2)),
-    ),
+    webhookWorkspaceConcurrency: Math.max(0, int("WEBHOOK_WORKSPACE_CONCURRENCY", 0)),
     webhookRetentionMs: int("WEBHOOK_RETENTION_MS", 7 * 24 * 3600 * 1000),
     webhookAllowPrivate: str("WEBHOOK_ALLOW_PRIVATE", ""),
     metricsToken: str("METRICS_TOKEN", ""),

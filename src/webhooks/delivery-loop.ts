@@ -31,7 +31,7 @@ export interface DeliveryLoopOptions {
   /** Attempts in flight on this node. @default 16 */
   concurrency: number;
   /** Attempts in flight on this node for one workspace, so a tenant with slow receivers cannot hold
-   * every slot; 0: no per-workspace bound. @default half of `concurrency` */
+   * every slot; 0: no per-workspace bound. @default 0 */
   workspaceConcurrency?: number;
   /** Delivered and dead rows are deleted after this long; 0 keeps them. @default 604800000 (7 days) */
   retentionMs: number;
@@ -285,7 +285,7 @@ export class DeliveryLoop {
       }
       // The workspace has its share in flight: other tenants' queues go first; this one stays due.
       const ws = endpoint.workspaceId;
-      const perWorkspace = this.opts.workspaceConcurrency ?? Math.ceil(this.opts.concurrency / 2);
+      const perWorkspace = this.opts.workspaceConcurrency ?? 0;
       if (perWorkspace > 0 && (this.inFlightOf.get(ws) ?? 0) >= perWorkspace) continue;
       let row = await this.repos.outbox.at(cursor.endpointId, cursor.accountId, cursor.next);
       while (row && row.status !== "pending") {

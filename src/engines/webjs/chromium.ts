@@ -4,6 +4,7 @@
 // a crash is seen as the process's own exit.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 
 /** Flags every Chromium of ours needs here: Debian's Chromium as root in a container, no background
@@ -325,4 +326,23 @@ export function memoryOf(pids: number[]): { rssKb: number; pssKb: number; ussKb:
     }
   }
   return { rssKb, pssKb, ussKb, processes };
+}
+
+/**
+ * Launches the session's Chromium on its profile: first kills what a stale lock or a crashed node left
+ * of it; a first start (`restore` given) rebuilds the profile from the saved auth state, a restart
+ * keeps the local one (the newest state). Null when `opts.signal` aborted meanwhile.
+ */
+export async function launchOnProfile(
+  userDataDir: string,
+  restore: (() => Promise<unknown>) | null,
+  opts: LaunchOptions,
+): Promise<LaunchedChromium | null> {
+  await killSessionProcesses(userDataDir);
+  if (restore) {
+    await rm(userDataDir, { recursive: true, force: true });
+    await restore();
+  } else removeSingletonFiles(userDataDir);
+  if (opts.signal?.aborted) return null;
+  return launchChromium(opts);
 }

@@ -7,42 +7,38 @@ import { join } from "node:path";
 import type wweb from "whatsapp-web.js";
 import { InvalidStateError } from "../../errors.ts";
 import type { FailureReason } from "../../lifecycle/states.ts";
-import { BaseEngine, type EngineOptions, type StopOptions } from "../base.ts";
+import type { EngineOptions, StopOptions } from "../base.ts";
 import { ProfileAuthStrategy } from "./auth.ts";
 import {
   killSessionProcesses,
-  launchChromium,
+  launchOnProfile,
   ChromiumLaunchError,
   removeSingletonFiles,
   type LaunchedChromium,
 } from "./chromium.ts";
 import { createWhatsappClient, requestQrRefresh } from "./client.ts";
 import { classifyDisconnect, classifyStartError, toChatId } from "./events.ts";
+import { WebjsLifecycle } from "./lifecycle.ts";
 import { QrScreen } from "./qr-screen.ts";
-import { DEFAULTS, withTimeout, type Phase, type WebjsEngineOptions, type WebjsTuning } from "./tuning.ts";
+import { DEFAULTS, withTimeout, type WebjsEngineOptions, type WebjsTuning } from "./tuning.ts";
 
 export type { WebjsEngineOptions, WebjsTuning } from "./tuning.ts";
 
-export class WebjsEngine extends BaseEngine {
+export class WebjsEngine extends WebjsLifecycle {
   readonly name = "webjs";
   readonly userDataDir: string;
   private readonly tuning: Required<Omit<WebjsTuning, "chromiumArgs">> & { chromiumArgs: string[] };
   private readonly auth: ProfileAuthStrategy;
   private readonly qrScreen: QrScreen;
-  private phase: Phase = "idle";
-  /** Bumped whenever the current browser is abandoned: events and steps of older ones are ignored. */
-  private generation = 0;
   private browser: LaunchedChromium | null = null;
   private client: wweb.Client | null = null;
   private abortLaunch: AbortController | null = null;
   /** The launch in flight (profile restore + Chromium spawn); stop() waits for it to unwind. */
   private launching: Promise<void> | null = null;
-  private watchdog: NodeJS.Timeout | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
   private pairingPhone = "";
   private crashes: number[] = [];
   private everReady = false;
-  private startSettled: (() => void) | null = null;
   private stopping: Promise<void> | null = null;
 
   constructor(opts: WebjsEngineOptions) {
@@ -73,10 +69,6 @@ export class WebjsEngine extends BaseEngine {
     return this.browser?.browserPid;
   }
 
-  get status(): Phase {
-    return this.phase;
-  }
-
   /**
    * Restores the profile, launches Chromium and whatsapp-web.js, and resolves once that launch has
    * finished: the page showed a QR, the session is authenticated, or the start failed (so the
@@ -89,7 +81,7 @@ export class WebjsEngine extends BaseEngine {
     this.crashes = [];
     this.everReady = false;
     this.qrScreen.reset();
-    const settled = new Promise<void>((resolve) => (this.startSettled = resolve));
+    const settled = this.startSettling();
     this.background(this.launch(), "start");
     await settled;
   }
@@ -161,16 +153,8 @@ export class WebjsEngine extends BaseEngine {
     const abort = new AbortController();
     this.abortLaunch = abort;
     const run = async () => {
-      // A stale profile lock or a browser left by a crashed node process would block this launch.
-      await killSessionProcesses(this.userDataDir);
-      if (restart)
-        removeSingletonFiles(this.userDataDir); // the local profile is the newest state
-      else {
-        await rm(this.userDataDir, { recursive: true, force: true });
-        await this.auth.restore();
-      }
-      if (abort.signal.aborted) return;
-      this.browser = await launchChromium({
+      const restore = restart ? null : () => this.auth.restore();
+      this.browser = await launchOnProfile(this.userDataDir, restore, {
         executablePath: this.opts.chromiumPath ?? "/usr/bin/chromium",
         userDataDir: this.userDataDir,
         extraArgs: this.tuning.chromiumArgs,
@@ -178,7 +162,7 @@ export class WebjsEngine extends BaseEngine {
         signal: abort.signal,
       });
       const browser = this.browser;
-      void browser.exited.then(() => this.onBrowserExit(gen, browser));
+      if (browser) void browser.exited.then(() => this.onBrowserExit(gen, browser));
     };
     const step = run();
     this.launching = step.catch(() => undefined);
@@ -371,7 +355,7 @@ export class WebjsEngine extends BaseEngine {
 
   // ---- teardown ----
 
-  private async fail(gen: number, reason: FailureReason, message: string): Promise<void> {
+  protected async fail(gen: number, reason: FailureReason, message: string): Promise<void> {
     if (gen !== this.generation) return;
     this.generation++;
     this.phase = "failed";
@@ -419,36 +403,6 @@ export class WebjsEngine extends BaseEngine {
     removeSingletonFiles(this.userDataDir);
     await rm(this.userDataDir, { recursive: true, force: true, maxRetries: 3 });
     this.settleStart();
-  }
-
-  // ---- timers ----
-
-  private armWatchdog(gen: number, stage = "No QR code and no connection"): void {
-    this.clearWatchdog();
-    const ms = this.opts.startupTimeoutMs ?? 60_000;
-    this.watchdog = setTimeout(() => {
-      this.watchdog = null;
-      this.background(this.fail(gen, "startup_timeout", `${stage} within ${ms} ms`));
-    }, ms);
-  }
-
-  private clearWatchdog(): void {
-    if (this.watchdog) clearTimeout(this.watchdog);
-    this.watchdog = null;
-  }
-
-  /** Runs work nobody awaits; its failure is logged, never an unhandled rejection. */
-  private background(work: Promise<unknown> | (() => Promise<unknown>), what = "background step"): void {
-    const promise = typeof work === "function" ? work() : work;
-    promise.catch((err) =>
-      this.opts.logger?.error(`webjs session ${this.opts.sessionId}: ${what} failed:`, err),
-    );
-  }
-
-  private settleStart(): void {
-    const settle = this.startSettled;
-    this.startSettled = null;
-    settle?.();
   }
 }
 
