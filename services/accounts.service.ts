@@ -30,7 +30,7 @@ import {
   WorkspaceUnavailableError,
 } from "../src/errors.ts";
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
-import { QuotaBook } from "../src/quotas.ts";
+import { CachedCounts, QuotaBook } from "../src/quotas.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { QuotasRepo } from "../src/store/quotas-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
@@ -49,6 +49,7 @@ export type AccountsSettings = Record<string, never>;
 interface AccountsVars extends MongoVars {
   repo: AccountsRepo;
   quotas: QuotaBook;
+  accountCounts: CachedCounts;
   authStore: GridFsAuthStore;
   events: EventsRepo;
   /** `broadcast` of account events, each logged first (src/session/event-publisher.ts). */
@@ -126,7 +127,8 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       params: validatorOf(ACCOUNT_PARAMS.create),
       async handler(this: AccountsThis, ctx: Context<CreateAccountParams>): Promise<AccountView> {
         const ws = ctx.params.workspaceId;
-        await this.quotas.admit(ws, "accounts", () => this.repo.countIn(ws));
+        await this.quotas.admit(ws, "accounts", () => this.accountCounts.of(ws));
+        this.accountCounts.add(ws, 1);
         const engine = ctx.params.engine ?? configOf(this.broker).engine;
         resolveEngine(engine);
         const now = new Date();
@@ -231,6 +233,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         }
         await this.authStore.delete(doc.sessionId);
         await this.repo.delete(doc.workspaceId, doc._id);
+        this.accountCounts.add(doc.workspaceId, -1);
         await this.publish("account.deleted", {
           accountId: doc._id,
           workspaceId: doc.workspaceId,
@@ -357,6 +360,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
   async started(this: AccountsThis) {
     this.repo = new AccountsRepo(this.db);
     this.quotas = new QuotaBook(new QuotasRepo(this.db), configOf(this.broker).quotas);
+    this.accountCounts = new CachedCounts((ws) => this.repo.countIn(ws));
     const cfg = configOf(this.broker);
     this.authStore = new GridFsAuthStore(
       this.db,

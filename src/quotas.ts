@@ -34,3 +34,30 @@ export class QuotaBook {
     this.cache.delete(workspaceId);
   }
 }
+
+/**
+ * How many of something each workspace has, counted in the database at most every CACHE_MS and
+ * adjusted by this node's own creates and deletes meanwhile: a count per create would scan the
+ * collection on FerretDB (the hot path of a first QR). Other nodes' creates show within CACHE_MS, so a
+ * workspace racing through several gateways may pass its quota by what they created in that window.
+ */
+export class CachedCounts {
+  private readonly counts = new Map<string, { n: number; until: number }>();
+
+  constructor(private readonly count: (workspaceId: string) => Promise<number>) {}
+
+  async of(workspaceId: string): Promise<number> {
+    const hit = this.counts.get(workspaceId);
+    if (hit && hit.until > Date.now()) return hit.n;
+    const n = await this.count(workspaceId);
+    if (this.counts.size >= 10000) this.counts.clear();
+    this.counts.set(workspaceId, { n, until: Date.now() + CACHE_MS });
+    return n;
+  }
+
+  /** This node created (+1) or deleted (-1) one. */
+  add(workspaceId: string, delta: number): void {
+    const hit = this.counts.get(workspaceId);
+    if (hit) hit.n = Math.max(0, hit.n + delta);
+  }
+}
