@@ -35,14 +35,9 @@ import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { QuotasRepo } from "../src/store/quotas-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
 import { SecretBox } from "../src/store/secrets.ts";
-import { createIndexRacing, isDuplicateKey } from "../src/store/mongo.ts";
+import { isDuplicateKey } from "../src/store/mongo.ts";
 import { CURSOR_PATTERN, EventsRepo, seqOfCursor } from "../src/store/events-repo.ts";
-import {
-  eventsPage,
-  loggedBroadcast,
-  type Broadcast,
-  type EventsPage,
-} from "../src/session/event-publisher.ts";
+import { eventsPage, openEventLog, type Broadcast, type EventsPage } from "../src/session/event-publisher.ts";
 
 export type AccountsSettings = Record<string, never>;
 
@@ -361,14 +356,12 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     this.repo = new AccountsRepo(this.db);
     this.quotas = new QuotaBook(new QuotasRepo(this.db), configOf(this.broker).quotas);
     this.accountCounts = new CachedCounts((ws) => this.repo.countIn(ws));
-    const cfg = configOf(this.broker);
-    this.authStore = new GridFsAuthStore(
+    this.authStore = new GridFsAuthStore(this.db, SecretBox.fromConfig(configOf(this.broker)));
+    ({ events: this.events, publish: this.publish } = await openEventLog(
       this.db,
-      SecretBox.fromSettings(cfg.secretsKey, cfg.secretsKeyPrevious),
-    );
-    this.events = new EventsRepo(this.db);
-    await createIndexRacing(() => this.events.ensureIndexes());
-    this.publish = loggedBroadcast(this.events, (e, p) => this.broker.broadcast(e, p), this.logger);
+      (e, p) => this.broker.broadcast(e, p),
+      this.logger,
+    ));
   },
 };
 

@@ -32,9 +32,8 @@ import { WORKSPACE_SHARD } from "../src/placement/strategy.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
 import { SecretBox } from "../src/store/secrets.ts";
-import { EventsRepo } from "../src/store/events-repo.ts";
-import { createIndexRacing } from "../src/store/mongo.ts";
-import { loggedBroadcast, startPruning, type Broadcast } from "../src/session/event-publisher.ts";
+import type { EventsRepo } from "../src/store/events-repo.ts";
+import { openEventLog, startPruning, type Broadcast } from "../src/session/event-publisher.ts";
 
 export type SessionCreateParams = NewAccount;
 export type SessionSettings = Record<string, never>;
@@ -328,13 +327,12 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
   async started(this: SessionThis) {
     const cfg = configOf(this.broker);
     this.repo = new AccountsRepo(this.db);
-    this.authStore = new GridFsAuthStore(
+    this.authStore = new GridFsAuthStore(this.db, SecretBox.fromConfig(cfg));
+    ({ events: this.events, publish: this.publish } = await openEventLog(
       this.db,
-      SecretBox.fromSettings(cfg.secretsKey, cfg.secretsKeyPrevious),
-    );
-    this.events = new EventsRepo(this.db);
-    await createIndexRacing(() => this.events.ensureIndexes());
-    this.publish = loggedBroadcast(this.events, (e, p) => this.broker.broadcast(e, p), this.logger);
+      (e, p) => this.broker.broadcast(e, p),
+      this.logger,
+    ));
     this.pruneTimer = startPruning(this.events, cfg.eventsRetentionMs, this.logger);
     this.runtime = new SessionRuntime({
       nodeId: this.broker.nodeID,

@@ -300,13 +300,9 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
   async started() {
     const cfg = configOf(this.broker);
     this.endpointCacheMs = 5 * cfg.webhookPollMs;
-    const secrets = configOf(this.broker);
-    this.endpoints = new EndpointsRepo(
-      this.db,
-      SecretBox.fromSettings(secrets.secretsKey, secrets.secretsKeyPrevious),
-    );
-    this.policy = new AddressPolicy(configOf(this.broker).webhookAllowPrivate);
-    this.quotas = new QuotaBook(new QuotasRepo(this.db), configOf(this.broker).quotas);
+    this.endpoints = new EndpointsRepo(this.db, SecretBox.fromConfig(cfg));
+    this.policy = new AddressPolicy(cfg.webhookAllowPrivate);
+    this.quotas = new QuotaBook(new QuotasRepo(this.db), cfg.quotas);
     this.outbox = new OutboxRepo(
       this.db,
       this.broker.nodeID,

@@ -1,8 +1,9 @@
 // Account events leave a node through here: each is appended to the workspace's event log
 // (src/store/events-repo.ts) and then broadcast with its `cursor`, so whoever missed the broadcast
 // (a webhooks node that was down, a socket that reconnected) reads it from the log.
-import type { EventsRepo } from "../store/events-repo.ts";
-import { cursorOf } from "../store/events-repo.ts";
+import type { Db } from "mongodb";
+import { cursorOf, EventsRepo } from "../store/events-repo.ts";
+import { createIndexRacing } from "../store/mongo.ts";
 
 export type Broadcast = (event: string, payload: unknown) => unknown;
 
@@ -48,6 +49,17 @@ export function startPruning(
  * its retries), the event is still broadcast, without a cursor, so live sockets see it; webhooks record
  * such an event from the broadcast (as they did before the log), and a replay will not have it.
  */
+/** The node's event log (indexes ensured) and its logged broadcast. */
+export async function openEventLog(
+  db: Db,
+  broadcast: Broadcast,
+  logger: Logger,
+): Promise<{ events: EventsRepo; publish: Broadcast }> {
+  const events = new EventsRepo(db);
+  await createIndexRacing(() => events.ensureIndexes());
+  return { events, publish: loggedBroadcast(events, broadcast, logger) };
+}
+
 export function loggedBroadcast(log: EventsRepo, broadcast: Broadcast, logger: Logger): Broadcast {
   return async (event, payload) => {
     const workspaceId = workspaceOf(payload);

@@ -51,6 +51,11 @@ export class SecretBox {
     for (const key of [current, ...previous]) this.keys.set(keyIdOf(key).toString("hex"), key);
   }
 
+  /** From a node's Config. */
+  static fromConfig(cfg: { secretsKey: string; secretsKeyPrevious: string[] }): SecretBox | null {
+    return SecretBox.fromSettings(cfg.secretsKey, cfg.secretsKeyPrevious);
+  }
+
   /** From the settings' text; null when no key is set (values are then stored as they are). */
   static fromSettings(current: string, previous: string[] = []): SecretBox | null {
     if (!current) return null;
