@@ -27,6 +27,7 @@ const BENCHES: Record<string, () => Promise<{ run(args: BenchArgs): Promise<Benc
   routing: () => import("./routing.ts"),
   webhooks: () => import("./webhooks.ts"),
   "first-qr": () => import("./first-qr.ts"),
+  density: () => import("./density.ts"),
 };
 
 export function parseArgs(argv: string[]): BenchArgs {
