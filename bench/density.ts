@@ -15,7 +15,8 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MongoClient } from "mongodb";
-import { CHROMIUM_FLAGS, memoryOf, processesMentioning } from "../src/engines/webjs/chromium.ts";
+import { memoryOf, processesMentioning } from "../src/engines/webjs/chromium.ts";
+import { sandboxDecision, sessionFlags } from "../src/engines/webjs/flags.ts";
 import { WebjsEngine } from "../src/engines/webjs/index.ts";
 import { startMongoWire, type RunningServer } from "../src/dev/servers.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
@@ -60,7 +61,7 @@ export async function run(args?: BenchArgs) {
     client = await MongoClient.connect(mongo.url);
     standin = await startWhatsappStandin({ mode: "qr" });
     const authStore = new GridFsAuthStore(client.db());
-    log(`${sessions} sessions; flags: ${[...CHROMIUM_FLAGS, ...chromiumArgs].join(" ")}`);
+    log(`${sessions} sessions; flags: ${[...sessionFlags(), ...chromiumArgs].join(" ")}`);
 
     const started = Date.now();
     // One at a time, as a worker with START_CONCURRENCY 1 would: 2 cores, and launches are the peak.
@@ -139,7 +140,8 @@ export async function run(args?: BenchArgs) {
       bench: "density",
       sessions,
       engine: "webjs",
-      flags: [...CHROMIUM_FLAGS, ...chromiumArgs],
+      sandbox: sandboxDecision(),
+      flags: [...sessionFlags(), ...chromiumArgs],
       allConnectedMs,
       settled,
       perSession,

@@ -5,7 +5,7 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
-import { CHROMIUM_BASE_FLAGS } from "../../src/engines/webjs/chromium.ts";
+import { chromiumBaseFlags } from "../../src/engines/webjs/flags.ts";
 import { testConfig } from "../support/cluster.ts";
 import { testEnv } from "../support/env.ts";
 import { waitFor } from "../support/wait.ts";
@@ -15,7 +15,7 @@ async function launchBrowser(): Promise<Browser> {
   return puppeteer.launch({
     executablePath: testConfig().chromiumPath,
     headless: true,
-    args: CHROMIUM_BASE_FLAGS,
+    args: chromiumBaseFlags(),
     userDataDir: `${testEnv.dataDir}/chromium-dashboard-${randomBytes(3).toString("hex")}`,
   });
 }

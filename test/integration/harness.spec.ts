@@ -10,7 +10,7 @@ import { TestCluster } from "../support/cluster.ts";
 import { testEnv, mongoUrlFor, testSecrets } from "../support/env.ts";
 import { GridFsAuthStore } from "../../src/store/auth-store.ts";
 import { config } from "../../src/config.ts";
-import { CHROMIUM_BASE_FLAGS } from "../../src/engines/webjs/chromium.ts";
+import { chromiumBaseFlags } from "../../src/engines/webjs/flags.ts";
 
 describe("harness: real NATS, MongoDB-wire server and Chromium", () => {
   it("three brokers over the real NATS discover each other and call across", async () => {
@@ -92,7 +92,7 @@ describe("harness: real NATS, MongoDB-wire server and Chromium", () => {
       const out = await new Promise<string>((resolve, reject) => {
         const child = spawn(config.chromiumPath, [
           "--headless",
-          ...CHROMIUM_BASE_FLAGS,
+          ...chromiumBaseFlags(),
           `--user-data-dir=${testEnv.dataDir}/chromium-harness`,
           "--dump-dom",
           `http://127.0.0.1:${port}/`,

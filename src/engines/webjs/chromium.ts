@@ -1,33 +1,14 @@
 // Launching and killing one session's Chromium. We spawn Chromium ourselves (whatsapp-web.js then
-// connects over the DevTools socket) so that we hold its pid and process group from the first moment:
+// connects over its DevTools pipe, devtools-pipe.ts) so that we hold its pid and process group from the first moment:
 // stop() can then always kill everything, even when whatsapp-web.js's destroy() throws or hangs, and
 // a crash is seen as the process's own exit.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-
-/** Flags every Chromium of ours needs here: Debian's Chromium as root in a container, no background
- * traffic to Google's hosts (ENVIRONMENT.md). Tests that launch a browser of their own use them too. */
-export const CHROMIUM_BASE_FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-dev-shm-usage",
-  "--disable-background-networking",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-/** A session's Chromium: the base flags, headless, with remote debugging for whatsapp-web.js. */
-export const CHROMIUM_FLAGS = [
-  "--headless",
-  ...CHROMIUM_BASE_FLAGS,
-  "--disable-extensions",
-  "--disable-blink-features=AutomationControlled",
-  "--mute-audio",
-  "--remote-debugging-port=0",
-];
+import type { Readable, Writable } from "node:stream";
+import { PipeTransport } from "./devtools-pipe.ts";
+import { logSandboxDecision, sessionFlags } from "./flags.ts";
 
 export interface LaunchOptions {
   /** Chromium binary. */
@@ -36,10 +17,12 @@ export interface LaunchOptions {
   userDataDir: string;
   /** Extra flags (e.g. `--host-resolver-rules=…` for a local stand-in of WhatsApp Web). */
   extraArgs?: string[];
-  /** How long to wait for the DevTools endpoint. @default 30000 */
+  /** How long to wait for DevTools to answer on the pipe. @default 30000 */
   timeoutMs?: number;
   /** Aborting kills the browser and rejects the launch (a stop() during a start). */
   signal?: AbortSignal;
+  /** Where the sandbox decision is logged (once per process). @default console */
+  logger?: { info(...a: unknown[]): void; warn(...a: unknown[]): void };
 }
 
 export interface LaunchedChromium {
@@ -47,7 +30,8 @@ export interface LaunchedChromium {
   pid: number;
   /** Chromium's main process. */
   browserPid: number;
-  wsEndpoint: string;
+  /** DevTools, over the pipe: no port is open. */
+  transport: PipeTransport;
   child: ChildProcess;
   /** Resolves with the exit code/signal when the browser process ends. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -81,7 +65,9 @@ const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p)) 
  * The command that runs Chromium so that it dies with this Node process, even a SIGKILLed one: a shell
  * that leads the browser's process group gets SIGTERM when its parent (this process) dies (setpriv's
  * parent-death signal) and then SIGKILLs the whole group, Chromium's zygote and renderers included.
- * Without setpriv, Chromium runs directly (and only a graceful exit of this process kills it).
+ * The DevTools pipe (fds 3 and 4) passes through to Chromium; the shell closes its own copies, so the
+ * pipe ends exactly when the browser does. Without setpriv, Chromium runs directly (and only a
+ * graceful exit of this process kills it).
  */
 export function supervisedCommand(
   executable: string,
@@ -91,7 +77,7 @@ export function supervisedCommand(
   if (!SETPRIV) return { file: executable, args };
   // Chromium's crash handler leaves the group; it is found by its database inside the profile ($0).
   const script =
-    'trap \'pkill -KILL -f -- "$0/.config"; kill -KILL 0\' TERM; "$@" & echo "chromium pid $!" >&2; wait $!';
+    'trap \'pkill -KILL -f -- "$0/.config"; kill -KILL 0\' TERM; "$@" & pid=$!; exec 3>&- 4>&-; echo "chromium pid $pid" >&2; wait $pid';
   const shell = ["/bin/sh", "-c", script, profileDir, executable, ...args];
   return { file: SETPRIV, args: ["--pdeathsig", "TERM", "--", ...shell] };
 }
@@ -99,17 +85,20 @@ export function supervisedCommand(
 /**
  * Spawns Chromium in a process group of its own (`detached`), under the parent-death supervisor of
  * `supervisedCommand`, with its crash handler's database inside the profile (XDG_CONFIG_HOME) so that
- * every process it starts names the profile on its command line.
+ * every process it starts names the profile on its command line. DevTools is the pipe on fds 3/4
+ * (--remote-debugging-pipe); the launch ends once Chromium has answered a command on it.
  */
 export function launchChromium(opts: LaunchOptions): Promise<LaunchedChromium> {
+  logSandboxDecision(opts.logger);
   const command = supervisedCommand(
     opts.executablePath,
-    [...CHROMIUM_FLAGS, ...(opts.extraArgs ?? []), `--user-data-dir=${opts.userDataDir}`, "about:blank"],
+    [...sessionFlags(), ...(opts.extraArgs ?? []), `--user-data-dir=${opts.userDataDir}`, "about:blank"],
     opts.userDataDir,
   );
   const child = spawn(command.file, command.args, {
     detached: true,
-    stdio: ["ignore", "ignore", "pipe"],
+    // fd 3: DevTools commands to Chromium, fd 4: its answers and events.
+    stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"],
     env: { ...process.env, XDG_CONFIG_HOME: join(opts.userDataDir, ".config") },
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -117,28 +106,28 @@ export function launchChromium(opts: LaunchOptions): Promise<LaunchedChromium> {
     child.once("error", () => resolve({ code: null, signal: null }));
   });
   if (child.pid) trackGroup(child.pid, exited);
+  const transport = new PipeTransport(child.stdio[3] as Writable, child.stdio[4] as Readable);
   return new Promise((resolve, reject) => {
     let stderr = "";
     let browserPid: number | undefined;
+    let answered = false;
     const timer = setTimeout(
-      () => fail(new ChromiumLaunchError(`Chromium did not open DevTools in ${opts.timeoutMs ?? 30000} ms`)),
+      () =>
+        fail(new ChromiumLaunchError(`Chromium did not answer on DevTools in ${opts.timeoutMs ?? 30000} ms`)),
       opts.timeoutMs ?? 30000,
     );
+    const ready = () => {
+      // Both the supervisor's "chromium pid" line and DevTools' answer (either may come first).
+      if (!answered || (SETPRIV && browserPid === undefined)) return;
+      done();
+      child.stderr?.resume(); // keep draining so Chromium never blocks on a full pipe
+      resolve({ pid: child.pid!, browserPid: browserPid ?? child.pid!, transport, child, exited });
+    };
     const onData = (chunk: Buffer) => {
       stderr += chunk.toString();
       browserPid ??= Number(/chromium pid (\d+)/.exec(stderr)?.[1]) || undefined;
-      const match = /DevTools listening on (ws:\/\/\S+)/.exec(stderr);
-      if (match) {
-        done();
-        child.stderr?.resume(); // keep draining so Chromium never blocks on a full pipe
-        resolve({
-          pid: child.pid!,
-          browserPid: browserPid ?? child.pid!,
-          wsEndpoint: match[1],
-          child,
-          exited,
-        });
-      } else if (stderr.length > 64_000) stderr = stderr.slice(-16_000);
+      if (stderr.length > 64_000) stderr = stderr.slice(-16_000);
+      ready();
     };
     const onError = (err: Error) => fail(new ChromiumLaunchError(`Chromium could not start: ${err.message}`));
     const onExit = (code: number | null, signal: string | null) =>
@@ -148,7 +137,9 @@ export function launchChromium(opts: LaunchOptions): Promise<LaunchedChromium> {
         ),
       );
     const onAbort = () => fail(new ChromiumLaunchError("Chromium launch aborted"));
+    let finished = false;
     const done = () => {
+      finished = true;
       clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onAbort);
       child.stderr?.off("data", onData);
@@ -156,7 +147,9 @@ export function launchChromium(opts: LaunchOptions): Promise<LaunchedChromium> {
       child.off("exit", onExit);
     };
     const fail = (err: Error) => {
+      if (finished) return;
       done();
+      transport.close();
       if (child.pid) killProcessGroup(child.pid);
       reject(err);
     };
@@ -165,6 +158,14 @@ export function launchChromium(opts: LaunchOptions): Promise<LaunchedChromium> {
     child.once("exit", onExit);
     if (opts.signal?.aborted) onAbort();
     else opts.signal?.addEventListener("abort", onAbort);
+    // Puppeteer numbers its own commands from 1 once it owns the pipe; this answer is consumed first.
+    transport.request(0, "Browser.getVersion").then(
+      () => {
+        answered = true;
+        ready();
+      },
+      (err: Error) => fail(new ChromiumLaunchError(`Chromium's DevTools pipe failed: ${err.message}`)),
+    );
   });
 }
 

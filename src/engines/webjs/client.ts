@@ -1,7 +1,7 @@
 // Building a whatsapp-web.js Client on a browser we launched, and wiring its events (translated by
 // events.ts) to the engine. The Client's own unawaited steps are guarded here so that a browser we
 // abandoned can never surface as an unhandled rejection.
-import type { Page } from "puppeteer-core";
+import type { ConnectionTransport, Page } from "puppeteer-core";
 import type wweb from "whatsapp-web.js";
 import type { IncomingMessage, ReadyInfo } from "../base.ts";
 import {
@@ -12,6 +12,7 @@ import {
   type WebjsMessage,
 } from "./events.ts";
 import type { ProfileAuthStrategy } from "./auth.ts";
+import { pipePuppeteerOptions } from "./devtools-pipe.ts";
 
 export interface ClientHandlers {
   qr(qr: string): void;
@@ -30,7 +31,8 @@ export interface ClientHandlers {
 }
 
 export interface WhatsappClientOptions {
-  browserWSEndpoint: string;
+  /** Chromium's DevTools pipe. */
+  devtools: ConnectionTransport;
   authStrategy: ProfileAuthStrategy;
   /** The QR policy's `max`; whatsapp-web.js's own limit is one more, as a backstop. */
   qrMax: number;
@@ -43,10 +45,7 @@ export interface WhatsappClientOptions {
 export function createWhatsappClient(Client: typeof wweb.Client, opts: WhatsappClientOptions): wweb.Client {
   const client = new Client({
     authStrategy: opts.authStrategy as unknown as wweb.AuthStrategy,
-    puppeteer: {
-      browserWSEndpoint: opts.browserWSEndpoint,
-      defaultViewport: null,
-    } as wweb.ClientOptions["puppeteer"],
+    puppeteer: pipePuppeteerOptions(opts.devtools) as wweb.ClientOptions["puppeteer"],
     qrMaxRetries: opts.qrMax + 1,
     webVersionCache: { type: "none" }, // never writes ./.wwebjs_cache into the working directory
     authTimeoutMs: opts.authTimeoutMs,

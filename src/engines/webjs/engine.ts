@@ -17,6 +17,7 @@ import {
   type LaunchedChromium,
 } from "./chromium.ts";
 import { createWhatsappClient, requestQrRefresh } from "./client.ts";
+import type { PipeTransport } from "./devtools-pipe.ts";
 import { classifyDisconnect, classifyStartError, toChatId } from "./events.ts";
 import { WebjsLifecycle } from "./lifecycle.ts";
 import { QrScreen } from "./qr-screen.ts";
@@ -160,6 +161,7 @@ export class WebjsEngine extends WebjsLifecycle {
         extraArgs: this.tuning.chromiumArgs,
         timeoutMs: this.tuning.launchTimeoutMs,
         signal: abort.signal,
+        logger: this.opts.logger,
       });
       const browser = this.browser;
       if (browser) void browser.exited.then(() => this.onBrowserExit(gen, browser));
@@ -181,7 +183,7 @@ export class WebjsEngine extends WebjsLifecycle {
     // Loaded on first use: nodes that never run a webjs session never load puppeteer.
     const { Client } = (await import("whatsapp-web.js")).default;
     if (gen !== this.generation || !this.browser) return;
-    const client = this.createClient(Client, gen, this.browser.wsEndpoint);
+    const client = this.createClient(Client, gen, this.browser.transport);
     this.client = client;
     try {
       await client.initialize();
@@ -198,10 +200,10 @@ export class WebjsEngine extends WebjsLifecycle {
   }
 
   /** A whatsapp-web.js Client on the launched browser; its events reach us only while `gen` is current. */
-  private createClient(Client: typeof wweb.Client, gen: number, browserWSEndpoint: string): wweb.Client {
+  private createClient(Client: typeof wweb.Client, gen: number, devtools: PipeTransport): wweb.Client {
     const live = () => gen === this.generation;
     return createWhatsappClient(Client, {
-      browserWSEndpoint,
+      devtools,
       authStrategy: this.auth,
       qrMax: this.opts.qr.max,
       authTimeoutMs: this.opts.startupTimeoutMs ?? 60_000,

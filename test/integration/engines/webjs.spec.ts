@@ -6,7 +6,17 @@
 import { strict as assert } from "node:assert";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { MongoClient, type Db } from "mongodb";
 import type { ServiceBroker } from "moleculer";
@@ -24,6 +34,9 @@ import {
   processGroupOf,
 } from "../../../src/engines/webjs/chromium.ts";
 import { packProfile, ProfileAuthStrategy } from "../../../src/engines/webjs/auth.ts";
+import { pipePuppeteerOptions } from "../../../src/engines/webjs/devtools-pipe.ts";
+import { sandboxDecision } from "../../../src/engines/webjs/flags.ts";
+import { ROOT } from "../../../src/dev/servers.ts";
 import { WebjsEngine, type WebjsTuning } from "../../../src/engines/webjs/index.ts";
 import { GridFsAuthStore } from "../../../src/store/auth-store.ts";
 import { TestCluster, TEST_TIMINGS } from "../../support/cluster.ts";
@@ -369,6 +382,98 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
     });
   });
 
+  describe("DevTools and sandbox (issue 16)", () => {
+    /** Inodes of the TCP sockets listening on this machine (state 0A in /proc/net/tcp and tcp6). */
+    function listeningInodes(): Set<string> {
+      const inodes = new Set<string>();
+      for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+        for (const line of readFileSync(table, "utf8").trim().split("\n").slice(1)) {
+          const cols = line.trim().split(/\s+/);
+          if (cols[3] === "0A") inodes.add(cols[9]);
+        }
+      }
+      return inodes;
+    }
+
+    /** Listening TCP sockets held open by any of `pids` (through /proc/<pid>/fd). */
+    function listeningSocketsOf(pids: number[]): string[] {
+      const listening = listeningInodes();
+      const found: string[] = [];
+      for (const pid of pids) {
+        let fds: string[];
+        try {
+          fds = readdirSync(`/proc/${pid}/fd`);
+        } catch {
+          continue; // exited meanwhile
+        }
+        for (const fd of fds) {
+          let target: string;
+          try {
+            target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+          } catch {
+            continue;
+          }
+          const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+          if (inode && listening.has(inode)) found.push(`pid ${pid} fd ${fd}`);
+        }
+      }
+      return found;
+    }
+
+    it("a session's Chromium speaks DevTools over its pipe only: no process of it listens on a TCP port", async () => {
+      const s = await standin("qr");
+      const { engine } = makeEngine({ chromiumArgs: s.chromiumArgs });
+      await engine.start();
+      assert.equal(engine.status, "qr", "whatsapp-web.js drove the page over the pipe");
+      const pids = processesMentioning(engine.userDataDir);
+      const browserCmd = readFileSync(`/proc/${engine.browserPid}/cmdline`, "utf8").split("\0");
+      assert.ok(browserCmd.includes("--remote-debugging-pipe"));
+      for (const pid of pids) {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+        assert.doesNotMatch(cmd, /--remote-debugging-port/, `pid ${pid} was given a DevTools port`);
+      }
+      assert.ok(listeningInodes().size > 0, "the check sees listening sockets (the stand-in's, FerretDB's)");
+      assert.deepEqual(listeningSocketsOf(pids), [], "no listening socket in any of the session's processes");
+    });
+
+    it("the sandbox decision and its reason are logged once by the process that launches Chromium", async () => {
+      const dir = join(profileRoot, `sandbox${randomBytes(3).toString("hex")}`);
+      const child = spawn(
+        process.execPath,
+        ["--import", "tsx", join(ROOT, "test/support/chromium-child.ts"), "/usr/bin/chromium", dir],
+        { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+      );
+      try {
+        let stderr = "";
+        child.stderr.on("data", (b) => (stderr += b));
+        const launched = await new Promise<string>((resolve, reject) => {
+          child.stdout.once("data", (b) => resolve(String(b)));
+          child.once("exit", (code) => reject(new Error(`exited ${code}: ${stderr}`)));
+        });
+        assert.match(launched, /"pid":\d+/);
+        const expected = sandboxDecision(); // the same facts in this process
+        const logged = stderr
+          .trim()
+          .split("\n")
+          .filter((l) => /Chromium runs/.test(l));
+        assert.equal(logged.length, 1, stderr);
+        assert.ok(logged[0].includes(expected.reason), logged[0]);
+        const browserFlags = processesMentioning(dir).map((pid) =>
+          readFileSync(`/proc/${pid}/cmdline`, "utf8"),
+        );
+        assert.equal(
+          browserFlags.some((cmd) => cmd.includes("--no-sandbox")),
+          !expected.sandbox,
+          "--no-sandbox is passed exactly when the sandbox cannot run",
+        );
+      } finally {
+        child.kill("SIGKILL");
+        await waitFor(() => processesMentioning(dir).length === 0, { what: "the child's Chromium gone" });
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe("the QR path of whatsapp-web.js against the local stand-in", () => {
     it("QRs follow the policy (first TTL, refreshes, max) and then failed/qr_timeout", async () => {
       const s = await standin("qr", 60000); // WhatsApp rotates slower than the policy here
@@ -546,7 +651,7 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       const browser = await launchChromium({ executablePath: "/usr/bin/chromium", userDataDir: dir });
       const { Client } = (await import("whatsapp-web.js")).default;
       const wa = new Client({
-        puppeteer: { browserWSEndpoint: browser.wsEndpoint, defaultViewport: null } as any,
+        puppeteer: pipePuppeteerOptions(browser.transport) as any,
         webVersionCache: { type: "none" },
       });
       try {

@@ -1,0 +1,151 @@
+// Chromium's command line for a session, and whether its sandbox can be on. The sandbox is decided once
+// per process from facts about this process and the kernel (decideSandbox is pure and unit-tested);
+// --no-sandbox is passed only when Chromium's sandbox cannot work here, and the reason is logged once.
+import { spawnSync } from "node:child_process";
+import { readFileSync, statSync } from "node:fs";
+
+/** What decides whether Chromium's sandbox can run (read by `sandboxFacts`). */
+export interface SandboxFacts {
+  /** Effective uid of this process (Chromium's children run as it). */
+  uid: number;
+  /** kernel.unprivileged_userns_clone (Debian kernels; null where the sysctl does not exist). */
+  unprivilegedUsernsClone: string | null;
+  /** user.max_user_namespaces (null when unreadable). */
+  maxUserNamespaces: string | null;
+  /** kernel.apparmor_restrict_unprivileged_userns (Ubuntu ≥ 23.10; null where absent). */
+  apparmorRestrictsUserns: string | null;
+  /** Whether this process could create a user namespace (`unshare --user true`); null when not tried. */
+  userNamespaceWorks: boolean | null;
+  /** Chromium's setuid sandbox helper when installed (root-owned, setuid), else null. */
+  setuidHelper: string | null;
+}
+
+export interface SandboxDecision {
+  sandbox: boolean;
+  reason: string;
+}
+
+/**
+ * Chromium's Linux sandbox needs unprivileged user namespaces, or else its setuid helper; and it
+ * refuses to start at all as root unless told --no-sandbox. Root is therefore the first question.
+ */
+export function decideSandbox(f: SandboxFacts): SandboxDecision {
+  if (f.uid === 0) {
+    return {
+      sandbox: false,
+      reason: "running as root, where Chromium refuses its sandbox (run the worker as an unprivileged user)",
+    };
+  }
+  const blocked =
+    f.unprivilegedUsernsClone === "0"
+      ? "kernel.unprivileged_userns_clone is 0"
+      : f.maxUserNamespaces === "0"
+        ? "user.max_user_namespaces is 0"
+        : f.apparmorRestrictsUserns === "1"
+          ? "kernel.apparmor_restrict_unprivileged_userns is 1"
+          : f.userNamespaceWorks === false
+            ? "this process may not create user namespaces (container seccomp or policy)"
+            : null;
+  if (blocked === null) return { sandbox: true, reason: "unprivileged user namespaces are available" };
+  if (f.setuidHelper) {
+    return {
+      sandbox: true,
+      reason: `${blocked}; Chromium's setuid helper ${f.setuidHelper} sandboxes instead`,
+    };
+  }
+  return { sandbox: false, reason: `${blocked}, and Chromium's setuid sandbox helper is not installed` };
+}
+
+function sysctl(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch {
+    return null;
+  }
+}
+
+/** Where Chromium looks for its setuid helper: CHROME_DEVEL_SANDBOX, else beside its binary. */
+function setuidHelper(chromiumPath: string): string | null {
+  const candidates = [process.env.CHROME_DEVEL_SANDBOX, "/usr/lib/chromium/chrome-sandbox"];
+  if (chromiumPath.includes("/")) candidates.push(chromiumPath.replace(/[^/]+$/, "chrome-sandbox"));
+  for (const path of candidates) {
+    if (!path) continue;
+    try {
+      const st = statSync(path);
+      if (st.uid === 0 && (st.mode & 0o4000) !== 0) return path;
+    } catch {
+      // not there
+    }
+  }
+  return null;
+}
+
+/** The facts of this process and kernel; tries a user namespace only when it is not root. */
+export function sandboxFacts(chromiumPath = "/usr/bin/chromium"): SandboxFacts {
+  const uid = process.geteuid?.() ?? 0;
+  let userNamespaceWorks: boolean | null = null;
+  if (uid !== 0) {
+    const probe = spawnSync("unshare", ["--user", "true"], { stdio: "ignore", timeout: 5000 });
+    userNamespaceWorks = probe.error ? null : probe.status === 0;
+  }
+  return {
+    uid,
+    unprivilegedUsernsClone: sysctl("/proc/sys/kernel/unprivileged_userns_clone"),
+    maxUserNamespaces: sysctl("/proc/sys/user/max_user_namespaces"),
+    apparmorRestrictsUserns: sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"),
+    userNamespaceWorks,
+    setuidHelper: setuidHelper(chromiumPath),
+  };
+}
+
+let decided: SandboxDecision | null = null;
+let logged = false;
+
+/** This process's decision (facts read once: they do not change while it runs). */
+export function sandboxDecision(): SandboxDecision {
+  decided ??= decideSandbox(sandboxFacts());
+  return decided;
+}
+
+type Logger = { info(...a: unknown[]): void; warn(...a: unknown[]): void };
+
+/** Logs the decision on the first launch of this process (a warning when the sandbox is off). */
+export function logSandboxDecision(logger: Logger = console): void {
+  if (logged) return;
+  logged = true;
+  const { sandbox, reason } = sandboxDecision();
+  if (sandbox) logger.info(`Chromium runs sandboxed: ${reason}`);
+  else logger.warn(`Chromium runs without its sandbox (--no-sandbox): ${reason}`);
+}
+
+/** `--no-sandbox` when the sandbox cannot run here, else nothing. */
+export function sandboxFlags(): string[] {
+  return sandboxDecision().sandbox ? [] : ["--no-sandbox"];
+}
+
+/** Flags every Chromium of ours needs here: no GPU, no /dev/shm (small in containers), no background
+ * traffic to Google's hosts (ENVIRONMENT.md); and the sandbox where it can run. Tests that launch a
+ * browser of their own use them too. */
+export function chromiumBaseFlags(): string[] {
+  return [
+    ...sandboxFlags(),
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+  ];
+}
+
+/** A session's Chromium: the base flags, headless, with DevTools on the pipe (fds 3 and 4) only. */
+export function sessionFlags(): string[] {
+  return [
+    "--headless",
+    ...chromiumBaseFlags(),
+    "--disable-extensions",
+    "--disable-blink-features=AutomationControlled",
+    "--mute-audio",
+    "--remote-debugging-pipe",
+  ];
+}
