@@ -5,7 +5,7 @@
 //   /metrics             Prometheus text (src/gateway/metrics.ts)
 // Socket.IO shares its HTTP server when the node also runs `io` (services/io.service.ts).
 //
-// Request pipeline of /api/v1: JSON body (≤ 64 kB) → key and per-key rate limit (src/gateway/auth.ts)
+// Request pipeline of /api/v1: JSON body (≤ 64 kB; routes carrying media: MEDIA_MAX_BYTES in base64) → key and per-key rate limit (src/gateway/auth.ts)
 // → moleculer-web resolves the alias's endpoint → authorization: admin check, the route's params picked
 // and validated, `workspaceId` forced to the key's workspace → the action → the result shaped by its
 // route → errors as {name, message, code, type, data} (src/gateway/http-errors.ts).
@@ -25,6 +25,7 @@ import { aliasesOf } from "../src/gateway/aliases.ts";
 import {
   BODY_LIMIT,
   corsSettings,
+  mediaBodyLimit,
   shapeResult,
   type GatewayContext,
   type Req,
@@ -55,6 +56,27 @@ interface ApiThis extends Service, Gatekeeper {
   resolveAlias(url: string, method: string): false | { alias: { routeId?: string } };
 }
 
+/** A moleculer-web route of /api/v1: JSON body up to `limit`, key and rate limit, authorization, the
+ * result shaped by its route spec. */
+function restRoute(name: string, aliases: Record<string, unknown>, limit: string | number) {
+  return {
+    name,
+    path: "/api/v1",
+    mappingPolicy: "restrict",
+    aliases,
+    bodyParsers: { json: { limit, strict: true }, urlencoded: false },
+    use: [
+      function (this: ApiThis, req: Req, res: Res, next: (err?: unknown) => void) {
+        authenticateRequest(this, req, res).then(() => next(), next);
+      },
+    ],
+    authorization: true,
+    onAfterCall(this: ApiThis, ctx: GatewayContext, _route: unknown, req: Req, res: Res, data: unknown) {
+      return shapeResult(this.broker, ROUTES_BY_ID.get(req.$alias?.routeId ?? ""), ctx, req, res, data);
+    },
+  };
+}
+
 export function createApiService(cfg: Config): ServiceSchema {
   const cors = corsSettings(cfg);
   const workspaceKey = { workspaceId: { type: "string", pattern: ID_PATTERN } };
@@ -78,29 +100,9 @@ export function createApiService(cfg: Config): ServiceSchema {
         sendError(req, res, err, this.logger);
       },
       routes: [
-        {
-          name: "rest",
-          path: "/api/v1",
-          mappingPolicy: "restrict",
-          aliases: aliasesOf("/api/v1"),
-          bodyParsers: { json: { limit: BODY_LIMIT, strict: true }, urlencoded: false },
-          use: [
-            function (this: ApiThis, req: Req, res: Res, next: (err?: unknown) => void) {
-              authenticateRequest(this, req, res).then(() => next(), next);
-            },
-          ],
-          authorization: true,
-          onAfterCall(
-            this: ApiThis,
-            ctx: GatewayContext,
-            _route: unknown,
-            req: Req,
-            res: Res,
-            data: unknown,
-          ) {
-            return shapeResult(this.broker, ROUTES_BY_ID.get(req.$alias?.routeId ?? ""), ctx, req, res, data);
-          },
-        },
+        // The same pipeline twice: routes whose body may carry media get a larger body limit.
+        restRoute("media", aliasesOf("/api/v1", true), mediaBodyLimit(cfg.mediaMaxBytes)),
+        restRoute("rest", aliasesOf("/api/v1"), BODY_LIMIT),
         {
           name: "operations",
           path: "/",

@@ -34,6 +34,8 @@ import { GridFsAuthStore } from "../src/store/auth-store.ts";
 import { SecretBox } from "../src/store/secrets.ts";
 import type { EventsRepo } from "../src/store/events-repo.ts";
 import { openEventLog, startPruning, type Broadcast } from "../src/session/event-publisher.ts";
+import { openOutbound, type Outbound } from "../src/session/outbound-setup.ts";
+import type { OwnerSend, SendResult } from "../src/messages/types.ts";
 
 export type SessionCreateParams = NewAccount;
 export type SessionSettings = Record<string, never>;
@@ -54,6 +56,7 @@ interface SessionVars extends MongoVars {
   publish: Broadcast;
   events: EventsRepo;
   pruneTimer?: NodeJS.Timeout;
+  outbound: Outbound;
 }
 interface SessionMethods {
   /** Where a call must run: null → here; a node id → forward there (`forwardTo`). */
@@ -263,6 +266,22 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       },
     },
 
+    /** A checked message (accounts.sendMessage), sent at most once per idempotency key. */
+    sendMessage: {
+      strategy: WORKSPACE_SHARD,
+      params: {
+        workspaceId,
+        accountId,
+        draft: { type: "object" },
+        media: { type: "object", optional: true },
+        key: { type: "string", min: 1, max: 128, optional: true },
+        digest: { type: "string", min: 1, max: 64 },
+      },
+      async handler(this: SessionThis, ctx: Context<OwnerSend>): Promise<SendResult> {
+        return this.onOwner(ctx, async () => this.outbound.sender.send(ctx.params));
+      },
+    },
+
     simulate: {
       strategy: WORKSPACE_SHARD,
       params: validatorOf(ACCOUNT_PARAMS.simulate),
@@ -334,6 +353,12 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       this.logger,
     ));
     this.pruneTimer = startPruning(this.events, cfg.eventsRetentionMs, this.logger);
+    this.outbound = openOutbound(this.db, cfg, {
+      fence: (ws) => this.workerNode?.ownership.current(ws) ?? null,
+      engineSend: async (accountId, message) =>
+        (await this.runtime.drive(accountId, (e) => e.send(message))).result,
+      logger: this.logger,
+    });
     this.runtime = new SessionRuntime({
       nodeId: this.broker.nodeID,
       repo: this.repo,
@@ -345,7 +370,9 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
         chromiumPath: cfg.chromiumPath,
         profileDir: cfg.profileDir,
         startupTimeoutMs: cfg.startupTimeoutMs,
+        simulatedAckMs: cfg.simulatedAckMs,
       },
+      recordAck: (ack) => this.outbound.statuses.advance(ack),
       startConcurrency: cfg.startConcurrency,
       capacity: cfg.sessionCapacity,
       failedRetry: { baseMs: cfg.failedRetryBaseMs, maxMs: cfg.failedRetryMaxMs },
@@ -360,6 +387,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
 
   async stopped(this: SessionThis) {
     clearInterval(this.pruneTimer);
+    this.outbound?.close();
     // Drains (hands every workspace to its next owner) before the engines stop.
     await this.workerNode?.stop();
     await this.runtime?.stopAll();

@@ -134,6 +134,14 @@ export interface Config {
   eventsRetentionMs: number;
   /** Per-workspace limits (0: unlimited); the admin may override them per workspace. */
   quotas: { accounts: number; webhooks: number; sockets: number; socketCallsPerMinute: number };
+  /** Largest media file a message may carry (inline or fetched from a URL). @default 16777216 (16 MB) */
+  mediaMaxBytes: number;
+  /** How long a media URL fetch may take. @default 30000 */
+  mediaFetchTimeoutMs: number;
+  /** How long an idempotency key holds: a repeat within it answers the first result. @default 86400000 (24 h) */
+  idempotencyTtlMs: number;
+  /** Simulated engine: delay of each receipt after a send (sent → delivered → read). @default 500 */
+  simulatedAckMs: number;
   /** Delay before restarting an account that failed for a retryable reason, doubled per failure in a row. @default 5000 */
   failedRetryBaseMs: number;
   /** Upper bound of that delay. @default 300000 */
@@ -232,6 +240,10 @@ export function loadConfig(): Config {
       sockets: int("QUOTA_SOCKETS", 100),
       socketCallsPerMinute: int("QUOTA_SOCKET_CALLS_PER_MINUTE", 600),
     },
+    mediaMaxBytes: Math.max(1, int("MEDIA_MAX_BYTES", 16 * 1024 * 1024)),
+    mediaFetchTimeoutMs: Math.max(1, int("MEDIA_FETCH_TIMEOUT_MS", 30000)),
+    idempotencyTtlMs: Math.max(1, int("IDEMPOTENCY_TTL_MS", 24 * 3600 * 1000)),
+    simulatedAckMs: int("SIMULATED_ACK_MS", 500),
     failedRetryBaseMs: Math.max(1, int("FAILED_RETRY_BASE_MS", 5000)),
     failedRetryMaxMs: Math.max(1, int("FAILED_RETRY_MAX_MS", 300000)),
   };

@@ -155,6 +155,22 @@ export class UrlNotAllowedError extends Errors.MoleculerClientError {
   }
 }
 
+// ---- outbound messages ----
+export const ERR_UNSUPPORTED_MESSAGE_TYPE = "UNSUPPORTED_MESSAGE_TYPE";
+export const ERR_INVALID_RECIPIENT = "INVALID_RECIPIENT";
+export const ERR_MEDIA_TOO_LARGE = "MEDIA_TOO_LARGE";
+export const ERR_INVALID_MEDIA = "INVALID_MEDIA";
+export const ERR_MEDIA_TYPE_MISMATCH = "MEDIA_TYPE_MISMATCH";
+export const ERR_MEDIA_UNAVAILABLE = "MEDIA_UNAVAILABLE";
+export const ERR_IDEMPOTENCY_MISMATCH = "IDEMPOTENCY_KEY_REUSED";
+
+/** A send refused before anything was recorded or sent; `type` says why (the constants above). */
+export class MessageRejectedError extends Errors.MoleculerClientError {
+  constructor(message: string, type: string, data?: unknown, code = 422) {
+    super(message, code, type, data);
+  }
+}
+
 export const ERR_NATS_AUTHORIZATION = "NATS_AUTHORIZATION";
 
 /** NATS refused this node's credentials at start (the transporter alone would retry forever). */

@@ -1,11 +1,15 @@
 // Typed calls of the `accounts.*` and `session.*` actions: each action's params and result are named
 // here once, so a caller cannot pass the wrong params or misread the answer of a string action name.
 import type { CallingOptions } from "moleculer";
+import type { SendMessageParams } from "../messages/prepare.ts";
+import type { OwnerSend, SendResult } from "../messages/types.ts";
+import type { MessageStatusView } from "../store/message-status-repo.ts";
 import type {
   AccountParams,
   AccountSnapshotItem,
   AccountView,
   CreateAccountParams,
+  MessageParams,
   NewAccount,
   PairingCodeParams,
   QrView,
@@ -32,7 +36,9 @@ export interface AccountsActions extends Signatures {
   restart: [AccountParams, AccountView];
   logout: [AccountParams, AccountView];
   remove: [AccountParams, { id: string; deleted: true }];
-  sendText: [SendTextParams, { id: string }];
+  sendText: [SendTextParams, SendResult];
+  sendMessage: [SendMessageParams, SendResult];
+  message: [MessageParams, MessageStatusView];
   simulate: [SimulateParams, AccountView];
   snapshot: [WorkspaceParams, { items: AccountSnapshotItem[] }];
 }
@@ -48,6 +54,7 @@ export interface SessionActions extends Signatures {
   qrs: [WorkspaceParams, { items: { accountId: string; qr: QrView }[] }];
   pairingCode: [PairingCodeParams, { code: string }];
   sendText: [SendTextParams, { id: string }];
+  sendMessage: [OwnerSend, SendResult];
   simulate: [SimulateParams, SessionStatusResult];
 }
 

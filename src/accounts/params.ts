@@ -2,16 +2,37 @@
 // (validatorOf), and the REST route table places them in the path or body (src/gateway/routes.ts),
 // which also generates the OpenAPI document, so the three cannot drift.
 import type { ActionParams } from "moleculer";
+import { MESSAGE_TYPES } from "../messages/types.ts";
 import { SIMULATE_ACTIONS, WORKSPACE_ID_PATTERN } from "./types.ts";
 
 /** A param rule: the subset of fastest-validator rules we use, convertible to JSON Schema. */
 export type Rule = (
-  | { type: "string"; min?: number; max?: number; pattern?: RegExp }
+  | { type: "string"; min?: number; max?: number; pattern?: RegExp; empty?: boolean }
   | { type: "enum"; values: readonly string[] }
   | { type: "number"; integer?: boolean; min?: number; max?: number }
   | { type: "boolean" }
-  | { type: "array"; items: { type: "enum"; values: readonly string[] }; min?: number; max?: number }
-) & { optional?: boolean; description?: string };
+  | {
+      type: "array";
+      items: { type: "enum"; values: readonly string[] } | { type: "string"; min?: number; max?: number };
+      min?: number;
+      max?: number;
+    }
+  /** Any object; its fields are checked by the action (the JSON Schema documents them). */
+  | { type: "object"; schema: Record<string, unknown> }
+) & {
+  optional?: boolean;
+  description?: string;
+  /** Values listed in the documentation, checked by the action itself (so that it can refuse others
+   * with an error type of its own). */
+  documented?: readonly string[];
+};
+
+/** The fastest-validator rule of a Rule: what only the documentation uses removed. */
+export function fastestRule(rule: Rule): Record<string, unknown> {
+  const { description: _d, documented: _v, ...fv } = rule as Rule & { schema?: unknown };
+  if (fv.type === "object") delete (fv as { schema?: unknown }).schema;
+  return fv;
+}
 
 export type Rules = Record<string, Rule>;
 
@@ -50,6 +71,94 @@ export const ACCOUNT_PARAMS = {
   account: { accountId },
   pairingCode: { accountId, phoneNumber },
   sendText: { accountId, to: chatId("Recipient (phone number or chat id)"), text },
+  sendMessage: {
+    accountId,
+    to: chatId("Recipient: a phone number (international format) or a chat id (`…@c.us`, `…@g.us`)"),
+    type: {
+      type: "string",
+      max: 32,
+      optional: true,
+      documented: MESSAGE_TYPES,
+      description: "Message type (`text` when absent)",
+    },
+    text: { ...text, optional: true, description: "Text (type `text`)" },
+    media: {
+      type: "object",
+      optional: true,
+      description:
+        "The file (image, document, audio, video): `{url}` (fetched by the account's node) or `{base64, mimetype, filename?}`; at most MEDIA_MAX_BYTES",
+      schema: {
+        type: "object",
+        properties: {
+          url: { type: "string", format: "uri" },
+          base64: { type: "string", contentEncoding: "base64" },
+          mimetype: { type: "string" },
+          filename: { type: "string" },
+        },
+      },
+    },
+    caption: {
+      type: "string",
+      max: 1024,
+      optional: true,
+      description: "Caption of an image, video or document",
+    },
+    replyTo: { ...chatId("Id of the message quoted (or, for a reaction, reacted to)"), optional: true },
+    mentions: {
+      type: "array",
+      items: { type: "string", min: 1, max: 128 },
+      max: 50,
+      optional: true,
+      description: "Phone numbers or chat ids of people mentioned",
+    },
+    location: {
+      type: "object",
+      optional: true,
+      description: "Type `location`: `{latitude, longitude, name?, address?}`",
+      schema: {
+        type: "object",
+        required: ["latitude", "longitude"],
+        properties: {
+          latitude: { type: "number", minimum: -90, maximum: 90 },
+          longitude: { type: "number", minimum: -180, maximum: 180 },
+          name: { type: "string" },
+          address: { type: "string" },
+        },
+      },
+    },
+    contact: {
+      type: "object",
+      optional: true,
+      description: "Type `contact`: `{name, phoneNumber}` (sent as a vCard)",
+      schema: {
+        type: "object",
+        required: ["name", "phoneNumber"],
+        properties: { name: { type: "string" }, phoneNumber: { type: "string" } },
+      },
+    },
+    emoji: {
+      type: "string",
+      max: 16,
+      empty: true,
+      optional: true,
+      description: 'Type `reaction`: the emoji ("" takes a reaction back)',
+    },
+    clientId: {
+      type: "string",
+      min: 1,
+      max: 128,
+      optional: true,
+      description: "Idempotency key in the body (the `Idempotency-Key` header wins)",
+    },
+    idempotencyKey: {
+      type: "string",
+      min: 1,
+      max: 128,
+      optional: true,
+      description: "At most one send per key and account within 24 h; a repeat answers the first result",
+    },
+  },
+  message: { accountId, messageId: chatId("WhatsApp message id") },
   simulate: {
     accountId,
     action: { type: "enum", values: SIMULATE_ACTIONS, description: "What the simulated phone does" },
@@ -63,8 +172,7 @@ export const ACCOUNT_PARAMS = {
 export function validatorOf(rules: Rules): ActionParams {
   const schema: Record<string, unknown> = { workspaceId: { type: "string", pattern: WORKSPACE_ID_PATTERN } };
   for (const [name, rule] of Object.entries(rules)) {
-    const { description: _description, ...fv } = rule;
-    schema[name] = fv;
+    schema[name] = fastestRule(rule);
   }
   return schema as ActionParams;
 }

@@ -158,6 +158,7 @@ export const ACCOUNT_EVENTS = [
   "account.qr",
   "account.pairing_code",
   "account.message",
+  "account.message_ack",
   "account.deleted",
 ] as const;
 
@@ -189,6 +190,9 @@ export interface PairingCodeParams extends AccountParams {
 export interface SendTextParams extends AccountParams {
   to: string;
   text: string;
+}
+export interface MessageParams extends AccountParams {
+  messageId: string;
 }
 export interface SimulateParams extends AccountParams {
   action: SimulateAction;

@@ -2,6 +2,7 @@
 // drives engines only through this interface and maps their events onto the account lifecycle.
 import { EventEmitter } from "node:events";
 import type { FailureReason } from "../lifecycle/states.ts";
+import type { MessageAck, OutboundMessage } from "../messages/types.ts";
 import type { AuthStore } from "../store/auth-store.ts";
 
 export interface QrPolicy {
@@ -25,6 +26,8 @@ export interface EngineOptions {
   profileDir?: string;
   /** Start watchdog: a start that shows neither a QR nor `ready` in time fails. @default 60000 */
   startupTimeoutMs?: number;
+  /** Simulated engine: delay of each receipt of a sent message (sent → delivered → read). @default 500 */
+  simulatedAckMs?: number;
   /**
    * A turn in the node's start queue (START_CONCURRENCY) for a start the engine makes by itself — webjs
    * relaunching Chromium after a crash; resolves with the function that ends the turn. Without it
@@ -73,6 +76,8 @@ export interface EngineEvents {
   /** The phone unlinked the device; the engine has deleted the auth state. */
   logged_out: [];
   message: [IncomingMessage];
+  /** A receipt of a message this session sent. */
+  message_ack: [MessageAck];
 }
 
 /** Every event name of the contract, for whoever listens to all of them (tests, recorders). */
@@ -85,6 +90,7 @@ export const ENGINE_EVENT_NAMES = [
   "failed",
   "logged_out",
   "message",
+  "message_ack",
 ] as const satisfies readonly (keyof EngineEvents)[];
 
 /** Simulation hooks (simulated engine only). */
@@ -111,6 +117,9 @@ export interface Engine extends EventEmitter<EngineEvents> {
   logout(): Promise<void>;
   requestPairingCode(phoneNumber: string): Promise<string>;
   sendText(to: string, text: string): Promise<{ id: string }>;
+  /** Sends a message of any type; resolves once the engine has handed it to WhatsApp, with its id. A
+   * session that is not connected throws InvalidStateError before anything is sent. */
+  send(message: OutboundMessage): Promise<{ id: string }>;
   /** Persists the current auth state now (used before a hand-off). */
   flushAuthState(): Promise<void>;
   /** Present only on engines that can simulate the phone's side. */
@@ -130,5 +139,6 @@ export abstract class BaseEngine extends EventEmitter<EngineEvents> implements E
   abstract logout(): Promise<void>;
   abstract requestPairingCode(phoneNumber: string): Promise<string>;
   abstract sendText(to: string, text: string): Promise<{ id: string }>;
+  abstract send(message: OutboundMessage): Promise<{ id: string }>;
   abstract flushAuthState(): Promise<void>;
 }

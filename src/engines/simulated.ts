@@ -4,6 +4,7 @@
 // per session (one pending timer at most), so thousands of sessions fit on one worker.
 import { randomBytes } from "node:crypto";
 import { InvalidStateError } from "../errors.ts";
+import type { AckStatus, MessageType, OutboundMessage } from "../messages/types.ts";
 import { BaseEngine, type EngineOptions, type SimulationHooks } from "./base.ts";
 
 /** Delay before a simulated connection loss heals itself. */
@@ -39,6 +40,8 @@ export class SimulatedEngine extends BaseEngine {
   private keys: string | null = null;
   private phoneNumber: string | null = null;
   private pushName: string | null = null;
+  /** Receipts still to come of sent messages. */
+  private readonly ackTimers = new Set<NodeJS.Timeout>();
 
   constructor(opts: EngineOptions) {
     super(opts);
@@ -88,9 +91,23 @@ export class SimulatedEngine extends BaseEngine {
     return code;
   }
 
-  async sendText(to: string, _text: string): Promise<{ id: string }> {
+  async sendText(to: string, text: string): Promise<{ id: string }> {
+    return this.send({ to, type: "text", text });
+  }
+
+  /** "Sends": records the message (sentBySimulatedEngine), gives it an id like WhatsApp's, and acks it
+   * sent → delivered → read (→ played for audio) SIMULATED_ACK_MS apart. A reaction gets no receipts. */
+  async send(message: OutboundMessage): Promise<{ id: string }> {
     this.assertConnected("send a message");
-    return { id: `true_${to}_3EB0${randomBytes(8).toString("hex").toUpperCase()}` };
+    const chat = message.to.includes("@") ? message.to : `${message.to.replace(/[^0-9]/g, "")}@c.us`;
+    const id = `true_${chat}_3EB0${randomBytes(8).toString("hex").toUpperCase()}`;
+    recordSent(this.opts.accountId, { id, ...summaryOf(message), at: Date.now() });
+    if (message.type !== "reaction") {
+      const steps: AckStatus[] = ["sent", "delivered", "read"];
+      if (message.type === "audio") steps.push("played");
+      this.scheduleAcks(id, steps);
+    }
+    return { id };
   }
 
   async flushAuthState(): Promise<void> {
@@ -207,11 +224,65 @@ export class SimulatedEngine extends BaseEngine {
     this.timer = null;
   }
 
+  /** Receipts of `id`, one per `ackMs` (the first at once); dropped when the session stops. */
+  private scheduleAcks(id: string, steps: AckStatus[]): void {
+    const gen = this.generation;
+    const ackMs = this.opts.simulatedAckMs ?? 500;
+    steps.forEach((status, i) => {
+      const timer = setTimeout(() => {
+        this.ackTimers.delete(timer);
+        if (gen === this.generation) this.emit("message_ack", { id, status, at: Date.now() });
+      }, i * ackMs);
+      this.ackTimers.add(timer);
+    });
+  }
+
   private halt(): void {
+    for (const t of this.ackTimers) clearTimeout(t);
+    this.ackTimers.clear();
     this.clearTimer();
     this.generation++;
     this.phase = "stopped";
   }
+}
+
+/** What the simulated engine keeps of a sent message (no media bytes). */
+export interface SimulatedSend {
+  id: string;
+  to: string;
+  type: MessageType;
+  text?: string;
+  caption?: string;
+  media?: { mimetype: string; filename?: string; size: number };
+  location?: OutboundMessage["location"];
+  contact?: OutboundMessage["contact"];
+  emoji?: string;
+  replyTo?: string;
+  mentions?: string[];
+  at: number;
+}
+
+/** Sent messages kept per account (the latest), for tests and demos to see what left. */
+const SENT_KEPT = 500;
+const sent = new Map<string, SimulatedSend[]>();
+
+function recordSent(accountId: string, entry: SimulatedSend): void {
+  const list = sent.get(accountId) ?? [];
+  list.push(entry);
+  if (list.length > SENT_KEPT) list.splice(0, list.length - SENT_KEPT);
+  sent.set(accountId, list);
+}
+
+function summaryOf(m: OutboundMessage): Omit<SimulatedSend, "id" | "at"> {
+  const { media, ...rest } = m;
+  return media
+    ? { ...rest, media: { mimetype: media.mimetype, filename: media.filename, size: media.data.length } }
+    : rest;
+}
+
+/** The messages simulated engines of this process sent for an account, oldest first. */
+export function sentBySimulatedEngine(accountId: string): readonly SimulatedSend[] {
+  return sent.get(accountId) ?? [];
 }
 
 export function createSimulatedEngine(opts: EngineOptions): SimulatedEngine {

@@ -53,10 +53,10 @@ const OPERATIONS: Record<string, (gw: GatewayView, res: Res, req: Req) => Promis
     send(res, 200, "text/html; charset=utf-8", DOCS_HTML, { "Content-Security-Policy": DOCS_POLICY }),
 };
 
-/** The aliases of one mount point. */
-export function aliasesOf(mount: RouteSpec["mount"]): Record<string, unknown> {
+/** The aliases of one mount point: those whose body may carry media, or the others. */
+export function aliasesOf(mount: RouteSpec["mount"], mediaBody = false): Record<string, unknown> {
   const aliases: Record<string, unknown> = {};
-  for (const route of ROUTES.filter((r) => r.mount === mount)) {
+  for (const route of ROUTES.filter((r) => r.mount === mount && Boolean(r.mediaBody) === mediaBody)) {
     const answer = route.handler ? OPERATIONS[route.handler] : undefined;
     if (route.handler && !answer) throw new Error(`route ${route.id}: no operation "${route.handler}"`);
     aliases[`${route.method} ${route.path}`] = answer

@@ -78,7 +78,10 @@ export function authorizeCall(checks: ReadonlyMap<string, ParamsCheck>, ctx: Gat
     throw new ForbiddenError("This route needs the admin key");
   const raw = req.$params ?? {};
   const params: Record<string, unknown> = {};
-  for (const name of Object.keys(spec.params)) if (raw[name] !== undefined) params[name] = raw[name];
+  for (const [name, rule] of Object.entries(spec.params)) {
+    const value = rule.in === "header" ? headerValue(req, rule.header ?? name) : raw[name];
+    if (value !== undefined) params[name] = value;
+  }
   if (spec.auth === "workspace") {
     params.workspaceId = caller.kind === "workspace" ? caller.workspaceId : raw.workspaceId;
     if (params.workspaceId === undefined) {
@@ -97,4 +100,10 @@ export function authorizeCall(checks: ReadonlyMap<string, ParamsCheck>, ctx: Gat
   req.$params = params;
   if (typeof params.workspaceId === "string") ctx.meta.workspaceId = params.workspaceId;
   ctx.meta.keyId = caller.keyId;
+}
+
+/** A request header's value (the first, when repeated). */
+function headerValue(req: Req, name: string): string | undefined {
+  const value = req.headers[name.toLowerCase()];
+  return Array.isArray(value) ? value[0] : value;
 }

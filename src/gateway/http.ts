@@ -10,6 +10,11 @@ import type { RouteSpec } from "./routes.ts";
 /** Largest JSON body accepted; larger is a 413 PAYLOAD_TOO_LARGE. */
 export const BODY_LIMIT = "64kb";
 
+/** Largest JSON body of a route that may carry media: MEDIA_MAX_BYTES in base64, plus BODY_LIMIT. */
+export function mediaBodyLimit(mediaMaxBytes: number): number {
+  return Math.ceil(mediaMaxBytes / 3) * 4 + 64 * 1024;
+}
+
 /** The context moleculer-web calls an action with; its meta carries the answer's status and headers. */
 export type GatewayContext = Context<unknown, Record<string, unknown>>;
 
@@ -47,7 +52,7 @@ export function corsSettings(cfg: Config) {
   return {
     origin: origins.includes("*") ? "*" : origins,
     methods: ["GET", "POST", "DELETE", "OPTIONS"],
-    allowedHeaders: ["Authorization", "X-API-Key", "Content-Type"],
+    allowedHeaders: ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
     exposedHeaders: ["Retry-After", "X-Request-ID", "X-RateLimit-Remaining"],
     maxAge: 600,
   };

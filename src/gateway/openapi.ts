@@ -13,6 +13,10 @@ export function jsonSchemaOf(rule: ParamRule): JsonSchema {
       if (rule.min !== undefined) out.minLength = rule.min;
       if (rule.max !== undefined) out.maxLength = rule.max;
       if (rule.pattern) out.pattern = rule.pattern.source;
+      if (rule.documented) out.enum = [...rule.documented];
+      break;
+    case "object":
+      Object.assign(out, rule.schema);
       break;
     case "enum":
       out.type = "string";
@@ -28,7 +32,10 @@ export function jsonSchemaOf(rule: ParamRule): JsonSchema {
       break;
     case "array":
       out.type = "array";
-      out.items = { type: "string", enum: [...rule.items.values] };
+      out.items =
+        rule.items.type === "enum"
+          ? { type: "string", enum: [...rule.items.values] }
+          : { type: "string", minLength: rule.items.min, maxLength: rule.items.max };
       if (rule.min !== undefined) out.minItems = rule.min;
       if (rule.max !== undefined) out.maxItems = rule.max;
       break;
@@ -104,6 +111,32 @@ const WEBHOOK_DELIVERY_SCHEMA: JsonSchema = {
   },
 };
 
+const SEND_RESULT: JsonSchema = {
+  type: "object",
+  required: ["id", "status", "at"],
+  properties: {
+    id: { type: ["string", "null"], description: "WhatsApp's message id (null until sent)" },
+    status: { type: "string", enum: ["pending", "sent", "failed", "uncertain"] },
+    at: { type: "string", format: "date-time" },
+    duplicate: { type: "boolean", description: "A repeat of the first answer for this idempotency key" },
+    error: { type: "object", properties: { type: { type: "string" }, message: { type: "string" } } },
+  },
+};
+
+const MESSAGE_STATUS: JsonSchema = {
+  type: "object",
+  required: ["id", "accountId", "status", "at"],
+  properties: {
+    id: { type: "string" },
+    accountId: { type: "string" },
+    to: { type: "string" },
+    type: { type: "string" },
+    status: { type: "string", enum: ["sent", "delivered", "read", "played", "failed"] },
+    at: { type: "string", format: "date-time", description: "When the message reached this status" },
+    sentAt: { type: "string", format: "date-time" },
+  },
+};
+
 const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
   createWebhook: WEBHOOK_SCHEMA,
   getWebhook: WEBHOOK_SCHEMA,
@@ -129,7 +162,8 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
     },
   },
   requestPairingCode: { type: "object", properties: { code: { type: "string" } } },
-  sendText: { type: "object", properties: { id: { type: "string" } } },
+  sendText: SEND_RESULT,
+  getMessage: MESSAGE_STATUS,
   createKey: {
     type: "object",
     properties: {
@@ -190,7 +224,7 @@ function operationOf(route: RouteSpec): JsonSchema {
       if (!rule.optional) bodyRequired.push(name);
     } else {
       parameters.push({
-        name,
+        name: rule.header ?? name,
         in: rule.in,
         required: rule.in === "path" || !rule.optional,
         schema: jsonSchemaOf(rule),

@@ -6,10 +6,11 @@ export type AuthLevel = "public" | "workspace" | "admin";
 
 /** Where a parameter comes from. `workspaceId` of workspace routes is never declared: the gateway sets
  * it from the caller's key (the admin key passes it in the query or body). */
-export type ParamLocation = "path" | "query" | "body";
+export type ParamLocation = "path" | "query" | "body" | "header";
 
-/** A parameter rule: the subset of fastest-validator rules the gateway needs, convertible to JSON Schema. */
-export type ParamRule = Rule & { in: ParamLocation };
+/** A parameter rule: the subset of fastest-validator rules the gateway needs, convertible to JSON Schema.
+ * A header param names its header (`Idempotency-Key`). */
+export type ParamRule = Rule & { in: ParamLocation; header?: string };
 
 export interface RouteSpec {
   /** Stable id; also the OpenAPI operationId. */
@@ -41,6 +42,8 @@ export interface RouteSpec {
   counter?: string;
   /** Success media types. @default ["application/json"] */
   produces?: string[];
+  /** The body may carry media: parsed with the larger limit MEDIA_MAX_BYTES asks for. @default false */
+  mediaBody?: boolean;
   /** Error statuses the route documents beyond the common ones (401, 422, 429). */
   errors?: number[];
 }

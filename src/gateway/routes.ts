@@ -2,7 +2,7 @@
 // moleculer-web aliases from this table and src/gateway/openapi.ts generates the OpenAPI document from
 // it, so the two cannot drift. Every account alias goes to `accounts.*` (never `session.*`: moleculer-web
 // resolves an alias's endpoint before authentication, with the gateway's own context).
-import { ID_PATTERN } from "../accounts/params.ts";
+import { fastestRule, ID_PATTERN } from "../accounts/params.ts";
 import type { RouteSpec } from "./route-spec.ts";
 import { ACCOUNT_ROUTES } from "./routes/accounts.ts";
 import { ADMIN_ROUTES } from "./routes/admin.ts";
@@ -32,8 +32,8 @@ export function fullPath(route: RouteSpec): string {
 export function validatorSchema(route: RouteSpec): Record<string, unknown> {
   const schema: Record<string, unknown> = {};
   for (const [name, rule] of Object.entries(route.params)) {
-    const { in: _in, description: _d, ...fv } = rule;
-    schema[name] = fv;
+    const { in: _in, header: _h, ...rest } = rule;
+    schema[name] = fastestRule(rest);
   }
   if (route.auth === "workspace") schema.workspaceId = { type: "string", pattern: ID_PATTERN };
   return schema;

@@ -12,6 +12,8 @@ export const SOCKET_CALLABLE_ACTIONS = [
   "accounts.remove",
   "accounts.pairingCode",
   "accounts.sendText",
+  "accounts.sendMessage",
+  "accounts.message",
   "accounts.simulate",
   "accounts.snapshot",
 ] as const;

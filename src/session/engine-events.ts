@@ -9,6 +9,7 @@ import {
   type QrEvent,
 } from "../engines/base.ts";
 import type { AccountStatus, FailureReason } from "../lifecycle/states.ts";
+import type { MessageAck } from "../messages/types.ts";
 
 export type SessionChange =
   | {
@@ -21,7 +22,8 @@ export type SessionChange =
       qr?: QrEvent;
     }
   | { kind: "pairing_code"; code: string; phoneNumber: string }
-  | { kind: "message"; message: IncomingMessage };
+  | { kind: "message"; message: IncomingMessage }
+  | { kind: "ack"; ack: MessageAck };
 
 type Handlers = { [E in keyof EngineEvents]: (...args: EngineEvents[E]) => void };
 
@@ -37,6 +39,7 @@ export function bindEngineEvents(engine: Engine, sink: (change: SessionChange) =
     logged_out: () => sink({ kind: "status", status: "logged_out" }),
     pairing_code: (p) => sink({ kind: "pairing_code", ...p }),
     message: (message) => sink({ kind: "message", message }),
+    message_ack: (ack) => sink({ kind: "ack", ack }),
   };
   // Node's typings cannot pair a generic event name with its listener's type; `handlers` is checked
   // against the contract above, so the engine is subscribed to as a plain emitter.

@@ -5,6 +5,7 @@
 import type { AccountStatusEvent, QrView } from "../accounts/types.ts";
 import type { EngineOptions } from "../engines/base.ts";
 import type { AccountStatus, FailureReason } from "../lifecycle/states.ts";
+import type { AckStatus } from "../messages/types.ts";
 import { qrViewOf } from "../qr/qr-image.ts";
 import type { AccountsRepo, StatusPatch } from "../store/accounts-repo.ts";
 import type { SessionChange } from "./engine-events.ts";
@@ -33,6 +34,14 @@ export interface PipelineDeps {
   ownership: () => Ownership;
   broadcast: (event: string, payload: unknown) => unknown;
   logger: NonNullable<EngineOptions["logger"]>;
+  /** Records a receipt of a sent message (its status record). @default not recorded */
+  recordAck?: (ack: {
+    workspaceId: string;
+    accountId: string;
+    messageId: string;
+    status: AckStatus;
+    at: Date;
+  }) => Promise<unknown>;
   /** A session announced `connected`. */
   onConnected?: (accountId: string) => void;
 }
@@ -132,6 +141,19 @@ export class SessionPipeline {
     if (change.kind === "pairing_code") {
       const { code, phoneNumber } = change;
       await this.deps.broadcast("account.pairing_code", { ...idsOf(s), code, phoneNumber });
+    } else if (change.kind === "ack") {
+      const { id: messageId, status, at } = change.ack;
+      // Recorded first (GET …/messages/:id), then broadcast even if the record failed: a receipt is
+      // worth more to a listener than to the status record.
+      await this.deps
+        .recordAck?.({ ...idsOf(s), messageId, status, at: new Date(at) })
+        .catch((err) => this.reportFailure(change, err));
+      await this.deps.broadcast("account.message_ack", {
+        ...idsOf(s),
+        messageId,
+        status,
+        at: new Date(at).toISOString(),
+      });
     } else {
       await this.deps.broadcast("account.message", { ...idsOf(s), ...change.message });
     }

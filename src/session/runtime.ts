@@ -40,6 +40,8 @@ export interface RuntimeOptions {
   /** Backoff of the restarts of accounts that failed for a retryable reason. @default 5000 / 300000 ms */
   failedRetry?: { baseMs: number; maxMs: number };
   logger: SessionDeps["logger"];
+  /** Records a receipt of a sent message. @default not recorded */
+  recordAck?: SessionDeps["recordAck"];
 }
 
 export class SessionRuntime {
@@ -58,6 +60,7 @@ export class SessionRuntime {
       repo: opts.repo,
       ownership: () => this.ownership,
       broadcast: opts.broadcast,
+      recordAck: opts.recordAck,
       logger: opts.logger,
       engine: opts.engine,
       authStore: {

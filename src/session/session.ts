@@ -12,7 +12,10 @@ import type { Fence } from "../placement/fence.ts";
 import { SessionPipeline, type PipelineDeps, type PipelineSession } from "./pipeline.ts";
 
 /** Engine settings shared by every session of the node. */
-export type EngineSettings = Pick<EngineOptions, "qr" | "chromiumPath" | "profileDir" | "startupTimeoutMs">;
+export type EngineSettings = Pick<
+  EngineOptions,
+  "qr" | "chromiumPath" | "profileDir" | "startupTimeoutMs" | "simulatedAckMs"
+>;
 
 /** What every session of a node shares; the runtime builds it once. */
 export interface SessionDeps extends PipelineDeps {

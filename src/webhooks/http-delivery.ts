@@ -1,11 +1,13 @@
 // One delivery attempt: a signed JSON POST with a timeout. Any non-2xx answer, a timeout or a network
 // error is a failure the caller retries; redirects are not followed (a 3xx is a failure too). Only
 // addresses the AddressPolicy allows are connected to, and at most 4 KB of an answer is read.
-import { lookup, type LookupAddress } from "node:dns";
-import { Agent as HttpAgent, request as httpRequest } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { isIP, type LookupFunction } from "node:net";
+import type { Agent as HttpAgent } from "node:http";
+import { request as httpRequest } from "node:http";
+import type { Agent as HttpsAgent } from "node:https";
+import { request as httpsRequest } from "node:https";
+import { isIP } from "node:net";
 import { AddressPolicy } from "../net/address-guard.ts";
+import { AddressNotAllowedError, agentsFor } from "../net/guarded-agents.ts";
 import { sign } from "./signing.ts";
 import type { OutboxDoc } from "./types.ts";
 
@@ -60,40 +62,6 @@ export const RESPONSE_BODY_LIMIT = 4096;
 
 const PUBLIC_ONLY = new AddressPolicy();
 
-/** Resolves like dns.lookup, then refuses the connection when an address is not allowed: checked on
- * the address connected to, so DNS rebinding cannot slip an inward address past a check made earlier. */
-function guardedLookup(policy: AddressPolicy): LookupFunction {
-  return (hostname, options, callback) => {
-    lookup(hostname, { ...options, all: true }, (err, addresses) => {
-      if (err) return callback(err, "", 0);
-      const list = addresses as LookupAddress[];
-      const refused = list.map((a) => policy.check(a.address)).find((r) => r !== null);
-      if (refused) return callback(new UrlNotAllowedError(`${hostname}: ${refused}`), "", 0);
-      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
-      callback(null, list[0].address, list[0].family);
-    });
-  };
-}
-
-class UrlNotAllowedError extends Error {
-  readonly code = "ADDRESS_NOT_ALLOWED";
-}
-
-/** One agent per policy: connections are kept alive between deliveries to the same receiver. */
-const agents = new WeakMap<AddressPolicy, { http: HttpAgent; https: HttpsAgent }>();
-function agentsFor(policy: AddressPolicy) {
-  let pair = agents.get(policy);
-  if (!pair) {
-    const lookup = guardedLookup(policy);
-    pair = {
-      http: new HttpAgent({ keepAlive: true, lookup }),
-      https: new HttpsAgent({ keepAlive: true, lookup }),
-    };
-    agents.set(policy, pair);
-  }
-  return pair;
-}
-
 export async function attemptDelivery(row: OutboxDoc, opts: AttemptOptions): Promise<AttemptResult> {
   const body = bodyOf(row);
   const timestamp = Math.floor(Date.now() / 1000);
@@ -122,7 +90,7 @@ export async function attemptDelivery(row: OutboxDoc, opts: AttemptOptions): Pro
   } catch (err) {
     if (opts.signal?.aborted) return { ok: false, statusCode: null, error: "aborted", aborted: true };
     if (timeout.aborted) return { ok: false, statusCode: null, error: `timeout after ${opts.timeoutMs} ms` };
-    if (err instanceof UrlNotAllowedError)
+    if (err instanceof AddressNotAllowedError)
       return { ok: false, statusCode: null, error: `address not allowed: ${err.message}` };
     const e = err as Error & { code?: string };
     return { ok: false, statusCode: null, error: `request failed: ${e.code ?? e.message}` };

@@ -4,10 +4,12 @@
 import type { ConnectionTransport, Page } from "puppeteer-core";
 import type wweb from "whatsapp-web.js";
 import type { IncomingMessage, ReadyInfo } from "../base.ts";
+import type { MessageAck } from "../../messages/types.ts";
 import {
   classifyState,
   readyInfoOf,
   toIncomingMessage,
+  toMessageAck,
   type StateOutcome,
   type WebjsMessage,
 } from "./events.ts";
@@ -24,6 +26,8 @@ export interface ClientHandlers {
   state(outcome: StateOutcome, info: () => ReadyInfo | undefined): void;
   disconnected(reason: unknown): void;
   message(message: IncomingMessage): void;
+  /** A receipt of a message this session sent. */
+  ack(ack: MessageAck): void;
   /** The DevTools link to Chromium dropped. */
   browserLost(why: string): void;
   /** A re-injection (after a navigation) failed outside initialize(). */
@@ -67,6 +71,10 @@ export function createWhatsappClient(Client: typeof wweb.Client, opts: WhatsappC
   client.on("change_state", (state: unknown) => isLive() && h.state(classifyState(state), info));
   client.on("disconnected", (reason: unknown) => isLive() && h.disconnected(reason));
   client.on("message", (msg: WebjsMessage) => isLive() && !msg.fromMe && h.message(toIncomingMessage(msg)));
+  client.on("message_ack", (msg: WebjsMessage, ack: unknown) => {
+    const receipt = isLive() ? toMessageAck(msg, ack) : null;
+    if (receipt) h.ack(receipt);
+  });
   return client;
 }
 

@@ -21,6 +21,8 @@ import type { PipeTransport } from "./devtools-pipe.ts";
 import { classifyDisconnect, classifyStartError, toChatId } from "./events.ts";
 import { WebjsLifecycle } from "./lifecycle.ts";
 import { QrScreen } from "./qr-screen.ts";
+import { sendThrough } from "./send.ts";
+import type { OutboundMessage } from "../../messages/types.ts";
 import { DEFAULTS, withTimeout, type WebjsEngineOptions, type WebjsTuning } from "./tuning.ts";
 
 export type { WebjsEngineOptions, WebjsTuning } from "./tuning.ts";
@@ -142,6 +144,15 @@ export class WebjsEngine extends WebjsLifecycle {
     return { id: sent.id._serialized };
   }
 
+  async send(message: OutboundMessage): Promise<{ id: string }> {
+    const client = this.client;
+    if (this.phase !== "connected" || !client) {
+      throw new InvalidStateError(`Cannot send a message: the session is ${this.phase}`);
+    }
+    const { MessageMedia, Location } = (await import("whatsapp-web.js")).default;
+    return sendThrough(client, message, { MessageMedia, Location });
+  }
+
   async flushAuthState(): Promise<void> {
     if (this.browser && this.everReady) await this.auth.save();
   }
@@ -246,6 +257,7 @@ export class WebjsEngine extends WebjsLifecycle {
         },
         disconnected: (reason) => this.onDisconnected(gen, reason),
         message: (message) => this.emit("message", message),
+        ack: (ack) => this.emit("message_ack", ack),
         browserLost: (why) => this.onBrowserLost(gen, why),
         injectionFailed: async (err) => {
           // A browser that died makes injection fail too: that is a crash, handled by onBrowserExit.

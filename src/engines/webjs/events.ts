@@ -2,6 +2,7 @@
 // and one small QR-policy tracker, so the mapping is unit-testable without a browser; the lifecycle
 // code (engine.ts) decides what to do with each outcome.
 import type { IncomingMessage, QrEvent, QrPolicy, ReadyInfo } from "../base.ts";
+import type { MessageAck } from "../../messages/types.ts";
 import type { FailureReason } from "../../lifecycle/states.ts";
 
 /** The reason whatsapp-web.js gives in 'disconnected' when `qrMaxRetries` is exhausted. */
@@ -83,6 +84,17 @@ export function toIncomingMessage(msg: WebjsMessage): IncomingMessage {
     text: msg.body ?? "",
     timestamp: msg.timestamp ?? Math.floor(Date.now() / 1000),
   };
+}
+
+/** whatsapp-web.js's 'message_ack' (its MessageAck: -1 error, 0 pending, 1 server, 2 device, 3 read,
+ * 4 played) → a receipt; null for `pending` and for messages this session did not send. */
+export function toMessageAck(msg: WebjsMessage, ack: unknown, now = Date.now()): MessageAck | null {
+  const status = ({ "-1": "failed", "1": "sent", "2": "delivered", "3": "read", "4": "played" } as const)[
+    String(ack) as "-1" | "1" | "2" | "3" | "4"
+  ];
+  const id = msg.id?._serialized;
+  if (!status || !id || msg.fromMe === false) return null;
+  return { id, status, at: now };
 }
 
 /** "+49 151-234" or "49151234@c.us" → a chat id whatsapp-web.js accepts. */

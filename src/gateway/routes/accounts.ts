@@ -123,14 +123,35 @@ export const ACCOUNT_ROUTES: RouteSpec[] = [
     errors: [404],
   }),
   v1({
+    // The id of the days when it sent text only (OpenAPI clients generated from it keep working).
     id: "sendText",
     method: "POST",
     path: "/accounts/:accountId/messages",
-    action: "accounts.sendText",
-    params: placed(ACCOUNT_PARAMS.sendText, PATH),
-    summary: "Send a text message from a connected account",
+    action: "accounts.sendMessage",
+    params: {
+      ...placed(ACCOUNT_PARAMS.sendMessage, PATH),
+      idempotencyKey: {
+        ...ACCOUNT_PARAMS.sendMessage.idempotencyKey,
+        in: "header",
+        header: "Idempotency-Key",
+      },
+    },
+    mediaBody: true,
+    summary:
+      "Send a message (text, image, document, audio, video, location, contact, reaction) from a connected account; " +
+      "`{id, status, at}`. With an Idempotency-Key header (or clientId), at most once per key within 24 h",
     tag: "accounts",
-    errors: [404, 409],
+    errors: [404, 409, 413, 503],
+  }),
+  v1({
+    id: "getMessage",
+    method: "GET",
+    path: "/accounts/:accountId/messages/:messageId",
+    action: "accounts.message",
+    params: placed(ACCOUNT_PARAMS.message, { accountId: "path", messageId: "path" }),
+    summary: "The last known status of a message this account sent (sent, delivered, read, played, failed)",
+    tag: "accounts",
+    errors: [404],
   }),
   // ---- simulated engine only ----
   ...Object.entries(SIMULATIONS).map(([action, sim]) =>

@@ -58,7 +58,7 @@ describe("gateway route table and OpenAPI", () => {
         if (rule.in === "body") assert.ok(op.requestBody.content["application/json"].schema.properties[name]);
         else
           assert.ok(
-            op.parameters.some((p: any) => p.name === name && p.in === rule.in),
+            op.parameters.some((p: any) => p.name === (rule.header ?? name) && p.in === rule.in),
             `${r.id} ${name}`,
           );
       }

@@ -1,0 +1,70 @@
+// An OutboundMessage (src/messages/types.ts) sent through whatsapp-web.js: media as MessageMedia
+// (audio as a voice note), a location as Location, a contact as a vCard, a reaction through the
+// reacted-to message's react(); replyTo becomes quotedMessageId, mentions chat ids.
+import type wweb from "whatsapp-web.js";
+import type { OutboundMessage } from "../../messages/types.ts";
+import { toChatId } from "./events.ts";
+
+/** The whatsapp-web.js classes a send needs (loaded with the library, on first use). */
+export interface WebjsClasses {
+  MessageMedia: typeof wweb.MessageMedia;
+  Location: typeof wweb.Location;
+}
+
+/** A vCard 3.0 of one contact, as WhatsApp shares contacts (`waid` makes it tappable). */
+export function vcardOf(name: string, phoneNumber: string): string {
+  const digits = phoneNumber.replace(/[^0-9]/g, "");
+  const escaped = name.replace(/[\\;,]/g, (c) => `\\${c}`).replace(/\r?\n/g, " ");
+  return [
+    "BEGIN:VCARD",
+    "VERSION:3.0",
+    `FN:${escaped}`,
+    `TEL;type=CELL;type=VOICE;waid=${digits}:+${digits}`,
+    "END:VCARD",
+  ].join("\n");
+}
+
+/** What client.sendMessage gets for `m`: content and options. */
+export function sendArgsOf(
+  m: OutboundMessage,
+  classes: WebjsClasses,
+): { content: wweb.MessageContent; options: wweb.MessageSendOptions } {
+  const options: wweb.MessageSendOptions = {};
+  if (m.replyTo) options.quotedMessageId = m.replyTo;
+  if (m.mentions?.length) options.mentions = m.mentions.map(toChatId);
+  let content: wweb.MessageContent;
+  if (m.media) {
+    const { data, mimetype, filename } = m.media;
+    content = new classes.MessageMedia(mimetype, data.toString("base64"), filename ?? null, data.length);
+    if (m.caption) options.caption = m.caption;
+    if (m.type === "audio") options.sendAudioAsVoice = true;
+    if (m.type === "document") options.sendMediaAsDocument = true;
+  } else if (m.type === "location" && m.location) {
+    const { latitude, longitude, name, address } = m.location;
+    content = new classes.Location(latitude, longitude, { name, address });
+  } else if (m.type === "contact" && m.contact) {
+    content = vcardOf(m.contact.name, m.contact.phoneNumber);
+    options.parseVCards = true;
+  } else {
+    content = m.text ?? "";
+  }
+  return { content, options };
+}
+
+/** Sends `m` on `client`; resolves with WhatsApp's id of the message (a reaction has none of its own:
+ * it is named after the message reacted to). */
+export async function sendThrough(
+  client: wweb.Client,
+  m: OutboundMessage,
+  classes: WebjsClasses,
+): Promise<{ id: string }> {
+  if (m.type === "reaction") {
+    const target = await client.getMessageById(m.replyTo ?? "");
+    if (!target) throw new Error(`Message '${m.replyTo}' to react to was not found`);
+    await target.react(m.emoji ?? "");
+    return { id: `reaction_${m.replyTo}_${Date.now()}` };
+  }
+  const { content, options } = sendArgsOf(m, classes);
+  const sent = await client.sendMessage(toChatId(m.to), content, options);
+  return { id: sent.id._serialized };
+}

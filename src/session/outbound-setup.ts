@@ -1,0 +1,57 @@
+// The pieces a worker's sends need, built once per `session` service: the repositories, the media
+// fetcher with the webhooks' network guard, the sender, and the pruning of what expires.
+import type { Db } from "mongodb";
+import type { Config } from "../config.ts";
+import { fetchMedia } from "../messages/media-fetch.ts";
+import type { OutboundMessage } from "../messages/types.ts";
+import { AddressPolicy } from "../net/address-guard.ts";
+import type { Fence } from "../placement/fence.ts";
+import { IdempotencyRepo } from "../store/idempotency-repo.ts";
+import { MessageStatusRepo } from "../store/message-status-repo.ts";
+import { OutboundMediaStore } from "../store/outbound-media.ts";
+import { OutboundSender } from "./outbound.ts";
+
+/** Media stored for a send that never reached an owner is deleted after this long. */
+const ORPHAN_MEDIA_MS = 3600_000;
+const PRUNE_EVERY_MS = 600_000;
+/** Status records are kept as long as account events (EVENTS_RETENTION_MS), or this when that is 0. */
+const STATUS_RETENTION_FALLBACK_MS = 30 * 24 * 3600_000;
+
+export interface Outbound {
+  sender: OutboundSender;
+  statuses: MessageStatusRepo;
+  /** Stops the pruning. */
+  close(): void;
+}
+
+export interface OutboundHooks {
+  fence(workspaceId: string): Fence | null;
+  engineSend(accountId: string, message: OutboundMessage): Promise<{ id: string }>;
+  logger: { warn(...args: unknown[]): void };
+}
+
+export function openOutbound(db: Db, cfg: Config, hooks: OutboundHooks): Outbound {
+  const idempotency = new IdempotencyRepo(db, cfg.idempotencyTtlMs);
+  const statuses = new MessageStatusRepo(db, cfg.eventsRetentionMs || STATUS_RETENTION_FALLBACK_MS);
+  const media = new OutboundMediaStore(db);
+  const policy = new AddressPolicy(cfg.webhookAllowPrivate);
+  const sender = new OutboundSender({
+    idempotency,
+    statuses,
+    media,
+    fetchMedia: (url) =>
+      fetchMedia(url, { policy, maxBytes: cfg.mediaMaxBytes, timeoutMs: cfg.mediaFetchTimeoutMs }),
+    ...hooks,
+  });
+  // Every worker prunes (idempotent), so expired records go while any worker runs.
+  const timer = setInterval(() => {
+    const now = new Date();
+    Promise.all([
+      idempotency.prune(now),
+      statuses.prune(now),
+      media.prune(new Date(now.getTime() - ORPHAN_MEDIA_MS)),
+    ]).catch((err) => hooks.logger.warn(`outbound: pruning failed: ${(err as Error).message}`));
+  }, PRUNE_EVERY_MS);
+  timer.unref();
+  return { sender, statuses, close: () => clearInterval(timer) };
+}

@@ -1,0 +1,212 @@
+// Sends on the account's owner, at most once per idempotency key (README, "Sending exactly once").
+// With a key, the record (src/store/idempotency-repo.ts) is written before the engine is called:
+//   recorded → (media fetched) → sending (acknowledged) → engine.send → sent | failed
+// A request that finds the key answers what the record says; a `recorded` record left by an attempt
+// that is no longer running is taken over and sent (its engine was never called), a `sending` one
+// becomes `uncertain` (its engine may have sent it): never sent twice, never sent blindly.
+import { randomBytes } from "node:crypto";
+import type { Errors } from "moleculer";
+import { ERR_IDEMPOTENCY_MISMATCH, MessageRejectedError, WorkspaceUnavailableError } from "../errors.ts";
+import type { Fence } from "../placement/fence.ts";
+import type { IdempotencyRepo } from "../store/idempotency-repo.ts";
+import { idempotencyId } from "../store/idempotency-repo.ts";
+import type { MessageStatusRepo } from "../store/message-status-repo.ts";
+import type { OutboundMediaStore } from "../store/outbound-media.ts";
+import { retryTransient } from "../store/mongo.ts";
+import { checkContent, checkMimetype, normalMimetype } from "../messages/validate.ts";
+import type { FetchedMedia } from "../messages/media-fetch.ts";
+import type { MediaFile, OutboundMessage, OwnerSend, SendResult } from "../messages/types.ts";
+import { failureOf, resultOf } from "../messages/results.ts";
+import { ERR_INVALID_MEDIA, ERR_MEDIA_TYPE_MISMATCH, ERR_MEDIA_UNAVAILABLE } from "../errors.ts";
+
+export interface OutboundDeps {
+  idempotency: IdempotencyRepo;
+  statuses: MessageStatusRepo;
+  media: OutboundMediaStore;
+  fetchMedia(url: string): Promise<FetchedMedia>;
+  /** This node's fence for the workspace, or null. */
+  fence(workspaceId: string): Fence | null;
+  /** The engine's send, on the account's running session. */
+  engineSend(accountId: string, message: OutboundMessage): Promise<{ id: string }>;
+  logger: { warn(...args: unknown[]): void };
+}
+
+/** Engine errors that mean nothing was handed to WhatsApp: the key is released, a retry may send. */
+const REFUSED_BEFORE_SENDING = new Set(["INVALID_STATE", "NOT_OWNER", "WORKSPACE_UNAVAILABLE"]);
+
+export class OutboundSender {
+  /** Sends in flight on this node, by record id: a concurrent repeat waits for the first. */
+  private readonly inFlight = new Map<string, Promise<SendResult>>();
+
+  constructor(private readonly deps: OutboundDeps) {}
+
+  async send(p: OwnerSend): Promise<SendResult> {
+    try {
+      if (!p.key) return await this.sendNow(p, await this.mediaOf(p));
+      const id = idempotencyId(p.accountId, p.key);
+      const running = this.inFlight.get(id);
+      if (running) return { ...(await running), duplicate: true };
+      const attempt = this.sendOnce(p, p.key, id);
+      this.inFlight.set(id, attempt);
+      try {
+        return await attempt;
+      } finally {
+        this.inFlight.delete(id);
+      }
+    } finally {
+      // Whatever became of the send, its bytes are of no further use.
+      if (p.media?.kind === "stored") await this.deps.media.delete(p.media.mediaId).catch(() => undefined);
+    }
+  }
+
+  private fenceOf(workspaceId: string): Fence {
+    const fence = this.deps.fence(workspaceId);
+    if (!fence) throw new WorkspaceUnavailableError(workspaceId, "this node does not own it (any more)");
+    return fence;
+  }
+
+  /** One keyed send: record, then send, then record the result. */
+  private async sendOnce(p: OwnerSend, key: string, id: string): Promise<SendResult> {
+    const { idempotency } = this.deps;
+    const fence = this.fenceOf(p.workspaceId);
+    const attempt = randomBytes(8).toString("hex");
+    const mine = { attempt, node: fence.node, epoch: fence.epoch };
+    const begun = await retryTransient(() =>
+      idempotency.begin({
+        workspaceId: p.workspaceId,
+        accountId: p.accountId,
+        key,
+        digest: p.digest,
+        ...mine,
+      }),
+    );
+    if (!begun.created) {
+      const doc = begun.doc;
+      if (doc.digest !== p.digest)
+        throw new MessageRejectedError(
+          `Idempotency key '${key}' was used for another message`,
+          ERR_IDEMPOTENCY_MISMATCH,
+          { field: "idempotencyKey", key },
+        );
+      if (doc.state === "failed") throw failureOf(doc);
+      if (doc.state === "sent" || doc.state === "uncertain") return resultOf(doc, true);
+      if (doc.state === "sending") {
+        // Its attempt is not running here (see inFlight): its owner was lost after calling the engine.
+        await idempotency.move(id, doc.attempt, ["sending"], "uncertain", {
+          error: {
+            type: "OWNER_LOST_MID_SEND",
+            message: `The owner (${doc.node}) was lost after handing the message to WhatsApp and before recording the result; it may or may not have been sent, and is not sent again under this key`,
+            code: 409,
+          },
+        });
+        return resultOf((await idempotency.byId(id)) ?? doc, true);
+      }
+      // `recorded`: the attempt that wrote it never called its engine. Sent by this attempt instead.
+      if (!(await idempotency.takeOver(id, doc.attempt, mine)))
+        return resultOf((await idempotency.byId(id)) ?? doc, true);
+    }
+    let message: OutboundMessage;
+    try {
+      message = await this.mediaOf(p);
+    } catch (err) {
+      await idempotency.release(id, attempt).catch(() => undefined);
+      throw err;
+    }
+    // Acknowledged before the engine is called: from here on, a lost owner leaves `sending`.
+    if (!(await retryTransient(() => idempotency.move(id, attempt, ["recorded"], "sending"))))
+      return resultOf((await idempotency.byId(id))!, true);
+    let sent: { id: string };
+    try {
+      sent = await this.deps.engineSend(p.accountId, message);
+    } catch (err) {
+      const e = err as Errors.MoleculerError;
+      if (REFUSED_BEFORE_SENDING.has(e.type)) {
+        await idempotency.release(id, attempt).catch(() => undefined);
+      } else {
+        const error = { type: e.type || "SEND_FAILED", message: e.message, code: e.code || 500 };
+        await retryTransient(() =>
+          idempotency.move(id, attempt, ["sending", "uncertain"], "failed", { error }),
+        );
+      }
+      throw err;
+    }
+    const at = new Date();
+    // The result is written even over `uncertain` (set by someone who thought this owner lost): facts win.
+    await retryTransient(() =>
+      idempotency.move(id, attempt, ["sending", "uncertain"], "sent", {
+        messageId: sent.id,
+        error: undefined,
+      }),
+    ).catch((err) => this.deps.logger.warn(`send ${id}: result not recorded (${(err as Error).message})`));
+    await this.recordSent(p, sent.id, at);
+    return { id: sent.id, status: "sent", at: at.toISOString() };
+  }
+
+  /** A send without a key: straight to the engine. */
+  private async sendNow(p: OwnerSend, message: OutboundMessage): Promise<SendResult> {
+    this.fenceOf(p.workspaceId);
+    const sent = await this.deps.engineSend(p.accountId, message);
+    const at = new Date();
+    await this.recordSent(p, sent.id, at);
+    return { id: sent.id, status: "sent", at: at.toISOString() };
+  }
+
+  private async recordSent(p: OwnerSend, messageId: string, at: Date): Promise<void> {
+    await this.deps.statuses
+      .advance({
+        workspaceId: p.workspaceId,
+        accountId: p.accountId,
+        messageId,
+        status: "sent",
+        at,
+        to: p.draft.to,
+        type: p.draft.type,
+      })
+      .catch((err) =>
+        this.deps.logger.warn(`message ${messageId}: status not recorded (${(err as Error).message})`),
+      );
+  }
+
+  /** The message with its media bytes (read from the store, or fetched from the URL and checked). */
+  private async mediaOf(p: OwnerSend): Promise<OutboundMessage> {
+    const src = p.media;
+    if (!src) return { ...p.draft };
+    let file: MediaFile;
+    if (src.kind === "stored") {
+      const data = await this.deps.media.get(src.mediaId);
+      if (!data)
+        throw new MessageRejectedError(
+          "The media of this send is no longer stored; send it again",
+          ERR_MEDIA_UNAVAILABLE,
+          {
+            field: "media",
+          },
+        );
+      file = { data, mimetype: src.mimetype, filename: src.filename };
+    } else {
+      const fetched = await this.deps.fetchMedia(src.url);
+      const mimetype = src.mimetype ?? normalMimetype(fetched.mimetype);
+      if (!mimetype)
+        throw new MessageRejectedError(
+          "media.url answered no usable Content-Type; give media.mimetype",
+          ERR_MEDIA_TYPE_MISMATCH,
+          {
+            field: "media.mimetype",
+          },
+        );
+      if (fetched.data.length === 0)
+        throw new MessageRejectedError("media.url answered an empty body", ERR_INVALID_MEDIA, {
+          field: "media.url",
+        });
+      checkMimetype(p.draft.type, mimetype);
+      checkContent(p.draft.type, mimetype, fetched.data);
+      file = { data: fetched.data, mimetype, filename: src.filename ?? filenameOf(src.url) };
+    }
+    return { ...p.draft, media: file };
+  }
+}
+
+function filenameOf(url: string): string | undefined {
+  const last = new URL(url).pathname.split("/").pop();
+  return last ? decodeURIComponent(last).slice(0, 255) : undefined;
+}

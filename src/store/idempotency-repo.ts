@@ -1,0 +1,134 @@
+// One record per (account, idempotency key) in `idempotency`, written by the account's owner BEFORE
+// the engine is asked to send, so a send happens at most once per key (README, "Sending exactly once").
+//
+// States: `recorded` (the owner holds the key and has not handed the message to its engine yet) →
+// `sending` (written, acknowledged, and only then the engine called) → `sent` | `failed`. A record
+// found in `sending` by anyone but the attempt holding it becomes `uncertain`: the engine may or may
+// not have sent it, so it is never sent again under this key. `attempt` names the owner's attempt that
+// holds the record; every change after the insert is conditional on it.
+//
+// The unique `_id` decides a race between two inserts. Records expire after IDEMPOTENCY_TTL_MS; no TTL
+// index (FerretDB has none): an expired record counts as absent and is pruned periodically.
+import type { Collection, Db } from "mongodb";
+import { isDuplicateKey } from "./mongo.ts";
+
+export const IDEMPOTENCY_COLLECTION = "idempotency";
+
+export type IdempotencyState = "recorded" | "sending" | "sent" | "failed" | "uncertain";
+
+export interface IdempotencyDoc {
+  _id: string;
+  workspaceId: string;
+  accountId: string;
+  key: string;
+  /** What the first request asked to send (a key reused for another message is refused). */
+  digest: string;
+  state: IdempotencyState;
+  attempt: string;
+  node: string;
+  epoch: number;
+  messageId: string | null;
+  /** Why it failed (`failed`), or why it is uncertain. */
+  error?: { type: string; message: string; code: number };
+  createdAt: Date;
+  /** When the record reached its state. */
+  at: Date;
+  expiresAt: Date;
+}
+
+export type NewIdempotencyRecord = Pick<
+  IdempotencyDoc,
+  "workspaceId" | "accountId" | "key" | "digest" | "attempt" | "node" | "epoch"
+>;
+
+export function idempotencyId(accountId: string, key: string): string {
+  return `${accountId}|${key}`;
+}
+
+export class IdempotencyRepo {
+  readonly col: Collection<IdempotencyDoc>;
+
+  constructor(
+    db: Db,
+    private readonly ttlMs: number,
+  ) {
+    this.col = db.collection<IdempotencyDoc>(IDEMPOTENCY_COLLECTION);
+  }
+
+  /** The live record of a key (an expired one counts as absent). */
+  async get(accountId: string, key: string, now = new Date()): Promise<IdempotencyDoc | null> {
+    const doc = await this.col.findOne({ _id: idempotencyId(accountId, key) });
+    return doc && doc.expiresAt > now ? doc : null;
+  }
+
+  /** Records the key as `recorded` by `rec.attempt`; when a live record exists, returns it instead. */
+  async begin(
+    rec: NewIdempotencyRecord,
+    now = new Date(),
+  ): Promise<{ created: boolean; doc: IdempotencyDoc }> {
+    const doc: IdempotencyDoc = {
+      _id: idempotencyId(rec.accountId, rec.key),
+      ...rec,
+      state: "recorded",
+      messageId: null,
+      createdAt: now,
+      at: now,
+      expiresAt: new Date(now.getTime() + this.ttlMs),
+    };
+    for (let tries = 0; ; tries++) {
+      try {
+        await this.col.insertOne(doc);
+        return { created: true, doc };
+      } catch (err) {
+        if (!isDuplicateKey(err) || tries >= 2) throw err;
+      }
+      const existing = await this.col.findOne({ _id: doc._id });
+      if (existing && existing.expiresAt > now) return { created: false, doc: existing };
+      // Expired (or deleted meanwhile): remove exactly that record, then try again.
+      if (existing) await this.col.deleteOne({ _id: doc._id, createdAt: existing.createdAt });
+    }
+  }
+
+  /** Moves the record of `attempt` from `from` to `to` (with `set`); false when it is not in `from`
+   * under that attempt any more. */
+  async move(
+    id: string,
+    attempt: string,
+    from: IdempotencyState[],
+    to: IdempotencyState,
+    set: Partial<IdempotencyDoc> = {},
+  ): Promise<boolean> {
+    const res = await this.col.updateOne(
+      { _id: id, attempt, state: { $in: from } },
+      { $set: { ...set, state: to, at: new Date() } },
+    );
+    return res.matchedCount === 1;
+  }
+
+  /** Hands a `recorded` record left by `from` to a new attempt (and owner); false when it moved on. */
+  async takeOver(
+    id: string,
+    from: string,
+    to: Pick<IdempotencyDoc, "attempt" | "node" | "epoch">,
+  ): Promise<boolean> {
+    const res = await this.col.updateOne(
+      { _id: id, attempt: from, state: "recorded" },
+      { $set: { ...to, at: new Date() } },
+    );
+    return res.matchedCount === 1;
+  }
+
+  /** Forgets the record of `attempt`: nothing was sent, a retry may send. */
+  async release(id: string, attempt: string): Promise<void> {
+    await this.col.deleteOne({ _id: id, attempt, state: { $in: ["recorded", "sending"] } });
+  }
+
+  async byId(id: string): Promise<IdempotencyDoc | null> {
+    return this.col.findOne({ _id: id });
+  }
+
+  /** Deletes expired records. */
+  async prune(now = new Date()): Promise<number> {
+    return (await this.col.deleteMany({ expiresAt: { $lt: now } })).deletedCount;
+  }
+}
