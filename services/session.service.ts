@@ -371,6 +371,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
         profileDir: cfg.profileDir,
         startupTimeoutMs: cfg.startupTimeoutMs,
         simulatedAckMs: cfg.simulatedAckMs,
+        simulatedSendMs: cfg.simulatedSendMs,
       },
       recordAck: (ack) => this.outbound.statuses.advance(ack),
       startConcurrency: cfg.startConcurrency,

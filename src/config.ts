@@ -142,6 +142,8 @@ export interface Config {
   idempotencyTtlMs: number;
   /** Simulated engine: delay of each receipt after a send (sent → delivered → read). @default 500 */
   simulatedAckMs: number;
+  /** Simulated engine: how long a send takes (WhatsApp's round trip). @default 0 */
+  simulatedSendMs: number;
   /** Delay before restarting an account that failed for a retryable reason, doubled per failure in a row. @default 5000 */
   failedRetryBaseMs: number;
   /** Upper bound of that delay. @default 300000 */
@@ -244,6 +246,7 @@ export function loadConfig(): Config {
     mediaFetchTimeoutMs: Math.max(1, int("MEDIA_FETCH_TIMEOUT_MS", 30000)),
     idempotencyTtlMs: Math.max(1, int("IDEMPOTENCY_TTL_MS", 24 * 3600 * 1000)),
     simulatedAckMs: int("SIMULATED_ACK_MS", 500),
+    simulatedSendMs: int("SIMULATED_SEND_MS", 0),
     failedRetryBaseMs: Math.max(1, int("FAILED_RETRY_BASE_MS", 5000)),
     failedRetryMaxMs: Math.max(1, int("FAILED_RETRY_MAX_MS", 300000)),
   };

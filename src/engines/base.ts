@@ -28,6 +28,8 @@ export interface EngineOptions {
   startupTimeoutMs?: number;
   /** Simulated engine: delay of each receipt of a sent message (sent → delivered → read). @default 500 */
   simulatedAckMs?: number;
+  /** Simulated engine: how long a send takes. @default 0 */
+  simulatedSendMs?: number;
   /**
    * A turn in the node's start queue (START_CONCURRENCY) for a start the engine makes by itself — webjs
    * relaunching Chromium after a crash; resolves with the function that ends the turn. Without it

@@ -95,10 +95,18 @@ export class SimulatedEngine extends BaseEngine {
     return this.send({ to, type: "text", text });
   }
 
-  /** "Sends": records the message (sentBySimulatedEngine), gives it an id like WhatsApp's, and acks it
-   * sent → delivered → read (→ played for audio) SIMULATED_ACK_MS apart. A reaction gets no receipts. */
+  /** "Sends" (taking SIMULATED_SEND_MS): records the message (sentBySimulatedEngine), gives it an id like
+   * WhatsApp's, and acks it sent → delivered → read (→ played for audio) SIMULATED_ACK_MS apart. A
+   * reaction gets no receipts. */
   async send(message: OutboundMessage): Promise<{ id: string }> {
     this.assertConnected("send a message");
+    const sendMs = this.opts.simulatedSendMs ?? 0;
+    if (sendMs > 0) {
+      const gen = this.generation;
+      await new Promise((resolve) => setTimeout(resolve, sendMs));
+      if (gen !== this.generation)
+        throw new InvalidStateError("Cannot send a message: the session stopped while sending");
+    }
     const chat = message.to.includes("@") ? message.to : `${message.to.replace(/[^0-9]/g, "")}@c.us`;
     const id = `true_${chat}_3EB0${randomBytes(8).toString("hex").toUpperCase()}`;
     recordSent(this.opts.accountId, { id, ...summaryOf(message), at: Date.now() });

@@ -1,0 +1,158 @@
+// Sends interrupted by a real failover: worker PROCESSES (simulated engine), the owner SIGKILLed in the
+// middle of a send with an idempotency key, and the same request retried until a survivor answers.
+//  - killed while fetching the media URL (record `recorded`, engine never called): the survivor sends
+//    it, once;
+//  - killed while its engine sends (record `sending`, SIMULATED_SEND_MS long): `uncertain`, and the
+//    survivor does not send it again.
+import { strict as assert } from "node:assert";
+import { randomBytes } from "node:crypto";
+import { createServer, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { MongoClient, type Db } from "mongodb";
+import type { ServiceBroker } from "moleculer";
+import AccountsService from "../../../services/accounts.service.ts";
+import type { SendResult } from "../../../src/messages/types.ts";
+import { placementOf } from "../../../src/placement/kv.ts";
+import type { IdempotencyDoc } from "../../../src/store/idempotency-repo.ts";
+import { ProcessCluster } from "../../support/process-cluster.ts";
+import { waitFor } from "../../support/wait.ts";
+import {
+  connectedAccounts,
+  knowsRecorder,
+  recorder,
+  workspacesOn,
+  type Recorded,
+} from "../placement/failover-support.ts";
+
+const PDF = Buffer.from("%PDF-1.4 failover");
+
+describe("messages: a send interrupted by the owner's SIGKILL", function () {
+  this.timeout(120000);
+  let pc: ProcessCluster;
+  let obs: ServiceBroker;
+  let mongo: MongoClient;
+  let db: Db;
+  let media: Server;
+  let mediaUrl: string;
+  /** Requests for /held.pdf wait here until answered. */
+  const held: ServerResponse[] = [];
+  let holdRequests = true;
+  let mediaRequests = 0;
+  const events: Recorded[] = [];
+  const savedAllow = process.env.WEBHOOK_ALLOW_PRIVATE;
+
+  beforeEach(async function () {
+    this.timeout(120000);
+    media = createServer((req, res) => {
+      mediaRequests++;
+      if (holdRequests) held.push(res);
+      else res.writeHead(200, { "content-type": "application/pdf" }).end(PDF);
+    });
+    await new Promise<void>((r) => media.listen(0, "127.0.0.1", r));
+    mediaUrl = `http://127.0.0.1:${(media.address() as AddressInfo).port}/held.pdf`;
+    // The observer runs `accounts`, which checks media URLs against its own (env-read) policy.
+    process.env.WEBHOOK_ALLOW_PRIVATE = "127.0.0.1";
+    pc = new ProcessCluster({
+      WEBHOOK_ALLOW_PRIVATE: "127.0.0.1",
+      SIMULATED_SEND_MS: "4000",
+      SIMULATED_ACK_MS: "50",
+    });
+    await pc.startServers();
+    await Promise.all(["w1", "w2"].map((id) => pc.startWorker(id)));
+    obs = await pc.observer("obs", [AccountsService, recorder(events)]);
+    await waitFor(
+      () => {
+        const live = placementOf(obs)?.mirror.liveNodes();
+        return ["w1", "w2"].every((n) => live?.has(n) && obs.registry.nodes.get(n)?.available);
+      },
+      { what: "both workers live", timeoutMs: 30000 },
+    );
+    // Their broadcasts must reach the recorder here before the test counts on them.
+    await waitFor(
+      async () => (await Promise.all(["w1", "w2"].map((n) => knowsRecorder(obs, n)))).every(Boolean),
+      {
+        what: "both workers to know the recorder",
+        timeoutMs: 30000,
+        intervalMs: 200,
+      },
+    );
+    mongo = await MongoClient.connect(pc.mongoUrl);
+    db = mongo.db();
+  });
+
+  afterEach(async function () {
+    this.timeout(60000);
+    for (const res of held.splice(0)) res.destroy();
+    holdRequests = true;
+    mediaRequests = 0;
+    events.splice(0);
+    await mongo?.close();
+    await pc?.stop();
+    await new Promise((r) => media.close(r));
+    if (savedAllow === undefined) delete process.env.WEBHOOK_ALLOW_PRIVATE;
+    else process.env.WEBHOOK_ALLOW_PRIVATE = savedAllow;
+  });
+
+  /** A connected account in a workspace owned by w1, and a recipient no other test uses. */
+  async function accountOnW1() {
+    const [ws] = await workspacesOn(obs, "w1", 1, `fo${randomBytes(3).toString("hex")}`);
+    const [account] = await connectedAccounts(obs, events, [ws], 1);
+    return { ws, account, to: `49170${String(Date.now()).slice(-7)}` };
+  }
+
+  const record = (accountId: string, key: string) =>
+    db.collection<IdempotencyDoc>("idempotency").findOne({ _id: `${accountId}|${key}` });
+
+  /** The same request again and again until an owner answers it (the workspace is failing over). */
+  function retry(params: object): Promise<SendResult> {
+    return waitFor(
+      async () => (await obs.call("accounts.sendMessage", params, { timeout: 8000 })) as SendResult,
+      { what: "a survivor to answer the retry", timeoutMs: 60000, intervalMs: 250 },
+    );
+  }
+
+  it("killed after the record, before its engine was called: the survivor sends it once", async () => {
+    const { ws, account, to } = await accountOnW1();
+    const key = `k-${randomBytes(4).toString("hex")}`;
+    const params = {
+      workspaceId: ws,
+      accountId: account.id,
+      to,
+      type: "document",
+      media: { url: mediaUrl },
+      idempotencyKey: key,
+    };
+    const first = obs.call("accounts.sendMessage", params).catch((err: Error) => err);
+    await waitFor(async () => held.length === 1 && (await record(account.id, key))?.state === "recorded", {
+      what: "w1 to record the key and fetch the media",
+    });
+    pc.kill("w1", "SIGKILL");
+    assert.ok((await first) instanceof Error, "the first request failed with its owner");
+    holdRequests = false;
+    const res = await retry(params);
+    assert.equal(res.status, "sent");
+    const rec = await record(account.id, key);
+    assert.deepEqual([rec?.state, rec?.messageId, rec?.node], ["sent", res.id, "w2"]);
+    assert.equal(await db.collection("message_status").countDocuments({ to }), 1, "sent exactly once");
+    assert.equal(mediaRequests, 2);
+    const again = await retry(params);
+    assert.deepEqual([again.id, again.duplicate], [res.id, true]);
+  });
+
+  it("killed while its engine was sending: `uncertain`, never sent again by the survivor", async () => {
+    const { ws, account, to } = await accountOnW1();
+    const key = `k-${randomBytes(4).toString("hex")}`;
+    const params = { workspaceId: ws, accountId: account.id, to, text: "mid-send", idempotencyKey: key };
+    const first = obs.call("accounts.sendMessage", params).catch((err: Error) => err);
+    await waitFor(async () => (await record(account.id, key))?.state === "sending", {
+      what: "w1 to hand the message to its engine",
+    });
+    pc.kill("w1", "SIGKILL");
+    assert.ok((await first) instanceof Error);
+    const res = await retry(params);
+    assert.deepEqual([res.status, res.id, res.error?.type], ["uncertain", null, "OWNER_LOST_MID_SEND"]);
+    const again = await retry(params);
+    assert.equal(again.status, "uncertain");
+    assert.equal(await db.collection("message_status").countDocuments({ to }), 0, "not sent by the survivor");
+  });
+});
