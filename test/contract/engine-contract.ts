@@ -14,6 +14,7 @@ import {
   type QrPolicy,
 } from "../../src/engines/base.ts";
 import type { FailureReason } from "../../src/lifecycle/states.ts";
+import type { MessageAck, OutboundMessage } from "../../src/messages/types.ts";
 import { GridFsAuthStore } from "../../src/store/auth-store.ts";
 import { mongoUrlFor, testSecrets } from "../support/env.ts";
 import { waitFor } from "../support/wait.ts";
@@ -116,6 +117,9 @@ export function engineContractSuite(
       const { engine } = create();
       await engine.start();
       await assert.rejects(engine.sendText("15550001111", "too early"));
+      await assert.rejects(engine.send({ to: "15550001111", type: "text", text: "too early" }), {
+        type: "INVALID_STATE",
+      });
     });
 
     if (expectStartFailure) {
@@ -227,6 +231,36 @@ export function engineContractSuite(
         assert.ok(msg.id && msg.timestamp > 0);
         const sent = await engine.sendText("15558887777", "hi back");
         assert.ok(typeof sent.id === "string" && sent.id.length > 0);
+      });
+
+      it("send(message) of every type resolves with an id; receipts follow in order, none for a reaction", async () => {
+        const { engine, seen } = await linked("15550008888");
+        const png = Buffer.concat([Buffer.from("89504e470d0a1a0a", "hex"), Buffer.alloc(16)]);
+        const messages: OutboundMessage[] = [
+          { to: "15558887777", type: "text", text: "hi", mentions: ["15558887777"] },
+          { to: "15558887777", type: "image", media: { data: png, mimetype: "image/png" }, caption: "c" },
+          { to: "15558887777", type: "location", location: { latitude: 1, longitude: 2 } },
+          { to: "15558887777", type: "contact", contact: { name: "Ann", phoneNumber: "+15550001111" } },
+        ];
+        const ids: string[] = [];
+        for (const m of messages) ids.push((await engine.send(m)).id);
+        assert.equal(new Set(ids).size, ids.length, "distinct ids");
+        const reaction = await engine.send({
+          to: "15558887777",
+          type: "reaction",
+          replyTo: ids[0],
+          emoji: "👍",
+        });
+        assert.ok(reaction.id);
+        const acksOf = (id: string) =>
+          seen
+            .filter((s) => s.event === "message_ack" && (s.args[0] as MessageAck).id === id)
+            .map((s) => (s.args[0] as MessageAck).status);
+        await waitFor(() => ids.every((id) => acksOf(id).includes("read")), {
+          what: `${name}: every message read`,
+        });
+        for (const id of ids) assert.deepEqual(acksOf(id), ["sent", "delivered", "read"]);
+        assert.deepEqual(acksOf(reaction.id), []);
       });
 
       it("logout → logged_out and the auth state is deleted (engine.logout and phone-side logout)", async () => {

@@ -2,4 +2,8 @@
 import { createSimulatedEngine } from "../../../src/engines/simulated.ts";
 import { engineContractSuite } from "../../contract/engine-contract.ts";
 
-engineContractSuite("simulated", createSimulatedEngine, { canScan: true, showsQr: true });
+engineContractSuite("simulated", createSimulatedEngine, {
+  canScan: true,
+  showsQr: true,
+  engineOptions: { simulatedAckMs: 20 },
+});

@@ -162,6 +162,23 @@ describe("io: Socket.IO relay on the gateway", function () {
     });
   });
 
+  it("a message sent over a socket call: its receipts reach the workspace's socket, sent → delivered → read", async () => {
+    const sock = await socketOf("io-acks");
+    const { id } = await createAccount("io-acks");
+    await waitFor(() => sock.statusesOf(id).includes("qr_scanning"), { what: "qr_scanning on the socket" });
+    await scan(id, "io-acks", "4915100000555");
+    await waitFor(() => sock.statusesOf(id).includes("connected"), { what: "connected on the socket" });
+    const sent = await sock.call("accounts.sendMessage", { accountId: id, to: "4915100000556", text: "hi" });
+    assert.equal(sent.status, "sent");
+    const acks = () =>
+      sock.received
+        .filter((r) => r.event === "account.message_ack" && r.payload.messageId === sent.id)
+        .map((r) => r.payload.status);
+    await waitFor(() => acks().length === 3, { what: "three receipts on the socket" });
+    assert.deepEqual(acks(), ["sent", "delivered", "read"]);
+    assert.equal(sock.received.find((r) => r.event === "account.message_ack")!.payload.accountId, id);
+  });
+
   it("a socket that connects after the QR was emitted gets it in the snapshot", async () => {
     const account = await createAccount("late");
     await waitFor(() => bus.find((r) => r.event === "account.qr" && r.payload.accountId === account.id), {
