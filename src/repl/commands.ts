@@ -146,6 +146,28 @@ export async function qrCommand(
   print(`account ${accountId} (workspace ${ws}) · QR #${qr.seq} · valid ${left}s more`);
 }
 
+/** Sends a text message from an account (found by id alone, as `qr` does). */
+export async function sendCommand(
+  { broker, print }: ReplIO,
+  accountId: string,
+  to: string,
+  text: string,
+): Promise<void> {
+  if (!text) {
+    print("usage: send <accountId> <to> <text…>");
+    return;
+  }
+  const account = await callAccounts(broker, "lookup", { accountId });
+  const r = await callAccounts(broker, "sendMessage", {
+    workspaceId: account.workspaceId,
+    accountId,
+    to,
+    text,
+  });
+  const id = r.id ? ` ${r.id}` : "";
+  print(`${r.status}${id} · from account ${accountId} (workspace ${account.workspaceId}) to ${to}`);
+}
+
 export async function drainCommand({ broker, print }: ReplIO, nodeId: string): Promise<void> {
   const r = (await broker.call(CLUSTER_ACTIONS.drain, { nodeId })) as {
     nodeId?: string;
@@ -217,6 +239,13 @@ export function replCommands(print: (text: string) => void = (t) => console.log(
       description: "Draw the current QR code of a scanning account",
       action: guarded(print, (io, a) =>
         qrCommand(io, str(a.accountId), a.workspaceId ? str(a.workspaceId) : undefined),
+      ),
+    },
+    {
+      command: "send <accountId> <to> [text...]",
+      description: "Send a text message from an account to a phone number or chat id",
+      action: guarded(print, (io, a) =>
+        sendCommand(io, str(a.accountId), str(a.to), Array.isArray(a.text) ? a.text.join(" ") : str(a.text)),
       ),
     },
     {

@@ -106,4 +106,34 @@ describe("repl/commands", () => {
     });
     assert.equal(await run("qr", { accountId: "acc_x" }), "error: Account 'acc_x' not found [NOT_FOUND 404]");
   });
+  it("send: finds the account's workspace, sends the words as one text, prints the result", async () => {
+    const { run, calls } = setup({
+      "accounts.lookup": () => ({ id: "acc_1", workspaceId: "ws1", status: "connected" }),
+      "accounts.sendMessage": () => ({
+        id: "true_49151@c.us_3EB0AA",
+        status: "sent",
+        at: "2026-01-01T00:00:00.000Z",
+      }),
+    });
+    const out = await run("send", { accountId: "acc_1", to: "49151", text: ["hello", "there"] });
+    assert.deepEqual(calls.at(-1), [
+      "accounts.sendMessage",
+      { workspaceId: "ws1", accountId: "acc_1", to: "49151", text: "hello there" },
+    ]);
+    assert.equal(out, "sent true_49151@c.us_3EB0AA · from account acc_1 (workspace ws1) to 49151");
+    assert.match(await run("send", { accountId: "acc_1", to: "49151" }), /^usage: send/);
+  });
+
+  it("send: a refused send prints its reason and type", async () => {
+    const { run } = setup({
+      "accounts.lookup": () => ({ id: "acc_1", workspaceId: "ws1" }),
+      "accounts.sendMessage": () => {
+        throw new InvalidStateError("Cannot send a message: the session is qr");
+      },
+    });
+    assert.equal(
+      await run("send", { accountId: "acc_1", to: "49151", text: ["x"] }),
+      "error: Cannot send a message: the session is qr [INVALID_STATE 409]",
+    );
+  });
 });
