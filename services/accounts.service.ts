@@ -66,6 +66,17 @@ interface AccountsVars extends MongoVars {
   addressPolicy: AddressPolicy;
 }
 
+export interface ListParams extends WorkspaceParams {
+  /** Accounts per page (a string from a query). @default all of them */
+  limit?: string;
+  cursor?: string;
+}
+export interface AccountsPage {
+  items: AccountView[];
+  /** The next page's cursor; null on the last page. */
+  nextCursor: string | null;
+}
+
 export interface EventsParams extends WorkspaceParams {
   /** @default "0" */
   after?: string;
@@ -162,10 +173,17 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       },
     },
 
+    /** All accounts, or a page of them with `limit` (then `nextCursor` names the next page). */
     list: {
-      params: workspace,
-      async handler(this: AccountsThis, ctx: Context<WorkspaceParams>): Promise<{ items: AccountView[] }> {
-        return { items: (await this.repo.list(ctx.params.workspaceId)).map(toAccountView) };
+      params: { ...workspace, limit: { ...(workspace.limit as object), convert: true } },
+      async handler(this: AccountsThis, ctx: Context<ListParams>): Promise<AccountsPage> {
+        const { workspaceId, limit, cursor } = ctx.params;
+        const page = await this.repo.page(
+          workspaceId,
+          limit === undefined ? undefined : Number(limit),
+          cursor,
+        );
+        return { items: page.docs.map(toAccountView), nextCursor: page.nextCursor };
       },
     },
 

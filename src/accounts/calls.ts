@@ -27,7 +27,10 @@ export interface Caller {
 /** `accounts.*`: [params, result]. */
 export interface AccountsActions extends Signatures {
   create: [CreateAccountParams, AccountView];
-  list: [WorkspaceParams, { items: AccountView[] }];
+  list: [
+    WorkspaceParams & { limit?: string; cursor?: string },
+    { items: AccountView[]; nextCursor: string | null },
+  ];
   get: [AccountParams, AccountView];
   /** Across workspaces: the operator's console only. */
   lookup: [{ accountId: string }, AccountView];

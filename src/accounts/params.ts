@@ -67,7 +67,21 @@ export const ACCOUNT_PARAMS = {
       description: "Engine (`webjs` or `simulated`); the node's ENGINE when absent",
     },
   },
-  list: {},
+  list: {
+    // Strings: query values reach the gateway's check unconverted (accounts.list converts).
+    limit: {
+      type: "string",
+      pattern: /^([1-9][0-9]{0,2}|1000)$/,
+      optional: true,
+      description: "Accounts per page, 1–1000 (all of them when absent)",
+    },
+    cursor: {
+      type: "string",
+      pattern: /^[A-Za-z0-9_-]{1,200}$/,
+      optional: true,
+      description: "`nextCursor` of the previous page",
+    },
+  },
   account: { accountId },
   pairingCode: { accountId, phoneNumber },
   sendText: { accountId, to: chatId("Recipient (phone number or chat id)"), text },

@@ -150,7 +150,10 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
   getAccount: { $ref: "#/components/schemas/Account" },
   listAccounts: {
     type: "object",
-    properties: { items: { type: "array", items: { $ref: "#/components/schemas/Account" } } },
+    properties: {
+      items: { type: "array", items: { $ref: "#/components/schemas/Account" } },
+      nextCursor: { type: ["string", "null"], description: "Cursor of the next page; null on the last" },
+    },
   },
   getQr: {
     type: "object",

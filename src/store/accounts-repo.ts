@@ -1,6 +1,7 @@
 // The `accounts` collection. Status writes are fenced: they filter on the writer's `{node, epoch}`,
 // so a node that lost a workspace (and has not noticed yet) changes nothing.
 import type { Collection, Db } from "mongodb";
+import { ValidationError } from "../errors.ts";
 import type { AccountDoc, DesiredState } from "../accounts/types.ts";
 import type { OwnerStamp as Fence } from "./stamp.ts";
 import { InsertBatcher } from "./insert-batch.ts";
@@ -54,6 +55,51 @@ export class AccountsRepo {
 
   async list(workspaceId: string): Promise<AccountDoc[]> {
     return retryTransient(() => this.col.find({ workspaceId }).sort({ createdAt: 1, _id: 1 }).toArray());
+  }
+
+  /** All accounts of a workspace (no `limit`, no `cursor`), or the page of `limit` (default 100) after
+   * `cursor`, with the next page's cursor (null on the last). A cursor not of ours: ValidationError. */
+  async page(
+    workspaceId: string,
+    limit?: number,
+    cursor?: string,
+  ): Promise<{ docs: AccountDoc[]; nextCursor: string | null }> {
+    const after = cursor === undefined ? undefined : accountCursorPosition(cursor);
+    if (after === null)
+      throw new ValidationError("cursor is not a nextCursor of this list", {
+        field: "cursor",
+        value: cursor,
+      });
+    if (limit === undefined && !after) return { docs: await this.list(workspaceId), nextCursor: null };
+    const { docs, more } = await this.listPage(workspaceId, limit ?? 100, after);
+    const last = docs.at(-1);
+    return { docs, nextCursor: more && last ? accountCursorOf(last) : null };
+  }
+
+  /** Up to `limit` accounts of a workspace after `after` (in list order: created, then id), and whether
+   * more follow. */
+  async listPage(
+    workspaceId: string,
+    limit: number,
+    after?: { createdAt: Date; id: string },
+  ): Promise<{ docs: AccountDoc[]; more: boolean }> {
+    const filter = after
+      ? {
+          workspaceId,
+          $or: [
+            { createdAt: { $gt: after.createdAt } },
+            { createdAt: after.createdAt, _id: { $gt: after.id } },
+          ],
+        }
+      : { workspaceId };
+    const docs = await retryTransient(() =>
+      this.col
+        .find(filter)
+        .sort({ createdAt: 1, _id: 1 })
+        .limit(limit + 1)
+        .toArray(),
+    );
+    return { docs: docs.slice(0, limit), more: docs.length > limit };
   }
 
   /** Accounts of these workspaces that should be running (a reconciler's pass). */
@@ -157,5 +203,21 @@ export class AccountsRepo {
       this.col.updateOne({ _id: id, node: fence.node, epoch: fence.epoch }, { $set: patch }),
     );
     return res.matchedCount === 1;
+  }
+}
+
+/** A page position in an account list, as clients see it: base64url of `[createdAt ms, id]`. */
+export function accountCursorOf(doc: Pick<AccountDoc, "_id" | "createdAt">): string {
+  return Buffer.from(JSON.stringify([doc.createdAt.getTime(), doc._id])).toString("base64url");
+}
+
+/** The position a cursor names, or null when it is not one of ours. */
+export function accountCursorPosition(cursor: string): { createdAt: Date; id: string } | null {
+  try {
+    const [ms, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown[];
+    if (typeof ms !== "number" || !Number.isSafeInteger(ms) || typeof id !== "string" || !id) return null;
+    return { createdAt: new Date(ms), id };
+  } catch {
+    return null;
   }
 }

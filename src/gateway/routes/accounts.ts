@@ -37,8 +37,9 @@ export const ACCOUNT_ROUTES: RouteSpec[] = [
     method: "GET",
     path: "/accounts",
     action: "accounts.list",
-    params: {},
-    summary: "List the accounts of the workspace",
+    params: placed(ACCOUNT_PARAMS.list, {}, "query"),
+    summary:
+      "List the accounts of the workspace, oldest first: `{items, nextCursor}` (`nextCursor` null on the last page)",
     tag: "accounts",
   }),
   v1({
