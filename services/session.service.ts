@@ -35,6 +35,7 @@ import { SecretBox } from "../src/store/secrets.ts";
 import type { EventsRepo } from "../src/store/events-repo.ts";
 import { openEventLog, startPruning, type Broadcast } from "../src/session/event-publisher.ts";
 import { openOutbound, type Outbound } from "../src/session/outbound-setup.ts";
+import { METRICS } from "../src/gateway/metrics.ts";
 import type { OwnerSend, SendResult } from "../src/messages/types.ts";
 
 export type SessionCreateParams = NewAccount;
@@ -353,11 +354,17 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       this.logger,
     ));
     this.pruneTimer = startPruning(this.events, cfg.eventsRetentionMs, this.logger);
+    this.broker.metrics.register({
+      name: METRICS.sendQueue,
+      type: "gauge",
+      description: "Sends waiting for their account's slot (SEND_MIN_GAP_MS)",
+    });
     this.outbound = openOutbound(this.db, cfg, {
       fence: (ws) => this.workerNode?.ownership.current(ws) ?? null,
       engineSend: async (accountId, message) =>
         (await this.runtime.drive(accountId, (e) => e.send(message))).result,
       logger: this.logger,
+      onQueueDepth: (depth) => this.broker.metrics.set(METRICS.sendQueue, depth),
     });
     this.runtime = new SessionRuntime({
       nodeId: this.broker.nodeID,

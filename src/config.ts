@@ -142,6 +142,9 @@ export interface Config {
   idempotencyTtlMs: number;
   /** Simulated engine: delay of each receipt after a send (sent → delivered → read). @default 500 */
   simulatedAckMs: number;
+  /** Least time between two sends of one account (plus up to half of it at random); 0: no pacing.
+   * @default 1000 */
+  sendMinGapMs: number;
   /** Simulated engine: how long a send takes (WhatsApp's round trip). @default 0 */
   simulatedSendMs: number;
   /** Delay before restarting an account that failed for a retryable reason, doubled per failure in a row. @default 5000 */
@@ -247,6 +250,7 @@ export function loadConfig(): Config {
     idempotencyTtlMs: Math.max(1, int("IDEMPOTENCY_TTL_MS", 24 * 3600 * 1000)),
     simulatedAckMs: int("SIMULATED_ACK_MS", 500),
     simulatedSendMs: int("SIMULATED_SEND_MS", 0),
+    sendMinGapMs: int("SEND_MIN_GAP_MS", 1000),
     failedRetryBaseMs: Math.max(1, int("FAILED_RETRY_BASE_MS", 5000)),
     failedRetryMaxMs: Math.max(1, int("FAILED_RETRY_MAX_MS", 300000)),
   };

@@ -23,6 +23,8 @@ export const METRICS = {
   /** Gauge: engine starts waiting per node. A worker's own gauge of this name wins; otherwise the
    * gateway counts the node's `initializing` accounts (queued or launching) from MongoDB. */
   startQueue: "switchboard.start_queue.length",
+  /** Gauge (worker): sends waiting for their account's slot (SEND_MIN_GAP_MS) on the node. */
+  sendQueue: "switchboard.send_queue.depth",
 } as const;
 
 export interface Sample {

@@ -10,6 +10,7 @@ import { IdempotencyRepo } from "../store/idempotency-repo.ts";
 import { MessageStatusRepo } from "../store/message-status-repo.ts";
 import { OutboundMediaStore } from "../store/outbound-media.ts";
 import { OutboundSender } from "./outbound.ts";
+import { SendPacer } from "./send-pacing.ts";
 
 /** Media stored for a send that never reached an owner is deleted after this long. */
 const ORPHAN_MEDIA_MS = 3600_000;
@@ -28,6 +29,8 @@ export interface OutboundHooks {
   fence(workspaceId: string): Fence | null;
   engineSend(accountId: string, message: OutboundMessage): Promise<{ id: string }>;
   logger: { warn(...args: unknown[]): void };
+  /** Told the node's send queue depth whenever it changes. */
+  onQueueDepth?: (depth: number) => void;
 }
 
 export function openOutbound(db: Db, cfg: Config, hooks: OutboundHooks): Outbound {
@@ -35,12 +38,14 @@ export function openOutbound(db: Db, cfg: Config, hooks: OutboundHooks): Outboun
   const statuses = new MessageStatusRepo(db, cfg.eventsRetentionMs || STATUS_RETENTION_FALLBACK_MS);
   const media = new OutboundMediaStore(db);
   const policy = new AddressPolicy(cfg.webhookAllowPrivate);
+  const pacer = new SendPacer({ minGapMs: cfg.sendMinGapMs, onDepth: hooks.onQueueDepth });
   const sender = new OutboundSender({
     idempotency,
     statuses,
     media,
     fetchMedia: (url) =>
       fetchMedia(url, { policy, maxBytes: cfg.mediaMaxBytes, timeoutMs: cfg.mediaFetchTimeoutMs }),
+    pace: (accountId) => pacer.turn(accountId),
     ...hooks,
   });
   // Every worker prunes (idempotent), so expired records go while any worker runs.

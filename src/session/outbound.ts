@@ -1,6 +1,7 @@
 // Sends on the account's owner, at most once per idempotency key (README, "Sending exactly once").
 // With a key, the record (src/store/idempotency-repo.ts) is written before the engine is called:
 //   recorded → (media fetched) → sending (acknowledged) → engine.send → sent | failed
+// Between media and `sending` the send waits for its account's slot (send-pacing.ts), still `recorded`.
 // A request that finds the key answers what the record says; a `recorded` record left by an attempt
 // that is no longer running is taken over and sent (its engine was never called), a `sending` one
 // becomes `uncertain` (its engine may have sent it): never sent twice, never sent blindly.
@@ -28,6 +29,8 @@ export interface OutboundDeps {
   fence(workspaceId: string): Fence | null;
   /** The engine's send, on the account's running session. */
   engineSend(accountId: string, message: OutboundMessage): Promise<{ id: string }>;
+  /** Waits for the account's next send slot (SEND_MIN_GAP_MS). @default no pacing */
+  pace?: (accountId: string) => Promise<void>;
   logger: { warn(...args: unknown[]): void };
 }
 
@@ -108,6 +111,9 @@ export class OutboundSender {
     let message: OutboundMessage;
     try {
       message = await this.mediaOf(p);
+      // Queued under the record (`recorded`): a lost owner's queue is sent by the next one on retry.
+      await this.deps.pace?.(p.accountId);
+      this.fenceOf(p.workspaceId);
     } catch (err) {
       await idempotency.release(id, attempt).catch(() => undefined);
       throw err;
@@ -144,6 +150,7 @@ export class OutboundSender {
 
   /** A send without a key: straight to the engine. */
   private async sendNow(p: OwnerSend, message: OutboundMessage): Promise<SendResult> {
+    await this.deps.pace?.(p.accountId);
     this.fenceOf(p.workspaceId);
     const sent = await this.deps.engineSend(p.accountId, message);
     const at = new Date();

@@ -22,6 +22,8 @@ export const TEST_TIMINGS: ConfigOverrides = {
   reconcileMs: 500,
   qr: { firstTtlMs: 300, refreshMs: 100, max: 6 },
   startupTimeoutMs: 15000,
+  // Specs send bursts from one account; the pacing spec sets its own gap.
+  sendMinGapMs: 0,
 };
 
 export function testConfig(overrides: ConfigOverrides = {}): Config {

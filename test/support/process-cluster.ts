@@ -27,6 +27,7 @@ export const PROCESS_TIMINGS: Record<string, string> = {
   START_CONCURRENCY: "4",
   QR_FIRST_TTL_MS: "120000",
   QR_REFRESH_MS: "60000",
+  SEND_MIN_GAP_MS: "0",
 };
 
 export interface WorkerProcess {

@@ -1,0 +1,34 @@
+// Sends of one account leave at least SEND_MIN_GAP_MS apart, in the order they asked; other accounts
+// are not held up; the depth counts the waiting ones.
+import { strict as assert } from "node:assert";
+import { SendPacer } from "../../../src/session/send-pacing.ts";
+
+describe("session/send-pacing", () => {
+  it("spaces one account's sends by the gap (plus jitter), in order; another account goes at once", async () => {
+    const depths: number[] = [];
+    const pacer = new SendPacer({ minGapMs: 60, random: () => 0.5, onDepth: (d) => depths.push(d) });
+    const start = Date.now();
+    const left: [string, number][] = [];
+    const send = (account: string, n: number) =>
+      pacer.turn(account).then(() => left.push([`${account}${n}`, Date.now() - start]));
+    await Promise.all([send("a", 1), send("a", 2), send("a", 3), send("b", 1)]);
+    assert.deepEqual(
+      left.map(([name]) => name),
+      ["a1", "b1", "a2", "a3"],
+    );
+    const at = Object.fromEntries(left);
+    assert.ok(at.b1 < 40, `b1 left at ${at.b1} ms`);
+    // Each gap is 60 ms plus a quarter of it (half of the half-gap jitter): 75 ms.
+    assert.ok(at.a2 >= 74, `a2 left at ${at.a2} ms`);
+    assert.ok(at.a3 - at.a2 >= 70, `a3 − a2 = ${at.a3 - at.a2} ms`);
+    assert.equal(Math.max(...depths), 2);
+    assert.equal(pacer.depth, 0);
+  });
+
+  it("a gap of 0 turns pacing off", async () => {
+    const pacer = new SendPacer({ minGapMs: 0 });
+    const start = Date.now();
+    for (let i = 0; i < 20; i++) await pacer.turn("a");
+    assert.ok(Date.now() - start < 50);
+  });
+});
