@@ -5,7 +5,7 @@
 //            QR path (Debug.VERSION, WAWebSocketModel, WAWebConnModel, the registration keys, the
 //            pairing-code API), so the real library emits real `qr` and `code` events. The test plays
 //            the phone with `command()`: `scan` links the page (kept in its localStorage, so a restored
-//            profile comes back linked), `message`, `disconnect` (TIMEOUT, then CONNECTED) and `logout`
+//            profile comes back linked), `message`, `ack` (a receipt of a sent message), `disconnect` (TIMEOUT, then CONNECTED) and `logout`
 //            (navigates to ?post_logout=1, as WhatsApp Web does). Each page listens for commands on
 //            a stream that names its linked phone number, so the stand-in counts the browsers connected
 //            per linked session at once, as WhatsApp's servers would see them;
@@ -26,6 +26,8 @@ export type StandinCommand =
   | { type: "scan"; phoneNumber: string; pushName: string }
   | { type: "message"; from: string; text: string }
   | { type: "disconnect" }
+  /** WhatsApp's receipt of a message the page sent (its MessageAck: 1 server, 2 device, 3 read, …). */
+  | { type: "ack"; id: string; ack: number }
   | { type: "logout" };
 
 /** Which pages a command goes to: those linked to `phoneNumber` ("" = not linked), at most `limit`. */
@@ -176,6 +178,10 @@ function pageScript(rotateMs: number): string {
         body: text, type: "chat", t: Math.floor(Date.now() / 1000), from: remote, to: me().phoneNumber + "@c.us",
       };
       Msg.emit("add", { isNewMsg: true, type: "chat", body: text, serialize: () => ({ ...data }) });
+    },
+    ack({ id, ack }) {
+      const msg = sentById.get(id);
+      if (msg) Msg.emit("change:ack", msg, ack);
     },
     disconnect() {
       setState("TIMEOUT");

@@ -567,6 +567,36 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       assert.ok(await store.has(sessionId));
     });
 
+    it("send(): a text with mentions reaches WhatsApp Web with its id; the page's receipts arrive as message_ack", async () => {
+      const s = await standin("qr");
+      const { engine, seen, first } = makeEngine({ chromiumArgs: s.chromiumArgs });
+      await engine.start();
+      await first("qr");
+      s.command({ type: "scan", phoneNumber: "4915112345670", pushName: "Cat" });
+      await first("ready");
+      const sent = await engine.send({
+        to: "+49 151 99999999",
+        type: "text",
+        text: "hi @4915199999998",
+        mentions: ["4915199999998"],
+      });
+      assert.match(sent.id, /^true_4915199999999@c\.us_3EB0[0-9A-F]{16}$/);
+      s.command({ type: "ack", id: sent.id, ack: 2 });
+      s.command({ type: "ack", id: sent.id, ack: 3 });
+      await waitFor(() => seen.filter((e) => e.event === "message_ack").length === 2, {
+        what: "two receipts",
+      });
+      assert.deepEqual(
+        seen
+          .filter((e) => e.event === "message_ack")
+          .map((e) => [(e.args[0] as any).id, (e.args[0] as any).status]),
+        [
+          [sent.id, "delivered"],
+          [sent.id, "read"],
+        ],
+      );
+    });
+
     it("a stop saves the profile; a new engine restores it and connects without a QR; the phone's logout ends it", async () => {
       const s = await standin("qr");
       const a = makeEngine({ chromiumArgs: s.chromiumArgs });
