@@ -25,6 +25,7 @@ import { aliasesOf } from "../src/gateway/aliases.ts";
 import {
   BODY_LIMIT,
   corsSettings,
+  MEDIA_ROUTE,
   mediaBodyLimit,
   shapeResult,
   type GatewayContext,
@@ -101,7 +102,7 @@ export function createApiService(cfg: Config): ServiceSchema {
       },
       routes: [
         // The same pipeline twice: routes whose body may carry media get a larger body limit.
-        restRoute("media", aliasesOf("/api/v1", true), mediaBodyLimit(cfg.mediaMaxBytes)),
+        restRoute(MEDIA_ROUTE, aliasesOf("/api/v1", true), mediaBodyLimit(cfg.mediaMaxBytes)),
         restRoute("rest", aliasesOf("/api/v1"), BODY_LIMIT),
         {
           name: "operations",

@@ -15,7 +15,7 @@ import {
   RouteNotFoundError,
 } from "../errors.ts";
 import { asDatabaseError } from "../store/mongo.ts";
-import { BODY_LIMIT, send, type Req, type Res } from "./http.ts";
+import { BODY_LIMIT, MEDIA_ROUTE, send, type Req, type Res } from "./http.ts";
 import { ROUTES_BY_ID } from "./routes.ts";
 
 /** The error body of every failed request (DESIGN.md, "Interfaces"). */
@@ -28,9 +28,14 @@ export interface ContractError {
 }
 
 /** body-parser failures (wrapped by moleculer-web, `type` kept) → the contract's stable types. */
-const BODY_ERRORS: Record<string, (e: Errors.MoleculerError) => Errors.MoleculerError> = {
+const BODY_ERRORS: Record<string, (e: Errors.MoleculerError, req: Req) => Errors.MoleculerError> = {
   "entity.parse.failed": (e) => new BadRequestError(`Invalid JSON body: ${e.message}`, ERR_BAD_JSON),
-  "entity.too.large": () => new PayloadTooLargeError(BODY_LIMIT),
+  "entity.too.large": (_e, req) =>
+    new PayloadTooLargeError(
+      (req.$route as { name?: string } | undefined)?.name === MEDIA_ROUTE
+        ? "MEDIA_MAX_BYTES in base64 plus 64kb"
+        : BODY_LIMIT,
+    ),
   "charset.unsupported": (e) => new BadRequestError(e.message, ERR_UNSUPPORTED_MEDIA_TYPE, undefined, 415),
   "encoding.unsupported": (e) => new BadRequestError(e.message, ERR_UNSUPPORTED_MEDIA_TYPE, undefined, 415),
 };
@@ -71,7 +76,7 @@ export function toContractError(req: Req, err: unknown, logger: Logger): Contrac
   const e = err as { code?: unknown; type?: unknown; data?: unknown };
   if (err instanceof Error && typeof e.code === "number" && e.code >= 400 && e.code <= 599) {
     const mapped = typeof e.type === "string" ? BODY_ERRORS[e.type] : undefined;
-    if (mapped) return shape(mapped(err as Errors.MoleculerError));
+    if (mapped) return shape(mapped(err as Errors.MoleculerError, req));
     if (typeof e.type === "string" && /^[a-z]+\.[a-z.]+$/.test(e.type)) {
       // Other body-parser failures (aborted request, bad length…): the client's fault.
       return shape(new BadRequestError(err.message, ERR_BAD_REQUEST));

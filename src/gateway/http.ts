@@ -10,6 +10,9 @@ import type { RouteSpec } from "./routes.ts";
 /** Largest JSON body accepted; larger is a 413 PAYLOAD_TOO_LARGE. */
 export const BODY_LIMIT = "64kb";
 
+/** Name of the moleculer-web route of the routes whose body may carry media. */
+export const MEDIA_ROUTE = "media";
+
 /** Largest JSON body of a route that may carry media: MEDIA_MAX_BYTES in base64, plus BODY_LIMIT. */
 export function mediaBodyLimit(mediaMaxBytes: number): number {
   return Math.ceil(mediaMaxBytes / 3) * 4 + 64 * 1024;

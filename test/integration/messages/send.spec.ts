@@ -231,7 +231,9 @@ describe("messages: sending every type", function () {
       type: "image",
       media: { base64: "A".repeat(MEDIA_MAX * 2 + 70000), mimetype: "image/png" },
     };
-    assertError(await send(gc.gw, key, account.id, huge), 413, "PAYLOAD_TOO_LARGE");
+    const tooBig = await send(gc.gw, key, account.id, huge);
+    assertError(tooBig, 413, "PAYLOAD_TOO_LARGE");
+    assert.equal(tooBig.json.data.limit, "MEDIA_MAX_BYTES in base64 plus 64kb");
     assert.equal(sent(account.id).length, before, "nothing was sent");
     assert.equal(await withDb(gc, (db) => db.collection("outbound_media.files").countDocuments()), 0);
     assert.equal(await withDb(gc, (db) => db.collection("idempotency").countDocuments()), 0);
