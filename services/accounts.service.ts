@@ -11,8 +11,6 @@ import {
   type AccountParams,
   type CreateAccountParams,
   type PairingCodeParams,
-  type MessageParams,
-  type SendTextParams,
   type SimulateParams,
   type AccountSnapshotItem,
   type AccountView,
@@ -39,16 +37,7 @@ import { SecretBox } from "../src/store/secrets.ts";
 import { isDuplicateKey } from "../src/store/mongo.ts";
 import { CURSOR_PATTERN, EventsRepo, seqOfCursor } from "../src/store/events-repo.ts";
 import { eventsPage, openEventLog, type Broadcast, type EventsPage } from "../src/session/event-publisher.ts";
-import { prepareSend, type SendMessageParams } from "../src/messages/prepare.ts";
-import type { SendResult } from "../src/messages/types.ts";
-import { AddressPolicy } from "../src/net/address-guard.ts";
-import { IdempotencyRepo } from "../src/store/idempotency-repo.ts";
-import {
-  MessageStatusRepo,
-  messageStatusView,
-  type MessageStatusView,
-} from "../src/store/message-status-repo.ts";
-import { OutboundMediaStore } from "../src/store/outbound-media.ts";
+import { messagesMixin } from "../mixins/messages.mixin.ts";
 
 export type AccountsSettings = Record<string, never>;
 
@@ -60,10 +49,6 @@ interface AccountsVars extends MongoVars {
   events: EventsRepo;
   /** `broadcast` of account events, each logged first (src/session/event-publisher.ts). */
   publish: Broadcast;
-  idempotency: IdempotencyRepo;
-  statuses: MessageStatusRepo;
-  media: OutboundMediaStore;
-  addressPolicy: AddressPolicy;
 }
 
 export interface ListParams extends WorkspaceParams {
@@ -88,7 +73,6 @@ interface AccountsMethods {
   viewOf(params: AccountParams): Promise<AccountView>;
   createUnplaced(ctx: Context, p: NewAccount, now: Date): Promise<AccountView>;
   liveQrs(ctx: Context, docs: AccountDoc[]): Promise<Map<string, QrView>>;
-  sendMessage(ctx: Context, p: SendMessageParams): Promise<SendResult>;
 }
 type AccountsThis = Service<AccountsSettings> & AccountsVars & AccountsMethods;
 
@@ -122,7 +106,9 @@ function accountOf(p: AccountParams): AccountParams {
 
 const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, AccountsVars> = {
   name: "accounts",
-  mixins: [mongoMixin()],
+  // messagesMixin before mongoMixin: Moleculer runs the later mixin's `started` first, and the messages
+  // mixin needs the connection.
+  mixins: [messagesMixin(), mongoMixin()],
 
   settings: {},
 
@@ -272,37 +258,6 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       },
     },
 
-    /** A text message: `sendMessage` of type text (kept for socket clients and the REPL). */
-    sendText: {
-      params: validatorOf(ACCOUNT_PARAMS.sendText),
-      async handler(this: AccountsThis, ctx: Context<SendTextParams>): Promise<SendResult> {
-        const { to, text } = ctx.params;
-        return this.sendMessage(ctx, { ...accountOf(ctx.params), to, text });
-      },
-    },
-
-    sendMessage: {
-      params: validatorOf(ACCOUNT_PARAMS.sendMessage),
-      async handler(this: AccountsThis, ctx: Context<SendMessageParams>): Promise<SendResult> {
-        return this.sendMessage(ctx, ctx.params);
-      },
-    },
-
-    /** The last known status of a message the account sent. */
-    message: {
-      params: validatorOf(ACCOUNT_PARAMS.message),
-      async handler(this: AccountsThis, ctx: Context<MessageParams>): Promise<MessageStatusView> {
-        await this.ownAccount(ctx.params);
-        const doc = await this.statuses.get(
-          ctx.params.workspaceId,
-          ctx.params.accountId,
-          ctx.params.messageId,
-        );
-        if (!doc) throw new NotFoundError("Message", ctx.params.messageId);
-        return messageStatusView(doc);
-      },
-    },
-
     simulate: {
       params: validatorOf(ACCOUNT_PARAMS.simulate),
       async handler(this: AccountsThis, ctx: Context<SimulateParams>): Promise<AccountView> {
@@ -349,20 +304,6 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
   },
 
   methods: {
-    /** Checked here (4xx before anything is stored or sent), then sent by the account's owner. */
-    async sendMessage(this: AccountsThis, ctx: Context, p: SendMessageParams): Promise<SendResult> {
-      await this.ownAccount(p);
-      const cfg = configOf(this.broker);
-      const prepared = await prepareSend(p, {
-        idempotency: this.idempotency,
-        media: this.media,
-        policy: this.addressPolicy,
-        mediaMaxBytes: cfg.mediaMaxBytes,
-      });
-      if ("answer" in prepared) return prepared.answer;
-      return callSession(ctx, "sendMessage", prepared.owner);
-    },
-
     async ownAccount(this: AccountsThis, params: AccountParams): Promise<AccountDoc> {
       const doc = await this.repo.get(params.workspaceId, params.accountId);
       if (!doc) throw new NotFoundError("Account", params.accountId);
@@ -427,11 +368,6 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     this.quotas = new QuotaBook(new QuotasRepo(this.db), configOf(this.broker).quotas);
     this.accountCounts = new CachedCounts((ws) => this.repo.countIn(ws));
     this.authStore = new GridFsAuthStore(this.db, SecretBox.fromConfig(configOf(this.broker)));
-    const cfg = configOf(this.broker);
-    this.idempotency = new IdempotencyRepo(this.db, cfg.idempotencyTtlMs);
-    this.statuses = new MessageStatusRepo(this.db, cfg.eventsRetentionMs);
-    this.media = new OutboundMediaStore(this.db);
-    this.addressPolicy = new AddressPolicy(cfg.webhookAllowPrivate);
     ({ events: this.events, publish: this.publish } = await openEventLog(
       this.db,
       (e, p) => this.broker.broadcast(e, p),
