@@ -137,6 +137,8 @@ export class OutboundSender {
       throw err;
     }
     const at = new Date();
+    // The message's status first: a key answered `sent` always names a message GET …/messages/:id knows.
+    await this.recordSent(p, sent.id, at);
     // The result is written even over `uncertain` (set by someone who thought this owner lost): facts win.
     await retryTransient(() =>
       idempotency.move(id, attempt, ["sending", "uncertain"], "sent", {
@@ -144,7 +146,6 @@ export class OutboundSender {
         error: undefined,
       }),
     ).catch((err) => this.deps.logger.warn(`send ${id}: result not recorded (${(err as Error).message})`));
-    await this.recordSent(p, sent.id, at);
     return { id: sent.id, status: "sent", at: at.toISOString() };
   }
 
