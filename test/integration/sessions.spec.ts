@@ -281,10 +281,15 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       );
       assert.equal(ev.payload.code, code);
       await assert.rejects(
-        call("accounts.sendText", { workspaceId: ws, accountId: fresh.id, to: "1555", text: "x" }),
+        call("accounts.sendText", { workspaceId: ws, accountId: fresh.id, to: "15550001111", text: "x" }),
         {
           code: 409,
         },
+      );
+      // A `to` that is neither a phone number nor a chat id is refused before the engine is asked.
+      await assert.rejects(
+        call("accounts.sendText", { workspaceId: ws, accountId: fresh.id, to: "1555", text: "x" }),
+        { code: 422, type: "INVALID_RECIPIENT" },
       );
     });
 
