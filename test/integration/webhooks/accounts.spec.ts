@@ -124,4 +124,37 @@ describe("webhooks: account lifecycle from the account services", function () {
       "every accepted event delivered on its 2nd attempt",
     );
   });
+
+  it("delivers the receipts of a sent message (account.message_ack), in order", async () => {
+    await gw.call("webhooks.create", {
+      workspaceId: "ws_acks",
+      url: receiver.url,
+      events: ["account.message_ack"],
+    });
+    receiver.respond = () => 200;
+    const account: AccountView = await gw.call("accounts.create", { workspaceId: "ws_acks", name: "acks" });
+    const statusOf = async () =>
+      ((await gw.call("accounts.get", { workspaceId: "ws_acks", accountId: account.id })) as AccountView)
+        .status;
+    await waitFor(async () => (await statusOf()) === "qr_scanning", { what: "qr_scanning" });
+    await gw.call("accounts.simulate", {
+      workspaceId: "ws_acks",
+      accountId: account.id,
+      action: "scan",
+      phoneNumber: "4915112345679",
+    });
+    await waitFor(async () => (await statusOf()) === "connected", { what: "connected" });
+    const sent: { id: string } = await gw.call("accounts.sendMessage", {
+      workspaceId: "ws_acks",
+      accountId: account.id,
+      to: "4915100000009",
+      text: "receipts please",
+    });
+    const acks = () =>
+      receiver.accepted
+        .filter((r) => r.body.event === "account.message_ack" && r.body.data.messageId === sent.id)
+        .map((r) => r.body.data.status);
+    await waitFor(() => acks().length === 3, { what: "three receipts delivered", timeoutMs: 15000 });
+    assert.deepEqual(acks(), ["sent", "delivered", "read"]);
+  });
 });
