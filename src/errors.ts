@@ -163,6 +163,20 @@ export const ERR_INVALID_MEDIA = "INVALID_MEDIA";
 export const ERR_MEDIA_TYPE_MISMATCH = "MEDIA_TYPE_MISMATCH";
 export const ERR_MEDIA_UNAVAILABLE = "MEDIA_UNAVAILABLE";
 export const ERR_IDEMPOTENCY_MISMATCH = "IDEMPOTENCY_KEY_REUSED";
+export const ERR_SEND_QUEUE_FULL = "SEND_QUEUE_FULL";
+
+/** The account's outbound queue is longer than a request may wait (SEND_MIN_GAP_MS × sends waiting):
+ * nothing was sent or kept; retry after `data.retryAfter` seconds. */
+export class SendQueueFullError extends Errors.MoleculerClientError {
+  constructor(accountId: string, retryAfter: number) {
+    super(
+      `The outbound queue of account '${accountId}' is full; retry in ${retryAfter} s`,
+      429,
+      ERR_SEND_QUEUE_FULL,
+      { accountId, retryAfter },
+    );
+  }
+}
 
 /** A send refused before anything was recorded or sent; `type` says why (the constants above). */
 export class MessageRejectedError extends Errors.MoleculerClientError {

@@ -38,7 +38,12 @@ export function openOutbound(db: Db, cfg: Config, hooks: OutboundHooks): Outboun
   const statuses = new MessageStatusRepo(db, cfg.eventsRetentionMs || STATUS_RETENTION_FALLBACK_MS);
   const media = new OutboundMediaStore(db);
   const policy = new AddressPolicy(cfg.webhookAllowPrivate);
-  const pacer = new SendPacer({ minGapMs: cfg.sendMinGapMs, onDepth: hooks.onQueueDepth });
+  // Half the request timeout: the send, and the answer's way back, fit in the rest.
+  const pacer = new SendPacer({
+    minGapMs: cfg.sendMinGapMs,
+    maxWaitMs: cfg.requestTimeoutMs > 0 ? cfg.requestTimeoutMs / 2 : Infinity,
+    onDepth: hooks.onQueueDepth,
+  });
   const sender = new OutboundSender({
     idempotency,
     statuses,

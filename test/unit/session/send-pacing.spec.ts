@@ -31,4 +31,19 @@ describe("session/send-pacing", () => {
     for (let i = 0; i < 20; i++) await pacer.turn("a");
     assert.ok(Date.now() - start < 50);
   });
+
+  it("a send that would wait longer than maxWaitMs is refused (429 SEND_QUEUE_FULL) and takes no slot", async () => {
+    const pacer = new SendPacer({ minGapMs: 1000, maxWaitMs: 1500, random: () => 0 });
+    const now = Date.now();
+    const first = pacer.turn("a", now); // leaves at once
+    const second = pacer.turn("a", now); // waits 1000 ms
+    await assert.rejects(pacer.turn("a", now), (err: any) => {
+      assert.equal(err.type, "SEND_QUEUE_FULL");
+      assert.equal(err.code, 429);
+      assert.equal(err.data.retryAfter, 2);
+      return true;
+    });
+    assert.equal(pacer.depth, 1, "the refused send is not queued");
+    await Promise.all([first, second]);
+  });
 });
