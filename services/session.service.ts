@@ -33,7 +33,12 @@ import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
 import { SecretBox } from "../src/store/secrets.ts";
 import type { EventsRepo } from "../src/store/events-repo.ts";
-import { openEventLog, startPruning, type Broadcast } from "../src/session/event-publisher.ts";
+import {
+  openEventLog,
+  startPruning,
+  type Broadcast,
+  type Publisher,
+} from "../src/session/event-publisher.ts";
 
 export type SessionCreateParams = NewAccount;
 export type SessionSettings = Record<string, never>;
@@ -328,18 +333,19 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     const cfg = configOf(this.broker);
     this.repo = new AccountsRepo(this.db);
     this.authStore = new GridFsAuthStore(this.db, SecretBox.fromConfig(cfg));
-    ({ events: this.events, publish: this.publish } = await openEventLog(
-      this.db,
-      (e, p) => this.broker.broadcast(e, p),
-      this.logger,
-    ));
+    let publisher: Publisher;
+    ({
+      events: this.events,
+      publisher,
+      publish: this.publish,
+    } = await openEventLog(this.db, (e, p) => this.broker.broadcast(e, p), this.logger));
     this.pruneTimer = startPruning(this.events, cfg.eventsRetentionMs, this.logger);
     this.runtime = new SessionRuntime({
       nodeId: this.broker.nodeID,
       repo: this.repo,
       authStore: this.authStore,
       ownership: NOT_PLACED,
-      broadcast: (event, payload) => this.publish(event, payload),
+      publisher,
       engine: {
         qr: cfg.qr,
         chromiumPath: cfg.chromiumPath,
