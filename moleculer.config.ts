@@ -6,7 +6,8 @@
 //   SERVICES           services of this node: api,io,accounts,session,webhooks (all)
 //   PORT               gateway HTTP port (REST + Socket.IO)        (3000)
 //   ENGINE             default engine of new accounts: webjs | simulated (webjs)
-//   ADMIN_API_KEY      admin key for key management and cluster routes
+//   ADMIN_API_KEY      admin key for key management and cluster routes; signs admin calls on the bus
+//   ADMIN_PUBLIC_KEY   verifies admin calls on nodes without ADMIN_API_KEY (npm run admin-public-key)
 //   LOG_LEVEL          fatal | error | warn | info | debug       (info)
 //   SESSION_CAPACITY   sessions per worker (placement weight)     (50)
 //   START_CONCURRENCY  concurrent engine starts per worker        (2)
@@ -25,11 +26,18 @@
 import type { BrokerOptions, Middleware } from "moleculer";
 import { CONFIG_KEY, config as defaultConfig, type Config } from "./src/config.ts";
 import { checkNatsAuthorization, natsConnectionOptions } from "./src/nats-options.ts";
+import { adminKeysOf, adminSignatureMiddleware } from "./src/admin-signature.ts";
 import { SwitchboardRegenerator } from "./src/error-regenerator.ts";
+import { ROUTES } from "./src/gateway/routes.ts";
 import { placementMiddleware, registerWorkspaceShard } from "./src/placement/broker-wiring.ts";
 
 // The WorkspaceShard strategy runs on the calling node: every process registers it.
 registerWorkspaceShard();
+
+/** The actions behind the admin routes: callable over the bus only with the admin key's signature. */
+export const ADMIN_ACTIONS: ReadonlySet<string> = new Set(
+  ROUTES.flatMap((r) => (r.auth === "admin" && r.action ? [r.action] : [])),
+);
 
 /** The transporter's options (its URL may carry credentials) kept out of what `$node.options` shows:
  * Moleculer reads them, JSON skips them. */
@@ -70,7 +78,11 @@ export function brokerOptions(
     metrics: { enabled: true, reporter: [] },
     tracking: { enabled: true, shutdownTimeout: 10000 },
     // Gives every broker its placement layer (KV mirror read by the WorkspaceShard strategy).
-    middlewares: [natsAuthCheck(cfg), placementMiddleware(cfg)],
+    middlewares: [
+      natsAuthCheck(cfg),
+      placementMiddleware(cfg),
+      adminSignatureMiddleware(adminKeysOf(cfg.adminApiKey, cfg.adminPublicKey), ADMIN_ACTIONS),
+    ],
     ...overrides,
   } as BrokerOptions;
 }

@@ -33,7 +33,12 @@ import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
 import { SecretBox } from "../src/store/secrets.ts";
 import type { EventsRepo } from "../src/store/events-repo.ts";
-import { openEventLog, startPruning, type Broadcast } from "../src/session/event-publisher.ts";
+import {
+  openEventLog,
+  startPruning,
+  type Broadcast,
+  type Publisher,
+} from "../src/session/event-publisher.ts";
 import { openOutbound, type Outbound } from "../src/session/outbound-setup.ts";
 import { METRICS } from "../src/gateway/metrics.ts";
 import type { OwnerSend, SendResult } from "../src/messages/types.ts";
@@ -348,11 +353,12 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     const cfg = configOf(this.broker);
     this.repo = new AccountsRepo(this.db);
     this.authStore = new GridFsAuthStore(this.db, SecretBox.fromConfig(cfg));
-    ({ events: this.events, publish: this.publish } = await openEventLog(
-      this.db,
-      (e, p) => this.broker.broadcast(e, p),
-      this.logger,
-    ));
+    let publisher: Publisher;
+    ({
+      events: this.events,
+      publisher,
+      publish: this.publish,
+    } = await openEventLog(this.db, (e, p) => this.broker.broadcast(e, p), this.logger));
     this.pruneTimer = startPruning(this.events, cfg.eventsRetentionMs, this.logger);
     this.broker.metrics.register({
       name: METRICS.sendQueue,
@@ -371,7 +377,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       repo: this.repo,
       authStore: this.authStore,
       ownership: NOT_PLACED,
-      broadcast: (event, payload) => this.publish(event, payload),
+      publisher,
       engine: {
         qr: cfg.qr,
         chromiumPath: cfg.chromiumPath,

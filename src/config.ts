@@ -57,6 +57,9 @@ export interface Config {
   engine: string;
   /** Admin API key; empty disables admin routes. */
   adminApiKey: string;
+  /** Public half of the admin key's signing pair, for nodes that must verify admin calls without
+   * holding the admin key (src/admin-signature.ts); derived from adminApiKey when that is set. */
+  adminPublicKey: string;
   logLevel: string;
   /** Sessions this worker accepts (placement weight and bound). @default 50 */
   sessionCapacity: number;
@@ -202,6 +205,7 @@ export function loadConfig(): Config {
     port: int("PORT", 3000),
     engine: str("ENGINE", "webjs"),
     adminApiKey: str("ADMIN_API_KEY", ""),
+    adminPublicKey: str("ADMIN_PUBLIC_KEY", ""),
     logLevel: str("LOG_LEVEL", "info"),
     sessionCapacity: int("SESSION_CAPACITY", 50),
     startConcurrency: Math.max(1, int("START_CONCURRENCY", 2)),

@@ -98,6 +98,13 @@ export function authorizeCall(checks: ReadonlyMap<string, ParamsCheck>, ctx: Gat
   }
   Object.assign(params, spec.fixed);
   req.$params = params;
+  if (spec.targetNode && spec.action) {
+    const target = ctx.broker.registry.getActionEndpointByNodeId(
+      spec.action,
+      String(params[spec.targetNode]),
+    );
+    if (target) req.$endpoint = target;
+  }
   if (typeof params.workspaceId === "string") ctx.meta.workspaceId = params.workspaceId;
   ctx.meta.keyId = caller.keyId;
 }

@@ -26,6 +26,8 @@ export type Req = IncomingMessage & {
   $ctx: GatewayContext;
   $params: Record<string, unknown>;
   $alias?: { routeId?: string; action?: string };
+  /** The endpoint moleculer-web will call (set before authorization; a `targetNode` route replaces it). */
+  $endpoint?: unknown;
   $route?: unknown;
   $caller?: Caller;
   $format?: string;

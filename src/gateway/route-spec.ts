@@ -26,6 +26,9 @@ export interface RouteSpec {
   /** Params added by the route itself (e.g. which simulation). */
   fixed?: Record<string, string>;
   params: Record<string, ParamRule>;
+  /** The param naming the node the call must go to (a drain): sent there directly, so the call carries
+   * the gateway's own admin signature (src/admin-signature.ts) and needs no forwarding. */
+  targetNode?: string;
   /** Params the gateway consumes and does not pass on (e.g. `format` of the QR route). */
   gatewayOnly?: string[];
   auth: AuthLevel;

@@ -3,8 +3,9 @@
 //   GET  /api/v1/cluster/placement/:workspaceId   → CLUSTER_ACTIONS.placement   {workspaceId}     → {workspaceId, node, epoch, since}
 //   POST /api/v1/cluster/nodes/:nodeId/drain      → CLUSTER_ACTIONS.drain       {nodeId}          → {nodeId, moved, sessions}
 //   POST /api/v1/cluster/rebalance                → CLUSTER_ACTIONS.rebalance   {max?}            → {moved: [...]}
-// and the REPL calls. Every worker runs the service; drain is forwarded to the node being drained by
-// the service itself, so callers need no nodeID.
+// and the REPL calls. Every worker runs the service. The gateway and the REPL send a drain straight to
+// the node it drains (so it carries their admin signature, src/admin-signature.ts); a drain that lands
+// elsewhere is forwarded, which only a node holding the admin key can sign.
 export const CLUSTER_ACTIONS = {
   nodes: "cluster.nodes",
   placement: "cluster.placement",

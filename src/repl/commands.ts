@@ -168,8 +168,14 @@ export async function sendCommand(
   print(`${r.status}${id} · from account ${accountId} (workspace ${account.workspaceId}) to ${to}`);
 }
 
+/** Call options sending a drain straight to its node (when that node runs the action), so the call
+ * carries this REPL's own admin signature rather than being forwarded by a node that has none. */
+function nodeOf(broker: ServiceBroker, nodeId: string): { nodeID?: string } {
+  return broker.registry?.getActionEndpointByNodeId(CLUSTER_ACTIONS.drain, nodeId) ? { nodeID: nodeId } : {};
+}
+
 export async function drainCommand({ broker, print }: ReplIO, nodeId: string): Promise<void> {
-  const r = (await broker.call(CLUSTER_ACTIONS.drain, { nodeId })) as {
+  const r = (await broker.call(CLUSTER_ACTIONS.drain, { nodeId }, nodeOf(broker, nodeId))) as {
     nodeId?: string;
     moved?: unknown;
     sessions?: unknown;

@@ -45,33 +45,48 @@ export function startPruning(
 }
 
 /**
- * `broadcast`, with the event written to the log first. Should the write fail (the database away past
- * its retries), the event is still broadcast, without a cursor, so live sockets see it; webhooks record
- * such an event from the broadcast (as they did before the log), and a replay will not have it.
+ * How an event leaves a node, in two steps so a caller can put a write between them: `record` writes
+ * it to the log and resolves with the payload to broadcast (carrying its `cursor`); `send` broadcasts
+ * that payload. Should the log write fail (the database away past its retries), `record` resolves with
+ * the payload as it was, so live sockets still see the event; webhooks record such an event from the
+ * broadcast (as they did before the log), and a replay will not have it.
  */
-/** The node's event log (indexes ensured) and its logged broadcast. */
+export interface Publisher {
+  record(event: string, payload: unknown): Promise<unknown>;
+  send: Broadcast;
+}
+
+/** Record, then send: the broadcast of one event on its own. */
+export function publishVia(p: Publisher): Broadcast {
+  return async (event, payload) => p.send(event, await p.record(event, payload));
+}
+
+/** The node's event log (indexes ensured) and its publisher. */
 export async function openEventLog(
   db: Db,
   broadcast: Broadcast,
   logger: Logger,
-): Promise<{ events: EventsRepo; publish: Broadcast }> {
+): Promise<{ events: EventsRepo; publisher: Publisher; publish: Broadcast }> {
   const events = new EventsRepo(db);
   await createIndexRacing(() => events.ensureIndexes());
-  return { events, publish: loggedBroadcast(events, broadcast, logger) };
+  const publisher = loggingPublisher(events, broadcast, logger);
+  return { events, publisher, publish: publishVia(publisher) };
 }
 
-export function loggedBroadcast(log: EventsRepo, broadcast: Broadcast, logger: Logger): Broadcast {
-  return async (event, payload) => {
-    const workspaceId = workspaceOf(payload);
-    if (UNLOGGED_EVENTS.includes(event) || !workspaceId) return broadcast(event, payload);
-    let cursor: string;
-    try {
-      cursor = cursorOf((await log.append(workspaceId, event, payload)).seq);
-    } catch (err) {
-      logger.error(`event log: ${event} of workspace ${workspaceId} not logged: ${(err as Error).message}`);
-      return broadcast(event, payload);
-    }
-    return broadcast(event, { ...(payload as object), cursor });
+export function loggingPublisher(log: EventsRepo, broadcast: Broadcast, logger: Logger): Publisher {
+  return {
+    async record(event, payload) {
+      const workspaceId = workspaceOf(payload);
+      if (UNLOGGED_EVENTS.includes(event) || !workspaceId) return payload;
+      try {
+        const cursor = cursorOf((await log.append(workspaceId, event, payload)).seq);
+        return { ...(payload as object), cursor };
+      } catch (err) {
+        logger.error(`event log: ${event} of workspace ${workspaceId} not logged: ${(err as Error).message}`);
+        return payload;
+      }
+    },
+    send: broadcast,
   };
 }
 

@@ -1,7 +1,8 @@
 // The pipeline of one session: every change of the account is applied after the previous one, so
 // its events leave this node in order. Status changes that arrive together are one fenced write
-// (status-run.ts); each is persisted before it is broadcast, except the QR screen, shown at once while
-// the fence holds in memory (see applyRun).
+// (status-run.ts). Their events are in the event log before that write and broadcast after it, so no
+// crash can leave a state change without its event, and a read after an event shows the change.
+// The QR screen is the exception: it is shown at once while the fence holds in memory (see applyRun).
 import type { AccountStatusEvent, QrView } from "../accounts/types.ts";
 import type { EngineOptions } from "../engines/base.ts";
 import type { AccountStatus, FailureReason } from "../lifecycle/states.ts";
@@ -10,7 +11,8 @@ import { qrViewOf } from "../qr/qr-image.ts";
 import type { AccountsRepo, StatusPatch } from "../store/accounts-repo.ts";
 import type { SessionChange } from "./engine-events.ts";
 import { carriesFence, type Fence, type Ownership } from "../placement/fence.ts";
-import { foldStatusRun, type QueuedChange, type StatusRun } from "./status-run.ts";
+import { publishVia, type Publisher } from "./event-publisher.ts";
+import { foldStatusRun, type QueuedChange, type StatusRun, type StatusStep } from "./status-run.ts";
 
 /** The session a pipeline serves: what it reads, and the fields it keeps current. */
 export interface PipelineSession {
@@ -32,7 +34,8 @@ export interface PipelineDeps {
   repo: AccountsRepo;
   /** The ownership in force now (placement may replace it after the runtime was built). */
   ownership: () => Ownership;
-  broadcast: (event: string, payload: unknown) => unknown;
+  /** Logs (`record`) and broadcasts (`send`) account events (event-publisher.ts). */
+  publisher: Publisher;
   logger: NonNullable<EngineOptions["logger"]>;
   /** Records a receipt of a sent message (its status record). @default not recorded */
   recordAck?: (ack: {
@@ -140,31 +143,33 @@ export class SessionPipeline {
     const { s } = this;
     if (change.kind === "pairing_code") {
       const { code, phoneNumber } = change;
-      await this.deps.broadcast("account.pairing_code", { ...idsOf(s), code, phoneNumber });
+      await publishVia(this.deps.publisher)("account.pairing_code", { ...idsOf(s), code, phoneNumber });
     } else if (change.kind === "ack") {
       const { id: messageId, status, at } = change.ack;
-      // Recorded first (GET …/messages/:id), then broadcast even if the record failed: a receipt is
+      // Recorded first (GET …/messages/:id), then published even if the record failed: a receipt is
       // worth more to a listener than to the status record.
       await this.deps
         .recordAck?.({ ...idsOf(s), messageId, status, at: new Date(at) })
         .catch((err) => this.reportFailure(change, err));
-      await this.deps.broadcast("account.message_ack", {
+      await publishVia(this.deps.publisher)("account.message_ack", {
         ...idsOf(s),
         messageId,
         status,
         at: new Date(at).toISOString(),
       });
     } else {
-      await this.deps.broadcast("account.message", { ...idsOf(s), ...change.message });
+      await publishVia(this.deps.publisher)("account.message", { ...idsOf(s), ...change.message });
     }
   }
 
   /**
-   * One fenced write for the run, then each of its events in order: persisted before broadcast, so a
-   * read after an event shows it. Except the QR screen (`qr_scanning`, QR codes): a person is waiting
-   * for it and the QR lives in this session, so it is shown at once while this node's fence holds in
-   * memory (lease current, placement agrees), and the status written after; a write the database
-   * refuses then fences the session out like any other. QR refreshes are never written.
+   * The run's events into the log, then one fenced write for the run, then the events broadcast in
+   * order: a crash between the log and the write leaves an event whose status was not written (its
+   * payload names the node and epoch that saw it), never a written status without its event.
+   * Except the QR screen (`qr_scanning`, QR codes): a person is waiting for it and the QR lives in this
+   * session, so it is shown at once while this node's fence holds in memory (lease current, placement
+   * agrees), and the status written after; a write the database refuses then fences the session out
+   * like any other. QR refreshes are never written.
    */
   private async applyRun(run: StatusRun): Promise<void> {
     if (run.steps.length === 0) return;
@@ -175,13 +180,13 @@ export class SessionPipeline {
       this.deps.logger.debug(`Session ${s.accountId}: QR not shown, epoch ${s.fence.epoch} is not current`);
       return;
     }
-    // Rendered on the next microtask, so after the write below has been sent when there is one; a
-    // payload that cannot be encoded rejects `rendering`.
+    // Rendered on the next microtask, so after the first write below has been sent; a payload that
+    // cannot be encoded rejects `rendering`.
     const rendering = Promise.resolve().then(() =>
       run.steps.map((step) => (step.change.qr ? qrViewOf(step.change.qr) : null)),
     );
     if (run.showsQr && holds) {
-      await this.broadcastRun(run, await rendering);
+      await this.broadcastRun(run, await this.recordRun(run), await rendering);
       if (
         run.needsWrite &&
         !(await this.deps.repo.writeStatus(s.accountId, s.fence, run.patch as StatusPatch))
@@ -189,41 +194,74 @@ export class SessionPipeline {
         await this.ends.fenceOut();
       return;
     }
-    // The images are rendered while the write (if the claim has not made it already) is in flight.
-    const [written, rendered] = await Promise.allSettled([
-      run.needsWrite ? this.deps.repo.writeStatus(s.accountId, s.fence, run.patch as StatusPatch) : true,
-      rendering,
-    ]);
-    if (written.status === "rejected") throw written.reason;
-    if (!written.value) {
+    // A fence already gone from memory will refuse the write: nothing is logged for it.
+    const recording = holds ? this.recordRun(run) : Promise.resolve(null);
+    const [recorded, rendered] = await Promise.allSettled([recording, rendering]);
+    if (recorded.status === "rejected") throw recorded.reason;
+    const written = run.needsWrite
+      ? await this.deps.repo.writeStatus(s.accountId, s.fence, run.patch as StatusPatch)
+      : true;
+    if (!written) {
       await this.ends.fenceOut();
       return;
     }
     if (rendered.status === "rejected") throw rendered.reason;
-    await this.broadcastRun(run, rendered.value);
+    await this.broadcastRun(run, recorded.value ?? (await this.recordRun(run)), rendered.value);
     if (run.terminal && !s.closed) {
       // The engine ended by itself (failed, logged out): release it.
       await this.ends.release();
     }
   }
 
-  private async broadcastRun(run: StatusRun, qrs: (QrView | null)[]): Promise<void> {
+  /** The run's status events, written to the event log in order: the payloads to broadcast. */
+  private async recordRun(run: StatusRun): Promise<(unknown | null)[]> {
+    const recorded: (unknown | null)[] = [];
+    let phoneNumber = this.s.phoneNumber;
+    for (const step of run.steps) {
+      if (step.patch.phoneNumber !== undefined) phoneNumber = step.patch.phoneNumber;
+      recorded.push(
+        step.refresh
+          ? null
+          : await this.deps.publisher.record("account.status", this.eventOf(step, phoneNumber)),
+      );
+    }
+    return recorded;
+  }
+
+  private async broadcastRun(
+    run: StatusRun,
+    recorded: (unknown | null)[],
+    qrs: (QrView | null)[],
+  ): Promise<void> {
     const { s } = this;
     for (const [i, step] of run.steps.entries()) {
       const qr = qrs[i] ?? null;
       s.qr = qr;
-      if (!step.refresh) await this.announce(step);
-      if (qr) await this.deps.broadcast("account.qr", { ...idsOf(s), ...qr });
+      if (!step.refresh) {
+        this.adopt(step);
+        await this.deps.publisher.send("account.status", recorded[i]);
+      }
+      if (qr) await publishVia(this.deps.publisher)("account.qr", { ...idsOf(s), ...qr });
     }
   }
 
-  private async announce(step: StatusRun["steps"][number]): Promise<void> {
+  /** The session takes on the step's status (its fields as the runtime reports them). */
+  private adopt(step: StatusStep): void {
     const { s } = this;
     const { change, previous } = step;
     s.status = change.status;
     s.reason = change.status === "failed" ? (change.reason ?? null) : null;
     if (change.status === "connected") this.deps.onConnected?.(s.accountId);
     if (step.patch.phoneNumber !== undefined) s.phoneNumber = step.patch.phoneNumber;
+    if (change.status === "failed")
+      this.deps.logger.warn(`Session ${s.accountId}: failed/${change.reason} (${change.message ?? ""})`);
+    else this.deps.logger.debug(`Session ${s.accountId}: ${previous} → ${change.status}`);
+  }
+
+  /** The `account.status` event of a step, with the phone number the account has after it. */
+  private eventOf(step: StatusStep, phoneNumber: string | null): AccountStatusEvent {
+    const { s } = this;
+    const { change, previous } = step;
     const event: AccountStatusEvent = {
       ...idsOf(s),
       sessionId: s.sessionId,
@@ -235,11 +273,8 @@ export class SessionPipeline {
     };
     if (change.reason) event.reason = change.reason;
     if (change.message) event.message = change.message;
-    if (s.phoneNumber) event.phoneNumber = s.phoneNumber;
-    if (change.status === "failed")
-      this.deps.logger.warn(`Session ${s.accountId}: failed/${change.reason} (${change.message ?? ""})`);
-    else this.deps.logger.debug(`Session ${s.accountId}: ${previous} → ${change.status}`);
-    await this.deps.broadcast("account.status", event);
+    if (phoneNumber) event.phoneNumber = phoneNumber;
+    return event;
   }
 }
 

@@ -17,6 +17,7 @@ import {
   Session,
   type SessionDeps,
 } from "./session.ts";
+import type { Publisher } from "./event-publisher.ts";
 import { FailureRetry } from "./failure-retry.ts";
 import { StartQueue } from "./start-queue.ts";
 import { initializingPatch } from "./status-run.ts";
@@ -28,8 +29,8 @@ export interface RuntimeOptions {
   repo: AccountsRepo;
   authStore: AuthStore;
   ownership: Ownership;
-  /** The broker's `broadcast` (never `emit`: every gateway relays account events). */
-  broadcast: (event: string, payload: unknown) => unknown;
+  /** Logs and broadcasts account events (never `emit`: every gateway relays them). */
+  publisher: Publisher;
   /** Engine settings shared by every session of the node. */
   engine: EngineSettings;
   /** Concurrent engine starts. @default 2 */
@@ -59,7 +60,7 @@ export class SessionRuntime {
     this.deps = {
       repo: opts.repo,
       ownership: () => this.ownership,
-      broadcast: opts.broadcast,
+      publisher: opts.publisher,
       recordAck: opts.recordAck,
       logger: opts.logger,
       engine: opts.engine,

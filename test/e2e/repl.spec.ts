@@ -82,6 +82,7 @@ describe("repl (npm run repl) against a real cluster", function () {
         NATS_URL: cfg.switchboard.natsUrl,
         MONGO_URL: cfg.switchboard.mongoUrl,
         NAMESPACE: sb.cluster.namespace,
+        ADMIN_API_KEY: sb.adminKey, // the operator signs its cluster commands with it
         HEARTBEAT_INTERVAL_MS: "1000",
         HEARTBEAT_TIMEOUT_MS: "3000",
         LOG_LEVEL: "warn",

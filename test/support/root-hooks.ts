@@ -17,6 +17,9 @@ process.env.WEBHOOK_ALLOW_PRIVATE ??= "127.0.0.0/8,::1";
 process.env.AUTH_FAILURES_PER_MINUTE ??= "0";
 // Auth state and webhook secrets are sealed at rest in every test, as in production (a key per run).
 process.env.SECRETS_KEY ??= randomBytes(32).toString("hex");
+// Every test node holds the admin key, so it signs the admin calls it makes over the bus, as a gateway
+// does (src/admin-signature.ts); the admin-signature spec starts nodes without it.
+process.env.ADMIN_API_KEY ??= `sb_admin_test_${randomBytes(24).toString("base64url")}`;
 
 export const mochaHooks = {
   async beforeAll(this: Mocha.Context) {

@@ -135,6 +135,7 @@ export const ADMIN_ROUTES: RouteSpec[] = [
     mount: "/api/v1",
     action: CLUSTER_ACTIONS.drain,
     params: { nodeId: { in: "path", type: "string", min: 1, max: 128, description: "Node id" } },
+    targetNode: "nodeId",
     auth: "admin",
     summary: "Hand every workspace of a node to its next owner (rolling deploys drop no session)",
     tag: "cluster",

@@ -4,9 +4,10 @@
 // start hang so that crashes and timeouts can be provoked at a known moment. Processes are checked in
 // /proc: every process of a session names its profile directory on its command line.
 import { strict as assert } from "node:assert";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
+  chownSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -17,6 +18,7 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MongoClient, type Db } from "mongodb";
 import type { ServiceBroker } from "moleculer";
@@ -436,41 +438,90 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       assert.deepEqual(listeningSocketsOf(pids), [], "no listening socket in any of the session's processes");
     });
 
-    it("the sandbox decision and its reason are logged once by the process that launches Chromium", async () => {
-      const dir = join(profileRoot, `sandbox${randomBytes(3).toString("hex")}`);
+    /** Runs test/support/chromium-child.ts (as `uid` when given) until its Chromium is up; `check`
+     * sees the child's output and the browser's pid; the child and its Chromium are gone after. */
+    async function withChromiumChild(
+      dir: string,
+      check: (output: string, browserPid: number) => void | Promise<void>,
+      uid?: number,
+    ): Promise<void> {
+      const asUser = uid === undefined ? {} : { uid, gid: uid, env: { ...process.env, HOME: dir } };
       const child = spawn(
         process.execPath,
         ["--import", "tsx", join(ROOT, "test/support/chromium-child.ts"), "/usr/bin/chromium", dir],
-        { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+        { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], ...asUser },
       );
       try {
-        let stderr = "";
-        child.stderr.on("data", (b) => (stderr += b));
-        const launched = await new Promise<string>((resolve, reject) => {
-          child.stdout.once("data", (b) => resolve(String(b)));
-          child.once("exit", (code) => reject(new Error(`exited ${code}: ${stderr}`)));
+        let output = ""; // the decision is logged on stdout (info) or stderr (warning)
+        child.stderr.on("data", (b) => (output += b));
+        const pid = await new Promise<number>((resolve, reject) => {
+          child.stdout.on("data", (b) => {
+            output += b;
+            const launched = /"pid":(\d+)/.exec(output);
+            if (launched) resolve(Number(launched[1]));
+          });
+          child.once("exit", (code) => reject(new Error(`exited ${code}: ${output}`)));
         });
-        assert.match(launched, /"pid":\d+/);
-        const expected = sandboxDecision(); // the same facts in this process
-        const logged = stderr
-          .trim()
-          .split("\n")
-          .filter((l) => /Chromium runs/.test(l));
-        assert.equal(logged.length, 1, stderr);
-        assert.ok(logged[0].includes(expected.reason), logged[0]);
-        const browserFlags = processesMentioning(dir).map((pid) =>
-          readFileSync(`/proc/${pid}/cmdline`, "utf8"),
-        );
-        assert.equal(
-          browserFlags.some((cmd) => cmd.includes("--no-sandbox")),
-          !expected.sandbox,
-          "--no-sandbox is passed exactly when the sandbox cannot run",
-        );
+        await check(output, pid);
       } finally {
         child.kill("SIGKILL");
         await waitFor(() => processesMentioning(dir).length === 0, { what: "the child's Chromium gone" });
         rmSync(dir, { recursive: true, force: true });
       }
+    }
+
+    /** The logged decision lines in a launcher's stderr. */
+    const decisionLines = (stderr: string) => stderr.split("\n").filter((l) => /Chromium runs/.test(l));
+    const passedNoSandbox = (dir: string) =>
+      processesMentioning(dir).some((pid) =>
+        readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("--no-sandbox"),
+      );
+
+    it("the sandbox decision and its reason are logged once by the process that launches Chromium", async () => {
+      const dir = join(profileRoot, `sandbox${randomBytes(3).toString("hex")}`);
+      await withChromiumChild(dir, (stderr) => {
+        const expected = sandboxDecision(); // the same facts in this process
+        const logged = decisionLines(stderr);
+        assert.equal(logged.length, 1, stderr);
+        assert.ok(logged[0].includes(expected.reason), logged[0]);
+        assert.equal(
+          passedNoSandbox(dir),
+          !expected.sandbox,
+          "--no-sandbox exactly when the sandbox cannot run",
+        );
+      });
+    });
+
+    it("as an unprivileged user where user namespaces work, Chromium runs sandboxed: its renderers get a namespace of their own", async function () {
+      const nobody = 65534;
+      const skip = (why: string) => {
+        console.log(`      skipped: ${why}`);
+        this.skip();
+      };
+      if (process.geteuid?.() !== 0) skip("only root can start the launcher as another user");
+      const probe = spawnSync("unshare", ["--user", "true"], { uid: nobody, gid: nobody, stdio: "ignore" });
+      if (probe.status !== 0) skip("this kernel or container forbids unprivileged user namespaces");
+      const dir = mkdtempSync(join(tmpdir(), "sandboxed-"));
+      chownSync(dir, nobody, nobody);
+      await withChromiumChild(
+        dir,
+        (stderr, browserPid) => {
+          const logged = decisionLines(stderr);
+          assert.equal(logged.length, 1, stderr);
+          assert.match(logged[0], /Chromium runs sandboxed: unprivileged user namespaces are available/);
+          assert.equal(passedNoSandbox(dir), false, "no --no-sandbox");
+          const ownNs = readlinkSync(`/proc/${browserPid}/ns/user`);
+          const renderers = processesMentioning(dir).filter((pid) =>
+            readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("--type=renderer"),
+          );
+          const sandboxed = processesMentioning(dir).filter(
+            (pid) => readlinkSync(`/proc/${pid}/ns/user`) !== ownNs,
+          );
+          assert.ok(sandboxed.length > 0, "some child of the browser lives in a user namespace of its own");
+          for (const pid of renderers) assert.ok(sandboxed.includes(pid), `renderer ${pid} is sandboxed`);
+        },
+        nobody,
+      );
     });
   });
 
