@@ -144,6 +144,8 @@ export class OutboundSender {
       idempotency.move(id, attempt, ["sending", "uncertain"], "sent", {
         messageId: sent.id,
         error: undefined,
+        // The time the first answer gives: a repeat answers the same.
+        at,
       }),
     ).catch((err) => this.deps.logger.warn(`send ${id}: result not recorded (${(err as Error).message})`));
     return { id: sent.id, status: "sent", at: at.toISOString() };

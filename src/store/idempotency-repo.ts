@@ -89,8 +89,8 @@ export class IdempotencyRepo {
     }
   }
 
-  /** Moves the record of `attempt` from `from` to `to` (with `set`); false when it is not in `from`
-   * under that attempt any more. */
+  /** Moves the record of `attempt` from `from` to `to` (with `set`; `at` is now unless `set` says);
+   * false when it is not in `from` under that attempt any more. */
   async move(
     id: string,
     attempt: string,
@@ -100,7 +100,7 @@ export class IdempotencyRepo {
   ): Promise<boolean> {
     const res = await this.col.updateOne(
       { _id: id, attempt, state: { $in: from } },
-      { $set: { ...set, state: to, at: new Date() } },
+      { $set: { at: new Date(), ...set, state: to } },
     );
     return res.matchedCount === 1;
   }
