@@ -119,8 +119,11 @@ export class OutboundSender {
       throw err;
     }
     // Acknowledged before the engine is called: from here on, a lost owner leaves `sending`.
-    if (!(await retryTransient(() => idempotency.move(id, attempt, ["recorded"], "sending"))))
+    // A retried write may find its own first try applied: `sending` under this attempt is ours to send.
+    if (!(await retryTransient(() => idempotency.move(id, attempt, ["recorded", "sending"], "sending")))) {
+      // Taken over meanwhile (this attempt was thought lost): the record says what became of it.
       return resultOf((await idempotency.byId(id))!, true);
+    }
     let sent: { id: string };
     try {
       sent = await this.deps.engineSend(p.accountId, message);
