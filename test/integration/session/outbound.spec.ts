@@ -1,0 +1,86 @@
+// The owner's sender on the real MongoDB-wire server, with an engine whose send fails after handing the
+// message over (what WhatsApp Web can do, and no engine here does on demand): the key's record ends
+// `failed`, a repeat answers the same error without sending again, and a refusal before sending
+// (INVALID_STATE) releases the key instead.
+import { strict as assert } from "node:assert";
+import { randomBytes } from "node:crypto";
+import { Errors } from "moleculer";
+import { MongoClient, type Db } from "mongodb";
+import { InvalidStateError } from "../../../src/errors.ts";
+import { checkSendRequest, requestDigest } from "../../../src/messages/validate.ts";
+import type { OutboundMessage, OwnerSend } from "../../../src/messages/types.ts";
+import { OutboundSender } from "../../../src/session/outbound.ts";
+import { IdempotencyRepo } from "../../../src/store/idempotency-repo.ts";
+import { MessageStatusRepo } from "../../../src/store/message-status-repo.ts";
+import { OutboundMediaStore } from "../../../src/store/outbound-media.ts";
+import { mongoUrlFor } from "../../support/env.ts";
+
+describe("session/outbound: engine failures and idempotency records", function () {
+  this.timeout(30000);
+  let client: MongoClient;
+  let db: Db;
+  let engineCalls: OutboundMessage[];
+  let engineError: Error | null;
+
+  beforeEach(async () => {
+    client = await MongoClient.connect(mongoUrlFor(`outb${randomBytes(3).toString("hex")}`));
+    db = client.db();
+    engineCalls = [];
+    engineError = null;
+  });
+  afterEach(async () => {
+    await db.dropDatabase().finally(() => client.close());
+  });
+
+  function sender(): OutboundSender {
+    return new OutboundSender({
+      idempotency: new IdempotencyRepo(db, 3600_000),
+      statuses: new MessageStatusRepo(db, 3600_000),
+      media: new OutboundMediaStore(db),
+      fetchMedia: async () => {
+        throw new Error("no media in this spec");
+      },
+      fence: () => ({ node: "n1", epoch: 1 }),
+      engineSend: async (_accountId, message) => {
+        engineCalls.push(message);
+        if (engineError) throw engineError;
+        return { id: `true_${engineCalls.length}` };
+      },
+      logger: { warn: () => undefined },
+    });
+  }
+
+  function request(key: string, text = "hello"): OwnerSend {
+    const { draft } = checkSendRequest({ to: "4915100000002", text }, { mediaMaxBytes: 1 });
+    return { workspaceId: "ws", accountId: "acc_1", draft, key, digest: requestDigest(draft, null) };
+  }
+
+  it("an engine failure after handing over: `failed`, and a repeat answers the same error, unsent", async () => {
+    engineError = new Errors.MoleculerError("Evaluation failed: chat not found", 502, "ENGINE_SEND_FAILED");
+    const s = sender();
+    await assert.rejects(s.send(request("k1")), { type: "ENGINE_SEND_FAILED" });
+    const rec = await db.collection("idempotency").findOne({ _id: "acc_1|k1" as never });
+    assert.deepEqual([rec?.state, rec?.error?.type, rec?.error?.code], ["failed", "ENGINE_SEND_FAILED", 502]);
+    engineError = null;
+    await assert.rejects(s.send(request("k1")), (err: Errors.MoleculerError) => {
+      assert.equal(err.type, "ENGINE_SEND_FAILED");
+      assert.equal(err.code, 502);
+      assert.deepEqual(err.data, { idempotencyKey: "k1", duplicate: true });
+      return true;
+    });
+    assert.equal(engineCalls.length, 1, "not sent again");
+  });
+
+  it("a refusal before sending (INVALID_STATE) releases the key: the next try sends", async () => {
+    engineError = new InvalidStateError("Cannot send a message: the session is disconnected");
+    const s = sender();
+    await assert.rejects(s.send(request("k2")), { type: "INVALID_STATE" });
+    assert.equal(await db.collection("idempotency").countDocuments(), 0);
+    engineError = null;
+    const ok = await s.send(request("k2"));
+    assert.deepEqual([ok.status, ok.id], ["sent", "true_2"]);
+    const again = await s.send(request("k2"));
+    assert.deepEqual([again.id, again.at, again.duplicate], [ok.id, ok.at, true]);
+    assert.equal(engineCalls.length, 2);
+  });
+});
