@@ -165,8 +165,10 @@ export class OutboundSender {
   }
 
   private async recordSent(p: OwnerSend, messageId: string, at: Date): Promise<void> {
-    await this.deps.statuses
-      .advance({
+    // Retried like every other write of a send: a busy database (SQLITE_BUSY under load) must not
+    // leave a key answered `sent` whose message GET …/messages/:id does not know.
+    await retryTransient(() =>
+      this.deps.statuses.advance({
         workspaceId: p.workspaceId,
         accountId: p.accountId,
         messageId,
@@ -174,10 +176,10 @@ export class OutboundSender {
         at,
         to: p.draft.to,
         type: p.draft.type,
-      })
-      .catch((err) =>
-        this.deps.logger.warn(`message ${messageId}: status not recorded (${(err as Error).message})`),
-      );
+      }),
+    ).catch((err) =>
+      this.deps.logger.warn(`message ${messageId}: status not recorded (${(err as Error).message})`),
+    );
   }
 
   /** The message with its media bytes (read from the store, or fetched from the URL and checked). */

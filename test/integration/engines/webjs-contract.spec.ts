@@ -73,6 +73,10 @@ describe("webjs engine contract", () => {
     {
       showsQr: false, // shown above
       canScan: true,
+      sendTypes: [],
+      sendSkipped:
+        "the stand-in has none of WhatsApp Web's media, vCard or reaction modules and sends receipts only " +
+        "on its `ack` command: a webjs text send and its receipts are tested in webjs.spec.ts",
       engineOptions: withStandin,
     },
   );
