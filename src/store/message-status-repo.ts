@@ -65,18 +65,27 @@ export class MessageStatusRepo {
         },
         { upsert: true },
       );
-      return res.matchedCount + res.upsertedCount === 1;
+      if (res.matchedCount + res.upsertedCount === 1) return true;
+      // Already further and not refused as a duplicate (FerretDB may answer an upsert whose filter
+      // misses an existing document with nothing done): what only the send knows is recorded anyway.
+      await this.recordSendFacts(u);
+      return false;
     } catch (err) {
       if (!isDuplicateKey(err)) throw err;
       // Already further (a receipt was quicker than the send's own record): what only the send
       // knows is recorded all the same.
-      if (u.to || u.type)
-        await this.col.updateOne(
-          { _id: `${u.accountId}|${u.messageId}` },
-          { $set: { to: u.to, type: u.type } },
-        );
+      await this.recordSendFacts(u);
       return false;
     }
+  }
+
+  /** The recipient and type, which only the send knows, on a message's record that a receipt made. */
+  private async recordSendFacts(u: StatusUpdate): Promise<void> {
+    if (u.to || u.type)
+      await this.col.updateOne(
+        { _id: `${u.accountId}|${u.messageId}` },
+        { $set: { to: u.to, type: u.type } },
+      );
   }
 
   /** A message of an account in a workspace (another workspace's is not found). */
