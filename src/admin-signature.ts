@@ -141,6 +141,12 @@ export function refusal(
   return null;
 }
 
+/** The action a `broker.call` names: a string, or an endpoint (moleculer-web calls resolved ones). */
+function nameOf(actionName: unknown): string {
+  if (typeof actionName === "string") return actionName;
+  return (actionName as { action?: { name?: string } } | null)?.action?.name ?? "";
+}
+
 type SignedMeta = { adminSignature?: AdminSignature; [LOCAL_CALL]?: true };
 
 /**
@@ -152,8 +158,11 @@ export function adminSignatureMiddleware(keys: AdminKeys, adminActions: Readonly
   return {
     name: "AdminSignature",
     call(next: (...a: unknown[]) => unknown) {
+      // Only calls of admin actions are marked: every other call goes through untouched (the hot path).
       return (actionName: unknown, params: unknown, opts: { meta?: SignedMeta } = {}) =>
-        next(actionName, params, { ...opts, meta: { ...opts.meta, [LOCAL_CALL]: true } });
+        adminActions.has(nameOf(actionName))
+          ? next(actionName, params, { ...opts, meta: { ...opts.meta, [LOCAL_CALL]: true } })
+          : next(actionName, params, opts);
     },
     remoteAction(next: (ctx: Context) => Promise<unknown>, action: { name: string }) {
       if (!adminActions.has(action.name)) return next;
