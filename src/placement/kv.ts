@@ -59,7 +59,7 @@ export class ClusterPlacement {
  * looks the stream up, finds none, and adds it, and a loser can be refused ("subjects overlap with an
  * existing stream") although the bucket it wants now exists; the next look-up finds it.
  */
-function openBucket(open: () => Promise<KV>, attempts = 5): Promise<KV> {
+export function openBucket(open: () => Promise<KV>, attempts = 5): Promise<KV> {
   return retry(open, { attempts, delayMs: (attempt) => 50 * attempt });
 }
 

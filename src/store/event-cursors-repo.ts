@@ -2,7 +2,7 @@
 // the last event it has handled. Readers that may run on several nodes at once (webhooks) handle events
 // idempotently, so a cursor that another node moves back a little only repeats work.
 import type { Collection, Db } from "mongodb";
-import { retryTransient } from "./mongo.ts";
+import { retryTransient, upsertById } from "./mongo.ts";
 
 export const EVENT_CURSORS_COLLECTION = "event_cursors";
 
@@ -35,7 +35,7 @@ export class EventCursorsRepo {
   }
 
   async save(workspaceId: string, seq: number): Promise<void> {
-    await retryTransient(() =>
+    await upsertById(() =>
       this.col.updateOne(
         { _id: this.idOf(workspaceId) },
         { $set: { reader: this.reader, workspaceId, seq, updatedAt: new Date() } },

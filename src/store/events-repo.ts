@@ -16,7 +16,7 @@
 // took 6 and committed first): `readAfter` stops at a gap until the event after it is `gapWaitMs` old;
 // a gap that old is a writer that died between allocating and inserting, and will never fill.
 import type { Collection, Db } from "mongodb";
-import { isDuplicateKey, retryTransient } from "./mongo.ts";
+import { isDuplicateKey, retryTransient, upsertById } from "./mongo.ts";
 
 export const EVENTS_COLLECTION = "events";
 export const EVENT_HEADS_COLLECTION = "event_heads";
@@ -218,7 +218,7 @@ export class EventsRepo {
     for (const workspaceId of await this.workspaces()) {
       const top = await this.highest(workspaceId);
       // Recorded before the deletes: a writer that starts cold probes from here, not from 1.
-      await retryTransient(() =>
+      await upsertById(() =>
         this.heads.updateOne({ _id: workspaceId }, { $set: { seq: top } }, { upsert: true }),
       );
       const res = await retryTransient(() =>

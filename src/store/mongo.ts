@@ -116,3 +116,10 @@ export async function retryTransient<T>(
     throw asDatabaseError(err);
   });
 }
+
+/** Runs an upsert whose filter is `_id` alone, as retryTransient does. Two writers upserting one new
+ * `_id` at once both look it up, find none and insert; the loser is refused (E11000), and its next try
+ * finds the document and updates it. */
+export function upsertById<T>(op: () => Promise<T>): Promise<T> {
+  return retry(() => retryTransient(op), { attempts: 3, shouldRetry: isDuplicateKey });
+}

@@ -1,5 +1,6 @@
 // The `workspace_quotas` collection: an admin's per-workspace overrides of the QUOTA_* defaults.
 import type { Collection, Db } from "mongodb";
+import { upsertById } from "./mongo.ts";
 
 export const QUOTA_NAMES = ["accounts", "webhooks", "sockets", "socketCallsPerMinute"] as const;
 export type QuotaName = (typeof QUOTA_NAMES)[number];
@@ -37,10 +38,10 @@ export class QuotasRepo {
       if (value === null) $unset[name] = "";
       else if (value !== undefined) $set[name] = value;
     }
-    await this.col.updateOne(
-      { _id: workspaceId },
-      Object.keys($unset).length > 0 ? { $set, $unset } : { $set },
-      { upsert: true },
+    await upsertById(() =>
+      this.col.updateOne({ _id: workspaceId }, Object.keys($unset).length > 0 ? { $set, $unset } : { $set }, {
+        upsert: true,
+      }),
     );
   }
 }

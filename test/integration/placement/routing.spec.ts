@@ -11,7 +11,7 @@ import AccountsService from "../../../services/accounts.service.ts";
 import SessionService from "../../../services/session.service.ts";
 import type { PingResult } from "../../../services/session.service.ts";
 import type { AccountView } from "../../../src/accounts/types.ts";
-import { placementOf } from "../../../src/placement/kv.ts";
+import { openBucket, placementOf } from "../../../src/placement/kv.ts";
 import { PlacementTable } from "../../../src/placement/placement-table.ts";
 import { workerNodeOf } from "../../../src/placement/worker-node.ts";
 import type { WorkerOwnership } from "../../../src/placement/worker-ownership.ts";
@@ -121,12 +121,15 @@ describe("placement: routing, claims and fencing over the real NATS", function (
 
   it("decides a race of all 6 brokers for one workspace with exactly one winner, 200 times", async () => {
     // Each broker through its own NATS connection, on a bucket of its own (the live placement bucket
-    // has reconcilers that would rightly claim records left by non-workers).
+    // has reconcilers that would rightly claim records left by non-workers). They open it at once, as
+    // nodes starting together do, so the loser of its creation goes through openBucket's retry.
     const bucket = `race_${randomBytes(4).toString("hex")}`;
     const tables = await Promise.all(
       brokers.map(
         async (b) =>
-          new PlacementTable(await placementOf(b)!.nc.jetstream().views.kv(bucket, { history: 1 })),
+          new PlacementTable(
+            await openBucket(() => placementOf(b)!.nc.jetstream().views.kv(bucket, { history: 1 })),
+          ),
       ),
     );
     for (let round = 0; round < 200; round++) {

@@ -3,6 +3,7 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { MongoClient } from "mongodb";
+import { EventCursorsRepo } from "../../../src/store/event-cursors-repo.ts";
 import { EventsRepo } from "../../../src/store/events-repo.ts";
 import { mongoUrlFor } from "../../support/env.ts";
 import { waitFor } from "../../support/wait.ts";
@@ -117,5 +118,20 @@ describe("store/events-repo: per-workspace sequence", function () {
     assert.equal(await r.prune(new Date(Date.now() + 1000)), 4);
     const cold = await repo();
     assert.equal((await cold.append("ws3", "account.message", { workspaceId: "ws3" })).seq, 6);
+  });
+
+  it("readers saving a new cursor at once (two webhooks nodes) all succeed; one cursor is kept", async () => {
+    const [a, b] = [await repo(), await repo()];
+    const readers = [a, b].flatMap((r) =>
+      Array.from({ length: 4 }, () => new EventCursorsRepo(r.col.db, "webhooks")),
+    );
+    for (let round = 0; round < 10; round++) {
+      const ws = `cursor-${round}`;
+      // Each finds no document and inserts: without the retry, the losers were refused with E11000.
+      await Promise.all(readers.map((c, i) => c.save(ws, i + 1)));
+      const saved = await readers[0].col.find({ workspaceId: ws }).toArray();
+      assert.equal(saved.length, 1);
+      assert.ok(saved[0].seq >= 1 && saved[0].seq <= readers.length);
+    }
   });
 });
