@@ -387,6 +387,8 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
         simulatedSendMs: cfg.simulatedSendMs,
       },
       recordAck: (ack) => this.outbound.statuses.advance(ack),
+      // Sends a lost owner queued for the account go out once it is connected here.
+      onConnected: (accountId) => this.outbound.resume(accountId),
       startConcurrency: cfg.startConcurrency,
       capacity: cfg.sessionCapacity,
       failedRetry: { baseMs: cfg.failedRetryBaseMs, maxMs: cfg.failedRetryMaxMs },

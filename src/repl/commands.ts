@@ -186,10 +186,19 @@ export async function drainCommand({ broker, print }: ReplIO, nodeId: string): P
 }
 
 export async function rebalanceCommand({ broker, print }: ReplIO): Promise<void> {
-  const r = (await broker.call(CLUSTER_ACTIONS.rebalance, {})) as { moved?: unknown[] };
+  const r = (await broker.call(CLUSTER_ACTIONS.rebalance, {})) as {
+    moved?: unknown[];
+    failed?: { workspaceId: string; from: string; to: string; reason: string }[];
+  };
   const moved = (r?.moved ?? []) as Array<Record<string, unknown> | string>;
+  for (const f of r?.failed ?? [])
+    print(`rebalance: ${f.workspaceId} was not moved from ${f.from} to ${f.to}: ${f.reason}`);
   if (!moved.length) {
-    print("rebalance: every workspace is on its placement owner; nothing moved");
+    print(
+      r?.failed?.length
+        ? "rebalance: nothing moved"
+        : "rebalance: every workspace is on its placement owner; nothing moved",
+    );
     return;
   }
   const rows = moved.map((m) => (typeof m === "string" ? { workspaceId: m } : m));

@@ -21,6 +21,8 @@ const STATUS_RETENTION_FALLBACK_MS = 30 * 24 * 3600_000;
 export interface Outbound {
   sender: OutboundSender;
   statuses: MessageStatusRepo;
+  /** Sends the account's sends a lost owner left queued (OutboundSender.resume), logging what it did. */
+  resume(accountId: string): void;
   /** Stops the pruning. */
   close(): void;
 }
@@ -28,7 +30,7 @@ export interface Outbound {
 export interface OutboundHooks {
   fence(workspaceId: string): Fence | null;
   engineSend(accountId: string, message: OutboundMessage): Promise<{ id: string }>;
-  logger: { warn(...args: unknown[]): void };
+  logger: { info(...args: unknown[]): void; warn(...args: unknown[]): void };
   /** Told the node's send queue depth whenever it changes. */
   onQueueDepth?: (depth: number) => void;
 }
@@ -63,5 +65,10 @@ export function openOutbound(db: Db, cfg: Config, hooks: OutboundHooks): Outboun
     ]).catch((err) => hooks.logger.warn(`outbound: pruning failed: ${(err as Error).message}`));
   }, PRUNE_EVERY_MS);
   timer.unref();
-  return { sender, statuses, close: () => clearInterval(timer) };
+  const resume = (accountId: string) =>
+    void sender
+      .resume(accountId)
+      .then((n) => n > 0 && hooks.logger.info(`Resuming ${n} queued sends of ${accountId}`))
+      .catch((err: Error) => hooks.logger.warn(`Queued sends of ${accountId} not resumed: ${err.message}`));
+  return { sender, statuses, resume, close: () => clearInterval(timer) };
 }

@@ -43,6 +43,8 @@ export interface RuntimeOptions {
   logger: SessionDeps["logger"];
   /** Records a receipt of a sent message. @default not recorded */
   recordAck?: SessionDeps["recordAck"];
+  /** Told each time an account becomes `connected` here. */
+  onConnected?: (accountId: string) => void;
 }
 
 export class SessionRuntime {
@@ -77,7 +79,10 @@ export class SessionRuntime {
         this.queue.cancel(s.accountId);
         if (s.status === "failed") this.retries.failed(s.accountId, s.workspaceId, s.reason);
       },
-      onConnected: (accountId) => this.retries.connected(accountId),
+      onConnected: (accountId) => {
+        this.retries.connected(accountId);
+        opts.onConnected?.(accountId);
+      },
       overCapacity: () => (opts.capacity ?? 0) > 0 && this.sessions.size > (opts.capacity ?? 0),
     };
     this.retries = new FailureRetry({
