@@ -86,7 +86,7 @@ export const CHAT_ROUTES: RouteSpec[] = [
     path: "/accounts/:accountId/groups",
     action: "accounts.createGroup",
     params: placed(CHAT_PARAMS.createGroup, ACCOUNT),
-    status: 201,
+    // 200, not 201: a group has no GET of its own to name in a Location header.
     summary:
       "Create a group with the account as admin: `{group, failed}` (`failed`: participants left out, each with its reason)",
     tag: "chats",
