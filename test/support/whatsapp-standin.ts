@@ -15,6 +15,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DIRECTORY_SCRIPT } from "./standin-directory.ts";
 
 export interface StandinOptions {
   mode: "qr" | "hang";
@@ -142,10 +143,12 @@ function pageScript(rotateMs: number): string {
       addAndSendMsgToChat(_chat, message) {
         const data = { ...message, id: { ...message.id, remote: message.id.remote._serialized } };
         sentById.set(message.id._serialized, { ...data, serialize: () => ({ ...data }) });
+        Dir.sent(data);
         return [Promise.resolve(), Promise.resolve()];
       },
     },
   };
+  ${DIRECTORY_SCRIPT}
   // Modules the stand-in lacks are absent, as optional ones are in WhatsApp Web.
   window.require = (name) => modules[name];
   /** Linked: whatsapp-web.js loads its utilities once it sees the app synced. */
@@ -177,7 +180,7 @@ function pageScript(rotateMs: number): string {
         id: { fromMe: false, remote, id, _serialized: "false_" + remote + "_" + id },
         body: text, type: "chat", t: Math.floor(Date.now() / 1000), from: remote, to: me().phoneNumber + "@c.us",
       };
-      Msg.emit("add", { isNewMsg: true, type: "chat", body: text, serialize: () => ({ ...data }) });
+      Msg.emit("add", { isNewMsg: true, ...Dir.received(data) });
     },
     ack({ id, ack }) {
       const msg = sentById.get(id);

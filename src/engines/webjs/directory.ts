@@ -20,6 +20,7 @@ import {
   type Page,
   type PageRequest,
   type ParticipantFailure,
+  type Position,
 } from "../directory.ts";
 import { WebjsLifecycle } from "./lifecycle.ts";
 
@@ -103,6 +104,21 @@ export function failuresOf(
     .map(({ id, code }) => ({ id, reason: participantReason(code) }));
 }
 
+/**
+ * Messages in the order WhatsApp keeps them (oldest first), each placed for paging: WhatsApp dates
+ * them in seconds and their ids are random, so messages of one second are told apart by their rank
+ * within it (`t` = seconds × 1000 + rank).
+ */
+export function placedMessages(chronological: ChatMessage[]): { message: ChatMessage; at: Position }[] {
+  let second = -1;
+  let rank = 0;
+  return chronological.map((message) => {
+    rank = message.timestamp === second ? rank + 1 : 0;
+    second = message.timestamp;
+    return { message, at: { t: message.timestamp * 1000 + rank, id: message.id } };
+  });
+}
+
 export abstract class WebjsDirectory extends WebjsLifecycle {
   /** The whatsapp-web.js client of a connected session; InvalidStateError otherwise. */
   protected abstract connectedClient(what: string): wweb.Client;
@@ -116,13 +132,17 @@ export abstract class WebjsDirectory extends WebjsLifecycle {
     const chat = await this.knownChat(this.connectedClient("read messages"), chatId);
     const limit = page.limit ?? 50;
     const after = page.cursor === undefined ? null : positionOf(page.cursor);
-    const at = (m: ChatMessage) => ({ t: m.timestamp, id: m.id });
     // fetchMessages loads the newest `n`: load more until the page past the cursor is full (one more
     // entry says there is a next page) or the chat has no more.
     for (let n = limit + 1; ; n *= 2) {
-      const loaded = (await chat.fetchMessages({ limit: n })).map((m) => messageOf(m, chatId));
-      const past = after ? loaded.filter((m) => comparePositions(at(m), after) > 0).length : loaded.length;
-      if (past > limit || loaded.length < n || n >= MAX_MESSAGES_LOADED) return pageOf(loaded, page, at);
+      const loaded = placedMessages(
+        (await chat.fetchMessages({ limit: n })).map((m) => messageOf(m, chatId)),
+      );
+      const past = after ? loaded.filter((e) => comparePositions(e.at, after) > 0).length : loaded.length;
+      if (past > limit || loaded.length < n || n >= MAX_MESSAGES_LOADED) {
+        const { items, nextCursor } = pageOf(loaded, page, (e) => e.at);
+        return { items: items.map((e) => e.message), nextCursor };
+      }
     }
   }
 
