@@ -93,7 +93,7 @@ export function directoryContract(
   );
 
   test(
-    "a received message makes an unread chat; its messages list newest first; markRead clears it",
+    "received messages make an unread chat; its messages list newest first; markRead clears it; a send joins it",
     ["listChats", "chatMessages", "markRead"],
     async () => {
       const l = await linked();
@@ -119,6 +119,12 @@ export function directoryContract(
       await l.engine.markRead("15550003333@c.us");
       const read = (await l.engine.listChats({})).items.find((c) => c.id === "15550003333@c.us");
       assert.equal(read?.unreadCount, 0);
+      // A message sent joins the chat, newest, from me; it leaves the chat read.
+      const sent = await l.engine.sendText("15550003333", "reply");
+      const latest = (await l.engine.chatMessages("15550003333@c.us", { limit: 1 })).items[0];
+      assert.deepEqual([latest.id, latest.text, latest.fromMe], [sent.id, "reply", true]);
+      const after = (await l.engine.listChats({})).items.find((c) => c.id === "15550003333@c.us");
+      assert.deepEqual([after?.unreadCount, after?.lastMessage?.text], [0, "reply"]);
     },
   );
 

@@ -1,6 +1,7 @@
 // The stand-in's chats and contacts (whatsapp-standin.ts puts this script into its page): the few
 // WhatsApp Web modules whatsapp-web.js 1.34.7 reads for getChats, getChatById, Chat.fetchMessages,
-// sendSeen, Chat.sendStateTyping, getContacts and getNumberId. Chats are made by the messages the page
+// sendSeen, Chat.sendStateTyping, getContacts, getNumberId, createGroup and GroupChat's
+// addParticipants / removeParticipants. Chats are made by the messages the page
 // sends and receives; received ones are unread until sendSeen. The stand-in's rule of who has
 // WhatsApp is the simulated engine's (simulated-directory.ts): every number except those ending in
 // 404. Runs inside the page, after `modules`, `Msg`, `Chat`, `createWid` and `me` are defined;
@@ -101,6 +102,71 @@ export const DIRECTORY_SCRIPT = `
       WAWebFrontendContactGetters: { getIsMyContact: (c) => Boolean(c.name) },
     });
     modules.WAWebWidFactory.createWidFromWidLike = (w) => createWid(idOf(w));
+
+    // ---- groups: the page is the server too, so a change is answered as WhatsApp's server would ----
+    const digits = (n) => Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => b % 10).join("");
+    const participantsOf = () => {
+      const byId = new Map();
+      return {
+        byId,
+        get: (id) => byId.get(id),
+        serialize: () =>
+          [...byId.values()].map((p) => ({ id: plain(p.id), isAdmin: p.isAdmin, isSuperAdmin: p.isSuperAdmin })),
+        add: (w, admin) => byId.set(w._serialized, { id: w, isAdmin: admin, isSuperAdmin: admin }),
+      };
+    };
+    const meWid = () => createWid(me().phoneNumber + "@c.us");
+    Object.assign(modules, {
+      WAWebGroupCreateJob: {
+        createGroup: async ({ title }, members) => {
+          const g = chat("120363" + digits(12) + "@g.us");
+          const participants = participantsOf();
+          participants.add(meWid(), true);
+          for (const { phoneNumber } of members) participants.add(phoneNumber, false);
+          g.groupMetadata = {
+            subject: title, owner: meWid(), creation: Math.floor(Date.now() / 1000), announce: false, participants,
+            serialize: () => ({
+              id: plain(g.id), subject: title, owner: plain(g.groupMetadata.owner),
+              creation: g.groupMetadata.creation, announce: false, participants: participants.serialize(),
+            }),
+          };
+          g.iAmAdmin = () => Boolean(participants.get(meWid()._serialized)?.isAdmin);
+          g.t = Math.floor(Date.now() / 1000);
+          return { wid: g.id, subject: title, participants: members.map(({ phoneNumber }) => ({ wid: phoneNumber })) };
+        },
+      },
+      WAWebLidMigrationUtils: { toPn: (w) => w },
+      WAWebGroupQueryJob: { queryAndUpdateGroupMetadataById: async () => {} },
+      WAWebWidToJid: { widToGroupJid: (w) => w._serialized, widToUserJid: (w) => w._serialized },
+      WASmaxGroupsAddParticipantsRPC: {
+        sendAddParticipantsRPC: async ({ participantArgs, iqTo }) => {
+          const { participants } = chats.get(iqTo).groupMetadata;
+          const id = participantArgs[0].participantJid;
+          const error = participants.get(id) ? "409" : undefined;
+          if (!error) participants.add(createWid(id), false);
+          const mixins = { name: "AddParticipantsParticipantAdded", value: { error } };
+          return {
+            name: "AddParticipantsResponseSuccess",
+            value: {
+              addParticipant: [
+                {
+                  addParticipantsParticipantAddedOrNonRegisteredWaUserParticipantErrorLidResponseMixinGroup: {
+                    value: { addParticipantsParticipantMixins: mixins },
+                  },
+                },
+              ],
+            },
+          };
+        },
+      },
+      WAWebModifyParticipantsGroupAction: {
+        removeParticipants: async (g, leaving) => {
+          for (const p of leaving) g.groupMetadata.participants.byId.delete(p.id._serialized);
+        },
+      },
+    });
+    modules.WAWebCollections.GroupMetadata = { update: async () => {} };
+    modules.WAWebApiContact.getCurrentLid = () => null;
 
     return {
       /** A message this page sent (WAWebSendMsgChatAction). */

@@ -8,7 +8,8 @@
 //            profile comes back linked), `message`, `ack` (a receipt of a sent message), `disconnect` (TIMEOUT, then CONNECTED) and `logout`
 //            (navigates to ?post_logout=1, as WhatsApp Web does). Each page listens for commands on
 //            a stream that names its linked phone number, so the stand-in counts the browsers connected
-//            per linked session at once, as WhatsApp's servers would see them;
+//            per linked session at once, as WhatsApp's servers would see them. Its chats, contacts,
+//            number checks and groups are in standin-directory.ts;
 //   "hang" — accepts connections and never answers (a start that never finishes loading).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";

@@ -132,17 +132,24 @@ export abstract class WebjsDirectory extends WebjsLifecycle {
     const chat = await this.knownChat(this.connectedClient("read messages"), chatId);
     const limit = page.limit ?? 50;
     const after = page.cursor === undefined ? null : positionOf(page.cursor);
-    // fetchMessages loads the newest `n`: load more until the page past the cursor is full (one more
-    // entry says there is a next page) or the chat has no more.
-    for (let n = limit + 1; ; n *= 2) {
-      const loaded = placedMessages(
-        (await chat.fetchMessages({ limit: n })).map((m) => messageOf(m, chatId)),
-      );
+    // `limit: 0` answers the messages the page holds, in WhatsApp's order. A positive limit also loads
+    // earlier history into the chat, but its answer sorts messages of one second in no fixed order,
+    // so the held messages are read again after it. Load until the page past the cursor is full (one
+    // more entry says there is a next page) or the chat has no more.
+    const held = async () =>
+      placedMessages((await chat.fetchMessages({ limit: 0 })).map((m) => messageOf(m, chatId)));
+    const pageOfHeld = (entries: { message: ChatMessage; at: Position }[]) => {
+      const { items, nextCursor } = pageOf(entries, page, (e) => e.at);
+      return { items: items.map((e) => e.message), nextCursor };
+    };
+    let loaded = await held();
+    for (;;) {
       const past = after ? loaded.filter((e) => comparePositions(e.at, after) > 0).length : loaded.length;
-      if (past > limit || loaded.length < n || n >= MAX_MESSAGES_LOADED) {
-        const { items, nextCursor } = pageOf(loaded, page, (e) => e.at);
-        return { items: items.map((e) => e.message), nextCursor };
-      }
+      if (past > limit || loaded.length >= MAX_MESSAGES_LOADED) return pageOfHeld(loaded);
+      await chat.fetchMessages({ limit: Math.min(MAX_MESSAGES_LOADED, loaded.length * 2 + limit + 1) });
+      const more = await held();
+      if (more.length <= loaded.length) return pageOfHeld(more);
+      loaded = more;
     }
   }
 

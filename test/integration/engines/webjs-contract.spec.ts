@@ -30,18 +30,6 @@ function webjsWithStandinPhone(standin: () => Standin) {
   };
 }
 
-/** Why the group calls do not run on the stand-in yet. */
-const GROUP_REASON =
-  "the stand-in has none of WhatsApp Web's group modules (WAWebGroupCreateJob, the GroupMetadata " +
-  "collection, WASmaxGroupsAddParticipantsRPC, WAWebModifyParticipantsGroupAction); webjs/directory.ts " +
-  "maps them onto whatsapp-web.js, untested against a page";
-const GROUPS_SKIPPED = {
-  createGroup: GROUP_REASON,
-  listGroups: GROUP_REASON,
-  addParticipants: GROUP_REASON,
-  removeParticipants: GROUP_REASON,
-};
-
 describe("webjs engine contract", () => {
   // Filled in before() (the suite reads engineOptions when it creates each engine).
   const offline = { chromiumPath: "/usr/bin/chromium", profileDir: "" };
@@ -89,7 +77,6 @@ describe("webjs engine contract", () => {
       sendSkipped:
         "the stand-in has none of WhatsApp Web's media, vCard or reaction modules and sends receipts only " +
         "on its `ack` command: a webjs text send and its receipts are tested in webjs.spec.ts",
-      directory: { skip: GROUPS_SKIPPED },
       engineOptions: withStandin,
     },
   );
