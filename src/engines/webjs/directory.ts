@@ -217,10 +217,12 @@ export abstract class WebjsDirectory extends WebjsLifecycle {
 
   /** The chat, if the session has it: getChatById would make a new one for any valid id. */
   private async knownChat(client: wweb.Client, chatId: string): Promise<wweb.Chat> {
-    const known = await client.pupPage?.evaluate(
-      (id: string) => Boolean((window as unknown as StoreWindow).require("WAWebCollections").Chat.get(id)),
-      chatId,
-    );
+    const known = await client.pupPage?.evaluate((id: string) => {
+      const page = window as unknown as StoreWindow;
+      return Boolean(
+        page.require("WAWebCollections").Chat.get(page.require("WAWebWidFactory").createWid(id)),
+      );
+    }, chatId);
     if (!known) throw unknownChat(chatId);
     return client.getChatById(chatId);
   }
@@ -234,5 +236,6 @@ export abstract class WebjsDirectory extends WebjsLifecycle {
 
 /** The little of WhatsApp Web's page that knownChat reads. */
 interface StoreWindow {
-  require(name: "WAWebCollections"): { Chat: { get(id: string): unknown } };
+  require(name: "WAWebCollections"): { Chat: { get(wid: unknown): unknown } };
+  require(name: "WAWebWidFactory"): { createWid(id: string): unknown };
 }

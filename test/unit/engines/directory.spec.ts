@@ -3,7 +3,7 @@
 import { strict as assert } from "node:assert";
 import { chatIdOf, cursorOf, pageOf, positionOf, type PageRequest } from "../../../src/engines/directory.ts";
 import { SimulatedDirectory, simulatedNumberExists } from "../../../src/engines/simulated-directory.ts";
-import { failuresOf, participantReason } from "../../../src/engines/webjs/directory.ts";
+import { failuresOf, participantReason, placedMessages } from "../../../src/engines/webjs/directory.ts";
 
 const at = (e: { t: number; id: string }) => e;
 
@@ -151,6 +151,30 @@ describe("simulated directory", () => {
 });
 
 describe("webjs directory mapping", () => {
+  it("messages of one second keep WhatsApp's order when paged (rank within the second)", () => {
+    const msg = (id: string, timestamp: number) => ({
+      id,
+      chatId: "1@c.us",
+      fromMe: false,
+      from: "1@c.us",
+      type: "chat",
+      text: id,
+      timestamp,
+    });
+    // Oldest first, as WhatsApp holds them; ids sort against the order on purpose.
+    const placed = placedMessages([msg("z", 10), msg("y", 11), msg("x", 11), msg("w", 11), msg("v", 12)]);
+    const first = pageOf(placed, { limit: 3 }, (e) => e.at);
+    assert.deepEqual(
+      first.items.map((e) => e.message.id),
+      ["v", "w", "x"],
+    );
+    const rest = pageOf(placed, { limit: 3, cursor: first.nextCursor! }, (e) => e.at);
+    assert.deepEqual(
+      rest.items.map((e) => e.message.id),
+      ["y", "z"],
+    );
+  });
+
   it("participant status codes become the contract's reasons", () => {
     assert.equal(participantReason(404), "not_on_whatsapp");
     assert.equal(participantReason(409), "already_participant");
