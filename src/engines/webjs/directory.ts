@@ -7,6 +7,7 @@ import { InvalidStateError } from "../../errors.ts";
 import {
   chatIdOf,
   comparePositions,
+  DEFAULT_PAGE_LIMIT,
   pageOf,
   positionOf,
   unknownChat,
@@ -130,7 +131,7 @@ export abstract class WebjsDirectory extends WebjsLifecycle {
 
   async chatMessages(chatId: string, page: PageRequest): Promise<Page<ChatMessage>> {
     const chat = await this.knownChat(this.connectedClient("read messages"), chatId);
-    const limit = page.limit ?? 50;
+    const limit = page.limit ?? DEFAULT_PAGE_LIMIT;
     const after = page.cursor === undefined ? null : positionOf(page.cursor);
     // `limit: 0` answers the messages the page holds, in WhatsApp's order. A positive limit also loads
     // earlier history into the chat, but its answer sorts messages of one second in no fixed order,
