@@ -4,6 +4,7 @@
 // which forwards a call that reached a node not owning its workspace. Creates the `cluster` service
 // beside itself: every worker answers the operators' cluster.* calls.
 import type { Context, Service, ServiceSchema } from "moleculer";
+import { chatsMixin } from "../mixins/chats.mixin.ts";
 import { mongoMixin, type MongoVars } from "../mixins/mongo.mixin.ts";
 import ClusterService from "./cluster.service.ts";
 import {
@@ -80,7 +81,7 @@ const account = validatorOf(ACCOUNT_PARAMS.account);
 
 const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars> = {
   name: "session",
-  mixins: [mongoMixin()],
+  mixins: [chatsMixin(), mongoMixin()],
 
   created(this: SessionThis) {
     this.broker.createService(ClusterService);

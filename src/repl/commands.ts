@@ -5,6 +5,7 @@ import qrcodeTerminal from "qrcode-terminal";
 import { CLUSTER_ACTIONS } from "../placement/actions.ts";
 import { callAccounts } from "../accounts/calls.ts";
 import type { AccountView, QrView } from "../accounts/types.ts";
+import { chatsCommand } from "./chats.ts";
 import { formatRecord, formatTable, type Column } from "./table.ts";
 
 /** A node as `cluster.nodes` lists it (DESIGN.md, "Interfaces"). */
@@ -262,6 +263,11 @@ export function replCommands(print: (text: string) => void = (t) => console.log(
       action: guarded(print, (io, a) =>
         sendCommand(io, str(a.accountId), str(a.to), Array.isArray(a.text) ? a.text.join(" ") : str(a.text)),
       ),
+    },
+    {
+      command: "chats <accountId>",
+      description: "Chats of a connected account, latest first, with unread counts",
+      action: guarded(print, (io, a) => chatsCommand(io, str(a.accountId))),
     },
     {
       command: "drain <nodeId>",

@@ -8,13 +8,15 @@
 //            profile comes back linked), `message`, `ack` (a receipt of a sent message), `disconnect` (TIMEOUT, then CONNECTED) and `logout`
 //            (navigates to ?post_logout=1, as WhatsApp Web does). Each page listens for commands on
 //            a stream that names its linked phone number, so the stand-in counts the browsers connected
-//            per linked session at once, as WhatsApp's servers would see them;
+//            per linked session at once, as WhatsApp's servers would see them. Its chats, contacts,
+//            number checks and groups are in standin-directory.ts;
 //   "hang" — accepts connections and never answers (a start that never finishes loading).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DIRECTORY_SCRIPT } from "./standin-directory.ts";
 
 export interface StandinOptions {
   mode: "qr" | "hang";
@@ -142,10 +144,12 @@ function pageScript(rotateMs: number): string {
       addAndSendMsgToChat(_chat, message) {
         const data = { ...message, id: { ...message.id, remote: message.id.remote._serialized } };
         sentById.set(message.id._serialized, { ...data, serialize: () => ({ ...data }) });
+        Dir.sent(data);
         return [Promise.resolve(), Promise.resolve()];
       },
     },
   };
+  ${DIRECTORY_SCRIPT}
   // Modules the stand-in lacks are absent, as optional ones are in WhatsApp Web.
   window.require = (name) => modules[name];
   /** Linked: whatsapp-web.js loads its utilities once it sees the app synced. */
@@ -177,7 +181,7 @@ function pageScript(rotateMs: number): string {
         id: { fromMe: false, remote, id, _serialized: "false_" + remote + "_" + id },
         body: text, type: "chat", t: Math.floor(Date.now() / 1000), from: remote, to: me().phoneNumber + "@c.us",
       };
-      Msg.emit("add", { isNewMsg: true, type: "chat", body: text, serialize: () => ({ ...data }) });
+      Msg.emit("add", { isNewMsg: true, ...Dir.received(data) });
     },
     ack({ id, ack }) {
       const msg = sentById.get(id);
