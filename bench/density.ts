@@ -1,4 +1,4 @@
-// `npm run bench -- density [--json] [--sessions 10] [--settle-ms 60000] [--chromium-args="--a --b"]`
+// `npm run bench -- density [--json] [--sessions 10] [--settle-ms 60000] [--chromium-args="--a --b"] [--single-process]`
 //
 // Real-session density: memory per webjs session on this machine. Starts `sessions` WebjsEngines
 // (real Chromium, real whatsapp-web.js) against the local WhatsApp Web stand-in, links each one with
@@ -49,6 +49,8 @@ export async function run(args?: BenchArgs) {
   const settleMs = numberOption(args, "settle-ms", 60_000);
   const extra = args?.options["chromium-args"];
   const chromiumArgs = typeof extra === "string" ? extra.split(/\s+/).filter(Boolean) : [];
+  // CHROMIUM_SINGLE_PROCESS, as a worker with it set runs its sessions.
+  const singleProcess = args?.options["single-process"] === true;
   const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-density-"));
   const profiles = join(dir, "profiles");
   mkdirSync(profiles);
@@ -61,7 +63,7 @@ export async function run(args?: BenchArgs) {
     client = await MongoClient.connect(mongo.url);
     standin = await startWhatsappStandin({ mode: "qr" });
     const authStore = new GridFsAuthStore(client.db());
-    log(`${sessions} sessions; flags: ${[...sessionFlags(), ...chromiumArgs].join(" ")}`);
+    log(`${sessions} sessions; flags: ${[...sessionFlags({ singleProcess }), ...chromiumArgs].join(" ")}`);
 
     const started = Date.now();
     // One at a time, as a worker with START_CONCURRENCY 1 would: 2 cores, and launches are the peak.
@@ -75,6 +77,7 @@ export async function run(args?: BenchArgs) {
         qr: { firstTtlMs: 600_000, refreshMs: 600_000, max: 6 },
         profileDir: profiles,
         startupTimeoutMs: 120_000,
+        chromiumSingleProcess: singleProcess,
         webjs: { chromiumArgs: [...standin.chromiumArgs, ...chromiumArgs], launchTimeoutMs: 60_000 },
       });
       engines.push(engine);
@@ -140,8 +143,9 @@ export async function run(args?: BenchArgs) {
       bench: "density",
       sessions,
       engine: "webjs",
-      sandbox: sandboxDecision(),
-      flags: [...sessionFlags(), ...chromiumArgs],
+      sandbox: singleProcess ? { sandbox: false, reason: "single process" } : sandboxDecision(),
+      singleProcess,
+      flags: [...sessionFlags({ singleProcess }), ...chromiumArgs],
       allConnectedMs,
       settled,
       perSession,

@@ -382,6 +382,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       engine: {
         qr: cfg.qr,
         chromiumPath: cfg.chromiumPath,
+        chromiumSingleProcess: cfg.chromiumSingleProcess,
         profileDir: cfg.profileDir,
         startupTimeoutMs: cfg.startupTimeoutMs,
         simulatedAckMs: cfg.simulatedAckMs,

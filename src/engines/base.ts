@@ -33,6 +33,8 @@ export interface EngineOptions {
   qr: QrPolicy;
   /** Chromium binary (webjs). @default /usr/bin/chromium */
   chromiumPath?: string;
+  /** Chromium as one process (webjs; CHROMIUM_SINGLE_PROCESS). @default false */
+  chromiumSingleProcess?: boolean;
   /** Parent of per-session browser profiles (webjs). */
   profileDir?: string;
   /** Start watchdog: a start that shows neither a QR nor `ready` in time fails. @default 60000 */

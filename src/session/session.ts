@@ -14,7 +14,13 @@ import { SessionPipeline, type PipelineDeps, type PipelineSession } from "./pipe
 /** Engine settings shared by every session of the node. */
 export type EngineSettings = Pick<
   EngineOptions,
-  "qr" | "chromiumPath" | "profileDir" | "startupTimeoutMs" | "simulatedAckMs" | "simulatedSendMs"
+  | "qr"
+  | "chromiumPath"
+  | "chromiumSingleProcess"
+  | "profileDir"
+  | "startupTimeoutMs"
+  | "simulatedAckMs"
+  | "simulatedSendMs"
 >;
 
 /** What every session of a node shares; the runtime builds it once. */

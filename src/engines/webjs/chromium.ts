@@ -17,6 +17,8 @@ export interface LaunchOptions {
   userDataDir: string;
   /** Extra flags (e.g. `--host-resolver-rules=…` for a local stand-in of WhatsApp Web). */
   extraArgs?: string[];
+  /** One process (sessionFlags). @default false */
+  singleProcess?: boolean;
   /** How long to wait for DevTools to answer on the pipe. @default 30000 */
   timeoutMs?: number;
   /** Aborting kills the browser and rejects the launch (a stop() during a start). */
@@ -89,10 +91,15 @@ export function supervisedCommand(
  * (--remote-debugging-pipe); the launch ends once Chromium has answered a command on it.
  */
 export function launchChromium(opts: LaunchOptions): Promise<LaunchedChromium> {
-  logSandboxDecision(opts.logger);
+  logSandboxDecision(opts.logger, opts.singleProcess);
   const command = supervisedCommand(
     opts.executablePath,
-    [...sessionFlags(), ...(opts.extraArgs ?? []), `--user-data-dir=${opts.userDataDir}`, "about:blank"],
+    [
+      ...sessionFlags({ singleProcess: opts.singleProcess }),
+      ...(opts.extraArgs ?? []),
+      `--user-data-dir=${opts.userDataDir}`,
+      "about:blank",
+    ],
     opts.userDataDir,
   );
   const child = spawn(command.file, command.args, {

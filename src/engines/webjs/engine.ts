@@ -177,6 +177,7 @@ export class WebjsEngine extends WebjsDirectory {
         executablePath: this.opts.chromiumPath ?? "/usr/bin/chromium",
         userDataDir: this.userDataDir,
         extraArgs: this.tuning.chromiumArgs,
+        singleProcess: this.opts.chromiumSingleProcess,
         timeoutMs: this.tuning.launchTimeoutMs,
         signal: abort.signal,
         logger: this.opts.logger,

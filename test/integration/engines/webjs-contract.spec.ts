@@ -35,11 +35,13 @@ describe("webjs engine contract", () => {
   const offline = { chromiumPath: "/usr/bin/chromium", profileDir: "" };
   const webjs: WebjsTuning = { destroyTimeoutMs: 1000 };
   const withStandin = { chromiumPath: "/usr/bin/chromium", profileDir: "", webjs };
+  const singleProcess = { ...withStandin, chromiumSingleProcess: true };
   let standin: Standin;
 
   before(async () => {
     offline.profileDir = mkdtempSync(join(testEnv.dataDir, "webjs-contract-"));
     withStandin.profileDir = mkdtempSync(join(testEnv.dataDir, "webjs-contract-standin-"));
+    singleProcess.profileDir = withStandin.profileDir;
     standin = await startWhatsappStandin({ mode: "qr" });
     webjs.chromiumArgs = standin.chromiumArgs;
   });
@@ -78,6 +80,19 @@ describe("webjs engine contract", () => {
         "the stand-in has none of WhatsApp Web's media, vCard or reaction modules and sends receipts only " +
         "on its `ack` command: a webjs text send and its receipts are tested in webjs.spec.ts",
       engineOptions: withStandin,
+    },
+  );
+
+  // CHROMIUM_SINGLE_PROCESS keeps every contract: the phone's whole path again with one process.
+  engineContractSuite(
+    "webjs_phone_single_process",
+    webjsWithStandinPhone(() => standin),
+    {
+      showsQr: false,
+      canScan: true,
+      sendTypes: [],
+      sendSkipped: "as webjs_phone above",
+      engineOptions: singleProcess,
     },
   );
 });

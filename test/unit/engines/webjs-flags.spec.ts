@@ -3,7 +3,7 @@
 import { strict as assert } from "node:assert";
 import { PassThrough } from "node:stream";
 import { PipeTransport } from "../../../src/engines/webjs/devtools-pipe.ts";
-import { decideSandbox, type SandboxFacts } from "../../../src/engines/webjs/flags.ts";
+import { decideSandbox, sessionFlags, type SandboxFacts } from "../../../src/engines/webjs/flags.ts";
 
 /** An unprivileged process on a kernel that allows user namespaces. */
 const allowed: SandboxFacts = {
@@ -47,6 +47,23 @@ describe("decideSandbox", () => {
       assert.match(helper.reason, /setuid helper \/opt\/chrome-sandbox sandboxes instead/);
     });
   }
+});
+
+describe("sessionFlags", () => {
+  it("are lean by default: no crash handlers, one renderer, one --disable-features list", () => {
+    const flags = sessionFlags();
+    for (const f of ["--disable-crash-reporter", "--renderer-process-limit=1", "--remote-debugging-pipe"])
+      assert.ok(flags.includes(f), f);
+    // Chromium keeps only the last --disable-features: there must be one.
+    assert.equal(flags.filter((f) => f.startsWith("--disable-features=")).length, 1);
+    assert.ok(!flags.includes("--single-process"));
+  });
+
+  it("single process adds --single-process and --no-zygote, and the sandbox is off (no flag twice)", () => {
+    const flags = sessionFlags({ singleProcess: true });
+    for (const f of ["--single-process", "--no-zygote", "--no-sandbox"]) assert.ok(flags.includes(f), f);
+    assert.equal(new Set(flags).size, flags.length);
+  });
 });
 
 describe("PipeTransport (DevTools over Chromium's fds 3 and 4)", () => {
