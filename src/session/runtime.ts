@@ -43,6 +43,8 @@ export interface RuntimeOptions {
   logger: SessionDeps["logger"];
   /** Records a receipt of a sent message. @default not recorded */
   recordAck?: SessionDeps["recordAck"];
+  /** Keeps the bytes of received media. @default not kept */
+  keepIncomingMedia?: SessionDeps["keepIncomingMedia"];
 }
 
 export class SessionRuntime {
@@ -62,6 +64,7 @@ export class SessionRuntime {
       ownership: () => this.ownership,
       publisher: opts.publisher,
       recordAck: opts.recordAck,
+      keepIncomingMedia: opts.keepIncomingMedia,
       logger: opts.logger,
       engine: opts.engine,
       authStore: {
