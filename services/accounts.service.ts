@@ -269,13 +269,21 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         if (!engineCapabilities(doc.engine).simulate) {
           throw new NotImplementedByEngine(doc.engine, `simulate.${ctx.params.action}`);
         }
-        const { action, phoneNumber: phone, from, text } = ctx.params;
-        await callSession(ctx, "simulate", {
-          ...accountOf(ctx.params),
+        const {
           action,
           phoneNumber: phone,
           from,
           text,
+          type,
+          author,
+          quotedId,
+          media,
+          location,
+          emoji,
+        } = ctx.params;
+        await callSession(ctx, "simulate", {
+          ...accountOf(ctx.params),
+          ...{ action, phoneNumber: phone, from, text, type, author, quotedId, media, location, emoji },
         });
         return this.viewOf(ctx.params);
       },
