@@ -173,7 +173,8 @@ export const ACCOUNT_ROUTES: RouteSpec[] = [
       "The bytes of a received media message (its `mediaUrl`), with its Content-Type; kept for INCOMING_MEDIA_RETENTION_MS " +
       "(404 NOT_FOUND when unknown or expired)",
     tag: "accounts",
-    produces: ["application/octet-stream"],
+    // The file's own media type (image/jpeg, application/pdf, …).
+    produces: ["*/*"],
     errors: [404],
   }),
   // ---- simulated engine only ----

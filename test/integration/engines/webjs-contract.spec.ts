@@ -91,7 +91,7 @@ describe("webjs engine contract", () => {
       canScan: true,
       sendTypes: [],
       sendSkipped:
-        "the stand-in has none of WhatsApp Web's media, vCard or reaction modules and sends receipts only " +
+        "the stand-in has none of WhatsApp Web's media upload, vCard or reaction modules and sends receipts only " +
         "on its `ack` command: a webjs text send and its receipts are tested in webjs.spec.ts",
       engineOptions: withStandin,
     },
