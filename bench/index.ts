@@ -22,6 +22,8 @@ export type BenchResult = Record<string, unknown>;
 const BENCHES: Record<string, () => Promise<{ run(args: BenchArgs): Promise<BenchResult> }>> = {
   placement: () => import("./placement.ts"),
   failover: () => import("./failover.ts"),
+  sends: () => import("./sends.ts"),
+  "failover-webjs": () => import("./failover-webjs.ts"),
   "sessions-memory": () => import("./sessions-memory.ts"),
   events: () => import("./events.ts"),
   routing: () => import("./routing.ts"),

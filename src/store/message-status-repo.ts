@@ -2,8 +2,13 @@
 // kept from the send's answer and the engine's receipts. A status only moves forward (ackRank); an
 // older receipt arriving late changes nothing. Conditional upsert: a filter that misses an existing
 // document makes the upsert insert a duplicate `_id`, refused, which is the "already further" answer.
+// The writes of one message are made one at a time: its owner is the only node that writes them (the
+// send's record and the engine's receipts), and FerretDB runs an update as a read and a write of the
+// whole document, so two at once lose one's fields (a receipt's update dropped the recipient the send
+// had just recorded).
 import type { Collection, Db } from "mongodb";
 import { ackRank, type AckStatus } from "../messages/types.ts";
+import { KeyedSerial } from "../keyed-serial.ts";
 import { isDuplicateKey } from "./mongo.ts";
 
 export const MESSAGE_STATUS_COLLECTION = "message_status";
@@ -36,6 +41,7 @@ export interface StatusUpdate {
 
 export class MessageStatusRepo {
   readonly col: Collection<MessageStatusDoc>;
+  private readonly writes = new KeyedSerial();
 
   constructor(
     db: Db,
@@ -45,7 +51,11 @@ export class MessageStatusRepo {
   }
 
   /** Records `u.status` unless the message already reached it or a later one; true when recorded. */
-  async advance(u: StatusUpdate): Promise<boolean> {
+  advance(u: StatusUpdate): Promise<boolean> {
+    return this.writes.run(`${u.accountId}|${u.messageId}`, () => this.advanceNow(u));
+  }
+
+  private async advanceNow(u: StatusUpdate): Promise<boolean> {
     const rank = ackRank(u.status);
     const set: Partial<MessageStatusDoc> = { status: u.status, rank, at: u.at };
     if (u.to) set.to = u.to;
