@@ -1,14 +1,18 @@
-// Received messages on a real cluster (a gateway, a worker and a webhooks node, simulated engine): a
-// media message reaches a webhook as `account.message` with its type, caption, sender and media
-// metadata; GET …/media streams the same bytes from the worker's GridFS through the bus; after
+// Received messages on a real cluster (a gateway, a second gateway without `accounts`, a worker and a
+// webhooks node; simulated engine): a media message reaches a webhook as `account.message` with its
+// type, caption, sender and media metadata; GET …/media answers the same bytes the worker kept in
+// GridFS (through the second gateway as a stream over NATS, for a file larger than a bus message); after
 // INCOMING_MEDIA_RETENTION_MS the file is pruned and the route answers 404; a group reply carries its
 // author and quoted id; deleting an account deletes its media, idempotency and status records.
 import { strict as assert } from "node:assert";
+import { randomBytes } from "node:crypto";
 import type { ServiceSchema } from "moleculer";
 import WebhooksSchema from "../../../services/webhooks.service.ts";
 import type { AccountView } from "../../../src/accounts/types.ts";
 import { IDEMPOTENCY_COLLECTION } from "../../../src/store/idempotency-repo.ts";
-import { INCOMING_MEDIA_BUCKET } from "../../../src/store/incoming-media.ts";
+import { INCOMING_MEDIA_BUCKET, IncomingMediaStore } from "../../../src/store/incoming-media.ts";
+import { incomingMediaPath } from "../../../src/messages/incoming.ts";
+import { createApiService } from "../../../services/api.service.ts";
 import { MESSAGE_STATUS_COLLECTION } from "../../../src/store/message-status-repo.ts";
 import { GatewayCluster } from "../api/helpers.ts";
 import { connectedAccount, LONG_QR } from "../events/support.ts";
@@ -55,6 +59,11 @@ describe("messages: incoming media", function () {
       webhookAllowPrivate: "127.0.0.1",
     });
     await gc.addGateway("gw");
+    // A gateway without `accounts`: its media answers come from gw's accounts as a stream over NATS.
+    gc.cluster.node("gw2", [createApiService(gc.cluster.config("gw2", { services: ["api"], port: 0 }))], {
+      services: ["api"],
+      port: 0,
+    });
     await gc.addWorker("w1");
     gc.cluster.node("wh1", [WebhooksService], { services: ["webhooks"] });
     await gc.start();
@@ -137,6 +146,25 @@ describe("messages: incoming media", function () {
       what: "the expired file to be pruned",
       timeoutMs: 10000,
     });
+  });
+
+  it("a file larger than a bus message streams through a gateway without accounts, bytes intact", async () => {
+    // Stored as the owner stores it (the simulate route's body limit keeps simulated files small).
+    const big = randomBytes(700 * 1024);
+    const messageId = "false_4915100000777@c.us_3EB0BIGFILE";
+    await withDb(gc, (db) =>
+      new IncomingMediaStore(db, RETENTION_MS).put(
+        { workspaceId: "inA", accountId: account.id, messageId, mimetype: "video/mp4", filename: null },
+        big,
+      ),
+    );
+    const gw2 = gc.gateways.find((g) => g.broker.nodeID.endsWith("gw2"))!;
+    assert.equal(gw2.broker.getLocalService("accounts"), undefined);
+    const res = await gw2.call("GET", incomingMediaPath(account.id, messageId), { key });
+    assert.equal(res.status, 200, String(res.body).slice(0, 200));
+    assert.equal(res.headers["content-type"], "video/mp4");
+    assert.equal(res.headers["content-disposition"], "attachment");
+    assert.ok(res.body.equals(big), `the same ${big.length} bytes (got ${res.body.length})`);
   });
 
   it("a group reply carries the group, its author as sender, and the quoted message id; text messages keep their fields", async () => {
