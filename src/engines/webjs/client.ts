@@ -7,7 +7,7 @@ import type { IncomingMessage, ReadyInfo } from "../base.ts";
 import type { MessageAck } from "../../messages/types.ts";
 import { classifyState, readyInfoOf, toMessageAck, type StateOutcome, type WebjsMessage } from "./events.ts";
 import type { ProfileAuthStrategy } from "./auth.ts";
-import { readIncoming, type WebjsIncoming } from "./incoming.ts";
+import { reactionMessageOf, readIncoming, type WebjsIncoming, type WebjsReaction } from "./incoming.ts";
 import { pipePuppeteerOptions } from "./devtools-pipe.ts";
 
 export interface ClientHandlers {
@@ -72,6 +72,10 @@ export function createWhatsappClient(Client: typeof wweb.Client, opts: WhatsappC
       .then(() => readIncoming(msg))
       .then((m) => void (isLive() && h.message(m)))
       .catch(() => undefined); // one message's listener failing must not stop the ones after it
+  });
+  client.on("message_reaction", (r: WebjsReaction) => {
+    const m = isLive() ? reactionMessageOf(r) : null;
+    if (m) reading = reading.then(() => void (isLive() && h.message(m))).catch(() => undefined);
   });
   client.on("message_ack", (msg: WebjsMessage, ack: unknown) => {
     const receipt = isLive() ? toMessageAck(msg, ack) : null;

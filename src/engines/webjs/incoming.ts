@@ -1,5 +1,6 @@
 // A whatsapp-web.js 'message' → IncomingMessage: its type, the group member who wrote it, the quoted
-// message, a location, vCards, and the media bytes (downloadMedia). The mapping of fields is pure and
+// message, a location, vCards, and the media bytes (downloadMedia); a 'message_reaction' → a
+// `reaction` message. The mapping of fields is pure and
 // unit-tested; reading a message asks the page for the media and the quoted message.
 import type { IncomingMessage, IncomingType } from "../../messages/incoming.ts";
 import { contactOfVcard } from "../../messages/incoming.ts";
@@ -81,5 +82,37 @@ export async function readIncoming(msg: WebjsIncoming): Promise<IncomingMessage>
       m.mediaError = err instanceof Error ? err.message : String(err);
     }
   }
+  return m;
+}
+
+/** What this module reads of a whatsapp-web.js Reaction ('message_reaction'). */
+export interface WebjsReaction {
+  id?: { _serialized?: string; fromMe?: boolean; remote?: string | { _serialized?: string } };
+  /** The emoji; "" when a reaction was taken back. */
+  reaction?: string;
+  msgId?: { _serialized?: string };
+  senderId?: string;
+  timestamp?: number;
+}
+
+/** A reaction someone else made → an incoming `reaction` message (`quotedId`: the message reacted to);
+ * null for this session's own reactions and for reactions without an id. */
+export function reactionMessageOf(r: WebjsReaction, now = Date.now()): IncomingMessage | null {
+  const id = r.id?._serialized;
+  if (!id || r.id?.fromMe) return null;
+  const remote = typeof r.id?.remote === "string" ? r.id.remote : r.id?.remote?._serialized;
+  const chat = remote ?? r.senderId ?? "";
+  // WhatsApp Web dates reactions in ms, messages in seconds.
+  const t = r.timestamp ?? now;
+  const m: IncomingMessage = {
+    id,
+    from: fromChatId(chat),
+    text: "",
+    timestamp: Math.floor(t > 1e12 ? t / 1000 : t),
+    type: "reaction",
+    emoji: r.reaction ?? "",
+  };
+  if (r.msgId?._serialized) m.quotedId = r.msgId._serialized;
+  if (chat.endsWith("@g.us") && r.senderId) m.author = fromChatId(r.senderId);
   return m;
 }

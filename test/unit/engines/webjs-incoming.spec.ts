@@ -2,6 +2,7 @@ import { strict as assert } from "node:assert";
 import {
   incomingFieldsOf,
   incomingTypeOf,
+  reactionMessageOf,
   readIncoming,
   type WebjsIncoming,
 } from "../../../src/engines/webjs/incoming.ts";
@@ -80,5 +81,40 @@ describe("engines/webjs/incoming", () => {
     assert.equal(failed.media, undefined);
     assert.match(failed.mediaError!, /no media/);
     assert.equal(failed.quotedId, undefined);
+  });
+
+  it("a reaction of someone else is a `reaction` message naming the message reacted to; our own are dropped", () => {
+    const group = reactionMessageOf({
+      id: {
+        _serialized: "false_1203630@g.us_3EB0R_4915100000002@c.us",
+        fromMe: false,
+        remote: "1203630@g.us",
+      },
+      reaction: "👍",
+      msgId: { _serialized: "true_1203630@g.us_3EB0M" },
+      senderId: "4915100000002@c.us",
+      timestamp: 1700000000123,
+    });
+    assert.deepEqual(group, {
+      id: "false_1203630@g.us_3EB0R_4915100000002@c.us",
+      from: "1203630@g.us",
+      text: "",
+      timestamp: 1700000000,
+      type: "reaction",
+      emoji: "👍",
+      quotedId: "true_1203630@g.us_3EB0M",
+      author: "4915100000002",
+    });
+    const removed = reactionMessageOf({
+      id: { _serialized: "false_4915100000001@c.us_3EB0R", remote: { _serialized: "4915100000001@c.us" } },
+      reaction: "",
+      senderId: "4915100000001@c.us",
+      timestamp: 1700000000,
+    });
+    assert.equal(removed?.from, "4915100000001");
+    assert.equal(removed?.emoji, "");
+    assert.equal(removed?.author, undefined);
+    assert.equal(reactionMessageOf({ id: { _serialized: "true_x_1", fromMe: true }, reaction: "👍" }), null);
+    assert.equal(reactionMessageOf({ reaction: "👍" }), null);
   });
 });
