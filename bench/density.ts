@@ -1,4 +1,4 @@
-// `npm run bench -- density [--json] [--sessions 10] [--settle-ms 60000] [--chromium-args "--a --b"]`
+// `npm run bench -- density [--json] [--sessions 10] [--settle-ms 60000] [--chromium-args="--a --b"]`
 //
 // Real-session density: memory per webjs session on this machine. Starts `sessions` WebjsEngines
 // (real Chromium, real whatsapp-web.js) against the local WhatsApp Web stand-in, links each one with

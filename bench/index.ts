@@ -38,7 +38,11 @@ export function parseArgs(argv: string[]): BenchArgs {
     const a = argv[i];
     if (a === "--") continue;
     if (a === "--json") args.json = true;
-    else if (a.startsWith("--")) {
+    else if (a.startsWith("--") && a.includes("=")) {
+      // `--name=value`: the way to give a value that itself starts with `--` (Chromium flags).
+      const eq = a.indexOf("=");
+      args.options[a.slice(2, eq)] = a.slice(eq + 1);
+    } else if (a.startsWith("--")) {
       const next = argv[i + 1];
       if (next !== undefined && !next.startsWith("--")) {
         args.options[a.slice(2)] = next;

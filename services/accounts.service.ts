@@ -38,6 +38,7 @@ import { isDuplicateKey } from "../src/store/mongo.ts";
 import { CURSOR_PATTERN, EventsRepo, seqOfCursor } from "../src/store/events-repo.ts";
 import { eventsPage, openEventLog, type Broadcast, type EventsPage } from "../src/session/event-publisher.ts";
 import { messagesMixin } from "../mixins/messages.mixin.ts";
+import { chatsGatewayMixin } from "../mixins/chats.mixin.ts";
 
 export type AccountsSettings = Record<string, never>;
 
@@ -110,7 +111,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
   name: "accounts",
   // messagesMixin before mongoMixin: Moleculer runs the later mixin's `started` first, and the messages
   // mixin needs the connection.
-  mixins: [messagesMixin(), mongoMixin()],
+  mixins: [chatsGatewayMixin(), messagesMixin(), mongoMixin()],
 
   settings: {},
 

@@ -3,7 +3,7 @@
 //   cluster.nodes {}                 → {items: NodeView[]}
 //   cluster.placement {workspaceId}  → {workspaceId, node, epoch, since} (404 when unplaced)
 //   cluster.drain {nodeId}           → {nodeId, moved, kept, sessions} (runs on that node)
-//   cluster.rebalance {max?}         → {moved: [{workspaceId, from, to}], planned}
+//   cluster.rebalance {max?}         → {moved: [{workspaceId, from, to}], planned, failed: [{…, reason}]}
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
 import { configOf } from "../src/config.ts";
@@ -21,6 +21,9 @@ export type NodeView = Omit<NodeRecord, "pid" | "renewedAt"> & {
   worker: boolean;
   renewedAt: number | null;
 };
+
+/** How long one hand-off of a rebalance may take (flush and stop of the workspace's sessions). */
+const HANDOFF_TIMEOUT_MS = 30000;
 
 const ClusterService: ServiceSchema = {
   name: "cluster",
@@ -82,15 +85,25 @@ const ClusterService: ServiceSchema = {
       params: { max: { type: "number", integer: true, positive: true, optional: true } },
       async handler(this: Service, ctx: Context<{ max?: number }>) {
         const node = workerNodeOf(this.broker);
-        if (!node) return { moved: [], planned: 0 };
+        if (!node) return { moved: [], planned: 0, failed: [] };
         const plan = node.ownership.rebalancePlan(ctx.params.max ?? configOf(this.broker).rebalanceBatch);
         const moved: typeof plan = [];
+        const failed: ((typeof plan)[number] & { reason: string })[] = [];
         for (const step of plan) {
           const target = { workspaceId: step.workspaceId, target: step.to };
-          const ok = await ctx.call("session.handoff", target, { nodeID: step.from }).catch(() => false);
-          if (ok) moved.push(step);
+          try {
+            // A hand-off flushes and stops the workspace's sessions first: give it more than a call.
+            const opts = { nodeID: step.from, timeout: HANDOFF_TIMEOUT_MS };
+            if (await ctx.call("session.handoff", target, opts)) moved.push(step);
+            else
+              failed.push({ ...step, reason: `${step.from} no longer held it (moved or fenced meanwhile)` });
+          } catch (err) {
+            failed.push({ ...step, reason: (err as Error).message });
+          }
         }
-        return { moved, planned: plan.length };
+        if (failed.length > 0)
+          this.logger.warn(`rebalance: ${failed.length} of ${plan.length} moves failed: ${failed[0].reason}`);
+        return { moved, planned: plan.length, failed };
       },
     },
   },

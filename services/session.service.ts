@@ -4,6 +4,7 @@
 // which forwards a call that reached a node not owning its workspace. Creates the `cluster` service
 // beside itself: every worker answers the operators' cluster.* calls.
 import type { Context, Service, ServiceSchema } from "moleculer";
+import { chatsMixin } from "../mixins/chats.mixin.ts";
 import { mongoMixin, type MongoVars } from "../mixins/mongo.mixin.ts";
 import ClusterService from "./cluster.service.ts";
 import {
@@ -80,7 +81,7 @@ const account = validatorOf(ACCOUNT_PARAMS.account);
 
 const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars> = {
   name: "session",
-  mixins: [mongoMixin()],
+  mixins: [chatsMixin(), mongoMixin()],
 
   created(this: SessionThis) {
     this.broker.createService(ClusterService);
@@ -387,6 +388,8 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
         simulatedSendMs: cfg.simulatedSendMs,
       },
       ...this.outbound.runtimeHooks,
+      // Sends a lost owner queued for the account go out once it is connected here.
+      onConnected: (accountId) => this.outbound.resume(accountId),
       startConcurrency: cfg.startConcurrency,
       capacity: cfg.sessionCapacity,
       failedRetry: { baseMs: cfg.failedRetryBaseMs, maxMs: cfg.failedRetryMaxMs },

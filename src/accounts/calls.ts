@@ -1,6 +1,7 @@
 // Typed calls of the `accounts.*` and `session.*` actions: each action's params and result are named
 // here once, so a caller cannot pass the wrong params or misread the answer of a string action name.
 import type { CallingOptions } from "moleculer";
+import type { ChatActions } from "./chat-params.ts";
 import type { SendMessageParams } from "../messages/prepare.ts";
 import type { OwnerSend, SendResult } from "../messages/types.ts";
 import type { MessageStatusView } from "../store/message-status-repo.ts";
@@ -25,7 +26,7 @@ export interface Caller {
 }
 
 /** `accounts.*`: [params, result]. */
-export interface AccountsActions extends Signatures {
+export interface AccountsActions extends Signatures, ChatActions {
   create: [CreateAccountParams, AccountView];
   list: [
     WorkspaceParams & { limit?: string; cursor?: string },
@@ -47,7 +48,7 @@ export interface AccountsActions extends Signatures {
 }
 
 /** `session.*` (the account actions; the owner runs them): [params, result]. */
-export interface SessionActions extends Signatures {
+export interface SessionActions extends Signatures, ChatActions {
   create: [NewAccount, AccountView];
   start: [AccountParams, SessionStatusResult];
   stop: [AccountParams, SessionStatusResult];

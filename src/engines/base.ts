@@ -5,6 +5,17 @@ import type { FailureReason } from "../lifecycle/states.ts";
 import type { IncomingMessage } from "../messages/incoming.ts";
 import type { MessageAck, OutboundMessage } from "../messages/types.ts";
 import type { AuthStore } from "../store/auth-store.ts";
+import type {
+  ChatMessage,
+  ChatSummary,
+  ContactInfo,
+  EngineDirectory,
+  GroupChange,
+  GroupInfo,
+  NumberCheck,
+  Page,
+  PageRequest,
+} from "./directory.ts";
 
 export interface QrPolicy {
   /** Validity of the first QR. @default 60000 */
@@ -108,7 +119,9 @@ export interface StopOptions {
   force?: boolean;
 }
 
-export interface Engine extends EventEmitter<EngineEvents> {
+/** An engine: its lifecycle and sends here, its chats, contacts and groups in EngineDirectory
+ * (directory.ts). */
+export interface Engine extends EventEmitter<EngineEvents>, EngineDirectory {
   readonly name: string;
   /** Starts the session; resolves once started (not once connected). Restores auth state when saved. */
   start(): Promise<void>;
@@ -142,4 +155,16 @@ export abstract class BaseEngine extends EventEmitter<EngineEvents> implements E
   abstract sendText(to: string, text: string): Promise<{ id: string }>;
   abstract send(message: OutboundMessage): Promise<{ id: string }>;
   abstract flushAuthState(): Promise<void>;
+
+  // ---- EngineDirectory (directory.ts) ----
+  abstract listChats(page: PageRequest): Promise<Page<ChatSummary>>;
+  abstract chatMessages(chatId: string, page: PageRequest): Promise<Page<ChatMessage>>;
+  abstract markRead(chatId: string): Promise<void>;
+  abstract sendTyping(chatId: string): Promise<void>;
+  abstract listContacts(page: PageRequest): Promise<Page<ContactInfo>>;
+  abstract numberExists(phoneNumber: string): Promise<NumberCheck>;
+  abstract listGroups(page: PageRequest): Promise<Page<GroupInfo>>;
+  abstract createGroup(spec: { name: string; participants: string[] }): Promise<GroupChange>;
+  abstract addParticipants(groupId: string, participants: string[]): Promise<GroupChange>;
+  abstract removeParticipants(groupId: string, participants: string[]): Promise<GroupChange>;
 }

@@ -6,6 +6,8 @@ import { randomBytes } from "node:crypto";
 import { InvalidStateError } from "../errors.ts";
 import type { AckStatus, MessageType, OutboundMessage } from "../messages/types.ts";
 import { BaseEngine, type EngineOptions, type SimulatedIncoming, type SimulationHooks } from "./base.ts";
+import type { GroupChange, PageRequest } from "./directory.ts";
+import { simulatedDirectoryOf, type SimulatedDirectory } from "./simulated-directory.ts";
 
 /** Delay before a simulated connection loss heals itself. */
 export const SIMULATED_RECONNECT_MS = 100;
@@ -110,12 +112,56 @@ export class SimulatedEngine extends BaseEngine {
     const chat = message.to.includes("@") ? message.to : `${message.to.replace(/[^0-9]/g, "")}@c.us`;
     const id = `true_${chat}_3EB0${randomBytes(8).toString("hex").toUpperCase()}`;
     recordSent(this.opts.accountId, { id, ...summaryOf(message), at: Date.now() });
+    this.directory.recordSent({ ...message, id }, this.phoneNumber!);
     if (message.type !== "reaction") {
       const steps: AckStatus[] = ["sent", "delivered", "read"];
       if (message.type === "audio") steps.push("played");
       this.scheduleAcks(id, steps);
     }
     return { id };
+  }
+
+  // ---- EngineDirectory: the phone's chats, contacts and groups (simulated-directory.ts) ----
+
+  private get directory(): SimulatedDirectory {
+    return simulatedDirectoryOf(this.opts.accountId);
+  }
+
+  /** The directory, once connected (as every directory call of a real engine needs). */
+  private connected(what: string): SimulatedDirectory {
+    this.assertConnected(what);
+    return this.directory;
+  }
+
+  async listChats(page: PageRequest) {
+    return this.connected("list chats").listChats(page);
+  }
+  async chatMessages(chatId: string, page: PageRequest) {
+    return this.connected("read messages").chatMessages(chatId, page);
+  }
+  async markRead(chatId: string) {
+    this.connected("mark a chat read").markRead(chatId);
+  }
+  async sendTyping(chatId: string) {
+    this.connected("show typing").sendTyping(chatId);
+  }
+  async listContacts(page: PageRequest) {
+    return this.connected("list contacts").listContacts(page);
+  }
+  async numberExists(phoneNumber: string) {
+    return this.connected("check a number").numberExists(phoneNumber);
+  }
+  async listGroups(page: PageRequest) {
+    return this.connected("list groups").listGroups(page);
+  }
+  async createGroup(spec: { name: string; participants: string[] }): Promise<GroupChange> {
+    return this.connected("create a group").createGroup(spec, this.phoneNumber!);
+  }
+  async addParticipants(groupId: string, participants: string[]) {
+    return this.connected("add participants").addParticipants(groupId, participants);
+  }
+  async removeParticipants(groupId: string, participants: string[]) {
+    return this.connected("remove participants").removeParticipants(groupId, participants);
   }
 
   async flushAuthState(): Promise<void> {
@@ -160,14 +206,16 @@ export class SimulatedEngine extends BaseEngine {
   private async incoming(from: string, text: string, extra: SimulatedIncoming = {}): Promise<void> {
     this.assertConnected("receive a message");
     const key = `3EB0${randomBytes(8).toString("hex").toUpperCase()}`;
-    this.emit("message", {
+    const message = {
       ...extra,
       id: extra.author ? `false_${from}_${key}_${extra.author}` : `false_${from}_${key}`,
       from,
       to: this.phoneNumber ?? undefined,
       text,
       timestamp: Math.floor(Date.now() / 1000),
-    });
+    };
+    this.directory.recordReceived(message);
+    this.emit("message", message);
   }
 
   // ---- internals ----

@@ -318,6 +318,7 @@ export function buildOpenApi(version = "0.1.0"): JsonSchema {
     servers: [{ url: "/" }],
     tags: [
       { name: "accounts", description: "WhatsApp accounts of a workspace" },
+      { name: "chats", description: "Chats, messages, contacts and groups of a connected account" },
       { name: "simulation", description: "Simulated engine only" },
       { name: "webhooks", description: "Signed, retried delivery of account events to your backend" },
       { name: "keys", description: "Workspace API keys (admin)" },

@@ -33,7 +33,7 @@ export interface RouteSpec {
   gatewayOnly?: string[];
   auth: AuthLevel;
   summary: string;
-  tag: "accounts" | "simulation" | "webhooks" | "keys" | "cluster" | "operations";
+  tag: "accounts" | "chats" | "simulation" | "webhooks" | "keys" | "cluster" | "operations";
   /** Success status. @default 200 */
   status?: 200 | 201 | 204;
   /** `Location` header of a 201 answer, from the action's result. @default none */

@@ -5,6 +5,7 @@
 import { fastestRule, ID_PATTERN } from "../accounts/params.ts";
 import type { RouteSpec } from "./route-spec.ts";
 import { ACCOUNT_ROUTES } from "./routes/accounts.ts";
+import { CHAT_ROUTES } from "./routes/chats.ts";
 import { ADMIN_ROUTES } from "./routes/admin.ts";
 import { EVENT_ROUTES } from "./routes/events.ts";
 import { OPERATIONS_ROUTES } from "./routes/operations.ts";
@@ -15,6 +16,7 @@ export { ID_PATTERN } from "../accounts/params.ts";
 
 export const ROUTES: readonly RouteSpec[] = [
   ...ACCOUNT_ROUTES,
+  ...CHAT_ROUTES,
   ...EVENT_ROUTES,
   ...WEBHOOK_ROUTES,
   ...ADMIN_ROUTES,

@@ -5,6 +5,7 @@ import qrcodeTerminal from "qrcode-terminal";
 import { CLUSTER_ACTIONS } from "../placement/actions.ts";
 import { callAccounts } from "../accounts/calls.ts";
 import type { AccountView, QrView } from "../accounts/types.ts";
+import { chatsCommand } from "./chats.ts";
 import { formatRecord, formatTable, type Column } from "./table.ts";
 
 /** A node as `cluster.nodes` lists it (DESIGN.md, "Interfaces"). */
@@ -186,10 +187,19 @@ export async function drainCommand({ broker, print }: ReplIO, nodeId: string): P
 }
 
 export async function rebalanceCommand({ broker, print }: ReplIO): Promise<void> {
-  const r = (await broker.call(CLUSTER_ACTIONS.rebalance, {})) as { moved?: unknown[] };
+  const r = (await broker.call(CLUSTER_ACTIONS.rebalance, {})) as {
+    moved?: unknown[];
+    failed?: { workspaceId: string; from: string; to: string; reason: string }[];
+  };
   const moved = (r?.moved ?? []) as Array<Record<string, unknown> | string>;
+  for (const f of r?.failed ?? [])
+    print(`rebalance: ${f.workspaceId} was not moved from ${f.from} to ${f.to}: ${f.reason}`);
   if (!moved.length) {
-    print("rebalance: every workspace is on its placement owner; nothing moved");
+    print(
+      r?.failed?.length
+        ? "rebalance: nothing moved"
+        : "rebalance: every workspace is on its placement owner; nothing moved",
+    );
     return;
   }
   const rows = moved.map((m) => (typeof m === "string" ? { workspaceId: m } : m));
@@ -253,6 +263,11 @@ export function replCommands(print: (text: string) => void = (t) => console.log(
       action: guarded(print, (io, a) =>
         sendCommand(io, str(a.accountId), str(a.to), Array.isArray(a.text) ? a.text.join(" ") : str(a.text)),
       ),
+    },
+    {
+      command: "chats <accountId>",
+      description: "Chats of a connected account, latest first, with unread counts",
+      action: guarded(print, (io, a) => chatsCommand(io, str(a.accountId))),
     },
     {
       command: "drain <nodeId>",

@@ -27,6 +27,8 @@ export interface Outbound {
   statuses: MessageStatusRepo;
   /** What the session runtime records of messages: receipts, and the bytes of received media. */
   runtimeHooks: Pick<RuntimeOptions, "recordAck" | "keepIncomingMedia">;
+  /** Sends the account's sends a lost owner left queued (OutboundSender.resume), logging what it did. */
+  resume(accountId: string): void;
   /** Stops the pruning. */
   close(): void;
 }
@@ -34,7 +36,7 @@ export interface Outbound {
 export interface OutboundHooks {
   fence(workspaceId: string): Fence | null;
   engineSend(accountId: string, message: OutboundMessage): Promise<{ id: string }>;
-  logger: { warn(...args: unknown[]): void };
+  logger: { info(...args: unknown[]): void; warn(...args: unknown[]): void };
   /** Told the node's send queue depth whenever it changes. */
   onQueueDepth?: (depth: number) => void;
 }
@@ -69,10 +71,16 @@ export function openOutbound(db: Db, cfg: Config, hooks: OutboundHooks): Outboun
     ]).catch((err) => hooks.logger.warn(`outbound: pruning failed: ${(err as Error).message}`));
   }, PRUNE_EVERY_MS);
   timer.unref();
+  const resume = (accountId: string) =>
+    void sender
+      .resume(accountId)
+      .then((n) => n > 0 && hooks.logger.info(`Resuming ${n} queued sends of ${accountId}`))
+      .catch((err: Error) => hooks.logger.warn(`Queued sends of ${accountId} not resumed: ${err.message}`));
   const incoming = openIncomingMedia(db, cfg, hooks.logger);
   return {
     sender,
     statuses,
+    resume,
     runtimeHooks: {
       recordAck: (ack) => statuses.advance(ack),
       keepIncomingMedia: incoming

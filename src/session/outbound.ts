@@ -62,6 +62,32 @@ export class OutboundSender {
     }
   }
 
+  /**
+   * Sends the queued sends of an account that a lost owner left `recorded` (its engine never called),
+   * one after another in the order they were asked, through the usual keyed path: each is taken over
+   * from its dead attempt or, if that attempt moved on meanwhile, answered from its record. Called when
+   * the account is connected on this node. Returns how many were found.
+   */
+  async resume(accountId: string): Promise<number> {
+    const queued = (await retryTransient(() => this.deps.idempotency.queuedOf(accountId))).filter(
+      (doc) => !this.inFlight.has(doc._id),
+    );
+    void (async () => {
+      for (const doc of queued) {
+        const { workspaceId, key, digest, request } = doc;
+        await this.send({
+          workspaceId,
+          accountId,
+          key,
+          digest,
+          draft: request!.draft,
+          media: request!.media,
+        }).catch((err: Error) => this.deps.logger.warn(`queued send ${doc._id} not resumed: ${err.message}`));
+      }
+    })();
+    return queued.length;
+  }
+
   private fenceOf(workspaceId: string): Fence {
     const fence = this.deps.fence(workspaceId);
     if (!fence) throw new WorkspaceUnavailableError(workspaceId, "this node does not own it (any more)");
@@ -80,6 +106,7 @@ export class OutboundSender {
         accountId: p.accountId,
         key,
         digest: p.digest,
+        request: p.media ? { draft: p.draft, media: p.media } : { draft: p.draft },
         ...mine,
       }),
     );

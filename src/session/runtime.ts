@@ -45,6 +45,8 @@ export interface RuntimeOptions {
   recordAck?: SessionDeps["recordAck"];
   /** Keeps the bytes of received media. @default not kept */
   keepIncomingMedia?: SessionDeps["keepIncomingMedia"];
+  /** Told each time an account becomes `connected` here. */
+  onConnected?: (accountId: string) => void;
 }
 
 export class SessionRuntime {
@@ -80,7 +82,10 @@ export class SessionRuntime {
         this.queue.cancel(s.accountId);
         if (s.status === "failed") this.retries.failed(s.accountId, s.workspaceId, s.reason);
       },
-      onConnected: (accountId) => this.retries.connected(accountId),
+      onConnected: (accountId) => {
+        this.retries.connected(accountId);
+        opts.onConnected?.(accountId);
+      },
       overCapacity: () => (opts.capacity ?? 0) > 0 && this.sessions.size > (opts.capacity ?? 0),
     };
     this.retries = new FailureRetry({

@@ -7,12 +7,17 @@
 // not have sent it, so it is never sent again under this key. `attempt` names the owner's attempt that
 // holds the record; every change after the insert is conditional on it.
 //
+// A record also keeps what was asked (`request`): a `recorded` one whose owner was lost is sent by the
+// account's next owner once the account is connected there, so a queued send survives a failover
+// without the client asking again.
+//
 // The unique `_id` decides a race between two inserts. Records expire after IDEMPOTENCY_TTL_MS; no TTL
 // index (FerretDB has none): an expired record counts as absent and is pruned periodically.
 import type { Collection, Db } from "mongodb";
-import { isDuplicateKey } from "./mongo.ts";
+import type { MediaSource, MessageDraft } from "../messages/types.ts";
+import { COLLECTIONS, isDuplicateKey } from "./mongo.ts";
 
-export const IDEMPOTENCY_COLLECTION = "idempotency";
+export const IDEMPOTENCY_COLLECTION = COLLECTIONS.idempotency;
 
 export type IdempotencyState = "recorded" | "sending" | "sent" | "failed" | "uncertain";
 
@@ -23,6 +28,8 @@ export interface IdempotencyDoc {
   key: string;
   /** What the first request asked to send (a key reused for another message is refused). */
   digest: string;
+  /** The message itself, for the next owner to send (records written before this field have none). */
+  request?: { draft: MessageDraft; media?: MediaSource };
   state: IdempotencyState;
   attempt: string;
   node: string;
@@ -38,7 +45,7 @@ export interface IdempotencyDoc {
 
 export type NewIdempotencyRecord = Pick<
   IdempotencyDoc,
-  "workspaceId" | "accountId" | "key" | "digest" | "attempt" | "node" | "epoch"
+  "workspaceId" | "accountId" | "key" | "digest" | "attempt" | "node" | "epoch" | "request"
 >;
 
 export function idempotencyId(accountId: string, key: string): string {
@@ -121,6 +128,14 @@ export class IdempotencyRepo {
   /** Forgets the record of `attempt`: nothing was sent, a retry may send. */
   async release(id: string, attempt: string): Promise<void> {
     await this.col.deleteOne({ _id: id, attempt, state: { $in: ["recorded", "sending"] } });
+  }
+
+  /** The live `recorded` records of an account that keep their request, oldest first. */
+  async queuedOf(accountId: string, now = new Date()): Promise<IdempotencyDoc[]> {
+    const docs = await this.col
+      .find({ accountId, state: "recorded", request: { $exists: true }, expiresAt: { $gt: now } })
+      .toArray();
+    return docs.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
   }
 
   async byId(id: string): Promise<IdempotencyDoc | null> {

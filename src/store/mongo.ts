@@ -7,6 +7,7 @@ import { retry } from "../retry.ts";
 export const COLLECTIONS = {
   accounts: "accounts",
   apiKeys: "api_keys",
+  idempotency: "idempotency",
 } as const;
 
 /** How long an operation waits for a reachable server before it fails: a request facing a database
@@ -48,6 +49,8 @@ export async function ensureIndexes(db: Db): Promise<void> {
     [COLLECTIONS.accounts, { workspaceId: 1 }, { name: "workspaceId" }],
     [COLLECTIONS.apiKeys, { hash: 1 }, { unique: true, name: "hash_unique" }],
     [COLLECTIONS.apiKeys, { workspaceId: 1 }, { name: "workspaceId" }],
+    // The queued sends of an account, looked up when it connects on a new owner.
+    [COLLECTIONS.idempotency, { accountId: 1, state: 1 }, { name: "accountId_state" }],
   ];
   for (const [collection, keys, options] of specs) {
     await createIndexRacing(() => db.collection(collection).createIndex(keys, options));

@@ -17,6 +17,7 @@ import {
 import type { FailureReason } from "../../src/lifecycle/states.ts";
 import type { MessageAck, OutboundMessage } from "../../src/messages/types.ts";
 import { GridFsAuthStore } from "../../src/store/auth-store.ts";
+import { directoryContract, type DirectoryContractOptions } from "./directory-contract.ts";
 import { mongoUrlFor, testSecrets } from "../support/env.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -40,6 +41,8 @@ export interface EngineContractOptions {
   sendTypes?: readonly OutboundMessage["type"][];
   /** Why the send test cannot run here (with `sendTypes: []`). */
   sendSkipped?: string;
+  /** Directory calls (chats, contacts, groups) that cannot run here, with why. */
+  directory?: DirectoryContractOptions;
 }
 
 type EventName = keyof EngineEvents;
@@ -311,6 +314,17 @@ export function engineContractSuite(
         await until(b.seen, "logged_out", "phone-side logout");
         assert.equal(await authStore.has(b.sessionId), false);
       });
+
+      directoryContract(
+        name,
+        linked,
+        async () => {
+          const { engine } = create();
+          await engine.start().catch(() => undefined);
+          return engine;
+        },
+        options.directory,
+      );
 
       it("flushAuthState() persists the current auth state", async () => {
         const { engine, sessionId } = await linked();

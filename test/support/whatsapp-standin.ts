@@ -8,13 +8,15 @@
 //            profile comes back linked), `message` (text or media, a reply, in a group), `ack` (a receipt of a sent message), `disconnect` (TIMEOUT, then CONNECTED) and `logout`
 //            (navigates to ?post_logout=1, as WhatsApp Web does). Each page listens for commands on
 //            a stream that names its linked phone number, so the stand-in counts the browsers connected
-//            per linked session at once, as WhatsApp's servers would see them;
+//            per linked session at once, as WhatsApp's servers would see them. Its chats, contacts,
+//            number checks and groups are in standin-directory.ts;
 //   "hang" — accepts connections and never answers (a start that never finishes loading).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DIRECTORY_SCRIPT } from "./standin-directory.ts";
 
 export interface StandinOptions {
   mode: "qr" | "hang";
@@ -169,10 +171,12 @@ function pageScript(rotateMs: number): string {
       addAndSendMsgToChat(_chat, message) {
         const data = { ...message, id: { ...message.id, remote: message.id.remote._serialized } };
         sentById.set(message.id._serialized, { ...data, serialize: () => ({ ...data }) });
+        Dir.sent(data);
         return [Promise.resolve(), Promise.resolve()];
       },
     },
   };
+  ${DIRECTORY_SCRIPT}
   // Modules the stand-in lacks are absent, as optional ones are in WhatsApp Web.
   window.require = (name) => modules[name];
   /** Linked: whatsapp-web.js loads its utilities once it sees the app synced. */
@@ -207,15 +211,15 @@ function pageScript(rotateMs: number): string {
       };
       if (author) data.author = author.includes("@") ? author : author + "@c.us";
       if (quotedId) data.quotedMsg = { id: quotedId };
-      const msg = { isNewMsg: true, type, body: text, quotedId, serialize: () => ({ ...data }) };
-      if (media) {
-        const size = atob(media.base64).length;
-        const file = { directPath: "/v/t62/" + id, mimetype: media.mimetype, filename: media.filename, size };
-        Object.assign(data, file, { caption: text, body: "" });
-        Object.assign(msg, file, { bytes: media.base64, mediaData: { mediaStage: "RESOLVED" } });
-      }
+      const file = media && {
+        directPath: "/v/t62/" + id, mimetype: media.mimetype, filename: media.filename, size: atob(media.base64).length,
+      };
+      if (file) Object.assign(data, file, { caption: text, body: "" });
+      // The model Msg.get finds also holds what downloadMedia and getQuotedMessage read of it.
+      const msg = Object.assign(Dir.received(data), { quotedId });
+      if (file) Object.assign(msg, { bytes: media.base64, mediaData: { mediaStage: "RESOLVED" } });
       receivedById.set(data.id._serialized, msg);
-      Msg.emit("add", msg);
+      Msg.emit("add", { isNewMsg: true, ...msg });
     },
     ack({ id, ack }) {
       const msg = sentById.get(id);

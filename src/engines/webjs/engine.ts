@@ -19,7 +19,7 @@ import {
 import { createWhatsappClient, requestQrRefresh } from "./client.ts";
 import type { PipeTransport } from "./devtools-pipe.ts";
 import { classifyDisconnect, classifyStartError, toChatId } from "./events.ts";
-import { WebjsLifecycle } from "./lifecycle.ts";
+import { WebjsDirectory } from "./directory.ts";
 import { QrScreen } from "./qr-screen.ts";
 import { sendThrough } from "./send.ts";
 import type { OutboundMessage } from "../../messages/types.ts";
@@ -27,7 +27,7 @@ import { DEFAULTS, withTimeout, type WebjsEngineOptions, type WebjsTuning } from
 
 export type { WebjsEngineOptions, WebjsTuning } from "./tuning.ts";
 
-export class WebjsEngine extends WebjsLifecycle {
+export class WebjsEngine extends WebjsDirectory {
   readonly name = "webjs";
   readonly userDataDir: string;
   private readonly tuning: Required<Omit<WebjsTuning, "chromiumArgs">> & { chromiumArgs: string[] };
@@ -151,6 +151,13 @@ export class WebjsEngine extends WebjsLifecycle {
     }
     const { MessageMedia, Location } = (await import("whatsapp-web.js")).default;
     return sendThrough(client, message, { MessageMedia, Location });
+  }
+
+  protected connectedClient(what: string): wweb.Client {
+    const client = this.client;
+    if (this.phase !== "connected" || !client)
+      throw new InvalidStateError(`Cannot ${what}: the session is ${this.phase}`);
+    return client;
   }
 
   async flushAuthState(): Promise<void> {

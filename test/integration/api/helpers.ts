@@ -158,3 +158,19 @@ export async function waitForStatus(
 
 /** Long QR timings: accounts stay in qr_scanning for the whole spec. */
 export const LONG_QR: ConfigOverrides = { qr: { firstTtlMs: 600000, refreshMs: 600000, max: 6 } };
+
+/** Valid values of the path params besides `:accountId` (chat, group, phone, message), so that a
+ * route called for another workspace's account can fail only on the account. */
+const PATH_EXAMPLES: Record<string, string> = {
+  chatId: "15550000003@c.us",
+  groupId: "120363000000000001@g.us",
+  phone: "15551112222",
+  messageId: "true_1234567@c.us_3EB0AA",
+};
+
+/** The URL path of an account route for `accountId`, its other path params filled with valid values. */
+export function accountRoutePath(path: string, accountId: string): string {
+  return path
+    .replace(":accountId", accountId)
+    .replace(/:([A-Za-z]+)/g, (m, name: string) => PATH_EXAMPLES[name] ?? m);
+}

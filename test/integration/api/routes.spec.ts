@@ -7,7 +7,14 @@ import { MongoClient } from "mongodb";
 import { ROUTES, fullPath } from "../../../src/gateway/routes.ts";
 import { CLUSTER_ACTIONS } from "../../../src/placement/actions.ts";
 import { waitFor } from "../../support/wait.ts";
-import { GatewayCluster, LONG_QR, waitForStatus, type GatewayNode, type HttpResult } from "./helpers.ts";
+import {
+  accountRoutePath,
+  GatewayCluster,
+  LONG_QR,
+  waitForStatus,
+  type GatewayNode,
+  type HttpResult,
+} from "./helpers.ts";
 
 function assertError(res: HttpResult, status: number, type: string) {
   assert.equal(res.status, status, `expected ${status} ${type}, got ${res.status} ${res.body}`);
@@ -311,13 +318,21 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
 
     it("another workspace's account is a 404 on every account route", async () => {
       for (const route of ROUTES.filter((r) => r.path.startsWith("/accounts/:accountId"))) {
-        const path = fullPath(route).replace(":accountId", scanning);
+        // Every other path param valid, so that only the account can be what is not found.
+        const path = accountRoutePath(fullPath(route), scanning);
         const res = await gw.call(route.method, path, {
           key: keyB.key,
           body:
-            route.method === "POST"
-              ? { phoneNumber: "4915100000009", to: "1234567", text: "x", from: "1234567" }
-              : undefined,
+            route.method === "GET"
+              ? undefined
+              : {
+                  phoneNumber: "4915100000009",
+                  to: "1234567",
+                  text: "x",
+                  from: "1234567",
+                  name: "x",
+                  participants: ["15550000002"],
+                },
         });
         assertError(res, 404, "NOT_FOUND");
       }

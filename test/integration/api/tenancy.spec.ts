@@ -5,7 +5,7 @@
 import { strict as assert } from "node:assert";
 import { MongoClient } from "mongodb";
 import { ROUTES, fullPath } from "../../../src/gateway/routes.ts";
-import { GatewayCluster, LONG_QR, waitForStatus, type GatewayNode } from "./helpers.ts";
+import { accountRoutePath, GatewayCluster, LONG_QR, waitForStatus, type GatewayNode } from "./helpers.ts";
 
 const WORKSPACES = [
   ...Array.from({ length: 10 }, (_, i) => String(i + 1)),
@@ -18,6 +18,7 @@ const BODY = {
   text: "x",
   from: "4915100000007",
   name: "n",
+  participants: ["4915100000006"],
 };
 
 describe("api: tenancy across 20 workspaces", function () {
@@ -113,9 +114,9 @@ describe("api: tenancy across 20 workspaces", function () {
       const victim = WORKSPACES[(WORKSPACES.indexOf(ws) + 7) % WORKSPACES.length];
       const id = accounts.get(victim)!;
       for (const route of mutating) {
-        const res = await gw.call(route.method, fullPath(route).replace(":accountId", id), {
+        const res = await gw.call(route.method, accountRoutePath(fullPath(route), id), {
           key,
-          body: route.method === "POST" ? { ...BODY, workspaceId: victim } : undefined,
+          body: { ...BODY, workspaceId: victim },
         });
         assert.equal(
           res.status,

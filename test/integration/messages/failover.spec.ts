@@ -4,6 +4,8 @@
 //    it, once;
 //  - killed while its engine sends (record `sending`, SIMULATED_SEND_MS long): `uncertain`, and the
 //    survivor does not send it again;
+//  - killed with keyed sends queued behind the pacing gap: the survivor sends them once the account is
+//    connected there, without being asked again;
 //  - 200 keyed sends over 20 chats, each request made twice, the owner killed in the middle of them:
 //    every key ends sent or uncertain, nothing is sent twice, each chat's messages go in order, and the
 //    survivor's sends get their receipts.
@@ -59,6 +61,10 @@ describe("messages: a send interrupted by the owner's SIGKILL", function () {
       WEBHOOK_ALLOW_PRIVATE: "127.0.0.1",
       // Long enough to kill the owner mid-send; the burst test wants sends quick but not instant.
       SIMULATED_SEND_MS: this.currentTest?.title.includes("200 keyed") ? "40" : "4000",
+      // The queue test: sends wait for their account's slot long enough to kill the owner meanwhile.
+      ...(this.currentTest?.title.includes("queued")
+        ? { SEND_MIN_GAP_MS: "1500", SIMULATED_SEND_MS: "0" }
+        : {}),
       SIMULATED_ACK_MS: "50",
     });
     await pc.startServers();
@@ -130,9 +136,11 @@ describe("messages: a send interrupted by the owner's SIGKILL", function () {
     await waitFor(async () => held.length === 1 && (await record(account.id, key))?.state === "recorded", {
       what: "w1 to record the key and fetch the media",
     });
+    // Only w1's fetch hangs: the survivor's is answered (it may fetch before the retry, resuming the
+    // account's queued sends once the account is connected there).
+    holdRequests = false;
     pc.kill("w1", "SIGKILL");
     assert.ok((await first) instanceof Error, "the first request failed with its owner");
-    holdRequests = false;
     const res = await retry(params);
     assert.equal(res.status, "sent");
     const rec = await record(account.id, key);
@@ -158,6 +166,51 @@ describe("messages: a send interrupted by the owner's SIGKILL", function () {
     const again = await retry(params);
     assert.equal(again.status, "uncertain");
     assert.equal(await db.collection("message_status").countDocuments({ to }), 0, "not sent by the survivor");
+  });
+
+  it("sends queued behind the pacing gap when the owner dies are sent by the next owner, unasked, once each, in order", async () => {
+    const { ws, account, to } = await accountOnW1();
+    const keys = ["q0", "q1", "q2", "q3"].map((k) => `${k}-${randomBytes(3).toString("hex")}`);
+    const params = (i: number) => ({
+      workspaceId: ws,
+      accountId: account.id,
+      to,
+      text: `queued ${i}`,
+      idempotencyKey: keys[i],
+    });
+    // The first goes at once; the others wait for their slots, recorded.
+    const first = (await obs.call("accounts.sendMessage", params(0))) as SendResult;
+    assert.equal(first.status, "sent");
+    // Asked one after another: each is queued (recorded) before the next is asked.
+    const waiting: Promise<unknown>[] = [];
+    for (const i of [1, 2, 3]) {
+      waiting.push(obs.call("accounts.sendMessage", params(i)).catch((err: Error) => err));
+      await waitFor(async () => (await record(account.id, keys[i]))?.state === "recorded", {
+        what: `w1 to queue send ${i}`,
+      });
+    }
+    pc.kill("w1", "SIGKILL");
+    for (const answer of await Promise.all(waiting))
+      assert.ok(answer instanceof Error, "answered by a dead owner");
+    // Nobody asks again: w2 sends them once the account is connected there.
+    await waitFor(
+      async () => {
+        const recs = await Promise.all([1, 2, 3].map((i) => record(account.id, keys[i])));
+        return recs.every((r) => r?.state === "sent" && r.node === "w2");
+      },
+      { what: "w2 to send the queued sends", timeoutMs: 30000, intervalMs: 200 },
+    );
+    const sent = await db.collection("message_status").find({ to }).toArray();
+    assert.equal(sent.length, 4, "each sent once");
+    const recs = await Promise.all([1, 2, 3].map((i) => record(account.id, keys[i])));
+    const at = recs.map((r) => sent.find((d) => d.messageId === r!.messageId)!.sentAt as Date);
+    assert.ok(at[0] <= at[1] && at[1] <= at[2], "in the order they were asked");
+    // A client that asks again now gets the result, not a second send.
+    for (const i of [1, 2, 3]) {
+      const again = (await retry(params(i))) as SendResult;
+      assert.deepEqual([again.status, again.id, again.duplicate], ["sent", recs[i - 1]!.messageId, true]);
+    }
+    assert.equal(await db.collection("message_status").countDocuments({ to }), 4);
   });
 
   it("200 keyed sends over 20 chats, each made twice, the owner killed midway: once each, in order per chat, receipts recorded", async () => {

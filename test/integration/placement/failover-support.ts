@@ -65,6 +65,16 @@ export async function localOf(
   }
 }
 
+/** `session.local` of a node that is expected to answer: asked again until it does (a node busy under
+ * load may miss one short timeout; a sample is waited for, not assumed). */
+export function sessionsOf(broker: ServiceBroker, nodeId: string): Promise<LocalSession[]> {
+  return waitFor(() => localOf(broker, nodeId, 5000), {
+    what: `${nodeId} to answer session.local`,
+    timeoutMs: 30000,
+    intervalMs: 200,
+  }) as Promise<LocalSession[]>;
+}
+
 /** Places fresh workspaces until `count` of them are owned by `nodeId` (others stay placed, empty). */
 export async function workspacesOn(
   broker: ServiceBroker,

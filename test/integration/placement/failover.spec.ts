@@ -13,6 +13,7 @@ import {
   connectedAccounts,
   knowsRecorder,
   localOf,
+  sessionsOf,
   recorder,
   Sampler,
   waitAllConnected,
@@ -94,7 +95,7 @@ describe("placement: failover, drain and restarts with worker processes", functi
     const wss = await workspacesOn(obs, "w1", 25, "kill");
     const accounts = await connectedAccounts(obs, events, wss, 4);
     all.push(...accounts);
-    assert.equal((await localOf(obs, "w1"))!.length, 100);
+    assert.equal((await sessionsOf(obs, "w1")).length, 100);
     const moved = new Set(accounts.map((a) => a.id));
     const mark = events.length;
     const survivors = WORKERS.filter((n) => n !== "w1");
@@ -159,11 +160,11 @@ describe("placement: failover, drain and restarts with worker processes", functi
     await pc.startWorker("w1");
     running = [...WORKERS];
     await workersSeen(WORKERS);
-    assert.equal((await localOf(obs, "w1"))!.length, 0);
+    assert.equal((await sessionsOf(obs, "w1")).length, 0);
   });
 
   it("drain hands every workspace to its next owner: the node ends with zero, none failed, none twice", async () => {
-    const have = (await localOf(obs, "w2"))!.length;
+    const have = (await sessionsOf(obs, "w2")).length;
     if (have < 100) {
       all.push(
         ...(await connectedAccounts(
@@ -174,7 +175,7 @@ describe("placement: failover, drain and restarts with worker processes", functi
         )),
       );
     }
-    const onW2 = (await localOf(obs, "w2"))!.map((s) => s.accountId);
+    const onW2 = (await sessionsOf(obs, "w2")).map((s) => s.accountId);
     assert.ok(onW2.length >= 100, `w2 hosts ${onW2.length}`);
     const mark = events.length;
     const others = WORKERS.filter((n) => n !== "w2");
@@ -218,10 +219,10 @@ describe("placement: failover, drain and restarts with worker processes", functi
   });
 
   it("SIGSTOP: the frozen worker's sessions move only after its lease expired; after SIGCONT it does not resume them", async () => {
-    let onW3 = (await localOf(obs, "w3"))!;
+    let onW3 = await sessionsOf(obs, "w3");
     if (onW3.length < 10) {
       all.push(...(await connectedAccounts(obs, events, await workspacesOn(obs, "w3", 3, "stop"), 4)));
-      onW3 = (await localOf(obs, "w3"))!;
+      onW3 = await sessionsOf(obs, "w3");
     }
     const moved = new Set(onW3.map((s) => s.accountId));
     const movedWs = new Set(onW3.map((s) => s.workspaceId));

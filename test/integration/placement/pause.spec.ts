@@ -11,7 +11,7 @@ import { waitFor } from "../../support/wait.ts";
 import {
   connectedAccounts,
   knowsRecorder,
-  localOf,
+  sessionsOf,
   recorder,
   Sampler,
   type Recorded,
@@ -54,9 +54,7 @@ describe("placement: a 2 s freeze of a worker at the default timings moves nothi
   it("SIGSTOP for 2 s just before a renewal, then SIGCONT: no workspace claimed away, no fence, no restart", async () => {
     const workspaces = Array.from({ length: 12 }, (_, i) => `pause-${i}`);
     await connectedAccounts(obs, events, workspaces, 3);
-    const perNode = await Promise.all(
-      WORKERS.map(async (w) => ({ w, list: (await localOf(obs, w, 5000))! })),
-    );
+    const perNode = await Promise.all(WORKERS.map(async (w) => ({ w, list: await sessionsOf(obs, w) })));
     const victim = perNode.reduce((a, b) => (b.list.length > a.list.length ? b : a));
     assert.ok(victim.list.length > 0, "the victim runs sessions");
     const ids = new Set(victim.list.map((s) => s.accountId));
@@ -99,14 +97,14 @@ describe("placement: a 2 s freeze of a worker at the default timings moves nothi
     assert.doesNotMatch(output, /lapsed: fencing/, "the frozen worker fenced itself");
     assert.deepEqual(placementChanges, [], "a workspace changed owner");
     assert.deepEqual(sampler.duplicates, []);
-    const after = (await localOf(obs, victim.w, 5000))!;
+    const after = await sessionsOf(obs, victim.w);
     assert.deepEqual(
       after.filter((s) => ids.has(s.accountId) && s.status === "connected").length,
       ids.size,
       "every session of the frozen worker still runs there, connected",
     );
     for (const w of survivors) {
-      const theirs = (await localOf(obs, w, 5000))!;
+      const theirs = await sessionsOf(obs, w);
       assert.ok(!theirs.some((s) => ids.has(s.accountId)), `${w} started a session of the frozen worker`);
     }
     const statusChanges = events

@@ -158,7 +158,9 @@ describe("placement: routing, claims and fencing over the real NATS", function (
     assert.deepEqual(after, before, "a join moved a workspace");
     const res = (await gateway.call("cluster.rebalance", { max: 10 })) as {
       moved: { workspaceId: string; from: string; to: string }[];
+      failed: { workspaceId: string; reason: string }[];
     };
+    assert.deepEqual(res.failed, [], "every planned move was made");
     assert.equal(res.moved.length, 10);
     const load = new Map<string, number>();
     for (const v of before.values()) load.set(v.split(":")[0], (load.get(v.split(":")[0]) ?? 0) + 1);

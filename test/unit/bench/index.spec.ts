@@ -10,6 +10,11 @@ describe("bench/index", () => {
     assert.deepEqual(a, { json: true, options: { accounts: "200", quick: true }, positional: ["extra"] });
   });
 
+  it("takes --name=value, whose value may itself start with --", () => {
+    const a = parseArgs(["--chromium-args=--single-process --no-zygote", "--sessions=3"]);
+    assert.deepEqual(a.options, { "chromium-args": "--single-process --no-zygote", sessions: "3" });
+  });
+
   it("appends each run as one JSON line with commit, date and load average", () => {
     const dir = mkdtempSync(join(tmpdir(), "sb-bench-"));
     try {

@@ -136,4 +136,40 @@ describe("repl/commands", () => {
       "error: Cannot send a message: the session is qr [INVALID_STATE 409]",
     );
   });
+
+  it("chats: the account's chats in its workspace, unread counts, and the next page's cursor", async () => {
+    const { run, calls } = setup({
+      "accounts.lookup": () => ({ id: "acc_1", workspaceId: "ws1" }),
+      "accounts.chats": () => ({
+        items: [
+          {
+            id: "15550000003@c.us",
+            name: "Contact 0003",
+            isGroup: false,
+            unreadCount: 2,
+            timestamp: 1700000000,
+            lastMessage: { text: "hello", fromMe: false },
+          },
+        ],
+        nextCursor: "abc",
+      }),
+    });
+    const out = await run("chats", { accountId: "acc_1" });
+    assert.deepEqual(calls.at(-1), ["accounts.chats", { workspaceId: "ws1", accountId: "acc_1" }]);
+    assert.match(out, /15550000003@c\.us\s+Contact 0003\s+2\s+2023-11-14T22:13:20\.000Z\s+← hello/);
+    assert.match(out, /1 chat\(s\) of account acc_1 \(workspace ws1\) \(more: GET …\/chats\?cursor=abc\)/);
+  });
+
+  it("chats: an account that is not connected prints why", async () => {
+    const { run } = setup({
+      "accounts.lookup": () => ({ id: "acc_1", workspaceId: "ws1" }),
+      "accounts.chats": () => {
+        throw new InvalidStateError("Cannot list chats: the session is qr");
+      },
+    });
+    assert.equal(
+      await run("chats", { accountId: "acc_1" }),
+      "error: Cannot list chats: the session is qr [INVALID_STATE 409]",
+    );
+  });
 });
