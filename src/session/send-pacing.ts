@@ -18,9 +18,16 @@ export interface PacerOptions {
   onDepth?: (depth: number) => void;
 }
 
+/** One account's queue: when its next send is expected to leave (the estimate a refusal is based on),
+ * when it may leave at the earliest (set as the previous one actually leaves), and the last in line. */
+interface Lane {
+  plannedAt: number;
+  allowedAt: number;
+  tail: Promise<void>;
+}
+
 export class SendPacer {
-  /** Per account: when its next send may leave (epoch ms). */
-  private readonly nextAt = new Map<string, number>();
+  private readonly lanes = new Map<string, Lane>();
   private waiting = 0;
 
   constructor(private readonly opts: PacerOptions) {}
@@ -30,21 +37,38 @@ export class SendPacer {
     return this.waiting;
   }
 
-  /** Resolves when the account's next send may leave. */
+  /**
+   * Resolves when the account's next send may leave: after the send ahead of it has left, and the gap
+   * after that departure (not after when it was planned: a send that left late, on a busy node, does
+   * not let the next one follow closer than the gap).
+   */
   async turn(accountId: string, now = Date.now()): Promise<void> {
     const gap = this.opts.minGapMs;
     if (gap <= 0) return;
-    const at = Math.max(now, this.nextAt.get(accountId) ?? 0);
+    let lane = this.lanes.get(accountId);
+    const at = Math.max(now, lane?.plannedAt ?? 0);
     if (at - now > (this.opts.maxWaitMs ?? Infinity))
       throw new SendQueueFullError(accountId, Math.ceil((at - now) / 1000));
-    this.nextAt.set(accountId, at + gap + Math.floor(gap * 0.5 * (this.opts.random ?? Math.random)()));
     this.forgetPast(now);
-    if (at <= now) return;
-    this.setDepth(this.waiting + 1);
+    if (!lane) {
+      lane = { plannedAt: 0, allowedAt: 0, tail: Promise.resolve() };
+      this.lanes.set(accountId, lane);
+    }
+    const spacing = gap + Math.floor(gap * 0.5 * (this.opts.random ?? Math.random)());
+    lane.plannedAt = at + spacing;
+    const ahead = lane.tail;
+    let leave!: () => void;
+    lane.tail = new Promise((resolve) => (leave = resolve));
+    const waits = at > now;
+    if (waits) this.setDepth(this.waiting + 1);
     try {
-      await new Promise((resolve) => setTimeout(resolve, at - now));
+      await ahead;
+      const wait = lane.allowedAt - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     } finally {
-      this.setDepth(this.waiting - 1);
+      if (waits) this.setDepth(this.waiting - 1);
+      lane.allowedAt = Date.now() + spacing;
+      leave();
     }
   }
 
@@ -53,9 +77,11 @@ export class SendPacer {
     this.opts.onDepth?.(depth);
   }
 
-  /** Accounts whose next slot has passed need no entry (keeps the map as small as the active accounts). */
+  /** Accounts whose last send has left and whose gap has passed need no entry (keeps the map as small
+   * as the active accounts). */
   private forgetPast(now: number): void {
-    if (this.nextAt.size < 1024) return;
-    for (const [id, at] of this.nextAt) if (at <= now) this.nextAt.delete(id);
+    if (this.lanes.size < 1024) return;
+    for (const [id, lane] of this.lanes)
+      if (lane.plannedAt <= now && lane.allowedAt <= now) this.lanes.delete(id);
   }
 }

@@ -25,6 +25,23 @@ describe("session/send-pacing", () => {
     assert.equal(pacer.depth, 0);
   });
 
+  it("a send that left late (a busy node) keeps the next one a whole gap behind it", async () => {
+    const pacer = new SendPacer({ minGapMs: 60, random: () => 0 });
+    const left: number[] = [];
+    const a1 = pacer.turn("a").then(() => {
+      left.push(Date.now());
+      // The node is busy for 100 ms right after: a2's timer (due 60 ms after a1) fires late.
+      const until = Date.now() + 100;
+      while (Date.now() < until);
+    });
+    const a2 = pacer.turn("a").then(() => left.push(Date.now()));
+    const a3 = pacer.turn("a").then(() => left.push(Date.now()));
+    await Promise.all([a1, a2, a3]);
+    assert.ok(left[1] - left[0] >= 95, `a2 left ${left[1] - left[0]} ms after a1`);
+    // Planned at 120 ms, a3 would follow a late a2 by ~20 ms; it waits the gap after a2 instead.
+    assert.ok(left[2] - left[1] >= 59, `a3 left ${left[2] - left[1]} ms after a2`);
+  });
+
   it("a gap of 0 turns pacing off", async () => {
     const pacer = new SendPacer({ minGapMs: 0 });
     const start = Date.now();
