@@ -74,6 +74,8 @@ interface AccountsMethods {
   viewOf(params: AccountParams): Promise<AccountView>;
   createUnplaced(ctx: Context, p: NewAccount, now: Date): Promise<AccountView>;
   liveQrs(ctx: Context, docs: AccountDoc[]): Promise<Map<string, QrView>>;
+  /** messagesMixin: deletes received media, idempotency and status records of an account. */
+  forgetMessages(accountId: string): Promise<void>;
 }
 type AccountsThis = Service<AccountsSettings> & AccountsVars & AccountsMethods;
 
@@ -235,7 +237,8 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       },
     },
 
-    /** Stops the engine, deletes the auth state and the document, then broadcasts account.deleted. */
+    /** Stops the engine, deletes the auth state, what messaging kept (media, idempotency and status
+     * records) and the document, then broadcasts account.deleted. */
     remove: {
       params: account,
       async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<{ id: string; deleted: true }> {
@@ -248,6 +251,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
           this.logger.warn(`accounts.remove ${doc._id}: session.stop failed (${(err as Error).message})`);
         }
         await this.authStore.delete(doc.sessionId);
+        await this.forgetMessages(doc._id);
         await this.repo.delete(doc.workspaceId, doc._id);
         this.accountCounts.add(doc.workspaceId, -1);
         await this.publish("account.deleted", {
@@ -266,13 +270,21 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         if (!engineCapabilities(doc.engine).simulate) {
           throw new NotImplementedByEngine(doc.engine, `simulate.${ctx.params.action}`);
         }
-        const { action, phoneNumber: phone, from, text } = ctx.params;
-        await callSession(ctx, "simulate", {
-          ...accountOf(ctx.params),
+        const {
           action,
           phoneNumber: phone,
           from,
           text,
+          type,
+          author,
+          quotedId,
+          media,
+          location,
+          emoji,
+        } = ctx.params;
+        await callSession(ctx, "simulate", {
+          ...accountOf(ctx.params),
+          ...{ action, phoneNumber: phone, from, text, type, author, quotedId, media, location, emoji },
         });
         return this.viewOf(ctx.params);
       },

@@ -21,7 +21,7 @@ import {
   type SessionStatusResult,
   type SimulateParams,
 } from "../src/accounts/types.ts";
-import { ACCOUNT_PARAMS, validatorOf } from "../src/accounts/params.ts";
+import { ACCOUNT_PARAMS, simulatedIncomingOf, validatorOf } from "../src/accounts/params.ts";
 import { warmUpQrRendering } from "../src/qr/qr-image.ts";
 import { configOf } from "../src/config.ts";
 import { resolveEngine } from "../src/engines/index.ts";
@@ -301,7 +301,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
             if (p.action === "scan") return sim.scan(p.phoneNumber ?? randomPhoneNumber());
             if (p.action === "disconnect") return sim.disconnect();
             if (p.action === "logout") return sim.logout();
-            return sim.message(p.from ?? "15550000000", p.text ?? "");
+            return sim.message(p.from ?? "15550000000", p.text ?? "", simulatedIncomingOf(p));
           });
           return { accountId: doc._id, status, running: this.runtime.has(doc._id), node: this.broker.nodeID };
         });
@@ -388,7 +388,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
         simulatedAckMs: cfg.simulatedAckMs,
         simulatedSendMs: cfg.simulatedSendMs,
       },
-      recordAck: (ack) => this.outbound.statuses.advance(ack),
+      ...this.outbound.runtimeHooks,
       // Sends a lost owner queued for the account go out once it is connected here.
       onConnected: (accountId) => this.outbound.resume(accountId),
       startConcurrency: cfg.startConcurrency,

@@ -12,6 +12,7 @@ import { ACCOUNT_EVENTS, WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
 import { configOf } from "../src/config.ts";
 import { UrlNotAllowedError, ValidationError } from "../src/errors.ts";
 import { createIndexRacing } from "../src/store/mongo.ts";
+import { pageCursorOf, pagePositionOf } from "../src/store/page-cursor.ts";
 import { EventCursorsRepo } from "../src/store/event-cursors-repo.ts";
 import { cursorOf, EventsRepo, type EventDoc } from "../src/store/events-repo.ts";
 import { LogTail } from "../src/webhooks/log-tail.ts";
@@ -61,6 +62,15 @@ export interface DeliveriesParams extends WebhookParams {
   status?: DeliveryStatus;
   /** @default 100 */
   limit?: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+/** Deliveries, newest first; `nextCursor` names the next (older) page, null on the last. Without
+ * `cursor` and `limit` the first 100, as before pagination (which answered `items` alone). */
+export interface DeliveriesPage {
+  items: DeliveryView[];
+  nextCursor: string | null;
 }
 
 interface WebhooksMethods {
@@ -191,11 +201,23 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         id,
         status: { type: "enum", values: DELIVERY_STATUSES, optional: true },
         limit: { type: "number", integer: true, min: 1, max: 1000, optional: true, convert: true },
+        cursor: { type: "string", min: 1, max: 200, optional: true },
       },
-      async handler(ctx: Context<DeliveriesParams>): Promise<{ items: DeliveryView[] }> {
-        const endpoint = await this.endpoints.get(ctx.params.workspaceId, ctx.params.id);
-        const rows = await this.outbox.list(endpoint._id, ctx.params.status, ctx.params.limit ?? 100);
-        return { items: rows.map(toDeliveryView) };
+      async handler(ctx: Context<DeliveriesParams>): Promise<DeliveriesPage> {
+        const { workspaceId, id, status, limit = 100, cursor } = ctx.params;
+        const after = cursor === undefined ? undefined : pagePositionOf(cursor);
+        if (after === null)
+          throw new ValidationError("cursor is not a nextCursor of this list", {
+            field: "cursor",
+            value: cursor,
+          });
+        const endpoint = await this.endpoints.get(workspaceId, id);
+        const { docs, more } = await this.outbox.page(endpoint._id, status, limit, after);
+        const last = docs.at(-1);
+        return {
+          items: docs.map(toDeliveryView),
+          nextCursor: more && last ? pageCursorOf(last.createdAt, last._id) : null,
+        };
       },
     },
   },

@@ -154,6 +154,9 @@ export interface Config {
   mediaFetchTimeoutMs: number;
   /** How long an idempotency key holds: a repeat within it answers the first result. @default 86400000 (24 h) */
   idempotencyTtlMs: number;
+  /** Received media is kept (GET …/messages/:messageId/media) this long, then deleted; 0: not kept.
+   * @default 86400000 (24 h) */
+  incomingMediaRetentionMs: number;
   /** Simulated engine: delay of each receipt after a send (sent → delivered → read). @default 500 */
   simulatedAckMs: number;
   /** Least time between two sends of one account (plus up to half of it at random); 0: no pacing.
@@ -264,6 +267,7 @@ export function loadConfig(): Config {
     mediaMaxBytes: Math.max(1, int("MEDIA_MAX_BYTES", 16 * 1024 * 1024)),
     mediaFetchTimeoutMs: Math.max(1, int("MEDIA_FETCH_TIMEOUT_MS", 30000)),
     idempotencyTtlMs: Math.max(1, int("IDEMPOTENCY_TTL_MS", 24 * 3600 * 1000)),
+    incomingMediaRetentionMs: int("INCOMING_MEDIA_RETENTION_MS", 24 * 3600 * 1000),
     simulatedAckMs: int("SIMULATED_ACK_MS", 500),
     simulatedSendMs: int("SIMULATED_SEND_MS", 0),
     sendMinGapMs: int("SEND_MIN_GAP_MS", 1000),

@@ -2,8 +2,11 @@
 // (validatorOf), and the REST route table places them in the path or body (src/gateway/routes.ts),
 // which also generates the OpenAPI document, so the three cannot drift.
 import type { ActionParams } from "moleculer";
+import { INCOMING_TYPES } from "../messages/incoming.ts";
+import type { SimulatedIncoming } from "../engines/base.ts";
 import { MESSAGE_TYPES } from "../messages/types.ts";
-import { SIMULATE_ACTIONS, WORKSPACE_ID_PATTERN } from "./types.ts";
+import { decodeBase64 } from "../messages/validate.ts";
+import { SIMULATE_ACTIONS, WORKSPACE_ID_PATTERN, type SimulateParams } from "./types.ts";
 
 /** A param rule: the subset of fastest-validator rules we use, convertible to JSON Schema. */
 export type Rule = (
@@ -54,6 +57,21 @@ const phoneNumber: Rule = {
   description: "Phone number in international format, digits only (a leading + is allowed)",
 };
 const text: Rule = { type: "string", min: 1, max: TEXT_MAX, description: "Message text" };
+const locationRule: Rule = {
+  type: "object",
+  optional: true,
+  description: "Type `location`: `{latitude, longitude, name?, address?}`",
+  schema: {
+    type: "object",
+    required: ["latitude", "longitude"],
+    properties: {
+      latitude: { type: "number", minimum: -90, maximum: 90 },
+      longitude: { type: "number", minimum: -180, maximum: 180 },
+      name: { type: "string" },
+      address: { type: "string" },
+    },
+  },
+};
 const chatId = (description: string): Rule => ({ type: "string", min: 1, max: 128, description });
 
 /** Params of each account action, beside the `workspaceId` every call carries. */
@@ -125,21 +143,7 @@ export const ACCOUNT_PARAMS = {
       optional: true,
       description: "Phone numbers or chat ids of people mentioned",
     },
-    location: {
-      type: "object",
-      optional: true,
-      description: "Type `location`: `{latitude, longitude, name?, address?}`",
-      schema: {
-        type: "object",
-        required: ["latitude", "longitude"],
-        properties: {
-          latitude: { type: "number", minimum: -90, maximum: 90 },
-          longitude: { type: "number", minimum: -180, maximum: 180 },
-          name: { type: "string" },
-          address: { type: "string" },
-        },
-      },
-    },
+    location: locationRule,
     contact: {
       type: "object",
       optional: true,
@@ -177,8 +181,44 @@ export const ACCOUNT_PARAMS = {
     accountId,
     action: { type: "enum", values: SIMULATE_ACTIONS, description: "What the simulated phone does" },
     phoneNumber: { ...phoneNumber, optional: true },
-    from: { ...chatId("Sender (phone number or chat id)"), optional: true },
-    text: { ...text, optional: true },
+    from: { ...chatId("Sender (phone number or chat id; a group's `…@g.us` with `author`)"), optional: true },
+    text: {
+      type: "string",
+      max: TEXT_MAX,
+      empty: true,
+      optional: true,
+      description: "Message text, or the caption of a media message",
+    },
+    type: {
+      type: "enum",
+      values: INCOMING_TYPES,
+      optional: true,
+      description: "Type of the message that arrives (`text`, or `document` with `media`, when absent)",
+    },
+    author: { ...chatId("Group messages: the member who wrote it"), optional: true },
+    quotedId: { ...chatId("Id of the message it quotes (or reacts to)"), optional: true },
+    media: {
+      type: "object",
+      optional: true,
+      description: "The file that arrives: `{base64, mimetype, filename?}` (within the 64 kB body limit)",
+      schema: {
+        type: "object",
+        required: ["base64", "mimetype"],
+        properties: {
+          base64: { type: "string", contentEncoding: "base64" },
+          mimetype: { type: "string" },
+          filename: { type: "string" },
+        },
+      },
+    },
+    location: locationRule,
+    emoji: {
+      type: "string",
+      max: 16,
+      empty: true,
+      optional: true,
+      description: "Type `reaction`: the emoji",
+    },
   },
 } as const satisfies Record<string, Rules>;
 
@@ -189,4 +229,20 @@ export function validatorOf(rules: Rules): ActionParams {
     schema[name] = fastestRule(rule);
   }
   return schema as ActionParams;
+}
+
+/** What a simulated incoming message carries beyond `from` and `text` (session.simulate `message`);
+ * its media decoded (INVALID_MEDIA when not base64). The 64 kB body limit bounds the file. */
+export function simulatedIncomingOf(p: SimulateParams): SimulatedIncoming {
+  const extra: SimulatedIncoming = {};
+  if (p.type) extra.type = p.type;
+  if (p.author) extra.author = p.author;
+  if (p.quotedId) extra.quotedId = p.quotedId;
+  if (p.location) extra.location = p.location;
+  if (p.emoji !== undefined) extra.emoji = p.emoji;
+  if (p.media) {
+    const { data } = decodeBase64(p.media.base64, Number.MAX_SAFE_INTEGER);
+    extra.media = { data, mimetype: p.media.mimetype, filename: p.media.filename };
+  }
+  return extra;
 }

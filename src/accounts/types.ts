@@ -1,6 +1,8 @@
 // The shapes every part agrees on: the account document, its public view, the broker events
 // (DESIGN.md, "Events") and the params of the `accounts.*` and `session.*` actions.
 import type { AccountStatus, FailureReason } from "../lifecycle/states.ts";
+import type { IncomingType } from "../messages/incoming.ts";
+import type { LocationInput } from "../messages/types.ts";
 
 export type DesiredState = "running" | "stopped";
 
@@ -200,8 +202,15 @@ export interface SimulateParams extends AccountParams {
   phoneNumber?: string;
   /** message: the sender. */
   from?: string;
-  /** message: the text. */
+  /** message: the text (a media message's caption). */
   text?: string;
+  /** message: what else it carries (src/engines/base.ts SimulatedIncoming); media in base64. */
+  type?: IncomingType;
+  author?: string;
+  quotedId?: string;
+  media?: { base64: string; mimetype: string; filename?: string };
+  location?: LocationInput;
+  emoji?: string;
 }
 
 /** Workspace ids: 1–64 characters of [A-Za-z0-9_-]. */

@@ -2,6 +2,7 @@
 // drives engines only through this interface and maps their events onto the account lifecycle.
 import { EventEmitter } from "node:events";
 import type { FailureReason } from "../lifecycle/states.ts";
+import type { IncomingMessage } from "../messages/incoming.ts";
 import type { MessageAck, OutboundMessage } from "../messages/types.ts";
 import type { AuthStore } from "../store/auth-store.ts";
 import type {
@@ -71,13 +72,10 @@ export interface ReadyInfo {
   pushName?: string;
 }
 
-export interface IncomingMessage {
-  id: string;
-  from: string;
-  to?: string;
-  text: string;
-  timestamp: number;
-}
+export type { IncomingMessage } from "../messages/incoming.ts";
+
+/** What a simulated incoming message may carry beyond its sender and text (type, media, quote…). */
+export type SimulatedIncoming = Omit<IncomingMessage, "id" | "from" | "to" | "text" | "timestamp">;
 
 export interface EngineEvents {
   qr: [QrEvent];
@@ -113,7 +111,8 @@ export interface SimulationHooks {
   scan(phoneNumber: string): Promise<void>;
   disconnect(): Promise<void>;
   logout(): Promise<void>;
-  message(from: string, text: string): Promise<void>;
+  /** A message arrives from `from`; `extra` makes it a reply, a group message, a media message… */
+  message(from: string, text: string, extra?: SimulatedIncoming): Promise<void>;
 }
 
 export interface StopOptions {

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { InvalidStateError } from "../errors.ts";
 import type { AckStatus, MessageType, OutboundMessage } from "../messages/types.ts";
-import { BaseEngine, type EngineOptions, type SimulationHooks } from "./base.ts";
+import { BaseEngine, type EngineOptions, type SimulatedIncoming, type SimulationHooks } from "./base.ts";
 import type { GroupChange, PageRequest } from "./directory.ts";
 import { simulatedDirectoryOf, type SimulatedDirectory } from "./simulated-directory.ts";
 
@@ -55,7 +55,7 @@ export class SimulatedEngine extends BaseEngine {
       scan: (phoneNumber) => this.scan(phoneNumber),
       disconnect: () => this.disconnect(),
       logout: () => this.phoneUnlinks(),
-      message: (from, text) => this.incoming(from, text),
+      message: (from, text, extra) => this.incoming(from, text, extra),
     };
   }
 
@@ -201,10 +201,14 @@ export class SimulatedEngine extends BaseEngine {
     await this.logout();
   }
 
-  private async incoming(from: string, text: string): Promise<void> {
+  /** A message from `from` (a group's id with `extra.author` for a group message); its id is
+   * WhatsApp-like: `false_<chat>_<key>`, or `false_<group>_<key>_<author>` in a group. */
+  private async incoming(from: string, text: string, extra: SimulatedIncoming = {}): Promise<void> {
     this.assertConnected("receive a message");
+    const key = `3EB0${randomBytes(8).toString("hex").toUpperCase()}`;
     const message = {
-      id: `false_${from}_3EB0${randomBytes(8).toString("hex").toUpperCase()}`,
+      ...extra,
+      id: extra.author ? `false_${from}_${key}_${extra.author}` : `false_${from}_${key}`,
       from,
       to: this.phoneNumber ?? undefined,
       text,

@@ -144,7 +144,13 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
   listWebhooks: { type: "object", properties: { items: { type: "array", items: WEBHOOK_SCHEMA } } },
   listWebhookDeliveries: {
     type: "object",
-    properties: { items: { type: "array", items: WEBHOOK_DELIVERY_SCHEMA } },
+    properties: {
+      items: { type: "array", items: WEBHOOK_DELIVERY_SCHEMA },
+      nextCursor: {
+        type: ["string", "null"],
+        description: "Cursor of the next (older) page; null on the last",
+      },
+    },
   },
   createAccount: { $ref: "#/components/schemas/Account" },
   getAccount: { $ref: "#/components/schemas/Account" },

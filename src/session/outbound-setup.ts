@@ -1,5 +1,6 @@
-// The pieces a worker's sends need, built once per `session` service: the repositories, the media
-// fetcher with the webhooks' network guard, the sender, and the pruning of what expires.
+// The pieces a worker's messages need, built once per `session` service: the repositories, the media
+// fetcher with the webhooks' network guard, the sender, the store of received media, and the pruning
+// of what expires.
 import type { Db } from "mongodb";
 import type { Config } from "../config.ts";
 import { fetchMedia } from "../messages/media-fetch.ts";
@@ -9,6 +10,9 @@ import type { Fence } from "../placement/fence.ts";
 import { IdempotencyRepo } from "../store/idempotency-repo.ts";
 import { MessageStatusRepo } from "../store/message-status-repo.ts";
 import { OutboundMediaStore } from "../store/outbound-media.ts";
+import { IncomingMediaStore } from "../store/incoming-media.ts";
+import { retryTransient } from "../store/mongo.ts";
+import type { RuntimeOptions } from "./runtime.ts";
 import { OutboundSender } from "./outbound.ts";
 import { SendPacer } from "./send-pacing.ts";
 
@@ -21,6 +25,8 @@ const STATUS_RETENTION_FALLBACK_MS = 30 * 24 * 3600_000;
 export interface Outbound {
   sender: OutboundSender;
   statuses: MessageStatusRepo;
+  /** What the session runtime records of messages: receipts, and the bytes of received media. */
+  runtimeHooks: Pick<RuntimeOptions, "recordAck" | "keepIncomingMedia">;
   /** Sends the account's sends a lost owner left queued (OutboundSender.resume), logging what it did. */
   resume(accountId: string): void;
   /** Stops the pruning. */
@@ -70,5 +76,40 @@ export function openOutbound(db: Db, cfg: Config, hooks: OutboundHooks): Outboun
       .resume(accountId)
       .then((n) => n > 0 && hooks.logger.info(`Resuming ${n} queued sends of ${accountId}`))
       .catch((err: Error) => hooks.logger.warn(`Queued sends of ${accountId} not resumed: ${err.message}`));
-  return { sender, statuses, resume, close: () => clearInterval(timer) };
+  const incoming = openIncomingMedia(db, cfg, hooks.logger);
+  return {
+    sender,
+    statuses,
+    resume,
+    runtimeHooks: {
+      recordAck: (ack) => statuses.advance(ack),
+      keepIncomingMedia: incoming
+        ? (meta, data) => retryTransient(() => incoming.store.put(meta, data))
+        : undefined,
+    },
+    close: () => {
+      clearInterval(timer);
+      clearInterval(incoming?.timer);
+    },
+  };
+}
+
+/** The store of received media and its pruning, every tenth of the retention (at least every 10
+ * minutes, at most every second); null when INCOMING_MEDIA_RETENTION_MS is 0 (media not kept). */
+function openIncomingMedia(
+  db: Db,
+  cfg: Config,
+  logger: OutboundHooks["logger"],
+): { store: IncomingMediaStore; timer: NodeJS.Timeout } | null {
+  const retentionMs = cfg.incomingMediaRetentionMs;
+  if (retentionMs <= 0) return null;
+  const store = new IncomingMediaStore(db, retentionMs);
+  const timer = setInterval(
+    () => {
+      store.prune().catch((err) => logger.warn(`incoming media: pruning failed: ${(err as Error).message}`));
+    },
+    Math.min(Math.max(retentionMs / 10, 1000), PRUNE_EVERY_MS),
+  );
+  timer.unref();
+  return { store, timer };
 }

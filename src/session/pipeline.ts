@@ -4,7 +4,9 @@
 // crash can leave a state change without its event, and a read after an event shows the change.
 // The QR screen is the exception: it is shown at once while the fence holds in memory (see applyRun).
 import type { AccountStatusEvent, QrView } from "../accounts/types.ts";
-import type { EngineOptions } from "../engines/base.ts";
+import type { EngineOptions, IncomingMessage } from "../engines/base.ts";
+import { incomingEventOf, type IncomingMessageEvent } from "../messages/incoming.ts";
+import type { IncomingMediaMeta } from "../store/incoming-media.ts";
 import type { AccountStatus, FailureReason } from "../lifecycle/states.ts";
 import type { AckStatus } from "../messages/types.ts";
 import { qrViewOf } from "../qr/qr-image.ts";
@@ -45,6 +47,8 @@ export interface PipelineDeps {
     status: AckStatus;
     at: Date;
   }) => Promise<unknown>;
+  /** Keeps the bytes of a received media message (GET …/messages/:messageId/media). @default not kept */
+  keepIncomingMedia?: (meta: IncomingMediaMeta, data: Buffer) => Promise<void>;
   /** A session announced `connected`. */
   onConnected?: (accountId: string) => void;
 }
@@ -158,8 +162,33 @@ export class SessionPipeline {
         at: new Date(at).toISOString(),
       });
     } else {
-      await publishVia(this.deps.publisher)("account.message", { ...idsOf(s), ...change.message });
+      const event = await this.incomingEvent(change.message);
+      await publishVia(this.deps.publisher)("account.message", { ...idsOf(s), ...event });
     }
+  }
+
+  /** The event of a received message, its media bytes kept first: a listener may fetch them as soon
+   * as it sees the event. Bytes that could not be kept leave the event without a `mediaUrl`. */
+  private async incomingEvent(m: IncomingMessage): Promise<IncomingMessageEvent> {
+    const { s } = this;
+    const keep = this.deps.keepIncomingMedia;
+    let kept = false;
+    if (m.media && keep) {
+      const meta = {
+        ...idsOf(s),
+        messageId: m.id,
+        mimetype: m.media.mimetype,
+        filename: m.media.filename ?? null,
+      };
+      kept = await keep(meta, m.media.data).then(
+        () => true,
+        (err: unknown) => {
+          this.reportFailure({ kind: "message", message: m }, err);
+          return false;
+        },
+      );
+    }
+    return incomingEventOf(s.accountId, m, kept);
   }
 
   /**

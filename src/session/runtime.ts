@@ -43,6 +43,8 @@ export interface RuntimeOptions {
   logger: SessionDeps["logger"];
   /** Records a receipt of a sent message. @default not recorded */
   recordAck?: SessionDeps["recordAck"];
+  /** Keeps the bytes of received media. @default not kept */
+  keepIncomingMedia?: SessionDeps["keepIncomingMedia"];
   /** Told each time an account becomes `connected` here. */
   onConnected?: (accountId: string) => void;
 }
@@ -64,6 +66,7 @@ export class SessionRuntime {
       ownership: () => this.ownership,
       publisher: opts.publisher,
       recordAck: opts.recordAck,
+      keepIncomingMedia: opts.keepIncomingMedia,
       logger: opts.logger,
       engine: opts.engine,
       authStore: {

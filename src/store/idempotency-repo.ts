@@ -142,6 +142,11 @@ export class IdempotencyRepo {
     return this.col.findOne({ _id: id });
   }
 
+  /** Deletes every record of an account (the account was deleted). */
+  async deleteAccount(accountId: string): Promise<number> {
+    return (await this.col.deleteMany({ accountId })).deletedCount;
+  }
+
   /** Deletes expired records. */
   async prune(now = new Date()): Promise<number> {
     return (await this.col.deleteMany({ expiresAt: { $lt: now } })).deletedCount;

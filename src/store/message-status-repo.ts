@@ -103,6 +103,11 @@ export class MessageStatusRepo {
     return this.col.findOne({ _id: `${accountId}|${messageId}`, workspaceId });
   }
 
+  /** Deletes every record of an account (the account was deleted). */
+  async deleteAccount(accountId: string): Promise<number> {
+    return (await this.col.deleteMany({ accountId })).deletedCount;
+  }
+
   async prune(now = new Date()): Promise<number> {
     return (await this.col.deleteMany({ expiresAt: { $lt: now } })).deletedCount;
   }

@@ -16,6 +16,7 @@ import type { Collection, Db } from "mongodb";
 import { retry } from "../retry.ts";
 import type { DeliveryStatus, EndpointDoc, OutboxDoc } from "./webhook-docs.ts";
 import { isDuplicateKey } from "./mongo.ts";
+import type { PagePosition } from "./page-cursor.ts";
 
 export const OUTBOX_COLLECTION = "webhook_outbox";
 
@@ -212,11 +213,28 @@ export class OutboxRepo {
     await withRetry(() => this.col.updateOne({ _id: id }, { $set }));
   }
 
-  /** Deliveries of one endpoint, newest first. */
+  /** Deliveries of one endpoint, newest first (created, then `_id`, which orders a queue by `seq`). */
   async list(endpointId: string, status?: DeliveryStatus, limit = 100): Promise<OutboxDoc[]> {
+    return (await this.page(endpointId, status, limit)).docs;
+  }
+
+  /** Up to `limit` deliveries of an endpoint after `after` (in list order), and whether more follow. */
+  async page(
+    endpointId: string,
+    status: DeliveryStatus | undefined,
+    limit: number,
+    after?: PagePosition,
+  ): Promise<{ docs: OutboxDoc[]; more: boolean }> {
     const filter: Record<string, unknown> = { endpointId };
     if (status) filter.status = status;
-    return this.col.find(filter).sort({ createdAt: -1, seq: -1 }).limit(limit).toArray();
+    if (after)
+      filter.$or = [{ createdAt: { $lt: after.at } }, { createdAt: after.at, _id: { $lt: after.id } }];
+    const docs = await this.col
+      .find(filter)
+      .sort({ createdAt: -1, _id: -1 })
+      .limit(limit + 1)
+      .toArray();
+    return { docs: docs.slice(0, limit), more: docs.length > limit };
   }
 
   /** Deletes delivered and dead rows created before `olderThan` (MongoDB TTL indexes are not available on

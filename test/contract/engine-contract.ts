@@ -11,6 +11,7 @@ import {
   type Engine,
   type EngineEvents,
   type EngineOptions,
+  type IncomingMessage,
   type QrPolicy,
 } from "../../src/engines/base.ts";
 import type { FailureReason } from "../../src/lifecycle/states.ts";
@@ -239,6 +240,33 @@ export function engineContractSuite(
         assert.ok(msg.id && msg.timestamp > 0);
         const sent = await engine.sendText("15558887777", "hi back");
         assert.ok(typeof sent.id === "string" && sent.id.length > 0);
+      });
+
+      it("relays an incoming media message with its bytes, and a group reply with its author and quoted id", async () => {
+        const { engine, seen } = await linked("15550007777");
+        const pdf = Buffer.from("%PDF-1.4\n% a received invoice\n%%EOF\n");
+        await engine.simulate!.message("15558887777", "the invoice", {
+          type: "document",
+          media: { data: pdf, mimetype: "application/pdf", filename: "invoice.pdf" },
+        });
+        const doc = (await until(seen, "message", "media message")).args[0] as IncomingMessage;
+        assert.equal(doc.from, "15558887777");
+        assert.equal(doc.type, "document");
+        assert.equal(doc.text, "the invoice");
+        assert.equal(doc.media?.mimetype, "application/pdf");
+        assert.equal(doc.media?.filename, "invoice.pdf");
+        assert.ok(doc.media?.data.equals(pdf), "the same bytes");
+
+        seen.length = 0;
+        const group = "120363012345678901@g.us";
+        await engine.simulate!.message(group, "got it", { author: "15551112222", quotedId: doc.id });
+        const reply = (await until(seen, "message", "group reply")).args[0] as IncomingMessage;
+        assert.equal(reply.from, group);
+        assert.equal(reply.author, "15551112222");
+        assert.equal(reply.quotedId, doc.id);
+        assert.equal(reply.type ?? "text", "text");
+        assert.equal(reply.text, "got it");
+        assert.equal(reply.media, undefined);
       });
 
       it("send(message) of every type resolves with an id; receipts follow in order, none for a reaction", async function () {

@@ -5,7 +5,7 @@
 //            QR path (Debug.VERSION, WAWebSocketModel, WAWebConnModel, the registration keys, the
 //            pairing-code API), so the real library emits real `qr` and `code` events. The test plays
 //            the phone with `command()`: `scan` links the page (kept in its localStorage, so a restored
-//            profile comes back linked), `message`, `ack` (a receipt of a sent message), `disconnect` (TIMEOUT, then CONNECTED) and `logout`
+//            profile comes back linked), `message` (text or media, a reply, in a group), `ack` (a receipt of a sent message), `disconnect` (TIMEOUT, then CONNECTED) and `logout`
 //            (navigates to ?post_logout=1, as WhatsApp Web does). Each page listens for commands on
 //            a stream that names its linked phone number, so the stand-in counts the browsers connected
 //            per linked session at once, as WhatsApp's servers would see them. Its chats, contacts,
@@ -26,7 +26,21 @@ export interface StandinOptions {
 
 export type StandinCommand =
   | { type: "scan"; phoneNumber: string; pushName: string }
-  | { type: "message"; from: string; text: string }
+  /** A message from `from` (a group's `…@g.us` with `author`); `text` is the caption of `media`, whose
+   * bytes the page hands to whatsapp-web.js's downloadMedia(); `quotedId` makes it a reply. */
+  | {
+      type: "message";
+      from: string;
+      text: string;
+      author?: string;
+      quotedId?: string;
+      media?: {
+        kind: "image" | "document" | "audio" | "video";
+        base64: string;
+        mimetype: string;
+        filename?: string;
+      };
+    }
   | { type: "disconnect" }
   /** WhatsApp's receipt of a message the page sent (its MessageAck: 1 server, 2 device, 3 read, …). */
   | { type: "ack"; id: string; ack: number }
@@ -86,8 +100,9 @@ function pageScript(rotateMs: number): string {
   const identity = { identityKeyPair: { pubKey: bytes(32) } };
   const adv = b64(bytes(32));
   const sentById = new Map();
+  const receivedById = new Map();
   const Msg = new Emitter();
-  Msg.get = (key) => sentById.get(key);
+  Msg.get = (key) => sentById.get(key) || receivedById.get(key);
   const Chat = new Emitter();
   Chat.get = (w) => ({ id: w });
   const createWid = (id) => {
@@ -140,6 +155,18 @@ function pageScript(rotateMs: number): string {
     WAWebChatGetters: { getIsNewsletter: () => false, getIsBroadcast: () => false },
     WAWebMsgKey: MsgKey,
     WAWebGetEphemeralFieldsMsgActionsUtils: { getEphemeralFields: () => ({}) },
+    // Receiving media: the message's mediaData is RESOLVED, so whatsapp-web.js's downloadMedia goes
+    // straight to the download manager, which answers the bytes the command carried.
+    WAWebDownloadManager: {
+      downloadManager: {
+        async downloadAndMaybeDecrypt({ directPath }) {
+          const msg = [...receivedById.values()].find((m) => m.directPath === directPath);
+          if (!msg) throw Object.assign(new Error("not found"), { status: 404 });
+          return Uint8Array.from(atob(msg.bytes), (c) => c.charCodeAt(0)).buffer;
+        },
+      },
+    },
+    WAWebQuotedMsgModelUtils: { getQuotedMsgObj: (msg) => Msg.get(msg.quotedId) },
     WAWebSendMsgChatAction: {
       addAndSendMsgToChat(_chat, message) {
         const data = { ...message, id: { ...message.id, remote: message.id.remote._serialized } };
@@ -174,14 +201,25 @@ function pageScript(rotateMs: number): string {
       setState("CONNECTED");
       synced();
     },
-    message({ from, text }) {
+    message({ from, text, author, quotedId, media }) {
       const id = "3EB0" + Array.from(bytes(8), (b) => b.toString(16).padStart(2, "0")).join("").toUpperCase();
-      const remote = from + "@c.us";
+      const remote = from.includes("@") ? from : from + "@c.us";
+      const type = media ? media.kind : "chat";
       const data = {
         id: { fromMe: false, remote, id, _serialized: "false_" + remote + "_" + id },
-        body: text, type: "chat", t: Math.floor(Date.now() / 1000), from: remote, to: me().phoneNumber + "@c.us",
+        body: text, type, t: Math.floor(Date.now() / 1000), from: remote, to: me().phoneNumber + "@c.us",
       };
-      Msg.emit("add", { isNewMsg: true, ...Dir.received(data) });
+      if (author) data.author = author.includes("@") ? author : author + "@c.us";
+      if (quotedId) data.quotedMsg = { id: quotedId };
+      const file = media && {
+        directPath: "/v/t62/" + id, mimetype: media.mimetype, filename: media.filename, size: atob(media.base64).length,
+      };
+      if (file) Object.assign(data, file, { caption: text, body: "" });
+      // The model Msg.get finds also holds what downloadMedia and getQuotedMessage read of it.
+      const msg = Object.assign(Dir.received(data), { quotedId });
+      if (file) Object.assign(msg, { bytes: media.base64, mediaData: { mediaStage: "RESOLVED" } });
+      receivedById.set(data.id._serialized, msg);
+      Msg.emit("add", { isNewMsg: true, ...msg });
     },
     ack({ id, ack }) {
       const msg = sentById.get(id);

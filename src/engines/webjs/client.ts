@@ -5,15 +5,9 @@ import type { ConnectionTransport, Page } from "puppeteer-core";
 import type wweb from "whatsapp-web.js";
 import type { IncomingMessage, ReadyInfo } from "../base.ts";
 import type { MessageAck } from "../../messages/types.ts";
-import {
-  classifyState,
-  readyInfoOf,
-  toIncomingMessage,
-  toMessageAck,
-  type StateOutcome,
-  type WebjsMessage,
-} from "./events.ts";
+import { classifyState, readyInfoOf, toMessageAck, type StateOutcome, type WebjsMessage } from "./events.ts";
 import type { ProfileAuthStrategy } from "./auth.ts";
+import { reactionMessageOf, readIncoming, type WebjsIncoming, type WebjsReaction } from "./incoming.ts";
 import { pipePuppeteerOptions } from "./devtools-pipe.ts";
 
 export interface ClientHandlers {
@@ -70,7 +64,19 @@ export function createWhatsappClient(Client: typeof wweb.Client, opts: WhatsappC
   client.on("ready", () => isLive() && h.ready(() => info()!));
   client.on("change_state", (state: unknown) => isLive() && h.state(classifyState(state), info));
   client.on("disconnected", (reason: unknown) => isLive() && h.disconnected(reason));
-  client.on("message", (msg: WebjsMessage) => isLive() && !msg.fromMe && h.message(toIncomingMessage(msg)));
+  // Read one after another (media downloads take a while), so messages reach the engine in order.
+  let reading: Promise<void> = Promise.resolve();
+  client.on("message", (msg: WebjsIncoming) => {
+    if (!isLive() || msg.fromMe) return;
+    reading = reading
+      .then(() => readIncoming(msg))
+      .then((m) => void (isLive() && h.message(m)))
+      .catch(() => undefined); // one message's listener failing must not stop the ones after it
+  });
+  client.on("message_reaction", (r: WebjsReaction) => {
+    const m = isLive() ? reactionMessageOf(r) : null;
+    if (m) reading = reading.then(() => void (isLive() && h.message(m))).catch(() => undefined);
+  });
   client.on("message_ack", (msg: WebjsMessage, ack: unknown) => {
     const receipt = isLive() ? toMessageAck(msg, ack) : null;
     if (receipt) h.ack(receipt);

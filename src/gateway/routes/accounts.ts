@@ -12,12 +12,21 @@ function required(rules: Rules, names: string[]): Rules {
   return Object.fromEntries(names.map((n) => [n, { ...rules[n], optional: false }]));
 }
 
-const SIMULATIONS = {
+/** `names` of `rules`, each optional. */
+function optional(rules: Rules, names: string[]): Rules {
+  return Object.fromEntries(names.map((n) => [n, { ...rules[n], optional: true }]));
+}
+
+const SIMULATIONS: Record<string, { params: string[]; optional?: string[]; summary: string }> = {
   scan: { params: ["phoneNumber"], summary: "the phone scans the QR" },
   disconnect: { params: [], summary: "the connection drops (the engine reconnects)" },
   logout: { params: [], summary: "the phone unlinks the device" },
-  message: { params: ["from", "text"], summary: "a message arrives" },
-} as const;
+  message: {
+    params: ["from"],
+    optional: ["text", "type", "author", "quotedId", "media", "location", "emoji"],
+    summary: "a message arrives (text, or media, a reply, a group message, a location, a reaction)",
+  },
+};
 
 export const ACCOUNT_ROUTES: RouteSpec[] = [
   v1({
@@ -154,6 +163,20 @@ export const ACCOUNT_ROUTES: RouteSpec[] = [
     tag: "accounts",
     errors: [404],
   }),
+  v1({
+    id: "getMessageMedia",
+    method: "GET",
+    path: "/accounts/:accountId/messages/:messageId/media",
+    action: "accounts.media",
+    params: placed(ACCOUNT_PARAMS.message, { accountId: "path", messageId: "path" }),
+    summary:
+      "The bytes of a received media message (its `mediaUrl`), with its Content-Type; kept for INCOMING_MEDIA_RETENTION_MS " +
+      "(404 NOT_FOUND when unknown or expired)",
+    tag: "accounts",
+    // The file's own media type (image/jpeg, application/pdf, …).
+    produces: ["*/*"],
+    errors: [404],
+  }),
   // ---- simulated engine only ----
   ...Object.entries(SIMULATIONS).map(([action, sim]) =>
     v1({
@@ -162,7 +185,13 @@ export const ACCOUNT_ROUTES: RouteSpec[] = [
       path: `/accounts/:accountId/simulate/${action}`,
       action: "accounts.simulate",
       fixed: { action },
-      params: { ...account, ...placed(required(ACCOUNT_PARAMS.simulate, [...sim.params])) },
+      params: {
+        ...account,
+        ...placed({
+          ...required(ACCOUNT_PARAMS.simulate, sim.params),
+          ...optional(ACCOUNT_PARAMS.simulate, sim.optional ?? []),
+        }),
+      },
       summary: `Simulated engine: ${sim.summary} (422 on other engines)`,
       tag: "simulation",
       errors: [404, 409],

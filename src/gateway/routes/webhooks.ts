@@ -98,9 +98,26 @@ export const WEBHOOK_ROUTES: RouteSpec[] = [
         optional: true,
         description: "Only deliveries in this state (`dead`: retries exhausted)",
       },
+      // Strings: query values reach the gateway's check unconverted (webhooks.deliveries converts).
+      limit: {
+        in: "query",
+        type: "string",
+        pattern: /^([1-9][0-9]{0,2}|1000)$/,
+        optional: true,
+        description: "Deliveries per page, 1–1000 (100 when absent)",
+      },
+      cursor: {
+        in: "query",
+        type: "string",
+        pattern: /^[A-Za-z0-9_-]{1,200}$/,
+        optional: true,
+        description: "`nextCursor` of the previous page",
+      },
     },
     auth: "workspace",
-    summary: "Recent deliveries of an endpoint, newest first (100), with attempts and last error",
+    summary:
+      "Deliveries of an endpoint, newest first, with attempts and last error: `{items, nextCursor}` " +
+      "(100 per page unless `limit`; `nextCursor` null on the last page)",
     tag: "webhooks",
     errors: [404],
   },

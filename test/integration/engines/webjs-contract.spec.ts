@@ -1,7 +1,7 @@
 // The shared engine contract (test/contract/engine-contract.ts) against the webjs engine, with real
 // Chromium and whatsapp-web.js: once as it runs here (WhatsApp Web unreachable), once against the
 // local stand-in of WhatsApp Web that lets the library's QR and pairing-code path run, and once with
-// the stand-in also playing the phone (scan, restore, messages, disconnect, logout) through test-only
+// the stand-in also playing the phone (scan, restore, messages with media, disconnect, logout) through test-only
 // `simulate` hooks — webjs itself has none, as accounts.simulate refuses it.
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -23,7 +23,23 @@ function webjsWithStandinPhone(standin: () => Standin) {
         standin().command({ type: "scan", phoneNumber, pushName: `Phone ${phoneNumber.slice(-4)}` }),
       disconnect: async () => standin().command({ type: "disconnect" }),
       logout: async () => standin().command({ type: "logout" }),
-      message: async (from, text) => standin().command({ type: "message", from, text }),
+      message: async (from, text, extra = {}) => {
+        const { author, quotedId, media, type } = extra;
+        const kind = type === "image" || type === "audio" || type === "video" ? type : "document";
+        standin().command({
+          type: "message",
+          from,
+          text,
+          author,
+          quotedId,
+          media: media && {
+            kind,
+            base64: media.data.toString("base64"),
+            mimetype: media.mimetype,
+            filename: media.filename,
+          },
+        });
+      },
     };
     Object.defineProperty(engine, "simulate", { value: simulate });
     return engine;
@@ -77,7 +93,7 @@ describe("webjs engine contract", () => {
       canScan: true,
       sendTypes: [],
       sendSkipped:
-        "the stand-in has none of WhatsApp Web's media, vCard or reaction modules and sends receipts only " +
+        "the stand-in has none of WhatsApp Web's media upload, vCard or reaction modules and sends receipts only " +
         "on its `ack` command: a webjs text send and its receipts are tested in webjs.spec.ts",
       engineOptions: withStandin,
     },
