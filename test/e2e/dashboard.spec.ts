@@ -156,6 +156,22 @@ describe("dashboard (headless Chromium, real cluster)", function () {
       "focus starts in the form",
     );
 
+    // Every send the page makes, with its Idempotency-Key; the next one can be cut off on its way.
+    const sendKeys: string[] = [];
+    let cutNextSend = false;
+    await page.setRequestInterception(true);
+    page.on("request", (req) => {
+      if (req.method() === "POST" && req.url().endsWith(`/api/v1/accounts/${accountId}/messages`)) {
+        sendKeys.push(req.headers()["idempotency-key"] ?? "");
+        if (cutNextSend) {
+          cutNextSend = false;
+          void req.abort("connectionreset");
+          return;
+        }
+      }
+      void req.continue();
+    });
+
     // A recipient the API refuses: its reason, in words, and nothing sent.
     await page.type("#send-to", "not a number");
     await page.type("#send-text", "Hello from the dashboard");
@@ -166,12 +182,26 @@ describe("dashboard (headless Chromium, real cluster)", function () {
       "Not sent: 'not a number' is neither a phone number nor a chat id",
     );
 
-    // A phone number: a double click sends once; the answer names the message and its status.
+    // A phone number, but the connection drops: said so, and the retry carries the same key.
     await page.$eval("#send-to", (input) => ((input as HTMLInputElement).value = ""));
     await page.type("#send-to", "+49 151 2345678");
+    cutNextSend = true;
+    await page.click("#send-submit");
+    await page.waitForFunction(() =>
+      /reached/.test(document.getElementById("send-error")?.textContent ?? ""),
+    );
+    assert.equal(
+      await text(page, "#send-error"),
+      "The server could not be reached. Sending again will not send the message twice.",
+    );
+    // A double click sends once; the answer names the message and its status.
     await page.click("#send-submit", { clickCount: 2 });
     await page.waitForSelector('#send-result[data-status="sent"]');
     assert.equal(await text(page, "#send-error"), "");
+    assert.equal(sendKeys.length, 3, "one request per submit, none for the second click");
+    assert.match(sendKeys[0], /^dash-[0-9a-f]{32}$/);
+    assert.notEqual(sendKeys[1], sendKeys[0], "another message, another key");
+    assert.equal(sendKeys[2], sendKeys[1], "the retry of a send without an answer keeps its key");
     const sentId = await page.$eval("#send-result", (p) => (p as HTMLElement).dataset.messageId ?? "");
     assert.ok(sentId, "the answer names the message");
     assert.equal(await text(page, "#send-result"), `Sent: message ${sentId}.`);
@@ -201,6 +231,18 @@ describe("dashboard (headless Chromium, real cluster)", function () {
       (await sb.rest("GET", `/api/v1/accounts/${accountId}/messages/${sentId}`, key)).status,
       "read",
     );
+    // Had the answer been lost instead, a retry with that key answers the first send, not a second one.
+    const again = await fetch(`${sb.baseUrl}/api/v1/accounts/${accountId}/messages`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${key}`,
+        "content-type": "application/json",
+        "idempotency-key": sendKeys[2],
+      },
+      body: JSON.stringify({ to: "+49 151 2345678", type: "text", text: "Hello from the dashboard" }),
+    });
+    const repeat = await again.json();
+    assert.deepEqual([again.status, repeat.id, repeat.duplicate], [200, sentId, true]);
 
     // The phone answers: the reply appears below the message without a reload, said in words.
     await sb.rest("POST", `/api/v1/accounts/${accountId}/simulate/message`, key, {
