@@ -401,6 +401,7 @@
 
   function onMessage(event) {
     if (!event || event.accountId !== state.accountId) return;
+    // The thread is rebuilt on every refresh, so it is no live region: the notice says what arrived.
     if (!event.fromMe && event.from)
       el.notice.textContent = `New message from ${phoneText(chatIdOf(event.from))}.`;
     refresh();

@@ -285,8 +285,27 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     assert.equal(await text(page, "#thread-list li .message-text"), "Hi, is this support?");
     assert.equal(await page.$eval("#send-to", (i) => (i as HTMLInputElement).value), "15550007777@c.us");
 
+    // Escape closes it and focus goes back to the row's button.
     await page.keyboard.press("Escape");
     await page.waitForSelector("#messages-dialog:not([open])");
+    await page.waitForFunction(
+      () => document.activeElement?.getAttribute("aria-label") === "Messages of Support phone",
+      { timeout: 2000 },
+    );
+
+    // Open again; the phone unlinks the device: nothing can be sent, and the dialog says why.
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#messages-dialog[open]");
+    await page.waitForSelector('#chats-list button[data-chat-id="15550007777@c.us"]');
+    await sb.rest("POST", `/api/v1/accounts/${accountId}/simulate/logout`, key, {});
+    await page.waitForSelector('#messages-dialog[data-connected="false"] #send-submit:disabled');
+    assert.equal(
+      await text(page, "#messages-notice"),
+      "Support phone is not connected (logged out); messages cannot be sent or loaded now.",
+    );
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("#messages-dialog:not([open])");
+    assert.equal(await page.$(`${row} button[aria-label="Messages of Support phone"]`), null);
     assert.deepEqual(pageErrors, []);
     await page.close();
     await sb.rest("DELETE", `/api/v1/accounts/${accountId}`, key);
