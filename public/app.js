@@ -80,6 +80,8 @@
     returnFocus: null,
     qrFetchedFor: null,
     clusterTimer: 0,
+    /** @type {[string, Function][]} Socket.IO events other scripts listen to (see window.Switchboard). */
+    socketListeners: [],
   };
 
   // ---- REST ----
@@ -89,16 +91,18 @@
       super((body && body.message) || `HTTP ${status}`);
       this.status = status;
       this.type = body && body.type;
+      this.data = body && body.data;
     }
   }
 
-  async function api(method, path, body) {
+  async function api(method, path, body, headers = {}) {
     const res = await fetch(path, {
       method,
       headers: {
         Authorization: `Bearer ${state.key}`,
         Accept: "application/json",
         ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        ...headers,
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
@@ -248,6 +252,7 @@
 
     // Rebuild the action buttons only when their set changes, so keyboard focus is not lost.
     const actions = [];
+    if (a.status === "connected" && window.SwitchboardMessages) actions.push("messages");
     if (a.status === "qr_scanning" || a.status === "initializing") actions.push("qr");
     if (a.status === "failed" || a.status === "logged_out" || a.status === "stopped") actions.push("restart");
     actions.push("remove");
@@ -257,6 +262,10 @@
     if (cell.dataset.actions !== signature) {
       cell.dataset.actions = signature;
       cell.replaceChildren();
+      if (actions.includes("messages"))
+        cell.append(
+          actionButton("Messages", `Messages of ${label}`, () => window.SwitchboardMessages.open(id)),
+        );
       if (actions.includes("qr"))
         cell.append(actionButton("Show QR", `Show QR code of ${label}`, () => openDialog(id)));
       if (actions.includes("restart"))
@@ -481,6 +490,7 @@
     });
     socket.on("account.qr", (event) => setQr(event.accountId, event));
     socket.on("account.deleted", (event) => removeAccount(event.accountId || event.id));
+    for (const [name, listener] of state.socketListeners) socket.on(name, listener);
   }
 
   // ---- cluster (admin) ----
@@ -646,6 +656,7 @@
     state.socket = null;
     window.clearInterval(state.clusterTimer);
     closeDialog();
+    if (window.SwitchboardMessages) window.SwitchboardMessages.close();
     sessionStorage.removeItem(KEY_STORAGE);
     state.key = "";
     state.admin = false;
@@ -697,6 +708,20 @@
   el.clusterRefresh.addEventListener("click", loadCluster);
   el.clusterRebalance.addEventListener("click", rebalance);
   el.placementForm.addEventListener("submit", lookUpPlacement);
+
+  /** What the other dashboard scripts (messages.js) use: the signed-in REST client, live events, the
+   * accounts as this page knows them, and the same words. */
+  window.Switchboard = {
+    api,
+    /** Listens to a Socket.IO event on this connection and every later one (after a new sign-in). */
+    on(name, listener) {
+      state.socketListeners.push([name, listener]);
+      if (state.socket) state.socket.on(name, listener);
+    },
+    account: (id) => state.accounts.get(id),
+    accountLabel,
+    statusText,
+  };
 
   const saved = sessionStorage.getItem(KEY_STORAGE);
   if (saved) signIn(saved);

@@ -1,7 +1,7 @@
 // The dashboard in real headless Chromium against a real cluster (gateway + two workers, simulated
 // engine): a person pastes a key, connects an account, sees the live QR, "scans" it and sees the
-// account connected; a failure reads as words; the admin key shows the cluster. Each step leaves a
-// screenshot under artifacts/e2e/.
+// account connected; sends a message and sees it and a reply live; a failure reads as words; the admin
+// key shows the cluster. Each step leaves a screenshot under artifacts/e2e/.
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
@@ -120,6 +120,194 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     assert.deepEqual(pageErrors, []);
     await page.close();
     // Leave no session behind for the cluster view's counts.
+    await sb.rest("DELETE", `/api/v1/accounts/${accountId}`, key);
+  });
+
+  it("Messages: send a text (once, on a double click), see it with its receipts, and a reply arrive live", async () => {
+    const ws = `msg${randomBytes(3).toString("hex")}`;
+    const key = await sb.workspaceKey(ws);
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1100, height: 900 });
+    const pageErrors: string[] = [];
+    page.on("pageerror", (err) => pageErrors.push(String(err)));
+    await signIn(page, sb.baseUrl, key);
+    await page.waitForSelector('#connection[data-state="live"]');
+
+    // Connect an account as a person would: the QR dialog, then the phone scans.
+    await page.type("#account-name", "Support phone");
+    await page.click("#connect-account");
+    await page.waitForSelector("#qr-dialog[open]");
+    const accountId = await page.$eval("#qr-dialog", (d) => (d as HTMLElement).dataset.accountId ?? "");
+    await page.waitForSelector('#qr-image:not([hidden])[src^="data:image/png"]');
+    await sb.rest("POST", `/api/v1/accounts/${accountId}/simulate/scan`, key, {
+      phoneNumber: "+15550004321",
+    });
+    await page.waitForSelector("#qr-dialog:not([open])");
+    const row = `tr[data-account-id="${accountId}"]`;
+    await page.waitForSelector(`${row} .status[data-status="connected"]`);
+
+    await page.click(`${row} button[aria-label="Messages of Support phone"]`);
+    await page.waitForSelector(`#messages-dialog[open][data-account-id="${accountId}"]`);
+    assert.equal(await text(page, "#messages-title"), "Messages of Support phone");
+    await page.waitForSelector("#chats-empty:not([hidden])");
+    assert.equal(
+      await page.evaluate(() => document.activeElement?.id),
+      "send-to",
+      "focus starts in the form",
+    );
+
+    // Every send the page makes, with its Idempotency-Key; the next one can be cut off on its way.
+    const sendKeys: string[] = [];
+    let cutNextSend = false;
+    await page.setRequestInterception(true);
+    page.on("request", (req) => {
+      if (req.method() === "POST" && req.url().endsWith(`/api/v1/accounts/${accountId}/messages`)) {
+        sendKeys.push(req.headers()["idempotency-key"] ?? "");
+        if (cutNextSend) {
+          cutNextSend = false;
+          void req.abort("connectionreset");
+          return;
+        }
+      }
+      void req.continue();
+    });
+
+    // A recipient the API refuses: its reason, in words, and nothing sent.
+    await page.type("#send-to", "not a number");
+    await page.type("#send-text", "Hello from the dashboard");
+    await page.click("#send-submit");
+    await page.waitForFunction(() => document.getElementById("send-error")?.textContent);
+    assert.equal(
+      await text(page, "#send-error"),
+      "Not sent: 'not a number' is neither a phone number nor a chat id",
+    );
+
+    // A phone number, but the connection drops: said so, and the retry carries the same key.
+    await page.$eval("#send-to", (input) => ((input as HTMLInputElement).value = ""));
+    await page.type("#send-to", "+49 151 2345678");
+    cutNextSend = true;
+    await page.click("#send-submit");
+    await page.waitForFunction(() =>
+      /reached/.test(document.getElementById("send-error")?.textContent ?? ""),
+    );
+    assert.equal(
+      await text(page, "#send-error"),
+      "The server could not be reached. Sending again will not send the message twice.",
+    );
+    // A double click sends once; the answer names the message and its status.
+    await page.click("#send-submit", { clickCount: 2 });
+    await page.waitForSelector('#send-result[data-status="sent"]');
+    assert.equal(await text(page, "#send-error"), "");
+    assert.equal(sendKeys.length, 3, "one request per submit, none for the second click");
+    assert.match(sendKeys[0], /^dash-[0-9a-f]{32}$/);
+    assert.notEqual(sendKeys[1], sendKeys[0], "another message, another key");
+    assert.equal(sendKeys[2], sendKeys[1], "the retry of a send without an answer keeps its key");
+    const sentId = await page.$eval("#send-result", (p) => (p as HTMLElement).dataset.messageId ?? "");
+    assert.ok(sentId, "the answer names the message");
+    assert.equal(await text(page, "#send-result"), `Sent: message ${sentId}.`);
+    assert.equal(await page.$eval("#send-text", (t) => (t as HTMLTextAreaElement).value), "", "form cleared");
+
+    // The chat is chosen and lists the message, direction and time; receipts arrive live up to read.
+    const chatId = "491512345678@c.us";
+    const sentItem = `#thread-list li[data-message-id="${sentId}"]`;
+    await page.waitForSelector(`#thread-list[data-chat-id="${chatId}"] > li[data-message-id="${sentId}"]`);
+    assert.equal(await text(page, "#thread-title"), "Chat with Contact 5678 (+491512345678)");
+    assert.equal(await text(page, `${sentItem} .message-text`), "Hello from the dashboard");
+    assert.equal(await text(page, `${sentItem} .direction`), "Sent by this account");
+    assert.ok(await text(page, `${sentItem} time`), "a time is shown");
+    await page.waitForSelector(`${sentItem} .ack[data-ack="read"]`);
+    assert.equal(await text(page, `${sentItem} .ack`), "Read");
+    const shown = await page.$$eval("#thread-list li[data-message-id]", (lis) =>
+      lis.map((li) => (li as HTMLElement).dataset.messageId),
+    );
+    assert.deepEqual(shown, [sentId], "one message: the double click sent once");
+    const api = `/api/v1/accounts/${accountId}/chats/${chatId}/messages?limit=20`;
+    assert.deepEqual(
+      (await sb.rest("GET", api, key)).items.map((m: { id: string }) => m.id),
+      [sentId],
+      "and the account sent exactly one",
+    );
+    assert.equal(
+      (await sb.rest("GET", `/api/v1/accounts/${accountId}/messages/${sentId}`, key)).status,
+      "read",
+    );
+    // Had the answer been lost instead, a retry with that key answers the first send, not a second one.
+    const again = await fetch(`${sb.baseUrl}/api/v1/accounts/${accountId}/messages`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${key}`,
+        "content-type": "application/json",
+        "idempotency-key": sendKeys[2],
+      },
+      body: JSON.stringify({ to: "+49 151 2345678", type: "text", text: "Hello from the dashboard" }),
+    });
+    const repeat = await again.json();
+    assert.deepEqual([again.status, repeat.id, repeat.duplicate], [200, sentId, true]);
+
+    // The phone answers: the reply appears below the message without a reload, said in words.
+    await sb.rest("POST", `/api/v1/accounts/${accountId}/simulate/message`, key, {
+      from: "+491512345678",
+      text: "Reply from the phone",
+    });
+    await page.waitForFunction(
+      () => {
+        const items = document.querySelectorAll("#thread-list li[data-message-id]");
+        const last = items[items.length - 1] as HTMLElement | undefined;
+        return items.length === 2 && last?.dataset.direction === "in";
+      },
+      { timeout: 10000 },
+    );
+    const newest = "#thread-list li[data-message-id]:last-child";
+    assert.equal(await text(page, `${newest} .message-text`), "Reply from the phone");
+    assert.equal(await text(page, `${newest} .direction`), "Received from +491512345678");
+    assert.equal(await page.$(`${newest} .ack`), null, "no receipts for a received message");
+    assert.equal(await text(page, "#messages-notice"), "New message from +491512345678.");
+
+    // Someone else writes: a new chat joins the list live, newest first, with its unread count.
+    await sb.rest("POST", `/api/v1/accounts/${accountId}/simulate/message`, key, {
+      from: "+15550007777",
+      text: "Hi, is this support?",
+    });
+    await page.waitForSelector('#chats-list button[data-chat-id="15550007777@c.us"]');
+    const chats = await page.$$eval("#chats-list button", (bs) =>
+      bs.map((b) => [(b as HTMLElement).dataset.chatId, b.getAttribute("aria-current")]),
+    );
+    assert.deepEqual(chats, [
+      ["15550007777@c.us", null],
+      [chatId, "true"],
+    ]);
+    assert.equal(await text(page, '#chats-list button[data-chat-id="15550007777@c.us"] .unread'), "1");
+    await screenshot(page, "7-messages");
+
+    // Choosing that chat shows its messages and addresses the form to it.
+    await page.click('#chats-list button[data-chat-id="15550007777@c.us"]');
+    await page.waitForSelector('#thread-list[data-chat-id="15550007777@c.us"] li[data-direction="in"]');
+    assert.equal(await text(page, "#thread-list li .message-text"), "Hi, is this support?");
+    assert.equal(await page.$eval("#send-to", (i) => (i as HTMLInputElement).value), "15550007777@c.us");
+
+    // Escape closes it and focus goes back to the row's button.
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("#messages-dialog:not([open])");
+    await page.waitForFunction(
+      () => document.activeElement?.getAttribute("aria-label") === "Messages of Support phone",
+      { timeout: 2000 },
+    );
+
+    // Open again; the phone unlinks the device: nothing can be sent, and the dialog says why.
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#messages-dialog[open]");
+    await page.waitForSelector('#chats-list button[data-chat-id="15550007777@c.us"]');
+    await sb.rest("POST", `/api/v1/accounts/${accountId}/simulate/logout`, key, {});
+    await page.waitForSelector('#messages-dialog[data-connected="false"] #send-submit:disabled');
+    assert.equal(
+      await text(page, "#messages-notice"),
+      "Support phone is not connected (logged out); messages cannot be sent or loaded now.",
+    );
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("#messages-dialog:not([open])");
+    assert.equal(await page.$(`${row} button[aria-label="Messages of Support phone"]`), null);
+    assert.deepEqual(pageErrors, []);
+    await page.close();
     await sb.rest("DELETE", `/api/v1/accounts/${accountId}`, key);
   });
 
