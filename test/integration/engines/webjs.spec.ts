@@ -546,7 +546,9 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       assert.ok(Math.abs(qrs[0].expiresAt - firstQr.wall - qr.firstTtlMs) < 100, "first QR valid firstTtlMs");
       for (let i = 1; i < qrs.length; i++) {
         const step = qrs[i].expiresAt - qrs[i - 1].expiresAt;
-        assert.ok(step >= qr.refreshMs && step < qr.refreshMs + 250, `refresh ${i}: ${step} ms`);
+        // Never early; late by the refresh's round trip through Chromium to the stand-in, which took
+        // up to ~400 ms under stress-ng (a loaded CI run saw 881 ms for a 500 ms policy).
+        assert.ok(step >= qr.refreshMs && step < qr.refreshMs + 1000, `refresh ${i}: ${step} ms`);
       }
       const gap = (failed.at - firstQr.at) / 1000;
       assert.ok(gap >= 2.3 && gap < 6, `qr_timeout ${gap}s after the first QR (policy: 1.5 + 2 × 0.5 s)`);
