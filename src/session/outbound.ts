@@ -12,6 +12,7 @@ import type { Fence } from "../placement/fence.ts";
 import type { IdempotencyRepo } from "../store/idempotency-repo.ts";
 import { idempotencyId } from "../store/idempotency-repo.ts";
 import type { MessageStatusRepo } from "../store/message-status-repo.ts";
+import { FREE_SLOT, type PaceSlot } from "./send-pacing.ts";
 import type { OutboundMediaStore } from "../store/outbound-media.ts";
 import { retryTransient } from "../store/mongo.ts";
 import { checkContent, checkMimetype, normalMimetype } from "../messages/validate.ts";
@@ -29,8 +30,9 @@ export interface OutboundDeps {
   fence(workspaceId: string): Fence | null;
   /** The engine's send, on the account's running session. */
   engineSend(accountId: string, message: OutboundMessage): Promise<{ id: string }>;
-  /** Waits for the account's next send slot (SEND_MIN_GAP_MS). @default no pacing */
-  pace?: (accountId: string) => Promise<void>;
+  /** Waits for the account's next send slot (SEND_MIN_GAP_MS), which the send leaves as it reaches
+   * the engine or gives up. @default no pacing */
+  pace?: (accountId: string) => Promise<PaceSlot>;
   logger: { warn(...args: unknown[]): void };
 }
 
@@ -88,6 +90,10 @@ export class OutboundSender {
     return queued.length;
   }
 
+  private slotOf(accountId: string): Promise<PaceSlot> {
+    return this.deps.pace ? this.deps.pace(accountId) : Promise.resolve(FREE_SLOT);
+  }
+
   private fenceOf(workspaceId: string): Fence {
     const fence = this.deps.fence(workspaceId);
     if (!fence) throw new WorkspaceUnavailableError(workspaceId, "this node does not own it (any more)");
@@ -136,15 +142,33 @@ export class OutboundSender {
         return resultOf((await idempotency.byId(id)) ?? doc, true);
     }
     let message: OutboundMessage;
+    let slot = FREE_SLOT;
     try {
       message = await this.mediaOf(p);
-      // Queued under the record (`recorded`): a lost owner's queue is sent by the next one on retry.
-      await this.deps.pace?.(p.accountId);
+      // Queued under the record (`recorded`): a lost owner's queue is sent by the next owner.
+      slot = await this.slotOf(p.accountId);
       this.fenceOf(p.workspaceId);
     } catch (err) {
+      slot.leave(false);
       await idempotency.release(id, attempt).catch(() => undefined);
       throw err;
     }
+    try {
+      return await this.handOver(p, id, attempt, message, slot);
+    } finally {
+      slot.leave(false); // nothing when it left as the engine was called
+    }
+  }
+
+  /** The keyed send from `sending` on: the record acknowledged, the engine called, the result kept. */
+  private async handOver(
+    p: OwnerSend,
+    id: string,
+    attempt: string,
+    message: OutboundMessage,
+    slot: PaceSlot,
+  ): Promise<SendResult> {
+    const { idempotency } = this.deps;
     // Acknowledged before the engine is called: from here on, a lost owner leaves `sending`.
     // A retried write may find its own first try applied: `sending` under this attempt is ours to send.
     if (!(await retryTransient(() => idempotency.move(id, attempt, ["recorded", "sending"], "sending")))) {
@@ -153,6 +177,7 @@ export class OutboundSender {
     }
     let sent: { id: string };
     try {
+      slot.leave(true);
       sent = await this.deps.engineSend(p.accountId, message);
     } catch (err) {
       const e = err as Errors.MoleculerError;
@@ -183,9 +208,15 @@ export class OutboundSender {
 
   /** A send without a key: straight to the engine. */
   private async sendNow(p: OwnerSend, message: OutboundMessage): Promise<SendResult> {
-    await this.deps.pace?.(p.accountId);
-    this.fenceOf(p.workspaceId);
-    const sent = await this.deps.engineSend(p.accountId, message);
+    const slot = await this.slotOf(p.accountId);
+    let sent: { id: string };
+    try {
+      this.fenceOf(p.workspaceId);
+      slot.leave(true);
+      sent = await this.deps.engineSend(p.accountId, message);
+    } finally {
+      slot.leave(false);
+    }
     const at = new Date();
     await this.recordSent(p, sent.id, at);
     return { id: sent.id, status: "sent", at: at.toISOString() };

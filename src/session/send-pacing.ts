@@ -18,8 +18,19 @@ export interface PacerOptions {
   onDepth?: (depth: number) => void;
 }
 
+/** A send's place at the head of its account's queue: `leave(true)` as it is handed to the engine (the
+ * next send waits the gap from then), `leave(false)` when it gives up before that (the next goes at
+ * once). Leaving twice does nothing. */
+export interface PaceSlot {
+  leave(sent: boolean): void;
+}
+
+/** The slot of a send that waits for no one (pacing off). */
+export const FREE_SLOT: PaceSlot = { leave: () => undefined };
+
 /** One account's queue: when its next send is expected to leave (the estimate a refusal is based on),
- * when it may leave at the earliest (set as the previous one actually leaves), and the last in line. */
+ * when it may leave at the earliest (set as the previous one is handed to the engine), and the last
+ * in line. */
 interface Lane {
   plannedAt: number;
   allowedAt: number;
@@ -38,13 +49,13 @@ export class SendPacer {
   }
 
   /**
-   * Resolves when the account's next send may leave: after the send ahead of it has left, and the gap
-   * after that departure (not after when it was planned: a send that left late, on a busy node, does
-   * not let the next one follow closer than the gap).
+   * Resolves with the account's next slot: after the send ahead of it has left, and the gap after it
+   * reached the engine (not after when it was planned: a send that left late, on a busy node or after
+   * a slow write, does not let the next one follow closer than the gap). The caller must leave it.
    */
-  async turn(accountId: string, now = Date.now()): Promise<void> {
+  async turn(accountId: string, now = Date.now()): Promise<PaceSlot> {
     const gap = this.opts.minGapMs;
-    if (gap <= 0) return;
+    if (gap <= 0) return FREE_SLOT;
     let lane = this.lanes.get(accountId);
     const at = Math.max(now, lane?.plannedAt ?? 0);
     if (at - now > (this.opts.maxWaitMs ?? Infinity))
@@ -57,8 +68,8 @@ export class SendPacer {
     const spacing = gap + Math.floor(gap * 0.5 * (this.opts.random ?? Math.random)());
     lane.plannedAt = at + spacing;
     const ahead = lane.tail;
-    let leave!: () => void;
-    lane.tail = new Promise((resolve) => (leave = resolve));
+    let release!: () => void;
+    lane.tail = new Promise((resolve) => (release = resolve));
     const waits = at > now;
     if (waits) this.setDepth(this.waiting + 1);
     try {
@@ -67,9 +78,17 @@ export class SendPacer {
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     } finally {
       if (waits) this.setDepth(this.waiting - 1);
-      lane.allowedAt = Date.now() + spacing;
-      leave();
     }
+    const mine = lane;
+    let left = false;
+    return {
+      leave: (sent) => {
+        if (left) return;
+        left = true;
+        if (sent) mine.allowedAt = Date.now() + spacing;
+        release();
+      },
+    };
   }
 
   private setDepth(depth: number): void {

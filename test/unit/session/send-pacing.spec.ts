@@ -10,7 +10,10 @@ describe("session/send-pacing", () => {
     const start = Date.now();
     const left: [string, number][] = [];
     const send = (account: string, n: number) =>
-      pacer.turn(account).then(() => left.push([`${account}${n}`, Date.now() - start]));
+      pacer.turn(account).then((slot) => {
+        left.push([`${account}${n}`, Date.now() - start]);
+        slot.leave(true);
+      });
     await Promise.all([send("a", 1), send("a", 2), send("a", 3), send("b", 1)]);
     assert.deepEqual(
       left.map(([name]) => name),
@@ -25,27 +28,37 @@ describe("session/send-pacing", () => {
     assert.equal(pacer.depth, 0);
   });
 
-  it("a send that left late (a busy node) keeps the next one a whole gap behind it", async () => {
+  it("the gap counts from when the send ahead reached the engine, not from when it was planned", async () => {
     const pacer = new SendPacer({ minGapMs: 60, random: () => 0 });
-    const left: number[] = [];
-    const a1 = pacer.turn("a").then(() => {
-      left.push(Date.now());
-      // The node is busy for 100 ms right after: a2's timer (due 60 ms after a1) fires late.
-      const until = Date.now() + 100;
-      while (Date.now() < until);
-    });
-    const a2 = pacer.turn("a").then(() => left.push(Date.now()));
-    const a3 = pacer.turn("a").then(() => left.push(Date.now()));
-    await Promise.all([a1, a2, a3]);
-    assert.ok(left[1] - left[0] >= 95, `a2 left ${left[1] - left[0]} ms after a1`);
-    // Planned at 120 ms, a3 would follow a late a2 by ~20 ms; it waits the gap after a2 instead.
-    assert.ok(left[2] - left[1] >= 59, `a3 left ${left[2] - left[1]} ms after a2`);
+    const handed: number[] = [];
+    const sendAfter = (delayMs: number) =>
+      pacer.turn("a").then(async (slot) => {
+        // A slow write (the record's `sending`) before the engine is called.
+        await new Promise((r) => setTimeout(r, delayMs));
+        handed.push(Date.now());
+        slot.leave(true);
+      });
+    await Promise.all([sendAfter(100), sendAfter(0), sendAfter(0)]);
+    // Planned at 60 and 120 ms, a2 would reach the engine 40 ms before a1 did; each waits the gap.
+    assert.ok(handed[1] - handed[0] >= 59, `a2 reached the engine ${handed[1] - handed[0]} ms after a1`);
+    assert.ok(handed[2] - handed[1] >= 59, `a3 reached the engine ${handed[2] - handed[1]} ms after a2`);
+  });
+
+  it("a send that gives up before the engine lets the next one go without a gap; leaving twice is nothing", async () => {
+    const pacer = new SendPacer({ minGapMs: 1000, random: () => 0 });
+    const first = await pacer.turn("a");
+    const second = pacer.turn("a");
+    const started = Date.now();
+    first.leave(false);
+    first.leave(true); // too late: it gave up
+    (await second).leave(true);
+    assert.ok(Date.now() - started < 100, "the next went at once");
   });
 
   it("a gap of 0 turns pacing off", async () => {
     const pacer = new SendPacer({ minGapMs: 0 });
     const start = Date.now();
-    for (let i = 0; i < 20; i++) await pacer.turn("a");
+    for (let i = 0; i < 20; i++) (await pacer.turn("a")).leave(true);
     assert.ok(Date.now() - start < 50);
   });
 
@@ -61,6 +74,7 @@ describe("session/send-pacing", () => {
       return true;
     });
     assert.equal(pacer.depth, 1, "the refused send is not queued");
-    await Promise.all([first, second]);
+    (await first).leave(true);
+    (await second).leave(true);
   });
 });
