@@ -22,7 +22,7 @@ import {
   type WebjsCluster,
 } from "../test/integration/engines/webjs-cluster.ts";
 import type { BenchArgs, BenchResult } from "./index.ts";
-import { numberOption } from "./support/options.ts";
+import { numberOption, timingOptions } from "./support/options.ts";
 
 const log = (...a: unknown[]) => console.error("[bench failover-webjs]", ...a);
 /** The bars: browsers gone within 1 s of the SIGKILL; sessions back within the simulated bar. */
@@ -40,11 +40,7 @@ const quantile = (sorted: number[], q: number) =>
 
 export async function run(args?: BenchArgs): Promise<BenchResult> {
   const sessions = numberOption(args, "sessions", 5);
-  const timings: Record<string, string> = {};
-  for (const [option, env] of Object.entries(TIMING_OPTIONS)) {
-    const v = numberOption(args, option, NaN);
-    if (Number.isFinite(v)) timings[env] = String(v);
-  }
+  const timings = timingOptions(args, TIMING_OPTIONS);
   const defaults = loadConfig();
   let standin: Standin | undefined;
   let c: WebjsCluster | undefined;

@@ -11,14 +11,10 @@
 // seen on two nodes at once (every node's session.local polled every 100 ms); QRs asked (must be 0).
 // Bar: max ≤ 5 s, 0 duplicates.
 import type { ServiceBroker } from "moleculer";
-import AccountsService from "../services/accounts.service.ts";
 import { ProcessCluster } from "../test/support/process-cluster.ts";
-import { waitFor } from "../test/support/wait.ts";
 import {
   connectedAccounts,
-  knowsRecorder,
   localOf,
-  recorder,
   Sampler,
   waitAllConnected,
   type Recorded,
@@ -26,7 +22,8 @@ import {
 import { loadConfig } from "../src/config.ts";
 import { placementOf } from "../src/placement/kv.ts";
 import type { BenchArgs, BenchResult } from "./index.ts";
-import { numberOption } from "./support/options.ts";
+import { numberOption, timingOptions } from "./support/options.ts";
+import { startObservedWorkers } from "./support/observed-workers.ts";
 
 const MAX_BAR_S = 5;
 const log = (...a: unknown[]) => console.error("[bench failover]", ...a);
@@ -49,11 +46,7 @@ const TIMING_OPTIONS: Record<string, string> = {
 export async function run(args?: BenchArgs): Promise<BenchResult> {
   const workers = Array.from({ length: numberOption(args, "workers", 3) }, (_, i) => `w${i + 1}`);
   const sessions = numberOption(args, "sessions", 100);
-  const timings: Record<string, string> = {};
-  for (const [option, env] of Object.entries(TIMING_OPTIONS)) {
-    const v = numberOption(args, option, NaN);
-    if (Number.isFinite(v)) timings[env] = String(v);
-  }
+  const timings = timingOptions(args, TIMING_OPTIONS);
   const defaults = loadConfig();
   const effective = (env: string, fallback: number) => Number(timings[env] ?? fallback);
   // Timings at their defaults; the operator sizes SESSION_CAPACITY so survivors have room for a dead
@@ -64,19 +57,9 @@ export async function run(args?: BenchArgs): Promise<BenchResult> {
   );
   let obs: ServiceBroker | undefined;
   try {
-    await pc.startServers();
-    log(`starting ${workers.length} workers`);
-    await Promise.all(workers.map((id) => pc.startWorker(id)));
-    const events: Recorded[] = [];
-    obs = await pc.observer("bench-observer", [AccountsService, recorder(events)]);
+    let events: Recorded[];
+    ({ obs, events } = await startObservedWorkers(pc, workers, "bench-observer", log));
     const o = obs;
-    await waitFor(
-      async () =>
-        placementOf(o)!.mirror.liveNodes().size === workers.length &&
-        workers.every((w) => o.registry.nodes.get(w)?.available) &&
-        (await Promise.all(workers.map((w) => knowsRecorder(o, w)))).every(Boolean),
-      { what: "workers to be live and to know the observer", timeoutMs: 60000, intervalMs: 250 },
-    );
     const workspaces = Array.from({ length: Math.ceil(sessions / 4) }, (_, i) => `fo-${i}`);
     log(`connecting ${workspaces.length * 4} sessions`);
     const t0 = Date.now();

@@ -14,21 +14,14 @@
 // (each send has a recipient of its own), which must be 0.
 import type { ServiceBroker } from "moleculer";
 import { MongoClient } from "mongodb";
-import AccountsService from "../services/accounts.service.ts";
 import type { AccountView } from "../src/accounts/types.ts";
 import type { SendResult } from "../src/messages/types.ts";
-import { placementOf } from "../src/placement/kv.ts";
 import { ProcessCluster } from "../test/support/process-cluster.ts";
 import { waitFor } from "../test/support/wait.ts";
-import {
-  connectedAccounts,
-  knowsRecorder,
-  localOf,
-  recorder,
-  type Recorded,
-} from "../test/integration/placement/failover-support.ts";
+import { connectedAccounts, localOf, type Recorded } from "../test/integration/placement/failover-support.ts";
 import type { BenchArgs, BenchResult } from "./index.ts";
 import { numberOption } from "./support/options.ts";
+import { startObservedWorkers } from "./support/observed-workers.ts";
 import { inParallel, summarize } from "./support/stats.ts";
 
 const log = (...a: unknown[]) => console.error("[bench sends]", ...a);
@@ -53,19 +46,9 @@ export async function run(args?: BenchArgs): Promise<BenchResult> {
   let obs: ServiceBroker | undefined;
   let mongo: MongoClient | undefined;
   try {
-    await pc.startServers();
-    log(`starting ${workers.length} workers`);
-    await Promise.all(workers.map((id) => pc.startWorker(id)));
-    const events: Recorded[] = [];
-    obs = await pc.observer("bench-sends", [AccountsService, recorder(events)]);
+    let events: Recorded[];
+    ({ obs, events } = await startObservedWorkers(pc, workers, "bench-sends", log));
     const o = obs;
-    await waitFor(
-      async () =>
-        placementOf(o)!.mirror.liveNodes().size === workers.length &&
-        workers.every((w) => o.registry.nodes.get(w)?.available) &&
-        (await Promise.all(workers.map((w) => knowsRecorder(o, w)))).every(Boolean),
-      { what: "workers to be live and to know the observer", timeoutMs: 60000, intervalMs: 250 },
-    );
     const workspaces = Array.from({ length: Math.ceil(accountsWanted / 4) }, (_, i) => `sends-${i}`);
     log(`connecting ${workspaces.length * 4} accounts`);
     const accounts = await connectedAccounts(o, events, workspaces, 4);

@@ -3,6 +3,7 @@
 // share: an engine lists everything it knows, sorted by `orderOf`, and `pageOf` cuts the page a
 // cursor asks for, so every engine pages the same way.
 import { NotFoundError, ValidationError } from "../errors.ts";
+import { pageCursorOf, pagePositionOf } from "../store/page-cursor.ts";
 
 /** A chat id as WhatsApp writes it: `<digits>@c.us` (a person), `<digits>[-<digits>]@g.us` (a
  * group) or `<digits>@lid`. */
@@ -152,19 +153,16 @@ export function comparePositions(a: Position, b: Position): number {
   return b.t - a.t || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
-/** A cursor, as clients see it: base64url of `[t, id]` of the last entry of the page before. */
+/** A cursor, as clients see it (the same form as every list's, src/store/page-cursor.ts), of the last
+ * entry of the page before. */
 export function cursorOf(p: Position): string {
-  return Buffer.from(JSON.stringify([p.t, p.id])).toString("base64url");
+  return pageCursorOf(new Date(p.t), p.id);
 }
 
 /** The position a cursor names; ValidationError when it is not one of ours. */
 export function positionOf(cursor: string): Position {
-  try {
-    const [t, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown[];
-    if (typeof t === "number" && Number.isFinite(t) && typeof id === "string" && id) return { t, id };
-  } catch {
-    // not JSON: refused below
-  }
+  const pos = pagePositionOf(cursor);
+  if (pos) return { t: pos.at.getTime(), id: pos.id };
   throw new ValidationError("cursor is not a nextCursor of this list", { field: "cursor", value: cursor });
 }
 

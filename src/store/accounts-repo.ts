@@ -6,6 +6,7 @@ import type { AccountDoc, DesiredState } from "../accounts/types.ts";
 import type { OwnerStamp as Fence } from "./stamp.ts";
 import { InsertBatcher } from "./insert-batch.ts";
 import { COLLECTIONS, retryTransient } from "./mongo.ts";
+import { pageCursorOf, pagePositionOf } from "./page-cursor.ts";
 
 /** Fields a fenced status write may set. */
 export type StatusPatch = Partial<
@@ -206,18 +207,13 @@ export class AccountsRepo {
   }
 }
 
-/** A page position in an account list, as clients see it: base64url of `[createdAt ms, id]`. */
+/** A page position in an account list, as clients see it (src/store/page-cursor.ts). */
 export function accountCursorOf(doc: Pick<AccountDoc, "_id" | "createdAt">): string {
-  return Buffer.from(JSON.stringify([doc.createdAt.getTime(), doc._id])).toString("base64url");
+  return pageCursorOf(doc.createdAt, doc._id);
 }
 
 /** The position a cursor names, or null when it is not one of ours. */
 export function accountCursorPosition(cursor: string): { createdAt: Date; id: string } | null {
-  try {
-    const [ms, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown[];
-    if (typeof ms !== "number" || !Number.isSafeInteger(ms) || typeof id !== "string" || !id) return null;
-    return { createdAt: new Date(ms), id };
-  } catch {
-    return null;
-  }
+  const pos = pagePositionOf(cursor);
+  return pos && { createdAt: pos.at, id: pos.id };
 }
