@@ -17,9 +17,12 @@ import {
 import type { FailureReason } from "../../src/lifecycle/states.ts";
 import type { MessageAck, OutboundMessage } from "../../src/messages/types.ts";
 import { GridFsAuthStore } from "../../src/store/auth-store.ts";
+import { assertDelivered, type DeliveredMessage } from "./delivered.ts";
 import { directoryContract, type DirectoryContractOptions } from "./directory-contract.ts";
 import { mongoUrlFor, testSecrets } from "../support/env.ts";
 import { waitFor } from "../support/wait.ts";
+
+export type { DeliveredMessage };
 
 export interface EngineContractOptions {
   /** The engine has `simulate` hooks, so a device can be linked without a phone: enables the scan,
@@ -41,6 +44,9 @@ export interface EngineContractOptions {
   sendTypes?: readonly OutboundMessage["type"][];
   /** Why the send test cannot run here (with `sendTypes: []`). */
   sendSkipped?: string;
+  /** What the other side (WhatsApp, or its stand-in) received of the messages sent for `accountId`:
+   * the send test then checks each against what it sent. @default undefined (not checked) */
+  delivered?: (accountId: string) => readonly DeliveredMessage[];
   /** Directory calls (chats, contacts, groups) that cannot run here, with why. */
   directory?: DirectoryContractOptions;
 }
@@ -93,9 +99,13 @@ export function engineContractSuite(
       return `${name}_contract_${Math.floor(Date.now() / 1000)}_${randomBytes(4).toString("hex")}`;
     }
 
-    function create(sessionId = newSessionId(), policy: QrPolicy = qr): { engine: Engine; seen: Seen[] } {
+    function create(
+      sessionId = newSessionId(),
+      policy: QrPolicy = qr,
+    ): { engine: Engine; seen: Seen[]; accountId: string } {
+      const accountId = `acc_${randomBytes(8).toString("hex")}`;
       const engine = makeEngine({
-        accountId: `acc_${randomBytes(8).toString("hex")}`,
+        accountId,
         workspaceId: "contract",
         sessionId,
         authStore,
@@ -104,7 +114,7 @@ export function engineContractSuite(
         ...options.engineOptions,
       });
       engines.push(engine);
-      return { engine, seen: record(engine) };
+      return { engine, seen: record(engine), accountId };
     }
 
     const until = (seen: Seen[], event: EventName, what: string = event, timeoutMs = startTimeoutMs) =>
@@ -192,12 +202,12 @@ export function engineContractSuite(
     if (canScan) {
       /** Starts a fresh engine and links it to `phone`. */
       async function linked(phone = "15551230000", sessionId = newSessionId()) {
-        const { engine, seen } = create(sessionId, { ...qr, firstTtlMs: 10000 });
+        const { engine, seen, accountId } = create(sessionId, { ...qr, firstTtlMs: 10000 });
         await engine.start();
         await until(seen, "qr", "first QR");
         await engine.simulate!.scan(phone);
         await until(seen, "ready", "ready after scan");
-        return { engine, seen, sessionId };
+        return { engine, seen, sessionId, accountId };
       }
 
       it("scan → authenticated → ready with the phone number, and the auth state is saved", async () => {
@@ -274,23 +284,41 @@ export function engineContractSuite(
           console.log(`      skipped: ${options.sendSkipped ?? "this engine sends nothing here"}`);
           this.skip();
         }
-        const { engine, seen } = await linked("15550008888");
+        const { engine, seen, accountId } = await linked("15550008888");
+        const to = "15558887777";
         const png = Buffer.concat([Buffer.from("89504e470d0a1a0a", "hex"), Buffer.alloc(16)]);
+        const pdf = Buffer.from("%PDF-1.4\n% an invoice sent\n%%EOF\n");
+        const ogg = Buffer.concat([Buffer.from("OggS"), Buffer.alloc(60, 1)]);
+        const mp4 = Buffer.concat([Buffer.from("000000186674797069736f6d", "hex"), Buffer.alloc(40, 2)]);
         const messages: OutboundMessage[] = [
-          { to: "15558887777", type: "text", text: "hi", mentions: ["15558887777"] },
-          { to: "15558887777", type: "image", media: { data: png, mimetype: "image/png" }, caption: "c" },
-          { to: "15558887777", type: "location", location: { latitude: 1, longitude: 2 } },
-          { to: "15558887777", type: "contact", contact: { name: "Ann", phoneNumber: "+15550001111" } },
+          { to, type: "text", text: "hi @15558887777", mentions: ["15558887777"] },
+          { to, type: "image", media: { data: png, mimetype: "image/png" }, caption: "c" },
+          {
+            to,
+            type: "document",
+            media: { data: pdf, mimetype: "application/pdf", filename: "invoice.pdf" },
+            caption: "the invoice",
+          },
+          { to, type: "audio", media: { data: ogg, mimetype: "audio/ogg; codecs=opus" } },
+          { to, type: "video", media: { data: mp4, mimetype: "video/mp4" }, caption: "a clip" },
+          { to, type: "location", location: { latitude: 1, longitude: 2 } },
+          { to, type: "contact", contact: { name: "Ann", phoneNumber: "+15550001111" } },
         ];
         const sendable = (type: OutboundMessage["type"]) =>
           !options.sendTypes || options.sendTypes.includes(type);
-        const ids: string[] = [];
-        for (const m of messages.filter((m) => sendable(m.type))) ids.push((await engine.send(m)).id);
-        assert.ok(ids.length > 0, "the engine sends at least one type");
+        const sent: { id: string; message: OutboundMessage }[] = [];
+        for (const message of messages.filter((m) => sendable(m.type)))
+          sent.push({ id: (await engine.send(message)).id, message });
+        assert.ok(sent.length > 0, "the engine sends at least one type");
+        const first = sent[0].id;
+        if (sendable("text")) {
+          const reply: OutboundMessage = { to, type: "text", text: "a reply", replyTo: first };
+          sent.push({ id: (await engine.send(reply)).id, message: reply });
+        }
+        const ids = sent.map((s) => s.id);
         assert.equal(new Set(ids).size, ids.length, "distinct ids");
-        const reaction = sendable("reaction")
-          ? await engine.send({ to: "15558887777", type: "reaction", replyTo: ids[0], emoji: "👍" })
-          : null;
+        const reacting: OutboundMessage = { to, type: "reaction", replyTo: first, emoji: "👍" };
+        const reaction = sendable("reaction") ? await engine.send(reacting) : null;
         if (reaction) assert.ok(reaction.id);
         const acksOf = (id: string) =>
           seen
@@ -299,8 +327,31 @@ export function engineContractSuite(
         await waitFor(() => ids.every((id) => acksOf(id).includes("read")), {
           what: `${name}: every message read`,
         });
-        for (const id of ids) assert.deepEqual(acksOf(id), ["sent", "delivered", "read"]);
+        for (const { id, message } of sent) {
+          // A voice note may also be played once read.
+          assert.deepEqual(
+            acksOf(id).slice(0, 3),
+            ["sent", "delivered", "read"],
+            `receipts of ${message.type}`,
+          );
+          assert.ok(acksOf(id).length === 3 || (message.type === "audio" && acksOf(id)[3] === "played"));
+        }
         if (reaction) assert.deepEqual(acksOf(reaction.id), []);
+        if (options.delivered) {
+          const delivered = options.delivered(accountId);
+          for (const { id, message } of sent)
+            assertDelivered(
+              delivered.find((d) => d.id === id),
+              message,
+              message.replyTo ? "reply" : message.type,
+            );
+          if (reaction)
+            assertDelivered(
+              delivered.find((d) => d.type === "reaction" && d.replyTo === first),
+              reacting,
+              "reaction",
+            );
+        }
       });
 
       it("logout → logged_out and the auth state is deleted (engine.logout and phone-side logout)", async () => {

@@ -9,7 +9,9 @@
 //            (navigates to ?post_logout=1, as WhatsApp Web does). Each page listens for commands on
 //            a stream that names its linked phone number, so the stand-in counts the browsers connected
 //            per linked session at once, as WhatsApp's servers would see them. Its chats, contacts,
-//            number checks and groups are in standin-directory.ts;
+//            number checks and groups are in standin-directory.ts; its sends of every type (media
+//            uploaded to it, vCards, replies, reactions), which it records in `sent` and may answer
+//            with receipts at once (`receipts: "auto"`), in standin-send.ts;
 //   "hang" — accepts connections and never answers (a start that never finishes loading).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -17,11 +19,15 @@ import { createServer, type Server } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DIRECTORY_SCRIPT } from "./standin-directory.ts";
+import { sendScript, type StandinSent } from "./standin-send.ts";
 
 export interface StandinOptions {
   mode: "qr" | "hang";
   /** How often the page rotates its QR reference. @default 60000 */
   rotateMs?: number;
+  /** "auto": every message a page sends is acknowledged sent → delivered → read as soon as the
+   * stand-in has it; "command": only the `ack` command sends receipts. @default "command" */
+  receipts?: "auto" | "command";
 }
 
 export type StandinCommand =
@@ -68,11 +74,13 @@ export interface Standin {
   chromiumArgs: string[];
   /** Pages served so far. */
   served: number;
+  /** What the pages sent (messages and reactions), oldest first, as WhatsApp would have received it. */
+  readonly sent: readonly StandinSent[];
   close(): Promise<void>;
 }
 
 /** The imitation of WhatsApp Web's module system, as far as whatsapp-web.js's QR path reaches. */
-function pageScript(rotateMs: number): string {
+function pageScript(rotateMs: number, receipts: "auto" | "command"): string {
   return `
 (() => {
   class Emitter {
@@ -99,10 +107,9 @@ function pageScript(rotateMs: number): string {
   const noise = { staticKeyPair: { pubKey: bytes(32) } };
   const identity = { identityKeyPair: { pubKey: bytes(32) } };
   const adv = b64(bytes(32));
-  const sentById = new Map();
   const receivedById = new Map();
   const Msg = new Emitter();
-  Msg.get = (key) => sentById.get(key) || receivedById.get(key);
+  Msg.get = (key) => receivedById.get(key);
   const Chat = new Emitter();
   Chat.get = (w) => ({ id: w });
   const createWid = (id) => {
@@ -167,16 +174,9 @@ function pageScript(rotateMs: number): string {
       },
     },
     WAWebQuotedMsgModelUtils: { getQuotedMsgObj: (msg) => Msg.get(msg.quotedId) },
-    WAWebSendMsgChatAction: {
-      addAndSendMsgToChat(_chat, message) {
-        const data = { ...message, id: { ...message.id, remote: message.id.remote._serialized } };
-        sentById.set(message.id._serialized, { ...data, serialize: () => ({ ...data }) });
-        Dir.sent(data);
-        return [Promise.resolve(), Promise.resolve()];
-      },
-    },
   };
   ${DIRECTORY_SCRIPT}
+  ${sendScript(receipts)}
   // Modules the stand-in lacks are absent, as optional ones are in WhatsApp Web.
   window.require = (name) => modules[name];
   /** Linked: whatsapp-web.js loads its utilities once it sees the app synced. */
@@ -222,7 +222,7 @@ function pageScript(rotateMs: number): string {
       Msg.emit("add", { isNewMsg: true, ...msg });
     },
     ack({ id, ack }) {
-      const msg = sentById.get(id);
+      const msg = Msg.get(id);
       if (msg) Msg.emit("change:ack", msg, ack);
     },
     disconnect() {
@@ -283,19 +283,34 @@ function selfSignedCertificate(): { key: Buffer; cert: Buffer } {
   }
 }
 
+/** A page's record of a sent message, with the bytes its upload carried in place of its directPath. */
+function receivedOf(
+  record: StandinSent & { directPath?: string; mimetype?: string; filename?: string },
+  uploads: ReadonlyMap<string, { mimetype: string; data: Buffer }>,
+): StandinSent {
+  const { directPath, mimetype, filename, ...rest } = record;
+  const upload = directPath ? uploads.get(directPath) : undefined;
+  return upload
+    ? { ...rest, media: { mimetype: mimetype ?? upload.mimetype, filename, data: upload.data } }
+    : rest;
+}
+
 export async function startWhatsappStandin(opts: StandinOptions): Promise<Standin> {
   const html = `<!doctype html><html><head><title>WhatsApp</title></head><body>
-<div id="app"></div><script>${pageScript(opts.rotateMs ?? 60000)}</script></body></html>`;
+<div id="app"></div><script>${pageScript(opts.rotateMs ?? 60000, opts.receipts ?? "command")}</script></body></html>`;
   const held = new Set<import("node:http").ServerResponse>();
   /** Open command streams, each with the phone number its page is linked to ("" = none). */
   const streams = new Map<import("node:http").ServerResponse, string>();
   const maxBrowsers = new Map<string, number>();
   const scanned = new WeakSet<import("node:http").ServerResponse>();
+  const sent: StandinSent[] = [];
+  const uploads = new Map<string, { mimetype: string; data: Buffer }>();
   const browsersOf = (phone: string) => [...streams.values()].filter((p) => p === phone).length;
   const standin: Standin = {
     port: 0,
     chromiumArgs: [],
     served: 0,
+    sent,
     get listeners() {
       return streams.size;
     },
@@ -332,6 +347,22 @@ export async function startWhatsappStandin(opts: StandinOptions): Promise<Standi
       streams.set(res, phone);
       if (phone) maxBrowsers.set(phone, Math.max(maxBrowsers.get(phone) ?? 0, browsersOf(phone)));
       res.on("close", () => streams.delete(res));
+      return;
+    }
+    if (req.method === "POST" && (req.url === "/standin/upload" || req.url === "/standin/sent")) {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const body = Buffer.concat(chunks);
+        let answer: object = {};
+        if (req.url === "/standin/upload") {
+          const directPath = `/v/t62.standin/${uploads.size + 1}`;
+          uploads.set(directPath, { mimetype: req.headers["content-type"] ?? "", data: body });
+          answer = { directPath };
+        } else sent.push(receivedOf(JSON.parse(body.toString("utf8")), uploads));
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(answer));
+      });
       return;
     }
     if (req.url === "/" || req.url?.startsWith("/?")) {

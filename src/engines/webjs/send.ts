@@ -24,6 +24,14 @@ export function vcardOf(name: string, phoneNumber: string): string {
   ].join("\n");
 }
 
+/** The name a document is shown under: its own, else one from its mimetype ("document.pdf"), since
+ * WhatsApp Web names the file it uploads after MessageMedia's filename and would show "null". */
+export function documentNameOf(mimetype: string, filename?: string): string {
+  if (filename) return filename;
+  const subtype = /^[a-z]+\/([a-z0-9]{1,5})(;|$)/.exec(mimetype.toLowerCase())?.[1];
+  return subtype ? `document.${subtype}` : "document";
+}
+
 /** What client.sendMessage gets for `m`: content and options. */
 export function sendArgsOf(
   m: OutboundMessage,
@@ -34,8 +42,10 @@ export function sendArgsOf(
   if (m.mentions?.length) options.mentions = m.mentions.map(toChatId);
   let content: wweb.MessageContent;
   if (m.media) {
-    const { data, mimetype, filename } = m.media;
-    content = new classes.MessageMedia(mimetype, data.toString("base64"), filename ?? null, data.length);
+    const { data, mimetype } = m.media;
+    const filename =
+      m.type === "document" ? documentNameOf(mimetype, m.media.filename) : (m.media.filename ?? null);
+    content = new classes.MessageMedia(mimetype, data.toString("base64"), filename, data.length);
     if (m.caption) options.caption = m.caption;
     if (m.type === "audio") options.sendAudioAsVoice = true;
     if (m.type === "document") options.sendMediaAsDocument = true;
