@@ -21,11 +21,14 @@ describe("placement/liveness", () => {
     const state = { hang: false, puts: 0 };
     const fences: number[] = [];
     const terms: number[] = [];
-    const ttl = 400;
+    // The default fence margin (250 ms) fits in this TTL: the fence is due 250 ms before expiry, so a
+    // timer late by less than that on a loaded machine still fences in time. (At 400 ms the margin was
+    // a quarter, 100 ms, and a run under stress-ng fenced 35 ms after expiry.)
+    const ttl = 2000;
     const live = new Liveness({
       kv: fakeKv(state),
       nodeId: "n1",
-      renewMs: 50,
+      renewMs: 100,
       ttlMs: ttl,
       describe: () => ({ services: ["session"], capacity: 1, sessions: 0, draining: false }),
       onFence: () => void fences.push(Date.now()),
@@ -37,7 +40,7 @@ describe("placement/liveness", () => {
     assert.ok(live.isCurrent());
     const lastSent = Date.now();
     state.hang = true;
-    await waitFor(() => fences.length === 1, { what: "the fence", timeoutMs: 2000, intervalMs: 5 });
+    await waitFor(() => fences.length === 1, { what: "the fence", timeoutMs: 4000, intervalMs: 5 });
     assert.ok(!live.isCurrent());
     // Fenced before the earliest server-side expiry (last renewal sent + TTL).
     assert.ok(fences[0] < lastSent + ttl, `fenced ${fences[0] - lastSent} ms after the last renewal`);
