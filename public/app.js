@@ -80,6 +80,8 @@
     returnFocus: null,
     qrFetchedFor: null,
     clusterTimer: 0,
+    /** Cursor of the newest logged event seen on the socket: where a reconnect resumes. */
+    cursor: null,
     /** @type {[string, Function][]} Socket.IO events other scripts listen to (see window.Switchboard). */
     socketListeners: [],
   };
@@ -471,7 +473,21 @@
       setConnection("Live updates unavailable (socket.io client did not load)", "error");
       return;
     }
-    const socket = window.io({ auth: { token: state.key }, reconnectionDelayMax: 5000 });
+    // A reconnect resumes after the last logged event this page saw, so events sent while it was
+    // away are replayed after the snapshot rather than lost (the snapshot alone misses a message).
+    const socket = window.io({
+      auth: (cb) => cb(state.cursor ? { token: state.key, after: state.cursor } : { token: state.key }),
+      reconnectionDelayMax: 5000,
+    });
+    socket.onAny((_name, payload) => {
+      const cursor = payload && payload.cursor;
+      if (
+        typeof cursor === "string" &&
+        /^[0-9]{1,15}$/.test(cursor) &&
+        Number(cursor) > Number(state.cursor || 0)
+      )
+        state.cursor = cursor;
+    });
     state.socket = socket;
     setConnection("Connecting…", "idle");
     socket.on("connect", () => setConnection("Live", "live"));
@@ -654,6 +670,7 @@
   function signOut() {
     if (state.socket) state.socket.disconnect();
     state.socket = null;
+    state.cursor = null;
     window.clearInterval(state.clusterTimer);
     closeDialog();
     if (window.SwitchboardMessages) window.SwitchboardMessages.close();

@@ -442,6 +442,8 @@
     sb().on("account.message", onMessage);
     sb().on("account.message_ack", onAck);
     sb().on("account.status", onStatus);
+    // After a reconnect the snapshot may be the first news of a change (app.js merged it first).
+    sb().on("accounts.snapshot", () => state.accountId && onStatus({ accountId: state.accountId }));
     sb().on("account.deleted", (event) => {
       if (event && (event.accountId || event.id) === state.accountId) renderAccountState();
     });

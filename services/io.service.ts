@@ -6,6 +6,8 @@
 // - `account.*` broker events (broadcast, so every gateway gets each once) go to the local sockets of
 //   that workspace's room only: the default in-memory adapter and `.local`, so a gateway never fans an
 //   event out to another gateway's sockets (each gateway relays its own copy);
+// - `accounts.snapshot` carries `cursor` when this gateway has relayed an event of the workspace: the
+//   newest it relayed before reading the snapshot, so a client that later resumes from it misses nothing;
 // - resume: a socket that passes a cursor (handshake `auth: {token, after}`, or `emit("resume", after,
 //   cb)` later) first gets every logged event after it (accounts.events), then live events; held
 //   live events the replay already emitted are dropped by seq, so each reaches it once;
@@ -27,6 +29,7 @@ import type { Caller, KeyStore } from "../src/gateway/keys.ts";
 import { RateLimiter } from "../src/gateway/rate-limit.ts";
 import {
   RELAYED_EVENTS,
+  RelayedUpTo,
   SnapshotHold,
   roomOf,
   withoutQrsInSnapshot,
@@ -43,6 +46,8 @@ interface IoThis extends Service {
   /** Undefined before start and after stop. */
   io?: Server;
   snapshotHold: SnapshotHold;
+  /** Per workspace, the highest event cursor this gateway relayed: where a snapshot stands in the log. */
+  relayedUpTo: RelayedUpTo;
   gateway(): ApiHost;
   resolveSocketKey(token: string, address: string): Promise<Caller | null>;
   socketAuthorize(socket: Socket): Promise<SocketPrincipal>;
@@ -220,6 +225,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
     relayAccountEvent(this: IoThis, event: RelayedEvent, payload: unknown): void {
       const workspaceId = workspaceOfEvent(payload);
       if (!workspaceId || !this.io) return;
+      this.relayedUpTo.note(workspaceId, payload);
       this.io.of("/").local.to(roomOf(workspaceId)).emit(event, payload);
       this.snapshotHold.offer(workspaceId, event, payload);
     },
@@ -230,6 +236,8 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       this.snapshotHold.hold(workspaceId, socket.id);
       socket.once("disconnect", () => this.snapshotHold.release(workspaceId, socket.id));
       let items: SnapshotItem[] = [];
+      // Taken before the read: a client resuming from it later gets everything after the snapshot.
+      const cursor = this.relayedUpTo.of(workspaceId);
       try {
         const snapshot = await this.broker.call<{ items: SnapshotItem[] }, { workspaceId: string }>(
           "accounts.snapshot",
@@ -237,7 +245,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
           { meta: { workspaceId, keyId, $socketId: socket.id } },
         );
         items = snapshot.items;
-        socket.emit("accounts.snapshot", snapshot);
+        socket.emit("accounts.snapshot", cursor === null ? snapshot : { ...snapshot, cursor });
       } catch (err) {
         this.logger.warn(`io: snapshot of workspace '${workspaceId}' failed:`, (err as Error).message);
         socket.emit("accounts.snapshot_error", errorShape(err));
@@ -339,6 +347,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
   },
   created(this: IoThis) {
     this.snapshotHold = new SnapshotHold();
+    this.relayedUpTo = new RelayedUpTo();
     this.callLimiters = new Map();
   },
   started(this: IoThis) {

@@ -95,6 +95,27 @@ export function seqOfEvent(payload: unknown): number | null {
   return Number(cursor);
 }
 
+/** The highest logged event each workspace had relayed here (a bounded map: a workspace forgotten
+ * just has no cursor in its next snapshot). */
+export class RelayedUpTo {
+  private readonly seqs = new Map<string, number>();
+
+  constructor(private readonly maxWorkspaces = 100000) {}
+
+  note(workspaceId: string, payload: unknown): void {
+    const seq = seqOfEvent(payload);
+    if (seq === null || seq <= (this.seqs.get(workspaceId) ?? -1)) return;
+    if (!this.seqs.has(workspaceId) && this.seqs.size >= this.maxWorkspaces) this.seqs.clear();
+    this.seqs.set(workspaceId, seq);
+  }
+
+  /** The cursor of the newest relayed event, or null when none was relayed here. */
+  of(workspaceId: string): string | null {
+    const seq = this.seqs.get(workspaceId);
+    return seq === undefined ? null : String(seq);
+  }
+}
+
 /** Drops held events a replay from the log already emitted (seq at or below `replayedUpTo`); events
  * without a cursor (QR codes are not logged) were not replayed and stay. */
 export function withoutReplayed(held: HeldEvent[], replayedUpTo: number | null): HeldEvent[] {

@@ -311,6 +311,91 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     await sb.rest("DELETE", `/api/v1/accounts/${accountId}`, key);
   });
 
+  it("a dropped connection: what happened meanwhile reaches the open Messages dialog once it is back", async () => {
+    const ws = `away${randomBytes(3).toString("hex")}`;
+    const key = await sb.workspaceKey(ws);
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on("pageerror", (err) => pageErrors.push(String(err)));
+    // The page's WebSockets, and a switch that sends new ones (and Socket.IO's polling) nowhere.
+    await page.evaluateOnNewDocument(() => {
+      const Native = window.WebSocket;
+      const w = window as unknown as { __sockets: WebSocket[]; __offline: boolean };
+      w.__sockets = [];
+      w.__offline = false;
+      window.WebSocket = class extends Native {
+        constructor(url: string | URL, protocols?: string | string[]) {
+          super(w.__offline ? "ws://127.0.0.1:9/" : url, protocols);
+          w.__sockets.push(this);
+        }
+      };
+    });
+    let offline = false;
+    await page.setRequestInterception(true);
+    page.on("request", (req) => {
+      if (offline && req.url().includes("/socket.io/")) void req.abort("internetdisconnected");
+      else void req.continue();
+    });
+    const away = async () => {
+      offline = true;
+      await page.evaluate(() => {
+        const w = window as unknown as { __sockets: WebSocket[]; __offline: boolean };
+        w.__offline = true;
+        for (const s of w.__sockets) s.close();
+      });
+      await page.waitForSelector('#connection[data-state="error"]');
+    };
+    const back = async () => {
+      offline = false;
+      await page.evaluate(() => ((window as unknown as { __offline: boolean }).__offline = false));
+      await page.waitForSelector('#connection[data-state="live"]', { timeout: 15000 });
+    };
+
+    const created = await sb.rest<{ id: string }>("POST", "/api/v1/accounts", key, { name: "Desk" });
+    await waitFor(
+      async () =>
+        (await sb.rest<{ status: string }>("GET", `/api/v1/accounts/${created.id}`, key)).status ===
+        "qr_scanning",
+      { what: "the account to show a QR" },
+    );
+    await sb.rest("POST", `/api/v1/accounts/${created.id}/simulate/scan`, key, {
+      phoneNumber: "+15550004322",
+    });
+    await signIn(page, sb.baseUrl, key);
+    const row = `tr[data-account-id="${created.id}"]`;
+    await page.waitForSelector(`${row} .status[data-status="connected"]`);
+    await page.click(`${row} button[aria-label="Messages of Desk"]`);
+    await page.waitForSelector("#messages-dialog[open] #chats-empty:not([hidden])");
+    // Socket.IO moved from polling to a WebSocket: closing it is a dropped connection.
+    await page.waitForFunction(() =>
+      (window as unknown as { __sockets: WebSocket[] }).__sockets.some((s) => s.readyState === 1),
+    );
+
+    // A message arrives while the page is away: it is replayed after the reconnect, not lost.
+    await away();
+    await sb.rest("POST", `/api/v1/accounts/${created.id}/simulate/message`, key, {
+      from: "+15550001111",
+      text: "Sent while you were away",
+    });
+    await back();
+    await page.waitForSelector('#thread-list[data-chat-id="15550001111@c.us"] li[data-direction="in"]');
+    assert.equal(await text(page, "#thread-list li .message-text"), "Sent while you were away");
+    assert.equal(await text(page, "#messages-notice"), "New message from +15550001111.");
+
+    // The phone unlinks the device while the page is away: back, the dialog knows nothing can be sent.
+    await away();
+    await sb.rest("POST", `/api/v1/accounts/${created.id}/simulate/logout`, key, {});
+    await back();
+    await page.waitForSelector('#messages-dialog[data-connected="false"] #send-submit:disabled');
+    assert.equal(
+      await text(page, "#messages-notice"),
+      "Desk is not connected (logged out); messages cannot be sent or loaded now.",
+    );
+    assert.deepEqual(pageErrors, []);
+    await page.close();
+    await sb.rest("DELETE", `/api/v1/accounts/${created.id}`, key);
+  });
+
   it("the admin key shows the cluster: nodes, sessions per node, placement of a workspace", async () => {
     const ws = `adm${randomBytes(3).toString("hex")}`;
     const key = await sb.workspaceKey(ws);

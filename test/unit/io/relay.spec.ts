@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
 import {
+  RelayedUpTo,
   SnapshotHold,
   roomOf,
   seqOfEvent,
@@ -79,5 +80,27 @@ describe("io/relay: resume switch-over", () => {
     assert.equal(seqOfEvent({ cursor: 12 }), null);
     assert.equal(seqOfEvent({}), null);
     assert.equal(seqOfEvent(null), null);
+  });
+});
+
+describe("io/relay: where a snapshot stands in the log", () => {
+  it("keeps each workspace's highest relayed cursor, ignoring events without one and older ones", () => {
+    const upTo = new RelayedUpTo();
+    assert.equal(upTo.of("ws1"), null);
+    upTo.note("ws1", { cursor: "7" });
+    upTo.note("ws1", { qr: "x" });
+    upTo.note("ws1", { cursor: "5" });
+    upTo.note("ws2", { cursor: "0" });
+    assert.deepEqual([upTo.of("ws1"), upTo.of("ws2"), upTo.of("ws3")], ["7", "0", null]);
+  });
+
+  it("forgets everything rather than grow past its bound", () => {
+    const upTo = new RelayedUpTo(2);
+    upTo.note("a", { cursor: "1" });
+    upTo.note("b", { cursor: "2" });
+    upTo.note("b", { cursor: "3" });
+    assert.equal(upTo.of("a"), "1");
+    upTo.note("c", { cursor: "4" });
+    assert.deepEqual([upTo.of("a"), upTo.of("b"), upTo.of("c")], [null, null, "4"]);
   });
 });
