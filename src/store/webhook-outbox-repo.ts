@@ -15,6 +15,7 @@
 import type { Collection, Db } from "mongodb";
 import { retry } from "../retry.ts";
 import type { DeliveryStatus, EndpointDoc, OutboxDoc } from "./webhook-docs.ts";
+import { InsertBatcher } from "./insert-batch.ts";
 import { isDuplicateKey } from "./mongo.ts";
 import type { PagePosition } from "./page-cursor.ts";
 
@@ -35,6 +36,8 @@ export interface RecordResult {
   accountId: string;
   seq: number | null;
   inserted: boolean;
+  /** The row as inserted (when `inserted`). */
+  doc?: OutboxDoc;
 }
 
 export interface QueueHead {
@@ -74,6 +77,10 @@ export class OutboxRepo {
   readonly col: Collection<OutboxDoc>;
   /** Last seq this node knows in each queue (and when it last learnt it); a cold queue is read once. */
   private readonly tails = new Map<string, { seq: number; at: number }>();
+  /** Rows recorded together (every account's next event at once) go out in one command. Each queue has
+   * at most one insert in flight (an account's events are recorded one at a time), so a batch never
+   * holds two positions of one queue and each insert's answer is what `insertOne` would have given. */
+  private readonly inserts: InsertBatcher<OutboxDoc>;
 
   /**
    * @param maxTailAgeMs A known tail older than this is read again. Pruning deletes only rows older than
@@ -86,6 +93,7 @@ export class OutboxRepo {
     private readonly maxTailAgeMs = Infinity,
   ) {
     this.col = db.collection<OutboxDoc>(OUTBOX_COLLECTION);
+    this.inserts = new InsertBatcher((docs) => this.col.insertMany(docs, { ordered: false }));
   }
 
   async ensureIndexes(): Promise<void> {
@@ -145,9 +153,9 @@ export class OutboxRepo {
         recordedBy: this.nodeId,
       };
       try {
-        await this.col.insertOne(doc);
+        await this.inserts.insert(doc);
         this.noteTail(endpointId, accountId, seq);
-        return { endpointId, accountId, seq, inserted: true };
+        return { endpointId, accountId, seq, inserted: true, doc };
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }

@@ -5,7 +5,10 @@
 // It learns of work two ways: from this node's own recording of each event (every node records every
 // broadcast, so the holder hears of each new row at once), and from a periodic scan of the pending
 // rows (`scanMs`), which catches what was recorded while this node was down or not holding the lease.
-// Between scans it touches the database by `_id` only: the row at a queue's cursor, the lease.
+// Between scans it touches the database by `_id` only: the row at a queue's cursor, the lease. A row
+// this node inserted itself while holding the endpoint is not read back: nobody else delivers it, so it
+// is pending until this node delivers it. A delivered row's mark is written in the background (the queue
+// moves on as soon as the receiver accepted it); until the mark lands the row counts as delivered here.
 import type { Logger } from "moleculer";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import type { EndpointsRepo } from "../store/webhook-endpoints-repo.ts";
@@ -54,6 +57,13 @@ interface Cursor {
   wakeAt: number;
 }
 
+/** Rows remembered per queue (past it they are read from the database). */
+const MAX_REMEMBERED_PER_QUEUE = 1000;
+/** Delivered marks waiting at most; past it no new attempt starts until some land. */
+const MAX_UNMARKED = 256;
+/** Delivered marks written at once. */
+const MARK_WRITERS = 4;
+
 /** How often a node prunes the outbox (each node does; pruning is idempotent). */
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
 
@@ -70,6 +80,16 @@ export class DeliveryLoop {
   /** Attempts in flight per workspace. */
   private readonly inFlightOf = new Map<string, number>();
   private readonly endpointCache = new Map<string, { doc: EndpointDoc | null; at: number }>();
+  /** Per queue, the pending rows this node inserted while holding their endpoint, by seq. */
+  private readonly remembered = new Map<string, Map<number, OutboxDoc>>();
+  /** Per queue, the highest seq this node delivered (or gave up on) while holding its endpoint: a row
+   * heard of late (its recording answered after the loop had read it back and sent it) is not
+   * remembered as pending. */
+  private readonly handledThrough = new Map<string, number>();
+  /** Rows delivered whose `delivered` mark is still to be written, and the marks in write order. */
+  private readonly unmarked = new Map<string, Promise<void>>();
+  private readonly marks: { id: string; attempts: number; statusCode: number; done: () => void }[] = [];
+  private markWriters = 0;
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | null = null;
   private ticking: Promise<void> | null = null;
@@ -100,6 +120,7 @@ export class DeliveryLoop {
         continue;
       }
       this.lastBusy.set(r.endpointId, Date.now());
+      if (r.inserted && r.doc) this.remember(key, r.doc);
       if (cursor) cursor.wakeAt = Math.min(cursor.wakeAt, Date.now());
       // A new queue starts at 1. Otherwise its first pending row is looked up: the row this node heard
       // of is not necessarily the first (another node may have put an event of another publisher, say
@@ -134,6 +155,7 @@ export class DeliveryLoop {
     await this.ticking;
     this.abort.abort();
     await Promise.allSettled(this.inFlight.values());
+    await Promise.allSettled(this.unmarked.values());
     await Promise.allSettled([...this.held.values()].map((l) => this.repos.leases.release(l)));
     this.held.clear();
   }
@@ -230,6 +252,60 @@ export class DeliveryLoop {
     this.held.delete(endpointId);
     this.lastBusy.delete(endpointId);
     for (const [key, c] of this.cursors) if (c.endpointId === endpointId) this.cursors.delete(key);
+    for (const map of [this.remembered, this.handledThrough])
+      for (const key of map.keys()) if (key.startsWith(`${endpointId}|`)) map.delete(key);
+  }
+
+  private remember(key: string, doc: OutboxDoc): void {
+    if (doc.seq <= (this.handledThrough.get(key) ?? 0) || this.unmarked.has(doc._id)) return;
+    let rows = this.remembered.get(key);
+    if (!rows) this.remembered.set(key, (rows = new Map()));
+    if (rows.size < MAX_REMEMBERED_PER_QUEUE) rows.set(doc.seq, { ...doc });
+  }
+
+  /** The row at a queue position: remembered, or read; delivered while its mark is being written. */
+  private async rowAt(key: string, cursor: Cursor): Promise<OutboxDoc | null> {
+    const seq = cursor.next;
+    const row =
+      this.remembered.get(key)?.get(seq) ??
+      (await this.repos.outbox.at(cursor.endpointId, cursor.accountId, seq));
+    if (row && this.unmarked.has(row._id)) return { ...row, status: "delivered" };
+    return row;
+  }
+
+  /** The row was delivered or is dead: it is never pending here again. */
+  private forget(row: OutboxDoc): void {
+    const key = queueKey(row.endpointId, row.accountId);
+    this.handledThrough.set(key, Math.max(row.seq, this.handledThrough.get(key) ?? 0));
+    const rows = this.remembered.get(key);
+    rows?.delete(row.seq);
+    if (rows?.size === 0) this.remembered.delete(key);
+  }
+
+  /** Queues a delivered mark, written in the background by a few writers (more concurrent writes only
+   * contend for FerretDB's single writer); the row counts as delivered here meanwhile. */
+  private markDelivered(row: OutboxDoc, attempts: number, statusCode: number): void {
+    let done!: () => void;
+    this.unmarked.set(row._id, new Promise<void>((resolve) => (done = resolve)));
+    this.marks.push({ id: row._id, attempts, statusCode, done });
+    while (this.markWriters < MARK_WRITERS) {
+      this.markWriters++;
+      void this.writeMarks().finally(() => this.markWriters--);
+    }
+  }
+
+  private async writeMarks(): Promise<void> {
+    for (let mark = this.marks.shift(); mark; mark = this.marks.shift()) {
+      try {
+        await this.repos.outbox.markDelivered(mark.id, mark.attempts, mark.statusCode);
+      } catch (err) {
+        // The row stays pending in the database: a later holder delivers it again (at least once).
+        this.logger.warn(`webhooks: marking ${mark.id} delivered failed: ${(err as Error).message}`);
+      }
+      this.unmarked.delete(mark.id);
+      mark.done();
+      this.kick();
+    }
   }
 
   private async renewLeases(): Promise<void> {
@@ -268,6 +344,7 @@ export class DeliveryLoop {
   private async dispatchDue(): Promise<void> {
     for (const [key, cursor] of this.cursors) {
       if (this.stopped || this.inFlight.size >= this.opts.concurrency) return;
+      if (this.unmarked.size >= MAX_UNMARKED) return;
       if (this.inFlight.has(key) || cursor.wakeAt > Date.now()) continue;
       const lease = this.held.get(cursor.endpointId);
       // Self-fencing: start no attempt that could outlive our lease.
@@ -287,10 +364,10 @@ export class DeliveryLoop {
       const ws = endpoint.workspaceId;
       const perWorkspace = this.opts.workspaceConcurrency ?? 0;
       if (perWorkspace > 0 && (this.inFlightOf.get(ws) ?? 0) >= perWorkspace) continue;
-      let row = await this.repos.outbox.at(cursor.endpointId, cursor.accountId, cursor.next);
+      let row = await this.rowAt(key, cursor);
       while (row && row.status !== "pending") {
         cursor.next++;
-        row = await this.repos.outbox.at(cursor.endpointId, cursor.accountId, cursor.next);
+        row = await this.rowAt(key, cursor);
       }
       if (!row) {
         cursor.wakeAt = Infinity;
@@ -330,7 +407,8 @@ export class DeliveryLoop {
     if (!res.ok && res.aborted) return;
     const { outbox } = this.repos;
     if (res.ok) {
-      await outbox.markDelivered(row._id, attempt, res.statusCode);
+      this.forget(row);
+      this.markDelivered(row, attempt, res.statusCode);
       cursor.next = row.seq + 1;
       cursor.wakeAt = 0;
       return;
@@ -342,6 +420,7 @@ export class DeliveryLoop {
         statusCode: res.statusCode,
         nextAttemptAt: null,
       });
+      this.forget(row);
       cursor.next = row.seq + 1;
       cursor.wakeAt = 0;
       this.logger.warn(
@@ -356,6 +435,8 @@ export class DeliveryLoop {
       statusCode: res.statusCode,
       nextAttemptAt,
     });
+    const remembered = this.remembered.get(queueKey(row.endpointId, row.accountId))?.get(row.seq);
+    if (remembered) Object.assign(remembered, { attempts: attempt, nextAttemptAt });
     cursor.wakeAt = nextAttemptAt.getTime();
   }
 }

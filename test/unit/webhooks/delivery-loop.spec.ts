@@ -15,6 +15,18 @@ import { waitFor } from "../../support/wait.ts";
 
 class MemoryOutbox {
   rows = new Map<string, OutboxDoc>();
+  /** Positions read back with `at`, and scans made. */
+  reads: number[] = [];
+  scans = 0;
+  /** When set, what `pendingHeads` answers (a read that raced a mark). */
+  staleHeads: QueueHead[] | null = null;
+  /** When set, a delivered mark waits for it. */
+  markGate: Promise<void> | null = null;
+  /** Records a row as this node's own insert: the answer carries the row. */
+  insert(endpointId: string, accountId: string, seq: number, eventId: string): RecordResult {
+    const r = this.put(endpointId, accountId, seq, eventId);
+    return { ...r, doc: { ...this.rows.get(slotId(endpointId, accountId, seq))! } };
+  }
   put(endpointId: string, accountId: string, seq: number, eventId: string): RecordResult {
     const now = new Date();
     const _id = slotId(endpointId, accountId, seq);
@@ -39,6 +51,8 @@ class MemoryOutbox {
     return { endpointId, accountId, seq, inserted: true };
   }
   async pendingHeads(endpointId?: string, accountId?: string): Promise<QueueHead[]> {
+    this.scans++;
+    if (this.staleHeads) return this.staleHeads;
     const heads = new Map<string, QueueHead>();
     for (const r of this.rows.values()) {
       if (r.status !== "pending" || (endpointId && r.endpointId !== endpointId)) continue;
@@ -49,9 +63,11 @@ class MemoryOutbox {
     return [...heads.values()];
   }
   async at(endpointId: string, accountId: string, seq: number) {
+    this.reads.push(seq);
     return this.rows.get(slotId(endpointId, accountId, seq)) ?? null;
   }
   async markDelivered(id: string, attempts: number) {
+    await this.markGate;
     Object.assign(this.rows.get(id)!, { status: "delivered", attempts });
   }
   async markFailed(id: string, f: { attempts: number; nextAttemptAt: Date | null }) {
@@ -83,6 +99,25 @@ describe("webhooks/delivery-loop", () => {
   let outbox: MemoryOutbox;
   let loop: DeliveryLoop;
 
+  function makeLoop(overrides: { scanMs?: number } = {}): DeliveryLoop {
+    const endpoints = { findById: async (id: string) => (id === endpoint._id ? endpoint : null) };
+    return new DeliveryLoop(
+      { outbox: outbox as any, leases: leases as any, endpoints: endpoints as any },
+      {
+        pollMs: 10,
+        scanMs: overrides.scanMs ?? 60000,
+        leaseTtlMs: 60000,
+        timeoutMs: 1000,
+        maxAttempts: 3,
+        backoff: { baseMs: 10, maxMs: 20 },
+        concurrency: 4,
+        retentionMs: 0,
+        policy: new AddressPolicy("127.0.0.1"),
+      },
+      { debug() {}, info() {}, warn() {}, error() {} } as any,
+    );
+  }
+
   beforeEach(async () => {
     received = [];
     server = createServer((req, res) => {
@@ -106,22 +141,7 @@ describe("webhooks/delivery-loop", () => {
       updatedAt: now,
     };
     outbox = new MemoryOutbox();
-    const endpoints = { findById: async (id: string) => (id === endpoint._id ? endpoint : null) };
-    loop = new DeliveryLoop(
-      { outbox: outbox as any, leases: leases as any, endpoints: endpoints as any },
-      {
-        pollMs: 10,
-        scanMs: 60000,
-        leaseTtlMs: 60000,
-        timeoutMs: 1000,
-        maxAttempts: 3,
-        backoff: { baseMs: 10, maxMs: 20 },
-        concurrency: 4,
-        retentionMs: 0,
-        policy: new AddressPolicy("127.0.0.1"),
-      },
-      { debug() {}, info() {}, warn() {}, error() {} } as any,
-    );
+    loop = makeLoop();
   });
   afterEach(async () => {
     await loop.stop();
@@ -179,5 +199,55 @@ describe("webhooks/delivery-loop", () => {
     await waitFor(() => received.length === 3);
     assert.ok(received.indexOf("x1") < received.indexOf("x2"));
     assert.equal(outbox.rows.get(slotId("wh_1", "accX", 1))!.attempts, 2);
+  });
+
+  it("sends a row it inserted while holding the endpoint without reading it back", async () => {
+    outbox.put("wh_1", "acc", 1, "a1");
+    loop.start();
+    // Once a1 is sent the loop looks at position 2 (nothing there yet) and waits.
+    await waitFor(() => received.length === 1 && outbox.reads.includes(2));
+    const readsBefore = outbox.reads.length;
+    loop.notify([outbox.insert("wh_1", "acc", 2, "a2")]);
+    await waitFor(() => received.length === 2);
+    assert.deepEqual(received, ["a1", "a2"]);
+    const after = outbox.reads.slice(readsBefore);
+    assert.ok(!after.includes(2), `positions read back after the insert: ${after.join(",")}`);
+  });
+
+  it("a row whose delivered mark is still being written is not sent again when a scan rewinds", async () => {
+    await loop.stop();
+    loop = makeLoop({ scanMs: 20 });
+    let open!: () => void;
+    outbox.markGate = new Promise((resolve) => (open = resolve));
+    outbox.put("wh_1", "acc", 1, "a1");
+    loop.start();
+    await waitFor(() => received.length === 1);
+    // The mark has not landed: every scan sees a1 pending and puts the cursor back on it.
+    const scans = outbox.scans;
+    await waitFor(() => outbox.scans >= scans + 3, { what: "three scans while the mark waits" });
+    assert.equal(outbox.rows.get(slotId("wh_1", "acc", 1))!.status, "pending");
+    open();
+    await waitFor(() => outbox.rows.get(slotId("wh_1", "acc", 1))!.status === "delivered");
+    loop.notify([outbox.insert("wh_1", "acc", 2, "a2")]);
+    await waitFor(() => received.length === 2);
+    assert.deepEqual(received, ["a1", "a2"]);
+  });
+
+  it("a row heard of only after it was sent is not taken for pending", async () => {
+    await loop.stop();
+    loop = makeLoop({ scanMs: 20 });
+    outbox.put("wh_1", "acc", 1, "a1");
+    const late = { ...outbox.rows.get(slotId("wh_1", "acc", 1))! };
+    loop.start();
+    await waitFor(() => outbox.rows.get(slotId("wh_1", "acc", 1))!.status === "delivered");
+    // Its recording answers now, and a scan that read before the mark rewinds the cursor onto it.
+    loop.notify([{ endpointId: "wh_1", accountId: "acc", seq: 1, inserted: true, doc: late }]);
+    outbox.staleHeads = [{ endpointId: "wh_1", accountId: "acc", seq: 1 }];
+    const scans = outbox.scans;
+    await waitFor(() => outbox.scans >= scans + 3, { what: "three stale scans" });
+    outbox.staleHeads = null;
+    loop.notify([outbox.insert("wh_1", "acc", 2, "a2")]);
+    await waitFor(() => received.length === 2);
+    assert.deepEqual(received, ["a1", "a2"]);
   });
 });

@@ -1,0 +1,20 @@
+import { MongoClient } from "mongodb";
+import { startMongoWire } from "/work/main/src/dev/servers.ts";
+import { rmSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+const dir = "/tmp/fdbbench-data2"; rmSync(dir, { recursive: true, force: true });
+const srv = await startMongoWire(dir);
+const c = await MongoClient.connect(srv.url, { maxPoolSize: 16 });
+const col = c.db().collection<any>("x");
+await col.createIndex({ eventId: 1, endpointId: 1 }, { unique: true });
+await col.createIndex({ status: 1, endpointId: 1 });
+const doc = (i: number) => ({ _id: `ep1|acc${i % 50}|${String(i).padStart(12, "0")}`, eventId: `evt${i}`, endpointId: "ep1", status: "pending", seq: i, payload: { a: 1 } });
+await col.insertMany(Array.from({ length: 2000 }, (_, i) => doc(i)));
+async function time(label: string, f: () => Promise<unknown>) { const t = performance.now(); const to = setTimeout(() => { console.log(label, "TIMEOUT"); process.exit(1); }, 20000); try { await f(); } catch (e) { console.log(label, "ERR", (e as Error).message); } clearTimeout(to); console.log(label, Math.round(performance.now() - t), "ms"); }
+await time("updateMany $in 1x100", () => col.updateMany({ _id: { $in: Array.from({ length: 100 }, (_, j) => doc(j)._id) } }, { $set: { status: "d" } }));
+await time("updateMany $in 10x100", async () => { for (let b = 1; b < 11; b++) await col.updateMany({ _id: { $in: Array.from({ length: 100 }, (_, j) => doc(b*100+j)._id) } }, { $set: { status: "d" } }); });
+await time("bulkWrite ordered 1x10", () => col.bulkWrite(Array.from({ length: 10 }, (_, j) => ({ updateOne: { filter: { _id: doc(1500 + j)._id }, update: { $set: { status: "d" } } } }))));
+await time("bulkWrite ordered 1x100", () => col.bulkWrite(Array.from({ length: 100 }, (_, j) => ({ updateOne: { filter: { _id: doc(1600 + j)._id }, update: { $set: { status: "d" } } } }))));
+await time("insertMany with dup in middle ordered:false", () => col.insertMany([{ ...doc(5000) }, { ...doc(1) }, { ...doc(5001) }], { ordered: false }));
+console.log("count new", await col.countDocuments({ _id: { $in: [doc(5000)._id, doc(5001)._id] } }));
+console.log("done"); await c.close(); await srv.stop(); process.exit(0);
