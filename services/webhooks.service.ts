@@ -14,7 +14,7 @@ import { UrlNotAllowedError, ValidationError } from "../src/errors.ts";
 import { createIndexRacing } from "../src/store/mongo.ts";
 import { pageCursorOf, pagePositionOf } from "../src/store/page-cursor.ts";
 import { EventCursorsRepo } from "../src/store/event-cursors-repo.ts";
-import { cursorOf, EventsRepo, type EventDoc } from "../src/store/events-repo.ts";
+import { cursorOf, eventId, EventsRepo, seqOfCursor, type EventDoc } from "../src/store/events-repo.ts";
 import { LogTail } from "../src/webhooks/log-tail.ts";
 import { DeliveryLoop } from "../src/webhooks/delivery-loop.ts";
 import { EndpointsRepo } from "../src/store/webhook-endpoints-repo.ts";
@@ -262,8 +262,17 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
     async onAccountEvent(event: string, payload: unknown): Promise<void> {
       const subject = subjectOf(payload);
       const cursor = (payload as { cursor?: unknown } | null)?.cursor;
-      if (subject && typeof cursor === "string") {
-        this.tail?.wake(subject.workspaceId);
+      const seq = seqOfCursor(cursor);
+      if (subject && seq !== null) {
+        const { cursor: _, ...logged } = payload as Record<string, unknown>;
+        this.tail?.offer({
+          _id: eventId(subject.workspaceId, seq),
+          workspaceId: subject.workspaceId,
+          seq,
+          event,
+          payload: logged,
+          at: new Date(),
+        });
         return;
       }
       if (subject && this.tail) await this.tail.drain(subject.workspaceId);
@@ -360,7 +369,8 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       log,
       cursors,
       (doc) => this.recordLogged(doc),
-      { pollMs: cfg.webhookPollMs },
+      // One account's events in order (as receivers see them), accounts side by side.
+      { pollMs: cfg.webhookPollMs, keyOf: (doc) => subjectOf(doc.payload)?.accountId ?? "" },
       this.logger,
     );
     await this.tail.start();

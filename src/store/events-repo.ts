@@ -15,10 +15,24 @@
 // A reader must not step over a position whose insert is still in flight (writer A took 5, writer B
 // took 6 and committed first): `readAfter` stops at a gap until the event after it is `gapWaitMs` old;
 // a gap that old is a writer that died between allocating and inserting, and will never fill.
-import type { Collection, Db } from "mongodb";
+import { MongoBulkWriteError, type Collection, type Db } from "mongodb";
 import { isDuplicateKey, retryTransient, upsertById } from "./mongo.ts";
 
 export const EVENTS_COLLECTION = "events";
+
+/** Events one insert carries at most. */
+const APPEND_BATCH = 200;
+
+interface PendingAppend {
+  event: string;
+  payload: unknown;
+  resolve: (doc: EventDoc) => void;
+  reject: (err: unknown) => void;
+}
+
+function firstWriteError(err: MongoBulkWriteError): unknown {
+  return [err.writeErrors ?? []].flat()[0] ?? err;
+}
 export const EVENT_HEADS_COLLECTION = "event_heads";
 
 /** A workspace's last event when the log was last pruned: nothing at or above it was deleted since. */
@@ -72,8 +86,10 @@ export class EventsRepo {
   private readonly gapWaitMs: number;
   /** Next seq per workspace, as this writer knows it. */
   private readonly next = new Map<string, number>();
-  /** Per workspace, the tail of this writer's appends: one at a time, so they commit in seq order. */
-  private readonly appending = new Map<string, Promise<unknown>>();
+  /** Per workspace, appends waiting for the write in flight; at most one write per workspace at a time,
+   * so this writer's events commit in seq order. */
+  private readonly waiting = new Map<string, PendingAppend[]>();
+  private readonly writing = new Set<string>();
 
   constructor(db: Db, options: EventsRepoOptions = {}) {
     this.col = db.collection<EventDoc>(EVENTS_COLLECTION);
@@ -140,44 +156,71 @@ export class EventsRepo {
     return head?.seq ?? 0;
   }
 
-  /** Writes an event at the workspace's next position and returns its document. */
+  /** Writes an event at the workspace's next position and returns its document. Appends that arrive
+   * while the workspace's previous write is in flight go out together, at consecutive positions, in one
+   * ordered insert (FerretDB commits each command on its own: one command for many events). */
   append(workspaceId: string, event: string, payload: unknown): Promise<EventDoc> {
-    const prev = this.appending.get(workspaceId) ?? Promise.resolve();
-    const mine = prev.catch(() => undefined).then(() => this.insertNext(workspaceId, event, payload));
-    this.appending.set(workspaceId, mine);
-    void mine
-      .catch(() => undefined)
-      .then(() => {
-        if (this.appending.get(workspaceId) === mine) this.appending.delete(workspaceId);
-      });
-    return mine;
+    return new Promise((resolve, reject) => {
+      let queue = this.waiting.get(workspaceId);
+      if (!queue) this.waiting.set(workspaceId, (queue = []));
+      queue.push({ event, payload, resolve, reject });
+      if (!this.writing.has(workspaceId)) void this.pump(workspaceId);
+    });
   }
 
-  private async insertNext(workspaceId: string, event: string, payload: unknown): Promise<EventDoc> {
+  private async pump(workspaceId: string): Promise<void> {
+    this.writing.add(workspaceId);
+    try {
+      for (;;) {
+        const queue = this.waiting.get(workspaceId);
+        if (!queue?.length) {
+          this.waiting.delete(workspaceId);
+          return;
+        }
+        const batch = queue.splice(0, APPEND_BATCH);
+        await this.insertBatch(workspaceId, batch).catch((err: unknown) => {
+          for (const a of batch) a.reject(err);
+        });
+      }
+    } finally {
+      this.writing.delete(workspaceId);
+    }
+  }
+
+  /** Inserts the batch in order from the next free position; the part a concurrent writer's event
+   * refused goes after everything stored. Settles each append it wrote. */
+  private async insertBatch(workspaceId: string, batch: PendingAppend[]): Promise<void> {
     let seq =
       this.next.get(workspaceId) ?? (await this.probeFrom(workspaceId, await this.headOf(workspaceId))) + 1;
-    for (;;) {
-      const doc: EventDoc = {
-        _id: eventId(workspaceId, seq),
+    let done = 0;
+    while (done < batch.length) {
+      const at = new Date();
+      const docs: EventDoc[] = batch.slice(done).map((a, k) => ({
+        _id: eventId(workspaceId, seq + k),
         workspaceId,
-        seq,
-        event,
-        payload,
-        at: new Date(),
-      };
+        seq: seq + k,
+        event: a.event,
+        payload: a.payload,
+        at,
+      }));
+      let inserted = docs.length;
       try {
-        await retryTransient(() => this.col.insertOne(doc));
-        this.next.set(workspaceId, seq + 1);
-        return doc;
+        await retryTransient(() => this.col.insertMany(docs, { ordered: true }));
       } catch (err) {
-        if (!isDuplicateKey(err)) {
-          // Unknown whether it landed: the next append reads the highest again.
+        const refused = err instanceof MongoBulkWriteError && isDuplicateKey(firstWriteError(err));
+        if (!refused) {
+          // Unknown what landed: the next append reads the highest again.
           this.next.delete(workspaceId);
           throw err;
         }
+        inserted = (err as MongoBulkWriteError).insertedCount;
       }
+      docs.slice(0, inserted).forEach((doc, k) => batch[done + k].resolve(doc));
+      done += inserted;
+      seq += inserted;
+      this.next.set(workspaceId, seq);
       // Another writer took this position: go past everything stored.
-      seq = (await this.probeFrom(workspaceId, seq)) + 1;
+      if (done < batch.length) seq = (await this.probeFrom(workspaceId, seq)) + 1;
     }
   }
 

@@ -16,13 +16,17 @@ export function filterMatches(filter: readonly string[], event: string): boolean
   return filter.includes("*") || filter.includes(event);
 }
 
-/** JSON with object keys sorted, so equal payloads serialise identically on every node. */
+/** JSON with object keys sorted, so equal payloads serialise identically on every node, and whichever
+ * way an event came: over the bus (JSON: dates as strings, undefined fields gone) or read back from the
+ * event log (BSON: dates as dates, undefined fields stored as null). So a field that is null or
+ * undefined is left out, and a date is its ISO string. */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
+  if (value === null || typeof value !== "object" || value instanceof Date)
+    return JSON.stringify(value) ?? "null";
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
   const obj = value as Record<string, unknown>;
   const keys = Object.keys(obj)
-    .filter((k) => obj[k] !== undefined)
+    .filter((k) => obj[k] !== undefined && obj[k] !== null)
     .sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
 }

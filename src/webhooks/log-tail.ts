@@ -2,11 +2,18 @@
 // in seq order, hands each to `record` (which puts it in the outbox, idempotently), then stores the
 // cursor. It polls every `pollMs` and is woken early by the broadcast of a logged event, so an event is
 // recorded even when no webhooks node heard its broadcast: it waits in the log until one reads it.
+// A broadcast carries the whole event: when it is the next one this node expects (its seq follows the
+// node's position), it is recorded from the broadcast without reading the log (`offer`). Anything else
+// (a gap, a node that just started) is read from the log, as is every workspace with recent events at
+// each poll, so a missed broadcast waits at most `pollMs`.
 // Several nodes may tail the same workspace; the outbox's unique {eventId, endpointId} makes their
 // recordings of one event one row, and each records one workspace's events in order.
 import type { Logger } from "moleculer";
 import type { EventCursorsRepo } from "../store/event-cursors-repo.ts";
 import type { EventDoc, EventsRepo } from "../store/events-repo.ts";
+
+/** Offered events kept per workspace at most. */
+const OFFERED_MAX = 10_000;
 
 /** How far before the previous poll a poll looks for new events. */
 const RECENT_MARGIN_MS = 10_000;
@@ -18,6 +25,9 @@ export interface LogTailOptions {
   batch?: number;
   /** How often the set of workspaces is read again from the log. @default 10 × pollMs */
   discoverMs?: number;
+  /** Events with different keys (accounts) may be recorded side by side; one key's in order.
+   * @default one key: every event in order */
+  keyOf?: (doc: EventDoc) => string;
 }
 
 export class LogTail {
@@ -26,6 +36,10 @@ export class LogTail {
   /** Per workspace, the drain in progress, and whether another was asked for meanwhile. */
   private readonly draining = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
+  /** Per workspace, events heard on the bus and not yet recorded, in arrival order. */
+  private readonly offered = new Map<string, EventDoc[]>();
+  /** Per workspace, how many events were offered so far (a drain sees whether any came meanwhile). */
+  private readonly offers = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private lastDiscovery = 0;
   private lastPoll = 0;
@@ -70,6 +84,34 @@ export class LogTail {
     void this.drain(workspaceId);
   }
 
+  /** A logged event heard on the bus: recorded from here when it is the next one, else read from the log. */
+  offer(doc: EventDoc): void {
+    let queue = this.offered.get(doc.workspaceId);
+    if (!queue) this.offered.set(doc.workspaceId, (queue = []));
+    // Bounded: what falls out is read from the log instead.
+    if (queue.length >= OFFERED_MAX) queue.shift();
+    queue.push(doc);
+    this.offers.set(doc.workspaceId, (this.offers.get(doc.workspaceId) ?? 0) + 1);
+    // A drain in progress takes it before it ends (it looks at what was offered meanwhile).
+    if (!this.draining.has(doc.workspaceId)) this.wake(doc.workspaceId);
+  }
+
+  /** Offered events that follow `after` without a gap, the older ones dropped. */
+  private takeOffered(workspaceId: string, after: number, max: number): EventDoc[] {
+    const queue = this.offered.get(workspaceId);
+    if (!queue) return [];
+    const fresh = queue.filter((d) => d.seq > after).sort((a, b) => a.seq - b.seq);
+    const taken: EventDoc[] = [];
+    for (const doc of fresh) {
+      if (taken.length === max || doc.seq !== after + taken.length + 1) break;
+      taken.push(doc);
+    }
+    const rest = fresh.slice(taken.length);
+    if (rest.length) this.offered.set(workspaceId, rest);
+    else this.offered.delete(workspaceId);
+    return taken;
+  }
+
   /** Reads the workspace up to what the log holds now; resolves when this node has recorded it. */
   drain(workspaceId: string): Promise<void> {
     const running = this.draining.get(workspaceId);
@@ -89,20 +131,44 @@ export class LogTail {
     return run;
   }
 
+  /** Records what follows this node's position: offered events while they follow without a gap, else
+   * the log's. It ends once nothing is left that it knows of: no full batch just read, no offered event
+   * left over, none offered while it worked. */
   private async readAll(workspaceId: string): Promise<void> {
     const batch = this.opts.batch ?? 200;
     for (;;) {
       if (this.stopped) return;
+      const offers = this.offers.get(workspaceId) ?? 0;
       const after = this.position(workspaceId);
-      const docs = await this.log.readAfter(workspaceId, after, batch);
-      if (docs.length === 0) return;
-      for (const doc of docs) {
-        await this.record(doc);
-        this.at.set(workspaceId, doc.seq);
+      const offered = this.takeOffered(workspaceId, after, batch);
+      const docs = offered.length ? offered : await this.log.readAfter(workspaceId, after, batch);
+      if (docs.length) {
+        await this.recordAll(docs);
+        this.at.set(workspaceId, docs.at(-1)!.seq);
+        await this.cursors.save(workspaceId, docs.at(-1)!.seq);
       }
-      await this.cursors.save(workspaceId, docs.at(-1)!.seq);
-      if (docs.length < batch) return;
+      const more = offered.length ? this.offered.has(workspaceId) : docs.length === batch;
+      if (!more && (this.offers.get(workspaceId) ?? 0) === offers) return;
     }
+  }
+
+  /** Records a batch: events of one key (`keyOf`) one at a time in seq order, keys side by side. A
+   * failure fails the batch (recording is idempotent: it is read again and recorded anew). */
+  private async recordAll(docs: EventDoc[]): Promise<void> {
+    const chains = new Map<string, EventDoc[]>();
+    for (const doc of docs) {
+      const key = this.opts.keyOf?.(doc) ?? "";
+      const chain = chains.get(key);
+      if (chain) chain.push(doc);
+      else chains.set(key, [doc]);
+    }
+    const results = await Promise.allSettled(
+      [...chains.values()].map(async (chain) => {
+        for (const doc of chain) await this.record(doc);
+      }),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
   }
 
   private async discover(): Promise<void> {

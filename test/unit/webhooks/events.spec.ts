@@ -26,11 +26,18 @@ describe("webhooks/events", () => {
     assert.notEqual(id, eventIdOf("account.qr", status));
   });
 
-  it("canonical JSON sorts keys and drops undefined", () => {
+  it("canonical JSON sorts keys and drops undefined and null fields (not array items)", () => {
     assert.equal(
-      canonicalJson({ b: 1, a: [{ d: 2, c: undefined }], e: null }),
-      '{"a":[{"d":2}],"b":1,"e":null}',
+      canonicalJson({ b: 1, a: [{ d: 2, c: undefined }, null], e: null }),
+      '{"a":[{"d":2},null],"b":1}',
     );
+  });
+
+  it("an event read back from the log hashes like its broadcast", () => {
+    const at = new Date("2026-12-05T10:00:00.000Z");
+    const logged = { accountId: "a", workspaceId: "w", at, reason: null, previousStatus: null };
+    const broadcast = JSON.parse(JSON.stringify({ ...logged, reason: undefined }));
+    assert.equal(eventIdOf("account.status", logged), eventIdOf("account.status", broadcast));
   });
 
   it("filters by event name or *", () => {

@@ -1,0 +1,99 @@
+// The log reader of a webhooks node with an in-memory log: events heard on the bus that follow its
+// position are recorded without reading the log; a gap, or an event only in the log, is read from it.
+import { strict as assert } from "node:assert";
+import { LogTail } from "../../../src/webhooks/log-tail.ts";
+import { eventId, type EventDoc } from "../../../src/store/events-repo.ts";
+import { waitFor } from "../../support/wait.ts";
+
+function doc(seq: number, ws = "ws"): EventDoc {
+  return {
+    _id: eventId(ws, seq),
+    workspaceId: ws,
+    seq,
+    event: "account.status",
+    payload: { n: seq },
+    at: new Date(),
+  };
+}
+
+class MemoryLog {
+  docs: EventDoc[] = [];
+  reads = 0;
+  async readAfter(ws: string, after: number, limit: number): Promise<EventDoc[]> {
+    this.reads++;
+    return this.docs.filter((d) => d.workspaceId === ws && d.seq > after).slice(0, limit);
+  }
+  async workspaces(): Promise<string[]> {
+    return [...new Set(this.docs.map((d) => d.workspaceId))];
+  }
+}
+
+const cursors = {
+  saved: new Map<string, number>(),
+  async save(ws: string, seq: number) {
+    this.saved.set(ws, seq);
+  },
+  async all() {
+    return new Map<string, number>();
+  },
+};
+
+describe("webhooks/log-tail", () => {
+  let log: MemoryLog;
+  let recorded: number[];
+  let tail: LogTail;
+
+  beforeEach(async () => {
+    log = new MemoryLog();
+    recorded = [];
+    const logger = { debug() {}, info() {}, warn() {}, error() {} };
+    tail = new LogTail(
+      log as any,
+      cursors as any,
+      async (d) => void recorded.push(d.seq),
+      // No poll during a test: only offers and wakes read.
+      { pollMs: 60_000, discoverMs: 60_000 },
+      logger as any,
+    );
+    await tail.start();
+  });
+  afterEach(() => tail.stop());
+
+  it("records events that follow its position from the bus, reading the log not once", async () => {
+    const reads = log.reads;
+    for (const seq of [1, 2, 3]) {
+      log.docs.push(doc(seq));
+      tail.offer(doc(seq));
+    }
+    await waitFor(() => recorded.length === 3 && cursors.saved.get("ws") === 3);
+    assert.deepEqual(recorded, [1, 2, 3]);
+    assert.equal(log.reads, reads);
+  });
+
+  it("an event after a gap is read from the log, with what the gap held, in order", async () => {
+    log.docs.push(doc(1), doc(2), doc(3));
+    tail.offer(doc(3));
+    await waitFor(() => recorded.length === 3);
+    assert.deepEqual(recorded, [1, 2, 3]);
+    assert.ok(log.reads > 0);
+    // Caught up: the next one comes from the bus again.
+    const reads = log.reads;
+    log.docs.push(doc(4));
+    tail.offer(doc(4));
+    await waitFor(() => recorded.length === 4);
+    assert.equal(log.reads, reads);
+  });
+
+  it("an event heard twice, or already read from the log, is recorded once", async () => {
+    log.docs.push(doc(1), doc(2));
+    await tail.drain("ws");
+    tail.offer(doc(2));
+    tail.offer(doc(1));
+    log.docs.push(doc(3));
+    tail.offer(doc(3));
+    tail.offer(doc(3));
+    await waitFor(() => recorded.includes(3));
+    await tail.drain("ws");
+    assert.deepEqual(recorded, [1, 2, 3]);
+  });
+});
