@@ -16,6 +16,7 @@
 // took 6 and committed first): `readAfter` stops at a gap until the event after it is `gapWaitMs` old;
 // a gap that old is a writer that died between allocating and inserting, and will never fill.
 import type { Collection, Db } from "mongodb";
+import { InsertBatcher } from "./insert-batch.ts";
 import { isDuplicateKey, retryTransient, upsertById } from "./mongo.ts";
 
 export const EVENTS_COLLECTION = "events";
@@ -72,11 +73,17 @@ export class EventsRepo {
   private readonly gapWaitMs: number;
   /** Next seq per workspace, as this writer knows it. */
   private readonly next = new Map<string, number>();
+  /** Appends of different workspaces that arrive together are written together (see InsertBatcher). */
+  private readonly inserts: InsertBatcher<EventDoc>;
   /** Per workspace, the tail of this writer's appends: one at a time, so they commit in seq order. */
   private readonly appending = new Map<string, Promise<unknown>>();
 
   constructor(db: Db, options: EventsRepoOptions = {}) {
     this.col = db.collection<EventDoc>(EVENTS_COLLECTION);
+    // A write the server refused while busy did not happen: trying again is safe.
+    this.inserts = new InsertBatcher((docs) =>
+      retryTransient(() => this.col.insertMany(docs, { ordered: false })),
+    );
     this.heads = db.collection<EventHeadDoc>(EVENT_HEADS_COLLECTION);
     this.gapWaitMs = options.gapWaitMs ?? 5000;
   }
@@ -127,9 +134,11 @@ export class EventsRepo {
         if (await this.exists(workspaceId, mid)) lo = mid;
         else hi = mid;
       }
-      let beyond = 0;
-      for (let k = 2; k <= 4 && !beyond; k++) if (await this.exists(workspaceId, lo + k)) beyond = lo + k;
-      if (!beyond) return lo;
+      // Looked at together (one round trip); the lowest one stored is where probing goes on.
+      const past = [lo + 2, lo + 3, lo + 4];
+      const stored = await Promise.all(past.map((seq) => this.exists(workspaceId, seq)));
+      const beyond = past.find((_, i) => stored[i]);
+      if (beyond === undefined) return lo;
       lo = beyond;
     }
   }
@@ -153,9 +162,23 @@ export class EventsRepo {
     return mine;
   }
 
+  /**
+   * The next free position of a workspace this writer knows nothing of. Its head and its first
+   * positions are read at once, so a new workspace (no head, nothing stored: the first event of an
+   * account just created) costs one round trip; anything stored is probed as usual from the head.
+   */
+  private async firstFree(workspaceId: string): Promise<number> {
+    const [head, stored] = await Promise.all([
+      this.headOf(workspaceId),
+      Promise.all([1, 2, 3, 4].map((seq) => this.exists(workspaceId, seq))),
+    ]);
+    // What probeFrom(0) finds when none of 1–4 is stored (a gap at 1 is looked past up to 4).
+    if (head === 0 && !stored.some(Boolean)) return 1;
+    return (await this.probeFrom(workspaceId, head)) + 1;
+  }
+
   private async insertNext(workspaceId: string, event: string, payload: unknown): Promise<EventDoc> {
-    let seq =
-      this.next.get(workspaceId) ?? (await this.probeFrom(workspaceId, await this.headOf(workspaceId))) + 1;
+    let seq = this.next.get(workspaceId) ?? (await this.firstFree(workspaceId));
     for (;;) {
       const doc: EventDoc = {
         _id: eventId(workspaceId, seq),
@@ -166,7 +189,7 @@ export class EventsRepo {
         at: new Date(),
       };
       try {
-        await retryTransient(() => this.col.insertOne(doc));
+        await this.inserts.insert(doc);
         this.next.set(workspaceId, seq + 1);
         return doc;
       } catch (err) {
