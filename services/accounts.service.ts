@@ -142,7 +142,10 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         const ws = ctx.params.workspaceId;
         const engine = ctx.params.engine ?? configOf(this.broker).engine;
         resolveEngine(engine);
-        await this.tally.reserve(ws, (await this.quotas.of(ws)).accounts);
+        // Read while the tally is written (see reserve); a read that fails where it cannot matter is moot.
+        const limit = this.quotas.of(ws).then((q) => q.accounts);
+        limit.catch(() => undefined);
+        await this.tally.reserve(ws, limit);
         const now = new Date();
         const _id = `acc_${randomChars(16)}`;
         const params: NewAccount = {

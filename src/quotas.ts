@@ -86,9 +86,13 @@ export class AccountTally {
     private readonly countAccounts: (workspaceId: string) => Promise<number>,
   ) {}
 
-  /** Counts one more account, or throws QuotaExceededError when that passes `limit` (0: unlimited).
-   * Follow with `release` when the account was not recorded. */
-  reserve(workspaceId: string, limit: number): Promise<void> {
+  /**
+   * Counts one more account, or throws QuotaExceededError when that passes `limit` (0: unlimited).
+   * Follow with `release` when the account was not recorded. A limit still being read is awaited only
+   * when it can matter: a workspace's first account is within any quota (a limit is 0 or at least 1),
+   * so a new workspace's quota is read while its tally is written.
+   */
+  reserve(workspaceId: string, limit: number | Promise<number>): Promise<void> {
     return this.serial.run(workspaceId, () => this.change(workspaceId, +1, limit));
   }
 
@@ -99,15 +103,22 @@ export class AccountTally {
 
   /** An account of the workspace was deleted. */
   removed(workspaceId: string): Promise<void> {
-    return this.serial.run(workspaceId, () => this.change(workspaceId, -1, 0));
+    return this.serial.run(workspaceId, () => this.change(workspaceId, -1));
   }
 
-  private async change(workspaceId: string, delta: number, limit: number): Promise<void> {
+  private async change(
+    workspaceId: string,
+    delta: number,
+    limit: number | Promise<number> = 0,
+  ): Promise<void> {
     // Unknown here: most likely a new workspace, whose first version is tried at once.
     let at = this.known.get(workspaceId) ?? { seq: 0, n: 0 };
     for (;;) {
       let n = Math.max(0, at.n + delta);
-      if (delta > 0 && limit > 0 && n > limit) n = (await this.recount(workspaceId, limit)) + delta;
+      if (delta > 0 && n > 1) {
+        const max = await limit;
+        if (max > 0 && n > max) n = (await this.recount(workspaceId, max)) + delta;
+      }
       if (await this.store.write(workspaceId, at.seq + 1, n, delta)) {
         this.remember(workspaceId, { seq: at.seq + 1, n });
         return;

@@ -66,6 +66,25 @@ describe("quotas: AccountTally", () => {
     assert.equal(store.last("ws"), 1);
   });
 
+  it("a workspace's first account does not wait for its quota to be read; the next one does", async () => {
+    const store = new MemoryTallies();
+    const tally = new AccountTally(store, async () => store.last("ws"));
+    let readLimit!: (n: number) => void;
+    const limit = new Promise<number>((resolve) => (readLimit = resolve));
+    await tally.reserve("ws", limit);
+    let second: string | undefined;
+    const pending = tally.reserve("ws", limit).then(
+      () => (second = "admitted"),
+      (err: { type: string }) => (second = err.type),
+    );
+    await new Promise((r) => setTimeout(r, 5));
+    assert.equal(second, undefined);
+    readLimit(1);
+    await pending;
+    assert.equal(second, "QUOTA_EXCEEDED");
+    assert.equal(store.last("ws"), 1);
+  });
+
   it("creates racing through several nodes stop exactly at the quota", async () => {
     const store = new MemoryTallies();
     const nodes = [0, 1, 2].map(() => new AccountTally(store, async () => store.last("ws")));
