@@ -1,6 +1,7 @@
 // Per-workspace quotas (QUOTA_* defaults, an admin's overrides in the store): one tenant cannot create
 // unlimited accounts, webhook endpoints or sockets, or flood the bus with socket calls. Read through a
 // short cache, so a check costs no database read on the hot path; an override takes effect within it.
+// Accounts are counted by a tally kept as they are created and deleted (AccountTally), not per create.
 import { QuotaExceededError } from "./errors.ts";
 import { KeyedSerial } from "./keyed-serial.ts";
 import type { Quotas, QuotaName, QuotasRepo } from "./store/quotas-repo.ts";
