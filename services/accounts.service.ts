@@ -145,7 +145,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         // Read while the tally is written (see reserve); a read that fails where it cannot matter is moot.
         const limit = this.quotas.of(ws).then((q) => q.accounts);
         limit.catch(() => undefined);
-        await this.tally.reserve(ws, limit);
+        const first = await this.tally.reserve(ws, limit);
         const now = new Date();
         const _id = `acc_${randomChars(16)}`;
         const params: NewAccount = {
@@ -154,6 +154,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
           sessionId: `${engine}_${ctx.params.workspaceId}_${Math.floor(now.getTime() / 1000)}_${randomChars(8)}`,
           name: ctx.params.name ?? `Account ${_id.slice(-4)}`,
           engine,
+          ...(first ? { firstInWorkspace: true } : {}),
         };
         try {
           // Recorded and started by the workspace's owner, stamped with its fence: no claim to write.

@@ -91,10 +91,11 @@ export class AccountTally {
    * Counts one more account, or throws QuotaExceededError when that passes `limit` (0: unlimited).
    * Follow with `release` when the account was not recorded. A limit still being read is awaited only
    * when it can matter: a workspace's first account is within any quota (a limit is 0 or at least 1),
-   * so a new workspace's quota is read while its tally is written.
+   * so a new workspace's quota is read while its tally is written. Resolves true when this is the
+   * workspace's first account ever counted (its tally's first version).
    */
-  reserve(workspaceId: string, limit: number | Promise<number>): Promise<void> {
-    return this.serial.run(workspaceId, () => this.change(workspaceId, +1, limit));
+  async reserve(workspaceId: string, limit: number | Promise<number>): Promise<boolean> {
+    return (await this.serial.run(workspaceId, () => this.change(workspaceId, +1, limit))) === 1;
   }
 
   /** The reserved account was not recorded: counted out again. */
@@ -103,15 +104,15 @@ export class AccountTally {
   }
 
   /** An account of the workspace was deleted. */
-  removed(workspaceId: string): Promise<void> {
-    return this.serial.run(workspaceId, () => this.change(workspaceId, -1));
+  async removed(workspaceId: string): Promise<void> {
+    await this.serial.run(workspaceId, () => this.change(workspaceId, -1));
   }
 
   private async change(
     workspaceId: string,
     delta: number,
     limit: number | Promise<number> = 0,
-  ): Promise<void> {
+  ): Promise<number> {
     // Unknown here: most likely a new workspace, whose first version is tried at once.
     let at = this.known.get(workspaceId) ?? { seq: 0, n: 0 };
     for (;;) {
@@ -122,7 +123,7 @@ export class AccountTally {
       }
       if (await this.store.write(workspaceId, at.seq + 1, n, delta)) {
         this.remember(workspaceId, { seq: at.seq + 1, n });
-        return;
+        return at.seq + 1;
       }
       // Another writer moved the tally on: from its last version.
       at = await probeLast(this.store, workspaceId, at.seq + 1);

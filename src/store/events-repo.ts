@@ -62,6 +62,9 @@ function rangeOf(workspaceId: string, afterSeq: number): { $gt: string; $lt: str
   return { $gt: eventId(workspaceId, afterSeq), $lt: `${workspaceId}|~` };
 }
 
+/** How long `expectEmpty` is taken at its word (the create that said so is under way). */
+const EXPECTED_EMPTY_MS = 10_000;
+
 export interface EventsRepoOptions {
   /** How long a reader waits at a gap before stepping over it. @default 5000 */
   gapWaitMs?: number;
@@ -75,6 +78,8 @@ export class EventsRepo {
   private readonly next = new Map<string, number>();
   /** Appends of different workspaces that arrive together are written together (see InsertBatcher). */
   private readonly inserts: InsertBatcher<EventDoc>;
+  /** Workspaces said to have no account event yet (`expectEmpty`), and since when. */
+  private readonly expectedEmpty = new Map<string, number>();
   /** Per workspace, the tail of this writer's appends: one at a time, so they commit in seq order. */
   private readonly appending = new Map<string, Promise<unknown>>();
 
@@ -177,8 +182,29 @@ export class EventsRepo {
     return (await this.probeFrom(workspaceId, head)) + 1;
   }
 
+  /**
+   * The caller knows the workspace had no account until now (its first account is being created), so
+   * it has no event: its first append here reads only the head (a log pruned since would have one) and
+   * tries position 1, without looking for what is stored. A position taken after all is refused as a
+   * duplicate and probed for, as always. Used within EXPECTED_EMPTY_MS.
+   */
+  expectEmpty(workspaceId: string): void {
+    if (this.next.has(workspaceId)) return;
+    if (this.expectedEmpty.size >= 1000) this.expectedEmpty.clear();
+    this.expectedEmpty.set(workspaceId, Date.now());
+  }
+
+  /** Where a workspace this writer has no position for goes next. */
+  private async nextFree(workspaceId: string): Promise<number> {
+    const since = this.expectedEmpty.get(workspaceId);
+    this.expectedEmpty.delete(workspaceId);
+    if (since === undefined || Date.now() - since > EXPECTED_EMPTY_MS) return this.firstFree(workspaceId);
+    const head = await this.headOf(workspaceId);
+    return head === 0 ? 1 : (await this.probeFrom(workspaceId, head)) + 1;
+  }
+
   private async insertNext(workspaceId: string, event: string, payload: unknown): Promise<EventDoc> {
-    let seq = this.next.get(workspaceId) ?? (await this.firstFree(workspaceId));
+    let seq = this.next.get(workspaceId) ?? (await this.nextFree(workspaceId));
     for (;;) {
       const doc: EventDoc = {
         _id: eventId(workspaceId, seq),

@@ -85,6 +85,21 @@ describe("quotas: AccountTally", () => {
     assert.equal(store.last("ws"), 1);
   });
 
+  it("tells a create whether it is the workspace's first account ever", async () => {
+    const store = new MemoryTallies();
+    const [a, b] = [0, 1].map(() => new AccountTally(store, noCount));
+    assert.equal(await a.reserve("ws", 0), true);
+    assert.equal(await b.reserve("ws", 0), false);
+    await a.removed("ws");
+    await b.removed("ws");
+    // None left, but it had accounts (their events are in its log).
+    assert.equal(await a.reserve("ws", 0), false);
+    assert.deepEqual(await Promise.all([a.reserve("w2", 0), b.reserve("w2", 0)]).then((r) => r.sort()), [
+      false,
+      true,
+    ]);
+  });
+
   it("creates racing through several nodes stop exactly at the quota", async () => {
     const store = new MemoryTallies();
     const nodes = [0, 1, 2].map(() => new AccountTally(store, async () => store.last("ws")));
