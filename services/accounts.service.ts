@@ -29,9 +29,10 @@ import {
   WorkspaceUnavailableError,
 } from "../src/errors.ts";
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
-import { CachedCounts, QuotaBook } from "../src/quotas.ts";
+import { AccountTally, QuotaBook } from "../src/quotas.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { QuotasRepo } from "../src/store/quotas-repo.ts";
+import { TallyRepo } from "../src/store/tally-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
 import { SecretBox } from "../src/store/secrets.ts";
 import { isDuplicateKey } from "../src/store/mongo.ts";
@@ -45,7 +46,8 @@ export type AccountsSettings = Record<string, never>;
 interface AccountsVars extends MongoVars {
   repo: AccountsRepo;
   quotas: QuotaBook;
-  accountCounts: CachedCounts;
+  /** Accounts per workspace, for the accounts quota. */
+  tally: AccountTally;
   authStore: GridFsAuthStore;
   events: EventsRepo;
   /** `broadcast` of account events, each logged first (src/session/event-publisher.ts). */
@@ -138,10 +140,12 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       params: validatorOf(ACCOUNT_PARAMS.create),
       async handler(this: AccountsThis, ctx: Context<CreateAccountParams>): Promise<AccountView> {
         const ws = ctx.params.workspaceId;
-        await this.quotas.admit(ws, "accounts", () => this.accountCounts.of(ws));
-        this.accountCounts.add(ws, 1);
         const engine = ctx.params.engine ?? configOf(this.broker).engine;
         resolveEngine(engine);
+        // Read while the tally is written (see reserve); a read that fails where it cannot matter is moot.
+        const limit = this.quotas.of(ws).then((q) => q.accounts);
+        limit.catch(() => undefined);
+        const first = await this.tally.reserve(ws, limit);
         const now = new Date();
         const _id = `acc_${randomChars(16)}`;
         const params: NewAccount = {
@@ -150,14 +154,22 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
           sessionId: `${engine}_${ctx.params.workspaceId}_${Math.floor(now.getTime() / 1000)}_${randomChars(8)}`,
           name: ctx.params.name ?? `Account ${_id.slice(-4)}`,
           engine,
+          ...(first ? { firstInWorkspace: true } : {}),
         };
         try {
           // Recorded and started by the workspace's owner, stamped with its fence: no claim to write.
-          return await callSession(ctx, "create", params);
+          return await callSession(ctx, "create", params).catch((err: unknown) => {
+            if (!noWorkerAnswered(err)) throw err;
+            this.logger.warn(`accounts.create ${_id}: no worker recorded it (${(err as Error).message})`);
+            return this.createUnplaced(ctx, params, now);
+          });
         } catch (err) {
-          if (!noWorkerAnswered(err)) throw err;
-          this.logger.warn(`accounts.create ${_id}: no worker recorded it (${(err as Error).message})`);
-          return this.createUnplaced(ctx, params, now);
+          // Counted out again unless it was recorded after all (an answer lost on the way).
+          if (!(await this.repo.get(ws, _id).catch(() => null)))
+            await this.tally.release(ws).catch((e: Error) => {
+              this.logger.warn(`accounts.create ${_id}: not counted out of ${ws} (${e.message})`);
+            });
+          throw err;
         }
       },
     },
@@ -252,8 +264,15 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         }
         await this.authStore.delete(doc.sessionId);
         await this.forgetMessages(doc._id);
-        await this.repo.delete(doc.workspaceId, doc._id);
-        this.accountCounts.add(doc.workspaceId, -1);
+        // Counted out by the remove that deleted it (of two at once, one).
+        if (await this.repo.delete(doc.workspaceId, doc._id)) {
+          // Left one high, the tally is corrected by counting when the workspace reaches its quota.
+          await this.tally.removed(doc.workspaceId).catch((err: Error) => {
+            this.logger.warn(
+              `accounts.remove ${doc._id}: not counted out of ${doc.workspaceId} (${err.message})`,
+            );
+          });
+        }
         await this.publish("account.deleted", {
           accountId: doc._id,
           workspaceId: doc.workspaceId,
@@ -379,7 +398,10 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
   async started(this: AccountsThis) {
     this.repo = new AccountsRepo(this.db);
     this.quotas = new QuotaBook(new QuotasRepo(this.db), configOf(this.broker).quotas);
-    this.accountCounts = new CachedCounts((ws) => this.repo.countIn(ws));
+    const tallies = new TallyRepo(this.db);
+    // Before the first create: workspaces with accounts from before tallies get their count.
+    await tallies.seedOnce();
+    this.tally = new AccountTally(tallies, (ws) => this.repo.countIn(ws));
     this.authStore = new GridFsAuthStore(this.db, SecretBox.fromConfig(configOf(this.broker)));
     ({ events: this.events, publish: this.publish } = await openEventLog(
       this.db,

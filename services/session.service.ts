@@ -125,12 +125,15 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
         sessionId: { type: "string", min: 1, max: 200 },
         name: { type: "string", min: 1, max: 100 },
         engine: { type: "string", min: 1, max: 32 },
+        firstInWorkspace: { type: "boolean", optional: true },
       },
       async handler(this: SessionThis, ctx: Context<SessionCreateParams>): Promise<AccountView> {
         const owner = await this.routeToOwner(ctx);
         if (owner) return (await this.forwardTo(ctx, owner)) as AccountView;
         const p = ctx.params;
         resolveEngine(p.engine);
+        // `account.created` is then the log's first event: no lookups for what it holds.
+        if (p.firstInWorkspace) this.events.expectEmpty(p.workspaceId);
         const fence = await this.runtime.fenceFor(p.workspaceId);
         const doc = newAccountDoc(p, new Date(), fence);
         const view = toAccountView(doc);

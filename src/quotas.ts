@@ -1,7 +1,9 @@
 // Per-workspace quotas (QUOTA_* defaults, an admin's overrides in the store): one tenant cannot create
 // unlimited accounts, webhook endpoints or sockets, or flood the bus with socket calls. Read through a
 // short cache, so a check costs no database read on the hot path; an override takes effect within it.
+// Accounts are counted by a tally kept as they are created and deleted (AccountTally), not per create.
 import { QuotaExceededError } from "./errors.ts";
+import { KeyedSerial } from "./keyed-serial.ts";
 import type { Quotas, QuotaName, QuotasRepo } from "./store/quotas-repo.ts";
 
 /** How long a workspace's quotas are reused before they are read again. */
@@ -35,29 +37,146 @@ export class QuotaBook {
   }
 }
 
+/** What AccountTally needs of the stored tallies (TallyRepo; unit tests use a Map). */
+export interface TallyStore {
+  /** The count at version `seq` of the workspace's tally, or null when there is no such version. */
+  read(workspaceId: string, seq: number): Promise<number | null>;
+  /** Writes version `seq` with count `n`, made by a change of `delta` (+1 a create, -1 a delete, 0 a
+   * count); false when that version exists already (another writer took it). */
+  write(workspaceId: string, seq: number, n: number, delta: number): Promise<boolean>;
+  /** How many versions of the workspace written since `since` are creates (delta +1). */
+  createsSince(workspaceId: string, since: Date): Promise<number>;
+}
+
+/** A tally version as this node last knew it (version 0, count 0: none written yet). */
+interface Known {
+  seq: number;
+  n: number;
+}
+
+/** A create counted longer ago than this has recorded its account or never will (REQUEST_TIMEOUT_MS,
+ * 15 s by default, bounds each call it makes). */
+export const CREATE_SETTLES_MS = 60_000;
+
 /**
- * How many of something each workspace has, counted in the database at most every CACHE_MS and
- * adjusted by this node's own creates and deletes meanwhile: a count per create would scan the
- * collection on FerretDB (the hot path of a first QR). Other nodes' creates show within CACHE_MS, so a
- * workspace racing through several gateways may pass its quota by what they created in that window.
+ * How many accounts each workspace has, kept in the store as it changes instead of counted per create
+ * (a count is a collection scan on FerretDB, on the hot path of a first QR). Every change writes the
+ * next version of the workspace's tally, which only one writer can do (TallyStore.write), so creates
+ * racing through any number of gateways never pass the quota, and a delete counts one out. The last
+ * version is looked up by `_id` (probing forward from what this node knew) only when another node
+ * moved it on; a new workspace costs one write.
+ *
+ * A create whose account was not recorded is counted out again (`release`). One whose gateway died in
+ * between leaves the tally one high; so at the limit the accounts themselves are counted (at most
+ * every CACHE_MS per workspace), plus the creates counted in the last CREATE_SETTLES_MS (they may be
+ * in flight), and the tally goes on from that when it is lower.
  */
-export class CachedCounts {
-  private readonly counts = new Map<string, { n: number; until: number }>();
+export class AccountTally {
+  private readonly known = new Map<string, Known>();
+  /** When the accounts were last counted and found at the limit, per workspace. */
+  private readonly fullAt = new Map<string, number>();
+  /** One change per workspace at a time here: this node's creates do not race each other. */
+  private readonly serial = new KeyedSerial();
 
-  constructor(private readonly count: (workspaceId: string) => Promise<number>) {}
+  /**
+   * @param store the versions
+   * @param countAccounts counts the workspace's accounts (a scan): only at the limit
+   */
+  constructor(
+    private readonly store: TallyStore,
+    private readonly countAccounts: (workspaceId: string) => Promise<number>,
+  ) {}
 
-  async of(workspaceId: string): Promise<number> {
-    const hit = this.counts.get(workspaceId);
-    if (hit && hit.until > Date.now()) return hit.n;
-    const n = await this.count(workspaceId);
-    if (this.counts.size >= 10000) this.counts.clear();
-    this.counts.set(workspaceId, { n, until: Date.now() + CACHE_MS });
-    return n;
+  /**
+   * Counts one more account, or throws QuotaExceededError when that passes `limit` (0: unlimited).
+   * Follow with `release` when the account was not recorded. A limit still being read is awaited only
+   * when it can matter: a workspace's first account is within any quota (a limit is 0 or at least 1),
+   * so a new workspace's quota is read while its tally is written. Resolves true when this is the
+   * workspace's first account ever counted (its tally's first version).
+   */
+  async reserve(workspaceId: string, limit: number | Promise<number>): Promise<boolean> {
+    return (await this.serial.run(workspaceId, () => this.change(workspaceId, +1, limit))) === 1;
   }
 
-  /** This node created (+1) or deleted (-1) one. */
-  add(workspaceId: string, delta: number): void {
-    const hit = this.counts.get(workspaceId);
-    if (hit) hit.n = Math.max(0, hit.n + delta);
+  /** The reserved account was not recorded: counted out again. */
+  release(workspaceId: string): Promise<void> {
+    return this.removed(workspaceId);
   }
+
+  /** An account of the workspace was deleted. */
+  async removed(workspaceId: string): Promise<void> {
+    await this.serial.run(workspaceId, () => this.change(workspaceId, -1));
+  }
+
+  private async change(
+    workspaceId: string,
+    delta: number,
+    limit: number | Promise<number> = 0,
+  ): Promise<number> {
+    // Unknown here: most likely a new workspace, whose first version is tried at once.
+    let at = this.known.get(workspaceId) ?? { seq: 0, n: 0 };
+    for (;;) {
+      let n = Math.max(0, at.n + delta);
+      if (delta > 0 && n > 1) {
+        const max = await limit;
+        if (max > 0 && n > max) n = (await this.recount(workspaceId, max)) + delta;
+      }
+      if (await this.store.write(workspaceId, at.seq + 1, n, delta)) {
+        this.remember(workspaceId, { seq: at.seq + 1, n });
+        return at.seq + 1;
+      }
+      // Another writer moved the tally on: from its last version.
+      at = await probeLast(this.store, workspaceId, at.seq + 1);
+    }
+  }
+
+  /** At the limit: the accounts counted, plus the creates that may still be recording theirs. Returns
+   * that count when it is below the limit; throws otherwise. */
+  private async recount(workspaceId: string, limit: number): Promise<number> {
+    const full = this.fullAt.get(workspaceId);
+    if (full === undefined || Date.now() - full >= CACHE_MS) {
+      const [accounts, recent] = await Promise.all([
+        this.countAccounts(workspaceId),
+        this.store.createsSince(workspaceId, new Date(Date.now() - CREATE_SETTLES_MS)),
+      ]);
+      if (accounts + recent < limit) return accounts + recent;
+      if (this.fullAt.size >= 10000) this.fullAt.clear();
+      this.fullAt.set(workspaceId, Date.now());
+    }
+    throw new QuotaExceededError(workspaceId, "accounts", limit);
+  }
+
+  private remember(workspaceId: string, at: Known): void {
+    if (this.known.size >= 10000 && !this.known.has(workspaceId)) this.known.clear();
+    this.known.set(workspaceId, at);
+  }
+}
+
+/**
+ * The last version of a workspace's tally at or after `from` (a version known to exist, or 0), by
+ * lookups of single versions: exponential steps, then a binary search. Versions are written one after
+ * another (each by a writer that read the one before), so they have no gaps.
+ */
+export async function probeLast(store: TallyStore, workspaceId: string, from: number): Promise<Known> {
+  let lo: Known = { seq: 0, n: 0 };
+  if (from > 0) {
+    const n = await store.read(workspaceId, from);
+    // Not there (only when `from` was a guess): start over from the beginning.
+    if (n === null) return probeLast(store, workspaceId, 0);
+    lo = { seq: from, n };
+  }
+  let step = 1;
+  let hi = lo.seq + 1;
+  for (let n = await store.read(workspaceId, hi); n !== null; n = await store.read(workspaceId, hi)) {
+    lo = { seq: hi, n };
+    step *= 2;
+    hi = lo.seq + step;
+  }
+  while (hi - lo.seq > 1) {
+    const mid = Math.floor((lo.seq + hi) / 2);
+    const n = await store.read(workspaceId, mid);
+    if (n === null) hi = mid;
+    else lo = { seq: mid, n };
+  }
+  return lo;
 }

@@ -60,6 +60,9 @@ export interface NewAccount {
   sessionId: string;
   name: string;
   engine: string;
+  /** The workspace's first account ever (its quota tally's first version): its event log is empty.
+   * @default false (not known) */
+  firstInWorkspace?: boolean;
 }
 
 /** The document of a new account, wanted running; `owner` is the fence it starts under, if known. */

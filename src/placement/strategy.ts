@@ -9,6 +9,7 @@ import { ValidationError } from "../errors.ts";
 import { configOf } from "../config.ts";
 import { chooseOwner, DEFAULT_LOAD_FACTOR, HrwIndex } from "./hrw.ts";
 import { mirrorOf } from "./kv.ts";
+import type { PlacementMirror } from "./mirror.ts";
 
 export const WORKSPACE_SHARD = "WorkspaceShard";
 
@@ -20,7 +21,17 @@ export function workspaceIdOf(ctx: Context | null | undefined): string | undefin
   return typeof raw === "string" || typeof raw === "number" ? String(raw) : undefined;
 }
 
+/** How long a choice for an unplaced workspace counts in its node's load before its record shows. */
+export const PENDING_PLACEMENT_MS = 5000;
+
 export class WorkspaceShardStrategy extends Strategies.Base {
+  /**
+   * Unplaced workspaces this caller sent to their owner-to-be whose record the mirror does not show
+   * yet (the claim is a round trip away, the watch another): counted in that node's load, so a burst
+   * of new workspaces from one gateway spreads as if each were placed at once, instead of every call
+   * of the burst reading the same loads and piling onto the least loaded node.
+   */
+  private readonly pending = new Map<string, { node: string; at: number }>();
   private ids: string[] = [];
   private positions = new Map<string, number>();
   private index = new HrwIndex([]);
@@ -38,6 +49,19 @@ export class WorkspaceShardStrategy extends Strategies.Base {
   private loadFactor(): number {
     const broker = this.broker as { options?: object } | undefined;
     return broker?.options ? configOf(broker as { options: object }).loadFactor : DEFAULT_LOAD_FACTOR;
+  }
+
+  /** The mirror's loads plus the pending choices (other than `workspaceId`'s own); forgets the choices
+   * the mirror now records, and those too old to be in flight still. */
+  private loadsWithPending(mirror: PlacementMirror, workspaceId: string): ReadonlyMap<string, number> {
+    if (this.pending.size === 0) return mirror.loads();
+    const loads = new Map(mirror.loads());
+    const now = Date.now();
+    for (const [ws, { node, at }] of this.pending) {
+      if (mirror.owner(ws) !== undefined || now - at > PENDING_PLACEMENT_MS) this.pending.delete(ws);
+      else if (ws !== workspaceId) loads.set(node, (loads.get(node) ?? 0) + 1);
+    }
+    return loads;
   }
 
   override select(list: Endpoint[], ctx?: Context): Endpoint {
@@ -58,8 +82,17 @@ export class WorkspaceShardStrategy extends Strategies.Base {
       // Bounded-load HRW (DESIGN.md §4) over the live workers that offer an endpoint, as the mirror
       // counts their loads; the worker that receives the call claims the workspace.
       const offered = mirror.workers().filter((n) => this.positions.has(n.id));
-      const chosen = chooseOwner(workspaceId, offered, mirror.loads(), this.loadFactor());
-      if (chosen !== undefined) return list[this.positions.get(chosen)!];
+      const chosen = chooseOwner(
+        workspaceId,
+        offered,
+        this.loadsWithPending(mirror, workspaceId),
+        this.loadFactor(),
+      );
+      if (chosen !== undefined) {
+        if (this.pending.size >= 10000) this.pending.clear();
+        this.pending.set(workspaceId, { node: chosen, at: Date.now() });
+        return list[this.positions.get(chosen)!];
+      }
     }
     const top = this.index.topIndex(workspaceId);
     if (mirror && top >= 0 && mirror.isDraining(list[top].id)) {

@@ -16,6 +16,7 @@
 // took 6 and committed first): `readAfter` stops at a gap until the event after it is `gapWaitMs` old;
 // a gap that old is a writer that died between allocating and inserting, and will never fill.
 import { MongoBulkWriteError, type Collection, type Db } from "mongodb";
+import { InsertBatcher } from "./insert-batch.ts";
 import { isDuplicateKey, retryTransient, upsertById } from "./mongo.ts";
 
 export const EVENTS_COLLECTION = "events";
@@ -80,6 +81,9 @@ export interface EventsRepoOptions {
   gapWaitMs?: number;
 }
 
+/** How long `expectEmpty` is taken at its word (the create that said so is under way). */
+const EXPECTED_EMPTY_MS = 10_000;
+
 export class EventsRepo {
   readonly col: Collection<EventDoc>;
   private readonly heads: Collection<EventHeadDoc>;
@@ -90,11 +94,19 @@ export class EventsRepo {
    * so this writer's events commit in seq order. */
   private readonly waiting = new Map<string, PendingAppend[]>();
   private readonly writing = new Set<string>();
+  /** Lone appends of different workspaces that arrive together are written together (InsertBatcher). */
+  private readonly inserts: InsertBatcher<EventDoc>;
+  /** Workspaces said to have no account event yet (`expectEmpty`), and since when. */
+  private readonly expectedEmpty = new Map<string, number>();
 
   constructor(db: Db, options: EventsRepoOptions = {}) {
     this.col = db.collection<EventDoc>(EVENTS_COLLECTION);
     this.heads = db.collection<EventHeadDoc>(EVENT_HEADS_COLLECTION);
     this.gapWaitMs = options.gapWaitMs ?? 5000;
+    // A write the server refused while busy did not happen: trying again is safe.
+    this.inserts = new InsertBatcher((docs) =>
+      retryTransient(() => this.col.insertMany(docs, { ordered: false })),
+    );
   }
 
   async ensureIndexes(): Promise<void> {
@@ -143,9 +155,11 @@ export class EventsRepo {
         if (await this.exists(workspaceId, mid)) lo = mid;
         else hi = mid;
       }
-      let beyond = 0;
-      for (let k = 2; k <= 4 && !beyond; k++) if (await this.exists(workspaceId, lo + k)) beyond = lo + k;
-      if (!beyond) return lo;
+      // Looked at together (one round trip); the lowest one stored is where probing goes on.
+      const past = [lo + 2, lo + 3, lo + 4];
+      const stored = await Promise.all(past.map((seq) => this.exists(workspaceId, seq)));
+      const beyond = past.find((_, i) => stored[i]);
+      if (beyond === undefined) return lo;
       lo = beyond;
     }
   }
@@ -187,11 +201,46 @@ export class EventsRepo {
     }
   }
 
+  /**
+   * The next free position of a workspace this writer knows nothing of. Its head and its first
+   * positions are read at once, so a new workspace (no head, nothing stored: the first event of an
+   * account just created) costs one round trip; anything stored is probed as usual from the head.
+   */
+  private async firstFree(workspaceId: string): Promise<number> {
+    const [head, stored] = await Promise.all([
+      this.headOf(workspaceId),
+      Promise.all([1, 2, 3, 4].map((seq) => this.exists(workspaceId, seq))),
+    ]);
+    // What probeFrom(0) finds when none of 1–4 is stored (a gap at 1 is looked past up to 4).
+    if (head === 0 && !stored.some(Boolean)) return 1;
+    return (await this.probeFrom(workspaceId, head)) + 1;
+  }
+
+  /**
+   * The caller knows the workspace had no account until now (its first account is being created), so
+   * it has no event: its first append here reads only the head (a log pruned since would have one) and
+   * tries position 1, without looking for what is stored. A position taken after all is refused as a
+   * duplicate and probed for, as always. Used within EXPECTED_EMPTY_MS.
+   */
+  expectEmpty(workspaceId: string): void {
+    if (this.next.has(workspaceId)) return;
+    if (this.expectedEmpty.size >= 1000) this.expectedEmpty.clear();
+    this.expectedEmpty.set(workspaceId, Date.now());
+  }
+
+  /** Where a workspace this writer has no position for goes next. */
+  private async nextFree(workspaceId: string): Promise<number> {
+    const since = this.expectedEmpty.get(workspaceId);
+    this.expectedEmpty.delete(workspaceId);
+    if (since === undefined || Date.now() - since > EXPECTED_EMPTY_MS) return this.firstFree(workspaceId);
+    const head = await this.headOf(workspaceId);
+    return head === 0 ? 1 : (await this.probeFrom(workspaceId, head)) + 1;
+  }
+
   /** Inserts the batch in order from the next free position; the part a concurrent writer's event
    * refused goes after everything stored. Settles each append it wrote. */
   private async insertBatch(workspaceId: string, batch: PendingAppend[]): Promise<void> {
-    let seq =
-      this.next.get(workspaceId) ?? (await this.probeFrom(workspaceId, await this.headOf(workspaceId))) + 1;
+    let seq = this.next.get(workspaceId) ?? (await this.nextFree(workspaceId));
     let done = 0;
     while (done < batch.length) {
       const at = new Date();
@@ -205,15 +254,22 @@ export class EventsRepo {
       }));
       let inserted = docs.length;
       try {
-        await retryTransient(() => this.col.insertMany(docs, { ordered: true }));
+        // One event goes with other workspaces' (unordered: it is alone in its workspace); several of
+        // one workspace go in order, so a refused position stops the rest.
+        if (docs.length === 1) await this.inserts.insert(docs[0]);
+        else await retryTransient(() => this.col.insertMany(docs, { ordered: true }));
       } catch (err) {
-        const refused = err instanceof MongoBulkWriteError && isDuplicateKey(firstWriteError(err));
+        // The batcher answers a lone insert with that document's own error.
+        const refused =
+          docs.length === 1
+            ? isDuplicateKey(err)
+            : err instanceof MongoBulkWriteError && isDuplicateKey(firstWriteError(err));
         if (!refused) {
           // Unknown what landed: the next append reads the highest again.
           this.next.delete(workspaceId);
           throw err;
         }
-        inserted = (err as MongoBulkWriteError).insertedCount;
+        inserted = err instanceof MongoBulkWriteError && docs.length > 1 ? err.insertedCount : 0;
       }
       docs.slice(0, inserted).forEach((doc, k) => batch[done + k].resolve(doc));
       done += inserted;

@@ -8,6 +8,7 @@ export const COLLECTIONS = {
   accounts: "accounts",
   apiKeys: "api_keys",
   idempotency: "idempotency",
+  accountTallies: "account_tallies",
 } as const;
 
 /** How long an operation waits for a reachable server before it fails: a request facing a database
@@ -51,6 +52,8 @@ export async function ensureIndexes(db: Db): Promise<void> {
     [COLLECTIONS.apiKeys, { workspaceId: 1 }, { name: "workspaceId" }],
     // The queued sends of an account, looked up when it connects on a new owner.
     [COLLECTIONS.idempotency, { accountId: 1, state: 1 }, { name: "accountId_state" }],
+    // The recent creates of a workspace at its accounts quota (src/quotas.ts).
+    [COLLECTIONS.accountTallies, { workspaceId: 1, at: 1 }, { name: "workspaceId_at" }],
   ];
   for (const [collection, keys, options] of specs) {
     await createIndexRacing(() => db.collection(collection).createIndex(keys, options));

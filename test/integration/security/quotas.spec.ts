@@ -85,6 +85,19 @@ describe("security: per-workspace quotas", function () {
     );
   });
 
+  it("a deleted account makes room at once; creates racing at the quota never pass it", async () => {
+    const key = await keyOf("q_del");
+    const created = await Promise.all(
+      Array.from({ length: 6 }, () => rest.call("POST", "/api/v1/accounts", key, {})),
+    );
+    assert.deepEqual(created.map((r) => r.status).sort(), [201, 201, 429, 429, 429, 429]);
+    const first = created.find((r) => r.status === 201)!.body;
+    await rest.ok("DELETE", `/api/v1/accounts/${first.id}`, key);
+    assert.equal((await rest.call("POST", "/api/v1/accounts", key, {})).status, 201);
+    assert.equal((await rest.call("POST", "/api/v1/accounts", key, {})).status, 429);
+    assert.equal((await rest.ok("GET", "/api/v1/accounts", key)).items.length, QUOTAS.accounts);
+  });
+
   it("webhook endpoints stop at the quota", async () => {
     const key = await keyOf("q_hooks");
     await rest.ok("POST", "/api/v1/webhooks", key, { url: "http://127.0.0.1:9/a" });

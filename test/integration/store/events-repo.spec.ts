@@ -4,7 +4,7 @@ import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { MongoClient } from "mongodb";
 import { EventCursorsRepo } from "../../../src/store/event-cursors-repo.ts";
-import { EventsRepo } from "../../../src/store/events-repo.ts";
+import { EventsRepo, eventId } from "../../../src/store/events-repo.ts";
 import { mongoUrlFor } from "../../support/env.ts";
 import { waitFor } from "../../support/wait.ts";
 
@@ -109,6 +109,65 @@ describe("store/events-repo: per-workspace sequence", function () {
     const cold = await repo();
     assert.equal((await cold.append("ws4", "account.message", { workspaceId: "ws4" })).seq, 14);
     assert.equal((await cold.append("ws5", "account.message", { workspaceId: "ws5" })).seq, 1);
+  });
+
+  it("a cold writer's first event goes past what is stored even when the first positions are gaps", async () => {
+    const r = await repo();
+    const put = (ws: string, seq: number) =>
+      r.col.insertOne({
+        _id: eventId(ws, seq),
+        workspaceId: ws,
+        seq,
+        event: "x",
+        payload: {},
+        at: new Date(),
+      });
+    // Dead writers left 1 (and 2) empty: the lookups made together at the start must not read that as
+    // a new workspace.
+    await put("wsg1", 2);
+    for (const seq of [3, 4, 5]) await put("wsg2", seq);
+    await put("wsg3", 4);
+    const cold = await repo();
+    const first = async (ws: string) => (await cold.append(ws, "account.message", { workspaceId: ws })).seq;
+    assert.deepEqual([await first("wsg1"), await first("wsg2"), await first("wsg3")], [3, 6, 5]);
+  });
+
+  it("a workspace said to be empty costs one read before its first event, and is not taken at its word", async () => {
+    const r = await repo();
+    const put = (ws: string, seq: number) =>
+      r.col.insertOne({
+        _id: eventId(ws, seq),
+        workspaceId: ws,
+        seq,
+        event: "x",
+        payload: {},
+        at: new Date(),
+      });
+    for (const seq of [1, 2, 3]) await put("wse2", seq);
+    for (let i = 0; i < 3; i++) await r.append("wse3", "account.message", { workspaceId: "wse3", i });
+    await r.prune(new Date(Date.now() + 1000));
+    const client = await MongoClient.connect(url, { monitorCommands: true });
+    clients.push(client);
+    const cold = new EventsRepo(client.db());
+    const finds: string[] = [];
+    const count = (e: { commandName: string; command: Record<string, unknown> }) => {
+      if (e.commandName === "find") finds.push(String(e.command.find));
+    };
+    client.on("commandStarted", count);
+    const first = async (ws: string) => {
+      cold.expectEmpty(ws);
+      return (await cold.append(ws, "account.created", { workspaceId: ws })).seq;
+    };
+    try {
+      assert.equal(await first("wse1"), 1);
+      assert.deepEqual(finds, ["event_heads"]);
+      // Not empty after all: the insert at 1 is refused, and the top is probed for.
+      assert.equal(await first("wse2"), 4);
+      // Pruned (only its last event is left): the head says where to look.
+      assert.equal(await first("wse3"), 4);
+    } finally {
+      client.off("commandStarted", count);
+    }
   });
 
   it("prune keeps each workspace's last event, so a cold writer continues after it", async () => {

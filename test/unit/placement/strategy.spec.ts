@@ -171,4 +171,45 @@ describe("placement/strategy: WorkspaceShard", () => {
       )[0],
     );
   });
+
+  it("a burst of new workspaces spreads by the choices made so far, before their records show", () => {
+    const mirror = new PlacementMirror();
+    const three = ["w1", "w2", "w3"];
+    mirror.setLiveNodes(new Map(three.map((id) => [id, node(id)])));
+    // Recorded before the burst: w1 27, w2 7, w3 16 (the loads every call of the burst reads).
+    let rev = 0;
+    for (const [id, n] of [
+      ["w1", 27],
+      ["w2", 7],
+      ["w3", 16],
+    ] as const)
+      for (let i = 0; i < n; i++)
+        mirror.apply(`${id}-old${i}`, {
+          workspaceId: `${id}-old${i}`,
+          node: id,
+          epoch: 1,
+          since: 0,
+          revision: ++rev,
+        });
+    const s = strategyWith(mirror);
+    const burst = new Map<string, number>();
+    for (let i = 0; i < 60; i++) {
+      const id = s.select(endpoints(three), ctx({ workspaceId: `new${i}` })).id;
+      burst.set(id, (burst.get(id) ?? 0) + 1);
+    }
+    // 110 in all: none ends past the bound of ceil(1.25 × 110 / 3) = 46, where reading the same loads
+    // every time sent most of the burst to one node (w3 + 37).
+    for (const [id, n] of [
+      ["w1", 27],
+      ["w2", 7],
+      ["w3", 16],
+    ] as const)
+      assert.ok(n + (burst.get(id) ?? 0) <= 46, `${id}: ${n} + ${burst.get(id)}`);
+
+    // A choice stops counting once its record shows (not twice), and asking again for the same
+    // workspace does not count it against itself.
+    const again = s.select(endpoints(three), ctx({ workspaceId: "new0" })).id;
+    mirror.apply("new0", { workspaceId: "new0", node: again, epoch: 1, since: 0, revision: rev + 1 });
+    assert.equal(s.select(endpoints(three), ctx({ workspaceId: "new0" })).id, again);
+  });
 });

@@ -1,0 +1,87 @@
+// The `account_tallies` collection: how many accounts each workspace has, kept as a chain of versions
+// (src/quotas.ts, AccountTally). Version `seq` of a workspace is the document `<workspaceId>|<seq>`;
+// a writer that knows version `seq` writes `seq + 1` by a plain insert, and the unique `_id` lets only
+// one writer have it: a compare-and-set that FerretDB keeps under concurrency (its updates are a read
+// and a separate write, so two `$inc` at once may count one).
+import type { Collection, Db } from "mongodb";
+import { InsertBatcher } from "./insert-batch.ts";
+import { COLLECTIONS, isDuplicateKey, retryTransient } from "./mongo.ts";
+
+export const TALLIES_COLLECTION = COLLECTIONS.accountTallies;
+/** Written once every workspace that had accounts before tallies existed has its first version. */
+const SEEDED_ID = "~seeded";
+
+interface TallyDoc {
+  _id: string;
+  workspaceId?: string;
+  seq?: number;
+  /** The workspace's accounts as of this version. */
+  n?: number;
+  /** The change it made: +1 a create, -1 a delete, 0 a count. */
+  d?: number;
+  at: Date;
+}
+
+export function tallyId(workspaceId: string, seq: number): string {
+  return `${workspaceId}|${String(seq).padStart(15, "0")}`;
+}
+
+export class TallyRepo {
+  private readonly col: Collection<TallyDoc>;
+  /** Creates that arrive together write their versions together (different workspaces' mostly). */
+  private readonly inserts: InsertBatcher<TallyDoc>;
+
+  constructor(private readonly db: Db) {
+    this.col = db.collection<TallyDoc>(TALLIES_COLLECTION);
+    this.inserts = new InsertBatcher((docs) =>
+      retryTransient(() => this.col.insertMany(docs, { ordered: false })),
+    );
+  }
+
+  /** The count at version `seq` (by `_id`), or null when the workspace has no such version. */
+  async read(workspaceId: string, seq: number): Promise<number | null> {
+    const doc = await retryTransient(() => this.col.findOne({ _id: tallyId(workspaceId, seq) }));
+    return typeof doc?.n === "number" ? doc.n : null;
+  }
+
+  /** Writes version `seq` with count `n`, made by a change of `d`; false when that version exists
+   * (another writer took it). */
+  async write(workspaceId: string, seq: number, n: number, d: number): Promise<boolean> {
+    try {
+      await this.inserts.insert({ _id: tallyId(workspaceId, seq), workspaceId, seq, n, d, at: new Date() });
+      return true;
+    } catch (err) {
+      if (isDuplicateKey(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Versions of the workspace written since `since` that counted a create (a scan on FerretDB: only
+   * when a workspace reaches its quota). */
+  createsSince(workspaceId: string, since: Date): Promise<number> {
+    return retryTransient(() => this.col.countDocuments({ workspaceId, d: 1, at: { $gte: since } }));
+  }
+
+  /**
+   * Gives every workspace that has accounts but no tally its first version (its accounts counted,
+   * one scan of `accounts`), once per database: from then on a workspace without a tally has none.
+   * Idempotent and safe to run from every node at start; a version another writer made first wins.
+   */
+  async seedOnce(): Promise<void> {
+    if (await retryTransient(() => this.col.findOne({ _id: SEEDED_ID }))) return;
+    const counts = await retryTransient(() =>
+      this.db
+        .collection(COLLECTIONS.accounts)
+        .aggregate<{ _id: string; n: number }>([{ $group: { _id: "$workspaceId", n: { $sum: 1 } } }])
+        .toArray(),
+    );
+    for (const { _id: workspaceId, n } of counts) {
+      if (typeof workspaceId === "string") await this.write(workspaceId, 1, n, 0);
+    }
+    await retryTransient(() => this.col.insertOne({ _id: SEEDED_ID, at: new Date() })).catch(
+      (err: unknown) => {
+        if (!isDuplicateKey(err)) throw err;
+      },
+    );
+  }
+}
