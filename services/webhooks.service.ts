@@ -369,8 +369,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       log,
       cursors,
       (doc) => this.recordLogged(doc),
-      // One account's events in order (as receivers see them), accounts side by side.
-      { pollMs: cfg.webhookPollMs, keyOf: (doc) => subjectOf(doc.payload)?.accountId ?? "" },
+      { pollMs: cfg.webhookPollMs },
       this.logger,
     );
     await this.tail.start();

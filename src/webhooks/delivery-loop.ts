@@ -92,6 +92,10 @@ export class DeliveryLoop {
   private markWriters = 0;
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | null = null;
+  /** Leases are renewed on a timer of their own: a tick slowed by a busy database must not let them
+   * lapse (another node would take the endpoint over, and deliver again what this one had not marked). */
+  private renewTimer: NodeJS.Timeout | null = null;
+  private renewing: Promise<void> | null = null;
   private ticking: Promise<void> | null = null;
   private again = false;
   private stopped = false;
@@ -108,6 +112,8 @@ export class DeliveryLoop {
 
   start(): void {
     this.schedule(0);
+    this.renewTimer = setInterval(() => void this.renewNow(), Math.max(50, this.opts.leaseTtlMs / 6));
+    this.renewTimer.unref();
   }
 
   /** This node recorded (or found recorded) an event in these queues. */
@@ -152,6 +158,8 @@ export class DeliveryLoop {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    await this.renewing;
     await this.ticking;
     this.abort.abort();
     await Promise.allSettled(this.inFlight.values());
@@ -179,7 +187,7 @@ export class DeliveryLoop {
   }
 
   private async tick(): Promise<void> {
-    await this.renewLeases();
+    await this.renewNow();
     await this.pruneIfDue();
     if (Date.now() - this.lastScan >= this.opts.scanMs) await this.scan();
     for (const endpointId of this.wanted) {
@@ -306,6 +314,14 @@ export class DeliveryLoop {
       mark.done();
       this.kick();
     }
+  }
+
+  /** Renews what is due, once at a time (the timer's and the tick's calls share one run). */
+  private renewNow(): Promise<void> {
+    this.renewing ??= this.renewLeases()
+      .catch((err) => this.logger.warn(`webhooks: renewing leases: ${(err as Error).message}`))
+      .finally(() => (this.renewing = null));
+    return this.renewing;
   }
 
   private async renewLeases(): Promise<void> {
