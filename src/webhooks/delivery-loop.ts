@@ -16,6 +16,7 @@ import type { HeldLease, LeaseRepo } from "../store/webhook-leases-repo.ts";
 import { queueKey, type OutboxRepo, type RecordResult } from "../store/webhook-outbox-repo.ts";
 import type { AddressPolicy } from "../net/address-guard.ts";
 import { attemptDelivery } from "./http-delivery.ts";
+import { DeliveredMarks } from "./delivered-marks.ts";
 import type { EndpointDoc, OutboxDoc } from "./types.ts";
 
 export interface DeliveryLoopOptions {
@@ -61,8 +62,6 @@ interface Cursor {
 const MAX_REMEMBERED_PER_QUEUE = 1000;
 /** Delivered marks waiting at most; past it no new attempt starts until some land. */
 const MAX_UNMARKED = 256;
-/** Delivered marks written at once. */
-const MARK_WRITERS = 4;
 
 /** How often a node prunes the outbox (each node does; pruning is idempotent). */
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
@@ -86,10 +85,8 @@ export class DeliveryLoop {
    * heard of late (its recording answered after the loop had read it back and sent it) is not
    * remembered as pending. */
   private readonly handledThrough = new Map<string, number>();
-  /** Rows delivered whose `delivered` mark is still to be written, and the marks in write order. */
-  private readonly unmarked = new Map<string, Promise<void>>();
-  private readonly marks: { id: string; attempts: number; statusCode: number; done: () => void }[] = [];
-  private markWriters = 0;
+  /** Rows delivered whose `delivered` mark is still to be written. */
+  private readonly unmarked: DeliveredMarks;
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | null = null;
   /** Leases are renewed on a timer of their own: a tick slowed by a busy database must not let them
@@ -108,7 +105,9 @@ export class DeliveryLoop {
     private readonly repos: Repos,
     private readonly opts: DeliveryLoopOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.unmarked = new DeliveredMarks(repos.outbox, logger, () => this.kick());
+  }
 
   start(): void {
     this.schedule(0);
@@ -163,7 +162,7 @@ export class DeliveryLoop {
     await this.ticking;
     this.abort.abort();
     await Promise.allSettled(this.inFlight.values());
-    await Promise.allSettled(this.unmarked.values());
+    await this.unmarked.flushed();
     await Promise.allSettled([...this.held.values()].map((l) => this.repos.leases.release(l)));
     this.held.clear();
   }
@@ -290,32 +289,6 @@ export class DeliveryLoop {
     if (rows?.size === 0) this.remembered.delete(key);
   }
 
-  /** Queues a delivered mark, written in the background by a few writers (more concurrent writes only
-   * contend for FerretDB's single writer); the row counts as delivered here meanwhile. */
-  private markDelivered(row: OutboxDoc, attempts: number, statusCode: number): void {
-    let done!: () => void;
-    this.unmarked.set(row._id, new Promise<void>((resolve) => (done = resolve)));
-    this.marks.push({ id: row._id, attempts, statusCode, done });
-    while (this.markWriters < MARK_WRITERS) {
-      this.markWriters++;
-      void this.writeMarks().finally(() => this.markWriters--);
-    }
-  }
-
-  private async writeMarks(): Promise<void> {
-    for (let mark = this.marks.shift(); mark; mark = this.marks.shift()) {
-      try {
-        await this.repos.outbox.markDelivered(mark.id, mark.attempts, mark.statusCode);
-      } catch (err) {
-        // The row stays pending in the database: a later holder delivers it again (at least once).
-        this.logger.warn(`webhooks: marking ${mark.id} delivered failed: ${(err as Error).message}`);
-      }
-      this.unmarked.delete(mark.id);
-      mark.done();
-      this.kick();
-    }
-  }
-
   /** Renews what is due, once at a time (the timer's and the tick's calls share one run). */
   private renewNow(): Promise<void> {
     this.renewing ??= this.renewLeases()
@@ -424,7 +397,7 @@ export class DeliveryLoop {
     const { outbox } = this.repos;
     if (res.ok) {
       this.forget(row);
-      this.markDelivered(row, attempt, res.statusCode);
+      this.unmarked.add(row._id, attempt, res.statusCode);
       cursor.next = row.seq + 1;
       cursor.wakeAt = 0;
       return;
