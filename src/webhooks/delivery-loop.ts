@@ -85,6 +85,9 @@ export class DeliveryLoop {
    * heard of late (its recording answered after the loop had read it back and sent it) is not
    * remembered as pending. */
   private readonly handledThrough = new Map<string, number>();
+  /** When this node took each endpoint it holds: only rows inserted after that are remembered (an
+   * older one may have been sent by the previous holder). */
+  private readonly claimedAt = new Map<string, number>();
   /** Rows delivered whose `delivered` mark is still to be written. */
   private readonly unmarked: DeliveredMarks;
   private readonly abort = new AbortController();
@@ -125,7 +128,8 @@ export class DeliveryLoop {
         continue;
       }
       this.lastBusy.set(r.endpointId, Date.now());
-      if (r.inserted && r.doc) this.remember(key, r.doc);
+      if (r.inserted && r.doc && r.doc.createdAt.getTime() >= (this.claimedAt.get(r.endpointId) ?? Infinity))
+        this.remember(key, r.doc);
       if (cursor) cursor.wakeAt = Math.min(cursor.wakeAt, Date.now());
       // A new queue starts at 1. Otherwise its first pending row is looked up: the row this node heard
       // of is not necessarily the first (another node may have put an event of another publisher, say
@@ -243,6 +247,7 @@ export class DeliveryLoop {
     this.claimNotBefore.delete(endpointId);
     this.logger.debug(`webhooks: delivering endpoint ${endpointId} (term ${lease.term})`);
     this.held.set(endpointId, lease);
+    this.claimedAt.set(endpointId, Date.now());
     this.lastBusy.set(endpointId, Date.now());
     // Whatever a previous holder did is in the outbox: start each queue at its first pending row.
     for (const h of await this.repos.outbox.pendingHeads(endpointId)) {
@@ -258,6 +263,7 @@ export class DeliveryLoop {
   private async drop(endpointId: string): Promise<void> {
     this.held.delete(endpointId);
     this.lastBusy.delete(endpointId);
+    this.claimedAt.delete(endpointId);
     for (const [key, c] of this.cursors) if (c.endpointId === endpointId) this.cursors.delete(key);
     for (const map of [this.remembered, this.handledThrough])
       for (const key of map.keys()) if (key.startsWith(`${endpointId}|`)) map.delete(key);

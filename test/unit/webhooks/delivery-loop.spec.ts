@@ -214,6 +214,21 @@ describe("webhooks/delivery-loop", () => {
     assert.ok(!after.includes(2), `positions read back after the insert: ${after.join(",")}`);
   });
 
+  it("a row it inserted before it took the endpoint is read back (the previous holder may have sent it)", async () => {
+    outbox.put("wh_1", "acc", 1, "a1");
+    loop.start();
+    await waitFor(() => received.length === 1 && outbox.reads.includes(2));
+    const readsBefore = outbox.reads.length;
+    const early = outbox.insert("wh_1", "acc", 2, "a2");
+    early.doc!.createdAt = new Date(0);
+    // Sent meanwhile by the previous holder: the database says so, the insert's answer does not.
+    outbox.rows.get(slotId("wh_1", "acc", 2))!.status = "delivered";
+    loop.notify([early, outbox.insert("wh_1", "acc", 3, "a3")]);
+    await waitFor(() => received.length === 2);
+    assert.deepEqual(received, ["a1", "a3"]);
+    assert.ok(outbox.reads.slice(readsBefore).includes(2), "position 2 read back");
+  });
+
   it("a row whose delivered mark is still being written is not sent again when a scan rewinds", async () => {
     await loop.stop();
     loop = makeLoop({ scanMs: 20 });
