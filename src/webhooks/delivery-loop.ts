@@ -17,6 +17,7 @@ import { queueKey, type OutboxRepo, type RecordResult } from "../store/webhook-o
 import type { AddressPolicy } from "../net/address-guard.ts";
 import { attemptDelivery } from "./http-delivery.ts";
 import { DeliveredMarks } from "./delivered-marks.ts";
+import { RememberedRows } from "./remembered-rows.ts";
 import type { EndpointDoc, OutboxDoc } from "./types.ts";
 
 export interface DeliveryLoopOptions {
@@ -58,8 +59,6 @@ interface Cursor {
   wakeAt: number;
 }
 
-/** Rows remembered per queue (past it they are read from the database). */
-const MAX_REMEMBERED_PER_QUEUE = 1000;
 /** Delivered marks waiting at most; past it no new attempt starts until some land. */
 const MAX_UNMARKED = 256;
 
@@ -79,15 +78,8 @@ export class DeliveryLoop {
   /** Attempts in flight per workspace. */
   private readonly inFlightOf = new Map<string, number>();
   private readonly endpointCache = new Map<string, { doc: EndpointDoc | null; at: number }>();
-  /** Per queue, the pending rows this node inserted while holding their endpoint, by seq. */
-  private readonly remembered = new Map<string, Map<number, OutboxDoc>>();
-  /** Per queue, the highest seq this node delivered (or gave up on) while holding its endpoint: a row
-   * heard of late (its recording answered after the loop had read it back and sent it) is not
-   * remembered as pending. */
-  private readonly handledThrough = new Map<string, number>();
-  /** When this node took each endpoint it holds: only rows inserted after that are remembered (an
-   * older one may have been sent by the previous holder). */
-  private readonly claimedAt = new Map<string, number>();
+  /** Rows this node inserted while holding their endpoint: not read back. */
+  private readonly remembered = new RememberedRows();
   /** Rows delivered whose `delivered` mark is still to be written. */
   private readonly unmarked: DeliveredMarks;
   private readonly abort = new AbortController();
@@ -128,8 +120,7 @@ export class DeliveryLoop {
         continue;
       }
       this.lastBusy.set(r.endpointId, Date.now());
-      if (r.inserted && r.doc && r.doc.createdAt.getTime() >= (this.claimedAt.get(r.endpointId) ?? Infinity))
-        this.remember(key, r.doc);
+      if (r.inserted && r.doc) this.remembered.inserted(r.doc, this.unmarked.has(r.doc._id));
       if (cursor) cursor.wakeAt = Math.min(cursor.wakeAt, Date.now());
       // A new queue starts at 1. Otherwise its first pending row is looked up: the row this node heard
       // of is not necessarily the first (another node may have put an event of another publisher, say
@@ -247,7 +238,7 @@ export class DeliveryLoop {
     this.claimNotBefore.delete(endpointId);
     this.logger.debug(`webhooks: delivering endpoint ${endpointId} (term ${lease.term})`);
     this.held.set(endpointId, lease);
-    this.claimedAt.set(endpointId, Date.now());
+    this.remembered.claimed(endpointId);
     this.lastBusy.set(endpointId, Date.now());
     // Whatever a previous holder did is in the outbox: start each queue at its first pending row.
     for (const h of await this.repos.outbox.pendingHeads(endpointId)) {
@@ -263,36 +254,18 @@ export class DeliveryLoop {
   private async drop(endpointId: string): Promise<void> {
     this.held.delete(endpointId);
     this.lastBusy.delete(endpointId);
-    this.claimedAt.delete(endpointId);
     for (const [key, c] of this.cursors) if (c.endpointId === endpointId) this.cursors.delete(key);
-    for (const map of [this.remembered, this.handledThrough])
-      for (const key of map.keys()) if (key.startsWith(`${endpointId}|`)) map.delete(key);
-  }
-
-  private remember(key: string, doc: OutboxDoc): void {
-    if (doc.seq <= (this.handledThrough.get(key) ?? 0) || this.unmarked.has(doc._id)) return;
-    let rows = this.remembered.get(key);
-    if (!rows) this.remembered.set(key, (rows = new Map()));
-    if (rows.size < MAX_REMEMBERED_PER_QUEUE) rows.set(doc.seq, { ...doc });
+    this.remembered.dropped(endpointId);
   }
 
   /** The row at a queue position: remembered, or read; delivered while its mark is being written. */
-  private async rowAt(key: string, cursor: Cursor): Promise<OutboxDoc | null> {
+  private async rowAt(cursor: Cursor): Promise<OutboxDoc | null> {
     const seq = cursor.next;
     const row =
-      this.remembered.get(key)?.get(seq) ??
+      this.remembered.get(cursor.endpointId, cursor.accountId, seq) ??
       (await this.repos.outbox.at(cursor.endpointId, cursor.accountId, seq));
     if (row && this.unmarked.has(row._id)) return { ...row, status: "delivered" };
     return row;
-  }
-
-  /** The row was delivered or is dead: it is never pending here again. */
-  private forget(row: OutboxDoc): void {
-    const key = queueKey(row.endpointId, row.accountId);
-    this.handledThrough.set(key, Math.max(row.seq, this.handledThrough.get(key) ?? 0));
-    const rows = this.remembered.get(key);
-    rows?.delete(row.seq);
-    if (rows?.size === 0) this.remembered.delete(key);
   }
 
   /** Renews what is due, once at a time (the timer's and the tick's calls share one run). */
@@ -359,10 +332,10 @@ export class DeliveryLoop {
       const ws = endpoint.workspaceId;
       const perWorkspace = this.opts.workspaceConcurrency ?? 0;
       if (perWorkspace > 0 && (this.inFlightOf.get(ws) ?? 0) >= perWorkspace) continue;
-      let row = await this.rowAt(key, cursor);
+      let row = await this.rowAt(cursor);
       while (row && row.status !== "pending") {
         cursor.next++;
-        row = await this.rowAt(key, cursor);
+        row = await this.rowAt(cursor);
       }
       if (!row) {
         cursor.wakeAt = Infinity;
@@ -402,7 +375,7 @@ export class DeliveryLoop {
     if (!res.ok && res.aborted) return;
     const { outbox } = this.repos;
     if (res.ok) {
-      this.forget(row);
+      this.remembered.handled(row);
       this.unmarked.add(row._id, attempt, res.statusCode);
       cursor.next = row.seq + 1;
       cursor.wakeAt = 0;
@@ -415,7 +388,7 @@ export class DeliveryLoop {
         statusCode: res.statusCode,
         nextAttemptAt: null,
       });
-      this.forget(row);
+      this.remembered.handled(row);
       cursor.next = row.seq + 1;
       cursor.wakeAt = 0;
       this.logger.warn(
@@ -430,8 +403,7 @@ export class DeliveryLoop {
       statusCode: res.statusCode,
       nextAttemptAt,
     });
-    const remembered = this.remembered.get(queueKey(row.endpointId, row.accountId))?.get(row.seq);
-    if (remembered) Object.assign(remembered, { attempts: attempt, nextAttemptAt });
+    this.remembered.retried(row, attempt, nextAttemptAt);
     cursor.wakeAt = nextAttemptAt.getTime();
   }
 }
