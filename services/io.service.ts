@@ -7,7 +7,7 @@
 //   that workspace's room only: the default in-memory adapter and `.local`, so a gateway never fans an
 //   event out to another gateway's sockets (each gateway relays its own copy);
 // - `accounts.snapshot` carries `cursor` when this gateway has relayed an event of the workspace: the
-//   newest it relayed before reading the snapshot, so a client that later resumes from it misses nothing;
+//   newest it relayed before reading the snapshot, where a client that reconnects later resumes;
 // - resume: a socket that passes a cursor (handshake `auth: {token, after}`, or `emit("resume", after,
 //   cb)` later) first gets every logged event after it (accounts.events), then live events; held
 //   live events the replay already emitted are dropped by seq, so each reaches it once;
