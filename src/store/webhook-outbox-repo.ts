@@ -77,9 +77,9 @@ export class OutboxRepo {
   readonly col: Collection<OutboxDoc>;
   /** Last seq this node knows in each queue (and when it last learnt it); a cold queue is read once. */
   private readonly tails = new Map<string, { seq: number; at: number }>();
-  /** Rows recorded together (every account's next event at once) go out in one command. Each queue has
-   * at most one insert in flight (an account's events are recorded one at a time), so a batch never
-   * holds two positions of one queue and each insert's answer is what `insertOne` would have given. */
+  /** Rows recorded together (the next events of many accounts at once) go out in one unordered
+   * command; each insert gets its own answer, the one `insertOne` would have given, so the slot logic
+   * below is unchanged. */
   private readonly inserts: InsertBatcher<OutboxDoc>;
 
   /**
