@@ -8,6 +8,18 @@ import { EventsRepo, eventId } from "../../../src/store/events-repo.ts";
 import { mongoUrlFor } from "../../support/env.ts";
 import { waitFor } from "../../support/wait.ts";
 
+/** An event stored at a position directly, as another (or a dead) writer left it. */
+function stored(r: EventsRepo, ws: string, seq: number) {
+  return r.col.insertOne({
+    _id: eventId(ws, seq),
+    workspaceId: ws,
+    seq,
+    event: "x",
+    payload: {},
+    at: new Date(),
+  });
+}
+
 describe("store/events-repo: per-workspace sequence", function () {
   this.timeout(60000);
   let url: string;
@@ -72,14 +84,7 @@ describe("store/events-repo: per-workspace sequence", function () {
     await r.ensureIndexes();
     await r.append("ws2", "account.status", { workspaceId: "ws2" });
     // Another writer took seq 2 and has not inserted it; seq 3 is stored.
-    await r.col.insertOne({
-      _id: "ws2|000000000000003",
-      workspaceId: "ws2",
-      seq: 3,
-      event: "x",
-      payload: {},
-      at: new Date(),
-    });
+    await stored(r, "ws2", 3);
     assert.deepEqual(
       (await r.readAfter("ws2", 0, 10)).map((d) => d.seq),
       [1],
@@ -97,15 +102,7 @@ describe("store/events-repo: per-workspace sequence", function () {
   it("a cold writer finds the top by _id probes, past a short gap a dead writer left", async () => {
     const r = await repo();
     await r.ensureIndexes();
-    for (const seq of [1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13])
-      await r.col.insertOne({
-        _id: `ws4|${String(seq).padStart(15, "0")}`,
-        workspaceId: "ws4",
-        seq,
-        event: "x",
-        payload: {},
-        at: new Date(),
-      });
+    for (const seq of [1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13]) await stored(r, "ws4", seq);
     const cold = await repo();
     assert.equal((await cold.append("ws4", "account.message", { workspaceId: "ws4" })).seq, 14);
     assert.equal((await cold.append("ws5", "account.message", { workspaceId: "ws5" })).seq, 1);
@@ -113,20 +110,11 @@ describe("store/events-repo: per-workspace sequence", function () {
 
   it("a cold writer's first event goes past what is stored even when the first positions are gaps", async () => {
     const r = await repo();
-    const put = (ws: string, seq: number) =>
-      r.col.insertOne({
-        _id: eventId(ws, seq),
-        workspaceId: ws,
-        seq,
-        event: "x",
-        payload: {},
-        at: new Date(),
-      });
     // Dead writers left 1 (and 2) empty: the lookups made together at the start must not read that as
     // a new workspace.
-    await put("wsg1", 2);
-    for (const seq of [3, 4, 5]) await put("wsg2", seq);
-    await put("wsg3", 4);
+    await stored(r, "wsg1", 2);
+    for (const seq of [3, 4, 5]) await stored(r, "wsg2", seq);
+    await stored(r, "wsg3", 4);
     const cold = await repo();
     const first = async (ws: string) => (await cold.append(ws, "account.message", { workspaceId: ws })).seq;
     assert.deepEqual([await first("wsg1"), await first("wsg2"), await first("wsg3")], [3, 6, 5]);
@@ -134,16 +122,7 @@ describe("store/events-repo: per-workspace sequence", function () {
 
   it("a workspace said to be empty costs one read before its first event, and is not taken at its word", async () => {
     const r = await repo();
-    const put = (ws: string, seq: number) =>
-      r.col.insertOne({
-        _id: eventId(ws, seq),
-        workspaceId: ws,
-        seq,
-        event: "x",
-        payload: {},
-        at: new Date(),
-      });
-    for (const seq of [1, 2, 3]) await put("wse2", seq);
+    for (const seq of [1, 2, 3]) await stored(r, "wse2", seq);
     for (let i = 0; i < 3; i++) await r.append("wse3", "account.message", { workspaceId: "wse3", i });
     await r.prune(new Date(Date.now() + 1000));
     const client = await MongoClient.connect(url, { monitorCommands: true });
