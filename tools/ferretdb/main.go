@@ -16,12 +16,21 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address")
 	dir := flag.String("dir", "./data", "SQLite data directory")
+	// MongoDB's default write concern ({w: 1}) acknowledges a write before its journal is on disk (the
+	// journal is flushed every 100 ms); SQLite's default (WAL, synchronous FULL) syncs the disk at every
+	// commit. "normal" matches MongoDB: committed writes survive a crash of the server, and the last
+	// ones may be lost to a power cut. "full" keeps SQLite's default.
+	synchronous := flag.String("synchronous", "normal", "SQLite synchronous pragma: normal or full")
 	flag.Parse()
+	if *synchronous != "normal" && *synchronous != "full" {
+		fmt.Fprintln(os.Stderr, "ferretdb: -synchronous must be normal or full")
+		os.Exit(2)
+	}
 	os.MkdirAll(*dir, 0o755)
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + *dir + "/",
+		SQLiteURL: "file:" + *dir + "/?_pragma=synchronous(" + *synchronous + ")",
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferretdb:", err)
