@@ -76,7 +76,7 @@ export interface DeliveriesPage {
 interface WebhooksMethods {
   onAccountEvent(event: string, payload: unknown): Promise<void>;
   recordEvent(event: string, payload: unknown): Promise<void>;
-  recordLogged(doc: EventDoc): Promise<void>;
+  recordLogged(docs: EventDoc[]): Promise<void>;
   recordFor(event: string, payload: unknown, eventId: string): Promise<void>;
   endpointsOf(workspaceId: string): Promise<EndpointDoc[]>;
   endpointsChanged(workspaceId: string, endpointId: string): Promise<void>;
@@ -279,10 +279,22 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       await this.recordEvent(event, payload);
     },
 
-    /** An event read from the log: its body carries the cursor; its id is that of the logged payload. */
-    recordLogged(doc: EventDoc): Promise<void> {
-      const payload = { ...(doc.payload as object), cursor: cursorOf(doc.seq) };
-      return this.recordFor(doc.event, payload, eventIdOf(doc.event, doc.payload));
+    /** A run of one workspace's logged events, recorded together (each account's in order). An event's
+     * body carries its cursor; its id is that of the logged payload. */
+    async recordLogged(docs: EventDoc[]): Promise<void> {
+      const items: Parameters<OutboxRepo["recordMany"]>[0] = [];
+      for (const doc of docs) {
+        const payload = { ...(doc.payload as object), cursor: cursorOf(doc.seq) };
+        const subject = subjectOf(payload);
+        if (!subject) continue;
+        const endpoints = (await this.endpointsOf(subject.workspaceId)).filter((e) =>
+          filterMatches(e.events, doc.event),
+        );
+        if (endpoints.length === 0) continue;
+        const eventId = eventIdOf(doc.event, doc.payload);
+        items.push({ ev: { eventId, event: doc.event, ...subject, payload }, endpoints });
+      }
+      if (items.length) this.loop.notify(await this.outbox.recordMany(items));
     },
 
     /** Records the event for the workspace's matching endpoints, then wakes the delivery loop. */
@@ -368,7 +380,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
     this.tail = new LogTail(
       log,
       cursors,
-      (doc) => this.recordLogged(doc),
+      (docs) => this.recordLogged(docs),
       { pollMs: cfg.webhookPollMs },
       this.logger,
     );

@@ -127,7 +127,8 @@ export class EventsRepo {
     return last?.seq ?? 0;
   }
 
-  private async exists(workspaceId: string, seq: number): Promise<boolean> {
+  /** Whether the workspace's position `seq` is stored (by `_id`). */
+  async has(workspaceId: string, seq: number): Promise<boolean> {
     if (seq <= 0) return true;
     const doc = await retryTransient(() =>
       this.col.findOne({ _id: eventId(workspaceId, seq) }, { projection: { _id: 1 } }),
@@ -145,19 +146,19 @@ export class EventsRepo {
     for (;;) {
       let step = 1;
       let hi = lo + 1;
-      while (await this.exists(workspaceId, hi)) {
+      while (await this.has(workspaceId, hi)) {
         lo = hi;
         step *= 2;
         hi = lo + step;
       }
       while (hi - lo > 1) {
         const mid = Math.floor((lo + hi) / 2);
-        if (await this.exists(workspaceId, mid)) lo = mid;
+        if (await this.has(workspaceId, mid)) lo = mid;
         else hi = mid;
       }
       // Looked at together (one round trip); the lowest one stored is where probing goes on.
       const past = [lo + 2, lo + 3, lo + 4];
-      const stored = await Promise.all(past.map((seq) => this.exists(workspaceId, seq)));
+      const stored = await Promise.all(past.map((seq) => this.has(workspaceId, seq)));
       const beyond = past.find((_, i) => stored[i]);
       if (beyond === undefined) return lo;
       lo = beyond;
@@ -209,7 +210,7 @@ export class EventsRepo {
   private async firstFree(workspaceId: string): Promise<number> {
     const [head, stored] = await Promise.all([
       this.headOf(workspaceId),
-      Promise.all([1, 2, 3, 4].map((seq) => this.exists(workspaceId, seq))),
+      Promise.all([1, 2, 3, 4].map((seq) => this.has(workspaceId, seq))),
     ]);
     // What probeFrom(0) finds when none of 1–4 is stored (a gap at 1 is looked past up to 4).
     if (head === 0 && !stored.some(Boolean)) return 1;
@@ -303,11 +304,9 @@ export class EventsRepo {
     return out;
   }
 
-  /** Workspaces that have events, or events written at or after `since` (one query for all of them:
-   * on FerretDB every non-`_id` filter scans, so one scan beats a range read per workspace). */
-  async workspaces(since?: Date): Promise<string[]> {
-    const filter = since ? { at: { $gte: since } } : {};
-    return (await retryTransient(() => this.col.distinct("workspaceId", filter))) as string[];
+  /** Workspaces that have events (one query: a scan on FerretDB). */
+  async workspaces(): Promise<string[]> {
+    return (await retryTransient(() => this.col.distinct("workspaceId", {}))) as string[];
   }
 
   /** Deletes events older than `olderThan`, keeping each workspace's last one: a writer that starts

@@ -12,7 +12,7 @@
 // Each node records one account's events one at a time in the order it received them, and one
 // account's events come from one publisher in order, so slot order follows broadcast order whichever
 // node wins each insert. No step needs an atomic conditional update (FerretDB has none under concurrency).
-import type { Collection, Db } from "mongodb";
+import { MongoBulkWriteError, type Collection, type Db } from "mongodb";
 import { retry } from "../retry.ts";
 import type { DeliveryStatus, EndpointDoc, OutboxDoc } from "./webhook-docs.ts";
 import { InsertBatcher } from "./insert-batch.ts";
@@ -30,7 +30,7 @@ export interface RecordedEvent {
 }
 
 /** Where an event went in one endpoint's queue; `seq` is null when another node had already recorded
- * it in an earlier slot this node did not look at. */
+ * it in a slot this node did not look at. */
 export interface RecordResult {
   endpointId: string;
   accountId: string;
@@ -129,29 +129,54 @@ export class OutboxRepo {
     this.tails.set(key, { seq: Math.max(seq, known?.seq ?? 0), at: Date.now() });
   }
 
+  /**
+   * Records a run of events (in the order given) for their endpoints: each queue's rows go in with one
+   * ordered insert per run of free slots, and the queues side by side. Answers as `record` would have
+   * for each event in turn.
+   */
+  async recordMany(items: { ev: RecordedEvent; endpoints: EndpointDoc[] }[]): Promise<RecordResult[]> {
+    const queues = new Map<string, { endpointId: string; events: RecordedEvent[] }>();
+    for (const { ev, endpoints } of items) {
+      for (const { _id: endpointId } of endpoints) {
+        const key = queueKey(endpointId, ev.accountId);
+        let queue = queues.get(key);
+        if (!queue) queues.set(key, (queue = { endpointId, events: [] }));
+        queue.events.push(ev);
+      }
+    }
+    const done = await Promise.all(
+      [...queues.values()].map((q) => withRetry(() => this.recordQueue(q.endpointId, q.events), 8)),
+    );
+    return done.flat();
+  }
+
+  private rowOf(ev: RecordedEvent, endpointId: string, seq: number): OutboxDoc {
+    const now = new Date();
+    return {
+      _id: slotId(endpointId, ev.accountId, seq),
+      eventId: ev.eventId,
+      endpointId,
+      workspaceId: ev.workspaceId,
+      accountId: ev.accountId,
+      event: ev.event,
+      payload: ev.payload,
+      seq,
+      status: "pending",
+      attempts: 0,
+      nextAttemptAt: now,
+      lastError: null,
+      lastStatusCode: null,
+      createdAt: now,
+      deliveredAt: null,
+      recordedBy: this.nodeId,
+    };
+  }
+
   private async recordFor(ev: RecordedEvent, endpointId: string): Promise<RecordResult> {
     const { accountId } = ev;
     let seq = (await this.tailOf(endpointId, accountId)) + 1;
     for (;;) {
-      const now = new Date();
-      const doc: OutboxDoc = {
-        _id: slotId(endpointId, accountId, seq),
-        eventId: ev.eventId,
-        endpointId,
-        workspaceId: ev.workspaceId,
-        accountId,
-        event: ev.event,
-        payload: ev.payload,
-        seq,
-        status: "pending",
-        attempts: 0,
-        nextAttemptAt: now,
-        lastError: null,
-        lastStatusCode: null,
-        createdAt: now,
-        deliveredAt: null,
-        recordedBy: this.nodeId,
-      };
+      const doc = this.rowOf(ev, endpointId, seq);
       try {
         await this.inserts.insert(doc);
         this.noteTail(endpointId, accountId, seq);
@@ -159,13 +184,117 @@ export class OutboxRepo {
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
-      // The slot is taken (by this event from another node, or by another event), or this event is
-      // already recorded in an earlier slot (the unique {eventId, endpointId} index refused it).
-      const occupant = await this.col.findOne({ _id: doc._id }, { projection: { eventId: 1 } });
-      if (!occupant) return { endpointId, accountId, seq: null, inserted: false };
-      this.noteTail(endpointId, accountId, seq);
-      if (occupant.eventId === ev.eventId) return { endpointId, accountId, seq, inserted: false };
+      const taken = await this.slotTaken(ev, endpointId, seq);
+      if (taken !== "other") return taken;
       seq++;
+    }
+  }
+
+  /** After an insert at `seq` was refused as a duplicate: the slot is taken (by this event from another
+   * node, or by another event), or this event is already recorded in an earlier slot (the unique
+   * {eventId, endpointId} index refused it). "other": another event holds the slot. */
+  private async slotTaken(
+    ev: RecordedEvent,
+    endpointId: string,
+    seq: number,
+  ): Promise<RecordResult | "other"> {
+    const { accountId } = ev;
+    const occupant = await this.occupantOf(endpointId, accountId, seq);
+    if (!occupant) return { endpointId, accountId, seq: null, inserted: false };
+    this.noteTail(endpointId, accountId, seq);
+    return occupant.eventId === ev.eventId ? { endpointId, accountId, seq, inserted: false } : "other";
+  }
+
+  /**
+   * One queue's events in order: an ordered insert of the rest at the following slots, stopped by the
+   * first refused row, which is settled as in `recordFor`; then the rest again. Once a slot is found
+   * holding this very event (another node records the same run), the next slots are read before any
+   * insert is tried, until a free one.
+   */
+  private async recordQueue(endpointId: string, events: RecordedEvent[]): Promise<RecordResult[]> {
+    const { accountId } = events[0];
+    const results: RecordResult[] = [];
+    let seq = (await this.tailOf(endpointId, accountId)) + 1;
+    let i = 0;
+    let racing = false;
+    while (i < events.length) {
+      if (!racing) {
+        const docs = events.slice(i).map((ev, k) => this.rowOf(ev, endpointId, seq + k));
+        const inserted = await this.insertInOrder(docs);
+        for (const doc of docs.slice(0, inserted))
+          results.push({ endpointId, accountId, seq: doc.seq, inserted: true, doc });
+        if (inserted > 0) this.noteTail(endpointId, accountId, seq + inserted - 1);
+        i += inserted;
+        seq += inserted;
+        if (i === events.length) break;
+      }
+      const occupant = await this.occupantOf(endpointId, accountId, seq);
+      if (!occupant && racing) {
+        racing = false;
+        continue;
+      }
+      if (!occupant) {
+        // Refused by the {eventId, endpointId} index: recorded in an earlier slot.
+        results.push({ endpointId, accountId, seq: null, inserted: false });
+        i++;
+        continue;
+      }
+      this.noteTail(endpointId, accountId, seq);
+      if (occupant.eventId !== events[i].eventId) {
+        seq++;
+        continue;
+      }
+      results.push({ endpointId, accountId, seq, inserted: false });
+      i++;
+      seq++;
+      racing = true;
+      if (i < events.length - 1 && (await this.runRecorded(endpointId, events, i, seq))) {
+        const last = seq + events.length - 1 - i;
+        for (; i < events.length - 1; i++)
+          results.push({ endpointId, accountId, seq: null, inserted: false });
+        results.push({ endpointId, accountId, seq: last, inserted: false });
+        this.noteTail(endpointId, accountId, last);
+        return results;
+      }
+    }
+    return results;
+  }
+
+  /**
+   * Whether another node already recorded `events[from..]` right after the slot before `seq`, told
+   * by one read instead of one per event: the last event sits exactly where the run would end. Its
+   * recorder handled every earlier event of the stream in order (each node records a workspace's
+   * logged events in log order, without skipping one), and the run fills the slots in between with
+   * no room for anything else.
+   */
+  private async runRecorded(
+    endpointId: string,
+    events: RecordedEvent[],
+    from: number,
+    seq: number,
+  ): Promise<boolean> {
+    const last = events.at(-1)!;
+    const occupant = await this.occupantOf(endpointId, last.accountId, seq + events.length - 1 - from);
+    return occupant?.eventId === last.eventId;
+  }
+
+  private occupantOf(
+    endpointId: string,
+    accountId: string,
+    seq: number,
+  ): Promise<{ eventId: string } | null> {
+    return this.col.findOne({ _id: slotId(endpointId, accountId, seq) }, { projection: { eventId: 1 } });
+  }
+
+  /** Inserts `docs` in order up to the first one refused as a duplicate; how many went in. */
+  private async insertInOrder(docs: OutboxDoc[]): Promise<number> {
+    try {
+      await this.col.insertMany(docs, { ordered: true });
+      return docs.length;
+    } catch (err) {
+      const first = err instanceof MongoBulkWriteError ? [err.writeErrors ?? []].flat()[0] : undefined;
+      if (first?.code !== 11000) throw err;
+      return first.index;
     }
   }
 

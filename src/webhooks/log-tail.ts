@@ -1,11 +1,12 @@
 // A webhooks node's reader of the event log: for each workspace it reads the events after its cursor,
-// in seq order, hands each to `record` (which puts it in the outbox, idempotently), then stores the
-// cursor. It polls every `pollMs` and is woken early by the broadcast of a logged event, so an event is
+// in seq order, hands them to `record` a run at a time (which puts them in the outbox in that order,
+// idempotently), then stores the cursor. It polls every `pollMs` and is woken early by the broadcast of a logged event, so an event is
 // recorded even when no webhooks node heard its broadcast: it waits in the log until one reads it.
 // A broadcast carries the whole event: when it is the next one this node expects (its seq follows the
 // node's position), it is recorded from the broadcast without reading the log (`offer`). Anything else
-// (a gap, a node that just started) is read from the log, as is every workspace with recent events at
-// each poll, so a missed broadcast waits at most `pollMs`.
+// (a gap, a node that just started) is read from the log, as is every workspace whose next event is
+// found stored at a poll, so a missed broadcast waits at most `pollMs`. A poll looks by `_id` only (the
+// event after each position): on FerretDB any other filter scans the whole log.
 // Several nodes may tail the same workspace; the outbox's unique {eventId, endpointId} makes their
 // recordings of one event one row, and each records one workspace's events in order.
 import type { Logger } from "moleculer";
@@ -15,8 +16,8 @@ import type { EventDoc, EventsRepo } from "../store/events-repo.ts";
 /** Offered events kept per workspace at most. */
 const OFFERED_MAX = 10_000;
 
-/** How far before the previous poll a poll looks for new events. */
-const RECENT_MARGIN_MS = 10_000;
+/** Workspaces looked at together by a poll. */
+const PROBES_AT_ONCE = 32;
 
 export interface LogTailOptions {
   /** How often every workspace is read. @default 1000 */
@@ -39,7 +40,6 @@ export class LogTail {
   private readonly offers = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private lastDiscovery = 0;
-  private lastPoll = 0;
   /** The poll in progress (stop waits for it: the database client closes after this service). */
   private polling: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -47,7 +47,8 @@ export class LogTail {
   constructor(
     private readonly log: EventsRepo,
     private readonly cursors: EventCursorsRepo,
-    private readonly record: (doc: EventDoc) => Promise<void>,
+    /** Records a run of one workspace's events, in seq order. */
+    private readonly record: (docs: EventDoc[]) => Promise<void>,
     private readonly opts: LogTailOptions,
     private readonly logger: Logger,
   ) {}
@@ -139,39 +140,42 @@ export class LogTail {
       const after = this.position(workspaceId);
       const offered = this.takeOffered(workspaceId, after, batch);
       const docs = offered.length ? offered : await this.log.readAfter(workspaceId, after, batch);
-      // In seq order, one at a time. (Accounts side by side was faster on average but left a few events
-      // 20–40 s behind in the webhooks bench, for a reason not found yet.)
-      for (const doc of docs) {
-        await this.record(doc);
-        this.at.set(workspaceId, doc.seq);
+      if (docs.length) {
+        await this.record(docs);
+        this.at.set(workspaceId, docs.at(-1)!.seq);
+        await this.cursors.save(workspaceId, docs.at(-1)!.seq);
       }
-      if (docs.length) await this.cursors.save(workspaceId, docs.at(-1)!.seq);
       const more = offered.length ? this.offered.has(workspaceId) : docs.length === batch;
       if (!more && (this.offers.get(workspaceId) ?? 0) === offers) return;
     }
   }
 
   private async discover(): Promise<void> {
-    this.lastDiscovery = this.lastPoll = Date.now();
+    this.lastDiscovery = Date.now();
     const [stored, inLog] = await Promise.all([this.cursors.all(), this.log.workspaces()]);
     for (const [ws, seq] of stored) if (seq > this.position(ws)) this.at.set(ws, seq);
     for (const ws of inLog) if (!this.at.has(ws)) this.at.set(ws, 0);
   }
 
-  /** Between discoveries only workspaces with recent events are read (one query); a discovery reads
-   * every workspace, which also steps over gaps that have aged since. */
+  /** Reads every workspace whose next event is stored. A discovery (every `discoverMs`) also reads the
+   * set of workspaces again, and looks past an empty position after each one (a writer that died
+   * between taking a position and writing it): the read steps over such a gap once it has aged. */
   private async poll(): Promise<void> {
     try {
-      let due: string[];
-      if (Date.now() - this.lastDiscovery >= (this.opts.discoverMs ?? 10 * this.opts.pollMs)) {
-        await this.discover();
-        due = [...this.at.keys()];
-      } else {
-        // The margin covers writers' clock skew and inserts that took long to commit.
-        const since = new Date(this.lastPoll - RECENT_MARGIN_MS);
-        due = await this.log.workspaces(since);
+      const discovering = Date.now() - this.lastDiscovery >= (this.opts.discoverMs ?? 10 * this.opts.pollMs);
+      if (discovering) await this.discover();
+      const idle = [...this.at.keys()].filter((ws) => !this.draining.has(ws));
+      const due: string[] = [];
+      for (let i = 0; i < idle.length && !this.stopped; i += PROBES_AT_ONCE) {
+        const chunk = idle.slice(i, i + PROBES_AT_ONCE);
+        const behind = await Promise.all(
+          chunk.map(async (ws) => {
+            const at = this.position(ws);
+            return discovering ? (await this.log.probeFrom(ws, at)) > at : this.log.has(ws, at + 1);
+          }),
+        );
+        chunk.forEach((ws, k) => behind[k] && due.push(ws));
       }
-      this.lastPoll = Date.now();
       await Promise.all(due.map((ws) => this.drain(ws)));
     } catch (err) {
       this.logger.warn(`webhooks: polling the event log failed: ${(err as Error).message}`);

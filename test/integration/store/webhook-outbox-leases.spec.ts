@@ -5,7 +5,7 @@ import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { MongoClient, type Db } from "mongodb";
 import { LeaseRepo } from "../../../src/store/webhook-leases-repo.ts";
-import { OutboxRepo, type RecordedEvent } from "../../../src/store/webhook-outbox-repo.ts";
+import { OutboxRepo, slotId, type RecordedEvent } from "../../../src/store/webhook-outbox-repo.ts";
 import type { EndpointDoc } from "../../../src/webhooks/types.ts";
 import { mongoUrlFor } from "../../support/env.ts";
 
@@ -83,6 +83,137 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
       ["acc_x", 1],
       ["acc_y", 1],
     ]);
+  });
+
+  it("nodes recording the same stream in runs of different lengths store each event once, in stream order", async () => {
+    const nodes = ["r1", "r2", "r3"].map((n) => new OutboxRepo(db, n));
+    await nodes[0].ensureIndexes();
+    const endpoints = [endpoint("wh_runs1"), endpoint("wh_runs2")];
+    const accounts = ["acc_a", "acc_b", "acc_c"];
+    const stream = Array.from({ length: 40 }, (_, i) => event(accounts[i % 3], 1000 + i));
+    // Another publisher's event got into one queue first (not in the stream): the runs go after it.
+    await nodes[2].record({ ...event("acc_b", 999), eventId: "evt_other" }, [endpoints[0]]);
+    const runsOf = (size: number) =>
+      Array.from({ length: Math.ceil(stream.length / size) }, (_, k) =>
+        stream.slice(k * size, (k + 1) * size),
+      );
+    const results = await Promise.all(
+      [1, 7, 40].map(async (size, n) => {
+        let inserted = 0;
+        for (const run of runsOf(size)) {
+          const done = await nodes[n].recordMany(run.map((ev) => ({ ev, endpoints })));
+          assert.equal(done.length, run.length * endpoints.length, "one answer per event and endpoint");
+          inserted += done.filter((r) => r.inserted).length;
+        }
+        return inserted;
+      }),
+    );
+    assert.equal(
+      results.reduce((a, b) => a + b, 0),
+      stream.length * endpoints.length,
+      "each (event, endpoint) inserted by exactly one node",
+    );
+    for (const ep of endpoints) {
+      for (const acc of accounts) {
+        const rows = await nodes[0].col
+          .find({ endpointId: ep._id, accountId: acc })
+          .sort({ seq: 1 })
+          .toArray();
+        const expected = stream.filter((e) => e.accountId === acc).map((e) => e.eventId);
+        if (ep._id === "wh_runs1" && acc === "acc_b") expected.unshift("evt_other");
+        assert.deepEqual(
+          rows.map((r) => r.eventId),
+          expected,
+          `${ep._id}/${acc}: one row per event, in stream order`,
+        );
+        assert.deepEqual(
+          rows.map((r) => r.seq),
+          rows.map((_, i) => i + 1),
+        );
+      }
+    }
+  });
+
+  it("a node that finds a run recorded by another node reads its ends, not every slot", async () => {
+    const [a, b] = ["e1", "e2"].map((n) => new OutboxRepo(db, n));
+    await a.ensureIndexes();
+    const endpoints = [endpoint("wh_ends")];
+    const stream = Array.from({ length: 6 }, (_, i) => event("acc_e", 4000 + i));
+    // `b` records the first event; `a` then records the rest while `b` is busy elsewhere.
+    await b.recordMany([{ ev: stream[0], endpoints }]);
+    await a.recordMany(stream.map((ev) => ({ ev, endpoints })));
+    const done = await b.recordMany(stream.slice(1).map((ev) => ({ ev, endpoints })));
+    assert.deepEqual(
+      done.map((r) => [r.seq, r.inserted]),
+      [
+        [2, false],
+        [null, false],
+        [null, false],
+        [null, false],
+        [6, false],
+      ],
+    );
+    // Its next run goes after the recorded one.
+    const [next] = await b.recordMany([{ ev: event("acc_e", 4006), endpoints }]);
+    assert.deepEqual([next.seq, next.inserted], [7, true]);
+  });
+
+  it("a run partly recorded before a foreign event keeps stream order after it", async () => {
+    const a = new OutboxRepo(db, "s1");
+    const b = new OutboxRepo(db, "s2");
+    await a.ensureIndexes();
+    const endpoints = [endpoint("wh_shift")];
+    const stream = Array.from({ length: 6 }, (_, i) => event("acc_s", 2000 + i));
+    // `b` records the first three, then a foreign event takes slot 4; `a`, which heard of none of it,
+    // records the whole run: the first three are found recorded (in slots it did not look at).
+    await b.recordMany(stream.slice(0, 3).map((ev) => ({ ev, endpoints })));
+    await b.record({ ...event("acc_s", 1999), eventId: "evt_foreign" }, endpoints);
+    const done = await a.recordMany(stream.map((ev) => ({ ev, endpoints })));
+    assert.deepEqual(
+      done.map((r) => [r.seq, r.inserted]),
+      [
+        [null, false],
+        [null, false],
+        [null, false],
+        [5, true],
+        [6, true],
+        [7, true],
+      ],
+    );
+    const rows = await a.col.find({ endpointId: "wh_shift" }).sort({ seq: 1 }).toArray();
+    assert.deepEqual(
+      rows.map((r) => r.eventId),
+      [...stream.slice(0, 3).map((e) => e.eventId), "evt_foreign", ...stream.slice(3).map((e) => e.eventId)],
+    );
+  });
+
+  it("a run that meets a taken slot midway stops there and goes on after it (ordered insert)", async () => {
+    const repo = new OutboxRepo(db, "m1");
+    await repo.ensureIndexes();
+    const endpoints = [endpoint("wh_mid")];
+    const stream = Array.from({ length: 4 }, (_, i) => event("acc_m", 3000 + i));
+    const [first] = await repo.recordMany([{ ev: stream[0], endpoints }]);
+    // Slot 3 is taken behind this node's back while slot 2 stays free.
+    await repo.col.insertOne({
+      ...first.doc!,
+      _id: slotId("wh_mid", "acc_m", 3),
+      seq: 3,
+      eventId: "evt_mid",
+    });
+    const done = await repo.recordMany(stream.slice(1).map((ev) => ({ ev, endpoints })));
+    assert.deepEqual(
+      done.map((r) => [r.seq, r.inserted]),
+      [
+        [2, true],
+        [4, true],
+        [5, true],
+      ],
+    );
+    const rows = await repo.col.find({ endpointId: "wh_mid" }).sort({ seq: 1 }).toArray();
+    assert.deepEqual(
+      rows.map((r) => r.eventId),
+      [stream[0].eventId, stream[1].eventId, "evt_mid", stream[2].eventId, stream[3].eventId],
+    );
   });
 
   it("pruning deletes old finished rows but keeps each queue's last row, so seqs keep increasing", async () => {

@@ -23,6 +23,12 @@ class MemoryLog {
     this.reads++;
     return this.docs.filter((d) => d.workspaceId === ws && d.seq > after).slice(0, limit);
   }
+  async has(ws: string, seq: number): Promise<boolean> {
+    return this.docs.some((d) => d.workspaceId === ws && d.seq === seq);
+  }
+  async probeFrom(ws: string, from: number): Promise<number> {
+    return Math.max(from, ...this.docs.filter((d) => d.workspaceId === ws).map((d) => d.seq));
+  }
   async workspaces(): Promise<string[]> {
     return [...new Set(this.docs.map((d) => d.workspaceId))];
   }
@@ -50,7 +56,7 @@ describe("webhooks/log-tail", () => {
     tail = new LogTail(
       log as any,
       cursors as any,
-      async (d) => void recorded.push(d.seq),
+      async (docs) => void recorded.push(...docs.map((d) => d.seq)),
       // No poll during a test: only offers and wakes read.
       { pollMs: 60_000, discoverMs: 60_000 },
       logger as any,
@@ -95,5 +101,43 @@ describe("webhooks/log-tail", () => {
     await waitFor(() => recorded.includes(3));
     await tail.drain("ws");
     assert.deepEqual(recorded, [1, 2, 3]);
+  });
+
+  describe("polling", () => {
+    let polled: LogTail;
+    afterEach(() => polled?.stop());
+
+    async function startPolled(discoverMs: number): Promise<void> {
+      const logger = { debug() {}, info() {}, warn() {}, error() {} };
+      polled = new LogTail(
+        log as any,
+        cursors as any,
+        async (docs) => void recorded.push(...docs.map((d) => d.seq)),
+        { pollMs: 20, discoverMs },
+        logger as any,
+      );
+      await polled.start();
+    }
+
+    it("an event whose broadcast was missed is read at the next poll", async () => {
+      log.docs.push(doc(1, "quiet"));
+      await startPolled(60_000);
+      await waitFor(() => recorded.length === 1);
+      log.docs.push(doc(2, "quiet"), doc(3, "quiet"));
+      await waitFor(() => recorded.length === 3);
+      assert.deepEqual(recorded, [1, 2, 3]);
+    });
+
+    it("an event past an empty position is found by a discovery, not by every poll", async () => {
+      log.docs.push(doc(1, "gap"));
+      const started = Date.now();
+      await startPolled(300);
+      await waitFor(() => recorded.length === 1);
+      // Position 2 was taken by a writer that died; 3 is stored.
+      log.docs.push(doc(3, "gap"));
+      await waitFor(() => recorded.length === 2);
+      assert.deepEqual(recorded, [1, 3]);
+      assert.ok(Date.now() - started >= 300, "found by the discovery, not by a poll at the next position");
+    });
   });
 });
