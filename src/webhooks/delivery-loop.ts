@@ -308,15 +308,17 @@ export class DeliveryLoop {
     return doc;
   }
 
-  /** Sends the row at the cursor of every due queue (one per queue), walking past finished rows. */
+  /** Sends the row at the cursor of every due queue (one per queue), walking past finished rows. The
+   * queues that may start an attempt are picked first, then their rows are read side by side. */
   private async dispatchDue(): Promise<void> {
+    const picked: { key: string; cursor: Cursor; endpoint: EndpointDoc }[] = [];
+    const pickedOf = new Map<string, number>();
+    const perWorkspace = this.opts.workspaceConcurrency ?? 0;
     for (const [key, cursor] of this.cursors) {
-      if (this.stopped || this.inFlight.size >= this.opts.concurrency) return;
-      if (this.unmarked.size >= MAX_UNMARKED) return;
+      if (this.stopped || this.unmarked.size >= MAX_UNMARKED) return;
+      if (this.inFlight.size + picked.length >= this.opts.concurrency) break;
       if (this.inFlight.has(key) || cursor.wakeAt > Date.now()) continue;
-      const lease = this.held.get(cursor.endpointId);
-      // Self-fencing: start no attempt that could outlive our lease.
-      if (!lease || Date.now() + this.opts.timeoutMs >= lease.validUntil) continue;
+      if (!this.leaseCovers(cursor.endpointId)) continue;
       const endpoint = await this.endpoint(cursor.endpointId);
       if (!endpoint) {
         // Removed; rows recorded by a node that had not heard of the removal yet are orphans.
@@ -330,36 +332,56 @@ export class DeliveryLoop {
       }
       // The workspace has its share in flight: other tenants' queues go first; this one stays due.
       const ws = endpoint.workspaceId;
-      const perWorkspace = this.opts.workspaceConcurrency ?? 0;
-      if (perWorkspace > 0 && (this.inFlightOf.get(ws) ?? 0) >= perWorkspace) continue;
-      let row = await this.rowAt(cursor);
-      while (row && row.status !== "pending") {
-        cursor.next++;
-        row = await this.rowAt(cursor);
-      }
+      const taken = (this.inFlightOf.get(ws) ?? 0) + (pickedOf.get(ws) ?? 0);
+      if (perWorkspace > 0 && taken >= perWorkspace) continue;
+      picked.push({ key, cursor, endpoint });
+      pickedOf.set(ws, (pickedOf.get(ws) ?? 0) + 1);
+    }
+    const rows = await Promise.all(picked.map(({ cursor }) => this.pendingAt(cursor)));
+    picked.forEach(({ key, cursor, endpoint }, i) => {
+      const row = rows[i];
+      if (this.stopped || !this.cursors.has(key) || !this.leaseCovers(cursor.endpointId)) return;
       if (!row) {
         cursor.wakeAt = Infinity;
-        continue;
+        return;
       }
       const due = new Date(row.nextAttemptAt).getTime();
-      if (due > Date.now()) {
-        cursor.wakeAt = due;
-        continue;
-      }
-      const run = this.deliver(row, endpoint, cursor)
-        .catch((err) => {
-          this.logger.warn(`webhooks: delivery of ${row._id} failed: ${(err as Error).message}`);
-          cursor.wakeAt = Date.now() + this.opts.pollMs;
-        })
-        .finally(() => {
-          this.inFlight.delete(key);
-          this.inFlightOf.set(ws, (this.inFlightOf.get(ws) ?? 1) - 1);
-          if (this.inFlightOf.get(ws) === 0) this.inFlightOf.delete(ws);
-          this.kick();
-        });
-      this.inFlight.set(key, run);
-      this.inFlightOf.set(ws, (this.inFlightOf.get(ws) ?? 0) + 1);
+      if (due > Date.now()) cursor.wakeAt = due;
+      else this.launch(key, row, endpoint, cursor);
+    });
+  }
+
+  /** Self-fencing: no attempt starts that could outlive this node's lease of the endpoint. */
+  private leaseCovers(endpointId: string): boolean {
+    const lease = this.held.get(endpointId);
+    return lease !== undefined && Date.now() + this.opts.timeoutMs < lease.validUntil;
+  }
+
+  /** The first pending row from the cursor on (the cursor moved to it), or null. */
+  private async pendingAt(cursor: Cursor): Promise<OutboxDoc | null> {
+    let row = await this.rowAt(cursor);
+    while (row && row.status !== "pending") {
+      cursor.next++;
+      row = await this.rowAt(cursor);
     }
+    return row;
+  }
+
+  private launch(key: string, row: OutboxDoc, endpoint: EndpointDoc, cursor: Cursor): void {
+    const ws = endpoint.workspaceId;
+    const run = this.deliver(row, endpoint, cursor)
+      .catch((err) => {
+        this.logger.warn(`webhooks: delivery of ${row._id} failed: ${(err as Error).message}`);
+        cursor.wakeAt = Date.now() + this.opts.pollMs;
+      })
+      .finally(() => {
+        this.inFlight.delete(key);
+        this.inFlightOf.set(ws, (this.inFlightOf.get(ws) ?? 1) - 1);
+        if (this.inFlightOf.get(ws) === 0) this.inFlightOf.delete(ws);
+        this.kick();
+      });
+    this.inFlight.set(key, run);
+    this.inFlightOf.set(ws, (this.inFlightOf.get(ws) ?? 0) + 1);
   }
 
   private async deliver(row: OutboxDoc, endpoint: EndpointDoc, cursor: Cursor): Promise<void> {
