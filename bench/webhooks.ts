@@ -27,6 +27,7 @@ import { BenchCluster } from "./support/cluster.ts";
 import { summarize } from "./support/stats.ts";
 import { loggingPublisher, publishVia } from "../src/session/event-publisher.ts";
 import { EventsRepo } from "../src/store/events-repo.ts";
+import { HEADER_ATTEMPT } from "../src/webhooks/http-delivery.ts";
 
 /** Issue #18's bars for a burst whose receivers answer 200. */
 const RATE_BAR = 1000;
@@ -42,6 +43,8 @@ interface Receiver {
   accepted: Map<string, number>;
   orderViolations: number;
   duplicates: number;
+  /** The attempt number each duplicate carried (a retry after a failed attempt says > 1). */
+  duplicateAttempts: number[];
   requests: number;
 }
 
@@ -52,6 +55,7 @@ async function startReceiver(failRate: number, lastIndex: Map<string, number>): 
     accepted: new Map(),
     orderViolations: 0,
     duplicates: 0,
+    duplicateAttempts: [],
     requests: 0,
   };
   const lastSeen = new Map<string, number>();
@@ -66,8 +70,10 @@ async function startReceiver(failRate: number, lastIndex: Map<string, number>): 
       }
       const body = JSON.parse(Buffer.concat(chunks).toString());
       const id: string = body.id;
-      if (r.accepted.has(id)) r.duplicates++;
-      else r.accepted.set(id, now());
+      if (r.accepted.has(id)) {
+        r.duplicates++;
+        r.duplicateAttempts.push(Number(req.headers[HEADER_ATTEMPT.toLowerCase()]));
+      } else r.accepted.set(id, now());
       const idx = lastIndex.get(id) ?? -1;
       const prev = lastSeen.get(body.accountId) ?? -1;
       if (idx < prev) r.orderViolations++;
@@ -184,7 +190,7 @@ async function burst(args: BenchArgs, failRate: number): Promise<BenchResult> {
     const outbox = await client
       .db()
       .collection("webhook_outbox")
-      .find({}, { projection: { eventId: 1, createdAt: 1 } })
+      .find({}, { projection: { eventId: 1, createdAt: 1, attempts: 1, lastError: 1 } })
       .toArray();
     await client.close();
     const rows = outbox.length;
@@ -214,6 +220,10 @@ async function burst(args: BenchArgs, failRate: number): Promise<BenchResult> {
       requests,
       lost,
       duplicates,
+      duplicateAttempts: receivers.flatMap((r) => r.duplicateAttempts),
+      // Rows that needed more than one attempt, and the last error of a few (retries explain duplicates).
+      retriedRows: outbox.filter((r) => (r.attempts as number) > 1).length,
+      retryErrors: [...new Set(outbox.map((r) => r.lastError as string | null).filter(Boolean))].slice(0, 3),
       orderViolations,
       outboxRows: rows,
       expectedOutboxRows: total * endpoints,

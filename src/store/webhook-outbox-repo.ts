@@ -247,8 +247,8 @@ export class OutboxRepo {
       results.push({ endpointId, accountId, seq, inserted: false });
       i++;
       seq++;
-      racing = true;
-      if (i < events.length - 1 && (await this.runRecorded(endpointId, events, i, seq))) {
+      // The first event found recorded by another node: has it recorded the whole run?
+      if (!racing && i < events.length - 1 && (await this.runRecorded(endpointId, events, i, seq))) {
         const last = seq + events.length - 1 - i;
         for (; i < events.length - 1; i++)
           results.push({ endpointId, accountId, seq: null, inserted: false });
@@ -256,6 +256,7 @@ export class OutboxRepo {
         this.noteTail(endpointId, accountId, last);
         return results;
       }
+      racing = true;
     }
     return results;
   }
