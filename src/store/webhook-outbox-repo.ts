@@ -55,6 +55,13 @@ export interface FailureUpdate {
   nextAttemptAt: Date | null;
 }
 
+/** A run of events bound for one queue, in order. */
+interface RunOfQueue {
+  endpointId: string;
+  accountId: string;
+  events: RecordedEvent[];
+}
+
 export function queueKey(endpointId: string, accountId: string): string {
   return `${endpointId}|${accountId}`;
 }
@@ -120,6 +127,7 @@ export class OutboxRepo {
       .sort({ seq: -1 })
       .limit(1)
       .toArray();
+    this.noteTail(endpointId, accountId, last?.seq ?? 0);
     return last?.seq ?? 0;
   }
 
@@ -130,24 +138,85 @@ export class OutboxRepo {
   }
 
   /**
-   * Records a run of events (in the order given) for their endpoints: each queue's rows go in with one
-   * ordered insert per run of free slots, and the queues side by side. Answers as `record` would have
-   * for each event in turn.
+   * Records a run of events (in the order given) for their endpoints. Every queue's rows go in one
+   * ordered insert, queue after queue, at the slots after each queue's known tail; the first refused row
+   * stops it, and the rest of that queue is recorded on its own (`recordQueue`) while the queues after
+   * it go in another such insert. Answers as `record` would have for each event in turn.
    */
   async recordMany(items: { ev: RecordedEvent; endpoints: EndpointDoc[] }[]): Promise<RecordResult[]> {
-    const queues = new Map<string, { endpointId: string; events: RecordedEvent[] }>();
+    const queues = new Map<string, RunOfQueue>();
     for (const { ev, endpoints } of items) {
       for (const { _id: endpointId } of endpoints) {
         const key = queueKey(endpointId, ev.accountId);
         let queue = queues.get(key);
-        if (!queue) queues.set(key, (queue = { endpointId, events: [] }));
+        if (!queue) queues.set(key, (queue = { endpointId, accountId: ev.accountId, events: [] }));
         queue.events.push(ev);
       }
     }
-    const done = await Promise.all(
-      [...queues.values()].map((q) => withRetry(() => this.recordQueue(q.endpointId, q.events), 8)),
+    return withRetry(() => this.recordTogether([...queues.values()]), 8);
+  }
+
+  private async recordTogether(queues: RunOfQueue[]): Promise<RecordResult[]> {
+    const results: RecordResult[] = [];
+    const apart: Promise<RecordResult[]>[] = [];
+    const tails = await Promise.all(queues.map((q) => this.tailOf(q.endpointId, q.accountId)));
+    let rest = queues.map((q, i) => ({ ...q, from: tails[i] + 1 }));
+    while (rest.length) {
+      const rows = rest.flatMap((q) => q.events.map((ev, k) => this.rowOf(ev, q.endpointId, q.from + k)));
+      const inserted = await this.insertInOrder(rows);
+      let offset = 0;
+      let i = 0;
+      for (; i < rest.length; i++) {
+        const q = rest[i];
+        const went = Math.max(0, Math.min(inserted - offset, q.events.length));
+        for (const doc of rows.slice(offset, offset + went))
+          results.push({
+            endpointId: q.endpointId,
+            accountId: q.accountId,
+            seq: doc.seq,
+            inserted: true,
+            doc,
+          });
+        if (went > 0) this.noteTail(q.endpointId, q.accountId, q.from + went - 1);
+        offset += q.events.length;
+        if (went < q.events.length) {
+          apart.push(this.recordQueue(q.endpointId, q.events.slice(went)));
+          break;
+        }
+      }
+      // Another node is recording this run too: the queues it already has are told from their ends,
+      // so only the others are tried (a refused insert takes the database's single writer for nothing).
+      rest = await this.withoutRecorded(rest.slice(i + 1), results);
+    }
+    const settled = await Promise.allSettled(apart);
+    for (const s of settled) if (s.status === "rejected") throw s.reason;
+    return [...results, ...settled.flatMap((s) => (s.status === "fulfilled" ? s.value : []))];
+  }
+
+  /** The queues of `rest` whose whole run another node recorded (its first and last events sit where
+   * the run would start and end, so the others fill the slots between) answer in `results`; the
+   * others are returned. */
+  private async withoutRecorded(
+    rest: (RunOfQueue & { from: number })[],
+    results: RecordResult[],
+  ): Promise<(RunOfQueue & { from: number })[]> {
+    const recorded = await Promise.all(
+      rest.map(async (q) => {
+        const [first, last] = await Promise.all([
+          this.occupantOf(q.endpointId, q.accountId, q.from),
+          this.occupantOf(q.endpointId, q.accountId, q.from + q.events.length - 1),
+        ]);
+        return first?.eventId === q.events[0].eventId && last?.eventId === q.events.at(-1)!.eventId;
+      }),
     );
-    return done.flat();
+    rest.forEach((q, n) => {
+      if (!recorded[n]) return;
+      q.events.forEach((_, k) =>
+        results.push({ endpointId: q.endpointId, accountId: q.accountId, seq: q.from + k, inserted: false }),
+      );
+      this.noteTail(q.endpointId, q.accountId, q.from + q.events.length - 1);
+    });
+    return rest.filter((_, n) => !recorded[n]);
   }
 
   private rowOf(ev: RecordedEvent, endpointId: string, seq: number): OutboxDoc {
@@ -249,11 +318,8 @@ export class OutboxRepo {
       seq++;
       // The first event found recorded by another node: has it recorded the whole run?
       if (!racing && i < events.length - 1 && (await this.runRecorded(endpointId, events, i, seq))) {
-        const last = seq + events.length - 1 - i;
-        for (; i < events.length - 1; i++)
-          results.push({ endpointId, accountId, seq: null, inserted: false });
-        results.push({ endpointId, accountId, seq: last, inserted: false });
-        this.noteTail(endpointId, accountId, last);
+        for (; i < events.length; i++, seq++) results.push({ endpointId, accountId, seq, inserted: false });
+        this.noteTail(endpointId, accountId, seq - 1);
         return results;
       }
       racing = true;
@@ -323,21 +389,32 @@ export class OutboxRepo {
   }
 
   // Only the holder of the endpoint's lease writes its rows, so plain updates by _id suffice.
-  async markDelivered(id: string, attempts: number, statusCode: number): Promise<void> {
-    await withRetry(() =>
-      this.col.updateOne(
-        { _id: id },
-        {
-          $set: {
-            status: "delivered",
-            attempts,
-            lastStatusCode: statusCode,
-            lastError: null,
-            deliveredAt: new Date(),
+  /** Marks rows delivered, those with the same attempt count and status code in one update (`_id`
+   * `$in` the list: one command, by the `_id` index). */
+  async markDelivered(marks: { id: string; attempts: number; statusCode: number }[]): Promise<void> {
+    const groups = new Map<string, { attempts: number; statusCode: number; ids: string[] }>();
+    for (const m of marks) {
+      const key = `${m.attempts}|${m.statusCode}`;
+      let group = groups.get(key);
+      if (!group) groups.set(key, (group = { attempts: m.attempts, statusCode: m.statusCode, ids: [] }));
+      group.ids.push(m.id);
+    }
+    for (const { attempts, statusCode, ids } of groups.values()) {
+      await withRetry(() =>
+        this.col.updateMany(
+          { _id: { $in: ids } },
+          {
+            $set: {
+              status: "delivered",
+              attempts,
+              lastStatusCode: statusCode,
+              lastError: null,
+              deliveredAt: new Date(),
+            },
           },
-        },
-      ),
-    );
+        ),
+      );
+    }
   }
 
   async markFailed(id: string, f: FailureUpdate): Promise<void> {

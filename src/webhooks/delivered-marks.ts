@@ -1,11 +1,11 @@
 // Delivered marks written in the background: once a receiver accepted a row, its queue moves on at once
-// and the row's `delivered` update is queued here, written by a few writers (more concurrent writes only
-// contend for FerretDB's single writer). Until its mark lands a row counts as delivered on this node
-// (`has`), so a scan that still reads it `pending` does not send it again.
+// and the row's `delivered` update is queued here. A writer takes what is queued (up to `BATCH`) and
+// writes it as one update; marks queued meanwhile go in the next. Until its mark lands a row counts as
+// delivered on this node (`has`), so a scan that still reads it `pending` does not send it again.
 import type { Logger } from "moleculer";
 
 export interface MarkStore {
-  markDelivered(id: string, attempts: number, statusCode: number): Promise<void>;
+  markDelivered(marks: { id: string; attempts: number; statusCode: number }[]): Promise<void>;
 }
 
 interface Mark {
@@ -15,20 +15,23 @@ interface Mark {
   done: () => void;
 }
 
+/** Marks one write carries at most. */
+const BATCH = 200;
+
 export class DeliveredMarks {
   private readonly waiting = new Map<string, Promise<void>>();
   private readonly queue: Mark[] = [];
   private writers = 0;
 
   /**
-   * @param landed called after each mark was written (or failed to be).
-   * @param maxWriters marks written at once. @default 4
+   * @param landed called after each batch was written (or failed to be).
+   * @param maxWriters batches written at once. @default 2
    */
   constructor(
     private readonly store: MarkStore,
     private readonly logger: Pick<Logger, "warn">,
     private readonly landed: () => void,
-    private readonly maxWriters = 4,
+    private readonly maxWriters = 2,
   ) {}
 
   /** Marks not written yet. */
@@ -57,15 +60,19 @@ export class DeliveredMarks {
   }
 
   private async write(): Promise<void> {
-    for (let mark = this.queue.shift(); mark; mark = this.queue.shift()) {
+    for (let batch = this.queue.splice(0, BATCH); batch.length; batch = this.queue.splice(0, BATCH)) {
       try {
-        await this.store.markDelivered(mark.id, mark.attempts, mark.statusCode);
+        await this.store.markDelivered(batch);
       } catch (err) {
-        // The row stays pending in the database: a later holder delivers it again (at least once).
-        this.logger.warn(`webhooks: marking ${mark.id} delivered failed: ${(err as Error).message}`);
+        // The rows stay pending in the database: a later holder delivers them again (at least once).
+        this.logger.warn(
+          `webhooks: marking ${batch.length} rows delivered failed: ${(err as Error).message}`,
+        );
       }
-      this.waiting.delete(mark.id);
-      mark.done();
+      for (const mark of batch) {
+        this.waiting.delete(mark.id);
+        mark.done();
+      }
       this.landed();
     }
   }

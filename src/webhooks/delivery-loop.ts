@@ -60,7 +60,7 @@ interface Cursor {
 }
 
 /** Delivered marks waiting at most; past it no new attempt starts until some land. */
-const MAX_UNMARKED = 256;
+const MAX_UNMARKED = 1000;
 
 /** How often a node prunes the outbox (each node does; pruning is idempotent). */
 const PRUNE_EVERY_MS = 10 * 60 * 1000;

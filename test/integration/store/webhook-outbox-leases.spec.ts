@@ -134,6 +134,43 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
     }
   });
 
+  it("queues recorded together: one whose slot is taken goes on its own, the ones after it still go in", async () => {
+    const repo = new OutboxRepo(db, "t1");
+    await repo.ensureIndexes();
+    const endpoints = [endpoint("wh_together")];
+    // Each queue has a first row this node knows of; then acc_t2's next slot is taken behind its back.
+    const firsts = ["acc_t1", "acc_t2", "acc_t3"].map((acc) => event(acc, 5990));
+    const [, second] = await repo.recordMany(firsts.map((ev) => ({ ev, endpoints })));
+    await repo.col.insertOne({
+      ...second.doc!,
+      _id: slotId("wh_together", "acc_t2", 2),
+      seq: 2,
+      eventId: "evt_taken",
+    });
+    const stream = Array.from({ length: 9 }, (_, i) => event(`acc_t${(i % 3) + 1}`, 6001 + i));
+    const done = await repo.recordMany(stream.map((ev) => ({ ev, endpoints })));
+    assert.equal(done.length, 9);
+    for (const acc of ["acc_t1", "acc_t2", "acc_t3"]) {
+      const rows = await repo.col
+        .find({ endpointId: "wh_together", accountId: acc })
+        .sort({ seq: 1 })
+        .toArray();
+      const expected = stream.filter((e) => e.accountId === acc).map((e) => e.eventId);
+      if (acc === "acc_t2") expected.unshift("evt_taken");
+      expected.unshift(event(acc, 5990).eventId);
+      assert.deepEqual(
+        rows.map((r) => r.eventId),
+        expected,
+        acc,
+      );
+      assert.deepEqual(
+        rows.map((r) => r.seq),
+        rows.map((_, i) => i + 1),
+      );
+    }
+    await repo.removeEndpoint("wh_together");
+  });
+
   it("a node that finds a run recorded by another node reads its ends, not every slot", async () => {
     const [a, b] = ["e1", "e2"].map((n) => new OutboxRepo(db, n));
     await a.ensureIndexes();
@@ -147,9 +184,9 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
       done.map((r) => [r.seq, r.inserted]),
       [
         [2, false],
-        [null, false],
-        [null, false],
-        [null, false],
+        [3, false],
+        [4, false],
+        [5, false],
         [6, false],
       ],
     );
@@ -216,19 +253,47 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
     );
   });
 
+  it("rows marked delivered together get their own attempt counts; other rows stay as they were", async () => {
+    const repo = new OutboxRepo(db, "k1");
+    await repo.ensureIndexes();
+    const endpoints = [endpoint("wh_marks")];
+    const done = await repo.recordMany(
+      Array.from({ length: 4 }, (_, i) => ({ ev: event("acc_k", 5000 + i), endpoints })),
+    );
+    const [a, b, c, d] = done.map((r) => r.doc!._id);
+    await repo.markDelivered([
+      { id: a, attempts: 1, statusCode: 200 },
+      { id: b, attempts: 3, statusCode: 204 },
+      { id: c, attempts: 1, statusCode: 200 },
+    ]);
+    const rows = await repo.col.find({ endpointId: "wh_marks" }).sort({ seq: 1 }).toArray();
+    assert.deepEqual(
+      rows.map((r) => [r._id, r.status, r.attempts, r.lastStatusCode]),
+      [
+        [a, "delivered", 1, 200],
+        [b, "delivered", 3, 204],
+        [c, "delivered", 1, 200],
+        [d, "pending", 0, null],
+      ],
+    );
+    assert.ok(rows.slice(0, 3).every((r) => r.deliveredAt instanceof Date));
+    // Finished rows would be pruned by the test below, which counts what it prunes.
+    await repo.removeEndpoint("wh_marks");
+  });
+
   it("pruning deletes old finished rows but keeps each queue's last row, so seqs keep increasing", async () => {
     const repo = new OutboxRepo(db, "n1");
     const endpoints = [endpoint("wh_prune")];
     for (let i = 0; i < 4; i++) await repo.record(event("acc_p", 100 + i), endpoints);
     const rows = await repo.col.find({ endpointId: "wh_prune" }).sort({ seq: 1 }).toArray();
-    await repo.markDelivered(rows[0]._id, 1, 200);
+    await repo.markDelivered([{ id: rows[0]._id, attempts: 1, statusCode: 200 }]);
     await repo.markFailed(rows[1]._id, {
       attempts: 3,
       error: "HTTP 500",
       statusCode: 500,
       nextAttemptAt: null,
     });
-    await repo.markDelivered(rows[3]._id, 1, 200);
+    await repo.markDelivered([{ id: rows[3]._id, attempts: 1, statusCode: 200 }]);
     // rows[2] stays pending.
     assert.equal(await repo.prune(new Date(Date.now() + 1000)), 2, "delivered #1 and dead #2 go");
     const left = await repo.col.find({ endpointId: "wh_prune" }).sort({ seq: 1 }).toArray();

@@ -66,9 +66,10 @@ class MemoryOutbox {
     this.reads.push(seq);
     return this.rows.get(slotId(endpointId, accountId, seq)) ?? null;
   }
-  async markDelivered(id: string, attempts: number) {
+  async markDelivered(marks: { id: string; attempts: number }[]) {
     await this.markGate;
-    Object.assign(this.rows.get(id)!, { status: "delivered", attempts });
+    for (const { id, attempts } of marks)
+      Object.assign(this.rows.get(id)!, { status: "delivered", attempts });
   }
   async markFailed(id: string, f: { attempts: number; nextAttemptAt: Date | null }) {
     Object.assign(this.rows.get(id)!, {
