@@ -255,14 +255,21 @@ describe("placement: routing, claims and fencing over the real NATS", function (
       w1EmptyAt < firstElsewhereAt,
       `w1 emptied at +${w1EmptyAt - pausedAt} ms, others started at +${firstElsewhereAt - pausedAt} ms`,
     );
-    // No QR was needed: they came back restored from the AuthStore.
+    // No QR was needed: they came back restored from the AuthStore. A session's status is written
+    // after the session itself shows it (its event is logged first), so the record is waited for.
     for (const acc of accounts.filter((a) => moved.has(a.id))) {
-      const view = (await gateway.call("accounts.get", {
-        workspaceId: acc.workspaceId,
-        accountId: acc.id,
-      })) as AccountView;
-      assert.equal(view.status, "connected");
-      assert.notEqual(view.node, "w1");
+      let view: AccountView | undefined;
+      await waitFor(
+        async () => {
+          view = (await gateway.call("accounts.get", {
+            workspaceId: acc.workspaceId,
+            accountId: acc.id,
+          })) as AccountView;
+          return view.status === "connected";
+        },
+        { what: `${acc.id} recorded connected on a survivor`, timeoutMs: 10000 },
+      );
+      assert.notEqual(view!.node, "w1");
     }
     assert.equal((await local(w1)).length, 0);
   });
