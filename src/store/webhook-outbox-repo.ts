@@ -36,7 +36,7 @@ export interface RecordResult {
   accountId: string;
   seq: number | null;
   inserted: boolean;
-  /** The row as inserted (when `inserted`). */
+  /** The row as inserted (when `inserted`), or as read back when another node had recorded it. */
   doc?: OutboxDoc;
 }
 
@@ -193,30 +193,50 @@ export class OutboxRepo {
     return [...results, ...settled.flatMap((s) => (s.status === "fulfilled" ? s.value : []))];
   }
 
-  /** The queues of `rest` whose whole run another node recorded (its first and last events sit where
-   * the run would start and end, so the others fill the slots between) answer in `results`; the
-   * others are returned. */
+  /** The queues of `rest` whose whole run another node recorded at the slots it would take answer in
+   * `results` (with the rows as found); the others are returned. One read for all of them. */
   private async withoutRecorded(
     rest: (RunOfQueue & { from: number })[],
     results: RecordResult[],
   ): Promise<(RunOfQueue & { from: number })[]> {
-    const recorded = await Promise.all(
-      rest.map(async (q) => {
-        const [first, last] = await Promise.all([
-          this.occupantOf(q.endpointId, q.accountId, q.from),
-          this.occupantOf(q.endpointId, q.accountId, q.from + q.events.length - 1),
-        ]);
-        return first?.eventId === q.events[0].eventId && last?.eventId === q.events.at(-1)!.eventId;
-      }),
+    const found = await this.rowsAt(
+      rest.flatMap((q) => q.events.map((_, k) => slotId(q.endpointId, q.accountId, q.from + k))),
     );
-    rest.forEach((q, n) => {
-      if (!recorded[n]) return;
-      q.events.forEach((_, k) =>
-        results.push({ endpointId: q.endpointId, accountId: q.accountId, seq: q.from + k, inserted: false }),
-      );
+    return rest.filter((q) => {
+      const rows = this.runAt(found, q.endpointId, q.events, q.from);
+      if (!rows) return true;
+      for (const doc of rows)
+        results.push({
+          endpointId: q.endpointId,
+          accountId: q.accountId,
+          seq: doc.seq,
+          inserted: false,
+          doc,
+        });
       this.noteTail(q.endpointId, q.accountId, q.from + q.events.length - 1);
+      return false;
     });
-    return rest.filter((_, n) => !recorded[n]);
+  }
+
+  /** The rows of `events` at the slots from `from` on, if each holds its event. */
+  private runAt(
+    found: Map<string, OutboxDoc>,
+    endpointId: string,
+    events: RecordedEvent[],
+    from: number,
+  ): OutboxDoc[] | null {
+    const rows = events.map((ev, k) => found.get(slotId(endpointId, ev.accountId, from + k)));
+    return rows.every((row, k) => row?.eventId === events[k].eventId) ? (rows as OutboxDoc[]) : null;
+  }
+
+  /** The rows stored at these slots, by `_id` (`$in`: one query per 500). */
+  private async rowsAt(ids: string[]): Promise<Map<string, OutboxDoc>> {
+    const found = new Map<string, OutboxDoc>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await this.col.find({ _id: { $in: ids.slice(i, i + 500) } }).toArray();
+      for (const row of rows) found.set(row._id, row);
+    }
+    return found;
   }
 
   private rowOf(ev: RecordedEvent, endpointId: string, seq: number): OutboxDoc {
@@ -276,9 +296,10 @@ export class OutboxRepo {
 
   /**
    * One queue's events in order: an ordered insert of the rest at the following slots, stopped by the
-   * first refused row, which is settled as in `recordFor`; then the rest again. Once a slot is found
-   * holding this very event (another node records the same run), the next slots are read before any
-   * insert is tried, until a free one.
+   * first refused row; then the rest again. After the first refusal the rest of the run is read at once:
+   * another node recording the same run usually has it, or a part of it (the rest is inserted after).
+   * Otherwise the refused slot is settled as in `recordFor`, and once a slot is found holding this very
+   * event, the next slots are read one by one before any insert is tried, until a free one.
    */
   private async recordQueue(endpointId: string, events: RecordedEvent[]): Promise<RecordResult[]> {
     const { accountId } = events[0];
@@ -286,6 +307,7 @@ export class OutboxRepo {
     let seq = (await this.tailOf(endpointId, accountId)) + 1;
     let i = 0;
     let racing = false;
+    let restRead = false;
     while (i < events.length) {
       if (!racing) {
         const docs = events.slice(i).map((ev, k) => this.rowOf(ev, endpointId, seq + k));
@@ -296,6 +318,23 @@ export class OutboxRepo {
         i += inserted;
         seq += inserted;
         if (i === events.length) break;
+      }
+      if (!restRead) {
+        // As far as the slots hold this run's events in order, they are recorded.
+        restRead = true;
+        const rest = events.slice(i);
+        const found = await this.rowsAt(rest.map((_, k) => slotId(endpointId, accountId, seq + k)));
+        let k = 0;
+        for (; k < rest.length; k++) {
+          const row = found.get(slotId(endpointId, accountId, seq + k));
+          if (row?.eventId !== rest[k].eventId) break;
+          results.push({ endpointId, accountId, seq: row.seq, inserted: false, doc: row });
+        }
+        if (k > 0) this.noteTail(endpointId, accountId, seq + k - 1);
+        i += k;
+        seq += k;
+        if (i === events.length) break;
+        if (k > 0 && !found.has(slotId(endpointId, accountId, seq))) continue;
       }
       const occupant = await this.occupantOf(endpointId, accountId, seq);
       if (!occupant && racing) {
@@ -309,40 +348,14 @@ export class OutboxRepo {
         continue;
       }
       this.noteTail(endpointId, accountId, seq);
-      if (occupant.eventId !== events[i].eventId) {
-        seq++;
-        continue;
+      if (occupant.eventId === events[i].eventId) {
+        results.push({ endpointId, accountId, seq, inserted: false });
+        i++;
+        racing = true;
       }
-      results.push({ endpointId, accountId, seq, inserted: false });
-      i++;
       seq++;
-      // The first event found recorded by another node: has it recorded the whole run?
-      if (!racing && i < events.length - 1 && (await this.runRecorded(endpointId, events, i, seq))) {
-        for (; i < events.length; i++, seq++) results.push({ endpointId, accountId, seq, inserted: false });
-        this.noteTail(endpointId, accountId, seq - 1);
-        return results;
-      }
-      racing = true;
     }
     return results;
-  }
-
-  /**
-   * Whether another node already recorded `events[from..]` right after the slot before `seq`, told
-   * by one read instead of one per event: the last event sits exactly where the run would end. Its
-   * recorder handled every earlier event of the stream in order (each node records a workspace's
-   * logged events in log order, without skipping one), and the run fills the slots in between with
-   * no room for anything else.
-   */
-  private async runRecorded(
-    endpointId: string,
-    events: RecordedEvent[],
-    from: number,
-    seq: number,
-  ): Promise<boolean> {
-    const last = events.at(-1)!;
-    const occupant = await this.occupantOf(endpointId, last.accountId, seq + events.length - 1 - from);
-    return occupant?.eventId === last.eventId;
   }
 
   private occupantOf(

@@ -120,7 +120,9 @@ export class DeliveryLoop {
         continue;
       }
       this.lastBusy.set(r.endpointId, Date.now());
-      if (r.inserted && r.doc) this.remembered.inserted(r.doc, this.unmarked.has(r.doc._id));
+      // A row read back pending (another node inserted it) is as good as one this node inserted.
+      if (r.doc && (r.inserted || r.doc.status === "pending"))
+        this.remembered.inserted(r.doc, this.unmarked.has(r.doc._id));
       if (cursor) cursor.wakeAt = Math.min(cursor.wakeAt, Date.now());
       // A new queue starts at 1. Otherwise its first pending row is looked up: the row this node heard
       // of is not necessarily the first (another node may have put an event of another publisher, say
