@@ -1,5 +1,5 @@
 // `npm run bench -- webhooks [--json] [--nodes 2] [--endpoints 2] [--accounts 50] [--events 20]
-//  [--fail-rate F] [--poll-ms 100] [--logged 1]`
+//  [--fail-rate F] [--poll-ms 1000] [--logged 1]`
 //
 // A real cluster (nats-server, FerretDB, N webhooks nodes, each a process of its own) fed by a
 // publisher broker in this process that publishes `account.status` events as the session runtime
@@ -99,7 +99,8 @@ async function burst(args: BenchArgs, failRate: number): Promise<BenchResult> {
   const endpoints = numberOption(args, "endpoints", 2);
   const accounts = numberOption(args, "accounts", 50);
   const events = numberOption(args, "events", 20);
-  const pollMs = numberOption(args, "poll-ms", 100);
+  // The service's default (WEBHOOK_POLL_MS): a shorter poll only adds reads of the outbox.
+  const pollMs = numberOption(args, "poll-ms", 1000);
   const logged = numberOption(args, "logged", 1) !== 0;
   const total = accounts * events;
   const cluster = new BenchCluster({
