@@ -56,7 +56,7 @@ func hasOneID(filter *types.Document) bool {
       "\t\tcase *types.Document:\n" +
       "\t\t\twhereClause, args = idInClause(v.(*types.Document))\n" +
       "\t\t}\n",
-    count: 1, // Query (Explain keeps telling the plain truth)
+    count: 1, // Query; Explain below
     append: `
 // idInClause narrows {$in: [strings or ObjectIDs]} on _id to those rows; "" for anything else (added by
 // Switchboard's build).
@@ -87,6 +87,26 @@ func idInClause(v *types.Document) (string, []any) {
 	return fmt.Sprintf(\` WHERE %s IN (%s)\`, metadata.IDColumn, strings.Join(marks, ", ")), args
 }
 `,
+  },
+  {
+    file: "internal/backends/sqlite/collection.go",
+    why: "explain reports the `$in` narrowing as it is done",
+    find:
+      "\t\tcase string, types.ObjectID:\n" +
+      "\t\t\tfilterPushdown = true\n" +
+      "\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n" +
+      "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n" +
+      "\t\t}\n",
+    replace:
+      "\t\tcase string, types.ObjectID:\n" +
+      "\t\t\tfilterPushdown = true\n" +
+      "\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n" +
+      "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n" +
+      "\t\tcase *types.Document:\n" +
+      "\t\t\twhereClause, args = idInClause(v.(*types.Document))\n" +
+      "\t\t\tfilterPushdown = whereClause != \"\"\n" +
+      "\t\t}\n",
+    count: 1,
   },
   // SQLite has one writer at a time; a writer that finds the database locked polls it, sleeping 1, 2,
   // 5, … up to 100 ms between tries, so under concurrent writes the unlucky ones wait far longer than

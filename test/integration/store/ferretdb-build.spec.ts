@@ -1,6 +1,6 @@
 // The FerretDB we build (tools/ferretdb/patches.mjs) looks documents up by `_id` through the `_id`
-// index, also when the filter holds more than `_id` (every fenced write), and still applies the whole
-// filter; concurrent writes queue for their turn and all land. Against another MongoDB-wire server (MONGO_URL) there is nothing of ours to check.
+// index, also when the filter holds more than `_id` (every fenced write) or `_id` is `$in` a list (marks
+// written in batches), and still applies the whole filter; concurrent writes queue for their turn and all land. Against another MongoDB-wire server (MONGO_URL) there is nothing of ours to check.
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { MongoClient, type Collection } from "mongodb";
@@ -97,12 +97,31 @@ describe("store: the FerretDB build serves `_id` lookups from its index", () => 
     assert.equal(await col.countDocuments({ workspaceId: "wb", status: "connected" }), 50);
   });
 
-  it("leaves filters without a single `_id` equality to the full match", async () => {
-    const ids = { _id: { $in: ["acc_1", "acc_2"] }, workspaceId: "w1" };
+  it("narrows `_id` $in a list of strings by the index, and still applies the rest of the filter", async () => {
+    assert.match(await plan({ _id: { $in: ["acc_1", "acc_2"] } }), /USING INDEX \S+__id_/);
+    const ids = { _id: { $in: ["acc_1", "acc_2", "nobody"] }, workspaceId: "w1" };
     assert.deepEqual(
       (await col.find(ids).toArray()).map((d) => d._id),
       ["acc_1"],
     );
+    const res = await col.updateMany(
+      { _id: { $in: ["acc_10", "acc_11", "acc_12"] }, epoch: 1 },
+      { $set: { status: "marked" } },
+    );
+    assert.equal(res.modifiedCount, 3);
+    assert.deepEqual(
+      (await col.find({ status: "marked" }).toArray()).map((d) => d._id).sort(),
+      ["acc_10", "acc_11", "acc_12"],
+      "exactly the listed documents",
+    );
+    await col.updateMany({ status: "marked" }, { $unset: { status: "" } });
+  });
+
+  it("leaves other filters to the full match, with the same answers", async () => {
+    // `$in` with values that are not strings, an empty `$in`, `$nin`, `$or`: no narrowing.
+    assert.equal(await col.countDocuments({ _id: { $in: [5, "acc_7"] as unknown as string[] } }), 1);
+    assert.equal(await col.countDocuments({ _id: { $in: [] } }), 0);
+    assert.equal(await col.countDocuments({ _id: { $nin: ["acc_1"] }, workspaceId: "w1" }), 28);
     assert.equal(await col.countDocuments({ $or: [{ _id: "acc_3" }, { _id: "acc_4" }] }), 2);
   });
 });
