@@ -186,12 +186,18 @@ export class DeliveryLoop {
     await this.renewNow();
     await this.pruneIfDue();
     if (Date.now() - this.lastScan >= this.opts.scanMs) await this.scan();
+    const failed: string[] = [];
     for (const endpointId of this.wanted) {
       this.wanted.delete(endpointId);
       if (this.stopped) return;
       if (this.held.has(endpointId) || (this.claimNotBefore.get(endpointId) ?? 0) > Date.now()) continue;
-      await this.claim(endpointId);
+      // A claim that failed midway is tried again next tick (a term it wrote is ours, and stepped past).
+      await this.claim(endpointId).catch((err: Error) => {
+        this.logger.warn(`webhooks: claiming endpoint ${endpointId} failed: ${err.message}`);
+        failed.push(endpointId);
+      });
     }
+    for (const endpointId of failed) this.wanted.add(endpointId);
     for (const [key, q] of this.unknownQueues) {
       this.unknownQueues.delete(key);
       if (!this.held.has(q.endpointId) || this.cursors.has(key)) continue;

@@ -100,10 +100,10 @@ describe("webhooks/delivery-loop", () => {
   let outbox: MemoryOutbox;
   let loop: DeliveryLoop;
 
-  function makeLoop(overrides: { scanMs?: number } = {}): DeliveryLoop {
+  function makeLoop(overrides: { scanMs?: number; leases?: typeof leases } = {}): DeliveryLoop {
     const endpoints = { findById: async (id: string) => (id === endpoint._id ? endpoint : null) };
     return new DeliveryLoop(
-      { outbox: outbox as any, leases: leases as any, endpoints: endpoints as any },
+      { outbox: outbox as any, leases: (overrides.leases ?? leases) as any, endpoints: endpoints as any },
       {
         pollMs: 10,
         scanMs: overrides.scanMs ?? 60000,
@@ -159,6 +159,24 @@ describe("webhooks/delivery-loop", () => {
     loop.notify([outbox.put("wh_1", "acc", 3, "e3")]);
     await waitFor(() => received.length === 3);
     assert.deepEqual(received, ["e1", "e2", "e3"]);
+  });
+
+  it("a claim that fails (the database) is tried again at the next tick, not at the next scan", async () => {
+    let claims = 0;
+    const flaky = {
+      ...leases,
+      async claim(endpointId: string) {
+        if (++claims === 1) throw new Error("database is locked");
+        return leases.claim(endpointId);
+      },
+    };
+    await loop.stop();
+    loop = makeLoop({ leases: flaky });
+    outbox.put("wh_1", "acc", 1, "e1");
+    loop.start();
+    // The scan (every 60 s here) found the queue once; only the retry can deliver it in time.
+    await waitFor(() => received.length === 1, { timeoutMs: 5000 });
+    assert.equal(claims, 2);
   });
 
   it("a queue it has no cursor for starts at its first pending row, not at the row it heard of", async () => {
