@@ -65,6 +65,8 @@ export class BenchCluster {
       const timer = setTimeout(() => reject(new Error(`${nodeId} not ready after 60 s:\n${out}`)), 60000);
       child.stdout!.on("data", (b: Buffer) => {
         out += b.toString();
+        // BENCH_NODE_LOGS=1 shows the nodes' own log lines (warnings and up) on stderr.
+        if (process.env.BENCH_NODE_LOGS) process.stderr.write(b);
         if (out.includes(`ready ${nodeId}`)) {
           clearTimeout(timer);
           resolve();
