@@ -104,7 +104,7 @@ func idInClause(v *types.Document) (string, []any) {
       "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n" +
       "\t\tcase *types.Document:\n" +
       "\t\t\twhereClause, args = idInClause(v.(*types.Document))\n" +
-      "\t\t\tfilterPushdown = whereClause != \"\"\n" +
+      '\t\t\tfilterPushdown = whereClause != ""\n' +
       "\t\t}\n",
     count: 1,
   },
