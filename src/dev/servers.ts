@@ -136,7 +136,15 @@ export async function startMongoWire(
   const { child } = await spawnUntil(
     "ferretdb",
     FERRETDB_BIN,
-    ["-listen", `127.0.0.1:${p}`, "-dir", dataDir],
+    // FERRETDB_SYNCHRONOUS=full: SQLite's fsync at every commit instead of MongoDB-like `normal`.
+    [
+      "-listen",
+      `127.0.0.1:${p}`,
+      "-dir",
+      dataDir,
+      "-synchronous",
+      process.env.FERRETDB_SYNCHRONOUS ?? "normal",
+    ],
     /Listening on TCP/,
     20000,
     opts.detached,
