@@ -136,14 +136,14 @@ export async function startMongoWire(
   const { child } = await spawnUntil(
     "ferretdb",
     FERRETDB_BIN,
-    // FERRETDB_SYNCHRONOUS=full: SQLite's fsync at every commit instead of MongoDB-like `normal`.
+    // FERRETDB_SYNCHRONOUS=normal: SQLite syncs at checkpoints only, not at every commit.
     [
       "-listen",
       `127.0.0.1:${p}`,
       "-dir",
       dataDir,
       "-synchronous",
-      process.env.FERRETDB_SYNCHRONOUS ?? "normal",
+      process.env.FERRETDB_SYNCHRONOUS ?? "full",
     ],
     /Listening on TCP/,
     20000,

@@ -16,11 +16,10 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address")
 	dir := flag.String("dir", "./data", "SQLite data directory")
-	// MongoDB's default write concern ({w: 1}) acknowledges a write before its journal is on disk (the
-	// journal is flushed every 100 ms); SQLite's default (WAL, synchronous FULL) syncs the disk at every
-	// commit. "normal" matches MongoDB: committed writes survive a crash of the server, and the last
-	// ones may be lost to a power cut. "full" keeps SQLite's default.
-	synchronous := flag.String("synchronous", "normal", "SQLite synchronous pragma: normal or full")
+	// SQLite's default, "full", syncs the disk at every commit (as MongoDB does for a journaled write,
+	// the default of a replica set since 5.0). "normal" syncs at checkpoints only: a committed write
+	// survives a crash of the server, the last ones may be lost to a power cut.
+	synchronous := flag.String("synchronous", "full", "SQLite synchronous pragma: full or normal")
 	flag.Parse()
 	if *synchronous != "normal" && *synchronous != "full" {
 		fmt.Fprintln(os.Stderr, "ferretdb: -synchronous must be normal or full")
