@@ -16,7 +16,7 @@ interface Mark {
 }
 
 /** Marks one write carries at most. */
-const BATCH = 200;
+const BATCH = 500;
 
 export class DeliveredMarks {
   private readonly waiting = new Map<string, Promise<void>>();
