@@ -1,0 +1,352 @@
+// Recording into the webhook outbox (src/store/webhook-outbox-repo.ts): each event for each matching
+// endpoint goes into the next free slot of its queue, `<endpointId>|<accountId>|<seq, zero-padded>`.
+//
+// Recording is idempotent across nodes. Every webhooks node records every event, reading a workspace's
+// event log in order. The unique `_id` lets one insert win a slot; the unique index on
+// {eventId, endpointId} makes a second insert of the same event fail wherever it lands. A node records
+// one account's events in order, so slot order follows the log's order whichever node wins each insert.
+// No step needs an atomic conditional update (FerretDB has none under concurrency).
+import { MongoBulkWriteError, type Collection } from "mongodb";
+import { retry } from "../retry.ts";
+import type { EndpointDoc, OutboxDoc } from "./webhook-docs.ts";
+import { InsertBatcher } from "./insert-batch.ts";
+import { isDuplicateKey } from "./mongo.ts";
+
+export interface RecordedEvent {
+  eventId: string;
+  event: string;
+  workspaceId: string;
+  accountId: string;
+  payload: unknown;
+}
+
+/** Where an event went in one endpoint's queue; `seq` is null when another node had already recorded
+ * it in a slot this node did not look at. */
+export interface RecordResult {
+  endpointId: string;
+  accountId: string;
+  seq: number | null;
+  inserted: boolean;
+  /** The row as inserted (when `inserted`), or as read back when another node had recorded it. */
+  doc?: OutboxDoc;
+}
+
+/** A run of events bound for one queue, in order. */
+interface RunOfQueue {
+  endpointId: string;
+  accountId: string;
+  events: RecordedEvent[];
+}
+
+export function queueKey(endpointId: string, accountId: string): string {
+  return `${endpointId}|${accountId}`;
+}
+
+export function slotId(endpointId: string, accountId: string, seq: number): string {
+  return `${endpointId}|${accountId}|${String(seq).padStart(12, "0")}`;
+}
+
+/** Retries an operation a few times on errors other than a duplicate key (SQLite's "database is
+ * locked" under concurrent writers on FerretDB, a failover on MongoDB). */
+export function withRetry<T>(op: () => Promise<T>, tries = 4): Promise<T> {
+  return retry(() => op(), {
+    attempts: tries,
+    delayMs: (attempt) => 25 * 2 ** attempt * (0.5 + Math.random()),
+    shouldRetry: (err) => !isDuplicateKey(err),
+  });
+}
+
+export class OutboxRecorder {
+  /** Last seq this node knows in each queue (and when it last learnt it); a cold queue is read once. */
+  private readonly tails = new Map<string, { seq: number; at: number }>();
+  /** Rows recorded together (the next events of many accounts at once) go out in one unordered
+   * command; each insert gets its own answer, the one `insertOne` would have given, so the slot logic
+   * below is unchanged. */
+  private readonly inserts: InsertBatcher<OutboxDoc>;
+
+  /**
+   * @param maxTailAgeMs A known tail older than this is read again. Pruning deletes only rows older than
+   * the retention, so with half the retention here a cached tail is never below a pruned slot (an insert
+   * can never reuse a pruned position). @default Infinity (no pruning: nothing to reuse)
+   */
+  constructor(
+    private readonly col: Collection<OutboxDoc>,
+    private readonly nodeId: string,
+    private readonly maxTailAgeMs = Infinity,
+  ) {
+    this.inserts = new InsertBatcher((docs) => this.col.insertMany(docs, { ordered: false }));
+  }
+
+  /** Records `ev` for each endpoint. */
+  async record(ev: RecordedEvent, endpoints: EndpointDoc[]): Promise<RecordResult[]> {
+    const results: RecordResult[] = [];
+    for (const endpoint of endpoints)
+      results.push(await withRetry(() => this.recordFor(ev, endpoint._id), 8));
+    return results;
+  }
+
+  private async tailOf(endpointId: string, accountId: string): Promise<number> {
+    const key = queueKey(endpointId, accountId);
+    const known = this.tails.get(key);
+    if (known && Date.now() - known.at <= this.maxTailAgeMs) return known.seq;
+    const [last] = await this.col
+      .find({ endpointId, accountId }, { projection: { seq: 1 } })
+      .sort({ seq: -1 })
+      .limit(1)
+      .toArray();
+    this.noteTail(endpointId, accountId, last?.seq ?? 0);
+    return last?.seq ?? 0;
+  }
+
+  private noteTail(endpointId: string, accountId: string, seq: number): void {
+    const key = queueKey(endpointId, accountId);
+    const known = this.tails.get(key);
+    this.tails.set(key, { seq: Math.max(seq, known?.seq ?? 0), at: Date.now() });
+  }
+
+  /**
+   * Records a run of events (in the order given) for their endpoints. Every queue's rows go in one
+   * ordered insert, queue after queue, at the slots after each queue's known tail; the first refused row
+   * stops it, and the rest of that queue is recorded on its own (`recordQueue`) while the queues after
+   * it go in another such insert. Answers as `record` would have for each event in turn.
+   */
+  async recordMany(items: { ev: RecordedEvent; endpoints: EndpointDoc[] }[]): Promise<RecordResult[]> {
+    const queues = new Map<string, RunOfQueue>();
+    for (const { ev, endpoints } of items) {
+      for (const { _id: endpointId } of endpoints) {
+        const key = queueKey(endpointId, ev.accountId);
+        let queue = queues.get(key);
+        if (!queue) queues.set(key, (queue = { endpointId, accountId: ev.accountId, events: [] }));
+        queue.events.push(ev);
+      }
+    }
+    return withRetry(() => this.recordTogether([...queues.values()]), 8);
+  }
+
+  private async recordTogether(queues: RunOfQueue[]): Promise<RecordResult[]> {
+    const results: RecordResult[] = [];
+    const apart: Promise<RecordResult[]>[] = [];
+    const tails = await Promise.all(queues.map((q) => this.tailOf(q.endpointId, q.accountId)));
+    let rest = queues.map((q, i) => ({ ...q, from: tails[i] + 1 }));
+    while (rest.length) {
+      const rows = rest.flatMap((q) => q.events.map((ev, k) => this.rowOf(ev, q.endpointId, q.from + k)));
+      const inserted = await this.insertInOrder(rows);
+      let offset = 0;
+      let i = 0;
+      for (; i < rest.length; i++) {
+        const q = rest[i];
+        const went = Math.max(0, Math.min(inserted - offset, q.events.length));
+        for (const doc of rows.slice(offset, offset + went))
+          results.push({
+            endpointId: q.endpointId,
+            accountId: q.accountId,
+            seq: doc.seq,
+            inserted: true,
+            doc,
+          });
+        if (went > 0) this.noteTail(q.endpointId, q.accountId, q.from + went - 1);
+        offset += q.events.length;
+        if (went < q.events.length) {
+          apart.push(this.recordQueue(q.endpointId, q.events.slice(went)));
+          break;
+        }
+      }
+      // Another node is recording this run too: the queues it already has are told from their ends,
+      // so only the others are tried (a refused insert takes the database's single writer for nothing).
+      rest = await this.withoutRecorded(rest.slice(i + 1), results);
+    }
+    const settled = await Promise.allSettled(apart);
+    for (const s of settled) if (s.status === "rejected") throw s.reason;
+    return [...results, ...settled.flatMap((s) => (s.status === "fulfilled" ? s.value : []))];
+  }
+
+  /** The queues of `rest` whose whole run another node recorded at the slots it would take answer in
+   * `results` (with the rows as found); the others are returned. One read for all of them. */
+  private async withoutRecorded(
+    rest: (RunOfQueue & { from: number })[],
+    results: RecordResult[],
+  ): Promise<(RunOfQueue & { from: number })[]> {
+    const found = await this.rowsAt(
+      rest.flatMap((q) => q.events.map((_, k) => slotId(q.endpointId, q.accountId, q.from + k))),
+    );
+    return rest.filter((q) => {
+      const rows = this.runAt(found, q.endpointId, q.events, q.from);
+      if (!rows) return true;
+      for (const doc of rows)
+        results.push({
+          endpointId: q.endpointId,
+          accountId: q.accountId,
+          seq: doc.seq,
+          inserted: false,
+          doc,
+        });
+      this.noteTail(q.endpointId, q.accountId, q.from + q.events.length - 1);
+      return false;
+    });
+  }
+
+  /** The rows of `events` at the slots from `from` on, if each holds its event. */
+  private runAt(
+    found: Map<string, OutboxDoc>,
+    endpointId: string,
+    events: RecordedEvent[],
+    from: number,
+  ): OutboxDoc[] | null {
+    const rows = events.map((ev, k) => found.get(slotId(endpointId, ev.accountId, from + k)));
+    return rows.every((row, k) => row?.eventId === events[k].eventId) ? (rows as OutboxDoc[]) : null;
+  }
+
+  /** The rows stored at these slots, by `_id` (`$in`: one query per 500). */
+  private async rowsAt(ids: string[]): Promise<Map<string, OutboxDoc>> {
+    const found = new Map<string, OutboxDoc>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await this.col.find({ _id: { $in: ids.slice(i, i + 500) } }).toArray();
+      for (const row of rows) found.set(row._id, row);
+    }
+    return found;
+  }
+
+  private rowOf(ev: RecordedEvent, endpointId: string, seq: number): OutboxDoc {
+    const now = new Date();
+    return {
+      _id: slotId(endpointId, ev.accountId, seq),
+      eventId: ev.eventId,
+      endpointId,
+      workspaceId: ev.workspaceId,
+      accountId: ev.accountId,
+      event: ev.event,
+      payload: ev.payload,
+      seq,
+      status: "pending",
+      attempts: 0,
+      nextAttemptAt: now,
+      lastError: null,
+      lastStatusCode: null,
+      createdAt: now,
+      deliveredAt: null,
+      recordedBy: this.nodeId,
+    };
+  }
+
+  private async recordFor(ev: RecordedEvent, endpointId: string): Promise<RecordResult> {
+    const { accountId } = ev;
+    let seq = (await this.tailOf(endpointId, accountId)) + 1;
+    for (;;) {
+      const doc = this.rowOf(ev, endpointId, seq);
+      try {
+        await this.inserts.insert(doc);
+        this.noteTail(endpointId, accountId, seq);
+        return { endpointId, accountId, seq, inserted: true, doc };
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+      }
+      const taken = await this.slotTaken(ev, endpointId, seq);
+      if (taken !== "other") return taken;
+      seq++;
+    }
+  }
+
+  /** After an insert at `seq` was refused as a duplicate: the slot is taken (by this event from another
+   * node, or by another event), or this event is already recorded in an earlier slot (the unique
+   * {eventId, endpointId} index refused it). "other": another event holds the slot. */
+  private async slotTaken(
+    ev: RecordedEvent,
+    endpointId: string,
+    seq: number,
+  ): Promise<RecordResult | "other"> {
+    const { accountId } = ev;
+    const occupant = await this.occupantOf(endpointId, accountId, seq);
+    if (!occupant) return { endpointId, accountId, seq: null, inserted: false };
+    this.noteTail(endpointId, accountId, seq);
+    return occupant.eventId === ev.eventId ? { endpointId, accountId, seq, inserted: false } : "other";
+  }
+
+  /**
+   * One queue's events in order: an ordered insert of the rest at the following slots, stopped by the
+   * first refused row; then the rest again. After the first refusal the rest of the run is read at once:
+   * another node recording the same run usually has it, or a part of it (the rest is inserted after).
+   * Otherwise the refused slot is settled as in `recordFor`, and once a slot is found holding this very
+   * event, the next slots are read one by one before any insert is tried, until a free one.
+   */
+  private async recordQueue(endpointId: string, events: RecordedEvent[]): Promise<RecordResult[]> {
+    const { accountId } = events[0];
+    const results: RecordResult[] = [];
+    let seq = (await this.tailOf(endpointId, accountId)) + 1;
+    let i = 0;
+    let racing = false;
+    let restRead = false;
+    while (i < events.length) {
+      if (!racing) {
+        const docs = events.slice(i).map((ev, k) => this.rowOf(ev, endpointId, seq + k));
+        const inserted = await this.insertInOrder(docs);
+        for (const doc of docs.slice(0, inserted))
+          results.push({ endpointId, accountId, seq: doc.seq, inserted: true, doc });
+        if (inserted > 0) this.noteTail(endpointId, accountId, seq + inserted - 1);
+        i += inserted;
+        seq += inserted;
+        if (i === events.length) break;
+      }
+      if (!restRead) {
+        // As far as the slots hold this run's events in order, they are recorded.
+        restRead = true;
+        const rest = events.slice(i);
+        const found = await this.rowsAt(rest.map((_, k) => slotId(endpointId, accountId, seq + k)));
+        let k = 0;
+        for (; k < rest.length; k++) {
+          const row = found.get(slotId(endpointId, accountId, seq + k));
+          if (row?.eventId !== rest[k].eventId) break;
+          results.push({ endpointId, accountId, seq: row.seq, inserted: false, doc: row });
+        }
+        if (k > 0) this.noteTail(endpointId, accountId, seq + k - 1);
+        i += k;
+        seq += k;
+        if (i === events.length) break;
+        if (k > 0 && !found.has(slotId(endpointId, accountId, seq))) continue;
+      }
+      const occupant = await this.occupantOf(endpointId, accountId, seq);
+      if (!occupant && racing) {
+        racing = false;
+        continue;
+      }
+      if (!occupant) {
+        // Refused by the {eventId, endpointId} index: recorded in an earlier slot.
+        results.push({ endpointId, accountId, seq: null, inserted: false });
+        i++;
+        continue;
+      }
+      this.noteTail(endpointId, accountId, seq);
+      if (occupant.eventId === events[i].eventId) {
+        results.push({ endpointId, accountId, seq, inserted: false });
+        i++;
+        racing = true;
+      }
+      seq++;
+    }
+    return results;
+  }
+
+  private occupantOf(
+    endpointId: string,
+    accountId: string,
+    seq: number,
+  ): Promise<{ eventId: string } | null> {
+    return this.col.findOne({ _id: slotId(endpointId, accountId, seq) }, { projection: { eventId: 1 } });
+  }
+
+  /** Inserts `docs` in order up to the first one refused as a duplicate; how many went in. */
+  private async insertInOrder(docs: OutboxDoc[]): Promise<number> {
+    try {
+      await this.col.insertMany(docs, { ordered: true });
+      return docs.length;
+    } catch (err) {
+      const first = err instanceof MongoBulkWriteError ? [err.writeErrors ?? []].flat()[0] : undefined;
+      if (first?.code !== 11000) throw err;
+      return first.index;
+    }
+  }
+
+  /** The endpoint's queues are gone: what this node knew of them is forgotten. */
+  forget(endpointId: string): void {
+    for (const key of this.tails.keys()) if (key.startsWith(`${endpointId}|`)) this.tails.delete(key);
+  }
+}
