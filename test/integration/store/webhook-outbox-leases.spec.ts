@@ -33,6 +33,20 @@ function event(accountId: string, n: number): RecordedEvent {
   };
 }
 
+/** Asserts that a queue holds these events, in this order, at slots 1, 2, 3… */
+async function assertQueue(repo: OutboxRepo, endpointId: string, accountId: string, eventIds: string[]) {
+  const rows = await repo.col.find({ endpointId, accountId }).sort({ seq: 1 }).toArray();
+  assert.deepEqual(
+    rows.map((r) => r.eventId),
+    eventIds,
+    `${endpointId}/${accountId}: one row per event, in stream order`,
+  );
+  assert.deepEqual(
+    rows.map((r) => r.seq),
+    rows.map((_, i) => i + 1),
+  );
+}
+
 describe("webhooks storage on the real MongoDB-wire server", () => {
   let client: MongoClient;
   let db: Db;
@@ -63,19 +77,8 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
     );
     for (const ep of endpoints) {
       for (const acc of ["acc_x", "acc_y"]) {
-        const rows = await nodes[0].col
-          .find({ endpointId: ep._id, accountId: acc })
-          .sort({ seq: 1 })
-          .toArray();
-        assert.deepEqual(
-          rows.map((r) => r.eventId),
-          stream.filter((e) => e.accountId === acc).map((e) => e.eventId),
-          `${ep._id}/${acc}: one row per event, seq in stream order`,
-        );
-        assert.deepEqual(
-          rows.map((r) => r.seq),
-          rows.map((_, i) => i + 1),
-        );
+        const expected = stream.filter((e) => e.accountId === acc).map((e) => e.eventId);
+        await assertQueue(nodes[0], ep._id, acc, expected);
       }
     }
     const heads = await nodes[1].pendingHeads("wh_race1");
@@ -115,21 +118,9 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
     );
     for (const ep of endpoints) {
       for (const acc of accounts) {
-        const rows = await nodes[0].col
-          .find({ endpointId: ep._id, accountId: acc })
-          .sort({ seq: 1 })
-          .toArray();
         const expected = stream.filter((e) => e.accountId === acc).map((e) => e.eventId);
         if (ep._id === "wh_runs1" && acc === "acc_b") expected.unshift("evt_other");
-        assert.deepEqual(
-          rows.map((r) => r.eventId),
-          expected,
-          `${ep._id}/${acc}: one row per event, in stream order`,
-        );
-        assert.deepEqual(
-          rows.map((r) => r.seq),
-          rows.map((_, i) => i + 1),
-        );
+        await assertQueue(nodes[0], ep._id, acc, expected);
       }
     }
   });
@@ -151,22 +142,10 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
     const done = await repo.recordMany(stream.map((ev) => ({ ev, endpoints })));
     assert.equal(done.length, 9);
     for (const acc of ["acc_t1", "acc_t2", "acc_t3"]) {
-      const rows = await repo.col
-        .find({ endpointId: "wh_together", accountId: acc })
-        .sort({ seq: 1 })
-        .toArray();
       const expected = stream.filter((e) => e.accountId === acc).map((e) => e.eventId);
       if (acc === "acc_t2") expected.unshift("evt_taken");
       expected.unshift(event(acc, 5990).eventId);
-      assert.deepEqual(
-        rows.map((r) => r.eventId),
-        expected,
-        acc,
-      );
-      assert.deepEqual(
-        rows.map((r) => r.seq),
-        rows.map((_, i) => i + 1),
-      );
+      await assertQueue(repo, "wh_together", acc, expected);
     }
     await repo.removeEndpoint("wh_together");
   });
