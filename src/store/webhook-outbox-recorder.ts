@@ -108,7 +108,8 @@ export class OutboxRecorder {
    * Records a run of events (in the order given) for their endpoints. Every queue's rows go in one
    * ordered insert, queue after queue, at the slots after each queue's known tail; the first refused row
    * stops it, and the rest of that queue is recorded on its own (`recordQueue`) while the queues after
-   * it go in another such insert. Answers as `record` would have for each event in turn.
+   * it go in another such insert, less those another node has already recorded whole. Answers as
+   * `record` would have for each event in turn (a row found recorded comes back as read).
    */
   async recordMany(items: { ev: RecordedEvent; endpoints: EndpointDoc[] }[]): Promise<RecordResult[]> {
     const queues = new Map<string, RunOfQueue>();
@@ -151,8 +152,9 @@ export class OutboxRecorder {
           break;
         }
       }
-      // Another node is recording this run too: the queues it already has are told from their ends,
-      // so only the others are tried (a refused insert takes the database's single writer for nothing).
+      // Another node is recording this run too: the queues it already has (read back in one query)
+      // are left out, so only the others are tried (a refused insert takes the database's single
+      // writer for nothing).
       rest = await this.withoutRecorded(rest.slice(i + 1), results);
     }
     const settled = await Promise.allSettled(apart);
