@@ -15,9 +15,9 @@
 // A reader must not step over a position whose insert is still in flight (writer A took 5, writer B
 // took 6 and committed first): `readAfter` stops at a gap until the event after it is `gapWaitMs` old;
 // a gap that old is a writer that died between allocating and inserting, and will never fill.
-import { MongoBulkWriteError, type Collection, type Db } from "mongodb";
+import type { Collection, Db } from "mongodb";
 import { InsertBatcher } from "./insert-batch.ts";
-import { isDuplicateKey, retryTransient, upsertById } from "./mongo.ts";
+import { insertedBeforeDuplicate, isDuplicateKey, retryTransient, upsertById } from "./mongo.ts";
 
 export const EVENTS_COLLECTION = "events";
 
@@ -31,9 +31,6 @@ interface PendingAppend {
   reject: (err: unknown) => void;
 }
 
-function firstWriteError(err: MongoBulkWriteError): unknown {
-  return [err.writeErrors ?? []].flat()[0] ?? err;
-}
 export const EVENT_HEADS_COLLECTION = "event_heads";
 
 /** A workspace's last event when the log was last pruned: nothing at or above it was deleted since. */
@@ -253,24 +250,27 @@ export class EventsRepo {
         payload: a.payload,
         at,
       }));
-      let inserted = docs.length;
+      let inserted: number;
       try {
         // One event goes with other workspaces' (unordered: it is alone in its workspace); several of
         // one workspace go in order, so a refused position stops the rest.
-        if (docs.length === 1) await this.inserts.insert(docs[0]);
-        else await retryTransient(() => this.col.insertMany(docs, { ordered: true }));
-      } catch (err) {
-        // The batcher answers a lone insert with that document's own error.
-        const refused =
+        inserted =
           docs.length === 1
-            ? isDuplicateKey(err)
-            : err instanceof MongoBulkWriteError && isDuplicateKey(firstWriteError(err));
-        if (!refused) {
-          // Unknown what landed: the next append reads the highest again.
-          this.next.delete(workspaceId);
-          throw err;
-        }
-        inserted = err instanceof MongoBulkWriteError && docs.length > 1 ? err.insertedCount : 0;
+            ? await this.inserts.insert(docs[0]).then(
+                () => 1,
+                (err: unknown) => {
+                  // The batcher answers a lone insert with that document's own error.
+                  if (isDuplicateKey(err)) return 0;
+                  throw err;
+                },
+              )
+            : await insertedBeforeDuplicate(docs.length, () =>
+                retryTransient(() => this.col.insertMany(docs, { ordered: true })),
+              );
+      } catch (err) {
+        // Unknown what landed: the next append reads the highest again.
+        this.next.delete(workspaceId);
+        throw err;
       }
       docs.slice(0, inserted).forEach((doc, k) => batch[done + k].resolve(doc));
       done += inserted;

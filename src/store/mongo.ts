@@ -1,6 +1,6 @@
 // MongoDB connection and the indexes of DESIGN.md ("Storage"). Only features that both MongoDB 7 and
 // FerretDB support: plain and unique indexes, no TTL, no transactions.
-import { MongoClient, type Db } from "mongodb";
+import { MongoBulkWriteError, MongoClient, type Db } from "mongodb";
 import { DatabaseUnavailableError } from "../errors.ts";
 import { retry } from "../retry.ts";
 
@@ -68,6 +68,22 @@ export function createIndexRacing<T>(create: () => Promise<T>): Promise<T> {
 /** MongoDB's (and FerretDB's) duplicate key error, E11000: a unique `_id` or index refused an insert. */
 export function isDuplicateKey(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === 11000;
+}
+
+/** Runs an ordered insert of `count` documents (`insert`) and answers how many went in before the
+ * first one refused as a duplicate key (`count` when none was); any other error is thrown. */
+export async function insertedBeforeDuplicate(
+  count: number,
+  insert: () => Promise<unknown>,
+): Promise<number> {
+  try {
+    await insert();
+    return count;
+  } catch (err) {
+    const first = err instanceof MongoBulkWriteError ? [err.writeErrors ?? []].flat()[0] : undefined;
+    if (!first || !isDuplicateKey(first)) throw err;
+    return first.index;
+  }
 }
 
 /** Errors worth another try: the server was briefly unreachable or busy (FerretDB's SQLite backend

@@ -6,11 +6,11 @@
 // {eventId, endpointId} makes a second insert of the same event fail wherever it lands. A node records
 // one account's events in order, so slot order follows the log's order whichever node wins each insert.
 // No step needs an atomic conditional update (FerretDB has none under concurrency).
-import { MongoBulkWriteError, type Collection } from "mongodb";
+import type { Collection } from "mongodb";
 import { retry } from "../retry.ts";
 import type { EndpointDoc, OutboxDoc } from "./webhook-docs.ts";
 import { InsertBatcher } from "./insert-batch.ts";
-import { isDuplicateKey } from "./mongo.ts";
+import { insertedBeforeDuplicate, isDuplicateKey } from "./mongo.ts";
 
 export interface RecordedEvent {
   eventId: string;
@@ -305,24 +305,23 @@ export class OutboxRecorder {
         if (i === events.length) break;
         if (k > 0 && !found.has(slotId(endpointId, accountId, seq))) continue;
       }
-      const occupant = await this.occupantOf(endpointId, accountId, seq);
-      if (!occupant && racing) {
+      const taken = await this.slotTaken(events[i], endpointId, seq);
+      if (taken === "other") {
+        seq++;
+        continue;
+      }
+      // An empty slot: while racing, free (inserts go on from it); after a refused insert, this event
+      // was recorded in an earlier slot.
+      if (taken.seq === null && racing) {
         racing = false;
         continue;
       }
-      if (!occupant) {
-        // Refused by the {eventId, endpointId} index: recorded in an earlier slot.
-        results.push({ endpointId, accountId, seq: null, inserted: false });
-        i++;
-        continue;
-      }
-      this.noteTail(endpointId, accountId, seq);
-      if (occupant.eventId === events[i].eventId) {
-        results.push({ endpointId, accountId, seq, inserted: false });
-        i++;
+      results.push(taken);
+      i++;
+      if (taken.seq !== null) {
+        seq++;
         racing = true;
       }
-      seq++;
     }
     return results;
   }
@@ -336,15 +335,8 @@ export class OutboxRecorder {
   }
 
   /** Inserts `docs` in order up to the first one refused as a duplicate; how many went in. */
-  private async insertInOrder(docs: OutboxDoc[]): Promise<number> {
-    try {
-      await this.col.insertMany(docs, { ordered: true });
-      return docs.length;
-    } catch (err) {
-      const first = err instanceof MongoBulkWriteError ? [err.writeErrors ?? []].flat()[0] : undefined;
-      if (first?.code !== 11000) throw err;
-      return first.index;
-    }
+  private insertInOrder(docs: OutboxDoc[]): Promise<number> {
+    return insertedBeforeDuplicate(docs.length, () => this.col.insertMany(docs, { ordered: true }));
   }
 
   /** The endpoint's queues are gone: what this node knew of them is forgotten. */
