@@ -79,6 +79,7 @@ interface WebhooksMethods {
   recordLogged(docs: EventDoc[]): Promise<void>;
   recordFor(event: string, payload: unknown, eventId: string): Promise<void>;
   endpointsOf(workspaceId: string): Promise<EndpointDoc[]>;
+  endpointsFor(workspaceId: string, event: string): Promise<EndpointDoc[]>;
   endpointsChanged(workspaceId: string, endpointId: string): Promise<void>;
 }
 
@@ -251,6 +252,11 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       return docs;
     },
 
+    /** The workspace's enabled endpoints that take `event`. */
+    async endpointsFor(workspaceId: string, event: string): Promise<EndpointDoc[]> {
+      return (await this.endpointsOf(workspaceId)).filter((e) => filterMatches(e.events, event));
+    },
+
     async endpointsChanged(workspaceId: string, endpointId: string): Promise<void> {
       this.endpointCache.delete(workspaceId);
       this.loop.forgetEndpoint(endpointId);
@@ -287,9 +293,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         const payload = { ...(doc.payload as object), cursor: cursorOf(doc.seq) };
         const subject = subjectOf(payload);
         if (!subject) continue;
-        const endpoints = (await this.endpointsOf(subject.workspaceId)).filter((e) =>
-          filterMatches(e.events, doc.event),
-        );
+        const endpoints = await this.endpointsFor(subject.workspaceId, doc.event);
         if (endpoints.length === 0) continue;
         const eventId = eventIdOf(doc.event, doc.payload);
         items.push({ ev: { eventId, event: doc.event, ...subject, payload }, endpoints });
@@ -302,7 +306,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       const subject = subjectOf(payload);
       if (!subject) return;
       const { workspaceId, accountId } = subject;
-      const endpoints = (await this.endpointsOf(workspaceId)).filter((e) => filterMatches(e.events, event));
+      const endpoints = await this.endpointsFor(workspaceId, event);
       if (endpoints.length === 0) return;
       const results = await this.outbox.record(
         { eventId, event, workspaceId, accountId, payload },

@@ -6,8 +6,8 @@
 // broadcast, so the holder hears of each new row at once), and from a periodic scan of the pending
 // rows (`scanMs`), which catches what was recorded while this node was down or not holding the lease.
 // Between scans it touches the database by `_id` only: the row at a queue's cursor, the lease. A row
-// this node inserted itself while holding the endpoint is not read back: nobody else delivers it, so it
-// is pending until this node delivers it. A delivered row's mark is written in the background (the queue
+// this node inserted (or read back pending while recording) while holding the endpoint is not read
+// again: nobody else delivers it, so it is pending until this node delivers it. A delivered row's mark is written in the background (the queue
 // moves on as soon as the receiver accepted it); until the mark lands the row counts as delivered here.
 import type { Logger } from "moleculer";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
@@ -80,7 +80,7 @@ export class DeliveryLoop {
   /** Attempts in flight per workspace. */
   private readonly inFlightOf = new Map<string, number>();
   private readonly endpointCache = new Map<string, { doc: EndpointDoc | null; at: number }>();
-  /** Rows this node inserted while holding their endpoint: not read back. */
+  /** Pending rows this node inserted (or read back) while holding their endpoint: not read again. */
   private readonly remembered = new RememberedRows();
   /** Rows delivered whose `delivered` mark is still to be written. */
   private readonly unmarked: DeliveredMarks;

@@ -1,7 +1,8 @@
 // A webhooks node's reader of the event log: for each workspace it reads the events after its cursor,
 // in seq order, hands them to `record` a run at a time (which puts them in the outbox in that order,
-// idempotently), then stores the cursor. It polls every `pollMs` and is woken early by the broadcast of a logged event, so an event is
-// recorded even when no webhooks node heard its broadcast: it waits in the log until one reads it.
+// idempotently), then stores the cursor. It polls every `pollMs` and is woken early by the broadcast
+// of a logged event, so an event is recorded even when no webhooks node heard its broadcast: it waits
+// in the log until one reads it.
 // A broadcast carries the whole event: when it is the next one this node expects (its seq follows the
 // node's position), it is recorded from the broadcast without reading the log (`offer`). Anything else
 // (a gap, a node that just started) is read from the log, as is every workspace whose next event is
