@@ -1,11 +1,12 @@
 // `webhooks`: signed, retried delivery of account events to app backends, from a MongoDB outbox
 // (DESIGN.md, "Services"). Runs on any node; any number of nodes may run it.
 // - Endpoints per workspace: webhooks.create/list/get/update/remove, webhooks.deliveries.
-// - Account events come from the event log (src/store/events-repo.ts): each webhooks node tails it
+// - Account events come from the event log (src/store/events-repo.ts): a webhooks node tails it
 //   (src/webhooks/log-tail.ts, woken early by the broadcast that carries the event's `cursor`) and records
 //   each event idempotently in the outbox (src/store/webhook-outbox-repo.ts), so an event is recorded even
-//   when no webhooks node was up when it happened. Events broadcast without a cursor (QR codes, which are
-//   not logged) are recorded from the broadcast, as they arrive.
+//   when no webhooks node was up when it happened. One node at a time records a workspace
+//   (src/webhooks/recorder-slots.ts). Events broadcast without a cursor (QR codes, which are not logged)
+//   are recorded from the broadcast, as they arrive, by the node that records their workspace.
 // - Delivery: src/webhooks/delivery-loop.ts; one node at a time per endpoint (src/store/webhook-leases-repo.ts).
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { ACCOUNT_EVENTS, WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
@@ -16,10 +17,11 @@ import { pageCursorOf, pagePositionOf } from "../src/store/page-cursor.ts";
 import { EventCursorsRepo } from "../src/store/event-cursors-repo.ts";
 import { cursorOf, eventId, EventsRepo, seqOfCursor, type EventDoc } from "../src/store/events-repo.ts";
 import { LogTail } from "../src/webhooks/log-tail.ts";
+import { RecorderSlots } from "../src/webhooks/recorder-slots.ts";
 import { DeliveryLoop } from "../src/webhooks/delivery-loop.ts";
 import { EndpointsRepo } from "../src/store/webhook-endpoints-repo.ts";
 import { SecretBox } from "../src/store/secrets.ts";
-import { LeaseRepo } from "../src/store/webhook-leases-repo.ts";
+import { LeaseRepo, RECORDERS_COLLECTION } from "../src/store/webhook-leases-repo.ts";
 import { OutboxRepo } from "../src/store/webhook-outbox-repo.ts";
 import { QuotasRepo } from "../src/store/quotas-repo.ts";
 import { QuotaBook } from "../src/quotas.ts";
@@ -91,6 +93,8 @@ interface WebhooksVars extends MongoVars {
   outbox: OutboxRepo;
   loop: DeliveryLoop;
   tail: LogTail;
+  /** The workspaces this node records. */
+  slots: RecorderSlots;
   /** Per account, the tail of its recording chain: one account's events are recorded in arrival order. */
   recording: Map<string, Promise<void>>;
   /** Enabled endpoints per workspace, read at most every few polls; dropped on `webhooks.changed`. */
@@ -281,6 +285,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         });
         return;
       }
+      if (subject && this.slots && !this.slots.holds(subject.workspaceId)) return;
       if (subject && this.tail) await this.tail.drain(subject.workspaceId);
       await this.recordEvent(event, payload);
     },
@@ -356,10 +361,12 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       cfg.webhookRetentionMs > 0 ? cfg.webhookRetentionMs / 2 : Infinity,
     );
     const leases = new LeaseRepo(this.db, this.broker.nodeID, cfg.webhookLeaseTtlMs);
+    const recorders = new LeaseRepo(this.db, this.broker.nodeID, cfg.webhookLeaseTtlMs, RECORDERS_COLLECTION);
     await createIndexRacing(async () => {
       await this.endpoints.ensureIndexes();
       await this.outbox.ensureIndexes();
       await leases.ensureIndexes();
+      await recorders.ensureIndexes();
     });
     this.loop = new DeliveryLoop(
       { outbox: this.outbox, leases, endpoints: this.endpoints },
@@ -381,18 +388,30 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
     const log = new EventsRepo(this.db);
     const cursors = new EventCursorsRepo(this.db, "webhooks");
     await createIndexRacing(() => log.ensureIndexes());
+    this.slots = new RecorderSlots(
+      recorders,
+      { leaseTtlMs: cfg.webhookLeaseTtlMs, tickMs: Math.min(cfg.webhookPollMs, cfg.webhookLeaseTtlMs / 6) },
+      () =>
+        this.broker.registry
+          .getServiceList({ onlyAvailable: true })
+          .filter((s: { name: string }) => s.name === "webhooks").length,
+      () => this.tail.adopt(),
+      this.logger,
+    );
     this.tail = new LogTail(
       log,
       cursors,
       (docs) => this.recordLogged(docs),
-      { pollMs: cfg.webhookPollMs },
+      { pollMs: cfg.webhookPollMs, records: (ws) => this.slots.holds(ws) },
       this.logger,
     );
+    await this.slots.start();
     await this.tail.start();
   },
 
   async stopped() {
     await this.tail?.stop();
+    await this.slots?.stop();
     await Promise.allSettled(this.recording.values());
     await this.loop?.stop();
   },

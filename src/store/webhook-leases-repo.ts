@@ -12,6 +12,8 @@ import type { Collection, Db } from "mongodb";
 import { isDuplicateKey } from "./mongo.ts";
 
 export const LEASES_COLLECTION = "webhook_leases";
+/** Who records which workspaces' events (src/webhooks/recorder-slots.ts). */
+export const RECORDERS_COLLECTION = "webhook_recorders";
 
 export interface LeaseDoc {
   _id: string;
@@ -36,8 +38,10 @@ export class LeaseRepo {
     db: Db,
     nodeId: string,
     private readonly ttlMs: number,
+    /** Another collection keeps another kind of lease (RECORDERS_COLLECTION). */
+    collection = LEASES_COLLECTION,
   ) {
-    this.col = db.collection<LeaseDoc>(LEASES_COLLECTION);
+    this.col = db.collection<LeaseDoc>(collection);
     this.holder = `${nodeId}/${randomBytes(4).toString("hex")}`;
   }
 
@@ -48,6 +52,21 @@ export class LeaseRepo {
   private async newest(endpointId: string): Promise<LeaseDoc | null> {
     const [doc] = await this.col.find({ endpointId }).sort({ term: -1 }).limit(1).toArray();
     return doc ?? null;
+  }
+
+  /** The keys whose newest term another holder keeps unexpired now (one read of the whole collection:
+   * for a small set of leases, such as the recorders' slots). */
+  async heldElsewhere(): Promise<Set<string>> {
+    const now = Date.now();
+    const newest = new Map<string, LeaseDoc>();
+    for (const doc of await this.col.find({}).toArray()) {
+      const seen = newest.get(doc.endpointId);
+      if (!seen || doc.term > seen.term) newest.set(doc.endpointId, doc);
+    }
+    const held = new Set<string>();
+    for (const [key, doc] of newest)
+      if (doc.holder !== this.holder && doc.expiresAt.getTime() > now) held.add(key);
+    return held;
   }
 
   /** Claims the endpoint if nobody holds it; null when another holder's term is current or a

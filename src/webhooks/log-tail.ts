@@ -8,8 +8,11 @@
 // (a gap, a node that just started) is read from the log, as is every workspace whose next event is
 // found stored at a poll, so a missed broadcast waits at most `pollMs`. A poll looks by `_id` only (the
 // event after each position): on FerretDB any other filter scans the whole log.
-// Several nodes may tail the same workspace; the outbox's unique {eventId, endpointId} makes their
-// recordings of one event one row, and each records one workspace's events in order.
+// Several nodes tail the log, but one records a workspace at a time (`records`, src/webhooks/recorder-
+// slots.ts): the others neither read nor keep its events. The position stored after each run (one per
+// workspace, shared by the nodes) is where the next recorder starts (`adopt`). Should two record at
+// once, the outbox's unique {eventId, endpointId} makes their recordings of one event one row, and each
+// records one workspace's events in order.
 import type { Logger } from "moleculer";
 import type { EventCursorsRepo } from "../store/event-cursors-repo.ts";
 import type { EventDoc, EventsRepo } from "../store/events-repo.ts";
@@ -27,6 +30,8 @@ export interface LogTailOptions {
   batch?: number;
   /** How often the set of workspaces is read again from the log. @default 10 × pollMs */
   discoverMs?: number;
+  /** Whether this node records the workspace now. @default always */
+  records?: (workspaceId: string) => boolean;
 }
 
 export class LogTail {
@@ -72,6 +77,15 @@ export class LogTail {
     await Promise.allSettled([this.polling, ...this.draining.values()]);
   }
 
+  private records(workspaceId: string): boolean {
+    return this.opts.records?.(workspaceId) ?? true;
+  }
+
+  /** Moves each workspace's position up to the stored one (where another node stopped recording). */
+  async adopt(): Promise<void> {
+    for (const [ws, seq] of await this.cursors.all()) if (seq > this.position(ws)) this.at.set(ws, seq);
+  }
+
   /** The seq this node has handled in a workspace (0: none yet). */
   position(workspaceId: string): number {
     return this.at.get(workspaceId) ?? 0;
@@ -85,6 +99,7 @@ export class LogTail {
 
   /** A logged event heard on the bus: recorded from here when it is the next one, else read from the log. */
   offer(doc: EventDoc): void {
+    if (!this.records(doc.workspaceId)) return;
     let queue = this.offered.get(doc.workspaceId);
     if (!queue) this.offered.set(doc.workspaceId, (queue = []));
     // Bounded: what falls out is read from the log instead.
@@ -137,6 +152,10 @@ export class LogTail {
     const batch = this.opts.batch ?? 200;
     for (;;) {
       if (this.stopped) return;
+      if (!this.records(workspaceId)) {
+        this.offered.delete(workspaceId);
+        return;
+      }
       const offers = this.offers.get(workspaceId) ?? 0;
       const after = this.position(workspaceId);
       const offered = this.takeOffered(workspaceId, after, batch);
@@ -153,8 +172,7 @@ export class LogTail {
 
   private async discover(): Promise<void> {
     this.lastDiscovery = Date.now();
-    const [stored, inLog] = await Promise.all([this.cursors.all(), this.log.workspaces()]);
-    for (const [ws, seq] of stored) if (seq > this.position(ws)) this.at.set(ws, seq);
+    const [, inLog] = await Promise.all([this.adopt(), this.log.workspaces()]);
     for (const ws of inLog) if (!this.at.has(ws)) this.at.set(ws, 0);
   }
 
@@ -165,7 +183,7 @@ export class LogTail {
     try {
       const discovering = Date.now() - this.lastDiscovery >= (this.opts.discoverMs ?? 10 * this.opts.pollMs);
       if (discovering) await this.discover();
-      const idle = [...this.at.keys()].filter((ws) => !this.draining.has(ws));
+      const idle = [...this.at.keys()].filter((ws) => !this.draining.has(ws) && this.records(ws));
       const due: string[] = [];
       for (let i = 0; i < idle.length && !this.stopped; i += PROBES_AT_ONCE) {
         const chunk = idle.slice(i, i + PROBES_AT_ONCE);

@@ -16,39 +16,12 @@ import {
 } from "../../../src/webhooks/http-delivery.ts";
 import { verify } from "../../../src/webhooks/signing.ts";
 import type { DeliveryView, EndpointView } from "../../../src/webhooks/types.ts";
-import { TestCluster, type ConfigOverrides } from "../../support/cluster.ts";
+import { TestCluster } from "../../support/cluster.ts";
 import { waitFor } from "../../support/wait.ts";
+import { FAST, statusEvent } from "./fixtures.ts";
 import { WebhookReceiver } from "./receiver.ts";
 
 const WebhooksService = WebhooksSchema as unknown as ServiceSchema;
-
-const FAST: ConfigOverrides = {
-  webhookPollMs: 50,
-  webhookBackoffBaseMs: 40,
-  webhookBackoffMaxMs: 200,
-  webhookTimeoutMs: 1000,
-  webhookLeaseTtlMs: 3000,
-  webhookMaxAttempts: 6,
-};
-
-let clock = Date.parse("2026-01-01T00:00:00Z");
-function statusEvent(
-  workspaceId: string,
-  accountId: string,
-  status: AccountStatusEvent["status"],
-): AccountStatusEvent {
-  clock += 7;
-  return {
-    accountId,
-    workspaceId,
-    sessionId: `simulated_${workspaceId}_1_abcdefgh`,
-    status,
-    previousStatus: null,
-    node: "worker-1",
-    epoch: 1,
-    at: new Date(clock).toISOString(),
-  };
-}
 
 const header = (h: Record<string, unknown>, name: string) => String(h[name.toLowerCase()]);
 

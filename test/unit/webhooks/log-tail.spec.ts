@@ -19,8 +19,11 @@ function doc(seq: number, ws = "ws"): EventDoc {
 class MemoryLog {
   docs: EventDoc[] = [];
   reads = 0;
+  /** The workspace of each read. */
+  readOf: string[] = [];
   async readAfter(ws: string, after: number, limit: number): Promise<EventDoc[]> {
     this.reads++;
+    this.readOf.push(ws);
     return this.docs.filter((d) => d.workspaceId === ws && d.seq > after).slice(0, limit);
   }
   async has(ws: string, seq: number): Promise<boolean> {
@@ -39,8 +42,10 @@ const cursors = {
   async save(ws: string, seq: number) {
     this.saved.set(ws, seq);
   },
+  /** What another node stored. */
+  stored: new Map<string, number>(),
   async all() {
-    return new Map<string, number>();
+    return new Map(this.stored);
   },
 };
 
@@ -52,6 +57,7 @@ describe("webhooks/log-tail", () => {
   beforeEach(async () => {
     log = new MemoryLog();
     recorded = [];
+    cursors.stored.clear();
     const logger = { debug() {}, info() {}, warn() {}, error() {} };
     tail = new LogTail(
       log as any,
@@ -107,13 +113,13 @@ describe("webhooks/log-tail", () => {
     let polled: LogTail;
     afterEach(() => polled?.stop());
 
-    async function startPolled(discoverMs: number): Promise<void> {
+    async function startPolled(discoverMs: number, records?: (ws: string) => boolean): Promise<void> {
       const logger = { debug() {}, info() {}, warn() {}, error() {} };
       polled = new LogTail(
         log as any,
         cursors as any,
         async (docs) => void recorded.push(...docs.map((d) => d.seq)),
-        { pollMs: 20, discoverMs },
+        { pollMs: 20, discoverMs, records },
         logger as any,
       );
       await polled.start();
@@ -138,6 +144,27 @@ describe("webhooks/log-tail", () => {
       await waitFor(() => recorded.length === 2);
       assert.deepEqual(recorded, [1, 3]);
       assert.ok(Date.now() - started >= 300, "found by the discovery, not by a poll at the next position");
+    });
+
+    it("a workspace another node records is neither read nor kept; taking it over starts at the stored position", async () => {
+      const mine = new Set(["mine"]);
+      log.docs.push(doc(1, "mine"), doc(1, "theirs"), doc(2, "theirs"));
+      await startPolled(60_000, (ws) => mine.has(ws));
+      await waitFor(() => recorded.length === 1);
+      polled.offer(doc(3, "theirs"));
+      polled.wake("theirs");
+      await polled.drain("theirs");
+      assert.deepEqual(recorded, [1], "only its own workspace recorded");
+      assert.deepEqual([...new Set(log.readOf)], ["mine"], "the other's workspace never read");
+
+      // The other node recorded "theirs" up to 2 and stopped: this node claims it, adopts, goes on.
+      cursors.stored.set("theirs", 2);
+      log.docs.push(doc(3, "theirs"));
+      await polled.adopt();
+      mine.add("theirs");
+      await waitFor(() => recorded.length === 2);
+      assert.deepEqual(recorded, [1, 3]);
+      assert.equal(polled.position("theirs"), 3);
     });
   });
 });

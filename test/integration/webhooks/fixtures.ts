@@ -1,0 +1,33 @@
+// What the webhooks integration specs share: fast timings and account events as the runtime sends them.
+import type { AccountStatusEvent } from "../../../src/accounts/types.ts";
+import type { ConfigOverrides } from "../../support/cluster.ts";
+
+export const FAST: ConfigOverrides = {
+  webhookPollMs: 50,
+  webhookBackoffBaseMs: 40,
+  webhookBackoffMaxMs: 200,
+  webhookTimeoutMs: 1000,
+  webhookLeaseTtlMs: 3000,
+  webhookMaxAttempts: 6,
+};
+
+let clock = Date.parse("2026-01-01T00:00:00Z");
+
+/** An `account.status` event, each a few ms after the last. */
+export function statusEvent(
+  workspaceId: string,
+  accountId: string,
+  status: AccountStatusEvent["status"],
+): AccountStatusEvent {
+  clock += 7;
+  return {
+    accountId,
+    workspaceId,
+    sessionId: `simulated_${workspaceId}_1_abcdefgh`,
+    status,
+    previousStatus: null,
+    node: "worker-1",
+    epoch: 1,
+    at: new Date(clock).toISOString(),
+  };
+}
