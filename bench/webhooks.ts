@@ -12,7 +12,8 @@
 // - deliveries/s accepted across endpoints;
 // - loss, duplicates (an event accepted twice by one endpoint) and order violations (an event of an
 //   account accepted before an earlier one of the same account) — all must be 0;
-// - outbox rows: exactly one per (event, endpoint) although every node records every event.
+// - outbox rows: exactly one per (event, endpoint), whichever node recorded them (one records a
+//   workspace at a time; during a hand-over two may).
 // Bar: no loss, no duplicate, no order violation, one row per (event, endpoint).
 import { createServer, type Server } from "node:http";
 import { performance } from "node:perf_hooks";
