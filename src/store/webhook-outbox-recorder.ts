@@ -38,6 +38,11 @@ interface RunOfQueue {
   events: RecordedEvent[];
 }
 
+/** The answer for a row this node inserted, or found holding the event. */
+function resultOf(doc: OutboxDoc, inserted: boolean): RecordResult {
+  return { endpointId: doc.endpointId, accountId: doc.accountId, seq: doc.seq, inserted, doc };
+}
+
 export function queueKey(endpointId: string, accountId: string): string {
   return `${endpointId}|${accountId}`;
 }
@@ -137,14 +142,7 @@ export class OutboxRecorder {
       for (; i < rest.length; i++) {
         const q = rest[i];
         const went = Math.max(0, Math.min(inserted - offset, q.events.length));
-        for (const doc of rows.slice(offset, offset + went))
-          results.push({
-            endpointId: q.endpointId,
-            accountId: q.accountId,
-            seq: doc.seq,
-            inserted: true,
-            doc,
-          });
+        for (const doc of rows.slice(offset, offset + went)) results.push(resultOf(doc, true));
         if (went > 0) this.noteTail(q.endpointId, q.accountId, q.from + went - 1);
         offset += q.events.length;
         if (went < q.events.length) {
@@ -172,30 +170,29 @@ export class OutboxRecorder {
       rest.flatMap((q) => q.events.map((_, k) => slotId(q.endpointId, q.accountId, q.from + k))),
     );
     return rest.filter((q) => {
-      const rows = this.runAt(found, q.endpointId, q.events, q.from);
-      if (!rows) return true;
-      for (const doc of rows)
-        results.push({
-          endpointId: q.endpointId,
-          accountId: q.accountId,
-          seq: doc.seq,
-          inserted: false,
-          doc,
-        });
+      const rows = this.recordedRun(found, q.endpointId, q.events, q.from);
+      if (rows.length < q.events.length) return true;
+      for (const doc of rows) results.push(resultOf(doc, false));
       this.noteTail(q.endpointId, q.accountId, q.from + q.events.length - 1);
       return false;
     });
   }
 
-  /** The rows of `events` at the slots from `from` on, if each holds its event. */
-  private runAt(
+  /** The rows of `events` found at the slots from `from` on, each holding its event, up to the first
+   * slot that does not. */
+  private recordedRun(
     found: Map<string, OutboxDoc>,
     endpointId: string,
     events: RecordedEvent[],
     from: number,
-  ): OutboxDoc[] | null {
-    const rows = events.map((ev, k) => found.get(slotId(endpointId, ev.accountId, from + k)));
-    return rows.every((row, k) => row?.eventId === events[k].eventId) ? (rows as OutboxDoc[]) : null;
+  ): OutboxDoc[] {
+    const rows: OutboxDoc[] = [];
+    for (const ev of events) {
+      const row = found.get(slotId(endpointId, ev.accountId, from + rows.length));
+      if (row?.eventId !== ev.eventId) break;
+      rows.push(row);
+    }
+    return rows;
   }
 
   /** The rows stored at these slots, by `_id` (`$in`: one query per 500). */
@@ -238,7 +235,7 @@ export class OutboxRecorder {
       try {
         await this.inserts.insert(doc);
         this.noteTail(endpointId, accountId, seq);
-        return { endpointId, accountId, seq, inserted: true, doc };
+        return resultOf(doc, true);
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
@@ -281,8 +278,7 @@ export class OutboxRecorder {
       if (!racing) {
         const docs = events.slice(i).map((ev, k) => this.rowOf(ev, endpointId, seq + k));
         const inserted = await this.insertInOrder(docs);
-        for (const doc of docs.slice(0, inserted))
-          results.push({ endpointId, accountId, seq: doc.seq, inserted: true, doc });
+        for (const doc of docs.slice(0, inserted)) results.push(resultOf(doc, true));
         if (inserted > 0) this.noteTail(endpointId, accountId, seq + inserted - 1);
         i += inserted;
         seq += inserted;
@@ -293,12 +289,9 @@ export class OutboxRecorder {
         restRead = true;
         const rest = events.slice(i);
         const found = await this.rowsAt(rest.map((_, k) => slotId(endpointId, accountId, seq + k)));
-        let k = 0;
-        for (; k < rest.length; k++) {
-          const row = found.get(slotId(endpointId, accountId, seq + k));
-          if (row?.eventId !== rest[k].eventId) break;
-          results.push({ endpointId, accountId, seq: row.seq, inserted: false, doc: row });
-        }
+        const rows = this.recordedRun(found, endpointId, rest, seq);
+        for (const row of rows) results.push(resultOf(row, false));
+        const k = rows.length;
         if (k > 0) this.noteTail(endpointId, accountId, seq + k - 1);
         i += k;
         seq += k;
