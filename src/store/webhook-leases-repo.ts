@@ -124,3 +124,19 @@ export class LeaseRepo {
     );
   }
 }
+
+/** Renews each held lease with less than two thirds of its `ttlMs` left; answers the keys of those
+ * lost (a newer term, ours gone, or the renewal failed). */
+export async function renewDue<K>(
+  leases: Pick<LeaseRepo, "renew">,
+  held: Map<K, HeldLease>,
+  ttlMs: number,
+): Promise<K[]> {
+  const lost: K[] = [];
+  const now = Date.now();
+  for (const [key, lease] of held) {
+    if (lease.validUntil - now > (ttlMs * 2) / 3) continue;
+    if (!(await leases.renew(lease).catch(() => false))) lost.push(key);
+  }
+  return lost;
+}

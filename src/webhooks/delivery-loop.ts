@@ -7,12 +7,13 @@
 // rows (`scanMs`), which catches what was recorded while this node was down or not holding the lease.
 // Between scans it touches the database by `_id` only: the row at a queue's cursor, the lease. A row
 // this node inserted (or read back pending while recording) while holding the endpoint is not read
-// again: nobody else delivers it, so it is pending until this node delivers it. A delivered row's mark is written in the background (the queue
-// moves on as soon as the receiver accepted it); until the mark lands the row counts as delivered here.
+// again: nobody else delivers it, so it is pending until this node delivers it. A delivered row's mark
+// is written in the background (the queue moves on as soon as the receiver accepted it); until the
+// mark lands the row counts as delivered here.
 import type { Logger } from "moleculer";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import type { EndpointsRepo } from "../store/webhook-endpoints-repo.ts";
-import type { HeldLease, LeaseRepo } from "../store/webhook-leases-repo.ts";
+import { renewDue, type HeldLease, type LeaseRepo } from "../store/webhook-leases-repo.ts";
 import { queueKey, type OutboxRepo, type RecordResult } from "../store/webhook-outbox-repo.ts";
 import type { AddressPolicy } from "../net/address-guard.ts";
 import { attemptDelivery } from "./http-delivery.ts";
@@ -287,14 +288,9 @@ export class DeliveryLoop {
   }
 
   private async renewLeases(): Promise<void> {
-    const now = Date.now();
-    for (const [endpointId, lease] of this.held) {
-      if (lease.validUntil - now > (this.opts.leaseTtlMs * 2) / 3) continue;
-      const ok = await this.repos.leases.renew(lease).catch(() => false);
-      if (!ok) {
-        this.logger.warn(`webhooks: lost the lease of endpoint ${endpointId}`);
-        await this.drop(endpointId);
-      }
+    for (const endpointId of await renewDue(this.repos.leases, this.held, this.opts.leaseTtlMs)) {
+      this.logger.warn(`webhooks: lost the lease of endpoint ${endpointId}`);
+      await this.drop(endpointId);
     }
   }
 

@@ -13,7 +13,7 @@
 // recording at its lease's end; if it overlaps the next holder for a moment, both record, which the
 // outbox's unique rows make harmless.
 import type { Logger } from "moleculer";
-import type { HeldLease, LeaseRepo } from "../store/webhook-leases-repo.ts";
+import { renewDue, type HeldLease, type LeaseRepo } from "../store/webhook-leases-repo.ts";
 
 export const RECORDER_SLOTS = 16;
 
@@ -121,11 +121,7 @@ export class RecorderSlots {
   }
 
   private async renew(): Promise<void> {
-    const now = Date.now();
-    for (const [slot, lease] of this.held) {
-      if (lease.validUntil - now > (this.opts.leaseTtlMs * 2) / 3) continue;
-      const ok = await this.leases.renew(lease).catch(() => false);
-      if (ok) continue;
+    for (const slot of await renewDue(this.leases, this.held, this.opts.leaseTtlMs)) {
       this.held.delete(slot);
       this.logger.warn(`webhooks: lost the recorder lease of slot ${slot}`);
     }

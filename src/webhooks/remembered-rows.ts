@@ -1,9 +1,9 @@
 // The pending rows a delivering node inserted itself while holding their endpoint (or read back pending
 // while recording, when another node had inserted them), so it need not read them again: nobody else
-// delivers them, so they stay pending until it does. A row is remembered only
-// when it was inserted after the node took the endpoint (an older one may have been sent by the previous
-// holder) and after the last row the node delivered in its queue (a recording that answered late, after
-// the loop had read the row back and sent it).
+// delivers them, so they stay pending until it does. A row is remembered only when it was inserted
+// after the node took the endpoint (an older one may have been sent by the previous holder) and after
+// the last row the node delivered in its queue (a recording that answered late, after the loop had read
+// the row back and sent it).
 import { queueKey } from "../store/webhook-outbox-repo.ts";
 import type { OutboxDoc } from "./types.ts";
 
