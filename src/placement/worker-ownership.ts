@@ -276,9 +276,14 @@ export class WorkerOwnership implements Ownership {
 
   /**
    * Hands a workspace this node holds to `target`: no new starts here, auth state flushed, sessions
-   * stopped, then the record compare-and-set to the target (which adopts it). False when not held.
+   * stopped, then the record compare-and-set to the target (which adopts it). A workspace recorded
+   * for this node but not held in its current lease term (a claim whose term ended as it won, or one
+   * the reconciler has not adopted yet after a fence) is adopted first. False when not ours.
    */
   async handOff(workspaceId: string, target: string): Promise<boolean> {
+    if (!this.current(workspaceId) && this.mirror.owner(workspaceId) === this.nodeId) {
+      await this.claim(workspaceId, null);
+    }
     const h = this.held.get(workspaceId);
     if (!h || !this.current(workspaceId)) return false;
     this.held.delete(workspaceId);

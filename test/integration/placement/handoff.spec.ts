@@ -1,0 +1,67 @@
+// A hand-off (drain, rebalance) of a workspace its owner holds only on the record: after a lease
+// lapse and renewal, a node's records still name it but it holds none of them in its new term until
+// the reconciler adopts them. A rebalance planned from the records must still move them, and must
+// never move what another node owns. One WorkerOwnership on the run's NATS, no reconciler, no sessions.
+import { strict as assert } from "node:assert";
+import { randomBytes } from "node:crypto";
+import { ServiceBroker } from "moleculer";
+import { ClusterPlacement } from "../../../src/placement/kv.ts";
+import { WorkerOwnership, type SessionHost } from "../../../src/placement/worker-ownership.ts";
+import { testConfig } from "../../support/cluster.ts";
+import { waitFor } from "../../support/wait.ts";
+
+describe("placement: hand-off of a workspace recorded for its owner", function () {
+  this.timeout(30000);
+  let placement: ClusterPlacement;
+  let ownership: WorkerOwnership;
+  const stopped: string[] = [];
+  // This node runs no sessions: the host only records what placement asked of it.
+  const host: SessionHost = {
+    local: () => [],
+    size: 0,
+    flush: async () => undefined,
+    stopWorkspace: async (ws) => (stopped.push(ws), 0),
+    stopAll: async () => undefined,
+  };
+
+  before(async () => {
+    const cfg = testConfig({ namespace: `ho${randomBytes(4).toString("hex")}`, nodeId: "h1" });
+    placement = await ClusterPlacement.connect(cfg);
+    const broker = new ServiceBroker({ nodeID: "h1", logger: false });
+    ownership = new WorkerOwnership({ broker, cfg, placement, host, logger: broker.getLogger("test") });
+    await ownership.start();
+  });
+  after(async () => {
+    await ownership?.stop();
+    await placement?.close();
+  });
+
+  it("adopts a workspace recorded for it but not held in this lease term, then hands it off", async () => {
+    const claimed = await ownership.claim("ws-a", null, true);
+    assert.ok(claimed && ownership.current("ws-a"), "h1 holds ws-a");
+
+    // Renewals stop until the lease lapses (the node fences itself), then start again: a new term.
+    const term = ownership.liveness.term;
+    ownership.liveness.pause();
+    await waitFor(() => !ownership.liveness.isCurrent(), { what: "h1's lease to lapse" });
+    ownership.liveness.resume();
+    await waitFor(() => ownership.liveness.isCurrent(), { what: "h1's lease to be taken again" });
+    assert.ok(ownership.liveness.term > term, "a new lease term");
+    assert.equal(ownership.current("ws-a"), null, "not held in the new term");
+    assert.equal((await placement.table.get("ws-a"))?.node, "h1", "still recorded for h1");
+
+    assert.equal(await ownership.handOff("ws-a", "h2"), true);
+    const rec = await placement.table.get("ws-a");
+    assert.equal(rec?.node, "h2");
+    assert.ok(rec!.epoch > claimed.epoch + 1, "adopted (epoch + 1), then handed off (epoch + 1)");
+    assert.ok(stopped.includes("ws-a"), "its sessions were stopped here before the record moved");
+  });
+
+  it("hands off nothing another node owns", async () => {
+    const other = await placement.table.claim("ws-b", "h3", null);
+    assert.ok(other);
+    await waitFor(() => placement.mirror.get("ws-b"), { what: "ws-b in the mirror" });
+    assert.equal(await ownership.handOff("ws-b", "h2"), false);
+    assert.deepEqual(await placement.table.get("ws-b"), other, "ws-b untouched");
+  });
+});
