@@ -1,4 +1,4 @@
-// `npm run bench -- density [--json] [--sessions 10] [--settle-ms 60000] [--chromium-args="--a --b"] [--single-process]`
+// `npm run bench -- density [--json] [--sessions 10] [--settle-ms 60000] [--chromium-args="--a --b"] [--single-process | --multi-process]`
 //
 // Real-session density: memory per webjs session on this machine. Starts `sessions` WebjsEngines
 // (real Chromium, real whatsapp-web.js) against the local WhatsApp Web stand-in, links each one with
@@ -16,7 +16,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MongoClient } from "mongodb";
 import { memoryOf, processesMentioning } from "../src/engines/webjs/chromium.ts";
-import { sandboxDecision, sessionFlags } from "../src/engines/webjs/flags.ts";
+import {
+  runsSingleProcess,
+  sandboxDecision,
+  sessionFlags,
+  type ProcessModel,
+} from "../src/engines/webjs/flags.ts";
 import { WebjsEngine } from "../src/engines/webjs/index.ts";
 import { startMongoWire, type RunningServer } from "../src/dev/servers.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
@@ -49,8 +54,15 @@ export async function run(args?: BenchArgs) {
   const settleMs = numberOption(args, "settle-ms", 60_000);
   const extra = args?.options["chromium-args"];
   const chromiumArgs = typeof extra === "string" ? extra.split(/\s+/).filter(Boolean) : [];
-  // CHROMIUM_SINGLE_PROCESS, as a worker with it set runs its sessions.
-  const singleProcess = args?.options["single-process"] === true;
+  // CHROMIUM_SINGLE_PROCESS as a worker reads it: --single-process forces one process, --multi-process
+  // Chromium's own model; without either, the default ("auto": one process where the sandbox cannot run).
+  const processModel: ProcessModel =
+    args?.options["single-process"] === true
+      ? true
+      : args?.options["multi-process"] === true
+        ? false
+        : "auto";
+  const singleProcess = runsSingleProcess(processModel);
   const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-density-"));
   const profiles = join(dir, "profiles");
   mkdirSync(profiles);
@@ -77,7 +89,7 @@ export async function run(args?: BenchArgs) {
         qr: { firstTtlMs: 600_000, refreshMs: 600_000, max: 6 },
         profileDir: profiles,
         startupTimeoutMs: 120_000,
-        chromiumSingleProcess: singleProcess,
+        chromiumSingleProcess: processModel,
         webjs: { chromiumArgs: [...standin.chromiumArgs, ...chromiumArgs], launchTimeoutMs: 60_000 },
       });
       engines.push(engine);
@@ -143,7 +155,9 @@ export async function run(args?: BenchArgs) {
       bench: "density",
       sessions,
       engine: "webjs",
-      sandbox: singleProcess ? { sandbox: false, reason: "single process" } : sandboxDecision(),
+      // One process runs no sandbox; the reason says why "auto" chose it.
+      sandbox: singleProcess ? { ...sandboxDecision(), sandbox: false } : sandboxDecision(),
+      processModel,
       singleProcess,
       flags: [...sessionFlags({ singleProcess }), ...chromiumArgs],
       allConnectedMs,

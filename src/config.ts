@@ -28,6 +28,16 @@ function flag(name: string, fallback: boolean): boolean {
   throw new Error(`${name} must be 1/true or 0/false, got "${raw}"`);
 }
 
+/** A flag whose default is decided later ("auto" when unset). */
+function flagOrAuto(name: string): boolean | "auto" {
+  if (str(name, "auto").toLowerCase() === "auto") return "auto";
+  try {
+    return flag(name, false);
+  } catch {
+    throw new Error(`${name} must be 1/true, 0/false or auto, got "${str(name, "")}"`);
+  }
+}
+
 function list(name: string, fallback: string): string[] {
   return str(name, fallback)
     .split(",")
@@ -101,8 +111,9 @@ export interface Config {
   /** Path of the Chromium binary for the webjs engine. @default /usr/bin/chromium */
   chromiumPath: string;
   /** Each webjs session's Chromium as one process (--single-process): about a third less memory per
-   * session, without the renderer sandbox. @default false */
-  chromiumSingleProcess: boolean;
+   * session, without the renderer sandbox. "auto": exactly where the sandbox cannot run anyway
+   * (root, no user namespaces). @default "auto" */
+  chromiumSingleProcess: boolean | "auto";
   /** Startup watchdog of an engine. @default 60000 */
   startupTimeoutMs: number;
   /** Per-key REST rate limit (requests per minute). @default 600 */
@@ -237,7 +248,7 @@ export function loadConfig(): Config {
     loadFactor: Number(str("LOAD_FACTOR", "1.25")),
     rebalanceBatch: Math.max(1, int("REBALANCE_BATCH", 5)),
     chromiumPath: str("CHROMIUM_PATH", "/usr/bin/chromium"),
-    chromiumSingleProcess: flag("CHROMIUM_SINGLE_PROCESS", false),
+    chromiumSingleProcess: flagOrAuto("CHROMIUM_SINGLE_PROCESS"),
     startupTimeoutMs: int("STARTUP_TIMEOUT_MS", 60000),
     rateLimitPerMinute: int("RATE_LIMIT_PER_MINUTE", 600),
     corsOrigins: str("CORS_ORIGINS", ""),

@@ -34,8 +34,9 @@ export interface EngineOptions {
   qr: QrPolicy;
   /** Chromium binary (webjs). @default /usr/bin/chromium */
   chromiumPath?: string;
-  /** Chromium as one process (webjs; CHROMIUM_SINGLE_PROCESS). @default false */
-  chromiumSingleProcess?: boolean;
+  /** Chromium's process model (webjs; CHROMIUM_SINGLE_PROCESS): true, false, or "auto" (one process
+   * where the sandbox cannot run). @default "auto" */
+  chromiumSingleProcess?: boolean | "auto";
   /** Parent of per-session browser profiles (webjs). */
   profileDir?: string;
   /** Start watchdog: a start that shows neither a QR nor `ready` in time fails. @default 60000 */

@@ -3,7 +3,11 @@ import { strict as assert } from "node:assert";
 import { loadConfig } from "../../src/config.ts";
 
 describe("config", () => {
-  const saved = { NODE_ENV: process.env.NODE_ENV, SECRETS_KEY: process.env.SECRETS_KEY };
+  const saved = {
+    NODE_ENV: process.env.NODE_ENV,
+    SECRETS_KEY: process.env.SECRETS_KEY,
+    CHROMIUM_SINGLE_PROCESS: process.env.CHROMIUM_SINGLE_PROCESS,
+  };
   afterEach(() => {
     for (const [k, v] of Object.entries(saved)) {
       if (v === undefined) delete process.env[k];
@@ -20,5 +24,18 @@ describe("config", () => {
     delete process.env.NODE_ENV;
     delete process.env.SECRETS_KEY;
     assert.equal(loadConfig().secretsKey, "");
+  });
+
+  it("CHROMIUM_SINGLE_PROCESS: unset or auto → auto; 1/true and 0/false force it; anything else is refused", () => {
+    const model = (v: string | undefined) => {
+      if (v === undefined) delete process.env.CHROMIUM_SINGLE_PROCESS;
+      else process.env.CHROMIUM_SINGLE_PROCESS = v;
+      return loadConfig().chromiumSingleProcess;
+    };
+    assert.equal(model(undefined), "auto");
+    assert.equal(model("AUTO"), "auto");
+    assert.equal(model("1"), true);
+    assert.equal(model("false"), false);
+    assert.throws(() => model("yes"), /CHROMIUM_SINGLE_PROCESS must be 1\/true, 0\/false or auto, got "yes"/);
   });
 });

@@ -8,7 +8,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { PipeTransport } from "./devtools-pipe.ts";
-import { logSandboxDecision, sessionFlags } from "./flags.ts";
+import { logSandboxDecision, runsSingleProcess, sessionFlags, type ProcessModel } from "./flags.ts";
 
 export interface LaunchOptions {
   /** Chromium binary. */
@@ -17,8 +17,8 @@ export interface LaunchOptions {
   userDataDir: string;
   /** Extra flags (e.g. `--host-resolver-rules=…` for a local stand-in of WhatsApp Web). */
   extraArgs?: string[];
-  /** One process (sessionFlags). @default false */
-  singleProcess?: boolean;
+  /** The process model (CHROMIUM_SINGLE_PROCESS, see ProcessModel). @default "auto" */
+  singleProcess?: ProcessModel;
   /** How long to wait for DevTools to answer on the pipe. @default 30000 */
   timeoutMs?: number;
   /** Aborting kills the browser and rejects the launch (a stop() during a start). */
@@ -92,10 +92,11 @@ export function supervisedCommand(
  */
 export function launchChromium(opts: LaunchOptions): Promise<LaunchedChromium> {
   logSandboxDecision(opts.logger, opts.singleProcess);
+  const singleProcess = runsSingleProcess(opts.singleProcess);
   const command = supervisedCommand(
     opts.executablePath,
     [
-      ...sessionFlags({ singleProcess: opts.singleProcess }),
+      ...sessionFlags({ singleProcess }),
       ...(opts.extraArgs ?? []),
       `--user-data-dir=${opts.userDataDir}`,
       "about:blank",

@@ -109,17 +109,37 @@ export function sandboxDecision(): SandboxDecision {
 
 type Logger = { info(...a: unknown[]): void; warn(...a: unknown[]): void };
 
+/**
+ * CHROMIUM_SINGLE_PROCESS: true → each session's Chromium is one process; false → Chromium's own
+ * process model; "auto" (the default) → one process exactly where the sandbox cannot run. A
+ * renderer of its own process is worth its memory (~60 MB per session) for the sandbox around it;
+ * unsandboxed it runs with the browser's own rights either way, and with one browser per session a
+ * crash ends that one session in both models.
+ */
+export type ProcessModel = boolean | "auto";
+
+/** Whether a session's Chromium runs as one process under `setting` and this sandbox decision. */
+export function runsSingleProcess(
+  setting: ProcessModel | undefined,
+  decision: SandboxDecision = sandboxDecision(),
+): boolean {
+  return setting === undefined || setting === "auto" ? !decision.sandbox : setting;
+}
+
 /** Logs the decision on the first launch of this process (a warning when the sandbox is off). */
-export function logSandboxDecision(logger: Logger = console, singleProcess = false): void {
+export function logSandboxDecision(logger: Logger = console, setting: ProcessModel = "auto"): void {
   if (logged) return;
   logged = true;
-  if (singleProcess) {
-    logger.warn("Chromium runs as one process, without its sandbox (CHROMIUM_SINGLE_PROCESS)");
-    return;
-  }
   const { sandbox, reason } = sandboxDecision();
-  if (sandbox) logger.info(`Chromium runs sandboxed: ${reason}`);
-  else logger.warn(`Chromium runs without its sandbox (--no-sandbox): ${reason}`);
+  if (setting === true)
+    logger.warn("Chromium runs as one process, without its sandbox (CHROMIUM_SINGLE_PROCESS=1)");
+  else if (sandbox) logger.info(`Chromium runs sandboxed: ${reason}`);
+  else if (setting === false) logger.warn(`Chromium runs without its sandbox (--no-sandbox): ${reason}`);
+  else
+    logger.warn(
+      `Chromium runs without its sandbox, as one process per session: ${reason} ` +
+        "(CHROMIUM_SINGLE_PROCESS=0 keeps its separate processes)",
+    );
 }
 
 /** `--no-sandbox` when the sandbox cannot run here, else nothing. */
@@ -171,11 +191,11 @@ const LEAN_FLAGS = [
 ];
 
 /**
- * CHROMIUM_SINGLE_PROCESS: the browser, its renderer, GPU and network in one process. About a third
- * less memory per session than the multi-process model (105.6 against 165.2 MB PSS, density bench),
- * and nothing shared between sessions is lost (each session is a browser of its own, so one crash
- * still ends one session, which restarts). It gives up
- * the renderer sandbox: a renderer in the browser process cannot be sandboxed.
+ * One process (CHROMIUM_SINGLE_PROCESS, see ProcessModel): the browser, its renderer, GPU and network
+ * together. About a third less memory per session than the multi-process model (105.6 against 165.2
+ * MB PSS, density bench), and nothing shared between sessions is lost (each session is a browser of
+ * its own, so one crash still ends one session, which restarts). It gives up the renderer sandbox: a
+ * renderer in the browser process cannot be sandboxed.
  */
 const SINGLE_PROCESS_FLAGS = ["--single-process", "--no-zygote", "--no-sandbox"];
 

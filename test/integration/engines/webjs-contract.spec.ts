@@ -73,7 +73,13 @@ describe("webjs engine contract", () => {
   // Filled in before() (the suite reads engineOptions when it creates each engine).
   const offline = { chromiumPath: "/usr/bin/chromium", profileDir: "" };
   const webjs: WebjsTuning = { destroyTimeoutMs: 1000 };
-  const withStandin = { chromiumPath: "/usr/bin/chromium", profileDir: "", webjs };
+  // Both process models are held to the contract, whatever "auto" chooses on this machine.
+  const withStandin = {
+    chromiumPath: "/usr/bin/chromium",
+    profileDir: "",
+    webjs,
+    chromiumSingleProcess: false,
+  };
   const singleProcess = { ...withStandin, chromiumSingleProcess: true };
   let standin: Standin;
 

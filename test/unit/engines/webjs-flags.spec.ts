@@ -3,7 +3,12 @@
 import { strict as assert } from "node:assert";
 import { PassThrough } from "node:stream";
 import { PipeTransport } from "../../../src/engines/webjs/devtools-pipe.ts";
-import { decideSandbox, sessionFlags, type SandboxFacts } from "../../../src/engines/webjs/flags.ts";
+import {
+  decideSandbox,
+  runsSingleProcess,
+  sessionFlags,
+  type SandboxFacts,
+} from "../../../src/engines/webjs/flags.ts";
 
 /** An unprivileged process on a kernel that allows user namespaces. */
 const allowed: SandboxFacts = {
@@ -72,6 +77,25 @@ describe("sessionFlags", () => {
     const flags = sessionFlags({ singleProcess: true });
     for (const f of ["--single-process", "--no-zygote", "--no-sandbox"]) assert.ok(flags.includes(f), f);
     assert.equal(new Set(flags).size, flags.length);
+  });
+});
+
+describe("runsSingleProcess (CHROMIUM_SINGLE_PROCESS)", () => {
+  const sandboxed = decideSandbox(allowed);
+  const unsandboxed = decideSandbox({ ...allowed, uid: 0 });
+
+  it("auto (and unset): one process exactly where the sandbox cannot run", () => {
+    assert.equal(runsSingleProcess("auto", sandboxed), false);
+    assert.equal(runsSingleProcess("auto", unsandboxed), true);
+    assert.equal(runsSingleProcess(undefined, sandboxed), false);
+    assert.equal(runsSingleProcess(undefined, unsandboxed), true);
+  });
+
+  it("true and false are obeyed whatever the sandbox", () => {
+    for (const decision of [sandboxed, unsandboxed]) {
+      assert.equal(runsSingleProcess(true, decision), true);
+      assert.equal(runsSingleProcess(false, decision), false);
+    }
   });
 });
 
