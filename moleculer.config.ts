@@ -26,6 +26,7 @@
 import type { BrokerOptions, Middleware } from "moleculer";
 import { CONFIG_KEY, config as defaultConfig, type Config } from "./src/config.ts";
 import { checkNatsAuthorization, natsConnectionOptions } from "./src/nats-options.ts";
+import { batchNatsWrites } from "./src/nats-write-batching.ts";
 import { adminKeysOf, adminSignatureMiddleware } from "./src/admin-signature.ts";
 import { SwitchboardRegenerator } from "./src/error-regenerator.ts";
 import { ROUTES } from "./src/gateway/routes.ts";
@@ -60,6 +61,7 @@ export function brokerOptions(
   cfg: Config = defaultConfig,
   overrides: Partial<BrokerOptions> = {},
 ): BrokerOptions {
+  batchNatsWrites();
   return {
     // Read back by services through configOf(broker): several brokers in one process (tests) differ.
     [CONFIG_KEY]: cfg,

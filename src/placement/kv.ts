@@ -5,6 +5,7 @@
 import { connect, type KV, type NatsConnection } from "nats";
 import type { ServiceBroker } from "moleculer";
 import { natsConnectionOptions } from "../nats-options.ts";
+import { batchNatsWrites } from "../nats-write-batching.ts";
 import { bucketName, type Config } from "../config.ts";
 import { PlacementMirror } from "./mirror.ts";
 import { PlacementTable } from "./placement-table.ts";
@@ -19,6 +20,7 @@ export class ClusterPlacement {
   ) {}
 
   static async connect(cfg: Config, logger?: { warn(...a: unknown[]): void }): Promise<ClusterPlacement> {
+    batchNatsWrites();
     const nc = await connect({
       ...natsConnectionOptions(cfg),
       name: `${cfg.nodeId}/placement`,
