@@ -29,6 +29,9 @@ import { summarize } from "./support/stats.ts";
 import { loggingPublisher, publishVia } from "../src/session/event-publisher.ts";
 import { EventsRepo } from "../src/store/events-repo.ts";
 import { HEADER_ATTEMPT } from "../src/webhooks/http-delivery.ts";
+import { RECORDER_SLOTS, shareOf } from "../src/webhooks/recorder-slots.ts";
+import { RECORDERS_COLLECTION, type LeaseDoc } from "../src/store/webhook-leases-repo.ts";
+import { waitFor } from "../test/support/wait.ts";
 
 /** Issue #18's bars for a burst whose receivers answer 200. */
 const RATE_BAR = 1000;
@@ -131,6 +134,13 @@ async function burst(args: BenchArgs, failRate: number): Promise<BenchResult> {
     );
     await pub.start();
     await pub.waitForServices(["webhooks"], 30000);
+    // The burst goes to a settled cluster: every node holds its share of the recorder slots. A node
+    // that sees another join hands it slots within a tick or two; a burst during that hand-over
+    // measures the hand-over (the README reports it apart).
+    log(`waiting for the ${nodes} nodes to share the recorder slots`);
+    const settled = Date.now();
+    await recordersSettled(cluster.mongoUrl, nodes);
+    log(`recorder slots shared after ${Date.now() - settled} ms`);
 
     const indexOf = new Map<string, number>();
     for (let e = 0; e < endpoints; e++) {
@@ -245,5 +255,32 @@ async function burst(args: BenchArgs, failRate: number): Promise<BenchResult> {
     await pub?.stop().catch(() => undefined);
     for (const r of receivers) r.server.close();
     await cluster.stop();
+  }
+}
+
+/** Resolves once each of `nodes` holders keeps its share of the recorder slots unexpired. */
+async function recordersSettled(mongoUrl: string, nodes: number): Promise<void> {
+  const client = await MongoClient.connect(mongoUrl);
+  try {
+    const col = client.db().collection<LeaseDoc>(RECORDERS_COLLECTION);
+    await waitFor(
+      async () => {
+        const newest = new Map<string, LeaseDoc>();
+        for (const doc of await col.find({}).toArray()) {
+          const seen = newest.get(doc.endpointId);
+          if (!seen || doc.term > seen.term) newest.set(doc.endpointId, doc);
+        }
+        const held = new Map<string, number>();
+        for (const doc of newest.values())
+          if (doc.expiresAt.getTime() > Date.now()) held.set(doc.holder, (held.get(doc.holder) ?? 0) + 1);
+        const share = shareOf(RECORDER_SLOTS, nodes);
+        const counts = [...held.values()];
+        const all = counts.reduce((a, b) => a + b, 0) === RECORDER_SLOTS;
+        return held.size === nodes && all && counts.every((n) => n <= share);
+      },
+      { what: "the recorder slots to be shared by every webhooks node", timeoutMs: 30000, intervalMs: 200 },
+    );
+  } finally {
+    await client.close();
   }
 }

@@ -99,7 +99,13 @@ export class LogTail {
 
   /** A logged event heard on the bus: recorded from here when it is the next one, else read from the log. */
   offer(doc: EventDoc): void {
-    if (!this.records(doc.workspaceId)) return;
+    if (!this.records(doc.workspaceId)) {
+      // Known from now on, so that polls read it as soon as this node takes over its slot: a
+      // workspace first heard while another node recorded it (or while its slot changed hands) would
+      // otherwise wait for the next discovery (`discoverMs`; 10 s by default).
+      if (!this.at.has(doc.workspaceId)) this.at.set(doc.workspaceId, 0);
+      return;
+    }
     let queue = this.offered.get(doc.workspaceId);
     if (!queue) this.offered.set(doc.workspaceId, (queue = []));
     // Bounded: what falls out is read from the log instead.

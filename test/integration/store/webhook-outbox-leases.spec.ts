@@ -150,6 +150,44 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
     await repo.removeEndpoint("wh_together");
   });
 
+  it("a node new to many queues reads their tails in one query, then appends after them", async () => {
+    const endpoints = [endpoint("wh_cold1"), endpoint("wh_cold2")];
+    const accounts = Array.from({ length: 10 }, (_, i) => `acc_cold${i}`);
+    const first = new OutboxRepo(db, "c1");
+    await first.ensureIndexes();
+    const before = accounts.flatMap((acc) => [1, 2, 3].map((n) => event(acc, 7000 + n)));
+    await first.recordMany(before.map((ev) => ({ ev, endpoints })));
+
+    // A node that knows none of the 20 queues (it just took the workspace over), on a client of its own
+    // whose commands are counted.
+    const watched = await MongoClient.connect(mongoUrlFor(db.databaseName), { monitorCommands: true });
+    try {
+      const reads: string[] = [];
+      watched.on("commandStarted", (e) => {
+        if (e.commandName === "find" && e.command.find === "webhook_outbox")
+          reads.push(JSON.stringify(e.command.filter));
+      });
+      const next = new OutboxRepo(watched.db(), "c2");
+      const run = accounts.map((acc) => event(acc, 7004));
+      const done = await next.recordMany(run.map((ev) => ({ ev, endpoints })));
+      assert.deepEqual(
+        done.map((r) => [r.seq, r.inserted]),
+        run.flatMap(() => endpoints.map(() => [4, true])),
+        "each event after the three already in its queue",
+      );
+      assert.equal(reads.length, 1, `one read of the queues' tails, not one per queue: ${reads.join(" ")}`);
+    } finally {
+      await watched.close();
+    }
+    for (const ep of endpoints) {
+      for (const acc of accounts) {
+        const expected = [1, 2, 3, 4].map((n) => event(acc, 7000 + n).eventId);
+        await assertQueue(first, ep._id, acc, expected);
+      }
+      await first.removeEndpoint(ep._id);
+    }
+  });
+
   it("a node that finds a run recorded by another node reads the rest of it at once", async () => {
     const [a, b] = ["e1", "e2"].map((n) => new OutboxRepo(db, n));
     await a.ensureIndexes();

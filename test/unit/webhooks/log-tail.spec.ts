@@ -166,5 +166,23 @@ describe("webhooks/log-tail", () => {
       assert.deepEqual(recorded, [1, 3]);
       assert.equal(polled.position("theirs"), 3);
     });
+
+    it("a workspace first heard while another node recorded it is read once this node takes it, with no discovery", async () => {
+      const mine = new Set<string>();
+      await startPolled(60_000, (ws) => mine.has(ws));
+      // Its first events arrive while its slot is someone else's (or between holders): not recorded.
+      log.docs.push(doc(1, "new"), doc(2, "new"));
+      polled.offer(doc(1, "new"));
+      polled.offer(doc(2, "new"));
+      assert.deepEqual(recorded, []);
+      // This node takes the slot; nobody stored a position for it: the next poll reads it from the start.
+      await polled.adopt();
+      mine.add("new");
+      await waitFor(() => recorded.length === 2, {
+        what: "the events of the workspace taken over",
+        timeoutMs: 5000,
+      });
+      assert.deepEqual(recorded, [1, 2]);
+    });
   });
 });
