@@ -276,12 +276,13 @@ export class WorkerOwnership implements Ownership {
 
   /**
    * Hands a workspace this node holds to `target`: no new starts here, auth state flushed, sessions
-   * stopped, then the record compare-and-set to the target (which adopts it). A workspace recorded
-   * for this node but not held in its current lease term (a claim whose term ended as it won, or one
-   * the reconciler has not adopted yet after a fence) is adopted first. False when not ours.
+   * stopped, then the record compare-and-set to the target (which adopts it). For a rebalance, a
+   * workspace recorded for this node but not held in its current lease term (a claim whose term ended
+   * as it won, or one the reconciler has not adopted yet after a fence) is adopted first. A draining
+   * node does not: what it keeps is claimed by the others once it has left. False when not ours.
    */
   async handOff(workspaceId: string, target: string): Promise<boolean> {
-    if (!this.current(workspaceId) && this.mirror.owner(workspaceId) === this.nodeId) {
+    if (!this.draining && !this.current(workspaceId) && this.mirror.owner(workspaceId) === this.nodeId) {
       await this.claim(workspaceId, null);
     }
     const h = this.held.get(workspaceId);

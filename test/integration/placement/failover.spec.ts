@@ -345,6 +345,10 @@ describe("placement: failover, drain and restarts with worker processes", functi
       );
     } finally {
       await sampler.stop();
+      // Back whatever happened, so that a failure here leaves the next tests their four workers.
+      await pc.startWorker(victim);
+      running = [...WORKERS];
+      await workersSeen(WORKERS);
     }
     assert.deepEqual(sampler.duplicates, []);
     assert.deepEqual(qrsSince(mark, new Set(onVictim)), []);
@@ -358,9 +362,6 @@ describe("placement: failover, drain and restarts with worker processes", functi
           e.payload.status === "failed",
       );
     assert.deepEqual(failed, []);
-    await pc.startWorker(victim);
-    running = [...WORKERS];
-    await workersSeen(WORKERS);
   });
 
   it("whole-cluster restart (NATS and MongoDB kept): every session comes back by itself, restored", async () => {

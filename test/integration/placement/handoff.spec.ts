@@ -57,6 +57,22 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
     assert.ok(stopped.includes("ws-a"), "its sessions were stopped here before the record moved");
   });
 
+  it("a draining node hands off only what it holds: the rest is claimed by the others once it left", async () => {
+    const claimed = await ownership.claim("ws-c", null, true);
+    assert.ok(claimed);
+    ownership.liveness.pause();
+    await waitFor(() => !ownership.liveness.isCurrent(), { what: "h1's lease to lapse" });
+    ownership.liveness.resume();
+    await waitFor(() => ownership.liveness.isCurrent(), { what: "h1's lease to be taken again" });
+    ownership.draining = true;
+    try {
+      assert.equal(await ownership.handOff("ws-c", "h2"), false);
+      assert.deepEqual(await placement.table.get("ws-c"), claimed, "ws-c untouched");
+    } finally {
+      ownership.draining = false;
+    }
+  });
+
   it("hands off nothing another node owns", async () => {
     const other = await placement.table.claim("ws-b", "h3", null);
     assert.ok(other);
