@@ -15,8 +15,8 @@
 // buffer is the library's own (`flushPending`, also called at once by `flush()`, on connect, and when
 // the buffer passes its limit). A close flushes what is queued first: unchanged, nats.js closes the
 // socket before its own queued flush runs and drops a message published just before `close()` (the
-// spec shows both). When the library no longer has the shape this
-// relies on, nothing is changed and `batchNatsWrites` says so (a test checks it applies).
+// spec shows both). When the library no longer has the shape this relies on, nothing is changed and
+// the process is warned once (a test checks that it applies).
 import { ProtocolHandler } from "nats/lib/nats-base-client/protocol.js";
 
 interface Outbound {
@@ -46,7 +46,12 @@ export function batchNatsWrites(): boolean {
     typeof proto?.sendCommand === "function" &&
     typeof proto.flushPending === "function" &&
     typeof proto._close === "function";
-  if (!applied || !proto) return false;
+  if (!applied || !proto) {
+    process.emitWarning(
+      "nats.js internals are not as expected: NATS writes are not batched (src/nats-write-batching.ts)",
+    );
+    return false;
+  }
 
   const flushPending = proto.flushPending;
   proto.flushPending = function (this: Protocol) {

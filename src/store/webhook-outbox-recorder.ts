@@ -2,8 +2,9 @@
 // endpoint goes into the next free slot of its queue, `<endpointId>|<accountId>|<seq, zero-padded>`.
 //
 // Recording is idempotent across nodes. One webhooks node records a workspace's events at a time
-// (src/webhooks/recorder-slots.ts), reading its event log in order, but two may during a hand-over. The unique `_id` lets one insert win a slot; the unique index on
-// {eventId, endpointId} makes a second insert of the same event fail wherever it lands. A node records
+// (src/webhooks/recorder-slots.ts), reading its event log in order, but two may during a hand-over.
+// The unique `_id` lets one insert win a slot; the unique index on {eventId, endpointId} makes a
+// second insert of the same event fail wherever it lands. A node records
 // one account's events in order, so slot order follows the log's order whichever node wins each insert.
 // No step needs an atomic conditional update (FerretDB has none under concurrency).
 import type { Collection } from "mongodb";
