@@ -48,6 +48,9 @@ export class WorkerOwnership implements Ownership {
   readonly liveness: Liveness;
   draining = false;
   private readonly held = new Map<string, Held>();
+  /** Workspaces being handed off: nothing here claims them meanwhile (the reconciler would see one
+   * recorded for this node and not held, and adopt it under the hand-off's compare-and-set). */
+  private readonly handingOff = new Set<string>();
   /** Claims in flight, so concurrent calls for one workspace share one CAS. */
   private readonly claiming = new Map<string, Promise<PlacementEntry | null>>();
   private readonly listeners: (() => void)[] = [];
@@ -170,7 +173,7 @@ export class WorkerOwnership implements Ownership {
     fresh: boolean,
   ): Promise<PlacementEntry | null> {
     if (!this.liveness.isCurrent()) return null;
-    if (this.current(workspaceId)) return null;
+    if (this.current(workspaceId) || this.handingOff.has(workspaceId)) return null;
     const term = this.liveness.term;
     // A stale `seen` only makes the compare-and-set below fail (a lost race), never a wrong claim.
     const current = seen ?? (fresh ? null : await this.table.get(workspaceId));
@@ -288,14 +291,20 @@ export class WorkerOwnership implements Ownership {
     const h = this.held.get(workspaceId);
     if (!h || !this.current(workspaceId)) return false;
     this.held.delete(workspaceId);
-    const accounts = this.opts.host.local().filter((s) => s.workspaceId === workspaceId);
-    await Promise.all(accounts.map((s) => this.opts.host.flush(s.accountId).catch(() => undefined)));
-    await this.opts.host.stopWorkspace(workspaceId);
-    const rec = await this.table.get(workspaceId);
-    if (!rec || rec.node !== this.nodeId || rec.epoch !== h.epoch) return false;
-    const moved = await this.table.claim(workspaceId, target, rec);
-    if (moved) this.mirror.apply(workspaceId, moved);
-    return moved !== null;
+    this.handingOff.add(workspaceId);
+    try {
+      const accounts = this.opts.host.local().filter((s) => s.workspaceId === workspaceId);
+      await Promise.all(accounts.map((s) => this.opts.host.flush(s.accountId).catch(() => undefined)));
+      await this.opts.host.stopWorkspace(workspaceId);
+      const rec = await this.table.get(workspaceId);
+      if (!rec || rec.node !== this.nodeId || rec.epoch !== h.epoch) return false;
+      const moved = await this.table.claim(workspaceId, target, rec);
+      if (moved) this.mirror.apply(workspaceId, moved);
+      return moved !== null;
+    } finally {
+      // A hand-off that failed leaves the record here: the reconciler adopts it again.
+      this.handingOff.delete(workspaceId);
+    }
   }
 
   /** Hands every workspace to its next HRW owner among the other live, non-draining workers; the

@@ -15,12 +15,18 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
   let placement: ClusterPlacement;
   let ownership: WorkerOwnership;
   const stopped: string[] = [];
+  /** While set, stopping a workspace waits for it (a hand-off caught midway). */
+  let stopGate: Promise<void> | null = null;
   // This node runs no sessions: the host only records what placement asked of it.
   const host: SessionHost = {
     local: () => [],
     size: 0,
     flush: async () => undefined,
-    stopWorkspace: async (ws) => (stopped.push(ws), 0),
+    stopWorkspace: async (ws) => {
+      stopped.push(ws);
+      await stopGate;
+      return 0;
+    },
     stopAll: async () => undefined,
   };
 
@@ -71,6 +77,26 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
     } finally {
       ownership.draining = false;
     }
+  });
+
+  it("nothing claims a workspace while it is handed off (the reconciler would adopt it midway)", async () => {
+    const claimed = await ownership.claim("ws-d", null, true);
+    assert.ok(claimed && ownership.current("ws-d"));
+    let open!: () => void;
+    stopGate = new Promise((r) => (open = r));
+    try {
+      const handing = ownership.handOff("ws-d", "h2");
+      await waitFor(() => stopped.includes("ws-d"), { what: "the hand-off to stop ws-d's sessions" });
+      // What the reconciler does for a workspace recorded here and not held: adopt it.
+      assert.equal(await ownership.claim("ws-d", null), null, "no claim during the hand-off");
+      open();
+      assert.equal(await handing, true);
+    } finally {
+      stopGate = null;
+    }
+    const rec = await placement.table.get("ws-d");
+    assert.equal(rec?.node, "h2");
+    assert.equal(rec?.epoch, claimed.epoch + 1, "one compare-and-set: the hand-off's");
   });
 
   it("hands off nothing another node owns", async () => {
