@@ -30,7 +30,7 @@ import { loggingPublisher, publishVia } from "../src/session/event-publisher.ts"
 import { EventsRepo } from "../src/store/events-repo.ts";
 import { HEADER_ATTEMPT } from "../src/webhooks/http-delivery.ts";
 import { RECORDER_SLOTS, shareOf } from "../src/webhooks/recorder-slots.ts";
-import { RECORDERS_COLLECTION, type LeaseDoc } from "../src/store/webhook-leases-repo.ts";
+import { LeaseRepo, RECORDERS_COLLECTION } from "../src/store/webhook-leases-repo.ts";
 import { waitFor } from "../test/support/wait.ts";
 
 /** Issue #18's bars for a burst whose receivers answer 200. */
@@ -262,17 +262,13 @@ async function burst(args: BenchArgs, failRate: number): Promise<BenchResult> {
 async function recordersSettled(mongoUrl: string, nodes: number): Promise<void> {
   const client = await MongoClient.connect(mongoUrl);
   try {
-    const col = client.db().collection<LeaseDoc>(RECORDERS_COLLECTION);
+    // Only read here (the TTL is that of claims, which this repo never makes).
+    const recorders = new LeaseRepo(client.db(), "bench", 0, RECORDERS_COLLECTION);
     await waitFor(
       async () => {
-        const newest = new Map<string, LeaseDoc>();
-        for (const doc of await col.find({}).toArray()) {
-          const seen = newest.get(doc.endpointId);
-          if (!seen || doc.term > seen.term) newest.set(doc.endpointId, doc);
-        }
         const held = new Map<string, number>();
-        for (const doc of newest.values())
-          if (doc.expiresAt.getTime() > Date.now()) held.set(doc.holder, (held.get(doc.holder) ?? 0) + 1);
+        for (const holder of (await recorders.holders()).values())
+          held.set(holder, (held.get(holder) ?? 0) + 1);
         const share = shareOf(RECORDER_SLOTS, nodes);
         const counts = [...held.values()];
         const all = counts.reduce((a, b) => a + b, 0) === RECORDER_SLOTS;

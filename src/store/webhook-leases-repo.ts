@@ -54,18 +54,24 @@ export class LeaseRepo {
     return doc ?? null;
   }
 
-  /** The keys whose newest term another holder keeps unexpired now (one read of the whole collection:
-   * for a small set of leases, such as the recorders' slots). */
-  async heldElsewhere(): Promise<Set<string>> {
+  /** Who keeps each key's newest term unexpired now, by key (one read of the whole collection: for a
+   * small set of leases, such as the recorders' slots). */
+  async holders(): Promise<Map<string, string>> {
     const now = Date.now();
     const newest = new Map<string, LeaseDoc>();
     for (const doc of await this.col.find({}).toArray()) {
       const seen = newest.get(doc.endpointId);
       if (!seen || doc.term > seen.term) newest.set(doc.endpointId, doc);
     }
+    const held = new Map<string, string>();
+    for (const [key, doc] of newest) if (doc.expiresAt.getTime() > now) held.set(key, doc.holder);
+    return held;
+  }
+
+  /** The keys whose newest term another holder keeps unexpired now. */
+  async heldElsewhere(): Promise<Set<string>> {
     const held = new Set<string>();
-    for (const [key, doc] of newest)
-      if (doc.holder !== this.holder && doc.expiresAt.getTime() > now) held.add(key);
+    for (const [key, holder] of await this.holders()) if (holder !== this.holder) held.add(key);
     return held;
   }
 

@@ -93,8 +93,13 @@ export class LogTail {
 
   /** A logged event was broadcast: read its workspace now rather than at the next poll. */
   wake(workspaceId: string): void {
-    if (!this.at.has(workspaceId)) this.at.set(workspaceId, 0);
+    this.know(workspaceId);
     void this.drain(workspaceId);
+  }
+
+  /** Polls look at the workspace from now on (from the start of its log, until a position is known). */
+  private know(workspaceId: string): void {
+    if (!this.at.has(workspaceId)) this.at.set(workspaceId, 0);
   }
 
   /** A logged event heard on the bus: recorded from here when it is the next one, else read from the log. */
@@ -103,7 +108,7 @@ export class LogTail {
       // Known from now on, so that polls read it as soon as this node takes over its slot: a
       // workspace first heard while another node recorded it (or while its slot changed hands) would
       // otherwise wait for the next discovery (`discoverMs`; 10 s by default).
-      if (!this.at.has(doc.workspaceId)) this.at.set(doc.workspaceId, 0);
+      this.know(doc.workspaceId);
       return;
     }
     let queue = this.offered.get(doc.workspaceId);
@@ -179,7 +184,7 @@ export class LogTail {
   private async discover(): Promise<void> {
     this.lastDiscovery = Date.now();
     const [, inLog] = await Promise.all([this.adopt(), this.log.workspaces()]);
-    for (const ws of inLog) if (!this.at.has(ws)) this.at.set(ws, 0);
+    for (const ws of inLog) this.know(ws);
   }
 
   /** Reads every workspace whose next event is stored. A discovery (every `discoverMs`) also reads the
