@@ -14,7 +14,7 @@ import type { Logger } from "moleculer";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import type { EndpointsRepo } from "../store/webhook-endpoints-repo.ts";
 import { renewDue, type HeldLease, type LeaseRepo } from "../store/webhook-leases-repo.ts";
-import { queueKey, type OutboxRepo, type RecordResult } from "../store/webhook-outbox-repo.ts";
+import { queueKey, slotId, type OutboxRepo, type RecordResult } from "../store/webhook-outbox-repo.ts";
 import type { AddressPolicy } from "../net/address-guard.ts";
 import { attemptDelivery } from "./http-delivery.ts";
 import { DeliveredMarks } from "./delivered-marks.ts";
@@ -58,6 +58,9 @@ interface Cursor {
   next: number;
   /** 0: now; Infinity: idle until told of a new row. */
   wakeAt: number;
+  /** How often this node was told of a row in the queue: a read that found nothing at `next` idles
+   * the queue only if no row was heard of while it ran (that row may be the one it missed). */
+  heard: number;
 }
 
 /** Delivered marks waiting at most; past it no new attempt starts until some land. A node that dies
@@ -92,6 +95,9 @@ export class DeliveryLoop {
   private renewTimer: NodeJS.Timeout | null = null;
   private renewing: Promise<void> | null = null;
   private ticking: Promise<void> | null = null;
+  /** The scan in progress: it runs beside the ticks, which go on dispatching meanwhile (a scan reads
+   * every pending row, and took seconds on FerretDB in the middle of a burst). */
+  private scanning: Promise<void> | null = null;
   private again = false;
   private stopped = false;
   private lastScan = 0;
@@ -126,12 +132,21 @@ export class DeliveryLoop {
       // A row read back pending (another node inserted it) is as good as one this node inserted.
       if (r.doc && (r.inserted || r.doc.status === "pending"))
         this.remembered.inserted(r.doc, this.unmarked.has(r.doc._id));
-      if (cursor) cursor.wakeAt = Math.min(cursor.wakeAt, Date.now());
+      if (cursor) {
+        cursor.heard++;
+        cursor.wakeAt = Math.min(cursor.wakeAt, Date.now());
+      }
       // A new queue starts at 1. Otherwise its first pending row is looked up: the row this node heard
       // of is not necessarily the first (another node may have put an event of another publisher, say
       // account.created, before it).
       else if (r.seq === 1)
-        this.cursors.set(key, { endpointId: r.endpointId, accountId: r.accountId, next: 1, wakeAt: 0 });
+        this.cursors.set(key, {
+          endpointId: r.endpointId,
+          accountId: r.accountId,
+          next: 1,
+          wakeAt: 0,
+          heard: 0,
+        });
       else this.unknownQueues.set(key, r);
     }
     this.kick();
@@ -160,6 +175,7 @@ export class DeliveryLoop {
     if (this.renewTimer) clearInterval(this.renewTimer);
     await this.renewing;
     await this.ticking;
+    await this.scanning;
     this.abort.abort();
     await Promise.allSettled(this.inFlight.values());
     await this.unmarked.flushed();
@@ -188,7 +204,14 @@ export class DeliveryLoop {
   private async tick(): Promise<void> {
     await this.renewNow();
     await this.pruneIfDue();
-    if (Date.now() - this.lastScan >= this.opts.scanMs) await this.scan();
+    if (!this.scanning && Date.now() - this.lastScan >= this.opts.scanMs) {
+      this.scanning = this.scan()
+        .catch((err) => this.logger.warn(`webhooks: scanning the outbox: ${(err as Error).message}`))
+        .finally(() => {
+          this.scanning = null;
+          this.kick();
+        });
+    }
     const failed: string[] = [];
     for (const endpointId of this.wanted) {
       this.wanted.delete(endpointId);
@@ -205,7 +228,7 @@ export class DeliveryLoop {
       this.unknownQueues.delete(key);
       if (!this.held.has(q.endpointId) || this.cursors.has(key)) continue;
       const [head] = await this.repos.outbox.pendingHeads(q.endpointId, q.accountId);
-      if (head) this.cursors.set(key, { ...q, next: head.seq, wakeAt: 0 });
+      if (head) this.cursors.set(key, { ...q, next: head.seq, wakeAt: 0, heard: 0 });
     }
     await this.dispatchDue();
   }
@@ -229,10 +252,19 @@ export class DeliveryLoop {
       }
       const key = queueKey(h.endpointId, h.accountId);
       const cursor = this.cursors.get(key);
+      if (this.stopped) return;
       if (!cursor)
-        this.cursors.set(key, { endpointId: h.endpointId, accountId: h.accountId, next: h.seq, wakeAt: 0 });
+        this.cursors.set(key, {
+          endpointId: h.endpointId,
+          accountId: h.accountId,
+          next: h.seq,
+          wakeAt: 0,
+          heard: 0,
+        });
+      else if (this.unmarked.has(slotId(h.endpointId, h.accountId, h.seq))) continue;
       else if (!this.inFlight.has(key) && (h.seq < cursor.next || cursor.wakeAt === Infinity)) {
-        // A pending row the cursor did not expect (recorded while a notification was missed).
+        // A pending row the cursor did not expect (recorded while a notification was missed); not one
+        // whose delivered mark is on its way (the cursor would walk every row since back by reads).
         cursor.next = Math.min(cursor.next, h.seq);
         cursor.wakeAt = 0;
       }
@@ -258,6 +290,7 @@ export class DeliveryLoop {
         accountId: h.accountId,
         next: h.seq,
         wakeAt: 0,
+        heard: 0,
       });
     }
   }
@@ -343,12 +376,14 @@ export class DeliveryLoop {
       picked.push({ key, cursor, endpoint });
       pickedOf.set(ws, (pickedOf.get(ws) ?? 0) + 1);
     }
+    const heard = picked.map(({ cursor }) => cursor.heard);
     const rows = await Promise.all(picked.map(({ cursor }) => this.pendingAt(cursor)));
     picked.forEach(({ key, cursor, endpoint }, i) => {
       const row = rows[i];
       if (this.stopped || !this.cursors.has(key) || !this.leaseCovers(cursor.endpointId)) return;
       if (!row) {
-        cursor.wakeAt = Infinity;
+        // Told of a row meanwhile (its notification already asked for another tick): look again.
+        cursor.wakeAt = cursor.heard === heard[i] ? Infinity : 0;
         return;
       }
       const due = new Date(row.nextAttemptAt).getTime();

@@ -22,6 +22,8 @@ class MemoryOutbox {
   staleHeads: QueueHead[] | null = null;
   /** When set, a delivered mark waits for it. */
   markGate: Promise<void> | null = null;
+  /** When set, `at` of this position reads the row at once and answers only once `gate` resolves. */
+  slowRead: { seq: number; gate: Promise<void> } | null = null;
   /** Records a row as this node's own insert: the answer carries the row. */
   insert(endpointId: string, accountId: string, seq: number, eventId: string): RecordResult {
     const r = this.put(endpointId, accountId, seq, eventId);
@@ -50,8 +52,23 @@ class MemoryOutbox {
     });
     return { endpointId, accountId, seq, inserted: true };
   }
+  /** When set, a scan of every queue (no endpoint given) answers only once it resolves. */
+  scanGate: Promise<void> | null = null;
+  /** Openers of the gates tests shut: afterEach opens what a failed test left shut, so that stopping
+   * the loop does not wait on it. */
+  private readonly openers: (() => void)[] = [];
+  gate(): { shut: Promise<void>; open: () => void } {
+    let open!: () => void;
+    const shut = new Promise<void>((resolve) => (open = resolve));
+    this.openers.push(open);
+    return { shut, open };
+  }
+  openGates(): void {
+    for (const open of this.openers) open();
+  }
   async pendingHeads(endpointId?: string, accountId?: string): Promise<QueueHead[]> {
     this.scans++;
+    if (!endpointId) await this.scanGate;
     if (this.staleHeads) return this.staleHeads;
     const heads = new Map<string, QueueHead>();
     for (const r of this.rows.values()) {
@@ -64,7 +81,9 @@ class MemoryOutbox {
   }
   async at(endpointId: string, accountId: string, seq: number) {
     this.reads.push(seq);
-    return this.rows.get(slotId(endpointId, accountId, seq)) ?? null;
+    const row = this.rows.get(slotId(endpointId, accountId, seq)) ?? null;
+    if (this.slowRead?.seq === seq) await this.slowRead.gate;
+    return row;
   }
   async markDelivered(marks: { id: string; attempts: number }[]) {
     await this.markGate;
@@ -145,6 +164,7 @@ describe("webhooks/delivery-loop", () => {
     loop = makeLoop();
   });
   afterEach(async () => {
+    outbox.openGates();
     await loop.stop();
     server.close();
   });
@@ -233,6 +253,37 @@ describe("webhooks/delivery-loop", () => {
     assert.ok(!after.includes(2), `positions read back after the insert: ${after.join(",")}`);
   });
 
+  it("a row heard of while the read of its position was finding nothing is sent without waiting for a scan", async () => {
+    const read = outbox.gate();
+    outbox.slowRead = { seq: 2, gate: read.shut };
+    outbox.put("wh_1", "acc", 1, "a1");
+    loop.start();
+    // Once a1 is sent the loop reads position 2 (empty), and the row is inserted and heard of before
+    // that read answers.
+    await waitFor(() => received.length === 1 && outbox.reads.includes(2), {
+      what: "the read of position 2",
+    });
+    loop.notify([outbox.insert("wh_1", "acc", 2, "a2")]);
+    outbox.slowRead = null;
+    read.open();
+    // Scans come every 60 s here: only the notification can get a2 sent.
+    await waitFor(() => received.length === 2, { what: "a2 sent", timeoutMs: 3000 });
+    assert.deepEqual(received, ["a1", "a2"]);
+  });
+
+  it("a slow scan of the outbox does not hold back deliveries", async () => {
+    await loop.stop();
+    loop = makeLoop({ scanMs: 20 });
+    outbox.scanGate = outbox.gate().shut;
+    loop.start();
+    await waitFor(() => outbox.scans >= 1, { what: "the first scan" });
+    // The scan hangs; the rows are heard of from this node's recording meanwhile.
+    loop.notify([outbox.insert("wh_1", "acc", 1, "a1")]);
+    loop.notify([outbox.insert("wh_1", "acc", 2, "a2")]);
+    await waitFor(() => received.length === 2, { what: "a1 and a2 sent during the scan", timeoutMs: 3000 });
+    assert.deepEqual(received, ["a1", "a2"]);
+  });
+
   it("a row it inserted before it took the endpoint is read back (the previous holder may have sent it)", async () => {
     outbox.put("wh_1", "acc", 1, "a1");
     loop.start();
@@ -248,19 +299,22 @@ describe("webhooks/delivery-loop", () => {
     assert.ok(outbox.reads.slice(readsBefore).includes(2), "position 2 read back");
   });
 
-  it("a row whose delivered mark is still being written is not sent again when a scan rewinds", async () => {
+  it("a scan leaves a queue where it is when its pending head is a row whose delivered mark is on its way", async () => {
     await loop.stop();
     loop = makeLoop({ scanMs: 20 });
-    let open!: () => void;
-    outbox.markGate = new Promise((resolve) => (open = resolve));
+    const mark = outbox.gate();
+    outbox.markGate = mark.shut;
     outbox.put("wh_1", "acc", 1, "a1");
     loop.start();
     await waitFor(() => received.length === 1);
-    // The mark has not landed: every scan sees a1 pending and puts the cursor back on it.
+    // The mark has not landed: every scan sees a1 pending, and leaves the cursor where it is (walking
+    // back onto a1 would read every row since again).
     const scans = outbox.scans;
+    const readsOf1 = outbox.reads.filter((seq) => seq === 1).length;
     await waitFor(() => outbox.scans >= scans + 3, { what: "three scans while the mark waits" });
     assert.equal(outbox.rows.get(slotId("wh_1", "acc", 1))!.status, "pending");
-    open();
+    assert.equal(outbox.reads.filter((seq) => seq === 1).length, readsOf1, "position 1 read again");
+    mark.open();
     await waitFor(() => outbox.rows.get(slotId("wh_1", "acc", 1))!.status === "delivered");
     loop.notify([outbox.insert("wh_1", "acc", 2, "a2")]);
     await waitFor(() => received.length === 2);
