@@ -13,7 +13,9 @@
 // - loss, duplicates (an event accepted twice by one endpoint) and order violations (an event of an
 //   account accepted before an earlier one of the same account) — all must be 0;
 // - outbox rows: exactly one per (event, endpoint), whichever node recorded them (one records a
-//   workspace at a time; during a hand-over two may).
+//   workspace at a time; during a hand-over two may);
+// - where the time goes: rows recorded and deliveries accepted per quarter second from the first
+//   publish (`timeline`), and the CPU seconds each process spent in the burst (`cpu`).
 // Bar: no loss, no duplicate, no order violation, one row per (event, endpoint).
 import { createServer, type Server } from "node:http";
 import { performance } from "node:perf_hooks";
@@ -25,6 +27,7 @@ import type { AccountStatusEvent } from "../src/accounts/types.ts";
 import type { BenchArgs, BenchResult } from "./index.ts";
 import { numberOption } from "./support/options.ts";
 import { BenchCluster } from "./support/cluster.ts";
+import { cpuBetween, processTree, sampleCpu } from "./support/cpu.ts";
 import { summarize } from "./support/stats.ts";
 import { loggingPublisher, publishVia } from "../src/session/event-publisher.ts";
 import { EventsRepo } from "../src/store/events-repo.ts";
@@ -163,6 +166,8 @@ async function burst(args: BenchArgs, failRate: number): Promise<BenchResult> {
       { error: log, warn: log },
     );
     const publishing: Promise<unknown>[] = [];
+    const procs = processTree();
+    const cpuStart = sampleCpu(procs);
     const t0 = now();
     for (let e = 0; e < events; e++) {
       for (let a = 0; a < accounts; a++) {
@@ -195,6 +200,7 @@ async function burst(args: BenchArgs, failRate: number): Promise<BenchResult> {
       await new Promise((r) => setTimeout(r, 100));
     }
     const elapsedMs = now() - t0;
+    const cpu = cpuBetween(cpuStart, sampleCpu(procs));
 
     const latencies: number[] = [];
     for (const r of receivers) for (const [id, t] of r.accepted) latencies.push(t - (sentAt.get(id) ?? t));
@@ -211,6 +217,11 @@ async function burst(args: BenchArgs, failRate: number): Promise<BenchResult> {
       outbox.map((r) => (r.createdAt as Date).getTime() - (sentAt.get(r.eventId as string) ?? NaN)),
     );
 
+    const timeline = timelineOf(
+      t0,
+      outbox.map((r) => (r.createdAt as Date).getTime()),
+      receivers.flatMap((r) => [...r.accepted.values()]),
+    );
     const lost = receivers.reduce((n, r) => n + (total - r.accepted.size), 0);
     const duplicates = receivers.reduce((n, r) => n + r.duplicates, 0);
     const orderViolations = receivers.reduce((n, r) => n + r.orderViolations, 0);
@@ -242,20 +253,40 @@ async function burst(args: BenchArgs, failRate: number): Promise<BenchResult> {
       deliveriesPerSec: rate,
       latencyMs: latency,
       recordedMs: recordLatency,
+      timeline,
+      cpu,
     };
     const intact = lost === 0 && duplicates === 0 && orderViolations === 0 && rows === total * endpoints;
-    // The issue's bars hold for receivers that answer 200; a run with failures is reported beside them.
-    const bars = {
-      intact,
-      [`deliveriesPerSec>=${RATE_BAR}`]: failRate > 0 || rate >= RATE_BAR,
-      [`p99<=${P99_BAR_MS}ms`]: failRate > 0 || (latency.p99 ?? Infinity) <= P99_BAR_MS,
-    };
+    // The issue's rate and latency bars hold for receivers that answer 200; a run with failures is
+    // reported beside them, held to being intact only.
+    const bars =
+      failRate > 0
+        ? { intact }
+        : {
+            intact,
+            [`deliveriesPerSec>=${RATE_BAR}`]: rate >= RATE_BAR,
+            [`p99<=${P99_BAR_MS}ms`]: (latency.p99 ?? Infinity) <= P99_BAR_MS,
+          };
     return { ...result, bars, pass: Object.values(bars).every(Boolean) };
   } finally {
     await pub?.stop().catch(() => undefined);
     for (const r of receivers) r.server.close();
     await cluster.stop();
   }
+}
+
+/** Rows recorded and deliveries accepted per quarter second from `t0`: `[ms, recorded, accepted]`. */
+function timelineOf(t0: number, recorded: number[], accepted: number[]): [number, number, number][] {
+  const STEP = 250;
+  const buckets = new Map<number, [number, number, number]>();
+  const at = (t: number) => {
+    const k = Math.max(0, Math.floor((t - t0) / STEP)) * STEP;
+    if (!buckets.has(k)) buckets.set(k, [k, 0, 0]);
+    return buckets.get(k)!;
+  };
+  for (const t of recorded) at(t)[1]++;
+  for (const t of accepted) at(t)[2]++;
+  return [...buckets.values()].sort((a, b) => a[0] - b[0]);
 }
 
 /** Resolves once each of `nodes` holders keeps its share of the recorder slots unexpired. */
