@@ -18,11 +18,11 @@ import { EventCursorsRepo } from "../src/store/event-cursors-repo.ts";
 import { cursorOf, eventId, EventsRepo, seqOfCursor, type EventDoc } from "../src/store/events-repo.ts";
 import { LogTail } from "../src/webhooks/log-tail.ts";
 import { RecorderSlots } from "../src/webhooks/recorder-slots.ts";
-import { DeliveryLoop } from "../src/webhooks/delivery-loop.ts";
+import { DeliveryLoop, type QueuePosition } from "../src/webhooks/delivery-loop.ts";
 import { EndpointsRepo } from "../src/store/webhook-endpoints-repo.ts";
 import { SecretBox } from "../src/store/secrets.ts";
 import { LeaseRepo, RECORDERS_COLLECTION } from "../src/store/webhook-leases-repo.ts";
-import { OutboxRepo } from "../src/store/webhook-outbox-repo.ts";
+import { OutboxRepo, type RecordResult } from "../src/store/webhook-outbox-repo.ts";
 import { QuotasRepo } from "../src/store/quotas-repo.ts";
 import { QuotaBook } from "../src/quotas.ts";
 import { eventIdOf, filterMatches, subjectOf } from "../src/webhooks/events.ts";
@@ -80,6 +80,7 @@ interface WebhooksMethods {
   recordEvent(event: string, payload: unknown): Promise<void>;
   recordLogged(docs: EventDoc[]): Promise<void>;
   recordFor(event: string, payload: unknown, eventId: string): Promise<void>;
+  recorded(results: RecordResult[]): void;
   endpointsOf(workspaceId: string): Promise<EndpointDoc[]>;
   endpointsFor(workspaceId: string, event: string): Promise<EndpointDoc[]>;
   endpointsChanged(workspaceId: string, endpointId: string): Promise<void>;
@@ -238,6 +239,14 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         },
       ]),
     ),
+    /** Another node recorded rows (src/webhooks/delivery-loop.ts, `recordedElsewhere`). */
+    "webhooks.recorded": {
+      handler(this: WebhooksVars, ctx: Context<{ node: string; rows: QueuePosition[] }>) {
+        const { node, rows } = ctx.params ?? {};
+        if (node === ctx.broker.nodeID || !Array.isArray(rows)) return;
+        this.loop?.recordedElsewhere(rows);
+      },
+    },
     /** Endpoints of a workspace changed on some node: drop what this node cached. */
     "webhooks.changed": {
       handler(this: WebhooksVars, ctx: Context<{ workspaceId: string; endpointId: string }>) {
@@ -303,7 +312,23 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         const eventId = eventIdOf(doc.event, doc.payload);
         items.push({ ev: { eventId, event: doc.event, ...subject, payload }, endpoints });
       }
-      if (items.length) this.loop.notify(await this.outbox.recordMany(items));
+      if (items.length) this.recorded(await this.outbox.recordMany(items));
+    },
+
+    /** Rows this node recorded: its delivery loop hears of them, and the holders of the endpoints it
+     * does not hold are told on the bus. */
+    recorded(results: RecordResult[]): void {
+      const elsewhere = results.filter((r) => !this.loop.holds(r.endpointId));
+      this.loop.notify(results);
+      if (elsewhere.length === 0) return;
+      const rows: QueuePosition[] = elsewhere.map(({ endpointId, accountId, seq }) => ({
+        endpointId,
+        accountId,
+        seq,
+      }));
+      this.broker
+        .broadcast("webhooks.recorded", { node: this.broker.nodeID, rows }, { groups: ["webhooks"] })
+        .catch((err: Error) => this.logger.warn(`webhooks: telling of recorded rows failed: ${err.message}`));
     },
 
     /** Records the event for the workspace's matching endpoints, then wakes the delivery loop. */
@@ -313,11 +338,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       const { workspaceId, accountId } = subject;
       const endpoints = await this.endpointsFor(workspaceId, event);
       if (endpoints.length === 0) return;
-      const results = await this.outbox.record(
-        { eventId, event, workspaceId, accountId, payload },
-        endpoints,
-      );
-      this.loop.notify(results);
+      this.recorded(await this.outbox.record({ eventId, event, workspaceId, accountId, payload }, endpoints));
     },
 
     /** Records an account event heard on the bus. Chained per account so this node inserts one
@@ -372,7 +393,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       { outbox: this.outbox, leases, endpoints: this.endpoints },
       {
         pollMs: cfg.webhookPollMs,
-        scanMs: Math.max(5 * cfg.webhookPollMs, 2000),
+        scanMs: cfg.webhookScanMs,
         leaseTtlMs: cfg.webhookLeaseTtlMs,
         timeoutMs: cfg.webhookTimeoutMs,
         maxAttempts: cfg.webhookMaxAttempts,

@@ -130,8 +130,12 @@ export interface Config {
   webhookBackoffMaxMs: number;
   /** Timeout of one webhook HTTP request. @default 10000 */
   webhookTimeoutMs: number;
-  /** Outbox scan period of the delivery loop. @default 1000 */
+  /** Tick of the delivery loop (due retries), poll of the event log, renewal of recorder slots.
+   * @default 1000 */
   webhookPollMs: number;
+  /** How often a webhooks node reads every pending outbox row: work it was not told of (a crashed
+   * node's endpoints). @default max(5 × webhookPollMs, 2000) */
+  webhookScanMs: number;
   /** Lease of an endpoint's delivery queue (one node delivers it at a time). @default 30000 */
   webhookLeaseTtlMs: number;
   /** Webhook requests in flight per node. @default 16 */
@@ -209,6 +213,7 @@ function requiredInProduction(name: string): string {
 
 export function loadConfig(): Config {
   const webhookConcurrency = Math.max(1, int("WEBHOOK_CONCURRENCY", 16));
+  const webhookPollMs = Math.max(1, int("WEBHOOK_POLL_MS", 1000));
   return {
     nodeId: str("NODE_ID", `${hostname()}-${process.pid}`),
     namespace: str("NAMESPACE", "switchboard"),
@@ -257,7 +262,8 @@ export function loadConfig(): Config {
     webhookBackoffBaseMs: int("WEBHOOK_BACKOFF_BASE_MS", 1000),
     webhookBackoffMaxMs: int("WEBHOOK_BACKOFF_MAX_MS", 300000),
     webhookTimeoutMs: Math.max(1, int("WEBHOOK_TIMEOUT_MS", 10000)),
-    webhookPollMs: Math.max(1, int("WEBHOOK_POLL_MS", 1000)),
+    webhookPollMs,
+    webhookScanMs: Math.max(1, int("WEBHOOK_SCAN_MS", Math.max(5 * webhookPollMs, 2000))),
     webhookLeaseTtlMs: Math.max(1, int("WEBHOOK_LEASE_TTL_MS", 30000)),
     webhookConcurrency,
     webhookWorkspaceConcurrency: Math.max(0, int("WEBHOOK_WORKSPACE_CONCURRENCY", 0)),

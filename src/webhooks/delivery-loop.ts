@@ -2,9 +2,12 @@
 // (endpoint, account) queue at a time in seq order: the next row of an account is only sent after the
 // previous one is delivered or dead. Different queues proceed in parallel up to `concurrency`.
 //
-// It learns of work two ways: from this node's own recording of each event (every node records every
-// broadcast, so the holder hears of each new row at once), and from a periodic scan of the pending
-// rows (`scanMs`), which catches what was recorded while this node was down or not holding the lease.
+// It learns of work three ways: from its own recording (one node records a workspace's events,
+// src/webhooks/recorder-slots.ts, and usually also holds its endpoints: it took them when it first
+// recorded for them); from the recorder's word on the bus when another node records the workspace
+// (`recordedElsewhere`: after the workspace's slot moved, the endpoint stays with its holder while it
+// is busy); and from a periodic scan of the pending rows (`scanMs`), which catches what was recorded
+// while this node was down, not holding the lease, or deaf to the bus.
 // Between scans it touches the database by `_id` only: the row at a queue's cursor, the lease. A row
 // this node inserted (or read back pending while recording) while holding the endpoint is not read
 // again: nobody else delivers it, so it is pending until this node delivers it. A delivered row's mark
@@ -50,6 +53,9 @@ interface Repos {
   leases: LeaseRepo;
   endpoints: EndpointsRepo;
 }
+
+/** A row's place: its queue (endpoint, account) and its seq there (null: not known). */
+export type QueuePosition = Pick<RecordResult, "endpointId" | "accountId" | "seq">;
 
 /** A queue this node delivers: the seq to send next, and when to look at it again. */
 interface Cursor {
@@ -122,34 +128,52 @@ export class DeliveryLoop {
   /** This node recorded (or found recorded) an event in these queues. */
   notify(results: RecordResult[]): void {
     for (const r of results) {
-      const key = queueKey(r.endpointId, r.accountId);
-      const cursor = this.cursors.get(key);
       if (!this.held.has(r.endpointId)) {
         this.wanted.add(r.endpointId);
         continue;
       }
-      this.lastBusy.set(r.endpointId, Date.now());
       // A row read back pending (another node inserted it) is as good as one this node inserted.
       if (r.doc && (r.inserted || r.doc.status === "pending"))
         this.remembered.inserted(r.doc, this.unmarked.has(r.doc._id));
-      if (cursor) {
-        cursor.heard++;
-        cursor.wakeAt = Math.min(cursor.wakeAt, Date.now());
-      }
-      // A new queue starts at 1. Otherwise its first pending row is looked up: the row this node heard
-      // of is not necessarily the first (another node may have put an event of another publisher, say
-      // account.created, before it).
-      else if (r.seq === 1)
-        this.cursors.set(key, {
-          endpointId: r.endpointId,
-          accountId: r.accountId,
-          next: 1,
-          wakeAt: 0,
-          heard: 0,
-        });
-      else this.unknownQueues.set(key, r);
+      this.heardOf(r);
     }
     this.kick();
+  }
+
+  /** Rows another node recorded (it said so on the bus): the queues of endpoints this node holds are
+   * looked at now rather than at the next scan; the others are not this node's to deliver. */
+  recordedElsewhere(rows: QueuePosition[]): void {
+    const held = rows.filter((r) => this.held.has(r.endpointId));
+    for (const r of held) this.heardOf(r);
+    if (held.length) this.kick();
+  }
+
+  /** Whether this node delivers the endpoint's queues now. */
+  holds(endpointId: string): boolean {
+    return this.held.has(endpointId);
+  }
+
+  /** A row at `seq` in a queue of a held endpoint: its cursor is due (or made). */
+  private heardOf(r: QueuePosition): void {
+    const key = queueKey(r.endpointId, r.accountId);
+    const cursor = this.cursors.get(key);
+    this.lastBusy.set(r.endpointId, Date.now());
+    if (cursor) {
+      cursor.heard++;
+      cursor.wakeAt = Math.min(cursor.wakeAt, Date.now());
+    }
+    // A new queue starts at 1. Otherwise its first pending row is looked up: the row this node heard
+    // of is not necessarily the first (another node may have put an event of another publisher, say
+    // account.created, before it).
+    else if (r.seq === 1)
+      this.cursors.set(key, {
+        endpointId: r.endpointId,
+        accountId: r.accountId,
+        next: 1,
+        wakeAt: 0,
+        heard: 0,
+      });
+    else this.unknownQueues.set(key, { endpointId: r.endpointId, accountId: r.accountId });
   }
 
   /** Look at the queues now. */

@@ -24,6 +24,8 @@ export const TEST_TIMINGS: ConfigOverrides = {
   startupTimeoutMs: 15000,
   // Specs send bursts from one account; the pacing spec sets its own gap.
   sendMinGapMs: 0,
+  // A spec that waits for the scan (a crashed node's endpoints) waits 2 s at most.
+  webhookScanMs: 2000,
 };
 
 export function testConfig(overrides: ConfigOverrides = {}): Config {

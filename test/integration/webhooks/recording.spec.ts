@@ -93,4 +93,49 @@ describe("webhooks: one recorder per workspace", function () {
     );
     assert.equal(rows.at(-1)!.recordedBy, other.nodeID);
   });
+
+  it("an endpoint delivered by a node that no longer records its workspace is woken by the recorder, not by a scan", async () => {
+    // Scans every minute here: a delivery within the test's time comes from the recorder's word.
+    const slow = { webhookScanMs: 60000 };
+    const first = cluster.node("wh1", [WebhooksService], slow);
+    const pub = cluster.node("pub", []);
+    await cluster.start();
+    await waitFor(() => slotsOf(first)?.heldSlots().length === RECORDER_SLOTS, {
+      what: "wh1 to hold every slot",
+    });
+    const broadcast: Broadcast = (event, payload) => pub.broadcast(event, payload);
+    const publish = publishVia(loggingPublisher(new EventsRepo(client.db()), broadcast, console));
+    // Eight workspaces, each with an endpoint that wh1 takes when it records their first event.
+    const workspaces = Array.from({ length: 8 }, (_, i) => `wsmove${i}`);
+    for (const ws of workspaces) await pub.call("webhooks.create", { workspaceId: ws, url: receiver.url });
+    for (const ws of workspaces) await publish("account.status", statusEvent(ws, "acc_move", "connected"));
+    await waitFor(() => receiver.accepted.length === workspaces.length, {
+      what: "one delivery per workspace",
+    });
+
+    // A second node joins and takes half the slots: some workspaces are now recorded by it, while wh1
+    // still holds their endpoints (busy, so not released).
+    const second = cluster.node("wh2", [WebhooksService], slow);
+    await cluster.start();
+    await waitFor(() => slotsOf(second)?.heldSlots().length === RECORDER_SLOTS / 2, {
+      what: "wh2 to take half the slots",
+    });
+    const moved = workspaces.find((ws) => slotsOf(second).holds(ws));
+    assert.ok(moved, "a workspace whose slot moved to wh2 (each of 8 stays with wh1 with odds 1/2)");
+    const ev = statusEvent(moved, "acc_move", "disconnected");
+    await publish("account.status", ev);
+    await waitFor(() => receiver.accepted.some((r) => r.body.id === eventIdOf("account.status", ev)), {
+      what: `the event of ${moved}, recorded by wh2, delivered`,
+      timeoutMs: 15000,
+    });
+    const rows = await client
+      .db()
+      .collection<OutboxDoc>(OUTBOX_COLLECTION)
+      .find({ eventId: eventIdOf("account.status", ev) })
+      .toArray();
+    assert.deepEqual(
+      rows.map((r) => r.recordedBy),
+      ["wh2"],
+    );
+  });
 });

@@ -271,6 +271,28 @@ describe("webhooks/delivery-loop", () => {
     assert.deepEqual(received, ["a1", "a2"]);
   });
 
+  it("rows another node recorded wake the queues of endpoints it holds, and claim none it does not", async () => {
+    let claims = 0;
+    const counting = { ...leases, claim: (id: string) => (claims++, leases.claim(id)) };
+    await loop.stop();
+    loop = makeLoop({ leases: counting });
+    loop.notify([outbox.insert("wh_1", "acc", 1, "a1")]);
+    loop.start();
+    await waitFor(() => received.length === 1);
+    // Position 2 was read (empty): the queue idles until told; scans come every 60 s here.
+    await waitFor(() => outbox.reads.includes(2));
+    outbox.put("wh_1", "acc", 2, "a2");
+    outbox.put("wh_2", "acc", 1, "other");
+    loop.recordedElsewhere([
+      { endpointId: "wh_1", accountId: "acc", seq: 2 },
+      { endpointId: "wh_2", accountId: "acc", seq: 1 },
+    ]);
+    await waitFor(() => received.length === 2, { what: "a2 sent", timeoutMs: 3000 });
+    assert.deepEqual(received, ["a1", "a2"]);
+    assert.equal(claims, 1, "only wh_1 claimed");
+    assert.deepEqual(loop.heldEndpoints(), ["wh_1"]);
+  });
+
   it("a slow scan of the outbox does not hold back deliveries", async () => {
     await loop.stop();
     loop = makeLoop({ scanMs: 20 });
