@@ -17,11 +17,18 @@ import type { Logger } from "moleculer";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import type { EndpointsRepo } from "../store/webhook-endpoints-repo.ts";
 import { renewDue, type HeldLease, type LeaseRepo } from "../store/webhook-leases-repo.ts";
-import { queueKey, slotId, type OutboxRepo, type RecordResult } from "../store/webhook-outbox-repo.ts";
+import {
+  queueKey,
+  slotId,
+  type OutboxRepo,
+  type QueueHead,
+  type RecordResult,
+} from "../store/webhook-outbox-repo.ts";
 import type { AddressPolicy } from "../net/address-guard.ts";
 import { attemptDelivery } from "./http-delivery.ts";
 import { DeliveredMarks } from "./delivered-marks.ts";
 import { RememberedRows } from "./remembered-rows.ts";
+import { QueueCursors, type Cursor, type QueuePosition } from "./queue-cursors.ts";
 import type { EndpointDoc, OutboxDoc } from "./types.ts";
 
 export interface DeliveryLoopOptions {
@@ -54,21 +61,6 @@ interface Repos {
   endpoints: EndpointsRepo;
 }
 
-/** A row's place: its queue (endpoint, account) and its seq there (null: not known). */
-export type QueuePosition = Pick<RecordResult, "endpointId" | "accountId" | "seq">;
-
-/** A queue this node delivers: the seq to send next, and when to look at it again. */
-interface Cursor {
-  endpointId: string;
-  accountId: string;
-  next: number;
-  /** 0: now; Infinity: idle until told of a new row. */
-  wakeAt: number;
-  /** How often this node was told of a row in the queue: a read that found nothing at `next` idles
-   * the queue only if no row was heard of while it ran (that row may be the one it missed). */
-  heard: number;
-}
-
 /** Delivered marks waiting at most; past it no new attempt starts until some land. A node that dies
  * with marks waiting leaves those rows pending: the next holder sends them again (at least once). At
  * 1,000 a burst of 2,000 deliveries waited on the marks in the webhooks bench. */
@@ -79,9 +71,7 @@ const PRUNE_EVERY_MS = 10 * 60 * 1000;
 
 export class DeliveryLoop {
   private readonly held = new Map<string, HeldLease>();
-  private readonly cursors = new Map<string, Cursor>();
-  /** Queues this node heard of without a cursor: their first pending row is looked up. */
-  private readonly unknownQueues = new Map<string, { endpointId: string; accountId: string }>();
+  private readonly cursors = new QueueCursors();
   /** Endpoints with work this node does not hold: it tries to claim them. */
   private readonly wanted = new Set<string>();
   /** After a failed claim (another node holds the lease), when to try again. */
@@ -101,9 +91,11 @@ export class DeliveryLoop {
   private renewTimer: NodeJS.Timeout | null = null;
   private renewing: Promise<void> | null = null;
   private ticking: Promise<void> | null = null;
-  /** The scan in progress: it runs beside the ticks, which go on dispatching meanwhile (a scan reads
-   * every pending row, and took seconds on FerretDB in the middle of a burst). */
+  /** The scan's read in progress: it runs beside the ticks, which go on dispatching meanwhile (it
+   * reads every pending row, and took seconds on FerretDB in the middle of a burst); the next tick
+   * applies what it read (`scanned`), so that only ticks move cursors. */
   private scanning: Promise<void> | null = null;
+  private scanned: QueueHead[] | null = null;
   private again = false;
   private stopped = false;
   private lastScan = 0;
@@ -135,7 +127,8 @@ export class DeliveryLoop {
       // A row read back pending (another node inserted it) is as good as one this node inserted.
       if (r.doc && (r.inserted || r.doc.status === "pending"))
         this.remembered.inserted(r.doc, this.unmarked.has(r.doc._id));
-      this.heardOf(r);
+      this.lastBusy.set(r.endpointId, Date.now());
+      this.cursors.heardOf(r);
     }
     this.kick();
   }
@@ -144,36 +137,16 @@ export class DeliveryLoop {
    * looked at now rather than at the next scan; the others are not this node's to deliver. */
   recordedElsewhere(rows: QueuePosition[]): void {
     const held = rows.filter((r) => this.held.has(r.endpointId));
-    for (const r of held) this.heardOf(r);
+    for (const r of held) {
+      this.lastBusy.set(r.endpointId, Date.now());
+      this.cursors.heardOf(r);
+    }
     if (held.length) this.kick();
   }
 
   /** Whether this node delivers the endpoint's queues now. */
   holds(endpointId: string): boolean {
     return this.held.has(endpointId);
-  }
-
-  /** A row at `seq` in a queue of a held endpoint: its cursor is due (or made). */
-  private heardOf(r: QueuePosition): void {
-    const key = queueKey(r.endpointId, r.accountId);
-    const cursor = this.cursors.get(key);
-    this.lastBusy.set(r.endpointId, Date.now());
-    if (cursor) {
-      cursor.heard++;
-      cursor.wakeAt = Math.min(cursor.wakeAt, Date.now());
-    }
-    // A new queue starts at 1. Otherwise its first pending row is looked up: the row this node heard
-    // of is not necessarily the first (another node may have put an event of another publisher, say
-    // account.created, before it).
-    else if (r.seq === 1)
-      this.cursors.set(key, {
-        endpointId: r.endpointId,
-        accountId: r.accountId,
-        next: 1,
-        wakeAt: 0,
-        heard: 0,
-      });
-    else this.unknownQueues.set(key, { endpointId: r.endpointId, accountId: r.accountId });
   }
 
   /** Look at the queues now. */
@@ -228,14 +201,10 @@ export class DeliveryLoop {
   private async tick(): Promise<void> {
     await this.renewNow();
     await this.pruneIfDue();
-    if (!this.scanning && Date.now() - this.lastScan >= this.opts.scanMs) {
-      this.scanning = this.scan()
-        .catch((err) => this.logger.warn(`webhooks: scanning the outbox: ${(err as Error).message}`))
-        .finally(() => {
-          this.scanning = null;
-          this.kick();
-        });
-    }
+    this.scanIfDue();
+    const scanned = this.scanned;
+    this.scanned = null;
+    if (scanned) await this.applyScan(scanned);
     const failed: string[] = [];
     for (const endpointId of this.wanted) {
       this.wanted.delete(endpointId);
@@ -248,20 +217,31 @@ export class DeliveryLoop {
       });
     }
     for (const endpointId of failed) this.wanted.add(endpointId);
-    for (const [key, q] of this.unknownQueues) {
-      this.unknownQueues.delete(key);
-      if (!this.held.has(q.endpointId) || this.cursors.has(key)) continue;
+    for (const q of this.cursors.takeUnknown()) {
+      if (!this.held.has(q.endpointId)) continue;
       const [head] = await this.repos.outbox.pendingHeads(q.endpointId, q.accountId);
-      if (head) this.cursors.set(key, { ...q, next: head.seq, wakeAt: 0, heard: 0 });
+      if (head && !this.cursors.has(queueKey(q.endpointId, q.accountId))) this.cursors.startAt(head);
     }
     await this.dispatchDue();
   }
 
-  /** Every queue with pending rows: cursors for held endpoints, claims for free ones, and release of
-   * held endpoints with nothing left. */
-  private async scan(): Promise<void> {
+  /** Starts reading every queue's first pending row, when a scan is due and none is under way. */
+  private scanIfDue(): void {
+    if (this.scanning || Date.now() - this.lastScan < this.opts.scanMs) return;
     this.lastScan = Date.now();
-    const heads = await this.repos.outbox.pendingHeads();
+    this.scanning = this.repos.outbox
+      .pendingHeads()
+      .then((heads) => void (this.scanned = heads))
+      .catch((err) => this.logger.warn(`webhooks: scanning the outbox: ${(err as Error).message}`))
+      .finally(() => {
+        this.scanning = null;
+        this.kick();
+      });
+  }
+
+  /** What a scan read: cursors for held endpoints, claims for free ones, and release of held
+   * endpoints with nothing left. */
+  private async applyScan(heads: QueueHead[]): Promise<void> {
     const withWork = new Set(heads.map((h) => h.endpointId));
     for (const [endpointId, lease] of this.held) {
       if (withWork.has(endpointId) || this.hasInFlight(endpointId)) this.lastBusy.set(endpointId, Date.now());
@@ -277,14 +257,7 @@ export class DeliveryLoop {
       const key = queueKey(h.endpointId, h.accountId);
       const cursor = this.cursors.get(key);
       if (this.stopped) return;
-      if (!cursor)
-        this.cursors.set(key, {
-          endpointId: h.endpointId,
-          accountId: h.accountId,
-          next: h.seq,
-          wakeAt: 0,
-          heard: 0,
-        });
+      if (!cursor) this.cursors.startAt(h);
       else if (this.unmarked.has(slotId(h.endpointId, h.accountId, h.seq))) continue;
       else if (!this.inFlight.has(key) && (h.seq < cursor.next || cursor.wakeAt === Infinity)) {
         // A pending row the cursor did not expect (recorded while a notification was missed); not one
@@ -308,21 +281,13 @@ export class DeliveryLoop {
     this.remembered.claimed(endpointId);
     this.lastBusy.set(endpointId, Date.now());
     // Whatever a previous holder did is in the outbox: start each queue at its first pending row.
-    for (const h of await this.repos.outbox.pendingHeads(endpointId)) {
-      this.cursors.set(queueKey(endpointId, h.accountId), {
-        endpointId,
-        accountId: h.accountId,
-        next: h.seq,
-        wakeAt: 0,
-        heard: 0,
-      });
-    }
+    for (const h of await this.repos.outbox.pendingHeads(endpointId)) this.cursors.startAt(h);
   }
 
   private async drop(endpointId: string): Promise<void> {
     this.held.delete(endpointId);
     this.lastBusy.delete(endpointId);
-    for (const [key, c] of this.cursors) if (c.endpointId === endpointId) this.cursors.delete(key);
+    this.cursors.dropEndpoint(endpointId);
     this.remembered.dropped(endpointId);
   }
 
@@ -377,7 +342,7 @@ export class DeliveryLoop {
     const picked: { key: string; cursor: Cursor; endpoint: EndpointDoc }[] = [];
     const pickedOf = new Map<string, number>();
     const perWorkspace = this.opts.workspaceConcurrency ?? 0;
-    for (const [key, cursor] of this.cursors) {
+    for (const [key, cursor] of this.cursors.entries()) {
       if (this.stopped || this.unmarked.size >= MAX_UNMARKED) return;
       if (this.inFlight.size + picked.length >= this.opts.concurrency) break;
       if (this.inFlight.has(key) || cursor.wakeAt > Date.now()) continue;
