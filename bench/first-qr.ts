@@ -189,6 +189,8 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
         firstQr: parts((t) => t.onSocket),
         breakdown: { restResponse: parts((t) => t.responded), onBus: parts((t) => t.onBus) },
         cpuSeconds: Math.round(Object.values(cpu).reduce((a, v) => a + v.cpuSeconds, 0) * 100) / 100,
+        /** CPU seconds per process (the bench's own, sockets and HTTP client, included). */
+        cpu: Object.fromEntries(Object.entries(cpu).map(([label, v]) => [label, v.cpuSeconds])),
         loadavg1: Math.round(loadavg()[0] * 100) / 100,
       };
     };
