@@ -6,7 +6,8 @@
 //   each event idempotently in the outbox (src/store/webhook-outbox-repo.ts), so an event is recorded even
 //   when no webhooks node was up when it happened. One node at a time records a workspace
 //   (src/webhooks/recorder-slots.ts). Events broadcast without a cursor (QR codes, which are not logged)
-//   are recorded from the broadcast, as they arrive, by the node that records their workspace.
+//   are recorded from the broadcast, as they arrive, by the node that records their workspace
+//   (src/webhooks/event-recorder.ts).
 // - Delivery: src/webhooks/delivery-loop.ts; one node at a time per endpoint (src/store/webhook-leases-repo.ts).
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { ACCOUNT_EVENTS, WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
@@ -15,18 +16,18 @@ import { UrlNotAllowedError, ValidationError } from "../src/errors.ts";
 import { createIndexRacing } from "../src/store/mongo.ts";
 import { pageCursorOf, pagePositionOf } from "../src/store/page-cursor.ts";
 import { EventCursorsRepo } from "../src/store/event-cursors-repo.ts";
-import { cursorOf, eventId, EventsRepo, seqOfCursor, type EventDoc } from "../src/store/events-repo.ts";
+import { EventsRepo } from "../src/store/events-repo.ts";
 import { LogTail } from "../src/webhooks/log-tail.ts";
+import { EventRecorder } from "../src/webhooks/event-recorder.ts";
 import { RecorderSlots } from "../src/webhooks/recorder-slots.ts";
 import { DeliveryLoop } from "../src/webhooks/delivery-loop.ts";
 import type { QueuePosition } from "../src/webhooks/queue-cursors.ts";
 import { EndpointsRepo } from "../src/store/webhook-endpoints-repo.ts";
 import { SecretBox } from "../src/store/secrets.ts";
 import { LeaseRepo, RECORDERS_COLLECTION } from "../src/store/webhook-leases-repo.ts";
-import { OutboxRepo, type RecordResult } from "../src/store/webhook-outbox-repo.ts";
+import { OutboxRepo } from "../src/store/webhook-outbox-repo.ts";
 import { QuotasRepo } from "../src/store/quotas-repo.ts";
 import { QuotaBook } from "../src/quotas.ts";
-import { eventIdOf, filterMatches, subjectOf } from "../src/webhooks/events.ts";
 import { AddressPolicy, refusedHost } from "../src/net/address-guard.ts";
 import { generateSecret } from "../src/webhooks/signing.ts";
 import {
@@ -35,7 +36,6 @@ import {
   toEndpointView,
   type DeliveryStatus,
   type DeliveryView,
-  type EndpointDoc,
   type EndpointView,
 } from "../src/webhooks/types.ts";
 import { mongoMixin, type MongoVars } from "../mixins/mongo.mixin.ts";
@@ -77,13 +77,6 @@ export interface DeliveriesPage {
 }
 
 interface WebhooksMethods {
-  onAccountEvent(event: string, payload: unknown): Promise<void>;
-  recordEvent(event: string, payload: unknown): Promise<void>;
-  recordLogged(docs: EventDoc[]): Promise<void>;
-  recordFor(event: string, payload: unknown, eventId: string): Promise<void>;
-  recorded(results: RecordResult[]): void;
-  endpointsOf(workspaceId: string): Promise<EndpointDoc[]>;
-  endpointsFor(workspaceId: string, event: string): Promise<EndpointDoc[]>;
   endpointsChanged(workspaceId: string, endpointId: string): Promise<void>;
 }
 
@@ -97,11 +90,8 @@ interface WebhooksVars extends MongoVars {
   tail: LogTail;
   /** The workspaces this node records. */
   slots: RecorderSlots;
-  /** Per account, the tail of its recording chain: one account's events are recorded in arrival order. */
-  recording: Map<string, Promise<void>>;
-  /** Enabled endpoints per workspace, read at most every few polls; dropped on `webhooks.changed`. */
-  endpointCache: Map<string, { docs: EndpointDoc[]; at: number }>;
-  endpointCacheMs: number;
+  /** Turns account events into outbox rows. */
+  recorder: EventRecorder;
 }
 
 const workspaceId = { type: "string", pattern: WORKSPACE_ID_PATTERN };
@@ -234,8 +224,8 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       ACCOUNT_EVENTS.map((event) => [
         event,
         {
-          handler(this: WebhooksMethods, ctx: Context<unknown>) {
-            return this.onAccountEvent(event, ctx.params);
+          handler(this: WebhooksVars, ctx: Context<unknown>) {
+            return this.recorder?.onAccountEvent(event, ctx.params);
           },
         },
       ]),
@@ -251,129 +241,22 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
     /** Endpoints of a workspace changed on some node: drop what this node cached. */
     "webhooks.changed": {
       handler(this: WebhooksVars, ctx: Context<{ workspaceId: string; endpointId: string }>) {
-        this.endpointCache.delete(ctx.params.workspaceId);
+        this.recorder?.forget(ctx.params.workspaceId);
         this.loop?.forgetEndpoint(ctx.params.endpointId);
       },
     },
   },
 
   methods: {
-    async endpointsOf(workspaceId: string): Promise<EndpointDoc[]> {
-      const cached = this.endpointCache.get(workspaceId);
-      if (cached && Date.now() - cached.at < this.endpointCacheMs) return cached.docs;
-      const docs = await this.endpoints.enabledFor(workspaceId);
-      this.endpointCache.set(workspaceId, { docs, at: Date.now() });
-      return docs;
-    },
-
-    /** The workspace's enabled endpoints that take `event`. */
-    async endpointsFor(workspaceId: string, event: string): Promise<EndpointDoc[]> {
-      return (await this.endpointsOf(workspaceId)).filter((e) => filterMatches(e.events, event));
-    },
-
     async endpointsChanged(workspaceId: string, endpointId: string): Promise<void> {
-      this.endpointCache.delete(workspaceId);
+      this.recorder.forget(workspaceId);
       this.loop.forgetEndpoint(endpointId);
       await this.broker.broadcast("webhooks.changed", { workspaceId, endpointId });
     },
-
-    /** A logged event (it carries its `cursor`) wakes the log reader; any other is recorded now, after
-     * what the log holds of its workspace (a QR code after the `qr_scanning` status logged before it). */
-    async onAccountEvent(event: string, payload: unknown): Promise<void> {
-      const subject = subjectOf(payload);
-      const cursor = (payload as { cursor?: unknown } | null)?.cursor;
-      const seq = seqOfCursor(cursor);
-      if (subject && seq !== null) {
-        const { cursor: _, ...logged } = payload as Record<string, unknown>;
-        this.tail?.offer({
-          _id: eventId(subject.workspaceId, seq),
-          workspaceId: subject.workspaceId,
-          seq,
-          event,
-          payload: logged,
-          at: new Date(),
-        });
-        return;
-      }
-      if (subject && this.slots && !this.slots.holds(subject.workspaceId)) return;
-      if (subject && this.tail) await this.tail.drain(subject.workspaceId);
-      await this.recordEvent(event, payload);
-    },
-
-    /** A run of one workspace's logged events, recorded together (each account's in order). An event's
-     * body carries its cursor; its id is that of the logged payload. */
-    async recordLogged(docs: EventDoc[]): Promise<void> {
-      const items: Parameters<OutboxRepo["recordMany"]>[0] = [];
-      for (const doc of docs) {
-        const payload = { ...(doc.payload as object), cursor: cursorOf(doc.seq) };
-        const subject = subjectOf(payload);
-        if (!subject) continue;
-        const endpoints = await this.endpointsFor(subject.workspaceId, doc.event);
-        if (endpoints.length === 0) continue;
-        const eventId = eventIdOf(doc.event, doc.payload);
-        items.push({ ev: { eventId, event: doc.event, ...subject, payload }, endpoints });
-      }
-      if (items.length) this.recorded(await this.outbox.recordMany(items));
-    },
-
-    /** Rows this node recorded: its delivery loop hears of them, and the holders of the endpoints it
-     * does not hold are told on the bus. */
-    recorded(results: RecordResult[]): void {
-      const elsewhere = results.filter((r) => !this.loop.holds(r.endpointId));
-      this.loop.notify(results);
-      if (elsewhere.length === 0) return;
-      const rows: QueuePosition[] = elsewhere.map(({ endpointId, accountId, seq }) => ({
-        endpointId,
-        accountId,
-        seq,
-      }));
-      this.broker
-        .broadcast("webhooks.recorded", { node: this.broker.nodeID, rows }, { groups: ["webhooks"] })
-        .catch((err: Error) => this.logger.warn(`webhooks: telling of recorded rows failed: ${err.message}`));
-    },
-
-    /** Records the event for the workspace's matching endpoints, then wakes the delivery loop. */
-    async recordFor(event: string, payload: unknown, eventId: string): Promise<void> {
-      const subject = subjectOf(payload);
-      if (!subject) return;
-      const { workspaceId, accountId } = subject;
-      const endpoints = await this.endpointsFor(workspaceId, event);
-      if (endpoints.length === 0) return;
-      this.recorded(await this.outbox.record({ eventId, event, workspaceId, accountId, payload }, endpoints));
-    },
-
-    /** Records an account event heard on the bus. Chained per account so this node inserts one
-     * account's events in the order it received them. */
-    recordEvent(event: string, payload: unknown): Promise<void> {
-      const subject = subjectOf(payload);
-      if (!subject) {
-        this.logger.warn(`webhooks: ${event} without workspaceId/accountId ignored`);
-        return Promise.resolve();
-      }
-      const { workspaceId, accountId } = subject;
-      const key = `${workspaceId}/${accountId}`;
-      const record = () => this.recordFor(event, payload, eventIdOf(event, payload));
-      const tail = (this.recording.get(key) ?? Promise.resolve())
-        .then(record)
-        .catch((err) =>
-          this.logger.error(`webhooks: could not record ${event} of ${accountId}: ${(err as Error).message}`),
-        );
-      this.recording.set(key, tail);
-      void tail.then(() => {
-        if (this.recording.get(key) === tail) this.recording.delete(key);
-      });
-      return tail;
-    },
-  },
-
-  created() {
-    this.recording = new Map();
-    this.endpointCache = new Map();
   },
 
   async started() {
     const cfg = configOf(this.broker);
-    this.endpointCacheMs = 5 * cfg.webhookPollMs;
     this.endpoints = new EndpointsRepo(this.db, SecretBox.fromConfig(cfg));
     this.policy = new AddressPolicy(cfg.webhookAllowPrivate);
     this.quotas = new QuotaBook(new QuotasRepo(this.db), cfg.quotas);
@@ -407,6 +290,19 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       this.logger,
     );
     this.loop.start();
+    this.recorder = new EventRecorder({
+      endpoints: this.endpoints,
+      outbox: this.outbox,
+      loop: this.loop,
+      tell: (rows) =>
+        void this.broker
+          .broadcast("webhooks.recorded", { node: this.broker.nodeID, rows }, { groups: ["webhooks"] })
+          .catch((err: Error) =>
+            this.logger.warn(`webhooks: telling of recorded rows failed: ${err.message}`),
+          ),
+      logger: this.logger,
+      endpointCacheMs: 5 * cfg.webhookPollMs,
+    });
     const log = new EventsRepo(this.db);
     const cursors = new EventCursorsRepo(this.db, "webhooks");
     await createIndexRacing(() => log.ensureIndexes());
@@ -423,10 +319,11 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
     this.tail = new LogTail(
       log,
       cursors,
-      (docs) => this.recordLogged(docs),
+      (docs) => this.recorder.recordLogged(docs),
       { pollMs: cfg.webhookPollMs, records: (ws) => this.slots.holds(ws) },
       this.logger,
     );
+    this.recorder.attach(this.tail, this.slots);
     await this.slots.start();
     await this.tail.start();
   },
@@ -434,7 +331,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
   async stopped() {
     await this.tail?.stop();
     await this.slots?.stop();
-    await Promise.allSettled(this.recording.values());
+    await this.recorder?.settled();
     await this.loop?.stop();
   },
 };
