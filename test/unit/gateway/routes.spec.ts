@@ -1,6 +1,7 @@
 // The route table is the single source of the aliases and of the OpenAPI document.
 import { strict as assert } from "node:assert";
-import { buildOpenApi, renderDocsHtml } from "../../../src/gateway/openapi.ts";
+import { buildOpenApi } from "../../../src/gateway/openapi.ts";
+import { renderDocsHtml } from "../../../src/gateway/docs-page.ts";
 import { ROUTES, fullPath, validatorSchema } from "../../../src/gateway/routes.ts";
 
 describe("gateway route table and OpenAPI", () => {
