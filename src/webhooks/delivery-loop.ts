@@ -16,7 +16,7 @@
 import type { Logger } from "moleculer";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import type { EndpointsRepo } from "../store/webhook-endpoints-repo.ts";
-import { renewDue, type HeldLease, type LeaseRepo } from "../store/webhook-leases-repo.ts";
+import type { LeaseRepo } from "../store/webhook-leases-repo.ts";
 import {
   queueKey,
   slotId,
@@ -29,6 +29,7 @@ import { attemptDelivery } from "./http-delivery.ts";
 import { DeliveredMarks } from "./delivered-marks.ts";
 import { RememberedRows } from "./remembered-rows.ts";
 import { QueueCursors, type Cursor, type QueuePosition } from "./queue-cursors.ts";
+import { HeldEndpoints } from "./held-endpoints.ts";
 import type { EndpointDoc, OutboxDoc } from "./types.ts";
 
 export interface DeliveryLoopOptions {
@@ -70,12 +71,9 @@ const MAX_UNMARKED = 4000;
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
 
 export class DeliveryLoop {
-  private readonly held = new Map<string, HeldLease>();
   private readonly cursors = new QueueCursors();
   /** Endpoints with work this node does not hold: it tries to claim them. */
   private readonly wanted = new Set<string>();
-  /** After a failed claim (another node holds the lease), when to try again. */
-  private readonly claimNotBefore = new Map<string, number>();
   private readonly inFlight = new Map<string, Promise<void>>();
   /** Attempts in flight per workspace. */
   private readonly inFlightOf = new Map<string, number>();
@@ -86,6 +84,8 @@ export class DeliveryLoop {
   private readonly unmarked: DeliveredMarks;
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | null = null;
+  /** The endpoints this node delivers (their leases), released after a lease period without work. */
+  private readonly held: HeldEndpoints;
   /** Leases are renewed on a timer of their own: a tick slowed by a busy database must not let them
    * lapse (another node would take the endpoint over, and deliver again what this one had not marked). */
   private renewTimer: NodeJS.Timeout | null = null;
@@ -99,8 +99,6 @@ export class DeliveryLoop {
   private again = false;
   private stopped = false;
   private lastScan = 0;
-  /** When each held endpoint last had work; it is released after a lease period without any. */
-  private readonly lastBusy = new Map<string, number>();
   private lastPrune = Date.now() - PRUNE_EVERY_MS * Math.random();
 
   constructor(
@@ -109,6 +107,7 @@ export class DeliveryLoop {
     private readonly logger: Logger,
   ) {
     this.unmarked = new DeliveredMarks(repos.outbox, logger, () => this.kick());
+    this.held = new HeldEndpoints(repos.leases, opts.leaseTtlMs);
   }
 
   start(): void {
@@ -120,14 +119,14 @@ export class DeliveryLoop {
   /** This node recorded (or found recorded) an event in these queues. */
   notify(results: RecordResult[]): void {
     for (const r of results) {
-      if (!this.held.has(r.endpointId)) {
+      if (!this.held.holds(r.endpointId)) {
         this.wanted.add(r.endpointId);
         continue;
       }
       // A row read back pending (another node inserted it) is as good as one this node inserted.
       if (r.doc && (r.inserted || r.doc.status === "pending"))
         this.remembered.inserted(r.doc, this.unmarked.has(r.doc._id));
-      this.lastBusy.set(r.endpointId, Date.now());
+      this.held.busy(r.endpointId);
       this.cursors.heardOf(r);
     }
     this.kick();
@@ -136,9 +135,9 @@ export class DeliveryLoop {
   /** Rows another node recorded (it said so on the bus): the queues of endpoints this node holds are
    * looked at now rather than at the next scan; the others are not this node's to deliver. */
   recordedElsewhere(rows: QueuePosition[]): void {
-    const held = rows.filter((r) => this.held.has(r.endpointId));
+    const held = rows.filter((r) => this.held.holds(r.endpointId));
     for (const r of held) {
-      this.lastBusy.set(r.endpointId, Date.now());
+      this.held.busy(r.endpointId);
       this.cursors.heardOf(r);
     }
     if (held.length) this.kick();
@@ -146,7 +145,7 @@ export class DeliveryLoop {
 
   /** Whether this node delivers the endpoint's queues now. */
   holds(endpointId: string): boolean {
-    return this.held.has(endpointId);
+    return this.held.holds(endpointId);
   }
 
   /** Look at the queues now. */
@@ -158,7 +157,7 @@ export class DeliveryLoop {
 
   /** Endpoints whose queues this node delivers now. */
   heldEndpoints(): string[] {
-    return [...this.held.keys()];
+    return this.held.ids();
   }
 
   /** Forget an endpoint's cached settings (changed or removed). */
@@ -176,8 +175,7 @@ export class DeliveryLoop {
     this.abort.abort();
     await Promise.allSettled(this.inFlight.values());
     await this.unmarked.flushed();
-    await Promise.allSettled([...this.held.values()].map((l) => this.repos.leases.release(l)));
-    this.held.clear();
+    await this.held.releaseAll();
   }
 
   private schedule(ms: number): void {
@@ -209,7 +207,7 @@ export class DeliveryLoop {
     for (const endpointId of this.wanted) {
       this.wanted.delete(endpointId);
       if (this.stopped) return;
-      if (this.held.has(endpointId) || (this.claimNotBefore.get(endpointId) ?? 0) > Date.now()) continue;
+      if (!this.held.mayClaim(endpointId)) continue;
       // A claim that failed midway is tried again next tick (a term it wrote is ours, and stepped past).
       await this.claim(endpointId).catch((err: Error) => {
         this.logger.warn(`webhooks: claiming endpoint ${endpointId} failed: ${err.message}`);
@@ -218,7 +216,7 @@ export class DeliveryLoop {
     }
     for (const endpointId of failed) this.wanted.add(endpointId);
     for (const q of this.cursors.takeUnknown()) {
-      if (!this.held.has(q.endpointId)) continue;
+      if (!this.held.holds(q.endpointId)) continue;
       const [head] = await this.repos.outbox.pendingHeads(q.endpointId, q.accountId);
       if (head && !this.cursors.has(queueKey(q.endpointId, q.accountId))) this.cursors.startAt(head);
     }
@@ -243,14 +241,15 @@ export class DeliveryLoop {
    * endpoints with nothing left. */
   private async applyScan(heads: QueueHead[]): Promise<void> {
     const withWork = new Set(heads.map((h) => h.endpointId));
-    for (const [endpointId, lease] of this.held) {
-      if (withWork.has(endpointId) || this.hasInFlight(endpointId)) this.lastBusy.set(endpointId, Date.now());
-      if (Date.now() - (this.lastBusy.get(endpointId) ?? 0) < this.opts.leaseTtlMs) continue;
-      await this.drop(endpointId);
-      await this.repos.leases.release(lease);
+    for (const endpointId of this.held.ids())
+      if (withWork.has(endpointId) || this.hasInFlight(endpointId)) this.held.busy(endpointId);
+    for (const endpointId of this.held.idle()) {
+      const releasing = this.held.release(endpointId); // no longer held from here on
+      this.forget(endpointId);
+      await releasing;
     }
     for (const h of heads) {
-      if (!this.held.has(h.endpointId)) {
+      if (!this.held.holds(h.endpointId)) {
         this.wanted.add(h.endpointId);
         continue;
       }
@@ -269,24 +268,17 @@ export class DeliveryLoop {
   }
 
   private async claim(endpointId: string): Promise<void> {
-    const lease = await this.repos.leases.claim(endpointId);
-    if (!lease) {
-      // Another node delivers it; ask again later rather than on every event.
-      this.claimNotBefore.set(endpointId, Date.now() + this.opts.leaseTtlMs / 3);
-      return;
-    }
-    this.claimNotBefore.delete(endpointId);
+    const lease = await this.held.claim(endpointId);
+    if (!lease) return;
     this.logger.debug(`webhooks: delivering endpoint ${endpointId} (term ${lease.term})`);
-    this.held.set(endpointId, lease);
     this.remembered.claimed(endpointId);
-    this.lastBusy.set(endpointId, Date.now());
     // Whatever a previous holder did is in the outbox: start each queue at its first pending row.
     for (const h of await this.repos.outbox.pendingHeads(endpointId)) this.cursors.startAt(h);
   }
 
-  private async drop(endpointId: string): Promise<void> {
-    this.held.delete(endpointId);
-    this.lastBusy.delete(endpointId);
+  /** What this node knew of an endpoint's queues (it no longer delivers them). */
+  private forget(endpointId: string): void {
+    this.held.forget(endpointId);
     this.cursors.dropEndpoint(endpointId);
     this.remembered.dropped(endpointId);
   }
@@ -310,9 +302,9 @@ export class DeliveryLoop {
   }
 
   private async renewLeases(): Promise<void> {
-    for (const endpointId of await renewDue(this.repos.leases, this.held, this.opts.leaseTtlMs)) {
+    for (const endpointId of await this.held.renew()) {
       this.logger.warn(`webhooks: lost the lease of endpoint ${endpointId}`);
-      await this.drop(endpointId);
+      this.forget(endpointId);
     }
   }
 
@@ -351,7 +343,7 @@ export class DeliveryLoop {
       if (!endpoint) {
         // Removed; rows recorded by a node that had not heard of the removal yet are orphans.
         await this.repos.outbox.removeEndpoint(cursor.endpointId);
-        await this.drop(cursor.endpointId);
+        this.forget(cursor.endpointId);
         continue;
       }
       if (!endpoint.enabled) {
@@ -383,8 +375,7 @@ export class DeliveryLoop {
 
   /** Self-fencing: no attempt starts that could outlive this node's lease of the endpoint. */
   private leaseCovers(endpointId: string): boolean {
-    const lease = this.held.get(endpointId);
-    return lease !== undefined && Date.now() + this.opts.timeoutMs < lease.validUntil;
+    return this.held.covers(endpointId, Date.now() + this.opts.timeoutMs);
   }
 
   /** The first pending row from the cursor on (the cursor moved to it), or null. */
