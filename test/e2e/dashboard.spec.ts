@@ -31,6 +31,37 @@ async function signIn(page: Page, baseUrl: string, key: string): Promise<void> {
   await page.keyboard.press("Enter");
 }
 
+/** Waits for `selector`; on a timeout the error also says what the page and the server knew of the
+ * account (a rare miss under load left no trace but the selector). */
+async function waitForOrExplain(
+  page: Page,
+  selector: string,
+  accountId: string,
+  server: () => Promise<unknown>,
+): Promise<void> {
+  try {
+    await page.waitForSelector(selector);
+  } catch (err) {
+    const seen = await page
+      .evaluate((id) => {
+        // No inner functions: the test runner's transpiler would name them with a helper the page lacks.
+        const sb = (window as unknown as { Switchboard?: { account(id: string): unknown } }).Switchboard;
+        return {
+          account: sb?.account(id),
+          dialog: { ...(document.querySelector("#messages-dialog") as HTMLElement | null)?.dataset },
+          notice: document.querySelector("#messages-notice")?.textContent,
+          connection: document.querySelector("#connection")?.textContent,
+        };
+      }, accountId)
+      .catch((e: Error) => `page unreadable: ${e.message}`);
+    const known = await server().catch((e: Error) => `server unreadable: ${e.message}`);
+    throw new Error(
+      `${(err as Error).message}\npage: ${JSON.stringify(seen)}\nserver: ${JSON.stringify(known)}`,
+      { cause: err },
+    );
+  }
+}
+
 const text = (page: Page, selector: string) =>
   page.$eval(selector, (el) => (el.textContent ?? "").trim().replace(/\s+/g, " "));
 
@@ -298,7 +329,12 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     await page.waitForSelector("#messages-dialog[open]");
     await page.waitForSelector('#chats-list button[data-chat-id="15550007777@c.us"]');
     await sb.rest("POST", `/api/v1/accounts/${accountId}/simulate/logout`, key, {});
-    await page.waitForSelector('#messages-dialog[data-connected="false"] #send-submit:disabled');
+    await waitForOrExplain(
+      page,
+      '#messages-dialog[data-connected="false"] #send-submit:disabled',
+      accountId,
+      () => sb.rest("GET", `/api/v1/accounts/${accountId}`, key),
+    );
     assert.equal(
       await text(page, "#messages-notice"),
       "Support phone is not connected (logged out); messages cannot be sent or loaded now.",
@@ -386,7 +422,12 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     await away();
     await sb.rest("POST", `/api/v1/accounts/${created.id}/simulate/logout`, key, {});
     await back();
-    await page.waitForSelector('#messages-dialog[data-connected="false"] #send-submit:disabled');
+    await waitForOrExplain(
+      page,
+      '#messages-dialog[data-connected="false"] #send-submit:disabled',
+      created.id,
+      () => sb.rest("GET", `/api/v1/accounts/${created.id}`, key),
+    );
     assert.equal(
       await text(page, "#messages-notice"),
       "Desk is not connected (logged out); messages cannot be sent or loaded now.",
