@@ -92,6 +92,8 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
       open();
       assert.equal(await handing, true);
     } finally {
+      // Opened on a failure too, so that the hand-off in flight ends before the next test.
+      open();
       stopGate = null;
     }
     const rec = await placement.table.get("ws-d");
