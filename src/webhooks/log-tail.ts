@@ -158,26 +158,45 @@ export class LogTail {
 
   /** Records what follows this node's position: offered events while they follow without a gap, else
    * the log's. It ends once nothing is left that it knows of: no full batch just read, no offered event
-   * left over, none offered while it worked. */
+   * left over, none offered while it worked; and once its position is stored. The position is stored
+   * after each run, while the next run is recorded (in a burst the store's single writer made every
+   * run wait for it): a node that dies meanwhile leaves an older position, and the next recorder
+   * records those events again, which the outbox takes as already recorded. */
   private async readAll(workspaceId: string): Promise<void> {
     const batch = this.opts.batch ?? 200;
-    for (;;) {
-      if (this.stopped) return;
-      if (!this.records(workspaceId)) {
-        this.offered.delete(workspaceId);
-        return;
+    let saving = Promise.resolve();
+    // One save at a time, in order, so a stored position never moves back. A failed one is only
+    // reported: the next run's stores a later position.
+    const save = (seq: number) => {
+      saving = saving
+        .then(() => this.cursors.save(workspaceId, seq))
+        .catch((err) =>
+          this.logger.warn(
+            `webhooks: storing the log position of ${workspaceId} failed: ${(err as Error).message}`,
+          ),
+        );
+    };
+    try {
+      for (;;) {
+        if (this.stopped) return;
+        if (!this.records(workspaceId)) {
+          this.offered.delete(workspaceId);
+          return;
+        }
+        const offers = this.offers.get(workspaceId) ?? 0;
+        const after = this.position(workspaceId);
+        const offered = this.takeOffered(workspaceId, after, batch);
+        const docs = offered.length ? offered : await this.log.readAfter(workspaceId, after, batch);
+        if (docs.length) {
+          await this.record(docs);
+          this.at.set(workspaceId, docs.at(-1)!.seq);
+          save(docs.at(-1)!.seq);
+        }
+        const more = offered.length ? this.offered.has(workspaceId) : docs.length === batch;
+        if (!more && (this.offers.get(workspaceId) ?? 0) === offers) return;
       }
-      const offers = this.offers.get(workspaceId) ?? 0;
-      const after = this.position(workspaceId);
-      const offered = this.takeOffered(workspaceId, after, batch);
-      const docs = offered.length ? offered : await this.log.readAfter(workspaceId, after, batch);
-      if (docs.length) {
-        await this.record(docs);
-        this.at.set(workspaceId, docs.at(-1)!.seq);
-        await this.cursors.save(workspaceId, docs.at(-1)!.seq);
-      }
-      const more = offered.length ? this.offered.has(workspaceId) : docs.length === batch;
-      if (!more && (this.offers.get(workspaceId) ?? 0) === offers) return;
+    } finally {
+      await saving;
     }
   }
 

@@ -109,6 +109,53 @@ describe("webhooks/log-tail", () => {
     assert.deepEqual(recorded, [1, 2, 3]);
   });
 
+  it("stores its position while it records the next run, in order, and a drain ends once it is stored", async () => {
+    const saves: { seq: number; done: () => void }[] = [];
+    const slowCursors = {
+      saved: [] as number[],
+      save(_ws: string, seq: number) {
+        return new Promise<void>((resolve) =>
+          saves.push({ seq, done: () => (slowCursors.saved.push(seq), resolve()) }),
+        );
+      },
+      async all() {
+        return new Map<string, number>();
+      },
+    };
+    const logger = { debug() {}, info() {}, warn() {}, error() {} };
+    const batched = new LogTail(
+      log as any,
+      slowCursors as any,
+      async (docs) => void recorded.push(...docs.map((d) => d.seq)),
+      { pollMs: 60_000, discoverMs: 60_000, batch: 2 },
+      logger as any,
+    );
+    await batched.start();
+    try {
+      log.docs.push(doc(1), doc(2), doc(3), doc(4), doc(5));
+      let drained = false;
+      const draining = batched.drain("ws").then(() => (drained = true));
+      // Every run is recorded although no position is stored yet.
+      await waitFor(() => recorded.length === 5);
+      assert.deepEqual(recorded, [1, 2, 3, 4, 5]);
+      // One save at a time: the second waits for the first.
+      await waitFor(() => saves.length === 1);
+      assert.equal(saves[0].seq, 2);
+      saves[0].done();
+      await waitFor(() => saves.length === 2);
+      assert.equal(saves[1].seq, 4);
+      saves[1].done();
+      await waitFor(() => saves.length === 3);
+      assert.equal(drained, false, "the drain waits for its last position to be stored");
+      saves[2].done();
+      await draining;
+      assert.deepEqual(slowCursors.saved, [2, 4, 5]);
+    } finally {
+      for (const s of saves) s.done();
+      await batched.stop();
+    }
+  });
+
   describe("polling", () => {
     let polled: LogTail;
     afterEach(() => polled?.stop());
