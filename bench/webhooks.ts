@@ -116,7 +116,6 @@ async function burst(args: BenchArgs, failRate: number): Promise<BenchResult> {
     WEBHOOK_BACKOFF_BASE_MS: "50",
     WEBHOOK_BACKOFF_MAX_MS: "400",
     WEBHOOK_MAX_ATTEMPTS: "100",
-    WEBHOOK_CONCURRENCY: "32",
     HEARTBEAT_INTERVAL_MS: "1000",
     HEARTBEAT_TIMEOUT_MS: "3000",
   });

@@ -212,7 +212,7 @@ function requiredInProduction(name: string): string {
 }
 
 export function loadConfig(): Config {
-  const webhookConcurrency = Math.max(1, int("WEBHOOK_CONCURRENCY", 16));
+  const webhookConcurrency = Math.max(1, int("WEBHOOK_CONCURRENCY", 100));
   const webhookPollMs = Math.max(1, int("WEBHOOK_POLL_MS", 1000));
   return {
     nodeId: str("NODE_ID", `${hostname()}-${process.pid}`),

@@ -45,7 +45,7 @@ export interface DeliveryLoopOptions {
   /** Attempts before a row is `dead`. @default 10 */
   maxAttempts: number;
   backoff: BackoffOptions;
-  /** Attempts in flight on this node. @default 16 */
+  /** Attempts in flight on this node. @default 100 */
   concurrency: number;
   /** Attempts in flight on this node for one workspace, so a tenant with slow receivers cannot hold
    * every slot; 0: no per-workspace bound. @default 0 */
