@@ -12,7 +12,6 @@ import {
   type CreateAccountParams,
   type PairingCodeParams,
   type SimulateParams,
-  type AccountSnapshotItem,
   type AccountView,
   type NewAccount,
   type QrView,
@@ -21,6 +20,7 @@ import {
 } from "../src/accounts/types.ts";
 import { callSession } from "../src/accounts/calls.ts";
 import { ACCOUNT_PARAMS, validatorOf } from "../src/accounts/params.ts";
+import { liveQrs, snapshotItems, type AccountsSnapshot } from "../src/accounts/snapshot.ts";
 import { configOf } from "../src/config.ts";
 import {
   NotFoundError,
@@ -75,7 +75,6 @@ interface AccountsMethods {
   ownAccount(params: AccountParams): Promise<AccountDoc>;
   viewOf(params: AccountParams): Promise<AccountView>;
   createUnplaced(ctx: Context, p: NewAccount, now: Date): Promise<AccountView>;
-  liveQrs(ctx: Context, docs: AccountDoc[]): Promise<Map<string, QrView>>;
   /** messagesMixin: deletes received media, idempotency and status records of an account. */
   forgetMessages(accountId: string): Promise<void>;
 }
@@ -83,8 +82,6 @@ type AccountsThis = Service<AccountsSettings> & AccountsVars & AccountsMethods;
 
 const workspace = validatorOf(ACCOUNT_PARAMS.list);
 const account = validatorOf(ACCOUNT_PARAMS.account);
-/** How long a snapshot waits for the owner's QRs. */
-const SNAPSHOT_QRS_TIMEOUT_MS = 3000;
 const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 
 function randomChars(n: number): string {
@@ -312,25 +309,9 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     /** Every account of the workspace with its current QR (what a dashboard shows on connect). */
     snapshot: {
       params: workspace,
-      async handler(
-        this: AccountsThis,
-        ctx: Context<WorkspaceParams>,
-      ): Promise<{ items: AccountSnapshotItem[] }> {
+      async handler(this: AccountsThis, ctx: Context<WorkspaceParams>): Promise<AccountsSnapshot> {
         const docs = await this.repo.list(ctx.params.workspaceId);
-        const qrs = await this.liveQrs(ctx, docs);
-        return {
-          items: docs.map((doc) => {
-            const view: AccountSnapshotItem = toAccountView(doc);
-            const qr = qrs.get(doc._id);
-            if (qr) {
-              // The owner shows it now (read after the record): its QR screen is the status, even when
-              // the `qr_scanning` write (made right after the QR is shown) has not landed yet.
-              view.qr = qr;
-              view.status = "qr_scanning";
-            }
-            return view;
-          }),
-        };
+        return { items: snapshotItems(docs, await liveQrs(ctx, docs, this.logger)) };
       },
     },
   },
@@ -340,31 +321,6 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       const doc = await this.repo.get(params.workspaceId, params.accountId);
       if (!doc) throw new NotFoundError("Account", params.accountId);
       return doc;
-    },
-
-    /**
-     * The QRs on screen of the workspace's accounts, asked of the workspace's owner (QRs are never
-     * stored). Only asked when an account may be showing one; an owner that does not answer leaves
-     * the snapshot without QRs (the next refresh reaches the socket).
-     */
-    async liveQrs(this: AccountsThis, ctx: Context, docs: AccountDoc[]): Promise<Map<string, QrView>> {
-      const qrs = new Map<string, QrView>();
-      const workspaceId = docs[0]?.workspaceId;
-      if (!workspaceId || !docs.some((d) => d.status === "qr_scanning" || d.status === "initializing"))
-        return qrs;
-      try {
-        const res = await callSession(
-          ctx,
-          "qrs",
-          { workspaceId },
-          // A snapshot waits for this; a QR missing from it is shown by the next refresh anyway.
-          { timeout: SNAPSHOT_QRS_TIMEOUT_MS },
-        );
-        for (const item of res.items) qrs.set(item.accountId, item.qr);
-      } catch (err) {
-        this.logger.warn(`accounts.snapshot ${workspaceId}: QRs not available (${(err as Error).message})`);
-      }
-      return qrs;
     },
 
     async viewOf(this: AccountsThis, params: AccountParams): Promise<AccountView> {
