@@ -14,7 +14,8 @@
 // is written in the background (the queue moves on as soon as the receiver accepted it); until the
 // mark lands the row counts as delivered here.
 import type { Logger } from "moleculer";
-import { backoffDelay, type BackoffOptions } from "./backoff.ts";
+import type { BackoffOptions } from "./backoff.ts";
+import { applyOutcome, type OutcomeContext } from "./attempt-outcome.ts";
 import type { EndpointsRepo } from "../store/webhook-endpoints-repo.ts";
 import type { LeaseRepo } from "../store/webhook-leases-repo.ts";
 import {
@@ -30,6 +31,9 @@ import { DeliveredMarks } from "./delivered-marks.ts";
 import { RememberedRows } from "./remembered-rows.ts";
 import { QueueCursors, type Cursor, type QueuePosition } from "./queue-cursors.ts";
 import { HeldEndpoints } from "./held-endpoints.ts";
+import { AttemptsInFlight } from "./attempts-in-flight.ts";
+import { EndpointSettings } from "./endpoint-settings.ts";
+import { OutboxPruning } from "./outbox-pruning.ts";
 import type { EndpointDoc, OutboxDoc } from "./types.ts";
 
 export interface DeliveryLoopOptions {
@@ -67,17 +71,13 @@ interface Repos {
  * 1,000 a burst of 2,000 deliveries waited on the marks in the webhooks bench. */
 const MAX_UNMARKED = 4000;
 
-/** How often a node prunes the outbox (each node does; pruning is idempotent). */
-const PRUNE_EVERY_MS = 10 * 60 * 1000;
-
 export class DeliveryLoop {
   private readonly cursors = new QueueCursors();
   /** Endpoints with work this node does not hold: it tries to claim them. */
   private readonly wanted = new Set<string>();
-  private readonly inFlight = new Map<string, Promise<void>>();
-  /** Attempts in flight per workspace. */
-  private readonly inFlightOf = new Map<string, number>();
-  private readonly endpointCache = new Map<string, { doc: EndpointDoc | null; at: number }>();
+  private readonly inFlight = new AttemptsInFlight();
+  private readonly endpoints: EndpointSettings;
+  private readonly pruning: OutboxPruning;
   /** Pending rows this node inserted (or read back) while holding their endpoint: not read again. */
   private readonly remembered = new RememberedRows();
   /** Rows delivered whose `delivered` mark is still to be written. */
@@ -86,6 +86,8 @@ export class DeliveryLoop {
   private timer: NodeJS.Timeout | null = null;
   /** The endpoints this node delivers (their leases), released after a lease period without work. */
   private readonly held: HeldEndpoints;
+  /** What an attempt's answer writes and moves. */
+  private readonly outcomes: OutcomeContext;
   /** Leases are renewed on a timer of their own: a tick slowed by a busy database must not let them
    * lapse (another node would take the endpoint over, and deliver again what this one had not marked). */
   private renewTimer: NodeJS.Timeout | null = null;
@@ -99,7 +101,6 @@ export class DeliveryLoop {
   private again = false;
   private stopped = false;
   private lastScan = 0;
-  private lastPrune = Date.now() - PRUNE_EVERY_MS * Math.random();
 
   constructor(
     private readonly repos: Repos,
@@ -108,6 +109,17 @@ export class DeliveryLoop {
   ) {
     this.unmarked = new DeliveredMarks(repos.outbox, logger, () => this.kick());
     this.held = new HeldEndpoints(repos.leases, opts.leaseTtlMs);
+    this.endpoints = new EndpointSettings(repos.endpoints, opts.scanMs);
+    this.pruning = new OutboxPruning(repos.outbox, opts.retentionMs, logger);
+    const { maxAttempts, backoff } = opts;
+    this.outcomes = {
+      outbox: repos.outbox,
+      remembered: this.remembered,
+      unmarked: this.unmarked,
+      maxAttempts,
+      backoff,
+      logger,
+    };
   }
 
   start(): void {
@@ -162,7 +174,7 @@ export class DeliveryLoop {
 
   /** Forget an endpoint's cached settings (changed or removed). */
   forgetEndpoint(endpointId: string): void {
-    this.endpointCache.delete(endpointId);
+    this.endpoints.forget(endpointId);
   }
 
   async stop(): Promise<void> {
@@ -173,7 +185,7 @@ export class DeliveryLoop {
     await this.ticking;
     await this.scanning;
     this.abort.abort();
-    await Promise.allSettled(this.inFlight.values());
+    await this.inFlight.settled();
     await this.unmarked.flushed();
     await this.held.releaseAll();
   }
@@ -198,7 +210,7 @@ export class DeliveryLoop {
 
   private async tick(): Promise<void> {
     await this.renewNow();
-    await this.pruneIfDue();
+    await this.pruning.ifDue();
     this.scanIfDue();
     const scanned = this.scanned;
     this.scanned = null;
@@ -242,7 +254,7 @@ export class DeliveryLoop {
   private async applyScan(heads: QueueHead[]): Promise<void> {
     const withWork = new Set(heads.map((h) => h.endpointId));
     for (const endpointId of this.held.ids())
-      if (withWork.has(endpointId) || this.hasInFlight(endpointId)) this.held.busy(endpointId);
+      if (withWork.has(endpointId) || this.inFlight.hasEndpoint(endpointId)) this.held.busy(endpointId);
     for (const endpointId of this.held.idle()) {
       const releasing = this.held.release(endpointId); // no longer held from here on
       this.forget(endpointId);
@@ -308,26 +320,6 @@ export class DeliveryLoop {
     }
   }
 
-  private async pruneIfDue(): Promise<void> {
-    if (this.opts.retentionMs <= 0 || Date.now() - this.lastPrune < PRUNE_EVERY_MS) return;
-    this.lastPrune = Date.now();
-    const deleted = await this.repos.outbox.prune(new Date(Date.now() - this.opts.retentionMs));
-    if (deleted > 0) this.logger.info(`webhooks: pruned ${deleted} finished outbox rows`);
-  }
-
-  private hasInFlight(endpointId: string): boolean {
-    for (const key of this.inFlight.keys()) if (key.startsWith(`${endpointId}|`)) return true;
-    return false;
-  }
-
-  private async endpoint(endpointId: string): Promise<EndpointDoc | null> {
-    const cached = this.endpointCache.get(endpointId);
-    if (cached && Date.now() - cached.at < this.opts.scanMs) return cached.doc;
-    const doc = await this.repos.endpoints.findById(endpointId);
-    this.endpointCache.set(endpointId, { doc, at: Date.now() });
-    return doc;
-  }
-
   /** Sends the row at the cursor of every due queue (one per queue), walking past finished rows. The
    * queues that may start an attempt are picked first, then their rows are read side by side. */
   private async dispatchDue(): Promise<void> {
@@ -339,7 +331,7 @@ export class DeliveryLoop {
       if (this.inFlight.size + picked.length >= this.opts.concurrency) break;
       if (this.inFlight.has(key) || cursor.wakeAt > Date.now()) continue;
       if (!this.leaseCovers(cursor.endpointId)) continue;
-      const endpoint = await this.endpoint(cursor.endpointId);
+      const endpoint = await this.endpoints.get(cursor.endpointId);
       if (!endpoint) {
         // Removed; rows recorded by a node that had not heard of the removal yet are orphans.
         await this.repos.outbox.removeEndpoint(cursor.endpointId);
@@ -352,7 +344,7 @@ export class DeliveryLoop {
       }
       // The workspace has its share in flight: other tenants' queues go first; this one stays due.
       const ws = endpoint.workspaceId;
-      const taken = (this.inFlightOf.get(ws) ?? 0) + (pickedOf.get(ws) ?? 0);
+      const taken = this.inFlight.of(ws) + (pickedOf.get(ws) ?? 0);
       if (perWorkspace > 0 && taken >= perWorkspace) continue;
       picked.push({ key, cursor, endpoint });
       pickedOf.set(ws, (pickedOf.get(ws) ?? 0) + 1);
@@ -389,20 +381,13 @@ export class DeliveryLoop {
   }
 
   private launch(key: string, row: OutboxDoc, endpoint: EndpointDoc, cursor: Cursor): void {
-    const ws = endpoint.workspaceId;
-    const run = this.deliver(row, endpoint, cursor)
-      .catch((err) => {
-        this.logger.warn(`webhooks: delivery of ${row._id} failed: ${(err as Error).message}`);
-        cursor.wakeAt = Date.now() + this.opts.pollMs;
-      })
-      .finally(() => {
-        this.inFlight.delete(key);
-        this.inFlightOf.set(ws, (this.inFlightOf.get(ws) ?? 1) - 1);
-        if (this.inFlightOf.get(ws) === 0) this.inFlightOf.delete(ws);
-        this.kick();
-      });
-    this.inFlight.set(key, run);
-    this.inFlightOf.set(ws, (this.inFlightOf.get(ws) ?? 0) + 1);
+    const run = this.deliver(row, endpoint, cursor).catch((err) => {
+      this.logger.warn(`webhooks: delivery of ${row._id} failed: ${(err as Error).message}`);
+      cursor.wakeAt = Date.now() + this.opts.pollMs;
+    });
+    // Counted until it settles; the loop looks at the queues again once it is no longer counted.
+    this.inFlight.add(key, endpoint.workspaceId, run);
+    void run.finally(() => this.kick());
   }
 
   private async deliver(row: OutboxDoc, endpoint: EndpointDoc, cursor: Cursor): Promise<void> {
@@ -416,37 +401,6 @@ export class DeliveryLoop {
       signal: this.abort.signal,
     });
     if (!res.ok && res.aborted) return;
-    const { outbox } = this.repos;
-    if (res.ok) {
-      this.remembered.handled(row);
-      this.unmarked.add(row._id, attempt, res.statusCode);
-      cursor.next = row.seq + 1;
-      cursor.wakeAt = 0;
-      return;
-    }
-    if (attempt >= this.opts.maxAttempts) {
-      await outbox.markFailed(row._id, {
-        attempts: attempt,
-        error: res.error,
-        statusCode: res.statusCode,
-        nextAttemptAt: null,
-      });
-      this.remembered.handled(row);
-      cursor.next = row.seq + 1;
-      cursor.wakeAt = 0;
-      this.logger.warn(
-        `webhooks: ${row.event} ${row.eventId} to ${endpoint.url} is dead after ${attempt} attempts: ${res.error}`,
-      );
-      return;
-    }
-    const nextAttemptAt = new Date(Date.now() + backoffDelay(attempt, this.opts.backoff));
-    await outbox.markFailed(row._id, {
-      attempts: attempt,
-      error: res.error,
-      statusCode: res.statusCode,
-      nextAttemptAt,
-    });
-    this.remembered.retried(row, attempt, nextAttemptAt);
-    cursor.wakeAt = nextAttemptAt.getTime();
+    await applyOutcome(this.outcomes, row, endpoint, cursor, attempt, res);
   }
 }
