@@ -21,11 +21,11 @@ import {
   type SessionStatusResult,
   type SimulateParams,
 } from "../src/accounts/types.ts";
-import { ACCOUNT_PARAMS, simulatedIncomingOf, validatorOf } from "../src/accounts/params.ts";
+import { ACCOUNT_PARAMS, validatorOf } from "../src/accounts/params.ts";
 import { warmUpQrRendering } from "../src/qr/qr-image.ts";
 import { configOf } from "../src/config.ts";
 import { resolveEngine } from "../src/engines/index.ts";
-import { InvalidStateError, NotFoundError, NotImplementedByEngine } from "../src/errors.ts";
+import { NotFoundError } from "../src/errors.ts";
 import { NOT_PLACED } from "../src/placement/fence.ts";
 import { WorkerNode } from "../src/placement/worker-node.ts";
 import { SessionRuntime, type LocalSessionInfo } from "../src/session/runtime.ts";
@@ -41,6 +41,7 @@ import {
   type Publisher,
 } from "../src/session/event-publisher.ts";
 import { openOutbound, type Outbound } from "../src/session/outbound-setup.ts";
+import { OwnedAccounts } from "../src/session/owned-accounts.ts";
 import { METRICS } from "../src/gateway/metrics.ts";
 import type { OwnerSend, SendResult } from "../src/messages/types.ts";
 
@@ -56,6 +57,8 @@ export interface PingResult {
 
 interface SessionVars extends MongoVars {
   runtime: SessionRuntime;
+  /** The account actions' work on the owner (src/session/owned-accounts.ts). */
+  owned: OwnedAccounts;
   repo: AccountsRepo;
   authStore: GridFsAuthStore;
   workerNode?: WorkerNode;
@@ -71,7 +74,6 @@ interface SessionMethods {
   forwardTo(ctx: Context<{ workspaceId: string }>, nodeID: string): Promise<unknown>;
   accountOf(ctx: Context<AccountParams>): Promise<AccountDoc>;
   onOwner<T>(ctx: Context<AccountParams>, local: (doc: AccountDoc) => Promise<T>): Promise<T>;
-  statusOf(doc: AccountDoc): SessionStatusResult;
 }
 type SessionThis = Service<SessionSettings> & SessionVars & SessionMethods;
 
@@ -160,10 +162,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       strategy: WORKSPACE_SHARD,
       params: account,
       async handler(this: SessionThis, ctx: Context<AccountParams>): Promise<SessionStatusResult> {
-        return this.onOwner(ctx, async (doc) => {
-          const info = await this.runtime.start(doc);
-          return { accountId: info.accountId, status: info.status, running: true, node: info.node };
-        });
+        return this.onOwner(ctx, (doc) => this.owned.start(doc));
       },
     },
 
@@ -171,12 +170,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       strategy: WORKSPACE_SHARD,
       params: account,
       async handler(this: SessionThis, ctx: Context<AccountParams>): Promise<SessionStatusResult> {
-        return this.onOwner(ctx, async (doc) => {
-          const status = await this.runtime.stop(doc._id);
-          return status
-            ? { accountId: doc._id, status, running: false, node: this.broker.nodeID }
-            : this.statusOf(doc);
-        });
+        return this.onOwner(ctx, (doc) => this.owned.stop(doc));
       },
     },
 
@@ -184,13 +178,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       strategy: WORKSPACE_SHARD,
       params: account,
       async handler(this: SessionThis, ctx: Context<AccountParams>): Promise<SessionStatusResult> {
-        return this.onOwner(ctx, async (doc) => {
-          const status = await this.runtime.logout(doc._id);
-          if (status) return { accountId: doc._id, status, running: false, node: this.broker.nodeID };
-          // Not running anywhere reachable: unlinking is forgetting the saved auth state.
-          await this.authStore.delete(doc.sessionId);
-          return this.statusOf(doc);
-        });
+        return this.onOwner(ctx, (doc) => this.owned.logout(doc));
       },
     },
 
@@ -198,12 +186,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       strategy: WORKSPACE_SHARD,
       params: account,
       async handler(this: SessionThis, ctx: Context<AccountParams>): Promise<SessionStatusResult> {
-        return this.onOwner(ctx, async (doc) => {
-          const info = this.runtime.info(doc._id);
-          return info
-            ? { accountId: doc._id, status: info.status, running: true, node: info.node }
-            : this.statusOf(doc);
-        });
+        return this.onOwner(ctx, async (doc) => this.owned.status(doc));
       },
     },
 
@@ -218,20 +201,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
           const live = this.runtime.qr(running.accountId);
           if (live) return live;
         }
-        return this.onOwner(ctx, async (doc) => {
-          const qr = this.runtime.qr(doc._id);
-          if (!qr) {
-            const status = this.runtime.info(doc._id)?.status ?? doc.status;
-            throw new InvalidStateError(
-              `Account '${doc._id}' is not waiting for a QR scan (status ${status})`,
-              {
-                accountId: doc._id,
-                status,
-              },
-            );
-          }
-          return qr;
-        });
+        return this.onOwner(ctx, async (doc) => this.owned.qr(doc));
       },
     },
 
@@ -254,12 +224,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       strategy: WORKSPACE_SHARD,
       params: validatorOf(ACCOUNT_PARAMS.pairingCode),
       async handler(this: SessionThis, ctx: Context<PairingCodeParams>): Promise<{ code: string }> {
-        return this.onOwner(ctx, async (doc) => {
-          const { result } = await this.runtime.drive(doc._id, (e) =>
-            e.requestPairingCode(ctx.params.phoneNumber),
-          );
-          return { code: result };
-        });
+        return this.onOwner(ctx, (doc) => this.owned.pairingCode(doc, ctx.params.phoneNumber));
       },
     },
 
@@ -267,12 +232,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       strategy: WORKSPACE_SHARD,
       params: validatorOf(ACCOUNT_PARAMS.sendText),
       async handler(this: SessionThis, ctx: Context<SendTextParams>): Promise<{ id: string }> {
-        return this.onOwner(ctx, async (doc) => {
-          const { result } = await this.runtime.drive(doc._id, (e) =>
-            e.sendText(ctx.params.to, ctx.params.text),
-          );
-          return result;
-        });
+        return this.onOwner(ctx, (doc) => this.owned.sendText(doc, ctx.params.to, ctx.params.text));
       },
     },
 
@@ -296,18 +256,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       strategy: WORKSPACE_SHARD,
       params: validatorOf(ACCOUNT_PARAMS.simulate),
       async handler(this: SessionThis, ctx: Context<SimulateParams>): Promise<SessionStatusResult> {
-        const p = ctx.params;
-        return this.onOwner(ctx, async (doc) => {
-          const { status } = await this.runtime.drive(doc._id, async (engine) => {
-            const sim = engine.simulate;
-            if (!sim) throw new NotImplementedByEngine(engine.name, `simulate.${p.action}`);
-            if (p.action === "scan") return sim.scan(p.phoneNumber ?? randomPhoneNumber());
-            if (p.action === "disconnect") return sim.disconnect();
-            if (p.action === "logout") return sim.logout();
-            return sim.message(p.from ?? "15550000000", p.text ?? "", simulatedIncomingOf(p));
-          });
-          return { accountId: doc._id, status, running: this.runtime.has(doc._id), node: this.broker.nodeID };
-        });
+        return this.onOwner(ctx, (doc) => this.owned.simulate(doc, ctx.params));
       },
     },
 
@@ -346,10 +295,6 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
 
     forwardTo(this: SessionThis, ctx: Context<{ workspaceId: string }>, nodeID: string): Promise<unknown> {
       return this.workerNode!.forward(ctx, nodeID);
-    },
-
-    statusOf(this: SessionThis, doc: AccountDoc): SessionStatusResult {
-      return { accountId: doc._id, status: doc.status, running: false, node: doc.node ?? null };
     },
   },
 
@@ -399,6 +344,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       failedRetry: { baseMs: cfg.failedRetryBaseMs, maxMs: cfg.failedRetryMaxMs },
       logger: this.logger,
     });
+    this.owned = new OwnedAccounts(this.runtime, this.authStore, this.broker.nodeID);
     // Before this node takes workspaces: its first QRs would otherwise pay for a cold renderer.
     warmUpQrRendering();
     // Lease, fenced ownership over the placement table, reconciler.
@@ -414,10 +360,6 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     await this.runtime?.stopAll();
   },
 };
-
-function randomPhoneNumber(): string {
-  return `1555${String(Math.floor(Math.random() * 1e7)).padStart(7, "0")}`;
-}
 
 // Typed with its own vars and methods above; exported as a plain schema so any broker takes it.
 export default SessionService as unknown as ServiceSchema<SessionSettings>;
