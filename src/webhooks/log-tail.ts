@@ -193,7 +193,11 @@ export class LogTail {
           save(docs.at(-1)!.seq);
         }
         const more = offered.length ? this.offered.has(workspaceId) : docs.length === batch;
-        if (!more && (this.offers.get(workspaceId) ?? 0) === offers) return;
+        if (more || (this.offers.get(workspaceId) ?? 0) !== offers) continue;
+        // Events offered while the position is stored find this drain still running (they do not
+        // start another): looked at before it ends.
+        await saving;
+        if ((this.offers.get(workspaceId) ?? 0) === offers) return;
       }
     } finally {
       await saving;

@@ -109,7 +109,7 @@ describe("webhooks/log-tail", () => {
     assert.deepEqual(recorded, [1, 2, 3]);
   });
 
-  it("stores its position while it records the next run, in order, and a drain ends once it is stored", async () => {
+  it("stores its position while it records the next run, in order; a drain ends once it is stored, after what was offered meanwhile", async () => {
     const saves: { seq: number; done: () => void }[] = [];
     const slowCursors = {
       saved: [] as number[],
@@ -147,9 +147,16 @@ describe("webhooks/log-tail", () => {
       saves[1].done();
       await waitFor(() => saves.length === 3);
       assert.equal(drained, false, "the drain waits for its last position to be stored");
+      // An event offered meanwhile finds the drain running: it is recorded by it, not by a poll.
+      log.docs.push(doc(6));
+      batched.offer(doc(6));
       saves[2].done();
+      await waitFor(() => recorded.length === 6, { what: "the event offered while the position was stored" });
+      await waitFor(() => saves.length === 4);
+      assert.equal(saves[3].seq, 6);
+      saves[3].done();
       await draining;
-      assert.deepEqual(slowCursors.saved, [2, 4, 5]);
+      assert.deepEqual(slowCursors.saved, [2, 4, 5, 6]);
     } finally {
       for (const s of saves) s.done();
       await batched.stop();
