@@ -1,6 +1,7 @@
 // The `webjs` engine's lifecycle: profile restore → Chromium launch → whatsapp-web.js on top, with a
 // startup watchdog, crash restarts with backoff, and a stop() that always leaves nothing behind.
-// Event translation lives in events.ts, the auth strategy in auth.ts, process handling in chromium.ts.
+// What the client's events do lives in session-events.ts (their translation in events.ts), the auth
+// strategy in auth.ts, process handling in chromium.ts.
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,30 +19,30 @@ import {
 } from "./chromium.ts";
 import { createWhatsappClient, requestQrRefresh } from "./client.ts";
 import type { PipeTransport } from "./devtools-pipe.ts";
-import { classifyDisconnect, classifyStartError, toChatId } from "./events.ts";
-import { WebjsDirectory } from "./directory.ts";
+import { classifyStartError, toChatId } from "./events.ts";
 import { QrScreen } from "./qr-screen.ts";
 import { sendThrough } from "./send.ts";
+import { WebjsSessionEvents } from "./session-events.ts";
 import type { OutboundMessage } from "../../messages/types.ts";
 import { DEFAULTS, withTimeout, type WebjsEngineOptions, type WebjsTuning } from "./tuning.ts";
 
 export type { WebjsEngineOptions, WebjsTuning } from "./tuning.ts";
 
-export class WebjsEngine extends WebjsDirectory {
+export class WebjsEngine extends WebjsSessionEvents {
   readonly name = "webjs";
   readonly userDataDir: string;
   private readonly tuning: Required<Omit<WebjsTuning, "chromiumArgs">> & { chromiumArgs: string[] };
-  private readonly auth: ProfileAuthStrategy;
-  private readonly qrScreen: QrScreen;
-  private browser: LaunchedChromium | null = null;
+  protected readonly auth: ProfileAuthStrategy;
+  protected readonly qrScreen: QrScreen;
+  protected browser: LaunchedChromium | null = null;
   private client: wweb.Client | null = null;
   private abortLaunch: AbortController | null = null;
   /** The launch in flight (profile restore + Chromium spawn); stop() waits for it to unwind. */
   private launching: Promise<void> | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
-  private pairingPhone = "";
-  private crashes: number[] = [];
-  private everReady = false;
+  protected pairingPhone = "";
+  protected crashes: number[] = [];
+  protected everReady = false;
   private stopping: Promise<void> | null = null;
 
   constructor(opts: WebjsEngineOptions) {
@@ -220,106 +221,20 @@ export class WebjsEngine extends WebjsDirectory {
 
   /** A whatsapp-web.js Client on the launched browser; its events reach us only while `gen` is current. */
   private createClient(Client: typeof wweb.Client, gen: number, devtools: PipeTransport): wweb.Client {
-    const live = () => gen === this.generation;
     return createWhatsappClient(Client, {
       devtools,
       authStrategy: this.auth,
       qrMax: this.opts.qr.max,
       authTimeoutMs: this.opts.startupTimeoutMs ?? 60_000,
-      isLive: live,
-      handlers: {
-        qr: (qr) => this.onQr(gen, qr),
-        code: (code) => this.emit("pairing_code", { code, phoneNumber: this.pairingPhone }),
-        authenticated: () => {
-          this.armWatchdog(gen, "authenticated but not ready"); // the sync with the phone may stall
-          this.qrScreen.clear();
-          this.phase = "authenticated";
-          this.emit("authenticated");
-          this.settleStart();
-        },
-        authFailure: (message) =>
-          this.background(this.fail(gen, "auth_failure", `Authentication failed: ${message}`)),
-        ready: (info) => {
-          this.clearWatchdog();
-          this.everReady = true;
-          this.crashes = [];
-          // Saved before `connected` is announced: a failover right after it restores without a QR.
-          this.background(async () => {
-            await this.auth
-              .save()
-              .catch((err) => this.opts.logger?.warn("saving auth state after ready failed:", err));
-            if (!live()) return;
-            this.phase = "connected";
-            this.emit("ready", info());
-            this.settleStart();
-          }, "ready");
-        },
-        state: (outcome, info) => {
-          if (outcome.kind === "connected" && this.phase === "disconnected" && info()) {
-            this.phase = "connected";
-            this.emit("ready", info()!);
-          } else if (outcome.kind === "transient" && this.phase === "connected") {
-            this.phase = "disconnected";
-            this.emit("disconnected", outcome.state);
-          }
-        },
-        disconnected: (reason) => this.onDisconnected(gen, reason),
-        message: (message) => this.emit("message", message),
-        ack: (ack) => this.emit("message_ack", ack),
-        browserLost: (why) => this.onBrowserLost(gen, why),
-        injectionFailed: async (err) => {
-          // A browser that died makes injection fail too: that is a crash, handled by onBrowserExit.
-          const browser = this.browser;
-          if (browser && (await withTimeout(browser.exited, 1000)) !== undefined) return;
-          if (live()) await this.fail(gen, classifyStartError(err).reason, String(err));
-        },
-      },
+      isLive: () => gen === this.generation,
+      handlers: this.clientHandlers(gen),
     });
   }
 
-  // ---- event handling ----
-
-  private onQr(gen: number, raw: string): void {
-    this.qrScreen.offer(raw, () => gen === this.generation);
-  }
-
-  private qrTimeout(gen: number): void {
-    this.background(
-      this.fail(gen, "qr_timeout", `QR code shown ${this.opts.qr.max} times without being scanned`),
-    );
-  }
-
-  private onDisconnected(gen: number, reason: unknown): void {
-    const outcome = classifyDisconnect(reason);
-    if (outcome.kind === "qr_timeout") return this.qrTimeout(gen);
-    this.generation++; // whatsapp-web.js destroys this browser itself: its exit is not a crash
-    if (outcome.kind === "logged_out") {
-      this.background(async () => {
-        this.phase = "stopping";
-        await this.auth.logout().catch((err) => this.opts.logger?.warn("deleting auth state failed:", err));
-        await this.shutdown({ save: false });
-        this.phase = "stopped";
-        this.emit("logged_out");
-      }, "logout by the phone");
-      return;
-    }
-    this.scheduleRestart("disconnected", outcome.reason);
-  }
-
-  private onBrowserExit(gen: number, browser: LaunchedChromium): void {
-    if (this.browser !== browser) return;
-    this.onBrowserLost(gen, `Chromium (pid ${browser.browserPid}) exited unexpectedly`);
-  }
-
-  private onBrowserLost(gen: number, why: string): void {
-    if (gen !== this.generation) return;
-    if (this.phase === "stopping" || this.phase === "stopped" || this.phase === "failed") return;
-    this.generation++;
-    this.scheduleRestart("crash", why);
-  }
+  // ---- restarts ----
 
   /** A crash or a fatal WhatsApp state: restart on the local profile with backoff, within a budget. */
-  private scheduleRestart(cause: "crash" | "disconnected", why: string): void {
+  protected scheduleRestart(cause: "crash" | "disconnected", why: string): void {
     const gen = this.generation;
     const now = Date.now();
     this.crashes = this.crashes.filter((t) => now - t < this.tuning.crashWindowMs);
@@ -409,7 +324,7 @@ export class WebjsEngine extends WebjsDirectory {
   }
 
   /** Stops everything of this session: timers, a launch in flight, the browser; then saves and cleans. */
-  private async shutdown(opts: { save: boolean; graceful?: boolean }): Promise<void> {
+  protected async shutdown(opts: { save: boolean; graceful?: boolean }): Promise<void> {
     this.generation++;
     this.clearWatchdog();
     this.qrScreen.clear();
