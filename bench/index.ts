@@ -2,13 +2,16 @@
 // `run(args: BenchArgs): Promise<BenchResult>`; the result is printed as one JSON object with --json,
 // readably otherwise, and appended to bench/results/<name>.jsonl with the commit, date and load
 // average, so a regression shows in the history. A result with `pass: false` (a bar missed) exits
-// with status 1. `npm run bench -- all` runs every bench in turn, each in a process of its own.
+// with status 1. `npm run bench -- all` runs every bench in turn, each in a process of its own, each
+// once the machine is quiet again (`startedOn` in its output says how busy it was, and how long it
+// waited).
 // Owners add their bench by one line in BENCHES.
 import { execFileSync, spawnSync } from "node:child_process";
 import { appendFileSync, mkdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { waitForQuiet, type Quiet } from "./support/quiet.ts";
 
 export interface BenchArgs {
   json: boolean;
@@ -77,10 +80,12 @@ export function recordResult(name: string, result: BenchResult, dir = join(BENCH
 }
 
 /** Every bench in turn, each in a child process (a bench owns its process: clusters, timers, exit). */
-function runAll(rest: string[]): BenchResult {
+async function runAll(rest: string[]): Promise<BenchResult> {
   const results: Record<string, unknown> = {};
+  const startedOn: Record<string, Quiet> = {};
   let pass = true;
   for (const name of Object.keys(BENCHES)) {
+    startedOn[name] = await waitForQuiet((line) => console.error(`[bench all] ${line}`));
     console.error(`[bench all] ${name} …`);
     const started = Date.now();
     const child = spawnSync(
@@ -104,14 +109,14 @@ function runAll(rest: string[]): BenchResult {
       `[bench all] ${name} done in ${((Date.now() - started) / 1000).toFixed(0)} s (status ${child.status})`,
     );
   }
-  return { pass, results };
+  return { pass, results, startedOn };
 }
 
 async function main(): Promise<void> {
   const [name, ...rest] = process.argv.slice(2).filter((a) => a !== "--");
   const args = parseArgs(rest);
   if (name === "all") {
-    const result = runAll(rest.filter((a) => a !== "--json"));
+    const result = await runAll(rest.filter((a) => a !== "--json"));
     console.log(args.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
     process.exit(result.pass === false ? 1 : 0);
   }
