@@ -1,34 +1,15 @@
-// Switchboard dashboard: plain browser JavaScript, no build step. Talks to the gateway's REST API
-// (/api/v1) and to its Socket.IO server (client script served at /socket.io/socket.io.min.js).
+// Switchboard dashboard, the page itself: sign-in with an API key, the REST client (/api/v1) and the
+// live Socket.IO connection (client script served at /socket.io/socket.io.min.js). Plain browser
+// JavaScript, no build step. The views are scripts loaded before this one: accounts.js and cluster.js
+// (used here as window.SwitchboardAccounts and window.SwitchboardCluster) and messages.js; this file
+// shares the client with them as window.Switchboard and signs in a saved key last.
 "use strict";
 
 (() => {
   const KEY_STORAGE = "switchboard.apiKey";
-  const CLUSTER_REFRESH_MS = 5000;
 
-  /** Failure reasons (src/lifecycle/states.ts) in words a person can act on. */
-  const REASONS = {
-    qr_timeout: "The QR code was not scanned in time",
-    whatsapp_unreachable: "WhatsApp Web could not be reached from the server",
-    browser_launch_failed: "The browser for this session could not be started on the server",
-    browser_crashed: "The browser running this session stopped unexpectedly",
-    startup_timeout: "The session took too long to start",
-    auth_failure: "WhatsApp did not accept the saved login; connect the account again",
-    node_lost: "The server running this session went away; it is moving to another server",
-    capacity_exhausted: "No server has room for another session right now",
-    engine_error: "The WhatsApp session reported an error",
-  };
-
-  const STATUS_TEXT = {
-    initializing: "Starting",
-    qr_scanning: "Waiting for QR scan",
-    authenticated: "Linked, signing in",
-    connected: "Connected",
-    disconnected: "Reconnecting",
-    failed: "Failed",
-    logged_out: "Logged out",
-    stopped: "Stopped",
-  };
+  const accountsView = window.SwitchboardAccounts;
+  const clusterView = window.SwitchboardCluster;
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -38,48 +19,12 @@
     keyForm: $("key-form"),
     key: $("api-key"),
     keyError: $("key-error"),
-    workspace: $("workspace"),
-    workspaceName: $("workspace-name"),
-    createForm: $("create-form"),
-    accountName: $("account-name"),
-    connectButton: $("connect-account"),
-    accountsNotice: $("accounts-notice"),
-    accountsBody: $("accounts-body"),
-    accountsEmpty: $("accounts-empty"),
-    cluster: $("cluster"),
-    clusterNotice: $("cluster-notice"),
-    clusterRefresh: $("cluster-refresh"),
-    clusterRebalance: $("cluster-rebalance"),
-    nodesBody: $("nodes-body"),
-    placementForm: $("placement-form"),
-    placementWs: $("placement-ws"),
-    placementResult: $("placement-result"),
-    dialog: $("qr-dialog"),
-    qrFrame: $("qr-frame"),
-    qrImage: $("qr-image"),
-    qrPlaceholder: $("qr-placeholder"),
-    qrStatus: $("qr-status"),
-    qrError: $("qr-error"),
-    qrDetail: $("qr-detail"),
-    qrRetry: $("qr-retry"),
-    qrClose: $("qr-close"),
   };
 
   const state = {
     key: "",
     admin: false,
     socket: null,
-    /** @type {Map<string, any>} account id → account view (+ statusAt) */
-    accounts: new Map(),
-    /** @type {Map<string, any>} account id → current QR {qr, dataUrl, seq, expiresAt} */
-    qrs: new Map(),
-    /** @type {Map<string, HTMLTableRowElement>} */
-    rows: new Map(),
-    dialogAccountId: null,
-    /** Where keyboard focus goes when the dialog closes. */
-    returnFocus: null,
-    qrFetchedFor: null,
-    clusterTimer: 0,
     /** Cursor of the newest logged event seen on the socket: where a reconnect resumes. */
     cursor: null,
     /** @type {[string, Function][]} Socket.IO events other scripts listen to (see window.Switchboard). */
@@ -121,96 +66,14 @@
 
   const itemsOf = (data) => (Array.isArray(data) ? data : (data && data.items) || []);
 
-  // ---- words ----
-
-  /** The reason in words; the engine's own message is a detail shown apart (it is often technical). */
-  function reasonText(reason, message) {
-    if (REASONS[reason]) return REASONS[reason];
-    if (reason) return `Failed: ${String(reason).replace(/_/g, " ")}`;
-    return message || "";
-  }
-
-  const statusText = (s) => STATUS_TEXT[s] || s || "Unknown";
-  const accountLabel = (a) => a.name || a.phoneNumber || a.id;
-
-  function timeText(iso) {
-    if (!iso) return "";
-    const d = new Date(iso);
-    return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString();
-  }
+  // ---- page ----
 
   function setConnection(text, kind) {
     el.connection.textContent = text;
     el.connection.dataset.state = kind;
   }
 
-  // ---- account state ----
-
-  const stampOf = (a) => Date.parse(a.at || a.updatedAt || "") || 0;
-
-  /** Merges an account view or status event, never letting an older status overwrite a newer one. */
-  function mergeAccount(patch) {
-    const id = patch.id || patch.accountId;
-    if (!id) return null;
-    const prev = state.accounts.get(id);
-    const stamp = stampOf(patch);
-    const next = { ...(prev || {}), id };
-    for (const [k, v] of Object.entries(patch)) {
-      if (k === "accountId" || k === "at" || k === "qr" || v === undefined) continue;
-      next[k] = v;
-    }
-    if (prev && prev.statusAt > stamp && patch.status !== undefined) {
-      // Older news (e.g. the POST response arriving after the first status events): keep the newer status.
-      for (const k of ["status", "reason", "message", "node"]) next[k] = prev[k];
-    } else if (patch.status !== undefined) {
-      next.statusAt = stamp;
-      if (patch.status !== "failed" && patch.status !== "disconnected" && !("reason" in patch)) {
-        delete next.reason;
-        delete next.message;
-      }
-      if (patch.at) next.updatedAt = patch.at;
-    }
-    state.accounts.set(id, next);
-    // A QR stays while the session may still show it; any later state makes it useless.
-    if (next.status !== "qr_scanning" && next.status !== "initializing") state.qrs.delete(id);
-    if (next.workspaceId && !el.workspaceName.textContent) {
-      el.workspaceName.textContent = `· workspace ${next.workspaceId}`;
-    }
-    renderAccount(id);
-    if (state.dialogAccountId === id) renderDialog();
-    return next;
-  }
-
-  function setQr(accountId, qr) {
-    if (!qr || !qr.dataUrl) return;
-    const account = state.accounts.get(accountId);
-    // A late QR of a session that already moved on (connected, failed…) is of no use.
-    if (account && account.status !== "qr_scanning" && account.status !== "initializing") return;
-    state.qrs.set(accountId, qr);
-    if (account) account.status = "qr_scanning";
-    renderAccount(accountId);
-    if (state.dialogAccountId === accountId) renderDialog();
-  }
-
-  function removeAccount(id) {
-    state.accounts.delete(id);
-    state.qrs.delete(id);
-    const row = state.rows.get(id);
-    if (row) row.remove();
-    state.rows.delete(id);
-    updateEmpty();
-    if (state.dialogAccountId === id) {
-      el.qrError.textContent = "This account was removed.";
-      el.qrImage.hidden = true;
-    }
-  }
-
-  // ---- accounts table ----
-
-  function updateEmpty() {
-    el.accountsEmpty.hidden = state.accounts.size > 0;
-  }
-
+  /** A row's action button (accounts and nodes); `label` names what it acts on for screen readers. */
   function actionButton(text, label, onClick) {
     const b = document.createElement("button");
     b.type = "button";
@@ -219,251 +82,6 @@
     b.setAttribute("aria-label", label);
     b.addEventListener("click", onClick);
     return b;
-  }
-
-  function renderAccount(id) {
-    const a = state.accounts.get(id);
-    if (!a) return;
-    let row = state.rows.get(id);
-    if (!row) {
-      row = document.createElement("tr");
-      row.dataset.accountId = id;
-      row.innerHTML =
-        '<td class="name"></td><td class="state"><span class="status"></span><span class="reason"></span></td>' +
-        '<td class="phone"></td><td class="node"></td><td class="updated"></td><td class="row-actions"></td>';
-      state.rows.set(id, row);
-      insertRowInOrder(row, a);
-    }
-    const name = row.querySelector(".name");
-    name.textContent = a.name || "(unnamed)";
-    const small = document.createElement("span");
-    small.className = "account-id";
-    small.textContent = id;
-    name.append(small);
-    const badge = row.querySelector(".status");
-    badge.textContent = statusText(a.status);
-    badge.dataset.status = a.status || "";
-    row.dataset.status = a.status || "";
-    const reason = row.querySelector(".reason");
-    reason.textContent =
-      a.status === "failed" || a.status === "disconnected" ? reasonText(a.reason, a.message) : "";
-    reason.title = a.message || "";
-    row.querySelector(".phone").textContent = a.phoneNumber || "";
-    row.querySelector(".node").textContent = a.node || "";
-    row.querySelector(".updated").textContent = timeText(a.updatedAt);
-
-    // Rebuild the action buttons only when their set changes, so keyboard focus is not lost.
-    const actions = [];
-    if (a.status === "connected" && window.SwitchboardMessages) actions.push("messages");
-    if (a.status === "qr_scanning" || a.status === "initializing") actions.push("qr");
-    if (a.status === "failed" || a.status === "logged_out" || a.status === "stopped") actions.push("restart");
-    actions.push("remove");
-    const cell = row.querySelector(".row-actions");
-    const label = accountLabel(a);
-    const signature = `${actions.join(",")}|${label}`;
-    if (cell.dataset.actions !== signature) {
-      cell.dataset.actions = signature;
-      cell.replaceChildren();
-      if (actions.includes("messages"))
-        cell.append(
-          actionButton("Messages", `Messages of ${label}`, () => window.SwitchboardMessages.open(id)),
-        );
-      if (actions.includes("qr"))
-        cell.append(actionButton("Show QR", `Show QR code of ${label}`, () => openDialog(id)));
-      if (actions.includes("restart"))
-        cell.append(actionButton("Restart", `Restart ${label}`, () => restartAccount(id, true)));
-      cell.append(actionButton("Remove", `Remove ${label}`, () => deleteAccount(id)));
-    }
-    updateEmpty();
-  }
-
-  function insertRowInOrder(row, account) {
-    const created = account.createdAt || "";
-    for (const other of el.accountsBody.children) {
-      const o = state.accounts.get(other.dataset.accountId);
-      if (o && (o.createdAt || "") > created) {
-        el.accountsBody.insertBefore(row, other);
-        return;
-      }
-    }
-    el.accountsBody.append(row);
-  }
-
-  function replaceAccounts(items) {
-    const seen = new Set();
-    for (const item of items) {
-      const id = item.id || item.accountId;
-      seen.add(id);
-      const prev = state.accounts.get(id);
-      // A snapshot is the truth at connect time unless we already hold newer news.
-      if (prev && prev.statusAt > stampOf(item)) mergeAccount({ ...item, status: undefined });
-      else mergeAccount(item);
-      if (item.qr) setQr(id, item.qr);
-    }
-    for (const id of [...state.accounts.keys()]) if (!seen.has(id)) removeAccount(id);
-    updateEmpty();
-  }
-
-  async function createAccount(event) {
-    event.preventDefault();
-    el.connectButton.disabled = true;
-    el.accountsNotice.textContent = "";
-    try {
-      const name = el.accountName.value.trim();
-      const account = await api("POST", "/api/v1/accounts", name ? { name } : {});
-      mergeAccount(account);
-      el.accountName.value = "";
-      openDialog(account.id);
-    } catch (err) {
-      el.accountsNotice.textContent = `Could not create the account: ${err.message}`;
-    } finally {
-      el.connectButton.disabled = false;
-    }
-  }
-
-  async function restartAccount(id, openAfter) {
-    try {
-      state.qrs.delete(id);
-      const account = await api("POST", `/api/v1/accounts/${encodeURIComponent(id)}/restart`, {});
-      if (account && account.id) mergeAccount(account);
-      if (openAfter) openDialog(id);
-      else renderDialog();
-    } catch (err) {
-      el.accountsNotice.textContent = `Could not restart ${id}: ${err.message}`;
-    }
-  }
-
-  async function deleteAccount(id) {
-    const a = state.accounts.get(id);
-    if (!window.confirm(`Remove ${a ? accountLabel(a) : id}? The device will be unlinked.`)) return;
-    try {
-      await api("DELETE", `/api/v1/accounts/${encodeURIComponent(id)}`);
-      removeAccount(id);
-      el.accountsNotice.textContent = `Removed ${a ? accountLabel(a) : id}.`;
-    } catch (err) {
-      el.accountsNotice.textContent = `Could not remove ${id}: ${err.message}`;
-    }
-  }
-
-  /** Says a status change that matters out loud (the table alone is silent for screen readers); the
-   * dialog speaks for the account it shows. */
-  function announce(a) {
-    const name = accountLabel(a);
-    if (a.status === "connected")
-      el.accountsNotice.textContent = `${name} is connected${a.phoneNumber ? ` as ${a.phoneNumber}` : ""}.`;
-    else if (a.status === "failed")
-      el.accountsNotice.textContent = `${name} failed: ${reasonText(a.reason, a.message) || "no reason given"}.`;
-    else if (a.status === "logged_out")
-      el.accountsNotice.textContent = `${name} was logged out by the phone.`;
-    else if (a.status === "disconnected")
-      el.accountsNotice.textContent = `${name} lost its connection; reconnecting.`;
-  }
-
-  // ---- QR dialog ----
-
-  function openDialog(id) {
-    if (!el.dialog.open) {
-      const active = document.activeElement;
-      state.returnFocus = active && active !== document.body && !active.disabled ? active : el.connectButton;
-    }
-    state.dialogAccountId = id;
-    state.qrFetchedFor = null;
-    el.dialog.dataset.accountId = id;
-    el.qrError.textContent = "";
-    el.qrStatus.textContent = "";
-    renderDialog();
-    if (!el.dialog.open) el.dialog.showModal();
-  }
-
-  function closeDialog() {
-    state.dialogAccountId = null;
-    delete el.dialog.dataset.accountId;
-    if (el.dialog.open) el.dialog.close();
-  }
-
-  function showQrImage(qr) {
-    if (el.qrImage.getAttribute("src") !== qr.dataUrl) el.qrImage.src = qr.dataUrl;
-    el.qrImage.dataset.seq = String(qr.seq ?? "");
-    el.qrImage.hidden = false;
-    el.qrPlaceholder.hidden = true;
-  }
-
-  function showPlaceholder(text) {
-    el.qrImage.hidden = true;
-    el.qrImage.removeAttribute("src");
-    el.qrPlaceholder.hidden = false;
-    el.qrPlaceholder.textContent = text;
-  }
-
-  function setDialogStatus(text) {
-    // Only real changes go to the live region: a refreshed QR is not worth an announcement.
-    if (el.qrStatus.textContent !== text) el.qrStatus.textContent = text;
-  }
-
-  function renderDialog() {
-    const id = state.dialogAccountId;
-    if (!id) return;
-    const a = state.accounts.get(id) || { id, status: "initializing" };
-    const qr = state.qrs.get(id);
-    el.qrFrame.dataset.state = a.status;
-    el.qrRetry.hidden = true;
-    el.qrError.textContent = "";
-    el.qrDetail.textContent = "";
-    switch (a.status) {
-      case "connected":
-        el.accountsNotice.textContent = `${accountLabel(a)} is connected${a.phoneNumber ? ` as ${a.phoneNumber}` : ""}.`;
-        closeDialog();
-        return;
-      case "qr_scanning":
-        if (qr) {
-          showQrImage(qr);
-          setDialogStatus("Scan the code with WhatsApp. It refreshes by itself.");
-        } else {
-          showPlaceholder("Loading the QR code…");
-          fetchQr(id);
-        }
-        return;
-      case "authenticated":
-        showPlaceholder("Scanned. Signing in…");
-        setDialogStatus("Scanned. Signing in to WhatsApp…");
-        return;
-      case "disconnected":
-        showPlaceholder("Connection lost. Reconnecting…");
-        setDialogStatus(reasonText(a.reason, a.message) || "Connection lost. Reconnecting…");
-        return;
-      case "failed":
-      case "logged_out":
-      case "stopped": {
-        showPlaceholder(statusText(a.status));
-        setDialogStatus("");
-        el.qrError.textContent =
-          a.status === "failed"
-            ? reasonText(a.reason, a.message) || "The session failed"
-            : a.status === "logged_out"
-              ? "The phone unlinked this device."
-              : "This account is stopped.";
-        if (a.message && a.message !== el.qrError.textContent)
-          el.qrDetail.textContent = `Details: ${a.message}`;
-        el.qrRetry.hidden = false;
-        return;
-      }
-      default:
-        if (qr) showQrImage(qr);
-        else showPlaceholder("Starting a WhatsApp session…");
-        setDialogStatus("Starting a WhatsApp session…");
-    }
-  }
-
-  /** A QR broadcast before this page subscribed (or before the account was known) is fetched once. */
-  async function fetchQr(id) {
-    if (state.qrFetchedFor === id) return;
-    state.qrFetchedFor = id;
-    try {
-      const qr = await api("GET", `/api/v1/accounts/${encodeURIComponent(id)}/qr`);
-      if (!state.qrs.has(id)) setQr(id, qr);
-    } catch {
-      // 409 (not scanning any more) is fine: the status event that follows renders the dialog.
-    }
   }
 
   // ---- socket ----
@@ -493,132 +111,8 @@
     socket.on("connect", () => setConnection("Live", "live"));
     socket.on("disconnect", () => setConnection("Reconnecting…", "error"));
     socket.on("connect_error", (err) => setConnection(`Live updates failed: ${err.message}`, "error"));
-    socket.on("accounts.snapshot", (payload) => replaceAccounts(itemsOf(payload)));
-    socket.on("account.created", (payload) => mergeAccount((payload && payload.account) || payload));
-    socket.on("accounts.snapshot_error", (err) => {
-      el.accountsNotice.textContent = `Could not load the accounts: ${(err && err.message) || "unknown error"}`;
-    });
-    socket.on("account.status", (event) => {
-      const before = state.accounts.get(event.accountId);
-      const inDialog = state.dialogAccountId === event.accountId;
-      const account = mergeAccount(event);
-      if (account && before && before.status !== account.status && !inDialog) announce(account);
-    });
-    socket.on("account.qr", (event) => setQr(event.accountId, event));
-    socket.on("account.deleted", (event) => removeAccount(event.accountId || event.id));
+    for (const [name, listener] of Object.entries(accountsView.events)) socket.on(name, listener);
     for (const [name, listener] of state.socketListeners) socket.on(name, listener);
-  }
-
-  // ---- cluster (admin) ----
-
-  async function loadCluster() {
-    try {
-      const data = await api("GET", "/api/v1/cluster/nodes");
-      renderNodes(itemsOf(data));
-      el.cluster.dataset.loaded = "true";
-    } catch (err) {
-      el.clusterNotice.textContent = `Could not load the cluster: ${err.message}`;
-    }
-  }
-
-  function renderNodes(nodes) {
-    // Workers first, then gateways (nodes without a session service: no lease, no capacity).
-    nodes.sort(
-      (a, b) =>
-        Number(a.worker === false) - Number(b.worker === false) ||
-        String(a.nodeId).localeCompare(String(b.nodeId)),
-    );
-    const rows = nodes.map((n) => {
-      const tr = document.createElement("tr");
-      tr.dataset.nodeId = n.nodeId;
-      const cells = [
-        n.nodeId,
-        n.host || "",
-        n.pid ?? "",
-        (n.services || []).join(", "),
-        n.worker === false ? "not a worker" : `${n.sessions ?? 0} / ${n.capacity ?? "?"}`,
-        n.worker === false ? "" : n.draining ? "yes" : "no",
-      ];
-      for (const [i, text] of cells.entries()) {
-        const td = document.createElement(i === 0 ? "th" : "td");
-        if (i === 0) td.scope = "row";
-        td.textContent = String(text);
-        if (i === 2 || i === 4) td.className = "num";
-        tr.append(td);
-      }
-      if (n.worker !== false && n.capacity) {
-        const meter = document.createElement("meter");
-        meter.className = "meter";
-        meter.min = 0;
-        meter.max = n.capacity;
-        meter.value = n.sessions || 0;
-        meter.high = n.capacity * 0.8;
-        meter.setAttribute("aria-label", `${n.nodeId} load`);
-        tr.children[4].append(meter);
-      }
-      const actions = document.createElement("td");
-      actions.className = "row-actions";
-      if (n.worker !== false && !n.draining)
-        actions.append(actionButton("Drain", `Drain node ${n.nodeId}`, () => drainNode(n.nodeId)));
-      tr.append(actions);
-      return tr;
-    });
-    if (!rows.length) {
-      const tr = document.createElement("tr");
-      tr.innerHTML = '<td colspan="7" class="muted">No live workers.</td>';
-      rows.push(tr);
-    }
-    el.nodesBody.replaceChildren(...rows);
-    const total = nodes.reduce((sum, n) => sum + (n.sessions || 0), 0);
-    el.cluster.dataset.sessions = String(total);
-  }
-
-  async function drainNode(nodeId) {
-    if (!window.confirm(`Drain ${nodeId}? Its workspaces move to other workers.`)) return;
-    el.clusterNotice.textContent = `Draining ${nodeId}…`;
-    try {
-      const r = await api("POST", `/api/v1/cluster/nodes/${encodeURIComponent(nodeId)}/drain`, {});
-      const moved = Array.isArray(r && r.moved) ? r.moved.length : (r && r.moved) || 0;
-      el.clusterNotice.textContent = `Drained ${nodeId}: ${moved} workspace(s) handed off.`;
-    } catch (err) {
-      el.clusterNotice.textContent = `Could not drain ${nodeId}: ${err.message}`;
-    }
-    loadCluster();
-  }
-
-  async function rebalance() {
-    el.clusterNotice.textContent = "Rebalancing…";
-    try {
-      const r = await api("POST", "/api/v1/cluster/rebalance", {});
-      const moved = (r && r.moved) || [];
-      el.clusterNotice.textContent = moved.length
-        ? `Rebalance moved ${moved.length} workspace(s).`
-        : "Rebalance: nothing to move.";
-    } catch (err) {
-      el.clusterNotice.textContent = `Rebalance failed: ${err.message}`;
-    }
-    loadCluster();
-  }
-
-  async function lookUpPlacement(event) {
-    event.preventDefault();
-    const ws = el.placementWs.value.trim();
-    if (!el.placementWs.checkValidity() || !ws) {
-      el.placementResult.textContent = "Workspace IDs are 1–64 letters, digits, _ or -.";
-      return;
-    }
-    try {
-      const p = await api("GET", `/api/v1/cluster/placement/${encodeURIComponent(ws)}`);
-      el.placementResult.dataset.node = (p && p.node) || "";
-      el.placementResult.textContent =
-        p && p.node
-          ? `Workspace ${ws} is on node ${p.node} (epoch ${p.epoch}).`
-          : `Workspace ${ws} is not placed yet; its first request places it.`;
-    } catch (err) {
-      el.placementResult.dataset.node = "";
-      el.placementResult.textContent =
-        err.status === 404 ? `Workspace ${ws} is not placed yet.` : `Lookup failed: ${err.message}`;
-    }
   }
 
   // ---- sign in / out ----
@@ -650,20 +144,12 @@
     el.signOut.hidden = false;
     document.body.dataset.role = state.admin ? "admin" : "workspace";
     if (isWorkspace) {
-      el.workspace.hidden = false;
-      replaceAccounts(itemsOf(accounts.value));
+      accountsView.show(itemsOf(accounts.value));
       connectSocket();
     } else {
       setConnection("Admin", "live");
     }
-    if (state.admin) {
-      el.cluster.hidden = false;
-      renderNodes(itemsOf(nodes.value));
-      el.cluster.dataset.loaded = "true";
-      state.clusterTimer = window.setInterval(() => {
-        if (!document.hidden) loadCluster();
-      }, CLUSTER_REFRESH_MS);
-    }
+    if (state.admin) clusterView.show(itemsOf(nodes.value));
     $("main").focus();
   }
 
@@ -671,20 +157,12 @@
     if (state.socket) state.socket.disconnect();
     state.socket = null;
     state.cursor = null;
-    window.clearInterval(state.clusterTimer);
-    closeDialog();
+    clusterView.hide();
+    accountsView.hide();
     if (window.SwitchboardMessages) window.SwitchboardMessages.close();
     sessionStorage.removeItem(KEY_STORAGE);
     state.key = "";
     state.admin = false;
-    state.accounts.clear();
-    state.qrs.clear();
-    state.rows.clear();
-    el.accountsBody.replaceChildren();
-    el.nodesBody.replaceChildren();
-    el.workspaceName.textContent = "";
-    el.workspace.hidden = true;
-    el.cluster.hidden = true;
     el.signOut.hidden = true;
     el.signIn.hidden = false;
     delete document.body.dataset.role;
@@ -707,37 +185,21 @@
     signIn(key);
   });
   el.signOut.addEventListener("click", signOut);
-  el.createForm.addEventListener("submit", createAccount);
-  el.qrClose.addEventListener("click", closeDialog);
-  el.dialog.addEventListener("close", () => {
-    state.dialogAccountId = null;
-    // Back to the button that opened the dialog (the browser cannot: "Connect" was disabled while the
-    // account was created, and a row's "Show QR" may have been replaced since).
-    const target = state.returnFocus && state.returnFocus.isConnected ? state.returnFocus : el.connectButton;
-    state.returnFocus = null;
-    target.focus();
-  });
-  el.qrRetry.addEventListener("click", () => {
-    // The button hides itself once the session restarts: keep keyboard focus inside the dialog.
-    el.qrClose.focus();
-    if (state.dialogAccountId) restartAccount(state.dialogAccountId, false);
-  });
-  el.clusterRefresh.addEventListener("click", loadCluster);
-  el.clusterRebalance.addEventListener("click", rebalance);
-  el.placementForm.addEventListener("submit", lookUpPlacement);
 
-  /** What the other dashboard scripts (messages.js) use: the signed-in REST client, live events, the
-   * accounts as this page knows them, and the same words. */
+  /** What the other dashboard scripts (accounts.js, cluster.js, messages.js) use: the signed-in REST
+   * client, live events, the accounts as this page knows them, and the same words and buttons. */
   window.Switchboard = {
     api,
+    itemsOf,
+    actionButton,
     /** Listens to a Socket.IO event on this connection and every later one (after a new sign-in). */
     on(name, listener) {
       state.socketListeners.push([name, listener]);
       if (state.socket) state.socket.on(name, listener);
     },
-    account: (id) => state.accounts.get(id),
-    accountLabel,
-    statusText,
+    account: accountsView.account,
+    accountLabel: accountsView.accountLabel,
+    statusText: accountsView.statusText,
   };
 
   const saved = sessionStorage.getItem(KEY_STORAGE);

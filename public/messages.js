@@ -414,7 +414,7 @@
 
   function onStatus(event) {
     if (!event || event.accountId !== state.accountId) return;
-    // app.js merged the event first (its listener was added earlier).
+    // accounts.js merged the event first (app.js adds its listener before ours).
     const wasConnected = el.dialog.dataset.connected === "true";
     renderAccountState();
     if (!wasConnected && el.dialog.dataset.connected === "true") refresh();
@@ -442,7 +442,7 @@
     sb().on("account.message", onMessage);
     sb().on("account.message_ack", onAck);
     sb().on("account.status", onStatus);
-    // After a reconnect the snapshot may be the first news of a change (app.js merged it first).
+    // After a reconnect the snapshot may be the first news of a change (accounts.js merged it first).
     sb().on("accounts.snapshot", () => state.accountId && onStatus({ accountId: state.accountId }));
     sb().on("account.deleted", (event) => {
       if (event && (event.accountId || event.id) === state.accountId) renderAccountState();
