@@ -138,7 +138,7 @@ export interface Config {
   webhookScanMs: number;
   /** Lease of an endpoint's delivery queue (one node delivers it at a time). @default 30000 */
   webhookLeaseTtlMs: number;
-  /** Webhook requests in flight per node. @default 16 */
+  /** Webhook requests in flight per node. @default 100 */
   webhookConcurrency: number;
   /** Of those, at most this many for one workspace (0: no bound). @default 0 */
   webhookWorkspaceConcurrency: number;
