@@ -111,12 +111,25 @@ export async function connectedAccounts(
       workspaceId: ws,
       engine: "simulated",
     })) as AccountView;
-    await waitFor(() => reached(acc.id, "qr_scanning"), { what: `${acc.id} to show a QR`, timeoutMs: 30000 });
+    // On a timeout, the statuses the account went through say where it stopped.
+    const until = (status: string, what: string) =>
+      waitFor(() => reached(acc.id, status), { what: `${acc.id} ${what}`, timeoutMs: 30000 }).catch((err) => {
+        const seen = statusesOf(events, acc.id).join(" → ") || "none";
+        throw new Error(`${(err as Error).message} (statuses seen: ${seen})`);
+      });
+    await until("qr_scanning", "to show a QR");
     await broker.call("accounts.simulate", { workspaceId: ws, accountId: acc.id, action: "scan" });
-    await waitFor(() => reached(acc.id, "connected"), { what: `${acc.id} connected`, timeoutMs: 30000 });
+    await until("connected", "connected");
     accounts.push(acc);
   });
   return accounts;
+}
+
+/** The `account.status` events recorded for an account, as `status` or `status/reason`, in order. */
+function statusesOf(events: Recorded[], accountId: string): string[] {
+  return events
+    .filter((e) => e.event === "account.status" && e.payload.accountId === accountId)
+    .map((e) => (e.payload.reason ? `${e.payload.status}/${e.payload.reason}` : String(e.payload.status)));
 }
 
 /**
