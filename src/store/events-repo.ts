@@ -15,6 +15,7 @@
 // A reader must not step over a position whose insert is still in flight (writer A took 5, writer B
 // took 6 and committed first): `readAfter` stops at a gap until the event after it is `gapWaitMs` old;
 // a gap that old is a writer that died between allocating and inserting, and will never fill.
+import { randomUUID } from "node:crypto";
 import type { Collection, Db } from "mongodb";
 import { InsertBatcher } from "./insert-batch.ts";
 import { insertedBeforeDuplicate, isDuplicateKey, retryTransient, upsertById } from "./mongo.ts";
@@ -47,6 +48,9 @@ export interface EventDoc {
   /** The broadcast payload, without its `cursor`. */
   payload: unknown;
   at: Date;
+  /** The token of the insert that wrote it: an insert tried again after a transient error finds the
+   * rows its first try wrote, refused as duplicates, and knows them for its own. */
+  w?: string;
 }
 
 /** How a client names a position in a workspace's log: the seq in decimal ("0": before the first). */
@@ -242,6 +246,7 @@ export class EventsRepo {
     let done = 0;
     while (done < batch.length) {
       const at = new Date();
+      const w = randomUUID();
       const docs: EventDoc[] = batch.slice(done).map((a, k) => ({
         _id: eventId(workspaceId, seq + k),
         workspaceId,
@@ -249,6 +254,7 @@ export class EventsRepo {
         event: a.event,
         payload: a.payload,
         at,
+        w,
       }));
       let inserted: number;
       try {
@@ -267,6 +273,10 @@ export class EventsRepo {
             : await insertedBeforeDuplicate(docs.length, () =>
                 retryTransient(() => this.col.insertMany(docs, { ordered: true })),
               );
+        // A refused position may hold this insert's own row, written by a try that answered a
+        // transient error (FerretDB's "database is locked" can come after the rows landed): placing
+        // those events again elsewhere would store them twice.
+        if (inserted < docs.length) inserted += await this.ownFrom(docs.slice(inserted), w);
       } catch (err) {
         // Unknown what landed: the next append reads the highest again.
         this.next.delete(workspaceId);
@@ -279,6 +289,17 @@ export class EventsRepo {
       // Another writer took this position: go past everything stored.
       if (done < batch.length) seq = (await this.probeFrom(workspaceId, seq)) + 1;
     }
+  }
+
+  /** How many of `docs`, from the first, are stored with the insert token `w`. */
+  private async ownFrom(docs: EventDoc[], w: string): Promise<number> {
+    const found = await retryTransient(() =>
+      this.col.find({ _id: { $in: docs.map((d) => d._id) } }, { projection: { w: 1 } }).toArray(),
+    );
+    const own = new Set(found.filter((d) => d.w === w).map((d) => d._id));
+    let n = 0;
+    while (n < docs.length && own.has(docs[n]._id)) n++;
+    return n;
   }
 
   /**

@@ -79,6 +79,40 @@ describe("store/events-repo: per-workspace sequence", function () {
     assert.equal(await b.highest("ws1"), 400);
   });
 
+  it("an insert whose rows landed before it answered a transient error stores each event once", async () => {
+    const r = await repo();
+    await r.ensureIndexes();
+    // FerretDB can answer "database is locked" after the rows landed: the insert is tried again and
+    // finds its own rows in the way.
+    const real = r.col.insertMany.bind(r.col);
+    let failNext: (docs: unknown[]) => boolean = () => false;
+    (r.col as any).insertMany = async (docs: any[], options: any) => {
+      const res = await real(docs, options);
+      if (failNext(docs)) {
+        failNext = () => false;
+        throw new Error("database is locked");
+      }
+      return res;
+    };
+    // A lone event (the batched unordered insert), then a run of four (one ordered insert).
+    failNext = () => true;
+    const first = await r.append("ws5", "account.status", { n: 0, workspaceId: "ws5" });
+    assert.equal(first.seq, 1);
+    failNext = (docs) => docs.length > 1;
+    const appends = [1, 2, 3, 4, 5].map((n) => r.append("ws5", "account.status", { n, workspaceId: "ws5" }));
+    const docs = await Promise.all(appends);
+    assert.deepEqual(
+      docs.map((d) => d.seq),
+      [2, 3, 4, 5, 6],
+    );
+    const read = await r.readAfter("ws5", 0, 100);
+    assert.deepEqual(
+      read.map((d) => (d.payload as { n: number }).n),
+      [0, 1, 2, 3, 4, 5],
+      "each event stored once, in order",
+    );
+  });
+
   it("a reader stops at a young gap (an insert in flight) and steps over it once it is old", async () => {
     const r = await repo(300);
     await r.ensureIndexes();
