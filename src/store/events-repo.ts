@@ -18,11 +18,11 @@
 import { randomUUID } from "node:crypto";
 import type { Collection, Db } from "mongodb";
 import { InsertBatcher } from "./insert-batch.ts";
-import { insertedBeforeDuplicate, isDuplicateKey, retryTransient, upsertById } from "./mongo.ts";
+import { insertedInOrder, isDuplicateKey, retryTransient, upsertById } from "./mongo.ts";
 
 export const EVENTS_COLLECTION = "events";
 
-/** Events one insert carries at most. */
+/** Events one write of a workspace carries at most (in ordered inserts of ORDERED_INSERT_MAX). */
 const APPEND_BATCH = 200;
 
 interface PendingAppend {
@@ -173,8 +173,8 @@ export class EventsRepo {
   }
 
   /** Writes an event at the workspace's next position and returns its document. Appends that arrive
-   * while the workspace's previous write is in flight go out together, at consecutive positions, in one
-   * ordered insert (FerretDB commits each command on its own: one command for many events). */
+   * while the workspace's previous write is in flight go out together, at consecutive positions, in
+   * ordered inserts of up to 100 (FerretDB commits each command on its own: one command for many). */
   append(workspaceId: string, event: string, payload: unknown): Promise<EventDoc> {
     return new Promise((resolve, reject) => {
       let queue = this.waiting.get(workspaceId);
@@ -270,8 +270,8 @@ export class EventsRepo {
                   throw err;
                 },
               )
-            : await insertedBeforeDuplicate(docs.length, () =>
-                retryTransient(() => this.col.insertMany(docs, { ordered: true })),
+            : await insertedInOrder(docs, (chunk) =>
+                retryTransient(() => this.col.insertMany(chunk, { ordered: true })),
               );
         // A refused position may hold this insert's own row, written by a try that answered a
         // transient error (FerretDB's "database is locked" can come after the rows landed): placing
@@ -286,8 +286,9 @@ export class EventsRepo {
       done += inserted;
       seq += inserted;
       this.next.set(workspaceId, seq);
-      // Another writer took this position: go past everything stored.
-      if (done < batch.length) seq = (await this.probeFrom(workspaceId, seq)) + 1;
+      // Another writer took this position (or a try that failed left only part of this insert): go past
+      // everything stored after this writer's last position.
+      if (done < batch.length) seq = (await this.probeFrom(workspaceId, seq - 1)) + 1;
     }
   }
 

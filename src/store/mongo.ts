@@ -70,20 +70,32 @@ export function isDuplicateKey(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === 11000;
 }
 
-/** Runs an ordered insert of `count` documents (`insert`) and answers how many went in before the
- * first one refused as a duplicate key (`count` when none was); any other error is thrown. */
-export async function insertedBeforeDuplicate(
-  count: number,
-  insert: () => Promise<unknown>,
+/** Documents an ordered insert sends in one command at most. FerretDB (1.24) runs an insert in batches
+ * of its `--batch-size` (default 100) and stops an ordered one at a refused document only within that
+ * batch: the batches after it still go in, so rows land past the refused one while the answer says
+ * nothing after it did (a writer then places them again: stored twice). */
+export const ORDERED_INSERT_MAX = 100;
+
+/** Inserts `docs` in order (`insert` sends one ordered command, of at most ORDERED_INSERT_MAX) and
+ * answers how many went in before the first one refused as a duplicate key (all of them when none
+ * was); any other error is thrown. */
+export async function insertedInOrder<T>(
+  docs: T[],
+  insert: (chunk: T[]) => Promise<unknown>,
 ): Promise<number> {
-  try {
-    await insert();
-    return count;
-  } catch (err) {
-    const first = err instanceof MongoBulkWriteError ? [err.writeErrors ?? []].flat()[0] : undefined;
-    if (!first || !isDuplicateKey(first)) throw err;
-    return first.index;
+  let done = 0;
+  while (done < docs.length) {
+    const chunk = docs.slice(done, done + ORDERED_INSERT_MAX);
+    try {
+      await insert(chunk);
+      done += chunk.length;
+    } catch (err) {
+      const first = err instanceof MongoBulkWriteError ? [err.writeErrors ?? []].flat()[0] : undefined;
+      if (!first || !isDuplicateKey(first)) throw err;
+      return done + first.index;
+    }
   }
+  return done;
 }
 
 /** Errors worth another try: the server was briefly unreachable or busy (FerretDB's SQLite backend

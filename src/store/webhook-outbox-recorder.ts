@@ -11,7 +11,7 @@ import type { Collection } from "mongodb";
 import { retry } from "../retry.ts";
 import type { EndpointDoc, OutboxDoc } from "./webhook-docs.ts";
 import { InsertBatcher } from "./insert-batch.ts";
-import { insertedBeforeDuplicate, isDuplicateKey } from "./mongo.ts";
+import { insertedInOrder, isDuplicateKey } from "./mongo.ts";
 
 export interface RecordedEvent {
   eventId: string;
@@ -365,7 +365,7 @@ export class OutboxRecorder {
 
   /** Inserts `docs` in order up to the first one refused as a duplicate; how many went in. */
   private insertInOrder(docs: OutboxDoc[]): Promise<number> {
-    return insertedBeforeDuplicate(docs.length, () => this.col.insertMany(docs, { ordered: true }));
+    return insertedInOrder(docs, (chunk) => this.col.insertMany(chunk, { ordered: true }));
   }
 
   /** The endpoint's queues are gone: what this node knew of them is forgotten. */

@@ -111,6 +111,46 @@ describe("store/events-repo: per-workspace sequence", function () {
       [0, 1, 2, 3, 4, 5],
       "each event stored once, in order",
     );
+    // A run of 150 goes in two inserts; the first lands and answers the error: the second takes the
+    // very next position (no gap a reader would wait at).
+    failNext = (docs) => docs.length > 1;
+    const lone = r.append("ws5", "account.status", { n: 6, workspaceId: "ws5" });
+    const run = Array.from({ length: 150 }, (_, i) =>
+      r.append("ws5", "account.status", { n: i + 7, workspaceId: "ws5" }),
+    );
+    const runDocs = await Promise.all([lone, ...run]);
+    assert.deepEqual(
+      runDocs.map((d) => d.seq),
+      Array.from({ length: 151 }, (_, i) => i + 7),
+    );
+    assert.equal((await r.readAfter("ws5", 0, 1000)).length, 157);
+  });
+
+  it("a run longer than the server's insert batch, refused at its first position, lands nowhere twice", async () => {
+    const r = await repo();
+    await r.ensureIndexes();
+    await r.append("ws6", "account.status", { n: 0, workspaceId: "ws6" });
+    await r.append("ws6", "account.status", { n: 1, workspaceId: "ws6" });
+    // Another writer took position 4 since.
+    await stored(r, "ws6", 4);
+    // The first append goes alone (to 3); the other 249 as one run from 4, refused at once.
+    const appends = Array.from({ length: 250 }, (_, i) =>
+      r.append("ws6", "account.status", { n: i + 2, workspaceId: "ws6" }),
+    );
+    const docs = await Promise.all(appends);
+    const read = await r.readAfter("ws6", 0, 1000);
+    // FerretDB went on with an ordered insert's next batch of 100 after a refused row: the rows past
+    // it landed while the writer placed them again.
+    assert.equal(read.length, 253, "each event stored once");
+    assert.deepEqual(
+      docs.map((d) => d.seq),
+      [3, ...Array.from({ length: 249 }, (_, i) => i + 5)],
+    );
+    assert.deepEqual(
+      read.filter((d) => d.seq !== 4).map((d) => (d.payload as { n: number }).n),
+      Array.from({ length: 252 }, (_, i) => i),
+      "in the order appended",
+    );
   });
 
   it("a reader stops at a young gap (an insert in flight) and steps over it once it is old", async () => {

@@ -272,6 +272,28 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
     );
   });
 
+  it("a run longer than the server's insert batch that meets a taken slot keeps stream order", async () => {
+    const repo = new OutboxRepo(db, "l1");
+    await repo.ensureIndexes();
+    const endpoints = [endpoint("wh_long")];
+    const stream = Array.from({ length: 250 }, (_, i) => event("acc_l", 4000 + i));
+    const [first] = await repo.recordMany([{ ev: stream[0], endpoints }]);
+    await repo.col.insertOne({
+      ...first.doc!,
+      _id: slotId("wh_long", "acc_l", 2),
+      seq: 2,
+      eventId: "evt_long_foreign",
+    });
+    // FerretDB went on with an ordered insert's next batch of 100 after the refused row: those rows
+    // landed ahead of the events before them.
+    await repo.recordMany(stream.slice(1).map((ev) => ({ ev, endpoints })));
+    await assertQueue(repo, "wh_long", "acc_l", [
+      stream[0].eventId,
+      "evt_long_foreign",
+      ...stream.slice(1).map((e) => e.eventId),
+    ]);
+  });
+
   it("rows marked delivered together get their own attempt counts; other rows stay as they were", async () => {
     const repo = new OutboxRepo(db, "k1");
     await repo.ensureIndexes();
