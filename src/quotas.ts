@@ -4,26 +4,25 @@
 // Accounts are counted by a tally kept as they are created and deleted (AccountTally), not per create.
 import { QuotaExceededError } from "./errors.ts";
 import { KeyedSerial } from "./keyed-serial.ts";
+import { TtlCache } from "./ttl-cache.ts";
 import type { Quotas, QuotaName, QuotasRepo } from "./store/quotas-repo.ts";
 
 /** How long a workspace's quotas are reused before they are read again. */
 const CACHE_MS = 5000;
 
 export class QuotaBook {
-  private readonly cache = new Map<string, { quotas: Quotas; until: number }>();
+  private readonly cache = new TtlCache<string, Quotas>(CACHE_MS);
 
   constructor(
     private readonly repo: QuotasRepo,
     private readonly defaults: Quotas,
   ) {}
 
-  async of(workspaceId: string): Promise<Quotas> {
-    const hit = this.cache.get(workspaceId);
-    if (hit && hit.until > Date.now()) return hit.quotas;
-    const quotas = { ...this.defaults, ...(await this.repo.overrides(workspaceId)) };
-    if (this.cache.size >= 10000) this.cache.clear();
-    this.cache.set(workspaceId, { quotas, until: Date.now() + CACHE_MS });
-    return quotas;
+  of(workspaceId: string): Promise<Quotas> {
+    return this.cache.get(workspaceId, async (id) => ({
+      ...this.defaults,
+      ...(await this.repo.overrides(id)),
+    }));
   }
 
   /** Throws QuotaExceededError when one more would pass the workspace's `name` quota. */
@@ -33,7 +32,7 @@ export class QuotaBook {
   }
 
   forget(workspaceId: string): void {
-    this.cache.delete(workspaceId);
+    this.cache.forget(workspaceId);
   }
 }
 

@@ -32,8 +32,8 @@ import { RememberedRows } from "./remembered-rows.ts";
 import { QueueCursors, type Cursor, type QueuePosition } from "./queue-cursors.ts";
 import { HeldEndpoints } from "./held-endpoints.ts";
 import { AttemptsInFlight } from "./attempts-in-flight.ts";
-import { EndpointSettings } from "./endpoint-settings.ts";
 import { OutboxPruning } from "./outbox-pruning.ts";
+import { TtlCache } from "../ttl-cache.ts";
 import type { EndpointDoc, OutboxDoc } from "./types.ts";
 
 export interface DeliveryLoopOptions {
@@ -76,7 +76,9 @@ export class DeliveryLoop {
   /** Endpoints with work this node does not hold: it tries to claim them. */
   private readonly wanted = new Set<string>();
   private readonly inFlight = new AttemptsInFlight();
-  private readonly endpoints: EndpointSettings;
+  /** Endpoint documents by id (null: removed), read again after a scan period (a change made on another
+   * node shows within it). */
+  private readonly endpoints: TtlCache<string, EndpointDoc | null>;
   private readonly pruning: OutboxPruning;
   /** Pending rows this node inserted (or read back) while holding their endpoint: not read again. */
   private readonly remembered = new RememberedRows();
@@ -109,7 +111,7 @@ export class DeliveryLoop {
   ) {
     this.unmarked = new DeliveredMarks(repos.outbox, logger, () => this.kick());
     this.held = new HeldEndpoints(repos.leases, opts.leaseTtlMs);
-    this.endpoints = new EndpointSettings(repos.endpoints, opts.scanMs);
+    this.endpoints = new TtlCache(opts.scanMs);
     this.pruning = new OutboxPruning(repos.outbox, opts.retentionMs, logger);
     const { maxAttempts, backoff } = opts;
     this.outcomes = {
@@ -331,7 +333,7 @@ export class DeliveryLoop {
       if (this.inFlight.size + picked.length >= this.opts.concurrency) break;
       if (this.inFlight.has(key) || cursor.wakeAt > Date.now()) continue;
       if (!this.leaseCovers(cursor.endpointId)) continue;
-      const endpoint = await this.endpoints.get(cursor.endpointId);
+      const endpoint = await this.endpoints.get(cursor.endpointId, (id) => this.repos.endpoints.findById(id));
       if (!endpoint) {
         // Removed; rows recorded by a node that had not heard of the removal yet are orphans.
         await this.repos.outbox.removeEndpoint(cursor.endpointId);

@@ -9,6 +9,7 @@ import type { EndpointsRepo } from "../store/webhook-endpoints-repo.ts";
 import type { OutboxRepo, RecordResult } from "../store/webhook-outbox-repo.ts";
 import type { DeliveryLoop } from "./delivery-loop.ts";
 import { eventIdOf, filterMatches, subjectOf } from "./events.ts";
+import { TtlCache } from "../ttl-cache.ts";
 import type { LogTail } from "./log-tail.ts";
 import type { QueuePosition } from "./queue-cursors.ts";
 import type { RecorderSlots } from "./recorder-slots.ts";
@@ -29,11 +30,13 @@ export class EventRecorder {
   /** Per account, the tail of its recording chain: one account's events are recorded in arrival order. */
   private readonly recording = new Map<string, Promise<void>>();
   /** Enabled endpoints per workspace, read at most every `endpointCacheMs`; dropped by `forget`. */
-  private readonly endpointCache = new Map<string, { docs: EndpointDoc[]; at: number }>();
+  private readonly endpointCache: TtlCache<string, EndpointDoc[]>;
   private tail: Pick<LogTail, "offer" | "drain"> | null = null;
   private slots: Pick<RecorderSlots, "holds"> | null = null;
 
-  constructor(private readonly deps: EventRecorderDeps) {}
+  constructor(private readonly deps: EventRecorderDeps) {
+    this.endpointCache = new TtlCache(deps.endpointCacheMs);
+  }
 
   /** The log reader and the slots, once they exist (events heard before are only recorded from the log). */
   attach(tail: Pick<LogTail, "offer" | "drain">, slots: Pick<RecorderSlots, "holds">): void {
@@ -43,7 +46,7 @@ export class EventRecorder {
 
   /** The workspace's endpoints changed: read them again. */
   forget(workspaceId: string): void {
-    this.endpointCache.delete(workspaceId);
+    this.endpointCache.forget(workspaceId);
   }
 
   /** Resolves once every recording under way ended. */
@@ -133,11 +136,7 @@ export class EventRecorder {
 
   /** The workspace's enabled endpoints that take `event`. */
   private async endpointsFor(workspaceId: string, event: string): Promise<EndpointDoc[]> {
-    let cached = this.endpointCache.get(workspaceId);
-    if (!cached || Date.now() - cached.at >= this.deps.endpointCacheMs) {
-      cached = { docs: await this.deps.endpoints.enabledFor(workspaceId), at: Date.now() };
-      this.endpointCache.set(workspaceId, cached);
-    }
-    return cached.docs.filter((e) => filterMatches(e.events, event));
+    const docs = await this.endpointCache.get(workspaceId, (id) => this.deps.endpoints.enabledFor(id));
+    return docs.filter((e) => filterMatches(e.events, event));
   }
 }
