@@ -254,7 +254,7 @@ export async function waitAllConnected(
           counts[k] = (counts[k] ?? 0) + 1;
         }
         last = JSON.stringify(counts);
-        return counts.connected === accountIds.length;
+        return (counts.connected ?? 0) === accountIds.length;
       },
       { what, timeoutMs, intervalMs: 200 },
     );
