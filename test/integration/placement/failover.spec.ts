@@ -35,7 +35,7 @@ describe("placement: failover, drain and restarts with worker processes", functi
   const qrsSince = (mark: number, accountIds: Set<string>) =>
     events.slice(mark).filter((e) => e.event === "account.qr" && accountIds.has(e.payload.accountId));
 
-  async function workersSeen(expected: string[]) {
+  async function workersSeen(expected: string[], timeoutMs = 30000) {
     await waitFor(
       () => {
         const live = placementOf(obs)!.mirror.liveNodes();
@@ -44,14 +44,14 @@ describe("placement: failover, drain and restarts with worker processes", functi
           expected.every((n) => obs.registry.nodes.get(n)?.available)
         );
       },
-      { what: `workers ${expected} to be live`, timeoutMs: 30000 },
+      { what: `workers ${expected} to be live`, timeoutMs },
     );
     // Their broadcasts must reach the recorder here before the test counts on them.
     await waitFor(
       async () => (await Promise.all(expected.map((n) => knowsRecorder(obs, n)))).every(Boolean),
       {
         what: "every worker to know the recorder",
-        timeoutMs: 30000,
+        timeoutMs,
         intervalMs: 200,
       },
     );
@@ -88,7 +88,9 @@ describe("placement: failover, drain and restarts with worker processes", functi
       await pc.startWorker(id);
     }
     running = [...WORKERS];
-    await workersSeen(WORKERS);
+    // Four workers starting at once and taking back every session: slow on a loaded machine (30 s
+    // were not enough once, with the suite's CPU burners and a linter running beside it).
+    await workersSeen(WORKERS, 90000);
   });
 
   it("SIGKILL of a worker with 100 connected sessions: all connected on survivors, no QR, never twice", async () => {
