@@ -30,9 +30,7 @@ export class AccountsRepo {
   constructor(db: Db) {
     this.col = db.collection<AccountDoc>(COLLECTIONS.accounts);
     // A write the server refused while busy did not happen: trying again is safe.
-    this.inserts = new InsertBatcher((docs) =>
-      retryTransient(() => this.col.insertMany(docs, { ordered: false })),
-    );
+    this.inserts = new InsertBatcher(this.col);
   }
 
   /** Rejects like `insertOne` would, with code 11000 for an `_id` that exists. */

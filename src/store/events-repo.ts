@@ -105,9 +105,7 @@ export class EventsRepo {
     this.heads = db.collection<EventHeadDoc>(EVENT_HEADS_COLLECTION);
     this.gapWaitMs = options.gapWaitMs ?? 5000;
     // A write the server refused while busy did not happen: trying again is safe.
-    this.inserts = new InsertBatcher((docs) =>
-      retryTransient(() => this.col.insertMany(docs, { ordered: false })),
-    );
+    this.inserts = new InsertBatcher(this.col);
   }
 
   async ensureIndexes(): Promise<void> {

@@ -5,7 +5,14 @@
 // Why: on FerretDB (SQLite) every command is a transaction of its own, written one at a time — 50
 // concurrent `insertOne` took 25–55 ms, one `insertMany` of the same 50 took 4 ms (50 creates at once
 // each waited for the others' commits). On MongoDB it saves round trips.
-import { MongoBulkWriteError, MongoServerError } from "mongodb";
+//
+// A write the server refused while busy is tried again (retryTransient). FerretDB can answer "database
+// is locked" after some of the documents landed; the next try finds them in the way. So each write
+// stores a token (`w`) in its documents, and a document refused as a duplicate after such a try is
+// looked up: holding this write's token, it is this caller's, inserted, not another writer's.
+import { randomUUID } from "node:crypto";
+import { MongoBulkWriteError, MongoServerError, type Collection, type Document } from "mongodb";
+import { isDuplicateKey, retryTransient } from "./mongo.ts";
 
 interface Pending<T> {
   doc: T;
@@ -13,19 +20,24 @@ interface Pending<T> {
   reject: (err: unknown) => void;
 }
 
-export class InsertBatcher<T> {
+/** What the batcher adds to each document it writes: the token of the write. */
+export interface InsertToken {
+  w?: string;
+}
+
+export class InsertBatcher<T extends Document & InsertToken> {
   private queue: Pending<T>[] = [];
   private busy = false;
+  /** The collection, untyped: the documents written carry the token beside T's fields. */
+  private readonly col: Collection;
 
-  /**
-   * @param write inserts the documents, unordered (`insertMany(docs, {ordered: false})`), rejecting
-   * with a MongoBulkWriteError that names the failed documents by index.
-   * @param maxBatch documents per command. @default 500
-   */
+  /** @param maxBatch documents per command. @default 500 */
   constructor(
-    private readonly write: (docs: T[]) => Promise<unknown>,
+    col: Collection<T>,
     private readonly maxBatch = 500,
-  ) {}
+  ) {
+    this.col = col as unknown as Collection;
+  }
 
   insert(doc: T): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -45,8 +57,14 @@ export class InsertBatcher<T> {
   }
 
   private async flush(batch: Pending<T>[]): Promise<void> {
+    const w = randomUUID();
+    const docs = batch.map((p) => ({ ...p.doc, w }));
+    let tries = 0;
     try {
-      await this.write(batch.map((p) => p.doc));
+      await retryTransient(() => {
+        tries++;
+        return this.col.insertMany(docs, { ordered: false });
+      });
       for (const p of batch) p.resolve();
     } catch (err) {
       if (!(err instanceof MongoBulkWriteError)) {
@@ -59,11 +77,23 @@ export class InsertBatcher<T> {
       }
       // A write concern error (or a bulk error naming no document) leaves the other inserts unsure.
       const unsure = failed.size === 0 || Boolean(err.result?.getWriteConcernError?.());
+      if (tries > 1) for (const i of await this.ownAmong(docs, failed, w)) failed.delete(i);
       batch.forEach((p, i) => {
         if (failed.has(i)) p.reject(failed.get(i));
         else if (unsure) p.reject(err);
         else p.resolve();
       });
     }
+  }
+
+  /** Which of the documents refused as duplicates are stored with this write's token. */
+  private async ownAmong(docs: T[], failed: Map<number, unknown>, w: string): Promise<number[]> {
+    const refused = [...failed].filter(([, e]) => isDuplicateKey(e)).map(([i]) => i);
+    if (!refused.length) return [];
+    const stored = await retryTransient(() =>
+      this.col.find({ _id: { $in: refused.map((i) => docs[i]._id) } }, { projection: { w: 1 } }).toArray(),
+    );
+    const own = new Set(stored.filter((d) => d.w === w).map((d) => String(d._id)));
+    return refused.filter((i) => own.has(String(docs[i]._id)));
   }
 }

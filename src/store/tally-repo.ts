@@ -33,9 +33,7 @@ export class TallyRepo {
 
   constructor(private readonly db: Db) {
     this.col = db.collection<TallyDoc>(TALLIES_COLLECTION);
-    this.inserts = new InsertBatcher((docs) =>
-      retryTransient(() => this.col.insertMany(docs, { ordered: false })),
-    );
+    this.inserts = new InsertBatcher(this.col);
   }
 
   /** The count at version `seq` (by `_id`), or null when the workspace has no such version. */

@@ -80,7 +80,7 @@ export class OutboxRecorder {
     private readonly nodeId: string,
     private readonly maxTailAgeMs = Infinity,
   ) {
-    this.inserts = new InsertBatcher((docs) => this.col.insertMany(docs, { ordered: false }));
+    this.inserts = new InsertBatcher(this.col);
   }
 
   /** Records `ev` for each endpoint. */
