@@ -1,7 +1,8 @@
-// Switchboard dashboard, accounts of one workspace: the live table of accounts (create, restart, remove)
-// and the QR dialog that links a new one. Plain browser JavaScript, no build step; uses what app.js
-// shares as window.Switchboard (the signed-in REST client) and offers window.SwitchboardAccounts to
-// app.js: show/hide, the Socket.IO events it follows, and the accounts and their words.
+// Switchboard dashboard, accounts of one workspace: the live table of accounts (create, restart, remove).
+// Plain browser JavaScript, no build step; uses what app.js shares as window.Switchboard (the signed-in
+// REST client) and the QR dialog (qr-dialog.js, window.SwitchboardQrDialog), and offers
+// window.SwitchboardAccounts to both: show/hide, the Socket.IO events it follows, the accounts, their
+// QR codes and their words.
 "use strict";
 
 (() => {
@@ -39,15 +40,6 @@
     accountsNotice: $("accounts-notice"),
     accountsBody: $("accounts-body"),
     accountsEmpty: $("accounts-empty"),
-    dialog: $("qr-dialog"),
-    qrFrame: $("qr-frame"),
-    qrImage: $("qr-image"),
-    qrPlaceholder: $("qr-placeholder"),
-    qrStatus: $("qr-status"),
-    qrError: $("qr-error"),
-    qrDetail: $("qr-detail"),
-    qrRetry: $("qr-retry"),
-    qrClose: $("qr-close"),
   };
 
   const state = {
@@ -57,13 +49,10 @@
     qrs: new Map(),
     /** @type {Map<string, HTMLTableRowElement>} */
     rows: new Map(),
-    dialogAccountId: null,
-    /** Where keyboard focus goes when the dialog closes. */
-    returnFocus: null,
-    qrFetchedFor: null,
   };
 
   const sb = () => window.Switchboard;
+  const dialog = () => window.SwitchboardQrDialog;
 
   // ---- words ----
 
@@ -116,7 +105,7 @@
       el.workspaceName.textContent = `· workspace ${next.workspaceId}`;
     }
     renderAccount(id);
-    if (state.dialogAccountId === id) renderDialog();
+    dialog().refresh(id);
     return next;
   }
 
@@ -128,7 +117,7 @@
     state.qrs.set(accountId, qr);
     if (account) account.status = "qr_scanning";
     renderAccount(accountId);
-    if (state.dialogAccountId === accountId) renderDialog();
+    dialog().refresh(accountId);
   }
 
   function removeAccount(id) {
@@ -138,10 +127,7 @@
     if (row) row.remove();
     state.rows.delete(id);
     updateEmpty();
-    if (state.dialogAccountId === id) {
-      el.qrError.textContent = "This account was removed.";
-      el.qrImage.hidden = true;
-    }
+    dialog().removed(id);
   }
 
   // ---- accounts table ----
@@ -198,7 +184,7 @@
           sb().actionButton("Messages", `Messages of ${label}`, () => window.SwitchboardMessages.open(id)),
         );
       if (actions.includes("qr"))
-        cell.append(sb().actionButton("Show QR", `Show QR code of ${label}`, () => openDialog(id)));
+        cell.append(sb().actionButton("Show QR", `Show QR code of ${label}`, () => dialog().open(id)));
       if (actions.includes("restart"))
         cell.append(sb().actionButton("Restart", `Restart ${label}`, () => restartAccount(id, true)));
       cell.append(sb().actionButton("Remove", `Remove ${label}`, () => deleteAccount(id)));
@@ -242,7 +228,7 @@
       const account = await sb().api("POST", "/api/v1/accounts", name ? { name } : {});
       mergeAccount(account);
       el.accountName.value = "";
-      openDialog(account.id);
+      dialog().open(account.id);
     } catch (err) {
       el.accountsNotice.textContent = `Could not create the account: ${err.message}`;
     } finally {
@@ -255,8 +241,8 @@
       state.qrs.delete(id);
       const account = await sb().api("POST", `/api/v1/accounts/${encodeURIComponent(id)}/restart`, {});
       if (account && account.id) mergeAccount(account);
-      if (openAfter) openDialog(id);
-      else renderDialog();
+      if (openAfter) dialog().open(id);
+      else dialog().refresh(id);
     } catch (err) {
       el.accountsNotice.textContent = `Could not restart ${id}: ${err.message}`;
     }
@@ -288,113 +274,6 @@
       el.accountsNotice.textContent = `${name} lost its connection; reconnecting.`;
   }
 
-  // ---- QR dialog ----
-
-  function openDialog(id) {
-    if (!el.dialog.open) {
-      const active = document.activeElement;
-      state.returnFocus = active && active !== document.body && !active.disabled ? active : el.connectButton;
-    }
-    state.dialogAccountId = id;
-    state.qrFetchedFor = null;
-    el.dialog.dataset.accountId = id;
-    el.qrError.textContent = "";
-    el.qrStatus.textContent = "";
-    renderDialog();
-    if (!el.dialog.open) el.dialog.showModal();
-  }
-
-  function closeDialog() {
-    state.dialogAccountId = null;
-    delete el.dialog.dataset.accountId;
-    if (el.dialog.open) el.dialog.close();
-  }
-
-  function showQrImage(qr) {
-    if (el.qrImage.getAttribute("src") !== qr.dataUrl) el.qrImage.src = qr.dataUrl;
-    el.qrImage.dataset.seq = String(qr.seq ?? "");
-    el.qrImage.hidden = false;
-    el.qrPlaceholder.hidden = true;
-  }
-
-  function showPlaceholder(text) {
-    el.qrImage.hidden = true;
-    el.qrImage.removeAttribute("src");
-    el.qrPlaceholder.hidden = false;
-    el.qrPlaceholder.textContent = text;
-  }
-
-  function setDialogStatus(text) {
-    // Only real changes go to the live region: a refreshed QR is not worth an announcement.
-    if (el.qrStatus.textContent !== text) el.qrStatus.textContent = text;
-  }
-
-  function renderDialog() {
-    const id = state.dialogAccountId;
-    if (!id) return;
-    const a = state.accounts.get(id) || { id, status: "initializing" };
-    const qr = state.qrs.get(id);
-    el.qrFrame.dataset.state = a.status;
-    el.qrRetry.hidden = true;
-    el.qrError.textContent = "";
-    el.qrDetail.textContent = "";
-    switch (a.status) {
-      case "connected":
-        el.accountsNotice.textContent = `${accountLabel(a)} is connected${a.phoneNumber ? ` as ${a.phoneNumber}` : ""}.`;
-        closeDialog();
-        return;
-      case "qr_scanning":
-        if (qr) {
-          showQrImage(qr);
-          setDialogStatus("Scan the code with WhatsApp. It refreshes by itself.");
-        } else {
-          showPlaceholder("Loading the QR code…");
-          fetchQr(id);
-        }
-        return;
-      case "authenticated":
-        showPlaceholder("Scanned. Signing in…");
-        setDialogStatus("Scanned. Signing in to WhatsApp…");
-        return;
-      case "disconnected":
-        showPlaceholder("Connection lost. Reconnecting…");
-        setDialogStatus(reasonText(a.reason, a.message) || "Connection lost. Reconnecting…");
-        return;
-      case "failed":
-      case "logged_out":
-      case "stopped": {
-        showPlaceholder(statusText(a.status));
-        setDialogStatus("");
-        el.qrError.textContent =
-          a.status === "failed"
-            ? reasonText(a.reason, a.message) || "The session failed"
-            : a.status === "logged_out"
-              ? "The phone unlinked this device."
-              : "This account is stopped.";
-        if (a.message && a.message !== el.qrError.textContent)
-          el.qrDetail.textContent = `Details: ${a.message}`;
-        el.qrRetry.hidden = false;
-        return;
-      }
-      default:
-        if (qr) showQrImage(qr);
-        else showPlaceholder("Starting a WhatsApp session…");
-        setDialogStatus("Starting a WhatsApp session…");
-    }
-  }
-
-  /** A QR broadcast before this page subscribed (or before the account was known) is fetched once. */
-  async function fetchQr(id) {
-    if (state.qrFetchedFor === id) return;
-    state.qrFetchedFor = id;
-    try {
-      const qr = await sb().api("GET", `/api/v1/accounts/${encodeURIComponent(id)}/qr`);
-      if (!state.qrs.has(id)) setQr(id, qr);
-    } catch {
-      // 409 (not scanning any more) is fine: the status event that follows renders the dialog.
-    }
-  }
-
   // ---- live events ----
 
   /** The Socket.IO events this view follows. app.js adds them to every connection before the other
@@ -407,7 +286,7 @@
     },
     "account.status": (event) => {
       const before = state.accounts.get(event.accountId);
-      const inDialog = state.dialogAccountId === event.accountId;
+      const inDialog = dialog().shows(event.accountId);
       const account = mergeAccount(event);
       if (account && before && before.status !== account.status && !inDialog) announce(account);
     },
@@ -424,7 +303,7 @@
   }
 
   function hide() {
-    closeDialog();
+    dialog().close();
     state.accounts.clear();
     state.qrs.clear();
     state.rows.clear();
@@ -436,27 +315,17 @@
   // ---- wiring ----
 
   el.createForm.addEventListener("submit", createAccount);
-  el.qrClose.addEventListener("click", closeDialog);
-  el.dialog.addEventListener("close", () => {
-    state.dialogAccountId = null;
-    // Back to the button that opened the dialog (the browser cannot: "Connect" was disabled while the
-    // account was created, and a row's "Show QR" may have been replaced since).
-    const target = state.returnFocus && state.returnFocus.isConnected ? state.returnFocus : el.connectButton;
-    state.returnFocus = null;
-    target.focus();
-  });
-  el.qrRetry.addEventListener("click", () => {
-    // The button hides itself once the session restarts: keep keyboard focus inside the dialog.
-    el.qrClose.focus();
-    if (state.dialogAccountId) restartAccount(state.dialogAccountId, false);
-  });
 
   window.SwitchboardAccounts = {
     show,
     hide,
     events,
     account: (id) => state.accounts.get(id),
+    qrOf: (id) => state.qrs.get(id),
+    setQr,
+    restart: restartAccount,
     accountLabel,
     statusText,
+    reasonText,
   };
 })();
