@@ -96,6 +96,9 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
           leaseTtlMs: 8000,
           heartbeatTimeoutMs: 10000,
           startupTimeoutMs: TEST_TIMINGS.startupTimeoutMs,
+          // The tests count one round of starts: a failed/whatsapp_unreachable start is retryable, and
+          // its retry (FAILED_RETRY_BASE_MS, 5 s by default) would launch Chromium again meanwhile.
+          failedRetryBaseMs: 600000,
         },
         "webjs",
       );
@@ -183,6 +186,15 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       }
     });
 
+    /** A process's command line, shortened (Chromium's are long). */
+    const commandOf = (pid: number) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").slice(0, 300);
+      } catch {
+        return "(exited)";
+      }
+    };
+
     it(`10 webjs starts at once on one worker run at most ${concurrency} Chromium launches at a time and leave no process`, async () => {
       const ws = "ws-webjs-storm";
       let peak = 0;
@@ -216,9 +228,16 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       );
       assert.ok(peak <= concurrency, `peak ${peak} > limit ${concurrency}`);
       assert.equal(peak, concurrency, "the limit is also used (starts overlap)");
-      await waitFor(() => processesMentioning(clusterProfiles).length === 0, {
-        what: "no Chromium left",
-        timeoutMs: 5000,
+      // Each engine kills its processes before it reports `failed`; what is left names itself.
+      let left: string[] = [];
+      await waitFor(
+        () => {
+          left = processesMentioning(clusterProfiles).map((pid) => `${pid}: ${commandOf(pid)}`);
+          return left.length === 0;
+        },
+        { what: "no Chromium left", timeoutMs: 5000 },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; left: ${left.join(" | ")}`, { cause: err });
       });
     });
   });
