@@ -17,7 +17,7 @@
 // a gap that old is a writer that died between allocating and inserting, and will never fill.
 import { randomUUID } from "node:crypto";
 import type { Collection, Db } from "mongodb";
-import { InsertBatcher } from "./insert-batch.ts";
+import { idsWithToken, InsertBatcher } from "./insert-batch.ts";
 import { insertedInOrder, isDuplicateKey, retryTransient, upsertById } from "./mongo.ts";
 
 export const EVENTS_COLLECTION = "events";
@@ -268,13 +268,7 @@ export class EventsRepo {
                   throw err;
                 },
               )
-            : await insertedInOrder(docs, (chunk) =>
-                retryTransient(() => this.col.insertMany(chunk, { ordered: true })),
-              );
-        // A refused position may hold this insert's own row, written by a try that answered a
-        // transient error (FerretDB's "database is locked" can come after the rows landed): placing
-        // those events again elsewhere would store them twice.
-        if (inserted < docs.length) inserted += await this.ownFrom(docs.slice(inserted), w);
+            : await this.insertRun(docs, w);
       } catch (err) {
         // Unknown what landed: the next append reads the highest again.
         this.next.delete(workspaceId);
@@ -290,15 +284,32 @@ export class EventsRepo {
     }
   }
 
-  /** How many of `docs`, from the first, are stored with the insert token `w`. */
-  private async ownFrom(docs: EventDoc[], w: string): Promise<number> {
-    const found = await retryTransient(() =>
-      this.col.find({ _id: { $in: docs.map((d) => d._id) } }, { projection: { w: 1 } }).toArray(),
+  /**
+   * Inserts a run of one workspace's events in order; how many went in before a refused position. The
+   * batcher recognises its own rows after a retry (InsertBatcher); so does this: a refused position
+   * may hold this run's own row, written by a try that answered a transient error (FerretDB's
+   * "database is locked" can come after the rows landed), and placing those events again elsewhere
+   * would store them twice. Only after a retry: a first try's refusal is another writer's row.
+   */
+  private async insertRun(docs: EventDoc[], w: string): Promise<number> {
+    let retried = false;
+    const inserted = await insertedInOrder(docs, (chunk) => {
+      let tries = 0;
+      return retryTransient(() => {
+        if (tries++ > 0) retried = true;
+        return this.col.insertMany(chunk, { ordered: true });
+      });
+    });
+    if (!retried || inserted === docs.length) return inserted;
+    const rest = docs.slice(inserted);
+    const own = await idsWithToken(
+      this.col,
+      rest.map((d) => d._id),
+      w,
     );
-    const own = new Set(found.filter((d) => d.w === w).map((d) => d._id));
     let n = 0;
-    while (n < docs.length && own.has(docs[n]._id)) n++;
-    return n;
+    while (n < rest.length && own.has(rest[n]._id)) n++;
+    return inserted + n;
   }
 
   /**

@@ -90,10 +90,24 @@ export class InsertBatcher<T extends Document & InsertToken> {
   private async ownAmong(docs: T[], failed: Map<number, unknown>, w: string): Promise<number[]> {
     const refused = [...failed].filter(([, e]) => isDuplicateKey(e)).map(([i]) => i);
     if (!refused.length) return [];
-    const stored = await retryTransient(() =>
-      this.col.find({ _id: { $in: refused.map((i) => docs[i]._id) } }, { projection: { w: 1 } }).toArray(),
+    const own = await idsWithToken(
+      this.col,
+      refused.map((i) => docs[i]._id),
+      w,
     );
-    const own = new Set(stored.filter((d) => d.w === w).map((d) => String(d._id)));
     return refused.filter((i) => own.has(String(docs[i]._id)));
   }
+}
+
+/** Which of `ids` are stored holding the insert token `w` (one `$in` read by `_id`), as strings. */
+export async function idsWithToken<T extends Document>(
+  col: Collection<T>,
+  ids: string[],
+  w: string,
+): Promise<Set<string>> {
+  const untyped = col as unknown as Collection;
+  const stored = await retryTransient(() =>
+    untyped.find({ _id: { $in: ids } } as Document, { projection: { w: 1 } }).toArray(),
+  );
+  return new Set(stored.filter((d) => d.w === w).map((d) => String(d._id)));
 }
