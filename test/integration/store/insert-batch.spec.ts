@@ -13,6 +13,10 @@ interface Doc {
   w?: string;
 }
 
+/** Each caller's answer: "ok", "dup" (refused as a duplicate key), or the error. */
+const outcomes = (results: PromiseSettledResult<void>[]) =>
+  results.map((r) => (r.status === "fulfilled" ? "ok" : isDuplicateKey(r.reason) ? "dup" : r.reason));
+
 describe("store/insert-batch: group commit", function () {
   this.timeout(30000);
   let client: MongoClient;
@@ -46,10 +50,7 @@ describe("store/insert-batch: group commit", function () {
     const results = await Promise.allSettled(
       ["a", "b", "taken", "c"].map((id, n) => batcher.insert({ _id: id, n })),
     );
-    assert.deepEqual(
-      results.map((r) => (r.status === "fulfilled" ? "ok" : isDuplicateKey(r.reason) ? "dup" : r.reason)),
-      ["ok", "ok", "dup", "ok"],
-    );
+    assert.deepEqual(outcomes(results), ["ok", "ok", "dup", "ok"]);
     assert.equal(await col.countDocuments(), 4);
   });
 
@@ -62,7 +63,7 @@ describe("store/insert-batch: group commit", function () {
       ["a", "b", "taken", "c"].map((id, n) => batcher.insert({ _id: id, n })),
     );
     assert.deepEqual(
-      results.map((r) => (r.status === "fulfilled" ? "ok" : isDuplicateKey(r.reason) ? "dup" : r.reason)),
+      outcomes(results),
       ["ok", "ok", "dup", "ok"],
       "the documents of the first try are this caller's; the one another writer holds is refused",
     );
