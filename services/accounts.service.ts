@@ -139,10 +139,8 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         const ws = ctx.params.workspaceId;
         const engine = ctx.params.engine ?? configOf(this.broker).engine;
         resolveEngine(engine);
-        // Read while the tally is written (see reserve); a read that fails where it cannot matter is moot.
-        const limit = this.quotas.of(ws).then((q) => q.accounts);
-        limit.catch(() => undefined);
-        const first = await this.tally.reserve(ws, limit);
+        // Read only when it can matter: never for a workspace's first account (see reserve).
+        const first = await this.tally.reserve(ws, async () => (await this.quotas.of(ws)).accounts);
         const now = new Date();
         const _id = `acc_${randomChars(16)}`;
         const params: NewAccount = {

@@ -88,12 +88,12 @@ export class AccountTally {
 
   /**
    * Counts one more account, or throws QuotaExceededError when that passes `limit` (0: unlimited).
-   * Follow with `release` when the account was not recorded. A limit still being read is awaited only
+   * Follow with `release` when the account was not recorded. A limit given as a function is read only
    * when it can matter: a workspace's first account is within any quota (a limit is 0 or at least 1),
-   * so a new workspace's quota is read while its tally is written. Resolves true when this is the
-   * workspace's first account ever counted (its tally's first version).
+   * so a new workspace's create reads no quota. Resolves true when this is the workspace's first
+   * account ever counted (its tally's first version).
    */
-  async reserve(workspaceId: string, limit: number | Promise<number>): Promise<boolean> {
+  async reserve(workspaceId: string, limit: number | (() => Promise<number>)): Promise<boolean> {
     return (await this.serial.run(workspaceId, () => this.change(workspaceId, +1, limit))) === 1;
   }
 
@@ -110,14 +110,14 @@ export class AccountTally {
   private async change(
     workspaceId: string,
     delta: number,
-    limit: number | Promise<number> = 0,
+    limit: number | (() => Promise<number>) = 0,
   ): Promise<number> {
     // Unknown here: most likely a new workspace, whose first version is tried at once.
     let at = this.known.get(workspaceId) ?? { seq: 0, n: 0 };
     for (;;) {
       let n = Math.max(0, at.n + delta);
       if (delta > 0 && n > 1) {
-        const max = await limit;
+        const max = typeof limit === "number" ? limit : await limit();
         if (max > 0 && n > max) n = (await this.recount(workspaceId, max)) + delta;
       }
       if (await this.store.write(workspaceId, at.seq + 1, n, delta)) {

@@ -217,10 +217,11 @@ export class EventsRepo {
   }
 
   /**
-   * The caller knows the workspace had no account until now (its first account is being created), so
-   * it has no event: its first append here reads only the head (a log pruned since would have one) and
-   * tries position 1, without looking for what is stored. A position taken after all is refused as a
-   * duplicate and probed for, as always. Used within EXPECTED_EMPTY_MS.
+   * The caller knows the workspace had no account until now (its first account is being created: its
+   * tally's first version, which a workspace with a pruned log has had since TallyRepo.seedOnce), so
+   * it has no event and no head: its first append here reads nothing and tries position 1. A position
+   * taken after all (a concurrent writer) is refused as a duplicate and probed for, as always. Used
+   * within EXPECTED_EMPTY_MS.
    */
   expectEmpty(workspaceId: string): void {
     if (this.next.has(workspaceId)) return;
@@ -233,8 +234,7 @@ export class EventsRepo {
     const since = this.expectedEmpty.get(workspaceId);
     this.expectedEmpty.delete(workspaceId);
     if (since === undefined || Date.now() - since > EXPECTED_EMPTY_MS) return this.firstFree(workspaceId);
-    const head = await this.headOf(workspaceId);
-    return head === 0 ? 1 : (await this.probeFrom(workspaceId, head)) + 1;
+    return 1;
   }
 
   /** Inserts the batch in order from the next free position; the part a concurrent writer's event

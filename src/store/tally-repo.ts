@@ -5,11 +5,13 @@
 // and a separate write, so two `$inc` at once may count one).
 import type { Collection, Db } from "mongodb";
 import { InsertBatcher } from "./insert-batch.ts";
+import { EVENT_HEADS_COLLECTION } from "./events-repo.ts";
 import { COLLECTIONS, isDuplicateKey, retryTransient } from "./mongo.ts";
 
 export const TALLIES_COLLECTION = COLLECTIONS.accountTallies;
-/** Written once every workspace that had accounts before tallies existed has its first version. */
-const SEEDED_ID = "~seeded";
+/** Written once every workspace that had accounts, or a pruned event log, before tallies existed has
+ * its first version ("~seeded" marked the accounts alone). */
+const SEEDED_ID = "~seeded:heads";
 
 interface TallyDoc {
   _id: string;
@@ -62,8 +64,11 @@ export class TallyRepo {
 
   /**
    * Gives every workspace that has accounts but no tally its first version (its accounts counted,
-   * one scan of `accounts`), once per database: from then on a workspace without a tally has none.
-   * Idempotent and safe to run from every node at start; a version another writer made first wins.
+   * one scan of `accounts`), and so every workspace whose event log was pruned (a version counting 0,
+   * one scan of `event_heads`), once per database: from then on a workspace without a tally has no
+   * account and no event, which the event log relies on for a first account's first event (see
+   * EventsRepo.expectEmpty). Idempotent and safe to run from every node at start; a version another
+   * writer made first wins.
    */
   async seedOnce(): Promise<void> {
     if (await retryTransient(() => this.col.findOne({ _id: SEEDED_ID }))) return;
@@ -73,9 +78,16 @@ export class TallyRepo {
         .aggregate<{ _id: string; n: number }>([{ $group: { _id: "$workspaceId", n: { $sum: 1 } } }])
         .toArray(),
     );
-    for (const { _id: workspaceId, n } of counts) {
-      if (typeof workspaceId === "string") await this.write(workspaceId, 1, n, 0);
-    }
+    const pruned = await retryTransient(() =>
+      this.db
+        .collection<{ _id: string }>(EVENT_HEADS_COLLECTION)
+        .find({}, { projection: { _id: 1 } })
+        .toArray(),
+    );
+    const first = new Map<string, number>(pruned.map((h) => [h._id, 0]));
+    for (const { _id: workspaceId, n } of counts)
+      if (typeof workspaceId === "string") first.set(workspaceId, n);
+    for (const [workspaceId, n] of first) await this.write(workspaceId, 1, n, 0);
     await retryTransient(() => this.col.insertOne({ _id: SEEDED_ID, at: new Date() })).catch(
       (err: unknown) => {
         if (!isDuplicateKey(err)) throw err;

@@ -66,12 +66,18 @@ describe("quotas: AccountTally", () => {
     assert.equal(store.last("ws"), 1);
   });
 
-  it("a workspace's first account does not wait for its quota to be read; the next one does", async () => {
+  it("a workspace's first account reads no quota; the next one waits for its quota", async () => {
     const store = new MemoryTallies();
     const tally = new AccountTally(store, async () => store.last("ws"));
     let readLimit!: (n: number) => void;
-    const limit = new Promise<number>((resolve) => (readLimit = resolve));
+    const read = new Promise<number>((resolve) => (readLimit = resolve));
+    let reads = 0;
+    const limit = () => {
+      reads++;
+      return read;
+    };
     await tally.reserve("ws", limit);
+    assert.equal(reads, 0);
     let second: string | undefined;
     const pending = tally.reserve("ws", limit).then(
       () => (second = "admitted"),
@@ -79,6 +85,7 @@ describe("quotas: AccountTally", () => {
     );
     await new Promise((r) => setTimeout(r, 5));
     assert.equal(second, undefined);
+    assert.equal(reads, 1);
     readLimit(1);
     await pending;
     assert.equal(second, "QUOTA_EXCEEDED");

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { MongoClient, type Db } from "mongodb";
 import { AccountTally } from "../../../src/quotas.ts";
 import { AccountsRepo } from "../../../src/store/accounts-repo.ts";
+import { EventsRepo } from "../../../src/store/events-repo.ts";
 import { COLLECTIONS, ensureIndexes } from "../../../src/store/mongo.ts";
 import { TallyRepo, tallyId, TALLIES_COLLECTION } from "../../../src/store/tally-repo.ts";
 import { mongoUrlFor } from "../../support/env.ts";
@@ -70,6 +71,19 @@ describe("store/tally-repo: the accounts quota's tally on the real server", () =
     await a.tally.reserve("old", 5);
     await b.tally.reserve("new", 5);
     assert.deepEqual([await lastCount("old"), await lastCount("new")], [4, 1]);
+  });
+
+  it("a workspace whose event log was pruned has a tally, so its next account is not its first", async () => {
+    // A log pruned when the workspace had no accounts left, from before tallies: only its head tells.
+    const events = new EventsRepo(db);
+    for (let i = 0; i < 3; i++) await events.append("pruned", "account.message", { workspaceId: "pruned" });
+    await events.prune(new Date(Date.now() + 1000));
+    await db.collection(TALLIES_COLLECTION).deleteOne({ _id: "~seeded:heads" as never }); // as before seeding
+    const { repo, tally } = await node();
+    await repo.seedOnce();
+    assert.equal(await lastCount("pruned"), 0);
+    assert.equal(await tally.reserve("pruned", 0), false, "not the workspace's first account");
+    assert.equal(await lastCount("pruned"), 1);
   });
 
   it("creates racing through three nodes stop exactly at the quota; deletes count out on any node", async () => {
