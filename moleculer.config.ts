@@ -18,6 +18,7 @@
 //   RECONCILE_MS, LOAD_FACTOR, REBALANCE_BATCH                    (3000, 1.25, 5)
 //   CHROMIUM_PATH, STARTUP_TIMEOUT_MS, PROFILE_DIR                (/usr/bin/chromium, 60000, tmp)
 //   RATE_LIMIT_PER_MINUTE, CORS_ORIGINS                           (600, "")
+//   METRICS_TOKEN, MOLECULER_METRICS                              ("", requests)
 //   WEBHOOK_MAX_ATTEMPTS, WEBHOOK_BACKOFF_BASE_MS, WEBHOOK_BACKOFF_MAX_MS (10, 1000, 300000)
 //   WEBHOOK_TIMEOUT_MS, WEBHOOK_POLL_MS, WEBHOOK_LEASE_TTL_MS       (10000, 1000, 30000)
 //   WEBHOOK_CONCURRENCY, WEBHOOK_RETENTION_MS                      (16, 7 days)
@@ -31,6 +32,7 @@ import { adminKeysOf, adminSignatureMiddleware } from "./src/admin-signature.ts"
 import { SwitchboardRegenerator } from "./src/error-regenerator.ts";
 import { ROUTES } from "./src/gateway/routes.ts";
 import { placementMiddleware, registerWorkspaceShard } from "./src/placement/broker-wiring.ts";
+import { moleculerMiddlewares } from "./src/request-metrics.ts";
 
 // The WorkspaceShard strategy runs on the calling node: every process registers it.
 registerWorkspaceShard();
@@ -78,12 +80,16 @@ export function brokerOptions(
     retryPolicy: { enabled: false },
     errorRegenerator: new SwitchboardRegenerator(),
     metrics: { enabled: true, reporter: [] },
+    // Moleculer's middlewares are listed after ours (the order it adds them in), so that its request
+    // metrics can be trimmed to counters (src/request-metrics.ts).
+    internalMiddlewares: false,
     tracking: { enabled: true, shutdownTimeout: 10000 },
     // Gives every broker its placement layer (KV mirror read by the WorkspaceShard strategy).
     middlewares: [
       natsAuthCheck(cfg),
       placementMiddleware(cfg),
       adminSignatureMiddleware(adminKeysOf(cfg.adminApiKey, cfg.adminPublicKey), ADMIN_ACTIONS),
+      ...moleculerMiddlewares(cfg.moleculerMetrics),
     ],
     ...overrides,
   } as BrokerOptions;

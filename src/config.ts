@@ -1,6 +1,7 @@
 // Every setting of a Switchboard node, read from the environment once. The README's configuration
 // table mirrors this file; moleculer.config.ts and the services read `config`, never process.env.
 import { hostname } from "node:os";
+import { MOLECULER_METRICS, type MoleculerMetrics } from "./request-metrics.ts";
 
 /** Names of the environment variables loadConfig() reads (filled as it reads them). */
 const envNamesRead = new Set<string>();
@@ -36,6 +37,14 @@ function flagOrAuto(name: string): boolean | "auto" {
   } catch {
     throw new Error(`${name} must be 1/true, 0/false or auto, got "${str(name, "")}"`);
   }
+}
+
+/** One of `values` (the first when unset). */
+function oneOf<T extends string>(name: string, values: readonly T[]): T {
+  const raw = str(name, values[0]).toLowerCase();
+  if (!(values as readonly string[]).includes(raw))
+    throw new Error(`${name} must be one of ${values.join(", ")}, got "${raw}"`);
+  return raw as T;
 }
 
 function list(name: string, fallback: string): string[] {
@@ -148,6 +157,10 @@ export interface Config {
   webhookAllowPrivate: string;
   /** Bearer token GET /metrics requires; empty: metrics are public. @default "" */
   metricsToken: string;
+  /** Moleculer's own metrics: `requests` (request and error counts per action) or `full` (also request
+   * time histograms, active requests, events, transit and transporter packets; a tenth of a gateway's
+   * CPU). @default requests */
+  moleculerMetrics: MoleculerMetrics;
   /** Wrong API keys a client address may present per minute before it is refused (429) unread; 0: no limit. @default 20 */
   authFailuresPerMinute: number;
   /** How often a gateway re-checks the key of each open socket (through its key cache) and drops the
@@ -270,6 +283,7 @@ export function loadConfig(): Config {
     webhookRetentionMs: int("WEBHOOK_RETENTION_MS", 7 * 24 * 3600 * 1000),
     webhookAllowPrivate: str("WEBHOOK_ALLOW_PRIVATE", ""),
     metricsToken: str("METRICS_TOKEN", ""),
+    moleculerMetrics: oneOf("MOLECULER_METRICS", MOLECULER_METRICS),
     authFailuresPerMinute: int("AUTH_FAILURES_PER_MINUTE", 20),
     socketKeyCheckMs: int("SOCKET_KEY_CHECK_MS", 30000),
     secretsKey: requiredInProduction("SECRETS_KEY"),
