@@ -1,7 +1,7 @@
 // The PNG data URL of a QR payload, rendered where a QR is shown (the runtime's event and its answer
 // to `session.qr`/`session.qrs`), identical each time. QRs are not stored: they live in the runtime of
 // the account's owner for as long as they are valid (see src/session/status-run.ts).
-import QRCode from "qrcode";
+import { qrMatrix } from "./qr-mask.ts";
 import { qrPng } from "./qr-png.ts";
 import type { QrView } from "../accounts/types.ts";
 
@@ -12,8 +12,7 @@ const cache = new Map<string, string>();
 function render(qr: string): string {
   // One byte-mode segment: the payload is base64 text, which byte mode encodes at the same version;
   // letting the library search for the best mix of modes doubles the cost.
-  const { modules } = QRCode.create([{ data: Buffer.from(qr), mode: "byte" }], { errorCorrectionLevel: "L" });
-  return `data:image/png;base64,${qrPng(modules, { scale: 4, margin: 2 }).toString("base64")}`;
+  return `data:image/png;base64,${qrPng(qrMatrix(Buffer.from(qr)), { scale: 4, margin: 2 }).toString("base64")}`;
 }
 
 /** The PNG data URL of `qr` (4 pixels a module, a quiet zone of 2). Throws when it cannot be encoded. */
