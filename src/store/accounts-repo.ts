@@ -4,6 +4,7 @@ import type { Collection, Db } from "mongodb";
 import { ValidationError } from "../errors.ts";
 import type { AccountDoc, DesiredState } from "../accounts/types.ts";
 import type { OwnerStamp as Fence } from "./stamp.ts";
+import { FencedUpdateBatcher } from "./fenced-updates.ts";
 import { InsertBatcher } from "./insert-batch.ts";
 import { COLLECTIONS, retryTransient } from "./mongo.ts";
 import { pageCursorOf, pagePositionOf } from "./page-cursor.ts";
@@ -27,10 +28,13 @@ export class AccountsRepo {
   readonly col: Collection<AccountDoc>;
   /** Creates that arrive together are written together (see InsertBatcher). */
   private readonly inserts: InsertBatcher<AccountDoc>;
+  /** Status writes of many accounts at once go together. */
+  private readonly statusWrites: FencedUpdateBatcher<AccountDoc>;
   constructor(db: Db) {
     this.col = db.collection<AccountDoc>(COLLECTIONS.accounts);
     // A write the server refused while busy did not happen: trying again is safe.
     this.inserts = new InsertBatcher(this.col);
+    this.statusWrites = new FencedUpdateBatcher(this.col);
   }
 
   /** Rejects like `insertOne` would, with code 11000 for an `_id` that exists. */
@@ -195,13 +199,10 @@ export class AccountsRepo {
     return retryTransient(() => this.col.find({ _id: { $in: ids } }).toArray());
   }
 
-  /** A fenced status write: true when this fence still holds the account. */
-  async writeStatus(id: string, fence: Fence, patch: StatusPatch): Promise<boolean> {
-    // Idempotent ($set), so a write refused by a busy server is simply tried again.
-    const res = await retryTransient(() =>
-      this.col.updateOne({ _id: id, node: fence.node, epoch: fence.epoch }, { $set: patch }),
-    );
-    return res.matchedCount === 1;
+  /** A fenced status write: true when this fence still holds the account. Writes of many accounts at
+   * once go together (FencedUpdateBatcher); each is idempotent ($set), so tried again when refused. */
+  writeStatus(id: string, fence: Fence, patch: StatusPatch): Promise<boolean> {
+    return this.statusWrites.update({ _id: id, node: fence.node, epoch: fence.epoch }, { $set: patch });
   }
 }
 

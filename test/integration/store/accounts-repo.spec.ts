@@ -77,6 +77,41 @@ describe("store/accounts-repo: fenced writes on the real server", () => {
     assert.deepEqual(stored.map((d) => d._id).sort(), [...docs.map((d) => d._id), "acc_batch_taken"].sort());
   });
 
+  it("status writes made together go out together, each answered for its own fence", async () => {
+    const docs = Array.from({ length: 30 }, (_, i) => account(`acc_sw${i}`, "wsw", { node: "n1", epoch: 2 }));
+    await Promise.all(docs.map((d) => repo.insert(d)));
+    const updates: number[] = [];
+    const count = (e: CommandStartedEvent) => {
+      if (e.commandName === "update") updates.push(e.command.updates.length);
+    };
+    client.on("commandStarted", count);
+    try {
+      const write = (id: string, epoch: number, status: AccountDoc["status"] = "qr_scanning") =>
+        repo.writeStatus(id, { node: "n1", epoch }, { status, updatedAt: new Date() });
+      assert.deepEqual(
+        await Promise.all(docs.map((d) => write(d._id, 2))),
+        docs.map(() => true),
+      );
+      assert.ok(updates.length <= 3, `${updates.length} update commands for 30 writes: ${updates}`);
+      // Three of them with a fence that does not hold: those three are refused, the others land.
+      updates.length = 0;
+      const stale = new Set([3, 11, 27]);
+      const results = await Promise.all(docs.map((d, i) => write(d._id, stale.has(i) ? 1 : 2, "connected")));
+      assert.deepEqual(
+        results,
+        docs.map((_, i) => !stale.has(i)),
+      );
+      const stored = await repo.byIds(docs.map((d) => d._id));
+      assert.deepEqual(
+        docs.map((d) => stored.find((s) => s._id === d._id)?.status),
+        docs.map((_, i) => (stale.has(i) ? "qr_scanning" : "connected")),
+      );
+      assert.ok(updates.length >= 2, "written together, then each alone to learn which held");
+    } finally {
+      client.off("commandStarted", count);
+    }
+  });
+
   it("claims an unclaimed account (no epoch field at all), then only its own fence may write", async () => {
     await repo.insert(account("acc_1", "w1")); // no node/epoch fields
     const claimed = await repo.claim("acc_1", { node: "n1", epoch: 1 });
