@@ -76,14 +76,28 @@ export class TestCluster {
 
   async start(): Promise<void> {
     await Promise.all(this.brokers.filter((b) => !b.started).map((b) => b.start()));
-    // Every broker must see every other broker's services before the test calls across them.
+    // Every broker must see every other broker's services before the test calls across them (a node
+    // is known from its first INFO, which may come before its services started).
     const expected = this.brokers.length;
+    const servicesOf = (b: ServiceBroker) =>
+      b.services.map((svc) => svc.name).filter((n) => !n.startsWith("$"));
+    const seesAll = (b: ServiceBroker) =>
+      this.brokers.every((o) => {
+        if (o === b) return true;
+        const seen = b.registry.services
+          .list({ onlyAvailable: true, skipInternal: true })
+          .filter((svc) => svc.nodeID === o.nodeID)
+          .map((svc) => svc.name);
+        return servicesOf(o).every((name) => seen.includes(name));
+      });
     await waitFor(
       () =>
         this.brokers.every(
-          (b) => b.registry.nodes.list({ onlyAvailable: true, withServices: false }).length >= expected,
+          (b) =>
+            b.registry.nodes.list({ onlyAvailable: true, withServices: false }).length >= expected &&
+            seesAll(b),
         ),
-      { what: `${expected} brokers to discover each other`, timeoutMs: 15000 },
+      { what: `${expected} brokers to discover each other and their services`, timeoutMs: 15000 },
     );
   }
 
