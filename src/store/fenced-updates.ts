@@ -8,47 +8,34 @@
 // again alone (a `$set` of the same values: the ones that landed change nothing) and answers for
 // itself. A session's writes go one at a time, so none of its own is in between.
 import type { AnyBulkWriteOperation, Collection, Document, Filter, UpdateFilter } from "mongodb";
+import { GroupCommit, type Waiting } from "./group-commit.ts";
 import { retryTransient } from "./mongo.ts";
 
-interface Pending<T extends Document> {
+interface FencedUpdate<T extends Document> {
   filter: Filter<T>;
   update: UpdateFilter<T>;
-  resolve: (matched: boolean) => void;
-  reject: (err: unknown) => void;
 }
 
 export class FencedUpdateBatcher<T extends Document> {
-  private queue: Pending<T>[] = [];
-  private busy = false;
+  private readonly group: GroupCommit<FencedUpdate<T>, boolean>;
 
   /** @param maxBatch writes per command. @default 200 */
   constructor(
     private readonly col: Collection<T>,
-    private readonly maxBatch = 200,
-  ) {}
+    maxBatch = 200,
+  ) {
+    this.group = new GroupCommit((batch) => this.flush(batch), maxBatch);
+  }
 
   /** Resolves whether a document matched `filter` (and got `update`). */
   update(filter: Filter<T>, update: UpdateFilter<T>): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ filter, update, resolve, reject });
-      this.pump();
-    });
+    return this.group.add({ filter, update });
   }
 
-  private pump(): void {
-    if (this.busy || this.queue.length === 0) return;
-    const batch = this.queue.splice(0, this.maxBatch);
-    this.busy = true;
-    void this.flush(batch).finally(() => {
-      this.busy = false;
-      this.pump();
-    });
-  }
-
-  private async flush(batch: Pending<T>[]): Promise<void> {
+  private async flush(batch: Waiting<FencedUpdate<T>, boolean>[]): Promise<void> {
     if (batch.length > 1) {
-      const ops = batch.map((p): AnyBulkWriteOperation<T> => ({
-        updateOne: { filter: p.filter, update: p.update },
+      const ops = batch.map(({ item }): AnyBulkWriteOperation<T> => ({
+        updateOne: { filter: item.filter, update: item.update },
       }));
       const all = await retryTransient(() => this.col.bulkWrite(ops, { ordered: false })).then(
         (res) => res.matchedCount === batch.length,
@@ -62,7 +49,7 @@ export class FencedUpdateBatcher<T extends Document> {
     // Alone, or some fence did not hold (or the bulk write failed): each answers for itself.
     await Promise.all(
       batch.map((p) =>
-        retryTransient(() => this.col.updateOne(p.filter, p.update)).then(
+        retryTransient(() => this.col.updateOne(p.item.filter, p.item.update)).then(
           (res) => p.resolve(res.matchedCount === 1),
           p.reject,
         ),

@@ -12,13 +12,8 @@
 // looked up: holding this write's token, it is this caller's, inserted, not another writer's.
 import { randomUUID } from "node:crypto";
 import { MongoBulkWriteError, MongoServerError, type Collection, type Document } from "mongodb";
+import { GroupCommit, type Waiting } from "./group-commit.ts";
 import { isDuplicateKey, retryTransient } from "./mongo.ts";
-
-interface Pending<T> {
-  doc: T;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
 
 /** What the batcher adds to each document it writes: the token of the write. */
 export interface InsertToken {
@@ -26,39 +21,23 @@ export interface InsertToken {
 }
 
 export class InsertBatcher<T extends Document & InsertToken> {
-  private queue: Pending<T>[] = [];
-  private busy = false;
+  private readonly group: GroupCommit<T, void>;
   /** The collection, untyped: the documents written carry the token beside T's fields. */
   private readonly col: Collection;
 
   /** @param maxBatch documents per command. @default 500 */
-  constructor(
-    col: Collection<T>,
-    private readonly maxBatch = 500,
-  ) {
+  constructor(col: Collection<T>, maxBatch = 500) {
     this.col = col as unknown as Collection;
+    this.group = new GroupCommit((batch) => this.flush(batch), maxBatch);
   }
 
   insert(doc: T): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ doc, resolve, reject });
-      this.pump();
-    });
+    return this.group.add(doc);
   }
 
-  private pump(): void {
-    if (this.busy || this.queue.length === 0) return;
-    const batch = this.queue.splice(0, this.maxBatch);
-    this.busy = true;
-    void this.flush(batch).finally(() => {
-      this.busy = false;
-      this.pump();
-    });
-  }
-
-  private async flush(batch: Pending<T>[]): Promise<void> {
+  private async flush(batch: Waiting<T, void>[]): Promise<void> {
     const w = randomUUID();
-    const docs = batch.map((p) => ({ ...p.doc, w }));
+    const docs = batch.map((p) => ({ ...p.item, w }));
     let tries = 0;
     try {
       await retryTransient(() => {
