@@ -1,7 +1,8 @@
 // Which of Moleculer's own metrics a node keeps. Its built-in "Metrics" middleware times every request
 // into a histogram with sliding-window quantiles, tracks active requests, and counts every event and
-// every transit and transporter packet, each through a registry lookup and a hash of the labels: a
-// tenth of a gateway's CPU and half its CPU per account create (first-qr bench). By default a node
+// every transit and transporter packet, each through a registry lookup and a hash of the labels:
+// 13 % of a gateway's CPU in a burst of account creates, by profile, and half the gateway's CPU per
+// create in the first-qr bench. By default a node
 // counts requests and request errors only (`moleculer_request_total`, `moleculer_request_error_total`,
 // where the action runs); MOLECULER_METRICS=full brings back the whole set.
 //

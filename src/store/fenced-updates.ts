@@ -1,7 +1,7 @@
 // Group commit for fenced status writes (`{_id, node, epoch}` → `$set`): those that arrive while a
 // write is in flight go out together in one unordered `bulkWrite` of `updateOne`s when it returns; a
 // lone write goes out at once. A burst of new accounts writes 50 `qr_scanning` statuses at once: one
-// command instead of 50 costs the owner a tenth of the driver's CPU and FerretDB its per-command work.
+// command instead of 50 costs the owner about a sixth of the driver's CPU, and FerretDB less work.
 //
 // Each caller still learns whether its own filter matched (its fence holds). A bulk write answers only
 // how many matched in all: when that is every one, every fence held; otherwise each write is done

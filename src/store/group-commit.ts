@@ -13,7 +13,8 @@ export class GroupCommit<I, R> {
   private queue: Waiting<I, R>[] = [];
   private busy = false;
 
-  /** @param write writes a batch and settles every item of it; its own rejection is ignored */
+  /** @param write writes a batch and settles every item of it; should it throw, the items it left
+   * unsettled are rejected with that error */
   constructor(
     private readonly write: (batch: Waiting<I, R>[]) => Promise<void>,
     private readonly maxBatch: number,
