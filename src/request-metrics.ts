@@ -2,9 +2,9 @@
 // into a histogram with sliding-window quantiles, tracks active requests, and counts every event and
 // every transit and transporter packet, each through a registry lookup and a hash of the labels:
 // 13 % of a gateway's CPU in a burst of account creates, by profile, and half the gateway's CPU per
-// create in the first-qr bench. By default a node
-// counts requests and request errors only (`moleculer_request_total`, `moleculer_request_error_total`,
-// where the action runs); MOLECULER_METRICS=full brings back the whole set.
+// create in the first-qr bench. By default a node counts requests and request errors only
+// (`moleculer_request_total`, `moleculer_request_error_total`, where the action runs);
+// MOLECULER_METRICS=full brings back the whole set.
 //
 // Moleculer adds its middlewares itself unless told not to (`internalMiddlewares: false`); then they
 // are listed here, in its order, with "Metrics" swapped for the counters when it is not wanted.
