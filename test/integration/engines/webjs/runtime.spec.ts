@@ -227,8 +227,13 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
           { what: "10 accounts failed", timeoutMs: 150000, intervalMs: 250 },
         );
         assert.equal(final.length, ids.length);
+        // Each fails as unreachable; under a loaded machine a start may instead outlast the runtime's
+        // backstop (STARTUP_TIMEOUT_MS), which fails it as startup_timeout: both end the engine.
         for (const a of final)
-          assert.equal(a.reason, "whatsapp_unreachable", `${a.id}: ${a.reason} ${a.message}`);
+          assert.ok(
+            ["whatsapp_unreachable", "startup_timeout"].includes(a.reason),
+            `${a.id}: ${a.reason} ${a.message}`,
+          );
       } finally {
         clearInterval(sampler);
       }
