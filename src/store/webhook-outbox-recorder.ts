@@ -11,7 +11,7 @@ import type { Collection } from "mongodb";
 import { retry } from "../retry.ts";
 import type { EndpointDoc, OutboxDoc } from "./webhook-docs.ts";
 import { InsertBatcher } from "./insert-batch.ts";
-import { insertedInOrder, isDuplicateKey } from "./mongo.ts";
+import { insertedInOrder, isDuplicateKey, ORDERED_INSERT_MAX } from "./mongo.ts";
 
 export interface RecordedEvent {
   eventId: string;
@@ -38,6 +38,9 @@ interface RunOfQueue {
   accountId: string;
   events: RecordedEvent[];
 }
+
+/** A queue's run and the slot its first event takes. */
+type QueueAt = RunOfQueue & { from: number };
 
 /** The answer for a row this node inserted, or found holding the event. */
 function resultOf(doc: OutboxDoc, inserted: boolean): RecordResult {
@@ -165,11 +168,29 @@ export class OutboxRecorder {
     return withRetry(() => this.recordTogether([...queues.values()]), 8);
   }
 
+  /** The run's queues in groups of at most ORDERED_INSERT_MAX rows (a queue is never split; one longer
+   * than that is a group of its own), each group inserted on its own and the groups at once: they hold
+   * different queues, so no group's insert orders another's rows, and the store works on one group
+   * while the next is on the wire. */
   private async recordTogether(queues: RunOfQueue[]): Promise<RecordResult[]> {
+    const tails = await this.tailsOf(queues);
+    const groups: QueueAt[][] = [];
+    let rows = Infinity;
+    queues.forEach((q, i) => {
+      if (rows + q.events.length > ORDERED_INSERT_MAX) {
+        groups.push([]);
+        rows = 0;
+      }
+      groups.at(-1)!.push({ ...q, from: tails[i] + 1 });
+      rows += q.events.length;
+    });
+    return (await Promise.all(groups.map((group) => this.recordGroup(group)))).flat();
+  }
+
+  private async recordGroup(group: QueueAt[]): Promise<RecordResult[]> {
     const results: RecordResult[] = [];
     const apart: Promise<RecordResult[]>[] = [];
-    const tails = await this.tailsOf(queues);
-    let rest = queues.map((q, i) => ({ ...q, from: tails[i] + 1 }));
+    let rest = group;
     while (rest.length) {
       const rows = rest.flatMap((q) => q.events.map((ev, k) => this.rowOf(ev, q.endpointId, q.from + k)));
       const inserted = await this.insertInOrder(rows);
@@ -198,10 +219,7 @@ export class OutboxRecorder {
 
   /** The queues of `rest` whose whole run another node recorded at the slots it would take answer in
    * `results` (with the rows as found); the others are returned. One read for all of them. */
-  private async withoutRecorded(
-    rest: (RunOfQueue & { from: number })[],
-    results: RecordResult[],
-  ): Promise<(RunOfQueue & { from: number })[]> {
+  private async withoutRecorded(rest: QueueAt[], results: RecordResult[]): Promise<QueueAt[]> {
     const found = await this.rowsAt(
       rest.flatMap((q) => q.events.map((_, k) => slotId(q.endpointId, q.accountId, q.from + k))),
     );

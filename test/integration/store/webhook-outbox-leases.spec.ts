@@ -125,6 +125,46 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
     }
   });
 
+  it("a run of more rows than one insert carries goes in several inserts at once, each queue in order", async () => {
+    const endpoints = [endpoint("wh_wide1"), endpoint("wh_wide2")];
+    const accounts = Array.from({ length: 40 }, (_, i) => `acc_w${i}`);
+    const stream = [1, 2, 3].flatMap((n) => accounts.map((acc) => event(acc, 8000 + n)));
+    const first = new OutboxRepo(db, "w1");
+    await first.ensureIndexes();
+    // A queue in the middle of the run has a row the racing nodes do not know of.
+    await first.record({ ...event("acc_w21", 7999), eventId: "evt_wide_other" }, [endpoints[1]]);
+    const watched = await MongoClient.connect(mongoUrlFor(db.databaseName), { monitorCommands: true });
+    try {
+      let inFlight = 0;
+      let most = 0;
+      watched.on("commandStarted", (e) => {
+        if (e.commandName === "insert") most = Math.max(most, ++inFlight);
+      });
+      watched.on("commandSucceeded", (e) => void (e.commandName === "insert" && inFlight--));
+      watched.on("commandFailed", (e) => void (e.commandName === "insert" && inFlight--));
+      // Two nodes record the same run of 240 rows (80 queues of 3) at once.
+      const nodes = [new OutboxRepo(watched.db(), "w2"), new OutboxRepo(db, "w3")];
+      const done = await Promise.all(nodes.map((n) => n.recordMany(stream.map((ev) => ({ ev, endpoints })))));
+      for (const d of done) assert.equal(d.length, stream.length * endpoints.length);
+      assert.equal(
+        done.flat().filter((r) => r.inserted).length,
+        stream.length * endpoints.length,
+        "each (event, endpoint) inserted by exactly one node",
+      );
+      assert.ok(most > 1, `one node's inserts overlap (at most ${most} in flight)`);
+    } finally {
+      await watched.close();
+    }
+    for (const ep of endpoints) {
+      for (const acc of accounts) {
+        const expected = stream.filter((e) => e.accountId === acc).map((e) => e.eventId);
+        if (ep._id === "wh_wide2" && acc === "acc_w21") expected.unshift("evt_wide_other");
+        await assertQueue(first, ep._id, acc, expected);
+      }
+      await first.removeEndpoint(ep._id);
+    }
+  });
+
   it("queues recorded together: one whose slot is taken goes on its own, the ones after it still go in", async () => {
     const repo = new OutboxRepo(db, "t1");
     await repo.ensureIndexes();
