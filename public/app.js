@@ -1,8 +1,9 @@
 // Switchboard dashboard, the page itself: sign-in with an API key, the REST client (/api/v1) and the
 // live Socket.IO connection (client script served at /socket.io/socket.io.min.js). Plain browser
 // JavaScript, no build step. The views are scripts loaded before this one: accounts.js and cluster.js
-// (used here as window.SwitchboardAccounts and window.SwitchboardCluster) and messages.js; this file
-// shares the client with them as window.Switchboard and signs in a saved key last.
+// (used here as window.SwitchboardAccounts and window.SwitchboardCluster) and messages.js (with its
+// parts messages-thread.js and messages-send.js); this file shares the client with them as
+// window.Switchboard and signs in a saved key last.
 "use strict";
 
 (() => {
@@ -186,7 +187,7 @@
   });
   el.signOut.addEventListener("click", signOut);
 
-  /** What the other dashboard scripts (accounts.js, cluster.js, messages.js) use: the signed-in REST
+  /** What the other dashboard scripts (accounts.js, cluster.js, messages*.js) use: the signed-in REST
    * client, live events, the accounts as this page knows them, and the same words and buttons. */
   window.Switchboard = {
     api,

@@ -1,23 +1,14 @@
-// Switchboard dashboard, messages of one account: send a text and see the recent chats and messages,
-// live. Plain browser JavaScript, no build step; uses what app.js shares as window.Switchboard (the
-// signed-in REST client and the Socket.IO events) and offers window.SwitchboardMessages.open(id).
+// Switchboard dashboard, messages of one account: the Messages dialog, the account's state in it, its
+// recent chats, and the live events that reload them. Plain browser JavaScript, no build step; uses what
+// app.js shares as window.Switchboard (the signed-in REST client and the Socket.IO events) and the
+// dialog's other two parts: the chosen chat's messages (messages-thread.js,
+// window.SwitchboardMessagesThread) and the send form (messages-send.js, window.SwitchboardMessagesSend).
+// Offers window.SwitchboardMessages: open(id) and close() to accounts.js and app.js, the shared view to
+// the two parts.
 "use strict";
 
 (() => {
   const CHATS_LIMIT = 20;
-  const MESSAGES_LIMIT = 20;
-
-  /** Receipts (account.message_ack, GET …/messages/:id) in words, and their order: they only move forward. */
-  const ACK_TEXT = {
-    pending: "Sending",
-    uncertain: "May not have been sent",
-    sent: "Sent",
-    delivered: "Delivered",
-    read: "Read",
-    played: "Played",
-    failed: "Failed",
-  };
-  const ACK_RANK = { pending: 0, uncertain: 0, sent: 1, delivered: 2, read: 3, played: 4, failed: 5 };
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -27,14 +18,6 @@
     notice: $("messages-notice"),
     chats: $("chats-list"),
     chatsEmpty: $("chats-empty"),
-    threadTitle: $("thread-title"),
-    thread: $("thread-list"),
-    form: $("send-form"),
-    to: $("send-to"),
-    text: $("send-text"),
-    submit: $("send-submit"),
-    error: $("send-error"),
-    result: $("send-result"),
   };
 
   const state = {
@@ -43,20 +26,14 @@
     generation: 0,
     chats: [],
     chatId: null,
-    /** @type {Map<string, string>} message id → its latest receipt status */
-    acks: new Map(),
-    /** Sent messages whose status was asked for once (GET …/messages/:id). */
-    asked: new Set(),
-    /** The Idempotency-Key of the message in the form: kept while its outcome is unknown, so a retry
-     * (or a second click) cannot send it twice; a new message gets a new key. */
-    draftKey: null,
-    sending: false,
     refreshing: null,
     refreshAgain: false,
     returnFocus: null,
   };
 
   const sb = () => window.Switchboard;
+  const thread = () => window.SwitchboardMessagesThread;
+  const form = () => window.SwitchboardMessagesSend;
   const accountPath = () => `/api/v1/accounts/${encodeURIComponent(state.accountId)}`;
 
   // ---- words ----
@@ -69,36 +46,10 @@
     return chat.name && chat.name !== chat.id && chat.name !== number ? `${chat.name} (${number})` : number;
   }
 
-  function timeOf(seconds) {
-    const d = new Date(seconds * 1000);
-    if (!seconds || Number.isNaN(d.getTime())) return { iso: "", text: "" };
-    const today = d.toDateString() === new Date().toDateString();
-    return {
-      iso: d.toISOString(),
-      text: today ? d.toLocaleTimeString() : `${d.toLocaleDateString()} ${d.toLocaleTimeString()}`,
-    };
-  }
-
-  function errorText(err) {
-    if (!err || err.status === undefined) {
-      // No answer: the send may or may not have happened. The key is kept, so sending again is safe.
-      return "The server could not be reached. Sending again will not send the message twice.";
-    }
-    if (err.type === "INVALID_STATE") return "The account is not connected, so nothing was sent.";
-    if (err.type === "SEND_QUEUE_FULL") {
-      const after = err.data && err.data.retryAfter;
-      return `Too many messages are waiting for this account; try again${after ? ` in ${after} s` : " shortly"}.`;
-    }
-    return `Not sent: ${err.message}`;
-  }
-
-  /** Keeps the most advanced status of a message (receipts can arrive before the list shows it). */
-  function noteAck(messageId, status) {
-    if (!messageId || !(status in ACK_RANK)) return false;
-    const prev = state.acks.get(messageId);
-    if (prev && ACK_RANK[prev] >= ACK_RANK[status]) return false;
-    state.acks.set(messageId, status);
-    return true;
+  /** A chat in words: its name when the list knows it (a chat just sent to may not be listed yet). */
+  function chatLabelOf(chatId) {
+    const chat = state.chats.find((c) => c.id === chatId);
+    return chat ? chatLabel(chat) : phoneText(chatId);
   }
 
   // ---- open / close ----
@@ -112,22 +63,19 @@
     if (state.accountId !== accountId) {
       state.chats = [];
       state.chatId = null;
-      state.draftKey = null;
-      el.to.value = "";
-      el.text.value = "";
+      form().clearDraft();
       el.chats.replaceChildren();
-      el.thread.replaceChildren();
+      thread().clear();
     }
     state.accountId = accountId;
     state.generation++;
     el.dialog.dataset.accountId = accountId;
     el.title.textContent = `Messages of ${a ? sb().accountLabel(a) : accountId}`;
-    el.error.textContent = "";
-    el.result.textContent = "";
+    form().clearOutcome();
     el.notice.textContent = "";
     renderAccountState();
     if (!el.dialog.open) el.dialog.showModal();
-    el.to.focus();
+    form().focus();
     refresh();
   }
 
@@ -142,7 +90,7 @@
   function renderAccountState() {
     const a = sb().account(state.accountId);
     const connected = Boolean(a && a.status === "connected");
-    el.submit.disabled = state.sending || !connected;
+    form().allowSending(connected);
     el.dialog.dataset.connected = String(connected);
     if (!a) el.notice.textContent = "This account was removed.";
     else if (!connected)
@@ -164,7 +112,7 @@
         state.refreshAgain = false;
         const gen = state.generation;
         await loadChats(gen);
-        await loadThread(gen);
+        await thread().load(gen);
       } while (state.refreshAgain && state.accountId);
     })().finally(() => {
       state.refreshing = null;
@@ -186,42 +134,7 @@
     }
   }
 
-  async function loadThread(gen) {
-    const chatId = state.chatId;
-    if (!chatId) return renderThread(null, []);
-    const a = sb().account(state.accountId);
-    if (!a || a.status !== "connected") return;
-    try {
-      const path = `${accountPath()}/chats/${encodeURIComponent(chatId)}/messages?limit=${MESSAGES_LIMIT}`;
-      const data = await sb().api("GET", path);
-      if (gen !== state.generation || chatId !== state.chatId) return;
-      renderThread(chatId, (data && data.items) || []);
-      askStatuses(gen, (data && data.items) || []);
-    } catch (err) {
-      if (gen !== state.generation || chatId !== state.chatId) return;
-      // A chat chosen by sending to it exists only once the send went out: nothing to show yet.
-      if (err.status === 404) renderThread(chatId, []);
-      else el.notice.textContent = `Could not load the messages: ${err.message}`;
-    }
-  }
-
-  /** Sent messages this page has no receipt for: their last known status (kept with the events). */
-  async function askStatuses(gen, items) {
-    const unknown = items.filter((m) => m.fromMe && !state.acks.has(m.id) && !state.asked.has(m.id));
-    await Promise.all(
-      unknown.map(async (m) => {
-        state.asked.add(m.id);
-        try {
-          const r = await sb().api("GET", `${accountPath()}/messages/${encodeURIComponent(m.id)}`);
-          if (gen === state.generation && noteAck(m.id, r && r.status)) renderAck(m.id);
-        } catch {
-          // Not sent through Switchboard (e.g. from the phone), or older than the events kept: unknown.
-        }
-      }),
-    );
-  }
-
-  // ---- rendering ----
+  // ---- chats ----
 
   function renderChats() {
     el.chatsEmpty.hidden = state.chats.length > 0;
@@ -262,139 +175,20 @@
 
   function chooseChat(chatId) {
     state.chatId = chatId;
-    el.to.value = chatId;
-    state.draftKey = null;
+    form().address(chatId);
     for (const b of el.chats.querySelectorAll("button[data-chat-id]")) {
       if (b.dataset.chatId === chatId) b.setAttribute("aria-current", "true");
       else b.removeAttribute("aria-current");
     }
-    el.thread.replaceChildren();
+    thread().clear();
     refresh();
   }
 
-  function ackLabel(status) {
-    return ACK_TEXT[status] || "";
-  }
-
-  function renderThread(chatId, newestFirst) {
-    const chat = chatId && state.chats.find((c) => c.id === chatId);
-    el.threadTitle.textContent = chatId
-      ? `Chat with ${chat ? chatLabel(chat) : phoneText(chatId)}`
-      : "Choose a chat";
-    el.thread.dataset.chatId = chatId || "";
-    const newestBefore = el.thread.lastElementChild && el.thread.lastElementChild.dataset.messageId;
-    const items = newestFirst
-      .slice()
-      .reverse()
-      .map((m) => {
-        const li = document.createElement("li");
-        li.className = "message";
-        li.dataset.messageId = m.id;
-        li.dataset.direction = m.fromMe ? "out" : "in";
-        const meta = document.createElement("p");
-        meta.className = "message-meta";
-        const who = document.createElement("span");
-        who.className = "direction";
-        who.textContent = m.fromMe ? "Sent by this account" : `Received from ${phoneText(m.from)}`;
-        const when = timeOf(m.timestamp);
-        const time = document.createElement("time");
-        time.dateTime = when.iso;
-        time.textContent = when.text;
-        meta.append(who, " · ", time);
-        if (m.fromMe) {
-          const ack = document.createElement("span");
-          ack.className = "ack";
-          meta.append(" · ", ack);
-        }
-        const body = document.createElement("p");
-        body.className = "message-text";
-        body.textContent = m.text || `(${m.type} message)`;
-        li.append(meta, body);
-        return li;
-      });
-    if (!items.length && chatId) {
-      const li = document.createElement("li");
-      li.className = "muted";
-      li.textContent = "No messages in this chat yet.";
-      items.push(li);
-    }
-    el.thread.replaceChildren(...items);
-    for (const m of newestFirst) if (m.fromMe) renderAck(m.id);
-    // The newest message is the one to see: scroll to it when it is new.
-    const newestNow = el.thread.lastElementChild && el.thread.lastElementChild.dataset.messageId;
-    if (newestNow && newestNow !== newestBefore) el.thread.scrollTop = el.thread.scrollHeight;
-  }
-
-  function renderAck(messageId) {
-    const li = el.thread.querySelector(`li[data-message-id="${CSS.escape(messageId)}"]`);
-    const ack = li && li.querySelector(".ack");
-    if (!ack) return;
-    const status = state.acks.get(messageId) || "";
-    ack.dataset.ack = status;
-    ack.textContent = status ? ackLabel(status) : "Status unknown";
-  }
-
-  // ---- sending ----
-
-  /** A random key (crypto.randomUUID needs a secure context; a dashboard on a LAN over http has none). */
-  function newKey() {
-    const bytes = crypto.getRandomValues(new Uint8Array(16));
-    return `dash-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
-  }
-
-  async function send(event) {
-    event.preventDefault();
-    if (state.sending) return;
-    el.error.textContent = "";
-    el.result.textContent = "";
-    const to = el.to.value.trim();
-    const text = el.text.value;
-    if (!to) {
-      el.error.textContent = "Say who the message is for: a phone number or a chat id.";
-      el.to.focus();
-      return;
-    }
-    if (!text.trim()) {
-      el.error.textContent = "Write a message first.";
-      el.text.focus();
-      return;
-    }
-    const gen = state.generation;
-    const accountId = state.accountId;
-    if (!state.draftKey) state.draftKey = newKey();
-    state.sending = true;
-    renderAccountState();
-    try {
-      const r = await sb().api(
-        "POST",
-        `${accountPath()}/messages`,
-        { to, type: "text", text },
-        {
-          "Idempotency-Key": state.draftKey,
-        },
-      );
-      state.draftKey = null;
-      if (gen !== state.generation || accountId !== state.accountId) return;
-      noteAck(r.id, r.status);
-      el.result.dataset.messageId = r.id || "";
-      el.result.dataset.status = r.status || "";
-      el.result.textContent = `${ackLabel(r.status) || r.status}${r.duplicate ? " (already sent before)" : ""}: message ${r.id}.`;
-      el.text.value = "";
-      const chatId = chatIdOf(to);
-      if (chatId !== state.chatId) {
-        state.chatId = chatId;
-        el.thread.replaceChildren();
-      }
-      await refresh();
-    } catch (err) {
-      // A definite answer (4xx) settles this message: a retry would answer the same, so it gets a new
-      // key. Without an answer, or on a server error, the key stays for a safe retry.
-      if (err && err.status !== undefined && err.status < 500) state.draftKey = null;
-      if (gen === state.generation) el.error.textContent = errorText(err);
-    } finally {
-      state.sending = false;
-      if (gen === state.generation) renderAccountState();
-    }
+  /** The chat a message was just sent to becomes the chosen one; the next refresh lists and loads it. */
+  function showChat(chatId) {
+    if (chatId === state.chatId) return;
+    state.chatId = chatId;
+    thread().clear();
   }
 
   // ---- live events ----
@@ -407,11 +201,6 @@
     refresh();
   }
 
-  function onAck(event) {
-    if (!event || event.accountId !== state.accountId) return;
-    if (noteAck(event.messageId, event.status)) renderAck(event.messageId);
-  }
-
   function onStatus(event) {
     if (!event || event.accountId !== state.accountId) return;
     // accounts.js merged the event first (app.js adds its listener before ours).
@@ -422,10 +211,6 @@
 
   // ---- wiring ----
 
-  el.form.addEventListener("submit", send);
-  // Another message (or another recipient) is another send: it must not reuse a pending key.
-  el.to.addEventListener("input", () => (state.draftKey = null));
-  el.text.addEventListener("input", () => (state.draftKey = null));
   el.close.addEventListener("click", close);
   el.dialog.addEventListener("close", () => {
     state.generation++;
@@ -435,12 +220,25 @@
     if (target) target.focus();
   });
 
-  window.SwitchboardMessages = { open, close };
+  window.SwitchboardMessages = {
+    open,
+    close,
+    /** The view the thread and the send form share: answers for another generation are dropped. */
+    accountId: () => state.accountId,
+    generation: () => state.generation,
+    chatId: () => state.chatId,
+    accountPath,
+    showChat,
+    refresh,
+    renderAccountState,
+    chatIdOf,
+    phoneText,
+    chatLabelOf,
+  };
 
   // app.js (loaded after this file) shares window.Switchboard; both run before DOMContentLoaded.
   document.addEventListener("DOMContentLoaded", () => {
     sb().on("account.message", onMessage);
-    sb().on("account.message_ack", onAck);
     sb().on("account.status", onStatus);
     // After a reconnect the snapshot may be the first news of a change (accounts.js merged it first).
     sb().on("accounts.snapshot", () => state.accountId && onStatus({ accountId: state.accountId }));
