@@ -15,8 +15,6 @@ import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { ServiceBroker } from "moleculer";
 import { io as connectSocket, type Socket as ClientSocket } from "socket.io-client";
-import { brokerOptions } from "../moleculer.config.ts";
-import { loadConfig } from "../src/config.ts";
 import type { BenchArgs, BenchResult } from "./index.ts";
 import { BenchCluster } from "./support/cluster.ts";
 import { cpuBetween, processTree, sampleCpu } from "./support/cpu.ts";
@@ -76,17 +74,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
     const timings = new Map<string, Timing>();
     const busQrAt = new Map<string, number>();
     const socketQrAt = new Map<string, number>();
-    observer = new ServiceBroker(
-      brokerOptions({
-        ...loadConfig(),
-        nodeId: "bench-observer",
-        namespace: cluster.namespace,
-        natsUrl: cluster.natsUrl,
-        mongoUrl: cluster.mongoUrl,
-        services: [],
-        logLevel: "warn",
-      }),
-    );
+    observer = cluster.broker("bench-observer");
     observer.createService({
       name: "firstqrobserver",
       events: {

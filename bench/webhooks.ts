@@ -21,8 +21,6 @@ import { createServer, type Server } from "node:http";
 import { performance } from "node:perf_hooks";
 import { MongoClient } from "mongodb";
 import { ServiceBroker } from "moleculer";
-import { brokerOptions } from "../moleculer.config.ts";
-import { loadConfig } from "../src/config.ts";
 import type { AccountStatusEvent } from "../src/accounts/types.ts";
 import type { BenchArgs, BenchResult } from "./index.ts";
 import { numberOption } from "./support/options.ts";
@@ -124,16 +122,7 @@ async function burst(args: BenchArgs, failRate: number): Promise<BenchResult> {
   try {
     await cluster.startServers();
     for (let i = 1; i <= nodes; i++) await cluster.startNode(`wh${i}`, ["webhooks"]);
-    pub = new ServiceBroker(
-      brokerOptions({
-        ...loadConfig(),
-        nodeId: "bench-publisher",
-        namespace: cluster.namespace,
-        natsUrl: cluster.natsUrl,
-        mongoUrl: cluster.mongoUrl,
-        logLevel: "warn",
-      }),
-    );
+    pub = cluster.broker("bench-publisher");
     await pub.start();
     await pub.waitForServices(["webhooks"], 30000);
     // The burst goes to a settled cluster: every node holds its share of the recorder slots. A node

@@ -4,8 +4,6 @@
 import { performance } from "node:perf_hooks";
 import { ServiceBroker } from "moleculer";
 import { io as connectSocket, type Socket as ClientSocket } from "socket.io-client";
-import { brokerOptions } from "../../moleculer.config.ts";
-import { loadConfig } from "../../src/config.ts";
 import { RELAYED_EVENTS, workspaceOfEvent } from "../../src/io/relay.ts";
 import { eventKey } from "../../test/integration/io/support.ts";
 import type { BenchCluster } from "../support/cluster.ts";
@@ -79,17 +77,7 @@ export class BusRecord {
 
 /** A broker of this process on the cluster's bus that records every relayed event in `bus`; not started. */
 export function busObserver(cluster: BenchCluster, bus: BusRecord): ServiceBroker {
-  const observer = new ServiceBroker(
-    brokerOptions({
-      ...loadConfig(),
-      nodeId: "bench-observer",
-      namespace: cluster.namespace,
-      natsUrl: cluster.natsUrl,
-      mongoUrl: cluster.mongoUrl,
-      services: [],
-      logLevel: "warn",
-    }),
-  );
+  const observer = cluster.broker("bench-observer");
   observer.createService({
     name: "benchobserver",
     events: Object.fromEntries(

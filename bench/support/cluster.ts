@@ -4,6 +4,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ServiceBroker } from "moleculer";
+import { brokerOptions } from "../../moleculer.config.ts";
+import { loadConfig } from "../../src/config.ts";
 import { ROOT, freePort, startMongoWire, startNats, type RunningServer } from "../../src/dev/servers.ts";
 
 export interface BenchNode {
@@ -80,6 +83,22 @@ export class BenchCluster {
     const node = { nodeId, process: child };
     this.nodes.push(node);
     return node;
+  }
+
+  /** A broker of the bench's own process on the cluster's bus (no services of Switchboard's), not
+   * started: the observer or publisher a bench adds its service to. */
+  broker(nodeId: string): ServiceBroker {
+    return new ServiceBroker(
+      brokerOptions({
+        ...loadConfig(),
+        nodeId,
+        namespace: this.namespace,
+        natsUrl: this.natsUrl,
+        mongoUrl: this.mongoUrl,
+        services: [],
+        logLevel: "warn",
+      }),
+    );
   }
 
   freePort(): Promise<number> {
