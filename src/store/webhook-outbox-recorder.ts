@@ -184,7 +184,11 @@ export class OutboxRecorder {
       groups.at(-1)!.push({ ...q, from: tails[i] + 1 });
       rows += q.events.length;
     });
-    return (await Promise.all(groups.map((group) => this.recordGroup(group)))).flat();
+    // Every group settles before a failure is passed on: the caller's retry must not race this node's
+    // own inserts still in flight.
+    const settled = await Promise.allSettled(groups.map((group) => this.recordGroup(group)));
+    for (const s of settled) if (s.status === "rejected") throw s.reason;
+    return settled.flatMap((s) => (s.status === "fulfilled" ? s.value : []));
   }
 
   private async recordGroup(group: QueueAt[]): Promise<RecordResult[]> {

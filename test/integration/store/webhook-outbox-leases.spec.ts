@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { MongoClient, type Db } from "mongodb";
 import { LeaseRepo } from "../../../src/store/webhook-leases-repo.ts";
 import { OutboxRepo, slotId, type RecordedEvent } from "../../../src/store/webhook-outbox-repo.ts";
+import type { OutboxDoc } from "../../../src/store/webhook-docs.ts";
 import type { EndpointDoc } from "../../../src/webhooks/types.ts";
 import { mongoUrlFor } from "../../support/env.ts";
 
@@ -163,6 +164,55 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
       }
       await first.removeEndpoint(ep._id);
     }
+  });
+
+  it("a run whose one insert fails is tried again only after its other inserts ended", async () => {
+    const endpoints = [endpoint("wh_again")];
+    const stream = [1, 2].flatMap((n) => Array.from({ length: 60 }, (_, i) => event(`acc_a${i}`, 9000 + n)));
+    const repo = new OutboxRepo(db, "a1");
+    await repo.ensureIndexes();
+    // The first insert answers FerretDB's "database is locked" (nothing landed); the second lands,
+    // but slowly. Each insert that starts notes how many are still in flight.
+    const real = repo.col.insertMany.bind(repo.col);
+    let calls = 0;
+    let inFlight = 0;
+    const startedBeside: number[] = [];
+    (repo.col as any).insertMany = async (docs: OutboxDoc[], options: any) => {
+      const call = ++calls;
+      startedBeside.push(inFlight++);
+      try {
+        if (call === 1) {
+          await new Promise((r) => setTimeout(r, 20));
+          throw new Error("database is locked");
+        }
+        if (call === 2) await new Promise((r) => setTimeout(r, 300));
+        return await real(docs, options);
+      } finally {
+        inFlight--;
+      }
+    };
+    try {
+      const done = await repo.recordMany(stream.map((ev) => ({ ev, endpoints })));
+      assert.equal(done.length, stream.length);
+    } finally {
+      delete (repo.col as any).insertMany;
+    }
+    assert.deepEqual(startedBeside.slice(0, 2), [0, 1], "the run's two inserts went at once");
+    assert.equal(
+      startedBeside[2],
+      0,
+      `the try after the failure starts once the slow insert ended (in flight at each start: ${startedBeside.join(",")})`,
+    );
+    for (let i = 0; i < 60; i++) {
+      const acc = `acc_a${i}`;
+      await assertQueue(
+        repo,
+        "wh_again",
+        acc,
+        stream.filter((e) => e.accountId === acc).map((e) => e.eventId),
+      );
+    }
+    await repo.removeEndpoint("wh_again");
   });
 
   it("queues recorded together: one whose slot is taken goes on its own, the ones after it still go in", async () => {
