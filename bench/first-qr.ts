@@ -105,24 +105,7 @@ export async function run(args: BenchArgs): Promise<BenchResult> {
       if (Date.now() > deadline) throw new Error(`the gateway sees ${seen} of ${workers} session workers`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    for (const node of cluster.nodes) {
-      await until(
-        `${node.nodeId} to know the observer`,
-        () => o.registry.nodes.get(node.nodeId)?.available === true,
-        30000,
-      );
-      for (;;) {
-        const services = (await o.call(
-          "$node.services",
-          { onlyAvailable: true },
-          { nodeID: node.nodeId },
-        )) as {
-          name: string;
-        }[];
-        if (services.some((svc) => svc.name === "firstqrobserver")) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    await cluster.knownEverywhere(o, "firstqrobserver");
     // node:http with kept-alive connections: the load generator shares the two cores with the cluster,
     // and fetch costs it several times the CPU per request.
     const agent = new Agent({ keepAlive: true, maxSockets: inflight });

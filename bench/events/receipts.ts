@@ -91,19 +91,7 @@ export function busObserver(cluster: BenchCluster, bus: BusRecord): ServiceBroke
  * before that, a node skips the observer when it broadcasts. */
 export async function observerReady(observer: ServiceBroker, cluster: BenchCluster): Promise<void> {
   await observer.waitForServices(["api", "accounts", "session"], 30000);
-  for (const node of cluster.nodes) {
-    for (;;) {
-      const services = (await observer.call(
-        "$node.services",
-        { onlyAvailable: true },
-        { nodeID: node.nodeId },
-      )) as {
-        name: string;
-      }[];
-      if (services.some((svc) => svc.name === "benchobserver")) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  await cluster.knownEverywhere(observer, "benchobserver");
 }
 
 /** One client socket: its workspace, what it received, and whether the accounts snapshot came. */

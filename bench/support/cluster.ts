@@ -101,6 +101,23 @@ export class BenchCluster {
     );
   }
 
+  /** Resolves once every node lists `service`, of a bench's own `broker`, among the services it sees:
+   * before that, a node skips it when it broadcasts. */
+  async knownEverywhere(broker: ServiceBroker, service: string, timeoutMs = 30000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (const { nodeId } of this.nodes) {
+      for (;;) {
+        const services = (await broker
+          .call("$node.services", { onlyAvailable: true }, { nodeID: nodeId })
+          .catch(() => [])) as { name: string }[];
+        if (services.some((svc) => svc.name === service)) break;
+        if (Date.now() > deadline)
+          throw new Error(`${nodeId} does not know ${service} after ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
   freePort(): Promise<number> {
     return freePort();
   }
