@@ -3,51 +3,12 @@
 // masks by applying it to its matrix and walking it through per-module function calls, where random
 // data makes every branch a coin toss: most of rendering a WhatsApp QR, and the largest item of a
 // worker's CPU in a burst of creates. Here the package builds the symbol once, under mask 0; each mask
-// is one XOR away from it (a table per symbol size), and is scored in flat, mostly branch-free loops.
+// is one XOR away from it (a table per symbol size, taken from the package's own symbols of the first
+// payload of that size under each mask), and is scored in flat, mostly branch-free loops.
 // The matrix is the one the package would have made (test/unit/qr/qr-mask.spec.ts compares them):
 // 0.46–0.49 ms a WhatsApp QR against 0.85–0.92 ms.
-import QRCode from "qrcode";
+import QRCode, { type QRCodeMaskPattern } from "qrcode";
 import type { QrMatrix } from "./qr-png.ts";
-
-/** Error correction level L's two bits in the format information. */
-const LEVEL_L_BITS = 0b01;
-
-/** The 15 format information bits of level L and `mask`: BCH(15,5), then XOR 101010000010010. */
-function formatBits(mask: number): number {
-  const data = (LEVEL_L_BITS << 3) | mask;
-  let rem = data << 10;
-  for (let bit = 14; bit >= 10; bit--) if (rem & (1 << bit)) rem ^= 0b10100110111 << (bit - 10);
-  return ((data << 10) | rem) ^ 0b101010000010010;
-}
-
-/** Where format bit i goes, twice: beside the top-left finder, and split between the other two. */
-function formatPositions(size: number): [number, number][][] {
-  return Array.from({ length: 15 }, (_, i) => [
-    [i < 6 ? i : i < 8 ? i + 1 : size - 15 + i, 8],
-    [8, i < 8 ? size - i - 1 : i === 8 ? 7 : 14 - i],
-  ]);
-}
-
-function isMasked(mask: number, row: number, col: number): boolean {
-  switch (mask) {
-    case 0:
-      return (row + col) % 2 === 0;
-    case 1:
-      return row % 2 === 0;
-    case 2:
-      return col % 3 === 0;
-    case 3:
-      return (row + col) % 3 === 0;
-    case 4:
-      return (Math.floor(row / 2) + Math.floor(col / 3)) % 2 === 0;
-    case 5:
-      return ((row * col) % 2) + ((row * col) % 3) === 0;
-    case 6:
-      return (((row * col) % 2) + ((row * col) % 3)) % 2 === 0;
-    default:
-      return (((row * col) % 3) + ((row + col) % 2)) % 2 === 0;
-  }
-}
 
 /** Rules 1 and 3 along the rows of a size × size matrix of 0/1: a run of 5 or more alike, 3 + (length
  * - 5) each (3 when a run reaches 5, 1 for each module more); 1:1:3:1:1 dark-light with 4 light modules
@@ -94,60 +55,42 @@ export function penalty(m: Uint8Array, size: number, scratch = new Uint8Array(m.
   return points + Math.abs(Math.ceil((dark * 100) / m.length / 5) - 10) * 10;
 }
 
-interface Layout {
-  /** Per mask, 1 where a data module differs from mask 0 (a symbol under mask 0, XOR this, is the
-   * symbol under the mask, format bits aside). */
-  fromMask0: Uint8Array[];
-  /** Per format bit, its two indexes. */
-  format: Uint32Array[];
+/** The symbol of `payload` under `mask`: its modules, 1 where dark. */
+function symbolOf(payload: Buffer, mask: QRCodeMaskPattern): { size: number; data: Uint8Array } {
+  const { modules } = QRCode.create([{ data: payload, mode: "byte" }], {
+    errorCorrectionLevel: "L",
+    maskPattern: mask,
+  });
+  return { size: modules.size, data: Uint8Array.from(modules.data) };
 }
 
-/** Per symbol size (a version: its function patterns, so its data modules, are fixed). */
-const layouts = new Map<number, Layout>();
+/** Per symbol size (a version), per mask, 1 where the symbol under that mask differs from the one under
+ * mask 0: the masked data modules and the format bits, which depend on the mask and the size only, so
+ * the first payload of a size serves for all. */
+const fromMask0 = new Map<number, Uint8Array[]>();
 
-function layoutOf(size: number, reserved: Uint8Array): Layout {
-  let layout = layouts.get(size);
-  if (!layout) {
-    const flips = Array.from({ length: 8 }, (_, mask) => {
-      const bits = new Uint8Array(size * size);
-      for (let i = 0; i < bits.length; i++)
-        if (!reserved[i] && isMasked(mask, Math.floor(i / size), i % size)) bits[i] = 1;
-      return bits;
-    });
-    const fromMask0 = flips.map((bits) => bits.map((bit, i) => bit ^ flips[0]![i]!));
-    const format = formatPositions(size).map((pair) =>
-      Uint32Array.from(pair, ([row, col]) => row! * size + col!),
+function flipsOf(payload: Buffer, underMask0: Uint8Array, size: number): Uint8Array[] {
+  let flips = fromMask0.get(size);
+  if (!flips) {
+    flips = Array.from({ length: 8 }, (_, mask) =>
+      symbolOf(payload, mask as QRCodeMaskPattern).data.map((bit, i) => bit ^ underMask0[i]!),
     );
-    layouts.set(size, (layout = { fromMask0, format }));
+    fromMask0.set(size, flips);
   }
-  return layout;
+  return flips;
 }
 
 /** The module matrix of `payload` in one byte-mode segment at level L, under its best mask. */
 export function qrMatrix(payload: Buffer): QrMatrix {
-  const { modules } = QRCode.create([{ data: payload, mode: "byte" }], {
-    errorCorrectionLevel: "L",
-    maskPattern: 0,
-  });
-  const size = modules.size;
-  const underMask0 = modules.data;
-  const { fromMask0, format } = layoutOf(
-    size,
-    (modules as unknown as { reservedBit: Uint8Array }).reservedBit,
-  );
+  const { size, data: underMask0 } = symbolOf(payload, 0);
+  const flips = flipsOf(payload, underMask0, size);
   let best = underMask0;
   let lowest = Infinity;
   const m = new Uint8Array(underMask0.length);
   const scratch = new Uint8Array(m.length);
   for (let mask = 0; mask < 8; mask++) {
-    const flips = fromMask0[mask]!;
-    for (let i = 0; i < m.length; i++) m[i] = underMask0[i]! ^ flips[i]!;
-    const bits = formatBits(mask);
-    for (let i = 0; i < 15; i++) {
-      const bit = (bits >> i) & 1;
-      m[format[i]![0]!] = bit;
-      m[format[i]![1]!] = bit;
-    }
+    const flip = flips[mask]!;
+    for (let i = 0; i < m.length; i++) m[i] = underMask0[i]! ^ flip[i]!;
     const score = penalty(m, size, scratch);
     if (score < lowest) {
       lowest = score;
