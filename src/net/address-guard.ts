@@ -85,11 +85,18 @@ export function refusedReason(address: string): string | null {
   return (family === 4 ? V4 : V6).find((r) => r.list.check(address, type))?.kind ?? null;
 }
 
+/** Verdicts an AddressPolicy keeps (a webhooks node calls a few hosts, each at a few addresses). */
+const VERDICTS_KEPT = 1024;
+
 /** The operator's exceptions: `true` (or `*`) allows every address; otherwise a comma list of CIDRs
  * (`10.0.0.0/8`, `fd00::/8`) or single addresses. Empty: none. */
 export class AddressPolicy {
   private readonly all: boolean;
   private readonly allowed = new BlockList();
+  /** Verdicts by address. Every delivery checks its address, and a BlockList check builds an address
+   * object per range: 10 µs a check of an allowed private address, 30–40 µs of a public one, against
+   * about 0.7 ms of a webhooks node's CPU a delivery. A policy never changes, nor do its verdicts. */
+  private readonly verdicts = new Map<string, string | null>();
 
   constructor(allowPrivate = "") {
     const items = allowPrivate
@@ -110,6 +117,16 @@ export class AddressPolicy {
 
   /** Why a connection to `address` is refused, or null when it may go ahead. */
   check(address: string): string | null {
+    let verdict = this.verdicts.get(address);
+    if (verdict === undefined) {
+      verdict = this.decide(address);
+      if (this.verdicts.size >= VERDICTS_KEPT) this.verdicts.clear();
+      this.verdicts.set(address, verdict);
+    }
+    return verdict;
+  }
+
+  private decide(address: string): string | null {
     const reason = refusedReason(address);
     if (reason === null || this.all) return null;
     const family = isIP(address) === 4 ? "ipv4" : "ipv6";

@@ -65,8 +65,18 @@ const PUBLIC_ONLY = new AddressPolicy();
 export async function attemptDelivery(row: OutboxDoc, opts: AttemptOptions): Promise<AttemptResult> {
   const body = bodyOf(row);
   const timestamp = Math.floor(Date.now() / 1000);
-  const timeout = AbortSignal.timeout(opts.timeoutMs);
-  const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
+  // One controller, stopped by the timeout or the node's signal, both let go of when the attempt ends
+  // (AbortSignal.timeout's timer cannot be cleared: every attempt left one behind for `timeoutMs`).
+  const abort = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    abort.abort();
+  }, opts.timeoutMs).unref();
+  const stop = () => abort.abort();
+  if (opts.signal?.aborted) stop();
+  else opts.signal?.addEventListener("abort", stop, { once: true });
+  const signal = abort.signal;
   const policy = opts.policy ?? PUBLIC_ONLY;
   try {
     const url = new URL(opts.url);
@@ -89,11 +99,14 @@ export async function attemptDelivery(row: OutboxDoc, opts: AttemptOptions): Pro
     return { ok: false, statusCode: status, error: `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ""}` };
   } catch (err) {
     if (opts.signal?.aborted) return { ok: false, statusCode: null, error: "aborted", aborted: true };
-    if (timeout.aborted) return { ok: false, statusCode: null, error: `timeout after ${opts.timeoutMs} ms` };
+    if (timedOut) return { ok: false, statusCode: null, error: `timeout after ${opts.timeoutMs} ms` };
     if (err instanceof AddressNotAllowedError)
       return { ok: false, statusCode: null, error: `address not allowed: ${err.message}` };
     const e = err as Error & { code?: string };
     return { ok: false, statusCode: null, error: `request failed: ${e.code ?? e.message}` };
+  } finally {
+    clearTimeout(timer);
+    opts.signal?.removeEventListener("abort", stop);
   }
 }
 

@@ -44,4 +44,20 @@ describe("net/address-guard", () => {
     assert.equal(p.check("8.8.8.8"), null);
     assert.throws(() => new AddressPolicy("intranet"), /WEBHOOK_ALLOW_PRIVATE: 'intranet'/);
   });
+
+  it("gives a kept verdict the same as a fresh one, also after more addresses than it keeps", () => {
+    const p = new AddressPolicy("10.0.0.0/16");
+    // 10.0.x.x allowed, 10.1.x.x private, 8.8.x.x public: 3,000 addresses, checked three times over.
+    const addresses = Array.from({ length: 1000 }, (_, i) => [
+      `10.0.${i >> 8}.${i & 255}`,
+      `10.1.${i >> 8}.${i & 255}`,
+      `8.8.${i >> 8}.${i & 255}`,
+    ]).flat();
+    for (let round = 0; round < 3; round++)
+      for (const a of addresses) {
+        const verdict = p.check(a);
+        if (a.startsWith("10.1.")) assert.equal(verdict, `${a} is a private address`, a);
+        else assert.equal(verdict, null, a);
+      }
+  });
 });
