@@ -6,9 +6,9 @@ import { getEventListeners } from "node:events";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { AddressPolicy } from "../../../src/net/address-guard.ts";
-import { attemptDelivery } from "../../../src/webhooks/http-delivery.ts";
-import type { OutboxDoc } from "../../../src/webhooks/types.ts";
+import { attemptDelivery, type AttemptOptions } from "../../../src/webhooks/http-delivery.ts";
 import { waitFor } from "../../support/wait.ts";
+import { outboxRow } from "./fixtures.ts";
 
 describe("webhooks: one delivery attempt", () => {
   let server: Server;
@@ -17,17 +17,8 @@ describe("webhooks: one delivery attempt", () => {
   const held: { req: IncomingMessage; closed: boolean }[] = [];
   let answer: "200" | "never" = "200";
   const policy = new AddressPolicy("127.0.0.1");
-  const row = {
-    _id: "o1",
-    eventId: "evt_1",
-    event: "account.status",
-    workspaceId: "ws",
-    accountId: "acc",
-    seq: 1,
-    createdAt: new Date(),
-    payload: {},
-    attempts: 0,
-  } as unknown as OutboxDoc;
+  const attempt = (opts: Partial<AttemptOptions>) =>
+    attemptDelivery(outboxRow(), { url, secret: "s", attempt: 1, timeoutMs: 30000, policy, ...opts });
 
   before(async () => {
     server = createServer((req, res) => {
@@ -52,7 +43,7 @@ describe("webhooks: one delivery attempt", () => {
   it("a receiver that never answers is a timeout after timeoutMs, and the request is dropped", async () => {
     answer = "never";
     const t0 = Date.now();
-    const result = await attemptDelivery(row, { url, secret: "s", attempt: 1, timeoutMs: 300, policy });
+    const result = await attempt({ timeoutMs: 300 });
     assert.deepEqual(result, { ok: false, statusCode: null, error: "timeout after 300 ms" });
     assert.ok(Date.now() - t0 >= 290, `ended after ${Date.now() - t0} ms`);
     assert.equal(held.length, 1);
@@ -62,58 +53,38 @@ describe("webhooks: one delivery attempt", () => {
   it("the node's signal aborts an attempt under way: aborted, not a failure of the receiver", async () => {
     answer = "never";
     const node = new AbortController();
-    const attempt = attemptDelivery(row, {
-      url,
-      secret: "s",
-      attempt: 1,
-      timeoutMs: 30000,
-      policy,
-      signal: node.signal,
-    });
+    const attempted = attempt({ signal: node.signal });
     await waitFor(() => held.length === 1, { what: "the request at the receiver" });
     node.abort();
-    assert.deepEqual(await attempt, { ok: false, statusCode: null, error: "aborted", aborted: true });
+    assert.deepEqual(await attempted, { ok: false, statusCode: null, error: "aborted", aborted: true });
     await waitFor(() => held[0]!.closed, { what: "the receiver to see the request dropped" });
   });
 
   it("an already stopped node sends nothing", async () => {
     const node = new AbortController();
     node.abort();
-    const result = await attemptDelivery(row, {
-      url,
-      secret: "s",
-      attempt: 1,
-      timeoutMs: 30000,
-      policy,
-      signal: node.signal,
+    assert.deepEqual(await attempt({ signal: node.signal }), {
+      ok: false,
+      statusCode: null,
+      error: "aborted",
+      aborted: true,
     });
-    assert.deepEqual(result, { ok: false, statusCode: null, error: "aborted", aborted: true });
     assert.equal(held.length, 0);
   });
 
   it("attempts that ended leave no listener on the node's signal", async () => {
     const node = new AbortController();
-    const results = await Promise.all(
-      Array.from({ length: 20 }, () =>
-        attemptDelivery(row, { url, secret: "s", attempt: 1, timeoutMs: 30000, policy, signal: node.signal }),
-      ),
-    );
+    const results = await Promise.all(Array.from({ length: 20 }, () => attempt({ signal: node.signal })));
     assert.ok(
       results.every((r) => r.ok && r.statusCode === 200),
       JSON.stringify(results[0]),
     );
     answer = "never";
-    assert.deepEqual(
-      await attemptDelivery(row, {
-        url,
-        secret: "s",
-        attempt: 1,
-        timeoutMs: 100,
-        policy,
-        signal: node.signal,
-      }),
-      { ok: false, statusCode: null, error: "timeout after 100 ms" },
-    );
+    assert.deepEqual(await attempt({ signal: node.signal, timeoutMs: 100 }), {
+      ok: false,
+      statusCode: null,
+      error: "timeout after 100 ms",
+    });
     assert.equal(getEventListeners(node.signal, "abort").length, 0);
   });
 });

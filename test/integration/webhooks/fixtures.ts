@@ -1,5 +1,7 @@
-// What the webhooks integration specs share: fast timings and account events as the runtime sends them.
+// What the webhooks integration specs share: fast timings, account events as the runtime sends them,
+// and an outbox row for a single attempt.
 import type { AccountStatusEvent } from "../../../src/accounts/types.ts";
+import type { OutboxDoc } from "../../../src/webhooks/types.ts";
 import type { ConfigOverrides } from "../../support/cluster.ts";
 
 export const FAST: ConfigOverrides = {
@@ -30,4 +32,19 @@ export function statusEvent(
     epoch: 1,
     at: new Date(clock).toISOString(),
   };
+}
+
+/** An outbox row with what one delivery attempt reads of it. */
+export function outboxRow(): OutboxDoc {
+  return {
+    _id: "o1",
+    eventId: "evt_1",
+    event: "account.status",
+    workspaceId: "ws",
+    accountId: "acc",
+    seq: 1,
+    createdAt: new Date(),
+    payload: {},
+    attempts: 0,
+  } as unknown as OutboxDoc;
 }

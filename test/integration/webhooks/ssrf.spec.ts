@@ -5,7 +5,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { AddressPolicy } from "../../../src/net/address-guard.ts";
 import { attemptDelivery, RESPONSE_BODY_LIMIT } from "../../../src/webhooks/http-delivery.ts";
-import type { OutboxDoc } from "../../../src/webhooks/types.ts";
+import { outboxRow } from "./fixtures.ts";
 
 describe("webhooks: outgoing requests and the address guard", () => {
   let server: Server;
@@ -13,17 +13,7 @@ describe("webhooks: outgoing requests and the address guard", () => {
   let answerBytes = 0;
   let port = 0;
   let written: Promise<number> = Promise.resolve(0);
-  const row = {
-    _id: "o1",
-    eventId: "evt_1",
-    event: "account.status",
-    workspaceId: "ws",
-    accountId: "acc",
-    seq: 1,
-    createdAt: new Date(),
-    payload: {},
-    attempts: 0,
-  } as unknown as OutboxDoc;
+  const row = outboxRow();
   const attempt = (url: string, policy?: AddressPolicy) =>
     attemptDelivery(row, { url, secret: "s", attempt: 1, timeoutMs: 5000, policy });
 
