@@ -46,8 +46,9 @@ describe("webhooks: one delivery attempt", () => {
     const result = await attempt({ timeoutMs: 300 });
     assert.deepEqual(result, { ok: false, statusCode: null, error: "timeout after 300 ms" });
     assert.ok(Date.now() - t0 >= 290, `ended after ${Date.now() - t0} ms`);
-    assert.equal(held.length, 1);
-    await waitFor(() => held[0]!.closed, { what: "the receiver to see the request dropped" });
+    // On a loaded machine the request may not have reached the receiver in 300 ms; if it did, it is
+    // dropped (the next test waits for it to arrive before stopping it).
+    await waitFor(() => held.every((h) => h.closed), { what: "the receiver to see the request dropped" });
   });
 
   it("the node's signal aborts an attempt under way: aborted, not a failure of the receiver", async () => {
