@@ -3,6 +3,7 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { MongoClient } from "mongodb";
 import { connect, StringCodec, type NatsConnection } from "nats";
@@ -71,6 +72,13 @@ describe("harness: real NATS, MongoDB-wire server and Chromium", () => {
       assert.ok(back && back.equals(blob), "blob differs after the round trip");
       await store.delete("s1");
       assert.equal(await store.load("s1"), null);
+    });
+
+    it("the embedded FerretDB runs with Go's GC target FERRETDB_GOGC (1000 by default)", function () {
+      // MONGO_URL set: the suite runs against a server it did not start.
+      if (!testEnv.mongo?.process.pid) this.skip();
+      const environ = readFileSync(`/proc/${testEnv.mongo.process.pid}/environ`, "utf8").split("\0");
+      assert.ok(environ.includes(`GOGC=${process.env.FERRETDB_GOGC || "1000"}`), environ.join(" "));
     });
   });
 
