@@ -2,6 +2,7 @@
 // unlimited accounts, webhook endpoints or sockets, or flood the bus with socket calls. Read through a
 // short cache, so a check costs no database read on the hot path; an override takes effect within it.
 // Accounts are counted by a tally kept as they are created and deleted (AccountTally), not per create.
+import { BoundedMap } from "./bounded-map.ts";
 import { QuotaExceededError } from "./errors.ts";
 import { KeyedSerial } from "./keyed-serial.ts";
 import { TtlCache } from "./ttl-cache.ts";
@@ -9,6 +10,9 @@ import type { Quotas, QuotaName, QuotasRepo } from "./store/quotas-repo.ts";
 
 /** How long a workspace's quotas are reused before they are read again. */
 const CACHE_MS = 5000;
+
+/** Workspaces a tally remembers (the least recently counted are forgotten, and counted again). */
+const WORKSPACES_KEPT = 10_000;
 
 export class QuotaBook {
   private readonly cache = new TtlCache<string, Quotas>(CACHE_MS);
@@ -71,9 +75,9 @@ export const CREATE_SETTLES_MS = 60_000;
  * in flight), and the tally goes on from that when it is lower.
  */
 export class AccountTally {
-  private readonly known = new Map<string, Known>();
+  private readonly known = new BoundedMap<string, Known>(WORKSPACES_KEPT);
   /** When the accounts were last counted and found at the limit, per workspace. */
-  private readonly fullAt = new Map<string, number>();
+  private readonly fullAt = new BoundedMap<string, number>(WORKSPACES_KEPT);
   /** One change per workspace at a time here: this node's creates do not race each other. */
   private readonly serial = new KeyedSerial();
 
@@ -139,14 +143,12 @@ export class AccountTally {
         this.store.createsSince(workspaceId, new Date(Date.now() - CREATE_SETTLES_MS)),
       ]);
       if (accounts + recent < limit) return accounts + recent;
-      if (this.fullAt.size >= 10000) this.fullAt.clear();
       this.fullAt.set(workspaceId, Date.now());
     }
     throw new QuotaExceededError(workspaceId, "accounts", limit);
   }
 
   private remember(workspaceId: string, at: Known): void {
-    if (this.known.size >= 10000 && !this.known.has(workspaceId)) this.known.clear();
     this.known.set(workspaceId, at);
   }
 }

@@ -1,17 +1,22 @@
 // A value per key, read through a loader and reused for `maxAgeMs`: a change made on another node shows
 // within that time; `forget` drops one at once (a change made through this node). A load under way
 // while anything is forgotten answers its caller but is not kept (it may have read the old value).
-// Bounded: once it holds `maxEntries` keys it starts over, so a flood of distinct keys cannot grow it.
+// Bounded: past `maxEntries` keys the one loaded longest ago goes, so a flood of distinct keys cannot
+// grow it.
+import { BoundedMap } from "./bounded-map.ts";
+
 export class TtlCache<K, V> {
-  private readonly entries = new Map<K, { value: V; at: number }>();
+  private readonly entries: BoundedMap<K, { value: V; at: number }>;
   /** Counts `forget` calls: a load that began under another count is not kept. */
   private forgets = 0;
 
   constructor(
     private readonly maxAgeMs: number,
-    private readonly maxEntries = 10_000,
+    maxEntries = 10_000,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.entries = new BoundedMap(maxEntries);
+  }
 
   async get(key: K, load: (key: K) => Promise<V>): Promise<V> {
     const hit = this.entries.get(key);
@@ -19,7 +24,6 @@ export class TtlCache<K, V> {
     const forgets = this.forgets;
     const value = await load(key);
     if (forgets !== this.forgets) return value;
-    if (this.entries.size >= this.maxEntries) this.entries.clear();
     this.entries.set(key, { value, at: this.now() });
     return value;
   }

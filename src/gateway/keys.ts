@@ -4,6 +4,7 @@
 // Verified keys are cached briefly per gateway (a bounded LRU) so a request costs no database round
 // trip; a revocation is broadcast (`apikeys.revoked`) so every gateway forgets that key at once.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { BoundedMap } from "../bounded-map.ts";
 import { NotFoundError } from "../errors.ts";
 import type { ApiKeyDoc, KeyRecords } from "../store/keys-repo.ts";
 
@@ -56,10 +57,9 @@ export interface KeyStoreOptions {
 
 export class KeyStore {
   private readonly adminHash: Buffer | null;
-  private readonly cache = new Map<string, CacheEntry>();
+  private readonly cache: BoundedMap<string, CacheEntry>;
   private readonly cacheTtlMs: number;
   private readonly negativeTtlMs: number;
-  private readonly maxCached: number;
 
   constructor(
     private readonly records: KeyRecords,
@@ -68,7 +68,7 @@ export class KeyStore {
     this.adminHash = opts.adminKey ? hashKey(opts.adminKey) : null;
     this.cacheTtlMs = opts.cacheTtlMs ?? 5000;
     this.negativeTtlMs = opts.negativeTtlMs ?? 2000;
-    this.maxCached = opts.maxCached ?? 10000;
+    this.cache = new BoundedMap(opts.maxCached ?? 10000);
   }
 
   /** The caller a presented key stands for, or null when the key is unknown or revoked. */
@@ -88,14 +88,11 @@ export class KeyStore {
     const now = Date.now();
     const hit = this.cache.get(keyId);
     if (hit && hit.until > now) {
-      // A Map iterates in insertion order: re-inserting a hit keeps the least recently used first.
-      this.cache.delete(keyId);
+      // Set again, a hit becomes the newest: the least recently used key is the one dropped.
       this.cache.set(keyId, hit);
       return hit.doc;
     }
     const doc = await this.records.findById(keyId);
-    this.cache.delete(keyId);
-    while (this.cache.size >= this.maxCached) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(keyId, { doc, until: Date.now() + (doc ? this.cacheTtlMs : this.negativeTtlMs) });
     return doc;
   }

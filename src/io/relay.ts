@@ -2,6 +2,7 @@
 // holding pen for sockets whose snapshot is still on its way (so a socket never sees an event that
 // happened before its snapshot was read after the snapshot itself, and never misses one in between).
 import { ACCOUNT_EVENTS, type QrView } from "../accounts/types.ts";
+import { BoundedMap } from "../bounded-map.ts";
 
 /** Broker events relayed to the sockets of the event's workspace (DESIGN.md, "Interfaces"). */
 export const RELAYED_EVENTS = ACCOUNT_EVENTS;
@@ -98,14 +99,15 @@ export function seqOfEvent(payload: unknown): number | null {
 /** The highest logged event each workspace had relayed here (a bounded map: a workspace forgotten
  * just has no cursor in its next snapshot). */
 export class RelayedUpTo {
-  private readonly seqs = new Map<string, number>();
+  private readonly seqs: BoundedMap<string, number>;
 
-  constructor(private readonly maxWorkspaces = 100000) {}
+  constructor(maxWorkspaces = 100_000) {
+    this.seqs = new BoundedMap(maxWorkspaces);
+  }
 
   note(workspaceId: string, payload: unknown): void {
     const seq = seqOfEvent(payload);
     if (seq === null || seq <= (this.seqs.get(workspaceId) ?? -1)) return;
-    if (!this.seqs.has(workspaceId) && this.seqs.size >= this.maxWorkspaces) this.seqs.clear();
     this.seqs.set(workspaceId, seq);
   }
 

@@ -4,6 +4,7 @@
 // actually connected to, after DNS, so a name that resolves (or re-resolves) inward is refused too.
 import { lookup } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
+import { BoundedMap } from "../bounded-map.ts";
 
 const REFUSED_V4: [string, number, string][] = [
   ["0.0.0.0", 8, "unspecified"],
@@ -96,7 +97,7 @@ export class AddressPolicy {
   /** Verdicts by address. Every delivery checks its address, and a BlockList check builds an address
    * object per range: 10 µs a check of an allowed private address, 30–40 µs of a public one, against
    * about 0.7 ms of a webhooks node's CPU a delivery. A policy never changes, nor do its verdicts. */
-  private readonly verdicts = new Map<string, string | null>();
+  private readonly verdicts = new BoundedMap<string, string | null>(VERDICTS_KEPT);
 
   constructor(allowPrivate = "") {
     const items = allowPrivate
@@ -120,7 +121,6 @@ export class AddressPolicy {
     let verdict = this.verdicts.get(address);
     if (verdict === undefined) {
       verdict = this.decide(address);
-      if (this.verdicts.size >= VERDICTS_KEPT) this.verdicts.clear();
       this.verdicts.set(address, verdict);
     }
     return verdict;

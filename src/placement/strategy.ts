@@ -5,6 +5,7 @@
 // HRW among the offered endpoints, skipping draining nodes, before it knows any). No key is a
 // validation error, never a random node. select() is synchronous and does no I/O.
 import { Strategies, type Context, type Endpoint } from "moleculer";
+import { BoundedMap } from "../bounded-map.ts";
 import { ValidationError } from "../errors.ts";
 import { configOf } from "../config.ts";
 import { chooseOwner, DEFAULT_LOAD_FACTOR, HrwIndex } from "./hrw.ts";
@@ -31,7 +32,7 @@ export class WorkspaceShardStrategy extends Strategies.Base {
    * of new workspaces from one gateway spreads as if each were placed at once, instead of every call
    * of the burst reading the same loads and piling onto the least loaded node.
    */
-  private readonly pending = new Map<string, { node: string; at: number }>();
+  private readonly pending = new BoundedMap<string, { node: string; at: number }>(10_000);
   private ids: string[] = [];
   private positions = new Map<string, number>();
   private index = new HrwIndex([]);
@@ -89,7 +90,6 @@ export class WorkspaceShardStrategy extends Strategies.Base {
         this.loadFactor(),
       );
       if (chosen !== undefined) {
-        if (this.pending.size >= 10000) this.pending.clear();
         this.pending.set(workspaceId, { node: chosen, at: Date.now() });
         return list[this.positions.get(chosen)!];
       }

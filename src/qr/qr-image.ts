@@ -1,13 +1,14 @@
 // The PNG data URL of a QR payload, rendered where a QR is shown (the runtime's event and its answer
 // to `session.qr`/`session.qrs`), identical each time. QRs are not stored: they live in the runtime of
 // the account's owner for as long as they are valid (see src/session/status-run.ts).
+import { BoundedMap } from "../bounded-map.ts";
 import { qrMatrix } from "./qr-mask.ts";
 import { qrPng } from "./qr-png.ts";
 import type { QrView } from "../accounts/types.ts";
 
 /** Recently rendered payloads: a snapshot of a busy workspace, or many sockets' snapshots, render once. */
 const CACHE_MAX = 500;
-const cache = new Map<string, string>();
+const cache = new BoundedMap<string, string>(CACHE_MAX);
 
 function render(qr: string): string {
   // One byte-mode segment: the payload is base64 text, which byte mode encodes at the same version;
@@ -21,7 +22,6 @@ export function qrDataUrl(qr: string): string {
   if (!url) {
     url = render(qr);
     cache.set(qr, url);
-    if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value!);
   }
   return url;
 }

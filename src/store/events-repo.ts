@@ -17,6 +17,7 @@
 // a gap that old is a writer that died between allocating and inserting, and will never fill.
 import { randomUUID } from "node:crypto";
 import type { Collection, Db } from "mongodb";
+import { BoundedMap } from "../bounded-map.ts";
 import { idsWithToken, InsertBatcher } from "./insert-batch.ts";
 import { insertedInOrder, isDuplicateKey, retryTransient, upsertById } from "./mongo.ts";
 
@@ -98,7 +99,7 @@ export class EventsRepo {
   /** Lone appends of different workspaces that arrive together are written together (InsertBatcher). */
   private readonly inserts: InsertBatcher<EventDoc>;
   /** Workspaces said to have no account event yet (`expectEmpty`), and since when. */
-  private readonly expectedEmpty = new Map<string, number>();
+  private readonly expectedEmpty = new BoundedMap<string, number>(1000);
 
   constructor(db: Db, options: EventsRepoOptions = {}) {
     this.col = db.collection<EventDoc>(EVENTS_COLLECTION);
@@ -225,7 +226,6 @@ export class EventsRepo {
    */
   expectEmpty(workspaceId: string): void {
     if (this.next.has(workspaceId)) return;
-    if (this.expectedEmpty.size >= 1000) this.expectedEmpty.clear();
     this.expectedEmpty.set(workspaceId, Date.now());
   }
 
