@@ -1,7 +1,7 @@
 // Fixes applied to FerretDB 1.24.2 before it is built (scripts/provision.mjs); none changes what a
 // query returns. The first three make it look documents up by `_id` the way MongoDB does, through the
-// `_id` index (an equality, or `$in` a list); the last queues write transactions in Go instead of in
-// SQLite's busy handler.
+// `_id` index (an equality, or `$in` a list); the next narrows other queries by their top-level string
+// equalities in SQL; the last queues write transactions in Go instead of in SQLite's busy handler.
 // Measured on 1,100 account documents: a fenced update `{_id, node, epoch}` 45 ms → 1.3 ms alone;
 // 50 at once p99 1.9 s → 120–130 ms (index) → 36–49 ms (queue); 50 inserts at once p99 94–104 ms →
 // 35 ms (queue).
@@ -107,6 +107,78 @@ func idInClause(v *types.Document) (string, []any) {
       '\t\t\tfilterPushdown = whereClause != ""\n' +
       "\t\t}\n",
     count: 1,
+  },
+  // Any other filter was matched in Go against every document of the collection, each decoded from
+  // its JSON first: the webhooks outbox's scan for `{status: "pending"}` cost FerretDB 0.8 CPU-seconds
+  // at 4,000 rows, ~0.2 ms a row. Its top-level string equalities now narrow the rows in SQL first.
+  {
+    file: "internal/backends/sqlite/collection.go",
+    why:
+      'a query\'s top-level string equalities (`{status: "pending", endpointId: …}`) select its rows in ' +
+      "SQL: those whose field is that string, or an array (MongoDB's equality also matches an array " +
+      "holding the value). A superset of the answer: the handler still applies the whole filter",
+    find: "\t}\n\n\tq += whereClause\n",
+    replace:
+      "\t}\n\n" +
+      '\tif whereClause == "" {\n' +
+      "\t\twhereClause, args = stringEqualityClause(params.Filter)\n" +
+      "\t}\n\n" +
+      "\tq += whereClause\n",
+    count: 1, // Query
+    append: `
+// stringEqualityClause narrows the filter's top-level {field: "string"} conditions in SQL: a row is kept
+// when the field holds that string or an array; "" when the filter has none (added by Switchboard's
+// build). Only plain field names are narrowed (see plainFieldName): not dotted paths nor operators.
+func stringEqualityClause(filter *types.Document) (string, []any) {
+	var conds []string
+	var args []any
+	for _, k := range filter.Keys() {
+		if !plainFieldName(k) {
+			continue
+		}
+		v, _ := filter.Get(k)
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		conds = append(conds, fmt.Sprintf(
+			\`(%[1]s->>'$.%[2]s' = ? OR json_type(%[1]s, '$.%[2]s') = 'array')\`, metadata.DefaultColumn, k,
+		))
+		args = append(args, s)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// plainFieldName tells whether k is a field name SQLite's JSON path takes as it is: a letter or _, then
+// letters, digits or _ (added by Switchboard's build).
+func plainFieldName(k string) bool {
+	if k == "" || k == "_id" {
+		return false
+	}
+	for i, r := range k {
+		letter := r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !letter && (i == 0 || r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
+}
+`,
+  },
+  {
+    file: "internal/backends/sqlite/collection.go",
+    why: "explain shows the plan of the narrowed query (the filter is still applied in Go: no pushdown)",
+    find: '\t}\n\n\torderByClause := prepareOrderByClause(params.Sort)\n\tsortPushdown := orderByClause != ""\n',
+    replace:
+      "\t}\n\n" +
+      '\tif whereClause == "" {\n' +
+      "\t\twhereClause, args = stringEqualityClause(params.Filter)\n" +
+      "\t}\n\n" +
+      '\torderByClause := prepareOrderByClause(params.Sort)\n\tsortPushdown := orderByClause != ""\n',
+    count: 1, // Explain
   },
   // SQLite has one writer at a time; a writer that finds the database locked polls it, sleeping 1, 2,
   // 5, … up to 100 ms between tries, so under concurrent writes the unlucky ones wait far longer than

@@ -125,3 +125,62 @@ describe("store: the FerretDB build serves `_id` lookups from its index", () => 
     assert.equal(await col.countDocuments({ $or: [{ _id: "acc_3" }, { _id: "acc_4" }] }), 2);
   });
 });
+
+// Top-level string equalities select rows in SQL first (a field holding that string, or an array);
+// the full filter still decides. What that saves is measured in the webhooks bench's scans; here, that
+// every answer stays MongoDB's.
+describe("store: the FerretDB build narrows string equalities in SQL, with MongoDB's answers", () => {
+  let client: MongoClient;
+  let col: Collection<{ _id: string; tag?: unknown; other?: string }>;
+  const special = 'q"uo\\te ü ✓ \u0001';
+
+  before(async function () {
+    client = await MongoClient.connect(mongoUrlFor(`fdq${randomBytes(3).toString("hex")}`));
+    const info = await client.db().admin().command({ buildInfo: 1 });
+    if (!("ferretdbVersion" in info)) {
+      await client.close();
+      this.skip(); // MONGO_URL names another server: not our build
+    }
+    col = client.db().collection("equalities");
+    await col.insertMany([
+      { _id: "str", tag: "x" },
+      { _id: "arr", tag: ["y", "x"] },
+      { _id: "arrNo", tag: ["y"] },
+      { _id: "arrDoc", tag: [{ x: "x" }] },
+      { _id: "doc", tag: { x: 1 } },
+      { _id: "num", tag: 5 },
+      { _id: "none" },
+      { _id: "special", tag: special },
+      { _id: "both", tag: "x", other: "k" },
+    ]);
+  });
+  after(async () => client?.close());
+
+  const ids = async (filter: Record<string, unknown>) =>
+    (await col.find(filter).toArray()).map((d) => d._id).sort();
+
+  it("a string matches the field equal to it or an array holding it, nothing else", async () => {
+    assert.deepEqual(await ids({ tag: "x" }), ["arr", "both", "str"]);
+    assert.deepEqual(await ids({ tag: special }), ["special"]);
+    assert.deepEqual(await ids({ tag: "5" }), []);
+    assert.deepEqual(await ids({ tag: "y" }), ["arr", "arrNo"]);
+  });
+
+  it("several equalities, `_id`, operators and dotted paths keep their meaning", async () => {
+    assert.deepEqual(await ids({ tag: "x", other: "k" }), ["both"]);
+    assert.deepEqual(await ids({ tag: "x", other: "nope" }), []);
+    assert.deepEqual(await ids({ tag: "x", _id: "arr" }), ["arr"]);
+    assert.deepEqual(await ids({ tag: 5 }), ["num"]);
+    assert.deepEqual(await ids({ "tag.x": 1 }), ["doc"]);
+    assert.deepEqual(await ids({ tag: { $in: ["x", 5] } }), ["arr", "both", "num", "str"]);
+    assert.deepEqual(await ids({ tag: "x", $or: [{ _id: "str" }, { other: "k" }] }), ["both", "str"]);
+  });
+
+  it("counts, updates and deletes by a string equality touch exactly the matching documents", async () => {
+    assert.equal(await col.countDocuments({ tag: "x" }), 3);
+    assert.equal((await col.updateMany({ tag: "x" }, { $set: { other: "seen" } })).modifiedCount, 3);
+    assert.deepEqual(await ids({ other: "seen" }), ["arr", "both", "str"]);
+    assert.equal((await col.deleteMany({ tag: "y", other: "seen" })).deletedCount, 1);
+    assert.deepEqual(await ids({ tag: "y" }), ["arrNo"]);
+  });
+});
