@@ -5,7 +5,7 @@ import type { ActionParams } from "moleculer";
 import { INCOMING_TYPES } from "../messages/incoming.ts";
 import type { SimulatedIncoming } from "../engines/base.ts";
 import { MESSAGE_TYPES } from "../messages/types.ts";
-import { decodeBase64 } from "../messages/validate.ts";
+import { decodeBase64, invalidField } from "../messages/validate.ts";
 import { SIMULATE_ACTIONS, WORKSPACE_ID_PATTERN, type SimulateParams } from "./types.ts";
 
 /** A param rule: the subset of fastest-validator rules we use, convertible to JSON Schema. */
@@ -241,8 +241,14 @@ export function simulatedIncomingOf(p: SimulateParams): SimulatedIncoming {
   if (p.location) extra.location = p.location;
   if (p.emoji !== undefined) extra.emoji = p.emoji;
   if (p.media) {
-    const { data } = decodeBase64(p.media.base64, Number.MAX_SAFE_INTEGER);
-    extra.media = { data, mimetype: p.media.mimetype, filename: p.media.filename };
+    const { base64, mimetype, filename } = p.media as Partial<Record<string, unknown>>;
+    // The rule checks only that media is an object: its fields are checked here.
+    if (typeof base64 !== "string" || typeof mimetype !== "string")
+      throw invalidField("media", "media needs base64 and mimetype (strings)");
+    if (filename !== undefined && typeof filename !== "string")
+      throw invalidField("media.filename", "media.filename must be a string");
+    const { data } = decodeBase64(base64, Number.MAX_SAFE_INTEGER);
+    extra.media = { data, mimetype, filename };
   }
   return extra;
 }

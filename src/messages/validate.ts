@@ -70,12 +70,23 @@ function digitsOf(phone: string): string {
   return phone.replace(/[^0-9]/g, "");
 }
 
+/** A fetched file's name: the URL's last path segment, decoded (as it is when it holds a stray `%`). */
+export function filenameOf(url: string): string | undefined {
+  const last = new URL(url).pathname.split("/").pop();
+  if (!last) return undefined;
+  let name = last;
+  try {
+    name = decodeURIComponent(last);
+  } catch {
+    // Not a valid escape (`100%.pdf`): the segment is the name.
+  }
+  return name.slice(0, 255);
+}
+
 /** `type/subtype` in lower case, parameters (`; codecs=opus`) dropped; null when it is not one. */
-export function normalMimetype(raw: string | undefined): string | null {
-  const m = String(raw ?? "")
-    .split(";")[0]
-    .trim()
-    .toLowerCase();
+export function normalMimetype(raw: unknown): string | null {
+  if (typeof raw !== "string") return null;
+  const m = raw.split(";")[0].trim().toLowerCase();
   return MIMETYPE.test(m) ? m : null;
 }
 
@@ -148,7 +159,7 @@ export function tooLarge(size: number | null, maxBytes: number): MessageRejected
 }
 
 /** A missing, malformed or stray field: the generic VALIDATION_ERROR, shaped like the gateway's. */
-function invalid(field: string, message: string): ValidationError {
+export function invalidField(field: string, message: string): ValidationError {
   return new ValidationError(message, [{ field, type: "message", message }]);
 }
 
@@ -158,18 +169,20 @@ function checkMedia(
   maxBytes: number,
 ): CheckedRequest["media"] {
   if (!media || typeof media !== "object")
-    throw invalid("media", `A ${type} message needs media ({url} or {base64, mimetype})`);
-  const filename = media.filename === undefined ? undefined : String(media.filename).slice(0, 255);
+    throw invalidField("media", `A ${type} message needs media ({url} or {base64, mimetype})`);
+  if (media.filename !== undefined && typeof media.filename !== "string")
+    throw invalidField("media.filename", "media.filename must be a string");
+  const filename = media.filename?.slice(0, 255);
   if ("url" in media && media.url !== undefined) {
-    if ("base64" in media) throw invalid("media", "media has either url or base64, not both");
+    if ("base64" in media) throw invalidField("media", "media has either url or base64, not both");
     let url: URL;
     try {
       url = new URL(String(media.url));
     } catch {
-      throw invalid("media.url", "media.url is not a URL");
+      throw invalidField("media.url", "media.url is not a URL");
     }
     if (url.protocol !== "http:" && url.protocol !== "https:")
-      throw invalid("media.url", "media.url must be http or https");
+      throw invalidField("media.url", "media.url must be http or https");
     let mimetype: string | undefined;
     if (media.mimetype !== undefined) {
       mimetype = normalMimetype(media.mimetype) ?? undefined;
@@ -182,7 +195,7 @@ function checkMedia(
     return { kind: "url", url: url.href, mimetype, filename };
   }
   if (!("base64" in media) || typeof media.base64 !== "string")
-    throw invalid("media", "media needs url, or base64 with mimetype");
+    throw invalidField("media", "media needs url, or base64 with mimetype");
   const decoded = decodeBase64(media.base64, maxBytes);
   const mimetype = normalMimetype(media.mimetype ?? decoded.mimetype);
   if (!mimetype)
@@ -198,7 +211,7 @@ function checkLocation(loc: LocationInput | undefined): LocationInput {
   const ok = (v: unknown, limit: number) =>
     typeof v === "number" && Number.isFinite(v) && Math.abs(v) <= limit;
   if (!loc || typeof loc !== "object" || !ok(loc.latitude, 90) || !ok(loc.longitude, 180))
-    throw invalid("location", "A location message needs location {latitude (±90), longitude (±180)}");
+    throw invalidField("location", "A location message needs location {latitude (±90), longitude (±180)}");
   const text = (v: unknown) => (typeof v === "string" && v ? v.slice(0, 256) : undefined);
   return {
     latitude: loc.latitude,
@@ -210,9 +223,9 @@ function checkLocation(loc: LocationInput | undefined): LocationInput {
 
 function checkContact(contact: ContactInput | undefined): ContactInput {
   if (!contact || typeof contact !== "object" || typeof contact.name !== "string" || !contact.name.trim())
-    throw invalid("contact", "A contact message needs contact {name, phoneNumber}");
+    throw invalidField("contact", "A contact message needs contact {name, phoneNumber}");
   if (typeof contact.phoneNumber !== "string" || !PHONE.test(contact.phoneNumber))
-    throw invalid("contact.phoneNumber", "contact.phoneNumber is not a phone number");
+    throw invalidField("contact.phoneNumber", "contact.phoneNumber is not a phone number");
   return { name: contact.name.trim().slice(0, 256), phoneNumber: contact.phoneNumber };
 }
 
@@ -234,12 +247,12 @@ export function checkSendRequest(p: SendRequest, limits: { mediaMaxBytes: number
   if (p.mentions?.length) draft.mentions = [...p.mentions];
   let media: CheckedRequest["media"] = null;
   if (type === "text") {
-    if (!p.text) throw invalid("text", "A text message needs text");
+    if (!p.text) throw invalidField("text", "A text message needs text");
     draft.text = p.text;
   } else if (MEDIA_TYPES.includes(type)) {
     media = checkMedia(type, p.media, limits.mediaMaxBytes);
     if (p.caption !== undefined) {
-      if (type === "audio") throw invalid("caption", "An audio message has no caption");
+      if (type === "audio") throw invalidField("caption", "An audio message has no caption");
       draft.caption = p.caption;
     }
   } else if (type === "location") {
@@ -247,15 +260,16 @@ export function checkSendRequest(p: SendRequest, limits: { mediaMaxBytes: number
   } else if (type === "contact") {
     draft.contact = checkContact(p.contact);
   } else {
-    if (!p.replyTo) throw invalid("replyTo", "A reaction needs replyTo (the id of the message reacted to)");
+    if (!p.replyTo)
+      throw invalidField("replyTo", "A reaction needs replyTo (the id of the message reacted to)");
     if (typeof p.emoji !== "string" || p.emoji.length > EMOJI_MAX)
-      throw invalid("emoji", 'A reaction needs emoji (one emoji; "" takes the reaction back)');
+      throw invalidField("emoji", 'A reaction needs emoji (one emoji; "" takes the reaction back)');
     draft.emoji = p.emoji;
   }
   const stray = (["text", "media", "caption", "location", "contact", "emoji"] as const).find(
     (f) => p[f] !== undefined && !(f in draft) && !(f === "media" && media),
   );
-  if (stray) throw invalid(stray, `A ${type} message has no ${stray}`);
+  if (stray) throw invalidField(stray, `A ${type} message has no ${stray}`);
   if (!isRecipient(p.to))
     throw reject(`'${p.to}' is neither a phone number nor a chat id`, ERR_INVALID_RECIPIENT, {
       field: "to",

@@ -15,7 +15,7 @@ import type { MessageStatusRepo } from "../store/message-status-repo.ts";
 import { FREE_SLOT, type PaceSlot } from "./send-pacing.ts";
 import type { OutboundMediaStore } from "../store/outbound-media.ts";
 import { retryTransient } from "../store/mongo.ts";
-import { checkContent, checkMimetype, normalMimetype } from "../messages/validate.ts";
+import { checkContent, checkMimetype, filenameOf, normalMimetype } from "../messages/validate.ts";
 import type { FetchedMedia } from "../messages/media-fetch.ts";
 import type { MediaFile, OutboundMessage, OwnerSend, SendResult } from "../messages/types.ts";
 import { failureOf, resultOf } from "../messages/results.ts";
@@ -277,9 +277,4 @@ export class OutboundSender {
     }
     return { ...p.draft, media: file };
   }
-}
-
-function filenameOf(url: string): string | undefined {
-  const last = new URL(url).pathname.split("/").pop();
-  return last ? decodeURIComponent(last).slice(0, 255) : undefined;
 }

@@ -3,6 +3,7 @@ import { strict as assert } from "node:assert";
 import {
   checkSendRequest,
   decodeBase64,
+  filenameOf,
   isRecipient,
   requestDigest,
   sniffMimetype,
@@ -95,6 +96,32 @@ describe("messages/validate", () => {
     assert.equal(big.code, 413);
     assert.equal(big.data.limit, 1024);
     assert.equal(decodeBase64(Buffer.alloc(1024).toString("base64"), 1024).data.length, 1024);
+  });
+
+  it("media: a filename or mimetype that is not a string is refused (4xx), whatever the object holds", () => {
+    // `String()` of this object throws: a refusal, not an internal error.
+    const hostile = { toString: 0 } as unknown as string;
+    const doc = (media: object): SendRequest =>
+      ({ to: "4915123456", type: "document", media }) as SendRequest;
+    const base64 = PNG.toString("base64");
+    const badName = refusal(doc({ base64, mimetype: "application/pdf", filename: hostile }));
+    assert.deepEqual(
+      [badName.type, badName.code, badName.data[0].field],
+      ["VALIDATION_ERROR", 422, "media.filename"],
+    );
+    assert.equal(refusal(doc({ base64, mimetype: hostile })).type, "MEDIA_TYPE_MISMATCH");
+    assert.equal(
+      refusal(doc({ url: "https://example.com/a.pdf", mimetype: hostile })).type,
+      "MEDIA_TYPE_MISMATCH",
+    );
+    assert.equal(refusal(doc({ url: "https://example.com/a.pdf", filename: 7 })).type, "VALIDATION_ERROR");
+  });
+
+  it("a fetched file is named by the URL's last segment, decoded when it can be", () => {
+    assert.equal(filenameOf("https://example.com/files/a%20b.pdf?x=1"), "a b.pdf");
+    assert.equal(filenameOf("https://example.com/100%.pdf"), "100%.pdf");
+    assert.equal(filenameOf("https://example.com/%E0%A4%A.pdf"), "%E0%A4%A.pdf");
+    assert.equal(filenameOf("https://example.com/"), undefined);
   });
 
   it("media: the mimetype must suit the type, and the bytes must not contradict it → MEDIA_TYPE_MISMATCH", () => {
