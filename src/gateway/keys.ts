@@ -60,6 +60,8 @@ export class KeyStore {
   private readonly cache: BoundedMap<string, CacheEntry>;
   private readonly cacheTtlMs: number;
   private readonly negativeTtlMs: number;
+  /** Counts `forget` calls: a read that began under another count is not cached. */
+  private forgets = 0;
 
   constructor(
     private readonly records: KeyRecords,
@@ -92,7 +94,10 @@ export class KeyStore {
       this.cache.set(keyId, hit);
       return hit.doc;
     }
+    const forgets = this.forgets;
     const doc = await this.records.findById(keyId);
+    // A revocation while the read was under way: what it read may be the revoked key, not kept.
+    if (forgets !== this.forgets) return doc;
     this.cache.set(keyId, { doc, until: Date.now() + (doc ? this.cacheTtlMs : this.negativeTtlMs) });
     return doc;
   }
@@ -122,6 +127,7 @@ export class KeyStore {
 
   /** Drops a key from this gateway's cache (on revocation anywhere in the cluster). */
   forget(keyId: string): void {
+    this.forgets++;
     this.cache.delete(keyId);
   }
 

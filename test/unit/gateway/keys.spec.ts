@@ -82,6 +82,33 @@ describe("gateway keys", () => {
     assert.equal(await store.authenticate(key), null);
   });
 
+  it("a read under way when its key is revoked is not cached: the key is refused at once after", async () => {
+    const docs: ApiKeyDoc[] = [];
+    const mem = memoryRecords(docs);
+    // The first read answers only once let go: it saw the key before the revocation deleted it.
+    let letGo!: () => void;
+    const held = new Promise<void>((resolve) => (letGo = resolve));
+    let first = true;
+    const records: KeyRecords = {
+      ...mem.col,
+      async findById(keyId) {
+        const doc = await mem.col.findById(keyId);
+        if (first) {
+          first = false;
+          await held;
+        }
+        return doc;
+      },
+    };
+    const store = new KeyStore(records, { adminKey: "", cacheTtlMs: 60000 });
+    const { key, keyId } = await store.create("ws1");
+    const during = store.authenticate(key);
+    await store.revoke("ws1", keyId);
+    letGo();
+    assert.ok(await during, "the request that began before the revocation passes");
+    assert.equal(await store.authenticate(key), null);
+  });
+
   it("keeps at most maxCached keys, dropping the least recently used, and forgets one key alone", async () => {
     const mem = memoryRecords([]);
     const store = new KeyStore(mem.col, { adminKey: "", cacheTtlMs: 60000, maxCached: 3 });
