@@ -185,6 +185,18 @@ export class MessageRejectedError extends Errors.MoleculerClientError {
   }
 }
 
+/** An idempotency key already used for another message (another digest): refused, nothing sent. */
+export function idempotencyKeyReused(key: string): MessageRejectedError {
+  return new MessageRejectedError(
+    `Idempotency key '${key}' was used for another message`,
+    ERR_IDEMPOTENCY_MISMATCH,
+    {
+      field: "idempotencyKey",
+      key,
+    },
+  );
+}
+
 export const ERR_NATS_AUTHORIZATION = "NATS_AUTHORIZATION";
 
 /** NATS refused this node's credentials at start (the transporter alone would retry forever). */

@@ -1,7 +1,7 @@
 // The gateway side of a send (`accounts.sendMessage`): the request checked, a media URL refused early
 // when it names an address the cluster must not reach, a repeat of a finished keyed send answered
 // from its record, and inline bytes stored for the owner (they do not fit in a bus message).
-import { UrlNotAllowedError, MessageRejectedError, ERR_IDEMPOTENCY_MISMATCH } from "../errors.ts";
+import { UrlNotAllowedError, idempotencyKeyReused } from "../errors.ts";
 import { refusedHost, type AddressPolicy } from "../net/address-guard.ts";
 import type { IdempotencyRepo } from "../store/idempotency-repo.ts";
 import type { OutboundMediaStore } from "../store/outbound-media.ts";
@@ -38,15 +38,7 @@ export async function prepareSend(
   if (key) {
     // A repeat of a finished send is answered here, before its bytes are stored again.
     const doc = await deps.idempotency.get(p.accountId, key);
-    if (doc && doc.digest !== digest)
-      throw new MessageRejectedError(
-        `Idempotency key '${key}' was used for another message`,
-        ERR_IDEMPOTENCY_MISMATCH,
-        {
-          field: "idempotencyKey",
-          key,
-        },
-      );
+    if (doc && doc.digest !== digest) throw idempotencyKeyReused(key);
     if (doc?.state === "failed") throw failureOf(doc);
     if (doc?.state === "sent" || doc?.state === "uncertain") return { answer: resultOf(doc, true) };
   }

@@ -7,7 +7,7 @@
 // becomes `uncertain` (its engine may have sent it): never sent twice, never sent blindly.
 import { randomBytes } from "node:crypto";
 import type { Errors } from "moleculer";
-import { ERR_IDEMPOTENCY_MISMATCH, MessageRejectedError, WorkspaceUnavailableError } from "../errors.ts";
+import { idempotencyKeyReused, MessageRejectedError, WorkspaceUnavailableError } from "../errors.ts";
 import type { Fence } from "../placement/fence.ts";
 import type { IdempotencyRepo } from "../store/idempotency-repo.ts";
 import { idempotencyId } from "../store/idempotency-repo.ts";
@@ -40,8 +40,9 @@ export interface OutboundDeps {
 const REFUSED_BEFORE_SENDING = new Set(["INVALID_STATE", "NOT_OWNER", "WORKSPACE_UNAVAILABLE"]);
 
 export class OutboundSender {
-  /** Sends in flight on this node, by record id: a concurrent repeat waits for the first. */
-  private readonly inFlight = new Map<string, Promise<SendResult>>();
+  /** Sends in flight on this node, by record id, with what they send: a concurrent repeat waits for
+   * the first; the key reused for another message is refused, as it is once the record exists. */
+  private readonly inFlight = new Map<string, { digest: string; result: Promise<SendResult> }>();
 
   constructor(private readonly deps: OutboundDeps) {}
 
@@ -50,9 +51,10 @@ export class OutboundSender {
       if (!p.key) return await this.sendNow(p, await this.mediaOf(p));
       const id = idempotencyId(p.accountId, p.key);
       const running = this.inFlight.get(id);
-      if (running) return { ...(await running), duplicate: true };
+      if (running && running.digest !== p.digest) throw idempotencyKeyReused(p.key);
+      if (running) return { ...(await running.result), duplicate: true };
       const attempt = this.sendOnce(p, p.key, id);
-      this.inFlight.set(id, attempt);
+      this.inFlight.set(id, { digest: p.digest, result: attempt });
       try {
         return await attempt;
       } finally {
@@ -118,12 +120,7 @@ export class OutboundSender {
     );
     if (!begun.created) {
       const doc = begun.doc;
-      if (doc.digest !== p.digest)
-        throw new MessageRejectedError(
-          `Idempotency key '${key}' was used for another message`,
-          ERR_IDEMPOTENCY_MISMATCH,
-          { field: "idempotencyKey", key },
-        );
+      if (doc.digest !== p.digest) throw idempotencyKeyReused(key);
       if (doc.state === "failed") throw failureOf(doc);
       if (doc.state === "sent" || doc.state === "uncertain") return resultOf(doc, true);
       if (doc.state === "sending") {

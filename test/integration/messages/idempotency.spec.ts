@@ -76,6 +76,21 @@ describe("messages: idempotency", function () {
     assert.equal(sentTexts("changed"), 0);
   });
 
+  it("one key used at once for different messages: one is sent, every other → 422 IDEMPOTENCY_KEY_REUSED", async () => {
+    const k = fresh();
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        send(gc.gateways[i % 2], key, account.id, body(`contender ${i}`), { "Idempotency-Key": k }),
+      ),
+    );
+    const won = answers.filter((a) => a.status === 200);
+    assert.equal(won.length, 1, answers.map((a) => `${a.status} ${a.body}`).join("\n"));
+    assert.equal(won[0].json.duplicate, undefined);
+    for (const a of answers.filter((x) => x !== won[0])) assertError(a, 422, "IDEMPOTENCY_KEY_REUSED");
+    const total = Array.from({ length: 8 }, (_, i) => sentTexts(`contender ${i}`)).reduce((x, y) => x + y);
+    assert.equal(total, 1);
+  });
+
   it("a key is per account: the same key on another account sends there", async () => {
     const k = fresh();
     const other = await connected(gc, "idem", "other");
