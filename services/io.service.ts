@@ -53,6 +53,8 @@ interface IoThis extends Service {
   socketAuthorize(socket: Socket): Promise<SocketPrincipal>;
   relayAccountEvent(event: RelayedEvent, payload: unknown): void;
   onSocketConnected(socket: Socket): Promise<void>;
+  connectPhase(socket: Socket): Promise<void>;
+  replayInPlace(socket: Socket, after: unknown): Promise<{ nextCursor: string }>;
   replay(socket: Socket, after: unknown): Promise<{ upTo: number; nextCursor: string }>;
   resume(socket: Socket, after: unknown): Promise<{ nextCursor: string }>;
   callFromSocket(socket: Socket, action: unknown, params: unknown): Promise<unknown>;
@@ -112,6 +114,35 @@ async function onSocketResume(this: Socket, after: unknown, respond?: unknown): 
 
 /** Events read per replay call. */
 const REPLAY_PAGE = 500;
+
+/**
+ * Runs `task` once the socket's earlier replay (its connect phase, a resume) has ended: two at once
+ * would share its held events and join its room in either order. With none under way it starts at once
+ * (so the connect phase holds live events from the moment of connection).
+ */
+function oneReplayAtATime<T>(socket: Socket, task: () => Promise<T>): Promise<T> {
+  const data = socket.data as { replaying?: Promise<unknown> };
+  const run = data.replaying ? data.replaying.catch(() => undefined).then(task) : task();
+  data.replaying = run;
+  return run;
+}
+
+/** Resolves once the socket's queued packets were written (or it closed). */
+function written(socket: Socket): Promise<void> {
+  const conn = socket.conn;
+  // engine.io's queue of packets not yet handed to the transport (typed private; emptied at `drain`).
+  const queued = (conn as unknown as { writeBuffer: unknown[] }).writeBuffer;
+  if (!socket.connected || queued.length === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      conn.off("drain", done);
+      conn.off("close", done);
+      resolve();
+    };
+    conn.on("drain", done);
+    conn.on("close", done);
+  });
+}
 
 const API_MISSING =
   'service "io" runs inside the "api" service\'s HTTP server: add "api" to SERVICES (or create the api service on this broker)';
@@ -230,8 +261,13 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       this.snapshotHold.offer(workspaceId, event, payload);
     },
 
-    /** Snapshot first, then what happened meanwhile, then live events from the room. */
-    async onSocketConnected(this: IoThis, socket: Socket): Promise<void> {
+    /** Snapshot first, then what happened meanwhile, then live events from the room. A `resume` asked
+     * meanwhile waits for all of it (`oneReplayAtATime`). */
+    onSocketConnected(this: IoThis, socket: Socket): Promise<void> {
+      return oneReplayAtATime(socket, () => this.connectPhase(socket));
+    },
+
+    async connectPhase(this: IoThis, socket: Socket): Promise<void> {
       const { workspaceId, keyId } = principalOf(socket);
       this.snapshotHold.hold(workspaceId, socket.id);
       socket.once("disconnect", () => this.snapshotHold.release(workspaceId, socket.id));
@@ -287,12 +323,21 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         for (const item of page.items) socket.emit(item.event, item.payload);
         cursor = page.nextCursor;
         if (page.items.length < REPLAY_PAGE || !socket.connected) break;
+        // A client that does not read: the next page waits until this one left (memory stays bounded).
+        await written(socket);
       }
       return { upTo: Number(cursor), nextCursor: String(cursor) };
     },
 
-    /** A resume on an open socket: out of its room while the log is replayed, live events held meanwhile. */
+    /** A resume on an open socket: out of its room while the log is replayed, live events held meanwhile.
+     * A socket call (the calls quota), run after the connect phase and any earlier resume. */
     async resume(this: IoThis, socket: Socket, after: unknown): Promise<{ nextCursor: string }> {
+      const { workspaceId } = principalOf(socket);
+      await this.admitCall(workspaceId);
+      return oneReplayAtATime(socket, () => this.replayInPlace(socket, after));
+    },
+
+    async replayInPlace(this: IoThis, socket: Socket, after: unknown): Promise<{ nextCursor: string }> {
       const { workspaceId } = principalOf(socket);
       this.snapshotHold.hold(workspaceId, socket.id);
       socket.leave(roomOf(workspaceId));

@@ -3,11 +3,13 @@
 // on an open socket replays the same way.
 import { strict as assert } from "node:assert";
 import type { ServiceBroker, ServiceSchema } from "moleculer";
+import { MongoClient } from "mongodb";
 import AccountsService from "../../../services/accounts.service.ts";
 import { createApiService } from "../../../services/api.service.ts";
 import IoService from "../../../services/io.service.ts";
 import SessionService from "../../../services/session.service.ts";
 import type { AccountView } from "../../../src/accounts/types.ts";
+import { EventsRepo } from "../../../src/store/events-repo.ts";
 import { TestCluster, type ConfigOverrides } from "../../support/cluster.ts";
 import { waitFor } from "../../support/wait.ts";
 import { RecordingSocket, gatewayPort } from "../io/support.ts";
@@ -125,5 +127,60 @@ describe("events: Socket.IO resume from a cursor", function () {
       s.socket.emit("resume", "x1", (err: unknown) => resolve(err)),
     );
     assert.equal(bad.type, "VALIDATION_ERROR");
+  });
+
+  it("a replay longer than a page goes out page after page, each event once, in order", async () => {
+    // Logged straight into the workspace's log: 1,200 status events (three replay pages).
+    const client = await MongoClient.connect(cluster.mongoUrl);
+    try {
+      const log = new EventsRepo(client.db());
+      await Promise.all(
+        Array.from({ length: 1200 }, (_, n) =>
+          log.append("evR", "account.status", {
+            workspaceId: "evR",
+            accountId: "bulk",
+            status: "connected",
+            n,
+          }),
+        ),
+      );
+    } finally {
+      await client.close();
+    }
+    const s = await open({}).ready();
+    const answer: { nextCursor: string } = await new Promise((resolve, reject) =>
+      s.socket.emit("resume", "0", (err: unknown, res: { nextCursor: string }) =>
+        err ? reject(err) : resolve(res),
+      ),
+    );
+    const bulk = () => s.received.filter((r) => r.payload.accountId === "bulk").map((r) => r.payload.n);
+    await waitFor(() => bulk().length >= 1200, { what: "1,200 replayed events" });
+    assert.deepEqual(
+      bulk(),
+      Array.from({ length: 1200 }, (_, n) => n),
+    );
+    assert.ok(Number(answer.nextCursor) >= 1200);
+  });
+
+  it("a resume asked at connect, while the snapshot loads, waits for it: snapshot first, then each event once, in order", async () => {
+    await send(10);
+    const s = open({});
+    // Events received before the snapshot (none may be).
+    let beforeSnapshot = -1;
+    s.socket.once("accounts.snapshot", () => (beforeSnapshot = s.received.length));
+    const answered = new Promise<{ nextCursor: string }>((resolve, reject) =>
+      s.socket.once("connect", () =>
+        s.socket.emit("resume", "0", (err: unknown, res: { nextCursor: string }) =>
+          err ? reject(err) : resolve(res),
+        ),
+      ),
+    );
+    const during = send(10);
+    await answered;
+    await during;
+    await send(3);
+    await waitFor(() => textsOf(s, account.id).length >= sent, { what: `${sent} messages` });
+    assert.equal(beforeSnapshot, 0, "nothing before the snapshot");
+    assert.deepEqual(textsOf(s, account.id), expected(), "every message once, in order");
   });
 });

@@ -127,5 +127,11 @@ describe("security: per-workspace quotas", function () {
         return true;
       },
     );
+    // A replay of the log is a call too (each reads the log and queues it on the socket).
+    const resumed: any = await new Promise((resolve) =>
+      first.socket.emit("resume", "0", (err: unknown, res: unknown) => resolve(err ?? res)),
+    );
+    assert.equal(resumed.type, "QUOTA_EXCEEDED");
+    assert.equal(resumed.data.quota, "socketCallsPerMinute");
   });
 });
