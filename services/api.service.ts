@@ -57,19 +57,27 @@ interface ApiThis extends Service, Gatekeeper {
   resolveAlias(url: string, method: string): false | { alias: { routeId?: string } };
 }
 
-/** A moleculer-web route of /api/v1: JSON body up to `limit`, key and rate limit, authorization, the
- * result shaped by its route spec. */
+type Middleware = (req: Req, res: Res, next: (err?: unknown) => void) => void;
+/** moleculer-web's own body-parser (the package it ships). */
+const { bodyParser } = ApiGateway as unknown as {
+  bodyParser: { json(opts: { limit: string | number; strict: boolean }): Middleware };
+};
+
+/** A moleculer-web route of /api/v1: key and rate limit, then the JSON body up to `limit` (read only
+ * for a caller with a valid key: moleculer-web's own `bodyParsers` run before `use`), authorization,
+ * the result shaped by its route spec. */
 function restRoute(name: string, aliases: Record<string, unknown>, limit: string | number) {
   return {
     name,
     path: "/api/v1",
     mappingPolicy: "restrict",
     aliases,
-    bodyParsers: { json: { limit, strict: true }, urlencoded: false },
+    bodyParsers: false,
     use: [
       function (this: ApiThis, req: Req, res: Res, next: (err?: unknown) => void) {
         authenticateRequest(this, req, res).then(() => next(), next);
       },
+      bodyParser.json({ limit, strict: true }),
     ],
     authorization: true,
     onAfterCall(this: ApiThis, ctx: GatewayContext, _route: unknown, req: Req, res: Res, data: unknown) {

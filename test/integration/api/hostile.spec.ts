@@ -390,4 +390,32 @@ describe("api: 1,000 malformed and hostile requests", function () {
       [foreignAccount],
     );
   });
+
+  it("a large body without a valid key is refused (401) before it is read", async () => {
+    // 20 MB announced (within the media routes' limit), 64 kB sent: the answer must not wait for the rest.
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(gw.port, "127.0.0.1");
+      let text = "";
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error("no answer while the body was still to come: the gateway waited for it"));
+      }, 5000);
+      socket.on("data", (c) => {
+        text += c.toString("latin1");
+        if (text.includes("\r\n\r\n")) {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve(text);
+        }
+      });
+      socket.on("error", reject);
+      socket.write(
+        `POST /api/v1/accounts/${foreignAccount}/messages HTTP/1.1\r\nHost: x\r\n` +
+          "Authorization: Bearer sbk_nosuchkey_000000000000000000000000\r\n" +
+          "Content-Type: application/json\r\nContent-Length: 20000000\r\n\r\n" +
+          `{"to":"4915100000002","text":"${"a".repeat(65536)}`,
+      );
+    });
+    assert.match(answer, /^HTTP\/1\.1 401 /);
+  });
 });
