@@ -3,7 +3,7 @@
 import type { AccountDoc, QrView } from "../accounts/types.ts";
 import type { Engine } from "../engines/base.ts";
 import { resolveEngine } from "../engines/index.ts";
-import { NotOwnerError } from "../errors.ts";
+import { NotOwnerError, WorkspaceUnavailableError } from "../errors.ts";
 import { awaitsStart, type AccountStatus } from "../lifecycle/states.ts";
 import type { AccountsRepo } from "../store/accounts-repo.ts";
 import type { AuthStore } from "../store/auth-store.ts";
@@ -52,6 +52,9 @@ export interface RuntimeOptions {
 export class SessionRuntime {
   private readonly sessions = new Map<string, Session>();
   private readonly opening = new Map<string, Promise<LocalSessionInfo>>();
+  /** Stops under way, by account, until the engine is down: a start of the account waits for it (two
+   * engines of one session must never run at once: a restart clicked twice). */
+  private readonly stopping = new Map<string, Promise<unknown>>();
   private readonly queue: StartQueue;
   private readonly deps: SessionDeps;
   private readonly retries: FailureRetry;
@@ -256,7 +259,11 @@ export class SessionRuntime {
   async stop(accountId: string, { persist = true } = {}): Promise<AccountStatus | null> {
     this.retries.forget(accountId);
     await this.opened(accountId);
-    return (await this.sessions.get(accountId)?.stop({ persist })) ?? null;
+    const s = this.sessions.get(accountId);
+    if (s) return this.stopSession(s, { persist });
+    // Another stop is under way (its session already closed): done when its engine is.
+    await this.stopping.get(accountId);
+    return null;
   }
 
   /** Unlinks the device: auth state deleted, account `logged_out`. Null when not running here. */
@@ -287,7 +294,7 @@ export class SessionRuntime {
   async stopWorkspace(workspaceId: string): Promise<number> {
     this.retries.cancelWorkspace(workspaceId);
     const victims = [...this.sessions.values()].filter((s) => s.workspaceId === workspaceId);
-    await Promise.all(victims.map((s) => s.stop({ persist: false, force: true })));
+    await Promise.all(victims.map((s) => this.stopSession(s, { persist: false, force: true })));
     return victims.length;
   }
 
@@ -298,9 +305,20 @@ export class SessionRuntime {
     // graceful close can outlast the lease, and the next owner may then start its own browser.
     await Promise.all(
       [...this.sessions.values()].map((s) =>
-        s.stop({ persist: false, force: this.ownership.current(s.workspaceId) === null }),
+        this.stopSession(s, { persist: false, force: this.ownership.current(s.workspaceId) === null }),
       ),
     );
+  }
+
+  /** Stops `s`, remembered in `stopping` until its engine is down. */
+  private stopSession(s: Session, opts: { persist: boolean; force?: boolean }): Promise<AccountStatus> {
+    const stop = s.stop(opts);
+    const done = stop.catch(() => undefined);
+    this.stopping.set(s.accountId, done);
+    void done.then(() => {
+      if (this.stopping.get(s.accountId) === done) this.stopping.delete(s.accountId);
+    });
+    return stop;
   }
 
   // ---- opening ----
@@ -318,6 +336,8 @@ export class SessionRuntime {
    */
   private async open(doc: AccountDoc, stamped: ClaimOutcome | null): Promise<LocalSessionInfo> {
     resolveEngine(doc.engine);
+    // A stop of the account still under way: its engine goes first.
+    await this.stopping.get(doc._id);
     const fence = await this.fenceFor(doc.workspaceId);
     const result =
       stamped !== null && carriesFence(doc, fence) && awaitsStart(doc)
@@ -330,6 +350,11 @@ export class SessionRuntime {
         fence,
       });
     }
+    // The workspace lost meanwhile (the lease lapsed during the claim's write): its sessions were
+    // stopped, and this one would run unfenced beside the next owner's.
+    const now = this.ownership.current(doc.workspaceId);
+    if (now?.node !== fence.node || now.epoch !== fence.epoch)
+      throw new WorkspaceUnavailableError(doc.workspaceId, "ownership lost while the account was claimed");
     const { doc: claimed, ...claim } = result;
     const s = new Session(claimed, fence, claim, this.deps);
     this.sessions.set(s.accountId, s);

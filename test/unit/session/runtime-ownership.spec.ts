@@ -1,0 +1,93 @@
+// A start whose claim is still being written when the node loses the workspace (its lease lapsed, so
+// everything of the workspace was stopped) must not run afterwards: it would run unfenced beside the
+// next owner's session. The runtime's ordering alone is under test, so the claim is a write held open
+// (a database cannot be paused at that step) and ownership a switch; the engine is the simulated one.
+import { strict as assert } from "node:assert";
+import { newAccountDoc, type AccountDoc } from "../../../src/accounts/types.ts";
+import { registerEngine } from "../../../src/engines/index.ts";
+import { createSimulatedEngine } from "../../../src/engines/simulated.ts";
+import type { Fence, Ownership } from "../../../src/placement/fence.ts";
+import { SessionRuntime } from "../../../src/session/runtime.ts";
+import type { AccountsRepo } from "../../../src/store/accounts-repo.ts";
+import type { AuthStore } from "../../../src/store/auth-store.ts";
+
+const QR = { firstTtlMs: 60000, refreshMs: 20000, max: 5 };
+let engineStarts = 0;
+registerEngine(
+  "counted",
+  (opts) => {
+    const engine = createSimulatedEngine(opts);
+    const start = engine.start.bind(engine);
+    engine.start = async () => {
+      engineStarts++;
+      await start();
+    };
+    return engine;
+  },
+  { simulate: true },
+);
+
+function held<T>() {
+  let release!: (v: T) => void;
+  const answer = new Promise<T>((r) => (release = r));
+  return { answer, release };
+}
+
+describe("session/runtime: ownership lost while a claim is written", () => {
+  it("the account is not started, and its start rejects WORKSPACE_UNAVAILABLE", async () => {
+    const fence: Fence = { node: "n1", epoch: 3 };
+    let owned = true;
+    const ownership: Ownership = {
+      current: () => (owned ? fence : null),
+      acquire: async () => {
+        throw new Error("not under test");
+      },
+    };
+    const claim = held<void>();
+    const doc: AccountDoc = {
+      ...newAccountDoc(
+        { workspaceId: "ws", accountId: "acc1", sessionId: "s1", name: "a", engine: "counted" },
+        new Date(),
+        fence,
+      ),
+      status: "stopped",
+    };
+    const repo = {
+      async claimOne(_id: string, f: Fence, patch: Partial<AccountDoc>) {
+        await claim.answer;
+        return {
+          doc: { ...doc, ...patch, node: f.node, epoch: f.epoch },
+          previous: "stopped",
+          neverOwned: false,
+        };
+      },
+      writeStatus: async () => true,
+    } as unknown as AccountsRepo;
+    const authStore = {
+      load: async () => null,
+      save: async () => undefined,
+      delete: async () => undefined,
+      has: async () => false,
+    } as unknown as AuthStore;
+    const runtime = new SessionRuntime({
+      nodeId: "n1",
+      repo,
+      authStore,
+      ownership,
+      publisher: { record: async (_e, p) => p, send: () => undefined },
+      engine: { qr: QR },
+      logger: { info() {}, warn() {}, error() {}, debug() {} } as never,
+    });
+
+    const starting = runtime.start(doc);
+    await new Promise((r) => setImmediate(r));
+    // The lease lapses while the claim is on its way: the node fences itself.
+    owned = false;
+    await runtime.stopAll();
+    claim.release();
+    await assert.rejects(starting, (err: { type: string }) => err.type === "WORKSPACE_UNAVAILABLE");
+    // Rejected before a session existed: nothing was queued to start.
+    assert.equal(runtime.has("acc1"), false);
+    assert.equal(engineStarts, 0);
+  });
+});
