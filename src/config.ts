@@ -227,6 +227,14 @@ function requiredInProduction(name: string): string {
 export function loadConfig(): Config {
   const webhookConcurrency = Math.max(1, int("WEBHOOK_CONCURRENCY", 100));
   const webhookPollMs = Math.max(1, int("WEBHOOK_POLL_MS", 1000));
+  const webhookTimeoutMs = Math.max(1, int("WEBHOOK_TIMEOUT_MS", 10000));
+  const webhookLeaseTtlMs = Math.max(1, int("WEBHOOK_LEASE_TTL_MS", 30000));
+  // An attempt starts only while the endpoint's lease outlasts its timeout, and a held lease may be down
+  // to half its TTL before it is renewed: at or past that, deliveries would stall (rows stay pending).
+  if (webhookTimeoutMs >= webhookLeaseTtlMs / 2)
+    throw new Error(
+      `WEBHOOK_TIMEOUT_MS (${webhookTimeoutMs}) must be under half of WEBHOOK_LEASE_TTL_MS (${webhookLeaseTtlMs}): an attempt starts only while the endpoint's lease outlasts its timeout`,
+    );
   return {
     nodeId: str("NODE_ID", `${hostname()}-${process.pid}`),
     namespace: str("NAMESPACE", "switchboard"),
@@ -274,10 +282,10 @@ export function loadConfig(): Config {
     webhookMaxAttempts: Math.max(1, int("WEBHOOK_MAX_ATTEMPTS", 10)),
     webhookBackoffBaseMs: int("WEBHOOK_BACKOFF_BASE_MS", 1000),
     webhookBackoffMaxMs: int("WEBHOOK_BACKOFF_MAX_MS", 300000),
-    webhookTimeoutMs: Math.max(1, int("WEBHOOK_TIMEOUT_MS", 10000)),
+    webhookTimeoutMs,
     webhookPollMs,
     webhookScanMs: Math.max(1, int("WEBHOOK_SCAN_MS", Math.max(5 * webhookPollMs, 2000))),
-    webhookLeaseTtlMs: Math.max(1, int("WEBHOOK_LEASE_TTL_MS", 30000)),
+    webhookLeaseTtlMs,
     webhookConcurrency,
     webhookWorkspaceConcurrency: Math.max(0, int("WEBHOOK_WORKSPACE_CONCURRENCY", 0)),
     webhookRetentionMs: int("WEBHOOK_RETENTION_MS", 7 * 24 * 3600 * 1000),

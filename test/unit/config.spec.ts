@@ -7,6 +7,8 @@ describe("config", () => {
     NODE_ENV: process.env.NODE_ENV,
     SECRETS_KEY: process.env.SECRETS_KEY,
     CHROMIUM_SINGLE_PROCESS: process.env.CHROMIUM_SINGLE_PROCESS,
+    WEBHOOK_TIMEOUT_MS: process.env.WEBHOOK_TIMEOUT_MS,
+    WEBHOOK_LEASE_TTL_MS: process.env.WEBHOOK_LEASE_TTL_MS,
   };
   afterEach(() => {
     for (const [k, v] of Object.entries(saved)) {
@@ -37,5 +39,19 @@ describe("config", () => {
     assert.equal(model("1"), true);
     assert.equal(model("false"), false);
     assert.throws(() => model("yes"), /CHROMIUM_SINGLE_PROCESS must be 1\/true, 0\/false or auto, got "yes"/);
+  });
+
+  it("refuses a webhook timeout of half the endpoint lease or more (no attempt could start), naming both", () => {
+    process.env.WEBHOOK_LEASE_TTL_MS = "30000";
+    process.env.WEBHOOK_TIMEOUT_MS = "15000";
+    assert.throws(
+      () => loadConfig(),
+      /WEBHOOK_TIMEOUT_MS \(15000\) must be under half of WEBHOOK_LEASE_TTL_MS \(30000\)/,
+    );
+    process.env.WEBHOOK_TIMEOUT_MS = "14999";
+    assert.equal(loadConfig().webhookTimeoutMs, 14999);
+    delete process.env.WEBHOOK_TIMEOUT_MS;
+    delete process.env.WEBHOOK_LEASE_TTL_MS;
+    assert.deepEqual([loadConfig().webhookTimeoutMs, loadConfig().webhookLeaseTtlMs], [10000, 30000]);
   });
 });
