@@ -3,12 +3,16 @@
 // delivers them, so they stay pending until it does. A row is remembered only when it was inserted
 // after the node took the endpoint (an older one may have been sent by the previous holder) and after
 // the last row the node delivered in its queue (a recording that answered late, after the loop had read
-// the row back and sent it).
+// the row back and sent it). A row the node tried and will try again is remembered as its attempt left
+// it, and a late word of its insert does not replace that (it would undo the attempt count and backoff).
+// Bounded per queue and in all: past either bound rows are read from the database.
 import { queueKey } from "../store/webhook-outbox-repo.ts";
 import type { OutboxDoc } from "./types.ts";
 
 /** Rows remembered per queue (past it they are read from the database). */
 const MAX_PER_QUEUE = 1000;
+/** Rows remembered in all (a receiver down for long, with events arriving in many queues). */
+const MAX_TOTAL = 20_000;
 
 export class RememberedRows {
   /** Per queue, the pending rows by seq. */
@@ -17,6 +21,16 @@ export class RememberedRows {
   private readonly handledThrough = new Map<string, number>();
   /** When this node took each endpoint it holds. */
   private readonly claimedAt = new Map<string, number>();
+  /** Rows remembered in all queues. */
+  private total = 0;
+
+  /** @param maxTotal rows remembered in all queues at most. */
+  constructor(private readonly maxTotal = MAX_TOTAL) {}
+
+  /** Rows remembered now. */
+  get size(): number {
+    return this.total;
+  }
 
   /** This node now holds the endpoint. */
   claimed(endpointId: string): void {
@@ -26,8 +40,13 @@ export class RememberedRows {
   /** This node no longer holds the endpoint: everything of it is forgotten. */
   dropped(endpointId: string): void {
     this.claimedAt.delete(endpointId);
-    for (const map of [this.rows, this.handledThrough])
-      for (const key of map.keys()) if (key.startsWith(`${endpointId}|`)) map.delete(key);
+    for (const [key, rows] of this.rows)
+      if (key.startsWith(`${endpointId}|`)) {
+        this.total -= rows.size;
+        this.rows.delete(key);
+      }
+    for (const key of this.handledThrough.keys())
+      if (key.startsWith(`${endpointId}|`)) this.handledThrough.delete(key);
   }
 
   /** A row this node just inserted (unless `sent` says it was already sent here). */
@@ -35,19 +54,30 @@ export class RememberedRows {
     const key = queueKey(doc.endpointId, doc.accountId);
     if (doc.createdAt.getTime() < (this.claimedAt.get(doc.endpointId) ?? Infinity)) return;
     if (sent || doc.seq <= (this.handledThrough.get(key) ?? 0)) return;
+    this.remember(key, doc);
+  }
+
+  private remember(key: string, doc: OutboxDoc): void {
     let rows = this.rows.get(key);
+    // Already remembered: as its last attempt left it, which a late insert's word must not undo.
+    if (rows?.has(doc.seq)) return;
+    if (this.total >= this.maxTotal || (rows?.size ?? 0) >= MAX_PER_QUEUE) return;
     if (!rows) this.rows.set(key, (rows = new Map()));
-    if (rows.size < MAX_PER_QUEUE) rows.set(doc.seq, { ...doc });
+    rows.set(doc.seq, { ...doc });
+    this.total++;
   }
 
   get(endpointId: string, accountId: string, seq: number): OutboxDoc | undefined {
     return this.rows.get(queueKey(endpointId, accountId))?.get(seq);
   }
 
-  /** A failed attempt: the remembered row carries its new attempt count and time. */
+  /** A failed attempt: the row is remembered with its new attempt count and time (so a late word of its
+   * insert finds it and leaves it). */
   retried(row: OutboxDoc, attempts: number, nextAttemptAt: Date): void {
     const remembered = this.get(row.endpointId, row.accountId, row.seq);
     if (remembered) Object.assign(remembered, { attempts, nextAttemptAt });
+    else if (this.claimedAt.has(row.endpointId))
+      this.remember(queueKey(row.endpointId, row.accountId), { ...row, attempts, nextAttemptAt });
   }
 
   /** The row was delivered or is dead: it is never pending here again. */
@@ -55,7 +85,7 @@ export class RememberedRows {
     const key = queueKey(row.endpointId, row.accountId);
     this.handledThrough.set(key, Math.max(row.seq, this.handledThrough.get(key) ?? 0));
     const rows = this.rows.get(key);
-    rows?.delete(row.seq);
+    if (rows?.delete(row.seq)) this.total--;
     if (rows?.size === 0) this.rows.delete(key);
   }
 }

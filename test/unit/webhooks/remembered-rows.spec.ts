@@ -1,0 +1,70 @@
+// The rows a delivering node remembers instead of reading them back: a late word of an insert does not
+// undo an attempt made meanwhile, and memory stays bounded in all queues, not only per queue.
+import { strict as assert } from "node:assert";
+import { slotId } from "../../../src/store/webhook-outbox-repo.ts";
+import type { OutboxDoc } from "../../../src/store/webhook-docs.ts";
+import { RememberedRows } from "../../../src/webhooks/remembered-rows.ts";
+
+function row(accountId: string, seq: number): OutboxDoc {
+  const now = new Date(Date.now() + 1000);
+  return {
+    _id: slotId("wh_1", accountId, seq),
+    eventId: `ev_${accountId}_${seq}`,
+    endpointId: "wh_1",
+    workspaceId: "ws",
+    accountId,
+    event: "account.status",
+    payload: {},
+    seq,
+    status: "pending",
+    attempts: 0,
+    nextAttemptAt: now,
+    lastError: null,
+    lastStatusCode: null,
+    createdAt: now,
+    deliveredAt: null,
+    recordedBy: "n1",
+  };
+}
+
+describe("webhooks/remembered-rows", () => {
+  it("a row tried and failed before its insert was told keeps its attempt count and backoff", () => {
+    const rows = new RememberedRows();
+    rows.claimed("wh_1");
+    const r = row("a", 2);
+    // The loop read the row back from the database and its attempt failed...
+    const retryAt = new Date(Date.now() + 5000);
+    rows.retried(r, 1, retryAt);
+    // ...then the recording that inserted it answered.
+    rows.inserted(r, false);
+    const kept = rows.get("wh_1", "a", 2)!;
+    assert.equal(kept.attempts, 1);
+    assert.equal(kept.nextAttemptAt, retryAt);
+    // Told in the usual order (insert, then a failed attempt), the same.
+    const s = row("a", 3);
+    rows.inserted(s, false);
+    rows.retried(s, 1, retryAt);
+    assert.equal(rows.get("wh_1", "a", 3)!.attempts, 1);
+  });
+
+  it("is bounded in all queues: past the bound rows are not kept; handled and dropped rows make room", () => {
+    const rows = new RememberedRows(3);
+    rows.claimed("wh_1");
+    for (const acc of ["a", "b", "c", "d"]) rows.inserted(row(acc, 1), false);
+    assert.equal(rows.size, 3);
+    assert.equal(rows.get("wh_1", "d", 1), undefined, "the fourth row is read from the database");
+    rows.handled(row("a", 1));
+    rows.inserted(row("d", 1), false);
+    assert.ok(rows.get("wh_1", "d", 1));
+    assert.equal(rows.size, 3);
+    rows.dropped("wh_1");
+    assert.equal(rows.size, 0);
+    assert.equal(rows.get("wh_1", "b", 1), undefined);
+  });
+
+  it("does not remember a failed row of an endpoint it no longer holds", () => {
+    const rows = new RememberedRows();
+    rows.retried(row("a", 1), 1, new Date());
+    assert.equal(rows.size, 0);
+  });
+});
