@@ -135,11 +135,8 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       },
       async handler(ctx: Context<CreateWebhookParams>): Promise<EndpointView> {
         const { workspaceId, secret, events, enabled } = ctx.params;
-        await this.quotas.admit(
-          workspaceId,
-          "webhooks",
-          async () => (await this.endpoints.list(workspaceId)).length,
-        );
+        const count = async () => (await this.endpoints.list(workspaceId)).length;
+        await this.quotas.admit(workspaceId, "webhooks", count);
         const doc = await this.endpoints.create({
           workspaceId,
           url: await checkUrl(ctx.params.url, this.policy),
@@ -147,6 +144,15 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
           events,
           enabled,
         });
+        // Counted again with this one in: creates racing past the check above (on any node) each see
+        // the others that landed first, so the workspace never ends over its quota (at worst racing
+        // creates are all refused, and a retry passes).
+        try {
+          await this.quotas.admit(workspaceId, "webhooks", async () => (await count()) - 1);
+        } catch (err) {
+          await this.endpoints.remove(workspaceId, doc._id).catch(() => undefined);
+          throw err;
+        }
         await this.endpointsChanged(workspaceId, doc._id);
         return toEndpointView(doc, true);
       },

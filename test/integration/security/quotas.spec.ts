@@ -106,6 +106,26 @@ describe("security: per-workspace quotas", function () {
     assert.equal(over.body.data.quota, "webhooks");
   });
 
+  it("webhook endpoints created at once never end over the quota", async () => {
+    const key = await keyOf("q_hooks_race");
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        rest.call("POST", "/api/v1/webhooks", key, { url: `http://127.0.0.1:9/r${i}` }),
+      ),
+    );
+    const created = answers.filter((a) => a.status === 201);
+    for (const a of answers.filter((x) => x.status !== 201)) {
+      assert.equal(a.status, 429);
+      assert.equal(a.body.data.quota, "webhooks");
+    }
+    const listed = await rest.ok("GET", "/api/v1/webhooks", key);
+    assert.ok(listed.items.length <= QUOTAS.webhooks, `${listed.items.length} endpoints`);
+    assert.deepEqual(
+      listed.items.map((e: { id: string }) => e.id).sort(),
+      created.map((a) => a.body.id).sort(),
+    );
+  });
+
   it("open sockets and socket calls per minute stop at their quotas", async () => {
     const key = await keyOf("q_sock");
     const first = new RecordingSocket(url, { token: key }, "q_sock");
