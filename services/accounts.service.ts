@@ -254,10 +254,11 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         try {
           await callSession(ctx, "stop", accountOf(ctx.params));
         } catch (err) {
-          // Deleting the document fences out an engine we could not reach: its next write matches nothing.
+          // An engine we could not reach is fenced out by its next write: a status matches no document,
+          // and its auth state's save meets the retired marker below (it would store the credentials again).
           this.logger.warn(`accounts.remove ${doc._id}: session.stop failed (${(err as Error).message})`);
         }
-        await this.authStore.delete(doc.sessionId);
+        await this.authStore.retire(doc.sessionId);
         await this.forgetMessages(doc._id);
         // Counted out by the remove that deleted it (of two at once, one).
         if (await this.repo.delete(doc.workspaceId, doc._id)) {

@@ -162,6 +162,20 @@ export class GridFsAuthStore implements AuthStore {
     await this.removeFiles(sessionId);
   }
 
+  /**
+   * Deletes the state of a session that is gone for good (its account deleted), leaving a marker that
+   * refuses every stamped write: an engine its owner could not stop does not store the credentials
+   * again at its next save (refused, it is fenced out). The marker reads as no state.
+   */
+  async retire(sessionId: string): Promise<void> {
+    await this.docs.replaceOne(
+      { _id: sessionId },
+      { node: "", epoch: Number.MAX_SAFE_INTEGER, savedAt: new Date() },
+      { upsert: true },
+    );
+    await this.removeFiles(sessionId);
+  }
+
   async has(sessionId: string): Promise<boolean> {
     const doc = await this.docs.findOne({ _id: sessionId }, { projection: { fileId: 1, size: 1 } });
     if (doc?.fileId || doc?.size !== undefined) return true;

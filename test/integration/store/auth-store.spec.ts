@@ -109,6 +109,26 @@ describe("store/auth-store: inline and GridFS blobs on the real server", () => {
       await store.delete("f2");
     });
 
+    it("a retired session (its account deleted) reads as no state and refuses every stamped write", async () => {
+      await store.save("r1", randomBytes(300), { node: "n1", epoch: 4 });
+      await store.save("r2", randomBytes(INLINE_MAX_BYTES + 10), { node: "n1", epoch: 4 });
+      for (const id of ["r1", "r2"]) {
+        await store.retire(id);
+        assert.equal(await store.load(id), null);
+        assert.equal(await store.has(id), false);
+        assert.deepEqual(await gridFiles(id), []);
+        // The engine nobody could stop saves again, at its epoch or any later one: refused.
+        await assert.rejects(store.save(id, randomBytes(300), { node: "n1", epoch: 4 }), NotOwnerError);
+        await assert.rejects(store.save(id, randomBytes(300), { node: "n2", epoch: 99 }), NotOwnerError);
+        await assert.rejects(
+          store.save(id, randomBytes(INLINE_MAX_BYTES + 10), { node: "n1", epoch: 5 }),
+          NotOwnerError,
+        );
+        assert.equal(await store.has(id), false);
+        assert.deepEqual(await gridFiles(id), []);
+      }
+    });
+
     it("saves racing from two owners: only the newer owner's state remains", async () => {
       await store.load("f3", next);
       const mine = randomBytes(400);
