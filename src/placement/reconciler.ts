@@ -130,7 +130,13 @@ export class Reconciler {
       // This read answers every change announced so far (the pass's own claims kick too): the pass
       // that follows needs no second read unless a change comes after this point.
       this.databaseDue = false;
-      await this.startOwned();
+      try {
+        await this.startOwned();
+      } catch (err) {
+        // The read (or the claims of a restore) failed: the next pass, periodic or not, tries again.
+        this.databaseDue = true;
+        throw err;
+      }
     }
     await this.stopUnowned();
   }
@@ -223,7 +229,8 @@ export class Reconciler {
       try {
         await startMany(toStart);
       } catch (err) {
-        this.logger.debug(`Starting ${toStart.length} account(s) failed: ${(err as Error).message}`);
+        this.logger.warn(`Starting ${toStart.length} account(s) failed: ${(err as Error).message}`);
+        this.databaseDue = true;
       } finally {
         for (const doc of toStart) this.starting.delete(doc._id);
       }
