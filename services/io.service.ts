@@ -24,7 +24,8 @@ import SocketIOService from "moleculer-io";
 import type { Server as HttpServer } from "node:http";
 import type { Server, Socket } from "socket.io";
 import { configOf } from "../src/config.ts";
-import { QuotaExceededError, RateLimitedError } from "../src/errors.ts";
+import { QuotaExceededError } from "../src/errors.ts";
+import { callerOfKey } from "../src/gateway/auth.ts";
 import type { Caller, KeyStore } from "../src/gateway/keys.ts";
 import { RateLimiter } from "../src/gateway/rate-limit.ts";
 import {
@@ -226,11 +227,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       const api = this.gateway();
       if (!api.keys)
         throw new Errors.MoleculerRetryableError("Gateway is starting, retry", 503, "SERVICE_UNAVAILABLE");
-      const strikes = api.failedAuth.peek(address);
-      if (!strikes.allowed) throw new RateLimitedError(strikes.retryAfterSec, api.failedAuth.perMinute);
-      const caller = token.length > 512 ? null : await api.keys.authenticate(token);
-      if (!caller) api.failedAuth.take(address);
-      return caller;
+      return callerOfKey(api.keys, api.failedAuth, token, address);
     },
 
     /** Drops the sockets of keys revoked meanwhile: the safety net for a missed `apikeys.revoked`.

@@ -11,7 +11,7 @@ import {
   ValidationError,
 } from "../errors.ts";
 import type { GatewayContext, Req, Res } from "./http.ts";
-import { presentedKey, type KeyStore } from "./keys.ts";
+import { presentedKey, type Caller, type KeyStore } from "./keys.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 import { ROUTES_BY_ID, type RouteSpec } from "./routes.ts";
 
@@ -30,6 +30,29 @@ export interface Gatekeeper {
   routeOf(url: string, method: string): RouteSpec | undefined;
 }
 
+/**
+ * The caller a presented key stands for, or null for a wrong key, which spends one of the address's
+ * failed-auth tokens. An address out of them is refused (RateLimitedError) before any lookup, counting
+ * its lookups still under way: wrong keys sent at once cannot all pass while one token is left.
+ */
+export async function callerOfKey(
+  keys: KeyStore,
+  failedAuth: RateLimiter,
+  presented: string,
+  address: string,
+): Promise<Caller | null> {
+  const strikes = failedAuth.peek(address);
+  if (!strikes.allowed) throw new RateLimitedError(strikes.retryAfterSec, failedAuth.perMinute);
+  const settle = failedAuth.hold(address);
+  try {
+    const caller = presented.length > 512 ? null : await keys.authenticate(presented);
+    settle(caller === null);
+    return caller;
+  } finally {
+    settle(false);
+  }
+}
+
 /** `use` middleware of /api/v1: who is calling, and may they make one more request now. */
 export async function authenticateRequest(gate: Gatekeeper, req: Req, res: Res): Promise<void> {
   if (req.method === "OPTIONS") {
@@ -43,18 +66,14 @@ export async function authenticateRequest(gate: Gatekeeper, req: Req, res: Res):
     throw new UnauthorizedError("Missing API key: send Authorization: Bearer <key> or X-API-Key");
   if (!gate.keys)
     throw new Errors.MoleculerRetryableError("Gateway is starting", 503, ERR_SERVICE_UNAVAILABLE);
-  // An address that sent too many wrong keys is refused before its key is looked up (no database read).
-  const address = req.socket?.remoteAddress ?? "unknown";
-  const strikes = gate.failedAuth.peek(address);
-  if (!strikes.allowed) {
-    res.setHeader("Retry-After", String(strikes.retryAfterSec));
-    throw new RateLimitedError(strikes.retryAfterSec, gate.failedAuth.perMinute);
+  let caller: Caller | null;
+  try {
+    caller = await callerOfKey(gate.keys, gate.failedAuth, presented, req.socket?.remoteAddress ?? "unknown");
+  } catch (err) {
+    if (err instanceof RateLimitedError) res.setHeader("Retry-After", String(err.data.retryAfter));
+    throw err;
   }
-  const caller = presented.length > 512 ? null : await gate.keys.authenticate(presented);
-  if (!caller) {
-    gate.failedAuth.take(address);
-    throw new UnauthorizedError("Invalid API key");
-  }
+  if (!caller) throw new UnauthorizedError("Invalid API key");
   const decision = gate.limiter.take(caller.keyId);
   if (gate.limiter.perMinute > 0) res.setHeader("X-RateLimit-Remaining", String(decision.remaining));
   if (!decision.allowed) {

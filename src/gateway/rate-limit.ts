@@ -17,6 +17,8 @@ interface Bucket {
 
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
+  /** Requests under way per key whose cost is not known yet (`hold`): `peek` counts them as spent. */
+  private readonly held = new Map<string, number>();
   private readonly perMs: number;
 
   /** @param perMinute requests per minute per key; 0 disables the limit. */
@@ -27,16 +29,38 @@ export class RateLimiter {
     this.perMs = perMinute / 60000;
   }
 
-  /** Whether `key` could make a request now, without spending a token. */
+  /** Whether `key` could make a request now, without spending a token (requests held count as spent). */
   peek(key: string): RateDecision {
     const b = this.buckets.get(key);
-    if (this.perMinute <= 0 || !b) return { allowed: true, remaining: this.perMinute, retryAfterSec: 0 };
-    const tokens = Math.min(this.perMinute, b.tokens + (this.now() - b.at) * this.perMs);
+    const held = this.held.get(key) ?? 0;
+    if (this.perMinute <= 0 || (!b && held === 0))
+      return { allowed: true, remaining: this.perMinute, retryAfterSec: 0 };
+    const stored = b ? b.tokens + (this.now() - b.at) * this.perMs : this.perMinute;
+    const tokens = Math.min(this.perMinute, stored) - held;
     if (tokens >= 1) return { allowed: true, remaining: Math.floor(tokens), retryAfterSec: 0 };
     return {
       allowed: false,
       remaining: 0,
       retryAfterSec: Math.max(1, Math.ceil((1 - tokens) / this.perMs / 1000)),
+    };
+  }
+
+  /**
+   * Holds a token's place for a request under way whose cost is known only at its end (a key lookup
+   * spends a token when the key is wrong): until `settle`, `peek` counts it as spent, so requests made
+   * at once cannot all pass a `peek` that only one token allows. `settle(true)` spends the token.
+   */
+  hold(key: string): (spend: boolean) => void {
+    if (this.perMinute <= 0) return () => undefined;
+    this.held.set(key, (this.held.get(key) ?? 0) + 1);
+    let settled = false;
+    return (spend) => {
+      if (settled) return;
+      settled = true;
+      const n = (this.held.get(key) ?? 1) - 1;
+      if (n > 0) this.held.set(key, n);
+      else this.held.delete(key);
+      if (spend) this.take(key);
     };
   }
 

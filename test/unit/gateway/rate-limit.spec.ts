@@ -41,3 +41,21 @@ describe("gateway/rate-limit: peek", () => {
     assert.equal(limiter.take("a").allowed, true);
   });
 });
+
+describe("gateway/rate-limit: hold", () => {
+  it("a held request counts as spent for peek until settled; settling spends it or gives it back", () => {
+    const now = 0;
+    const limiter = new RateLimiter(2, () => now);
+    const first = limiter.hold("a");
+    const second = limiter.hold("a");
+    assert.equal(limiter.peek("a").allowed, false, "two held of two");
+    first(false);
+    assert.equal(limiter.peek("a").allowed, true, "one given back");
+    second(true);
+    second(true);
+    assert.equal(limiter.peek("a").remaining, 1, "spent once, however often settled");
+    const off = new RateLimiter(0, () => now);
+    off.hold("a");
+    assert.equal(off.peek("a").allowed, true);
+  });
+});

@@ -1,0 +1,50 @@
+// Wrong keys sent at once from one address: the failed-auth limit counts the lookups still under way,
+// so no more of them reach the key store than the address has tokens left (each is a database read).
+import { strict as assert } from "node:assert";
+import { RateLimitedError } from "../../../src/errors.ts";
+import { callerOfKey } from "../../../src/gateway/auth.ts";
+import type { KeyStore } from "../../../src/gateway/keys.ts";
+import { RateLimiter } from "../../../src/gateway/rate-limit.ts";
+
+describe("gateway/auth: failed-auth limit under concurrency", () => {
+  it("30 wrong keys at once with 5 tokens left: 5 lookups, the rest refused 429 before any", async () => {
+    let lookups = 0;
+    let answer!: () => void;
+    const answered = new Promise<void>((r) => (answer = r));
+    const keys = {
+      async authenticate() {
+        lookups++;
+        await answered;
+        return null;
+      },
+    } as unknown as KeyStore;
+    const failedAuth = new RateLimiter(5);
+    const outcomes = Array.from({ length: 30 }, (_, i) =>
+      callerOfKey(keys, failedAuth, `sbk_forged${i}_x`, "10.0.0.9").then(
+        (caller) => ({ caller }),
+        (err: unknown) => ({ err }),
+      ),
+    );
+    answer();
+    const results = await Promise.all(outcomes);
+    assert.equal(lookups, 5);
+    assert.equal(results.filter((r) => "caller" in r && r.caller === null).length, 5);
+    assert.equal(results.filter((r) => "err" in r && r.err instanceof RateLimitedError).length, 25);
+    assert.equal(failedAuth.peek("10.0.0.9").allowed, false, "the five wrong keys spent the tokens");
+    // Another address is not affected.
+    assert.equal(failedAuth.peek("10.0.0.10").allowed, true);
+  });
+
+  it("a right key spends nothing, and a lookup that throws gives its place back", async () => {
+    const failedAuth = new RateLimiter(1);
+    const good = { authenticate: async () => ({ kind: "admin", keyId: "admin" }) } as unknown as KeyStore;
+    assert.deepEqual(await callerOfKey(good, failedAuth, "k", "a"), { kind: "admin", keyId: "admin" });
+    const broken = {
+      authenticate: async () => {
+        throw new Error("database away");
+      },
+    } as unknown as KeyStore;
+    await assert.rejects(callerOfKey(broken, failedAuth, "k", "a"), /database away/);
+    assert.equal(failedAuth.peek("a").allowed, true);
+  });
+});
