@@ -34,6 +34,8 @@ export interface HeldLease {
 export class LeaseRepo {
   readonly col: Collection<LeaseDoc>;
   readonly holder: string;
+  /** Renewals under way, by lease: a release waits for its lease's. */
+  private readonly renewals = new WeakMap<HeldLease, Promise<boolean>>();
   constructor(
     db: Db,
     nodeId: string,
@@ -107,6 +109,16 @@ export class LeaseRepo {
 
   /** Extends a held lease; false when it was lost (a newer term exists or ours is gone). */
   async renew(lease: HeldLease): Promise<boolean> {
+    const renewal = this.renewOnce(lease);
+    this.renewals.set(lease, renewal);
+    try {
+      return await renewal;
+    } finally {
+      if (this.renewals.get(lease) === renewal) this.renewals.delete(lease);
+    }
+  }
+
+  private async renewOnce(lease: HeldLease): Promise<boolean> {
     const start = Date.now();
     if (start >= lease.validUntil) return false;
     const res = await this.col.updateOne(
@@ -123,6 +135,9 @@ export class LeaseRepo {
 
   /** Expires a held lease so another node may claim the endpoint at once. */
   async release(lease: HeldLease): Promise<void> {
+    lease.validUntil = 0;
+    // A renewal already on its way would land after this and hold the lease for another period.
+    await this.renewals.get(lease)?.catch(() => false);
     lease.validUntil = 0;
     await this.col.updateOne(
       { _id: `${lease.endpointId}#${lease.term}`, holder: this.holder },

@@ -466,6 +466,32 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
     assert.ok(next && next.term === taken.term + 1);
   });
 
+  it("a release while a renewal is on its way leaves the lease expired (the renewal does not land after it)", async () => {
+    const repo = new LeaseRepo(db, "rel", 60000);
+    const lease = (await repo.claim("wh_release_race"))!;
+    lease.validUntil = Date.now() + 1000; // due for renewal
+    // The renewal's write is held on its way to the server until the release has been asked for.
+    const updateOne = repo.col.updateOne.bind(repo.col);
+    let letGo!: () => void;
+    const held = new Promise<void>((r) => (letGo = r));
+    let first = true;
+    (repo.col as { updateOne: unknown }).updateOne = async (...args: Parameters<typeof updateOne>) => {
+      if (first) {
+        first = false;
+        await held;
+      }
+      return updateOne(...args);
+    };
+    const renewing = repo.renew(lease);
+    const releasing = repo.release(lease);
+    letGo();
+    await Promise.all([renewing, releasing]);
+    const doc = await repo.col.findOne({ _id: `wh_release_race#${lease.term}` });
+    assert.ok(doc!.expiresAt.getTime() <= Date.now(), `expires at ${doc!.expiresAt.toISOString()}`);
+    const other = new LeaseRepo(db, "other", 60000);
+    assert.ok(await other.claim("wh_release_race"), "another node takes it at once");
+  });
+
   it("a restarted process with the same nodeID is another holder: it waits for the old lease", async () => {
     const before = new LeaseRepo(db, "same", 300);
     const after = new LeaseRepo(db, "same", 300);
