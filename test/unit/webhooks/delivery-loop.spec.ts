@@ -12,6 +12,7 @@ import {
 } from "../../../src/store/webhook-outbox-repo.ts";
 import type { EndpointDoc, OutboxDoc } from "../../../src/webhooks/types.ts";
 import { waitFor } from "../../support/wait.ts";
+import { pendingRow } from "./pending-row.ts";
 
 class MemoryOutbox {
   rows = new Map<string, OutboxDoc>();
@@ -30,26 +31,7 @@ class MemoryOutbox {
     return { ...r, doc: { ...this.rows.get(slotId(endpointId, accountId, seq))! } };
   }
   put(endpointId: string, accountId: string, seq: number, eventId: string): RecordResult {
-    const now = new Date();
-    const _id = slotId(endpointId, accountId, seq);
-    this.rows.set(_id, {
-      _id,
-      eventId,
-      endpointId,
-      accountId,
-      workspaceId: "ws",
-      event: "account.status",
-      payload: { eventId },
-      seq,
-      status: "pending",
-      attempts: 0,
-      nextAttemptAt: now,
-      lastError: null,
-      lastStatusCode: null,
-      createdAt: now,
-      deliveredAt: null,
-      recordedBy: "test",
-    });
+    this.rows.set(slotId(endpointId, accountId, seq), pendingRow(endpointId, accountId, seq, { eventId }));
     return { endpointId, accountId, seq, inserted: true };
   }
   /** When set, a scan of every queue (no endpoint given) answers only once it resolves. */

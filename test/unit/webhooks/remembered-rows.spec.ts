@@ -1,31 +1,12 @@
 // The rows a delivering node remembers instead of reading them back: a late word of an insert does not
 // undo an attempt made meanwhile, and memory stays bounded in all queues, not only per queue.
 import { strict as assert } from "node:assert";
-import { slotId } from "../../../src/store/webhook-outbox-repo.ts";
-import type { OutboxDoc } from "../../../src/store/webhook-docs.ts";
 import { RememberedRows } from "../../../src/webhooks/remembered-rows.ts";
+import { pendingRow } from "./pending-row.ts";
 
-function row(accountId: string, seq: number): OutboxDoc {
-  const now = new Date(Date.now() + 1000);
-  return {
-    _id: slotId("wh_1", accountId, seq),
-    eventId: `ev_${accountId}_${seq}`,
-    endpointId: "wh_1",
-    workspaceId: "ws",
-    accountId,
-    event: "account.status",
-    payload: {},
-    seq,
-    status: "pending",
-    attempts: 0,
-    nextAttemptAt: now,
-    lastError: null,
-    lastStatusCode: null,
-    createdAt: now,
-    deliveredAt: null,
-    recordedBy: "n1",
-  };
-}
+/** A row of endpoint wh_1 recorded after the node took the endpoint. */
+const row = (accountId: string, seq: number) =>
+  pendingRow("wh_1", accountId, seq, { at: new Date(Date.now() + 1000) });
 
 describe("webhooks/remembered-rows", () => {
   it("a row tried and failed before its insert was told keeps its attempt count and backoff", () => {
