@@ -6,6 +6,10 @@
 import { hostname } from "node:os";
 import type { KV } from "nats";
 
+/** Milliseconds on a clock that never steps back (a wall-clock step, an NTP correction or a VM resume,
+ * must not make a lapsed lease look current): every local deadline of the lease is on it. */
+const monotonicNow = (): number => performance.now();
+
 export interface NodeRecord {
   nodeId: string;
   pid: number;
@@ -89,8 +93,8 @@ export class Liveness {
   /** True while this node holds a current lease. Checked synchronously against the clock, so a node
    * thawed after SIGSTOP sees its lease gone before its fence timer has even run. */
   isCurrent(): boolean {
-    if (!this.fenced && !this.stopped && Date.now() >= this.validUntil) this.checkFence();
-    return !this.fenced && !this.stopped && Date.now() < this.validUntil;
+    if (!this.fenced && !this.stopped && monotonicNow() >= this.validUntil) this.checkFence();
+    return !this.fenced && !this.stopped && monotonicNow() < this.validUntil;
   }
 
   get isPaused(): boolean {
@@ -144,7 +148,7 @@ export class Liveness {
       return false;
     }
     this.renewing = true;
-    const sentAt = Date.now();
+    const sentAt = monotonicNow();
     let ok = false;
     try {
       const data = new TextEncoder().encode(JSON.stringify(this.record()));
@@ -160,7 +164,7 @@ export class Liveness {
       this.renewing = false;
     }
     const until = sentAt + this.opts.ttlMs - this.margin;
-    if (ok && until > Date.now()) {
+    if (ok && until > monotonicNow()) {
       this.validUntil = until;
       this.armFence();
       if (this.fenced) {
@@ -170,7 +174,7 @@ export class Liveness {
         this.opts.onLease?.(this.term);
       }
     } else ok = false;
-    if (!this.stopped) this.schedule(Math.max(0, sentAt + this.opts.renewMs - Date.now()));
+    if (!this.stopped) this.schedule(Math.max(0, sentAt + this.opts.renewMs - monotonicNow()));
     return ok;
   }
 
@@ -182,7 +186,7 @@ export class Liveness {
       () => {
         if (this.checkFence()) this.armFence();
       },
-      Math.max(1, this.validUntil - Date.now()),
+      Math.max(1, this.validUntil - monotonicNow()),
     );
   }
 
@@ -210,13 +214,13 @@ export class Liveness {
   /** Fences the node once the local deadline has passed; returns whether the lease is current. */
   checkFence(): boolean {
     if (this.fenced || this.stopped) return false;
-    if (Date.now() < this.validUntil) return true;
+    if (monotonicNow() < this.validUntil) return true;
     this.fenced = true;
     this.opts.logger?.warn(`Lease of ${this.opts.nodeId} lapsed: fencing (stopping every session)`);
-    const began = Date.now();
+    const began = monotonicNow();
     try {
       void Promise.resolve(this.opts.onFence())
-        .then(() => this.stopTook(Date.now() - began))
+        .then(() => this.stopTook(monotonicNow() - began))
         .catch((err) => this.opts.logger?.warn(`Fencing failed: ${(err as Error).message}`));
     } catch (err) {
       this.opts.logger?.warn(`Fencing failed: ${(err as Error).message}`);

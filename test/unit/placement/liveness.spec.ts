@@ -51,6 +51,35 @@ describe("placement/liveness", () => {
     assert.ok(!live.isCurrent());
   });
 
+  it("a wall clock set back does not keep a lapsed lease current: the deadlines are on a monotonic clock", async () => {
+    const state = { hang: false, puts: 0 };
+    const fences: number[] = [];
+    const live = new Liveness({
+      kv: fakeKv(state),
+      nodeId: "n4",
+      renewMs: 100,
+      ttlMs: 2000,
+      describe: () => ({ services: [], capacity: 1, sessions: 0, draining: false }),
+      onFence: () => void fences.push(performance.now()),
+    });
+    const wallClock = Date.now;
+    try {
+      await live.start();
+      await waitFor(() => state.puts >= 2, { what: "renewals" });
+      const lastSent = performance.now();
+      // Renewals stop completing, and the system clock steps back a minute (an NTP step).
+      state.hang = true;
+      Date.now = () => wallClock() - 60_000;
+      await waitFor(() => fences.length === 1, { what: "the fence", timeoutMs: 4000, intervalMs: 5 });
+      assert.ok(fences[0] < lastSent + 2000, `fenced ${fences[0] - lastSent} ms after the last renewal`);
+      assert.ok(!live.isCurrent());
+    } finally {
+      Date.now = wallClock;
+      state.hang = false;
+      await live.stop();
+    }
+  });
+
   it("pause() lets the lease lapse (test hook) and resume() takes a new one", async () => {
     const state = { hang: false, puts: 0 };
     let fenced = false;
