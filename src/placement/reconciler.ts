@@ -16,6 +16,7 @@ import { carriesFence } from "./fence.ts";
 import { chooseOwner } from "./hrw.ts";
 import type { WorkerOwnership } from "./worker-ownership.ts";
 import { awaitsStart } from "../lifecycle/states.ts";
+import { inParallel } from "../in-parallel.ts";
 
 type Logger = { info(...a: unknown[]): void; warn(...a: unknown[]): void; debug(...a: unknown[]): void };
 
@@ -37,15 +38,6 @@ export interface ReconcileTarget {
 const UNPLACED_SWEEP_EVERY = 10;
 /** Periodic passes read the owned workspaces' accounts every this many times (and on the first). */
 const DATABASE_EVERY = 10;
-
-async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  const queue = [...items];
-  await Promise.all(
-    Array.from({ length: Math.min(limit, queue.length) }, async () => {
-      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
-    }),
-  );
-}
 
 export class Reconciler {
   private timer?: NodeJS.Timeout;

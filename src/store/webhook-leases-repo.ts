@@ -9,6 +9,7 @@
 // held terms so another node takes over at once; a crash is covered by expiry.
 import { randomBytes } from "node:crypto";
 import type { Collection, Db } from "mongodb";
+import { inParallel } from "../in-parallel.ts";
 import { isDuplicateKey } from "./mongo.ts";
 
 export const LEASES_COLLECTION = "webhook_leases";
@@ -146,6 +147,9 @@ export class LeaseRepo {
   }
 }
 
+/** Renewals written at once by `renewDue`. */
+const RENEWALS_AT_ONCE = 8;
+
 /** Renews each held lease with less than two thirds of its `ttlMs` left; answers the keys of those
  * lost (a newer term, ours gone, or the renewal failed). */
 export async function renewDue<K>(
@@ -155,9 +159,10 @@ export async function renewDue<K>(
 ): Promise<K[]> {
   const lost: K[] = [];
   const now = Date.now();
-  for (const [key, lease] of held) {
-    if (lease.validUntil - now > (ttlMs * 2) / 3) continue;
+  const due = [...held].filter(([, lease]) => lease.validUntil - now <= (ttlMs * 2) / 3);
+  // Several at once: a node holding hundreds of endpoints renews them in a fraction of the round trips.
+  await inParallel(due, RENEWALS_AT_ONCE, async ([key, lease]) => {
     if (!(await leases.renew(lease).catch(() => false))) lost.push(key);
-  }
+  });
   return lost;
 }
