@@ -139,7 +139,7 @@ export class LeaseRepo {
     lease.validUntil = 0;
     // A renewal already on its way would land after this and hold the lease for another period.
     await this.renewals.get(lease)?.catch(() => false);
-    lease.validUntil = 0;
+    lease.validUntil = 0; // (a renewal that landed set it again)
     await this.col.updateOne(
       { _id: `${lease.endpointId}#${lease.term}`, holder: this.holder },
       { $set: { expiresAt: new Date(0) } },
