@@ -39,6 +39,8 @@ describe("events: Socket.IO resume from a cursor", function () {
   let account: AccountView;
   const sockets: RecordingSocket[] = [];
   let sent = 0;
+  /** While set, the gateway's `accounts.snapshot` answers only once it resolves (a slow snapshot). */
+  let snapshotGate: Promise<void> | null = null;
 
   const send = async (n: number) => {
     for (let i = 0; i < n; i++) await simulateMessage(gw, "evR", account.id, sent++);
@@ -58,7 +60,11 @@ describe("events: Socket.IO resume from a cursor", function () {
       [
         createApiService(cluster.config("gw", overrides)),
         IoService,
-        AccountsService as unknown as ServiceSchema,
+        {
+          name: "accounts",
+          mixins: [AccountsService as unknown as ServiceSchema],
+          hooks: { before: { snapshot: async () => void (await snapshotGate) } },
+        },
       ],
       overrides,
     );
@@ -162,10 +168,12 @@ describe("events: Socket.IO resume from a cursor", function () {
     assert.ok(Number(answer.nextCursor) >= 1200);
   });
 
-  it("a resume asked at connect, while the snapshot loads, waits for it: snapshot first, then each event once, in order", async () => {
+  it("a resume asked while the connect's snapshot loads waits for it: snapshot, what came meanwhile, then the log in order", async () => {
     await send(10);
+    let letGo!: () => void;
+    snapshotGate = new Promise((r) => (letGo = r));
     const s = open({});
-    // Events received before the snapshot (none may be).
+    // Events received before the snapshot (there must be none).
     let beforeSnapshot = -1;
     s.socket.once("accounts.snapshot", () => (beforeSnapshot = s.received.length));
     const answered = new Promise<{ nextCursor: string }>((resolve, reject) =>
@@ -175,12 +183,19 @@ describe("events: Socket.IO resume from a cursor", function () {
         ),
       ),
     );
-    const during = send(10);
+    await waitFor(() => s.socket.connected, { what: "the socket connected" });
+    // Live events while the snapshot is held, then the snapshot goes out.
+    await send(10);
+    snapshotGate = null;
+    letGo();
     await answered;
-    await during;
     await send(3);
-    await waitFor(() => textsOf(s, account.id).length >= sent, { what: `${sent} messages` });
+    const fromReplay = () => textsOf(s, account.id).slice(textsOf(s, account.id).indexOf("m0"));
+    await waitFor(() => fromReplay().length >= sent, { what: `${sent} messages from the replay on` });
     assert.equal(beforeSnapshot, 0, "nothing before the snapshot");
-    assert.deepEqual(textsOf(s, account.id), expected(), "every message once, in order");
+    const texts = textsOf(s, account.id);
+    // Live events of the connect phase come right after the snapshot, before the replay asked for.
+    assert.deepEqual(texts.slice(0, texts.indexOf("m0")), expected().slice(10, 20));
+    assert.deepEqual(fromReplay(), expected(), "from the replay on, every message once, in order");
   });
 });
