@@ -32,8 +32,10 @@ export interface Gatekeeper {
 
 /**
  * The caller a presented key stands for, or null for a wrong key, which spends one of the address's
- * failed-auth tokens. An address out of them is refused (RateLimitedError) before any lookup, counting
- * its lookups still under way: wrong keys sent at once cannot all pass while one token is left.
+ * failed-auth tokens. An address out of them is refused (RateLimitedError) before any lookup. Lookups
+ * under way count as spent until they answer: past the tokens left, more from the address wait for
+ * one to answer (a right key gives its token back), so wrong keys sent at once cannot all reach the
+ * database, and right keys sent at once are only queued, never refused.
  */
 export async function callerOfKey(
   keys: KeyStore,
@@ -41,8 +43,10 @@ export async function callerOfKey(
   presented: string,
   address: string,
 ): Promise<Caller | null> {
-  const strikes = failedAuth.peek(address);
-  if (!strikes.allowed) throw new RateLimitedError(strikes.retryAfterSec, failedAuth.perMinute);
+  for (let strikes = failedAuth.peek(address); !strikes.allowed; strikes = failedAuth.peek(address)) {
+    if (!failedAuth.isHeld(address)) throw new RateLimitedError(strikes.retryAfterSec, failedAuth.perMinute);
+    await failedAuth.settled(address);
+  }
   const settle = failedAuth.hold(address);
   try {
     const caller = presented.length > 512 ? null : await keys.authenticate(presented);

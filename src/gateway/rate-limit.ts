@@ -19,6 +19,8 @@ export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
   /** Requests under way per key whose cost is not known yet (`hold`): `peek` counts them as spent. */
   private readonly held = new Map<string, number>();
+  /** Per key, who waits for a held request to settle (`settled`). */
+  private readonly waiting = new Map<string, (() => void)[]>();
   private readonly perMs: number;
 
   /** @param perMinute requests per minute per key; 0 disables the limit. */
@@ -61,7 +63,25 @@ export class RateLimiter {
       if (n > 0) this.held.set(key, n);
       else this.held.delete(key);
       if (spend) this.take(key);
+      const waiters = this.waiting.get(key) ?? [];
+      this.waiting.delete(key);
+      for (const wake of waiters) wake();
     };
+  }
+
+  /** Whether `key` has requests held. */
+  isHeld(key: string): boolean {
+    return this.held.has(key);
+  }
+
+  /** Resolves when one of `key`'s held requests settles (at once when none is held). */
+  settled(key: string): Promise<void> {
+    if (!this.held.has(key)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiters = this.waiting.get(key) ?? [];
+      waiters.push(resolve);
+      this.waiting.set(key, waiters);
+    });
   }
 
   take(key: string): RateDecision {

@@ -1,5 +1,6 @@
-// Wrong keys sent at once from one address: the failed-auth limit counts the lookups still under way,
-// so no more of them reach the key store than the address has tokens left (each is a database read).
+// Keys sent at once from one address: the failed-auth limit counts the lookups still under way, so no
+// more wrong keys reach the key store than the address has tokens left (each is a database read), and
+// right keys past that wait for a lookup to answer instead of being refused.
 import { strict as assert } from "node:assert";
 import { RateLimitedError } from "../../../src/errors.ts";
 import { callerOfKey } from "../../../src/gateway/auth.ts";
@@ -33,6 +34,26 @@ describe("gateway/auth: failed-auth limit under concurrency", () => {
     assert.equal(failedAuth.peek("10.0.0.9").allowed, false, "the five wrong keys spent the tokens");
     // Another address is not affected.
     assert.equal(failedAuth.peek("10.0.0.10").allowed, true);
+  });
+
+  it("30 right keys at once with 5 tokens: all pass, at most 5 looked up at a time", async () => {
+    let running = 0;
+    let most = 0;
+    const keys = {
+      async authenticate(presented: string) {
+        most = Math.max(most, ++running);
+        await new Promise((r) => setImmediate(r));
+        running--;
+        return { kind: "workspace", keyId: presented, workspaceId: "ws" };
+      },
+    } as unknown as KeyStore;
+    const failedAuth = new RateLimiter(5);
+    const callers = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => callerOfKey(keys, failedAuth, `k${i}`, "10.0.0.7")),
+    );
+    assert.equal(callers.filter((c) => c !== null).length, 30);
+    assert.equal(most, 5);
+    assert.equal(failedAuth.peek("10.0.0.7").remaining, 5, "no token spent");
   });
 
   it("a right key spends nothing, and a lookup that throws gives its place back", async () => {
