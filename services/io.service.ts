@@ -132,8 +132,9 @@ function oneReplayAtATime<T>(socket: Socket, task: () => Promise<T>): Promise<T>
 function written(socket: Socket): Promise<void> {
   const conn = socket.conn;
   // engine.io's queue of packets not yet handed to the transport (typed private; emptied at `drain`).
-  const queued = (conn as unknown as { writeBuffer: unknown[] }).writeBuffer;
-  if (!socket.connected || queued.length === 0) return Promise.resolve();
+  // Should a later engine.io not have it, replays go out unpaced, as before.
+  const queued = (conn as unknown as { writeBuffer?: unknown[] }).writeBuffer;
+  if (!socket.connected || !queued?.length) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       conn.off("drain", done);
