@@ -4,9 +4,9 @@
 // Verified keys are cached briefly per gateway (a bounded LRU) so a request costs no database round
 // trip; a revocation is broadcast (`apikeys.revoked`) so every gateway forgets that key at once.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { BoundedMap } from "../bounded-map.ts";
 import { NotFoundError } from "../errors.ts";
 import type { ApiKeyDoc, KeyRecords } from "../store/keys-repo.ts";
+import { TtlCache } from "../ttl-cache.ts";
 
 export type { ApiKeyDoc } from "../store/keys-repo.ts";
 
@@ -39,11 +39,6 @@ export function presentedKey(headers: Record<string, string | string[] | undefin
   return null;
 }
 
-interface CacheEntry {
-  doc: ApiKeyDoc | null;
-  until: number;
-}
-
 export interface KeyStoreOptions {
   /** The admin key; empty disables admin access. */
   adminKey: string;
@@ -57,20 +52,23 @@ export interface KeyStoreOptions {
 
 export class KeyStore {
   private readonly adminHash: Buffer | null;
-  private readonly cache: BoundedMap<string, CacheEntry>;
-  private readonly cacheTtlMs: number;
-  private readonly negativeTtlMs: number;
-  /** Counts `forget` calls: a read that began under another count is not cached. */
-  private forgets = 0;
+  /** Key records by id (null: no such key), least recently used dropped first; a read under way when
+   * its key is revoked is not kept (it may be the revoked key). */
+  private readonly cache: TtlCache<string, ApiKeyDoc | null>;
 
   constructor(
     private readonly records: KeyRecords,
     opts: KeyStoreOptions,
   ) {
     this.adminHash = opts.adminKey ? hashKey(opts.adminKey) : null;
-    this.cacheTtlMs = opts.cacheTtlMs ?? 5000;
-    this.negativeTtlMs = opts.negativeTtlMs ?? 2000;
-    this.cache = new BoundedMap(opts.maxCached ?? 10000);
+    const cacheTtlMs = opts.cacheTtlMs ?? 5000;
+    const negativeTtlMs = opts.negativeTtlMs ?? 2000;
+    this.cache = new TtlCache(
+      (doc) => (doc ? cacheTtlMs : negativeTtlMs),
+      opts.maxCached ?? 10000,
+      Date.now,
+      true,
+    );
   }
 
   /** The caller a presented key stands for, or null when the key is unknown or revoked. */
@@ -86,20 +84,8 @@ export class KeyStore {
     return { kind: "workspace", keyId: doc._id, workspaceId: doc.workspaceId };
   }
 
-  private async lookup(keyId: string): Promise<ApiKeyDoc | null> {
-    const now = Date.now();
-    const hit = this.cache.get(keyId);
-    if (hit && hit.until > now) {
-      // Set again, a hit becomes the newest: the least recently used key is the one dropped.
-      this.cache.set(keyId, hit);
-      return hit.doc;
-    }
-    const forgets = this.forgets;
-    const doc = await this.records.findById(keyId);
-    // A revocation while the read was under way: what it read may be the revoked key, not kept.
-    if (forgets !== this.forgets) return doc;
-    this.cache.set(keyId, { doc, until: Date.now() + (doc ? this.cacheTtlMs : this.negativeTtlMs) });
-    return doc;
+  private lookup(keyId: string): Promise<ApiKeyDoc | null> {
+    return this.cache.get(keyId, (id) => this.records.findById(id));
   }
 
   async create(workspaceId: string): Promise<{ key: string; keyId: string; workspaceId: string }> {
@@ -127,13 +113,12 @@ export class KeyStore {
 
   /** Drops a key from this gateway's cache (on revocation anywhere in the cluster). */
   forget(keyId: string): void {
-    this.forgets++;
-    this.cache.delete(keyId);
+    this.cache.forget(keyId);
   }
 
   /** Key ids in the cache, least recently used first (tests and diagnostics). */
   cachedKeyIds(): string[] {
-    return [...this.cache.keys()];
+    return this.cache.keys();
   }
 }
 

@@ -58,4 +58,18 @@ describe("TtlCache", () => {
     for (const key of ["b", "c", "d", "a"]) await cache.get(key, load);
     assert.deepEqual(calls, ["a", "b", "c", "d", "a"]);
   });
+
+  it("a time per value (shorter for none), and with lru a hit keeps its key from being dropped", async () => {
+    const cache = new TtlCache<string, string | null>((v) => (v === null ? 10 : 100), 2, now, true);
+    let none = 0;
+    assert.equal(await cache.get("x", async () => null), null);
+    clock += 10;
+    assert.equal(await cache.get("x", async () => (none++, null)), null);
+    assert.equal(none, 1, "none kept 10 ms");
+    await cache.get("a", async () => "a");
+    await cache.get("b", async () => "b");
+    await cache.get("a", async () => assert.fail("a hit"));
+    await cache.get("c", async () => "c");
+    assert.deepEqual(cache.keys(), ["a", "c"], "b, used longest ago, went");
+  });
 });
