@@ -179,6 +179,28 @@ describe("store: the FerretDB build narrows string equalities in SQL, with Mongo
     assert.deepEqual(await ids({ tag: "x", $or: [{ _id: "str" }, { other: "k" }] }), ["both", "str"]);
   });
 
+  it("with an index on the field, a plain string is searched in it, and the answers stay the same", async () => {
+    await col.insertMany([
+      { _id: "plain", tag: "wh_1:a-b.c@d/e+f=g" },
+      { _id: "plainArr", tag: ["q", "wh_1:a-b.c@d/e+f=g"] },
+      { _id: "quoted", tag: '"x"' },
+    ]);
+    await col.createIndex({ tag: 1 });
+    try {
+      const explained = (await col.find({ tag: "x" }).explain()) as { queryPlanner: { Plan: string[] } };
+      assert.match(explained.queryPlanner.Plan.join("\n"), /USING INDEX \S+_tag_1/);
+      assert.deepEqual(await ids({ tag: "x" }), ["arr", "both", "str"]);
+      assert.deepEqual(await ids({ tag: "wh_1:a-b.c@d/e+f=g" }), ["plain", "plainArr"]);
+      assert.deepEqual(await ids({ tag: '"x"' }), ["quoted"], "a string with quotes is not a plain one");
+      assert.deepEqual(await ids({ tag: special }), ["special"]);
+      assert.deepEqual(await ids({ tag: "5" }), []);
+      assert.deepEqual(await ids({ tag: "x", other: "k" }), ["both"]);
+    } finally {
+      await col.dropIndex("tag_1");
+      await col.deleteMany({ _id: { $in: ["plain", "plainArr", "quoted"] } });
+    }
+  });
+
   it("counts, updates and deletes by a string equality touch exactly the matching documents", async () => {
     assert.equal(await col.countDocuments({ tag: "x" }), 3);
     assert.equal((await col.updateMany({ tag: "x" }, { $set: { other: "seen" } })).modifiedCount, 3);
