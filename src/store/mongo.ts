@@ -70,10 +70,11 @@ export function isDuplicateKey(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === 11000;
 }
 
-/** Documents an ordered insert sends in one command at most. FerretDB (1.24) runs an insert in batches
- * of its `--batch-size` (default 100) and stops an ordered one at a refused document only within that
- * batch: the batches after it still go in, so rows land past the refused one while the answer says
- * nothing after it did (a writer then places them again: stored twice). */
+/** Documents an ordered insert sends in one command at most. Stock FerretDB (1.24) runs an insert in
+ * batches of its `--batch-size` (default 100) and stops an ordered one at a refused document only within
+ * that batch: the batches after it still go in, so rows land past the refused one while the answer says
+ * nothing after it did (a writer then places them again: stored twice). Our build stops there
+ * (tools/ferretdb/patches.mjs); the bound stays for a stock FerretDB named by MONGO_URL. */
 export const ORDERED_INSERT_MAX = 100;
 
 /** Inserts `docs` in order (`insert` sends one ordered command, of at most ORDERED_INSERT_MAX) and

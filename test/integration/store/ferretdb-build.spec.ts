@@ -3,7 +3,7 @@
 // written in batches), and still applies the whole filter; concurrent writes queue for their turn and all land. Against another MongoDB-wire server (MONGO_URL) there is nothing of ours to check.
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
-import { MongoClient, type Collection } from "mongodb";
+import { MongoBulkWriteError, MongoClient, type Collection } from "mongodb";
 import { mongoUrlFor } from "../../support/env.ts";
 
 interface Doc {
@@ -264,5 +264,36 @@ describe("store: the FerretDB build writes an update of many documents in batche
       (await col.find({ $or: [{ marked: true }, { n: 1000 }] }).toArray()).map((d) => d._id).sort(),
       [id(7), id(8)],
     );
+  });
+});
+
+// An ordered insert runs in batches of 100 on FerretDB; it must stop at its first refused document
+// across batches too, as MongoDB's does (src/store/mongo.ts `insertedInOrder` relies on the answer).
+describe("store: the FerretDB build stops an ordered insert at its first refused document", () => {
+  let client: MongoClient;
+  let col: Collection<{ _id: string; n: number }>;
+
+  before(async function () {
+    const ours = await ourBuild("fdi");
+    if (!ours) return this.skip(); // MONGO_URL names another server: not our build
+    client = ours;
+    col = client.db().collection("ordered");
+  });
+  after(async () => client?.close());
+
+  it("refuses the duplicate in the second batch, and inserts nothing after it", async () => {
+    await col.insertOne({ _id: "doc_150", n: -1 });
+    const docs = Array.from({ length: 250 }, (_, i) => ({ _id: `doc_${i}`, n: i }));
+    const err = (await col
+      .insertMany(docs, { ordered: true })
+      .catch((e: unknown) => e)) as MongoBulkWriteError;
+    assert.ok(err instanceof MongoBulkWriteError, `expected a bulk write error, got ${String(err)}`);
+    assert.equal(err.insertedCount, 150);
+    assert.deepEqual(
+      [err.writeErrors].flat().map((e) => [e.index, e.code]),
+      [[150, 11000]],
+    );
+    assert.equal(await col.countDocuments({}), 151, "the 150 before it, and the one it collided with");
+    assert.equal(await col.countDocuments({ n: { $gt: 150 } }), 0, "nothing after the refused one");
   });
 });
