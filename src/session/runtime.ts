@@ -54,7 +54,7 @@ export class SessionRuntime {
   private readonly opening = new Map<string, Promise<LocalSessionInfo>>();
   /** Stops under way, by account, until the engine is down: a start of the account waits for it (two
    * engines of one session must never run at once: a restart clicked twice). */
-  private readonly stopping = new Map<string, Promise<unknown>>();
+  private readonly stopping = new Map<string, { done: Promise<unknown>; session: Session }>();
   private readonly queue: StartQueue;
   private readonly deps: SessionDeps;
   private readonly retries: FailureRetry;
@@ -262,7 +262,7 @@ export class SessionRuntime {
     const s = this.sessions.get(accountId);
     if (s) return this.stopSession(s, { persist });
     // Another stop is under way (its session already closed): done when its engine is.
-    await this.stopping.get(accountId);
+    await this.stopping.get(accountId)?.done;
     return null;
   }
 
@@ -290,11 +290,15 @@ export class SessionRuntime {
     await this.drive(accountId, (engine) => engine.flushAuthState());
   }
 
-  /** Stops every session of a workspace without writing (this node lost it: fencing). */
+  /** Stops every session of a workspace without writing (this node lost it: fencing); graceful stops
+   * of it still under way are forced too. */
   async stopWorkspace(workspaceId: string): Promise<number> {
     this.retries.cancelWorkspace(workspaceId);
     const victims = [...this.sessions.values()].filter((s) => s.workspaceId === workspaceId);
-    await Promise.all(victims.map((s) => this.stopSession(s, { persist: false, force: true })));
+    await Promise.all([
+      ...victims.map((s) => this.stopSession(s, { persist: false, force: true })),
+      ...this.stoppingOf((s) => s.workspaceId === workspaceId).map((s) => s.kill()),
+    ]);
     return victims.length;
   }
 
@@ -303,20 +307,25 @@ export class SessionRuntime {
     this.retries.cancelWorkspace();
     // Where this node holds no fence any more (self-fencing), engines are killed, not closed: a
     // graceful close can outlast the lease, and the next owner may then start its own browser.
-    await Promise.all(
-      [...this.sessions.values()].map((s) =>
-        this.stopSession(s, { persist: false, force: this.ownership.current(s.workspaceId) === null }),
-      ),
-    );
+    const unfenced = (s: Session) => this.ownership.current(s.workspaceId) === null;
+    await Promise.all([
+      ...[...this.sessions.values()].map((s) => this.stopSession(s, { persist: false, force: unfenced(s) })),
+      ...this.stoppingOf(unfenced).map((s) => s.kill()),
+    ]);
+  }
+
+  /** Sessions whose stop is under way (closed, their engine not down yet) that match `which`. */
+  private stoppingOf(which: (s: Session) => boolean): Session[] {
+    return [...this.stopping.values()].map((entry) => entry.session).filter(which);
   }
 
   /** Stops `s`, remembered in `stopping` until its engine is down. */
   private stopSession(s: Session, opts: { persist: boolean; force?: boolean }): Promise<AccountStatus> {
     const stop = s.stop(opts);
-    const done = stop.catch(() => undefined);
-    this.stopping.set(s.accountId, done);
-    void done.then(() => {
-      if (this.stopping.get(s.accountId) === done) this.stopping.delete(s.accountId);
+    const entry = { done: stop.catch(() => undefined), session: s };
+    this.stopping.set(s.accountId, entry);
+    void entry.done.then(() => {
+      if (this.stopping.get(s.accountId) === entry) this.stopping.delete(s.accountId);
     });
     return stop;
   }
@@ -337,7 +346,7 @@ export class SessionRuntime {
   private async open(doc: AccountDoc, stamped: ClaimOutcome | null): Promise<LocalSessionInfo> {
     resolveEngine(doc.engine);
     // A stop of the account still under way: its engine goes first.
-    await this.stopping.get(doc._id);
+    await this.stopping.get(doc._id)?.done;
     const fence = await this.fenceFor(doc.workspaceId);
     const result =
       stamped !== null && carriesFence(doc, fence) && awaitsStart(doc)

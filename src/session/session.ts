@@ -76,6 +76,8 @@ export class Session implements PipelineSession {
   qr: QrView | null = null;
   private ended = false;
   private engine: Engine | null = null;
+  /** The engine of a stop under way: a forced stop (the fence lost meanwhile) kills it at once. */
+  private stoppingEngine: Engine | null = null;
   private unbind: (() => void) | null = null;
   private readonly neverOwned: boolean;
   private readonly claimWrote: ClaimOutcome["wrote"] | null;
@@ -220,17 +222,28 @@ export class Session implements PipelineSession {
     this.deps.onClose(this);
   }
 
-  /** Closes the session and stops its engine. */
+  /** Kills the engine of a stop still under way (a graceful close can outlast the lease: this node
+   * lost the workspace meanwhile, and the next owner may start its own browser). */
+  async kill(): Promise<void> {
+    await this.halt(true);
+  }
+
+  /** Closes the session and stops its engine (or, forced, the engine of a stop under way). */
   private async halt(force = false): Promise<void> {
     this.close();
     this.unbind?.();
     this.unbind = null;
-    const engine = this.engine;
+    const engine = this.engine ?? (force ? this.stoppingEngine : null);
     this.engine = null;
-    if (engine)
-      await engine
-        .stop({ force })
-        .catch((err) => this.deps.logger.warn(`Stopping ${this.accountId} failed`, err));
+    if (!engine) return;
+    this.stoppingEngine = engine;
+    try {
+      await engine.stop({ force });
+    } catch (err) {
+      this.deps.logger.warn(`Stopping ${this.accountId} failed`, err);
+    } finally {
+      if (this.stoppingEngine === engine) this.stoppingEngine = null;
+    }
   }
 
   private async fenceOut(): Promise<void> {

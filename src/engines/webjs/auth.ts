@@ -120,13 +120,32 @@ export class ProfileAuthStrategy extends BaseAuthStrategy {
     this.settleTimer = null;
   }
 
+  /** Resolves once no save is under way (the engine removes the profile only then: a save still
+   * packing it would store what is left of it). */
+  async idle(): Promise<void> {
+    await this.saving.catch(() => undefined);
+  }
+
+  /** Deletes the saved state (the device was unlinked); nothing is saved after it. Throws when the
+   * delete fails (the engine's logout reports it). */
+  async forget(): Promise<void> {
+    this.loggedOut = true;
+    this.stopPeriodicSave();
+    // A save already uploading would otherwise land after the delete and resurrect the state.
+    await this.idle();
+    await this.opts.authStore.delete(this.opts.sessionId);
+  }
+
   // ---- whatsapp-web.js hooks ----
+  // Some are called from a page listener of whatsapp-web.js whose rejection nobody handles (on the
+  // phone's logout: logout, then afterBrowserInitialized), where a rejection would end the process.
+  // Those never reject: the engine does the same work on its own path and reports what failed.
 
   async afterBrowserInitialized(): Promise<void> {
     // Connected over DevTools, whatsapp-web.js opens a tab of its own: close Chromium's initial one.
     const client = this.client as { pupBrowser?: Browser; pupPage?: Page } | undefined;
     if (client?.pupBrowser) this.onBrowser?.(client.pupBrowser);
-    const pages: Page[] = (await client?.pupBrowser?.pages?.()) ?? [];
+    const pages: Page[] = (await client?.pupBrowser?.pages?.().catch(() => [])) ?? [];
     await Promise.all(
       pages.filter((p) => p !== client?.pupPage).map((p) => p.close().catch(() => undefined)),
     );
@@ -168,11 +187,11 @@ export class ProfileAuthStrategy extends BaseAuthStrategy {
 
   async beforeBrowserInitialized(): Promise<void> {}
 
+  /** The phone unlinked the device (the engine's own path, session-events.ts, forgets the state too
+   * and reports a failure). */
   async logout(): Promise<void> {
-    this.loggedOut = true;
-    this.stopPeriodicSave();
-    // A save already uploading would otherwise land after the delete and resurrect the state.
-    await this.saving.catch(() => undefined);
-    await this.opts.authStore.delete(this.opts.sessionId);
+    await this.forget().catch((err) =>
+      this.opts.logger?.warn(`deleting the auth state of ${this.opts.sessionId} failed:`, err),
+    );
   }
 }

@@ -75,8 +75,9 @@ export class WebjsEngine extends WebjsSessionEvents {
 
   /**
    * Restores the profile, launches Chromium and whatsapp-web.js, and resolves once that launch has
-   * finished: the page showed a QR, the session is authenticated, or the start failed (so the
-   * runtime's start queue really bounds concurrent Chromium launches).
+   * finished: the page showed a QR, the session is authenticated, the start failed, or its browser
+   * was lost and a restart (which takes a turn of its own) is scheduled; so the runtime's start queue
+   * really bounds concurrent Chromium launches.
    */
   async start(): Promise<void> {
     if (this.stopping) await this.stopping;
@@ -118,7 +119,18 @@ export class WebjsEngine extends WebjsSessionEvents {
         this.tuning.destroyTimeoutMs * 3,
       );
     }
-    await this.auth.logout();
+    try {
+      await this.auth.forget();
+    } catch (err) {
+      // The browser goes all the same, and the session ends `failed` rather than stay `connected`
+      // with nothing running; a logout asked again deletes the state (Session.logout without engine).
+      await this.fail(
+        this.generation,
+        "engine_error",
+        `Deleting the auth state failed: ${(err as Error).message}`,
+      );
+      throw err;
+    }
     await this.shutdown({ save: false });
     this.phase = "stopped";
     this.emit("logged_out");
@@ -242,6 +254,9 @@ export class WebjsEngine extends WebjsSessionEvents {
     this.clearWatchdog();
     this.qrScreen.clear();
     const attempt = this.crashes.length;
+    // A start still waiting for its first QR or link ends here: it holds a turn of the node's start
+    // queue, which the restart below waits for (with every turn so held, nothing would move).
+    this.settleStart();
     if (attempt > this.tuning.maxCrashes) {
       const reason: FailureReason = cause === "crash" ? "browser_crashed" : "engine_error";
       this.background(this.fail(gen, reason, `${why}; gave up after ${attempt} restarts`));
@@ -337,6 +352,9 @@ export class WebjsEngine extends WebjsSessionEvents {
       // The browser has closed cleanly: the profile on disk is complete and consistent.
       await this.auth.save().catch((err) => this.opts.logger?.warn("saving auth state on stop failed:", err));
     }
+    // A save still packing the profile (periodic, or the one after `ready`) finishes first: removed
+    // under it, the profile would be stored truncated.
+    await this.auth.idle();
     removeSingletonFiles(this.userDataDir);
     await rm(this.userDataDir, { recursive: true, force: true, maxRetries: 3 });
     this.settleStart();

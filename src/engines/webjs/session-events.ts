@@ -104,7 +104,7 @@ export abstract class WebjsSessionEvents extends WebjsDirectory {
     if (outcome.kind === "logged_out") {
       this.background(async () => {
         this.phase = "stopping";
-        await this.auth.logout().catch((err) => this.opts.logger?.warn("deleting auth state failed:", err));
+        await this.auth.forget().catch((err) => this.opts.logger?.warn("deleting auth state failed:", err));
         await this.shutdown({ save: false });
         this.phase = "stopped";
         this.emit("logged_out");

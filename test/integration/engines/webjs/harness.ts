@@ -15,7 +15,7 @@ import {
   processGroupOf,
 } from "../../../../src/engines/webjs/chromium.ts";
 import { WebjsEngine, type WebjsTuning } from "../../../../src/engines/webjs/index.ts";
-import { GridFsAuthStore } from "../../../../src/store/auth-store.ts";
+import { GridFsAuthStore, type AuthStore } from "../../../../src/store/auth-store.ts";
 import { mongoUrlFor, testEnv, testSecrets } from "../../../support/env.ts";
 import { waitFor } from "../../../support/wait.ts";
 import { startWhatsappStandin, type Standin } from "../../../support/whatsapp-standin.ts";
@@ -84,6 +84,7 @@ export function webjsHarness() {
       qr?: { firstTtlMs: number; refreshMs: number; max: number };
       sessionId?: string;
       startTurn?: () => Promise<() => void>;
+      authStore?: AuthStore;
     } = {},
   ) {
     const sessionId = opts.sessionId ?? `s${randomBytes(4).toString("hex")}`;
@@ -91,7 +92,7 @@ export function webjsHarness() {
       accountId: `a-${sessionId}`,
       workspaceId: "ws-webjs",
       sessionId,
-      authStore: new GridFsAuthStore(h.db, testSecrets()),
+      authStore: opts.authStore ?? new GridFsAuthStore(h.db, testSecrets()),
       qr: opts.qr ?? { firstTtlMs: 60000, refreshMs: 20000, max: 6 },
       chromiumPath: "/usr/bin/chromium",
       profileDir: h.profileRoot,

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import { processesMentioning } from "../../../../src/engines/webjs/chromium.ts";
 import { ProfileAuthStrategy } from "../../../../src/engines/webjs/auth.ts";
-import { GridFsAuthStore } from "../../../../src/store/auth-store.ts";
+import { GridFsAuthStore, type AuthStore } from "../../../../src/store/auth-store.ts";
 import { testSecrets } from "../../../support/env.ts";
 import { waitFor } from "../../../support/wait.ts";
 import { webjsHarness } from "./harness.ts";
@@ -172,6 +172,113 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       assert.equal(loggedOut.alive, 0, "nothing runs once logged_out is emitted");
       assert.equal(await store.has(a.sessionId), false, "auth state deleted");
       assert.equal(b.engine.status, "stopped");
+    });
+  });
+
+  it("a forced stop during a save removes the profile only once the save is done (never stores a cut one)", async () => {
+    const s = await standin("qr");
+    const store = new GridFsAuthStore(h.db, testSecrets());
+    let hold = false;
+    let saving = false;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const slow: AuthStore = {
+      load: (id) => store.load(id),
+      save: async (id, blob) => {
+        if (!hold) return store.save(id, blob);
+        saving = true;
+        await held;
+        await store.save(id, blob);
+        saving = false;
+      },
+      delete: (id) => store.delete(id),
+      has: (id) => store.has(id),
+    };
+    const a = makeEngine({ chromiumArgs: s.chromiumArgs }, { authStore: slow });
+    await a.engine.start();
+    await a.first("qr");
+    s.command({ type: "scan", phoneNumber: "15550007777", pushName: "Sam" });
+    await a.first("ready");
+    // A save outside the launch (periodic, the one after Chromium's storage commit, a flush) waits.
+    hold = true;
+    const flushed = a.engine.flushAuthState();
+    await waitFor(() => saving, { what: "the save under way" });
+    let stopped = false;
+    const stop = a.engine.stop({ force: true }).then(() => void (stopped = true));
+    try {
+      await waitFor(() => processesMentioning(a.engine.userDataDir).length === 0, {
+        what: "Chromium killed",
+      });
+      // A removal does not announce itself: the profile is watched for half a second while the save
+      // is held (without the wait, it went a few ms after the kill).
+      for (const until = Date.now() + 500; Date.now() < until; await new Promise((r) => setTimeout(r, 20))) {
+        assert.equal(existsSync(a.engine.userDataDir), true, "the profile stays while a save is under way");
+        assert.equal(stopped, false);
+      }
+    } finally {
+      release();
+    }
+    await stop;
+    await flushed;
+    assert.equal(existsSync(a.engine.userDataDir), false);
+    assert.ok(await store.has(a.sessionId));
+  });
+
+  describe("the fence moved while the device was linked (a newer owner recorded on the auth state)", () => {
+    /** A linked engine whose auth state writes carry epoch 1, then a newer owner recorded (epoch 2). */
+    async function linkedThenFencedOut() {
+      const s = await standin("qr");
+      const store = new GridFsAuthStore(h.db, testSecrets());
+      const stamp = { node: "n1", epoch: 1 };
+      const deletes = { settled: 0 };
+      const fenced: AuthStore = {
+        load: (id) => store.load(id, stamp),
+        save: (id, blob) => store.save(id, blob, stamp),
+        delete: (id) => store.delete(id, stamp).finally(() => deletes.settled++),
+        has: (id) => store.has(id),
+      };
+      const a = makeEngine({ chromiumArgs: s.chromiumArgs }, { authStore: fenced });
+      await a.engine.start();
+      await a.first("qr");
+      s.command({ type: "scan", phoneNumber: "15550004321", pushName: "Eve" });
+      await a.first("ready");
+      await waitFor(() => store.has(a.sessionId), { what: "the auth state saved after ready" });
+      await store.load(a.sessionId, { node: "n2", epoch: 2 });
+      return { ...a, s, store, deletes };
+    }
+
+    it("the phone's logout: logged_out with nothing running, the newer owner's state kept, the process unharmed", async () => {
+      // whatsapp-web.js calls the strategy's logout from a page listener nobody awaits: refused, it
+      // rejected there unhandled, which ends a Node process (mocha only passes such a rejection on).
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+      process.on("unhandledRejection", onUnhandled);
+      try {
+        const a = await linkedThenFencedOut();
+        a.s.command({ type: "logout" });
+        const loggedOut = await a.first("logged_out");
+        assert.equal(loggedOut.alive, 0, "nothing runs once logged_out is emitted");
+        assert.equal(await a.store.has(a.sessionId), true, "a fenced-out engine deletes nothing");
+        assert.equal(a.engine.status, "stopped");
+        // Both the engine and whatsapp-web.js's listener tried the delete; a rejection nobody handled
+        // is reported once the microtasks after it have run.
+        await waitFor(() => a.deletes.settled >= 2, { what: "both deletes refused" });
+        await new Promise((r) => setImmediate(r));
+        assert.deepEqual(unhandled, [], "no rejection left unhandled");
+      } finally {
+        process.off("unhandledRejection", onUnhandled);
+      }
+    });
+
+    it("logout(): refused, it ends failed with nothing running instead of staying connected", async () => {
+      const a = await linkedThenFencedOut();
+      await assert.rejects(a.engine.logout(), { type: "NOT_OWNER" });
+      const failed = await a.first("failed");
+      assert.equal(failed.args[0], "engine_error");
+      assert.match(String(failed.args[1]), /Deleting the auth state failed/);
+      assert.equal(failed.alive, 0, "nothing runs once failed is emitted");
+      assert.equal(a.engine.status, "failed");
+      assert.equal(await a.store.has(a.sessionId), true);
     });
   });
 

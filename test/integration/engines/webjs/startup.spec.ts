@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { processesMentioning } from "../../../../src/engines/webjs/chromium.ts";
 import { packProfile } from "../../../../src/engines/webjs/auth.ts";
 import { GridFsAuthStore } from "../../../../src/store/auth-store.ts";
+import { StartQueue } from "../../../../src/session/start-queue.ts";
 import { testSecrets } from "../../../support/env.ts";
 import { waitFor } from "../../../support/wait.ts";
 import { groupAlive, groupOf, isAlive, webjsHarness } from "./harness.ts";
@@ -147,6 +148,34 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       });
       await waitFor(() => turnEnded, { what: "the turn to end once the restart settled" });
       assert.notEqual(engine.browserPid, pid1);
+    });
+
+    it("a crash before the first QR ends the start's turn, so the restart gets one even in a queue of one", async () => {
+      const s = await standin("hang");
+      const queue = new StartQueue(1);
+      const { engine, seen } = makeEngine(
+        { chromiumArgs: s.chromiumArgs, maxCrashes: 3 },
+        { startTurn: () => queue.turn("acc") },
+      );
+      // As the session runs it: the start holds the only turn until start() returns.
+      let started = false;
+      queue.push("acc", () => engine.start().then(() => void (started = true)));
+      const pid1: number = await waitFor(() => engine.browserPid, { what: "the first Chromium" });
+      groupOf(pid1);
+      process.kill(pid1, "SIGKILL");
+      await waitFor(() => started, { what: "the start to return once its browser crashed" });
+      const pid2: number = await waitFor(() => (engine.browserPid !== pid1 ? engine.browserPid : undefined), {
+        what: "a restarted Chromium (in the turn the start gave back)",
+        timeoutMs: 10000,
+      });
+      assert.ok(isAlive(pid2));
+      assert.equal(
+        seen.some((e) => e.event === "failed"),
+        false,
+        "no startup_timeout",
+      );
+      await engine.stop();
+      assert.deepEqual(processesMentioning(engine.userDataDir), []);
     });
 
     it("repeated crashes end in failed/browser_crashed with nothing left running", async () => {
