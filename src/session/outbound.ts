@@ -19,7 +19,13 @@ import { checkContent, checkMimetype, filenameOf, normalMimetype } from "../mess
 import type { FetchedMedia } from "../messages/media-fetch.ts";
 import type { MediaFile, OutboundMessage, OwnerSend, SendResult } from "../messages/types.ts";
 import { failureOf, resultOf } from "../messages/results.ts";
-import { ERR_INVALID_MEDIA, ERR_MEDIA_TYPE_MISMATCH, ERR_MEDIA_UNAVAILABLE } from "../errors.ts";
+import {
+  ERR_INVALID_MEDIA,
+  ERR_MEDIA_TYPE_MISMATCH,
+  ERR_MEDIA_UNAVAILABLE,
+  ERR_SEND_QUEUE_FULL,
+  ERR_WORKSPACE_UNAVAILABLE,
+} from "../errors.ts";
 
 export interface OutboundDeps {
   idempotency: IdempotencyRepo;
@@ -46,14 +52,19 @@ export class OutboundSender {
 
   constructor(private readonly deps: OutboundDeps) {}
 
-  async send(p: OwnerSend): Promise<SendResult> {
+  /** @param resumed a queued send taken over from a lost owner (`resume`): nobody waits for its answer,
+   * so a refusal before the engine was called leaves it queued (`recorded`) for the account's next
+   * `connected` instead of dropping it. */
+  async send(p: OwnerSend, resumed = false): Promise<SendResult> {
+    // Set when the record stays `recorded`: its stored media is still to be sent.
+    let queued = false;
     try {
       if (!p.key) return await this.sendNow(p, await this.mediaOf(p));
       const id = idempotencyId(p.accountId, p.key);
       const running = this.inFlight.get(id);
       if (running && running.digest !== p.digest) throw idempotencyKeyReused(p.key);
       if (running) return { ...(await running.result), duplicate: true };
-      const attempt = this.sendOnce(p, p.key, id);
+      const attempt = this.sendOnce(p, p.key, id, resumed, () => (queued = true));
       this.inFlight.set(id, { digest: p.digest, result: attempt });
       try {
         return await attempt;
@@ -61,8 +72,9 @@ export class OutboundSender {
         this.inFlight.delete(id);
       }
     } finally {
-      // Whatever became of the send, its bytes are of no further use.
-      if (p.media?.kind === "stored") await this.deps.media.delete(p.media.mediaId).catch(() => undefined);
+      // Whatever else became of the send, its bytes are of no further use.
+      if (p.media?.kind === "stored" && !queued)
+        await this.deps.media.delete(p.media.mediaId).catch(() => undefined);
     }
   }
 
@@ -79,14 +91,10 @@ export class OutboundSender {
     void (async () => {
       for (const doc of queued) {
         const { workspaceId, key, digest, request } = doc;
-        await this.send({
-          workspaceId,
-          accountId,
-          key,
-          digest,
-          draft: request!.draft,
-          media: request!.media,
-        }).catch((err: Error) => this.deps.logger.warn(`queued send ${doc._id} not resumed: ${err.message}`));
+        await this.send(
+          { workspaceId, accountId, key, digest, draft: request!.draft, media: request!.media },
+          true,
+        ).catch((err: Error) => this.deps.logger.warn(`queued send ${doc._id} not resumed: ${err.message}`));
       }
     })();
     return queued.length;
@@ -102,8 +110,23 @@ export class OutboundSender {
     return fence;
   }
 
-  /** One keyed send: record, then send, then record the result. */
-  private async sendOnce(p: OwnerSend, key: string, id: string): Promise<SendResult> {
+  /** Deletes the record of a send refused before its engine was called (a retry may send). */
+  private async release(id: string, attempt: string): Promise<void> {
+    await retryTransient(() => this.deps.idempotency.release(id, attempt)).catch((err: Error) =>
+      // Left `recorded`, it would be sent at the account's next `connected`, unasked.
+      this.deps.logger.warn(`releasing the send record ${id} failed: ${err.message}`),
+    );
+  }
+
+  /** One keyed send: record, then send, then record the result. `queued`: called when the record
+   * stays `recorded` (sent later by this node or the next owner). */
+  private async sendOnce(
+    p: OwnerSend,
+    key: string,
+    id: string,
+    resumed: boolean,
+    queued: () => void,
+  ): Promise<SendResult> {
     const { idempotency } = this.deps;
     const fence = this.fenceOf(p.workspaceId);
     const attempt = randomBytes(8).toString("hex");
@@ -147,11 +170,15 @@ export class OutboundSender {
       this.fenceOf(p.workspaceId);
     } catch (err) {
       slot.leave(false);
-      await idempotency.release(id, attempt).catch(() => undefined);
+      // The workspace lost while it waited: the next owner sends it (README, "Sending exactly once");
+      // a resumed send refused its slot is tried again at the account's next `connected`.
+      const type = (err as Errors.MoleculerError).type;
+      if (type === ERR_WORKSPACE_UNAVAILABLE || (resumed && type === ERR_SEND_QUEUE_FULL)) queued();
+      else await this.release(id, attempt);
       throw err;
     }
     try {
-      return await this.handOver(p, id, attempt, message, slot);
+      return await this.handOver(p, id, attempt, message, slot, resumed, queued);
     } finally {
       slot.leave(false); // nothing when it left as the engine was called
     }
@@ -164,6 +191,8 @@ export class OutboundSender {
     attempt: string,
     message: OutboundMessage,
     slot: PaceSlot,
+    resumed: boolean,
+    queued: () => void,
   ): Promise<SendResult> {
     const { idempotency } = this.deps;
     // Acknowledged before the engine is called: from here on, a lost owner leaves `sending`.
@@ -178,8 +207,12 @@ export class OutboundSender {
       sent = await this.deps.engineSend(p.accountId, message);
     } catch (err) {
       const e = err as Errors.MoleculerError;
-      if (REFUSED_BEFORE_SENDING.has(e.type)) {
-        await idempotency.release(id, attempt).catch(() => undefined);
+      if (REFUSED_BEFORE_SENDING.has(e.type) && resumed) {
+        // Not sent, and nobody to answer: queued again for the account's next `connected`.
+        const back = await retryTransient(() => idempotency.move(id, attempt, ["sending"], "recorded"));
+        if (back) queued();
+      } else if (REFUSED_BEFORE_SENDING.has(e.type)) {
+        await this.release(id, attempt);
       } else {
         const error = { type: e.type || "SEND_FAILED", message: e.message, code: e.code || 500 };
         await retryTransient(() =>

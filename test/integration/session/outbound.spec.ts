@@ -1,7 +1,8 @@
 // The owner's sender on the real MongoDB-wire server, with an engine whose send fails after handing the
 // message over (what WhatsApp Web can do, and no engine here does on demand): the key's record ends
 // `failed`, a repeat answers the same error without sending again, and a refusal before sending
-// (INVALID_STATE) releases the key instead.
+// (INVALID_STATE) releases the key instead; a send queued when its owner loses the workspace, or
+// resumed by the next owner and refused, stays queued and is sent once.
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { Errors } from "moleculer";
@@ -10,10 +11,12 @@ import { InvalidStateError } from "../../../src/errors.ts";
 import { checkSendRequest, requestDigest } from "../../../src/messages/validate.ts";
 import type { OutboundMessage, OwnerSend } from "../../../src/messages/types.ts";
 import { OutboundSender } from "../../../src/session/outbound.ts";
+import { FREE_SLOT, type PaceSlot } from "../../../src/session/send-pacing.ts";
 import { IdempotencyRepo } from "../../../src/store/idempotency-repo.ts";
 import { MessageStatusRepo } from "../../../src/store/message-status-repo.ts";
 import { OutboundMediaStore } from "../../../src/store/outbound-media.ts";
 import { mongoUrlFor } from "../../support/env.ts";
+import { waitFor } from "../../support/wait.ts";
 
 describe("session/outbound: engine failures and idempotency records", function () {
   this.timeout(30000);
@@ -32,7 +35,9 @@ describe("session/outbound: engine failures and idempotency records", function (
     await db.dropDatabase().finally(() => client.close());
   });
 
-  function sender(): OutboundSender {
+  function sender(
+    opts: { fence?: () => { node: string; epoch: number } | null; pace?: () => Promise<PaceSlot> } = {},
+  ): OutboundSender {
     return new OutboundSender({
       idempotency: new IdempotencyRepo(db, 3600_000),
       statuses: new MessageStatusRepo(db, 3600_000),
@@ -40,7 +45,8 @@ describe("session/outbound: engine failures and idempotency records", function (
       fetchMedia: async () => {
         throw new Error("no media in this spec");
       },
-      fence: () => ({ node: "n1", epoch: 1 }),
+      fence: opts.fence ?? (() => ({ node: "n1", epoch: 1 })),
+      pace: opts.pace,
       engineSend: async (_accountId, message) => {
         engineCalls.push(message);
         if (engineError) throw engineError;
@@ -81,6 +87,75 @@ describe("session/outbound: engine failures and idempotency records", function (
     assert.deepEqual([ok.status, ok.id], ["sent", "true_2"]);
     const again = await s.send(request("k2"));
     assert.deepEqual([again.id, again.at, again.duplicate], [ok.id, ok.at, true]);
+    assert.equal(engineCalls.length, 2);
+  });
+
+  /** An owner that loses the workspace while a send waits for its slot (its lease lapsed meanwhile). */
+  function losingOwner(): OutboundSender {
+    let owned = true;
+    return sender({
+      fence: () => (owned ? { node: "n1", epoch: 1 } : null),
+      pace: async () => {
+        owned = false;
+        return FREE_SLOT;
+      },
+    });
+  }
+
+  it("the workspace lost while a send waits for its slot: `recorded` with its media, sent once by the next owner", async () => {
+    const media = new OutboundMediaStore(db);
+    const mediaId = await media.put(Buffer.from("%PDF-1.4 a document"));
+    const source = { kind: "stored" as const, mediaId, mimetype: "application/pdf", size: 19 };
+    const p: OwnerSend = {
+      workspaceId: "ws",
+      accountId: "acc_1",
+      draft: { to: "4915100000002", type: "document" },
+      media: source,
+      key: "k3",
+      digest: "d3",
+    };
+    await assert.rejects(losingOwner().send(p), { type: "WORKSPACE_UNAVAILABLE" });
+    const rec = await db.collection("idempotency").findOne({ _id: "acc_1|k3" as never });
+    assert.equal(rec?.state, "recorded", "still queued");
+    assert.ok(await media.get(mediaId), "its document kept");
+    assert.equal(engineCalls.length, 0);
+
+    const next = sender({ fence: () => ({ node: "n2", epoch: 2 }) });
+    assert.equal(await next.resume("acc_1"), 1);
+    await waitFor(
+      async () =>
+        (await db.collection("idempotency").findOne({ _id: "acc_1|k3" as never }))?.state === "sent",
+      {
+        what: "the next owner to send it",
+      },
+    );
+    assert.equal(engineCalls.length, 1);
+    assert.equal(engineCalls[0]!.type, "document");
+    assert.equal(await media.get(mediaId), null, "its document deleted once sent");
+  });
+
+  it("a resumed send the engine refuses (INVALID_STATE) stays queued for the next `connected`", async () => {
+    await assert.rejects(losingOwner().send(request("k4")), { type: "WORKSPACE_UNAVAILABLE" });
+    engineError = new InvalidStateError("Cannot send a message: the session is disconnected");
+    const next = sender({ fence: () => ({ node: "n2", epoch: 2 }) });
+    assert.equal(await next.resume("acc_1"), 1);
+    await waitFor(() => engineCalls.length === 1, { what: "the resumed try" });
+    await waitFor(
+      async () => {
+        const rec = await db.collection("idempotency").findOne({ _id: "acc_1|k4" as never });
+        return rec?.state === "recorded" && rec.node === "n2";
+      },
+      { what: "the record queued again" },
+    );
+    engineError = null;
+    assert.equal(await next.resume("acc_1"), 1, "found again at the next connected");
+    await waitFor(
+      async () =>
+        (await db.collection("idempotency").findOne({ _id: "acc_1|k4" as never }))?.state === "sent",
+      {
+        what: "it sent",
+      },
+    );
     assert.equal(engineCalls.length, 2);
   });
 });
