@@ -2,7 +2,7 @@
 // of 50), found by account id alone like `qr` and `send`.
 import { callAccounts } from "../accounts/calls.ts";
 import type { ChatSummary } from "../engines/directory.ts";
-import { formatTable, type Column } from "./table.ts";
+import { formatTable, terminalLine, type Column } from "./table.ts";
 import type { ReplIO } from "./commands.ts";
 
 const CHAT_COLUMNS: Column<ChatSummary>[] = [
@@ -20,10 +20,12 @@ export async function chatsCommand({ broker, print }: ReplIO, accountId: string)
   const account = await callAccounts(broker, "lookup", { accountId });
   const page = await callAccounts(broker, "chats", { workspaceId: account.workspaceId, accountId });
   if (!page.items.length) {
-    print(`account ${accountId} (workspace ${account.workspaceId}) has no chats`);
+    print(terminalLine`account ${accountId} (workspace ${account.workspaceId}) has no chats`);
     return;
   }
   print(formatTable(CHAT_COLUMNS, page.items));
   const more = page.nextCursor ? " (more: GET …/chats?cursor=" + page.nextCursor + ")" : "";
-  print(`${page.items.length} chat(s) of account ${accountId} (workspace ${account.workspaceId})${more}`);
+  print(
+    terminalLine`${page.items.length} chat(s) of account ${accountId} (workspace ${account.workspaceId})${more}`,
+  );
 }

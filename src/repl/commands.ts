@@ -6,7 +6,7 @@ import { CLUSTER_ACTIONS } from "../placement/actions.ts";
 import { callAccounts } from "../accounts/calls.ts";
 import type { AccountView, QrView } from "../accounts/types.ts";
 import { chatsCommand } from "./chats.ts";
-import { formatRecord, formatTable, type Column } from "./table.ts";
+import { formatRecord, formatTable, terminalLine, type Column } from "./table.ts";
 
 /** A node as `cluster.nodes` lists it (DESIGN.md, "Interfaces"). */
 export interface NodeRow {
@@ -71,7 +71,7 @@ function itemsOf<T>(result: unknown): T[] {
 function errorText(err: unknown): string {
   const e = err as { message?: string; type?: string; code?: number };
   const kind = e?.type ? ` [${e.type}${e.code ? ` ${e.code}` : ""}]` : "";
-  return `error: ${e?.message ?? String(err)}${kind}`;
+  return terminalLine`error: ${e?.message ?? String(err)}${kind}`;
 }
 
 /** Draws a QR payload with terminal block characters. */
@@ -91,9 +91,9 @@ export async function clusterCommand({ broker, print }: ReplIO): Promise<void> {
   const draining = workers.filter((n) => n.draining).length;
   print(formatTable(NODE_COLUMNS, nodes, "(no live nodes)"));
   print(
-    `${workers.length} worker(s), ${sessions} session(s), capacity ${capacity}` +
-      (draining ? `, ${draining} draining` : "") +
-      `; ${nodes.length - workers.length} other node(s)`,
+    terminalLine`${workers.length} worker(s), ${sessions} session(s), capacity ${capacity}` +
+      (draining ? terminalLine`, ${draining} draining` : "") +
+      terminalLine`; ${nodes.length - workers.length} other node(s)`,
   );
 }
 
@@ -108,7 +108,7 @@ export async function placementCommand({ broker, print }: ReplIO, workspaceId: s
     throw err;
   })) as PlacementRow | null;
   if (!p?.node) {
-    print(`workspace ${workspaceId} is not placed (its first call places it)`);
+    print(terminalLine`workspace ${workspaceId} is not placed (its first call places it)`);
     return;
   }
   const since = typeof p.since === "number" ? new Date(p.since).toISOString() : p.since;
@@ -139,12 +139,12 @@ export async function qrCommand(
   );
   if (!qr) {
     const why = account.reason ? ` (${account.reason})` : "";
-    print(`account ${accountId} is ${account.status}${why}: it shows no QR code now`);
+    print(terminalLine`account ${accountId} is ${account.status}${why}: it shows no QR code now`);
     return;
   }
   print(await drawQr(qr.qr));
   const left = Math.max(0, Math.round((qr.expiresAt - Date.now()) / 1000));
-  print(`account ${accountId} (workspace ${ws}) · QR #${qr.seq} · valid ${left}s more`);
+  print(terminalLine`account ${accountId} (workspace ${ws}) · QR #${qr.seq} · valid ${left}s more`);
 }
 
 /** Sends a text message from an account (found by id alone, as `qr` does). */
@@ -166,7 +166,9 @@ export async function sendCommand(
     text,
   });
   const id = r.id ? ` ${r.id}` : "";
-  print(`${r.status}${id} · from account ${accountId} (workspace ${account.workspaceId}) to ${to}`);
+  print(
+    terminalLine`${r.status}${id} · from account ${accountId} (workspace ${account.workspaceId}) to ${to}`,
+  );
 }
 
 /** Call options sending a drain straight to its node (when that node runs the action), so the call
@@ -183,7 +185,9 @@ export async function drainCommand({ broker, print }: ReplIO, nodeId: string): P
   };
   const moved = Array.isArray(r?.moved) ? r.moved.length : (r?.moved ?? 0);
   const sessions = Array.isArray(r?.sessions) ? r.sessions.length : (r?.sessions ?? 0);
-  print(`drained ${r?.nodeId ?? nodeId}: ${moved} workspace(s) handed off, ${sessions} session(s) moved`);
+  print(
+    terminalLine`drained ${r?.nodeId ?? nodeId}: ${moved} workspace(s) handed off, ${sessions} session(s) moved`,
+  );
 }
 
 export async function rebalanceCommand({ broker, print }: ReplIO): Promise<void> {
@@ -193,7 +197,7 @@ export async function rebalanceCommand({ broker, print }: ReplIO): Promise<void>
   };
   const moved = (r?.moved ?? []) as Array<Record<string, unknown> | string>;
   for (const f of r?.failed ?? [])
-    print(`rebalance: ${f.workspaceId} was not moved from ${f.from} to ${f.to}: ${f.reason}`);
+    print(terminalLine`rebalance: ${f.workspaceId} was not moved from ${f.from} to ${f.to}: ${f.reason}`);
   if (!moved.length) {
     print(
       r?.failed?.length
@@ -213,7 +217,7 @@ export async function rebalanceCommand({ broker, print }: ReplIO): Promise<void>
       rows,
     ),
   );
-  print(`rebalance: ${moved.length} workspace(s) moved`);
+  print(terminalLine`rebalance: ${moved.length} workspace(s) moved`);
 }
 
 /** Commands run one after another: with input piped in (`printf 'cluster\n…' | npm run repl`) the REPL

@@ -10,12 +10,33 @@ export interface Column<Row> {
   right?: boolean;
 }
 
+/**
+ * Text from data (account and chat names, message text, reasons, errors) as one printable line. It
+ * reaches the operator's terminal, where an ESC, BEL or CSI sequence from a tenant or a contact would
+ * act (clear the screen, write the clipboard with OSC 52, retitle the window). Whitespace runs become
+ * one space; every other control character (C0, DEL, C1) is shown as its `\uXXXX` escape, e.g. ESC as
+ * the six characters `\u001b`, so the operator sees that it was there and nothing acts on it.
+ */
+export function terminalText(value: unknown): string {
+  return String(value)
+    .replace(/\s+/g, " ")
+    .replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** A sentence for the console whose every interpolated value goes through terminalText. */
+export function terminalLine(parts: TemplateStringsArray, ...values: unknown[]): string {
+  return parts.reduce(
+    (line, part, i) => line + part + (i < values.length ? terminalText(values[i]) : ""),
+    "",
+  );
+}
+
 function cellText(value: unknown): string {
   if (value === undefined || value === null || value === "") return "-";
-  if (Array.isArray(value)) return value.length ? value.join(",") : "-";
+  if (Array.isArray(value)) return value.length ? terminalText(value.join(",")) : "-";
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (value instanceof Date) return value.toISOString();
-  return String(value).replace(/\s+/g, " ");
+  return terminalText(value);
 }
 
 /** Renders rows as a table with a header and a dashed rule; an empty list prints `empty`. */

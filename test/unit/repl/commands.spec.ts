@@ -172,4 +172,50 @@ describe("repl/commands", () => {
       "error: Cannot list chats: the session is qr [INVALID_STATE 409]",
     );
   });
+
+  it("text from data (names, messages, reasons, errors) reaches the terminal without control characters", async () => {
+    const esc = (text: string) => `${text}\u001b]52;c;aGk=\u0007\u001b[2J`;
+    const shown = (text: string) => `${text}\\u001b]52;c;aGk=\\u0007\\u001b[2J`;
+    let chats: unknown[] = [];
+    const { run } = setup({
+      "accounts.list": () => ({ items: [{ id: "acc_1", name: esc("Shop"), status: "connected" }] }),
+      "accounts.lookup": () => ({
+        id: "acc_1",
+        workspaceId: esc("ws1"),
+        status: "failed",
+        reason: esc("gone"),
+      }),
+      "accounts.qr": () => {
+        throw new InvalidStateError("not scanning");
+      },
+      "accounts.chats": () => ({ items: chats, nextCursor: esc("c") }),
+      "accounts.sendMessage": () => {
+        throw new InvalidStateError(esc("refused"));
+      },
+      [CLUSTER_ACTIONS.rebalance]: () => ({
+        moved: [],
+        failed: [{ workspaceId: "ws1", from: "w1", to: "w2", reason: esc("busy") }],
+      }),
+    });
+    const outputs: Record<string, string> = {
+      accounts: await run("accounts", { workspaceId: "ws1" }),
+      qr: await run("qr", { accountId: "acc_1" }),
+      noChats: await run("chats", { accountId: "acc_1" }),
+      send: await run("send", { accountId: "acc_1", to: "49151", text: ["x"] }),
+      rebalance: await run("rebalance"),
+    };
+    chats = [
+      { id: "1@c.us", name: esc("Eve"), unreadCount: 1, lastMessage: { text: esc("hi"), fromMe: false } },
+    ];
+    outputs.chats = await run("chats", { accountId: "acc_1" });
+    for (const [name, out] of Object.entries(outputs))
+      assert.ok(!/(?!\n)\p{Cc}/u.test(out), `${name}: ${JSON.stringify(out)}`);
+    assert.ok(outputs.accounts.includes(`acc_1  ${shown("Shop")}  `), outputs.accounts);
+    assert.equal(outputs.qr, `account acc_1 is failed (${shown("gone")}): it shows no QR code now`);
+    assert.equal(outputs.noChats, `account acc_1 (workspace ${shown("ws1")}) has no chats`);
+    assert.equal(outputs.send, `error: ${shown("refused")} [INVALID_STATE 409]`);
+    assert.ok(outputs.rebalance.startsWith(`rebalance: ws1 was not moved from w1 to w2: ${shown("busy")}\n`));
+    assert.ok(outputs.chats.includes(shown("Eve")) && outputs.chats.includes(shown("← hi")));
+    assert.ok(outputs.chats.endsWith(`(more: GET …/chats?cursor=${shown("c")})`));
+  });
 });

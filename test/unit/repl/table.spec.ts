@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { formatRecord, formatTable } from "../../../src/repl/table.ts";
+import { formatRecord, formatTable, terminalLine, terminalText } from "../../../src/repl/table.ts";
 
 describe("repl/table", () => {
   const columns = [
@@ -38,5 +38,32 @@ describe("repl/table", () => {
       ]),
       "workspace  ws1\nnode       -\nepoch      3",
     );
+  });
+
+  // What a tenant or a contact may put in a name or a message: OSC 52 (writes the operator's
+  // clipboard), a CSI that clears the screen, BEL, DEL, a C1 CSI, and a NUL.
+  const hostile = "a\u001b]52;c;ZWNobyBoaQ==\u0007b\u001b[2J\u007f\u009b31m\u0000z";
+  const shown = "a\\u001b]52;c;ZWNobyBoaQ==\\u0007b\\u001b[2J\\u007f\\u009b31m\\u0000z";
+  const noControl = (text: string) => assert.ok(!/\p{Cc}/u.test(text), JSON.stringify(text));
+
+  it("control characters in a cell are shown as \\uXXXX escapes, whitespace still collapsed", () => {
+    const out = formatTable(
+      [
+        { title: "name", value: (r: { name: string; tags: string[] }) => r.name },
+        { title: "tags", value: (r: { name: string; tags: string[] }) => r.tags },
+      ],
+      [{ name: hostile + "\t\r\n  end", tags: ["x\u001b[8m", "y"] }],
+    );
+    noControl(out.replaceAll("\n", ""));
+    assert.equal(out.split("\n")[2], `${shown} end  x\\u001b[8m,y`);
+    const record = formatRecord([["name", hostile]]);
+    noControl(record);
+    assert.equal(record, `name  ${shown}`);
+  });
+
+  it("a sentence's interpolated values are made safe the same way, its own text is kept", () => {
+    assert.equal(terminalText(hostile), shown);
+    assert.equal(terminalText("two\nlines\u2028here"), "two lines here");
+    assert.equal(terminalLine`account ${"acc_1"} is ${hostile}: no QR`, `account acc_1 is ${shown}: no QR`);
   });
 });
