@@ -19,7 +19,7 @@ import { randomUUID } from "node:crypto";
 import type { Collection, Db } from "mongodb";
 import { BoundedMap } from "../bounded-map.ts";
 import { idsWithToken, InsertBatcher } from "./insert-batch.ts";
-import { insertedInOrder, isDuplicateKey, retryTransient, upsertById } from "./mongo.ts";
+import { insertedInOrder, isDuplicateKey, retryTransient, storedBefore, upsertById } from "./mongo.ts";
 
 export const EVENTS_COLLECTION = "events";
 
@@ -270,8 +270,10 @@ export class EventsRepo {
               )
             : await this.insertRun(docs, w);
       } catch (err) {
-        // Unknown what landed: the next append reads the highest again.
+        // Unknown what landed past the commands that went through (those are settled as logged): the
+        // next append reads the highest again.
         this.next.delete(workspaceId);
+        docs.slice(0, storedBefore(err)).forEach((doc, k) => batch[done + k].resolve(doc));
         throw err;
       }
       docs.slice(0, inserted).forEach((doc, k) => batch[done + k].resolve(doc));

@@ -79,7 +79,7 @@ export const ORDERED_INSERT_MAX = 100;
 
 /** Inserts `docs` in order (`insert` sends one ordered command, of at most ORDERED_INSERT_MAX) and
  * answers how many went in before the first one refused as a duplicate key (all of them when none
- * was); any other error is thrown. */
+ * was); any other error is thrown, carrying how many earlier commands had stored (`storedBefore`). */
 export async function insertedInOrder<T>(
   docs: T[],
   insert: (chunk: T[]) => Promise<unknown>,
@@ -92,11 +92,21 @@ export async function insertedInOrder<T>(
       done += chunk.length;
     } catch (err) {
       const first = err instanceof MongoBulkWriteError ? [err.writeErrors ?? []].flat()[0] : undefined;
-      if (!first || !isDuplicateKey(first)) throw err;
+      if (!first || !isDuplicateKey(first)) {
+        if (err instanceof Error) Object.assign(err, { storedBefore: done });
+        throw err;
+      }
       return done + first.index;
     }
   }
   return done;
+}
+
+/** How many documents of an insertedInOrder that failed are known stored (the commands before the
+ * one that failed; that one may have stored part of its own). */
+export function storedBefore(err: unknown): number {
+  const n = (err as { storedBefore?: unknown } | null)?.storedBefore;
+  return typeof n === "number" ? n : 0;
 }
 
 /** Errors worth another try: the server was briefly unreachable or busy (FerretDB's SQLite backend

@@ -126,6 +126,29 @@ describe("store/events-repo: per-workspace sequence", function () {
     assert.equal((await r.readAfter("ws5", 0, 1000)).length, 157);
   });
 
+  it("a run whose second insert fails for good settles the events the first stored as logged", async () => {
+    const r = await repo();
+    await r.ensureIndexes();
+    const real = r.col.insertMany.bind(r.col);
+    (r.col as any).insertMany = async (docs: any[], options: any) => {
+      if (docs.length === 49) throw new Error("disk I/O error"); // not transient: no retry
+      return real(docs, options);
+    };
+    // The first append goes alone; the other 149 as one run: 100, then 49 that fail.
+    const appends = Array.from({ length: 150 }, (_, i) =>
+      r.append("ws8", "account.status", { n: i, workspaceId: "ws8" }),
+    );
+    const settled = await Promise.allSettled(appends);
+    const logged = settled.filter((x) => x.status === "fulfilled").map((x) => x.value.seq);
+    assert.deepEqual(
+      logged,
+      Array.from({ length: 101 }, (_, i) => i + 1),
+      "stored, and answered so",
+    );
+    assert.equal(settled.filter((x) => x.status === "rejected").length, 49);
+    assert.equal((await r.readAfter("ws8", 0, 1000)).length, 101);
+  });
+
   it("a run longer than the server's insert batch, refused at its first position, lands nowhere twice", async () => {
     const r = await repo();
     await r.ensureIndexes();
