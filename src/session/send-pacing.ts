@@ -56,11 +56,13 @@ export class SendPacer {
   async turn(accountId: string, now = Date.now()): Promise<PaceSlot> {
     const gap = this.opts.minGapMs;
     if (gap <= 0) return FREE_SLOT;
+    // Forgotten before the lookup: a lane looked up first and then forgotten would be used detached
+    // from the map, and the account's next send would find none and leave at once beside this one.
+    this.forgetPast(now);
     let lane = this.lanes.get(accountId);
     const at = Math.max(now, lane?.plannedAt ?? 0);
     if (at - now > (this.opts.maxWaitMs ?? Infinity))
       throw new SendQueueFullError(accountId, Math.ceil((at - now) / 1000));
-    this.forgetPast(now);
     if (!lane) {
       lane = { plannedAt: 0, allowedAt: 0, tail: Promise.resolve() };
       this.lanes.set(accountId, lane);

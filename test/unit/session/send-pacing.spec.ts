@@ -77,4 +77,21 @@ describe("session/send-pacing", () => {
     (await first).leave(true);
     (await second).leave(true);
   });
+
+  it("with 1024 idle lanes or more, two quick sends of one account still leave the gap apart", async () => {
+    const gap = 100;
+    const pacer = new SendPacer({ minGapMs: gap, random: () => 0 });
+    const start = Date.now();
+    // Enough accounts for the pacer to forget idle lanes, each of which has sent once.
+    for (let i = 0; i < 1024; i++) (await pacer.turn(`acc_${i}`, start)).leave(true);
+    // Later, every lane idle (acc_0's too): acc_0 asks twice, back to back.
+    const later = start + 10 * gap;
+    const first = pacer.turn("acc_0", later);
+    const second = pacer.turn("acc_0", later);
+    (await first).leave(true);
+    const firstLeft = Date.now();
+    (await second).leave(true);
+    const apart = Date.now() - firstLeft;
+    assert.ok(apart >= gap - 1, `the second send left ${apart} ms after the first`);
+  });
 });
