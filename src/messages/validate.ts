@@ -284,10 +284,23 @@ export function checkSendRequest(p: SendRequest, limits: { mediaMaxBytes: number
   return { draft, media };
 }
 
-/** A digest of what a request asks to send: a key reused for another message is refused. */
-export function requestDigest(draft: MessageDraft, media: { data?: Buffer; url?: string } | null): string {
+/**
+ * A digest of what a request asks to send: a key reused for another message is refused. The media's
+ * mimetype and filename count (the same bytes under another name or type are another message). They
+ * follow a NUL, which a parsed URL never holds (the bytes' hash has a fixed length), so no two requests
+ * run together; and they are added only when present, so a request without them keeps the digest it
+ * had before they counted (records stored then still match).
+ */
+export function requestDigest(
+  draft: MessageDraft,
+  media: { data?: Buffer; url?: string; mimetype?: string; filename?: string } | null,
+): string {
   const h = createHash("sha256").update(JSON.stringify(draft));
   if (media?.data) h.update(createHash("sha256").update(media.data).digest());
   if (media?.url) h.update(media.url);
+  if (media && (media.mimetype !== undefined || media.filename !== undefined))
+    h.update("\0").update(
+      JSON.stringify({ mimetype: media.mimetype ?? null, filename: media.filename ?? null }),
+    );
   return h.digest("hex").slice(0, 32);
 }

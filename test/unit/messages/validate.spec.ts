@@ -195,6 +195,42 @@ describe("messages/validate", () => {
     );
   });
 
+  it("the request digest counts the media's mimetype and filename; requests without them keep their digest", () => {
+    const digestOf = (req: SendRequest) => {
+      const { draft, media } = checkSendRequest(req, LIMITS);
+      return requestDigest(draft, media);
+    };
+    const png = PNG.toString("base64");
+    const inline = (media: Record<string, string>) =>
+      digestOf({ to: "1234567", type: "document", media: { base64: png, ...media } as SendRequest["media"] });
+    const report = inline({ mimetype: "application/pdf", filename: "report.pdf" });
+    assert.equal(report, inline({ mimetype: "Application/PDF; q=1", filename: "report.pdf" }), "same file");
+    assert.notEqual(report, inline({ mimetype: "application/pdf", filename: "invoice.pdf" }));
+    assert.notEqual(report, inline({ mimetype: "application/zip", filename: "report.pdf" }));
+    assert.notEqual(report, inline({ mimetype: "application/pdf" }));
+    const url = "https://example.com/a.png";
+    const byUrl = (media: Record<string, string>) =>
+      digestOf({ to: "1234567", type: "image", media: { url, ...media } as SendRequest["media"] });
+    assert.notEqual(byUrl({ filename: "a.png" }), byUrl({ filename: "b.png" }));
+    assert.notEqual(byUrl({ mimetype: "image/png" }), byUrl({ mimetype: "image/jpeg" }));
+    assert.notEqual(byUrl({ mimetype: "image/png" }), byUrl({ filename: "image/png" }));
+    assert.notEqual(byUrl({}), byUrl({ filename: "" }));
+    // Digests stored before the mimetype and filename counted: requests without them still match.
+    assert.equal(
+      requestDigest({ to: "1234567", type: "text", text: "a" }, null),
+      "dc77df2cec3551385368f362ab2aac30",
+    );
+    assert.equal(
+      requestDigest({ to: "1234567", type: "image" }, { data: PNG }),
+      "b45781face52ea00fdcf3ba379f153e3",
+    );
+    assert.equal(
+      requestDigest({ to: "1234567", type: "image", caption: "c" }, { url }),
+      "e08d10c7181b98bbce38c45c9b4a7120",
+    );
+    assert.equal(byUrl({}), requestDigest({ to: "1234567", type: "image" }, { url }));
+  });
+
   it("receipts only move forward", () => {
     assert.ok(ackRank("delivered") > ackRank("sent"));
     assert.ok(ackRank("read") > ackRank("delivered"));
