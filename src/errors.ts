@@ -62,6 +62,21 @@ export class InvalidStateError extends Errors.MoleculerClientError {
   }
 }
 
+export const ERR_SEND_INTERRUPTED = "SEND_INTERRUPTED";
+
+/** The engine's browser went (a stop, a crash, a hand-off) while it was sending: the message may or may
+ * not have left. A keyed send's record turns `uncertain`; it is not sent again under its key. */
+export class SendInterruptedError extends Errors.MoleculerRetryableError {
+  constructor(accountId: string, cause: string) {
+    super(
+      `The session of account '${accountId}' ended while it was sending (${cause}); the message may or may not have been sent`,
+      503,
+      ERR_SEND_INTERRUPTED,
+      { accountId },
+    );
+  }
+}
+
 /** No live owner can serve the workspace right now (failover in progress); retry shortly. */
 export class WorkspaceUnavailableError extends Errors.MoleculerRetryableError {
   constructor(workspaceId: string, reason: string) {

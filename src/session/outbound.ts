@@ -1,6 +1,7 @@
 // Sends on the account's owner, at most once per idempotency key (README, "Sending exactly once").
 // With a key, the record (src/store/idempotency-repo.ts) is written before the engine is called:
-//   recorded → (media fetched) → sending (acknowledged) → engine.send → sent | failed
+//   recorded → (media fetched) → sending (acknowledged) → engine.send → sent | failed | uncertain
+//   (`uncertain`: the engine's browser went mid-send, SEND_INTERRUPTED)
 // Between media and `sending` the send waits for its account's slot (send-pacing.ts), still `recorded`.
 // A request that finds the key answers what the record says; a `recorded` record left by an attempt
 // that is no longer running is taken over and sent (its engine was never called), a `sending` one
@@ -23,6 +24,7 @@ import {
   ERR_INVALID_MEDIA,
   ERR_MEDIA_TYPE_MISMATCH,
   ERR_MEDIA_UNAVAILABLE,
+  ERR_SEND_INTERRUPTED,
   ERR_SEND_QUEUE_FULL,
   ERR_WORKSPACE_UNAVAILABLE,
 } from "../errors.ts";
@@ -213,6 +215,12 @@ export class OutboundSender {
         if (back) queued();
       } else if (REFUSED_BEFORE_SENDING.has(e.type)) {
         await this.release(id, attempt);
+      } else if (e.type === ERR_SEND_INTERRUPTED) {
+        // The browser went mid-send: it may have left. Never sent again under this key; the answer is
+        // what a retry gets, `uncertain`.
+        const error = { type: e.type, message: e.message, code: e.code };
+        await retryTransient(() => idempotency.move(id, attempt, ["sending"], "uncertain", { error }));
+        return resultOf((await idempotency.byId(id))!, false);
       } else {
         const error = { type: e.type || "SEND_FAILED", message: e.message, code: e.code || 500 };
         await retryTransient(() =>

@@ -76,6 +76,10 @@ export interface Standin {
   served: number;
   /** What the pages sent (messages and reactions), oldest first, as WhatsApp would have received it. */
   readonly sent: readonly StandinSent[];
+  /** While true, media uploads are taken in and never answered (a send stays in its upload). */
+  holdUploads: boolean;
+  /** Uploads held unanswered so far. */
+  readonly heldUploads: number;
   close(): Promise<void>;
 }
 
@@ -311,6 +315,8 @@ export async function startWhatsappStandin(opts: StandinOptions): Promise<Standi
     chromiumArgs: [],
     served: 0,
     sent,
+    holdUploads: false,
+    heldUploads: 0,
     get listeners() {
       return streams.size;
     },
@@ -347,6 +353,12 @@ export async function startWhatsappStandin(opts: StandinOptions): Promise<Standi
       streams.set(res, phone);
       if (phone) maxBrowsers.set(phone, Math.max(maxBrowsers.get(phone) ?? 0, browsersOf(phone)));
       res.on("close", () => streams.delete(res));
+      return;
+    }
+    if (req.method === "POST" && req.url === "/standin/upload" && standin.holdUploads) {
+      (standin as { heldUploads: number }).heldUploads++;
+      held.add(res); // never answered
+      res.on("close", () => held.delete(res));
       return;
     }
     if (req.method === "POST" && (req.url === "/standin/upload" || req.url === "/standin/sent")) {

@@ -6,7 +6,7 @@ import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type wweb from "whatsapp-web.js";
-import { InvalidStateError } from "../../errors.ts";
+import { InvalidStateError, SendInterruptedError } from "../../errors.ts";
 import type { FailureReason } from "../../lifecycle/states.ts";
 import type { EngineOptions, StopOptions } from "../base.ts";
 import { ProfileAuthStrategy } from "./auth.ts";
@@ -162,8 +162,16 @@ export class WebjsEngine extends WebjsSessionEvents {
     if (this.phase !== "connected" || !client) {
       throw new InvalidStateError(`Cannot send a message: the session is ${this.phase}`);
     }
+    const gen = this.generation;
     const { MessageMedia, Location } = (await import("whatsapp-web.js")).default;
-    return sendThrough(client, message, { MessageMedia, Location });
+    try {
+      return await sendThrough(client, message, { MessageMedia, Location });
+    } catch (err) {
+      // The browser went mid-send (a stop, a crash, a hand-off): it may have left already.
+      if (gen !== this.generation || this.client !== client)
+        throw new SendInterruptedError(this.opts.accountId, (err as Error).message);
+      throw err;
+    }
   }
 
   protected connectedClient(what: string): wweb.Client {

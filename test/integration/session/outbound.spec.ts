@@ -7,7 +7,7 @@ import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { Errors } from "moleculer";
 import { MongoClient, type Db } from "mongodb";
-import { InvalidStateError } from "../../../src/errors.ts";
+import { InvalidStateError, SendInterruptedError } from "../../../src/errors.ts";
 import { checkSendRequest, requestDigest } from "../../../src/messages/validate.ts";
 import type { OutboundMessage, OwnerSend } from "../../../src/messages/types.ts";
 import { OutboundSender } from "../../../src/session/outbound.ts";
@@ -157,5 +157,18 @@ describe("session/outbound: engine failures and idempotency records", function (
       },
     );
     assert.equal(engineCalls.length, 2);
+  });
+
+  it("the engine's browser gone mid-send (SEND_INTERRUPTED): `uncertain`, answered so, never sent again", async () => {
+    engineError = new SendInterruptedError("acc_1", "Protocol error: Target closed");
+    const s = sender();
+    const first = await s.send(request("k5"));
+    assert.deepEqual([first.id, first.status, first.error?.type], [null, "uncertain", "SEND_INTERRUPTED"]);
+    const rec = await db.collection("idempotency").findOne({ _id: "acc_1|k5" as never });
+    assert.equal(rec?.state, "uncertain");
+    engineError = null;
+    const again = await s.send(request("k5"));
+    assert.deepEqual([again.status, again.duplicate], ["uncertain", true]);
+    assert.equal(engineCalls.length, 1, "not sent again");
   });
 });

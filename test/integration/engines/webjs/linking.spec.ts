@@ -143,6 +143,29 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       );
     });
 
+    it("a stop in the middle of a send (its upload under way) rejects it SEND_INTERRUPTED: it may have left", async () => {
+      const s = await standin("qr");
+      const { engine, first } = makeEngine({ chromiumArgs: s.chromiumArgs });
+      await engine.start();
+      await first("qr");
+      s.command({ type: "scan", phoneNumber: "4915112345671", pushName: "Dan" });
+      await first("ready");
+      s.holdUploads = true;
+      const sending = engine.send({
+        to: "4915199999997",
+        type: "document",
+        media: { data: Buffer.from("%PDF-1.4 held"), mimetype: "application/pdf", filename: "a.pdf" },
+      });
+      const outcome = sending.then(
+        () => "sent",
+        (err: { type?: string }) => err.type ?? String(err),
+      );
+      await waitFor(() => s.heldUploads > 0, { what: "the upload under way" });
+      await engine.stop({ force: true });
+      assert.equal(await outcome, "SEND_INTERRUPTED");
+      assert.equal(s.sent.length, 0);
+    });
+
     it("a stop saves the profile; a new engine restores it and connects without a QR; the phone's logout ends it", async () => {
       const s = await standin("qr");
       const a = makeEngine({ chromiumArgs: s.chromiumArgs });
