@@ -30,7 +30,7 @@ export async function prepareSend(
 ): Promise<{ owner: OwnerSend } | { answer: SendResult }> {
   const { draft, media } = checkSendRequest(p, { mediaMaxBytes: deps.mediaMaxBytes });
   const key = p.idempotencyKey ?? p.clientId;
-  const digest = requestDigest(draft, media?.kind === "inline" ? { data: media.data } : media);
+  const digest = requestDigest(draft, media);
   if (media?.kind === "url") {
     const refused = await refusedHost(new URL(media.url), deps.policy);
     if (refused) throw new UrlNotAllowedError(media.url, refused);

@@ -76,6 +76,28 @@ describe("messages: idempotency", function () {
     assert.equal(sentTexts("changed"), 0);
   });
 
+  it("a key reused for the same file under another name → 422 IDEMPOTENCY_KEY_REUSED", async () => {
+    const k = fresh();
+    const doc = (filename: string) => ({
+      to: "4915100000002",
+      type: "document",
+      media: {
+        base64: Buffer.from("%PDF-1.4 one file").toString("base64"),
+        mimetype: "application/pdf",
+        filename,
+      },
+    });
+    const first = await send(gc.gw, key, account.id, doc("a.pdf"), { "Idempotency-Key": k });
+    assert.equal(first.status, 200, String(first.body));
+    const same = await send(gc.gw, key, account.id, doc("a.pdf"), { "Idempotency-Key": k });
+    assert.equal(same.json.duplicate, true);
+    assertError(
+      await send(gc.gw, key, account.id, doc("b.pdf"), { "Idempotency-Key": k }),
+      422,
+      "IDEMPOTENCY_KEY_REUSED",
+    );
+  });
+
   it("one key used at once for different messages: one is sent, every other → 422 IDEMPOTENCY_KEY_REUSED", async () => {
     const k = fresh();
     const answers = await Promise.all(
