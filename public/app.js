@@ -28,6 +28,9 @@
     socket: null,
     /** Cursor of the newest logged event seen on the socket: where a reconnect resumes. */
     cursor: null,
+    /** The page's own reconnect of a socket socket.io-client gave up on: its timer and attempts. */
+    retryTimer: 0,
+    retries: 0,
     /** @type {[string, Function][]} Socket.IO events other scripts listen to (see window.Switchboard). */
     socketListeners: [],
   };
@@ -87,6 +90,40 @@
 
   // ---- socket ----
 
+  /** The page's reconnect delay: doubling from 1 s up to 30 s (socket.io-client's own stays ≤ 5 s). */
+  const RETRY_FIRST_MS = 1000;
+  const RETRY_MAX_MS = 30000;
+
+  /** A refused handshake no retry can fix: the key is unknown, revoked or may not open a socket. */
+  function isKeyRefused(err) {
+    const data = (err && err.data) || {};
+    return (
+      data.type === "UNAUTHORIZED" || data.type === "FORBIDDEN" || data.code === 401 || data.code === 403
+    );
+  }
+
+  /** socket.io-client does not reconnect after a refused handshake or a server-side disconnect (the
+   * socket is then not `active`): the page does, later, unless it signed out or connected meanwhile.
+   * A `retryAfter` (seconds) the server sent with a refusal is waited at least. */
+  function reconnectLater(socket, why, retryAfterSec) {
+    clearTimeout(state.retryTimer);
+    const backoff = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** state.retries);
+    // Jitter, so pages refused together (a gateway that was starting) do not come back together.
+    const jittered = backoff * (0.5 + Math.random() / 2);
+    const delay = Math.max(jittered, typeof retryAfterSec === "number" ? retryAfterSec * 1000 : 0);
+    state.retries++;
+    setConnection(`${why} Retrying in ${Math.ceil(delay / 1000)} s…`, "error");
+    state.retryTimer = setTimeout(() => {
+      if (state.socket === socket && !socket.active) socket.connect();
+    }, delay);
+  }
+
+  /** A key the server no longer takes: the page signs out and says why next to the key field. */
+  function signOutBecause(message) {
+    signOut();
+    el.keyError.textContent = message;
+  }
+
   function connectSocket() {
     if (typeof window.io !== "function") {
       setConnection("Live updates unavailable (socket.io client did not load)", "error");
@@ -108,10 +145,32 @@
         state.cursor = cursor;
     });
     state.socket = socket;
+    state.retries = 0;
     setConnection("Connecting…", "idle");
-    socket.on("connect", () => setConnection("Live", "live"));
-    socket.on("disconnect", () => setConnection("Reconnecting…", "error"));
-    socket.on("connect_error", (err) => setConnection(`Live updates failed: ${err.message}`, "error"));
+    socket.on("connect", () => {
+      clearTimeout(state.retryTimer);
+      state.retries = 0;
+      setConnection("Live", "live");
+    });
+    socket.on("disconnect", (reason) => {
+      if (state.socket !== socket) return;
+      // "io client disconnect" is this page signing out; a dropped transport reconnects by itself.
+      if (socket.active) setConnection("Reconnecting…", "error");
+      else if (reason === "io server disconnect") reconnectLater(socket, "The server closed the connection.");
+    });
+    socket.on("connect_error", (err) => {
+      if (state.socket !== socket) return;
+      if (socket.active) setConnection(`Reconnecting… (${err.message})`, "error");
+      else if (isKeyRefused(err))
+        signOutBecause(`This key is no longer accepted (${err.message}). Sign in with a valid key.`);
+      else reconnectLater(socket, `Live updates failed: ${err.message}.`, err.data && err.data.retryAfter);
+    });
+    socket.on("auth.revoked", (payload) => {
+      if (state.socket !== socket) return;
+      signOutBecause(
+        `${(payload && payload.message) || "This API key was revoked"}. Sign in with another key.`,
+      );
+    });
     for (const [name, listener] of Object.entries(accountsView.events)) socket.on(name, listener);
     for (const [name, listener] of state.socketListeners) socket.on(name, listener);
   }
@@ -155,6 +214,7 @@
   }
 
   function signOut() {
+    clearTimeout(state.retryTimer);
     if (state.socket) state.socket.disconnect();
     state.socket = null;
     state.cursor = null;

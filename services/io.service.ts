@@ -17,8 +17,8 @@
 //   cache's few seconds;
 // - wrong keys count against the client address's failed-auth limit, shared with REST.
 // Start and stop: both services are created before either starts, so the api's HTTP server exists when
-// Socket.IO attaches to it; on stop Socket.IO closes its sockets and engine only, and the api service
-// closes the server (whose close waits for those sockets to end).
+// Socket.IO attaches to it; on stop Socket.IO closes its engine's connections only (clients reconnect),
+// and the api service closes the server (whose close waits for those connections to end).
 import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
 import SocketIOService from "moleculer-io";
 import type { Server as HttpServer } from "node:http";
@@ -409,7 +409,9 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
     // Runs before moleculer-io's `stopped`, whose `io.close()` would also close the api's HTTP server.
     const io = this.io;
     this.io = undefined;
-    io?.disconnectSockets(true);
+    // Closes every connection at once without a DISCONNECT packet: clients see "transport close" and
+    // reconnect by themselves (to this gateway once it is back, or another one). `disconnectSockets`
+    // would tell them the server let them go, after which socket.io-client never reconnects.
     io?.engine.close();
   },
 };

@@ -5,6 +5,7 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { io as connectSocket } from "socket.io-client";
 import { chromiumBaseFlags } from "../../src/engines/webjs/flags.ts";
 import { testConfig } from "../support/cluster.ts";
 import { testEnv } from "../support/env.ts";
@@ -435,6 +436,89 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     assert.deepEqual(pageErrors, []);
     await page.close();
     await sb.rest("DELETE", `/api/v1/accounts/${created.id}`, key);
+  });
+
+  /** Records every state `#connection` takes from now on (in `window.__connectionStates`). */
+  const recordConnectionStates = (page: Page) =>
+    page.evaluate(() => {
+      const w = window as unknown as { __connectionStates: string[] };
+      const connection = document.getElementById("connection")!;
+      w.__connectionStates = [];
+      new MutationObserver(() => w.__connectionStates.push(connection.dataset.state ?? "")).observe(
+        connection,
+        { attributes: true, attributeFilter: ["data-state"] },
+      );
+    });
+  /** Resolves once `#connection` went out of "live" and is "live" again. */
+  const liveAgain = (page: Page) =>
+    page.waitForFunction(
+      () => {
+        const states = (window as unknown as { __connectionStates: string[] }).__connectionStates;
+        return states.includes("error") && states.at(-1) === "live";
+      },
+      { timeout: 20000 },
+    );
+
+  it("the gateway stops and comes back: the page is live again by itself", async () => {
+    const key = await sb.workspaceKey(`back${randomBytes(3).toString("hex")}`);
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on("pageerror", (err) => pageErrors.push(String(err)));
+    await signIn(page, sb.baseUrl, key);
+    await page.waitForSelector('#connection[data-state="live"]');
+    await recordConnectionStates(page);
+
+    await sb.restartGateway();
+    await liveAgain(page);
+    assert.equal(await text(page, "#connection"), "Live");
+    assert.deepEqual(pageErrors, []);
+    await page.close();
+  });
+
+  it("a refused connection (the workspace's sockets are all open) is retried until it is let in", async () => {
+    const ws = `full${randomBytes(3).toString("hex")}`;
+    await sb.rest("PUT", `/api/v1/workspaces/${ws}/quotas`, sb.adminKey, { sockets: 1 });
+    const key = await sb.workspaceKey(ws);
+    // Another client holds the workspace's only socket.
+    const other = connectSocket(sb.baseUrl, { auth: { token: key }, transports: ["websocket"] });
+    try {
+      await new Promise((resolve, reject) => {
+        other.once("accounts.snapshot", resolve);
+        other.once("connect_error", reject);
+      });
+      const page = await browser.newPage();
+      await signIn(page, sb.baseUrl, key);
+      await page.waitForFunction(() =>
+        /Retrying in/.test(document.getElementById("connection")!.textContent!),
+      );
+      assert.match(await text(page, "#connection"), /^Live updates failed: .*quota.* Retrying in \d+ s…$/);
+      other.close();
+      await page.waitForSelector('#connection[data-state="live"]', { timeout: 15000 });
+      await page.close();
+    } finally {
+      other.close();
+    }
+  });
+
+  it("a revoked key signs the page out and says why", async () => {
+    const ws = `rev${randomBytes(3).toString("hex")}`;
+    const { key, keyId } = await sb.rest<{ key: string; keyId: string }>(
+      "POST",
+      `/api/v1/workspaces/${ws}/keys`,
+      sb.adminKey,
+      {},
+    );
+    const page = await browser.newPage();
+    await signIn(page, sb.baseUrl, key);
+    await page.waitForSelector('#connection[data-state="live"]');
+
+    await sb.rest("DELETE", `/api/v1/workspaces/${ws}/keys/${keyId}`, sb.adminKey);
+    await page.waitForSelector("#sign-in:not([hidden])");
+    assert.match(await text(page, "#key-error"), /revoked/);
+    assert.equal(await text(page, "#connection"), "Signed out");
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0, "the key is no longer kept");
+    assert.equal(await page.$eval("#workspace", (el) => (el as HTMLElement).hidden), true);
+    await page.close();
   });
 
   it("the admin key shows the cluster: nodes, sessions per node, placement of a workspace", async () => {

@@ -35,6 +35,9 @@ export interface RunningSwitchboard {
   rest<T = any>(method: string, path: string, key: string, body?: unknown): Promise<T>;
   /** A new workspace key (admin route). */
   workspaceKey(workspaceId: string): Promise<string>;
+  /** Stops the gateway node and starts a new one on the same port (`gateway` is then the new one):
+   * an open page keeps its address, as with a gateway process restarted in place. */
+  restartGateway(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,9 +52,12 @@ export async function startSwitchboard(opts: SwitchboardOptions = {}): Promise<R
   const adminKey = `admin-${randomBytes(16).toString("hex")}`;
   const cluster = new TestCluster({ adminApiKey: adminKey, ...opts.shared }, opts.name ?? "e2e");
   const workerIds = Array.from({ length: opts.workers ?? 2 }, (_, i) => `worker-${i + 1}`);
-  const gatewayOverrides = { services: ["api", "io", "accounts"], port: 0 };
-  const gatewayService = createApiService(cluster.config("gateway", gatewayOverrides));
-  const gateway = cluster.node("gateway", [gatewayService, IoService, AccountsService], gatewayOverrides);
+  const gatewayNode = (port: number) => {
+    const overrides = { services: ["api", "io", "accounts"], port };
+    const api = createApiService(cluster.config("gateway", overrides));
+    return cluster.node("gateway", [api, IoService, AccountsService], overrides);
+  };
+  const gateway = gatewayNode(0);
   const workers = workerIds.map((id) => cluster.node(id, [SessionService], { services: ["session"] }));
   try {
     await cluster.start();
@@ -74,7 +80,8 @@ export async function startSwitchboard(opts: SwitchboardOptions = {}): Promise<R
     await cluster.stop();
     throw err;
   }
-  const baseUrl = `http://127.0.0.1:${boundPort(gateway.getLocalService("api")!)}`;
+  const port = boundPort(gateway.getLocalService("api")!);
+  const baseUrl = `http://127.0.0.1:${port}`;
 
   async function rest<T>(method: string, path: string, key: string, body?: unknown): Promise<T> {
     const res = await fetch(baseUrl + path, {
@@ -96,7 +103,7 @@ export async function startSwitchboard(opts: SwitchboardOptions = {}): Promise<R
     return data as T;
   }
 
-  return {
+  const running: RunningSwitchboard = {
     cluster,
     gateway,
     workers,
@@ -107,6 +114,14 @@ export async function startSwitchboard(opts: SwitchboardOptions = {}): Promise<R
       const r = await rest<{ key: string }>("POST", `/api/v1/workspaces/${workspaceId}/keys`, adminKey, {});
       return r.key;
     },
+    async restartGateway() {
+      const stopped = running.gateway;
+      await stopped.stop();
+      cluster.brokers.splice(cluster.brokers.indexOf(stopped), 1);
+      running.gateway = gatewayNode(port);
+      await cluster.start();
+    },
     stop: () => cluster.stop(),
   };
+  return running;
 }

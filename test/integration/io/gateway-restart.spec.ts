@@ -1,0 +1,74 @@
+// A gateway that stops closes its Socket.IO connections without telling the clients they were let go:
+// socket.io-client then reconnects by itself ("transport close"), here to the same gateway once it is
+// back on its port. A server-side disconnect ("io server disconnect") would leave the client idle for good.
+import { strict as assert } from "node:assert";
+import type { ServiceBroker } from "moleculer";
+import AccountsService from "../../../services/accounts.service.ts";
+import { createApiService } from "../../../services/api.service.ts";
+import IoService from "../../../services/io.service.ts";
+import SessionService from "../../../services/session.service.ts";
+import { TestCluster, type ConfigOverrides } from "../../support/cluster.ts";
+import { waitFor } from "../../support/wait.ts";
+import { RecordingSocket, Rest, gatewayPort } from "./support.ts";
+
+const ADMIN = "io-restart-admin-key-of-32-chars!!";
+
+describe("io: a gateway stop and restart", function () {
+  this.timeout(60000);
+  let cluster: TestCluster;
+  const sockets: RecordingSocket[] = [];
+
+  const gateway = (port: number): ServiceBroker => {
+    const overrides: ConfigOverrides = { services: ["api", "io", "accounts"], port };
+    return cluster.node(
+      "gw",
+      [createApiService(cluster.config("gw", overrides)), IoService, AccountsService],
+      overrides,
+    );
+  };
+
+  before(async () => {
+    cluster = new TestCluster({ adminApiKey: ADMIN }, "iorestart");
+    gateway(0);
+    cluster.node("w1", [SessionService], { services: ["session"] });
+    await cluster.start();
+  });
+
+  after(async () => {
+    for (const s of sockets) s.close();
+    await cluster?.stop();
+  });
+
+  it("a client sees a transport close, not a server disconnect, and is live again once the gateway is back", async () => {
+    const gw = cluster.brokers[0];
+    const port = gatewayPort(gw);
+    const url = `http://127.0.0.1:${port}`;
+    const { key } = await new Rest(url).ok("POST", "/api/v1/workspaces/back/keys", ADMIN, {});
+    const s = new RecordingSocket(url, { token: key }, "back", {
+      reconnection: true,
+      reconnectionDelay: 100,
+      reconnectionDelayMax: 500,
+    });
+    sockets.push(s);
+    await s.ready();
+    let snapshots = 0;
+    s.socket.on("accounts.snapshot", () => snapshots++);
+    const gone = new Promise<string>((resolve) => s.socket.once("disconnect", resolve));
+
+    const stopping = Date.now();
+    await gw.stop();
+    const stopMs = Date.now() - stopping;
+    assert.equal(await gone, "transport close");
+    assert.equal(s.socket.active, true, "socket.io-client keeps reconnecting by itself");
+    assert.ok(stopMs < 5000, `the gateway stopped in ${stopMs} ms with a socket open`);
+
+    // A new gateway node on the same port (the stopped broker leaves the cluster's list).
+    cluster.brokers.splice(cluster.brokers.indexOf(gw), 1);
+    gateway(port);
+    await cluster.start();
+    await waitFor(() => s.socket.connected && snapshots === 1, {
+      what: "the client reconnected to the restarted gateway and got a fresh snapshot",
+      timeoutMs: 15000,
+    });
+  });
+});
