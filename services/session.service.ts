@@ -316,8 +316,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     });
     this.outbound = openOutbound(this.db, cfg, {
       fence: (ws) => this.workerNode?.ownership.current(ws) ?? null,
-      engineSend: async (accountId, message) =>
-        (await this.runtime.drive(accountId, (e) => e.send(message))).result,
+      engineSend: (accountId, message) => this.runtime.send(accountId, message),
       logger: this.logger,
       onQueueDepth: (depth) => this.broker.metrics.set(METRICS.sendQueue, depth),
     });

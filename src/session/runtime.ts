@@ -2,6 +2,7 @@
 // them, and the node's start queue with its concurrency limit.
 import type { AccountDoc, QrView } from "../accounts/types.ts";
 import type { Engine } from "../engines/base.ts";
+import type { OutboundMessage } from "../messages/types.ts";
 import { resolveEngine } from "../engines/index.ts";
 import { NotOwnerError, WorkspaceUnavailableError } from "../errors.ts";
 import { awaitsStart, type AccountStatus } from "../lifecycle/states.ts";
@@ -283,6 +284,13 @@ export class SessionRuntime {
     const s = this.sessions.get(accountId);
     if (!s) throw noEngineError(accountId, null);
     return s.drive(op);
+  }
+
+  /** Sends through the account's engine (Session.send); InvalidStateError when none runs here (yet). */
+  async send(accountId: string, message: OutboundMessage): Promise<{ id: string }> {
+    const s = this.sessions.get(accountId);
+    if (!s) throw noEngineError(accountId, null);
+    return s.send(message);
   }
 
   /** Saves the account's auth state now (before a hand-off); the engine must be running here. */

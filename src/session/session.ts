@@ -3,6 +3,7 @@
 // itself, or fenced out when another owner took the account.
 import type { AccountDoc, QrView } from "../accounts/types.ts";
 import type { Engine, EngineOptions } from "../engines/base.ts";
+import type { OutboundMessage } from "../messages/types.ts";
 import { resolveEngine } from "../engines/index.ts";
 import { InvalidStateError, NotOwnerError } from "../errors.ts";
 import { type AccountStatus, type FailureReason, isFailureReason } from "../lifecycle/states.ts";
@@ -214,6 +215,13 @@ export class Session implements PipelineSession {
     const result = await op(this.engine);
     await this.pipeline.settled();
     return { result, status: this.status };
+  }
+
+  /** Sends through the engine. Unlike drive(), the answer does not wait for the session's other
+   * changes (a busy chat's incoming messages and their media) to be applied first. */
+  async send(message: OutboundMessage): Promise<{ id: string }> {
+    if (!this.engine) throw noEngineError(this.accountId, this.status);
+    return this.engine.send(message);
   }
 
   /** Marks the session closed; its pipeline may still apply a forced change. */
