@@ -124,6 +124,21 @@
     el.keyError.textContent = message;
   }
 
+  /** The replay of a reconnect stopped at its cap (`events.resume_more`, or a resume answered `more`):
+   * asks for the rest; live events follow once the page has it all. Over the socket calls quota it asks
+   * again later (the socket stays out of live events meanwhile). A disconnect ends the chain: the
+   * reconnect resumes from the newest cursor the page saw. */
+  function resumeFrom(socket, cursor, attempt = 0) {
+    if (state.socket !== socket || !socket.connected || typeof cursor !== "string") return;
+    socket.emit("resume", cursor, (err, res) => {
+      if (state.socket !== socket) return;
+      if (err && err.type === "QUOTA_EXCEEDED") {
+        const wait = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** attempt);
+        setTimeout(() => resumeFrom(socket, cursor, attempt + 1), wait);
+      } else if (!err && res && res.more) resumeFrom(socket, res.nextCursor);
+    });
+  }
+
   function connectSocket() {
     if (typeof window.io !== "function") {
       setConnection("Live updates unavailable (socket.io client did not load)", "error");
@@ -171,6 +186,7 @@
         `${(payload && payload.message) || "This API key was revoked"}. Sign in with another key.`,
       );
     });
+    socket.on("events.resume_more", (more) => resumeFrom(socket, more && more.nextCursor));
     for (const [name, listener] of Object.entries(accountsView.events)) socket.on(name, listener);
     for (const [name, listener] of state.socketListeners) socket.on(name, listener);
   }

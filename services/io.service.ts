@@ -9,8 +9,11 @@
 // - `accounts.snapshot` carries `cursor` when this gateway has relayed an event of the workspace: the
 //   newest it relayed before reading the snapshot, where a client that reconnects later resumes;
 // - resume: a socket that passes a cursor (handshake `auth: {token, after}`, or `emit("resume", after,
-//   cb)` later) first gets every logged event after it (accounts.events), then live events; held
-//   live events the replay already emitted are dropped by seq, so each reaches it once;
+//   cb)` later) first gets the logged events after it (accounts.events), then live events; held
+//   live events the replay already emitted are dropped by seq, so each reaches it once. Each replay is
+//   a socket call (the calls quota) and sends at most REPLAY_MAX_PAGES pages: one that stops there
+//   says where to continue (`events.resume_more` at connect, `more` in a resume's answer) and the
+//   socket gets live events only after a replay that reached the end of the log;
 // - `call` → whitelisted `accounts.*` actions with the socket's workspace forced;
 // - a revoked key (`apikeys.revoked`) loses its open sockets; every SOCKET_KEY_CHECK_MS the keys of
 //   open sockets are checked again, so a missed broadcast delays that by one period plus the key
@@ -55,9 +58,9 @@ interface IoThis extends Service {
   relayAccountEvent(event: RelayedEvent, payload: unknown): void;
   onSocketConnected(socket: Socket): Promise<void>;
   connectPhase(socket: Socket): Promise<void>;
-  replayInPlace(socket: Socket, after: unknown): Promise<{ nextCursor: string }>;
-  replay(socket: Socket, after: unknown): Promise<{ upTo: number; nextCursor: string }>;
-  resume(socket: Socket, after: unknown): Promise<{ nextCursor: string }>;
+  replayInPlace(socket: Socket, after: unknown): Promise<ResumeAnswer>;
+  replay(socket: Socket, after: unknown): Promise<Replayed>;
+  resume(socket: Socket, after: unknown): Promise<ResumeAnswer>;
   callFromSocket(socket: Socket, action: unknown, params: unknown): Promise<unknown>;
   disconnectKey(keyId: string): void;
   recheckSocketKeys(): Promise<void>;
@@ -81,6 +84,19 @@ interface ApiHost {
 
 type Respond = (err: unknown, res?: unknown) => void;
 
+/** What one replay sent: up to which seq, and whether it stopped at its page cap with more to come. */
+interface Replayed {
+  upTo: number;
+  nextCursor: string;
+  more: boolean;
+}
+
+/** A resume's answer: continue from `nextCursor` with another `resume` while `more`. */
+interface ResumeAnswer {
+  nextCursor: string;
+  more: boolean;
+}
+
 /** Socket.IO `call` handler; `this` is the socket (moleculer-io sets `socket.$service`). */
 async function onSocketCall(
   this: Socket,
@@ -102,7 +118,7 @@ async function onSocketCall(
   }
 }
 
-/** Socket.IO `resume` handler: `emit("resume", after, cb)` → `cb(null, {nextCursor})` once replayed. */
+/** Socket.IO `resume` handler: `emit("resume", after, cb)` → `cb(null, {nextCursor, more})` once replayed. */
 async function onSocketResume(this: Socket, after: unknown, respond?: unknown): Promise<void> {
   const reply = typeof respond === "function" ? (respond as Respond) : undefined;
   const svc = (this as Socket & { $service: IoThis }).$service;
@@ -115,6 +131,9 @@ async function onSocketResume(this: Socket, after: unknown, respond?: unknown): 
 
 /** Events read per replay call. */
 const REPLAY_PAGE = 500;
+/** Pages one replay sends at most (2,000 events), so a replay, counted as one socket call, is bounded
+ * work; a longer log is continued by another `resume`. */
+const REPLAY_MAX_PAGES = 4;
 
 /**
  * Runs `task` once the socket's earlier replay (its connect phase, a resume) has ended: two at once
@@ -285,31 +304,37 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         socket.emit("accounts.snapshot_error", errorShape(err));
       }
       const after = (socket.handshake.auth as { after?: unknown } | undefined)?.after;
-      let replayedUpTo: number | null = null;
+      let replayed: Replayed | null = null;
       if (after !== undefined && after !== null && socket.connected) {
         try {
-          replayedUpTo = (await this.replay(socket, after)).upTo;
+          // As much a socket call as a `resume`: reconnecting with a cursor is no way around the quota.
+          await this.admitCall(workspaceId);
+          replayed = await this.replay(socket, after);
         } catch (err) {
           socket.emit("events.resume_error", errorShape(err));
         }
       }
       const held = this.snapshotHold.release(workspaceId, socket.id);
-      const missed = withoutReplayed(withoutQrsInSnapshot(held, items), replayedUpTo);
       if (!socket.connected) return;
+      if (replayed?.more) {
+        // The log goes on past the replay's cap: the client continues with `resume`, and live events
+        // start only once it has it all (they come after the log, each once).
+        socket.emit("events.resume_more", { nextCursor: replayed.nextCursor });
+        return;
+      }
+      const missed = withoutReplayed(withoutQrsInSnapshot(held, items), replayed?.upTo ?? null);
       for (const held of missed) socket.emit(held.event, held.payload);
       // Synchronously after the flush: no event can fall between the two.
       socket.join(roomOf(workspaceId));
     },
 
-    /** Emits every logged event after `after` to the socket, page by page; returns the last seq sent. */
-    async replay(
-      this: IoThis,
-      socket: Socket,
-      after: unknown,
-    ): Promise<{ upTo: number; nextCursor: string }> {
+    /** Emits the logged events after `after` to the socket, page by page, at most REPLAY_MAX_PAGES;
+     * returns the last seq sent and whether it stopped at the cap (a full last page: there may be more). */
+    async replay(this: IoThis, socket: Socket, after: unknown): Promise<Replayed> {
       const { workspaceId, keyId } = principalOf(socket);
       let cursor = typeof after === "number" ? String(after) : after;
-      for (;;) {
+      let more = false;
+      for (let pages = 1; ; pages++) {
         const page = await this.broker.call<
           { items: { event: string; payload: unknown }[]; nextCursor: string },
           { workspaceId: string; after: unknown; limit: number }
@@ -321,25 +346,31 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         for (const item of page.items) socket.emit(item.event, item.payload);
         cursor = page.nextCursor;
         if (page.items.length < REPLAY_PAGE || !socket.connected) break;
+        if (pages >= REPLAY_MAX_PAGES) {
+          more = true;
+          break;
+        }
         // A client that does not read: the next page waits until this one left (memory stays bounded).
         await written(socket);
       }
-      return { upTo: Number(cursor), nextCursor: String(cursor) };
+      return { upTo: Number(cursor), nextCursor: String(cursor), more };
     },
 
     /** A resume on an open socket: out of its room while the log is replayed, live events held meanwhile.
      * A socket call (the calls quota), run after the connect phase and any earlier resume. */
-    async resume(this: IoThis, socket: Socket, after: unknown): Promise<{ nextCursor: string }> {
+    async resume(this: IoThis, socket: Socket, after: unknown): Promise<ResumeAnswer> {
       const { workspaceId } = principalOf(socket);
       await this.admitCall(workspaceId);
       return oneReplayAtATime(socket, () => this.replayInPlace(socket, after));
     },
 
-    async replayInPlace(this: IoThis, socket: Socket, after: unknown): Promise<{ nextCursor: string }> {
+    /** Back in its room once the replay reached the end of the log; one stopped at its cap leaves the
+     * socket out (live events wait for the client's next `resume`). */
+    async replayInPlace(this: IoThis, socket: Socket, after: unknown): Promise<ResumeAnswer> {
       const { workspaceId } = principalOf(socket);
       this.snapshotHold.hold(workspaceId, socket.id);
       socket.leave(roomOf(workspaceId));
-      let replayed: { upTo: number; nextCursor: string } | null = null;
+      let replayed: Replayed | null = null;
       try {
         replayed = await this.replay(socket, after);
       } finally {
@@ -347,12 +378,12 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
           this.snapshotHold.release(workspaceId, socket.id),
           replayed?.upTo ?? null,
         );
-        if (socket.connected) {
+        if (socket.connected && !replayed?.more) {
           for (const held of missed) socket.emit(held.event, held.payload);
           socket.join(roomOf(workspaceId));
         }
       }
-      return { nextCursor: replayed.nextCursor };
+      return { nextCursor: replayed.nextCursor, more: replayed.more };
     },
 
     async admitCall(this: IoThis, workspaceId: string): Promise<void> {

@@ -5,7 +5,9 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { MongoClient } from "mongodb";
 import { io as connectSocket } from "socket.io-client";
+import { EventsRepo } from "../../src/store/events-repo.ts";
 import { chromiumBaseFlags } from "../../src/engines/webjs/flags.ts";
 import { testConfig } from "../support/cluster.ts";
 import { testEnv } from "../support/env.ts";
@@ -473,6 +475,56 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     assert.equal(await text(page, "#connection"), "Live");
     assert.deepEqual(pageErrors, []);
     await page.close();
+  });
+
+  it("back after a long absence: the page asks for the log past one replay's cap, then is live", async () => {
+    const ws = `long${randomBytes(3).toString("hex")}`;
+    const key = await sb.workspaceKey(ws);
+    const created = await sb.rest<{ id: string }>("POST", "/api/v1/accounts", key, { name: "Long" });
+    const page = await browser.newPage();
+    await signIn(page, sb.baseUrl, key);
+    const row = `tr[data-account-id="${created.id}"]`;
+    await page.waitForSelector(`${row} .status[data-status="qr_scanning"]`);
+    await page.waitForSelector('#connection[data-state="live"]');
+    // More than one replay's worth (2,000) logged while the page is connected but not told (straight
+    // into the log), so its reconnect after the restart starts a replay that stops at the cap.
+    const client = await MongoClient.connect(sb.cluster.mongoUrl);
+    try {
+      const log = new EventsRepo(client.db());
+      for (let n = 0; n < 2100; n += 300)
+        await Promise.all(
+          Array.from({ length: 300 }, (_, i) =>
+            log.append(ws, "account.status", {
+              workspaceId: ws,
+              accountId: "bulk",
+              status: "connected",
+              n: n + i,
+            }),
+          ),
+        );
+    } finally {
+      await client.close();
+    }
+    await recordConnectionStates(page);
+    await sb.restartGateway();
+    await liveAgain(page);
+    const bulkSeen = () =>
+      page.evaluate(
+        () =>
+          (
+            window as unknown as { Switchboard: { account(id: string): { n?: number } | undefined } }
+          ).Switchboard.account("bulk")?.n ?? -1,
+      );
+    // The replay is under way (so the snapshot was read): a scan now reaches the page live only once
+    // the page asked for the rest of the log.
+    await waitFor(async () => (await bulkSeen()) >= 0, { what: "the replay to reach the page" });
+    await sb.rest("POST", `/api/v1/accounts/${created.id}/simulate/scan`, key, {
+      phoneNumber: "+15550009876",
+    });
+    await page.waitForSelector(`${row} .status[data-status="connected"]`, { timeout: 15000 });
+    assert.equal(await bulkSeen(), 2099, "the whole log, in order");
+    await page.close();
+    await sb.rest("DELETE", `/api/v1/accounts/${created.id}`, key);
   });
 
   it("a refused connection (the workspace's sockets are all open) is retried until it is let in", async () => {

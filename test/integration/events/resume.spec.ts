@@ -168,6 +168,51 @@ describe("events: Socket.IO resume from a cursor", function () {
     assert.ok(Number(answer.nextCursor) >= 1200);
   });
 
+  it("a replay stops after 2,000 events and says where to continue; live events follow only the whole log", async () => {
+    // Logged straight into the workspace's log: 2,100 status events after the account's own.
+    const client = await MongoClient.connect(cluster.mongoUrl);
+    try {
+      const log = new EventsRepo(client.db());
+      await Promise.all(
+        Array.from({ length: 2100 }, (_, n) =>
+          log.append("evR", "account.status", {
+            workspaceId: "evR",
+            accountId: "bulk",
+            status: "connected",
+            n,
+          }),
+        ),
+      );
+    } finally {
+      await client.close();
+    }
+    const s = open({ after: "0" });
+    let stopped: { nextCursor: string } | undefined;
+    s.socket.once("events.resume_more", (more: { nextCursor: string }) => (stopped = more));
+    const more = await waitFor(() => stopped, { what: "events.resume_more after the capped replay" });
+    const bulk = () => s.received.filter((r) => r.payload.accountId === "bulk").map((r) => r.payload.n);
+    const cursors = () => s.received.map((r) => Number(r.payload.cursor));
+    assert.equal(s.received.length, 2000, "four pages of 500");
+    assert.equal(String(cursors().at(-1)), more.nextCursor);
+    // Not in its room yet: a live event waits for the rest of the log.
+    await send(1);
+    const answer: { nextCursor: string; more: boolean } = await new Promise((resolve, reject) =>
+      s.socket.emit("resume", more.nextCursor, (err: unknown, res: { nextCursor: string; more: boolean }) =>
+        err ? reject(err) : resolve(res),
+      ),
+    );
+    assert.equal(answer.more, false);
+    await send(1);
+    await waitFor(() => textsOf(s, account.id).length === 2, { what: "m0 (from the log) and m1 (live)" });
+    assert.deepEqual(
+      bulk(),
+      Array.from({ length: 2100 }, (_, n) => n),
+    );
+    assert.deepEqual(textsOf(s, account.id), ["m0", "m1"]);
+    for (let i = 1; i < cursors().length; i++)
+      assert.ok(cursors()[i] > cursors()[i - 1], "each once, in order");
+  });
+
   it("a resume asked while the connect's snapshot loads waits for it: snapshot, what came meanwhile, then the log in order", async () => {
     await send(10);
     let letGo!: () => void;

@@ -154,4 +154,49 @@ describe("security: per-workspace quotas", function () {
     assert.equal(resumed.type, "QUOTA_EXCEEDED");
     assert.equal(resumed.data.quota, "socketCallsPerMinute");
   });
+
+  it("a replay at connect (auth.after) is a socket call: past the allowance it is refused as a resume is", async () => {
+    await rest.ok("PUT", "/api/v1/workspaces/q_replay/quotas", ADMIN, { sockets: 10 });
+    const key = await keyOf("q_replay");
+    // One logged event to replay (account.created), so an accepted replay can be seen.
+    await rest.ok("POST", "/api/v1/accounts", key, {});
+    const first = await waitFor(
+      async () =>
+        (await rest.ok("GET", "/api/v1/events?after=0", key)).items[0]?.cursor as string | undefined,
+      { what: "the account's first event in the log" },
+    );
+    const connect = () => {
+      const s = new RecordingSocket(url, { token: key, after: "0" }, "q_replay");
+      const resumeErrors: any[] = [];
+      s.socket.on("events.resume_error", (err: unknown) => resumeErrors.push(err));
+      sockets.push(s);
+      return { s, resumeErrors };
+    };
+    const replayed = (s: RecordingSocket) => s.received.some((r) => r.payload.cursor === first);
+
+    for (let i = 0; i < QUOTAS.socketCallsPerMinute; i++) {
+      const { s, resumeErrors } = connect();
+      await waitFor(() => replayed(s), { what: `connect ${i + 1} to replay the log` });
+      assert.deepEqual(resumeErrors, []);
+    }
+    const over = connect();
+    const refused = await waitFor(() => over.resumeErrors[0], {
+      what: "the replay past the allowance refused",
+    });
+    assert.equal(refused.code, 429);
+    assert.equal(refused.type, "QUOTA_EXCEEDED");
+    assert.deepEqual(refused.data, {
+      workspaceId: "q_replay",
+      quota: "socketCallsPerMinute",
+      limit: QUOTAS.socketCallsPerMinute,
+    });
+    // The socket itself is let in (snapshot, then live events), without the log.
+    await over.s.ready();
+    assert.ok(!replayed(over.s), "nothing replayed");
+    // A resume now is refused with the same error.
+    const resumed: any = await new Promise((resolve) =>
+      over.s.socket.emit("resume", "0", (err: unknown, res: unknown) => resolve(err ?? res)),
+    );
+    assert.deepEqual(resumed, refused);
+  });
 });
