@@ -98,8 +98,10 @@ export class SessionPipeline {
     // One turn for the engine to report what it reports at once (a restore: authenticated, ready).
     await Promise.resolve();
     for (;;) {
-      // A closed session applies only forced changes (the `stopped` of a stop).
-      while (backlog.length > 0 && s.closed && !backlog[0]!.force) backlog.shift();
+      // A closed session applies only forced changes (the `stopped` of a stop), and still relays what
+      // its engine received while the fence holds (WhatsApp does not deliver a message twice).
+      while (backlog.length > 0 && s.closed && !backlog[0]!.force && !this.stillRelayed(backlog[0]!.change))
+        backlog.shift();
       const head = backlog[0];
       if (!head) {
         this.draining = false;
@@ -129,6 +131,11 @@ export class SessionPipeline {
         if (run.terminal && !s.closed) await this.ends.release();
       }
     }
+  }
+
+  /** A received message or receipt of a closed session, relayed all the same while the fence holds. */
+  private stillRelayed(change: SessionChange): boolean {
+    return (change.kind === "message" || change.kind === "ack") && this.fenceHolds();
   }
 
   /** This node still holds the workspace under the session's epoch (lease current, placement agrees). */

@@ -1,0 +1,31 @@
+// Messages received before a stop are published even when they still wait behind a slow publish as
+// the session closes: WhatsApp does not deliver them again (the saved profile already holds them).
+// Only status changes of a closed session are dropped (its `stopped` wins).
+import { strict as assert } from "node:assert";
+import { waitFor } from "../../support/wait.ts";
+import { heldPublish, simulatedRuntime } from "./simulated-runtime.ts";
+
+describe("session/runtime: a stop while received messages wait to be published", () => {
+  it("publishes every message received before the stop", async () => {
+    const publish = heldPublish();
+    const published: string[] = [];
+    const { runtime, connected } = simulatedRuntime({
+      record: async (event, payload) => {
+        if (event === "account.message") {
+          await publish.held;
+          published.push((payload as { text: string }).text);
+        }
+        return payload;
+      },
+      send: () => undefined,
+    });
+    const simulate = await connected("acc4");
+    await simulate.message("4915100000001", "first"); // its publish waits
+    await simulate.message("4915100000001", "second"); // queued behind it
+    const stopping = runtime.stop("acc4");
+    publish.release();
+    await stopping;
+    await waitFor(() => published.length === 2, { what: "both messages published", timeoutMs: 2000 });
+    assert.deepEqual(published, ["first", "second"], "in the order received");
+  });
+});
