@@ -135,13 +135,13 @@ describe("events: Socket.IO resume from a cursor", function () {
     assert.equal(bad.type, "VALIDATION_ERROR");
   });
 
-  it("a replay longer than a page goes out page after page, each event once, in order", async () => {
-    // Logged straight into the workspace's log: 1,200 status events (three replay pages).
+  /** Appends `count` status events of account "bulk" (payload `n` = 0, 1, …) to workspace evR's log. */
+  async function logBulk(count: number): Promise<void> {
     const client = await MongoClient.connect(cluster.mongoUrl);
     try {
       const log = new EventsRepo(client.db());
       await Promise.all(
-        Array.from({ length: 1200 }, (_, n) =>
+        Array.from({ length: count }, (_, n) =>
           log.append("evR", "account.status", {
             workspaceId: "evR",
             accountId: "bulk",
@@ -153,6 +153,11 @@ describe("events: Socket.IO resume from a cursor", function () {
     } finally {
       await client.close();
     }
+  }
+
+  it("a replay longer than a page goes out page after page, each event once, in order", async () => {
+    // Logged straight into the workspace's log: 1,200 status events (three replay pages).
+    await logBulk(1200);
     const s = await open({}).ready();
     const answer: { nextCursor: string } = await new Promise((resolve, reject) =>
       s.socket.emit("resume", "0", (err: unknown, res: { nextCursor: string }) =>
@@ -170,22 +175,7 @@ describe("events: Socket.IO resume from a cursor", function () {
 
   it("a replay stops after 2,000 events and says where to continue; live events follow only the whole log", async () => {
     // Logged straight into the workspace's log: 2,100 status events after the account's own.
-    const client = await MongoClient.connect(cluster.mongoUrl);
-    try {
-      const log = new EventsRepo(client.db());
-      await Promise.all(
-        Array.from({ length: 2100 }, (_, n) =>
-          log.append("evR", "account.status", {
-            workspaceId: "evR",
-            accountId: "bulk",
-            status: "connected",
-            n,
-          }),
-        ),
-      );
-    } finally {
-      await client.close();
-    }
+    await logBulk(2100);
     const s = open({ after: "0" });
     let stopped: { nextCursor: string } | undefined;
     s.socket.once("events.resume_more", (more: { nextCursor: string }) => (stopped = more));

@@ -3,21 +3,23 @@
 // to empty answered late (and sat in `sending` all that time). The publish of an incoming message is
 // held open here (a slow event log); the engine is the simulated one.
 import { strict as assert } from "node:assert";
-import { heldPublish, simulatedRuntime } from "./simulated-runtime.ts";
+import { heldStep, simulatedRuntime } from "./simulated-runtime.ts";
 
 describe("session/runtime: a send while incoming messages wait to be published", () => {
   it("is answered at once, not after the session's queue of changes", async () => {
-    const publish = heldPublish();
+    const publish = heldStep();
     let incomingPublished = false;
     const { runtime, connected } = simulatedRuntime({
-      record: async (event, payload) => {
-        if (event === "account.message") {
-          await publish.held;
-          incomingPublished = true;
-        }
-        return payload;
+      publisher: {
+        record: async (event, payload) => {
+          if (event === "account.message") {
+            await publish.held;
+            incomingPublished = true;
+          }
+          return payload;
+        },
+        send: () => undefined,
       },
-      send: () => undefined,
     });
     const simulate = await connected("acc3");
     await simulate.message("4915100000001", "hello"); // its publish now waits

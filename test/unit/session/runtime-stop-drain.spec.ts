@@ -3,21 +3,23 @@
 // Only status changes of a closed session are dropped (its `stopped` wins).
 import { strict as assert } from "node:assert";
 import { waitFor } from "../../support/wait.ts";
-import { heldPublish, simulatedRuntime } from "./simulated-runtime.ts";
+import { heldStep, simulatedRuntime } from "./simulated-runtime.ts";
 
 describe("session/runtime: a stop while received messages wait to be published", () => {
   it("publishes every message received before the stop", async () => {
-    const publish = heldPublish();
+    const publish = heldStep();
     const published: string[] = [];
     const { runtime, connected } = simulatedRuntime({
-      record: async (event, payload) => {
-        if (event === "account.message") {
-          await publish.held;
-          published.push((payload as { text: string }).text);
-        }
-        return payload;
+      publisher: {
+        record: async (event, payload) => {
+          if (event === "account.message") {
+            await publish.held;
+            published.push((payload as { text: string }).text);
+          }
+          return payload;
+        },
+        send: () => undefined,
       },
-      send: () => undefined,
     });
     const simulate = await connected("acc4");
     await simulate.message("4915100000001", "first"); // its publish waits

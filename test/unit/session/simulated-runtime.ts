@@ -1,6 +1,6 @@
 // A SessionRuntime over the simulated engine with a database that always agrees (no server: the
-// runtime's own ordering is under test) and the publisher given; `connected` starts an account and
-// links it, returning its engine's simulation hooks.
+// runtime's own ordering is under test); `connected` starts an account and links it, returning its
+// engine's simulation hooks.
 import { newAccountDoc, type AccountDoc } from "../../../src/accounts/types.ts";
 import type { Engine, SimulationHooks } from "../../../src/engines/base.ts";
 import type { Fence, Ownership } from "../../../src/placement/fence.ts";
@@ -10,16 +10,32 @@ import type { AccountsRepo } from "../../../src/store/accounts-repo.ts";
 import type { AuthStore } from "../../../src/store/auth-store.ts";
 import { waitFor } from "../../support/wait.ts";
 
-export function simulatedRuntime(publisher: Publisher) {
+const NO_EVENTS: Publisher = { record: async (_e, p) => p, send: () => undefined };
+
+export interface SimulatedRuntimeOptions {
+  /** @default records and sends nothing */
+  publisher?: Publisher;
+  /** @default always this node, epoch 1 */
+  ownership?: Ownership;
+  /** A registered engine name. @default "simulated" */
+  engine?: string;
+  /** Runs before a claim is answered (a claim write held open). */
+  beforeClaim?: () => Promise<void>;
+}
+
+export function simulatedRuntime(opts: SimulatedRuntimeOptions = {}) {
   const fence: Fence = { node: "n1", epoch: 1 };
-  const ownership: Ownership = { current: () => fence, acquire: async () => fence };
+  const ownership: Ownership = opts.ownership ?? { current: () => fence, acquire: async () => fence };
   const repo = {
     writeStatus: async () => true,
-    claimOne: async (id: string, f: Fence, patch: Partial<AccountDoc>) => ({
-      doc: { ...docOf(id), ...patch, node: f.node, epoch: f.epoch },
-      previous: "stopped",
-      neverOwned: true,
-    }),
+    claimOne: async (id: string, f: Fence, patch: Partial<AccountDoc>) => {
+      await opts.beforeClaim?.();
+      return {
+        doc: { ...docOf(id), ...patch, node: f.node, epoch: f.epoch },
+        previous: "stopped",
+        neverOwned: true,
+      };
+    },
   } as unknown as AccountsRepo;
   const authStore = {
     load: async () => null,
@@ -29,7 +45,13 @@ export function simulatedRuntime(publisher: Publisher) {
   } as unknown as AuthStore;
   const docOf = (accountId: string): AccountDoc =>
     newAccountDoc(
-      { workspaceId: "ws", accountId, sessionId: `s-${accountId}`, name: "a", engine: "simulated" },
+      {
+        workspaceId: "ws",
+        accountId,
+        sessionId: `s-${accountId}`,
+        name: "a",
+        engine: opts.engine ?? "simulated",
+      },
       new Date(),
       fence,
     );
@@ -38,7 +60,7 @@ export function simulatedRuntime(publisher: Publisher) {
     repo,
     authStore,
     ownership,
-    publisher,
+    publisher: opts.publisher ?? NO_EVENTS,
     engine: { qr: { firstTtlMs: 60000, refreshMs: 20000, max: 5 } },
     logger: { info() {}, warn() {}, error() {}, debug() {} } as never,
   });
@@ -54,11 +76,11 @@ export function simulatedRuntime(publisher: Publisher) {
     return simulate;
   }
 
-  return { runtime, connected };
+  return { runtime, connected, docOf };
 }
 
-/** A publish that waits until released (a slow event log). */
-export function heldPublish() {
+/** A step that waits until released (a slow publish, a claim write held open). */
+export function heldStep() {
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
   return { held, release };
