@@ -71,6 +71,21 @@ export function toContractError(req: Req, err: unknown, logger: Logger): Contrac
       ),
     );
   }
+  if (err instanceof Errors.ServiceNotFoundError || err instanceof Errors.ServiceNotAvailableError) {
+    // A call the gateway passed on (an account's `session.*` action) found no node serving it: every
+    // worker is down or restarting. Moleculer answers 404, which would read as "no such account".
+    const action = (err.data as { action?: string } | undefined)?.action ?? "";
+    return shape(
+      new Errors.MoleculerRetryableError(
+        `No node can serve '${action}' right now`,
+        503,
+        ERR_SERVICE_UNAVAILABLE,
+        {
+          action,
+        },
+      ),
+    );
+  }
   const outage = asDatabaseError(err);
   if (outage instanceof DatabaseUnavailableError) return shape(outage);
   const e = err as { code?: unknown; type?: unknown; data?: unknown };
