@@ -131,7 +131,10 @@ describe("session/outbound: engine failures and idempotency records", function (
     );
     assert.equal(engineCalls.length, 1);
     assert.equal(engineCalls[0]!.type, "document");
-    assert.equal(await media.get(mediaId), null, "its document deleted once sent");
+    // Deleted once the send is over (after its record says `sent`).
+    await waitFor(async () => (await media.get(mediaId)) === null, {
+      what: "its document deleted once sent",
+    });
   });
 
   it("a resumed send the engine refuses (INVALID_STATE) stays queued for the next `connected`", async () => {
