@@ -2,7 +2,7 @@
 // `nodes` bucket and the local mirror of both. Every broker has one (started by the Placement
 // middleware of moleculer.config.ts), because every caller routes through the WorkspaceShard strategy;
 // several brokers in one process (tests) each find their own through `placementOf(broker)`.
-import { connect, type KV, type NatsConnection } from "nats";
+import { connect, nanos, type KV, type NatsConnection } from "nats";
 import type { ServiceBroker } from "moleculer";
 import { natsConnectionOptions } from "../nats-options.ts";
 import { batchNatsWrites } from "../nats-write-batching.ts";
@@ -17,6 +17,9 @@ export class ClusterPlacement {
     readonly table: PlacementTable,
     readonly nodesKv: KV,
     readonly mirror: PlacementMirror,
+    /** How long this node's lease may count on its key staying in the `nodes` bucket: LEASE_TTL_MS, or
+     * the bucket's own TTL where that is shorter (see nodesBucketTtl). */
+    readonly leaseTtlMs: number,
   ) {}
 
   static async connect(cfg: Config, logger?: { warn(...a: unknown[]): void }): Promise<ClusterPlacement> {
@@ -33,9 +36,11 @@ export class ClusterPlacement {
     const nodesKv = await openBucket(() =>
       js.views.kv(bucketName(cfg, "nodes"), { history: 1, ttl: cfg.leaseTtlMs }),
     );
+    const bucketTtlMs = await nodesBucketTtl(nc, nodesKv, cfg.leaseTtlMs, logger);
     const mirror = new PlacementMirror();
-    const placement = new ClusterPlacement(nc, new PlacementTable(placementKv), nodesKv, mirror);
-    await mirror.start(placementKv, nodesKv, Math.max(100, Math.min(cfg.leaseRenewMs, 1000)), cfg.leaseTtlMs);
+    const leaseTtlMs = Math.min(cfg.leaseTtlMs, bucketTtlMs);
+    const placement = new ClusterPlacement(nc, new PlacementTable(placementKv), nodesKv, mirror, leaseTtlMs);
+    await mirror.start(placementKv, nodesKv, Math.max(100, Math.min(cfg.leaseRenewMs, 1000)), bucketTtlMs);
     // After a reconnect (NATS restarted) the ordered consumer behind the watch may be gone: rebuild it.
     void (async () => {
       for await (const s of nc.status()) {
@@ -54,6 +59,39 @@ export class ClusterPlacement {
     this.mirror.stop();
     await this.nc.close().catch(() => undefined);
   }
+}
+
+/**
+ * The TTL the `nodes` bucket keeps keys for. The bucket keeps the TTL it was created with (by the first
+ * node, under the LEASE_TTL_MS of then), and a lease is safe only if its node fences itself before the
+ * server drops its key: a node counting on a longer TTL than the bucket's would run on beside the
+ * node that claimed its workspaces. A bucket keeping keys shorter than LEASE_TTL_MS (or for ever) is
+ * raised to it (nodes started before go on fencing themselves sooner: safe); one keeping them longer is
+ * left (lowering it under running nodes is not safe), this node fences itself at LEASE_TTL_MS, and the
+ * others see it gone only at the bucket's TTL: a warning says how to lower it.
+ */
+export async function nodesBucketTtl(
+  nc: NatsConnection,
+  kv: KV,
+  wantMs: number,
+  logger?: { warn(...a: unknown[]): void },
+): Promise<number> {
+  const status = await kv.status();
+  const stream = status.streamInfo.config.name;
+  if (status.ttl > wantMs) {
+    logger?.warn(
+      `The nodes bucket (stream ${stream}) keeps keys ${status.ttl} ms, longer than LEASE_TTL_MS ${wantMs} ms: ` +
+        `a dead node is noticed only after ${status.ttl} ms. Delete the stream while no node runs to lower it`,
+    );
+    return status.ttl;
+  }
+  if (status.ttl === wantMs) return wantMs;
+  const jsm = await nc.jetstreamManager();
+  await jsm.streams.update(stream, { max_age: nanos(wantMs) });
+  logger?.warn(
+    `The nodes bucket (stream ${stream}) kept keys ${status.ttl || "for ever"} ms; now ${wantMs} ms`,
+  );
+  return wantMs;
 }
 
 /**

@@ -63,7 +63,7 @@ export class WorkerOwnership implements Ownership {
       kv: opts.placement.nodesKv,
       nodeId: this.nodeId,
       renewMs: opts.cfg.leaseRenewMs,
-      ttlMs: opts.cfg.leaseTtlMs,
+      ttlMs: opts.placement.leaseTtlMs,
       describe: () => ({
         services: opts.cfg.services,
         capacity: opts.cfg.sessionCapacity,

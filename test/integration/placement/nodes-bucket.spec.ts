@@ -1,0 +1,38 @@
+// The `nodes` bucket keeps the TTL it was created with; a lease counts on a node's key staying there
+// as long as the node thinks. A node whose LEASE_TTL_MS is longer than the bucket's raises the bucket
+// to it; one whose LEASE_TTL_MS is shorter fences itself at its own TTL (never later than the server
+// drops its key) and warns that others notice its death only at the bucket's.
+import { strict as assert } from "node:assert";
+import { randomBytes } from "node:crypto";
+import { ClusterPlacement } from "../../../src/placement/kv.ts";
+import { testConfig } from "../../support/cluster.ts";
+
+describe("placement: the nodes bucket's TTL and the lease's", () => {
+  const open: ClusterPlacement[] = [];
+  after(async () => Promise.all(open.splice(0).map((p) => p.close())));
+
+  it("a longer LEASE_TTL_MS raises the bucket; a shorter one is used as it is, with a warning", async () => {
+    const namespace = `ttl${randomBytes(3).toString("hex")}`;
+    const connect = async (nodeId: string, leaseTtlMs: number, warnings: string[] = []) => {
+      const p = await ClusterPlacement.connect(
+        testConfig({ namespace, nodeId, leaseTtlMs, leaseRenewMs: 100 }),
+        { warn: (...a: unknown[]) => void warnings.push(a.join(" ")) },
+      );
+      open.push(p);
+      return p;
+    };
+    const first = await connect("t1", 1000);
+    assert.equal((await first.nodesKv.status()).ttl, 1000, "created with the first node's TTL");
+    assert.equal(first.leaseTtlMs, 1000);
+
+    const raised = await connect("t2", 5000);
+    assert.equal((await raised.nodesKv.status()).ttl, 5000, "raised to the longer LEASE_TTL_MS");
+    assert.equal(raised.leaseTtlMs, 5000);
+
+    const warnings: string[] = [];
+    const shorter = await connect("t3", 2000, warnings);
+    assert.equal((await shorter.nodesKv.status()).ttl, 5000, "never lowered under running nodes");
+    assert.equal(shorter.leaseTtlMs, 2000, "its own, shorter TTL: it fences itself first");
+    assert.match(warnings.join("\n"), /keeps keys 5000 ms, longer than LEASE_TTL_MS 2000 ms/);
+  });
+});
