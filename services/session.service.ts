@@ -354,9 +354,9 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
   async stopped(this: SessionThis) {
     clearInterval(this.pruneTimer);
     this.outbound?.close();
-    // Drains (hands every workspace to its next owner) before the engines stop.
+    // Drains (hands every workspace to its next owner), then stops what stayed while the lease holds.
     await this.workerNode?.stop();
-    await this.runtime?.stopAll();
+    await this.runtime?.stopAll(); // without a worker node (it failed to start): nothing fenced
   },
 };
 

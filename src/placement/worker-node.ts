@@ -41,7 +41,7 @@ export class WorkerNode {
 
   constructor(
     private readonly broker: ServiceBroker,
-    runtime: SessionsRuntime,
+    private readonly runtime: SessionsRuntime,
     repo: AccountsRepo,
     private readonly logger: Logger,
   ) {
@@ -85,6 +85,9 @@ export class WorkerNode {
       if (result?.moved) this.logger.info(`Drained ${result.moved} workspace(s) before stopping`);
     }
     await this.reconciler.stop();
+    // What could not be handed off stops while the lease still holds: gracefully (a clean close and a
+    // final save), and with its workspaces still this node's, so nobody claims them under it.
+    await this.runtime.stopAll();
     await this.ownership.stop();
   }
 
