@@ -20,6 +20,10 @@ export interface Ownership {
   acquire(workspaceId: string): Promise<Fence>;
   /** Whether a node holds a live lease (a node that is not live was lost, or stopped). */
   isLive?(nodeId: string): boolean;
+  /** The fence of a workspace this node is handing off (drain, rebalance): its sessions are stopping
+   * and nothing new starts (`current` is null), but the record is still this node's until the
+   * hand-off's compare-and-set, so what they received may still be relayed. */
+  handingOff?(workspaceId: string): Fence | null;
 }
 
 /** Before the node's placement has started: no workspace is this node's yet. */

@@ -50,7 +50,8 @@ export class WorkerOwnership implements Ownership {
   private readonly held = new Map<string, Held>();
   /** Workspaces being handed off: nothing here claims them meanwhile (the reconciler would see one
    * recorded for this node and not held, and adopt it under the hand-off's compare-and-set). */
-  private readonly handingOff = new Set<string>();
+  /** Workspaces being handed off, with the hold they had (`handingOff`). */
+  private readonly handingOver = new Map<string, Held>();
   /** Claims in flight, so concurrent calls for one workspace share one CAS. */
   private readonly claiming = new Map<string, Promise<PlacementEntry | null>>();
   private readonly listeners: (() => void)[] = [];
@@ -109,9 +110,16 @@ export class WorkerOwnership implements Ownership {
   // ---- Ownership (asked by the session runtime) ----
 
   current(workspaceId: string): Fence | null {
-    if (!this.liveness.isCurrent()) return null;
-    const h = this.held.get(workspaceId);
-    if (!h || h.term !== this.liveness.term) return null;
+    return this.fenceOf(workspaceId, this.held.get(workspaceId));
+  }
+
+  handingOff(workspaceId: string): Fence | null {
+    return this.fenceOf(workspaceId, this.handingOver.get(workspaceId));
+  }
+
+  /** The fence of hold `h` while it is good: taken in the current lease term, the record agreeing. */
+  private fenceOf(workspaceId: string, h: Held | undefined): Fence | null {
+    if (!h || !this.liveness.isCurrent() || h.term !== this.liveness.term) return null;
     const rec = this.mirror.get(workspaceId);
     if (rec && (rec.node !== this.nodeId || rec.epoch !== h.epoch)) return null;
     return { node: this.nodeId, epoch: h.epoch };
@@ -173,7 +181,7 @@ export class WorkerOwnership implements Ownership {
     fresh: boolean,
   ): Promise<PlacementEntry | null> {
     if (!this.liveness.isCurrent()) return null;
-    if (this.current(workspaceId) || this.handingOff.has(workspaceId)) return null;
+    if (this.current(workspaceId) || this.handingOver.has(workspaceId)) return null;
     const term = this.liveness.term;
     // A stale `seen` only makes the compare-and-set below fail (a lost race), never a wrong claim.
     const current = seen ?? (fresh ? null : await this.table.get(workspaceId));
@@ -291,7 +299,7 @@ export class WorkerOwnership implements Ownership {
     const h = this.held.get(workspaceId);
     if (!h || !this.current(workspaceId)) return false;
     this.held.delete(workspaceId);
-    this.handingOff.add(workspaceId);
+    this.handingOver.set(workspaceId, h);
     try {
       const accounts = this.opts.host.local().filter((s) => s.workspaceId === workspaceId);
       await Promise.all(accounts.map((s) => this.opts.host.flush(s.accountId).catch(() => undefined)));
@@ -303,7 +311,7 @@ export class WorkerOwnership implements Ownership {
       return moved !== null;
     } finally {
       // A hand-off that failed leaves the record here: the reconciler adopts it again.
-      this.handingOff.delete(workspaceId);
+      this.handingOver.delete(workspaceId);
     }
   }
 

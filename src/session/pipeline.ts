@@ -133,9 +133,12 @@ export class SessionPipeline {
     }
   }
 
-  /** A received message or receipt of a closed session, relayed all the same while the fence holds. */
+  /** A received message or receipt of a closed session, relayed all the same while the fence holds,
+   * also while the workspace is being handed off (its record is still this node's until then). */
   private stillRelayed(change: SessionChange): boolean {
-    return (change.kind === "message" || change.kind === "ack") && this.fenceHolds();
+    if (change.kind !== "message" && change.kind !== "ack") return false;
+    const handingOff = this.deps.ownership().handingOff?.(this.s.workspaceId) ?? null;
+    return this.fenceHolds() || (handingOff !== null && carriesFence(handingOff, this.s.fence));
   }
 
   /** This node still holds the workspace under the session's epoch (lease current, placement agrees). */

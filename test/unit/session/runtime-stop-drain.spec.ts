@@ -30,4 +30,38 @@ describe("session/runtime: a stop while received messages wait to be published",
     await waitFor(() => published.length === 2, { what: "both messages published", timeoutMs: 2000 });
     assert.deepEqual(published, ["first", "second"], "in the order received");
   });
+
+  it("publishes them when the stop is a hand-off (drain, rebalance): the record is still this node's", async () => {
+    const publish = heldStep();
+    const published: string[] = [];
+    const fence = { node: "n1", epoch: 1 };
+    let handingOff = false;
+    const { runtime, connected } = simulatedRuntime({
+      // A hand-off: nothing new may start (`current` is null), the fence still stands.
+      ownership: {
+        current: () => (handingOff ? null : fence),
+        acquire: async () => fence,
+        handingOff: () => (handingOff ? fence : null),
+      },
+      publisher: {
+        record: async (event, payload) => {
+          if (event === "account.message") {
+            await publish.held;
+            published.push((payload as { text: string }).text);
+          }
+          return payload;
+        },
+        send: () => undefined,
+      },
+    });
+    const simulate = await connected("acc5");
+    await simulate.message("4915100000001", "first");
+    await simulate.message("4915100000001", "second");
+    handingOff = true;
+    const stopping = runtime.stopWorkspace("ws");
+    publish.release();
+    await stopping;
+    await waitFor(() => published.length === 2, { what: "both messages published", timeoutMs: 2000 });
+    assert.deepEqual(published, ["first", "second"]);
+  });
 });
