@@ -81,6 +81,20 @@ const ClusterService: ServiceSchema = {
       },
     },
 
+    undrain: {
+      params: { nodeId: { type: "string", min: 1 } },
+      async handler(this: Service, ctx: Context<{ nodeId: string }>) {
+        const { nodeId } = ctx.params;
+        if (nodeId !== this.broker.nodeID) {
+          if (!this.broker.registry.nodes.get(nodeId)?.available) throw new NotFoundError("Node", nodeId);
+          return ctx.call("cluster.undrain", { nodeId }, { nodeID: nodeId });
+        }
+        const node = workerNodeOf(this.broker);
+        if (!node) throw new NotFoundError("Node", nodeId);
+        return node.ownership.undrain();
+      },
+    },
+
     rebalance: {
       params: { max: { type: "number", integer: true, positive: true, optional: true } },
       async handler(this: Service, ctx: Context<{ max?: number }>) {

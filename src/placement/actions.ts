@@ -2,6 +2,7 @@
 //   GET  /api/v1/cluster/nodes                    → CLUSTER_ACTIONS.nodes       {}                → {items: NodeView[]}
 //   GET  /api/v1/cluster/placement/:workspaceId   → CLUSTER_ACTIONS.placement   {workspaceId}     → {workspaceId, node, epoch, since}
 //   POST /api/v1/cluster/nodes/:nodeId/drain      → CLUSTER_ACTIONS.drain       {nodeId}          → {nodeId, moved, sessions}
+//   POST /api/v1/cluster/nodes/:nodeId/undrain    → CLUSTER_ACTIONS.undrain     {nodeId}          → {nodeId, draining: false}
 //   POST /api/v1/cluster/rebalance                → CLUSTER_ACTIONS.rebalance   {max?}            → {moved: [...]}
 // and the REPL calls. Every worker runs the service. The gateway and the REPL send a drain straight to
 // the node it drains (so it carries their admin signature, src/admin-signature.ts); a drain that lands
@@ -10,6 +11,7 @@ export const CLUSTER_ACTIONS = {
   nodes: "cluster.nodes",
   placement: "cluster.placement",
   drain: "cluster.drain",
+  undrain: "cluster.undrain",
   rebalance: "cluster.rebalance",
 } as const;
 

@@ -315,8 +315,18 @@ export class WorkerOwnership implements Ownership {
     }
   }
 
+  /** Ends a drain: the node takes workspaces again (new ones, a lost node's, those it kept) and
+   * reports it is no longer draining. */
+  async undrain(): Promise<{ nodeId: string; draining: boolean }> {
+    this.draining = false;
+    await this.liveness.touch();
+    this.onChange();
+    return { nodeId: this.nodeId, draining: false };
+  }
+
   /** Hands every workspace to its next HRW owner among the other live, non-draining workers; the
-   * node then reports `draining` with zero sessions. Workspaces with nowhere to go stay. */
+   * node then reports `draining` with zero sessions (until `undrain`). Workspaces with nowhere to go
+   * stay. */
   async drain(): Promise<{ nodeId: string; moved: number; kept: number; sessions: number }> {
     this.draining = true;
     await this.liveness.touch();

@@ -171,14 +171,18 @@ export async function sendCommand(
   );
 }
 
-/** Call options sending a drain straight to its node (when that node runs the action), so the call
- * carries this REPL's own admin signature rather than being forwarded by a node that has none. */
-function nodeOf(broker: ServiceBroker, nodeId: string): { nodeID?: string } {
-  return broker.registry?.getActionEndpointByNodeId(CLUSTER_ACTIONS.drain, nodeId) ? { nodeID: nodeId } : {};
+/** Call options sending a drain (or undrain) straight to its node (when that node runs the action), so
+ * the call carries this REPL's own admin signature rather than being forwarded by a node that has none. */
+function nodeOf(broker: ServiceBroker, nodeId: string, action: string): { nodeID?: string } {
+  return broker.registry?.getActionEndpointByNodeId(action, nodeId) ? { nodeID: nodeId } : {};
 }
 
 export async function drainCommand({ broker, print }: ReplIO, nodeId: string): Promise<void> {
-  const r = (await broker.call(CLUSTER_ACTIONS.drain, { nodeId }, nodeOf(broker, nodeId))) as {
+  const r = (await broker.call(
+    CLUSTER_ACTIONS.drain,
+    { nodeId },
+    nodeOf(broker, nodeId, CLUSTER_ACTIONS.drain),
+  )) as {
     nodeId?: string;
     moved?: unknown;
     sessions?: unknown;
@@ -188,6 +192,12 @@ export async function drainCommand({ broker, print }: ReplIO, nodeId: string): P
   print(
     terminalLine`drained ${r?.nodeId ?? nodeId}: ${moved} workspace(s) handed off, ${sessions} session(s) moved`,
   );
+}
+
+export async function undrainCommand({ broker, print }: ReplIO, nodeId: string): Promise<void> {
+  const opts = nodeOf(broker, nodeId, CLUSTER_ACTIONS.undrain);
+  const r = (await broker.call(CLUSTER_ACTIONS.undrain, { nodeId }, opts)) as { nodeId?: string };
+  print(terminalLine`${r?.nodeId ?? nodeId} takes workspaces again`);
 }
 
 export async function rebalanceCommand({ broker, print }: ReplIO): Promise<void> {
@@ -277,6 +287,11 @@ export function replCommands(print: (text: string) => void = (t) => console.log(
       command: "drain <nodeId>",
       description: "Hand every workspace of a node to other workers (before stopping it)",
       action: guarded(print, (io, a) => drainCommand(io, str(a.nodeId))),
+    },
+    {
+      command: "undrain <nodeId>",
+      description: "End a node's drain: it takes workspaces again",
+      action: guarded(print, (io, a) => undrainCommand(io, str(a.nodeId))),
     },
     {
       command: "rebalance",

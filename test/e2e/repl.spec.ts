@@ -209,6 +209,17 @@ describe("repl (npm run repl) against a real cluster", function () {
       },
       { what: `${before.node} to show draining with no sessions`, intervalMs: 200 },
     );
+    // `undrain` ends it (and restores what this test changed).
+    assert.match(
+      await repl.run(`undrain ${before.node}`, /takes workspaces|error/),
+      /takes workspaces again/,
+    );
+    await waitFor(
+      async () =>
+        parseTable(await repl.run("cluster", /worker\(s\)/)).find((r) => r.node === before.node)?.draining ===
+        "no",
+      { what: `${before.node} to show it no longer drains`, intervalMs: 200 },
+    );
   });
 
   it("`qr` of a connected account says there is no QR instead of failing", async () => {

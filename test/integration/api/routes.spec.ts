@@ -392,11 +392,8 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
           503,
           "SERVICE_UNAVAILABLE",
         );
-        assertError(
-          await gw.call("POST", "/api/v1/cluster/nodes/w2/drain", { key: gc.adminKey }),
-          503,
-          "SERVICE_UNAVAILABLE",
-        );
+        for (const path of ["/api/v1/cluster/nodes/w2/drain", "/api/v1/cluster/nodes/w2/undrain"])
+          assertError(await gw.call("POST", path, { key: gc.adminKey }), 503, "SERVICE_UNAVAILABLE");
         return;
       }
       assertError(bad, 422, "VALIDATION_ERROR");
@@ -423,6 +420,17 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
           return nodes.json.items.find((n: { nodeId: string }) => n.nodeId === "w2")?.draining === true;
         },
         { what: "w2 to show draining", timeoutMs: 10000 },
+      );
+      // Undrained (this test restores what it changed): w2 takes workspaces again and says so.
+      const undrained = await gw.call("POST", "/api/v1/cluster/nodes/w2/undrain", { key: gc.adminKey });
+      assert.equal(undrained.status, 200, String(undrained.body));
+      assert.deepEqual(undrained.json, { nodeId: "w2", draining: false });
+      await waitFor(
+        async () => {
+          const nodes = await gw.call("GET", "/api/v1/cluster/nodes", { key: gc.adminKey });
+          return nodes.json.items.find((n: { nodeId: string }) => n.nodeId === "w2")?.draining === false;
+        },
+        { what: "w2 to show it no longer drains", timeoutMs: 10000 },
       );
     });
   });

@@ -79,6 +79,17 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
     }
   });
 
+  it("a drained node claims no new workspace until undrained", async () => {
+    await ownership.drain();
+    try {
+      assert.equal(await ownership.claim("ws-new", null), null, "draining: no claim");
+    } finally {
+      assert.deepEqual(await ownership.undrain(), { nodeId: "h1", draining: false });
+    }
+    assert.ok(await ownership.claim("ws-new", null), "undrained: claimed");
+    assert.ok(ownership.current("ws-new"));
+  });
+
   it("nothing claims a workspace while it is handed off (the reconciler would adopt it midway)", async () => {
     const claimed = await ownership.claim("ws-d", null, true);
     assert.ok(claimed && ownership.current("ws-d"));
