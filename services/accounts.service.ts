@@ -260,7 +260,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         }
         await this.authStore.retire(doc.sessionId);
         await this.forgetMessages(doc._id);
-        // Counted out by the remove that deleted it (of two at once, one).
+        // Counted out, and announced, by the remove that deleted it (of two at once, one).
         if (await this.repo.delete(doc.workspaceId, doc._id)) {
           // Left one high, the tally is corrected by counting when the workspace reaches its quota.
           await this.tally.removed(doc.workspaceId).catch((err: Error) => {
@@ -268,12 +268,12 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
               `accounts.remove ${doc._id}: not counted out of ${doc.workspaceId} (${err.message})`,
             );
           });
+          await this.publish("account.deleted", {
+            accountId: doc._id,
+            workspaceId: doc.workspaceId,
+            sessionId: doc.sessionId,
+          });
         }
-        await this.publish("account.deleted", {
-          accountId: doc._id,
-          workspaceId: doc.workspaceId,
-          sessionId: doc.sessionId,
-        });
         return { id: doc._id, deleted: true };
       },
     },
@@ -340,7 +340,11 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         throw err;
       }
       const view = toAccountView(doc);
-      await this.publish("account.created", { account: view });
+      // Recorded (and counted): a failed announcement must not fail the create, whose retry would
+      // record a second account.
+      await Promise.resolve(this.publish("account.created", { account: view })).catch((err: Error) =>
+        this.logger.error(`accounts.create ${doc._id}: account.created not published (${err.message})`),
+      );
       try {
         await callSession(ctx, "start", { workspaceId: doc.workspaceId, accountId: doc._id });
       } catch (err) {
