@@ -82,7 +82,7 @@ export function openOutbound(db: Db, cfg: Config, hooks: OutboundHooks): Outboun
     statuses,
     resume,
     runtimeHooks: {
-      recordAck: (ack) => statuses.advance(ack),
+      recordAck: (ack) => statuses.recordReceipt(ack),
       keepIncomingMedia: incoming
         ? (meta, data) => retryTransient(() => incoming.store.put(meta, data))
         : undefined,

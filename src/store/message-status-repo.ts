@@ -50,6 +50,14 @@ export class MessageStatusRepo {
     this.col = db.collection<MessageStatusDoc>(MESSAGE_STATUS_COLLECTION);
   }
 
+  /** Records a receipt: `advanced` when it moved the message on, `same` when the message already had
+   * that status, `behind` when it already had a later one (receipts can arrive out of order). */
+  async recordReceipt(u: StatusUpdate): Promise<"advanced" | "same" | "behind"> {
+    if (await this.advance(u)) return "advanced";
+    const doc = await this.col.findOne({ _id: `${u.accountId}|${u.messageId}` }, { projection: { rank: 1 } });
+    return (doc?.rank ?? 0) > ackRank(u.status) ? "behind" : "same";
+  }
+
   /** Records `u.status` unless the message already reached it or a later one; true when recorded. */
   advance(u: StatusUpdate): Promise<boolean> {
     return this.writes.run(`${u.accountId}|${u.messageId}`, () => this.advanceNow(u));

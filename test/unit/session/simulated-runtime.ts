@@ -5,7 +5,7 @@ import { newAccountDoc, type AccountDoc } from "../../../src/accounts/types.ts";
 import type { Engine, SimulationHooks } from "../../../src/engines/base.ts";
 import type { Fence, Ownership } from "../../../src/placement/fence.ts";
 import type { Publisher } from "../../../src/session/event-publisher.ts";
-import { SessionRuntime } from "../../../src/session/runtime.ts";
+import { SessionRuntime, type RuntimeOptions } from "../../../src/session/runtime.ts";
 import type { AccountsRepo } from "../../../src/store/accounts-repo.ts";
 import type { AuthStore } from "../../../src/store/auth-store.ts";
 import { waitFor } from "../../support/wait.ts";
@@ -21,6 +21,8 @@ export interface SimulatedRuntimeOptions {
   engine?: string;
   /** Runs before a claim is answered (a claim write held open). */
   beforeClaim?: () => Promise<void>;
+  /** The receipts' record (what the status store answers). @default none */
+  recordAck?: RuntimeOptions["recordAck"];
 }
 
 export function simulatedRuntime(opts: SimulatedRuntimeOptions = {}) {
@@ -61,7 +63,8 @@ export function simulatedRuntime(opts: SimulatedRuntimeOptions = {}) {
     authStore,
     ownership,
     publisher: opts.publisher ?? NO_EVENTS,
-    engine: { qr: { firstTtlMs: 60000, refreshMs: 20000, max: 5 } },
+    engine: { qr: { firstTtlMs: 60000, refreshMs: 20000, max: 5 }, simulatedAckMs: 10 },
+    recordAck: opts.recordAck,
     logger: { info() {}, warn() {}, error() {}, debug() {} } as never,
   });
 
