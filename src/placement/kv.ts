@@ -86,8 +86,17 @@ export async function nodesBucketTtl(
     return status.ttl;
   }
   if (status.ttl === wantMs) return wantMs;
-  const jsm = await nc.jetstreamManager();
-  await jsm.streams.update(stream, { max_age: nanos(wantMs) });
+  try {
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.update(stream, { max_age: nanos(wantMs) });
+  } catch (err) {
+    // Not allowed to change it (NATS permissions): the node fences itself at the bucket's TTL.
+    logger?.warn(
+      `The nodes bucket (stream ${stream}) keeps keys ${status.ttl || "for ever"} ms and could not be ` +
+        `raised to LEASE_TTL_MS ${wantMs} ms (${(err as Error).message})`,
+    );
+    return status.ttl || wantMs;
+  }
   logger?.warn(
     `The nodes bucket (stream ${stream}) kept keys ${status.ttl || "for ever"} ms; now ${wantMs} ms`,
   );
