@@ -10,7 +10,7 @@ import { configOf } from "../src/config.ts";
 import { NotFoundError } from "../src/errors.ts";
 import { placementOf } from "../src/placement/kv.ts";
 import type { NodeRecord } from "../src/placement/liveness.ts";
-import { workerNodeOf } from "../src/placement/worker-node.ts";
+import { workerNodeOf, type WorkerNode } from "../src/placement/worker-node.ts";
 
 /** Upper bound of one `drain` call (a few seconds per hundred sessions; longer than requestTimeout). */
 const DRAIN_TIMEOUT_MS = 10 * 60 * 1000;
@@ -24,6 +24,23 @@ export type NodeView = Omit<NodeRecord, "pid" | "renewedAt"> & {
 
 /** How long one hand-off of a rebalance may take (flush and stop of the workspace's sessions). */
 const HANDOFF_TIMEOUT_MS = 30000;
+
+/** Runs `run` on the worker node `ctx.params.nodeId` names: here, or forwarded there as `action`. */
+async function onItsNode<T>(
+  svc: Service,
+  ctx: Context<{ nodeId: string }>,
+  action: string,
+  run: (node: WorkerNode) => Promise<T>,
+): Promise<T | unknown> {
+  const { nodeId } = ctx.params;
+  if (nodeId !== svc.broker.nodeID) {
+    if (!svc.broker.registry.nodes.get(nodeId)?.available) throw new NotFoundError("Node", nodeId);
+    return ctx.call(action, { nodeId }, { nodeID: nodeId });
+  }
+  const node = workerNodeOf(svc.broker);
+  if (!node) throw new NotFoundError("Node", nodeId);
+  return run(node);
+}
 
 const ClusterService: ServiceSchema = {
   name: "cluster",
@@ -69,29 +86,15 @@ const ClusterService: ServiceSchema = {
     drain: {
       ...({ timeout: DRAIN_TIMEOUT_MS } as object), // honoured by moleculer's timeout middleware; untyped
       params: { nodeId: { type: "string", min: 1 } },
-      async handler(this: Service, ctx: Context<{ nodeId: string }>) {
-        const { nodeId } = ctx.params;
-        if (nodeId !== this.broker.nodeID) {
-          if (!this.broker.registry.nodes.get(nodeId)?.available) throw new NotFoundError("Node", nodeId);
-          return ctx.call("cluster.drain", { nodeId }, { nodeID: nodeId });
-        }
-        const node = workerNodeOf(this.broker);
-        if (!node) throw new NotFoundError("Node", nodeId);
-        return node.ownership.drain();
+      handler(this: Service, ctx: Context<{ nodeId: string }>) {
+        return onItsNode(this, ctx, "cluster.drain", (node) => node.ownership.drain());
       },
     },
 
     undrain: {
       params: { nodeId: { type: "string", min: 1 } },
-      async handler(this: Service, ctx: Context<{ nodeId: string }>) {
-        const { nodeId } = ctx.params;
-        if (nodeId !== this.broker.nodeID) {
-          if (!this.broker.registry.nodes.get(nodeId)?.available) throw new NotFoundError("Node", nodeId);
-          return ctx.call("cluster.undrain", { nodeId }, { nodeID: nodeId });
-        }
-        const node = workerNodeOf(this.broker);
-        if (!node) throw new NotFoundError("Node", nodeId);
-        return node.ownership.undrain();
+      handler(this: Service, ctx: Context<{ nodeId: string }>) {
+        return onItsNode(this, ctx, "cluster.undrain", (node) => node.ownership.undrain());
       },
     },
 

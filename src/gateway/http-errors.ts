@@ -50,6 +50,18 @@ const shape = (e: Errors.MoleculerError): ContractError => ({
 
 /** Errors from other nodes arrive as plain Errors carrying code/type/data (only Moleculer's own
  * classes are rebuilt), so anything with an HTTP code keeps it; anything else is a logged 500. */
+/** 503 SERVICE_UNAVAILABLE: no node serves `action` right now. */
+function noNodeServes(action: string): Errors.MoleculerRetryableError {
+  return new Errors.MoleculerRetryableError(
+    `No node can serve '${action}' right now`,
+    503,
+    ERR_SERVICE_UNAVAILABLE,
+    {
+      action,
+    },
+  );
+}
+
 export function toContractError(req: Req, err: unknown, logger: Logger): ContractError {
   const web = (ApiGateway as unknown as { Errors: Record<string, abstract new (...args: never[]) => Error> })
     .Errors;
@@ -59,32 +71,12 @@ export function toContractError(req: Req, err: unknown, logger: Logger): Contrac
     );
   }
   if (err instanceof web.ServiceUnavailableError) {
-    const action = ROUTES_BY_ID.get(req.$alias?.routeId ?? "")?.action ?? "";
-    return shape(
-      new Errors.MoleculerRetryableError(
-        `No node can serve '${action}' right now`,
-        503,
-        ERR_SERVICE_UNAVAILABLE,
-        {
-          action,
-        },
-      ),
-    );
+    return shape(noNodeServes(ROUTES_BY_ID.get(req.$alias?.routeId ?? "")?.action ?? ""));
   }
   if (err instanceof Errors.ServiceNotFoundError || err instanceof Errors.ServiceNotAvailableError) {
     // A call the gateway passed on (an account's `session.*` action) found no node serving it: every
     // worker is down or restarting. Moleculer answers 404, which would read as "no such account".
-    const action = (err.data as { action?: string } | undefined)?.action ?? "";
-    return shape(
-      new Errors.MoleculerRetryableError(
-        `No node can serve '${action}' right now`,
-        503,
-        ERR_SERVICE_UNAVAILABLE,
-        {
-          action,
-        },
-      ),
-    );
+    return shape(noNodeServes((err.data as { action?: string } | undefined)?.action ?? ""));
   }
   const outage = asDatabaseError(err);
   if (outage instanceof DatabaseUnavailableError) return shape(outage);

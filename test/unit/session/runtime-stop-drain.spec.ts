@@ -2,24 +2,30 @@
 // the session closes: WhatsApp does not deliver them again (the saved profile already holds them).
 // Only status changes of a closed session are dropped (its `stopped` wins).
 import { strict as assert } from "node:assert";
+import type { Publisher } from "../../../src/session/event-publisher.ts";
 import { waitFor } from "../../support/wait.ts";
 import { heldStep, simulatedRuntime } from "./simulated-runtime.ts";
+
+/** A publisher whose received messages wait for `publish`, then are noted (their text) in order. */
+function slowMessages(publish: { held: Promise<void> }, published: string[]): Publisher {
+  return {
+    record: async (event, payload) => {
+      if (event === "account.message") {
+        await publish.held;
+        published.push((payload as { text: string }).text);
+      }
+      return payload;
+    },
+    send: () => undefined,
+  };
+}
 
 describe("session/runtime: a stop while received messages wait to be published", () => {
   it("publishes every message received before the stop", async () => {
     const publish = heldStep();
     const published: string[] = [];
     const { runtime, connected } = simulatedRuntime({
-      publisher: {
-        record: async (event, payload) => {
-          if (event === "account.message") {
-            await publish.held;
-            published.push((payload as { text: string }).text);
-          }
-          return payload;
-        },
-        send: () => undefined,
-      },
+      publisher: slowMessages(publish, published),
     });
     const simulate = await connected("acc4");
     await simulate.message("4915100000001", "first"); // its publish waits
@@ -43,16 +49,7 @@ describe("session/runtime: a stop while received messages wait to be published",
         acquire: async () => fence,
         handingOff: () => (handingOff ? fence : null),
       },
-      publisher: {
-        record: async (event, payload) => {
-          if (event === "account.message") {
-            await publish.held;
-            published.push((payload as { text: string }).text);
-          }
-          return payload;
-        },
-        send: () => undefined,
-      },
+      publisher: slowMessages(publish, published),
     });
     const simulate = await connected("acc5");
     await simulate.message("4915100000001", "first");
