@@ -94,6 +94,11 @@
   const RETRY_FIRST_MS = 1000;
   const RETRY_MAX_MS = 30000;
 
+  /** The page's wait before its `attempt`-th try again (from 0): doubling, capped. */
+  function backoffMs(attempt) {
+    return Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** attempt);
+  }
+
   /** A refused handshake no retry can fix: the key is unknown, revoked or may not open a socket. */
   function isKeyRefused(err) {
     const data = (err && err.data) || {};
@@ -107,7 +112,7 @@
    * A `retryAfter` (seconds) the server sent with a refusal is waited at least. */
   function reconnectLater(socket, why, retryAfterSec) {
     clearTimeout(state.retryTimer);
-    const backoff = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** state.retries);
+    const backoff = backoffMs(state.retries);
     // Jitter, so pages refused together (a gateway that was starting) do not come back together.
     const jittered = backoff * (0.5 + Math.random() / 2);
     const delay = Math.max(jittered, typeof retryAfterSec === "number" ? retryAfterSec * 1000 : 0);
@@ -133,8 +138,7 @@
     socket.emit("resume", cursor, (err, res) => {
       if (state.socket !== socket) return;
       if (err && err.type === "QUOTA_EXCEEDED") {
-        const wait = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** attempt);
-        setTimeout(() => resumeFrom(socket, cursor, attempt + 1), wait);
+        setTimeout(() => resumeFrom(socket, cursor, attempt + 1), backoffMs(attempt));
       } else if (!err && res && res.more) resumeFrom(socket, res.nextCursor);
     });
   }

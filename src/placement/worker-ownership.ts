@@ -48,9 +48,9 @@ export class WorkerOwnership implements Ownership {
   readonly liveness: Liveness;
   draining = false;
   private readonly held = new Map<string, Held>();
-  /** Workspaces being handed off: nothing here claims them meanwhile (the reconciler would see one
-   * recorded for this node and not held, and adopt it under the hand-off's compare-and-set). */
-  /** Workspaces being handed off, with the hold they had (`handingOff`). */
+  /** Workspaces being handed off, with the hold they had (`handingOff`): nothing here claims them
+   * meanwhile (the reconciler would see one recorded for this node and not held, and adopt it under the
+   * hand-off's compare-and-set). */
   private readonly handingOver = new Map<string, Held>();
   /** Claims in flight, so concurrent calls for one workspace share one CAS. */
   private readonly claiming = new Map<string, Promise<PlacementEntry | null>>();

@@ -138,8 +138,10 @@ export class SessionPipeline {
    * also while the workspace is being handed off (its record is still this node's until then). */
   private stillRelayed(change: SessionChange): boolean {
     if (change.kind !== "message" && change.kind !== "ack") return false;
-    const handingOff = this.deps.ownership().handingOff?.(this.s.workspaceId) ?? null;
-    return this.fenceHolds() || (handingOff !== null && carriesFence(handingOff, this.s.fence));
+    const { s } = this;
+    const ownership = this.deps.ownership();
+    const now = ownership.current(s.workspaceId) ?? ownership.handingOff?.(s.workspaceId) ?? null;
+    return now !== null && carriesFence(now, s.fence);
   }
 
   /** This node still holds the workspace under the session's epoch (lease current, placement agrees). */

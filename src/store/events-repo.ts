@@ -254,6 +254,8 @@ export class EventsRepo {
         at,
         w,
       }));
+      /** Settles the first `n` appends of this try as logged. */
+      const settle = (n: number) => docs.slice(0, n).forEach((doc, k) => batch[done + k].resolve(doc));
       let inserted: number;
       try {
         // One event goes with other workspaces' (unordered: it is alone in its workspace); several of
@@ -273,10 +275,10 @@ export class EventsRepo {
         // Unknown what landed past the commands that went through (those are settled as logged): the
         // next append reads the highest again.
         this.next.delete(workspaceId);
-        docs.slice(0, storedBefore(err)).forEach((doc, k) => batch[done + k].resolve(doc));
+        settle(storedBefore(err));
         throw err;
       }
-      docs.slice(0, inserted).forEach((doc, k) => batch[done + k].resolve(doc));
+      settle(inserted);
       done += inserted;
       seq += inserted;
       this.next.set(workspaceId, seq);
