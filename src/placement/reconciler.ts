@@ -2,7 +2,7 @@
 //   1. claims the workspaces of nodes whose lease expired (failover: each survivor claims those whose
 //      HRW choice among the survivors it is; after a grace period any survivor claims what is still
 //      orphaned — the CAS leaves one winner), and adopts records still naming this node from before a
-//      fence or restart;
+//      fence or restart (a draining node passes those on to their next owner instead);
 //   2. starts the engines of accounts with desiredState `running` in the workspaces it owns that have
 //      not run under its current ownership yet, or whose start under it was lost (the runtime queues
 //      them under the node's start concurrency; they restore from the AuthStore);
@@ -142,10 +142,15 @@ export class Reconciler {
     const now = Date.now();
     const grace = 2 * this.cfg.reconcileMs + this.cfg.leaseRenewMs;
     const claims: { ws: string; rec: ReturnType<typeof mirror.get> }[] = [];
+    const strays: string[] = [];
     for (const rec of mirror.entries()) {
       const ws = rec.workspaceId;
       if (rec.node === p.nodeId) {
-        if (!p.current(ws) && !p.draining) claims.push({ ws, rec });
+        // Adopted; or, by a draining node, passed on to the next owner.
+        if (!p.current(ws)) {
+          if (p.draining) strays.push(ws);
+          else claims.push({ ws, rec });
+        }
         continue;
       }
       if (mirror.isLive(rec.node)) {
@@ -160,6 +165,7 @@ export class Reconciler {
       const chosen = chooseOwner(ws, workers);
       if (chosen === p.nodeId || now - since > grace) claims.push({ ws, rec });
     }
+    if (strays.length > 0) await this.passOn(strays);
     if (claims.length === 0) return 0;
     let won = 0;
     await inParallel(claims, 16, async ({ ws, rec }) => {
@@ -174,6 +180,21 @@ export class Reconciler {
     });
     if (won > 0) this.logger.info(`${p.nodeId} claimed ${won} workspace(s)`);
     return won;
+  }
+
+  private async passOn(workspaces: string[]): Promise<void> {
+    let passed = 0;
+    await inParallel(workspaces, 4, async (ws) => {
+      try {
+        if (await this.placement.passOn(ws)) passed++;
+      } catch (err) {
+        this.logger.warn(`Passing workspace ${ws} on failed: ${(err as Error).message}`);
+      }
+    });
+    if (passed > 0)
+      this.logger.info(
+        `${this.placement.nodeId} (draining) passed on ${passed} workspace(s) it did not hold`,
+      );
   }
 
   /**

@@ -290,7 +290,7 @@ export class WorkerOwnership implements Ownership {
    * stopped, then the record compare-and-set to the target (which adopts it). For a rebalance, a
    * workspace recorded for this node but not held in its current lease term (a claim whose term ended
    * as it won, or one the reconciler has not adopted yet after a fence) is adopted first. A draining
-   * node does not: what it keeps is claimed by the others once it has left. False when not ours.
+   * node does not: its reconciler passes such a record on instead (`passOn`). False when not ours.
    */
   async handOff(workspaceId: string, target: string): Promise<boolean> {
     if (!this.draining && !this.current(workspaceId) && this.mirror.owner(workspaceId) === this.nodeId) {
@@ -313,6 +313,27 @@ export class WorkerOwnership implements Ownership {
       // A hand-off that failed leaves the record here: the reconciler adopts it again.
       this.handingOver.delete(workspaceId);
     }
+  }
+
+  /**
+   * A draining node's record that it does not hold (a hand-off that failed, a claim whose lease term
+   * ended): compare-and-set straight to its next owner among the other live, non-draining workers,
+   * which adopts it, instead of being run by nobody until this node leaves or is undrained. Nothing of
+   * it should run here (not held: its writes are fenced); whatever does is stopped first. False when
+   * there is nowhere to go or the record changed meanwhile.
+   */
+  async passOn(workspaceId: string): Promise<boolean> {
+    if (!this.draining || !this.liveness.isCurrent()) return false;
+    if (this.current(workspaceId) || this.handingOver.has(workspaceId)) return false;
+    const others = this.workers().filter((n) => n.id !== this.nodeId);
+    const target = nextOwner(workspaceId, this.nodeId, others, this.mirror.loads(), this.opts.cfg.loadFactor);
+    if (!target) return false;
+    const rec = await this.table.get(workspaceId);
+    if (!rec || rec.node !== this.nodeId) return false;
+    await this.opts.host.stopWorkspace(workspaceId);
+    const moved = await this.table.claim(workspaceId, target, rec);
+    if (moved) this.mirror.apply(workspaceId, moved);
+    return moved !== null;
   }
 
   /** Ends a drain: the node takes workspaces again (new ones, a lost node's, those it kept) and

@@ -63,7 +63,7 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
     assert.ok(stopped.includes("ws-a"), "its sessions were stopped here before the record moved");
   });
 
-  it("a draining node hands off only what it holds: the rest is claimed by the others once it left", async () => {
+  it("a draining node hands off only what it holds (its reconciler passes the rest on)", async () => {
     const claimed = await ownership.claim("ws-c", null, true);
     assert.ok(claimed);
     ownership.liveness.pause();

@@ -1,7 +1,8 @@
 // Placement over the real NATS (JetStream KV) and FerretDB, with 4 workers and 2 non-worker callers
 // (a gateway-like broker running `accounts`, and a bare REPL-like broker):
 // - every session.* call for a workspace, from any caller, reaches the recorded owner (1,000 workspaces);
-// - a worker that drains forwards a new workspace rather than claim it;
+// - a worker that drains forwards a new workspace rather than claim it, and passes on a record naming
+//   it that it does not hold;
 // - all 6 brokers racing to claim one workspace: exactly one winner, 200 times in a row;
 // - a worker whose lease renewals are paused stops its sessions before anyone else starts them.
 import { strict as assert } from "node:assert";
@@ -114,6 +115,34 @@ describe("placement: routing, claims and fencing over the real NATS", function (
         assert.equal(res.forwardedBy, "w1");
         assert.equal((await placementOf(gateway)!.table.get(ws))?.node, res.node);
       }
+    } finally {
+      wp.draining = false;
+    }
+  });
+
+  it("a draining worker passes a record naming it that it does not hold to its next owner, which adopts it", async () => {
+    const w1 = brokers.find((b) => b.nodeID === "w1")!;
+    const wp = ownershipOf(w1);
+    const table = placementOf(gateway)!.table;
+    const ws = `drain-stray-${randomBytes(3).toString("hex")}`;
+    wp.draining = true;
+    try {
+      // Recorded for w1 without w1's claim (what a failed hand-off or a lapsed term leaves): w1 holds
+      // nothing of it, and a draining node adopts nothing.
+      const stray = await table.claim(ws, "w1", null);
+      assert.ok(stray);
+      const rec = await waitFor(
+        async () => {
+          const r = await table.get(ws);
+          return r && r.node !== "w1" ? r : null;
+        },
+        { what: `w1's reconciler to pass ${ws} on` },
+      );
+      assert.ok(WORKERS.includes(rec.node));
+      const owner = ownershipOf(brokers.find((b) => b.nodeID === rec.node)!);
+      await waitFor(() => owner.current(ws), { what: `${rec.node} to adopt ${ws}` });
+      assert.ok((await table.get(ws))!.epoch > stray.epoch + 1, "passed on (epoch + 1), then adopted (+ 1)");
+      assert.equal(wp.current(ws), null, "never held by w1");
     } finally {
       wp.draining = false;
     }
