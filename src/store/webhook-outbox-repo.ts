@@ -158,8 +158,16 @@ export class OutboxRepo {
       status: { $in: ["delivered", "dead"] as DeliveryStatus[] },
       createdAt: { $lt: olderThan },
     };
-    const rows = await this.col.find(done, { projection: { endpointId: 1, accountId: 1 } }).toArray();
-    const queues = new Map(rows.map((r) => [queueKey(r.endpointId, r.accountId), r]));
+    // The queues with finished rows, one status at a time: a plain string equality is searched in the
+    // status index on FerretDB (our build), where `$in` goes through every row kept. The deletes
+    // below are narrowed by their queue's `endpointId` and `accountId` the same way.
+    const queues = new Map<string, Pick<OutboxDoc, "endpointId" | "accountId">>();
+    for (const status of done.status.$in) {
+      const rows = await this.col
+        .find({ status, createdAt: done.createdAt }, { projection: { endpointId: 1, accountId: 1 } })
+        .toArray();
+      for (const r of rows) queues.set(queueKey(r.endpointId, r.accountId), r);
+    }
     let deleted = 0;
     for (const { endpointId, accountId } of queues.values()) {
       const [last] = await this.col

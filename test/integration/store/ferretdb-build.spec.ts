@@ -2,9 +2,8 @@
 // index, also when the filter holds more than `_id` (every fenced write) or `_id` is `$in` a list (marks
 // written in batches), and still applies the whole filter; concurrent writes queue for their turn and all land. Against another MongoDB-wire server (MONGO_URL) there is nothing of ours to check.
 import { strict as assert } from "node:assert";
-import { randomBytes } from "node:crypto";
-import { MongoBulkWriteError, MongoClient, type Collection } from "mongodb";
-import { mongoUrlFor } from "../../support/env.ts";
+import { MongoBulkWriteError, type Collection, type MongoClient } from "mongodb";
+import { ourFerretDb } from "../../support/ferretdb.ts";
 
 interface Doc {
   _id: string;
@@ -14,21 +13,12 @@ interface Doc {
   status?: string;
 }
 
-/** A client of a fresh database on our FerretDB build, or null when the server is another one. */
-async function ourBuild(prefix: string): Promise<MongoClient | null> {
-  const client = await MongoClient.connect(mongoUrlFor(`${prefix}${randomBytes(3).toString("hex")}`));
-  const info = await client.db().admin().command({ buildInfo: 1 });
-  if ("ferretdbVersion" in info) return client;
-  await client.close();
-  return null;
-}
-
 describe("store: the FerretDB build serves `_id` lookups from its index", () => {
   let client: MongoClient;
   let col: Collection<Doc>;
 
   before(async function () {
-    const ours = await ourBuild("fdb");
+    const ours = await ourFerretDb("fdb");
     if (!ours) return this.skip(); // MONGO_URL names another server: not our build
     client = ours;
     col = client.db().collection<Doc>("lookups");
@@ -141,7 +131,7 @@ describe("store: the FerretDB build narrows string equalities in SQL, with Mongo
   const special = 'q"uo\\te ü ✓ \u0001';
 
   before(async function () {
-    const ours = await ourBuild("fdq");
+    const ours = await ourFerretDb("fdq");
     if (!ours) return this.skip(); // MONGO_URL names another server: not our build
     client = ours;
     col = client.db().collection("equalities");
@@ -218,7 +208,7 @@ describe("store: the FerretDB build writes an update of many documents in batche
   const id = (i: number) => `row_${String(i).padStart(3, "0")}`;
 
   before(async function () {
-    const ours = await ourBuild("fdu");
+    const ours = await ourFerretDb("fdu");
     if (!ours) return this.skip(); // MONGO_URL names another server: not our build
     client = ours;
     col = client.db().collection("batches");
@@ -274,7 +264,7 @@ describe("store: the FerretDB build stops an ordered insert at its first refused
   let col: Collection<{ _id: string; n: number }>;
 
   before(async function () {
-    const ours = await ourBuild("fdi");
+    const ours = await ourFerretDb("fdi");
     if (!ours) return this.skip(); // MONGO_URL names another server: not our build
     client = ours;
     col = client.db().collection("ordered");

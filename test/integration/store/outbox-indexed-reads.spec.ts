@@ -1,0 +1,96 @@
+// On our FerretDB build, which searches an index only for `_id` and plain string equalities, every
+// query the outbox's pruning sends is searched in an index (SQLite's plan names one), rather than going
+// through every row kept: pruning runs on every webhooks node, and the outbox keeps finished rows for
+// WEBHOOK_RETENTION_MS. Against another MongoDB-wire server there is nothing of ours to check.
+import { strict as assert } from "node:assert";
+import type { CommandStartedEvent, Document, MongoClient } from "mongodb";
+import { OutboxRepo, type RecordedEvent } from "../../../src/store/webhook-outbox-repo.ts";
+import type { EndpointDoc } from "../../../src/webhooks/types.ts";
+import { ourFerretDb } from "../../support/ferretdb.ts";
+
+function endpoint(id: string): EndpointDoc {
+  const now = new Date();
+  return {
+    _id: id,
+    workspaceId: "ws1",
+    url: "http://127.0.0.1:1/",
+    secret: "s",
+    events: ["*"],
+    enabled: true,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+function event(accountId: string, n: number): RecordedEvent {
+  return {
+    eventId: `evt_${accountId}_${n}`,
+    event: "account.status",
+    workspaceId: "ws1",
+    accountId,
+    payload: { n },
+  };
+}
+
+describe("store: the outbox's pruning reads through indexes on our FerretDB build", () => {
+  let client: MongoClient;
+  let repo: OutboxRepo;
+  /** The filters of the finds and deletes sent to the outbox while `capturing`. */
+  const filters: { command: string; filter: Document }[] = [];
+  let capturing = false;
+  const capture = (e: CommandStartedEvent) => {
+    if (!capturing) return;
+    if (e.commandName === "find" && e.command.find === repo.col.collectionName)
+      filters.push({ command: "find", filter: e.command.filter ?? {} });
+    if (e.commandName === "delete" && e.command.delete === repo.col.collectionName)
+      for (const d of e.command.deletes as { q: Document }[])
+        filters.push({ command: "delete", filter: d.q });
+  };
+
+  before(async function () {
+    const ours = await ourFerretDb("obx", { monitorCommands: true });
+    if (!ours) return this.skip(); // MONGO_URL names another server: not our build
+    client = ours;
+    client.on("commandStarted", capture);
+    repo = new OutboxRepo(client.db(), "n1");
+    await repo.ensureIndexes();
+  });
+  after(async () => client?.close());
+
+  it("every find and delete of a prune is searched in an index, and the prune still deletes what it should", async () => {
+    const endpoints = [endpoint("wh_a"), endpoint("wh_b")];
+    for (const acc of ["acc_1", "acc_2"])
+      for (let i = 0; i < 3; i++) await repo.record(event(acc, i), endpoints);
+    const rows = await repo.col.find({}).sort({ _id: 1 }).toArray();
+    // Every queue: #1 delivered, #2 dead, #3 (its last row) delivered: only #1 and #2 may go.
+    await repo.markDelivered(
+      rows.filter((r) => r.seq !== 2).map((r) => ({ id: r._id, attempts: 1, statusCode: 200 })),
+    );
+    for (const r of rows.filter((r) => r.seq === 2))
+      await repo.markFailed(r._id, { attempts: 3, error: "HTTP 500", statusCode: 500, nextAttemptAt: null });
+
+    capturing = true;
+    let deleted: number;
+    try {
+      deleted = await repo.prune(new Date(Date.now() + 1000));
+    } finally {
+      capturing = false;
+    }
+    assert.equal(deleted, 8, "rows #1 and #2 of 4 queues");
+    assert.deepEqual(
+      (await repo.col.find({}).toArray()).map((r) => r.seq),
+      [3, 3, 3, 3],
+      "each queue's last row stays",
+    );
+
+    assert.ok(
+      filters.some((f) => f.command === "delete"),
+      "the prune deleted through its own filters",
+    );
+    for (const { command, filter } of filters) {
+      const explained = (await repo.col.find(filter).explain()) as { queryPlanner: { Plan: string[] } };
+      const plan = explained.queryPlanner.Plan.join("\n");
+      assert.match(plan, /USING (COVERING )?INDEX/, `${command} ${JSON.stringify(filter)} scans: ${plan}`);
+    }
+  });
+});
