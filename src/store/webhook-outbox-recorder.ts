@@ -8,6 +8,7 @@
 // one account's events in order, so slot order follows the log's order whichever node wins each insert.
 // No step needs an atomic conditional update (FerretDB has none under concurrency).
 import type { Collection } from "mongodb";
+import { inParallel } from "../in-parallel.ts";
 import { retry } from "../retry.ts";
 import type { EndpointDoc, OutboxDoc } from "./webhook-docs.ts";
 import { InsertBatcher } from "./insert-batch.ts";
@@ -113,32 +114,14 @@ export class OutboxRecorder {
   }
 
   /**
-   * The tails of a run's queues: the cold ones read together, in one query, instead of one each. On
-   * FerretDB any query but an `_id` lookup scans the whole outbox: a node that took over a workspace
-   * of 50 accounts and 2 endpoints spent ~25 s in 100 such scans (beside the other node's deliveries)
-   * before its first insert. The query returns the queues' rows (three fields each, within the
-   * retention); the highest seq of each is its tail.
+   * The tails of a run's queues; the cold ones read 8 at a time, each by its queue's `endpointId` and
+   * `accountId`: plain string equalities, which our FerretDB build searches in the queue index, so a
+   * read touches that queue's rows only. (One read of every cold queue at once, by `$in` lists, went
+   * through every row the outbox kept; before the build searched indexes, so did each of these.)
    */
   private async tailsOf(queues: RunOfQueue[]): Promise<number[]> {
     const cold = queues.filter((q) => this.knownTail(q.endpointId, q.accountId) === undefined);
-    if (cold.length > 1) {
-      const rows = await this.col
-        .find(
-          {
-            endpointId: { $in: [...new Set(cold.map((q) => q.endpointId))] },
-            accountId: { $in: [...new Set(cold.map((q) => q.accountId))] },
-          },
-          { projection: { endpointId: 1, accountId: 1, seq: 1 } },
-        )
-        .toArray();
-      const top = new Map<string, number>();
-      for (const r of rows) {
-        const key = queueKey(r.endpointId, r.accountId);
-        top.set(key, Math.max(top.get(key) ?? 0, r.seq));
-      }
-      for (const q of cold)
-        this.noteTail(q.endpointId, q.accountId, top.get(queueKey(q.endpointId, q.accountId)) ?? 0);
-    }
+    await inParallel(cold, 8, (q) => this.tailOf(q.endpointId, q.accountId));
     return Promise.all(queues.map((q) => this.tailOf(q.endpointId, q.accountId)));
   }
 
