@@ -49,6 +49,9 @@
     qrs: new Map(),
     /** @type {Map<string, HTMLTableRowElement>} */
     rows: new Map(),
+    /** While a reload's answer is on its way, the accounts news touched meanwhile (id → "live" or
+     * "removed"): newer than the answer, so they win over it. Null otherwise. */
+    touched: null,
   };
 
   const sb = () => window.Switchboard;
@@ -99,6 +102,7 @@
       if (patch.at) next.updatedAt = patch.at;
     }
     state.accounts.set(id, next);
+    if (state.touched) state.touched.set(id, "live");
     // A QR stays while the session may still show it; any later state makes it useless.
     if (next.status !== "qr_scanning" && next.status !== "initializing") state.qrs.delete(id);
     if (next.workspaceId && !el.workspaceName.textContent) {
@@ -121,6 +125,7 @@
   }
 
   function removeAccount(id) {
+    if (state.touched) state.touched.set(id, "removed");
     state.accounts.delete(id);
     state.qrs.delete(id);
     const row = state.rows.get(id);
@@ -204,19 +209,44 @@
     el.accountsBody.append(row);
   }
 
-  function replaceAccounts(items) {
+  /** Makes the accounts those of `items`; `touched` (see state.touched) names accounts whose news is
+   * newer than `items`: one removed stays removed, one added stays. */
+  function replaceAccounts(items, touched = new Map()) {
     const seen = new Set();
     for (const item of items) {
       const id = item.id || item.accountId;
       seen.add(id);
+      if (touched.get(id) === "removed") continue;
       const prev = state.accounts.get(id);
       // A snapshot is the truth at connect time unless we already hold newer news.
       if (prev && prev.statusAt > stampOf(item)) mergeAccount({ ...item, status: undefined });
       else mergeAccount(item);
       if (item.qr) setQr(id, item.qr);
     }
-    for (const id of [...state.accounts.keys()]) if (!seen.has(id)) removeAccount(id);
+    for (const id of [...state.accounts.keys()])
+      if (!seen.has(id) && touched.get(id) !== "live") removeAccount(id);
     updateEmpty();
+  }
+
+  /** Reads the accounts again from REST after live events were lost (a replay the server refused) and
+   * says so; news arriving meanwhile is newer than the answer and kept. */
+  async function reload() {
+    const touched = new Map();
+    state.touched = touched;
+    try {
+      const items = sb().itemsOf(await sb().api("GET", "/api/v1/accounts"));
+      // Signed out, or a later reload took over.
+      if (state.touched !== touched) return;
+      state.touched = null;
+      replaceAccounts(items, touched);
+      el.accountsNotice.textContent =
+        "Live updates were missed and could not be caught up; the accounts were reloaded.";
+    } catch (err) {
+      if (state.touched === touched)
+        el.accountsNotice.textContent = `Live updates were missed and the accounts could not be reloaded: ${err.message}`;
+    } finally {
+      if (state.touched === touched) state.touched = null;
+    }
   }
 
   async function createAccount(event) {
@@ -303,6 +333,7 @@
   }
 
   function hide() {
+    state.touched = null;
     dialog().close();
     state.accounts.clear();
     state.qrs.clear();
@@ -319,6 +350,7 @@
   window.SwitchboardAccounts = {
     show,
     hide,
+    reload,
     events,
     account: (id) => state.accounts.get(id),
     qrOf: (id) => state.qrs.get(id),

@@ -28,6 +28,9 @@
     socket: null,
     /** Cursor of the newest logged event seen on the socket: where a reconnect resumes. */
     cursor: null,
+    /** The cursor of this connection's snapshot (null without one): where the page stands after it
+     * read everything again because a replay failed. */
+    snapshotCursor: null,
     /** The page's own reconnect of a socket socket.io-client gave up on: its timer and attempts. */
     retryTimer: 0,
     retries: 0,
@@ -131,16 +134,30 @@
 
   /** The replay of a reconnect stopped at its cap (`events.resume_more`, or a resume answered `more`):
    * asks for the rest; live events follow once the page has it all. Over the socket calls quota it asks
-   * again later (the socket stays out of live events meanwhile). A disconnect ends the chain: the
-   * reconnect resumes from the newest cursor the page saw. */
+   * again later (the socket stays out of live events meanwhile); any other refusal loses the rest
+   * (`recoverLostReplay`). A disconnect ends the chain: the reconnect resumes from the newest cursor the
+   * page saw. */
   function resumeFrom(socket, cursor, attempt = 0) {
     if (state.socket !== socket || !socket.connected || typeof cursor !== "string") return;
     socket.emit("resume", cursor, (err, res) => {
       if (state.socket !== socket) return;
       if (err && err.type === "QUOTA_EXCEEDED") {
         setTimeout(() => resumeFrom(socket, cursor, attempt + 1), backoffMs(attempt));
-      } else if (!err && res && res.more) resumeFrom(socket, res.nextCursor);
+      } else if (err) recoverLostReplay(socket);
+      else if (res && res.more) resumeFrom(socket, res.nextCursor);
     });
+  }
+
+  /** The server could not replay what the page missed (`events.resume_error` at connect: a cursor it
+   * refused, its socket calls quota, the log unreadable; or a failed `resume`). The socket gets live
+   * events again, but those in between are lost: the page reads the accounts and the open Messages
+   * dialog again over REST, and says so. A later reconnect resumes from this connection's snapshot,
+   * which that reload is at least as new as (the refused cursor would only be refused again). */
+  function recoverLostReplay(socket) {
+    if (state.socket !== socket) return;
+    state.cursor = state.snapshotCursor;
+    accountsView.reload();
+    if (window.SwitchboardMessages) window.SwitchboardMessages.reload();
   }
 
   function connectSocket() {
@@ -190,7 +207,17 @@
         `${(payload && payload.message) || "This API key was revoked"}. Sign in with another key.`,
       );
     });
+    // Each connection starts with one of these two, before any replay.
+    socket.on("accounts.snapshot", (snapshot) => {
+      if (state.socket !== socket) return;
+      const cursor = snapshot && snapshot.cursor;
+      state.snapshotCursor = typeof cursor === "string" && /^[0-9]{1,15}$/.test(cursor) ? cursor : null;
+    });
+    socket.on("accounts.snapshot_error", () => {
+      if (state.socket === socket) state.snapshotCursor = null;
+    });
     socket.on("events.resume_more", (more) => resumeFrom(socket, more && more.nextCursor));
+    socket.on("events.resume_error", () => recoverLostReplay(socket));
     for (const [name, listener] of Object.entries(accountsView.events)) socket.on(name, listener);
     for (const [name, listener] of state.socketListeners) socket.on(name, listener);
   }
@@ -238,6 +265,7 @@
     if (state.socket) state.socket.disconnect();
     state.socket = null;
     state.cursor = null;
+    state.snapshotCursor = null;
     clusterView.hide();
     accountsView.hide();
     if (window.SwitchboardMessages) window.SwitchboardMessages.close();

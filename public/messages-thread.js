@@ -31,6 +31,8 @@
     acks: new Map(),
     /** Sent messages whose status was asked for once (GET …/messages/:id). */
     asked: new Set(),
+    /** Messages whose receipt may have moved on unseen (live events were lost): asked for again. */
+    stale: new Set(),
   };
 
   const sb = () => window.Switchboard;
@@ -82,12 +84,16 @@
     }
   }
 
-  /** Sent messages this page has no receipt for: their last known status (kept with the events). */
+  /** Sent messages this page has no receipt for, or one that may be stale: their last known status
+   * (kept with the events). */
   async function askStatuses(gen, items) {
-    const unknown = items.filter((m) => m.fromMe && !state.acks.has(m.id) && !state.asked.has(m.id));
+    const unknown = items.filter(
+      (m) => m.fromMe && (state.stale.has(m.id) || (!state.acks.has(m.id) && !state.asked.has(m.id))),
+    );
     await Promise.all(
       unknown.map(async (m) => {
         state.asked.add(m.id);
+        state.stale.delete(m.id);
         try {
           const r = await sb().api("GET", `${dialog().accountPath()}/messages/${encodeURIComponent(m.id)}`);
           if (gen === dialog().generation() && noteAck(m.id, r && r.status)) renderAck(m.id);
@@ -171,6 +177,10 @@
     clear: () => el.thread.replaceChildren(),
     noteAck,
     ackLabel,
+    /** Live receipts were lost: the next load asks again for those this page already knows. */
+    recheckReceipts: () => {
+      for (const id of state.acks.keys()) state.stale.add(id);
+    },
   };
 
   // app.js (loaded after this file) shares window.Switchboard; both run before DOMContentLoaded.

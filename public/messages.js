@@ -120,6 +120,19 @@
     return state.refreshing;
   }
 
+  /** Live events were lost (a replay the server refused): reads the chats, the chosen chat's messages
+   * and their receipts again, then says so unless the reload had something else to say. */
+  async function reload() {
+    if (!state.accountId) return;
+    const gen = state.generation;
+    thread().recheckReceipts();
+    if (el.notice.dataset.kind !== "state") el.notice.textContent = "";
+    await refresh();
+    if (gen === state.generation && !el.notice.textContent)
+      el.notice.textContent =
+        "Live updates were missed and could not be caught up; the messages were reloaded.";
+  }
+
   async function loadChats(gen) {
     const a = sb().account(state.accountId);
     if (!a || a.status !== "connected") return;
@@ -230,6 +243,7 @@
     accountPath,
     showChat,
     refresh,
+    reload,
     renderAccountState,
     chatIdOf,
     phoneText,

@@ -68,6 +68,57 @@ async function waitForOrExplain(
 const text = (page: Page, selector: string) =>
   page.$eval(selector, (el) => (el.textContent ?? "").trim().replace(/\s+/g, " "));
 
+/** A switch that cuts the page's live connection: `away` closes its WebSockets and sends new ones (and
+ * Socket.IO's polling) nowhere until `back`, which waits for the page to say it is live again. Set up
+ * before the page loads; it turns request interception on (`onRequest` sees every request first). */
+async function offlineSwitch(
+  page: Page,
+  onRequest: (url: string, method: string) => void = () => undefined,
+): Promise<{ away(): Promise<void>; back(): Promise<void> }> {
+  await page.evaluateOnNewDocument(() => {
+    const Native = window.WebSocket;
+    const w = window as unknown as { __sockets: WebSocket[]; __offline: boolean };
+    w.__sockets = [];
+    w.__offline = false;
+    window.WebSocket = class extends Native {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(w.__offline ? "ws://127.0.0.1:9/" : url, protocols);
+        w.__sockets.push(this);
+      }
+    };
+  });
+  let offline = false;
+  await page.setRequestInterception(true);
+  page.on("request", (req) => {
+    onRequest(req.url(), req.method());
+    if (offline && req.url().includes("/socket.io/")) void req.abort("internetdisconnected");
+    else void req.continue();
+  });
+  return {
+    async away() {
+      offline = true;
+      await page.evaluate(() => {
+        const w = window as unknown as { __sockets: WebSocket[]; __offline: boolean };
+        w.__offline = true;
+        for (const s of w.__sockets) s.close();
+      });
+      await page.waitForSelector('#connection[data-state="error"]');
+    },
+    async back() {
+      offline = false;
+      await page.evaluate(() => ((window as unknown as { __offline: boolean }).__offline = false));
+      await page.waitForSelector('#connection[data-state="live"]', { timeout: 15000 });
+    },
+  };
+}
+
+/** Resolves once the page's Socket.IO connection moved from polling to a WebSocket (see offlineSwitch):
+ * closing that one is a dropped connection. */
+const onWebSocket = (page: Page) =>
+  page.waitForFunction(() =>
+    (window as unknown as { __sockets: WebSocket[] }).__sockets.some((s) => s.readyState === 1),
+  );
+
 describe("dashboard (headless Chromium, real cluster)", function () {
   this.timeout(60000);
   let sb: RunningSwitchboard;
@@ -356,39 +407,7 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     const page = await browser.newPage();
     const pageErrors: string[] = [];
     page.on("pageerror", (err) => pageErrors.push(String(err)));
-    // The page's WebSockets, and a switch that sends new ones (and Socket.IO's polling) nowhere.
-    await page.evaluateOnNewDocument(() => {
-      const Native = window.WebSocket;
-      const w = window as unknown as { __sockets: WebSocket[]; __offline: boolean };
-      w.__sockets = [];
-      w.__offline = false;
-      window.WebSocket = class extends Native {
-        constructor(url: string | URL, protocols?: string | string[]) {
-          super(w.__offline ? "ws://127.0.0.1:9/" : url, protocols);
-          w.__sockets.push(this);
-        }
-      };
-    });
-    let offline = false;
-    await page.setRequestInterception(true);
-    page.on("request", (req) => {
-      if (offline && req.url().includes("/socket.io/")) void req.abort("internetdisconnected");
-      else void req.continue();
-    });
-    const away = async () => {
-      offline = true;
-      await page.evaluate(() => {
-        const w = window as unknown as { __sockets: WebSocket[]; __offline: boolean };
-        w.__offline = true;
-        for (const s of w.__sockets) s.close();
-      });
-      await page.waitForSelector('#connection[data-state="error"]');
-    };
-    const back = async () => {
-      offline = false;
-      await page.evaluate(() => ((window as unknown as { __offline: boolean }).__offline = false));
-      await page.waitForSelector('#connection[data-state="live"]', { timeout: 15000 });
-    };
+    const { away, back } = await offlineSwitch(page);
 
     const created = await sb.rest<{ id: string }>("POST", "/api/v1/accounts", key, { name: "Desk" });
     await waitFor(
@@ -405,10 +424,7 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     await page.waitForSelector(`${row} .status[data-status="connected"]`);
     await page.click(`${row} button[aria-label="Messages of Desk"]`);
     await page.waitForSelector("#messages-dialog[open] #chats-empty:not([hidden])");
-    // Socket.IO moved from polling to a WebSocket: closing it is a dropped connection.
-    await page.waitForFunction(() =>
-      (window as unknown as { __sockets: WebSocket[] }).__sockets.some((s) => s.readyState === 1),
-    );
+    await onWebSocket(page);
 
     // A message arrives while the page is away: it is replayed after the reconnect, not lost.
     await away();
@@ -438,6 +454,86 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     assert.deepEqual(pageErrors, []);
     await page.close();
     await sb.rest("DELETE", `/api/v1/accounts/${created.id}`, key);
+  });
+
+  it("a reconnect whose catching up the server refuses: the page reads everything again and says so", async () => {
+    const ws = `lost${randomBytes(3).toString("hex")}`;
+    // One socket call a minute: a test client spends it, so the page's reconnect (its replay is a
+    // socket call) is answered `events.resume_error` QUOTA_EXCEEDED.
+    await sb.rest("PUT", `/api/v1/workspaces/${ws}/quotas`, sb.adminKey, { socketCallsPerMinute: 1 });
+    const key = await sb.workspaceKey(ws);
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on("pageerror", (err) => pageErrors.push(String(err)));
+    let accountListReads = 0;
+    const { away, back } = await offlineSwitch(page, (url, method) => {
+      if (method === "GET" && new URL(url).pathname === "/api/v1/accounts") accountListReads++;
+    });
+    const created = await sb.rest<{ id: string }>("POST", "/api/v1/accounts", key, { name: "Desk" });
+    try {
+      await waitFor(
+        async () =>
+          (await sb.rest<{ status: string }>("GET", `/api/v1/accounts/${created.id}`, key)).status ===
+          "qr_scanning",
+        { what: "the account to show a QR" },
+      );
+      await sb.rest("POST", `/api/v1/accounts/${created.id}/simulate/scan`, key, {
+        phoneNumber: "+15550004323",
+      });
+      await signIn(page, sb.baseUrl, key);
+      const row = `tr[data-account-id="${created.id}"]`;
+      await page.waitForSelector(`${row} .status[data-status="connected"]`);
+      await page.click(`${row} button[aria-label="Messages of Desk"]`);
+      await page.waitForSelector("#messages-dialog[open] #chats-empty:not([hidden])");
+      await onWebSocket(page);
+      assert.equal(accountListReads, 1, "the sign-in read the accounts");
+
+      const spender = connectSocket(sb.baseUrl, { auth: { token: key }, transports: ["websocket"] });
+      try {
+        const call = () =>
+          new Promise<{ type?: string } | null>((resolve) =>
+            spender.emit("call", "accounts.list", {}, (err: { type?: string } | null) => resolve(err)),
+          );
+        assert.equal(await call(), null, "the minute's one socket call");
+        assert.equal((await call())?.type, "QUOTA_EXCEEDED", "and no second one");
+      } finally {
+        spender.close();
+      }
+
+      // A message arrives while the page is away; back, its replay is refused.
+      await away();
+      await sb.rest("POST", `/api/v1/accounts/${created.id}/simulate/message`, key, {
+        from: "+15550002222",
+        text: "Sent while the log could not be replayed",
+      });
+      await back();
+      await page.waitForSelector('#thread-list[data-chat-id="15550002222@c.us"] li[data-direction="in"]');
+      assert.equal(
+        await text(page, "#thread-list li .message-text"),
+        "Sent while the log could not be replayed",
+      );
+      await page.waitForFunction(() =>
+        /reloaded/.test(document.getElementById("messages-notice")!.textContent!),
+      );
+      assert.equal(
+        await text(page, "#messages-notice"),
+        "Live updates were missed and could not be caught up; the messages were reloaded.",
+      );
+      await page.waitForFunction(() =>
+        /reloaded/.test(document.getElementById("accounts-notice")!.textContent!),
+      );
+      assert.equal(
+        await text(page, "#accounts-notice"),
+        "Live updates were missed and could not be caught up; the accounts were reloaded.",
+      );
+      assert.equal(accountListReads, 2, "the accounts were read again");
+      assert.equal(await text(page, `${row} .status`), "Connected");
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await page.close();
+      await sb.rest("DELETE", `/api/v1/accounts/${created.id}`, key);
+      await sb.rest("PUT", `/api/v1/workspaces/${ws}/quotas`, sb.adminKey, { socketCallsPerMinute: null });
+    }
   });
 
   /** Records every state `#connection` takes from now on (in `window.__connectionStates`). */
