@@ -60,8 +60,16 @@ interface ApiThis extends Service, Gatekeeper {
 type Middleware = (req: Req, res: Res, next: (err?: unknown) => void) => void;
 /** moleculer-web's own body-parser (the package it ships). */
 const { bodyParser } = ApiGateway as unknown as {
-  bodyParser: { json(opts: { limit: string | number; strict: boolean }): Middleware };
+  bodyParser: { json(opts: { limit: string | number; strict: boolean; inflate: boolean }): Middleware };
 };
+
+/** The JSON body up to `limit`, as sent: a compressed body is refused (415), so no request makes the
+ * gateway inflate a small upload into `limit` bytes. A CORS preflight's body is never read (it carries
+ * no key: moleculer-web answers it after `use`). */
+function jsonBody(limit: string | number): Middleware {
+  const parse = bodyParser.json({ limit, strict: true, inflate: false });
+  return (req, res, next) => (req.method === "OPTIONS" ? next() : parse(req, res, next));
+}
 
 /** A moleculer-web route of /api/v1: key and rate limit, then the JSON body up to `limit` (read only
  * for a caller with a valid key: moleculer-web's own `bodyParsers` run before `use`), authorization,
@@ -77,7 +85,7 @@ function restRoute(name: string, aliases: Record<string, unknown>, limit: string
       function (this: ApiThis, req: Req, res: Res, next: (err?: unknown) => void) {
         authenticateRequest(this, req, res).then(() => next(), next);
       },
-      bodyParser.json({ limit, strict: true }),
+      jsonBody(limit),
     ],
     authorization: true,
     onAfterCall(this: ApiThis, ctx: GatewayContext, _route: unknown, req: Req, res: Res, data: unknown) {

@@ -145,10 +145,11 @@ export class RateLimitedError extends Errors.MoleculerClientError {
   }
 }
 
-/** MongoDB does not answer: the request fails fast (a client retries later) instead of hanging. */
+/** MongoDB does not answer: the request fails fast (a client retries later) instead of hanging. The
+ * driver's message (it names the database's address) stays on this node: `cause`, for its log. */
 export class DatabaseUnavailableError extends Errors.MoleculerRetryableError {
-  constructor(cause: string) {
-    super(`The database is unavailable: ${cause}`, 503, ERR_DATABASE_UNAVAILABLE, { cause });
+  constructor(override readonly cause: string) {
+    super("The database is unavailable; try again shortly", 503, ERR_DATABASE_UNAVAILABLE);
   }
 }
 

@@ -38,6 +38,14 @@ export class TtlCache<K, V> {
     return value;
   }
 
+  /** The value while it is fresh (a hit, as `get` counts it), else undefined; never loads. */
+  peek(key: K): { value: V } | undefined {
+    const hit = this.entries.get(key);
+    if (!hit || this.now() >= hit.until) return undefined;
+    if (this.lru) this.entries.set(key, hit);
+    return { value: hit.value };
+  }
+
   forget(key: K): void {
     this.entries.delete(key);
     this.forgets++;

@@ -35,7 +35,9 @@ export interface Gatekeeper {
  * failed-auth tokens. An address out of them is refused (RateLimitedError) before any lookup. Lookups
  * under way count as spent until they answer: past the tokens left, more from the address wait for
  * one to answer (a right key gives its token back), so wrong keys sent at once cannot all reach the
- * database, and right keys sent at once are only queued, never refused.
+ * database, and right keys sent at once are only queued, never refused. A right key answered without
+ * a lookup (cached) passes at once: it never waits behind other keys' lookups from its address (every
+ * client behind one proxy shares one).
  */
 export async function callerOfKey(
   keys: KeyStore,
@@ -43,6 +45,8 @@ export async function callerOfKey(
   presented: string,
   address: string,
 ): Promise<Caller | null> {
+  const known = presented.length > 512 ? undefined : keys.known(presented);
+  if (known) return known;
   for (let strikes = failedAuth.peek(address); !strikes.allowed; strikes = failedAuth.peek(address)) {
     if (!failedAuth.isHeld(address)) throw new RateLimitedError(strikes.retryAfterSec, failedAuth.perMinute);
     await failedAuth.settled(address);

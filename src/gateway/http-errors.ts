@@ -62,6 +62,17 @@ function noNodeServes(action: string): Errors.MoleculerRetryableError {
   );
 }
 
+/** When the gateway last logged why the database is unavailable: once per OUTAGE_LOG_EVERY_MS, not
+ * once a request. */
+let outageLoggedAt = 0;
+const OUTAGE_LOG_EVERY_MS = 10_000;
+
+function logOutage(e: DatabaseUnavailableError, logger: Logger): void {
+  if (Date.now() - outageLoggedAt < OUTAGE_LOG_EVERY_MS) return;
+  outageLoggedAt = Date.now();
+  logger.warn(`Requests answered 503 DATABASE_UNAVAILABLE: ${e.cause}`);
+}
+
 export function toContractError(req: Req, err: unknown, logger: Logger): ContractError {
   const web = (ApiGateway as unknown as { Errors: Record<string, abstract new (...args: never[]) => Error> })
     .Errors;
@@ -79,15 +90,20 @@ export function toContractError(req: Req, err: unknown, logger: Logger): Contrac
     return shape(noNodeServes((err.data as { action?: string } | undefined)?.action ?? ""));
   }
   const outage = asDatabaseError(err);
-  if (outage instanceof DatabaseUnavailableError) return shape(outage);
+  if (outage instanceof DatabaseUnavailableError) {
+    logOutage(outage, logger);
+    return shape(outage);
+  }
   const e = err as { code?: unknown; type?: unknown; data?: unknown };
+  if (err instanceof Error && typeof e.type === "string" && /^[a-z]+\.[a-z.]+$/.test(e.type)) {
+    // body-parser's failures, whatever moleculer-web made of their code (a stream's own code such as
+    // ECONNABORTED stays a string): the client's fault.
+    const mapped = BODY_ERRORS[e.type];
+    return shape(
+      mapped ? mapped(err as Errors.MoleculerError, req) : new BadRequestError(err.message, ERR_BAD_REQUEST),
+    );
+  }
   if (err instanceof Error && typeof e.code === "number" && e.code >= 400 && e.code <= 599) {
-    const mapped = typeof e.type === "string" ? BODY_ERRORS[e.type] : undefined;
-    if (mapped) return shape(mapped(err as Errors.MoleculerError, req));
-    if (typeof e.type === "string" && /^[a-z]+\.[a-z.]+$/.test(e.type)) {
-      // Other body-parser failures (aborted request, bad length…): the client's fault.
-      return shape(new BadRequestError(err.message, ERR_BAD_REQUEST));
-    }
     return {
       name: err.name,
       message: err.message,

@@ -56,7 +56,7 @@ export function corsSettings(cfg: Config) {
   if (origins.length === 0) return undefined;
   return {
     origin: origins.includes("*") ? "*" : origins,
-    methods: ["GET", "POST", "DELETE", "OPTIONS"],
+    methods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
     allowedHeaders: ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
     exposedHeaders: ["Retry-After", "X-Request-ID", "X-RateLimit-Remaining"],
     maxAge: 600,

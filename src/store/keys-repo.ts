@@ -20,6 +20,10 @@ export interface KeyRecords {
   deleteOfWorkspace(workspaceId: string, keyId: string): Promise<boolean>;
 }
 
+/** How long a key lookup may take: within the 2 s in which a request fails while the database does
+ * not answer (README, "Errors"). */
+const KEY_LOOKUP_TIMEOUT_MS = 1500;
+
 export class KeysRepo implements KeyRecords {
   private readonly col: Collection<ApiKeyDoc>;
 
@@ -27,8 +31,10 @@ export class KeysRepo implements KeyRecords {
     this.col = db.collection<ApiKeyDoc>(COLLECTIONS.apiKeys);
   }
 
+  /** Bounded by KEY_LOOKUP_TIMEOUT_MS: a database that stalls without dropping the connection fails
+   * the lookup (503) instead of holding the request, and the failed-auth tokens of its address. */
   findById(keyId: string): Promise<ApiKeyDoc | null> {
-    return this.col.findOne({ _id: keyId });
+    return this.col.findOne({ _id: keyId }, { timeoutMS: KEY_LOOKUP_TIMEOUT_MS });
   }
 
   async insert(doc: ApiKeyDoc): Promise<void> {

@@ -132,7 +132,12 @@ export interface TransientRetryOptions {
  * the driver has already waited SERVER_SELECTION_TIMEOUT_MS for one, or was refused. */
 function isOutage(err: unknown): boolean {
   const e = err as { name?: string; message?: string; cause?: { code?: string } } | null;
-  if (e?.name === "MongoServerSelectionError" || e?.name === "MongoTopologyClosedError") return true;
+  if (
+    ["MongoServerSelectionError", "MongoTopologyClosedError", "MongoOperationTimeoutError"].includes(
+      e?.name ?? "",
+    )
+  )
+    return true;
   // Refused connections reach bulk writes as a MongoBulkWriteError carrying only the message.
   const refused = /\b(ECONNREFUSED|EHOSTUNREACH)\b/.test(`${e?.cause?.code ?? ""} ${e?.message ?? ""}`);
   return Boolean(e?.name?.startsWith("Mongo")) && refused;

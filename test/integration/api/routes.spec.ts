@@ -2,6 +2,7 @@
 // (api + accounts), a second gateway with a tiny rate limit and CORS, and 2 workers (session) over the
 // run's NATS and MongoDB-wire server; gateways listen on port 0.
 import { strict as assert } from "node:assert";
+import { gzipSync } from "node:zlib";
 import { createHash } from "node:crypto";
 import { MongoClient } from "mongodb";
 import { ROUTES, fullPath } from "../../../src/gateway/routes.ts";
@@ -459,6 +460,16 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
         413,
         "PAYLOAD_TOO_LARGE",
       );
+      // A compressed body is refused, not inflated (a small upload must not become a large one).
+      assertError(
+        await gw.call("POST", "/api/v1/accounts", {
+          key: keyA.key,
+          body: gzipSync(JSON.stringify({ name: "zipped" })),
+          headers: { "content-type": "application/json", "content-encoding": "gzip" },
+        }),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+      );
     });
 
     it("per-key rate limit → 429 RATE_LIMITED with Retry-After; other keys unaffected", async () => {
@@ -486,6 +497,17 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
       });
       assert.equal(pre.status, 204);
       assert.equal(pre.headers["access-control-allow-origin"], "http://allowed.example");
+      assert.match(String(pre.headers["access-control-allow-methods"]), /\bPUT\b/, "PUT …/quotas too");
+      // A preflight carries no key: its body is never read (this one would be a 400 BAD_JSON).
+      const withBody = await limited.call("OPTIONS", "/api/v1/accounts/acc_x/messages", {
+        body: "{not json",
+        headers: {
+          origin: "http://allowed.example",
+          "access-control-request-method": "POST",
+          "content-type": "application/json",
+        },
+      });
+      assert.equal(withBody.status, 204);
       const bad = await limited.call("GET", "/api/v1/accounts", {
         key: keyB.key,
         headers: { origin: "http://evil.example" },

@@ -4,7 +4,9 @@
 import { strict as assert } from "node:assert";
 import { RateLimitedError } from "../../../src/errors.ts";
 import { callerOfKey } from "../../../src/gateway/auth.ts";
-import type { KeyStore } from "../../../src/gateway/keys.ts";
+import { KeyStore, generateKey } from "../../../src/gateway/keys.ts";
+import type { KeyRecords } from "../../../src/store/keys-repo.ts";
+import { waitFor } from "../../support/wait.ts";
 import { RateLimiter } from "../../../src/gateway/rate-limit.ts";
 
 describe("gateway/auth: failed-auth limit under concurrency", () => {
@@ -13,6 +15,7 @@ describe("gateway/auth: failed-auth limit under concurrency", () => {
     let answer!: () => void;
     const answered = new Promise<void>((r) => (answer = r));
     const keys = {
+      known: () => undefined,
       async authenticate() {
         lookups++;
         await answered;
@@ -40,6 +43,7 @@ describe("gateway/auth: failed-auth limit under concurrency", () => {
     let running = 0;
     let most = 0;
     const keys = {
+      known: () => undefined,
       async authenticate(presented: string) {
         most = Math.max(most, ++running);
         await new Promise((r) => setImmediate(r));
@@ -58,14 +62,49 @@ describe("gateway/auth: failed-auth limit under concurrency", () => {
 
   it("a right key spends nothing, and a lookup that throws gives its place back", async () => {
     const failedAuth = new RateLimiter(1);
-    const good = { authenticate: async () => ({ kind: "admin", keyId: "admin" }) } as unknown as KeyStore;
+    const good = {
+      known: () => undefined,
+      authenticate: async () => ({ kind: "admin", keyId: "admin" }),
+    } as unknown as KeyStore;
     assert.deepEqual(await callerOfKey(good, failedAuth, "k", "a"), { kind: "admin", keyId: "admin" });
     const broken = {
+      known: () => undefined,
       authenticate: async () => {
         throw new Error("database away");
       },
     } as unknown as KeyStore;
     await assert.rejects(callerOfKey(broken, failedAuth, "k", "a"), /database away/);
     assert.equal(failedAuth.peek("a").allowed, true);
+  });
+
+  it("a right key whose record is cached passes at once while lookups from its address hang", async () => {
+    const { key, doc } = generateKey("ws-proxy");
+    let stall!: () => void;
+    const stalled = new Promise<void>((r) => (stall = r));
+    let hanging = 0;
+    const records: KeyRecords = {
+      async findById(keyId) {
+        if (keyId === doc._id) return doc;
+        hanging++;
+        await stalled;
+        return null;
+      },
+      insert: async () => undefined,
+      listByWorkspace: async () => [],
+      deleteOfWorkspace: async () => false,
+    };
+    const keys = new KeyStore(records, { adminKey: "" });
+    const failedAuth = new RateLimiter(5);
+    assert.ok(await callerOfKey(keys, failedAuth, key, "10.0.0.1"), "the key, looked up once: cached");
+    // Every client behind one proxy shares its address: 5 lookups of unknown keys hang (a database that
+    // stalls) and hold all of the address's tokens.
+    const wrong = Array.from({ length: 5 }, (_, i) =>
+      callerOfKey(keys, failedAuth, `sbk_${String(i).padStart(16, "0")}_${"0".repeat(64)}`, "10.0.0.1"),
+    );
+    await waitFor(() => hanging === 5, { what: "5 lookups under way" });
+    const caller = await callerOfKey(keys, failedAuth, key, "10.0.0.1");
+    assert.deepEqual(caller, { kind: "workspace", keyId: doc._id, workspaceId: "ws-proxy" });
+    stall();
+    assert.deepEqual(await Promise.all(wrong), [null, null, null, null, null]);
   });
 });

@@ -25,4 +25,32 @@ describe("gateway: errors of calls no node can serve", () => {
     const e = toContractError(req, new Errors.MoleculerClientError("nope", 404, "NOT_FOUND"), logger);
     assert.deepEqual([e.code, e.type], [404, "NOT_FOUND"]);
   });
+
+  it("a body-parser failure is a 4xx whatever code it carries (a stream's own string code too)", () => {
+    const aborted = Object.assign(new Error("request aborted"), {
+      code: "ECONNABORTED",
+      type: "request.aborted",
+    });
+    assert.deepEqual(
+      [toContractError(req, aborted, logger).code, toContractError(req, aborted, logger).type],
+      [400, "BAD_REQUEST"],
+    );
+    const gzip = Object.assign(new Error('unsupported content encoding "gzip"'), {
+      code: 415,
+      type: "encoding.unsupported",
+    });
+    assert.deepEqual(
+      [toContractError(req, gzip, logger).code, toContractError(req, gzip, logger).type],
+      [415, "UNSUPPORTED_MEDIA_TYPE"],
+    );
+  });
+
+  it("a database outage is 503 DATABASE_UNAVAILABLE without the driver's message (it names the server)", () => {
+    const err = Object.assign(new Error("connect ECONNREFUSED 10.0.0.5:27017"), {
+      name: "MongoServerSelectionError",
+    });
+    const e = toContractError(req, err, logger);
+    assert.deepEqual([e.code, e.type], [503, "DATABASE_UNAVAILABLE"]);
+    assert.doesNotMatch(JSON.stringify(e), /10\.0\.0\.5|ECONNREFUSED/);
+  });
 });
