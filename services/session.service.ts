@@ -41,6 +41,7 @@ import {
   type Publisher,
 } from "../src/session/event-publisher.ts";
 import { openOutbound, type Outbound } from "../src/session/outbound-setup.ts";
+import { handOverDeadline } from "../src/session/outbound.ts";
 import { OwnedAccounts } from "../src/session/owned-accounts.ts";
 import { METRICS } from "../src/gateway/metrics.ts";
 import type { OwnerSend, SendResult } from "../src/messages/types.ts";
@@ -248,7 +249,10 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
         digest: { type: "string", min: 1, max: 64 },
       },
       async handler(this: SessionThis, ctx: Context<OwnerSend>): Promise<SendResult> {
-        return this.onOwner(ctx, async () => this.outbound.sender.send(ctx.params));
+        // From the time its caller still waits (Moleculer passes the time left on with the call, also
+        // when forwarded to the owner): a send without a key is not handed over once it gave up.
+        const deadline = handOverDeadline(ctx.options.timeout);
+        return this.onOwner(ctx, async () => this.outbound.sender.send(ctx.params, { deadline }));
       },
     },
 

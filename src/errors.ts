@@ -180,6 +180,7 @@ export const ERR_MEDIA_TYPE_MISMATCH = "MEDIA_TYPE_MISMATCH";
 export const ERR_MEDIA_UNAVAILABLE = "MEDIA_UNAVAILABLE";
 export const ERR_IDEMPOTENCY_MISMATCH = "IDEMPOTENCY_KEY_REUSED";
 export const ERR_SEND_QUEUE_FULL = "SEND_QUEUE_FULL";
+export const ERR_SEND_DEADLINE_EXCEEDED = "SEND_DEADLINE_EXCEEDED";
 
 /** The account's outbound queue is longer than a request may wait (SEND_MIN_GAP_MS × sends waiting):
  * nothing was sent or kept; retry after `data.retryAfter` seconds. */

@@ -9,6 +9,7 @@ import {
   ERR_BAD_JSON,
   ERR_BAD_REQUEST,
   ERR_INTERNAL,
+  ERR_SEND_DEADLINE_EXCEEDED,
   ERR_SERVICE_UNAVAILABLE,
   ERR_UNSUPPORTED_MEDIA_TYPE,
   PayloadTooLargeError,
@@ -124,7 +125,9 @@ export function sendError(req: Req, res: Res, err: unknown, logger: Logger): voi
     return;
   }
   const code = e.code;
-  if (code >= 500 && code !== 501 && code !== 503) logger.error(`${req.method} ${req.url}:`, err);
+  // Not for the 5xx a client is told to retry on (501, 503, a send past its deadline): no fault here.
+  if (code >= 500 && code !== 501 && code !== 503 && e.type !== ERR_SEND_DEADLINE_EXCEEDED)
+    logger.error(`${req.method} ${req.url}:`, err);
   const body = JSON.stringify({ name: e.name, message: e.message, code, type: e.type, data: e.data });
   const headers: Record<string, string> = {};
   if (e.type === "RATE_LIMITED")

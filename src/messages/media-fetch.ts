@@ -13,6 +13,8 @@ export interface FetchOptions {
   policy: AddressPolicy;
   maxBytes: number;
   timeoutMs: number;
+  /** Aborts the fetch before `timeoutMs` (the send's deadline); the caller tells why. @default none */
+  signal?: AbortSignal;
 }
 
 export interface FetchedMedia {
@@ -35,7 +37,8 @@ export async function fetchMedia(href: string, opts: FetchOptions): Promise<Fetc
   if (refused) throw new UrlNotAllowedError(href, refused);
   const https = url.protocol === "https:";
   const agents = agentsFor(opts.policy);
-  const signal = AbortSignal.timeout(opts.timeoutMs);
+  const timeout = AbortSignal.timeout(opts.timeoutMs);
+  const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
   try {
     return await new Promise<FetchedMedia>((resolve, reject) => {
       const req = (https ? httpsRequest : httpRequest)(
@@ -79,7 +82,7 @@ export async function fetchMedia(href: string, opts: FetchOptions): Promise<Fetc
   } catch (err) {
     if (err instanceof MessageRejectedError) throw err;
     if (err instanceof AddressNotAllowedError) throw new UrlNotAllowedError(href, err.message);
-    if (signal.aborted) throw unavailable(href, `timeout after ${opts.timeoutMs} ms`);
+    if (timeout.aborted) throw unavailable(href, `timeout after ${opts.timeoutMs} ms`);
     const e = err as Error & { code?: string };
     throw unavailable(href, e.code ?? e.message);
   }

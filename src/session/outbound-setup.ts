@@ -56,8 +56,8 @@ export function openOutbound(db: Db, cfg: Config, hooks: OutboundHooks): Outboun
     idempotency,
     statuses,
     media,
-    fetchMedia: (url) =>
-      fetchMedia(url, { policy, maxBytes: cfg.mediaMaxBytes, timeoutMs: cfg.mediaFetchTimeoutMs }),
+    fetchMedia: (url, signal) =>
+      fetchMedia(url, { policy, maxBytes: cfg.mediaMaxBytes, timeoutMs: cfg.mediaFetchTimeoutMs, signal }),
     pace: (accountId) => pacer.turn(accountId),
     ...hooks,
   });

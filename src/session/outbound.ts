@@ -6,6 +6,7 @@
 // A request that finds the key answers what the record says; a `recorded` record left by an attempt
 // that is no longer running is taken over and sent (its engine was never called), a `sending` one
 // becomes `uncertain` (its engine may have sent it): never sent twice, never sent blindly.
+// A send without a key has a deadline instead (handOverDeadline): past it, it is not handed to the engine.
 import { randomBytes } from "node:crypto";
 import type { Errors } from "moleculer";
 import { idempotencyKeyReused, MessageRejectedError, WorkspaceUnavailableError } from "../errors.ts";
@@ -24,16 +25,51 @@ import {
   ERR_INVALID_MEDIA,
   ERR_MEDIA_TYPE_MISMATCH,
   ERR_MEDIA_UNAVAILABLE,
+  ERR_SEND_DEADLINE_EXCEEDED,
   ERR_SEND_INTERRUPTED,
   ERR_SEND_QUEUE_FULL,
   ERR_WORKSPACE_UNAVAILABLE,
 } from "../errors.ts";
 
+/** A send without a key that could not be handed to its engine before its deadline (its media or its
+ * slot took too long): it was not sent, and never will be; the client may send it again. */
+function deadlineExceeded(accountId: string): MessageRejectedError {
+  return new MessageRejectedError(
+    "The message could not be handed to WhatsApp within the request's time (its media or its turn took " +
+      "too long) and was not sent; send it again (with an Idempotency-Key a send may finish after its " +
+      "request timed out, and a retry answers its result)",
+    ERR_SEND_DEADLINE_EXCEEDED,
+    { accountId },
+    504,
+  );
+}
+
+/**
+ * When a send without a key must have reached its engine, for a call whose caller gives up `timeoutMs`
+ * after `now`: halfway, as a paced send waits at most half the request timeout (outbound-setup.ts), so
+ * the engine's send and the answer's way back fit in the rest. Past it the send fails instead: its
+ * caller, told it timed out, would send it again. Undefined when the call has no timeout.
+ */
+export function handOverDeadline(timeoutMs: number | null | undefined, now = Date.now()): number | undefined {
+  return timeoutMs && timeoutMs > 0 ? now + timeoutMs / 2 : undefined;
+}
+
+export interface SendOptions {
+  /** A queued send taken over from a lost owner (`resume`): nobody waits for its answer, so a refusal
+   * before the engine was called leaves it queued (`recorded`) for the account's next `connected`
+   * instead of dropping it. @default false */
+  resumed?: boolean;
+  /** Epoch ms by which a send without a key must be handed to its engine (handOverDeadline); a keyed
+   * send ignores it. @default none */
+  deadline?: number;
+}
+
 export interface OutboundDeps {
   idempotency: IdempotencyRepo;
   statuses: MessageStatusRepo;
   media: OutboundMediaStore;
-  fetchMedia(url: string): Promise<FetchedMedia>;
+  /** Fetches a media URL; `signal` aborts it early (the send's deadline). */
+  fetchMedia(url: string, signal?: AbortSignal): Promise<FetchedMedia>;
   /** This node's fence for the workspace, or null. */
   fence(workspaceId: string): Fence | null;
   /** The engine's send, on the account's running session. */
@@ -54,14 +90,15 @@ export class OutboundSender {
 
   constructor(private readonly deps: OutboundDeps) {}
 
-  /** @param resumed a queued send taken over from a lost owner (`resume`): nobody waits for its answer,
-   * so a refusal before the engine was called leaves it queued (`recorded`) for the account's next
-   * `connected` instead of dropping it. */
-  async send(p: OwnerSend, resumed = false): Promise<SendResult> {
+  async send(p: OwnerSend, opts: SendOptions = {}): Promise<SendResult> {
+    const resumed = opts.resumed ?? false;
     // Set when the record stays `recorded`: its stored media is still to be sent.
     let queued = false;
     try {
-      if (!p.key) return await this.sendNow(p, await this.mediaOf(p));
+      // Only a send without a key is held to its deadline: its client, told the request timed out, sends
+      // again, and nothing tells the two apart. A keyed send finishes after its request timed out: a
+      // retry with its key waits for it or answers its record, and never sends it twice.
+      if (!p.key) return await this.sendNow(p, opts.deadline ?? Infinity);
       const id = idempotencyId(p.accountId, p.key);
       const running = this.inFlight.get(id);
       if (running && running.digest !== p.digest) throw idempotencyKeyReused(p.key);
@@ -95,7 +132,7 @@ export class OutboundSender {
         const { workspaceId, key, digest, request } = doc;
         await this.send(
           { workspaceId, accountId, key, digest, draft: request!.draft, media: request!.media },
-          true,
+          { resumed: true },
         ).catch((err: Error) => this.deps.logger.warn(`queued send ${doc._id} not resumed: ${err.message}`));
       }
     })();
@@ -244,12 +281,14 @@ export class OutboundSender {
     return { id: sent.id, status: "sent", at: at.toISOString() };
   }
 
-  /** A send without a key: straight to the engine. */
-  private async sendNow(p: OwnerSend, message: OutboundMessage): Promise<SendResult> {
+  /** A send without a key: straight to the engine, if before `deadline` (epoch ms). */
+  private async sendNow(p: OwnerSend, deadline: number): Promise<SendResult> {
+    const message = await this.mediaOf(p, deadline);
     const slot = await this.slotOf(p.accountId);
     let sent: { id: string };
     try {
       this.fenceOf(p.workspaceId);
+      if (Date.now() >= deadline) throw deadlineExceeded(p.accountId);
       slot.leave(true);
       sent = await this.deps.engineSend(p.accountId, message);
     } finally {
@@ -278,8 +317,9 @@ export class OutboundSender {
     );
   }
 
-  /** The message with its media bytes (read from the store, or fetched from the URL and checked). */
-  private async mediaOf(p: OwnerSend): Promise<OutboundMessage> {
+  /** The message with its media bytes (read from the store, or fetched from the URL and checked); a
+   * fetch still under way at `deadline` (epoch ms) is given up. */
+  private async mediaOf(p: OwnerSend, deadline = Infinity): Promise<OutboundMessage> {
     const src = p.media;
     if (!src) return { ...p.draft };
     let file: MediaFile;
@@ -295,7 +335,7 @@ export class OutboundSender {
         );
       file = { data, mimetype: src.mimetype, filename: src.filename };
     } else {
-      const fetched = await this.deps.fetchMedia(src.url);
+      const fetched = await this.fetchBefore(src.url, p.accountId, deadline);
       const mimetype = src.mimetype ?? normalMimetype(fetched.mimetype);
       if (!mimetype)
         throw new MessageRejectedError(
@@ -314,5 +354,19 @@ export class OutboundSender {
       file = { data: fetched.data, mimetype, filename: src.filename ?? filenameOf(src.url) };
     }
     return { ...p.draft, media: file };
+  }
+
+  /** Fetches a media URL, given up at `deadline` (epoch ms) with SEND_DEADLINE_EXCEEDED. */
+  private async fetchBefore(url: string, accountId: string, deadline: number): Promise<FetchedMedia> {
+    if (deadline === Infinity) return this.deps.fetchMedia(url);
+    const left = Math.ceil(deadline - Date.now());
+    if (left <= 0) throw deadlineExceeded(accountId);
+    const signal = AbortSignal.timeout(left);
+    try {
+      return await this.deps.fetchMedia(url, signal);
+    } catch (err) {
+      if (signal.aborted) throw deadlineExceeded(accountId);
+      throw err;
+    }
   }
 }

@@ -39,8 +39,9 @@ export interface PipelineDeps {
   /** Logs (`record`) and broadcasts (`send`) account events (event-publisher.ts). */
   publisher: Publisher;
   logger: NonNullable<EngineOptions["logger"]>;
-  /** Records a receipt of a sent message (its status record); "behind" when the message already had
-   * a later status (then it is not published). @default not recorded */
+  /** Records a receipt of a sent message (its status record): "advanced" when it is news, "same" when a
+   * receipt of that status came before, "behind" when the message already had a later status (then it
+   * is not published). @default not recorded */
   recordAck?: (ack: {
     workspaceId: string;
     accountId: string;
@@ -164,13 +165,14 @@ export class SessionPipeline {
     } else if (change.kind === "ack") {
       const { id: messageId, status, at } = change.ack;
       // Recorded first (GET …/messages/:id), then published even if the record failed: a receipt is
-      // worth more to a listener than to the status record. One behind what the message already had
-      // (`delivered` after `read`: receipts can arrive out of order) is not published: listeners see
-      // a message's statuses move forward only, as GET does.
+      // worth more to a listener than to the status record. One that is no news is not published: one
+      // behind what the message already had (`delivered` after `read`: receipts can arrive out of
+      // order), or the same as one before (WhatsApp repeats some): listeners see each of a message's
+      // statuses once, moving forward only, as GET does.
       const recorded = await this.deps
         .recordAck?.({ ...idsOf(s), messageId, status, at: new Date(at) })
         .catch((err) => this.reportFailure(change, err));
-      if (recorded === "behind") return;
+      if (recorded === "behind" || recorded === "same") return;
       await publishVia(this.deps.publisher)("account.message_ack", {
         ...idsOf(s),
         messageId,

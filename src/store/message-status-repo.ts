@@ -1,7 +1,9 @@
 // The last known status of each message an account sent (`message_status`, `_id` = accountId|messageId),
 // kept from the send's answer and the engine's receipts. A status only moves forward (ackRank); an
-// older receipt arriving late changes nothing. Conditional upsert: a filter that misses an existing
-// document makes the upsert insert a duplicate `_id`, refused, which is the "already further" answer.
+// older receipt arriving late changes nothing. Receipts are counted apart (`receiptRank`): the send's own
+// record of `sent` is no receipt, so the engine's `sent` after it is still news to listeners, and a
+// repeated receipt is not. Conditional upsert: a filter that misses an existing document makes the
+// upsert insert a duplicate `_id`, refused, which is the "already further" answer.
 // The writes of one message are made one at a time: its owner is the only node that writes them (the
 // send's record and the engine's receipts), and FerretDB runs an update as a read and a write of the
 // whole document, so two at once lose one's fields (a receipt's update dropped the recipient the send
@@ -22,6 +24,8 @@ export interface MessageStatusDoc {
   rank: number;
   /** When it reached `status`. */
   at: Date;
+  /** The rank of the latest receipt recorded (absent while the send's own record is all there is). */
+  receiptRank?: number;
   to?: string;
   type?: string;
   sentAt?: Date;
@@ -50,12 +54,26 @@ export class MessageStatusRepo {
     this.col = db.collection<MessageStatusDoc>(MESSAGE_STATUS_COLLECTION);
   }
 
-  /** Records a receipt: `advanced` when it moved the message on, `same` when the message already had
-   * that status, `behind` when it already had a later one (receipts can arrive out of order). */
-  async recordReceipt(u: StatusUpdate): Promise<"advanced" | "same" | "behind"> {
-    if (await this.advance(u)) return "advanced";
-    const doc = await this.col.findOne({ _id: `${u.accountId}|${u.messageId}` }, { projection: { rank: 1 } });
-    return (doc?.rank ?? 0) > ackRank(u.status) ? "behind" : "same";
+  /**
+   * Records a receipt: `advanced` when it is news, the first receipt of a status the message had not
+   * passed (a message no record knows gets one: sent from the phone, or its record expired); `same` when
+   * a receipt of that status came before; `behind` when the message already has a later status
+   * (receipts can arrive out of order).
+   */
+  recordReceipt(u: StatusUpdate): Promise<"advanced" | "same" | "behind"> {
+    const id = `${u.accountId}|${u.messageId}`;
+    const rank = ackRank(u.status);
+    return this.writes.run(id, async () => {
+      if (await this.advanceNow(u, { receiptRank: rank })) return "advanced";
+      const doc = await this.col.findOne({ _id: id }, { projection: { rank: 1, receiptRank: 1 } });
+      // No record after all: deleted meanwhile, with its account.
+      if (!doc) return "same";
+      if (doc.rank > rank) return "behind";
+      if ((doc.receiptRank ?? 0) >= rank) return "same";
+      // The status the send recorded, told by a receipt for the first time.
+      await this.col.updateOne({ _id: id }, { $set: { receiptRank: rank } });
+      return "advanced";
+    });
   }
 
   /** Records `u.status` unless the message already reached it or a later one; true when recorded. */
@@ -63,9 +81,10 @@ export class MessageStatusRepo {
     return this.writes.run(`${u.accountId}|${u.messageId}`, () => this.advanceNow(u));
   }
 
-  private async advanceNow(u: StatusUpdate): Promise<boolean> {
+  /** `advance`, its write setting `extra` too. */
+  private async advanceNow(u: StatusUpdate, extra: Partial<MessageStatusDoc> = {}): Promise<boolean> {
     const rank = ackRank(u.status);
-    const set: Partial<MessageStatusDoc> = { status: u.status, rank, at: u.at };
+    const set: Partial<MessageStatusDoc> = { ...extra, status: u.status, rank, at: u.at };
     if (u.to) set.to = u.to;
     if (u.type) set.type = u.type;
     if (u.status === "sent") set.sentAt = u.at;
