@@ -1,7 +1,8 @@
 // Per-workspace quotas (QUOTA_* defaults, an admin's overrides in the store): one tenant cannot create
 // unlimited accounts, webhook endpoints or sockets, or flood the bus with socket calls. Read through a
 // short cache, so a check costs no database read on the hot path; an override takes effect within it.
-// Accounts are counted by a tally kept as they are created and deleted (AccountTally), not per create.
+// Accounts and webhook endpoints are counted by a tally kept as they are created and deleted
+// (QuotaTally), not per create.
 import { BoundedMap } from "./bounded-map.ts";
 import { QuotaExceededError } from "./errors.ts";
 import { KeyedSerial } from "./keyed-serial.ts";
@@ -40,7 +41,7 @@ export class QuotaBook {
   }
 }
 
-/** What AccountTally needs of the stored tallies (TallyRepo; unit tests use a Map). */
+/** What QuotaTally needs of the stored tallies (TallyRepo, EndpointTallies; unit tests use a Map). */
 export interface TallyStore {
   /** The count at version `seq` of the workspace's tally, or null when there is no such version. */
   read(workspaceId: string, seq: number): Promise<number | null>;
@@ -57,13 +58,14 @@ interface Known {
   n: number;
 }
 
-/** A create counted longer ago than this has recorded its account or never will (REQUEST_TIMEOUT_MS,
- * 15 s by default, bounds each call it makes). */
+/** A create counted longer ago than this has recorded its account (or endpoint) or never will
+ * (REQUEST_TIMEOUT_MS, 15 s by default, bounds each call it makes). */
 export const CREATE_SETTLES_MS = 60_000;
 
 /**
- * How many accounts each workspace has, kept in the store as it changes instead of counted per create
- * (a count is a collection scan on FerretDB, on the hot path of a first QR). Every change writes the
+ * How many of what a quota counts (accounts, webhook endpoints) each workspace has, kept in the store as
+ * it changes instead of counted per create (a count is a collection scan on FerretDB, on the hot path of
+ * a first QR); below, "accounts" stands for either. Every change writes the
  * next version of the workspace's tally, which only one writer can do (TallyStore.write), so creates
  * racing through any number of gateways never pass the quota, and a delete counts one out. The last
  * version is looked up by `_id` (probing forward from what this node knew) only when another node
@@ -74,7 +76,7 @@ export const CREATE_SETTLES_MS = 60_000;
  * every CACHE_MS per workspace), plus the creates counted in the last CREATE_SETTLES_MS (they may be
  * in flight), and the tally goes on from that when it is lower.
  */
-export class AccountTally {
+export class QuotaTally {
   private readonly known = new BoundedMap<string, Known>(WORKSPACES_KEPT);
   /** When the accounts were last counted and found at the limit, per workspace. */
   private readonly fullAt = new BoundedMap<string, number>(WORKSPACES_KEPT);
@@ -84,10 +86,12 @@ export class AccountTally {
   /**
    * @param store the versions
    * @param countAccounts counts the workspace's accounts (a scan): only at the limit
+   * @param quota the quota it is kept for, named by its QuotaExceededError
    */
   constructor(
     private readonly store: TallyStore,
     private readonly countAccounts: (workspaceId: string) => Promise<number>,
+    private readonly quota: QuotaName,
   ) {}
 
   /**
@@ -145,11 +149,18 @@ export class AccountTally {
       if (accounts + recent < limit) return accounts + recent;
       this.fullAt.set(workspaceId, Date.now());
     }
-    throw new QuotaExceededError(workspaceId, "accounts", limit);
+    throw new QuotaExceededError(workspaceId, this.quota, limit);
   }
 
   private remember(workspaceId: string, at: Known): void {
     this.known.set(workspaceId, at);
+  }
+}
+
+/** The accounts quota's tally. */
+export class AccountTally extends QuotaTally {
+  constructor(store: TallyStore, countAccounts: (workspaceId: string) => Promise<number>) {
+    super(store, countAccounts, "accounts");
   }
 }
 

@@ -13,11 +13,11 @@ export const TALLIES_COLLECTION = COLLECTIONS.accountTallies;
  * its first version ("~seeded" marked the accounts alone). */
 const SEEDED_ID = "~seeded:heads";
 
-interface TallyDoc {
+export interface TallyDoc {
   _id: string;
   workspaceId?: string;
   seq?: number;
-  /** The workspace's accounts as of this version. */
+  /** The workspace's count as of this version. */
   n?: number;
   /** The change it made: +1 a create, -1 a delete, 0 a count. */
   d?: number;
@@ -28,13 +28,17 @@ export function tallyId(workspaceId: string, seq: number): string {
   return `${workspaceId}|${String(seq).padStart(15, "0")}`;
 }
 
-export class TallyRepo {
-  private readonly col: Collection<TallyDoc>;
+/** The versions of the tallies of one quota, in their collection (TallyStore of src/quotas.ts). */
+export class TallyVersions {
+  readonly col: Collection<TallyDoc>;
   /** Creates that arrive together write their versions together (different workspaces' mostly). */
   private readonly inserts: InsertBatcher<TallyDoc>;
 
-  constructor(private readonly db: Db) {
-    this.col = db.collection<TallyDoc>(TALLIES_COLLECTION);
+  constructor(
+    protected readonly db: Db,
+    collection: string,
+  ) {
+    this.col = db.collection<TallyDoc>(collection);
     this.inserts = new InsertBatcher(this.col);
   }
 
@@ -60,6 +64,20 @@ export class TallyRepo {
    * when a workspace reaches its quota). */
   createsSince(workspaceId: string, since: Date): Promise<number> {
     return retryTransient(() => this.col.countDocuments({ workspaceId, d: 1, at: { $gte: since } }));
+  }
+
+  /** Marks the seeding of first versions done (`id`), once per database; another node's mark wins. */
+  protected async markSeeded(id: string): Promise<void> {
+    await retryTransient(() => this.col.insertOne({ _id: id, at: new Date() })).catch((err: unknown) => {
+      if (!isDuplicateKey(err)) throw err;
+    });
+  }
+}
+
+/** The accounts quota's tallies. */
+export class TallyRepo extends TallyVersions {
+  constructor(db: Db) {
+    super(db, TALLIES_COLLECTION);
   }
 
   /**
@@ -88,10 +106,6 @@ export class TallyRepo {
     for (const { _id: workspaceId, n } of counts)
       if (typeof workspaceId === "string") first.set(workspaceId, n);
     for (const [workspaceId, n] of first) await this.write(workspaceId, 1, n, 0);
-    await retryTransient(() => this.col.insertOne({ _id: SEEDED_ID, at: new Date() })).catch(
-      (err: unknown) => {
-        if (!isDuplicateKey(err)) throw err;
-      },
-    );
+    await this.markSeeded(SEEDED_ID);
   }
 }

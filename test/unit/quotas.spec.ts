@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { AccountTally, CREATE_SETTLES_MS, probeLast, type TallyStore } from "../../src/quotas.ts";
+import { AccountTally, CREATE_SETTLES_MS, probeLast, QuotaTally, type TallyStore } from "../../src/quotas.ts";
 
 /** Versions in a Map, a unique key per version as the `_id` is; each call yields, so callers interleave. */
 class MemoryTallies implements TallyStore {
@@ -157,6 +157,16 @@ describe("quotas: AccountTally", () => {
     await assert.rejects(later.reserve("ws", 2), {
       type: "QUOTA_EXCEEDED",
       data: { workspaceId: "ws", quota: "accounts", limit: 2 },
+    });
+  });
+
+  it("a tally kept for another quota (webhook endpoints) names that quota when it refuses", async () => {
+    const store = new MemoryTallies();
+    const tally = new QuotaTally(store, async () => store.last("ws"), "webhooks");
+    await tally.reserve("ws", 1);
+    await assert.rejects(tally.reserve("ws", 1), {
+      type: "QUOTA_EXCEEDED",
+      data: { workspaceId: "ws", quota: "webhooks", limit: 1 },
     });
   });
 
