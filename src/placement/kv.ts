@@ -32,15 +32,24 @@ export class ClusterPlacement {
       waitOnFirstConnect: true,
     });
     const js = nc.jetstream();
-    const placementKv = await openBucket(() => js.views.kv(bucketName(cfg, "placement"), { history: 1 }));
-    const nodesKv = await openBucket(() =>
-      js.views.kv(bucketName(cfg, "nodes"), { history: 1, ttl: cfg.leaseTtlMs }),
-    );
-    const bucketTtlMs = await nodesBucketTtl(nc, nodesKv, cfg.leaseTtlMs, logger);
-    const mirror = new PlacementMirror();
-    const leaseTtlMs = Math.min(cfg.leaseTtlMs, bucketTtlMs);
-    const placement = new ClusterPlacement(nc, new PlacementTable(placementKv), nodesKv, mirror, leaseTtlMs);
-    await mirror.start(placementKv, nodesKv, Math.max(100, Math.min(cfg.leaseRenewMs, 1000)), bucketTtlMs);
+    let placement: ClusterPlacement;
+    let placementKv: KV;
+    try {
+      placementKv = await openBucket(() => js.views.kv(bucketName(cfg, "placement"), { history: 1 }));
+      const nodesKv = await openBucket(() =>
+        js.views.kv(bucketName(cfg, "nodes"), { history: 1, ttl: cfg.leaseTtlMs }),
+      );
+      const bucketTtlMs = await nodesBucketTtl(nc, nodesKv, cfg.leaseTtlMs, logger);
+      const mirror = new PlacementMirror();
+      const leaseTtlMs = Math.min(cfg.leaseTtlMs, bucketTtlMs);
+      placement = new ClusterPlacement(nc, new PlacementTable(placementKv), nodesKv, mirror, leaseTtlMs);
+      await mirror.start(placementKv, nodesKv, Math.max(100, Math.min(cfg.leaseRenewMs, 1000)), bucketTtlMs);
+    } catch (err) {
+      // A node that cannot take part leaves no connection behind.
+      await nc.close().catch(() => undefined);
+      throw err;
+    }
+    const { mirror } = placement;
     // After a reconnect (NATS restarted) the ordered consumer behind the watch may be gone: rebuild it.
     void (async () => {
       for await (const s of nc.status()) {
@@ -90,17 +99,29 @@ export async function nodesBucketTtl(
     const jsm = await nc.jetstreamManager();
     await jsm.streams.update(stream, { max_age: nanos(wantMs) });
   } catch (err) {
+    const why = (err as Error).message;
+    // Keys kept for ever: a dead node's lease never lapses, so nobody would ever take its workspaces.
+    if (status.ttl === 0)
+      throw new Error(
+        `The nodes bucket (stream ${stream}) keeps keys for ever and could not be given LEASE_TTL_MS ` +
+          `${wantMs} ms (${why}): a dead node would never be noticed. Let this node update the stream, ` +
+          `or delete it while no node runs`,
+        { cause: err },
+      );
     // Not allowed to change it (NATS permissions): the node fences itself at the bucket's TTL.
     logger?.warn(
-      `The nodes bucket (stream ${stream}) keeps keys ${status.ttl || "for ever"} ms and could not be ` +
-        `raised to LEASE_TTL_MS ${wantMs} ms (${(err as Error).message})`,
+      `The nodes bucket (stream ${stream}) keeps keys ${status.ttl} ms and could not be ` +
+        `raised to LEASE_TTL_MS ${wantMs} ms (${why})`,
     );
-    return status.ttl || wantMs;
+    return status.ttl;
   }
-  logger?.warn(
-    `The nodes bucket (stream ${stream}) kept keys ${status.ttl || "for ever"} ms; now ${wantMs} ms`,
-  );
-  return wantMs;
+  // A stream update writes the whole configuration as read before it: a node raising it at the same
+  // time to a TTL of its own may have landed after this one. The TTL the bucket has now, if lower, is
+  // the one to fence at.
+  const now = (await kv.status()).ttl;
+  const ttl = now > 0 ? Math.min(wantMs, now) : wantMs;
+  logger?.warn(`The nodes bucket (stream ${stream}) kept keys ${status.ttl || "for ever"} ms; now ${ttl} ms`);
+  return ttl;
 }
 
 /**

@@ -6,6 +6,8 @@ import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { connect } from "nats";
+import { bucketName } from "../../../src/config.ts";
 import { startNats } from "../../../src/dev/servers.ts";
 import { ClusterPlacement } from "../../../src/placement/kv.ts";
 import { testConfig } from "../../support/cluster.ts";
@@ -54,10 +56,16 @@ describe("placement: the nodes bucket's TTL and the lease's", () => {
     );
     const nats = await startNats(join(dir, "data"), 0, { configFile: conf });
     try {
-      const as = (user: string, nodeId: string, leaseTtlMs: number, warnings: string[] = []) => {
+      const as = (
+        user: string,
+        nodeId: string,
+        leaseTtlMs: number,
+        warnings: string[] = [],
+        namespace = "lim",
+      ) => {
         const cfg = testConfig({
           natsUrl: nats.url,
-          namespace: "lim",
+          namespace,
           nodeId,
           leaseTtlMs,
           leaseRenewMs: 100,
@@ -73,6 +81,20 @@ describe("placement: the nodes bucket's TTL and the lease's", () => {
       assert.equal(limited.leaseTtlMs, 1000, "the bucket's TTL, not its own longer one");
       assert.equal((await limited.nodesKv.status()).ttl, 1000);
       assert.match(warnings.join("\n"), /could not be raised to LEASE_TTL_MS 5000 ms/);
+
+      // A bucket that keeps keys for ever (made by hand, without a TTL), which this node may not
+      // change: it refuses to start, since a dead node's lease would never lapse.
+      const admin = await connect({ servers: nats.url, user: "admin", pass: "admin-pw-0123" });
+      try {
+        const cfg = testConfig({ namespace: "forever" });
+        await admin.jetstream().views.kv(bucketName(cfg, "nodes"), { history: 1 });
+      } finally {
+        await admin.close();
+      }
+      await assert.rejects(
+        as("limited", "l2", 5000, [], "forever"),
+        /keeps keys for ever and could not be given/,
+      );
     } finally {
       await Promise.all(open.splice(0).map((p) => p.close()));
       await nats.stop();
