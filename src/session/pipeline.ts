@@ -11,10 +11,28 @@ import type { AccountStatus, FailureReason } from "../lifecycle/states.ts";
 import type { AckStatus } from "../messages/types.ts";
 import { qrViewOf } from "../qr/qr-image.ts";
 import type { AccountsRepo, StatusPatch } from "../store/accounts-repo.ts";
+import { DatabaseUnavailableError } from "../errors.ts";
+import { asDatabaseError } from "../store/mongo.ts";
 import type { SessionChange } from "./engine-events.ts";
 import { carriesFence, type Fence, type Ownership } from "../placement/fence.ts";
 import { publishVia, type Publisher } from "./event-publisher.ts";
 import { foldStatusRun, type QueuedChange, type StatusRun, type StatusStep } from "./status-run.ts";
+
+/** A run that failed waits this long before its next attempt, doubled each time up to the max. */
+const RUN_RETRY_MS = 250;
+const RUN_RETRY_MAX_MS = 2000;
+
+/** What attempts at a run have done: its events logged so far (their payloads, in order), its QR
+ * screen shown. */
+interface RunProgress {
+  recorded?: (unknown | null)[];
+  broadcast?: boolean;
+}
+
+/** The database did not answer (after the store's own retries). */
+function isUnavailable(err: unknown): boolean {
+  return err instanceof DatabaseUnavailableError || asDatabaseError(err) instanceof DatabaseUnavailableError;
+}
 
 /** The session a pipeline serves: what it reads, and the fields it keeps current. */
 export interface PipelineSession {
@@ -125,12 +143,40 @@ export class SessionPipeline {
         continue;
       }
       backlog.splice(0, run.consumed);
+      await this.applyRunRetrying(run, head.change);
+    }
+  }
+
+  /**
+   * Applies a run; while the database is unavailable (and the session open under its fence), tries
+   * it again (RUN_RETRY_MS, doubling up to RUN_RETRY_MAX_MS), the changes after it waiting in order:
+   * the account's status and events catch up with its engine once the database is back, instead of
+   * the run being dropped (the account showing an old status until its next change). What a failed
+   * attempt completed (its events logged, a QR shown) is not done twice. Any other failure drops it.
+   */
+  private async applyRunRetrying(run: StatusRun, head: SessionChange): Promise<void> {
+    const { s } = this;
+    const done: RunProgress = {};
+    for (let attempt = 0; ; attempt++) {
       try {
-        await this.applyRun(run);
+        await this.applyRun(run, done);
+        return;
       } catch (err) {
-        this.reportFailure(run.steps.at(-1)?.change ?? head.change, err);
+        const change = run.steps.at(-1)?.change ?? head;
+        if (isUnavailable(err) && !s.closed && this.fenceHolds()) {
+          const waitMs = Math.min(RUN_RETRY_MS * 2 ** attempt, RUN_RETRY_MAX_MS);
+          if (attempt === 0)
+            this.deps.logger.warn(
+              `Session ${s.accountId}: change ${describeChange(change)} waits for the database ` +
+                `(${(err as Error).message}); trying again every ${RUN_RETRY_MAX_MS} ms at most`,
+            );
+          await new Promise((r) => setTimeout(r, waitMs));
+          continue;
+        }
+        this.reportFailure(change, err);
         // An engine that ended must not keep running because its end could not be recorded.
         if (run.terminal && !s.closed) await this.ends.release();
+        return;
       }
     }
   }
@@ -218,7 +264,7 @@ export class SessionPipeline {
    * agrees), and the status written after; a write the database refuses then fences the session out
    * like any other. QR refreshes are never written.
    */
-  private async applyRun(run: StatusRun): Promise<void> {
+  private async applyRun(run: StatusRun, done: RunProgress = {}): Promise<void> {
     if (run.steps.length === 0) return;
     const { s } = this;
     const holds = this.fenceHolds();
@@ -233,7 +279,10 @@ export class SessionPipeline {
       run.steps.map((step) => (step.change.qr ? qrViewOf(step.change.qr) : null)),
     );
     if (run.showsQr && holds) {
-      await this.broadcastRun(run, await this.recordRun(run), await rendering);
+      if (!done.broadcast) {
+        await this.broadcastRun(run, await this.recordRun(run, done), await rendering);
+        done.broadcast = true;
+      }
       if (
         run.needsWrite &&
         !(await this.deps.repo.writeStatus(s.accountId, s.fence, run.patch as StatusPatch))
@@ -242,7 +291,7 @@ export class SessionPipeline {
       return;
     }
     // A fence already gone from memory will refuse the write: nothing is logged for it.
-    const recording = holds ? this.recordRun(run) : Promise.resolve(null);
+    const recording = holds ? this.recordRun(run, done) : Promise.resolve(null);
     const [recorded, rendered] = await Promise.allSettled([recording, rendering]);
     if (recorded.status === "rejected") throw recorded.reason;
     const written = run.needsWrite
@@ -253,19 +302,21 @@ export class SessionPipeline {
       return;
     }
     if (rendered.status === "rejected") throw rendered.reason;
-    await this.broadcastRun(run, recorded.value ?? (await this.recordRun(run)), rendered.value);
+    await this.broadcastRun(run, recorded.value ?? (await this.recordRun(run, done)), rendered.value);
     if (run.terminal && !s.closed) {
       // The engine ended by itself (failed, logged out): release it.
       await this.ends.release();
     }
   }
 
-  /** The run's status events, written to the event log in order: the payloads to broadcast. */
-  private async recordRun(run: StatusRun): Promise<(unknown | null)[]> {
-    const recorded: (unknown | null)[] = [];
+  /** The run's status events, written to the event log in order: the payloads to broadcast. Kept in
+   * `done`, so an attempt that follows a failed one logs them once. */
+  private async recordRun(run: StatusRun, done: RunProgress): Promise<(unknown | null)[]> {
+    const recorded = (done.recorded ??= []);
     let phoneNumber = this.s.phoneNumber;
-    for (const step of run.steps) {
+    for (const [i, step] of run.steps.entries()) {
       if (step.patch.phoneNumber !== undefined) phoneNumber = step.patch.phoneNumber;
+      if (i < recorded.length) continue; // logged by an attempt before
       recorded.push(
         step.refresh
           ? null

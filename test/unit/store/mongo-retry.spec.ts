@@ -58,7 +58,9 @@ describe("store/mongo: retrying transient errors", () => {
         },
         { attempts: 4, baseDelayMs: 1 },
       ),
-      /database is locked/,
+      // The cause stays on this node (the caller's answer does not name the server).
+      (err: { type?: string; cause?: unknown }) =>
+        err.type === "DATABASE_UNAVAILABLE" && /database is locked/.test(String(err.cause)),
     );
     assert.equal(calls, 4);
     calls = 0;

@@ -1,0 +1,48 @@
+// A status change that meets a database outage (its event not logged, its status not written) waits
+// for the database and is applied once it is back, with the changes after it in order: the account's
+// status and events catch up with its engine instead of the change being dropped.
+import { strict as assert } from "node:assert";
+import { DatabaseUnavailableError } from "../../../src/errors.ts";
+import type { Publisher } from "../../../src/session/event-publisher.ts";
+import { waitFor } from "../../support/wait.ts";
+import { simulatedRuntime } from "./simulated-runtime.ts";
+
+describe("session/runtime: status changes during a database outage", () => {
+  it("are applied once the database is back, each event logged and broadcast once, in order", async () => {
+    const down = { now: false, refused: 0 };
+    const logged: string[] = [];
+    const broadcast: string[] = [];
+    const statusOf = (payload: unknown) => (payload as { status: string }).status;
+    const publisher: Publisher = {
+      record: async (event, payload) => {
+        if (event === "account.status" && down.now) {
+          down.refused++;
+          throw new DatabaseUnavailableError("connect ECONNREFUSED");
+        }
+        if (event === "account.status") logged.push(statusOf(payload));
+        return payload;
+      },
+      send: (event, payload) => {
+        if (event === "account.status") broadcast.push(statusOf(payload));
+      },
+    };
+    const { runtime, docOf } = simulatedRuntime({ publisher });
+    await runtime.start(docOf("acc7"));
+    const { result: engine } = await runtime.drive("acc7", async (e) => e);
+    const simulate = (engine as unknown as { simulate: { scan(phone: string): Promise<void> } }).simulate;
+    await waitFor(() => runtime.info("acc7")?.status === "qr_scanning", { what: "the QR screen" });
+
+    down.now = true;
+    await waitFor(() => simulate.scan("4915100000009").then(() => true), { what: "the QR scanned" });
+    await waitFor(() => down.refused >= 2, { what: "the change refused, then tried again" });
+    assert.equal(runtime.info("acc7")?.status, "qr_scanning", "nothing applied while the database is away");
+
+    down.now = false;
+    await waitFor(() => runtime.info("acc7")?.status === "connected", { what: "the account connected" });
+    assert.deepEqual(logged.slice(-2), ["authenticated", "connected"]);
+    assert.deepEqual(broadcast.slice(-2), ["authenticated", "connected"]);
+    assert.equal(logged.filter((s) => s === "authenticated").length, 1, "logged once");
+    assert.equal(broadcast.filter((s) => s === "connected").length, 1, "broadcast once");
+    await runtime.stop("acc7");
+  });
+});
