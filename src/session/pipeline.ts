@@ -19,14 +19,19 @@ import { publishVia, type Publisher } from "./event-publisher.ts";
 import { foldStatusRun, type QueuedChange, type StatusRun, type StatusStep } from "./status-run.ts";
 
 /** A run that failed waits this long before its next attempt, doubled each time up to the max. */
-const RUN_RETRY_MS = 250;
-const RUN_RETRY_MAX_MS = 2000;
+const OUTAGE_RETRY_MS = 250;
+const OUTAGE_RETRY_MAX_MS = 2000;
 
 /** What attempts at a run have done: its events logged so far (their payloads, in order), its QR
  * screen shown. */
 interface RunProgress {
   recorded?: (unknown | null)[];
   broadcast?: boolean;
+}
+
+/** What attempts at relaying a change have done: a receipt's record, and its answer. */
+interface RelayProgress {
+  ack?: unknown;
 }
 
 /** The database did not answer (after the store's own retries). */
@@ -129,7 +134,13 @@ export class SessionPipeline {
       }
       if (head.change.kind !== "status") {
         backlog.shift();
-        await this.relay(head.change).catch((err) => this.reportFailure(head.change, err));
+        const change = head.change;
+        const done: RelayProgress = {};
+        await this.whileUnavailable(
+          change,
+          () => this.relay(change, done),
+          () => (s.closed ? this.stillRelayed(change) : this.fenceHolds()),
+        ).catch((err) => this.reportFailure(change, err));
         continue;
       }
       let applicable = 0;
@@ -147,36 +158,49 @@ export class SessionPipeline {
     }
   }
 
-  /**
-   * Applies a run; while the database is unavailable (and the session open under its fence), tries
-   * it again (RUN_RETRY_MS, doubling up to RUN_RETRY_MAX_MS), the changes after it waiting in order:
-   * the account's status and events catch up with its engine once the database is back, instead of
-   * the run being dropped (the account showing an old status until its next change). What a failed
-   * attempt completed (its events logged, a QR shown) is not done twice. Any other failure drops it.
-   */
+  /** Applies a run, waiting for the database while it is unavailable (whileUnavailable); any other
+   * failure drops it. */
   private async applyRunRetrying(run: StatusRun, head: SessionChange): Promise<void> {
     const { s } = this;
     const done: RunProgress = {};
-    for (let attempt = 0; ; attempt++) {
+    const change = run.steps.at(-1)?.change ?? head;
+    try {
+      await this.whileUnavailable(
+        change,
+        () => this.applyRun(run, done),
+        () => !s.closed && this.fenceHolds(),
+      );
+    } catch (err) {
+      this.reportFailure(change, err);
+      // An engine that ended must not keep running because its end could not be recorded.
+      if (run.terminal && !s.closed) await this.ends.release();
+    }
+  }
+
+  /**
+   * Runs `attempt`; while the database is unavailable and `keepTrying` (the session open under its
+   * fence; a closed one's message while it is still relayed), again (OUTAGE_RETRY_MS, doubling up to
+   * OUTAGE_RETRY_MAX_MS), the changes after it waiting in order: the account's status and events catch
+   * up with its engine once the database is back, and a message received meanwhile is not lost
+   * (WhatsApp does not deliver it again). Attempts keep what they did in their progress, so nothing is
+   * done twice. Rejects with any other failure, or the outage's once `keepTrying` says no.
+   */
+  private async whileUnavailable(
+    change: SessionChange,
+    attempt: () => Promise<void>,
+    keepTrying: () => boolean,
+  ): Promise<void> {
+    for (let n = 0; ; n++) {
       try {
-        await this.applyRun(run, done);
-        return;
+        return await attempt();
       } catch (err) {
-        const change = run.steps.at(-1)?.change ?? head;
-        if (isUnavailable(err) && !s.closed && this.fenceHolds()) {
-          const waitMs = Math.min(RUN_RETRY_MS * 2 ** attempt, RUN_RETRY_MAX_MS);
-          if (attempt === 0)
-            this.deps.logger.warn(
-              `Session ${s.accountId}: change ${describeChange(change)} waits for the database ` +
-                `(${(err as Error).message}); trying again every ${RUN_RETRY_MAX_MS} ms at most`,
-            );
-          await new Promise((r) => setTimeout(r, waitMs));
-          continue;
-        }
-        this.reportFailure(change, err);
-        // An engine that ended must not keep running because its end could not be recorded.
-        if (run.terminal && !s.closed) await this.ends.release();
-        return;
+        if (!isUnavailable(err) || !keepTrying()) throw err;
+        if (n === 0)
+          this.deps.logger.warn(
+            `Session ${this.s.accountId}: change ${describeChange(change)} waits for the database ` +
+              `(${(err as Error).message}); trying again every ${OUTAGE_RETRY_MAX_MS} ms at most`,
+          );
+        await new Promise((r) => setTimeout(r, Math.min(OUTAGE_RETRY_MS * 2 ** n, OUTAGE_RETRY_MAX_MS)));
       }
     }
   }
@@ -203,7 +227,10 @@ export class SessionPipeline {
   }
 
   /** Events that change no status: relayed only. */
-  private async relay(change: Exclude<SessionChange, { kind: "status" }>): Promise<void> {
+  private async relay(
+    change: Exclude<SessionChange, { kind: "status" }>,
+    done: RelayProgress = {},
+  ): Promise<void> {
     const { s } = this;
     if (change.kind === "pairing_code") {
       const { code, phoneNumber } = change;
@@ -215,9 +242,10 @@ export class SessionPipeline {
       // behind what the message already had (`delivered` after `read`: receipts can arrive out of
       // order), or the same as one before (WhatsApp repeats some): listeners see each of a message's
       // statuses once, moving forward only, as GET does.
-      const recorded = await this.deps
+      // Recorded by an attempt before: its answer stands (a second record would answer "same").
+      const recorded = (done.ack ??= await this.deps
         .recordAck?.({ ...idsOf(s), messageId, status, at: new Date(at) })
-        .catch((err) => this.reportFailure(change, err));
+        .catch((err) => this.reportFailure(change, err)));
       if (recorded === "behind" || recorded === "same") return;
       await publishVia(this.deps.publisher)("account.message_ack", {
         ...idsOf(s),

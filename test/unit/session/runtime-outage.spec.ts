@@ -1,6 +1,7 @@
 // A status change that meets a database outage (its event not logged, its status not written) waits
 // for the database and is applied once it is back, with the changes after it in order: the account's
-// status and events catch up with its engine instead of the change being dropped.
+// status and events catch up with its engine instead of the change being dropped. So does a message
+// received meanwhile (WhatsApp does not deliver it again).
 import { strict as assert } from "node:assert";
 import { DatabaseUnavailableError } from "../../../src/errors.ts";
 import type { Publisher } from "../../../src/session/event-publisher.ts";
@@ -13,13 +14,15 @@ describe("session/runtime: status changes during a database outage", () => {
     const logged: string[] = [];
     const broadcast: string[] = [];
     const statusOf = (payload: unknown) => (payload as { status: string }).status;
+    const messages: string[] = [];
     const publisher: Publisher = {
       record: async (event, payload) => {
-        if (event === "account.status" && down.now) {
+        if (down.now) {
           down.refused++;
           throw new DatabaseUnavailableError("connect ECONNREFUSED");
         }
         if (event === "account.status") logged.push(statusOf(payload));
+        if (event === "account.message") messages.push((payload as { text: string }).text);
         return payload;
       },
       send: (event, payload) => {
@@ -29,7 +32,11 @@ describe("session/runtime: status changes during a database outage", () => {
     const { runtime, docOf } = simulatedRuntime({ publisher });
     await runtime.start(docOf("acc7"));
     const { result: engine } = await runtime.drive("acc7", async (e) => e);
-    const simulate = (engine as unknown as { simulate: { scan(phone: string): Promise<void> } }).simulate;
+    const simulate = (
+      engine as unknown as {
+        simulate: { scan(phone: string): Promise<void>; message(from: string, text: string): Promise<void> };
+      }
+    ).simulate;
     await waitFor(() => runtime.info("acc7")?.status === "qr_scanning", { what: "the QR screen" });
 
     down.now = true;
@@ -43,6 +50,15 @@ describe("session/runtime: status changes during a database outage", () => {
     assert.deepEqual(broadcast.slice(-2), ["authenticated", "connected"]);
     assert.equal(logged.filter((s) => s === "authenticated").length, 1, "logged once");
     assert.equal(broadcast.filter((s) => s === "connected").length, 1, "broadcast once");
+
+    // A message received while the database is away is logged once it is back.
+    down.now = true;
+    const refused = down.refused;
+    await simulate.message("4915100000001", "while away");
+    await waitFor(() => down.refused >= refused + 2, { what: "the message refused, then tried again" });
+    down.now = false;
+    await waitFor(() => messages.includes("while away"), { what: "the message logged" });
+    assert.deepEqual(messages, ["while away"]);
     await runtime.stop("acc7");
   });
 });
