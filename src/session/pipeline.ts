@@ -21,6 +21,8 @@ import { foldStatusRun, type QueuedChange, type StatusRun, type StatusStep } fro
 /** A run that failed waits this long before its next attempt, doubled each time up to the max. */
 const OUTAGE_RETRY_MS = 250;
 const OUTAGE_RETRY_MAX_MS = 2000;
+/** Attempts at a message of a closed session (~15 s): its stop waits for them. */
+const CLOSED_RETRIES = 10;
 
 /** What attempts at a run have done: its events logged so far (their payloads, in order), its QR
  * screen shown. */
@@ -139,7 +141,8 @@ export class SessionPipeline {
         await this.whileUnavailable(
           change,
           () => this.relay(change, done),
-          () => (s.closed ? this.stillRelayed(change) : this.fenceHolds()),
+          // A closed session's stop waits for this: a bounded wait there.
+          (n) => (s.closed ? n < CLOSED_RETRIES && this.stillRelayed(change) : this.fenceHolds()),
         ).catch((err) => this.reportFailure(change, err));
         continue;
       }
@@ -188,13 +191,13 @@ export class SessionPipeline {
   private async whileUnavailable(
     change: SessionChange,
     attempt: () => Promise<void>,
-    keepTrying: () => boolean,
+    keepTrying: (attempts: number) => boolean,
   ): Promise<void> {
     for (let n = 0; ; n++) {
       try {
         return await attempt();
       } catch (err) {
-        if (!isUnavailable(err) || !keepTrying()) throw err;
+        if (!isUnavailable(err) || !keepTrying(n + 1)) throw err;
         if (n === 0)
           this.deps.logger.warn(
             `Session ${this.s.accountId}: change ${describeChange(change)} waits for the database ` +
