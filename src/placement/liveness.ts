@@ -3,8 +3,12 @@
 // renew in time must stop its sessions first: it fences itself at `sentAt + ttl − margin`, where
 // `sentAt` is when its last successful renewal left (the server's expiry can only be later), and
 // `margin` is the time the node needs to stop its sessions once fenced (see FENCE_STOP_BUDGET_MS).
+// A renewal is a compare-and-set on the revision the last write left, so a lapse the node's clock did
+// not see (a paused VM, whose monotonic clock stood still while the server dropped the key) ends the
+// term too, instead of a plain write recreating the key under sessions a survivor now runs as well.
 import { hostname } from "node:os";
 import type { KV } from "nats";
+import { isCasConflict } from "./placement-table.ts";
 
 /** Milliseconds on a clock that never steps back (a wall-clock step, an NTP correction or a VM resume,
  * must not make a lapsed lease look current): every local deadline of the lease is on it. */
@@ -71,6 +75,8 @@ export class Liveness {
   private renewing = false;
   private renewTimer?: NodeJS.Timeout;
   private fenceTimer?: NodeJS.Timeout;
+  /** Revision of this node's key as the last write of this term left it (a renewal's compare-and-set). */
+  private revision = 0;
   private margin: number;
   /** Longest time a fence of this node took to stop its sessions. */
   private longestStopMs = 0;
@@ -104,7 +110,11 @@ export class Liveness {
   /** Takes the first lease; throws when NATS cannot be reached. */
   async start(): Promise<void> {
     this.stopped = false;
-    if (!(await this.renew())) throw new Error(`could not take the liveness lease of ${this.opts.nodeId}`);
+    if (await this.renew()) return;
+    // A node that did not start must not take a lease later (its renewal timer runs on): it would count
+    // as live, with nothing running. The removal also takes away a write that landed after its timeout.
+    await this.stop(true);
+    throw new Error(`could not take the liveness lease of ${this.opts.nodeId}`);
   }
 
   /** Test hook and fault injection: renewals stop (the lease will lapse and the node fence itself). */
@@ -125,6 +135,8 @@ export class Liveness {
   /** Stops renewing; `remove` deletes the key so others see the leave at once (graceful stop). */
   async stop(remove = true): Promise<void> {
     this.stopped = true;
+    // The term ends here: a start after it takes a new one.
+    this.fenced = true;
     clearTimeout(this.renewTimer);
     clearTimeout(this.fenceTimer);
     if (remove)
@@ -148,34 +160,90 @@ export class Liveness {
       return false;
     }
     this.renewing = true;
-    const sentAt = monotonicNow();
-    let ok = false;
+    const began = monotonicNow();
+    let sentAt: number | undefined;
     try {
-      const data = new TextEncoder().encode(JSON.stringify(this.record()));
-      await withTimeout(
-        this.opts.kv.put(this.opts.nodeId, data),
-        this.opts.ttlMs - this.margin,
-        "lease renewal",
-      );
-      ok = !this.paused && !this.stopped;
+      sentAt = await this.writeLease();
     } catch (err) {
       this.opts.logger?.warn(`Lease renewal of ${this.opts.nodeId} failed: ${(err as Error).message}`);
     } finally {
       this.renewing = false;
     }
-    const until = sentAt + this.opts.ttlMs - this.margin;
-    if (ok && until > monotonicNow()) {
-      this.validUntil = until;
-      this.armFence();
-      if (this.fenced) {
-        this.fenced = false;
-        this.term++;
-        this.opts.logger?.info(`Lease of ${this.opts.nodeId} taken (term ${this.term})`);
-        this.opts.onLease?.(this.term);
-      }
-    } else ok = false;
-    if (!this.stopped) this.schedule(Math.max(0, sentAt + this.opts.renewMs - monotonicNow()));
+    const ok = sentAt !== undefined && !this.paused && !this.stopped && this.extend(sentAt);
+    if (!this.stopped) this.schedule(Math.max(0, began + this.opts.renewMs - monotonicNow()));
     return ok;
+  }
+
+  /**
+   * Writes the record; returns when the write that succeeded left (undefined: none to count). The first
+   * write of a term is a plain put; each renewal after it a compare-and-set on the revision the last one
+   * left. One refused because the key is no longer that revision means the server dropped the key (it
+   * expired, or was removed), whatever this node's clock says: survivors may already run its workspaces.
+   * It fences now, as its fence timer would have, and takes a new term.
+   */
+  private async writeLease(retried = false): Promise<number | undefined> {
+    if (this.fenced) return this.putLease();
+    const previous = this.revision;
+    const sentAt = monotonicNow();
+    try {
+      this.revision = await this.write((kv, id, data) => kv.update(id, data, previous), "lease renewal");
+      return sentAt;
+    } catch (err) {
+      if (!isCasConflict(err)) throw err;
+    }
+    // Once only: a key that moves on again is written by someone else too (a second process with this
+    // node id), which no term can count on.
+    const kept = retried ? undefined : await this.keptRevision(previous);
+    if (kept !== undefined) this.revision = kept;
+    else if (!this.fenced && !this.stopped) this.fence("its key expired or was removed on the server");
+    if (this.stopped || this.paused) return undefined;
+    // On the kept revision (a renewal given up on landed after all), or the first write of a new term.
+    return this.writeLease(true);
+  }
+
+  /** The first write of a term: the key may be gone or still there from the previous term. */
+  private async putLease(): Promise<number> {
+    const sentAt = monotonicNow();
+    this.revision = await this.write((kv, id, data) => kv.put(id, data), "lease");
+    return sentAt;
+  }
+
+  private write(
+    op: (kv: KV, id: string, data: Uint8Array) => Promise<number>,
+    what: string,
+  ): Promise<number> {
+    const data = new TextEncoder().encode(JSON.stringify(this.record()));
+    return withTimeout(op(this.opts.kv, this.opts.nodeId, data), this.opts.ttlMs - this.margin, what);
+  }
+
+  /** After a refused renewal: the key's revision if it was kept since `revision`, else undefined. Only
+   * this node writes its key, and within a term only by compare-and-set, so a later revision still there
+   * is a renewal of this node's that landed after it stopped waiting, with no gap before it. */
+  private async keptRevision(revision: number): Promise<number | undefined> {
+    const e = await withTimeout(
+      this.opts.kv.get(this.opts.nodeId),
+      this.opts.ttlMs - this.margin,
+      "lease read",
+    );
+    return e?.operation === "PUT" && e.revision > revision ? e.revision : undefined;
+  }
+
+  /** Extends the lease to what a write that left at `sentAt` allows; false when it came too late. */
+  private extend(sentAt: number): boolean {
+    const until = sentAt + this.opts.ttlMs - this.margin;
+    if (until <= monotonicNow()) return false;
+    // An answer handled past the deadline, before the overdue fence timer ran (a busy event loop): the
+    // term ended at the deadline (isCurrent() would have fenced), so this write begins the next one.
+    this.checkFence();
+    this.validUntil = until;
+    this.armFence();
+    if (this.fenced) {
+      this.fenced = false;
+      this.term++;
+      this.opts.logger?.info(`Lease of ${this.opts.nodeId} taken (term ${this.term})`);
+      this.opts.onLease?.(this.term);
+    }
+    return true;
   }
 
   /** Fences at the lease's local deadline. A timer may fire a millisecond before the wall clock reaches
@@ -215,8 +283,16 @@ export class Liveness {
   checkFence(): boolean {
     if (this.fenced || this.stopped) return false;
     if (monotonicNow() < this.validUntil) return true;
+    this.fence();
+    return false;
+  }
+
+  private fence(cause?: string): void {
     this.fenced = true;
-    this.opts.logger?.warn(`Lease of ${this.opts.nodeId} lapsed: fencing (stopping every session)`);
+    clearTimeout(this.fenceTimer);
+    this.opts.logger?.warn(
+      `Lease of ${this.opts.nodeId} lapsed: fencing (stopping every session)${cause ? `; ${cause}` : ""}`,
+    );
     const began = monotonicNow();
     try {
       void Promise.resolve(this.opts.onFence())
@@ -225,6 +301,5 @@ export class Liveness {
     } catch (err) {
       this.opts.logger?.warn(`Fencing failed: ${(err as Error).message}`);
     }
-    return false;
   }
 }

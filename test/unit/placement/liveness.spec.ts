@@ -5,15 +5,14 @@ import type { KV } from "nats";
 import { Liveness } from "../../../src/placement/liveness.ts";
 import { waitFor } from "../../support/wait.ts";
 
+/** `puts` counts every write of the lease: a term's first (put) and its renewals (update). */
 function fakeKv(state: { hang: boolean; puts: number }): KV {
-  return {
-    put: async () => {
-      state.puts++;
-      if (state.hang) await new Promise(() => undefined);
-      return state.puts;
-    },
-    delete: async () => undefined,
-  } as unknown as KV;
+  const write = async () => {
+    state.puts++;
+    if (state.hang) await new Promise(() => undefined);
+    return state.puts;
+  };
+  return { put: write, update: write, delete: async () => undefined } as unknown as KV;
 }
 
 describe("placement/liveness", () => {
