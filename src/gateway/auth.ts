@@ -36,8 +36,9 @@ export interface Gatekeeper {
  * under way count as spent until they answer: past the tokens left, more from the address wait for
  * one to answer (a right key gives its token back), so wrong keys sent at once cannot all reach the
  * database, and right keys sent at once are only queued, never refused. A right key answered without
- * a lookup (cached) passes at once: it never waits behind other keys' lookups from its address (every
- * client behind one proxy shares one).
+ * a lookup (cached) does not wait behind other keys' lookups from its address (every client behind one
+ * proxy shares one); an address out of tokens is refused all the same, so a guess past the limit is
+ * never told right.
  */
 export async function callerOfKey(
   keys: KeyStore,
@@ -46,11 +47,12 @@ export async function callerOfKey(
   address: string,
 ): Promise<Caller | null> {
   const known = presented.length > 512 ? undefined : keys.known(presented);
-  if (known) return known;
   for (let strikes = failedAuth.peek(address); !strikes.allowed; strikes = failedAuth.peek(address)) {
     if (!failedAuth.isHeld(address)) throw new RateLimitedError(strikes.retryAfterSec, failedAuth.perMinute);
+    if (known) return known;
     await failedAuth.settled(address);
   }
+  if (known) return known;
   const settle = failedAuth.hold(address);
   try {
     const caller = presented.length > 512 ? null : await keys.authenticate(presented);
