@@ -39,9 +39,13 @@ export class FailureRetry {
     this.cancel(accountId);
     const timer = setTimeout(() => {
       this.timers.delete(accountId);
-      this.opts
-        .retry(accountId)
-        .catch((err: Error) => this.opts.logger.warn(`Retrying ${accountId} failed: ${err.message}`));
+      this.opts.retry(accountId).catch((err: Error) => {
+        // The retry itself failed (the database away as it read or claimed the account): nothing else
+        // would start the account again (its record still says failed, under this node's fence), so
+        // the next retry is scheduled, later.
+        this.opts.logger.warn(`Retrying ${accountId} failed: ${err.message}`);
+        if (!this.timers.has(accountId)) this.failed(accountId, workspaceId, reason);
+      });
     }, delay);
     timer.unref();
     this.timers.set(accountId, { workspaceId, timer });

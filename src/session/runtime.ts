@@ -267,10 +267,16 @@ export class SessionRuntime {
     return null;
   }
 
-  /** Unlinks the device: auth state deleted, account `logged_out`. Null when not running here. */
+  /** Unlinks the device: auth state deleted, account `logged_out`. Null when not running here (after
+   * a stop under way has ended: its engine's last save would otherwise bring back the state the
+   * caller deletes next). No retry of a failure follows it. */
   async logout(accountId: string): Promise<AccountStatus | null> {
+    this.retries.forget(accountId);
     await this.opened(accountId);
-    return (await this.sessions.get(accountId)?.logout()) ?? null;
+    const s = this.sessions.get(accountId);
+    if (s) return s.logout();
+    await this.stopping.get(accountId)?.done;
+    return null;
   }
 
   /**

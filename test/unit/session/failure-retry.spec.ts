@@ -44,6 +44,22 @@ describe("session/failure-retry", () => {
     await waitFor(() => retried.length === 2, { what: "the retry after a connection" });
   });
 
+  it("a retry that fails itself (the database away) is scheduled again, with the backoff", async () => {
+    let calls = 0;
+    const r = new FailureRetry({
+      baseMs: 5,
+      maxMs: 20,
+      logger: quiet,
+      retry: async () => {
+        if (++calls < 3) throw new Error("The database is unavailable; try again shortly");
+      },
+    });
+    r.failed("a", "ws", "browser_crashed");
+    await waitFor(() => calls === 3, { what: "a third retry, after two that failed" });
+    await waitFor(() => r.pending === 0, { what: "no retry left once one went through" });
+    assert.equal(calls, 3);
+  });
+
   it("a workspace lost, or every workspace at shutdown, cancels the retries scheduled in it", async () => {
     const retried: string[] = [];
     const r = new FailureRetry({

@@ -61,4 +61,23 @@ describe("session/runtime: a stop while received messages wait to be published",
     await waitFor(() => published.length === 2, { what: "both messages published", timeoutMs: 2000 });
     assert.deepEqual(published, ["first", "second"]);
   });
+
+  it("a logout during a stop answers once the stop has ended (its engine's last save would come after)", async () => {
+    let hold: ReturnType<typeof heldStep> | null = null;
+    const { runtime, connected } = simulatedRuntime({ beforeWrite: () => hold?.held ?? Promise.resolve() });
+    await connected("acc9");
+    hold = heldStep();
+    const stopping = runtime.stop("acc9"); // its `stopped` write is held open
+    await waitFor(() => !runtime.has("acc9"), { what: "the session closed" });
+    let answered = false;
+    const logout = runtime.logout("acc9").then((status) => {
+      answered = true;
+      return status;
+    });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(answered, false, "not before the stop has ended");
+    hold.release();
+    assert.equal(await logout, null, "not running here: the caller deletes the saved state");
+    assert.equal(await stopping, "stopped");
+  });
 });

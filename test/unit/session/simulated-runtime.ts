@@ -23,13 +23,18 @@ export interface SimulatedRuntimeOptions {
   beforeClaim?: () => Promise<void>;
   /** The receipts' record (what the status store answers). @default none */
   recordAck?: RuntimeOptions["recordAck"];
+  /** Runs before a status write is answered (a write held open). */
+  beforeWrite?: () => Promise<void>;
 }
 
 export function simulatedRuntime(opts: SimulatedRuntimeOptions = {}) {
   const fence: Fence = { node: "n1", epoch: 1 };
   const ownership: Ownership = opts.ownership ?? { current: () => fence, acquire: async () => fence };
   const repo = {
-    writeStatus: async () => true,
+    writeStatus: async () => {
+      await opts.beforeWrite?.();
+      return true;
+    },
     claimOne: async (id: string, f: Fence, patch: Partial<AccountDoc>) => {
       await opts.beforeClaim?.();
       return {
