@@ -218,10 +218,11 @@ export class SessionRuntime {
       const claimed = await this.opts.repo.byIds(
         [...byWorkspace.values()].flatMap((e) => [...e.ids, ...e.lost]),
       );
-      // Only what carries our fence: another owner's account (a newer epoch) is not ours to run.
+      // Only what carries our fence: another owner's account (a newer epoch) is not ours to run; nor is
+      // one stopped since it was read (the claim left it).
       for (const doc of claimed) {
         const fence = byWorkspace.get(doc.workspaceId)?.fence;
-        if (fence !== undefined && carriesFence(doc, fence)) ours.push(doc);
+        if (fence !== undefined && carriesFence(doc, fence) && doc.desiredState === "running") ours.push(doc);
       }
     }
     // Opened as many at a time as engines start (each open writes `initializing`).

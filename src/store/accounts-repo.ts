@@ -175,7 +175,9 @@ export class AccountsRepo {
    * owner (or none) holds, setting `patch` too, and returns how many it changed. Accounts already
    * carrying `fence` are left as they are: this node may be running them (a start that raced the
    * read), and `patch` (`initializing`) must not overwrite their status. The caller reads them back
-   * (`byIds`) and runs only those that carry `fence` and are not running yet.
+   * (`byIds`) and runs only those that carry `fence` and are not running yet. Only accounts that still
+   * want to run: one stopped (or logged out, deleted) since the caller read it is not claimed, so a
+   * restore that read it before cannot start it after the stop found nothing to stop.
    */
   async claimMany(
     workspaceId: string,
@@ -186,7 +188,7 @@ export class AccountsRepo {
     if (ids.length === 0) return 0;
     const res = await retryTransient(() =>
       this.col.updateMany(
-        { _id: { $in: ids }, workspaceId, $or: olderOwner(fence) },
+        { _id: { $in: ids }, workspaceId, desiredState: "running", $or: olderOwner(fence) },
         { $set: { ...patch, node: fence.node, epoch: fence.epoch } },
       ),
     );

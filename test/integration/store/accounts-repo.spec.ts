@@ -198,6 +198,12 @@ describe("store/accounts-repo: fenced writes on the real server", () => {
     assert.equal(await repo.claimMany("w8", ["acc_m1", "acc_m6"], { node: "n5", epoch: 5 }, patch), 1);
     const after = Object.fromEntries((await repo.byIds(["acc_m1", "acc_m6"])).map((d) => [d._id, d.status]));
     assert.deepEqual(after, { acc_m1: "connected", acc_m6: "initializing" });
+    // Stopped since a restore read it: not claimed (the restore must not start it after the stop).
+    await repo.insert(account("acc_m7", "w8", { node: "old", epoch: 1 }));
+    await repo.setDesiredState("w8", "acc_m7", "stopped");
+    assert.equal(await repo.claimMany("w8", ["acc_m7"], { node: "n5", epoch: 5 }, patch), 0);
+    const [m7] = await repo.byIds(["acc_m7"]);
+    assert.equal(`${m7.node}@${m7.epoch}`, "old@1");
   });
 
   it("get is scoped by workspace; desired state and delete too", async () => {
