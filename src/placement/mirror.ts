@@ -18,6 +18,13 @@ export interface MirrorEvents {
   nodes: [live: ReadonlyMap<string, NodeRecord>];
 }
 
+export interface PlacementMirrorOptions {
+  /** A watch that delivers nothing for this long before its first read is complete is given up and
+   * built again. Longer than nats.js takes to recreate a lost consumer (two missed 5 s heartbeats).
+   * @default 20000 */
+  initIdleMs?: number;
+}
+
 /** A timed poll runs this long after the expected expiry (the server removes the key on its timer). */
 const EXPIRY_POLL_LAG_MS = 20;
 /** …and never sooner than this after the previous one (a server that expires late is polled again). */
@@ -37,14 +44,20 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
   private leaseTtlMs = 0;
   private stopped = false;
   private rewatching = false;
+  /** A rebuild was asked for since the running one started. */
+  private rewatchWanted = false;
+  /** When the placement bucket's stream was created, as the last watch found it. */
+  private bucketCreated?: string;
+  private readonly initIdleMs: number;
   /** True once the watch has delivered every record present when it started. */
   synced = false;
   /** True once the live nodes were read at least once. */
   nodesKnown = false;
 
-  constructor() {
+  constructor(options: PlacementMirrorOptions = {}) {
     super();
     this.setMaxListeners(50);
+    this.initIdleMs = options.initIdleMs ?? 20000;
   }
 
   // ---- synchronous reads ----
@@ -146,66 +159,156 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
     this.pollTimer = setTimeout(loop, pollMs);
   }
 
-  /** (Re)starts the watch; the first values rebuild the map (records deleted meanwhile disappear). */
+  /**
+   * (Re)starts the watch; resolves once everything the bucket held when it started has been applied,
+   * and rejects if the watch ends (or delivers nothing for `initIdleMs`) before that, so the caller
+   * (start, rewatch's retry) can build another. Records whose keys that first read did not bring are
+   * then read again, and removed if gone (deleted while no watch stood, without a marker).
+   */
   async watch(kv: KV): Promise<void> {
-    this.watcher?.stop();
+    const previous = this.watcher;
+    this.watcher = undefined; // its loop, ending now, must not start a rebuild of its own
+    previous?.stop();
+    const stream = (await kv.status()).streamInfo;
+    if (this.bucketCreated !== undefined && stream.created !== this.bucketCreated) {
+      // The bucket was deleted and made again: its revisions start over, so nothing held here is current.
+      for (const ws of [...this.records.keys()]) this.apply(ws, null);
+    }
+    this.bucketCreated = stream.created;
+    // Every record present when the watch starts has a revision up to this one.
+    const startRevision = stream.state.last_seq;
+
     const seen = new Set<string>();
+    let applied = 0;
+    /** Entries to apply before the first read is complete (Infinity: nats.js has not said yet). */
+    let initAfter = Infinity;
     let initialized = false;
+    let returned = false;
     let resolveInit!: () => void;
-    const init = new Promise<void>((r) => (resolveInit = r));
-    const watcher = await kv.watch({
+    let rejectInit!: (err: Error) => void;
+    const init = new Promise<void>((resolve, reject) => {
+      resolveInit = resolve;
+      rejectInit = reject;
+    });
+    const finishInit = () => {
+      if (initialized) return;
+      initialized = true;
+      clearTimeout(idle);
+      this.synced = true;
+      resolveInit();
+      void this.removeGone(kv, this.unseenUpTo(seen, startRevision));
+      seen.clear();
+    };
+    let idle: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      if (idle) idle.refresh();
+      else
+        idle = setTimeout(
+          () => created.stop(new Error(`no entry for ${this.initIdleMs} ms`)),
+          this.initIdleMs,
+        );
+    };
+
+    const created = await kv.watch({
+      // nats.js calls this either from the iterator, once the loop below has applied every entry
+      // queued before it, or synchronously inside kv.watch() when the entries it counted arrived before
+      // the consumer's creation was confirmed: none of them applied yet. So it only marks the point.
       initializedFn: () => {
-        initialized = true;
-        for (const ws of [...this.records.keys()]) if (!seen.has(ws)) this.apply(ws, null);
-        this.synced = true;
-        resolveInit();
+        if (returned) {
+          initAfter = applied;
+          finishInit();
+        } else initAfter = -1; // counted below, once kv.watch() has returned
       },
     });
-    this.watcher = watcher;
+    returned = true;
+    this.watcher = created;
+    if (initAfter === -1) {
+      initAfter = created.getReceived();
+      if (initAfter === 0) finishInit();
+    }
+    if (!initialized) armIdle();
+
     void (async () => {
+      let failure: unknown;
       try {
-        for await (const e of watcher) {
+        for await (const e of created) {
           if (!initialized) seen.add(e.key);
-          const entry = decodePlacement(e);
-          if (!entry) this.apply(e.key, null);
-          else {
-            // A restarted watch re-delivers current values; a lower revision than ours is stale.
-            const cur = this.records.get(e.key);
-            if (!initialized && cur && cur.revision > entry.revision) continue;
-            this.apply(e.key, entry);
+          // A rebuilt watch re-delivers current values; an entry older than what is held is stale.
+          const cur = this.records.get(e.key);
+          if (!cur || cur.revision < e.revision) this.apply(e.key, decodePlacement(e));
+          applied++;
+          if (!initialized) {
+            if (applied >= initAfter) finishInit();
+            else armIdle();
           }
         }
-      } catch {
-        // The watch ended with an error (NATS gone for too long): rebuild it below.
+      } catch (err) {
+        failure = err; // NATS gone for too long, the consumer not recreated, no entry for initIdleMs
       }
-      if (!this.stopped && this.watcher === watcher) void this.rewatch(kv);
+      clearTimeout(idle);
+      if (!initialized) {
+        // Whoever awaits this watch builds the next one; a rebuild from here would find rewatch busy.
+        const why = failure instanceof Error ? `: ${failure.message}` : "";
+        rejectInit(new Error(`The placement watch ended before its first read${why}`, { cause: failure }));
+      } else if (!this.stopped && this.watcher === created) void this.rewatch(kv);
     })();
     await init;
+  }
+
+  /** Records the first read did not bring, as held now; not those newer than the watch (a writer's own
+   * claim, applied at once, which the watch brings later). */
+  private unseenUpTo(seen: ReadonlySet<string>, revision: number): PlacementEntry[] {
+    return [...this.records.values()].filter((r) => !seen.has(r.workspaceId) && r.revision <= revision);
+  }
+
+  /**
+   * Removes the records whose keys are gone from the bucket. A key the first read did not bring may
+   * still be there: one rewritten during that read comes after nats.js calls the read complete (its
+   * value of then left the stream), and no later point of the watch tells it from a key deleted
+   * without a marker (under writes, the consumer's pending count reaches 0 before it). So each is read
+   * (rarely any: a deletion leaves a marker, which the watch brings). A record that changed meanwhile
+   * is the watch's; one not read (NATS gone again) waits for the next rebuild.
+   */
+  private async removeGone(kv: KV, unseen: PlacementEntry[]): Promise<void> {
+    for (let i = 0; i < unseen.length && !this.stopped; i += 64) {
+      await Promise.all(
+        unseen.slice(i, i + 64).map(async (held) => {
+          const now = await kv.get(held.workspaceId).catch(() => undefined);
+          if (now === undefined || this.records.get(held.workspaceId) !== held) return;
+          this.apply(held.workspaceId, now ? decodePlacement(now) : null);
+        }),
+      );
+    }
   }
 
   /**
    * Rebuilds the watch until it stands (NATS reconnected, or the watch ended): right after a NATS
    * restart JetStream may not serve the bucket yet, and a mirror left without a watch would never see
-   * a placement change again (no adoption of handed-off workspaces, no fencing on lost ones).
+   * a placement change again (no adoption of handed-off workspaces, no fencing on lost ones). A call
+   * while a rebuild runs asks for one more after it (the watch it builds may already be gone).
    */
   async rewatch(kv: KV, onError?: (err: Error, attempt: number) => void): Promise<void> {
+    this.rewatchWanted = true;
     if (this.rewatching) return;
     this.rewatching = true;
     try {
-      await sleep(250);
-      await retry(
-        async () => {
-          if (!this.stopped) await this.watch(kv);
-        },
-        {
-          attempts: Infinity,
-          delayMs: (attempt) => Math.min(250 * (attempt + 1), 2000),
-          shouldRetry: (err, attempt) => {
-            onError?.(err as Error, attempt);
-            return !this.stopped;
+      while (this.rewatchWanted && !this.stopped) {
+        await sleep(250);
+        await retry(
+          async () => {
+            this.rewatchWanted = false; // asked before this try: this try answers it
+            if (!this.stopped) await this.watch(kv);
           },
-        },
-      ).catch(() => undefined); // thrown only once the mirror has stopped
+          {
+            attempts: Infinity,
+            delayMs: (attempt) => Math.min(250 * (attempt + 1), 2000),
+            shouldRetry: (err, attempt) => {
+              onError?.(err as Error, attempt);
+              return !this.stopped;
+            },
+          },
+        ).catch(() => undefined); // thrown only once the mirror has stopped
+      }
     } finally {
       this.rewatching = false;
     }
