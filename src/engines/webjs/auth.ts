@@ -32,6 +32,10 @@ function run(cmd: string, args: string[], input?: Buffer): Promise<Buffer> {
     child.stdout.on("data", (b: Buffer) => out.push(b));
     child.stderr.on("data", (b: Buffer) => (err += b.toString()));
     child.once("error", reject);
+    // A child that exits before it has read all its input (tar given a blob that is not gzip, or killed
+    // mid-extract) fails the write with EPIPE; unheard, that error would end the process. The exit
+    // code below reports the failure.
+    child.stdin.on("error", () => undefined);
     child.once("close", (code) => {
       // GNU tar exits 1 when a file changed while it was read (a live profile); the archive is usable.
       if (code === 0 || (code === 1 && cmd === "tar" && args[0] === "-czf")) resolve(Buffer.concat(out));

@@ -23,6 +23,9 @@ export interface LaunchOptions {
   timeoutMs?: number;
   /** Aborting kills the browser and rejects the launch (a stop() during a start). */
   signal?: AbortSignal;
+  /** How long processes left of an earlier run may outlive SIGKILL before launchOnProfile throws.
+   * @default 5000 */
+  killTimeoutMs?: number;
   /** Where the sandbox decision is logged (once per process). @default console */
   logger?: { info(...a: unknown[]): void; warn(...a: unknown[]): void };
 }
@@ -347,7 +350,7 @@ export async function launchOnProfile(
   restore: (() => Promise<unknown>) | null,
   opts: LaunchOptions,
 ): Promise<LaunchedChromium | null> {
-  await killSessionProcesses(userDataDir);
+  await killSessionProcesses(userDataDir, undefined, opts.killTimeoutMs);
   if (restore) {
     await rm(userDataDir, { recursive: true, force: true });
     await restore();

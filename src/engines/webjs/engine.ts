@@ -6,8 +6,9 @@ import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type wweb from "whatsapp-web.js";
-import { InvalidStateError, SendInterruptedError } from "../../errors.ts";
+import { DatabaseUnavailableError, InvalidStateError, SendInterruptedError } from "../../errors.ts";
 import type { FailureReason } from "../../lifecycle/states.ts";
+import { asDatabaseError } from "../../store/mongo.ts";
 import type { EngineOptions, StopOptions } from "../base.ts";
 import { ProfileAuthStrategy } from "./auth.ts";
 import {
@@ -44,6 +45,9 @@ export class WebjsEngine extends WebjsSessionEvents {
   protected crashes: number[] = [];
   protected everReady = false;
   private stopping: Promise<void> | null = null;
+  /** A forced stop came during the stop under way: its processes are killed and nothing is saved (the
+   * fence may be gone already). */
+  private forcedStop = false;
 
   constructor(opts: WebjsEngineOptions) {
     super(opts);
@@ -93,15 +97,19 @@ export class WebjsEngine extends WebjsSessionEvents {
 
   async stop({ force = false }: StopOptions = {}): Promise<void> {
     if (this.stopping && force) {
-      // A graceful stop is under way (destroy() may hang for seconds): the processes go now.
-      await killSessionProcesses(this.userDataDir, this.browser?.pid);
+      // A graceful stop is under way (destroy() may hang for seconds): the processes go now, and its
+      // save is called off (it would pack a killed profile and store it under a fence that has gone).
+      this.forcedStop = true;
+      await this.killProcesses(this.browser?.pid);
     } else if (!this.stopping) {
       const wasLive = this.phase !== "failed" && this.phase !== "stopped" && this.phase !== "idle";
       if (wasLive) this.phase = "stopping";
       const save = wasLive && this.everReady && !force;
+      this.forcedStop = force;
       this.stopping = this.shutdown({ save, graceful: !force }).finally(() => {
         if (this.phase === "stopping") this.phase = "stopped";
         this.stopping = null;
+        this.forcedStop = false;
       });
     }
     await this.stopping;
@@ -131,9 +139,12 @@ export class WebjsEngine extends WebjsSessionEvents {
       );
       throw err;
     }
-    await this.shutdown({ save: false });
-    this.phase = "stopped";
-    this.emit("logged_out");
+    try {
+      await this.shutdown({ save: false });
+    } finally {
+      this.phase = "stopped";
+      this.emit("logged_out");
+    }
   }
 
   async requestPairingCode(phoneNumber: string): Promise<string> {
@@ -201,6 +212,7 @@ export class WebjsEngine extends WebjsSessionEvents {
         singleProcess: this.opts.chromiumSingleProcess,
         timeoutMs: this.tuning.launchTimeoutMs,
         signal: abort.signal,
+        killTimeoutMs: this.tuning.killTimeoutMs,
         logger: this.opts.logger,
       });
       const browser = this.browser;
@@ -212,9 +224,8 @@ export class WebjsEngine extends WebjsSessionEvents {
       await step;
     } catch (err) {
       if (gen !== this.generation) return;
-      const reason: FailureReason =
-        err instanceof ChromiumLaunchError ? "browser_launch_failed" : "engine_error";
-      return this.fail(gen, reason, (err as Error).message);
+      const { reason, message } = this.launchFailure(err);
+      return this.fail(gen, reason, message);
     } finally {
       if (this.abortLaunch === abort) this.abortLaunch = null;
       this.launching = null;
@@ -237,6 +248,22 @@ export class WebjsEngine extends WebjsSessionEvents {
       const { reason, message } = classifyStartError(err);
       await this.fail(gen, reason, message);
     }
+  }
+
+  /** Why a launch (profile restore, then Chromium's spawn) failed. A database that did not answer
+   * while the profile was restored is a failure time fixes: retried as a launch that failed. */
+  private launchFailure(err: unknown): { reason: FailureReason; message: string } {
+    if (err instanceof ChromiumLaunchError) return { reason: "browser_launch_failed", message: err.message };
+    const outage = asDatabaseError(err);
+    if (outage instanceof DatabaseUnavailableError) {
+      // The driver's message names the database's address: it stays in this node's log.
+      this.opts.logger?.warn(`session ${this.opts.sessionId}: restoring the auth state failed:`, err);
+      return {
+        reason: "browser_launch_failed",
+        message: `Restoring the auth state failed: ${outage.message}`,
+      };
+    }
+    return { reason: "engine_error", message: (err as Error).message };
   }
 
   /** A whatsapp-web.js Client on the launched browser; its events reach us only while `gen` is current. */
@@ -319,14 +346,20 @@ export class WebjsEngine extends WebjsSessionEvents {
     if (gen !== this.generation) return;
     this.generation++;
     this.phase = "failed";
-    // Processes first, so that once `failed` is visible nothing of the session runs any more.
-    await this.shutdown({ save: false });
-    this.phase = "failed";
-    this.emit("failed", reason, message);
-    this.settleStart();
+    try {
+      // Processes first, so that once `failed` is visible nothing of the session runs any more.
+      await this.shutdown({ save: false });
+    } finally {
+      // Even when the cleanup failed (logged by whoever awaits this): a session nobody is told has
+      // failed is never retried.
+      this.phase = "failed";
+      this.emit("failed", reason, message);
+      this.settleStart();
+    }
   }
 
-  /** Abandons the current browser (if any) and kills every process of the profile. */
+  /** Abandons the current browser (if any) and kills every process of the profile. Never throws (see
+   * killProcesses). */
   private async dropBrowser(graceful = false): Promise<void> {
     const client = this.client;
     const browser = this.browser;
@@ -343,7 +376,20 @@ export class WebjsEngine extends WebjsSessionEvents {
       );
       if (browser) await withTimeout(browser.exited, Math.max(0, deadline - Date.now()));
     }
-    await killSessionProcesses(this.userDataDir, browser?.pid);
+    await this.killProcesses(browser?.pid);
+  }
+
+  /**
+   * Kills every process of the profile. Processes that outlive SIGKILL (stuck in the kernel) are
+   * logged, not thrown: nothing more can be done about them, and the teardown that called this must
+   * still clean up, settle the start and announce how the session ended.
+   */
+  private async killProcesses(browserPid: number | undefined): Promise<void> {
+    try {
+      await killSessionProcesses(this.userDataDir, browserPid, this.tuning.killTimeoutMs);
+    } catch (err) {
+      this.opts.logger?.error(`webjs session ${this.opts.sessionId}: killing its processes failed:`, err);
+    }
   }
 
   /** Stops everything of this session: timers, a launch in flight, the browser; then saves and cleans. */
@@ -353,19 +399,25 @@ export class WebjsEngine extends WebjsSessionEvents {
     this.qrScreen.clear();
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = null;
-    this.abortLaunch?.abort();
-    if (this.launching) await this.launching;
-    await this.dropBrowser(opts.graceful ?? true);
-    if (opts.save) {
-      // The browser has closed cleanly: the profile on disk is complete and consistent.
-      await this.auth.save().catch((err) => this.opts.logger?.warn("saving auth state on stop failed:", err));
+    try {
+      this.abortLaunch?.abort();
+      if (this.launching) await this.launching;
+      await this.dropBrowser(opts.graceful ?? true);
+      // A forced stop that came meanwhile killed the browser mid-close: no save (see stop()).
+      if (opts.save && !this.forcedStop) {
+        // The browser has closed cleanly: the profile on disk is complete and consistent.
+        await this.auth
+          .save()
+          .catch((err) => this.opts.logger?.warn("saving auth state on stop failed:", err));
+      }
+      // A save still packing the profile (periodic, or the one after `ready`) finishes first: removed
+      // under it, the profile would be stored truncated.
+      await this.auth.idle();
+      removeSingletonFiles(this.userDataDir);
+      await rm(this.userDataDir, { recursive: true, force: true, maxRetries: 3 });
+    } finally {
+      this.settleStart();
     }
-    // A save still packing the profile (periodic, or the one after `ready`) finishes first: removed
-    // under it, the profile would be stored truncated.
-    await this.auth.idle();
-    removeSingletonFiles(this.userDataDir);
-    await rm(this.userDataDir, { recursive: true, force: true, maxRetries: 3 });
-    this.settleStart();
   }
 }
 

@@ -75,7 +75,8 @@ export abstract class WebjsSessionEvents extends WebjsDirectory {
         // A browser that died makes injection fail too: that is a crash, handled by onBrowserExit.
         const browser = this.browser;
         if (browser && (await withTimeout(browser.exited, 1000)) !== undefined) return;
-        if (live()) await this.fail(gen, classifyStartError(err).reason, String(err));
+        // Called from whatsapp-web.js's 'framenavigated' listener, where a rejection would be unhandled.
+        if (live()) this.background(this.fail(gen, classifyStartError(err).reason, String(err)), "injection");
       },
     };
   }
@@ -105,9 +106,12 @@ export abstract class WebjsSessionEvents extends WebjsDirectory {
       this.background(async () => {
         this.phase = "stopping";
         await this.auth.forget().catch((err) => this.opts.logger?.warn("deleting auth state failed:", err));
-        await this.shutdown({ save: false });
-        this.phase = "stopped";
-        this.emit("logged_out");
+        try {
+          await this.shutdown({ save: false });
+        } finally {
+          this.phase = "stopped";
+          this.emit("logged_out");
+        }
       }, "logout by the phone");
       return;
     }

@@ -15,6 +15,9 @@ export interface WebjsTuning {
   destroyTimeoutMs?: number;
   /** Chromium must open DevTools within this. @default 30000 */
   launchTimeoutMs?: number;
+  /** How long a session's processes may outlive SIGKILL (stuck in the kernel) before the kill is given
+   * up and logged. @default 5000 */
+  killTimeoutMs?: number;
   /** Extra Chromium flags (e.g. `--host-resolver-rules` towards a local stand-in of WhatsApp Web). */
   chromiumArgs?: string[];
 }
@@ -39,6 +42,7 @@ export const DEFAULTS: Required<Omit<WebjsTuning, "chromiumArgs">> = {
   crashWindowMs: 600_000,
   destroyTimeoutMs: 3000,
   launchTimeoutMs: 30_000,
+  killTimeoutMs: 5000,
 };
 
 /** `p`, or undefined once `ms` have passed. */

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { MongoClient, type Db } from "mongodb";
-import { ENGINE_EVENT_NAMES, type EngineEvents } from "../../../../src/engines/base.ts";
+import { ENGINE_EVENT_NAMES, type EngineEvents, type EngineOptions } from "../../../../src/engines/base.ts";
 import {
   processesMentioning,
   processGroupMembers,
@@ -85,6 +85,7 @@ export function webjsHarness() {
       sessionId?: string;
       startTurn?: () => Promise<() => void>;
       authStore?: AuthStore;
+      logger?: EngineOptions["logger"];
     } = {},
   ) {
     const sessionId = opts.sessionId ?? `s${randomBytes(4).toString("hex")}`;
@@ -98,6 +99,7 @@ export function webjsHarness() {
       profileDir: h.profileRoot,
       startupTimeoutMs: opts.startupTimeoutMs ?? 15000,
       startTurn: opts.startTurn,
+      logger: opts.logger,
       webjs: { restartBackoffMs: 100, destroyTimeoutMs: 1000, ...tuning },
     });
     engines.push(engine);
