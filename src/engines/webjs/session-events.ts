@@ -37,6 +37,9 @@ export abstract class WebjsSessionEvents extends WebjsDirectory {
       authenticated: () => {
         this.armWatchdog(gen, "authenticated but not ready"); // the sync with the phone may stall
         this.qrScreen.clear();
+        // WhatsApp Web reloaded while connected: the library injects again and says authenticated,
+        // then ready. The device is still linked: the account stays connected (its `ready` is a repeat).
+        if (this.phase === "connected") return;
         this.phase = "authenticated";
         this.emit("authenticated");
         this.settleStart();
@@ -95,6 +98,13 @@ export abstract class WebjsSessionEvents extends WebjsDirectory {
   }
 
   private onQr(gen: number, raw: string): void {
+    if (this.phase === "connected" || this.phase === "authenticated") {
+      // The page came back unlinked (a reload that lost the link): first the link is gone, then a new
+      // run of QRs (no step from connected straight to the QR screen).
+      this.phase = "disconnected";
+      this.emit("disconnected", "unlinked");
+      this.qrScreen.reset();
+    }
     this.qrScreen.offer(raw, () => gen === this.generation);
   }
 

@@ -113,6 +113,26 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
       assert.ok(await store.has(sessionId));
     });
 
+    it("a reload of WhatsApp Web while connected (the library injects again) stays connected: no authenticated after ready", async () => {
+      const s = await standin("qr");
+      const { engine, seen, first } = makeEngine({ chromiumArgs: s.chromiumArgs });
+      await engine.start();
+      await first("qr");
+      s.command({ type: "scan", phoneNumber: "4915112345679", pushName: "Bo" });
+      await first("ready");
+      seen.length = 0;
+      const page = (engine as unknown as { client: { pupPage: { reload(): Promise<unknown> } } }).client
+        .pupPage;
+      await page.reload();
+      await waitFor(() => seen.some((e) => e.event === "ready"), { what: "ready after the reload" });
+      assert.deepEqual(
+        seen.map((e) => e.event),
+        ["ready"],
+        "the session stays connected: no step back to authenticated",
+      );
+      assert.equal(engine.status, "connected");
+    });
+
     it("send(): a text with mentions reaches WhatsApp Web with its id; the page's receipts arrive as message_ack", async () => {
       const s = await standin("qr");
       const { engine, seen, first } = makeEngine({ chromiumArgs: s.chromiumArgs });
