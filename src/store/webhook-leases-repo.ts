@@ -4,8 +4,8 @@
 // updating it. Each lease is a term: `_id = <endpointId>#<term>`. A node claims an endpoint whose newest
 // term has expired (or that has none) by INSERTING term + 1: the unique _id lets one claimant win. The
 // holder renews by updating its own term (nobody else writes it) and gives up when a newer term exists
-// or its lease ran out locally before a renewal succeeded (self-fencing: it stops starting deliveries
-// at `validUntil`, which it computes from its own clock before the write). A graceful stop expires the
+// or its lease ran out locally before a renewal landed (self-fencing: it stops starting deliveries at
+// `validUntil`, which it computes from its own clock before the write). A graceful stop expires the
 // held terms so another node takes over at once; a crash is covered by expiry.
 import { randomBytes } from "node:crypto";
 import type { Collection, Db } from "mongodb";
@@ -121,15 +121,26 @@ export class LeaseRepo {
 
   private async renewOnce(lease: HeldLease): Promise<boolean> {
     const start = Date.now();
-    if (start >= lease.validUntil) return false;
+    const until = lease.validUntil;
+    if (start >= until) return false;
+    const _id = `${lease.endpointId}#${lease.term}`;
     const res = await this.col.updateOne(
-      { _id: `${lease.endpointId}#${lease.term}`, holder: this.holder },
+      { _id, holder: this.holder },
       { $set: { expiresAt: new Date(start + this.ttlMs) } },
     );
     if (res.matchedCount !== 1) return false;
     // (A small collection: at most one current and a few expired terms per endpoint.)
     const newer = await this.col.findOne({ endpointId: lease.endpointId, term: { $gt: lease.term } });
     if (newer) return false;
+    if (Date.now() >= until) {
+      // The renewal landed after the lease had run out: another node may have claimed the endpoint in
+      // between (its claim read our expired term; its insert may land after our read of newer terms).
+      // Lost; the term extended is expired again, so that nobody waits a lease period for it.
+      await this.col
+        .updateOne({ _id, holder: this.holder }, { $set: { expiresAt: new Date(0) } })
+        .catch(() => undefined);
+      return false;
+    }
     lease.validUntil = start + this.ttlMs;
     return true;
   }

@@ -36,6 +36,22 @@ export interface FailureUpdate {
   nextAttemptAt: Date | null;
 }
 
+/** A queue with finished rows past retention: how many were found, and the first one's `_id`. */
+interface FinishedInQueue {
+  endpointId: string;
+  accountId: string;
+  rows: number;
+  first: string;
+}
+
+/** Slots read by `_id` in one query at most. */
+const IDS_PER_READ = 500;
+
+/** The seq of a row from its `_id` (its slot: `<endpointId>|<accountId>|<seq, zero-padded>`). */
+function seqOfSlot(id: string): number {
+  return Number(id.slice(id.lastIndexOf("|") + 1));
+}
+
 export class OutboxRepo {
   readonly col: Collection<OutboxDoc>;
   private readonly recorder: OutboxRecorder;
@@ -63,16 +79,16 @@ export class OutboxRepo {
     return this.recorder.recordMany(items);
   }
 
-  /** The lowest pending seq of every queue (of all endpoints, of one, or one queue). One query. */
+  /** The lowest pending seq of every queue (of all endpoints, of one, or one queue). One query, whose
+   * rows are gone through as they come: only the heads are kept (a receiver down for long leaves many
+   * pending rows). */
   async pendingHeads(endpointId?: string, accountId?: string): Promise<QueueHead[]> {
     const filter: Record<string, unknown> = { status: "pending" };
     if (endpointId) filter.endpointId = endpointId;
     if (accountId) filter.accountId = accountId;
-    const rows = await this.col
-      .find(filter, { projection: { endpointId: 1, accountId: 1, seq: 1 } })
-      .toArray();
+    const rows = this.col.find(filter, { projection: { endpointId: 1, accountId: 1, seq: 1 } });
     const heads = new Map<string, QueueHead>();
-    for (const r of rows) {
+    for await (const r of rows) {
       const key = queueKey(r.endpointId, r.accountId);
       const cur = heads.get(key);
       if (!cur || r.seq < cur.seq)
@@ -86,7 +102,8 @@ export class OutboxRepo {
     return this.col.findOne({ _id: slotId(endpointId, accountId, seq) });
   }
 
-  // Only the holder of the endpoint's lease writes its rows, so plain updates by _id suffice.
+  // Only the holder of the endpoint's lease writes its rows, so updates go by _id. A delivered mark
+  // is a fact whoever writes it; a failure is written only while the row is pending (fenced).
   /** Marks rows delivered, those with the same attempt count and status code in one update (`_id`
    * `$in` the list: one command, by the `_id` index). */
   async markDelivered(marks: { id: string; attempts: number; statusCode: number }[]): Promise<void> {
@@ -115,7 +132,9 @@ export class OutboxRepo {
     }
   }
 
-  async markFailed(id: string, f: FailureUpdate): Promise<void> {
+  /** Writes a failed attempt, only on a row still pending: false when it is not (a late write of a
+   * node that lost the endpoint must not turn a row its next holder delivered `dead`, or rewind it). */
+  async markFailed(id: string, f: FailureUpdate): Promise<boolean> {
     const $set: Partial<OutboxDoc> = {
       attempts: f.attempts,
       lastError: f.error,
@@ -123,7 +142,8 @@ export class OutboxRepo {
     };
     if (f.nextAttemptAt) $set.nextAttemptAt = f.nextAttemptAt;
     else $set.status = "dead";
-    await withRetry(() => this.col.updateOne({ _id: id }, { $set }));
+    const res = await withRetry(() => this.col.updateOne({ _id: id, status: "pending" }, { $set }));
+    return res.matchedCount === 1;
   }
 
   /** Deliveries of one endpoint, newest first (created, then `_id`, which orders a queue by `seq`). */
@@ -151,8 +171,8 @@ export class OutboxRepo {
   }
 
   /** Deletes delivered and dead rows created before `olderThan` (MongoDB TTL indexes are not available on
-   * FerretDB). The last row of each queue stays: the next `seq` is computed from it. Idempotent, so any
-   * node may run it at any time. */
+   * FerretDB). The last row of each queue stays: the next `seq` is computed from it (a queue whose only
+   * such row is its last is not visited). Idempotent, so any node may run it at any time. */
   async prune(olderThan: Date): Promise<number> {
     const done = {
       status: { $in: ["delivered", "dead"] as DeliveryStatus[] },
@@ -161,13 +181,19 @@ export class OutboxRepo {
     // The queues with finished rows, one status at a time: a plain string equality is searched in the
     // status index on FerretDB (our build), where `$in` goes through every row kept. The deletes
     // below are narrowed by their queue's `endpointId` and `accountId` the same way.
-    const queues = new Map<string, Pick<OutboxDoc, "endpointId" | "accountId">>();
+    const queues = new Map<string, FinishedInQueue>();
     for (const status of done.status.$in) {
       const rows = await this.col
         .find({ status, createdAt: done.createdAt }, { projection: { endpointId: 1, accountId: 1 } })
         .toArray();
-      for (const r of rows) queues.set(queueKey(r.endpointId, r.accountId), r);
+      for (const r of rows) {
+        const key = queueKey(r.endpointId, r.accountId);
+        const seen = queues.get(key);
+        if (seen) seen.rows++;
+        else queues.set(key, { endpointId: r.endpointId, accountId: r.accountId, rows: 1, first: r._id });
+      }
     }
+    for (const key of await this.dormant(queues)) queues.delete(key);
     let deleted = 0;
     for (const { endpointId, accountId } of queues.values()) {
       const [last] = await this.col
@@ -180,6 +206,22 @@ export class OutboxRepo {
       deleted += res.deletedCount;
     }
     return deleted;
+  }
+
+  /** The queues (by key) whose only finished row found is their last row: nothing of theirs may go, so
+   * a prune skips them (a queue with no new event keeps its last row for ever: without this every
+   * prune read it and tried a delete, two round trips per quiet queue). A row is the last when the
+   * slot after it is free: one read by `_id` for up to `IDS_PER_READ` queues. */
+  private async dormant(queues: Map<string, FinishedInQueue>): Promise<string[]> {
+    const lone = [...queues].filter(([, q]) => q.rows === 1);
+    const next = lone.map(([, q]) => slotId(q.endpointId, q.accountId, seqOfSlot(q.first) + 1));
+    const taken = new Set<string>();
+    for (let i = 0; i < next.length; i += IDS_PER_READ) {
+      const ids = next.slice(i, i + IDS_PER_READ);
+      for (const r of await this.col.find({ _id: { $in: ids } }, { projection: { _id: 1 } }).toArray())
+        taken.add(r._id);
+    }
+    return lone.filter((_, i) => !taken.has(next[i])).map(([key]) => key);
   }
 
   async removeEndpoint(endpointId: string): Promise<void> {

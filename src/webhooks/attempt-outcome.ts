@@ -1,7 +1,8 @@
 // What the answer to one delivery attempt does to its row and to its queue's cursor. Accepted: the
 // queue moves on at once and the row's `delivered` mark is written in the background. Refused with
 // attempts left: the failure is written and the queue waits for the back-off (its next row must not
-// overtake this one). Refused at the last attempt: the row is `dead` and the queue moves on.
+// overtake this one). Refused at the last attempt: the row is `dead` and the queue moves on. A failure
+// whose write fails still counts (the queue waits for the back-off, and tries the write again then).
 import type { Logger } from "moleculer";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import type { DeliveredMarks } from "./delivered-marks.ts";
@@ -31,14 +32,46 @@ export async function applyOutcome(
 ): Promise<void> {
   if (res.ok) {
     ctx.remembered.handled(row);
-    ctx.unmarked.add(row._id, attempt, res.statusCode);
+    ctx.unmarked.add({
+      id: row._id,
+      endpointId: row.endpointId,
+      attempts: attempt,
+      statusCode: res.statusCode,
+    });
     cursor.next = row.seq + 1;
     cursor.wakeAt = 0;
     return;
   }
+  const dead = attempt >= ctx.maxAttempts;
+  const retryAt = new Date(Date.now() + backoffDelay(attempt, ctx.backoff));
   const failure = { attempts: attempt, error: res.error, statusCode: res.statusCode };
-  if (attempt >= ctx.maxAttempts) {
-    await ctx.outbox.markFailed(row._id, { ...failure, nextAttemptAt: null });
+  const leftAs = {
+    attempts: attempt,
+    nextAttemptAt: retryAt,
+    lastError: res.error,
+    lastStatusCode: res.statusCode,
+  };
+  let written: boolean;
+  try {
+    written = await ctx.outbox.markFailed(row._id, { ...failure, nextAttemptAt: dead ? null : retryAt });
+  } catch (err) {
+    // The attempt was made all the same: it counts, and the next one waits for the back-off (the row
+    // is remembered as the attempt left it; at the last attempt it is then written dead, not sent).
+    ctx.remembered.retried(row, leftAs);
+    cursor.wakeAt = retryAt.getTime();
+    ctx.logger.warn(
+      `webhooks: writing failed attempt ${attempt} of ${row._id} failed, written again at the next one: ${(err as Error).message}`,
+    );
+    return;
+  }
+  if (!written) {
+    // No longer pending: finished by another holder of the endpoint (this node's lease was lost), or
+    // removed. The row is read again, and walked past.
+    ctx.remembered.handled(row);
+    cursor.wakeAt = 0;
+    return;
+  }
+  if (dead) {
     ctx.remembered.handled(row);
     cursor.next = row.seq + 1;
     cursor.wakeAt = 0;
@@ -47,8 +80,6 @@ export async function applyOutcome(
     );
     return;
   }
-  const nextAttemptAt = new Date(Date.now() + backoffDelay(attempt, ctx.backoff));
-  await ctx.outbox.markFailed(row._id, { ...failure, nextAttemptAt });
-  ctx.remembered.retried(row, attempt, nextAttemptAt);
-  cursor.wakeAt = nextAttemptAt.getTime();
+  ctx.remembered.retried(row, leftAs);
+  cursor.wakeAt = retryAt.getTime();
 }

@@ -12,7 +12,8 @@
 // this node inserted (or read back pending while recording) while holding the endpoint is not read
 // again: nobody else delivers it, so it is pending until this node delivers it. A delivered row's mark
 // is written in the background (the queue moves on as soon as the receiver accepted it); until the
-// mark lands the row counts as delivered here.
+// mark lands (a failed write is tried again for as long as this node holds the endpoint) the row
+// counts as delivered here.
 import type { Logger } from "moleculer";
 import type { BackoffOptions } from "./backoff.ts";
 import { applyOutcome, type OutcomeContext } from "./attempt-outcome.ts";
@@ -33,7 +34,7 @@ import { QueueCursors, type Cursor, type QueuePosition } from "./queue-cursors.t
 import { HeldEndpoints } from "./held-endpoints.ts";
 import { AttemptsInFlight } from "./attempts-in-flight.ts";
 import { OutboxPruning } from "./outbox-pruning.ts";
-import { TtlCache } from "../ttl-cache.ts";
+import { EndpointSettings } from "./endpoint-settings.ts";
 import type { EndpointDoc, OutboxDoc } from "./types.ts";
 
 export interface DeliveryLoopOptions {
@@ -58,6 +59,9 @@ export interface DeliveryLoopOptions {
   retentionMs: number;
   /** Addresses receivers may have. @default public addresses only */
   policy?: AddressPolicy;
+  /** How long a stopping node waits at most for its delivered marks to be written; the rows of those
+   * not written stay pending, and the endpoint's next holder sends them again. @default 5000 */
+  stopMarksWaitMs?: number;
 }
 
 interface Repos {
@@ -76,9 +80,9 @@ export class DeliveryLoop {
   /** Endpoints with work this node does not hold: it tries to claim them. */
   private readonly wanted = new Set<string>();
   private readonly inFlight = new AttemptsInFlight();
-  /** Endpoint documents by id (null: removed), read again after a scan period (a change made on another
-   * node shows within it). */
-  private readonly endpoints: TtlCache<string, EndpointDoc | null>;
+  /** Endpoint documents, read again after a scan period (a change made on another node shows within
+   * it); an endpoint whose settings cannot be read waits, backing off. */
+  private readonly endpoints: EndpointSettings;
   private readonly pruning: OutboxPruning;
   /** Pending rows this node inserted (or read back) while holding their endpoint: not read again. */
   private readonly remembered = new RememberedRows();
@@ -111,7 +115,11 @@ export class DeliveryLoop {
   ) {
     this.unmarked = new DeliveredMarks(repos.outbox, logger, () => this.kick());
     this.held = new HeldEndpoints(repos.leases, opts.leaseTtlMs);
-    this.endpoints = new TtlCache(opts.scanMs);
+    this.endpoints = new EndpointSettings(
+      (id) => repos.endpoints.findById(id),
+      { maxAgeMs: opts.scanMs, minRetryMs: opts.pollMs, backoff: opts.backoff },
+      logger,
+    );
     this.pruning = new OutboxPruning(repos.outbox, opts.retentionMs, logger);
     const { maxAttempts, backoff } = opts;
     this.outcomes = {
@@ -186,9 +194,14 @@ export class DeliveryLoop {
     await this.renewing;
     await this.ticking;
     await this.scanning;
+    await this.pruning.settled();
     this.abort.abort();
     await this.inFlight.settled();
-    await this.unmarked.flushed();
+    if (!(await this.unmarked.flushed(this.opts.stopMarksWaitMs ?? 5000)))
+      this.logger.warn(
+        `webhooks: stopping with ${this.unmarked.size} delivered marks not written: those rows stay pending, the next holder of their endpoint sends them again`,
+      );
+    this.unmarked.close();
     await this.held.releaseAll();
   }
 
@@ -212,7 +225,7 @@ export class DeliveryLoop {
 
   private async tick(): Promise<void> {
     await this.renewNow();
-    await this.pruning.ifDue();
+    this.pruning.startIfDue();
     this.scanIfDue();
     const scanned = this.scanned;
     this.scanned = null;
@@ -293,6 +306,8 @@ export class DeliveryLoop {
   /** What this node knew of an endpoint's queues (it no longer delivers them). */
   private forget(endpointId: string): void {
     this.held.forget(endpointId);
+    this.unmarked.dropEndpoint(endpointId);
+    this.endpoints.dropped(endpointId);
     this.cursors.dropEndpoint(endpointId);
     this.remembered.dropped(endpointId);
   }
@@ -333,13 +348,20 @@ export class DeliveryLoop {
       if (this.inFlight.size + picked.length >= this.opts.concurrency) break;
       if (this.inFlight.has(key) || cursor.wakeAt > Date.now()) continue;
       if (!this.leaseCovers(cursor.endpointId)) continue;
-      const endpoint = await this.endpoints.get(cursor.endpointId, (id) => this.repos.endpoints.findById(id));
-      if (!endpoint) {
-        // Removed; rows recorded by a node that had not heard of the removal yet are orphans.
-        await this.repos.outbox.removeEndpoint(cursor.endpointId);
-        this.forget(cursor.endpointId);
+      // An endpoint whose settings cannot be read holds back its own queues only.
+      const retryAt = this.endpoints.retryAt(cursor.endpointId);
+      if (retryAt > Date.now()) {
+        cursor.wakeAt = retryAt;
         continue;
       }
+      let endpoint: EndpointDoc | null;
+      try {
+        endpoint = await this.settingsOf(cursor.endpointId);
+      } catch (err) {
+        cursor.wakeAt = this.endpoints.failed(cursor.endpointId, err as Error);
+        continue;
+      }
+      if (!endpoint) continue;
       if (!endpoint.enabled) {
         cursor.wakeAt = Date.now() + this.opts.scanMs;
         continue;
@@ -352,19 +374,40 @@ export class DeliveryLoop {
       pickedOf.set(ws, (pickedOf.get(ws) ?? 0) + 1);
     }
     const heard = picked.map(({ cursor }) => cursor.heard);
-    const rows = await Promise.all(picked.map(({ cursor }) => this.pendingAt(cursor)));
-    picked.forEach(({ key, cursor, endpoint }, i) => {
-      const row = rows[i];
-      if (this.stopped || !this.cursors.has(key) || !this.leaseCovers(cursor.endpointId)) return;
+    const reads = await Promise.allSettled(picked.map(({ cursor }) => this.pendingAt(cursor)));
+    let unread: Error | undefined;
+    for (const [i, { key, cursor, endpoint }] of picked.entries()) {
+      const read = reads[i];
+      if (this.stopped || !this.cursors.has(key) || !this.leaseCovers(cursor.endpointId)) continue;
+      if (read.status === "rejected") {
+        // The database failed this queue's read: the others go on; it is looked at again next tick.
+        unread ??= read.reason as Error;
+        cursor.wakeAt = Date.now() + this.opts.pollMs;
+        continue;
+      }
+      const row = read.value;
       if (!row) {
         // Told of a row meanwhile (its notification already asked for another tick): look again.
         cursor.wakeAt = cursor.heard === heard[i] ? Infinity : 0;
-        return;
+        continue;
       }
       const due = new Date(row.nextAttemptAt).getTime();
       if (due > Date.now()) cursor.wakeAt = due;
       else this.launch(key, row, endpoint, cursor);
-    });
+    }
+    if (unread) this.logger.warn(`webhooks: reading queues' rows: ${unread.message}`);
+  }
+
+  /** The endpoint's settings; a removed one's rows (recorded by a node that had not heard of the
+   * removal yet: orphans) are deleted, and null answered. */
+  private async settingsOf(endpointId: string): Promise<EndpointDoc | null> {
+    const endpoint = await this.endpoints.get(endpointId);
+    if (!endpoint) {
+      await this.repos.outbox.removeEndpoint(endpointId);
+      this.forget(endpointId);
+    }
+    this.endpoints.succeeded(endpointId);
+    return endpoint;
   }
 
   /** Self-fencing: no attempt starts that could outlive this node's lease of the endpoint. */
@@ -393,6 +436,13 @@ export class DeliveryLoop {
   }
 
   private async deliver(row: OutboxDoc, endpoint: EndpointDoc, cursor: Cursor): Promise<void> {
+    if (row.attempts >= this.opts.maxAttempts) {
+      // Its last attempt was made and refused; only the write saying so did not land (or the limit
+      // was lowered since): it is written dead, not sent again.
+      const error = row.lastError ?? `no attempts left (${row.attempts})`;
+      const refused = { ok: false as const, statusCode: row.lastStatusCode, error };
+      return applyOutcome(this.outcomes, row, endpoint, cursor, row.attempts, refused);
+    }
     const attempt = row.attempts + 1;
     const res = await attemptDelivery(row, {
       url: endpoint.url,

@@ -1,7 +1,8 @@
-// One delivery attempt: a signed JSON POST with a timeout. Any non-2xx answer, a timeout or a network
+// One delivery attempt: a signed JSON POST with a timeout. A 2xx status is a success as soon as it
+// arrives (the body is not waited for); any other answer, a timeout before the status or a network
 // error is a failure the caller retries; redirects are not followed (a 3xx is a failure too). Only
 // addresses the AddressPolicy allows are connected to, and at most 4 KB of an answer is read.
-import type { Agent as HttpAgent } from "node:http";
+import type { Agent as HttpAgent, IncomingMessage } from "node:http";
 import { request as httpRequest } from "node:http";
 import type { Agent as HttpsAgent } from "node:https";
 import { request as httpsRequest } from "node:https";
@@ -94,7 +95,8 @@ export async function attemptDelivery(row: OutboxDoc, opts: AttemptOptions): Pro
       [HEADER_TIMESTAMP]: String(timestamp),
       [HEADER_SIGNATURE]: sign(opts.secret, timestamp, body),
     };
-    const { status, text } = await post(url, headers, body, agentsFor(policy), signal);
+    const drain = { withinMs: opts.timeoutMs, signal: opts.signal };
+    const { status, text } = await post(url, headers, body, agentsFor(policy), signal, drain);
     if (status >= 200 && status < 300) return { ok: true, statusCode: status };
     return { ok: false, statusCode: status, error: `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ""}` };
   } catch (err) {
@@ -110,14 +112,19 @@ export async function attemptDelivery(row: OutboxDoc, opts: AttemptOptions): Pro
   }
 }
 
-/** POSTs `body`; resolves with the status and at most RESPONSE_BODY_LIMIT bytes of the answer (the
- * rest is not read: the connection is dropped). Redirects are not followed. */
+/** POSTs `body`; resolves with the status and, for an answer other than 2xx, at most
+ * RESPONSE_BODY_LIMIT bytes of its body (the rest is not read: the connection is dropped). A 2xx is
+ * answered as soon as its status is in: the receiver accepted the event, however slowly its body comes
+ * (its body is read and thrown away, within `drain.withinMs` and the same limit, so the connection can
+ * serve the next request; past either, or when `drain.signal` aborts, it is dropped). Redirects are
+ * not followed. */
 function post(
   url: URL,
   headers: Record<string, string>,
   body: string,
   agents: { http: HttpAgent; https: HttpsAgent },
   signal: AbortSignal,
+  drain: Drain,
 ): Promise<{ status: number; text: string }> {
   const https = url.protocol === "https:";
   const send = https ? httpsRequest : httpRequest;
@@ -126,13 +133,16 @@ function post(
       url,
       { method: "POST", headers, agent: https ? agents.https : agents.http, signal },
       (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          resolve({ status, text: "" });
+          discard(res, drain);
+          return;
+        }
         const chunks: Buffer[] = [];
         let size = 0;
         const finish = () => {
-          resolve({
-            status: res.statusCode ?? 0,
-            text: Buffer.concat(chunks).toString("utf8", 0, RESPONSE_BODY_LIMIT),
-          });
+          resolve({ status, text: Buffer.concat(chunks).toString("utf8", 0, RESPONSE_BODY_LIMIT) });
         };
         res.on("data", (chunk: Buffer) => {
           chunks.push(chunk);
@@ -149,5 +159,30 @@ function post(
     );
     req.once("error", reject);
     req.end(body);
+  });
+}
+
+/** How long an accepted answer's body is read at most, and what stops that sooner (the node's stop). */
+interface Drain {
+  withinMs: number;
+  signal?: AbortSignal;
+}
+
+/** Reads an answer's body to its end and throws it away; drops the connection past RESPONSE_BODY_LIMIT
+ * bytes, `withinMs` or the signal. */
+function discard(res: IncomingMessage, { withinMs, signal }: Drain): void {
+  let size = 0;
+  const drop = () => res.destroy();
+  const timer = setTimeout(drop, withinMs).unref();
+  if (signal?.aborted) drop();
+  else signal?.addEventListener("abort", drop, { once: true });
+  res.once("close", () => {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", drop);
+  });
+  res.on("error", () => undefined); // the answer was taken already; a reset after it changes nothing
+  res.on("data", (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > RESPONSE_BODY_LIMIT) res.destroy();
   });
 }

@@ -71,13 +71,16 @@ export class RememberedRows {
     return this.rows.get(queueKey(endpointId, accountId))?.get(seq);
   }
 
-  /** A failed attempt: the row is remembered with its new attempt count and time (so a late word of its
-   * insert finds it and leaves it). */
-  retried(row: OutboxDoc, attempts: number, nextAttemptAt: Date): void {
+  /** A failed attempt: the row is remembered as it left it, its attempt count, next attempt time and
+   * error (so a late word of its insert finds it and leaves it). */
+  retried(
+    row: OutboxDoc,
+    after: Pick<OutboxDoc, "attempts" | "nextAttemptAt" | "lastError" | "lastStatusCode">,
+  ): void {
     const remembered = this.get(row.endpointId, row.accountId, row.seq);
-    if (remembered) Object.assign(remembered, { attempts, nextAttemptAt });
+    if (remembered) Object.assign(remembered, after);
     else if (this.claimedAt.has(row.endpointId))
-      this.remember(queueKey(row.endpointId, row.accountId), { ...row, attempts, nextAttemptAt });
+      this.remember(queueKey(row.endpointId, row.accountId), { ...row, ...after });
   }
 
   /** The row was delivered or is dead: it is never pending here again. */

@@ -3,12 +3,13 @@
 // per-endpoint leases claimed by inserting terms.
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
-import { MongoClient, type Db } from "mongodb";
+import { MongoClient, type Db, type Document } from "mongodb";
 import { LeaseRepo } from "../../../src/store/webhook-leases-repo.ts";
 import { OutboxRepo, slotId, type RecordedEvent } from "../../../src/store/webhook-outbox-repo.ts";
 import type { OutboxDoc } from "../../../src/store/webhook-docs.ts";
 import type { EndpointDoc } from "../../../src/webhooks/types.ts";
 import { mongoUrlFor } from "../../support/env.ts";
+import { waitFor } from "../../support/wait.ts";
 
 function endpoint(id: string): EndpointDoc {
   const now = new Date();
@@ -389,6 +390,37 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
     ]);
   });
 
+  it("a queue's pending head is found going through the pending rows as they come, not loading them all", async () => {
+    const repo = new OutboxRepo(db, "h1");
+    const endpoints = [endpoint("wh_heads")];
+    const accounts = ["acc_h1", "acc_h2", "acc_h3"];
+    const done = await repo.recordMany(
+      [1, 2, 3].flatMap((n) => accounts.map((acc) => ({ ev: event(acc, 7300 + n), endpoints }))),
+    );
+    const first = (acc: string) => done.find((r) => r.accountId === acc && r.seq === 1)!.doc!._id;
+    await repo.markDelivered([{ id: first("acc_h2"), attempts: 1, statusCode: 200 }]);
+    // A read that would hold every pending row at once (a receiver down for days leaves many) fails here.
+    const find = repo.col.find.bind(repo.col);
+    (repo.col as { find: unknown }).find = (...args: Parameters<typeof find>) => {
+      const cursor = find(...args);
+      cursor.toArray = () => Promise.reject(new Error("every pending row read into memory at once"));
+      return cursor;
+    };
+    try {
+      const heads = await repo.pendingHeads("wh_heads");
+      assert.deepEqual(heads.map((h) => [h.accountId, h.seq]).sort(), [
+        ["acc_h1", 1],
+        ["acc_h2", 2],
+        ["acc_h3", 1],
+      ]);
+      const one = await repo.pendingHeads("wh_heads", "acc_h2");
+      assert.deepEqual(one, [{ endpointId: "wh_heads", accountId: "acc_h2", seq: 2 }]);
+    } finally {
+      delete (repo.col as { find?: unknown }).find;
+      await repo.removeEndpoint("wh_heads");
+    }
+  });
+
   it("rows marked delivered together get their own attempt counts; other rows stay as they were", async () => {
     const repo = new OutboxRepo(db, "k1");
     await repo.ensureIndexes();
@@ -415,6 +447,39 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
     assert.ok(rows.slice(0, 3).every((r) => r.deliveredAt instanceof Date));
     // Finished rows would be pruned by the test below, which counts what it prunes.
     await repo.removeEndpoint("wh_marks");
+  });
+
+  it("a failure is written only on a pending row: a late one from an old holder leaves a delivered row delivered", async () => {
+    const repo = new OutboxRepo(db, "f1");
+    const endpoints = [endpoint("wh_fence")];
+    const done = await repo.recordMany(
+      Array.from({ length: 2 }, (_, i) => ({ ev: event("acc_f", 6000 + i), endpoints })),
+    );
+    try {
+      const [delivered, pending] = done.map((r) => r.doc!._id);
+      // The endpoint's next holder delivered the first row; the old holder's write of its last failed
+      // attempt comes after.
+      await repo.markDelivered([{ id: delivered, attempts: 1, statusCode: 200 }]);
+      const late = { attempts: 3, error: "timeout after 10000 ms", statusCode: null };
+      const retryAt = new Date(Date.now() + 60000);
+      const written = [
+        await repo.markFailed(delivered, { ...late, nextAttemptAt: null }),
+        await repo.markFailed(delivered, { ...late, nextAttemptAt: new Date() }),
+        await repo.markFailed(pending, { ...late, attempts: 1, nextAttemptAt: retryAt }),
+      ];
+      const rows = await repo.col.find({ endpointId: "wh_fence" }).sort({ seq: 1 }).toArray();
+      assert.deepEqual(
+        rows.map((r) => [r.status, r.attempts, r.lastError]),
+        [
+          ["delivered", 1, null],
+          ["pending", 1, "timeout after 10000 ms"],
+        ],
+      );
+      assert.equal(rows[1].nextAttemptAt.getTime(), retryAt.getTime());
+      assert.deepEqual(written, [false, false, true], "whether each write found its row pending");
+    } finally {
+      await repo.removeEndpoint("wh_fence");
+    }
   });
 
   it("pruning deletes old finished rows but keeps each queue's last row, so seqs keep increasing", async () => {
@@ -444,6 +509,57 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
     await repo.record(event("acc_p", 200), endpoints);
     const [last] = await repo.col.find({ endpointId: "wh_prune" }).sort({ seq: -1 }).limit(1).toArray();
     assert.equal(last.seq, 5);
+  });
+
+  it("pruning skips a queue whose only old finished row is its last, and still deletes a lone row that is not", async () => {
+    const repo = new OutboxRepo(db, "q1");
+    const endpoints = [endpoint("wh_dormant")];
+    const watched = await MongoClient.connect(mongoUrlFor(db.databaseName), { monitorCommands: true });
+    try {
+      // A quiet queue: its rows were delivered and pruned down to its last one.
+      const quiet = await repo.recordMany(
+        [1, 2, 3].map((n) => ({ ev: event("acc_quiet", 7100 + n), endpoints })),
+      );
+      await repo.markDelivered(quiet.map((r) => ({ id: r.doc!._id, attempts: 1, statusCode: 200 })));
+      await repo.prune(new Date(Date.now() + 1000));
+      // A queue whose one finished row is followed by a pending one.
+      const [first] = await repo.recordMany(
+        [1, 2].map((n) => ({ ev: event("acc_moving", 7200 + n), endpoints })),
+      );
+      await repo.markDelivered([{ id: first.doc!._id, attempts: 1, statusCode: 200 }]);
+
+      const sent: { command: string; filter: Document }[] = [];
+      watched.on("commandStarted", (e) => {
+        if (e.commandName === "find" && e.command.find === "webhook_outbox")
+          sent.push({ command: "find", filter: e.command.filter ?? {} });
+        if (e.commandName === "delete" && e.command.delete === "webhook_outbox")
+          for (const d of e.command.deletes as { q: Document }[])
+            sent.push({ command: "delete", filter: d.q });
+      });
+      await new OutboxRepo(watched.db(), "q2").prune(new Date(Date.now() + 1000));
+
+      const rows = await repo.col.find({ endpointId: "wh_dormant" }).sort({ accountId: 1, seq: 1 }).toArray();
+      assert.deepEqual(
+        rows.map((r) => [r.accountId, r.seq, r.status]),
+        [
+          ["acc_moving", 2, "pending"],
+          ["acc_quiet", 3, "delivered"],
+        ],
+      );
+      const aboutQuiet = sent.filter((c) => c.filter.accountId === "acc_quiet");
+      assert.deepEqual(aboutQuiet, [], "the quiet queue was neither read nor deleted from");
+      // Where the server is our FerretDB build, the read of the slots after lone rows goes by the
+      // `_id` index (outbox-indexed-reads.spec.ts checks the prune's other queries).
+      const info = await watched.db().admin().command({ buildInfo: 1 });
+      if ("ferretdbVersion" in info)
+        for (const { filter } of sent.filter((c) => "_id" in c.filter)) {
+          const explained = (await repo.col.find(filter).explain()) as { queryPlanner: { Plan: string[] } };
+          assert.match(explained.queryPlanner.Plan.join("\n"), /USING (COVERING )?INDEX/);
+        }
+    } finally {
+      await watched.close();
+      await repo.removeEndpoint("wh_dormant");
+    }
   });
 
   it("one claimant wins a free endpoint; others take it over only after the lease expired", async () => {
@@ -495,6 +611,28 @@ describe("webhooks storage on the real MongoDB-wire server", () => {
     assert.ok(doc!.expiresAt.getTime() <= Date.now(), `expires at ${doc!.expiresAt.toISOString()}`);
     const other = new LeaseRepo(db, "other", 60000);
     assert.ok(await other.claim("wh_release_race"), "another node takes it at once");
+  });
+
+  it("a renewal that lands after the lease ran out is not trusted: the lease is lost, and free for others", async () => {
+    const repo = new LeaseRepo(db, "late", 60000);
+    const lease = (await repo.claim("wh_late_renewal"))!;
+    lease.validUntil = Date.now() + 200; // due for renewal, 200 ms left
+    const ranOut = lease.validUntil;
+    // The renewal's write reaches the server only after the lease ran out locally.
+    const updateOne = repo.col.updateOne.bind(repo.col);
+    let first = true;
+    (repo.col as { updateOne: unknown }).updateOne = async (...args: Parameters<typeof updateOne>) => {
+      if (first) {
+        first = false;
+        await waitFor(() => Date.now() > ranOut, { what: "the lease to run out" });
+      }
+      return updateOne(...args);
+    };
+    assert.equal(await repo.renew(lease), false);
+    assert.equal(lease.validUntil, ranOut, "not extended");
+    const other = new LeaseRepo(db, "other-late", 60000);
+    const taken = await other.claim("wh_late_renewal");
+    assert.ok(taken && taken.term === lease.term + 1, "another node takes it at once");
   });
 
   it("a restarted process with the same nodeID is another holder: it waits for the old lease", async () => {

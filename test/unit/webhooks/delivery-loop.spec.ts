@@ -7,6 +7,7 @@ import { DeliveryLoop } from "../../../src/webhooks/delivery-loop.ts";
 import {
   queueKey,
   slotId,
+  type FailureUpdate,
   type QueueHead,
   type RecordResult,
 } from "../../../src/store/webhook-outbox-repo.ts";
@@ -67,18 +68,40 @@ class MemoryOutbox {
     if (this.slowRead?.seq === seq) await this.slowRead.gate;
     return row;
   }
+  /** Delivered-mark writes still to fail (the database's answer past the repo's retries). */
+  failMarks = 0;
   async markDelivered(marks: { id: string; attempts: number }[]) {
     await this.markGate;
+    if (this.failMarks > 0) {
+      this.failMarks--;
+      throw new Error("database is locked");
+    }
     for (const { id, attempts } of marks)
       Object.assign(this.rows.get(id)!, { status: "delivered", attempts });
   }
-  async markFailed(id: string, f: { attempts: number; nextAttemptAt: Date | null }) {
-    Object.assign(this.rows.get(id)!, {
+  /** When set, a failure write it answers true for throws (past the repo's retries). */
+  failFailureWrite: ((f: FailureUpdate) => boolean) | null = null;
+  /** Failure writes asked for. */
+  failureWrites: FailureUpdate[] = [];
+  async markFailed(id: string, f: FailureUpdate) {
+    this.failureWrites.push(f);
+    if (this.failFailureWrite?.(f)) throw new Error("database is locked");
+    const row = this.rows.get(id);
+    if (row?.status !== "pending") return false;
+    Object.assign(row, {
       attempts: f.attempts,
+      lastError: f.error,
+      lastStatusCode: f.statusCode,
       ...(f.nextAttemptAt ? { nextAttemptAt: f.nextAttemptAt } : { status: "dead" }),
     });
+    return true;
   }
+  /** Prunes asked for; when `pruneGate` is set, a prune answers only once it resolves. */
+  prunes = 0;
+  pruneGate: Promise<void> | null = null;
   async prune() {
+    this.prunes++;
+    await this.pruneGate;
     return 0;
   }
   async removeEndpoint() {}
@@ -101,8 +124,21 @@ describe("webhooks/delivery-loop", () => {
   let outbox: MemoryOutbox;
   let loop: DeliveryLoop;
 
-  function makeLoop(overrides: { scanMs?: number; leases?: typeof leases } = {}): DeliveryLoop {
-    const endpoints = { findById: async (id: string) => (id === endpoint._id ? endpoint : null) };
+  /** What the loop logged as warnings. */
+  let warnings: string[];
+
+  function makeLoop(
+    overrides: {
+      scanMs?: number;
+      leases?: typeof leases;
+      findById?: (id: string) => Promise<EndpointDoc | null>;
+      backoff?: { baseMs: number; maxMs: number };
+      retentionMs?: number;
+    } = {},
+  ): DeliveryLoop {
+    const endpoints = {
+      findById: overrides.findById ?? (async (id: string) => (id === endpoint._id ? endpoint : null)),
+    };
     return new DeliveryLoop(
       { outbox: outbox as any, leases: (overrides.leases ?? leases) as any, endpoints: endpoints as any },
       {
@@ -111,17 +147,18 @@ describe("webhooks/delivery-loop", () => {
         leaseTtlMs: 60000,
         timeoutMs: 1000,
         maxAttempts: 3,
-        backoff: { baseMs: 10, maxMs: 20 },
+        backoff: overrides.backoff ?? { baseMs: 10, maxMs: 20 },
         concurrency: 4,
-        retentionMs: 0,
+        retentionMs: overrides.retentionMs ?? 0,
         policy: new AddressPolicy("127.0.0.1"),
       },
-      { debug() {}, info() {}, warn() {}, error() {} } as any,
+      { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} } as any,
     );
   }
 
   beforeEach(async () => {
     received = [];
+    warnings = [];
     server = createServer((req, res) => {
       let body = "";
       req.on("data", (c) => (body += c));
@@ -341,5 +378,124 @@ describe("webhooks/delivery-loop", () => {
     loop.notify([outbox.insert("wh_1", "acc", 2, "a2")]);
     await waitFor(() => received.length === 2);
     assert.deepEqual(received, ["a1", "a2"]);
+  });
+
+  it("a delivered mark whose write failed is written again, and its row is not sent again after the next", async () => {
+    await loop.stop();
+    loop = makeLoop({ scanMs: 20 });
+    outbox.failMarks = 1;
+    outbox.put("wh_1", "acc", 1, "a1");
+    loop.start();
+    await waitFor(() => received.length === 1, { what: "a1 sent" });
+    loop.notify([outbox.insert("wh_1", "acc", 2, "a2")]);
+    const status = (seq: number) => outbox.rows.get(slotId("wh_1", "acc", seq))!.status;
+    await waitFor(() => status(1) === "delivered" && status(2) === "delivered", {
+      what: "both marks written",
+    });
+    assert.equal(outbox.failMarks, 0, "the first write failed");
+    // Scans meanwhile read a1 pending: none may take it for a row to send.
+    const scans = outbox.scans;
+    await waitFor(() => outbox.scans >= scans + 3, { what: "three scans after the marks" });
+    assert.deepEqual(received, ["a1", "a2"]);
+  });
+
+  it("an endpoint whose settings cannot be read holds back its own queues only, and is logged once", async () => {
+    await loop.stop();
+    let badReads = 0;
+    loop = makeLoop({
+      scanMs: 20,
+      findById: async (id) => {
+        if (id !== "wh_bad") return id === endpoint._id ? endpoint : null;
+        badReads++;
+        throw new Error("a stored secret was sealed under key ab12, which this node does not have");
+      },
+    });
+    // wh_bad comes first in every order the loop keeps its queues in.
+    outbox.put("wh_bad", "acc", 1, "bad1");
+    outbox.put("wh_1", "acc", 1, "a1");
+    loop.start();
+    await waitFor(() => received.length === 1, { what: "a1 sent", timeoutMs: 3000 });
+    loop.notify([outbox.insert("wh_1", "acc", 2, "a2")]);
+    await waitFor(() => received.length === 2, { what: "a2 sent", timeoutMs: 3000 });
+    await waitFor(() => badReads >= 3, { what: "wh_bad's settings read again" });
+    assert.deepEqual(received, ["a1", "a2"]);
+    assert.equal(outbox.rows.get(slotId("wh_bad", "acc", 1))!.status, "pending");
+    const aboutBad = warnings.filter((w) => w.includes("wh_bad"));
+    assert.equal(aboutBad.length, 1, aboutBad.join("\n"));
+    assert.match(aboutBad[0], /sealed under key ab12/);
+  });
+
+  /** Answers every request 500, noting when each came and its attempt number. */
+  function refuseAll(): { at: number; attempt: string }[] {
+    const refused: { at: number; attempt: string }[] = [];
+    server.removeAllListeners("request");
+    server.on("request", (req, res) => {
+      req.resume();
+      refused.push({ at: Date.now(), attempt: String(req.headers["x-switchboard-delivery-attempt"]) });
+      res.statusCode = 500;
+      res.end();
+    });
+    return refused;
+  }
+
+  it("a refused attempt whose write fails still counts: the next waits for the back-off, with the next number", async () => {
+    await loop.stop();
+    loop = makeLoop({ backoff: { baseMs: 400, maxMs: 400 } });
+    const refused = refuseAll();
+    outbox.failFailureWrite = () => true;
+    outbox.put("wh_1", "acc", 1, "a1");
+    loop.start();
+    await waitFor(() => refused.length >= 2, { what: "a second attempt" });
+    assert.deepEqual(
+      refused.map((r) => r.attempt),
+      ["1", "2"],
+    );
+    const gap = refused[1].at - refused[0].at;
+    assert.ok(gap >= 190, `second attempt ${gap} ms after the first (back-off 200-400 ms)`);
+  });
+
+  it("a last attempt whose dead write fails is not sent again: the write is tried again alone", async () => {
+    const refused = refuseAll();
+    let deadWritesToFail = 1;
+    outbox.failFailureWrite = (f) => f.nextAttemptAt === null && deadWritesToFail-- > 0;
+    outbox.put("wh_1", "acc", 1, "a1");
+    loop.start();
+    const row = () => outbox.rows.get(slotId("wh_1", "acc", 1))!;
+    await waitFor(() => row().status === "dead", { what: "a1 dead" });
+    assert.deepEqual(
+      refused.map((r) => r.attempt),
+      ["1", "2", "3"],
+    );
+    assert.equal(row().attempts, 3);
+    assert.equal(row().lastError, "HTTP 500");
+    assert.equal(outbox.failureWrites.filter((f) => f.nextAttemptAt === null).length, 2);
+  });
+
+  it("a prune that takes long does not hold back deliveries", async () => {
+    await loop.stop();
+    // A node prunes at a random phase of its period: this one is due at once.
+    const random = Math.random;
+    Math.random = () => 0.9999999;
+    try {
+      loop = makeLoop({ retentionMs: 1000 });
+    } finally {
+      Math.random = random;
+    }
+    const prune = outbox.gate();
+    outbox.pruneGate = prune.shut;
+    outbox.put("wh_1", "acc", 1, "a1");
+    loop.start();
+    await waitFor(() => outbox.prunes === 1, { what: "the prune" });
+    loop.notify([outbox.insert("wh_1", "acc", 2, "a2")]);
+    await waitFor(() => received.length === 2, { what: "a1 and a2 sent during the prune", timeoutMs: 3000 });
+    assert.deepEqual(received, ["a1", "a2"]);
+    // Stopping waits for the prune.
+    let stopped = false;
+    const stopping = loop.stop().then(() => (stopped = true));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(stopped, false, "stopped before the prune ended");
+    prune.open();
+    await stopping;
+    assert.equal(outbox.prunes, 1);
   });
 });

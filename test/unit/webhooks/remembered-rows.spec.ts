@@ -8,6 +8,14 @@ import { pendingRow } from "./pending-row.ts";
 const row = (accountId: string, seq: number) =>
   pendingRow("wh_1", accountId, seq, { at: new Date(Date.now() + 1000) });
 
+/** What a first attempt refused with a 500 leaves on its row. */
+const failed = (nextAttemptAt: Date) => ({
+  attempts: 1,
+  nextAttemptAt,
+  lastError: "HTTP 500",
+  lastStatusCode: 500,
+});
+
 describe("webhooks/remembered-rows", () => {
   it("a row tried and failed before its insert was told keeps its attempt count and backoff", () => {
     const rows = new RememberedRows();
@@ -15,16 +23,17 @@ describe("webhooks/remembered-rows", () => {
     const r = row("a", 2);
     // The loop read the row back from the database and its attempt failed...
     const retryAt = new Date(Date.now() + 5000);
-    rows.retried(r, 1, retryAt);
+    rows.retried(r, failed(retryAt));
     // ...then the recording that inserted it answered.
     rows.inserted(r, false);
     const kept = rows.get("wh_1", "a", 2)!;
     assert.equal(kept.attempts, 1);
     assert.equal(kept.nextAttemptAt, retryAt);
+    assert.equal(kept.lastError, "HTTP 500");
     // Told in the usual order (insert, then a failed attempt), the same.
     const s = row("a", 3);
     rows.inserted(s, false);
-    rows.retried(s, 1, retryAt);
+    rows.retried(s, failed(retryAt));
     assert.equal(rows.get("wh_1", "a", 3)!.attempts, 1);
   });
 
@@ -45,7 +54,7 @@ describe("webhooks/remembered-rows", () => {
 
   it("does not remember a failed row of an endpoint it no longer holds", () => {
     const rows = new RememberedRows();
-    rows.retried(row("a", 1), 1, new Date());
+    rows.retried(row("a", 1), failed(new Date()));
     assert.equal(rows.size, 0);
   });
 });
