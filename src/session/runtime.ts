@@ -84,6 +84,14 @@ export class SessionRuntime {
         if (this.sessions.get(s.accountId) !== s) return;
         this.sessions.delete(s.accountId);
         this.queue.cancel(s.accountId);
+        // Closed by its pipeline too (an engine that ended by itself, a fence-out), not only by a stop:
+        // the account's next start waits for this engine to be down (a microtask later, its stop has
+        // been asked for), and a fencing stop of the workspace still reaches it.
+        if (!this.stopping.has(s.accountId))
+          this.track(
+            s,
+            Promise.resolve().then(() => s.engineDown()),
+          );
         if (s.status === "failed") this.retries.failed(s.accountId, s.workspaceId, s.reason);
       },
       onConnected: (accountId) => {
@@ -337,12 +345,17 @@ export class SessionRuntime {
   /** Stops `s`, remembered in `stopping` until its engine is down. */
   private stopSession(s: Session, opts: { persist: boolean; force?: boolean }): Promise<AccountStatus> {
     const stop = s.stop(opts);
-    const entry = { done: stop.catch(() => undefined), session: s };
+    this.track(s, stop);
+    return stop;
+  }
+
+  /** Remembers `s` in `stopping` until `done` settles. */
+  private track(s: Session, done: Promise<unknown>): void {
+    const entry = { done: done.catch(() => undefined), session: s };
     this.stopping.set(s.accountId, entry);
     void entry.done.then(() => {
       if (this.stopping.get(s.accountId) === entry) this.stopping.delete(s.accountId);
     });
-    return stop;
   }
 
   // ---- opening ----

@@ -83,6 +83,8 @@ export class Session implements PipelineSession {
   private readonly neverOwned: boolean;
   private readonly claimWrote: ClaimOutcome["wrote"] | null;
   private readonly pipeline: SessionPipeline;
+  /** The engine's latest stop, settled either way (engineDown). */
+  private engineStop: Promise<void> = Promise.resolve();
 
   /** `doc` as the claim left it: carrying `fence` and `initializing`. */
   constructor(
@@ -236,6 +238,13 @@ export class Session implements PipelineSession {
     await this.halt(true);
   }
 
+  /** Settles once the engine's latest stop has ended (at once when none was asked for). Whatever
+   * closed the session (a stop, an engine that ended by itself, a fence-out), the next session of the
+   * account waits for it: two engines must never share one profile. */
+  engineDown(): Promise<void> {
+    return this.engineStop;
+  }
+
   /** Closes the session and stops its engine (or, forced, the engine of a stop under way). */
   private async halt(force = false): Promise<void> {
     this.close();
@@ -245,8 +254,13 @@ export class Session implements PipelineSession {
     this.engine = null;
     if (!engine) return;
     this.stoppingEngine = engine;
+    const stopping = engine.stop({ force });
+    this.engineStop = stopping.then(
+      () => undefined,
+      () => undefined,
+    );
     try {
-      await engine.stop({ force });
+      await stopping;
     } catch (err) {
       this.deps.logger.warn(`Stopping ${this.accountId} failed`, err);
     } finally {

@@ -7,6 +7,7 @@ import { strict as assert } from "node:assert";
 import { registerEngine } from "../../../src/engines/index.ts";
 import { createSimulatedEngine } from "../../../src/engines/simulated.ts";
 import type { Fence, Ownership } from "../../../src/placement/fence.ts";
+import { waitFor } from "../../support/wait.ts";
 import { heldStep, simulatedRuntime } from "./simulated-runtime.ts";
 
 let engineStarts = 0;
@@ -89,5 +90,59 @@ describe("session/runtime: ownership lost while a graceful stop is under way", (
     assert.deepEqual(stops, [{ force: false }, { force: true }], "the closing engine is killed");
     closeGracefully();
     await stopping;
+  });
+});
+
+// An engine that ended by itself (the phone logged out, a failure) is stopped by its pipeline, not by
+// a stop of the runtime: the account's next start must still wait for that engine to be down (two
+// engines on one profile), and a fencing stop of the workspace must still reach it.
+let releaseStarts = 0;
+/** While set, a graceful stop waits for `releaseClose`. */
+let slowRelease = false;
+let releaseClose: (() => void) | undefined;
+registerEngine(
+  "slow-release",
+  (opts) => {
+    const engine = createSimulatedEngine(opts);
+    const start = engine.start.bind(engine);
+    const stop = engine.stop.bind(engine);
+    engine.start = async () => {
+      releaseStarts++;
+      await start();
+    };
+    engine.stop = async ({ force = false } = {}) => {
+      if (!force && slowRelease) await new Promise<void>((r) => (releaseClose = r));
+      await stop();
+    };
+    return engine;
+  },
+  { simulate: true },
+);
+
+describe("session/runtime: an engine that ended by itself", () => {
+  it("the account's next start waits until that engine is down", async () => {
+    const { runtime, connected, docOf } = simulatedRuntime({ engine: "slow-release" });
+    const simulate = await connected("acc3");
+    slowRelease = true;
+    try {
+      await simulate.logout(); // logged_out: the pipeline releases the engine, whose stop takes its time
+      await waitFor(() => !runtime.has("acc3") && releaseClose !== undefined, {
+        what: "the engine released",
+      });
+      const startsBefore = releaseStarts;
+      let started = false;
+      const starting = runtime.start({ ...docOf("acc3"), status: "logged_out" }).then(() => (started = true));
+      // Every step a start takes without waiting (its claim answers at once here) has run by then.
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      assert.equal(started, false, "the start waits for the engine still stopping");
+      assert.equal(releaseStarts, startsBefore, "no second engine while the first is still stopping");
+      releaseClose!();
+      await starting;
+      await waitFor(() => releaseStarts === startsBefore + 1, { what: "the new engine started" });
+    } finally {
+      slowRelease = false;
+      releaseClose?.();
+    }
+    await runtime.stopAll();
   });
 });
