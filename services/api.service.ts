@@ -38,6 +38,7 @@ import { onClientError, sendError } from "../src/gateway/http-errors.ts";
 import { KeyStore } from "../src/gateway/keys.ts";
 import { METRICS, registerGatewayMetrics } from "../src/gateway/metrics.ts";
 import { RateLimiter } from "../src/gateway/rate-limit.ts";
+import { isLargeBody, UploadSlots } from "../src/gateway/upload-slots.ts";
 import { ID_PATTERN, ROUTES, ROUTES_BY_ID, validatorSchema } from "../src/gateway/routes.ts";
 import { KeysRepo } from "../src/store/keys-repo.ts";
 import { StatsRepo } from "../src/store/stats-repo.ts";
@@ -65,16 +66,38 @@ const { bodyParser } = ApiGateway as unknown as {
 
 /** The JSON body up to `limit`, as sent: a compressed body is refused (415), so no request makes the
  * gateway inflate a small upload into `limit` bytes. A CORS preflight's body is never read (it carries
- * no key: moleculer-web answers it after `use`). */
-function jsonBody(limit: string | number): Middleware {
+ * no key: moleculer-web answers it after `use`). With `uploads`, a body past BODY_LIMIT is read only in
+ * one of its slots (upload-slots.ts), held until the request ends. */
+function jsonBody(limit: string | number, uploads?: UploadSlots): Middleware {
   const parse = bodyParser.json({ limit, strict: true, inflate: false });
-  return (req, res, next) => (req.method === "OPTIONS" ? next() : parse(req, res, next));
+  return (req, res, next) => {
+    if (req.method === "OPTIONS") return next();
+    if (uploads && req.$caller && isLargeBody(req.headers, SMALL_BODY_BYTES)) {
+      let release: () => void;
+      try {
+        release = uploads.take(req.$caller.keyId);
+      } catch (err) {
+        res.setHeader("Retry-After", "1");
+        return next(err);
+      }
+      res.once("close", release);
+    }
+    parse(req, res, next);
+  };
 }
+
+/** BODY_LIMIT in bytes: a body past it takes an upload slot. */
+const SMALL_BODY_BYTES = 64 * 1024;
 
 /** A moleculer-web route of /api/v1: key and rate limit, then the JSON body up to `limit` (read only
  * for a caller with a valid key: moleculer-web's own `bodyParsers` run before `use`), authorization,
  * the result shaped by its route spec. */
-function restRoute(name: string, aliases: Record<string, unknown>, limit: string | number) {
+function restRoute(
+  name: string,
+  aliases: Record<string, unknown>,
+  limit: string | number,
+  uploads?: UploadSlots,
+) {
   return {
     name,
     path: "/api/v1",
@@ -85,7 +108,7 @@ function restRoute(name: string, aliases: Record<string, unknown>, limit: string
       function (this: ApiThis, req: Req, res: Res, next: (err?: unknown) => void) {
         authenticateRequest(this, req, res).then(() => next(), next);
       },
-      jsonBody(limit),
+      jsonBody(limit, uploads),
     ],
     authorization: true,
     onAfterCall(this: ApiThis, ctx: GatewayContext, _route: unknown, req: Req, res: Res, data: unknown) {
@@ -118,7 +141,12 @@ export function createApiService(cfg: Config): ServiceSchema {
       },
       routes: [
         // The same pipeline twice: routes whose body may carry media get a larger body limit.
-        restRoute(MEDIA_ROUTE, aliasesOf("/api/v1", true), mediaBodyLimit(cfg.mediaMaxBytes)),
+        restRoute(
+          MEDIA_ROUTE,
+          aliasesOf("/api/v1", true),
+          mediaBodyLimit(cfg.mediaMaxBytes),
+          new UploadSlots(),
+        ),
         restRoute("rest", aliasesOf("/api/v1"), BODY_LIMIT),
         {
           name: "operations",

@@ -12,6 +12,7 @@ import {
   type HttpResult,
   type RequestOptions,
 } from "./helpers.ts";
+import { waitFor } from "../../support/wait.ts";
 
 /** A deterministic PRNG (mulberry32), so a failure names a reproducible request. */
 function prng(seed: number) {
@@ -417,5 +418,42 @@ describe("api: 1,000 malformed and hostile requests", function () {
       );
     });
     assert.match(answer, /^HTTP\/1\.1 401 /);
+  });
+
+  it("a key holds at most 4 large bodies in flight on a gateway: the 5th is refused 429 before it is read", async () => {
+    const path = `/api/v1/accounts/${ownAccount}/messages`;
+    /** A large body that never finishes: it holds its slot until the socket goes. */
+    const stalled = () => {
+      const socket = connect(gw.port, "127.0.0.1");
+      socket.on("error", () => undefined);
+      socket.write(
+        `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${attackerKey}\r\n` +
+          "Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n" +
+          `{"to":"4915100000002","text":"${"a".repeat(70000)}`,
+      );
+      return socket;
+    };
+    /** A whole large body (100 kB): answered once read, its slot free again. */
+    const whole = (key: string) =>
+      gw.call("POST", path, { key, body: { to: "4915100000002", text: "b".repeat(100 * 1024) } });
+    const held = Array.from({ length: 4 }, stalled);
+    try {
+      const refused = await waitFor(
+        async () => {
+          const res = await whole(attackerKey);
+          return res.status === 429 ? res : null;
+        },
+        { what: "a 5th large body refused while 4 are held" },
+      );
+      assert.equal((refused.json as { type?: string }).type, "TOO_MANY_UPLOADS");
+      assert.equal(refused.headers["retry-after"], "1");
+      assert.notEqual((await whole(key)).status, 429, "another key is not held back");
+      held.pop()!.destroy();
+      await waitFor(async () => (await whole(attackerKey)).status !== 429, {
+        what: "a slot free again once a held body's request ended",
+      });
+    } finally {
+      for (const socket of held) socket.destroy();
+    }
   });
 });
