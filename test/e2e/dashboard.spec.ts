@@ -136,6 +136,28 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     await sb?.stop();
   });
 
+  /** Links account `id` ("Desk", just created) by a simulated scan, signs the page in and opens the
+   * account's Messages dialog, its socket on a WebSocket (offlineSwitch can cut it). */
+  async function linkAndOpenMessages(
+    page: Page,
+    key: string,
+    id: string,
+    phoneNumber: string,
+  ): Promise<void> {
+    await waitFor(
+      async () =>
+        (await sb.rest<{ status: string }>("GET", `/api/v1/accounts/${id}`, key)).status === "qr_scanning",
+      { what: "the account to show a QR" },
+    );
+    await sb.rest("POST", `/api/v1/accounts/${id}/simulate/scan`, key, { phoneNumber });
+    await signIn(page, sb.baseUrl, key);
+    const row = `tr[data-account-id="${id}"]`;
+    await page.waitForSelector(`${row} .status[data-status="connected"]`);
+    await page.click(`${row} button[aria-label="Messages of Desk"]`);
+    await page.waitForSelector("#messages-dialog[open] #chats-empty:not([hidden])");
+    await onWebSocket(page);
+  }
+
   it("key → connect account → live QR → scan → connected", async () => {
     const ws = `dash${randomBytes(3).toString("hex")}`;
     const key = await sb.workspaceKey(ws);
@@ -410,21 +432,7 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     const { away, back } = await offlineSwitch(page);
 
     const created = await sb.rest<{ id: string }>("POST", "/api/v1/accounts", key, { name: "Desk" });
-    await waitFor(
-      async () =>
-        (await sb.rest<{ status: string }>("GET", `/api/v1/accounts/${created.id}`, key)).status ===
-        "qr_scanning",
-      { what: "the account to show a QR" },
-    );
-    await sb.rest("POST", `/api/v1/accounts/${created.id}/simulate/scan`, key, {
-      phoneNumber: "+15550004322",
-    });
-    await signIn(page, sb.baseUrl, key);
-    const row = `tr[data-account-id="${created.id}"]`;
-    await page.waitForSelector(`${row} .status[data-status="connected"]`);
-    await page.click(`${row} button[aria-label="Messages of Desk"]`);
-    await page.waitForSelector("#messages-dialog[open] #chats-empty:not([hidden])");
-    await onWebSocket(page);
+    await linkAndOpenMessages(page, key, created.id, "+15550004322");
 
     // A message arrives while the page is away: it is replayed after the reconnect, not lost.
     await away();
@@ -471,21 +479,8 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     });
     const created = await sb.rest<{ id: string }>("POST", "/api/v1/accounts", key, { name: "Desk" });
     try {
-      await waitFor(
-        async () =>
-          (await sb.rest<{ status: string }>("GET", `/api/v1/accounts/${created.id}`, key)).status ===
-          "qr_scanning",
-        { what: "the account to show a QR" },
-      );
-      await sb.rest("POST", `/api/v1/accounts/${created.id}/simulate/scan`, key, {
-        phoneNumber: "+15550004323",
-      });
-      await signIn(page, sb.baseUrl, key);
+      await linkAndOpenMessages(page, key, created.id, "+15550004323");
       const row = `tr[data-account-id="${created.id}"]`;
-      await page.waitForSelector(`${row} .status[data-status="connected"]`);
-      await page.click(`${row} button[aria-label="Messages of Desk"]`);
-      await page.waitForSelector("#messages-dialog[open] #chats-empty:not([hidden])");
-      await onWebSocket(page);
       assert.equal(accountListReads, 1, "the sign-in read the accounts");
 
       const spender = connectSocket(sb.baseUrl, { auth: { token: key }, transports: ["websocket"] });

@@ -2,7 +2,9 @@
 // message over (what WhatsApp Web can do, and no engine here does on demand): the key's record ends
 // `failed`, a repeat answers the same error without sending again, and a refusal before sending
 // (INVALID_STATE) releases the key instead; a send queued when its owner loses the workspace, or
-// resumed by the next owner and refused, stays queued and is sent once.
+// resumed by the next owner and refused, stays queued and is sent once. A send without a key whose slot
+// comes only after its deadline is not handed to the engine (its slot left unused); a keyed one is not
+// held to it (a retry with its key answers its result).
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { Errors } from "moleculer";
@@ -173,5 +175,46 @@ describe("session/outbound: engine failures and idempotency records", function (
     const again = await s.send(request("k5"));
     assert.deepEqual([again.status, again.duplicate], ["uncertain", true]);
     assert.equal(engineCalls.length, 1, "not sent again");
+  });
+
+  describe("a send's deadline", () => {
+    /** A slot that comes only once `deadline` has passed (a long queue ahead); how it was left goes to
+     * `left` (true: handed over). */
+    function lateSlot(deadline: number, left: boolean[]): () => Promise<PaceSlot> {
+      return async () => {
+        await waitFor(() => Date.now() > deadline, { what: "the deadline to pass" });
+        let done = false;
+        return {
+          leave: (handedOver) => {
+            if (!done) left.push(handedOver);
+            done = true;
+          },
+        };
+      };
+    }
+
+    it("without a key, a slot after the deadline: SEND_DEADLINE_EXCEEDED, never handed over", async () => {
+      const deadline = Date.now() + 50;
+      const left: boolean[] = [];
+      const { key: _unused, ...keyless } = request("unused", "late");
+      await assert.rejects(sender({ pace: lateSlot(deadline, left) }).send(keyless, { deadline }), {
+        type: "SEND_DEADLINE_EXCEEDED",
+        code: 504,
+      });
+      assert.equal(engineCalls.length, 0, "handed to the engine after its deadline");
+      assert.deepEqual(left, [false], "the slot is left unused: the next send goes at once");
+      assert.equal(await db.collection("message_status").countDocuments(), 0);
+    });
+
+    it("with a key the deadline does not hold: sent, and its record answers a retry", async () => {
+      const deadline = Date.now() + 50;
+      const s = sender({ pace: lateSlot(deadline, []) });
+      const first = await s.send(request("kd", "late"), { deadline });
+      assert.equal(first.status, "sent");
+      assert.equal(engineCalls.length, 1);
+      const again = await s.send(request("kd", "late"), { deadline });
+      assert.deepEqual(again, { ...first, duplicate: true });
+      assert.equal(engineCalls.length, 1);
+    });
   });
 });

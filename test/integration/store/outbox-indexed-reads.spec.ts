@@ -4,33 +4,9 @@
 // for WEBHOOK_RETENTION_MS. Against another MongoDB-wire server there is nothing of ours to check.
 import { strict as assert } from "node:assert";
 import type { CommandStartedEvent, Document, MongoClient } from "mongodb";
-import { OutboxRepo, type RecordedEvent } from "../../../src/store/webhook-outbox-repo.ts";
-import type { EndpointDoc } from "../../../src/webhooks/types.ts";
+import { OutboxRepo } from "../../../src/store/webhook-outbox-repo.ts";
 import { ourFerretDb } from "../../support/ferretdb.ts";
-
-function endpoint(id: string): EndpointDoc {
-  const now = new Date();
-  return {
-    _id: id,
-    workspaceId: "ws1",
-    url: "http://127.0.0.1:1/",
-    secret: "s",
-    events: ["*"],
-    enabled: true,
-    createdAt: now,
-    updatedAt: now,
-  };
-}
-
-function event(accountId: string, n: number): RecordedEvent {
-  return {
-    eventId: `evt_${accountId}_${n}`,
-    event: "account.status",
-    workspaceId: "ws1",
-    accountId,
-    payload: { n },
-  };
-}
+import { endpoint, event } from "../../support/outbox-fixtures.ts";
 
 describe("store: the outbox's pruning and cold tails read through indexes on our FerretDB build", () => {
   let client: MongoClient;

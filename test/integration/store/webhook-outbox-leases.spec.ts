@@ -5,35 +5,11 @@ import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { MongoClient, type Db, type Document } from "mongodb";
 import { LeaseRepo } from "../../../src/store/webhook-leases-repo.ts";
-import { OutboxRepo, slotId, type RecordedEvent } from "../../../src/store/webhook-outbox-repo.ts";
+import { OutboxRepo, slotId } from "../../../src/store/webhook-outbox-repo.ts";
 import type { OutboxDoc } from "../../../src/store/webhook-docs.ts";
-import type { EndpointDoc } from "../../../src/webhooks/types.ts";
 import { mongoUrlFor } from "../../support/env.ts";
+import { endpoint, event } from "../../support/outbox-fixtures.ts";
 import { waitFor } from "../../support/wait.ts";
-
-function endpoint(id: string): EndpointDoc {
-  const now = new Date();
-  return {
-    _id: id,
-    workspaceId: "ws1",
-    url: "http://127.0.0.1:1/",
-    secret: "s",
-    events: ["*"],
-    enabled: true,
-    createdAt: now,
-    updatedAt: now,
-  };
-}
-
-function event(accountId: string, n: number): RecordedEvent {
-  return {
-    eventId: `evt_${accountId}_${n}`,
-    event: "account.status",
-    workspaceId: "ws1",
-    accountId,
-    payload: { n },
-  };
-}
 
 /** Asserts that a queue holds these events, in this order, at slots 1, 2, 3… */
 async function assertQueue(repo: OutboxRepo, endpointId: string, accountId: string, eventIds: string[]) {
