@@ -81,6 +81,8 @@ function jsonBody(limit: string | number, uploads?: UploadSlots): Middleware {
         return next(err);
       }
       res.once("close", release);
+      // Closed already (the client left while its key was checked): no 'close' is coming.
+      if (req.destroyed || res.destroyed) release();
     }
     parse(req, res, next);
   };

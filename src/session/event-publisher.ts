@@ -3,7 +3,8 @@
 // (a webhooks node that was down, a socket that reconnected) reads it from the log.
 import type { Db } from "mongodb";
 import { cursorOf, EventsRepo } from "../store/events-repo.ts";
-import { createIndexRacing } from "../store/mongo.ts";
+import { DatabaseUnavailableError } from "../errors.ts";
+import { asDatabaseError, createIndexRacing } from "../store/mongo.ts";
 
 export type Broadcast = (event: string, payload: unknown) => unknown;
 
@@ -47,9 +48,10 @@ export function startPruning(
 /**
  * How an event leaves a node, in two steps so a caller can put a write between them: `record` writes
  * it to the log and resolves with the payload to broadcast (carrying its `cursor`); `send` broadcasts
- * that payload. Should the log write fail (the database away past its retries), `record` resolves with
- * the payload as it was, so live sockets still see the event; webhooks record such an event from the
- * broadcast (as they did before the log), and a replay will not have it.
+ * that payload. Should the log write fail, `record` resolves with the payload as it was, so live sockets
+ * still see the event; webhooks record such an event from the broadcast (as they did before the log),
+ * and a replay will not have it. Except a sessions' publisher while the database is away: it rejects,
+ * and the session's pipeline waits for the database (loggingPublisher's `throwWhenUnavailable`).
  */
 export interface Publisher {
   record(event: string, payload: unknown): Promise<unknown>;
@@ -69,11 +71,20 @@ export async function openEventLog(
 ): Promise<{ events: EventsRepo; publisher: Publisher; publish: Broadcast }> {
   const events = new EventsRepo(db);
   await createIndexRacing(() => events.ensureIndexes());
-  const publisher = loggingPublisher(events, broadcast, logger);
-  return { events, publisher, publish: publishVia(publisher) };
+  // Sessions wait for the database (their pipeline tries again); a service's own event goes out unlogged.
+  const publisher = loggingPublisher(events, broadcast, logger, { throwWhenUnavailable: true });
+  return { events, publisher, publish: publishVia(loggingPublisher(events, broadcast, logger)) };
 }
 
-export function loggingPublisher(log: EventsRepo, broadcast: Broadcast, logger: Logger): Publisher {
+/** `throwWhenUnavailable`: a log write that fails because the database is away rejects (as
+ * DatabaseUnavailableError) instead of resolving with the payload unlogged: a session's pipeline then
+ * waits for the database and logs the event (pipeline.ts). */
+export function loggingPublisher(
+  log: EventsRepo,
+  broadcast: Broadcast,
+  logger: Logger,
+  { throwWhenUnavailable = false } = {},
+): Publisher {
   return {
     async record(event, payload) {
       const workspaceId = workspaceOf(payload);
@@ -82,6 +93,8 @@ export function loggingPublisher(log: EventsRepo, broadcast: Broadcast, logger: 
         const cursor = cursorOf((await log.append(workspaceId, event, payload)).seq);
         return { ...(payload as object), cursor };
       } catch (err) {
+        const outage = asDatabaseError(err);
+        if (throwWhenUnavailable && outage instanceof DatabaseUnavailableError) throw outage;
         logger.error(`event log: ${event} of workspace ${workspaceId} not logged: ${(err as Error).message}`);
         return payload;
       }

@@ -21,8 +21,9 @@ import { foldStatusRun, type QueuedChange, type StatusRun, type StatusStep } fro
 /** A run that failed waits this long before its next attempt, doubled each time up to the max. */
 const OUTAGE_RETRY_MS = 250;
 const OUTAGE_RETRY_MAX_MS = 2000;
-/** Attempts at a message of a closed session (~15 s): its stop waits for them. */
-const CLOSED_RETRIES = 10;
+/** How long a closed session's messages wait for the database, all together: its stop waits for them.
+ * Past it, what is still queued (and not forced) is dropped at once. */
+const CLOSED_BUDGET_MS = 15_000;
 
 /** What attempts at a run have done: its events logged so far (their payloads, in order), its QR
  * screen shown. */
@@ -78,6 +79,8 @@ export interface PipelineDeps {
   keepIncomingMedia?: (meta: IncomingMediaMeta, data: Buffer) => Promise<void>;
   /** A session announced `connected`. */
   onConnected?: (accountId: string) => void;
+  /** CLOSED_BUDGET_MS (tests). */
+  closedBudgetMs?: number;
 }
 
 /** How the pipeline ends its session. */
@@ -95,6 +98,10 @@ export class SessionPipeline {
   private draining = false;
   /** Settles once the backlog is empty. */
   private chain: Promise<void> = Promise.resolve();
+  /** When a wait for the database first found the session closed (CLOSED_BUDGET_MS counts from it). */
+  private closedAt?: number;
+  /** The session closed and its budget ran out in an outage: nothing more of it is relayed. */
+  private abandoned = false;
 
   constructor(
     private readonly s: PipelineSession,
@@ -127,7 +134,12 @@ export class SessionPipeline {
     for (;;) {
       // A closed session applies only forced changes (the `stopped` of a stop), and still relays what
       // its engine received while the fence holds (WhatsApp does not deliver a message twice).
-      while (backlog.length > 0 && s.closed && !backlog[0]!.force && !this.stillRelayed(backlog[0]!.change))
+      while (
+        backlog.length > 0 &&
+        s.closed &&
+        !backlog[0]!.force &&
+        (this.abandoned || !this.stillRelayed(backlog[0]!.change))
+      )
         backlog.shift();
       const head = backlog[0];
       if (!head) {
@@ -141,9 +153,12 @@ export class SessionPipeline {
         await this.whileUnavailable(
           change,
           () => this.relay(change, done),
-          // A closed session's stop waits for this: a bounded wait there.
-          (n) => (s.closed ? n < CLOSED_RETRIES && this.stillRelayed(change) : this.fenceHolds()),
-        ).catch((err) => this.reportFailure(change, err));
+          // A closed session's stop waits for this: one bounded wait for all of it.
+          () => (s.closed ? this.withinClosedBudget() && this.stillRelayed(change) : this.fenceHolds()),
+        ).catch((err) => {
+          this.reportFailure(change, err);
+          if (s.closed && isUnavailable(err)) this.abandoned = true;
+        });
         continue;
       }
       let applicable = 0;
@@ -191,13 +206,13 @@ export class SessionPipeline {
   private async whileUnavailable(
     change: SessionChange,
     attempt: () => Promise<void>,
-    keepTrying: (attempts: number) => boolean,
+    keepTrying: () => boolean,
   ): Promise<void> {
     for (let n = 0; ; n++) {
       try {
         return await attempt();
       } catch (err) {
-        if (!isUnavailable(err) || !keepTrying(n + 1)) throw err;
+        if (!isUnavailable(err) || !keepTrying()) throw err;
         if (n === 0)
           this.deps.logger.warn(
             `Session ${this.s.accountId}: change ${describeChange(change)} waits for the database ` +
@@ -206,6 +221,12 @@ export class SessionPipeline {
         await new Promise((r) => setTimeout(r, Math.min(OUTAGE_RETRY_MS * 2 ** n, OUTAGE_RETRY_MAX_MS)));
       }
     }
+  }
+
+  /** Whether a closed session may still wait for the database (CLOSED_BUDGET_MS from the first wait). */
+  private withinClosedBudget(): boolean {
+    this.closedAt ??= Date.now();
+    return Date.now() - this.closedAt < (this.deps.closedBudgetMs ?? CLOSED_BUDGET_MS);
   }
 
   /** A received message or receipt of a closed session, relayed all the same while the fence holds,

@@ -19,13 +19,14 @@ import {
   type SessionDeps,
 } from "./session.ts";
 import type { Publisher } from "./event-publisher.ts";
+import type { PipelineDeps } from "./pipeline.ts";
 import { FailureRetry } from "./failure-retry.ts";
 import { StartQueue } from "./start-queue.ts";
 import { initializingPatch } from "./status-run.ts";
 
 export type { LocalSessionInfo } from "./session.ts";
 
-export interface RuntimeOptions {
+export interface RuntimeOptions extends Pick<PipelineDeps, "closedBudgetMs"> {
   nodeId: string;
   repo: AccountsRepo;
   authStore: AuthStore;
@@ -71,6 +72,7 @@ export class SessionRuntime {
       publisher: opts.publisher,
       recordAck: opts.recordAck,
       keepIncomingMedia: opts.keepIncomingMedia,
+      closedBudgetMs: opts.closedBudgetMs,
       logger: opts.logger,
       engine: opts.engine,
       authStore: {
@@ -211,6 +213,15 @@ export class SessionRuntime {
         entry.lost.push(doc._id);
       } else entry.ids.push(doc._id);
       byWorkspace.set(doc.workspaceId, entry);
+    }
+    if (ours.length > 0) {
+      // Read again: one stopped since the caller read it (a stop that found nothing to stop) stays so.
+      const wanted = new Set(
+        (await this.opts.repo.byIds(ours.map((d) => d._id)))
+          .filter((d) => d.desiredState === "running")
+          .map((d) => d._id),
+      );
+      ours.splice(0, ours.length, ...ours.filter((d) => wanted.has(d._id)));
     }
     if (byWorkspace.size > 0) {
       // The claim also records the status: one write per workspace (two with lost accounts).

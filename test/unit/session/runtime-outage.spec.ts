@@ -61,4 +61,28 @@ describe("session/runtime: status changes during a database outage", () => {
     assert.deepEqual(messages, ["while away"]);
     await runtime.stop("acc7");
   });
+
+  it("a stop during the outage waits for the queued messages a bounded time, then drops the rest", async () => {
+    const down = { now: false, attempts: 0 };
+    const publisher: Publisher = {
+      record: async (_event, payload) => {
+        if (down.now) {
+          down.attempts++;
+          throw new DatabaseUnavailableError("connect ECONNREFUSED");
+        }
+        return payload;
+      },
+      send: () => undefined,
+    };
+    const { runtime, connected } = simulatedRuntime({ publisher, closedBudgetMs: 300 });
+    const simulate = await connected("acc8");
+    down.now = true;
+    for (let i = 0; i < 20; i++) await simulate.message("4915100000001", `m${i}`);
+    await waitFor(() => down.attempts >= 1, { what: "the first message waiting for the database" });
+    const began = Date.now();
+    await runtime.stop("acc8");
+    const took = Date.now() - began;
+    assert.ok(took < 3000, `the stop took ${took} ms: the budget (300 ms) bounds it, not 20 messages' waits`);
+    assert.ok(down.attempts < 20, `${down.attempts} attempts: those after the budget are dropped unsent`);
+  });
 });

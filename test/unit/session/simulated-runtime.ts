@@ -25,6 +25,8 @@ export interface SimulatedRuntimeOptions {
   recordAck?: RuntimeOptions["recordAck"];
   /** Runs before a status write is answered (a write held open). */
   beforeWrite?: () => Promise<void>;
+  /** How long a closed session's changes wait for the database. @default the runtime's */
+  closedBudgetMs?: number;
 }
 
 export function simulatedRuntime(opts: SimulatedRuntimeOptions = {}) {
@@ -70,6 +72,7 @@ export function simulatedRuntime(opts: SimulatedRuntimeOptions = {}) {
     publisher: opts.publisher ?? NO_EVENTS,
     engine: { qr: { firstTtlMs: 60000, refreshMs: 20000, max: 5 }, simulatedAckMs: 10 },
     recordAck: opts.recordAck,
+    closedBudgetMs: opts.closedBudgetMs,
     logger: { info() {}, warn() {}, error() {}, debug() {} } as never,
   });
 
