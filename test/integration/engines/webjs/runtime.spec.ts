@@ -228,10 +228,14 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
         );
         assert.equal(final.length, ids.length);
         // Each fails as unreachable; under a loaded machine a start may instead outlast the runtime's
-        // backstop (STARTUP_TIMEOUT_MS), which fails it as startup_timeout: both end the engine.
+        // backstop (STARTUP_TIMEOUT_MS), which fails it as startup_timeout: both end the engine. A
+        // Chromium that crashes by itself while launching (SIGSEGV, seen once under two CPU burners) is
+        // not what this spec is about: its launch failure is accepted, any other is not.
+        const chromiumCrashed = (a: any) =>
+          a.reason === "browser_launch_failed" && /Segmentation fault|code 139/.test(String(a.message));
         for (const a of final)
           assert.ok(
-            ["whatsapp_unreachable", "startup_timeout"].includes(a.reason),
+            ["whatsapp_unreachable", "startup_timeout"].includes(a.reason) || chromiumCrashed(a),
             `${a.id}: ${a.reason} ${a.message}`,
           );
       } finally {
