@@ -26,11 +26,8 @@ export class TtlCache<K, V> {
   }
 
   async get(key: K, load: (key: K) => Promise<V>): Promise<V> {
-    const hit = this.entries.get(key);
-    if (hit && this.now() < hit.until) {
-      if (this.lru) this.entries.set(key, hit);
-      return hit.value;
-    }
+    const hit = this.peek(key);
+    if (hit) return hit.value;
     const forgets = this.forgets;
     const value = await load(key);
     if (forgets !== this.forgets) return value;

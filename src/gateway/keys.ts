@@ -74,7 +74,8 @@ export class KeyStore {
   /** The caller a presented key stands for, or null when the key is unknown or revoked. */
   async authenticate(presented: string): Promise<Caller | null> {
     const hash = hashKey(presented);
-    if (this.adminHash && timingSafeEqual(hash, this.adminHash)) return { kind: "admin", keyId: "admin" };
+    const admin = this.adminOf(hash);
+    if (admin) return admin;
     const m = KEY_PATTERN.exec(presented);
     return m ? callerOf(await this.lookup(m[1]), hash) : null;
   }
@@ -83,10 +84,17 @@ export class KeyStore {
    * whose record is cached); undefined otherwise, a wrong key too: that one takes `authenticate`. */
   known(presented: string): Caller | undefined {
     const hash = hashKey(presented);
-    if (this.adminHash && timingSafeEqual(hash, this.adminHash)) return { kind: "admin", keyId: "admin" };
+    const admin = this.adminOf(hash);
+    if (admin) return admin;
     const m = KEY_PATTERN.exec(presented);
     const hit = m ? this.cache.peek(m[1]) : undefined;
     return (hit && callerOf(hit.value, hash)) ?? undefined;
+  }
+
+  /** The admin caller when `hash` is the admin key's. */
+  private adminOf(hash: Buffer): Caller | undefined {
+    if (this.adminHash && timingSafeEqual(hash, this.adminHash)) return { kind: "admin", keyId: "admin" };
+    return undefined;
   }
 
   private lookup(keyId: string): Promise<ApiKeyDoc | null> {

@@ -3,8 +3,7 @@
 // (a webhooks node that was down, a socket that reconnected) reads it from the log.
 import type { Db } from "mongodb";
 import { cursorOf, EventsRepo } from "../store/events-repo.ts";
-import { DatabaseUnavailableError } from "../errors.ts";
-import { asDatabaseError, createIndexRacing } from "../store/mongo.ts";
+import { asDatabaseError, createIndexRacing, isDatabaseUnavailable } from "../store/mongo.ts";
 
 export type Broadcast = (event: string, payload: unknown) => unknown;
 
@@ -93,8 +92,7 @@ export function loggingPublisher(
         const cursor = cursorOf((await log.append(workspaceId, event, payload)).seq);
         return { ...(payload as object), cursor };
       } catch (err) {
-        const outage = asDatabaseError(err);
-        if (throwWhenUnavailable && outage instanceof DatabaseUnavailableError) throw outage;
+        if (throwWhenUnavailable && isDatabaseUnavailable(err)) throw asDatabaseError(err);
         logger.error(`event log: ${event} of workspace ${workspaceId} not logged: ${(err as Error).message}`);
         return payload;
       }

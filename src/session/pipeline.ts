@@ -11,8 +11,7 @@ import type { AccountStatus, FailureReason } from "../lifecycle/states.ts";
 import type { AckStatus } from "../messages/types.ts";
 import { qrViewOf } from "../qr/qr-image.ts";
 import type { AccountsRepo, StatusPatch } from "../store/accounts-repo.ts";
-import { DatabaseUnavailableError } from "../errors.ts";
-import { asDatabaseError } from "../store/mongo.ts";
+import { isDatabaseUnavailable } from "../store/mongo.ts";
 import type { SessionChange } from "./engine-events.ts";
 import { carriesFence, type Fence, type Ownership } from "../placement/fence.ts";
 import { publishVia, type Publisher } from "./event-publisher.ts";
@@ -35,11 +34,6 @@ interface RunProgress {
 /** What attempts at relaying a change have done: a receipt's record, and its answer. */
 interface RelayProgress {
   ack?: unknown;
-}
-
-/** The database did not answer (after the store's own retries). */
-function isUnavailable(err: unknown): boolean {
-  return err instanceof DatabaseUnavailableError || asDatabaseError(err) instanceof DatabaseUnavailableError;
 }
 
 /** The session a pipeline serves: what it reads, and the fields it keeps current. */
@@ -157,7 +151,7 @@ export class SessionPipeline {
           () => (s.closed ? this.withinClosedBudget() && this.stillRelayed(change) : this.fenceHolds()),
         ).catch((err) => {
           this.reportFailure(change, err);
-          if (s.closed && isUnavailable(err)) this.abandoned = true;
+          if (s.closed && isDatabaseUnavailable(err)) this.abandoned = true;
         });
         continue;
       }
@@ -212,7 +206,7 @@ export class SessionPipeline {
       try {
         return await attempt();
       } catch (err) {
-        if (!isUnavailable(err) || !keepTrying()) throw err;
+        if (!isDatabaseUnavailable(err) || !keepTrying()) throw err;
         if (n === 0)
           this.deps.logger.warn(
             `Session ${this.s.accountId}: change ${describeChange(change)} waits for the database ` +

@@ -151,6 +151,11 @@ export function asDatabaseError(err: unknown): unknown {
     : err;
 }
 
+/** Whether `err` means the database did not answer (after any retries): asDatabaseError's 503. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  return asDatabaseError(err) instanceof DatabaseUnavailableError;
+}
+
 /** Runs an idempotent operation, retrying transient errors with exponential backoff; an outage stops
  * the retries at once (DatabaseUnavailableError). */
 export async function retryTransient<T>(
