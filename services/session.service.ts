@@ -347,7 +347,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       failedRetry: { baseMs: cfg.failedRetryBaseMs, maxMs: cfg.failedRetryMaxMs },
       logger: this.logger,
     });
-    this.owned = new OwnedAccounts(this.runtime, this.authStore, this.broker.nodeID);
+    this.owned = new OwnedAccounts(this.runtime, this.authStore, this.broker.nodeID, this.repo, this.publish);
     // Before this node takes workspaces: its first QRs would otherwise pay for a cold renderer.
     warmUpQrRendering();
     // Lease, fenced ownership over the placement table, reconciler.

@@ -3,20 +3,31 @@
 // drives this node's runtime and answers with the account's status; an account no engine runs here
 // answers with what its record says.
 import { simulatedIncomingOf } from "../accounts/params.ts";
-import type { AccountDoc, QrView, SessionStatusResult, SimulateParams } from "../accounts/types.ts";
+import type {
+  AccountDoc,
+  AccountStatusEvent,
+  QrView,
+  SessionStatusResult,
+  SimulateParams,
+} from "../accounts/types.ts";
 import { InvalidStateError, NotImplementedByEngine } from "../errors.ts";
+import type { AccountsRepo } from "../store/accounts-repo.ts";
 import type { AuthStore } from "../store/auth-store.ts";
+import type { Broadcast } from "./event-publisher.ts";
 import type { SessionRuntime } from "./runtime.ts";
 
 export class OwnedAccounts {
   /**
    * @param authStore the node's auth store, for the logout of an account that runs nowhere
    * @param nodeId this node: where an account that was just stopped here is reported
+   * @param repo and `publish`: the `logged_out` of an account that runs nowhere, written and announced
    */
   constructor(
     private readonly runtime: SessionRuntime,
     private readonly authStore: Pick<AuthStore, "delete">,
     private readonly nodeId: string,
+    private readonly repo: Pick<AccountsRepo, "unlinkIdle">,
+    private readonly publish: Broadcast,
   ) {}
 
   async start(doc: AccountDoc): Promise<SessionStatusResult> {
@@ -32,9 +43,25 @@ export class OwnedAccounts {
   async logout(doc: AccountDoc): Promise<SessionStatusResult> {
     const status = await this.runtime.logout(doc._id);
     if (status) return { accountId: doc._id, status, running: false, node: this.nodeId };
-    // Not running anywhere reachable: unlinking is forgetting the saved auth state.
+    // Not running anywhere reachable: unlinking is forgetting the saved auth state, and a record that
+    // still shows a live status (its node lost, not restored yet) now says `logged_out`.
     await this.authStore.delete(doc.sessionId);
-    return recordedStatus(doc);
+    const fence = await this.runtime.fenceFor(doc.workspaceId);
+    const at = new Date();
+    const before = await this.repo.unlinkIdle(doc._id, fence, at);
+    if (!before) return recordedStatus(doc);
+    const event: AccountStatusEvent = {
+      accountId: doc._id,
+      workspaceId: doc.workspaceId,
+      sessionId: doc.sessionId,
+      status: "logged_out",
+      previousStatus: before.status,
+      node: fence.node,
+      epoch: fence.epoch,
+      at: at.toISOString(),
+    };
+    await this.publish("account.status", event);
+    return { accountId: doc._id, status: "logged_out", running: false, node: fence.node };
   }
 
   status(doc: AccountDoc): SessionStatusResult {

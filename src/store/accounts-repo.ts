@@ -3,6 +3,7 @@
 import type { Collection, Db } from "mongodb";
 import { ValidationError } from "../errors.ts";
 import type { AccountDoc, DesiredState } from "../accounts/types.ts";
+import { LIVE_STATUSES } from "../lifecycle/states.ts";
 import type { OwnerStamp as Fence } from "./stamp.ts";
 import { FencedUpdateBatcher } from "./fenced-updates.ts";
 import { InsertBatcher } from "./insert-batch.ts";
@@ -193,6 +194,31 @@ export class AccountsRepo {
       ),
     );
     return res.modifiedCount;
+  }
+
+  /**
+   * Records `logged_out` (desired `stopped`, no phone number) on an account no engine runs, claiming it
+   * for `fence` in the same write, when its record still shows a live status: an unlinked account must
+   * not look connected. The ends (failed, logged_out, stopped) keep theirs. The document as it was, or
+   * null when nothing was written.
+   */
+  async unlinkIdle(id: string, fence: Fence, at: Date): Promise<AccountDoc | null> {
+    const patch: StatusPatch = {
+      status: "logged_out",
+      reason: null,
+      message: null,
+      phoneNumber: null,
+      pushName: null,
+      desiredState: "stopped",
+      updatedAt: at,
+    };
+    return retryTransient(() =>
+      this.col.findOneAndUpdate(
+        { _id: id, status: { $in: [...LIVE_STATUSES] }, ...claimable(fence) },
+        { $set: { ...patch, node: fence.node, epoch: fence.epoch } },
+        { returnDocument: "before" },
+      ),
+    );
   }
 
   /** Accounts by id, in one query. */

@@ -218,6 +218,26 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       assert.equal((await doc(t.db, id))!.desiredState, "stopped");
     });
 
+    it("logout of an account no engine runs (its record still says connected) → logged_out, announced", async () => {
+      const { id, sessionId } = await connected("15550000011");
+      const runtime = (t.api.getLocalService("session") as unknown as { runtime: SessionRuntime }).runtime;
+      // As a lost node leaves it: the engine gone, the record untouched.
+      await runtime.stop(id, { persist: false });
+      assert.equal((await doc(t.db, id))!.status, "connected");
+      const view: AccountView = await call("accounts.logout", { workspaceId: ws, accountId: id });
+      assert.equal(view.status, "logged_out");
+      assert.equal(view.phoneNumber, undefined);
+      assert.equal(await t.authStore.has(sessionId), false);
+      const ev = await waitFor(() => statusEvent(id, "logged_out"), { what: "logged_out event" });
+      assert.equal(ev.payload.previousStatus, "connected");
+      const d = (await doc(t.db, id))!;
+      assert.deepEqual([d.status, d.desiredState, d.phoneNumber], ["logged_out", "stopped", null]);
+      // A second logout changes and announces nothing.
+      const mark = t.events.length;
+      assert.equal((await call("accounts.logout", { workspaceId: ws, accountId: id })).status, "logged_out");
+      assert.deepEqual(trail(t.events.slice(mark), id), []);
+    });
+
     it("restart after connected → connected again from the saved auth state, with no QR", async () => {
       const { id } = await connected("15550000002");
       const mark = t.events.length;
