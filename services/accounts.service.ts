@@ -23,6 +23,7 @@ import { ACCOUNT_PARAMS, validatorOf } from "../src/accounts/params.ts";
 import { liveQrs, snapshotItems, type AccountsSnapshot } from "../src/accounts/snapshot.ts";
 import { configOf } from "../src/config.ts";
 import {
+  InvalidStateError,
   NotFoundError,
   NotImplementedByEngine,
   ValidationError,
@@ -226,8 +227,13 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     restart: {
       params: account,
       async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<AccountView> {
-        await this.ownAccount(ctx.params);
-        await this.repo.setDesiredState(ctx.params.workspaceId, ctx.params.accountId, "running");
+        const doc = await this.ownAccount(ctx.params);
+        // An account a delete has begun on has no auth state left to save to: it can only be deleted.
+        if (doc.deletingAt || !(await this.repo.setDesiredState(doc.workspaceId, doc._id, "running")))
+          throw new InvalidStateError(
+            `Account '${doc._id}' is being deleted (a delete did not finish): delete it again`,
+            { accountId: doc._id },
+          );
         await callSession(ctx, "stop", accountOf(ctx.params));
         await callSession(ctx, "start", accountOf(ctx.params));
         return this.viewOf(ctx.params);
@@ -250,7 +256,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       params: account,
       async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<{ id: string; deleted: true }> {
         const doc = await this.ownAccount(ctx.params);
-        await this.repo.setDesiredState(doc.workspaceId, doc._id, "stopped");
+        await this.repo.markDeleting(doc.workspaceId, doc._id, new Date());
         try {
           await callSession(ctx, "stop", accountOf(ctx.params));
         } catch (err) {

@@ -32,6 +32,8 @@ export interface AccountDoc {
   /** Owner node and placement epoch of the last write; status writes filter on both (fencing). */
   node?: string | null;
   epoch?: number | null;
+  /** Set by a delete once begun (its auth state is retired next): the account can only be deleted. */
+  deletingAt?: Date;
   createdAt: Date;
   updatedAt: Date;
 }

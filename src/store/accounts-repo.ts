@@ -132,9 +132,21 @@ export class AccountsRepo {
     return (await retryTransient(() => this.col.deleteOne({ _id: id, workspaceId }))).deletedCount === 1;
   }
 
+  /** False when no such account is there to change; nor, for `running`, one a delete has begun on. */
   async setDesiredState(workspaceId: string, id: string, desiredState: DesiredState): Promise<boolean> {
+    const filter = {
+      _id: id,
+      workspaceId,
+      ...(desiredState === "running" ? { deletingAt: { $exists: false } } : {}),
+    };
+    const res = await retryTransient(() => this.col.updateOne(filter, { $set: { desiredState } }));
+    return res.matchedCount === 1;
+  }
+
+  /** A delete begins: desired `stopped`, and never wanted running again (`setDesiredState`). */
+  async markDeleting(workspaceId: string, id: string, at: Date): Promise<boolean> {
     const res = await retryTransient(() =>
-      this.col.updateOne({ _id: id, workspaceId }, { $set: { desiredState } }),
+      this.col.updateOne({ _id: id, workspaceId }, { $set: { desiredState: "stopped", deletingAt: at } }),
     );
     return res.matchedCount === 1;
   }

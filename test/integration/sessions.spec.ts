@@ -334,6 +334,25 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       });
     });
 
+    it("a delete that stopped half-way (auth state retired, document left): restart is refused, a second delete finishes", async () => {
+      const { id, sessionId } = await connected("15550000015");
+      await call("session.stop", { workspaceId: ws, accountId: id });
+      // What accounts.remove did before a later step failed (the database gone for a moment).
+      await new AccountsRepo(t.db).markDeleting(ws, id, new Date());
+      await t.authStore.retire(sessionId);
+      await assert.rejects(call("accounts.restart", { workspaceId: ws, accountId: id }), (err: any) => {
+        assert.equal(err.code, 409);
+        assert.equal(err.type, "INVALID_STATE");
+        assert.match(err.message, /being deleted/);
+        return true;
+      });
+      assert.equal((await doc(t.db, id))!.desiredState, "stopped", "not wanted running again");
+      const local: any[] = await call("session.local", {}, { nodeID: "n1" });
+      assert.ok(!local.some((s) => s.accountId === id), "not started");
+      assert.deepEqual(await call("accounts.remove", { workspaceId: ws, accountId: id }), { id, deleted: true });
+      assert.equal(await doc(t.db, id), null);
+    });
+
     it("tenancy and input: other workspace is 404, unknown engine 422, bad workspace id 422", async () => {
       const { id } = await call("accounts.create", { workspaceId: ws });
       await assert.rejects(call("accounts.get", { workspaceId: "ws_other", accountId: id }), { code: 404 });
