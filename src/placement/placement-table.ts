@@ -1,6 +1,9 @@
 // The placement table (DESIGN.md §1): a JetStream KV bucket, key per workspace → {node, epoch, since}.
 // Every change is a compare-and-set on the key's revision, so a claim race is decided by one atomic
-// operation on the server; `epoch` increases by one on every claim and fences the owner's writes.
+// operation on the server; `epoch` increases by one on every claim and fences the owner's writes. A
+// workspace's first claim takes the clock's milliseconds as its epoch: a bucket that lost its records
+// (JetStream storage gone, the bucket recreated) starts each workspace above every epoch the database
+// holds, where counting from 1 again would leave its accounts' records refusing every new owner.
 import type { KV, KvEntry } from "nats";
 import { workspaceKey } from "./hrw.ts";
 
@@ -60,7 +63,8 @@ export class PlacementTable {
     previous: PlacementEntry | null,
   ): Promise<PlacementEntry | null> {
     const key = placementKey(workspaceId);
-    const record: PlacementRecord = { node, epoch: (previous?.epoch ?? 0) + 1, since: Date.now() };
+    const since = Date.now();
+    const record: PlacementRecord = { node, epoch: previous ? previous.epoch + 1 : since, since };
     const data = new TextEncoder().encode(JSON.stringify(record));
     try {
       const revision = previous

@@ -30,8 +30,9 @@ export interface ReconcileTarget {
   stopWorkspace(workspaceId: string): Promise<number>;
   /** Accounts with desiredState `running` in these workspaces. */
   desiredRunning(workspaceIds: string[]): Promise<AccountDoc[]>;
-  /** Workspaces of accounts that want to run but were never placed (created while no worker answered). */
-  unplacedWorkspaces?(): Promise<string[]>;
+  /** Workspaces of accounts that want to run but were never placed (created while no worker answered);
+   * with `everyWanted`, of every account that wants to run (the caller skips those the table names). */
+  unplacedWorkspaces?(everyWanted: boolean): Promise<string[]>;
 }
 
 /** Every this many passes (and on the first), a worker looks for accounts no worker ever took. */
@@ -48,6 +49,8 @@ export class Reconciler {
   private readonly orphanSince = new Map<string, number>();
   private readonly starting = new Set<string>();
   private passes = 0;
+  /** The first sweep looks at every workspace wanting to run, later ones at never-placed accounts. */
+  private sweptAll = false;
   private ticks = 0;
   /** The next pass reads the owned workspaces' accounts (step 2). */
   private databaseDue = true;
@@ -198,22 +201,25 @@ export class Reconciler {
   }
 
   /**
-   * Claims the workspaces of accounts recorded while no worker answered (they carry no owner), when
-   * this node is their rendezvous choice; their accounts then start like any other owned ones.
+   * Claims the workspaces of accounts recorded while no worker answered (they carry no owner), and on a
+   * node's first sweep of any account wanting to run whose workspace the table does not name, when this
+   * node is their rendezvous choice; their accounts then start like any other owned ones.
    */
   private async claimUnplaced(): Promise<number> {
     const p = this.placement;
     if (!this.target.unplacedWorkspaces || !p.mirror.synced || !p.mirror.nodesKnown || p.draining) return 0;
     const workers = p.workers();
-    const mine = (await this.target.unplacedWorkspaces()).filter(
+    // The first looks at every workspace that wants to run: a placement bucket that lost its records
+    // (JetStream storage gone) names none of them, and their accounts still name their last owner.
+    const mine = (await this.target.unplacedWorkspaces(!this.sweptAll)).filter(
       (ws) => !p.mirror.get(ws) && chooseOwner(ws, workers) === p.nodeId,
     );
+    this.sweptAll = true;
     let won = 0;
     await inParallel(mine, 16, async (ws) => {
       if (await p.claim(ws, null).catch(() => null)) won++;
     });
-    if (won > 0)
-      this.logger.info(`${p.nodeId} placed ${won} workspace(s) whose accounts no worker had taken`);
+    if (won > 0) this.logger.info(`${p.nodeId} placed ${won} workspace(s) the placement table did not name`);
     return won;
   }
 

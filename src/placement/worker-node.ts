@@ -60,7 +60,8 @@ export class WorkerNode {
         startMany: (docs) => runtime.startMany(docs),
         stopWorkspace: (ws) => runtime.stopWorkspace(ws),
         desiredRunning: (workspaceIds) => repo.desiredRunningIn(workspaceIds),
-        unplacedWorkspaces: () => repo.unplacedWorkspaces(500),
+        unplacedWorkspaces: (everyWanted) =>
+          everyWanted ? repo.workspacesWantingToRun() : repo.unplacedWorkspaces(500),
       },
       cfg,
       logger,

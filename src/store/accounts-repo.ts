@@ -118,6 +118,12 @@ export class AccountsRepo {
     );
   }
 
+  /** Every workspace with an account wanted running: a node's first sweep (placement records lost with
+   * their bucket name none of them). */
+  async workspacesWantingToRun(): Promise<string[]> {
+    return retryTransient(() => this.col.distinct("workspaceId", { desiredState: "running" }));
+  }
+
   /** Workspaces of accounts wanted running that no worker ever took (created while none answered). */
   async unplacedWorkspaces(limit: number): Promise<string[]> {
     const docs = await retryTransient(() =>

@@ -349,7 +349,10 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       assert.equal((await doc(t.db, id))!.desiredState, "stopped", "not wanted running again");
       const local: any[] = await call("session.local", {}, { nodeID: "n1" });
       assert.ok(!local.some((s) => s.accountId === id), "not started");
-      assert.deepEqual(await call("accounts.remove", { workspaceId: ws, accountId: id }), { id, deleted: true });
+      assert.deepEqual(await call("accounts.remove", { workspaceId: ws, accountId: id }), {
+        id,
+        deleted: true,
+      });
       assert.equal(await doc(t.db, id), null);
     });
 
