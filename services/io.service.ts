@@ -31,8 +31,11 @@ import { QuotaExceededError } from "../src/errors.ts";
 import { callerOfKey } from "../src/gateway/auth.ts";
 import type { Caller, KeyStore } from "../src/gateway/keys.ts";
 import { RateLimiter } from "../src/gateway/rate-limit.ts";
+import { BoundedMap } from "../src/bounded-map.ts";
+import { callError } from "../src/gateway/http-errors.ts";
 import {
   RELAYED_EVENTS,
+  RecentReplays,
   RelayedUpTo,
   SnapshotHold,
   roomOf,
@@ -44,7 +47,8 @@ import {
 } from "../src/io/relay.ts";
 import { authenticateSocket, refusal, type SocketPrincipal } from "../src/io/socket-auth.ts";
 import type { QuotaBook } from "../src/quotas.ts";
-import { errorShape, prepareSocketCall } from "../src/io/socket-calls.ts";
+import { handshakeError, prepareSocketCall } from "../src/io/socket-calls.ts";
+import { seqOfCursor } from "../src/store/events-repo.ts";
 
 interface IoThis extends Service {
   /** Undefined before start and after stop. */
@@ -52,14 +56,20 @@ interface IoThis extends Service {
   snapshotHold: SnapshotHold;
   /** Per workspace, the highest event cursor this gateway relayed: where a snapshot stands in the log. */
   relayedUpTo: RelayedUpTo;
+  /** Sockets a replay just sent the log to, and how far: its live events already sent are not resent. */
+  recentReplays: RecentReplays;
+  /** Keys revoked while this gateway ran: a socket whose handshake was under way at the revocation
+   * (its key already checked) is refused once it connects. */
+  revokedKeys: BoundedMap<string, true>;
   gateway(): ApiHost;
   resolveSocketKey(token: string, address: string): Promise<Caller | null>;
   socketAuthorize(socket: Socket): Promise<SocketPrincipal>;
+  admitSocket(socket: Socket): Promise<SocketPrincipal>;
   relayAccountEvent(event: RelayedEvent, payload: unknown): void;
   onSocketConnected(socket: Socket): Promise<void>;
   connectPhase(socket: Socket): Promise<void>;
   replayInPlace(socket: Socket, after: unknown): Promise<ResumeAnswer>;
-  replay(socket: Socket, after: unknown): Promise<Replayed>;
+  replay(socket: Socket, after: unknown, sent: ReplayProgress): Promise<Replayed>;
   resume(socket: Socket, after: unknown): Promise<ResumeAnswer>;
   callFromSocket(socket: Socket, action: unknown, params: unknown): Promise<unknown>;
   disconnectKey(keyId: string): void;
@@ -84,11 +94,15 @@ interface ApiHost {
 
 type Respond = (err: unknown, res?: unknown) => void;
 
-/** What one replay sent: up to which seq, and whether it stopped at its page cap with more to come. */
+/** Where one replay stopped, and whether at its page cap with more to come. */
 interface Replayed {
-  upTo: number;
   nextCursor: string;
   more: boolean;
+}
+
+/** How far a replay under way has sent the log (null: nothing yet); kept when a page's read fails. */
+interface ReplayProgress {
+  upTo: number | null;
 }
 
 /** A resume's answer: continue from `nextCursor` with another `resume` while `more`. */
@@ -114,18 +128,23 @@ async function onSocketCall(
     const res = await svc.callFromSocket(this, action, params);
     reply?.(null, res);
   } catch (err) {
-    reply?.(errorShape(err));
+    reply?.(callError(err, svc.logger));
   }
 }
 
-/** Socket.IO `resume` handler: `emit("resume", after, cb)` → `cb(null, {nextCursor, more})` once replayed. */
+/** Socket.IO `resume` handler: `emit("resume", after, cb)` → `cb(null, {nextCursor, more})` once replayed
+ * (`emit("resume", cb)`: from the log's start). */
 async function onSocketResume(this: Socket, after: unknown, respond?: unknown): Promise<void> {
+  if (typeof after === "function") {
+    respond = after;
+    after = undefined;
+  }
   const reply = typeof respond === "function" ? (respond as Respond) : undefined;
   const svc = (this as Socket & { $service: IoThis }).$service;
   try {
     reply?.(null, await svc.resume(this, after));
   } catch (err) {
-    reply?.(errorShape(err));
+    reply?.(callError(err, svc.logger));
   }
 }
 
@@ -202,12 +221,22 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
     ...relayHandlers,
     /** A revoked key loses its open sockets too, on every gateway (REST forgets it in api.service). */
     "apikeys.revoked"(this: IoThis, ctx: Context<{ keyId: string }>) {
+      this.revokedKeys.set(ctx.params.keyId, true);
       this.disconnectKey(ctx.params.keyId);
     },
   },
   methods: {
     /** moleculer-io's authorization hook: throwing refuses the handshake (`connect_error`). */
     async socketAuthorize(this: IoThis, socket: Socket): Promise<SocketPrincipal> {
+      try {
+        return await this.admitSocket(socket);
+      } catch (err) {
+        // Every refusal in the contract's shape: a client tells "retry later" from "bad key".
+        throw handshakeError(err, this.logger);
+      }
+    },
+
+    async admitSocket(this: IoThis, socket: Socket): Promise<SocketPrincipal> {
       const principal = await authenticateSocket(socket.handshake.auth, (token) =>
         this.resolveSocketKey(token, socket.handshake.address),
       );
@@ -274,7 +303,9 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       const workspaceId = workspaceOfEvent(payload);
       if (!workspaceId || !this.io) return;
       this.relayedUpTo.note(workspaceId, payload);
-      this.io.of("/").local.to(roomOf(workspaceId)).emit(event, payload);
+      const room = this.io.of("/").local.to(roomOf(workspaceId));
+      const sent = this.recentReplays.sent(workspaceId, payload);
+      (sent.length > 0 ? room.except(sent) : room).emit(event, payload);
       this.snapshotHold.offer(workspaceId, event, payload);
     },
 
@@ -287,7 +318,10 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
     async connectPhase(this: IoThis, socket: Socket): Promise<void> {
       const { workspaceId, keyId } = principalOf(socket);
       this.snapshotHold.hold(workspaceId, socket.id);
-      socket.once("disconnect", () => this.snapshotHold.release(workspaceId, socket.id));
+      socket.once("disconnect", () => {
+        this.snapshotHold.release(workspaceId, socket.id);
+        this.recentReplays.forget(workspaceId, socket.id);
+      });
       let items: SnapshotItem[] = [];
       // Taken before the read: a client resuming from it later gets everything after the snapshot.
       const cursor = this.relayedUpTo.of(workspaceId);
@@ -301,17 +335,18 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         socket.emit("accounts.snapshot", cursor === null ? snapshot : { ...snapshot, cursor });
       } catch (err) {
         this.logger.warn(`io: snapshot of workspace '${workspaceId}' failed:`, (err as Error).message);
-        socket.emit("accounts.snapshot_error", errorShape(err));
+        socket.emit("accounts.snapshot_error", callError(err, this.logger));
       }
       const after = (socket.handshake.auth as { after?: unknown } | undefined)?.after;
       let replayed: Replayed | null = null;
+      const sent: ReplayProgress = { upTo: null };
       if (after !== undefined && after !== null && socket.connected) {
         try {
           // As much a socket call as a `resume`: reconnecting with a cursor is no way around the quota.
           await this.admitCall(workspaceId);
-          replayed = await this.replay(socket, after);
+          replayed = await this.replay(socket, after, sent);
         } catch (err) {
-          socket.emit("events.resume_error", errorShape(err));
+          socket.emit("events.resume_error", callError(err, this.logger));
         }
       }
       const held = this.snapshotHold.release(workspaceId, socket.id);
@@ -322,17 +357,20 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         socket.emit("events.resume_more", { nextCursor: replayed.nextCursor });
         return;
       }
-      const missed = withoutReplayed(withoutQrsInSnapshot(held, items), replayed?.upTo ?? null);
+      const missed = withoutReplayed(withoutQrsInSnapshot(held, items), sent.upTo);
       for (const held of missed) socket.emit(held.event, held.payload);
       // Synchronously after the flush: no event can fall between the two.
       socket.join(roomOf(workspaceId));
+      if (sent.upTo !== null) this.recentReplays.note(workspaceId, socket.id, sent.upTo);
     },
 
     /** Emits the logged events after `after` to the socket, page by page, at most REPLAY_MAX_PAGES;
      * returns the last seq sent and whether it stopped at the cap (a full last page: there may be more). */
-    async replay(this: IoThis, socket: Socket, after: unknown): Promise<Replayed> {
+    async replay(this: IoThis, socket: Socket, after: unknown, sent: ReplayProgress): Promise<Replayed> {
       const { workspaceId, keyId } = principalOf(socket);
       let cursor = typeof after === "number" ? String(after) : after;
+      // The client has the log up to where it resumes from.
+      sent.upTo = seqOfCursor(cursor);
       let more = false;
       for (let pages = 1; ; pages++) {
         const page = await this.broker.call<
@@ -345,6 +383,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         );
         for (const item of page.items) socket.emit(item.event, item.payload);
         cursor = page.nextCursor;
+        sent.upTo = Number(cursor);
         if (page.items.length < REPLAY_PAGE || !socket.connected) break;
         if (pages >= REPLAY_MAX_PAGES) {
           more = true;
@@ -353,7 +392,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         // A client that does not read: the next page waits until this one left (memory stays bounded).
         await written(socket);
       }
-      return { upTo: Number(cursor), nextCursor: String(cursor), more };
+      return { nextCursor: String(cursor), more };
     },
 
     /** A resume on an open socket: out of its room while the log is replayed, live events held meanwhile.
@@ -371,16 +410,15 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       this.snapshotHold.hold(workspaceId, socket.id);
       socket.leave(roomOf(workspaceId));
       let replayed: Replayed | null = null;
+      const sent: ReplayProgress = { upTo: null };
       try {
-        replayed = await this.replay(socket, after);
+        replayed = await this.replay(socket, after, sent);
       } finally {
-        const missed = withoutReplayed(
-          this.snapshotHold.release(workspaceId, socket.id),
-          replayed?.upTo ?? null,
-        );
+        const missed = withoutReplayed(this.snapshotHold.release(workspaceId, socket.id), sent.upTo);
         if (socket.connected && !replayed?.more) {
           for (const held of missed) socket.emit(held.event, held.payload);
           socket.join(roomOf(workspaceId));
+          if (sent.upTo !== null) this.recentReplays.note(workspaceId, socket.id, sent.upTo);
         }
       }
       return { nextCursor: replayed.nextCursor, more: replayed.more };
@@ -422,11 +460,16 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
   created(this: IoThis) {
     this.snapshotHold = new SnapshotHold();
     this.relayedUpTo = new RelayedUpTo();
+    this.recentReplays = new RecentReplays();
+    this.revokedKeys = new BoundedMap(10_000);
     this.callLimiters = new Map();
   },
   started(this: IoThis) {
     // Runs after moleculer-io's own `started` (mixin hooks first), which created `this.io`.
     this.io!.of("/").on("connection", (socket: Socket) => {
+      const { keyId, admin } = principalOf(socket);
+      // Revoked while its handshake was under way: `disconnectKey` saw only connected sockets.
+      if (!admin && this.revokedKeys.has(keyId)) return this.disconnectKey(keyId);
       void this.onSocketConnected(socket);
     });
     const every = configOf(this.broker).socketKeyCheckMs;

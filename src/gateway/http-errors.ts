@@ -49,8 +49,6 @@ const shape = (e: Errors.MoleculerError): ContractError => ({
   data: e.data,
 });
 
-/** Errors from other nodes arrive as plain Errors carrying code/type/data (only Moleculer's own
- * classes are rebuilt), so anything with an HTTP code keeps it; anything else is a logged 500. */
 /** 503 SERVICE_UNAVAILABLE: no node serves `action` right now. */
 function noNodeServes(action: string): Errors.MoleculerRetryableError {
   return new Errors.MoleculerRetryableError(
@@ -71,9 +69,11 @@ const OUTAGE_LOG_EVERY_MS = 10_000;
 function logOutage(e: DatabaseUnavailableError, logger: Logger): void {
   if (Date.now() - outageLoggedAt < OUTAGE_LOG_EVERY_MS) return;
   outageLoggedAt = Date.now();
-  logger.warn(`Requests answered 503 DATABASE_UNAVAILABLE: ${e.cause}`);
+  logger.warn(`Calls answered 503 DATABASE_UNAVAILABLE: ${e.cause}`);
 }
 
+/** A failed request in the contract's shape: moleculer-web's own failures and body-parser's, then as
+ * any call's (`callError`). */
 export function toContractError(req: Req, err: unknown, logger: Logger): ContractError {
   const web = (ApiGateway as unknown as { Errors: Record<string, abstract new (...args: never[]) => Error> })
     .Errors;
@@ -85,17 +85,7 @@ export function toContractError(req: Req, err: unknown, logger: Logger): Contrac
   if (err instanceof web.ServiceUnavailableError) {
     return shape(noNodeServes(ROUTES_BY_ID.get(req.$alias?.routeId ?? "")?.action ?? ""));
   }
-  if (err instanceof Errors.ServiceNotFoundError || err instanceof Errors.ServiceNotAvailableError) {
-    // A call the gateway passed on (an account's `session.*` action) found no node serving it: every
-    // worker is down or restarting. Moleculer answers 404, which would read as "no such account".
-    return shape(noNodeServes((err.data as { action?: string } | undefined)?.action ?? ""));
-  }
-  const outage = asDatabaseError(err);
-  if (outage instanceof DatabaseUnavailableError) {
-    logOutage(outage, logger);
-    return shape(outage);
-  }
-  const e = err as { code?: unknown; type?: unknown; data?: unknown };
+  const e = err as { type?: unknown };
   if (err instanceof Error && typeof e.type === "string" && /^[a-z]+\.[a-z.]+$/.test(e.type)) {
     // body-parser's failures, whatever moleculer-web made of their code (a stream's own code such as
     // ECONNABORTED stays a string): the client's fault.
@@ -104,6 +94,27 @@ export function toContractError(req: Req, err: unknown, logger: Logger): Contrac
       mapped ? mapped(err as Errors.MoleculerError, req) : new BadRequestError(err.message, ERR_BAD_REQUEST),
     );
   }
+  return callError(err, logger);
+}
+
+/**
+ * A failed call (a REST request's action, a socket's call or replay) in the contract's shape. A call
+ * that found no node serving its action is 503 (Moleculer answers 404, which would read as "no such
+ * account"); a database that did not answer is 503 DATABASE_UNAVAILABLE, its cause logged here and not
+ * sent. Errors from other nodes arrive as plain Errors carrying code/type/data (only Moleculer's own
+ * classes are rebuilt), so anything with an HTTP code keeps it; anything else is a logged 500.
+ */
+export function callError(err: unknown, logger: Logger): ContractError {
+  if (err instanceof Errors.ServiceNotFoundError || err instanceof Errors.ServiceNotAvailableError) {
+    // Every worker is down or restarting (an account's `session.*` action), or the service is gone.
+    return shape(noNodeServes((err.data as { action?: string } | undefined)?.action ?? ""));
+  }
+  const outage = asDatabaseError(err);
+  if (outage instanceof DatabaseUnavailableError) {
+    logOutage(outage, logger);
+    return shape(outage);
+  }
+  const e = err as { code?: unknown; type?: unknown; data?: unknown };
   if (err instanceof Error && typeof e.code === "number" && e.code >= 400 && e.code <= 599) {
     return {
       name: err.name,
@@ -113,7 +124,7 @@ export function toContractError(req: Req, err: unknown, logger: Logger): Contrac
       data: e.data,
     };
   }
-  logger.error("Unexpected gateway error", err);
+  logger.error("Unexpected error of a call", err);
   return { name: "InternalError", message: "Internal error", code: 500, type: ERR_INTERNAL };
 }
 

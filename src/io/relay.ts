@@ -127,3 +127,45 @@ export function withoutReplayed(held: HeldEvent[], replayedUpTo: number | null):
     return seq === null || seq > replayedUpTo;
   });
 }
+
+/**
+ * Sockets just sent the log up to a seq (a replay), for `windowMs`: an event at or below it that was
+ * logged before the replay read it but broadcast after the socket joined its room (its status write
+ * came between) is not sent to them a second time. The log's reader never steps over a position still
+ * being written, so every seq at or below the mark was in the replay.
+ */
+export class RecentReplays {
+  private readonly byWorkspace = new Map<string, Map<string, { upTo: number; until: number }>>();
+
+  constructor(
+    private readonly windowMs = 60_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  note(workspaceId: string, socketId: string, upTo: number): void {
+    let sockets = this.byWorkspace.get(workspaceId);
+    if (!sockets) this.byWorkspace.set(workspaceId, (sockets = new Map()));
+    sockets.set(socketId, { upTo, until: this.now() + this.windowMs });
+  }
+
+  forget(workspaceId: string, socketId: string): void {
+    const sockets = this.byWorkspace.get(workspaceId);
+    sockets?.delete(socketId);
+    if (sockets?.size === 0) this.byWorkspace.delete(workspaceId);
+  }
+
+  /** The sockets of the workspace whose replay already sent the event (none for one without a cursor). */
+  sent(workspaceId: string, payload: unknown): string[] {
+    const sockets = this.byWorkspace.get(workspaceId);
+    const seq = sockets ? seqOfEvent(payload) : null;
+    if (!sockets || seq === null) return [];
+    const now = this.now();
+    const out: string[] = [];
+    for (const [socketId, mark] of sockets) {
+      if (mark.until < now) sockets.delete(socketId);
+      else if (seq <= mark.upTo) out.push(socketId);
+    }
+    if (sockets.size === 0) this.byWorkspace.delete(workspaceId);
+    return out;
+  }
+}

@@ -1,6 +1,8 @@
 // Socket calls: `socket.emit("call", "accounts.<action>", params, cb)`. Only whitelisted `accounts.*`
 // actions, and always with the socket's own workspace (a socket can never choose another one).
+import type { Logger } from "moleculer";
 import { ForbiddenError, ValidationError } from "../errors.ts";
+import { callError } from "../gateway/http-errors.ts";
 
 export const SOCKET_CALLABLE_ACTIONS = [
   "accounts.list",
@@ -42,20 +44,11 @@ export function prepareSocketCall(action: unknown, params: unknown, workspaceId:
   return { action, params: { ...given, workspaceId } };
 }
 
-/** The error shape a call's callback receives: moleculer-web's `{name, message, code, type, data}`. */
-export function errorShape(err: unknown): {
-  name: string;
-  message: string;
-  code: number;
-  type?: string;
-  data?: unknown;
-} {
-  const e = (err ?? {}) as { name?: string; message?: string; code?: unknown; type?: string; data?: unknown };
-  return {
-    name: e.name ?? "Error",
-    message: e.message ?? String(err),
-    code: typeof e.code === "number" ? e.code : 500,
-    type: e.type,
-    data: e.data,
-  };
+/** A refused handshake's error: Socket.IO sends only `message` and `data` of it, so the contract's
+ * shape goes in `data` (a refusal built as one keeps its own). */
+export function handshakeError(err: unknown, logger: Logger): Error {
+  const data = (err as { data?: { type?: unknown } } | null)?.data;
+  if (err instanceof Error && typeof data?.type === "string") return err;
+  const shape = callError(err, logger);
+  return Object.assign(new Error(shape.message), { data: shape });
 }

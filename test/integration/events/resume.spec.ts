@@ -135,6 +135,66 @@ describe("events: Socket.IO resume from a cursor", function () {
     assert.equal(bad.type, "VALIDATION_ERROR");
   });
 
+  it("an event logged before a resume read it but broadcast after the socket rejoined its room arrives once", async () => {
+    const s = await open({}).ready();
+    await send(1);
+    await waitFor(() => textsOf(s, account.id).length === 1, { what: "m0 live" });
+    const cursor = lastCursorOf(s);
+    // The worker's broadcast of m1 held back, as a slow status write between log and bus holds it.
+    const w1 = cluster.brokers.find((b) => b.nodeID === "w1")!;
+    const broadcast = w1.broadcast.bind(w1);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let heldBack = 0;
+    w1.broadcast = ((event: string, payload: unknown, opts?: object) =>
+      event === "account.message" && heldBack++ === 0
+        ? gate.then(() => broadcast(event, payload, opts))
+        : broadcast(event, payload, opts)) as typeof w1.broadcast;
+    try {
+      const sending = send(1);
+      await waitFor(
+        async () => {
+          const page: { items: { payload: { text?: string } }[] } = await gw.call("accounts.events", {
+            workspaceId: "evR",
+            after: cursor,
+          });
+          return page.items.some((i) => i.payload.text === "m1");
+        },
+        { what: "m1 in the log" },
+      );
+      const answer: { nextCursor: string } = await new Promise((resolve, reject) =>
+        s.socket.emit("resume", cursor, (err: unknown, res: { nextCursor: string }) =>
+          err ? reject(err) : resolve(res),
+        ),
+      );
+      assert.ok(Number(answer.nextCursor) > Number(cursor), "m1 replayed");
+      release();
+      await sending;
+    } finally {
+      release();
+      w1.broadcast = broadcast;
+    }
+    // m2 leaves the worker after m1's broadcast: once it is here, so is m1's.
+    await send(1);
+    await waitFor(() => textsOf(s, account.id).includes("m2"), { what: "m2 live" });
+    assert.deepEqual(textsOf(s, account.id), ["m0", "m1", "m2"], "m1 once: replayed, not relayed again");
+  });
+
+  it('emit("resume", cb) without a cursor is answered: the log from its start', async () => {
+    await send(2);
+    const s = await open({}).ready();
+    const answer: { nextCursor: string; more: boolean } = await new Promise((resolve, reject) => {
+      const unanswered = setTimeout(() => reject(new Error("resume(cb) not answered within 5 s")), 5000);
+      s.socket.emit("resume", (err: unknown, res: { nextCursor: string; more: boolean }) => {
+        clearTimeout(unanswered);
+        return err ? reject(err) : resolve(res);
+      });
+    });
+    assert.equal(answer.more, false);
+    await waitFor(() => textsOf(s, account.id).length >= 2, { what: "the replayed messages" });
+    assert.deepEqual(textsOf(s, account.id), ["m0", "m1"]);
+  });
+
   /** Appends `count` status events of account "bulk" (payload `n` = 0, 1, …) to workspace evR's log. */
   async function logBulk(count: number): Promise<void> {
     const client = await MongoClient.connect(cluster.mongoUrl);

@@ -9,6 +9,7 @@ import { createApiService } from "../../../services/api.service.ts";
 import IoService from "../../../services/io.service.ts";
 import SessionService from "../../../services/session.service.ts";
 import { MISSING_TOKEN_MESSAGE, INVALID_TOKEN_MESSAGE } from "../../../src/io/socket-auth.ts";
+import type { QuotaBook } from "../../../src/quotas.ts";
 import { TestCluster, type ConfigOverrides } from "../../support/cluster.ts";
 import { waitFor } from "../../support/wait.ts";
 import {
@@ -222,6 +223,68 @@ describe("io: Socket.IO relay on the gateway", function () {
     const again = new RecordingSocket(url2, { token: key });
     sockets.push(again);
     assert.equal((await again.refused()).message, INVALID_TOKEN_MESSAGE);
+  });
+
+  it("a key revoked while a socket's handshake was under way: the socket is dropped as it connects", async () => {
+    const { key, keyId } = await rest1.ok("POST", "/api/v1/workspaces/revoking/keys", ADMIN, {});
+    const first = new RecordingSocket(url2, { token: key }, "revoking");
+    sockets.push(first);
+    await first.ready();
+    // The next handshake of this workspace on gw2 waits at its socket quota, its key already checked.
+    const quotas = (gw2.getLocalService("api") as unknown as { quotas: QuotaBook }).quotas;
+    const admit = quotas.admit.bind(quotas);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let waiting = false;
+    quotas.admit = async (ws, name, current) => {
+      if (ws === "revoking" && name === "sockets") {
+        waiting = true;
+        await gate;
+      }
+      return admit(ws, name, current);
+    };
+    try {
+      const second = new RecordingSocket(url2, { token: key }, "revoking");
+      sockets.push(second);
+      const dropped = new Promise((resolve) => second.socket.once("disconnect", resolve));
+      await waitFor(() => waiting, { what: "the second handshake at its quota" });
+      const revoked = new Promise((resolve) => first.socket.once("auth.revoked", resolve));
+      await rest1.call("DELETE", `/api/v1/workspaces/revoking/keys/${keyId}`, ADMIN);
+      await revoked; // gw2 heard of the revocation
+      release();
+      assert.equal(await dropped, "io server disconnect");
+      assert.equal(second.snapshot, null, "no snapshot, no events");
+    } finally {
+      release();
+      quotas.admit = admit;
+    }
+  });
+
+  it("socket errors keep the REST contract: no worker running is 503 SERVICE_UNAVAILABLE", async () => {
+    // A gateway of its own with no worker: an account recorded unplaced, then restarted over a socket.
+    const solo = new TestCluster(SHARED, "iosolo");
+    const overrides: ConfigOverrides = { services: ["api", "io", "accounts"], port: 0 };
+    const gw = solo.node(
+      "gw",
+      [createApiService(solo.config("gw", overrides)), IoService, AccountsService],
+      overrides,
+    );
+    try {
+      await solo.start();
+      const url = `http://127.0.0.1:${gatewayPort(gw)}`;
+      const { key } = await new Rest(url).ok("POST", "/api/v1/workspaces/alone/keys", ADMIN, {});
+      const s = new RecordingSocket(url, { token: key }, "alone");
+      sockets.push(s);
+      await s.ready();
+      const { id } = await s.call("accounts.create", { name: "no worker" });
+      const err: any = await s.call("accounts.restart", { accountId: id }).then(
+        () => assert.fail("restarted with no worker"),
+        (e: unknown) => e,
+      );
+      assert.deepEqual([err.code, err.type], [503, "SERVICE_UNAVAILABLE"], JSON.stringify(err));
+    } finally {
+      await solo.stop();
+    }
   });
 
   it("50 workspaces, a socket each on either gateway, activity everywhere: no socket gets another workspace's event", async function () {

@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
 import {
+  RecentReplays,
   RelayedUpTo,
   SnapshotHold,
   roomOf,
@@ -102,5 +103,21 @@ describe("io/relay: where a snapshot stands in the log", () => {
     assert.equal(upTo.of("a"), "1");
     upTo.note("c", { cursor: "4" });
     assert.deepEqual([upTo.of("a"), upTo.of("b"), upTo.of("c")], [null, "3", "4"]);
+  });
+
+  it("RecentReplays: a live event at or below a socket's replay mark skips that socket, for the window only", () => {
+    let now = 1000;
+    const r = new RecentReplays(60_000, () => now);
+    r.note("w1", "s1", 10);
+    r.note("w1", "s2", 4);
+    assert.deepEqual(r.sent("w1", { cursor: "4" }), ["s1", "s2"]);
+    assert.deepEqual(r.sent("w1", { cursor: "7" }), ["s1"]);
+    assert.deepEqual(r.sent("w1", { cursor: "11" }), []);
+    assert.deepEqual(r.sent("w1", { accountId: "a" }), [], "a QR (no cursor) was never replayed");
+    assert.deepEqual(r.sent("w2", { cursor: "1" }), []);
+    r.forget("w1", "s2");
+    assert.deepEqual(r.sent("w1", { cursor: "1" }), ["s1"]);
+    now += 60_001;
+    assert.deepEqual(r.sent("w1", { cursor: "1" }), [], "past the window");
   });
 });

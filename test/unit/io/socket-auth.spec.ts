@@ -5,7 +5,10 @@ import {
   authenticateSocket,
 } from "../../../src/io/socket-auth.ts";
 import type { Caller } from "../../../src/gateway/keys.ts";
-import { prepareSocketCall } from "../../../src/io/socket-calls.ts";
+import { Errors, type Logger } from "moleculer";
+import { handshakeError, prepareSocketCall } from "../../../src/io/socket-calls.ts";
+import { UnauthorizedError } from "../../../src/errors.ts";
+import { refusal } from "../../../src/io/socket-auth.ts";
 
 const callers = new Map<string, Caller>([
   ["k-good", { kind: "workspace", workspaceId: "w1", keyId: "key1" }],
@@ -66,5 +69,25 @@ describe("io socket calls", () => {
     assert.throws(() => prepareSocketCall("session.start", {}, "w1"), /cannot be called over Socket\.IO/);
     assert.throws(() => prepareSocketCall("api.broadcast", {}, "w1"), { code: 403 });
     assert.throws(() => prepareSocketCall("accounts.list", [1], "w1"), { code: 422 });
+  });
+
+  it("a refused handshake carries the contract's shape in `data`, whatever failed; a driver's words stay here", () => {
+    const logged: unknown[][] = [];
+    const logger = { error: (...a: unknown[]) => logged.push(a), warn: () => undefined } as unknown as Logger;
+    const starting = handshakeError(
+      new Errors.MoleculerRetryableError("Gateway is starting, retry", 503, "SERVICE_UNAVAILABLE"),
+      logger,
+    ) as Error & { data: { code: number; type: string } };
+    assert.deepEqual(
+      [starting.message, starting.data.code, starting.data.type],
+      ["Gateway is starting, retry", 503, "SERVICE_UNAVAILABLE"],
+    );
+    const raw = handshakeError(new Error("connect ECONNREFUSED 10.1.2.3:27017"), logger) as Error & {
+      data: { code: number; type: string };
+    };
+    assert.deepEqual([raw.message, raw.data.code, raw.data.type], ["Internal error", 500, "INTERNAL_ERROR"]);
+    assert.equal(logged.length, 1, "logged on the gateway");
+    const refused = refusal(new UnauthorizedError("Invalid API key"));
+    assert.equal(handshakeError(refused, logger), refused, "a refusal is sent as it is");
   });
 });
