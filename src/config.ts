@@ -1,6 +1,8 @@
 // Every setting of a Switchboard node, read from the environment once. The README's configuration
 // table mirrors this file; moleculer.config.ts and the services read `config`, never process.env.
 import { hostname } from "node:os";
+import { DEFAULT_LOAD_FACTOR } from "./placement/hrw.ts";
+import { FENCE_STOP_BUDGET_MS } from "./placement/liveness.ts";
 import { MOLECULER_METRICS, type MoleculerMetrics } from "./request-metrics.ts";
 
 /** Names of the environment variables loadConfig() reads (filled as it reads them). */
@@ -19,6 +21,50 @@ function int(name: string, fallback: number): number {
   const n = Number(raw);
   if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got "${raw}"`);
   return Math.floor(n);
+}
+
+/** A duration that may not be 0: the timer it arms would fire at once, every time. */
+function positiveMs(name: string, fallback: number): number {
+  const ms = int(name, fallback);
+  if (ms < 1) throw new Error(`${name} must be at least 1 (ms), got "${process.env[name]}"`);
+  return ms;
+}
+
+/** A TCP port; 0 has the meaning the setting gives it (a free port, or no listener). */
+function port(name: string, fallback: number): number {
+  const p = int(name, fallback);
+  if (p > 65535) throw new Error(`${name} must be a port from 0 to 65535, got "${process.env[name]}"`);
+  return p;
+}
+
+/** The bounded-load factor c. Below 1 the nodes' bounds can add up to fewer workspaces than there are,
+ * so every node is at its bound and placement falls back to plain HRW, ignoring load (src/placement/hrw.ts). */
+function loadFactor(name: string): number {
+  const raw = str(name, String(DEFAULT_LOAD_FACTOR));
+  const c = Number(raw);
+  if (!Number.isFinite(c) || c < 1)
+    throw new Error(`${name} must be a number of at least 1 (with a decimal point), got "${raw}"`);
+  return c;
+}
+
+/** Refuses timings of the liveness lease and the Moleculer heartbeat that make nodes fence or flap. */
+function checkLivenessTimings(cfg: Config): void {
+  const { leaseRenewMs: renew, leaseTtlMs: ttl } = cfg;
+  // The margin a lease term starts with (Liveness.marginFor): a worker fences itself at its last
+  // renewal + TTL − margin, so the next renewal must land before that.
+  const margin = Math.min(Math.floor(ttl / 4), FENCE_STOP_BUDGET_MS);
+  if (ttl <= renew + margin)
+    throw new Error(
+      `LEASE_TTL_MS (${ttl}) must exceed LEASE_RENEW_MS (${renew}) plus the fence margin (${margin} ms): a worker would fence itself before each renewal`,
+    );
+  // Moleculer counts both in whole seconds, rounded as moleculer.config.ts does.
+  const { heartbeatIntervalMs: interval, heartbeatTimeoutMs: timeout } = cfg;
+  const intervalSec = Math.max(1, Math.round(interval / 1000));
+  const timeoutSec = Math.max(2, Math.round(timeout / 1000));
+  if (timeout <= interval || timeoutSec <= intervalSec)
+    throw new Error(
+      `HEARTBEAT_TIMEOUT_MS (${timeout}) must exceed HEARTBEAT_INTERVAL_MS (${interval}), also in the whole seconds Moleculer uses (${timeoutSec} s, ${intervalSec} s): nodes would be taken for gone between heartbeats`,
+    );
 }
 
 function flag(name: string, fallback: boolean): boolean {
@@ -100,7 +146,7 @@ export interface Config {
     /** QRs shown before failed/qr_timeout. @default 6 */
     max: number;
   };
-  /** Moleculer heartbeat interval / timeout. @default 2000 / 6000 */
+  /** Moleculer heartbeat interval / timeout; the timeout must exceed the interval. @default 2000 / 6000 */
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   /** Moleculer request timeout. @default 15000 */
@@ -108,12 +154,12 @@ export interface Config {
   /** Liveness lease: renewed every `leaseRenewMs`, expires after `leaseTtlMs`. @default 500 / 3500
    * A dead worker's sessions move once its lease expires (the TTL bounds failover), while a node
    * frozen for 2 s (GC pause, network blip) still renews in time: TTL − fence margin (250 ms) −
-   * renewal period leaves it 2.75 s. */
+   * renewal period leaves it 2.75 s. The TTL must exceed the renewal period plus that margin. */
   leaseRenewMs: number;
   leaseTtlMs: number;
   /** Reconciler period. @default 3000 */
   reconcileMs: number;
-  /** Bounded-load factor c of placement. @default 1.25 */
+  /** Bounded-load factor c of placement; at least 1. @default 1.25 */
   loadFactor: number;
   /** Workspaces moved at a time by rebalance. @default 5 */
   rebalanceBatch: number;
@@ -235,11 +281,11 @@ export function loadConfig(): Config {
     throw new Error(
       `WEBHOOK_TIMEOUT_MS (${webhookTimeoutMs}) must be under half of WEBHOOK_LEASE_TTL_MS (${webhookLeaseTtlMs}): an attempt starts only while the endpoint's lease outlasts its timeout`,
     );
-  return {
+  const cfg: Config = {
     nodeId: str("NODE_ID", `${hostname()}-${process.pid}`),
     namespace: str("NAMESPACE", "switchboard"),
     natsUrl: str("NATS_URL", "nats://127.0.0.1:4222"),
-    healthPort: int("HEALTH_PORT", 0),
+    healthPort: port("HEALTH_PORT", 0),
     nats: {
       user: str("NATS_USER", ""),
       password: str("NATS_PASSWORD", ""),
@@ -253,7 +299,7 @@ export function loadConfig(): Config {
     mongoUrl: str("MONGO_URL", "mongodb://127.0.0.1:27017/switchboard"),
     mongoPoolSize: Math.max(1, int("MONGO_POOL_SIZE", 10)),
     services: list("SERVICES", ALL_SERVICES.join(",")),
-    port: int("PORT", 3000),
+    port: port("PORT", 3000),
     engine: str("ENGINE", "webjs"),
     adminApiKey: str("ADMIN_API_KEY", ""),
     adminPublicKey: str("ADMIN_PUBLIC_KEY", ""),
@@ -261,21 +307,21 @@ export function loadConfig(): Config {
     sessionCapacity: int("SESSION_CAPACITY", 50),
     startConcurrency: Math.max(1, int("START_CONCURRENCY", 2)),
     qr: {
-      firstTtlMs: int("QR_FIRST_TTL_MS", 60000),
-      refreshMs: int("QR_REFRESH_MS", 20000),
+      firstTtlMs: positiveMs("QR_FIRST_TTL_MS", 60000),
+      refreshMs: positiveMs("QR_REFRESH_MS", 20000),
       max: Math.max(1, int("QR_MAX", 6)),
     },
     heartbeatIntervalMs: int("HEARTBEAT_INTERVAL_MS", 2000),
     heartbeatTimeoutMs: int("HEARTBEAT_TIMEOUT_MS", 6000),
     requestTimeoutMs: int("REQUEST_TIMEOUT_MS", 15000),
-    leaseRenewMs: int("LEASE_RENEW_MS", 500),
-    leaseTtlMs: int("LEASE_TTL_MS", 3500),
+    leaseRenewMs: positiveMs("LEASE_RENEW_MS", 500),
+    leaseTtlMs: positiveMs("LEASE_TTL_MS", 3500),
     reconcileMs: int("RECONCILE_MS", 3000),
-    loadFactor: Number(str("LOAD_FACTOR", "1.25")),
+    loadFactor: loadFactor("LOAD_FACTOR"),
     rebalanceBatch: Math.max(1, int("REBALANCE_BATCH", 5)),
     chromiumPath: str("CHROMIUM_PATH", "/usr/bin/chromium"),
     chromiumSingleProcess: flagOrAuto("CHROMIUM_SINGLE_PROCESS"),
-    startupTimeoutMs: int("STARTUP_TIMEOUT_MS", 60000),
+    startupTimeoutMs: positiveMs("STARTUP_TIMEOUT_MS", 60000),
     rateLimitPerMinute: int("RATE_LIMIT_PER_MINUTE", 600),
     corsOrigins: str("CORS_ORIGINS", ""),
     profileDir: str("PROFILE_DIR", `${process.env.TMPDIR || "/tmp"}/switchboard-profiles`),
@@ -313,6 +359,8 @@ export function loadConfig(): Config {
     failedRetryBaseMs: Math.max(1, int("FAILED_RETRY_BASE_MS", 5000)),
     failedRetryMaxMs: Math.max(1, int("FAILED_RETRY_MAX_MS", 300000)),
   };
+  checkLivenessTimings(cfg);
+  return cfg;
 }
 
 export const config: Config = loadConfig();

@@ -1,21 +1,22 @@
-// Settings production must not run without.
+// Settings production must not run without, and values refused at load because they would break the
+// node later (fencing, flapping, no load bound, instant timeouts).
 import { strict as assert } from "node:assert";
 import { loadConfig } from "../../src/config.ts";
 
 describe("config", () => {
-  const saved = {
-    NODE_ENV: process.env.NODE_ENV,
-    SECRETS_KEY: process.env.SECRETS_KEY,
-    CHROMIUM_SINGLE_PROCESS: process.env.CHROMIUM_SINGLE_PROCESS,
-    WEBHOOK_TIMEOUT_MS: process.env.WEBHOOK_TIMEOUT_MS,
-    WEBHOOK_LEASE_TTL_MS: process.env.WEBHOOK_LEASE_TTL_MS,
+  const saved = { ...process.env };
+  const restore = () => {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
   };
-  afterEach(() => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  });
+  afterEach(restore);
+
+  /** loadConfig() with `env` set on top of the environment the suite started with. */
+  const load = (env: Record<string, string>) => {
+    restore();
+    Object.assign(process.env, env);
+    return loadConfig();
+  };
 
   it("refuses NODE_ENV=production without SECRETS_KEY, naming the setting; elsewhere it may be empty", () => {
     process.env.NODE_ENV = "production";
@@ -53,5 +54,114 @@ describe("config", () => {
     delete process.env.WEBHOOK_TIMEOUT_MS;
     delete process.env.WEBHOOK_LEASE_TTL_MS;
     assert.deepEqual([loadConfig().webhookTimeoutMs, loadConfig().webhookLeaseTtlMs], [10000, 30000]);
+  });
+
+  it("loads the defaults and documented example values", () => {
+    const cfg = loadConfig();
+    assert.deepEqual(
+      [cfg.leaseRenewMs, cfg.leaseTtlMs, cfg.loadFactor, cfg.port, cfg.healthPort],
+      [500, 3500, 1.25, 3000, 0],
+    );
+    assert.deepEqual([cfg.heartbeatIntervalMs, cfg.heartbeatTimeoutMs], [2000, 6000]);
+    assert.deepEqual(cfg.qr, { firstTtlMs: 60000, refreshMs: 20000, max: 6 });
+    // README (PORT=0 picks a free port), docker-compose (HEALTH_PORT=3001), the test clusters' timings.
+    assert.equal(load({ PORT: "0" }).port, 0);
+    assert.equal(load({ HEALTH_PORT: "3001" }).healthPort, 3001);
+    const fast = load({
+      HEARTBEAT_INTERVAL_MS: "1000",
+      HEARTBEAT_TIMEOUT_MS: "3000",
+      LEASE_RENEW_MS: "500",
+      LEASE_TTL_MS: "2000",
+      LOAD_FACTOR: "1",
+      QR_FIRST_TTL_MS: "300",
+      QR_REFRESH_MS: "100",
+    });
+    assert.deepEqual([fast.leaseTtlMs, fast.heartbeatTimeoutMs, fast.loadFactor], [2000, 3000, 1]);
+    assert.equal(load({ LEASE_RENEW_MS: "1000", LEASE_TTL_MS: "5000" }).leaseTtlMs, 5000);
+    assert.equal(load({ LEASE_RENEW_MS: "100", LEASE_TTL_MS: "1000" }).leaseTtlMs, 1000);
+  });
+
+  it("refuses a lease TTL that does not exceed the renewal period plus the fence margin, naming both", () => {
+    assert.throws(
+      () => load({ LEASE_RENEW_MS: "5000" }),
+      /LEASE_TTL_MS \(3500\) must exceed LEASE_RENEW_MS \(5000\) plus the fence margin \(250 ms\)/,
+    );
+    assert.throws(
+      () => load({ LEASE_RENEW_MS: "3250" }),
+      /LEASE_TTL_MS \(3500\) must exceed LEASE_RENEW_MS \(3250\) plus the fence margin \(250 ms\)/,
+    );
+    assert.equal(load({ LEASE_RENEW_MS: "3249" }).leaseRenewMs, 3249);
+    // A short TTL's margin is a quarter of it, as Liveness sets it.
+    assert.throws(
+      () => load({ LEASE_RENEW_MS: "300", LEASE_TTL_MS: "400" }),
+      /LEASE_TTL_MS \(400\) must exceed LEASE_RENEW_MS \(300\) plus the fence margin \(100 ms\)/,
+    );
+    assert.equal(load({ LEASE_RENEW_MS: "299", LEASE_TTL_MS: "400" }).leaseTtlMs, 400);
+  });
+
+  it("refuses a zero or negative lease TTL or renewal period, naming the variable and value", () => {
+    assert.throws(() => load({ LEASE_TTL_MS: "0" }), /LEASE_TTL_MS must be at least 1 \(ms\), got "0"/);
+    assert.throws(() => load({ LEASE_TTL_MS: "-1" }), /LEASE_TTL_MS must be a non-negative number, got "-1"/);
+    assert.throws(() => load({ LEASE_RENEW_MS: "0" }), /LEASE_RENEW_MS must be at least 1 \(ms\), got "0"/);
+  });
+
+  it("LOAD_FACTOR: refuses anything but a finite number of at least 1", () => {
+    for (const bad of ["1,25", "abc", "0", "-1", "0.99", "Infinity", "NaN"])
+      assert.throws(
+        () => load({ LOAD_FACTOR: bad }),
+        new RegExp(`LOAD_FACTOR must be a number of at least 1 \\(with a decimal point\\), got "${bad}"`),
+        bad,
+      );
+    assert.equal(load({ LOAD_FACTOR: "1" }).loadFactor, 1);
+    assert.equal(load({ LOAD_FACTOR: "2.5" }).loadFactor, 2.5);
+  });
+
+  it("refuses a port above 65535 for every port setting; 0 keeps its meaning", () => {
+    for (const name of ["PORT", "HEALTH_PORT"]) {
+      assert.throws(
+        () => load({ [name]: "70000" }),
+        new RegExp(`^Error: ${name} must be a port from 0 to 65535, got "70000"`),
+      );
+      assert.throws(() => load({ [name]: "65536" }), new RegExp(`${name} must be a port from 0 to 65535`));
+      assert.throws(
+        () => load({ [name]: "-1" }),
+        new RegExp(`${name} must be a non-negative number, got "-1"`),
+      );
+      assert.equal(load({ [name]: "65535" })[name === "PORT" ? "port" : "healthPort"], 65535);
+      assert.equal(load({ [name]: "0" })[name === "PORT" ? "port" : "healthPort"], 0);
+    }
+  });
+
+  it("refuses a heartbeat timeout not above the interval, also in Moleculer's whole seconds, naming both", () => {
+    assert.throws(
+      () => load({ HEARTBEAT_TIMEOUT_MS: "2000" }),
+      /HEARTBEAT_TIMEOUT_MS \(2000\) must exceed HEARTBEAT_INTERVAL_MS \(2000\)/,
+    );
+    assert.throws(
+      () => load({ HEARTBEAT_TIMEOUT_MS: "1500" }),
+      /HEARTBEAT_TIMEOUT_MS \(1500\) must exceed HEARTBEAT_INTERVAL_MS \(2000\)/,
+    );
+    // 1.6 s and 2.4 s are both 2 s to Moleculer.
+    assert.throws(
+      () => load({ HEARTBEAT_INTERVAL_MS: "1600", HEARTBEAT_TIMEOUT_MS: "2400" }),
+      /HEARTBEAT_TIMEOUT_MS \(2400\) must exceed HEARTBEAT_INTERVAL_MS \(1600\), also in the whole seconds Moleculer uses \(2 s, 2 s\)/,
+    );
+    assert.equal(load({ HEARTBEAT_TIMEOUT_MS: "3000" }).heartbeatTimeoutMs, 3000);
+  });
+
+  it("refuses zero QR timings and startup timeout (every start would time out at once)", () => {
+    for (const name of ["QR_FIRST_TTL_MS", "QR_REFRESH_MS", "STARTUP_TIMEOUT_MS"]) {
+      assert.throws(() => load({ [name]: "0" }), new RegExp(`${name} must be at least 1 \\(ms\\), got "0"`));
+      assert.throws(
+        () => load({ [name]: "0.5" }),
+        new RegExp(`${name} must be at least 1 \\(ms\\), got "0.5"`),
+      );
+      assert.throws(
+        () => load({ [name]: "-5" }),
+        new RegExp(`${name} must be a non-negative number, got "-5"`),
+      );
+    }
+    const cfg = load({ QR_FIRST_TTL_MS: "1", QR_REFRESH_MS: "1", STARTUP_TIMEOUT_MS: "1" });
+    assert.deepEqual([cfg.qr.firstTtlMs, cfg.qr.refreshMs, cfg.startupTimeoutMs], [1, 1, 1]);
   });
 });
