@@ -25,6 +25,19 @@ export type NodeView = Omit<NodeRecord, "pid" | "renewedAt"> & {
 /** How long one hand-off of a rebalance may take (flush and stop of the workspace's sessions). */
 const HANDOFF_TIMEOUT_MS = 30000;
 
+/** Upper bound of one `rebalance` call, whose hand-offs run one after another: 20 at their slowest,
+ * hundreds at a second each. Callers that set no timeout (the gateway, the REPL) wait this long. */
+const REBALANCE_TIMEOUT_MS = 10 * 60 * 1000;
+
+/** Kept at the end of a rebalance's time to answer before the caller gives up on it. */
+const ANSWER_MARGIN_MS = 2000;
+
+/** When a call must have answered by (epoch ms), from the timeout Moleculer gave it (none: never). */
+function answerDeadline(ctx: Context): number {
+  const timeout = Number(ctx.options.timeout ?? 0);
+  return timeout > 0 ? Date.now() + timeout - ANSWER_MARGIN_MS : Infinity;
+}
+
 /** Runs `run` on the worker node `ctx.params.nodeId` names: here, or forwarded there as `action`. */
 async function onItsNode<T>(
   svc: Service,
@@ -99,14 +112,22 @@ const ClusterService: ServiceSchema = {
     },
 
     rebalance: {
+      ...({ timeout: REBALANCE_TIMEOUT_MS } as object), // as drain's: honoured by moleculer; untyped
       params: { max: { type: "number", integer: true, positive: true, optional: true } },
       async handler(this: Service, ctx: Context<{ max?: number }>) {
         const node = workerNodeOf(this.broker);
         if (!node) return { moved: [], planned: 0, failed: [] };
         const plan = node.ownership.rebalancePlan(ctx.params.max ?? configOf(this.broker).rebalanceBatch);
+        const deadline = answerDeadline(ctx);
         const moved: typeof plan = [];
         const failed: ((typeof plan)[number] & { reason: string })[] = [];
         for (const step of plan) {
+          // A hand-off cut short may still finish on its node after being reported failed: start only
+          // those that have their whole time, and leave the rest for the next rebalance.
+          if (Date.now() + HANDOFF_TIMEOUT_MS > deadline) {
+            failed.push({ ...step, reason: "not tried: the rebalance ran out of time (run it again)" });
+            continue;
+          }
           const target = { workspaceId: step.workspaceId, target: step.to };
           try {
             // A hand-off flushes and stops the workspace's sessions first: give it more than a call.

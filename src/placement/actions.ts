@@ -1,7 +1,7 @@
 // Names of the `cluster` service's actions (services/cluster.service.ts), which the gateway routes
 //   GET  /api/v1/cluster/nodes                    → CLUSTER_ACTIONS.nodes       {}                → {items: NodeView[]}
 //   GET  /api/v1/cluster/placement/:workspaceId   → CLUSTER_ACTIONS.placement   {workspaceId}     → {workspaceId, node, epoch, since}
-//   POST /api/v1/cluster/nodes/:nodeId/drain      → CLUSTER_ACTIONS.drain       {nodeId}          → {nodeId, moved, sessions}
+//   POST /api/v1/cluster/nodes/:nodeId/drain      → CLUSTER_ACTIONS.drain       {nodeId}          → {nodeId, moved, kept, sessions}
 //   POST /api/v1/cluster/nodes/:nodeId/undrain    → CLUSTER_ACTIONS.undrain     {nodeId}          → {nodeId, draining: false}
 //   POST /api/v1/cluster/rebalance                → CLUSTER_ACTIONS.rebalance   {max?}            → {moved: [...]}
 // and the REPL calls. Every worker runs the service. The gateway and the REPL send a drain straight to

@@ -4,6 +4,7 @@ import type { ServiceBroker } from "moleculer";
 import qrcodeTerminal from "qrcode-terminal";
 import { CLUSTER_ACTIONS } from "../placement/actions.ts";
 import { callAccounts } from "../accounts/calls.ts";
+import { ERR_NOT_FOUND } from "../errors.ts";
 import type { AccountView, QrView } from "../accounts/types.ts";
 import { chatsCommand } from "./chats.ts";
 import { formatRecord, formatTable, terminalLine, type Column } from "./table.ts";
@@ -34,11 +35,23 @@ export interface ReplIO {
   print: (text: string) => void;
 }
 
+/** A command line as commander parsed it (what moleculer-repl hands a custom `parse`). */
+export interface ParsedCommandLine {
+  /** The words after the command name, quotes removed, in the order typed. */
+  args: string[];
+  /** What `parse` sets: the `args` the command's action receives. */
+  params?: Record<string, unknown>;
+}
+
 /** The shape moleculer-repl 0.8 expects in `replOptions.customCommands`. */
 export interface ReplCommandDefinition {
   command: string;
   description: string;
   alias?: string[];
+  /** Words starting with `-` are the command's to read, not options to refuse. */
+  allowUnknownOptions?: boolean;
+  /** Sets `line.params`; without it each declared argument gets one word of the line. */
+  parse?: (line: ParsedCommandLine) => void;
   action: (broker: ServiceBroker, args: Record<string, unknown>) => Promise<void>;
 }
 
@@ -103,8 +116,9 @@ export async function accountsCommand({ broker, print }: ReplIO, workspaceId: st
 }
 
 export async function placementCommand({ broker, print }: ReplIO, workspaceId: string): Promise<void> {
-  const p = (await broker.call(CLUSTER_ACTIONS.placement, { workspaceId }).catch((err: { code?: number }) => {
-    if (err?.code === 404) return null; // unplaced
+  const p = (await broker.call(CLUSTER_ACTIONS.placement, { workspaceId }).catch((err: { type?: string }) => {
+    // Only the placement's own 404 means unplaced: no `cluster` service to ask is a 404 too.
+    if (err?.type === ERR_NOT_FOUND) return null;
     throw err;
   })) as PlacementRow | null;
   if (!p?.node) {
@@ -178,19 +192,18 @@ function nodeOf(broker: ServiceBroker, nodeId: string, action: string): { nodeID
 }
 
 export async function drainCommand({ broker, print }: ReplIO, nodeId: string): Promise<void> {
+  // No timeout of its own: the action's (minutes) applies, not this console's request timeout.
   const r = (await broker.call(
     CLUSTER_ACTIONS.drain,
     { nodeId },
     nodeOf(broker, nodeId, CLUSTER_ACTIONS.drain),
-  )) as {
-    nodeId?: string;
-    moved?: unknown;
-    sessions?: unknown;
-  };
-  const moved = Array.isArray(r?.moved) ? r.moved.length : (r?.moved ?? 0);
-  const sessions = Array.isArray(r?.sessions) ? r.sessions.length : (r?.sessions ?? 0);
+  )) as { nodeId?: string; moved?: number; kept?: number; sessions?: number };
+  const node = r?.nodeId ?? nodeId;
+  // `kept`: workspaces no other worker took (none to take them, or the hand-off failed): they stay.
+  // `sessions`: what still runs on the node afterwards (the kept workspaces'), not what moved.
   print(
-    terminalLine`drained ${r?.nodeId ?? nodeId}: ${moved} workspace(s) handed off, ${sessions} session(s) moved`,
+    terminalLine`drained ${node}: ${r?.moved ?? 0} workspace(s) handed off, ${r?.kept ?? 0} kept on it; ` +
+      terminalLine`${r?.sessions ?? 0} session(s) still running on ${node}`,
   );
 }
 
@@ -201,6 +214,7 @@ export async function undrainCommand({ broker, print }: ReplIO, nodeId: string):
 }
 
 export async function rebalanceCommand({ broker, print }: ReplIO): Promise<void> {
+  // No timeout of its own: the action's covers its hand-offs, one after another.
   const r = (await broker.call(CLUSTER_ACTIONS.rebalance, {})) as {
     moved?: unknown[];
     failed?: { workspaceId: string; from: string; to: string; reason: string }[];
@@ -228,6 +242,13 @@ export async function rebalanceCommand({ broker, print }: ReplIO): Promise<void>
     ),
   );
   print(terminalLine`rebalance: ${moved.length} workspace(s) moved`);
+}
+
+/** moleculer-repl 0.8 gives each declared argument one word, so `[text...]` would be the message's first
+ * word: `send` reads its arguments from the words of the line itself. */
+function sendParams(line: ParsedCommandLine): void {
+  const [accountId, to, ...words] = line.args;
+  line.params = { accountId, to, text: words.join(" ") };
 }
 
 /** Commands run one after another: with input piped in (`printf 'cluster\n…' | npm run repl`) the REPL
@@ -273,10 +294,11 @@ export function replCommands(print: (text: string) => void = (t) => console.log(
     },
     {
       command: "send <accountId> <to> [text...]",
-      description: "Send a text message from an account to a phone number or chat id",
-      action: guarded(print, (io, a) =>
-        sendCommand(io, str(a.accountId), str(a.to), Array.isArray(a.text) ? a.text.join(" ") : str(a.text)),
-      ),
+      // The REPL splits the line at spaces and takes quotes off: an apostrophe needs the text quoted.
+      description: `Send a text message from an account to a phone number or chat id (quote text with ' or ")`,
+      allowUnknownOptions: true,
+      parse: sendParams,
+      action: guarded(print, (io, a) => sendCommand(io, str(a.accountId), str(a.to), str(a.text))),
     },
     {
       command: "chats <accountId>",

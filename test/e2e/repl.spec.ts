@@ -1,16 +1,19 @@
 // The operator's console for real: `tsx scripts/repl.ts` as its own process, configured only by the
 // environment, joins a running cluster (gateway + two workers over the run's NATS) and is driven
 // through its stdin; what `cluster`, `placement` and `accounts` print is checked against the cluster.
+// Its request timeout is 5 s: commands whose work takes longer (drain, rebalance) must not depend on it.
 import { strict as assert } from "node:assert";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { configOf } from "../../src/config.ts";
+import { sentBySimulatedEngine } from "../../src/engines/simulated.ts";
 import { ROOT } from "../../src/dev/servers.ts";
 import { drawQr } from "../../src/repl/commands.ts";
 import { waitFor } from "../support/wait.ts";
 import { CLUSTER_ACTIONS } from "../../src/placement/actions.ts";
+import { workerNodeOf } from "../../src/placement/worker-node.ts";
 import { startSwitchboard, type RunningSwitchboard } from "./support.ts";
 
 /** A running console: what it printed so far, and a way to type a line and wait for the answer. */
@@ -87,6 +90,7 @@ describe("repl (npm run repl) against a real cluster", function () {
         HEARTBEAT_TIMEOUT_MS: "3000",
         LOG_LEVEL: "warn",
         NODE_ID: "",
+        REQUEST_TIMEOUT_MS: "5000",
       },
       stdio: ["pipe", "pipe", "pipe"],
     });
@@ -196,7 +200,13 @@ describe("repl (npm run repl) against a real cluster", function () {
     };
     const other = before.node === "worker-1" ? "worker-2" : "worker-1";
     const out = await repl.run(`drain ${before.node}`, /drained|error/);
-    assert.match(out, new RegExp(`drained ${before.node}: 1 workspace\\(s\\) handed off`));
+    assert.match(
+      out,
+      new RegExp(
+        `drained ${before.node}: 1 workspace\\(s\\) handed off, 0 kept on it; ` +
+          `0 session\\(s\\) still running on ${before.node}`,
+      ),
+    );
     const after = await repl.run(`placement ${ws}`, /epoch\s+\d+/);
     assert.match(after, new RegExp(`node\\s+${other}\\n`));
     const epoch = Number(/epoch\s+(\d+)/.exec(after)![1]);
@@ -238,6 +248,54 @@ describe("repl (npm run repl) against a real cluster", function () {
     );
     const out = await repl.run(`qr ${accountId} ${ws}`, /no QR|error/);
     assert.match(out, new RegExp(`account ${accountId} is connected: it shows no QR code now`));
+  });
+
+  it("`send <accountId> <to> <text…>` sends every word of the line, quoted or not", async () => {
+    const sent = () => sentBySimulatedEngine(accountId).at(-1);
+    const out = await repl.run(`send ${accountId} 491511234567 Meeting moved to 3pm`, /sent|error/);
+    assert.match(
+      out,
+      new RegExp(`sent \\S+ · from account ${accountId} \\(workspace ${ws}\\) to 491511234567`),
+    );
+    assert.deepEqual([sent()?.to, sent()?.text], ["491511234567", "Meeting moved to 3pm"]);
+    await repl.run(`send ${accountId} 491511234567 "it's  at 3pm"`, /sent|error/);
+    assert.equal(sent()?.text, "it's  at 3pm");
+  });
+
+  it("`rebalance` of hand-offs taking seconds each finishes past the console's request timeout", async () => {
+    // Every workspace onto worker-2 (worker-1 drains while they are placed), then worker-1 back.
+    const batch = Array.from({ length: 10 }, (_, i) => `${ws}-r${i}`);
+    assert.match(await repl.run("drain worker-1", /drained|error/), /drained worker-1/);
+    for (const workspaceId of batch) await sb.gateway.call("session.ping", { workspaceId });
+    assert.match(await repl.run("undrain worker-1", /takes workspaces|error/), /takes workspaces again/);
+    await waitFor(
+      async () => {
+        for (const worker of sb.workers) {
+          const { items } = (await sb.gateway.call(CLUSTER_ACTIONS.nodes, {}, { nodeID: worker.nodeID })) as {
+            items: { nodeId: string; draining: boolean }[];
+          };
+          if (items.find((n) => n.nodeId === "worker-1")?.draining !== false) return false;
+        }
+        return true;
+      },
+      { what: "every worker to see worker-1 take workspaces again" },
+    );
+    // Each hand-off of worker-2 takes 2 s more, standing in for a slow flush of its sessions' state.
+    const ownership = workerNodeOf(sb.workers.find((w) => w.nodeID === "worker-2")!)!.ownership;
+    const handOff = ownership.handOff;
+    ownership.handOff = async (workspaceId, target) => {
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      return handOff.call(ownership, workspaceId, target);
+    };
+    try {
+      const out = await repl.run("rebalance", /rebalance: .*(moved|nothing)|error/, 60000);
+      const moved = Number(/rebalance: (\d+) workspace\(s\) moved/.exec(out)?.[1]);
+      assert.ok(moved >= 3, `three hand-offs or more (6 s, past the 5 s timeout):\n${out}`);
+      assert.doesNotMatch(out, /was not moved|error/);
+      for (const row of parseTable(out)) assert.deepEqual([row.from, row.to], ["worker-2", "worker-1"]);
+    } finally {
+      ownership.handOff = handOff;
+    }
   });
 
   it("`quit` stops the console's broker and exits 0", async () => {
