@@ -54,6 +54,9 @@ export interface RuntimeOptions extends Pick<PipelineDeps, "closedBudgetMs"> {
 export class SessionRuntime {
   private readonly sessions = new Map<string, Session>();
   private readonly opening = new Map<string, Promise<LocalSessionInfo>>();
+  /** Accounts a restore (startMany) claimed and has yet to open: a stop or logout meanwhile finds no
+   * session, and takes them out of the restore's queue instead. */
+  private readonly restoring = new Set<string>();
   /** Stops under way, by account, until the engine is down: a start of the account waits for it (two
    * engines of one session must never run at once: a restart clicked twice). */
   private readonly stopping = new Map<string, { done: Promise<unknown>; session: Session }>();
@@ -247,9 +250,12 @@ export class SessionRuntime {
     // Opened as many at a time as engines start (each open writes `initializing`).
     const started: LocalSessionInfo[] = [];
     const limit = Math.max(1, this.opts.startConcurrency ?? 2);
+    for (const doc of ours) this.restoring.add(doc._id);
     await Promise.all(
       Array.from({ length: Math.min(limit, ours.length) }, async () => {
         for (let doc = ours.shift(); doc !== undefined; doc = ours.shift()) {
+          // Stopped (logged out, deleted) while it waited its turn: the stop found nothing to stop.
+          if (!this.restoring.delete(doc._id)) continue;
           try {
             const previous = before.get(doc._id) ?? doc.status;
             const wrote =
@@ -279,6 +285,7 @@ export class SessionRuntime {
   /** Stops the engine; `persist: false` (shutdown, fencing) writes and broadcasts nothing. */
   async stop(accountId: string, { persist = true } = {}): Promise<AccountStatus | null> {
     this.retries.forget(accountId);
+    this.restoring.delete(accountId);
     await this.opened(accountId);
     const s = this.sessions.get(accountId);
     if (s) return this.stopSession(s, { persist });
@@ -292,6 +299,7 @@ export class SessionRuntime {
    * caller deletes next). No retry of a failure follows it. */
   async logout(accountId: string): Promise<AccountStatus | null> {
     this.retries.forget(accountId);
+    this.restoring.delete(accountId);
     await this.opened(accountId);
     const s = this.sessions.get(accountId);
     if (s) return s.logout();

@@ -37,6 +37,9 @@ export function simulatedRuntime(opts: SimulatedRuntimeOptions = {}) {
       await opts.beforeWrite?.();
       return true;
     },
+    // A restore's claim, and its read-back: each account as docOf records it (claimed, initializing).
+    claimMany: async (_ws: string, ids: string[]) => ids.length,
+    byIds: async (ids: string[]) => ids.map((id) => docOf(id)),
     claimOne: async (id: string, f: Fence, patch: Partial<AccountDoc>) => {
       await opts.beforeClaim?.();
       return {

@@ -1,0 +1,90 @@
+// A restore (startMany after a failover: accounts connected on a lost node) opens the accounts it
+// claimed a few at a time: one logged out
+// or stopped while it waits its turn is not opened after all, and nor is one whose workspace the node
+// lost meanwhile.
+import { strict as assert } from "node:assert";
+import type { Fence, Ownership } from "../../../src/placement/fence.ts";
+import type { Publisher } from "../../../src/session/event-publisher.ts";
+import { heldStep, simulatedRuntime } from "./simulated-runtime.ts";
+import { waitFor } from "../../support/wait.ts";
+
+describe("session runtime: a restore's queue", () => {
+  it("an account stopped or logged out while it waits its turn is not opened; the others are", async () => {
+    const first = heldStep();
+    let holding = 0;
+    // Announcements are held: the restore waits at its first two (two at a time), the rest queued.
+    const publisher: Publisher = {
+      record: async (_e, p) => {
+        holding++;
+        await first.held;
+        return p;
+      },
+      send: () => undefined,
+    };
+    const { runtime, docOf } = simulatedRuntime({ publisher });
+    const lostConnected = (id: string) => ({
+      ...docOf(id),
+      status: "connected" as const,
+      node: "n0",
+      epoch: 0,
+    });
+    try {
+      const ids = ["r1", "r2", "r3", "r4", "r5"];
+      const restoring = runtime.startMany(ids.map(lostConnected));
+      await waitFor(() => holding === 2, { what: "the restore to be under way" });
+      assert.equal(await runtime.logout("r4"), null, "nothing runs yet");
+      assert.equal(await runtime.stop("r5"), null);
+      first.release();
+      await restoring;
+      assert.deepEqual(
+        ids.filter((id) => runtime.has(id)),
+        ["r1", "r2", "r3"],
+      );
+    } finally {
+      first.release();
+      await runtime.stopAll();
+    }
+  });
+
+  it("an account whose workspace the node lost while it waited is not opened", async () => {
+    const fence: Fence = { node: "n1", epoch: 1 };
+    let owned = true;
+    const ownership: Ownership = {
+      current: () => (owned ? fence : null),
+      acquire: async () => fence,
+    };
+    const first = heldStep();
+    let holding = 0;
+    const publisher: Publisher = {
+      record: async (_e, p) => {
+        holding++;
+        await first.held;
+        return p;
+      },
+      send: () => undefined,
+    };
+    const { runtime, docOf } = simulatedRuntime({ publisher, ownership });
+    const lostConnected = (id: string) => ({
+      ...docOf(id),
+      status: "connected" as const,
+      node: "n0",
+      epoch: 0,
+    });
+    try {
+      const restoring = runtime.startMany(["l1", "l2", "l3"].map(lostConnected));
+      await waitFor(() => holding === 2, { what: "the restore to be under way" });
+      owned = false;
+      const stopping = runtime.stopWorkspace("ws");
+      first.release();
+      await stopping;
+      await restoring;
+      assert.deepEqual(
+        ["l1", "l2", "l3"].filter((id) => runtime.has(id)),
+        [],
+      );
+    } finally {
+      first.release();
+      await runtime.stopAll();
+    }
+  });
+});
