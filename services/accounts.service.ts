@@ -229,11 +229,14 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<AccountView> {
         const doc = await this.ownAccount(ctx.params);
         // An account a delete has begun on has no auth state left to save to: it can only be deleted.
-        if (doc.deletingAt || !(await this.repo.setDesiredState(doc.workspaceId, doc._id, "running")))
+        if (doc.deletingAt || !(await this.repo.setDesiredState(doc.workspaceId, doc._id, "running"))) {
+          // Deleted meanwhile (not only begun): no such account.
+          await this.ownAccount(ctx.params);
           throw new InvalidStateError(
             `Account '${doc._id}' is being deleted (a delete did not finish): delete it again`,
             { accountId: doc._id },
           );
+        }
         await callSession(ctx, "stop", accountOf(ctx.params));
         await callSession(ctx, "start", accountOf(ctx.params));
         return this.viewOf(ctx.params);

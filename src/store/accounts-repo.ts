@@ -176,7 +176,8 @@ export class AccountsRepo {
     // One round trip; no projection (FerretDB's findOneAndUpdate rejects one).
     const before = await retryTransient(() =>
       this.col.findOneAndUpdate(
-        { _id: id, ...claimable(fence) },
+        // Never one a delete has begun on (a restart that raced the delete would run it as a ghost).
+        { _id: id, deletingAt: { $exists: false }, ...claimable(fence) },
         { $set: { ...patch, node: fence.node, epoch: fence.epoch } },
         { returnDocument: "before" },
       ),

@@ -169,6 +169,15 @@ describe("store/accounts-repo: fenced writes on the real server", () => {
     assert.equal(await repo.claimOne("acc_n1", { node: "n1", epoch: 1 }), null, "lower epoch never wins");
   });
 
+  it("an account a delete has begun on is never claimed, nor wanted running again", async () => {
+    await repo.insert(account("acc_del", "w7d"));
+    assert.equal(await repo.markDeleting("w7d", "acc_del", new Date()), true);
+    assert.equal(await repo.claimOne("acc_del", { node: "n1", epoch: 5 }), null);
+    assert.equal(await repo.setDesiredState("w7d", "acc_del", "running"), false);
+    assert.equal(await repo.setDesiredState("w7d", "acc_del", "stopped"), true);
+    assert.equal((await repo.get("w7d", "acc_del"))?.node ?? null, null, "not stamped");
+  });
+
   it("claimMany stamps the given accounts of the workspace that the fence may take, nothing else", async () => {
     await repo.insert(account("acc_m1", "w8"));
     await repo.insert(account("acc_m2", "w8", { node: "old", epoch: 1 }));
