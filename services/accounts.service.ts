@@ -175,10 +175,11 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       params: { ...workspace, limit: { ...(workspace.limit as object), convert: true } },
       async handler(this: AccountsThis, ctx: Context<ListParams>): Promise<AccountsPage> {
         const { workspaceId, limit, cursor } = ctx.params;
+        // Absent or null (the validator lets an optional field be either): all of them, not a page of 0.
         const page = await this.repo.page(
           workspaceId,
-          limit === undefined ? undefined : Number(limit),
-          cursor,
+          limit == null ? undefined : Number(limit),
+          cursor ?? undefined,
         );
         return { items: page.docs.map(toAccountView), nextCursor: page.nextCursor };
       },

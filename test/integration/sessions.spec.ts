@@ -365,6 +365,12 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       const other = await call("accounts.list", { workspaceId: "ws_other" });
       assert.deepEqual(other.items, []);
       const mine = await call("accounts.list", { workspaceId: ws });
+      // A null limit (a socket call's JSON) is no limit, not an empty "last page".
+      const unlimited = await call("accounts.list", { workspaceId: ws, limit: null, cursor: null });
+      assert.deepEqual(
+        unlimited.items.map((a: AccountView) => a.id),
+        mine.items.map((a: AccountView) => a.id),
+      );
       assert.ok(mine.items.some((a: AccountView) => a.id === id));
       await assert.rejects(call("accounts.create", { workspaceId: ws, engine: "nope" }), {
         code: 422,
