@@ -235,9 +235,10 @@ export class Reconciler {
       const fence = p.current(doc.workspaceId);
       if (!fence) return false;
       // Under the current ownership the runtime is the authority (explicit starts and stops, engine
-      // verdicts); the reconciler brings up what has not run under it yet (new owner, new epoch), and
-      // a start that was lost: claimed under this fence (awaitsStart), yet not running here.
-      return !carriesFence(doc, fence) || awaitsStart(doc);
+      // verdicts); the reconciler brings up what has not run under it yet (new owner, new epoch), a
+      // start that was lost: claimed under this fence (awaitsStart), yet not running here, and one
+      // left `stopped` yet wanted running (a restart whose start failed after its stop).
+      return !carriesFence(doc, fence) || awaitsStart(doc) || doc.status === "stopped";
     });
     if (toStart.length === 0) return;
     const startMany = this.target.startMany?.bind(this.target);

@@ -238,6 +238,28 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       assert.deepEqual(trail(t.events.slice(mark), id), []);
     });
 
+    it("an account left stopped yet wanted running (a restart whose start failed) is started by the next pass", async () => {
+      const { id } = await connected("15550000021");
+      const session = t.api.getLocalService("session") as unknown as {
+        runtime: SessionRuntime;
+        workerNode: { kick(): void };
+      };
+      // What restart's stop leaves when its start never comes: `stopped`, desired `running`.
+      await session.runtime.stop(id);
+      const stopped = (await doc(t.db, id))!;
+      assert.deepEqual([stopped.status, stopped.desiredState], ["stopped", "running"]);
+      const mark = t.events.length;
+      session.workerNode.kick();
+      await waitFor(() => t.events.slice(mark).find((r) => isStatus(r, id, "connected")), {
+        what: "the account back, from its saved auth state",
+      });
+      assert.deepEqual(trail(t.events.slice(mark), id), [
+        "status:initializing",
+        "status:authenticated",
+        "status:connected",
+      ]);
+    });
+
     it("restart after connected → connected again from the saved auth state, with no QR", async () => {
       const { id } = await connected("15550000002");
       const mark = t.events.length;
