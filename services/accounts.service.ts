@@ -98,8 +98,21 @@ function noWorkerAnswered(err: unknown): boolean {
     e instanceof Errors.ServiceNotFoundError ||
     e instanceof Errors.ServiceNotAvailableError ||
     e instanceof Errors.RequestTimeoutError ||
+    // The worker left (crashed, or frozen past its heartbeats) with the call pending: it may have
+    // recorded the account or not; the fallback's insert of the same id tells.
+    e instanceof Errors.RequestRejectedError ||
     e instanceof WorkspaceUnavailableError
   );
+}
+
+/** Of a create's time, what its fallback keeps (recording the account here when no worker answered):
+ * `session.create` gets the rest, so a worker too slow to answer leaves time to answer the client. */
+const CREATE_FALLBACK_MS = 3000;
+
+/** The timeout of a create's `session.create`: the caller's less the fallback's share (none: none). */
+function sessionCreateTimeout(ctx: Context): number | undefined {
+  const budget = Number(ctx.options?.timeout ?? 0);
+  return budget > 2 * CREATE_FALLBACK_MS ? budget - CREATE_FALLBACK_MS : undefined;
 }
 
 /** The account a call names (without the action's other params). */
@@ -154,11 +167,14 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         };
         try {
           // Recorded and started by the workspace's owner, stamped with its fence: no claim to write.
-          return await callSession(ctx, "create", params).catch((err: unknown) => {
-            if (!noWorkerAnswered(err)) throw err;
-            this.logger.warn(`accounts.create ${_id}: no worker recorded it (${(err as Error).message})`);
-            return this.createUnplaced(ctx, params, now);
-          });
+          const timeout = sessionCreateTimeout(ctx);
+          return await callSession(ctx, "create", params, timeout ? { timeout } : undefined).catch(
+            (err: unknown) => {
+              if (!noWorkerAnswered(err)) throw err;
+              this.logger.warn(`accounts.create ${_id}: no worker recorded it (${(err as Error).message})`);
+              return this.createUnplaced(ctx, params, now);
+            },
+          );
         } catch (err) {
           // Counted out again unless it was recorded after all (an answer lost on the way).
           if (!(await this.repo.get(ws, _id).catch(() => null)))
