@@ -48,11 +48,13 @@ async function main(): Promise<void> {
     process.stdin.resume();
   }
 
-  await broker.start();
+  // Before the broker joins the cluster: a port already taken fails the start before this node has
+  // taken a lease or workspaces it would then abandon.
   if (cfg.healthPort > 0) {
     await startHealthServer(broker, cfg.healthPort);
     log(`liveness on :${cfg.healthPort}/health/live (HEALTH_PORT)`);
   }
+  await broker.start();
   log(
     `${NODE_STARTED_MARK} ${cfg.nodeId} pid ${process.pid} services ${cfg.services.join(",")} ` +
       `in ${Date.now() - startedAt} ms`,

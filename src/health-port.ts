@@ -8,7 +8,8 @@ export function isLive(broker: ServiceBroker): boolean {
   return broker.started && (!broker.transit || broker.transit.connected);
 }
 
-/** Listens on `host:port` and answers GET /health/live with 200 or 503; anything else 404. */
+/** Listens on `host:port` and answers GET /health/live with 200 or 503 (503 until the broker has
+ * started, so it can listen before the node joins the cluster); anything else 404. */
 export async function startHealthServer(
   broker: ServiceBroker,
   port: number,
@@ -24,7 +25,9 @@ export async function startHealthServer(
     res.end(JSON.stringify({ live, nodeID: broker.nodeID }));
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: Error) =>
+      reject(new Error(`HEALTH_PORT ${port}: cannot listen on ${host}:${port} (${err.message})`)),
+    );
     server.listen(port, host, () => resolve());
   });
   return server;

@@ -21,4 +21,22 @@ describe("health-port", () => {
       await new Promise((r) => server.close(r));
     }
   });
+
+  it("answers 503 before the broker has started (it listens first); a port taken names HEALTH_PORT", async () => {
+    const broker = new ServiceBroker({ logger: false, nodeID: "health-early" });
+    const server = await startHealthServer(broker, 0, "127.0.0.1");
+    try {
+      const port = (server.address() as AddressInfo).port;
+      assert.equal((await fetch(`http://127.0.0.1:${port}/health/live`)).status, 503);
+      await assert.rejects(startHealthServer(broker, port, "127.0.0.1"), (err: Error) => {
+        assert.match(
+          err.message,
+          new RegExp(`^HEALTH_PORT ${port}: cannot listen on 127\\.0\\.0\\.1:${port} \\(.*EADDRINUSE`),
+        );
+        return true;
+      });
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
 });
