@@ -1,6 +1,8 @@
 // GET /health/ready: the gateway can serve requests when NATS and MongoDB answer (each within 1.5 s)
-// and at least one node runs `session`; otherwise 503 with the failing checks.
+// and at least one worker runs `session` holding a current lease (one that fenced itself, JetStream away,
+// still answers on the bus but runs nothing); otherwise 503 with the failing checks.
 import type { ServiceBroker } from "moleculer";
+import { mirrorOf } from "../placement/kv.ts";
 import type { StatsRepo } from "../store/stats-repo.ts";
 
 export interface Check {
@@ -54,6 +56,20 @@ export async function readiness(broker: ServiceBroker, stats: StatsRepo | undefi
         .map((s) => (s as unknown as { nodeID: string }).nodeID),
     ),
   ];
-  const workers = { ok: sessionNodes.length > 0, nodes: sessionNodes };
+  const workers = workersCheck(broker, sessionNodes);
   return { ready: nats.ok && mongo.ok && workers.ok, checks: { nats, mongo, workers } };
+}
+
+/** The `session` nodes that hold a lease, as this node's placement mirror sees them (a draining one
+ * counts: it still serves what it holds). */
+function workersCheck(broker: ServiceBroker, sessionNodes: string[]): Check {
+  const mirror = mirrorOf(broker);
+  if (!mirror?.nodesKnown) return { ok: sessionNodes.length > 0, nodes: sessionNodes };
+  const leased = sessionNodes.filter((n) => mirror.isLive(n));
+  if (leased.length > 0) return { ok: true, nodes: leased };
+  const error =
+    sessionNodes.length === 0
+      ? "no node runs the session service"
+      : `no worker holds a current lease (${sessionNodes.join(", ")} run the session service without one)`;
+  return { ok: false, error, nodes: [] };
 }
