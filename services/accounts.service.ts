@@ -392,6 +392,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       this.db,
       (e, p) => this.broker.broadcast(e, p),
       this.logger,
+      configOf(this.broker).eventsRetentionMs,
     ));
   },
 };

@@ -311,7 +311,12 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
       events: this.events,
       publisher,
       publish: this.publish,
-    } = await openEventLog(this.db, (e, p) => this.broker.broadcast(e, p), this.logger));
+    } = await openEventLog(
+      this.db,
+      (e, p) => this.broker.broadcast(e, p),
+      this.logger,
+      cfg.eventsRetentionMs,
+    ));
     this.pruneTimer = startPruning(this.events, cfg.eventsRetentionMs, this.logger);
     this.broker.metrics.register({
       name: METRICS.sendQueue,

@@ -67,8 +67,10 @@ export async function openEventLog(
   db: Db,
   broadcast: Broadcast,
   logger: Logger,
+  /** EVENTS_RETENTION_MS (0: for ever). */
+  retentionMs: number,
 ): Promise<{ events: EventsRepo; publisher: Publisher; publish: Broadcast }> {
-  const events = new EventsRepo(db);
+  const events = new EventsRepo(db, { retentionMs });
   await createIndexRacing(() => events.ensureIndexes());
   // Sessions wait for the database (their pipeline tries again); a service's own event goes out unlogged.
   const publisher = loggingPublisher(events, broadcast, logger, { throwWhenUnavailable: true });

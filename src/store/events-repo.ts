@@ -81,7 +81,13 @@ function rangeOf(workspaceId: string, afterSeq: number): { $gt: string; $lt: str
 export interface EventsRepoOptions {
   /** How long a reader waits at a gap before stepping over it. @default 5000 */
   gapWaitMs?: number;
+  /** How long events are kept (EVENTS_RETENTION_MS; 0: for ever): a writer forgets its next position
+   * in a workspace after half of it idle. @default 0 */
+  retentionMs?: number;
 }
+
+/** A writer forgets its next position in a workspace idle this long at most (memory stays bounded). */
+const POSITION_IDLE_MS = 10 * 60_000;
 
 /** How long `expectEmpty` is taken at its word (the create that said so is under way). */
 const EXPECTED_EMPTY_MS = 10_000;
@@ -90,8 +96,13 @@ export class EventsRepo {
   readonly col: Collection<EventDoc>;
   private readonly heads: Collection<EventHeadDoc>;
   private readonly gapWaitMs: number;
-  /** Next seq per workspace, as this writer knows it. */
-  private readonly next = new Map<string, number>();
+  /** Next seq per workspace, as this writer knows it, and when it last wrote there. Forgotten after
+   * `positionIdleMs` idle: positions under it may have been pruned since (another writer's events,
+   * older than the retention), and an insert at a pruned position succeeds below the log's top, where
+   * no reader past it ever looks. */
+  private readonly next = new Map<string, { seq: number; at: number }>();
+  private readonly positionIdleMs: number;
+  private positionWrites = 0;
   /** Per workspace, appends waiting for the write in flight; at most one write per workspace at a time,
    * so this writer's events commit in seq order. */
   private readonly waiting = new Map<string, PendingAppend[]>();
@@ -105,6 +116,8 @@ export class EventsRepo {
     this.col = db.collection<EventDoc>(EVENTS_COLLECTION);
     this.heads = db.collection<EventHeadDoc>(EVENT_HEADS_COLLECTION);
     this.gapWaitMs = options.gapWaitMs ?? 5000;
+    const retention = options.retentionMs ?? 0;
+    this.positionIdleMs = retention > 0 ? Math.min(retention / 2, POSITION_IDLE_MS) : POSITION_IDLE_MS;
     // A write the server refused while busy did not happen: trying again is safe.
     this.inserts = new InsertBatcher(this.col);
   }
@@ -229,6 +242,26 @@ export class EventsRepo {
     this.expectedEmpty.set(workspaceId, Date.now());
   }
 
+  /** This writer's next position in the workspace, unless it has been idle there too long to trust. */
+  private positionIn(workspaceId: string): number | undefined {
+    const position = this.next.get(workspaceId);
+    if (position && Date.now() - position.at <= this.positionIdleMs) return position.seq;
+    this.next.delete(workspaceId);
+    return undefined;
+  }
+
+  private keepPosition(workspaceId: string, seq: number): void {
+    // Re-inserted, so the map runs from the least to the most recently written workspace.
+    this.next.delete(workspaceId);
+    this.next.set(workspaceId, { seq, at: Date.now() });
+    if (++this.positionWrites % 1000 !== 0) return;
+    const idleSince = Date.now() - this.positionIdleMs;
+    for (const [ws, position] of this.next) {
+      if (position.at >= idleSince) break;
+      this.next.delete(ws);
+    }
+  }
+
   /** Where a workspace this writer has no position for goes next. */
   private async nextFree(workspaceId: string): Promise<number> {
     const since = this.expectedEmpty.get(workspaceId);
@@ -240,7 +273,7 @@ export class EventsRepo {
   /** Inserts the batch in order from the next free position; the part a concurrent writer's event
    * refused goes after everything stored. Settles each append it wrote. */
   private async insertBatch(workspaceId: string, batch: PendingAppend[]): Promise<void> {
-    let seq = this.next.get(workspaceId) ?? (await this.nextFree(workspaceId));
+    let seq = this.positionIn(workspaceId) ?? (await this.nextFree(workspaceId));
     let done = 0;
     while (done < batch.length) {
       const at = new Date();
@@ -281,7 +314,7 @@ export class EventsRepo {
       settle(inserted);
       done += inserted;
       seq += inserted;
-      this.next.set(workspaceId, seq);
+      this.keepPosition(workspaceId, seq);
       // Another writer took this position (or a try that failed left only part of this insert): go past
       // everything stored after this writer's last position.
       if (done < batch.length) seq = (await this.probeFrom(workspaceId, seq - 1)) + 1;

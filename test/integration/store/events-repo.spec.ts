@@ -251,6 +251,26 @@ describe("store/events-repo: per-workspace sequence", function () {
     assert.equal((await cold.append("ws3", "account.message", { workspaceId: "ws3" })).seq, 6);
   });
 
+  it("a writer idle in a workspace past half the retention writes after the top, never into a pruned position", async () => {
+    const client = await MongoClient.connect(url);
+    clients.push(client);
+    // A retention of 4 ms: the writer's position is stale 2 ms after its last write.
+    const idle = new EventsRepo(client.db(), { retentionMs: 4 });
+    await idle.ensureIndexes();
+    assert.equal((await idle.append("ws4", "account.deleted", { workspaceId: "ws4" })).seq, 1);
+    const other = await repo();
+    for (let i = 0; i < 10; i++) await other.append("ws4", "account.message", { workspaceId: "ws4", i });
+    assert.equal(await other.prune(new Date(Date.now() + 1000)), 10, "1..10 go, the top (11) stays");
+    // Ten appends and a prune later: well past 2 ms.
+    const at = await idle.append("ws4", "account.deleted", { workspaceId: "ws4", again: true });
+    assert.equal(at.seq, 12, "after the top, not at its old position 2");
+    const read = await other.readAfter("ws4", 11, 10);
+    assert.deepEqual(
+      read.map((e) => e.seq),
+      [12],
+    );
+  });
+
   it("readers saving a new cursor at once (two webhooks nodes) all succeed; one cursor is kept", async () => {
     const [a, b] = [await repo(), await repo()];
     const readers = [a, b].flatMap((r) =>
