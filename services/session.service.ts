@@ -23,7 +23,7 @@ import {
 } from "../src/accounts/types.ts";
 import { ACCOUNT_PARAMS, validatorOf } from "../src/accounts/params.ts";
 import { warmUpQrRendering } from "../src/qr/qr-image.ts";
-import { configOf } from "../src/config.ts";
+import { configOf, nodeProfileDir } from "../src/config.ts";
 import { resolveEngine } from "../src/engines/index.ts";
 import { NotFoundError } from "../src/errors.ts";
 import { NOT_PLACED } from "../src/placement/fence.ts";
@@ -339,7 +339,7 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
         qr: cfg.qr,
         chromiumPath: cfg.chromiumPath,
         chromiumSingleProcess: cfg.chromiumSingleProcess,
-        profileDir: cfg.profileDir,
+        profileDir: nodeProfileDir(cfg.profileDir, this.broker.nodeID),
         startupTimeoutMs: cfg.startupTimeoutMs,
         simulatedAckMs: cfg.simulatedAckMs,
         simulatedSendMs: cfg.simulatedSendMs,

@@ -175,7 +175,8 @@ export interface Config {
   rateLimitPerMinute: number;
   /** CORS origins for the gateway ("*" or comma list; empty disables CORS). @default "" */
   corsOrigins: string;
-  /** Directory for per-session browser profiles. @default <tmp>/switchboard-profiles */
+  /** Root of the per-session browser profiles; each node keeps its own under it (nodeProfileDir).
+   * @default <tmp>/switchboard-profiles */
   profileDir: string;
   /** Webhook delivery attempts before an event is marked dead. @default 10 */
   webhookMaxAttempts: number;
@@ -381,4 +382,14 @@ export function configOf(broker: { options: object }): Config {
 /** Name of a JetStream KV bucket of this cluster (`placement`, `nodes`), prefixed outside the default namespace. */
 export function bucketName(cfg: Config, bucket: string): string {
   return cfg.namespace === "switchboard" ? bucket : `${cfg.namespace}_${bucket}`;
+}
+
+/**
+ * Where a node keeps its sessions' browser profiles: a directory of its own under PROFILE_DIR. A
+ * session's Chromium processes are found (and killed, its profile removed) by their profile path, so
+ * two workers on one host sharing a directory would let a stale owner's stop kill the browser of the
+ * session's new owner and delete its profile.
+ */
+export function nodeProfileDir(profileDir: string, nodeId: string): string {
+  return `${profileDir.replace(/\/+$/, "")}/${nodeId.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+$/, "_")}`;
 }

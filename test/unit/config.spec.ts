@@ -1,7 +1,7 @@
 // Settings production must not run without, and values refused at load because they would break the
 // node later (fencing, flapping, no load bound, instant timeouts).
 import { strict as assert } from "node:assert";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig, nodeProfileDir } from "../../src/config.ts";
 
 describe("config", () => {
   const saved = { ...process.env };
@@ -163,5 +163,18 @@ describe("config", () => {
     }
     const cfg = load({ QR_FIRST_TTL_MS: "1", QR_REFRESH_MS: "1", STARTUP_TIMEOUT_MS: "1" });
     assert.deepEqual([cfg.qr.firstTtlMs, cfg.qr.refreshMs, cfg.startupTimeoutMs], [1, 1, 1]);
+  });
+
+  it("each node keeps its browser profiles in a directory of its own under PROFILE_DIR", () => {
+    assert.equal(
+      nodeProfileDir("/tmp/switchboard-profiles", "worker-1"),
+      "/tmp/switchboard-profiles/worker-1",
+    );
+    assert.equal(nodeProfileDir("/data/profiles/", "host.a-1234"), "/data/profiles/host.a-1234");
+    // Never a path out of the root, never one node's directory a prefix of another's session paths.
+    assert.equal(nodeProfileDir("/p", "../etc"), "/p/.._etc");
+    assert.equal(nodeProfileDir("/p", ".."), "/p/_");
+    assert.equal(nodeProfileDir("/p", "a/b c"), "/p/a_b_c");
+    assert.notEqual(nodeProfileDir("/p", "w1"), nodeProfileDir("/p", "w2"));
   });
 });
