@@ -203,6 +203,9 @@ export class WebjsEngine extends WebjsSessionEvents {
     this.armWatchdog(gen);
     const abort = new AbortController();
     this.abortLaunch = abort;
+    // A restart runs on the local profile, not on the saved state: a QR it shows (a profile a crash
+    // left damaged) says nothing of the saved state, which must not be deleted for it.
+    if (restart) this.auth.restored = false;
     const run = async () => {
       const restore = restart ? null : () => this.auth.restore();
       this.browser = await launchOnProfile(this.userDataDir, restore, {

@@ -98,6 +98,9 @@ export abstract class WebjsSessionEvents extends WebjsDirectory {
   }
 
   private onQr(gen: number, raw: string): void {
+    // The profile is no linked device's now: a stop must not save it over the saved state (a restart
+    // on a profile a crash damaged would otherwise store it, and the good state would be gone).
+    this.everReady = false;
     if (this.phase === "connected" || this.phase === "authenticated") {
       // The page came back unlinked (a reload that lost the link): first the link is gone, then a new
       // run of QRs (no step from connected straight to the QR screen).

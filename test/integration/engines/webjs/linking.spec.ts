@@ -218,6 +218,36 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
     });
   });
 
+  it("a crash restart on a local profile the crash damaged shows a QR, and keeps the good saved state", async () => {
+    const s = await standin("qr");
+    const a = makeEngine({ chromiumArgs: s.chromiumArgs });
+    await a.engine.start();
+    await a.first("qr");
+    s.command({ type: "scan", phoneNumber: "15550008888", pushName: "Yan" });
+    await a.first("ready");
+    await a.engine.stop();
+    const store = new GridFsAuthStore(h.db, testSecrets());
+    assert.ok(await store.has(a.sessionId));
+    // Restored from the saved state on a new engine, then its local profile damaged and Chromium killed.
+    const b = makeEngine({ chromiumArgs: s.chromiumArgs }, { sessionId: a.sessionId });
+    await b.engine.start();
+    await b.first("ready");
+    rmSync(join(b.engine.userDataDir, "Default", "Local Storage"), { recursive: true, force: true });
+    rmSync(join(b.engine.userDataDir, "Default", "IndexedDB"), { recursive: true, force: true });
+    process.kill(b.engine.browserPid!, "SIGKILL");
+    await b.first("qr", 30000);
+    assert.equal(await store.has(a.sessionId), true, "the saved state is not the local profile's to judge");
+    await b.engine.stop();
+    // A start from it (a restart of the account, another node) connects without a QR.
+    const c = makeEngine({ chromiumArgs: s.chromiumArgs }, { sessionId: a.sessionId });
+    await c.engine.start();
+    await c.first("ready");
+    assert.deepEqual(
+      c.seen.map((e) => e.event),
+      ["authenticated", "ready"],
+    );
+  });
+
   it("a forced stop during a save removes the profile only once the save is done (never stores a cut one)", async () => {
     const s = await standin("qr");
     const store = new GridFsAuthStore(h.db, testSecrets());
