@@ -16,7 +16,8 @@ import type { RuntimeOptions } from "./runtime.ts";
 import { OutboundSender } from "./outbound.ts";
 import { SendPacer } from "./send-pacing.ts";
 
-/** Media stored for a send that never reached an owner is deleted after this long. */
+/** Media stored for a send that never reached an owner is deleted after this long (media a live queued
+ * send still names is kept: see pruneOutboundMedia). */
 const ORPHAN_MEDIA_MS = 3600_000;
 const PRUNE_EVERY_MS = 600_000;
 /** Status records are kept as long as account events (EVENTS_RETENTION_MS), or this when that is 0. */
@@ -58,7 +59,8 @@ export function openOutbound(db: Db, cfg: Config, hooks: OutboundHooks): Outboun
     media,
     fetchMedia: (url, signal) =>
       fetchMedia(url, { policy, maxBytes: cfg.mediaMaxBytes, timeoutMs: cfg.mediaFetchTimeoutMs, signal }),
-    pace: (accountId) => pacer.turn(accountId),
+    pace: (accountId, opts) => pacer.turn(accountId, Date.now(), opts),
+    admit: (accountId) => pacer.admit(accountId),
     ...hooks,
   });
   // Every worker prunes (idempotent), so expired records go while any worker runs.
@@ -67,7 +69,7 @@ export function openOutbound(db: Db, cfg: Config, hooks: OutboundHooks): Outboun
     Promise.all([
       idempotency.prune(now),
       statuses.prune(now),
-      media.prune(new Date(now.getTime() - ORPHAN_MEDIA_MS)),
+      pruneOutboundMedia(media, idempotency, new Date(now.getTime() - ORPHAN_MEDIA_MS), now),
     ]).catch((err) => hooks.logger.warn(`outbound: pruning failed: ${(err as Error).message}`));
   }, PRUNE_EVERY_MS);
   timer.unref();
@@ -92,6 +94,22 @@ export function openOutbound(db: Db, cfg: Config, hooks: OutboundHooks): Outboun
       clearInterval(incoming?.timer);
     },
   };
+}
+
+/**
+ * Deletes outbound media stored before `before`, except what a live `recorded` record still names: a
+ * send queued while its account is down (sent by its owner once connected, for as long as the record
+ * lives, IDEMPOTENCY_TTL_MS) keeps its bytes. The records are read first: a record written after that
+ * names media stored moments before it (a request's time), never media older than `before`.
+ */
+export async function pruneOutboundMedia(
+  media: OutboundMediaStore,
+  idempotency: IdempotencyRepo,
+  before: Date,
+  now = new Date(),
+): Promise<number> {
+  const keep = await idempotency.queuedMediaIds(now);
+  return media.prune(before, keep);
 }
 
 /** The store of received media and its pruning, every tenth of the retention (at least every 10

@@ -3,20 +3,29 @@
 //   recorded → (media fetched) → sending (acknowledged) → engine.send → sent | failed | uncertain
 //   (`uncertain`: the engine's browser went mid-send, SEND_INTERRUPTED)
 // Between media and `sending` the send waits for its account's slot (send-pacing.ts), still `recorded`.
+// A send with media takes a place in the node's MediaGate before fetching or loading it and keeps it
+// until handed over, so a burst holds a bounded amount of media; one its account's queue would refuse
+// is refused before it downloads anything.
 // A request that finds the key answers what the record says; a `recorded` record left by an attempt
 // that is no longer running is taken over and sent (its engine was never called), a `sending` one
 // becomes `uncertain` (its engine may have sent it): never sent twice, never sent blindly.
 // A send without a key has a deadline instead (handOverDeadline): past it, it is not handed to the engine.
 import { randomBytes } from "node:crypto";
 import type { Errors } from "moleculer";
-import { idempotencyKeyReused, MessageRejectedError, WorkspaceUnavailableError } from "../errors.ts";
+import {
+  idempotencyKeyReused,
+  MessageRejectedError,
+  NotFoundError,
+  WorkspaceUnavailableError,
+} from "../errors.ts";
 import type { Fence } from "../placement/fence.ts";
 import type { IdempotencyRepo } from "../store/idempotency-repo.ts";
 import { idempotencyId } from "../store/idempotency-repo.ts";
 import type { MessageStatusRepo } from "../store/message-status-repo.ts";
-import { FREE_SLOT, type PaceSlot } from "./send-pacing.ts";
+import { FREE_SLOT, MediaGate, type PaceSlot, type TurnOptions } from "./send-pacing.ts";
 import type { OutboundMediaStore } from "../store/outbound-media.ts";
-import { retryTransient } from "../store/mongo.ts";
+import { isDatabaseUnavailable, retryTransient } from "../store/mongo.ts";
+import { retry } from "../retry.ts";
 import { checkContent, checkMimetype, filenameOf, normalMimetype } from "../messages/validate.ts";
 import type { FetchedMedia } from "../messages/media-fetch.ts";
 import type { MediaFile, OutboundMessage, OwnerSend, SendResult } from "../messages/types.ts";
@@ -27,9 +36,12 @@ import {
   ERR_MEDIA_UNAVAILABLE,
   ERR_SEND_DEADLINE_EXCEEDED,
   ERR_SEND_INTERRUPTED,
-  ERR_SEND_QUEUE_FULL,
   ERR_WORKSPACE_UNAVAILABLE,
 } from "../errors.ts";
+
+/** Reads of a connected account's queue (resume) while the database does not answer: the queue would
+ * otherwise wait for the account's next `connected`, which may never come. */
+const RESUME_READ_ATTEMPTS = 5;
 
 /** A send without a key that could not be handed to its engine before its deadline (its media or its
  * slot took too long): it was not sent, and never will be; the client may send it again. */
@@ -55,9 +67,10 @@ export function handOverDeadline(timeoutMs: number | null | undefined, now = Dat
 }
 
 export interface SendOptions {
-  /** A queued send taken over from a lost owner (`resume`): nobody waits for its answer, so a refusal
-   * before the engine was called leaves it queued (`recorded`) for the account's next `connected`
-   * instead of dropping it. @default false */
+  /** A queued send taken over from a lost owner (`resume`): nobody waits for its answer, so it waits
+   * for its slot however long the account's queue, and an engine that refuses it before sending
+   * leaves it queued (`recorded`) for the account's next `connected` instead of dropping it.
+   * @default false */
   resumed?: boolean;
   /** Epoch ms by which a send without a key must be handed to its engine (handOverDeadline); a keyed
    * send ignores it. @default none */
@@ -75,10 +88,27 @@ export interface OutboundDeps {
   /** The engine's send, on the account's running session. */
   engineSend(accountId: string, message: OutboundMessage): Promise<{ id: string }>;
   /** Waits for the account's next send slot (SEND_MIN_GAP_MS), which the send leaves as it reaches
-   * the engine or gives up. @default no pacing */
-  pace?: (accountId: string) => Promise<PaceSlot>;
+   * the engine or gives up; refuses (SEND_QUEUE_FULL) a wait longer than a request may, unless
+   * `unbounded` (a resumed send). @default no pacing */
+  pace?: (accountId: string, opts: TurnOptions) => Promise<PaceSlot>;
+  /** Throws SEND_QUEUE_FULL when the account's queue is already longer than a send may wait; asked
+   * before a send's media is fetched or loaded. @default nothing refused early */
+  admit?: (accountId: string) => void;
+  /** Sends that may hold media bytes at once on this node (each up to MEDIA_MAX_BYTES), from their
+   * fetch or load until handed to the engine. @default 8 */
+  mediaInFlight?: number;
+  /** Wait after the first failed read of an account's queue (resume) when the database does not
+   * answer, doubled after each. @default 1000 */
+  resumeRetryDelayMs?: number;
   logger: { warn(...args: unknown[]): void };
 }
+
+/** A send's place in the media gate: left once its media is handed over or given up (twice is nothing). */
+interface MediaHold {
+  leave(): void;
+}
+
+const NO_MEDIA: MediaHold = { leave: () => undefined };
 
 /** Engine errors that mean nothing was handed to WhatsApp: the key is released, a retry may send. */
 const REFUSED_BEFORE_SENDING = new Set(["INVALID_STATE", "NOT_OWNER", "WORKSPACE_UNAVAILABLE"]);
@@ -87,8 +117,11 @@ export class OutboundSender {
   /** Sends in flight on this node, by record id, with what they send: a concurrent repeat waits for
    * the first; the key reused for another message is refused, as it is once the record exists. */
   private readonly inFlight = new Map<string, { digest: string; result: Promise<SendResult> }>();
+  private readonly mediaGate: MediaGate;
 
-  constructor(private readonly deps: OutboundDeps) {}
+  constructor(private readonly deps: OutboundDeps) {
+    this.mediaGate = new MediaGate(deps.mediaInFlight ?? 8);
+  }
 
   async send(p: OwnerSend, opts: SendOptions = {}): Promise<SendResult> {
     const resumed = opts.resumed ?? false;
@@ -121,12 +154,17 @@ export class OutboundSender {
    * Sends the queued sends of an account that a lost owner left `recorded` (its engine never called),
    * one after another in the order they were asked, through the usual keyed path: each is taken over
    * from its dead attempt or, if that attempt moved on meanwhile, answered from its record. Called when
-   * the account is connected on this node. Returns how many were found.
+   * the account is connected on this node. Returns how many were found. A database that does not
+   * answer is asked again a few times, backing off (some 15 s in all).
    */
   async resume(accountId: string): Promise<number> {
-    const queued = (await retryTransient(() => this.deps.idempotency.queuedOf(accountId))).filter(
-      (doc) => !this.inFlight.has(doc._id),
-    );
+    const baseDelayMs = this.deps.resumeRetryDelayMs ?? 1000;
+    const all = await retry(() => retryTransient(() => this.deps.idempotency.queuedOf(accountId)), {
+      attempts: RESUME_READ_ATTEMPTS,
+      delayMs: (attempt) => baseDelayMs * 2 ** (attempt - 1),
+      shouldRetry: isDatabaseUnavailable,
+    });
+    const queued = all.filter((doc) => !this.inFlight.has(doc._id));
     void (async () => {
       for (const doc of queued) {
         const { workspaceId, key, digest, request } = doc;
@@ -139,8 +177,15 @@ export class OutboundSender {
     return queued.length;
   }
 
-  private slotOf(accountId: string): Promise<PaceSlot> {
-    return this.deps.pace ? this.deps.pace(accountId) : Promise.resolve(FREE_SLOT);
+  private slotOf(accountId: string, resumed: boolean): Promise<PaceSlot> {
+    return this.deps.pace ? this.deps.pace(accountId, { unbounded: resumed }) : Promise.resolve(FREE_SLOT);
+  }
+
+  /** What the record `id` answers now. Gone, it went with its account (deleted meanwhile): 404. */
+  private async answerOf(id: string, accountId: string, duplicate: boolean): Promise<SendResult> {
+    const doc = await retryTransient(() => this.deps.idempotency.byId(id));
+    if (!doc) throw new NotFoundError("Account", accountId);
+    return resultOf(doc, duplicate);
   }
 
   private fenceOf(workspaceId: string): Fence {
@@ -194,25 +239,24 @@ export class OutboundSender {
             code: 409,
           },
         });
-        return resultOf((await idempotency.byId(id)) ?? doc, true);
+        return this.answerOf(id, p.accountId, true);
       }
       // `recorded`: the attempt that wrote it never called its engine. Sent by this attempt instead.
-      if (!(await idempotency.takeOver(id, doc.attempt, mine)))
-        return resultOf((await idempotency.byId(id)) ?? doc, true);
+      if (!(await idempotency.takeOver(id, doc.attempt, mine))) return this.answerOf(id, p.accountId, true);
     }
     let message: OutboundMessage;
     let slot = FREE_SLOT;
+    let media = NO_MEDIA;
     try {
-      message = await this.mediaOf(p);
+      ({ message, media } = await this.messageOf(p, Infinity, resumed));
       // Queued under the record (`recorded`): a lost owner's queue is sent by the next owner.
-      slot = await this.slotOf(p.accountId);
+      slot = await this.slotOf(p.accountId, resumed);
       this.fenceOf(p.workspaceId);
     } catch (err) {
       slot.leave(false);
-      // The workspace lost while it waited: the next owner sends it (README, "Sending exactly once");
-      // a resumed send refused its slot is tried again at the account's next `connected`.
-      const type = (err as Errors.MoleculerError).type;
-      if (type === ERR_WORKSPACE_UNAVAILABLE || (resumed && type === ERR_SEND_QUEUE_FULL)) queued();
+      media.leave();
+      // The workspace lost while it waited: the next owner sends it (README, "Sending exactly once").
+      if ((err as Errors.MoleculerError).type === ERR_WORKSPACE_UNAVAILABLE) queued();
       else await this.release(id, attempt);
       throw err;
     }
@@ -220,6 +264,7 @@ export class OutboundSender {
       return await this.handOver(p, id, attempt, message, slot, resumed, queued);
     } finally {
       slot.leave(false); // nothing when it left as the engine was called
+      media.leave();
     }
   }
 
@@ -238,7 +283,7 @@ export class OutboundSender {
     // A retried write may find its own first try applied: `sending` under this attempt is ours to send.
     if (!(await retryTransient(() => idempotency.move(id, attempt, ["recorded", "sending"], "sending")))) {
       // Taken over meanwhile (this attempt was thought lost): the record says what became of it.
-      return resultOf((await idempotency.byId(id))!, true);
+      return this.answerOf(id, p.accountId, true);
     }
     let sent: { id: string };
     try {
@@ -257,7 +302,16 @@ export class OutboundSender {
         // what a retry gets, `uncertain`.
         const error = { type: e.type, message: e.message, code: e.code };
         await retryTransient(() => idempotency.move(id, attempt, ["sending"], "uncertain", { error }));
-        return resultOf((await idempotency.byId(id))!, false);
+        const doc = await retryTransient(() => idempotency.byId(id));
+        // Gone with its account (deleted meanwhile): the answer the record would have given.
+        return doc
+          ? resultOf(doc, false)
+          : {
+              id: null,
+              status: "uncertain",
+              at: new Date().toISOString(),
+              error: { type: e.type, message: e.message },
+            };
       } else {
         const error = { type: e.type || "SEND_FAILED", message: e.message, code: e.code || 500 };
         await retryTransient(() =>
@@ -283,16 +337,18 @@ export class OutboundSender {
 
   /** A send without a key: straight to the engine, if before `deadline` (epoch ms). */
   private async sendNow(p: OwnerSend, deadline: number): Promise<SendResult> {
-    const message = await this.mediaOf(p, deadline);
-    const slot = await this.slotOf(p.accountId);
+    const { message, media } = await this.messageOf(p, deadline, false);
     let sent: { id: string };
+    let slot = FREE_SLOT;
     try {
+      slot = await this.slotOf(p.accountId, false);
       this.fenceOf(p.workspaceId);
       if (Date.now() >= deadline) throw deadlineExceeded(p.accountId);
       slot.leave(true);
       sent = await this.deps.engineSend(p.accountId, message);
     } finally {
       slot.leave(false);
+      media.leave();
     }
     const at = new Date();
     await this.recordSent(p, sent.id, at);
@@ -317,14 +373,39 @@ export class OutboundSender {
     );
   }
 
+  /**
+   * The message with its media bytes, and its place in the media gate (`media.leave()` once handed
+   * over or given up). A send its account's queue would refuse is refused before it waits for a place
+   * or downloads anything (a resumed one waits its turn instead); a place not had by `deadline` (epoch
+   * ms) is SEND_DEADLINE_EXCEEDED.
+   */
+  private async messageOf(
+    p: OwnerSend,
+    deadline: number,
+    resumed: boolean,
+  ): Promise<{ message: OutboundMessage; media: MediaHold }> {
+    if (!p.media) return { message: { ...p.draft }, media: NO_MEDIA };
+    if (!resumed) this.deps.admit?.(p.accountId);
+    const leave = await this.mediaGate.enter(deadline, () => deadlineExceeded(p.accountId));
+    try {
+      // Again: the queue may have grown while this send waited for its place.
+      if (!resumed) this.deps.admit?.(p.accountId);
+      return { message: await this.mediaOf(p, deadline), media: { leave } };
+    } catch (err) {
+      leave();
+      throw err;
+    }
+  }
+
   /** The message with its media bytes (read from the store, or fetched from the URL and checked); a
    * fetch still under way at `deadline` (epoch ms) is given up. */
-  private async mediaOf(p: OwnerSend, deadline = Infinity): Promise<OutboundMessage> {
+  private async mediaOf(p: OwnerSend, deadline: number): Promise<OutboundMessage> {
     const src = p.media;
     if (!src) return { ...p.draft };
     let file: MediaFile;
     if (src.kind === "stored") {
-      const data = await this.deps.media.get(src.mediaId);
+      const mediaId = src.mediaId;
+      const data = await retryTransient(() => this.deps.media.get(mediaId));
       if (!data)
         throw new MessageRejectedError(
           "The media of this send is no longer stored; send it again",

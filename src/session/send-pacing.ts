@@ -2,7 +2,8 @@
 // the gap apart plus up to half of it again at random, so it does not look like a bot. Each send takes
 // the account's next slot when it asks (first come, first served) and waits for it; the node's count of
 // waiting sends is its queue depth (a metric). A send that would wait longer than a request may is
-// refused instead of queued.
+// refused instead of queued (a resumed send, which no request waits for, is not).
+// MediaGate bounds the media bytes a node's sends hold (fetched or loaded, not yet handed over).
 import { SendQueueFullError } from "../errors.ts";
 
 export interface PacerOptions {
@@ -23,6 +24,12 @@ export interface PacerOptions {
  * once). Leaving twice does nothing. */
 export interface PaceSlot {
   leave(sent: boolean): void;
+}
+
+export interface TurnOptions {
+  /** Waits however long the queue is, never refused: a send no request waits for (a resumed one).
+   * @default false */
+  unbounded?: boolean;
 }
 
 /** The slot of a send that waits for no one (pacing off). */
@@ -53,7 +60,7 @@ export class SendPacer {
    * reached the engine (not after when it was planned: a send that left late, on a busy node or after
    * a slow write, does not let the next one follow closer than the gap). The caller must leave it.
    */
-  async turn(accountId: string, now = Date.now()): Promise<PaceSlot> {
+  async turn(accountId: string, now = Date.now(), opts: TurnOptions = {}): Promise<PaceSlot> {
     const gap = this.opts.minGapMs;
     if (gap <= 0) return FREE_SLOT;
     // Forgotten before the lookup: a lane looked up first and then forgotten would be used detached
@@ -61,8 +68,7 @@ export class SendPacer {
     this.forgetPast(now);
     let lane = this.lanes.get(accountId);
     const at = Math.max(now, lane?.plannedAt ?? 0);
-    if (at - now > (this.opts.maxWaitMs ?? Infinity))
-      throw new SendQueueFullError(accountId, Math.ceil((at - now) / 1000));
+    if (!opts.unbounded) this.refuseLongWait(accountId, at, now);
     if (!lane) {
       lane = { plannedAt: 0, allowedAt: 0, tail: Promise.resolve() };
       this.lanes.set(accountId, lane);
@@ -93,6 +99,18 @@ export class SendPacer {
     };
   }
 
+  /** Throws SendQueueFullError when a send of the account asked now would be refused its turn: checked
+   * before a send fetches its media, so a refused one does not download it first. */
+  admit(accountId: string, now = Date.now()): void {
+    if (this.opts.minGapMs <= 0) return;
+    this.refuseLongWait(accountId, Math.max(now, this.lanes.get(accountId)?.plannedAt ?? 0), now);
+  }
+
+  private refuseLongWait(accountId: string, at: number, now: number): void {
+    if (at - now > (this.opts.maxWaitMs ?? Infinity))
+      throw new SendQueueFullError(accountId, Math.ceil((at - now) / 1000));
+  }
+
   private setDepth(depth: number): void {
     this.waiting = depth;
     this.opts.onDepth?.(depth);
@@ -104,5 +122,66 @@ export class SendPacer {
     if (this.lanes.size < 1024) return;
     for (const [id, lane] of this.lanes)
       if (lane.plannedAt <= now && lane.allowedAt <= now) this.lanes.delete(id);
+  }
+}
+
+/**
+ * A node's sends holding media bytes (from the start of a fetch or load until the send is handed over
+ * or gives up) at most `limit` at once, in arrival order: a burst of media sends holds at most `limit`
+ * × MEDIA_MAX_BYTES, the rest wait here before downloading anything.
+ */
+export class MediaGate {
+  private held = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  /** @param limit sends holding media at once. @default 8 */
+  constructor(private readonly limit = 8) {}
+
+  /** Sends holding media now. */
+  get inUse(): number {
+    return this.held;
+  }
+
+  /**
+   * Resolves with the function that gives the place back (calling it twice does nothing), once the
+   * send may hold its media; rejects with `onTimeout()` if that is not by `deadline` (epoch ms).
+   */
+  async enter(
+    deadline = Infinity,
+    onTimeout: () => Error = () => new Error("no media place"),
+  ): Promise<() => void> {
+    if (this.held < this.limit && this.waiting.length === 0) this.held++;
+    else await this.wait(deadline, onTimeout);
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      const next = this.waiting.shift();
+      // The place goes straight to the next in line (held stays the same), else back to the pool.
+      if (next) next();
+      else this.held--;
+    };
+  }
+
+  private wait(deadline: number, onTimeout: () => Error): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer =
+        deadline === Infinity
+          ? undefined
+          : setTimeout(
+              () => {
+                const i = this.waiting.indexOf(granted);
+                if (i < 0) return;
+                this.waiting.splice(i, 1);
+                reject(onTimeout());
+              },
+              Math.max(0, deadline - Date.now()),
+            );
+      const granted = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.waiting.push(granted);
+    });
   }
 }

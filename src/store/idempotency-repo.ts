@@ -15,7 +15,7 @@
 // index (FerretDB has none): an expired record counts as absent and is pruned periodically.
 import type { Collection, Db } from "mongodb";
 import type { MediaSource, MessageDraft } from "../messages/types.ts";
-import { COLLECTIONS, isDuplicateKey } from "./mongo.ts";
+import { COLLECTIONS, isDuplicateKey, retryTransient } from "./mongo.ts";
 
 export const IDEMPOTENCY_COLLECTION = COLLECTIONS.idempotency;
 
@@ -136,6 +136,21 @@ export class IdempotencyRepo {
       .find({ accountId, state: "recorded", request: { $exists: true }, expiresAt: { $gt: now } })
       .toArray();
     return docs.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+  }
+
+  /** The stored media ids live `recorded` records still name (their sends wait for their account). */
+  async queuedMediaIds(now = new Date()): Promise<Set<string>> {
+    const docs = await retryTransient(() =>
+      this.col
+        .find(
+          { state: "recorded", "request.media.kind": "stored", expiresAt: { $gt: now } },
+          { projection: { "request.media": 1 } },
+        )
+        .toArray(),
+    );
+    const ids = new Set<string>();
+    for (const doc of docs) if (doc.request?.media?.kind === "stored") ids.add(doc.request.media.mediaId);
+    return ids;
   }
 
   async byId(id: string): Promise<IdempotencyDoc | null> {

@@ -1,7 +1,7 @@
 // The bytes of media messages on their way from the gateway that took the request to the node that
 // owns the account: too large for a bus message (NATS caps payloads at 1 MB by default), so they wait
 // in the GridFS bucket `outbound_media`. The owner deletes a file once it has handled its send; a file
-// whose send never reached an owner is pruned after a while.
+// whose send never reached an owner is pruned after a while (one a queued send still names is kept).
 import { randomBytes } from "node:crypto";
 import { GridFSBucket, type Db } from "mongodb";
 
@@ -40,9 +40,12 @@ export class OutboundMediaStore {
     for (const f of files) await this.bucket.delete(f._id).catch(() => undefined);
   }
 
-  /** Deletes files stored before `before` (sends that never reached an owner). */
-  async prune(before: Date): Promise<number> {
-    const files = await this.bucket.find({ uploadDate: { $lt: before } }).toArray();
+  /** Deletes files stored before `before` (sends that never reached an owner), except those named in
+   * `keep` (media ids). Returns how many it deleted. */
+  async prune(before: Date, keep: ReadonlySet<string> = new Set()): Promise<number> {
+    const files = (await this.bucket.find({ uploadDate: { $lt: before } }).toArray()).filter(
+      (f) => !keep.has(f.filename),
+    );
     for (const f of files) await this.bucket.delete(f._id).catch(() => undefined);
     return files.length;
   }

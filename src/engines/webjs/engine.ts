@@ -22,7 +22,7 @@ import { createWhatsappClient, requestQrRefresh } from "./client.ts";
 import type { PipeTransport } from "./devtools-pipe.ts";
 import { classifyStartError, toChatId } from "./events.ts";
 import { QrScreen } from "./qr-screen.ts";
-import { sendThrough } from "./send.ts";
+import { messageIdOf, sendThrough } from "./send.ts";
 import { WebjsSessionEvents } from "./session-events.ts";
 import type { OutboundMessage } from "../../messages/types.ts";
 import { DEFAULTS, withTimeout, type WebjsEngineOptions, type WebjsTuning } from "./tuning.ts";
@@ -164,8 +164,10 @@ export class WebjsEngine extends WebjsSessionEvents {
     if (this.phase !== "connected" || !client) {
       throw new InvalidStateError(`Cannot send a message: the session is ${this.phase}`);
     }
-    const sent = await client.sendMessage(toChatId(to), text);
-    return { id: sent.id._serialized };
+    const chatId = toChatId(to);
+    // Typed as a Message, but whatsapp-web.js 1.34 answers null or undefined without sending.
+    const sent = (await client.sendMessage(chatId, text)) as wweb.Message | null | undefined;
+    return { id: messageIdOf(sent, { to, type: "text" }, chatId) };
   }
 
   async send(message: OutboundMessage): Promise<{ id: string }> {

@@ -2,6 +2,7 @@
 // (audio as a voice note), a location as Location, a contact as a vCard, a reaction through the
 // reacted-to message's react(); replyTo becomes quotedMessageId, mentions chat ids.
 import type wweb from "whatsapp-web.js";
+import { ERR_INVALID_RECIPIENT, ERR_UNSUPPORTED_MESSAGE_TYPE, MessageRejectedError } from "../../errors.ts";
 import type { OutboundMessage } from "../../messages/types.ts";
 import { toChatId } from "./events.ts";
 
@@ -75,6 +76,38 @@ export async function sendThrough(
     return { id: `reaction_${m.replyTo}_${Date.now()}` };
   }
   const { content, options } = sendArgsOf(m, classes);
-  const sent = await client.sendMessage(toChatId(m.to), content, options);
-  return { id: sent.id._serialized };
+  const chatId = toChatId(m.to);
+  // Typed as a Message, but whatsapp-web.js 1.34 answers null or undefined without sending.
+  const sent = (await client.sendMessage(chatId, content, options)) as wweb.Message | null | undefined;
+  return { id: messageIdOf(sent, m, chatId) };
+}
+
+/**
+ * The id of what client.sendMessage answered, or why it sent nothing (whatsapp-web.js 1.34.7,
+ * Client.sendMessage): `null` for a kind of message a channel (`…@newsletter`) does not take (a
+ * document, a location, a contact), before anything is sent; `undefined`
+ * when WhatsApp Web found no chat to send to (and could not open one). (`undefined` also follows a
+ * message WhatsApp Web took but then did not list, which has not been seen; a keyed send answers its
+ * error again rather than risk sending twice.)
+ */
+export function messageIdOf(
+  sent: { id: { _serialized: string } } | null | undefined,
+  m: Pick<OutboundMessage, "to" | "type">,
+  chatId: string,
+): string {
+  if (sent) return sent.id._serialized;
+  if (sent === null) {
+    throw new MessageRejectedError(
+      `A channel does not take messages of type '${m.type}' ('${m.to}' takes text, image, video and ` +
+        "audio); nothing was sent",
+      ERR_UNSUPPORTED_MESSAGE_TYPE,
+      { field: "type", type: m.type, to: m.to },
+    );
+  }
+  throw new MessageRejectedError(
+    `WhatsApp Web found no chat '${chatId}' to send to (not on WhatsApp, or a group or channel this ` +
+      "account is not in); nothing was sent",
+    ERR_INVALID_RECIPIENT,
+    { field: "to", to: m.to },
+  );
 }

@@ -1,7 +1,7 @@
 // Sends of one account leave at least SEND_MIN_GAP_MS apart, in the order they asked; other accounts
-// are not held up; the depth counts the waiting ones.
+// are not held up; the depth counts the waiting ones. A node's sends hold media a few at a time.
 import { strict as assert } from "node:assert";
-import { SendPacer } from "../../../src/session/send-pacing.ts";
+import { MediaGate, SendPacer } from "../../../src/session/send-pacing.ts";
 
 describe("session/send-pacing", () => {
   it("spaces one account's sends by the gap (plus jitter), in order; another account goes at once", async () => {
@@ -93,5 +93,70 @@ describe("session/send-pacing", () => {
     (await second).leave(true);
     const apart = Date.now() - firstLeft;
     assert.ok(apart >= gap - 1, `the second send left ${apart} ms after the first`);
+  });
+
+  it("an unbounded turn (a resumed send) is queued however long the wait, in its place, never refused", async () => {
+    const pacer = new SendPacer({ minGapMs: 60, maxWaitMs: 0, random: () => 0 });
+    const left: string[] = [];
+    const go = (name: string, slot: Promise<{ leave(sent: boolean): void }>) =>
+      slot.then((s) => {
+        left.push(name);
+        s.leave(true);
+      });
+    const first = go("first", pacer.turn("a"));
+    await assert.rejects(pacer.turn("a"), { type: "SEND_QUEUE_FULL" }, "a bounded one would wait: refused");
+    const resumed = [1, 2, 3].map((n) => go(`resumed${n}`, pacer.turn("a", Date.now(), { unbounded: true })));
+    assert.throws(() => pacer.admit("a"), { type: "SEND_QUEUE_FULL" }, "admit sees the queue ahead");
+    await Promise.all([first, ...resumed]);
+    assert.deepEqual(left, ["first", "resumed1", "resumed2", "resumed3"]);
+  });
+
+  it("admit refuses what turn would refuse, and takes no slot", async () => {
+    const pacer = new SendPacer({ minGapMs: 1000, maxWaitMs: 1500, random: () => 0 });
+    const now = Date.now();
+    pacer.admit("a", now);
+    const first = pacer.turn("a", now);
+    const second = pacer.turn("a", now);
+    pacer.admit("b", now); // another account's queue is empty
+    assert.throws(() => pacer.admit("a", now), {
+      type: "SEND_QUEUE_FULL",
+      data: { accountId: "a", retryAfter: 2 },
+    });
+    assert.equal(pacer.depth, 1);
+    (await first).leave(false);
+    (await second).leave(false);
+    new SendPacer({ minGapMs: 0, maxWaitMs: 0 }).admit("a"); // pacing off: nothing refused
+  });
+
+  describe("MediaGate", () => {
+    it("lets `limit` sends hold media at once, the next in arrival order as each leaves; leaving twice is nothing", async () => {
+      const gate = new MediaGate(2);
+      const a = await gate.enter();
+      const b = await gate.enter();
+      const order: string[] = [];
+      const c = gate.enter().then((leave) => (order.push("c"), leave));
+      const d = gate.enter().then((leave) => (order.push("d"), leave));
+      await Promise.resolve();
+      assert.deepEqual([order, gate.inUse], [[], 2]);
+      a();
+      a();
+      (await c)();
+      b();
+      (await d)();
+      assert.deepEqual([order, gate.inUse], [["c", "d"], 0]);
+    });
+
+    it("a wait past its deadline is refused with the caller's error and loses its place", async () => {
+      const gate = new MediaGate(1);
+      const first = await gate.enter();
+      await assert.rejects(
+        gate.enter(Date.now() + 20, () => new Error("too late")),
+        /too late/,
+      );
+      const next = gate.enter(Date.now() + 1000);
+      first();
+      (await next)();
+      assert.equal(gate.inUse, 0);
+    });
   });
 });

@@ -1,0 +1,276 @@
+// The owner's sender and its queue on the real MongoDB-wire server: a queued send keeps its stored media
+// as long as its record lives and is sent once its account is connected, waiting its turn however long
+// the account's queue (in order); a queue whose read fails at first is read again; a burst of media
+// sends holds a bounded number of media at once; an account deleted while its keyed send is under way
+// answers 404 (or `uncertain` when the engine was called), never a TypeError.
+import { strict as assert } from "node:assert";
+import { randomBytes } from "node:crypto";
+import type { Errors } from "moleculer";
+import { MongoClient, type Db } from "mongodb";
+import { SendInterruptedError } from "../../../src/errors.ts";
+import type { FetchedMedia } from "../../../src/messages/media-fetch.ts";
+import type { MediaSource, OutboundMessage, OwnerSend } from "../../../src/messages/types.ts";
+import { OutboundSender, type OutboundDeps } from "../../../src/session/outbound.ts";
+import { pruneOutboundMedia } from "../../../src/session/outbound-setup.ts";
+import { FREE_SLOT, SendPacer } from "../../../src/session/send-pacing.ts";
+import { IdempotencyRepo, type IdempotencyDoc } from "../../../src/store/idempotency-repo.ts";
+import { MessageStatusRepo } from "../../../src/store/message-status-repo.ts";
+import { OutboundMediaStore } from "../../../src/store/outbound-media.ts";
+import { mongoUrlFor } from "../../support/env.ts";
+import { waitFor } from "../../support/wait.ts";
+
+const PNG = Buffer.concat([Buffer.from("89504e470d0a1a0a", "hex"), Buffer.alloc(64, 7)]);
+
+describe("session/outbound: the queue, its media and its limits", function () {
+  this.timeout(30000);
+  let client: MongoClient;
+  let db: Db;
+  let idempotency: IdempotencyRepo;
+  let media: OutboundMediaStore;
+  let engineCalls: OutboundMessage[];
+
+  beforeEach(async () => {
+    client = await MongoClient.connect(mongoUrlFor(`outq${randomBytes(3).toString("hex")}`));
+    db = client.db();
+    idempotency = new IdempotencyRepo(db, 3600_000);
+    media = new OutboundMediaStore(db);
+    engineCalls = [];
+  });
+  afterEach(async () => {
+    await db.dropDatabase().finally(() => client.close());
+  });
+
+  function sender(deps: Partial<OutboundDeps> = {}): OutboundSender {
+    return new OutboundSender({
+      idempotency,
+      statuses: new MessageStatusRepo(db, 3600_000),
+      media,
+      fetchMedia: async () => {
+        throw new Error("no media URLs here");
+      },
+      fence: () => ({ node: "n2", epoch: 2 }) as never,
+      engineSend: async (_accountId, message) => {
+        engineCalls.push(message);
+        return { id: `true_${engineCalls.length}` };
+      },
+      logger: { warn: () => undefined },
+      ...deps,
+    });
+  }
+
+  /** A send a lost owner left queued (`recorded` by an attempt no longer running). */
+  async function queued(key: string, text: string, source?: MediaSource): Promise<void> {
+    await idempotency.begin({
+      workspaceId: "ws",
+      accountId: "acc_1",
+      key,
+      digest: `d_${key}`,
+      attempt: `dead_${key}`,
+      node: "n1",
+      epoch: 1,
+      request: source
+        ? { draft: { to: "4915100000002", type: "image" }, media: source }
+        : { draft: { to: "4915100000002", type: "text", text } },
+    });
+    // Queued in the order asked (createdAt): the next one a millisecond later at least.
+    const at = Date.now();
+    await waitFor(() => Date.now() > at, { what: "the next millisecond", intervalMs: 1 });
+  }
+
+  const record = (key: string) =>
+    db.collection<IdempotencyDoc>("idempotency").findOne({ _id: `acc_1|${key}` });
+
+  describe("stored media of a queued send", () => {
+    it("outlives the orphans' hour while its record lives: pruned only unnamed or expired, then sent", async () => {
+      const kept = await media.put(PNG);
+      const orphan = await media.put(PNG);
+      const expired = await media.put(PNG);
+      await queued("k1", "", { kind: "stored", mediaId: kept, mimetype: "image/png", size: PNG.length });
+      await new IdempotencyRepo(db, 1).begin({
+        workspaceId: "ws",
+        accountId: "acc_1",
+        key: "gone",
+        digest: "d",
+        attempt: "dead",
+        node: "n1",
+        epoch: 1,
+        request: {
+          draft: { to: "4915100000002", type: "image" },
+          media: { kind: "stored", mediaId: expired, mimetype: "image/png", size: PNG.length },
+        },
+      });
+      // What the pruning does once every file is past the orphans' hour.
+      const pruned = await pruneOutboundMedia(media, idempotency, new Date(Date.now() + 1000));
+      assert.equal(pruned, 2);
+      assert.equal(await media.get(orphan), null, "an orphan goes");
+      assert.equal(await media.get(expired), null, "so does the media of an expired record");
+      assert.ok(await media.get(kept), "the queued send's media stays");
+
+      assert.equal(await sender().resume("acc_1"), 1);
+      await waitFor(async () => (await record("k1"))?.state === "sent", { what: "the queued send sent" });
+      assert.deepEqual(engineCalls[0]?.media?.data, PNG);
+    });
+
+    it("is read again when the database is briefly busy", async () => {
+      const mediaId = await media.put(PNG);
+      let failures = 1;
+      const busy = new (class extends OutboundMediaStore {
+        override async get(id: string): Promise<Buffer | null> {
+          if (failures-- > 0) throw new Error("database is locked");
+          return super.get(id);
+        }
+      })(db);
+      const res = await sender({ media: busy }).send({
+        workspaceId: "ws",
+        accountId: "acc_1",
+        draft: { to: "4915100000002", type: "image" },
+        media: { kind: "stored", mediaId, mimetype: "image/png", size: PNG.length },
+        digest: "d",
+      });
+      assert.equal(res.status, "sent");
+      assert.deepEqual(engineCalls[0]?.media?.data, PNG);
+    });
+  });
+
+  describe("resumed sends", () => {
+    it("wait their turn however long the account's queue, and leave in the order they were asked", async () => {
+      // Any wait is longer than a request may: a bounded send behind another is refused.
+      const pacer = new SendPacer({ minGapMs: 100, maxWaitMs: 0, random: () => 0 });
+      (await pacer.turn("acc_1")).leave(true); // a send just left: the next waits the gap
+      await assert.rejects(pacer.turn("acc_1"), { type: "SEND_QUEUE_FULL" });
+      await queued("k1", "first");
+      await queued("k2", "second");
+      const s = sender({ pace: (accountId, opts) => pacer.turn(accountId, Date.now(), opts) });
+      assert.equal(await s.resume("acc_1"), 2);
+      await waitFor(async () => (await record("k2"))?.state === "sent", { what: "both sent" });
+      assert.equal((await record("k1"))?.state, "sent");
+      assert.deepEqual(
+        engineCalls.map((m) => m.text),
+        ["first", "second"],
+      );
+    });
+
+    it("are found when the database answers only at the third try", async () => {
+      await queued("k1", "first");
+      let outages = 2;
+      const flaky = new (class extends IdempotencyRepo {
+        override async queuedOf(accountId: string): Promise<IdempotencyDoc[]> {
+          if (outages-- > 0)
+            throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), {
+              name: "MongoServerSelectionError",
+            });
+          return super.queuedOf(accountId);
+        }
+      })(db, 3600_000);
+      assert.equal(await sender({ idempotency: flaky, resumeRetryDelayMs: 10 }).resume("acc_1"), 1);
+      await waitFor(async () => (await record("k1"))?.state === "sent", { what: "it sent" });
+    });
+  });
+
+  describe("a burst of media sends", () => {
+    it("holds at most `mediaInFlight` media at once, and downloads none its queue refuses first", async () => {
+      const pacer = new SendPacer({ minGapMs: 40, maxWaitMs: 100, random: () => 0 });
+      let fetches = 0;
+      let held = 0;
+      let peak = 0;
+      const s = sender({
+        mediaInFlight: 3,
+        fetchMedia: async (): Promise<FetchedMedia> => {
+          fetches++;
+          peak = Math.max(peak, ++held);
+          // A download takes a while: the burst arrives while the first ones are under way.
+          await new Promise((r) => setImmediate(r));
+          return { data: PNG, mimetype: "image/png" };
+        },
+        // The media held ends as it reaches the engine, or as its turn is refused.
+        admit: (accountId) => pacer.admit(accountId),
+        pace: (accountId, opts) =>
+          pacer.turn(accountId, Date.now(), opts).catch((err: unknown) => {
+            held--;
+            throw err;
+          }),
+        engineSend: async (_accountId, message) => {
+          held--;
+          engineCalls.push(message);
+          return { id: `true_${engineCalls.length}` };
+        },
+      });
+      const burst: OwnerSend[] = Array.from({ length: 30 }, (_, i) => ({
+        workspaceId: "ws",
+        accountId: "acc_1",
+        key: `k${i}`,
+        digest: `d${i}`,
+        draft: { to: "4915100000002", type: "image" },
+        media: { kind: "url", url: `http://media.test/${i}.png` },
+      }));
+      const results = await Promise.allSettled(burst.map((p) => s.send(p)));
+      const refused = results.filter((r) => r.status === "rejected");
+      for (const r of refused) assert.equal((r.reason as Errors.MoleculerError).type, "SEND_QUEUE_FULL");
+      assert.equal(engineCalls.length, results.length - refused.length);
+      assert.ok(engineCalls.length >= 3, `${engineCalls.length} sent`);
+      assert.ok(peak <= 3, `${peak} media held at once`);
+      assert.ok(fetches <= engineCalls.length + 3, `${fetches} downloads for ${engineCalls.length} sends`);
+    });
+
+    it("a send without a key that gets no place before its deadline: SEND_DEADLINE_EXCEEDED, nothing fetched", async () => {
+      let release!: () => void;
+      const slowFirst = new Promise<void>((r) => (release = r));
+      const urls: string[] = [];
+      const s = sender({
+        mediaInFlight: 1,
+        fetchMedia: async (url) => {
+          urls.push(url);
+          await slowFirst;
+          return { data: PNG, mimetype: "image/png" };
+        },
+      });
+      const image = (n: number): OwnerSend => ({
+        workspaceId: "ws",
+        accountId: "acc_1",
+        digest: `d${n}`,
+        draft: { to: "4915100000002", type: "image" },
+        media: { kind: "url", url: `http://media.test/${n}.png` },
+      });
+      const first = s.send(image(1));
+      await assert.rejects(s.send(image(2), { deadline: Date.now() + 50 }), {
+        type: "SEND_DEADLINE_EXCEEDED",
+        code: 504,
+      });
+      release();
+      assert.equal((await first).status, "sent");
+      assert.deepEqual(urls, ["http://media.test/1.png"]);
+    });
+  });
+
+  describe("the account deleted while its keyed send is under way", () => {
+    const send: OwnerSend = {
+      workspaceId: "ws",
+      accountId: "acc_1",
+      key: "k1",
+      digest: "d1",
+      draft: { to: "4915100000002", type: "text", text: "hi" },
+    };
+
+    it("before the engine was called: 404 NOT_FOUND for the account, not sent", async () => {
+      const s = sender({
+        pace: async () => {
+          await idempotency.deleteAccount("acc_1");
+          return FREE_SLOT;
+        },
+      });
+      await assert.rejects(s.send(send), { code: 404, type: "NOT_FOUND", data: { account: "acc_1" } });
+      assert.equal(engineCalls.length, 0);
+    });
+
+    it("its engine's browser gone mid-send: `uncertain`, as the record would have said", async () => {
+      const s = sender({
+        engineSend: async () => {
+          await idempotency.deleteAccount("acc_1");
+          throw new SendInterruptedError("acc_1", "Target closed");
+        },
+      });
+      const res = await s.send(send);
+      assert.deepEqual([res.id, res.status, res.error?.type], [null, "uncertain", "SEND_INTERRUPTED"]);
+    });
+  });
+});
