@@ -61,10 +61,13 @@ export class PlacementTable {
     workspaceId: string | number,
     node: string,
     previous: PlacementEntry | null,
+    /** An unplaced workspace's first epoch is above this (the highest its accounts carry). */
+    above = 0,
   ): Promise<PlacementEntry | null> {
     const key = placementKey(workspaceId);
     const since = Date.now();
-    const record: PlacementRecord = { node, epoch: previous ? previous.epoch + 1 : since, since };
+    const epoch = previous ? previous.epoch + 1 : Math.max(since, above + 1);
+    const record: PlacementRecord = { node, epoch, since };
     const data = new TextEncoder().encode(JSON.stringify(record));
     try {
       const revision = previous

@@ -14,7 +14,7 @@ import type { AccountDoc } from "../accounts/types.ts";
 import type { Config } from "../config.ts";
 import { carriesFence } from "./fence.ts";
 import { chooseOwner } from "./hrw.ts";
-import type { WorkerOwnership } from "./worker-ownership.ts";
+import type { UnnamedWorkspace, WorkerOwnership } from "./worker-ownership.ts";
 import { awaitsStart } from "../lifecycle/states.ts";
 import { inParallel } from "../in-parallel.ts";
 
@@ -30,9 +30,11 @@ export interface ReconcileTarget {
   stopWorkspace(workspaceId: string): Promise<number>;
   /** Accounts with desiredState `running` in these workspaces. */
   desiredRunning(workspaceIds: string[]): Promise<AccountDoc[]>;
-  /** Workspaces of accounts that want to run but were never placed (created while no worker answered);
-   * with `everyWanted`, of every account that wants to run (the caller skips those the table names). */
-  unplacedWorkspaces?(everyWanted: boolean): Promise<string[]>;
+  /** Workspaces of accounts that want to run but were never placed (created while no worker answered). */
+  unplacedWorkspaces?(): Promise<string[]>;
+  /** Every workspace with an account that wants to run, with what its accounts say of their owners (the
+   * caller skips those the table names). */
+  unnamedWorkspaces?(): Promise<Map<string, UnnamedWorkspace>>;
 }
 
 /** Every this many passes (and on the first), a worker looks for accounts no worker ever took. */
@@ -210,14 +212,16 @@ export class Reconciler {
     if (!this.target.unplacedWorkspaces || !p.mirror.synced || !p.mirror.nodesKnown || p.draining) return 0;
     const workers = p.workers();
     // The first looks at every workspace that wants to run: a placement bucket that lost its records
-    // (JetStream storage gone) names none of them, and their accounts still name their last owner.
-    const mine = (await this.target.unplacedWorkspaces(!this.sweptAll)).filter(
-      (ws) => !p.mirror.get(ws) && chooseOwner(ws, workers) === p.nodeId,
-    );
+    // (JetStream storage gone) names none of them, and their accounts still name their last owner (a
+    // workspace is claimed only once that owner holds no lease, above the epochs its accounts carry).
+    const unnamed =
+      !this.sweptAll && this.target.unnamedWorkspaces ? await this.target.unnamedWorkspaces() : null;
+    const candidates = unnamed ? [...unnamed.keys()] : await this.target.unplacedWorkspaces();
+    const mine = candidates.filter((ws) => !p.mirror.get(ws) && chooseOwner(ws, workers) === p.nodeId);
     this.sweptAll = true;
     let won = 0;
     await inParallel(mine, 16, async (ws) => {
-      if (await p.claim(ws, null).catch(() => null)) won++;
+      if (await p.claim(ws, null, false, unnamed?.get(ws)).catch(() => null)) won++;
     });
     if (won > 0) this.logger.info(`${p.nodeId} placed ${won} workspace(s) the placement table did not name`);
     return won;

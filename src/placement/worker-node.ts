@@ -60,8 +60,8 @@ export class WorkerNode {
         startMany: (docs) => runtime.startMany(docs),
         stopWorkspace: (ws) => runtime.stopWorkspace(ws),
         desiredRunning: (workspaceIds) => repo.desiredRunningIn(workspaceIds),
-        unplacedWorkspaces: (everyWanted) =>
-          everyWanted ? repo.workspacesWantingToRun() : repo.unplacedWorkspaces(500),
+        unplacedWorkspaces: () => repo.unplacedWorkspaces(500),
+        unnamedWorkspaces: () => repo.workspacesWantingToRun(),
       },
       cfg,
       logger,

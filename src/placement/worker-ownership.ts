@@ -43,6 +43,14 @@ interface Held {
   term: number;
 }
 
+/** What the accounts of a workspace the placement table does not name say of it. */
+export interface UnnamedWorkspace {
+  /** The nodes its accounts last ran on. */
+  lastOwners: string[];
+  /** The highest epoch its accounts carry. */
+  above: number;
+}
+
 export class WorkerOwnership implements Ownership {
   readonly nodeId: string;
   readonly liveness: Liveness;
@@ -166,10 +174,15 @@ export class WorkerOwnership implements Ownership {
     seen: PlacementEntry | null,
     /** `seen` was just read from the table: null means unplaced, not unknown. */
     fresh = false,
+    /** A workspace the table does not name whose accounts do (a bucket that lost its records): claimed
+     * only if none of the nodes they name still holds a lease, above the highest epoch they carry. */
+    unnamed?: UnnamedWorkspace,
   ): Promise<PlacementEntry | null> {
     let pending = this.claiming.get(workspaceId);
     if (!pending) {
-      pending = this.tryClaim(workspaceId, seen, fresh).finally(() => this.claiming.delete(workspaceId));
+      pending = this.tryClaim(workspaceId, seen, fresh, unnamed).finally(() =>
+        this.claiming.delete(workspaceId),
+      );
       this.claiming.set(workspaceId, pending);
     }
     return pending;
@@ -179,6 +192,7 @@ export class WorkerOwnership implements Ownership {
     workspaceId: string,
     seen: PlacementEntry | null,
     fresh: boolean,
+    unnamed?: UnnamedWorkspace,
   ): Promise<PlacementEntry | null> {
     if (!this.liveness.isCurrent()) return null;
     if (this.current(workspaceId) || this.handingOver.has(workspaceId)) return null;
@@ -187,12 +201,14 @@ export class WorkerOwnership implements Ownership {
     const current = seen ?? (fresh ? null : await this.table.get(workspaceId));
     if (!current) {
       if (this.draining) return null;
+      // Its accounts' last owner still runs them: the table lost its record, not the workspace.
+      for (const node of unnamed?.lastOwners ?? [])
+        if (node !== this.nodeId && (await this.holdsLease(node))) return null;
     } else if (current.node !== this.nodeId) {
-      const alive = await this.opts.placement.nodesKv.get(current.node);
-      if (alive && alive.operation === "PUT" && alive.value.length > 0) return null;
+      if (await this.holdsLease(current.node)) return null;
     }
     // Held before the CAS resolves: the watch may deliver the new record first, and must see it as ours.
-    const entry = await this.table.claim(workspaceId, this.nodeId, current);
+    const entry = await this.table.claim(workspaceId, this.nodeId, current, unnamed?.above ?? 0);
     if (!entry) return null;
     if (!this.liveness.isCurrent() || this.liveness.term !== term) return null;
     this.held.set(workspaceId, { epoch: entry.epoch, term });
@@ -205,6 +221,12 @@ export class WorkerOwnership implements Ownership {
     // starts its accounts in that same pass).
     if (current) this.onChange();
     return entry;
+  }
+
+  /** Whether `node`'s key in the nodes bucket is there (read on the server, not in the mirror). */
+  private async holdsLease(node: string): Promise<boolean> {
+    const alive = await this.opts.placement.nodesKv.get(node);
+    return !!alive && alive.operation === "PUT" && alive.value.length > 0;
   }
 
   /**

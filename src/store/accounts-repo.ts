@@ -118,10 +118,22 @@ export class AccountsRepo {
     );
   }
 
-  /** Every workspace with an account wanted running: a node's first sweep (placement records lost with
-   * their bucket name none of them). */
-  async workspacesWantingToRun(): Promise<string[]> {
-    return retryTransient(() => this.col.distinct("workspaceId", { desiredState: "running" }));
+  /** Every workspace with an account wanted running, with the nodes its accounts last ran on and the
+   * highest epoch they carry: a node's first sweep (placement records lost with their bucket). */
+  async workspacesWantingToRun(): Promise<Map<string, { lastOwners: string[]; above: number }>> {
+    const docs = await retryTransient(() =>
+      this.col
+        .find({ desiredState: "running" }, { projection: { workspaceId: 1, node: 1, epoch: 1 } })
+        .toArray(),
+    );
+    const out = new Map<string, { lastOwners: string[]; above: number }>();
+    for (const d of docs) {
+      const ws = out.get(d.workspaceId) ?? { lastOwners: [], above: 0 };
+      if (d.node && !ws.lastOwners.includes(d.node)) ws.lastOwners.push(d.node);
+      ws.above = Math.max(ws.above, d.epoch ?? 0);
+      out.set(d.workspaceId, ws);
+    }
+    return out;
   }
 
   /** Workspaces of accounts wanted running that no worker ever took (created while none answered). */

@@ -9,6 +9,7 @@ import AccountsService from "../../../services/accounts.service.ts";
 import SessionService from "../../../services/session.service.ts";
 import type { AccountView } from "../../../src/accounts/types.ts";
 import { bucketName } from "../../../src/config.ts";
+import { workerNodeOf } from "../../../src/placement/worker-node.ts";
 import { TestCluster } from "../../support/cluster.ts";
 import { testEnv } from "../../support/env.ts";
 import { waitFor } from "../../support/wait.ts";
@@ -91,5 +92,29 @@ describe("placement: the placement bucket lost, the database kept", function () 
     }
     const after = (await n2.call("cluster.placement", { workspaceId: "wl_a" })) as { epoch: number };
     assert.ok(after.epoch > before.epoch, `epoch ${after.epoch} above the lost ${before.epoch}`);
+  });
+});
+
+describe("placement: claiming a workspace the table does not name but its accounts do", function () {
+  this.timeout(60000);
+  let cluster: TestCluster | undefined;
+  after(async () => cluster?.stop());
+
+  it("never while a node its accounts name holds a lease; otherwise above the epochs they carry", async () => {
+    cluster = new TestCluster({}, "unnamed");
+    const n1 = cluster.node("n1", [SessionService]);
+    const n2 = cluster.node("n2", [SessionService]);
+    await cluster.start();
+    const ownership = workerNodeOf(n2)!.ownership;
+    await waitFor(() => ownership.liveness.isCurrent(), { what: "n2's lease" });
+    assert.ok(workerNodeOf(n1)!.ownership.liveness.isCurrent());
+    // Its accounts last ran on n1, which still runs: the table lost the record, n1 did not lose them.
+    assert.equal(await ownership.claim("wu_live", null, false, { lastOwners: ["n1"], above: 3 }), null);
+    assert.equal(ownership.current("wu_live"), null);
+    // On a node gone (no lease): claimed, above an epoch its accounts carry from a clock ahead of ours.
+    const ahead = Date.now() + 3_600_000;
+    const claimed = await ownership.claim("wu_gone", null, false, { lastOwners: ["gone"], above: ahead });
+    assert.equal(claimed?.node, "n2");
+    assert.equal(claimed?.epoch, ahead + 1);
   });
 });
