@@ -51,8 +51,9 @@ export class Reconciler {
   private readonly orphanSince = new Map<string, number>();
   private readonly starting = new Set<string>();
   private passes = 0;
-  /** The first sweep looks at every workspace wanting to run, later ones at never-placed accounts. */
-  private sweptAll = false;
+  /** The lease term whose first sweep looked at every workspace wanting to run (later sweeps of a term
+   * look at never-placed accounts only). */
+  private sweptTerm: number | null = null;
   private ticks = 0;
   /** The next pass reads the owned workspaces' accounts (step 2). */
   private databaseDue = true;
@@ -214,11 +215,19 @@ export class Reconciler {
     // The first looks at every workspace that wants to run: a placement bucket that lost its records
     // (JetStream storage gone) names none of them, and their accounts still name their last owner (a
     // workspace is claimed only once that owner holds no lease, above the epochs its accounts carry).
+    // A new term (after a fence: JetStream away, perhaps losing its storage) sweeps like a first one.
+    const term = p.liveness.term;
     const unnamed =
-      !this.sweptAll && this.target.unnamedWorkspaces ? await this.target.unnamedWorkspaces() : null;
+      this.sweptTerm !== term && this.target.unnamedWorkspaces ? await this.target.unnamedWorkspaces() : null;
     const candidates = unnamed ? [...unnamed.keys()] : await this.target.unplacedWorkspaces();
-    const mine = candidates.filter((ws) => !p.mirror.get(ws) && chooseOwner(ws, workers) === p.nodeId);
-    this.sweptAll = true;
+    // Its rendezvous choice, or a workspace whose accounts last ran here (the claim checks the leases of
+    // the other nodes they name).
+    const mine = candidates.filter(
+      (ws) =>
+        !p.mirror.get(ws) &&
+        (chooseOwner(ws, workers) === p.nodeId || unnamed?.get(ws)?.lastOwners.includes(p.nodeId)),
+    );
+    this.sweptTerm = term;
     let won = 0;
     await inParallel(mine, 16, async (ws) => {
       if (await p.claim(ws, null, false, unnamed?.get(ws)).catch(() => null)) won++;

@@ -81,6 +81,7 @@ export class WorkerOwnership implements Ownership {
       }),
       onFence: () => this.fence(),
       onLease: () => this.onChange(),
+      onRenewalFailed: () => void opts.placement.restoreBuckets?.(opts.logger),
       logger: opts.logger,
     });
   }

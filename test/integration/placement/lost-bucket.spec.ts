@@ -118,3 +118,75 @@ describe("placement: claiming a workspace the table does not name but its accoun
     assert.equal(claimed?.epoch, ahead + 1);
   });
 });
+
+describe("placement: JetStream loses both buckets under running nodes", function () {
+  this.timeout(90000);
+  let cluster: TestCluster | undefined;
+  after(async () => cluster?.stop());
+
+  it("the nodes create them again, take leases and bring every linked account back, each on one node", async () => {
+    const events: { event: string; payload: any }[] = [];
+    cluster = new TestCluster({ qr: { firstTtlMs: 20000, refreshMs: 20000, max: 3 } }, "lostrun");
+    const n1 = cluster.node("n1", [AccountsService, SessionService, recorder(events)]);
+    const n2 = cluster.node("n2", [SessionService]);
+    await cluster.start();
+    await n1.waitForServices(["accounts", "session"], 10000);
+    const linked: AccountView[] = [];
+    for (let i = 0; i < 6; i++) {
+      const ws = `wr_${i}`;
+      const a: AccountView = await n1.call("accounts.create", { workspaceId: ws });
+      await waitFor(() => events.some((e) => e.event === "account.qr" && e.payload.accountId === a.id), {
+        what: `${a.id} scanning`,
+      });
+      await n1.call("accounts.simulate", { workspaceId: ws, accountId: a.id, action: "scan" });
+      linked.push(a);
+    }
+    const running = async () => {
+      const of = async (b: typeof n1) =>
+        ((await b.call("session.local", {}, { nodeID: b.nodeID })) as { accountId: string; status: string }[])
+          .filter((s) => s.status === "connected")
+          .map((s) => s.accountId);
+      return [...(await of(n1)), ...(await of(n2))];
+    };
+    await waitFor(async () => (await running()).length === linked.length, {
+      what: "every account connected",
+    });
+
+    const nc = await connect({ servers: testEnv.natsUrl });
+    try {
+      const jsm = await nc.jetstreamManager();
+      for (const kind of ["placement", "nodes"] as const)
+        assert.equal(await jsm.streams.delete(`KV_${bucketName(cluster.config("n1"), kind)}`), true);
+    } finally {
+      await nc.close();
+    }
+    const mark = events.length;
+    // Fenced (every session stopped), then back: each account connected again, on exactly one node.
+    await waitFor(
+      () =>
+        linked.every((a) =>
+          events
+            .slice(mark)
+            .some(
+              (e) =>
+                e.event === "account.status" &&
+                e.payload.accountId === a.id &&
+                e.payload.status === "connected",
+            ),
+        ),
+      { what: "every linked account connected again", timeoutMs: 45000 },
+    );
+    await waitFor(
+      async () => {
+        const ids = await running();
+        return ids.length === linked.length && new Set(ids).size === ids.length;
+      },
+      { what: "each account running on one node" },
+    );
+    assert.equal(
+      events.slice(mark).filter((e) => e.event === "account.qr").length,
+      0,
+      "restored from the saved auth state: no QR",
+    );
+  });
+});
