@@ -3,9 +3,9 @@
 //   recorded → (media fetched) → sending (acknowledged) → engine.send → sent | failed | uncertain
 //   (`uncertain`: the engine's browser went mid-send, SEND_INTERRUPTED)
 // Between media and `sending` the send waits for its account's slot (send-pacing.ts), still `recorded`.
-// A send with media takes a place in the node's MediaGate before fetching or loading it and keeps it
-// until handed over, so a burst holds a bounded amount of media; one its account's queue would refuse
-// is refused before it downloads anything.
+// A send with media takes a place in the node's MediaGate (8, at most 2 per account) before fetching or
+// loading it and keeps it until handed to the engine, so a burst holds a bounded amount of media; one its
+// account's queue would refuse is refused before it downloads anything.
 // A request that finds the key answers what the record says; a `recorded` record left by an attempt
 // that is no longer running is taken over and sent (its engine was never called), a `sending` one
 // becomes `uncertain` (its engine may have sent it): never sent twice, never sent blindly.
@@ -261,7 +261,7 @@ export class OutboundSender {
       throw err;
     }
     try {
-      return await this.handOver(p, id, attempt, message, slot, resumed, queued);
+      return await this.handOver(p, id, attempt, message, slot, media, resumed, queued);
     } finally {
       slot.leave(false); // nothing when it left as the engine was called
       media.leave();
@@ -275,6 +275,7 @@ export class OutboundSender {
     attempt: string,
     message: OutboundMessage,
     slot: PaceSlot,
+    media: MediaHold,
     resumed: boolean,
     queued: () => void,
   ): Promise<SendResult> {
@@ -288,6 +289,8 @@ export class OutboundSender {
     let sent: { id: string };
     try {
       slot.leave(true);
+      // Handed over: a slow or stuck engine send must not hold the node's media places.
+      media.leave();
       sent = await this.deps.engineSend(p.accountId, message);
     } catch (err) {
       const e = err as Errors.MoleculerError;
@@ -345,6 +348,7 @@ export class OutboundSender {
       this.fenceOf(p.workspaceId);
       if (Date.now() >= deadline) throw deadlineExceeded(p.accountId);
       slot.leave(true);
+      media.leave();
       sent = await this.deps.engineSend(p.accountId, message);
     } finally {
       slot.leave(false);
@@ -386,7 +390,7 @@ export class OutboundSender {
   ): Promise<{ message: OutboundMessage; media: MediaHold }> {
     if (!p.media) return { message: { ...p.draft }, media: NO_MEDIA };
     if (!resumed) this.deps.admit?.(p.accountId);
-    const leave = await this.mediaGate.enter(deadline, () => deadlineExceeded(p.accountId));
+    const leave = await this.mediaGate.enter(p.accountId, deadline, () => deadlineExceeded(p.accountId));
     try {
       // Again: the queue may have grown while this send waited for its place.
       if (!resumed) this.deps.admit?.(p.accountId);

@@ -126,16 +126,24 @@ export class SendPacer {
 }
 
 /**
- * A node's sends holding media bytes (from the start of a fetch or load until the send is handed over
- * or gives up) at most `limit` at once, in arrival order: a burst of media sends holds at most `limit`
- * × MEDIA_MAX_BYTES, the rest wait here before downloading anything.
+ * A node's sends holding media bytes (from the start of a fetch or load until the send is handed to
+ * its engine or gives up): at most `limit` at once, and at most `perAccount` of one account, so one
+ * tenant's burst cannot hold every place; the rest wait here, in arrival order, before downloading
+ * anything. A burst holds at most `limit` × MEDIA_MAX_BYTES.
  */
 export class MediaGate {
   private held = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly byAccount = new Map<string, number>();
+  private readonly waiting: { accountId: string; granted: () => void }[] = [];
 
-  /** @param limit sends holding media at once. @default 8 */
-  constructor(private readonly limit = 8) {}
+  /**
+   * @param limit sends holding media at once. @default 8
+   * @param perAccount of them, sends of one account. @default 2
+   */
+  constructor(
+    private readonly limit = 8,
+    private readonly perAccount = 2,
+  ) {}
 
   /** Sends holding media now. */
   get inUse(): number {
@@ -147,41 +155,55 @@ export class MediaGate {
    * send may hold its media; rejects with `onTimeout()` if that is not by `deadline` (epoch ms).
    */
   async enter(
+    accountId: string,
     deadline = Infinity,
     onTimeout: () => Error = () => new Error("no media place"),
   ): Promise<() => void> {
-    if (this.held < this.limit && this.waiting.length === 0) this.held++;
-    else await this.wait(deadline, onTimeout);
+    if (this.mayTake(accountId) && !this.waiting.some((w) => w.accountId === accountId)) this.take(accountId);
+    else await this.wait(accountId, deadline, onTimeout);
     let left = false;
     return () => {
       if (left) return;
       left = true;
-      const next = this.waiting.shift();
-      // The place goes straight to the next in line (held stays the same), else back to the pool.
-      if (next) next();
-      else this.held--;
+      this.held--;
+      const n = (this.byAccount.get(accountId) ?? 1) - 1;
+      if (n > 0) this.byAccount.set(accountId, n);
+      else this.byAccount.delete(accountId);
+      // The first in line that may hold a place now takes it.
+      const i = this.waiting.findIndex((w) => this.mayTake(w.accountId));
+      if (i >= 0) {
+        const [next] = this.waiting.splice(i, 1);
+        this.take(next!.accountId);
+        next!.granted();
+      }
     };
   }
 
-  private wait(deadline: number, onTimeout: () => Error): Promise<void> {
+  private mayTake(accountId: string): boolean {
+    return this.held < this.limit && (this.byAccount.get(accountId) ?? 0) < this.perAccount;
+  }
+
+  private take(accountId: string): void {
+    this.held++;
+    this.byAccount.set(accountId, (this.byAccount.get(accountId) ?? 0) + 1);
+  }
+
+  private wait(accountId: string, deadline: number, onTimeout: () => Error): Promise<void> {
     return new Promise((resolve, reject) => {
+      const entry = { accountId, granted: () => (clearTimeout(timer), resolve()) };
       const timer =
         deadline === Infinity
           ? undefined
           : setTimeout(
               () => {
-                const i = this.waiting.indexOf(granted);
+                const i = this.waiting.indexOf(entry);
                 if (i < 0) return;
                 this.waiting.splice(i, 1);
                 reject(onTimeout());
               },
               Math.max(0, deadline - Date.now()),
             );
-      const granted = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.waiting.push(granted);
+      this.waiting.push(entry);
     });
   }
 }

@@ -129,13 +129,29 @@ describe("session/send-pacing", () => {
   });
 
   describe("MediaGate", () => {
-    it("lets `limit` sends hold media at once, the next in arrival order as each leaves; leaving twice is nothing", async () => {
-      const gate = new MediaGate(2);
-      const a = await gate.enter();
-      const b = await gate.enter();
+    it("one account holds at most `perAccount` places: another account's send passes its waiting ones", async () => {
+      const gate = new MediaGate(4, 2);
+      const burst = [await gate.enter("busy"), await gate.enter("busy")];
       const order: string[] = [];
-      const c = gate.enter().then((leave) => (order.push("c"), leave));
-      const d = gate.enter().then((leave) => (order.push("d"), leave));
+      const third = gate.enter("busy").then((leave) => (order.push("busy"), leave));
+      const other = await gate.enter("other");
+      order.push("other");
+      assert.deepEqual([order, gate.inUse], [["other"], 3]);
+      burst[0]!();
+      (await third)();
+      assert.deepEqual(order, ["other", "busy"]);
+      burst[1]!();
+      other();
+      assert.equal(gate.inUse, 0);
+    });
+
+    it("lets `limit` sends hold media at once, the next in arrival order as each leaves; leaving twice is nothing", async () => {
+      const gate = new MediaGate(2, 2);
+      const a = await gate.enter("x");
+      const b = await gate.enter("y");
+      const order: string[] = [];
+      const c = gate.enter("x").then((leave) => (order.push("c"), leave));
+      const d = gate.enter("y").then((leave) => (order.push("d"), leave));
       await Promise.resolve();
       assert.deepEqual([order, gate.inUse], [[], 2]);
       a();
@@ -148,12 +164,12 @@ describe("session/send-pacing", () => {
 
     it("a wait past its deadline is refused with the caller's error and loses its place", async () => {
       const gate = new MediaGate(1);
-      const first = await gate.enter();
+      const first = await gate.enter("x");
       await assert.rejects(
-        gate.enter(Date.now() + 20, () => new Error("too late")),
+        gate.enter("x", Date.now() + 20, () => new Error("too late")),
         /too late/,
       );
-      const next = gate.enter(Date.now() + 1000);
+      const next = gate.enter("x", Date.now() + 1000);
       first();
       (await next)();
       assert.equal(gate.inUse, 0);
