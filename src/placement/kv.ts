@@ -11,13 +11,9 @@ import { PlacementMirror } from "./mirror.ts";
 import { PlacementTable } from "./placement-table.ts";
 import { retry } from "../retry.ts";
 
-/** How often a node looks whether the buckets are still the ones it reads. */
-const BUCKET_CHECK_MS = 5000;
-
 export class ClusterPlacement {
   private restoring: Promise<boolean> | null = null;
   private restoredAt = 0;
-  private bucketCheck?: NodeJS.Timeout;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -56,15 +52,9 @@ export class ClusterPlacement {
         await openBucket(() =>
           js.views.kv(bucketName(this.cfg, "nodes"), { history: 1, ttl: this.leaseTtlMs }),
         );
-      // Made again by another node: this node's watch still reads the one that was deleted.
-      const stale = !this.mirror.watches((await this.placementKv.status()).streamInfo.created);
-      if (!placementGone && !nodesGone && !stale) return false;
+      if (!placementGone && !nodesGone) return false;
       const lost = [placementGone && "placement", nodesGone && "nodes"].filter(Boolean).join(" and ");
-      logger?.warn(
-        lost
-          ? `JetStream lost the ${lost} bucket(s): created again, placement watch rebuilt`
-          : "The placement bucket was made again by another node: placement watch rebuilt",
-      );
+      logger?.warn(`JetStream lost the ${lost} bucket(s): created again, placement watch rebuilt`);
       await this.mirror.rewatch(this.placementKv, (err, attempt) =>
         logger?.warn(`Placement watch not rebuilt yet (attempt ${attempt}): ${err.message}`),
       );
@@ -114,10 +104,6 @@ export class ClusterPlacement {
       throw err;
     }
     const { mirror } = placement;
-    // Also without a failed renewal (a gateway has no lease; a placement stream deleted alone): a bucket
-    // lost or made again by another node is noticed within BUCKET_CHECK_MS.
-    placement.bucketCheck = setInterval(() => void placement.restoreBuckets(logger), BUCKET_CHECK_MS);
-    placement.bucketCheck.unref();
     // After a reconnect (NATS restarted) the ordered consumer behind the watch may be gone: rebuild it.
     void (async () => {
       for await (const s of nc.status()) {
@@ -133,7 +119,6 @@ export class ClusterPlacement {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.bucketCheck);
     this.mirror.stop();
     await this.nc.close().catch(() => undefined);
   }

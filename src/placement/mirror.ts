@@ -47,7 +47,6 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
   /** A rebuild was asked for since the running one started. */
   private rewatchWanted = false;
   /** When the placement bucket's stream was created, as the last watch found it. */
-  /** When the placement bucket the watch reads was created (a bucket made again is another one). */
   private bucketCreated?: string;
   private readonly initIdleMs: number;
   /** True once the watch has delivered every record present when it started. */
@@ -288,11 +287,6 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
    * a placement change again (no adoption of handed-off workspaces, no fencing on lost ones). A call
    * while a rebuild runs asks for one more after it (the watch it builds may already be gone).
    */
-  /** Whether the watch reads the bucket created at `created` (false: it was made again since). */
-  watches(created: string): boolean {
-    return this.bucketCreated === created;
-  }
-
   async rewatch(kv: KV, onError?: (err: Error, attempt: number) => void): Promise<void> {
     this.rewatchWanted = true;
     if (this.rewatching) return;

@@ -9,7 +9,6 @@ import AccountsService from "../../../services/accounts.service.ts";
 import SessionService from "../../../services/session.service.ts";
 import type { AccountView } from "../../../src/accounts/types.ts";
 import { bucketName } from "../../../src/config.ts";
-import { placementOf } from "../../../src/placement/kv.ts";
 import { workerNodeOf } from "../../../src/placement/worker-node.ts";
 import { TestCluster } from "../../support/cluster.ts";
 import { testEnv } from "../../support/env.ts";
@@ -189,33 +188,5 @@ describe("placement: JetStream loses both buckets under running nodes", function
       0,
       "restored from the saved auth state: no QR",
     );
-  });
-});
-
-describe("placement: the placement bucket made again under a running node", function () {
-  this.timeout(60000);
-  let cluster: TestCluster | undefined;
-  after(async () => cluster?.stop());
-
-  it("the node's watch moves to the new bucket and sees its records", async () => {
-    cluster = new TestCluster({}, "remade");
-    const n1 = cluster.node("n1", [SessionService]);
-    await cluster.start();
-    const mirror = placementOf(n1)!.mirror;
-    await waitFor(() => mirror.synced, { what: "n1's mirror" });
-    const nc = await connect({ servers: testEnv.natsUrl });
-    try {
-      const name = bucketName(cluster.config("n1"), "placement");
-      assert.equal(await (await nc.jetstreamManager()).streams.delete(`KV_${name}`), true);
-      // Made again by someone else (another node that started meanwhile), with a record in it.
-      const kv = await nc.jetstream().views.kv(name, { history: 1 });
-      await kv.put("wz_remade", JSON.stringify({ node: "n9", epoch: 7, since: Date.now() }));
-      await waitFor(() => mirror.get("wz_remade")?.node === "n9", {
-        what: "n1's mirror to read the new bucket",
-        timeoutMs: 20000,
-      });
-    } finally {
-      await nc.close();
-    }
   });
 });
