@@ -205,6 +205,8 @@ export class SessionRuntime {
       const fence = this.ownership.current(doc.workspaceId);
       if (!fence) continue;
       before.set(doc._id, doc.status);
+      // From now on a stop or logout of it finds it here (it may come during the claims below).
+      this.restoring.add(doc._id);
       if (carriesFence(doc, fence) && awaitsStart(doc)) {
         ours.push(doc);
         continue;
@@ -217,6 +219,24 @@ export class SessionRuntime {
       } else entry.ids.push(doc._id);
       byWorkspace.set(doc.workspaceId, entry);
     }
+    const started: LocalSessionInfo[] = [];
+    try {
+      await this.claimForRestore(ours, byWorkspace);
+      // Opened as many at a time as engines start (each open writes `initializing`).
+      await this.openInTurn(ours, before, started, Math.max(1, this.opts.startConcurrency ?? 2));
+    } finally {
+      // Not opened (another owner's, stopped since it was read, or failed): no longer queued.
+      for (const id of before.keys()) this.restoring.delete(id);
+    }
+    return started;
+  }
+
+  /** Claims a restore's accounts (one update per workspace) and adds those now carrying this node's
+   * fence and still wanted running to `ours`; re-reads the ones `ours` already held. */
+  private async claimForRestore(
+    ours: AccountDoc[],
+    byWorkspace: Map<string, { fence: Fence; ids: string[]; lost: string[] }>,
+  ): Promise<void> {
     if (ours.length > 0) {
       // Read again: one stopped since the caller read it (a stop that found nothing to stop) stays so.
       const wanted = new Set(
@@ -247,10 +267,15 @@ export class SessionRuntime {
         if (fence !== undefined && carriesFence(doc, fence) && doc.desiredState === "running") ours.push(doc);
       }
     }
-    // Opened as many at a time as engines start (each open writes `initializing`).
-    const started: LocalSessionInfo[] = [];
-    const limit = Math.max(1, this.opts.startConcurrency ?? 2);
-    for (const doc of ours) this.restoring.add(doc._id);
+  }
+
+  /** Opens the claimed accounts `limit` at a time, each unless a stop took it out of the queue. */
+  private async openInTurn(
+    ours: AccountDoc[],
+    before: Map<string, AccountStatus>,
+    started: LocalSessionInfo[],
+    limit: number,
+  ): Promise<void> {
     await Promise.all(
       Array.from({ length: Math.min(limit, ours.length) }, async () => {
         for (let doc = ours.shift(); doc !== undefined; doc = ours.shift()) {
@@ -267,7 +292,6 @@ export class SessionRuntime {
         }
       }),
     );
-    return started;
   }
 
   /** `stamped`: `doc` already carries this node's fence and `initializing` (written over `previous`). */

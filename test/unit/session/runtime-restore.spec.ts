@@ -87,4 +87,35 @@ describe("session runtime: a restore's queue", () => {
       await runtime.stopAll();
     }
   });
+
+  it("an account stopped while the restore's claim is still being written is not opened", async () => {
+    const claim = heldStep();
+    let claiming = false;
+    const { runtime, docOf } = simulatedRuntime({
+      beforeClaim: async () => {
+        claiming = true;
+        await claim.held;
+      },
+    });
+    const lostConnected = (id: string) => ({
+      ...docOf(id),
+      status: "connected" as const,
+      node: "n0",
+      epoch: 0,
+    });
+    try {
+      const restoring = runtime.startMany(["c1", "c2"].map(lostConnected));
+      await waitFor(() => claiming, { what: "the claim to be under way" });
+      assert.equal(await runtime.stop("c2"), null);
+      claim.release();
+      await restoring;
+      assert.deepEqual(
+        ["c1", "c2"].filter((id) => runtime.has(id)),
+        ["c1"],
+      );
+    } finally {
+      claim.release();
+      await runtime.stopAll();
+    }
+  });
 });

@@ -38,7 +38,10 @@ export function simulatedRuntime(opts: SimulatedRuntimeOptions = {}) {
       return true;
     },
     // A restore's claim, and its read-back: each account as docOf records it (claimed, initializing).
-    claimMany: async (_ws: string, ids: string[]) => ids.length,
+    claimMany: async (_ws: string, ids: string[]) => {
+      await opts.beforeClaim?.();
+      return ids.length;
+    },
     byIds: async (ids: string[]) => ids.map((id) => docOf(id)),
     claimOne: async (id: string, f: Fence, patch: Partial<AccountDoc>) => {
       await opts.beforeClaim?.();
