@@ -109,10 +109,12 @@ function noWorkerAnswered(err: unknown): boolean {
  * `session.create` gets the rest, so a worker too slow to answer leaves time to answer the client. */
 const CREATE_FALLBACK_MS = 3000;
 
-/** The timeout of a create's `session.create`: the caller's less the fallback's share (none: none). */
-function sessionCreateTimeout(ctx: Context): number | undefined {
+/** The timeout of a create's `session.create`: what is left of the caller's since `startedAt` (epoch
+ * ms) less the fallback's share (none: none). */
+function sessionCreateTimeout(ctx: Context, startedAt: number): number | undefined {
   const budget = Number(ctx.options?.timeout ?? 0);
-  return budget > 2 * CREATE_FALLBACK_MS ? budget - CREATE_FALLBACK_MS : undefined;
+  if (budget <= 2 * CREATE_FALLBACK_MS) return undefined;
+  return Math.max(1, budget - (Date.now() - startedAt) - CREATE_FALLBACK_MS);
 }
 
 /** The account a call names (without the action's other params). */
@@ -150,6 +152,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     create: {
       params: validatorOf(ACCOUNT_PARAMS.create),
       async handler(this: AccountsThis, ctx: Context<CreateAccountParams>): Promise<AccountView> {
+        const startedAt = Date.now();
         const ws = ctx.params.workspaceId;
         const engine = ctx.params.engine ?? configOf(this.broker).engine;
         resolveEngine(engine);
@@ -167,7 +170,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         };
         try {
           // Recorded and started by the workspace's owner, stamped with its fence: no claim to write.
-          const timeout = sessionCreateTimeout(ctx);
+          const timeout = sessionCreateTimeout(ctx, startedAt);
           return await callSession(ctx, "create", params, timeout ? { timeout } : undefined).catch(
             (err: unknown) => {
               if (!noWorkerAnswered(err)) throw err;
