@@ -38,6 +38,7 @@ import {
   RecentReplays,
   RelayedUpTo,
   SnapshotHold,
+  seqOfEvent,
   roomOf,
   withoutQrsInSnapshot,
   withoutReplayed,
@@ -103,6 +104,9 @@ interface Replayed {
 /** How far a replay under way has sent the log (null: nothing yet); kept when a page's read fails. */
 interface ReplayProgress {
   upTo: number | null;
+  /** Where the client resumed from (it has the log up to there), and the seqs the replay sent. */
+  after?: number | null;
+  seqs?: Set<number>;
 }
 
 /** A resume's answer: continue from `nextCursor` with another `resume` while `more`. */
@@ -361,7 +365,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       for (const held of missed) socket.emit(held.event, held.payload);
       // Synchronously after the flush: no event can fall between the two.
       socket.join(roomOf(workspaceId));
-      if (sent.upTo !== null) this.recentReplays.note(workspaceId, socket.id, sent.upTo);
+      if (sent.upTo !== null) this.recentReplays.note(workspaceId, socket.id, sent);
     },
 
     /** Emits the logged events after `after` to the socket, page by page, at most REPLAY_MAX_PAGES;
@@ -371,6 +375,8 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       let cursor = typeof after === "number" ? String(after) : after;
       // The client has the log up to where it resumes from.
       sent.upTo = seqOfCursor(cursor);
+      sent.after = sent.upTo;
+      sent.seqs = new Set();
       let more = false;
       for (let pages = 1; ; pages++) {
         const page = await this.broker.call<
@@ -381,7 +387,11 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
           { workspaceId, after: cursor, limit: REPLAY_PAGE },
           { meta: { workspaceId, keyId, $socketId: socket.id } },
         );
-        for (const item of page.items) socket.emit(item.event, item.payload);
+        for (const item of page.items) {
+          socket.emit(item.event, item.payload);
+          const seq = seqOfEvent(item.payload);
+          if (seq !== null) sent.seqs.add(seq);
+        }
         cursor = page.nextCursor;
         sent.upTo = Number(cursor);
         if (page.items.length < REPLAY_PAGE || !socket.connected) break;
@@ -418,7 +428,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         if (socket.connected && !replayed?.more) {
           for (const held of missed) socket.emit(held.event, held.payload);
           socket.join(roomOf(workspaceId));
-          if (sent.upTo !== null) this.recentReplays.note(workspaceId, socket.id, sent.upTo);
+          if (sent.upTo !== null) this.recentReplays.note(workspaceId, socket.id, sent);
         }
       }
       return { nextCursor: replayed.nextCursor, more: replayed.more };

@@ -129,23 +129,34 @@ export function withoutReplayed(held: HeldEvent[], replayedUpTo: number | null):
 }
 
 /**
- * Sockets just sent the log up to a seq (a replay), for `windowMs`: an event at or below it that was
- * logged before the replay read it but broadcast after the socket joined its room (its status write
- * came between) is not sent to them a second time. The log's reader never steps over a position still
- * being written, so every seq at or below the mark was in the replay.
+ * Sockets a replay just sent events of the log to, for `windowMs`: a live event the replay already sent
+ * (logged before the replay read it, broadcast after the socket joined its room: its status write came
+ * between), or one at or below where the client resumed from, is not sent to them a second time. One
+ * the replay stepped over (a position whose insert committed late) still goes out.
  */
 export class RecentReplays {
-  private readonly byWorkspace = new Map<string, Map<string, { upTo: number; until: number }>>();
+  private readonly byWorkspace = new Map<
+    string,
+    Map<string, { after: number; seqs: ReadonlySet<number>; until: number }>
+  >();
 
   constructor(
     private readonly windowMs = 60_000,
     private readonly now: () => number = Date.now,
   ) {}
 
-  note(workspaceId: string, socketId: string, upTo: number): void {
+  note(
+    workspaceId: string,
+    socketId: string,
+    replayed: { after?: number | null; seqs?: ReadonlySet<number> },
+  ): void {
     let sockets = this.byWorkspace.get(workspaceId);
     if (!sockets) this.byWorkspace.set(workspaceId, (sockets = new Map()));
-    sockets.set(socketId, { upTo, until: this.now() + this.windowMs });
+    sockets.set(socketId, {
+      after: replayed.after ?? 0,
+      seqs: replayed.seqs ?? new Set(),
+      until: this.now() + this.windowMs,
+    });
   }
 
   forget(workspaceId: string, socketId: string): void {
@@ -154,7 +165,7 @@ export class RecentReplays {
     if (sockets?.size === 0) this.byWorkspace.delete(workspaceId);
   }
 
-  /** The sockets of the workspace whose replay already sent the event (none for one without a cursor). */
+  /** The sockets of the workspace that already have the event (none for one without a cursor). */
   sent(workspaceId: string, payload: unknown): string[] {
     const sockets = this.byWorkspace.get(workspaceId);
     const seq = sockets ? seqOfEvent(payload) : null;
@@ -163,7 +174,7 @@ export class RecentReplays {
     const out: string[] = [];
     for (const [socketId, mark] of sockets) {
       if (mark.until < now) sockets.delete(socketId);
-      else if (seq <= mark.upTo) out.push(socketId);
+      else if (seq <= mark.after || mark.seqs.has(seq)) out.push(socketId);
     }
     if (sockets.size === 0) this.byWorkspace.delete(workspaceId);
     return out;

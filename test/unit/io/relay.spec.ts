@@ -105,13 +105,15 @@ describe("io/relay: where a snapshot stands in the log", () => {
     assert.deepEqual([upTo.of("a"), upTo.of("b"), upTo.of("c")], [null, "3", "4"]);
   });
 
-  it("RecentReplays: a live event at or below a socket's replay mark skips that socket, for the window only", () => {
+  it("RecentReplays: a live event a socket's replay sent, or at or below where it resumed, skips that socket, for the window only", () => {
     let now = 1000;
     const r = new RecentReplays(60_000, () => now);
-    r.note("w1", "s1", 10);
-    r.note("w1", "s2", 4);
+    // s1 resumed from 2 and was sent 3, 4, 7 and 10 (the replay stepped over 8: its insert was late).
+    r.note("w1", "s1", { after: 2, seqs: new Set([3, 4, 7, 10]) });
+    r.note("w1", "s2", { after: 4, seqs: new Set() });
     assert.deepEqual(r.sent("w1", { cursor: "4" }), ["s1", "s2"]);
     assert.deepEqual(r.sent("w1", { cursor: "7" }), ["s1"]);
+    assert.deepEqual(r.sent("w1", { cursor: "8" }), [], "stepped over: it goes out live");
     assert.deepEqual(r.sent("w1", { cursor: "11" }), []);
     assert.deepEqual(r.sent("w1", { accountId: "a" }), [], "a QR (no cursor) was never replayed");
     assert.deepEqual(r.sent("w2", { cursor: "1" }), []);
