@@ -1,47 +1,55 @@
 // A restore (startMany after a failover: accounts connected on a lost node) opens the accounts it
-// claimed a few at a time: one logged out
-// or stopped while it waits its turn is not opened after all, and nor is one whose workspace the node
-// lost meanwhile.
+// claimed a few at a time: one logged out or stopped while it waits its turn, or while its claim is
+// written, is not opened after all, and nor is one whose workspace the node lost meanwhile.
 import { strict as assert } from "node:assert";
 import type { Fence, Ownership } from "../../../src/placement/fence.ts";
 import type { Publisher } from "../../../src/session/event-publisher.ts";
 import { heldStep, simulatedRuntime } from "./simulated-runtime.ts";
 import { waitFor } from "../../support/wait.ts";
+import type { AccountDoc } from "../../../src/accounts/types.ts";
+
+/** A publisher whose announcements wait until `release()`: a restore stops at its first two opens. */
+function heldAnnouncements() {
+  const step = heldStep();
+  const state = { holding: 0 };
+  const publisher: Publisher = {
+    record: async (_e, p) => {
+      state.holding++;
+      await step.held;
+      return p;
+    },
+    send: () => undefined,
+  };
+  return { publisher, release: step.release, holding: () => state.holding };
+}
+
+/** The account as a lost node left it: connected there, under an older epoch. */
+const lostConnected = (docOf: (id: string) => AccountDoc) => (id: string) => ({
+  ...docOf(id),
+  status: "connected" as const,
+  node: "n0",
+  epoch: 0,
+});
 
 describe("session runtime: a restore's queue", () => {
   it("an account stopped or logged out while it waits its turn is not opened; the others are", async () => {
-    const first = heldStep();
-    let holding = 0;
-    // Announcements are held: the restore waits at its first two (two at a time), the rest queued.
-    const publisher: Publisher = {
-      record: async (_e, p) => {
-        holding++;
-        await first.held;
-        return p;
-      },
-      send: () => undefined,
-    };
-    const { runtime, docOf } = simulatedRuntime({ publisher });
-    const lostConnected = (id: string) => ({
-      ...docOf(id),
-      status: "connected" as const,
-      node: "n0",
-      epoch: 0,
-    });
+    const held = heldAnnouncements();
+    const { runtime, docOf } = simulatedRuntime({ publisher: held.publisher });
+    const lost = lostConnected(docOf);
     try {
       const ids = ["r1", "r2", "r3", "r4", "r5"];
-      const restoring = runtime.startMany(ids.map(lostConnected));
-      await waitFor(() => holding === 2, { what: "the restore to be under way" });
+      const restoring = runtime.startMany(ids.map(lost));
+      await waitFor(() => held.holding() === 2, { what: "the restore to be under way" });
       assert.equal(await runtime.logout("r4"), null, "nothing runs yet");
       assert.equal(await runtime.stop("r5"), null);
-      first.release();
+      held.release();
       await restoring;
       assert.deepEqual(
         ids.filter((id) => runtime.has(id)),
         ["r1", "r2", "r3"],
       );
     } finally {
-      first.release();
+      held.release();
       await runtime.stopAll();
     }
   });
@@ -53,29 +61,15 @@ describe("session runtime: a restore's queue", () => {
       current: () => (owned ? fence : null),
       acquire: async () => fence,
     };
-    const first = heldStep();
-    let holding = 0;
-    const publisher: Publisher = {
-      record: async (_e, p) => {
-        holding++;
-        await first.held;
-        return p;
-      },
-      send: () => undefined,
-    };
-    const { runtime, docOf } = simulatedRuntime({ publisher, ownership });
-    const lostConnected = (id: string) => ({
-      ...docOf(id),
-      status: "connected" as const,
-      node: "n0",
-      epoch: 0,
-    });
+    const held = heldAnnouncements();
+    const { runtime, docOf } = simulatedRuntime({ publisher: held.publisher, ownership });
+    const lost = lostConnected(docOf);
     try {
-      const restoring = runtime.startMany(["l1", "l2", "l3"].map(lostConnected));
-      await waitFor(() => holding === 2, { what: "the restore to be under way" });
+      const restoring = runtime.startMany(["l1", "l2", "l3"].map(lost));
+      await waitFor(() => held.holding() === 2, { what: "the restore to be under way" });
       owned = false;
       const stopping = runtime.stopWorkspace("ws");
-      first.release();
+      held.release();
       await stopping;
       await restoring;
       assert.deepEqual(
@@ -83,7 +77,7 @@ describe("session runtime: a restore's queue", () => {
         [],
       );
     } finally {
-      first.release();
+      held.release();
       await runtime.stopAll();
     }
   });
@@ -97,14 +91,9 @@ describe("session runtime: a restore's queue", () => {
         await claim.held;
       },
     });
-    const lostConnected = (id: string) => ({
-      ...docOf(id),
-      status: "connected" as const,
-      node: "n0",
-      epoch: 0,
-    });
+    const lost = lostConnected(docOf);
     try {
-      const restoring = runtime.startMany(["c1", "c2"].map(lostConnected));
+      const restoring = runtime.startMany(["c1", "c2"].map(lost));
       await waitFor(() => claiming, { what: "the claim to be under way" });
       assert.equal(await runtime.stop("c2"), null);
       claim.release();
