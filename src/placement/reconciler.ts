@@ -204,18 +204,19 @@ export class Reconciler {
   }
 
   /**
-   * Claims the workspaces of accounts recorded while no worker answered (they carry no owner), and on a
-   * node's first sweep of any account wanting to run whose workspace the table does not name, when this
-   * node is their rendezvous choice; their accounts then start like any other owned ones.
+   * Claims the workspaces of accounts recorded while no worker answered (they carry no owner) and, on
+   * the first sweep of each lease term, of any account wanting to run whose workspace the table does
+   * not name, when this node is their rendezvous choice or their accounts last ran here; their accounts
+   * then start like any other owned ones.
    */
   private async claimUnplaced(): Promise<number> {
     const p = this.placement;
     if (!this.target.unplacedWorkspaces || !p.mirror.synced || !p.mirror.nodesKnown || p.draining) return 0;
     const workers = p.workers();
-    // The first looks at every workspace that wants to run: a placement bucket that lost its records
-    // (JetStream storage gone) names none of them, and their accounts still name their last owner (a
-    // workspace is claimed only once that owner holds no lease, above the epochs its accounts carry).
-    // A new term (after a fence: JetStream away, perhaps losing its storage) sweeps like a first one.
+    // A term's first looks at every workspace that wants to run: a placement bucket that lost its
+    // records (JetStream storage gone) names none of them, and their accounts still name their last
+    // owner (a workspace is claimed only once that owner holds no lease, above the epochs its accounts
+    // carry). A new term comes after a fence: JetStream away, perhaps losing its storage.
     const term = p.liveness.term;
     const unnamed =
       this.sweptTerm !== term && this.target.unnamedWorkspaces ? await this.target.unnamedWorkspaces() : null;
