@@ -25,18 +25,25 @@ export interface Logger {
 }
 
 /** Deletes events older than `retentionMs` every tenth of it (at most hourly); every worker runs it
- * (pruning is idempotent), so the log stays bounded while any worker runs. 0 keeps events forever. */
+ * (pruning is idempotent), so the log stays bounded while any worker runs. 0 keeps events forever. A
+ * prune still running when the next is due (thousands of workspaces on a busy database) is not joined
+ * by another: they would only queue up on the database. `every` schedules (tests pass their own). */
 export function startPruning(
-  log: EventsRepo,
+  log: Pick<EventsRepo, "prune">,
   retentionMs: number,
   logger: Logger,
+  every: (tick: () => void, ms: number) => NodeJS.Timeout = setInterval,
 ): NodeJS.Timeout | undefined {
   if (retentionMs <= 0) return undefined;
-  const timer = setInterval(
+  let running = false;
+  const timer = every(
     () => {
+      if (running) return;
+      running = true;
       log
         .prune(new Date(Date.now() - retentionMs))
-        .catch((err) => logger.warn(`event log: pruning failed: ${(err as Error).message}`));
+        .catch((err) => logger.warn(`event log: pruning failed: ${(err as Error).message}`))
+        .finally(() => (running = false));
     },
     Math.min(retentionMs / 10, 3600_000),
   );
