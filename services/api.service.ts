@@ -24,6 +24,7 @@ import {
 import { aliasesOf } from "../src/gateway/aliases.ts";
 import {
   BODY_LIMIT,
+  corsOnError,
   corsSettings,
   MEDIA_ROUTE,
   mediaBodyLimit,
@@ -139,6 +140,7 @@ export function createApiService(cfg: Config): ServiceSchema {
       log4XXResponses: false,
       // moleculer-web's error writer is replaced: one JSON shape for every failure.
       onError(this: ApiThis, req: Req, res: Res, err: unknown) {
+        corsOnError(cors, req, res);
         sendError(req, res, err, this.logger);
       },
       routes: [
@@ -245,6 +247,7 @@ export function createApiService(cfg: Config): ServiceSchema {
       },
       /** moleculer-web's top-level error hook (it would log every 5xx, even an expected 503). */
       errorHandler(this: ApiThis, req: Req, res: Res, err: unknown) {
+        corsOnError(cors, req, res);
         sendError(req, res, err, this.logger);
       },
     },

@@ -58,9 +58,24 @@ export function corsSettings(cfg: Config) {
     origin: origins.includes("*") ? "*" : origins,
     methods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
     allowedHeaders: ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
-    exposedHeaders: ["Retry-After", "X-Request-ID", "X-RateLimit-Remaining"],
+    exposedHeaders: ["Retry-After", "X-Request-ID", "X-RateLimit-Remaining", "Location"],
     maxAge: 600,
   };
+}
+
+/**
+ * The CORS headers of an answer to an allowed origin, for a failure refused before moleculer-web wrote
+ * its own (a bad key, a rate limit, a body it could not parse: its `use` middlewares run first): without
+ * them a browser sees a CORS failure and cannot read the error's `type` or `Retry-After`.
+ */
+export function corsOnError(cors: ReturnType<typeof corsSettings>, req: Req, res: Res): void {
+  const origin = req.headers.origin;
+  if (!cors || !origin || res.headersSent || res.getHeader("Access-Control-Allow-Origin")) return;
+  const allowed = cors.origin === "*" ? "*" : cors.origin.includes(origin) ? origin : null;
+  if (!allowed) return;
+  res.setHeader("Access-Control-Allow-Origin", allowed);
+  if (allowed !== "*") res.setHeader("Vary", "Origin");
+  res.setHeader("Access-Control-Expose-Headers", cors.exposedHeaders.join(", "));
 }
 
 /** moleculer-web's `onAfterCall` for every route of the table: what the route declares about its

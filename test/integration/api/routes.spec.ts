@@ -513,6 +513,23 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
         headers: { origin: "http://evil.example" },
       });
       assertError(bad, 403, "ORIGIN_NOT_ALLOWED");
+      // Refused before any route ran (a bad key, a body that is no JSON): the allowed origin can still
+      // read why.
+      const allowed = { origin: "http://allowed.example" };
+      const unauthorized = await limited.call("GET", "/api/v1/accounts", {
+        key: "sbk_nope",
+        headers: allowed,
+      });
+      assertError(unauthorized, 401, "UNAUTHORIZED");
+      assert.equal(unauthorized.headers["access-control-allow-origin"], "http://allowed.example");
+      const badJson = await limited.call("POST", "/api/v1/accounts", {
+        key: keyB.key,
+        body: "{x",
+        headers: { ...allowed, "content-type": "application/json" },
+      });
+      assertError(badJson, 400, "BAD_JSON");
+      assert.equal(badJson.headers["access-control-allow-origin"], "http://allowed.example");
+      assert.match(String(badJson.headers["access-control-expose-headers"]), /Retry-After/);
     });
 
     it("GET /api/openapi.json documents every route of the table; /api/docs renders it", async () => {
