@@ -26,6 +26,8 @@ import {
   BODY_LIMIT,
   corsOnError,
   corsSettings,
+  MAX_JSON_DEPTH,
+  nestedDeeperThan,
   MEDIA_ROUTE,
   mediaBodyLimit,
   shapeResult,
@@ -36,6 +38,7 @@ import {
 import { addSecurityHeaders } from "../src/gateway/security-headers.ts";
 import { assertAdminKeyStrength } from "../src/gateway/keys.ts";
 import { onClientError, sendError } from "../src/gateway/http-errors.ts";
+import { BadRequestError, ERR_BAD_JSON } from "../src/errors.ts";
 import { KeyStore } from "../src/gateway/keys.ts";
 import { METRICS, registerGatewayMetrics } from "../src/gateway/metrics.ts";
 import { RateLimiter } from "../src/gateway/rate-limit.ts";
@@ -85,7 +88,16 @@ function jsonBody(limit: string | number, uploads?: UploadSlots): Middleware {
       // Closed already (the client left while its key was checked): no 'close' is coming.
       if (req.destroyed || res.destroyed) release();
     }
-    parse(req, res, next);
+    parse(req, res, (err?: unknown) => {
+      if (err) return next(err);
+      // Nested past any request's shape: refused here, before a deep object overflows the stack of
+      // the JSON encoding of the call that carries it (a 500).
+      if (nestedDeeperThan((req as { body?: unknown }).body, MAX_JSON_DEPTH))
+        return next(
+          new BadRequestError(`Invalid JSON body: nested deeper than ${MAX_JSON_DEPTH} levels`, ERR_BAD_JSON),
+        );
+      next();
+    });
   };
 }
 

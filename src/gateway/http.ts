@@ -108,3 +108,19 @@ export function shapeResult(
   }
   return data;
 }
+
+/** No request body of the API nests deeper than a few levels. */
+export const MAX_JSON_DEPTH = 32;
+
+/** Whether `value` nests objects or arrays deeper than `max` (iterative: any depth is safe to check). */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(v))
+      if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+  }
+  return false;
+}

@@ -420,6 +420,22 @@ describe("api: 1,000 malformed and hostile requests", function () {
     assert.match(answer, /^HTTP\/1\.1 401 /);
   });
 
+  it("a body nested 5,000 deep is a 400 BAD_JSON, not a 500 from the call's encoding; 32 levels pass", async () => {
+    // Written as text: the client's own JSON encoding would overflow its stack first.
+    const nested = (depth: number) => `${'{"a":'.repeat(depth)}"x"${"}".repeat(depth)}`;
+    const body = (depth: number) => `{"from":"15550002222","text":"x","location":${nested(depth)}}`;
+    const path = `/api/v1/accounts/${ownAccount}/simulate/message`;
+    const json = { "content-type": "application/json" };
+    const deep = await gw.call("POST", path, { key: attackerKey, body: body(5000), headers: json });
+    assert.equal(deep.status, 400, String(deep.body));
+    assert.equal(deep.json.type, "BAD_JSON");
+    assert.match(deep.json.message, /nested deeper than 32 levels/);
+    // Within the depth: whatever the route says of it (a 4xx for a location that is no location).
+    const shallow = await gw.call("POST", path, { key: attackerKey, body: body(30), headers: json });
+    assert.ok(shallow.status >= 400 && shallow.status < 500, String(shallow.body));
+    assert.notEqual(shallow.json.type, "BAD_JSON");
+  });
+
   it("a key holds at most 4 large bodies in flight on a gateway: the 5th is refused 429 before it is read", async () => {
     const path = `/api/v1/accounts/${ownAccount}/messages`;
     /** A large body that never finishes: it holds its slot until the socket goes. */
