@@ -15,7 +15,6 @@ import type { Config } from "../config.ts";
 import { carriesFence } from "./fence.ts";
 import { chooseOwner } from "./hrw.ts";
 import type { UnnamedWorkspace, WorkerOwnership } from "./worker-ownership.ts";
-import { awaitsStart } from "../lifecycle/states.ts";
 import { inParallel } from "../in-parallel.ts";
 
 type Logger = { info(...a: unknown[]): void; warn(...a: unknown[]): void; debug(...a: unknown[]): void };
@@ -249,10 +248,12 @@ export class Reconciler {
       const fence = p.current(doc.workspaceId);
       if (!fence) return false;
       // Under the current ownership the runtime is the authority (explicit starts and stops, engine
-      // verdicts); the reconciler brings up what has not run under it yet (new owner, new epoch), a
-      // start that was lost: claimed under this fence (awaitsStart), yet not running here, and one
-      // left `stopped` yet wanted running (a restart whose start failed after its stop).
-      return !carriesFence(doc, fence) || awaitsStart(doc) || doc.status === "stopped";
+      // verdicts); the reconciler brings up what has not run under it yet (new owner, new epoch), and
+      // what is wanted running under this fence yet runs nowhere here: a start that was lost (claimed,
+      // awaitsStart), one left `stopped` (a restart whose start failed after its stop), one whose record
+      // still shows it live (a stop whose write the database did not take). Only an engine's verdict
+      // (`failed`, `logged_out`) stands.
+      return !carriesFence(doc, fence) || (doc.status !== "failed" && doc.status !== "logged_out");
     });
     if (toStart.length === 0) return;
     const startMany = this.target.startMany?.bind(this.target);
