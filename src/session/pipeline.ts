@@ -326,7 +326,14 @@ export class SessionPipeline {
     );
     if (run.showsQr && holds) {
       if (!done.broadcast) {
-        await this.broadcastRun(run, await this.recordRun(run, done), await rendering);
+        const recorded = await this.recordRun(run, done);
+        if (s.closed || !this.fenceHolds()) {
+          // Stopped, or the fence gone, while it was logged: no QR of this session is to be scanned
+          // any more, nor its status written (the stop's `stopped` follows).
+          await rendering.catch(() => undefined);
+          return;
+        }
+        await this.broadcastRun(run, recorded, await rendering);
         done.broadcast = true;
       }
       if (

@@ -80,4 +80,33 @@ describe("session/runtime: a stop while received messages wait to be published",
     assert.equal(await logout, null, "not running here: the caller deletes the saved state");
     assert.equal(await stopping, "stopped");
   });
+
+  it("a QR whose announcement was still being logged when the session stopped is never shown", async () => {
+    const logged = heldStep();
+    const sent: string[] = [];
+    let holding = false;
+    const publisher: Publisher = {
+      record: async (event, payload) => {
+        if (event === "account.status" && (payload as { status: string }).status === "qr_scanning") {
+          holding = true;
+          await logged.held;
+        }
+        return payload;
+      },
+      send: (event) => void sent.push(event),
+    };
+    const { runtime, docOf } = simulatedRuntime({ publisher });
+    try {
+      await runtime.start(docOf("acc_qr"));
+      await waitFor(() => holding, { what: "the QR screen's announcement being logged" });
+      const stopping = runtime.stop("acc_qr");
+      await waitFor(() => !runtime.has("acc_qr"), { what: "the session closed" });
+      logged.release();
+      await stopping;
+      assert.equal(sent.includes("account.qr"), false, "no QR of a stopped session");
+    } finally {
+      logged.release();
+      await runtime.stopAll();
+    }
+  });
 });
