@@ -52,9 +52,15 @@ export class ClusterPlacement {
         await openBucket(() =>
           js.views.kv(bucketName(this.cfg, "nodes"), { history: 1, ttl: this.leaseTtlMs }),
         );
-      if (!placementGone && !nodesGone) return false;
+      // Made again by another node: this node's watch still reads the one that was deleted.
+      const stale = !this.mirror.watches((await this.placementKv.status()).streamInfo.created);
+      if (!placementGone && !nodesGone && !stale) return false;
       const lost = [placementGone && "placement", nodesGone && "nodes"].filter(Boolean).join(" and ");
-      logger?.warn(`JetStream lost the ${lost} bucket(s): created again, placement watch rebuilt`);
+      logger?.warn(
+        lost
+          ? `JetStream lost the ${lost} bucket(s): created again, placement watch rebuilt`
+          : "The placement bucket was made again by another node: placement watch rebuilt",
+      );
       await this.mirror.rewatch(this.placementKv, (err, attempt) =>
         logger?.warn(`Placement watch not rebuilt yet (attempt ${attempt}): ${err.message}`),
       );

@@ -38,6 +38,9 @@ export interface ReconcileTarget {
 
 /** Every this many passes (and on the first), a worker looks for accounts no worker ever took. */
 const UNPLACED_SWEEP_EVERY = 10;
+/** For this long after a lease term begins, every pass sweeps every workspace wanting to run: the
+ * placement watch may still hold records of a bucket JetStream lost (rebuilt within seconds). */
+const BROAD_SWEEP_MS = 30_000;
 /** Periodic passes read the owned workspaces' accounts every this many times (and on the first). */
 const DATABASE_EVERY = 10;
 
@@ -50,9 +53,10 @@ export class Reconciler {
   private readonly orphanSince = new Map<string, number>();
   private readonly starting = new Set<string>();
   private passes = 0;
-  /** The lease term whose first sweep looked at every workspace wanting to run (later sweeps of a term
-   * look at never-placed accounts only). */
-  private sweptTerm: number | null = null;
+  /** The lease term seen last, and until when (epoch ms) its passes sweep every workspace wanting to
+   * run (later sweeps of a term look at never-placed accounts only). */
+  private termSeen: number | null = null;
+  private broadUntil = 0;
   private ticks = 0;
   /** The next pass reads the owned workspaces' accounts (step 2). */
   private databaseDue = true;
@@ -122,7 +126,13 @@ export class Reconciler {
   async reconcile({ readDatabase = true } = {}): Promise<void> {
     if (this.stopped || !this.placement.liveness.isCurrent()) return;
     let claimed = await this.claimOrphansAndAdopt();
-    if (this.passes++ % UNPLACED_SWEEP_EVERY === 0) claimed += await this.claimUnplaced();
+    const term = this.placement.liveness.term;
+    if (term !== this.termSeen) {
+      this.termSeen = term;
+      this.broadUntil = Date.now() + BROAD_SWEEP_MS;
+    }
+    const broad = Date.now() < this.broadUntil;
+    if (this.passes++ % UNPLACED_SWEEP_EVERY === 0 || broad) claimed += await this.claimUnplaced(broad);
     if (readDatabase || claimed > 0) {
       // This read answers every change announced so far (the pass's own claims kick too): the pass
       // that follows needs no second read unless a change comes after this point.
@@ -203,22 +213,20 @@ export class Reconciler {
   }
 
   /**
-   * Claims the workspaces of accounts recorded while no worker answered (they carry no owner) and, on
-   * the first sweep of each lease term, of any account wanting to run whose workspace the table does
+   * Claims the workspaces of accounts recorded while no worker answered (they carry no owner) and, in
+   * a lease term's first BROAD_SWEEP_MS, of any account wanting to run whose workspace the table does
    * not name, when this node is their rendezvous choice or their accounts last ran here; their accounts
    * then start like any other owned ones.
    */
-  private async claimUnplaced(): Promise<number> {
+  private async claimUnplaced(broad: boolean): Promise<number> {
     const p = this.placement;
     if (!this.target.unplacedWorkspaces || !p.mirror.synced || !p.mirror.nodesKnown || p.draining) return 0;
     const workers = p.workers();
-    // A term's first looks at every workspace that wants to run: a placement bucket that lost its
-    // records (JetStream storage gone) names none of them, and their accounts still name their last
-    // owner (a workspace is claimed only once that owner holds no lease, above the epochs its accounts
-    // carry). A new term comes after a fence: JetStream away, perhaps losing its storage.
-    const term = p.liveness.term;
-    const unnamed =
-      this.sweptTerm !== term && this.target.unnamedWorkspaces ? await this.target.unnamedWorkspaces() : null;
+    // Early in a term, every workspace that wants to run: a placement bucket that lost its records
+    // (JetStream storage gone) names none of them, and their accounts still name their last owner (a
+    // workspace is claimed only once that owner holds no lease, above the epochs its accounts carry).
+    // A new term comes after a fence: JetStream away, perhaps losing its storage.
+    const unnamed = broad && this.target.unnamedWorkspaces ? await this.target.unnamedWorkspaces() : null;
     const candidates = unnamed ? [...unnamed.keys()] : await this.target.unplacedWorkspaces();
     // Its rendezvous choice, or a workspace whose accounts last ran here (the claim checks the leases of
     // the other nodes they name).
@@ -227,7 +235,6 @@ export class Reconciler {
         !p.mirror.get(ws) &&
         (chooseOwner(ws, workers) === p.nodeId || unnamed?.get(ws)?.lastOwners.includes(p.nodeId)),
     );
-    this.sweptTerm = term;
     let won = 0;
     await inParallel(mine, 16, async (ws) => {
       if (await p.claim(ws, null, false, unnamed?.get(ws)).catch(() => null)) won++;
