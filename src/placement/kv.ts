@@ -12,9 +12,6 @@ import { PlacementTable } from "./placement-table.ts";
 import { retry } from "../retry.ts";
 
 export class ClusterPlacement {
-  private restoring: Promise<boolean> | null = null;
-  private restoredAt = 0;
-
   private constructor(
     readonly nc: NatsConnection,
     readonly table: PlacementTable,
@@ -23,56 +20,7 @@ export class ClusterPlacement {
     /** How long this node's lease may count on its key staying in the `nodes` bucket: LEASE_TTL_MS, or
      * the bucket's own TTL where that is shorter (see nodesBucketTtl). */
     readonly leaseTtlMs: number,
-    private readonly cfg: Config,
-    private readonly placementKv: KV,
   ) {}
-
-  /**
-   * Creates the buckets again when their streams are gone (JetStream lost its storage, a stream was
-   * deleted) and rebuilds the placement watch: without it every running node fails its renewals for
-   * ever, fenced, until restarted. Asked after a failed renewal; looks at most once a second. Resolves
-   * with whether it created one.
-   */
-  restoreBuckets(logger?: { warn(...a: unknown[]): void }): Promise<boolean> {
-    if (this.restoring || Date.now() - this.restoredAt < 1000)
-      return this.restoring ?? Promise.resolve(false);
-    this.restoredAt = Date.now();
-    this.restoring = (async () => {
-      const jsm = await this.nc.jetstreamManager();
-      const js = this.nc.jetstream();
-      const missing = async (kind: "placement" | "nodes") =>
-        jsm.streams.info(`KV_${bucketName(this.cfg, kind)}`).then(
-          () => false,
-          (err: Error) => /stream not found/i.test(err.message),
-        );
-      const [placementGone, nodesGone] = await Promise.all([missing("placement"), missing("nodes")]);
-      if (placementGone)
-        await openBucket(() => js.views.kv(bucketName(this.cfg, "placement"), { history: 1 }));
-      if (nodesGone)
-        await openBucket(() =>
-          js.views.kv(bucketName(this.cfg, "nodes"), { history: 1, ttl: this.leaseTtlMs }),
-        );
-      // Made again by another node: this node's watch still reads the one that was deleted.
-      const stale = !this.mirror.watches((await this.placementKv.status()).streamInfo.created);
-      if (!placementGone && !nodesGone && !stale) return false;
-      const lost = [placementGone && "placement", nodesGone && "nodes"].filter(Boolean).join(" and ");
-      logger?.warn(
-        lost
-          ? `JetStream lost the ${lost} bucket(s): created again, placement watch rebuilt`
-          : "The placement bucket was made again by another node: placement watch rebuilt",
-      );
-      await this.mirror.rewatch(this.placementKv, (err, attempt) =>
-        logger?.warn(`Placement watch not rebuilt yet (attempt ${attempt}): ${err.message}`),
-      );
-      return true;
-    })()
-      .catch((err: Error) => {
-        logger?.warn(`Looking for lost placement buckets failed: ${err.message}`);
-        return false;
-      })
-      .finally(() => (this.restoring = null));
-    return this.restoring;
-  }
 
   static async connect(cfg: Config, logger?: { warn(...a: unknown[]): void }): Promise<ClusterPlacement> {
     batchNatsWrites();
@@ -94,15 +42,7 @@ export class ClusterPlacement {
       const bucketTtlMs = await nodesBucketTtl(nc, nodesKv, cfg.leaseTtlMs, logger);
       const mirror = new PlacementMirror();
       const leaseTtlMs = Math.min(cfg.leaseTtlMs, bucketTtlMs);
-      placement = new ClusterPlacement(
-        nc,
-        new PlacementTable(placementKv),
-        nodesKv,
-        mirror,
-        leaseTtlMs,
-        cfg,
-        placementKv,
-      );
+      placement = new ClusterPlacement(nc, new PlacementTable(placementKv), nodesKv, mirror, leaseTtlMs);
       await mirror.start(placementKv, nodesKv, Math.max(100, Math.min(cfg.leaseRenewMs, 1000)), bucketTtlMs);
     } catch (err) {
       // A node that cannot take part leaves no connection behind.

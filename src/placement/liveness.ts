@@ -52,8 +52,6 @@ export interface LivenessOptions {
   onFence(): void | Promise<void>;
   /** A new lease term began (first renewal, or the first one after a fence). */
   onLease?(term: number): void;
-  /** A renewal failed (its bucket may be gone: see ClusterPlacement.restoreBuckets). */
-  onRenewalFailed?(err: Error): void;
   logger?: { warn(...a: unknown[]): void; info(...a: unknown[]): void };
 }
 
@@ -168,7 +166,6 @@ export class Liveness {
       sentAt = await this.writeLease();
     } catch (err) {
       this.opts.logger?.warn(`Lease renewal of ${this.opts.nodeId} failed: ${(err as Error).message}`);
-      this.opts.onRenewalFailed?.(err as Error);
     } finally {
       this.renewing = false;
     }

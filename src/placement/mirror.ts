@@ -287,11 +287,6 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
    * a placement change again (no adoption of handed-off workspaces, no fencing on lost ones). A call
    * while a rebuild runs asks for one more after it (the watch it builds may already be gone).
    */
-  /** Whether the watch reads the bucket created at `created` (false: it was made again since). */
-  watches(created: string): boolean {
-    return this.bucketCreated === created;
-  }
-
   async rewatch(kv: KV, onError?: (err: Error, attempt: number) => void): Promise<void> {
     this.rewatchWanted = true;
     if (this.rewatching) return;

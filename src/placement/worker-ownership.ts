@@ -81,7 +81,6 @@ export class WorkerOwnership implements Ownership {
       }),
       onFence: () => this.fence(),
       onLease: () => this.onChange(),
-      onRenewalFailed: () => void opts.placement.restoreBuckets?.(opts.logger),
       logger: opts.logger,
     });
   }

@@ -81,29 +81,14 @@ describe("session/outbound: the queue, its media and its limits", function () {
     db.collection<IdempotencyDoc>("idempotency").findOne({ _id: `acc_1|${key}` });
 
   describe("stored media of a queued send", () => {
-    it("outlives the orphans' hour while its record lives: pruned only unnamed or expired, then sent", async () => {
+    it("outlives the orphans' hour while its record lives: only unnamed media is pruned, then it is sent", async () => {
       const kept = await media.put(PNG);
       const orphan = await media.put(PNG);
-      const expired = await media.put(PNG);
       await queued("k1", "", { kind: "stored", mediaId: kept, mimetype: "image/png", size: PNG.length });
-      await new IdempotencyRepo(db, 1).begin({
-        workspaceId: "ws",
-        accountId: "acc_1",
-        key: "gone",
-        digest: "d",
-        attempt: "dead",
-        node: "n1",
-        epoch: 1,
-        request: {
-          draft: { to: "4915100000002", type: "image" },
-          media: { kind: "stored", mediaId: expired, mimetype: "image/png", size: PNG.length },
-        },
-      });
       // What the pruning does once every file is past the orphans' hour.
       const pruned = await pruneOutboundMedia(media, idempotency, new Date(Date.now() + 1000));
-      assert.equal(pruned, 2);
+      assert.equal(pruned, 1);
       assert.equal(await media.get(orphan), null, "an orphan goes");
-      assert.equal(await media.get(expired), null, "so does the media of an expired record");
       assert.ok(await media.get(kept), "the queued send's media stays");
 
       assert.equal(await sender().resume("acc_1"), 1);
