@@ -226,6 +226,8 @@
 
   el.close.addEventListener("click", close);
   el.dialog.addEventListener("close", () => {
+    // The browser sends "close" a moment later: the dialog may have been opened again meanwhile.
+    if (el.dialog.open) return;
     state.generation++;
     state.accountId = null;
     const target = state.returnFocus && state.returnFocus.isConnected ? state.returnFocus : null;

@@ -147,6 +147,8 @@
 
   el.qrClose.addEventListener("click", close);
   el.dialog.addEventListener("close", () => {
+    // The browser sends "close" a moment later: the dialog may have been opened again meanwhile.
+    if (el.dialog.open) return;
     state.accountId = null;
     // Back to the button that opened the dialog (the browser cannot: "Connect" was disabled while the
     // account was created, and a row's "Show QR" may have been replaced since).

@@ -464,6 +464,61 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     await sb.rest("DELETE", `/api/v1/accounts/${created.id}`, key);
   });
 
+  it("a dialog closed and at once opened again still follows its account", async () => {
+    // The browser sends a dialog's "close" event a moment after it closed; under load a quick reopen
+    // came first, and that late event then made the open dialog forget its account.
+    const ws = `reopen${randomBytes(3).toString("hex")}`;
+    const key = await sb.workspaceKey(ws);
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on("pageerror", (err) => pageErrors.push(String(err)));
+    const reopen = (dialog: string, id: string) =>
+      page.evaluate(
+        (dialogId, accountId, api) =>
+          new Promise<void>((resolve) => {
+            const d = document.getElementById(dialogId) as HTMLDialogElement;
+            const view = (window as unknown as Record<string, { open(id: string): void; close(): void }>)[
+              api
+            ];
+            // The page's own listener was added first, so it has run when this one resolves.
+            d.addEventListener("close", () => resolve(), { once: true });
+            view.close();
+            view.open(accountId);
+          }),
+        dialog,
+        id,
+        dialog === "messages-dialog" ? "SwitchboardMessages" : "SwitchboardQrDialog",
+      );
+
+    await offlineSwitch(page); // unused here: linkAndOpenMessages expects it
+    const desk = await sb.rest<{ id: string }>("POST", "/api/v1/accounts", key, { name: "Desk" });
+    await linkAndOpenMessages(page, key, desk.id, "+15550004324");
+    await reopen("messages-dialog", desk.id);
+    await sb.rest("POST", `/api/v1/accounts/${desk.id}/simulate/logout`, key, {});
+    await waitForOrExplain(
+      page,
+      '#messages-dialog[open][data-connected="false"] #send-submit:disabled',
+      desk.id,
+      () => sb.rest("GET", `/api/v1/accounts/${desk.id}`, key),
+    );
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("#messages-dialog:not([open])");
+
+    const front = await sb.rest<{ id: string }>("POST", "/api/v1/accounts", key, { name: "Front" });
+    const row = `tr[data-account-id="${front.id}"]`;
+    await page.waitForSelector(`${row} .status[data-status="qr_scanning"]`);
+    await page.click(`${row} button[aria-label="Show QR code of Front"]`);
+    await page.waitForSelector(`#qr-dialog[open][data-account-id="${front.id}"] #qr-image:not([hidden])`);
+    await reopen("qr-dialog", front.id);
+    await sb.rest("POST", `/api/v1/accounts/${front.id}/simulate/scan`, key, { phoneNumber: "+15550004325" });
+    // Connected, the dialog closes by itself and the page says so.
+    await page.waitForSelector("#qr-dialog:not([open])");
+    assert.equal(await text(page, "#accounts-notice"), "Front is connected as 15550004325.");
+    assert.deepEqual(pageErrors, []);
+    await page.close();
+    await Promise.all([desk.id, front.id].map((id) => sb.rest("DELETE", `/api/v1/accounts/${id}`, key)));
+  });
+
   it("a reconnect whose catching up the server refuses: the page reads everything again and says so", async () => {
     const ws = `lost${randomBytes(3).toString("hex")}`;
     // One socket call a minute: a test client spends it, so the page's reconnect (its replay is a
