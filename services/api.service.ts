@@ -38,7 +38,7 @@ import {
 import { addSecurityHeaders } from "../src/gateway/security-headers.ts";
 import { assertAdminKeyStrength } from "../src/gateway/keys.ts";
 import { onClientError, sendError } from "../src/gateway/http-errors.ts";
-import { BadRequestError, ERR_BAD_JSON } from "../src/errors.ts";
+import { BadRequestError, ERR_BAD_JSON, ERR_UNSUPPORTED_MEDIA_TYPE } from "../src/errors.ts";
 import { KeyStore } from "../src/gateway/keys.ts";
 import { METRICS, registerGatewayMetrics } from "../src/gateway/metrics.ts";
 import { RateLimiter } from "../src/gateway/rate-limit.ts";
@@ -65,7 +65,14 @@ interface ApiThis extends Service, Gatekeeper {
 type Middleware = (req: Req, res: Res, next: (err?: unknown) => void) => void;
 /** moleculer-web's own body-parser (the package it ships). */
 const { bodyParser } = ApiGateway as unknown as {
-  bodyParser: { json(opts: { limit: string | number; strict: boolean; inflate: boolean }): Middleware };
+  bodyParser: {
+    json(opts: {
+      limit: string | number;
+      strict: boolean;
+      inflate: boolean;
+      type: () => boolean;
+    }): Middleware;
+  };
 };
 
 /** The JSON body up to `limit`, as sent: a compressed body is refused (415), so no request makes the
@@ -73,9 +80,20 @@ const { bodyParser } = ApiGateway as unknown as {
  * no key: moleculer-web answers it after `use`). With `uploads`, a body past BODY_LIMIT is read only in
  * one of its slots (upload-slots.ts), held until the request ends. */
 function jsonBody(limit: string | number, uploads?: UploadSlots): Middleware {
-  const parse = bodyParser.json({ limit, strict: true, inflate: false });
+  // Every body is read as JSON: one of another declared type is refused before (notJson).
+  const parse = bodyParser.json({ limit, strict: true, inflate: false, type: () => true });
   return (req, res, next) => {
     if (req.method === "OPTIONS") return next();
+    const declared = notJson(req.headers);
+    if (declared)
+      return next(
+        new BadRequestError(
+          `Request bodies are JSON: send Content-Type: application/json (got ${declared})`,
+          ERR_UNSUPPORTED_MEDIA_TYPE,
+          { contentType: declared },
+          415,
+        ),
+      );
     if (uploads && req.$caller && isLargeBody(req.headers, SMALL_BODY_BYTES)) {
       let release: () => void;
       try {
@@ -99,6 +117,17 @@ function jsonBody(limit: string | number, uploads?: UploadSlots): Middleware {
       next();
     });
   };
+}
+
+/** The media type of a body that declares one other than JSON (a form, text, XML: body-parser would
+ * skip it, and the route run as if nothing had been sent); null for a JSON body, for a body sent
+ * without a Content-Type (read as JSON), and when there is no body. */
+function notJson(headers: Req["headers"]): string | null {
+  const type = headers["content-type"];
+  if (!type || headers["content-length"] === "0") return null;
+  if (headers["content-length"] === undefined && headers["transfer-encoding"] === undefined) return null;
+  const mediaType = type.split(";")[0].trim().toLowerCase();
+  return mediaType === "application/json" || mediaType.endsWith("+json") ? null : mediaType;
 }
 
 /** BODY_LIMIT in bytes: a body past it takes an upload slot. */

@@ -51,6 +51,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   404: "Not found (another workspace's account is also a 404)",
   409: "The account is not in a state that allows this",
   413: "Body larger than the limit",
+  415: "A body that is not JSON (another Content-Type), or a compressed one",
   422: "Validation error",
   429: "Rate limit of the key exceeded (see Retry-After)",
   501: "Not implemented",
@@ -268,7 +269,7 @@ function operationOf(route: RouteSpec): JsonSchema {
   const errorCodes = new Set<number>(route.errors ?? []);
   if (route.auth !== "public") [401, 422, 429].forEach((c) => errorCodes.add(c));
   if (route.auth === "admin") errorCodes.add(403);
-  if (Object.values(route.params).some((p) => p.in === "body")) [400, 413].forEach((c) => errorCodes.add(c));
+  if (Object.values(route.params).some((p) => p.in === "body")) [400, 413, 415].forEach((c) => errorCodes.add(c));
   for (const code of [...errorCodes].sort()) {
     responses[String(code)] = {
       description: ERROR_DESCRIPTIONS[code] ?? "Error",

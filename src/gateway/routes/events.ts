@@ -21,7 +21,7 @@ export const EVENT_ROUTES: RouteSpec[] = [
       limit: {
         in: "query",
         type: "string",
-        pattern: /^[1-9][0-9]{0,3}$/,
+        pattern: /^(?:[1-9][0-9]{0,2}|1000)$/,
         optional: true,
         description: "Events per page, 1–1000 (default 100)",
       },

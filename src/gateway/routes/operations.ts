@@ -34,9 +34,10 @@ export const OPERATIONS_ROUTES: RouteSpec[] = [
     handler: "metrics",
     params: {},
     auth: "public",
-    summary: "Prometheus metrics: Moleculer's and Switchboard's",
+    summary: "Prometheus metrics: Moleculer's and Switchboard's (with METRICS_TOKEN set, as a Bearer token)",
     tag: "operations",
     produces: ["text/plain"],
+    errors: [401],
   },
   {
     id: "openapi",

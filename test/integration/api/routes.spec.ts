@@ -472,6 +472,47 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
       );
     });
 
+    it("a body that says it is no JSON → 415 UNSUPPORTED_MEDIA_TYPE, nothing created; one saying nothing is read as JSON", async () => {
+      const k = await gc.createKey("ws-types");
+      // `curl -d '{...}'` sends a form's type: the name was dropped and an unnamed account created.
+      for (const type of [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+      ]) {
+        const res = await gw.call("POST", "/api/v1/accounts", {
+          key: k.key,
+          body: '{"name":"typed"}',
+          headers: { "content-type": type },
+        });
+        assertError(res, 415, "UNSUPPORTED_MEDIA_TYPE");
+        assert.equal(res.json.data.contentType, type.split(";")[0]);
+        assert.match(res.json.message, /Content-Type: application\/json/);
+      }
+      assert.deepEqual((await gw.call("GET", "/api/v1/accounts", { key: k.key })).json.items, []);
+      // A body without a type is read as JSON; a JSON subtype is JSON; a bodyless POST needs no type.
+      const untyped = await gw.call("POST", "/api/v1/accounts", {
+        key: k.key,
+        body: '{"name":"untyped"}',
+        headers: { "content-type": "" },
+      });
+      assert.equal(untyped.status, 201, String(untyped.body));
+      assert.equal(untyped.json.name, "untyped");
+      const subtype = await gw.call("POST", "/api/v1/accounts", {
+        key: k.key,
+        body: { name: "subtype" },
+        headers: { "content-type": "application/vnd.switchboard+json; charset=utf-8" },
+      });
+      assert.equal(subtype.status, 201, String(subtype.body));
+      const restarted = await gw.call("POST", `/api/v1/accounts/${subtype.json.id}/restart`, {
+        key: k.key,
+        headers: { "content-type": "text/plain" },
+      });
+      assert.equal(restarted.status, 200, String(restarted.body));
+      for (const id of [untyped.json.id, subtype.json.id])
+        assert.equal((await gw.call("DELETE", `/api/v1/accounts/${id}`, { key: k.key })).status, 200);
+    });
+
     it("per-key rate limit → 429 RATE_LIMITED with Retry-After; other keys unaffected", async () => {
       const k = await gc.createKey("ws-rate");
       const statuses: number[] = [];

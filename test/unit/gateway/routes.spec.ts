@@ -67,6 +67,13 @@ describe("gateway route table and OpenAPI", () => {
     const qr = doc.paths["/api/v1/accounts/{accountId}/qr"].get;
     assert.ok(qr.responses["200"].content["image/png"]);
     assert.ok(qr.responses["409"]);
+    // A body route says what a body that is no JSON gets; /metrics, what a missing METRICS_TOKEN gets.
+    assert.ok(doc.paths["/api/v1/accounts"].post.responses["415"]);
+    assert.ok(doc.paths["/metrics"].get.responses["401"]);
+    const limit = doc.paths["/api/v1/events"].get.parameters.find((p: any) => p.name === "limit");
+    assert.ok(
+      new RegExp(limit.schema.pattern).test("1000") && !new RegExp(limit.schema.pattern).test("1001"),
+    );
     const html = renderDocsHtml(doc);
     assert.ok(html.includes("/api/v1/accounts/{accountId}/qr"));
     assert.ok(!/<script/i.test(html));
