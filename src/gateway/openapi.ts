@@ -269,7 +269,8 @@ function operationOf(route: RouteSpec): JsonSchema {
   const errorCodes = new Set<number>(route.errors ?? []);
   if (route.auth !== "public") [401, 422, 429].forEach((c) => errorCodes.add(c));
   if (route.auth === "admin") errorCodes.add(403);
-  if (Object.values(route.params).some((p) => p.in === "body")) [400, 413, 415].forEach((c) => errorCodes.add(c));
+  if (Object.values(route.params).some((p) => p.in === "body"))
+    [400, 413, 415].forEach((c) => errorCodes.add(c));
   for (const code of [...errorCodes].sort()) {
     responses[String(code)] = {
       description: ERROR_DESCRIPTIONS[code] ?? "Error",
