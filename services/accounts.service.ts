@@ -1,7 +1,7 @@
 // `accounts`: the account registry (DESIGN.md, "Services"). Stateless, runs anywhere; validates
 // tenancy (an account of another workspace is a 404, never a 403) and asks `session.*` for anything
 // that touches a live engine. REST and Socket.IO reach accounts only through these actions.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
 import { mongoMixin, type MongoVars } from "../mixins/mongo.mixin.ts";
 import {
@@ -28,8 +28,10 @@ import {
   NotImplementedByEngine,
   ValidationError,
   WorkspaceUnavailableError,
+  ERR_IDEMPOTENCY_MISMATCH,
 } from "../src/errors.ts";
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
+import { KeyedSerial } from "../src/keyed-serial.ts";
 import { AccountTally, QuotaBook } from "../src/quotas.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { QuotasRepo } from "../src/store/quotas-repo.ts";
@@ -53,6 +55,8 @@ interface AccountsVars extends MongoVars {
   events: EventsRepo;
   /** `broadcast` of account events, each logged first (src/session/event-publisher.ts). */
   publish: Broadcast;
+  /** Idempotent creates, one at a time per account id (the key's). */
+  creates: KeyedSerial;
 }
 
 export interface ListParams extends WorkspaceParams {
@@ -75,6 +79,7 @@ export interface EventsParams extends WorkspaceParams {
 interface AccountsMethods {
   ownAccount(params: AccountParams): Promise<AccountDoc>;
   viewOf(params: AccountParams): Promise<AccountView>;
+  createAccount(ctx: Context<CreateAccountParams>, _id: string): Promise<AccountView>;
   createUnplaced(ctx: Context, p: NewAccount, now: Date): Promise<AccountView>;
   /** messagesMixin: deletes received media, idempotency and status records of an account. */
   forgetMessages(accountId: string): Promise<void>;
@@ -89,6 +94,31 @@ function randomChars(n: number): string {
   let out = "";
   for (const b of randomBytes(n)) out += ID_ALPHABET[b % ID_ALPHABET.length];
   return out;
+}
+
+/** The id of the account a create with Idempotency-Key `key` records in `workspaceId`: the same for
+ * every repeat, another for every other key or workspace. */
+function idempotentAccountId(workspaceId: string, key: string): string {
+  const digest = createHash("sha256").update(`${workspaceId}\n${key}`).digest();
+  let out = "";
+  for (const b of digest.subarray(0, 16)) out += ID_ALPHABET[b % ID_ALPHABET.length];
+  return `acc_${out}`;
+}
+
+/** A repeat of a create with an Idempotency-Key: the account the first recorded, unless the repeat
+ * asks for another name or engine (a key used for another account: 422, nothing created). */
+function replayCreate(ctx: Context<CreateAccountParams>, doc: AccountDoc): AccountView {
+  const { name, engine, idempotencyKey } = ctx.params;
+  if ((name !== undefined && name !== doc.name) || (engine !== undefined && engine !== doc.engine))
+    throw new Errors.MoleculerClientError(
+      `Idempotency key '${idempotencyKey}' created another account (${doc._id}: name '${doc.name}', engine ${doc.engine})`,
+      422,
+      ERR_IDEMPOTENCY_MISMATCH,
+      { field: "idempotencyKey", key: idempotencyKey, accountId: doc._id },
+    );
+  const meta = ctx.meta as { $responseHeaders?: Record<string, string> };
+  meta.$responseHeaders = { ...meta.$responseHeaders, "Idempotent-Replayed": "true" };
+  return toAccountView(doc);
 }
 
 /** The call reached no worker, or its answer was lost (as opposed to a worker refusing it). */
@@ -151,41 +181,17 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
 
     create: {
       params: validatorOf(ACCOUNT_PARAMS.create),
-      async handler(this: AccountsThis, ctx: Context<CreateAccountParams>): Promise<AccountView> {
-        const startedAt = Date.now();
-        const ws = ctx.params.workspaceId;
-        const engine = ctx.params.engine ?? configOf(this.broker).engine;
-        resolveEngine(engine);
-        // Read only when it can matter: never for a workspace's first account (see reserve).
-        const first = await this.tally.reserve(ws, async () => (await this.quotas.of(ws)).accounts);
-        const now = new Date();
-        const _id = `acc_${randomChars(16)}`;
-        const params: NewAccount = {
-          workspaceId: ctx.params.workspaceId,
-          accountId: _id,
-          sessionId: `${engine}_${ctx.params.workspaceId}_${Math.floor(now.getTime() / 1000)}_${randomChars(8)}`,
-          name: ctx.params.name ?? `Account ${_id.slice(-4)}`,
-          engine,
-          ...(first ? { firstInWorkspace: true } : {}),
-        };
-        try {
-          // Recorded and started by the workspace's owner, stamped with its fence: no claim to write.
-          const timeout = sessionCreateTimeout(ctx, startedAt);
-          return await callSession(ctx, "create", params, timeout ? { timeout } : undefined).catch(
-            (err: unknown) => {
-              if (!noWorkerAnswered(err)) throw err;
-              this.logger.warn(`accounts.create ${_id}: no worker recorded it (${(err as Error).message})`);
-              return this.createUnplaced(ctx, params, now);
-            },
-          );
-        } catch (err) {
-          // Counted out again unless it was recorded after all (an answer lost on the way).
-          if (!(await this.repo.get(ws, _id).catch(() => null)))
-            await this.tally.release(ws).catch((e: Error) => {
-              this.logger.warn(`accounts.create ${_id}: not counted out of ${ws} (${e.message})`);
-            });
-          throw err;
-        }
+      handler(this: AccountsThis, ctx: Context<CreateAccountParams>): Promise<AccountView> {
+        const { workspaceId, idempotencyKey: key } = ctx.params;
+        resolveEngine(ctx.params.engine ?? configOf(this.broker).engine);
+        if (!key) return this.createAccount(ctx, `acc_${randomChars(16)}`);
+        // With a key the id is the key's: a repeat finds the account. Repeats arriving together here run
+        // one after another; two at once on different gateways meet on the account's `_id`.
+        const id = idempotentAccountId(workspaceId, key);
+        return this.creates.run(id, async () => {
+          const earlier = await this.repo.get(workspaceId, id);
+          return earlier ? replayCreate(ctx, earlier) : this.createAccount(ctx, id);
+        });
       },
     },
 
@@ -355,6 +361,49 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       return toAccountView(await this.ownAccount(params));
     },
 
+    /** Records account `_id` on the workspace's owner, which starts it (`create`). */
+    async createAccount(
+      this: AccountsThis,
+      ctx: Context<CreateAccountParams>,
+      _id: string,
+    ): Promise<AccountView> {
+      const startedAt = Date.now();
+      const ws = ctx.params.workspaceId;
+      const engine = ctx.params.engine ?? configOf(this.broker).engine;
+      // Read only when it can matter: never for a workspace's first account (see reserve).
+      const first = await this.tally.reserve(ws, async () => (await this.quotas.of(ws)).accounts);
+      const now = new Date();
+      const params: NewAccount = {
+        workspaceId: ws,
+        accountId: _id,
+        sessionId: `${engine}_${ws}_${Math.floor(now.getTime() / 1000)}_${randomChars(8)}`,
+        name: ctx.params.name ?? `Account ${_id.slice(-4)}`,
+        engine,
+        ...(first ? { firstInWorkspace: true } : {}),
+      };
+      try {
+        // Recorded and started by the workspace's owner, stamped with its fence: no claim to write.
+        const timeout = sessionCreateTimeout(ctx, startedAt);
+        return await callSession(ctx, "create", params, timeout ? { timeout } : undefined).catch(
+          (err: unknown) => {
+            if (!noWorkerAnswered(err)) throw err;
+            this.logger.warn(`accounts.create ${_id}: no worker recorded it (${(err as Error).message})`);
+            return this.createUnplaced(ctx, params, now);
+          },
+        );
+      } catch (err) {
+        // Counted out again unless this create recorded it after all (an answer lost on the way).
+        const stored = await this.repo.get(ws, _id).catch(() => null);
+        if (stored?.sessionId !== params.sessionId)
+          await this.tally.release(ws).catch((e: Error) => {
+            this.logger.warn(`accounts.create ${_id}: not counted out of ${ws} (${e.message})`);
+          });
+        // A repeat of its idempotency key, through another gateway, recorded it first.
+        if (ctx.params.idempotencyKey && stored) return replayCreate(ctx, stored);
+        throw err;
+      }
+    },
+
     /**
      * `create` when no worker answered: the account is recorded here, unplaced, wanted running, and
      * a worker is asked to start it; failing that, a reconciler starts it when a worker can. A worker
@@ -365,7 +414,9 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       try {
         await this.repo.insert(doc);
       } catch (err) {
-        if (isDuplicateKey(err)) return this.viewOf({ workspaceId: p.workspaceId, accountId: p.accountId });
+        // This create's own, recorded by a worker whose answer was lost; another's is for the caller.
+        const stored = isDuplicateKey(err) ? await this.repo.get(p.workspaceId, p.accountId) : null;
+        if (stored?.sessionId === p.sessionId) return toAccountView(stored);
         throw err;
       }
       const view = toAccountView(doc);
@@ -385,6 +436,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
 
   async started(this: AccountsThis) {
     this.repo = new AccountsRepo(this.db);
+    this.creates = new KeyedSerial();
     this.quotas = new QuotaBook(new QuotasRepo(this.db), configOf(this.broker).quotas);
     const tallies = new TallyRepo(this.db);
     // Before the first create: workspaces with accounts from before tallies get their count.

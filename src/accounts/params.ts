@@ -84,6 +84,13 @@ export const ACCOUNT_PARAMS = {
       optional: true,
       description: "Engine (`webjs` or `simulated`); the node's ENGINE when absent",
     },
+    idempotencyKey: {
+      type: "string",
+      min: 1,
+      max: 128,
+      optional: true,
+      description: "One account per key and workspace: a repeat answers the account the first created",
+    },
   },
   list: {
     // Strings: query values reach the gateway's check unconverted (accounts.list converts).

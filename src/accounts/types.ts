@@ -190,6 +190,8 @@ export interface CreateAccountParams extends WorkspaceParams {
   name?: string;
   /** @default configOf(broker).engine (ENGINE) */
   engine?: string;
+  /** The account a create with this key recorded in the workspace is the answer to a repeat. */
+  idempotencyKey?: string;
 }
 export interface PairingCodeParams extends AccountParams {
   phoneNumber: string;

@@ -58,7 +58,13 @@ export function corsSettings(cfg: Config) {
     origin: origins.includes("*") ? "*" : origins,
     methods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
     allowedHeaders: ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
-    exposedHeaders: ["Retry-After", "X-Request-ID", "X-RateLimit-Remaining", "Location"],
+    exposedHeaders: [
+      "Retry-After",
+      "X-Request-ID",
+      "X-RateLimit-Remaining",
+      "Location",
+      "Idempotent-Replayed",
+    ],
     maxAge: 600,
   };
 }

@@ -4,7 +4,7 @@ import type { AccountDoc, QrView } from "../accounts/types.ts";
 import type { Engine } from "../engines/base.ts";
 import type { OutboundMessage } from "../messages/types.ts";
 import { resolveEngine } from "../engines/index.ts";
-import { NotOwnerError, WorkspaceUnavailableError } from "../errors.ts";
+import { InvalidStateError, NotOwnerError, WorkspaceUnavailableError } from "../errors.ts";
 import { awaitsStart, type AccountStatus } from "../lifecycle/states.ts";
 import type { AccountsRepo } from "../store/accounts-repo.ts";
 import type { AuthStore } from "../store/auth-store.ts";
@@ -181,10 +181,18 @@ export class SessionRuntime {
    * meantime leaves it alone. Rejects when `record` does (nothing started).
    */
   async createAndStart(doc: AccountDoc, record: () => Promise<void>): Promise<LocalSessionInfo> {
-    const pending = (async () => {
+    // A repeat of an idempotent create, here while the first is still being recorded or opened: it
+    // records nothing (the caller answers with the first's account once it is stored).
+    if (this.opening.has(doc._id) || this.sessions.has(doc._id))
+      throw new InvalidStateError(`Account ${doc._id} is being created by another request; try again`, {
+        accountId: doc._id,
+      });
+    const pending: Promise<LocalSessionInfo> = (async () => {
       await record();
       return this.open(doc, { previous: "initializing", neverOwned: true });
-    })().finally(() => this.opening.delete(doc._id));
+    })().finally(() => {
+      if (this.opening.get(doc._id) === pending) this.opening.delete(doc._id);
+    });
     this.opening.set(doc._id, pending);
     return pending;
   }

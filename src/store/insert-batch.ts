@@ -35,7 +35,18 @@ export class InsertBatcher<T extends Document & InsertToken> {
     return this.group.add(doc);
   }
 
-  private async flush(batch: Waiting<T, void>[]): Promise<void> {
+  private async flush(all: Waiting<T, void>[]): Promise<void> {
+    // A second document with an `_id` the batch already holds is refused here: both would carry this
+    // write's token, and after a retry the second would pass for stored.
+    const ids = new Set<unknown>();
+    const batch = all.filter((p) => {
+      const id = String(p.item._id);
+      if (!ids.has(id)) return ids.add(id);
+      p.reject(
+        new MongoServerError({ message: `E11000 duplicate key: _id ${id} twice in one write`, code: 11000 }),
+      );
+      return false;
+    });
     const w = randomUUID();
     const docs = batch.map((p) => ({ ...p.item, w }));
     let tries = 0;

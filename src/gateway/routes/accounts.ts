@@ -34,11 +34,16 @@ export const ACCOUNT_ROUTES: RouteSpec[] = [
     method: "POST",
     path: "/accounts",
     action: "accounts.create",
-    params: placed(ACCOUNT_PARAMS.create),
+    params: {
+      ...placed(ACCOUNT_PARAMS.create),
+      idempotencyKey: { ...ACCOUNT_PARAMS.create.idempotencyKey, in: "header", header: "Idempotency-Key" },
+    },
     status: 201,
     location: (account) =>
       fieldOf(account, "id") ? `/api/v1/accounts/${fieldOf(account, "id")}` : undefined,
-    summary: "Create an account; its session starts at once (status `initializing`)",
+    summary:
+      "Create an account; its session starts at once (status `initializing`). With an Idempotency-Key header, " +
+      "one account per key: a repeat answers that account (header `Idempotent-Replayed: true`)",
     tag: "accounts",
   }),
   v1({

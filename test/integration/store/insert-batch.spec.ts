@@ -78,4 +78,20 @@ describe("store/insert-batch: group commit", function () {
       ],
     );
   });
+
+  it("two documents with one _id in a write: the second is refused, also when the write is tried again", async () => {
+    landThenFail();
+    const batcher = new InsertBatcher(col);
+    // "a" goes alone; the rest together, twice "x": both would carry the write's token.
+    const results = await Promise.allSettled(
+      [
+        ["a", 0],
+        ["x", 1],
+        ["b", 2],
+        ["x", 3],
+      ].map(([id, n]) => batcher.insert({ _id: id as string, n: n as number })),
+    );
+    assert.deepEqual(outcomes(results), ["ok", "ok", "ok", "dup"]);
+    assert.equal((await col.findOne({ _id: "x" }))?.n, 1);
+  });
 });

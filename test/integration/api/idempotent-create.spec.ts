@@ -1,0 +1,87 @@
+// POST /api/v1/accounts with an Idempotency-Key: one account per key and workspace, however often and
+// however concurrently the create is repeated (a client retrying after a timeout). Two real gateways
+// and two workers, simulated engine.
+import { strict as assert } from "node:assert";
+import { GatewayCluster, LONG_QR, type HttpResult } from "./helpers.ts";
+
+describe("api: idempotent account creates (Idempotency-Key)", function () {
+  this.timeout(60000);
+  let gc: GatewayCluster;
+
+  before(async () => {
+    gc = new GatewayCluster({ ...LONG_QR, rateLimitPerMinute: 100000 });
+    await gc.addGateway("gw");
+    await gc.addGateway("gw2");
+    await gc.addWorker("w1");
+    await gc.addWorker("w2");
+    await gc.start();
+  });
+  after(async () => gc?.stop());
+
+  const create = (key: string, body: Record<string, unknown>, idempotencyKey?: string, gateway = 0) =>
+    gc.gateways[gateway].call("POST", "/api/v1/accounts", {
+      key,
+      body,
+      headers: idempotencyKey ? { "idempotency-key": idempotencyKey } : {},
+    });
+  const listIds = async (key: string): Promise<string[]> =>
+    (await gc.gw.call("GET", "/api/v1/accounts", { key })).json.items.map((a: { id: string }) => a.id);
+
+  it("a repeat answers the first's account (Idempotent-Replayed); another name is a 422; another workspace, another account", async () => {
+    const { key } = await gc.createKey("idem-a");
+    const first = await create(key, { name: "Desk" }, "order-1");
+    assert.equal(first.status, 201, String(first.body));
+    assert.equal(first.headers["idempotent-replayed"], undefined);
+    const again = await create(key, { name: "Desk" }, "order-1");
+    assert.equal(again.status, 201, String(again.body));
+    assert.equal(again.json.id, first.json.id);
+    assert.equal(again.json.sessionId, first.json.sessionId);
+    assert.equal(again.headers["idempotent-replayed"], "true");
+    assert.equal(again.headers.location, `/api/v1/accounts/${first.json.id}`);
+    // Without a name the repeat asks for nothing else: the same account.
+    assert.equal((await create(key, {}, "order-1")).json.id, first.json.id);
+
+    const other = await create(key, { name: "Front" }, "order-1");
+    assert.equal(other.status, 422, String(other.body));
+    assert.equal(other.json.type, "IDEMPOTENCY_KEY_REUSED");
+    assert.equal(other.json.data.accountId, first.json.id);
+    assert.deepEqual(await listIds(key), [first.json.id]);
+
+    const { key: keyB } = await gc.createKey("idem-b");
+    const elsewhere = await create(keyB, { name: "Desk" }, "order-1");
+    assert.equal(elsewhere.status, 201, String(elsewhere.body));
+    assert.notEqual(elsewhere.json.id, first.json.id);
+    assert.equal(elsewhere.headers["idempotent-replayed"], undefined);
+    // Without a key every create is a new account.
+    const plain = await Promise.all([create(key, { name: "Desk" }), create(key, { name: "Desk" })]);
+    assert.notEqual(plain[0].json.id, plain[1].json.id);
+    assert.equal((await listIds(key)).length, 3);
+  });
+
+  it("ten at once with one key, through two gateways: one account, counted once against the quota", async () => {
+    const { key } = await gc.createKey("idem-burst");
+    const put = await gc.gw.call("PUT", "/api/v1/workspaces/idem-burst/quotas", {
+      key: gc.adminKey,
+      body: { accounts: 2 },
+    });
+    assert.equal(put.status, 200, String(put.body));
+    const answers: HttpResult[] = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => create(key, { name: "Burst" }, "burst-1", i % 2)),
+    );
+    const created = answers.filter((a) => a.status === 201);
+    assert.ok(created.length >= 1, answers.map((a) => `${a.status} ${a.body}`).join("\n"));
+    assert.deepEqual(new Set(created.map((a) => a.json.id)).size, 1);
+    // A repeat through the other gateway that met the first while it was still being recorded may be
+    // told to try again; nothing else.
+    for (const a of answers.filter((x) => x.status !== 201)) {
+      assert.equal(a.status, 409, String(a.body));
+      assert.equal(a.json.type, "INVALID_STATE");
+    }
+    assert.deepEqual(await listIds(key), [created[0].json.id]);
+    // The burst took one of the two accounts the quota allows: one more fits, the next does not.
+    assert.equal((await create(key, { name: "Second" })).status, 201);
+    const third = await create(key, { name: "Third" });
+    assert.equal(third.status, 429, String(third.body));
+    assert.equal(third.json.type, "QUOTA_EXCEEDED");
+  });
+});
