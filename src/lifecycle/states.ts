@@ -62,9 +62,10 @@ const TRANSITIONS: Record<AccountStatus, readonly AccountStatus[]> = {
     "logged_out",
     "stopped",
   ],
-  failed: ["initializing", "stopped"],
+  // A logout of an account no engine runs unlinks it whatever it shows (its saved state deleted).
+  failed: ["initializing", "logged_out", "stopped"],
   logged_out: ["initializing", "stopped"],
-  stopped: ["initializing"],
+  stopped: ["initializing", "logged_out"],
 };
 
 /** States in which an engine is (or should be) running. */

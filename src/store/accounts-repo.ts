@@ -3,7 +3,6 @@
 import type { Collection, Db } from "mongodb";
 import { ValidationError } from "../errors.ts";
 import type { AccountDoc, DesiredState } from "../accounts/types.ts";
-import { LIVE_STATUSES } from "../lifecycle/states.ts";
 import type { OwnerStamp as Fence } from "./stamp.ts";
 import { FencedUpdateBatcher } from "./fenced-updates.ts";
 import { InsertBatcher } from "./insert-batch.ts";
@@ -229,9 +228,9 @@ export class AccountsRepo {
 
   /**
    * Records `logged_out` (desired `stopped`, no phone number) on an account no engine runs, claiming it
-   * for `fence` in the same write, when its record still shows a live status: an unlinked account must
-   * not look connected. The ends (failed, logged_out, stopped) keep theirs. The document as it was, or
-   * null when nothing was written.
+   * for `fence` in the same write, unless it shows `logged_out` already: an unlinked account must not
+   * look connected, nor `failed` or `stopped` with a device a restart would restore (its saved state is
+   * gone: a restart asks for a new scan). The document as it was, or null when nothing was written.
    */
   async unlinkIdle(id: string, fence: Fence, at: Date): Promise<AccountDoc | null> {
     const patch: StatusPatch = {
@@ -245,7 +244,7 @@ export class AccountsRepo {
     };
     return retryTransient(() =>
       this.col.findOneAndUpdate(
-        { _id: id, status: { $in: [...LIVE_STATUSES] }, ...claimable(fence) },
+        { _id: id, status: { $ne: "logged_out" }, ...claimable(fence) },
         { $set: { ...patch, node: fence.node, epoch: fence.epoch } },
         { returnDocument: "before" },
       ),

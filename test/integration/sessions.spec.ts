@@ -238,6 +238,38 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       assert.deepEqual(trail(t.events.slice(mark), id), []);
     });
 
+    it("logout of a stopped or failed account → logged_out: its saved device is gone, a restart asks for a scan", async () => {
+      const { id, sessionId } = await connected("15550000012");
+      await call("session.stop", { workspaceId: ws, accountId: id });
+      assert.equal((await doc(t.db, id))!.status, "stopped");
+      assert.equal(await t.authStore.has(sessionId), true);
+      const view: AccountView = await call("accounts.logout", { workspaceId: ws, accountId: id });
+      assert.equal(view.status, "logged_out");
+      assert.equal(await t.authStore.has(sessionId), false);
+      const ev = await waitFor(() => statusEvent(id, "logged_out"), {
+        what: "logged_out of the stopped one",
+      });
+      assert.equal(ev.payload.previousStatus, "stopped");
+      assert.equal(view.phoneNumber, undefined);
+      const mark = t.events.length;
+      await call("accounts.restart", { workspaceId: ws, accountId: id });
+      await waitFor(() => t.events.slice(mark).find((r) => isStatus(r, id, "qr_scanning")), {
+        what: "a QR for the restarted account",
+      });
+      assert.ok(!trail(t.events.slice(mark), id).includes("status:authenticated"), "nothing restored");
+
+      const timedOut = (await call("accounts.create", { workspaceId: ws })) as AccountView;
+      await waitFor(() => statusEvent(timedOut.id, "failed"), { what: "failed/qr_timeout" });
+      const after: AccountView = await call("accounts.logout", { workspaceId: ws, accountId: timedOut.id });
+      assert.equal(after.status, "logged_out");
+      const failedEv = await waitFor(() => statusEvent(timedOut.id, "logged_out"), {
+        what: "logged_out of the failed one",
+      });
+      assert.equal(failedEv.payload.previousStatus, "failed");
+      const d = (await doc(t.db, timedOut.id))!;
+      assert.deepEqual([d.status, d.desiredState, d.reason], ["logged_out", "stopped", null]);
+    });
+
     it("an account left stopped yet wanted running (a restart whose start failed) is started by the next pass", async () => {
       const { id } = await connected("15550000021");
       const session = t.api.getLocalService("session") as unknown as {

@@ -45,9 +45,9 @@ const LEGAL: Record<AccountStatus, AccountStatus[]> = {
     "logged_out",
     "stopped",
   ],
-  failed: ["initializing", "stopped"],
+  failed: ["initializing", "logged_out", "stopped"],
   logged_out: ["initializing", "stopped"],
-  stopped: ["initializing"],
+  stopped: ["initializing", "logged_out"],
 };
 
 describe("lifecycle/states: the transition table", () => {
