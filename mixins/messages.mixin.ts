@@ -101,13 +101,20 @@ export function messagesMixin(): Partial<ServiceSchema> {
         return callSession(ctx, "sendMessage", prepared.owner);
       },
 
-      /** Deletes what messaging kept of an account: received media, idempotency and status records. */
+      /** Deletes what messaging kept of an account: received media, idempotency and status records;
+       * marks it deleted (IdempotencyRepo.markDeleted). Before its document goes. */
       async forgetMessages(this: MessagesThis, accountId: string): Promise<void> {
         await Promise.all([
+          retryTransient(() => this.sending.idempotency.markDeleted(accountId)),
           retryTransient(() => this.incomingMedia.deleteAccount(accountId)),
           retryTransient(() => this.sending.idempotency.deleteAccount(accountId)),
           retryTransient(() => this.statuses.deleteAccount(accountId)),
         ]);
+      },
+
+      /** When account `accountId` was deleted, within IDEMPOTENCY_TTL_MS (an idempotent create's repeat). */
+      async deletedAt(this: MessagesThis, accountId: string): Promise<Date | null> {
+        return this.sending.idempotency.deletedAt(accountId);
       },
     },
 

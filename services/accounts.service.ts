@@ -29,6 +29,7 @@ import {
   ValidationError,
   WorkspaceUnavailableError,
   ERR_IDEMPOTENCY_MISMATCH,
+  QuotaExceededError,
 } from "../src/errors.ts";
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
 import { KeyedSerial } from "../src/keyed-serial.ts";
@@ -79,10 +80,12 @@ export interface EventsParams extends WorkspaceParams {
 interface AccountsMethods {
   ownAccount(params: AccountParams): Promise<AccountDoc>;
   viewOf(params: AccountParams): Promise<AccountView>;
-  createAccount(ctx: Context<CreateAccountParams>, _id: string): Promise<AccountView>;
+  createAccount(ctx: Context<CreateAccountParams>, _id: string, startedAt: number): Promise<AccountView>;
   createUnplaced(ctx: Context, p: NewAccount, now: Date): Promise<AccountView>;
   /** messagesMixin: deletes received media, idempotency and status records of an account. */
   forgetMessages(accountId: string): Promise<void>;
+  /** messagesMixin: when the account was deleted, within IDEMPOTENCY_TTL_MS. */
+  deletedAt(accountId: string): Promise<Date | null>;
 }
 type AccountsThis = Service<AccountsSettings> & AccountsVars & AccountsMethods;
 
@@ -105,17 +108,27 @@ function idempotentAccountId(workspaceId: string, key: string): string {
   return `acc_${out}`;
 }
 
+/** The key of an idempotent create already made account `accountId`, which `what` (422, nothing made). */
+function keyReused(key: string, accountId: string, what: string): Errors.MoleculerClientError {
+  return new Errors.MoleculerClientError(
+    `Idempotency key '${key}' created account ${accountId}, which ${what}`,
+    422,
+    ERR_IDEMPOTENCY_MISMATCH,
+    { field: "idempotencyKey", key, accountId },
+  );
+}
+
 /** A repeat of a create with an Idempotency-Key: the account the first recorded, unless the repeat
- * asks for another name or engine (a key used for another account: 422, nothing created). */
+ * asks for another name or engine (a key used for another account: 422, nothing created), or the
+ * account is being deleted (409). */
 function replayCreate(ctx: Context<CreateAccountParams>, doc: AccountDoc): AccountView {
-  const { name, engine, idempotencyKey } = ctx.params;
+  const { name, engine, idempotencyKey = "" } = ctx.params;
   if ((name !== undefined && name !== doc.name) || (engine !== undefined && engine !== doc.engine))
-    throw new Errors.MoleculerClientError(
-      `Idempotency key '${idempotencyKey}' created another account (${doc._id}: name '${doc.name}', engine ${doc.engine})`,
-      422,
-      ERR_IDEMPOTENCY_MISMATCH,
-      { field: "idempotencyKey", key: idempotencyKey, accountId: doc._id },
-    );
+    throw keyReused(idempotencyKey, doc._id, `has name '${doc.name}' and engine ${doc.engine}`);
+  if (doc.deletingAt)
+    throw new InvalidStateError(`Account '${doc._id}', which this key created, is being deleted`, {
+      accountId: doc._id,
+    });
   const meta = ctx.meta as { $responseHeaders?: Record<string, string> };
   meta.$responseHeaders = { ...meta.$responseHeaders, "Idempotent-Replayed": "true" };
   return toAccountView(doc);
@@ -182,15 +195,19 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
     create: {
       params: validatorOf(ACCOUNT_PARAMS.create),
       handler(this: AccountsThis, ctx: Context<CreateAccountParams>): Promise<AccountView> {
+        const startedAt = Date.now();
         const { workspaceId, idempotencyKey: key } = ctx.params;
         resolveEngine(ctx.params.engine ?? configOf(this.broker).engine);
-        if (!key) return this.createAccount(ctx, `acc_${randomChars(16)}`);
+        if (!key) return this.createAccount(ctx, `acc_${randomChars(16)}`, startedAt);
         // With a key the id is the key's: a repeat finds the account. Repeats arriving together here run
         // one after another; two at once on different gateways meet on the account's `_id`.
         const id = idempotentAccountId(workspaceId, key);
         return this.creates.run(id, async () => {
           const earlier = await this.repo.get(workspaceId, id);
-          return earlier ? replayCreate(ctx, earlier) : this.createAccount(ctx, id);
+          if (earlier) return replayCreate(ctx, earlier);
+          const deletedAt = await this.deletedAt(id);
+          if (deletedAt) throw keyReused(key, id, `was deleted at ${deletedAt.toISOString()}`);
+          return this.createAccount(ctx, id, startedAt);
         });
       },
     },
@@ -366,12 +383,22 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       this: AccountsThis,
       ctx: Context<CreateAccountParams>,
       _id: string,
+      startedAt: number,
     ): Promise<AccountView> {
-      const startedAt = Date.now();
       const ws = ctx.params.workspaceId;
       const engine = ctx.params.engine ?? configOf(this.broker).engine;
       // Read only when it can matter: never for a workspace's first account (see reserve).
-      const first = await this.tally.reserve(ws, async () => (await this.quotas.of(ws)).accounts);
+      const first = await this.tally
+        .reserve(ws, async () => (await this.quotas.of(ws)).accounts)
+        .catch(async (err: unknown) => {
+          // At the quota: a repeat of a key whose first create, through another gateway, holds the
+          // last place is answered as a repeat, not refused the account its key made.
+          if (!ctx.params.idempotencyKey || !(err instanceof QuotaExceededError)) throw err;
+          const stored = await this.repo.get(ws, _id);
+          if (stored) return stored;
+          throw err;
+        });
+      if (typeof first === "object") return replayCreate(ctx, first);
       const now = new Date();
       const params: NewAccount = {
         workspaceId: ws,

@@ -52,14 +52,43 @@ export function idempotencyId(accountId: string, key: string): string {
   return `${accountId}|${key}`;
 }
 
+/** The mark a deleted account leaves for IDEMPOTENCY_TTL_MS, so that a create repeating the
+ * Idempotency-Key that made it (its id is the key's) does not make it again. It names no `accountId`:
+ * `deleteAccount` leaves it; `prune` removes it once expired. */
+interface DeletedMark {
+  _id: string;
+  deletedAt: Date;
+  expiresAt: Date;
+}
+
+const deletedMarkId = (accountId: string) => `deleted|${accountId}`;
+
 export class IdempotencyRepo {
   readonly col: Collection<IdempotencyDoc>;
+  private readonly marks: Collection<DeletedMark>;
 
   constructor(
     db: Db,
     private readonly ttlMs: number,
   ) {
     this.col = db.collection<IdempotencyDoc>(IDEMPOTENCY_COLLECTION);
+    this.marks = db.collection<DeletedMark>(IDEMPOTENCY_COLLECTION);
+  }
+
+  /** Marks account `accountId` deleted (before its document goes). */
+  async markDeleted(accountId: string, now = new Date()): Promise<void> {
+    const expiresAt = new Date(now.getTime() + this.ttlMs);
+    await this.marks.updateOne(
+      { _id: deletedMarkId(accountId) },
+      { $set: { deletedAt: now, expiresAt } },
+      { upsert: true },
+    );
+  }
+
+  /** When account `accountId` was deleted, within IDEMPOTENCY_TTL_MS; null otherwise. */
+  async deletedAt(accountId: string, now = new Date()): Promise<Date | null> {
+    const mark = await retryTransient(() => this.marks.findOne({ _id: deletedMarkId(accountId) }));
+    return mark && mark.expiresAt > now ? mark.deletedAt : null;
   }
 
   /** The live record of a key (an expired one counts as absent). */

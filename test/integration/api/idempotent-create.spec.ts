@@ -2,6 +2,8 @@
 // however concurrently the create is repeated (a client retrying after a timeout). Two real gateways
 // and two workers, simulated engine.
 import { strict as assert } from "node:assert";
+import { MongoClient } from "mongodb";
+import { AccountsRepo } from "../../../src/store/accounts-repo.ts";
 import { GatewayCluster, LONG_QR, type HttpResult } from "./helpers.ts";
 
 describe("api: idempotent account creates (Idempotency-Key)", function () {
@@ -83,5 +85,31 @@ describe("api: idempotent account creates (Idempotency-Key)", function () {
     const third = await create(key, { name: "Third" });
     assert.equal(third.status, 429, String(third.body));
     assert.equal(third.json.type, "QUOTA_EXCEEDED");
+  });
+
+  it("a repeat meets an account being deleted with a 409, a deleted one with a 422: the key makes it once", async () => {
+    const { key } = await gc.createKey("idem-del");
+    const first = await create(key, { name: "Gone" }, "gone-1");
+    assert.equal(first.status, 201, String(first.body));
+    const id: string = first.json.id;
+    // What a delete under way has done first (src: accounts.remove).
+    const client = await MongoClient.connect(gc.cluster.mongoUrl);
+    try {
+      await new AccountsRepo(client.db()).markDeleting("idem-del", id, new Date());
+    } finally {
+      await client.close();
+    }
+    const deleting = await create(key, { name: "Gone" }, "gone-1");
+    assert.equal(deleting.status, 409, String(deleting.body));
+    assert.equal(deleting.json.type, "INVALID_STATE");
+    assert.equal((await gc.gw.call("DELETE", `/api/v1/accounts/${id}`, { key })).status, 200);
+    for (const gateway of [0, 1]) {
+      const after = await create(key, { name: "Gone" }, "gone-1", gateway);
+      assert.equal(after.status, 422, String(after.body));
+      assert.equal(after.json.type, "IDEMPOTENCY_KEY_REUSED");
+      assert.equal(after.json.data.accountId, id);
+      assert.match(after.json.message, /was deleted at/);
+    }
+    assert.deepEqual(await listIds(key), []);
   });
 });
