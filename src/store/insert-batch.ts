@@ -41,7 +41,10 @@ export class InsertBatcher<T extends Document & InsertToken> {
     const ids = new Set<unknown>();
     const batch = all.filter((p) => {
       const id = String(p.item._id);
-      if (!ids.has(id)) return ids.add(id);
+      if (!ids.has(id)) {
+        ids.add(id);
+        return true;
+      }
       p.reject(
         new MongoServerError({ message: `E11000 duplicate key: _id ${id} twice in one write`, code: 11000 }),
       );
