@@ -60,7 +60,8 @@ export function startPruning(
  * and the session's pipeline waits for the database (loggingPublisher's `throwWhenUnavailable`).
  */
 export interface Publisher {
-  record(event: string, payload: unknown): Promise<unknown>;
+  /** `key` names the event across attempts at recording it (EventsRepo.append): the same for a retry. */
+  record(event: string, payload: unknown, key?: string): Promise<unknown>;
   send: Broadcast;
 }
 
@@ -94,11 +95,11 @@ export function loggingPublisher(
   { throwWhenUnavailable = false } = {},
 ): Publisher {
   return {
-    async record(event, payload) {
+    async record(event, payload, key) {
       const workspaceId = workspaceOf(payload);
       if (UNLOGGED_EVENTS.includes(event) || !workspaceId) return payload;
       try {
-        const cursor = cursorOf((await log.append(workspaceId, event, payload)).seq);
+        const cursor = cursorOf((await log.append(workspaceId, event, payload, key)).seq);
         return { ...(payload as object), cursor };
       } catch (err) {
         if (throwWhenUnavailable && isDatabaseUnavailable(err)) throw asDatabaseError(err);

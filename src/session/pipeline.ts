@@ -3,6 +3,7 @@
 // (status-run.ts). Their events are in the event log before that write and broadcast after it, so no
 // crash can leave a state change without its event, and a read after an event shows the change.
 // The QR screen is the exception: it is shown at once while the fence holds in memory (see applyRun).
+import { randomUUID } from "node:crypto";
 import type { AccountStatusEvent, QrView } from "../accounts/types.ts";
 import type { EngineOptions, IncomingMessage } from "../engines/base.ts";
 import { incomingEventOf, type IncomingMessageEvent } from "../messages/incoming.ts";
@@ -29,11 +30,15 @@ const CLOSED_BUDGET_MS = 15_000;
 interface RunProgress {
   recorded?: (unknown | null)[];
   broadcast?: boolean;
+  /** Per step, the key of its event in the log: the same for every attempt (EventsRepo.append). */
+  keys?: string[];
 }
 
-/** What attempts at relaying a change have done: a receipt's record, and its answer. */
+/** What attempts at relaying a change have done: a receipt's record, and its answer; the key of its
+ * event in the log. */
 interface RelayProgress {
   ack?: unknown;
+  key?: string;
 }
 
 /** The session a pipeline serves: what it reads, and the fields it keeps current. */
@@ -252,7 +257,7 @@ export class SessionPipeline {
     const { s } = this;
     if (change.kind === "pairing_code") {
       const { code, phoneNumber } = change;
-      await publishVia(this.deps.publisher)("account.pairing_code", { ...idsOf(s), code, phoneNumber });
+      await this.publishOnce(done, "account.pairing_code", { ...idsOf(s), code, phoneNumber });
     } else if (change.kind === "ack") {
       const { id: messageId, status, at } = change.ack;
       // Recorded first (GET …/messages/:id), then published even if the record failed: a receipt is
@@ -265,7 +270,7 @@ export class SessionPipeline {
         .recordAck?.({ ...idsOf(s), messageId, status, at: new Date(at) })
         .catch((err) => this.reportFailure(change, err)));
       if (recorded === "behind" || recorded === "same") return;
-      await publishVia(this.deps.publisher)("account.message_ack", {
+      await this.publishOnce(done, "account.message_ack", {
         ...idsOf(s),
         messageId,
         status,
@@ -273,8 +278,15 @@ export class SessionPipeline {
       });
     } else {
       const event = await this.incomingEvent(change.message);
-      await publishVia(this.deps.publisher)("account.message", { ...idsOf(s), ...event });
+      await this.publishOnce(done, "account.message", { ...idsOf(s), ...event });
     }
+  }
+
+  /** Logs, then broadcasts, the event of a change under the change's key: an attempt after one that
+   * failed not knowing whether its event landed (its reply lost, then the database away) finds it. */
+  private async publishOnce(done: RelayProgress, event: string, payload: unknown): Promise<void> {
+    const key = (done.key ??= randomUUID());
+    await this.deps.publisher.send(event, await this.deps.publisher.record(event, payload, key));
   }
 
   /** The event of a received message, its media bytes kept first: a listener may fetch them as soon
@@ -366,6 +378,7 @@ export class SessionPipeline {
    * `done`, so an attempt that follows a failed one logs them once. */
   private async recordRun(run: StatusRun, done: RunProgress): Promise<(unknown | null)[]> {
     const recorded = (done.recorded ??= []);
+    const keys = (done.keys ??= run.steps.map(() => randomUUID()));
     let phoneNumber = this.s.phoneNumber;
     for (const [i, step] of run.steps.entries()) {
       if (step.patch.phoneNumber !== undefined) phoneNumber = step.patch.phoneNumber;
@@ -373,7 +386,7 @@ export class SessionPipeline {
       recorded.push(
         step.refresh
           ? null
-          : await this.deps.publisher.record("account.status", this.eventOf(step, phoneNumber)),
+          : await this.deps.publisher.record("account.status", this.eventOf(step, phoneNumber), keys[i]),
       );
     }
     return recorded;

@@ -29,6 +29,7 @@ const APPEND_BATCH = 200;
 interface PendingAppend {
   event: string;
   payload: unknown;
+  key?: string;
   resolve: (doc: EventDoc) => void;
   reject: (err: unknown) => void;
 }
@@ -52,6 +53,8 @@ export interface EventDoc {
   /** The token of the insert that wrote it: an insert tried again after a transient error finds the
    * rows its first try wrote, refused as duplicates, and knows them for its own. */
   w?: string;
+  /** The key its writer gave the event (`append`), the same for every attempt at logging it. */
+  k?: string;
 }
 
 /** How a client names a position in a workspace's log: the seq in decimal ("0": before the first). */
@@ -111,6 +114,9 @@ export class EventsRepo {
   private readonly inserts: InsertBatcher<EventDoc>;
   /** Workspaces said to have no account event yet (`expectEmpty`), and since when. */
   private readonly expectedEmpty = new BoundedMap<string, number>(1000);
+  /** Per event key, the position an append of it failed at without knowing whether it landed (its
+   * reply lost, then the database away): an attempt again with the key looks there first. */
+  private readonly unsure = new BoundedMap<string, string>(10_000);
 
   constructor(db: Db, options: EventsRepoOptions = {}) {
     this.col = db.collection<EventDoc>(EVENTS_COLLECTION);
@@ -186,12 +192,20 @@ export class EventsRepo {
 
   /** Writes an event at the workspace's next position and returns its document. Appends that arrive
    * while the workspace's previous write is in flight go out together, at consecutive positions, in
-   * ordered inserts of up to 100 (FerretDB commits each command on its own: one command for many). */
-  append(workspaceId: string, event: string, payload: unknown): Promise<EventDoc> {
+   * ordered inserts of up to 100 (FerretDB commits each command on its own: one command for many).
+   * `key` names the event across attempts: an append that failed not knowing whether it landed, tried
+   * again with its key, finds it stored instead of logging it twice. */
+  async append(workspaceId: string, event: string, payload: unknown, key?: string): Promise<EventDoc> {
+    const tried = key === undefined ? undefined : this.unsure.get(key);
+    if (key !== undefined && tried !== undefined) {
+      const landed = await retryTransient(() => this.col.findOne({ _id: tried }));
+      this.unsure.delete(key);
+      if (landed && landed.k === key) return landed;
+    }
     return new Promise((resolve, reject) => {
       let queue = this.waiting.get(workspaceId);
       if (!queue) this.waiting.set(workspaceId, (queue = []));
-      queue.push({ event, payload, resolve, reject });
+      queue.push({ event, payload, key, resolve, reject });
       if (!this.writing.has(workspaceId)) void this.pump(workspaceId);
     });
   }
@@ -286,6 +300,7 @@ export class EventsRepo {
         payload: a.payload,
         at,
         w,
+        ...(a.key === undefined ? {} : { k: a.key }),
       }));
       /** Settles the first `n` appends of this try as logged. */
       const settle = (n: number) => docs.slice(0, n).forEach((doc, k) => batch[done + k].resolve(doc));
@@ -308,7 +323,12 @@ export class EventsRepo {
         // Unknown what landed past the commands that went through (those are settled as logged): the
         // next append reads the highest again.
         this.next.delete(workspaceId);
-        settle(storedBefore(err));
+        const stored = storedBefore(err);
+        settle(stored);
+        docs.slice(stored).forEach((doc, k) => {
+          const key = batch[done + stored + k].key;
+          if (key !== undefined) this.unsure.set(key, doc._id);
+        });
         throw err;
       }
       settle(inserted);

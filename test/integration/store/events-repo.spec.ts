@@ -149,6 +149,40 @@ describe("store/events-repo: per-workspace sequence", function () {
     assert.equal((await r.readAfter("ws8", 0, 1000)).length, 101);
   });
 
+  it("an event whose insert landed but whose answer was lost is logged once when tried again with its key", async () => {
+    const r = await repo();
+    await r.ensureIndexes();
+    // The rows land, then the database goes away before it answers (not transient: no retry inside).
+    const real = r.col.insertMany.bind(r.col);
+    let lose = true;
+    (r.col as any).insertMany = async (docs: any[], options: any) => {
+      const res = await real(docs, options);
+      if (lose) throw Object.assign(new Error("server went away"), { name: "MongoServerClosedError" });
+      return res;
+    };
+    await assert.rejects(r.append("ws9", "account.status", { n: 1, workspaceId: "ws9" }, "key-1"));
+    const run = ["key-2", "key-3"].map((key, i) =>
+      r.append("ws9", "account.status", { n: i + 2, workspaceId: "ws9" }, key),
+    );
+    assert.equal((await Promise.allSettled(run)).filter((x) => x.status === "rejected").length, 2);
+    lose = false;
+    // The caller tries again with the same keys (src/session/pipeline.ts), and once more with a new one.
+    const again = await Promise.all(
+      ["key-1", "key-2", "key-3", "key-4"].map((key, i) =>
+        r.append("ws9", "account.status", { n: i + 1, workspaceId: "ws9" }, key),
+      ),
+    );
+    assert.deepEqual(
+      again.map((d) => d.seq),
+      [1, 2, 3, 4],
+    );
+    assert.deepEqual(
+      (await r.readAfter("ws9", 0, 100)).map((d) => (d.payload as { n: number }).n),
+      [1, 2, 3, 4],
+      "each event stored once",
+    );
+  });
+
   it("a run longer than the server's insert batch, refused at its first position, lands nowhere twice", async () => {
     const r = await repo();
     await r.ensureIndexes();

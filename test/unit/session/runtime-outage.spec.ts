@@ -85,4 +85,55 @@ describe("session/runtime: status changes during a database outage", () => {
     assert.ok(took < 3000, `the stop took ${took} ms: the budget (300 ms) bounds it, not 20 messages' waits`);
     assert.ok(down.attempts < 20, `${down.attempts} attempts: those after the budget are dropped unsent`);
   });
+
+  it("an event whose logging landed but whose answer was lost is tried again under its key, not a new one", async () => {
+    // What each event was recorded under: one key per event, however many attempts it took.
+    const keysOf = new Map<string, Set<string>>();
+    const attempts = new Map<string, number>();
+    const lost = new Set<string>();
+    let losing = false;
+    const publisher: Publisher = {
+      record: async (event, payload, key) => {
+        const p = payload as { status?: string; text?: string };
+        const what = `${event} ${p.status ?? p.text}`;
+        keysOf.set(what, (keysOf.get(what) ?? new Set()).add(String(key)));
+        attempts.set(what, (attempts.get(what) ?? 0) + 1);
+        // The write landed; its answer is lost once to the database going away.
+        if (losing && key && !lost.has(key)) {
+          lost.add(key);
+          throw new DatabaseUnavailableError("connection closed");
+        }
+        return payload;
+      },
+      send: () => undefined,
+    };
+    const { runtime, docOf } = simulatedRuntime({ publisher });
+    await runtime.start(docOf("acc9"));
+    const { result: engine } = await runtime.drive("acc9", async (e) => e);
+    const simulate = (
+      engine as unknown as {
+        simulate: { scan(phone: string): Promise<void>; message(from: string, text: string): Promise<void> };
+      }
+    ).simulate;
+    await waitFor(() => runtime.info("acc9")?.status === "qr_scanning", { what: "the QR screen" });
+    losing = true;
+    await simulate.scan("4915100000010");
+    await waitFor(() => runtime.info("acc9")?.status === "connected", { what: "the account connected" });
+    await simulate.message("4915100000001", "while flaky");
+    await waitFor(() => keysOf.has("account.message while flaky") && lost.size >= 3, {
+      what: "the message tried again",
+    });
+    await runtime.drive("acc9", async () => undefined);
+    for (const what of [
+      "account.status authenticated",
+      "account.status connected",
+      "account.message while flaky",
+    ]) {
+      const keys = [...(keysOf.get(what) ?? [])];
+      assert.equal(keys.length, 1, `${what}: recorded under ${keys.join(", ")}`);
+      assert.notEqual(keys[0], "undefined", `${what}: recorded without a key`);
+      assert.equal(attempts.get(what), 2, `${what}: lost once, then recorded again`);
+    }
+    await runtime.stop("acc9");
+  });
 });
