@@ -99,8 +99,9 @@ export function loggingPublisher(
       const workspaceId = workspaceOf(payload);
       if (UNLOGGED_EVENTS.includes(event) || !workspaceId) return payload;
       try {
-        const cursor = cursorOf((await log.append(workspaceId, event, payload, key)).seq);
-        return { ...(payload as object), cursor };
+        // As logged: a try again that found its event stored answers the payload stored then.
+        const logged = await log.append(workspaceId, event, payload, key);
+        return { ...(logged.payload as object), cursor: cursorOf(logged.seq) };
       } catch (err) {
         if (throwWhenUnavailable && isDatabaseUnavailable(err)) throw asDatabaseError(err);
         logger.error(`event log: ${event} of workspace ${workspaceId} not logged: ${(err as Error).message}`);
