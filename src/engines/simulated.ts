@@ -3,11 +3,12 @@
 // restores its auth state through the AuthStore like a real engine, and keeps only a handful of fields
 // per session (one pending timer at most), so thousands of sessions fit on one worker.
 import { randomBytes } from "node:crypto";
-import { InvalidStateError } from "../errors.ts";
+import { DatabaseUnavailableError, InvalidStateError } from "../errors.ts";
 import type { AckStatus, MessageType, OutboundMessage } from "../messages/types.ts";
 import { BaseEngine, type EngineOptions, type SimulatedIncoming, type SimulationHooks } from "./base.ts";
 import type { GroupChange, PageRequest } from "./directory.ts";
 import { simulatedDirectoryOf, type SimulatedDirectory } from "./simulated-directory.ts";
+import { asDatabaseError } from "../store/mongo.ts";
 
 /** Delay before a simulated connection loss heals itself. */
 export const SIMULATED_RECONNECT_MS = 100;
@@ -63,7 +64,18 @@ export class SimulatedEngine extends BaseEngine {
     if (this.phase !== "idle" && this.phase !== "stopped") return;
     const gen = ++this.generation;
     this.phase = "starting";
-    const saved = await this.opts.authStore.load(this.opts.sessionId);
+    let saved: Buffer | null;
+    try {
+      saved = await this.opts.authStore.load(this.opts.sessionId);
+    } catch (err) {
+      // As webjs: a database that did not answer is a failure time fixes (retried), not an engine error.
+      const outage = asDatabaseError(err);
+      if (!(outage instanceof DatabaseUnavailableError)) throw err;
+      if (gen !== this.generation) return;
+      this.halt();
+      this.emit("failed", "browser_launch_failed", `Restoring the auth state failed: ${outage.message}`);
+      return;
+    }
     if (gen !== this.generation) return;
     if (saved) this.later(0, () => this.restore(saved));
     else {

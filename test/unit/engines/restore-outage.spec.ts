@@ -1,6 +1,6 @@
-// A webjs start whose profile cannot be restored because MongoDB does not answer: a failure time fixes,
-// so its reason is one the owner retries. The database is a real driver against a port nothing listens
-// on; the start fails before Chromium would be launched.
+// A start whose auth state cannot be restored because MongoDB does not answer: a failure time fixes, so
+// its reason is one the owner retries, in webjs and in the simulated engine alike. The database is a
+// real driver against a port nothing listens on; a webjs start fails before Chromium would be launched.
 import { strict as assert } from "node:assert";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MongoClient } from "mongodb";
 import { processesMentioning } from "../../../src/engines/webjs/chromium.ts";
+import { SimulatedEngine } from "../../../src/engines/simulated.ts";
 import { WebjsEngine } from "../../../src/engines/webjs/index.ts";
 import type { EngineEvents } from "../../../src/engines/base.ts";
 import { RETRYABLE } from "../../../src/lifecycle/states.ts";
@@ -23,7 +24,7 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-describe("engines/webjs: a database outage while the profile is restored", () => {
+describe("engines: a database outage while the auth state is restored", () => {
   let root: string;
   let client: MongoClient;
   let gridFs: GridFsAuthStore;
@@ -78,6 +79,24 @@ describe("engines/webjs: a database outage while the profile is restored", () =>
     const failed = await startWith(gridFs);
     assert.ok(failed);
     assert.equal(failed[0], "browser_launch_failed");
+    assert.match(failed[1], /^Restoring the auth state failed: The database is unavailable/);
+  });
+
+  it("the simulated engine, as webjs: failed with the same retryable reason", async () => {
+    const engine = new SimulatedEngine({
+      accountId: "a-outage-sim",
+      workspaceId: "ws-outage",
+      sessionId: "s-outage-sim",
+      authStore: gridFs,
+      qr: { firstTtlMs: 60000, refreshMs: 20000, max: 6 },
+    });
+    let failed: EngineEvents["failed"] | undefined;
+    engine.on("failed", (...args) => (failed = args));
+    await engine.start();
+    await engine.stop();
+    assert.ok(failed, "the start ended failed");
+    assert.equal(failed[0], "browser_launch_failed");
+    assert.ok(RETRYABLE.has(failed[0]));
     assert.match(failed[1], /^Restoring the auth state failed: The database is unavailable/);
   });
 });
