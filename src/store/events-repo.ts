@@ -332,6 +332,13 @@ export class EventsRepo {
         throw err;
       }
       settle(inserted);
+      // The position refused may hold this very event: an earlier try of it, reported failed, whose
+      // write committed late. It is logged there.
+      const refused = docs[inserted];
+      if (refused?.k !== undefined) {
+        const occupant = await retryTransient(() => this.col.findOne({ _id: refused._id }));
+        if (occupant?.k === refused.k) batch[done + inserted++].resolve(occupant);
+      }
       done += inserted;
       seq += inserted;
       this.keepPosition(workspaceId, seq);

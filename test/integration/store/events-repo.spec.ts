@@ -183,6 +183,33 @@ describe("store/events-repo: per-workspace sequence", function () {
     );
   });
 
+  it("an event whose failed try committed late, in the position its next try takes, is logged there once", async () => {
+    const r = await repo();
+    await r.ensureIndexes();
+    const real = r.col.insertMany.bind(r.col);
+    let late: any[] | null = null;
+    (r.col as any).insertMany = async (docs: any[], options: any) => {
+      if (!late) {
+        // The first try reaches the server but its write is held, and the client gives up on it.
+        late = docs;
+        throw Object.assign(new Error("server went away"), { name: "MongoServerClosedError" });
+      }
+      // The held write commits just before the next try's.
+      if (late.length > 0) await real(late.splice(0), { ordered: true });
+      return real(docs, options);
+    };
+    await assert.rejects(r.append("ws10", "account.status", { n: 1, workspaceId: "ws10" }, "late-1"));
+    const again = await r.append("ws10", "account.status", { n: 1, workspaceId: "ws10" }, "late-1");
+    assert.equal(again.seq, 1);
+    const next = await r.append("ws10", "account.status", { n: 2, workspaceId: "ws10" }, "late-2");
+    assert.equal(next.seq, 2);
+    assert.deepEqual(
+      (await r.readAfter("ws10", 0, 100)).map((d) => (d.payload as { n: number }).n),
+      [1, 2],
+      "each event stored once",
+    );
+  });
+
   it("a run longer than the server's insert batch, refused at its first position, lands nowhere twice", async () => {
     const r = await repo();
     await r.ensureIndexes();
