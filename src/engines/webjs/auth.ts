@@ -52,6 +52,15 @@ export async function packProfile(userDataDir: string): Promise<Buffer | null> {
   return run("tar", ["-czf", "-", "--warning=no-file-changed", "-C", userDataDir, ...present]);
 }
 
+/** tar's words for an input that is no archive of ours (another engine's state, a damaged blob), as
+ * opposed to a failure of this host (a full disk, a directory it may not write). */
+const NOT_AN_ARCHIVE =
+  /not in gzip format|does not look like a tar archive|unexpected end of file|invalid compressed data|Unexpected EOF|Skipping to next header|Archive contains obsolescent/i;
+
+/** The saved profile could not be unpacked for a reason of this host (disk full, permissions): the
+ * device is still linked, so the start fails (and is retried) rather than showing a QR. */
+export class ProfileRestoreError extends Error {}
+
 /** Unpacks a blob made by packProfile into `userDataDir`. */
 export async function unpackProfile(userDataDir: string, blob: Buffer): Promise<void> {
   await mkdir(userDataDir, { recursive: true });
@@ -97,6 +106,8 @@ export class ProfileAuthStrategy extends BaseAuthStrategy {
       await unpackProfile(this.opts.userDataDir, blob);
       this.restored = true;
     } catch (err) {
+      const message = (err as Error).message;
+      if (!NOT_AN_ARCHIVE.test(message)) throw new ProfileRestoreError(message);
       // e.g. a blob of another engine: start as a new device rather than not at all.
       this.opts.logger?.warn(`auth state of ${this.opts.sessionId} is not a webjs profile, ignored:`, err);
     }

@@ -10,7 +10,7 @@ import { DatabaseUnavailableError, InvalidStateError, SendInterruptedError } fro
 import type { FailureReason } from "../../lifecycle/states.ts";
 import { asDatabaseError } from "../../store/mongo.ts";
 import type { EngineOptions, StopOptions } from "../base.ts";
-import { ProfileAuthStrategy } from "./auth.ts";
+import { ProfileAuthStrategy, ProfileRestoreError } from "./auth.ts";
 import {
   killSessionProcesses,
   launchOnProfile,
@@ -259,6 +259,8 @@ export class WebjsEngine extends WebjsSessionEvents {
    * while the profile was restored is a failure time fixes: retried as a launch that failed. */
   private launchFailure(err: unknown): { reason: FailureReason; message: string } {
     if (err instanceof ChromiumLaunchError) return { reason: "browser_launch_failed", message: err.message };
+    if (err instanceof ProfileRestoreError)
+      return { reason: "browser_launch_failed", message: `Restoring the auth state failed: ${err.message}` };
     const outage = asDatabaseError(err);
     if (outage instanceof DatabaseUnavailableError) {
       // The driver's message names the database's address: it stays in this node's log.

@@ -5,7 +5,13 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { packProfile, unpackProfile } from "../../../src/engines/webjs/auth.ts";
+import {
+  packProfile,
+  ProfileAuthStrategy,
+  ProfileRestoreError,
+  unpackProfile,
+} from "../../../src/engines/webjs/auth.ts";
+import type { AuthStore } from "../../../src/store/auth-store.ts";
 import { killSessionProcesses, processesMentioning } from "../../../src/engines/webjs/chromium.ts";
 import { waitFor } from "../../support/wait.ts";
 
@@ -49,5 +55,33 @@ describe("engines/webjs/auth: unpacking a profile", () => {
     await waitFor(() => processesMentioning(dir).length > 0, { what: "tar running", intervalMs: 1 });
     await killSessionProcesses(dir);
     assert.match(await outcome, /tar exited null/);
+  });
+
+  it("a restore this host cannot write fails (the device stays linked); a blob that is no profile starts a new device", async () => {
+    const seed = join(root, "seed-restore");
+    mkdirSync(join(seed, "Default", "Local Storage"), { recursive: true });
+    writeFileSync(join(seed, "Default", "Local Storage", "MARKER"), "kept");
+    const blobs = new Map<string, Buffer>([
+      ["linked", (await packProfile(seed))!],
+      ["other-engine", Buffer.from(JSON.stringify({ engine: "simulated", phoneNumber: "1555" }))],
+    ]);
+    const store = { load: async (id: string) => blobs.get(id) ?? null } as unknown as AuthStore;
+    const strategy = (sessionId: string, userDataDir: string) =>
+      new ProfileAuthStrategy({ sessionId, userDataDir, authStore: store, saveIntervalMs: 300000 });
+
+    // A file where the profile's `Default` directory goes: tar cannot write it (as with a full disk).
+    const blocked = join(root, "blocked");
+    mkdirSync(blocked, { recursive: true });
+    writeFileSync(join(blocked, "Default"), "not a directory");
+    await assert.rejects(strategy("linked", blocked).restore(), (err: unknown) => {
+      assert.ok(err instanceof ProfileRestoreError, String(err));
+      assert.match(err.message, /tar exited/);
+      return true;
+    });
+
+    const other = strategy("other-engine", join(root, "other"));
+    assert.equal(await other.restore(), false, "not a webjs profile: a new device");
+    const fine = strategy("linked", join(root, "fine"));
+    assert.equal(await fine.restore(), true);
   });
 });
