@@ -76,6 +76,8 @@ export interface EventsParams extends WorkspaceParams {
   after?: string;
   /** @default 100 */
   limit?: number;
+  /** Read a page stopped at a young gap again until it settles (a socket's replay). @default false */
+  settle?: boolean;
 }
 interface AccountsMethods {
   ownAccount(params: AccountParams): Promise<AccountDoc>;
@@ -180,6 +182,8 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         workspaceId: { type: "string", pattern: WORKSPACE_ID_PATTERN },
         after: { type: "string", optional: true },
         limit: { type: "number", integer: true, min: 1, max: 1000, optional: true, convert: true },
+        // A socket's replay (not REST): a page stopped at a gap is read again until the gap settles.
+        settle: { type: "boolean", optional: true },
       },
       async handler(this: AccountsThis, ctx: Context<EventsParams>): Promise<EventsPage> {
         const after = seqOfCursor(ctx.params.after ?? "0");
@@ -188,7 +192,9 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
             field: "after",
             value: ctx.params.after,
           });
-        return eventsPage(this.events, ctx.params.workspaceId, after, ctx.params.limit ?? 100);
+        return eventsPage(this.events, ctx.params.workspaceId, after, ctx.params.limit ?? 100, {
+          settle: ctx.params.settle === true,
+        });
       },
     },
 

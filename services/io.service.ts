@@ -381,10 +381,10 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       for (let pages = 1; ; pages++) {
         const page = await this.broker.call<
           { items: { event: string; payload: unknown }[]; nextCursor: string },
-          { workspaceId: string; after: unknown; limit: number }
+          { workspaceId: string; after: unknown; limit: number; settle: boolean }
         >(
           "accounts.events",
-          { workspaceId, after: cursor, limit: REPLAY_PAGE },
+          { workspaceId, after: cursor, limit: REPLAY_PAGE, settle: true },
           { meta: { workspaceId, keyId, $socketId: socket.id } },
         );
         for (const item of page.items) {

@@ -126,14 +126,26 @@ export interface EventsPage {
   nextCursor: string;
 }
 
-/** Up to `limit` events of a workspace after `afterSeq`, oldest first. */
+/** While a page stops at a gap that may fill, it is read again this often. */
+const GAP_POLL_MS = 100;
+
+/** Up to `limit` events of a workspace after `afterSeq`, oldest first. `settle`: a page that stops at
+ * a gap an insert in flight leaves (events stored past it) is read again until the gap fills or is
+ * old enough to step over, so a short page means the end of the log (a socket's replay joins the live
+ * events then: what was broadcast past the gap before it joined is in this page). */
 export async function eventsPage(
   log: EventsRepo,
   workspaceId: string,
   afterSeq: number,
   limit: number,
+  { settle = false } = {},
 ): Promise<EventsPage> {
-  const docs = await log.readAfter(workspaceId, afterSeq, limit);
+  const deadline = Date.now() + log.gapWait + 1000;
+  let { docs, stoppedAtGap } = await log.readPage(workspaceId, afterSeq, limit);
+  while (settle && stoppedAtGap && docs.length < limit && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, GAP_POLL_MS));
+    ({ docs, stoppedAtGap } = await log.readPage(workspaceId, afterSeq, limit));
+  }
   const items = docs.map((d) => ({
     cursor: cursorOf(d.seq),
     event: d.event,

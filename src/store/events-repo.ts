@@ -381,6 +381,16 @@ export class EventsRepo {
    * `gapWaitMs` (an insert still in flight).
    */
   async readAfter(workspaceId: string, afterSeq: number, limit: number): Promise<EventDoc[]> {
+    return (await this.readPage(workspaceId, afterSeq, limit)).docs;
+  }
+
+  /** readAfter, and whether it stopped at a young gap with events stored past it (the log goes on
+   * once the gap fills, or ages past `gapWaitMs`). */
+  async readPage(
+    workspaceId: string,
+    afterSeq: number,
+    limit: number,
+  ): Promise<{ docs: EventDoc[]; stoppedAtGap: boolean }> {
     const docs = await retryTransient(() =>
       this.col
         .find({ _id: rangeOf(workspaceId, afterSeq) })
@@ -392,11 +402,18 @@ export class EventsRepo {
     let expected = afterSeq + 1;
     const now = Date.now();
     for (const doc of docs) {
-      if (doc.seq !== expected && now - doc.at.getTime() < this.gapWaitMs) break;
+      if (doc.seq !== expected && now - doc.at.getTime() < this.gapWaitMs) {
+        return { docs: out, stoppedAtGap: true };
+      }
       out.push(doc);
       expected = doc.seq + 1;
     }
-    return out;
+    return { docs: out, stoppedAtGap: false };
+  }
+
+  /** How long a reader may wait at a gap before readAfter steps over it. */
+  get gapWait(): number {
+    return this.gapWaitMs;
   }
 
   /** Workspaces that have events (one query: a scan on FerretDB). */

@@ -9,7 +9,7 @@ import { createApiService } from "../../../services/api.service.ts";
 import IoService from "../../../services/io.service.ts";
 import SessionService from "../../../services/session.service.ts";
 import type { AccountView } from "../../../src/accounts/types.ts";
-import { EventsRepo } from "../../../src/store/events-repo.ts";
+import { EventsRepo, eventId } from "../../../src/store/events-repo.ts";
 import { TestCluster, type ConfigOverrides } from "../../support/cluster.ts";
 import { waitFor } from "../../support/wait.ts";
 import { RecordingSocket, gatewayPort } from "../io/support.ts";
@@ -178,6 +178,40 @@ describe("events: Socket.IO resume from a cursor", function () {
     await send(1);
     await waitFor(() => textsOf(s, account.id).includes("m2"), { what: "m2 live" });
     assert.deepEqual(textsOf(s, account.id), ["m0", "m1", "m2"], "m1 once: replayed, not relayed again");
+  });
+
+  it("a resume that meets a gap an insert in flight leaves waits for it: the events logged past it arrive too", async () => {
+    const first = await open({}).ready();
+    await send(1);
+    await waitFor(() => textsOf(first, account.id).length === 1, { what: "m0 live" });
+    const cursor = Number(lastCursorOf(first));
+    first.close();
+    // A writer took the next position and has not committed it; another logged (and broadcast, to
+    // nobody listening) the two events after it.
+    const client = await MongoClient.connect(cluster.mongoUrl);
+    try {
+      const log = new EventsRepo(client.db());
+      const logged = (seq: number, text: string) =>
+        log.col.insertOne({
+          _id: eventId("evR", seq),
+          workspaceId: "evR",
+          seq,
+          event: "account.message",
+          payload: { accountId: account.id, workspaceId: "evR", text },
+          at: new Date(),
+        });
+      await logged(cursor + 2, "past the gap 1");
+      await logged(cursor + 3, "past the gap 2");
+      const second = open({ after: String(cursor) });
+      // The insert in flight commits while the socket's replay waits at its position.
+      await new Promise((r) => setTimeout(r, 300));
+      await logged(cursor + 1, "the gap");
+      await second.ready();
+      await waitFor(() => textsOf(second, account.id).length >= 3, { what: "the three logged events" });
+      assert.deepEqual(textsOf(second, account.id), ["the gap", "past the gap 1", "past the gap 2"]);
+    } finally {
+      await client.close();
+    }
   });
 
   it('emit("resume", cb) without a cursor is answered: the log from its start', async () => {
