@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import type { Collection, Db } from "mongodb";
 import { inParallel } from "../in-parallel.ts";
-import { isDuplicateKey } from "./mongo.ts";
+import { isDuplicateKey, retryTransient } from "./mongo.ts";
 
 export const LEASES_COLLECTION = "webhook_leases";
 /** Who records which workspaces' events (src/webhooks/recorder-slots.ts). */
@@ -124,9 +124,8 @@ export class LeaseRepo {
     const until = lease.validUntil;
     if (start >= until) return false;
     const _id = `${lease.endpointId}#${lease.term}`;
-    const res = await this.col.updateOne(
-      { _id, holder: this.holder },
-      { $set: { expiresAt: new Date(start + this.ttlMs) } },
+    const res = await retryTransient(() =>
+      this.col.updateOne({ _id, holder: this.holder }, { $set: { expiresAt: new Date(start + this.ttlMs) } }),
     );
     if (res.matchedCount !== 1) return false;
     // (A small collection: at most one current and a few expired terms per endpoint.)
@@ -162,7 +161,9 @@ export class LeaseRepo {
 const RENEWALS_AT_ONCE = 8;
 
 /** Renews each held lease with less than two thirds of its `ttlMs` left; answers the keys of those
- * lost (a newer term, ours gone, or the renewal failed). */
+ * lost (a newer term, ours gone). A renewal the database did not answer leaves its lease held until it
+ * runs out, and is tried again at the next renewal: counted lost at once, the node dropped the
+ * deliveries it had not marked yet, took the lease back at its next scan and sent them again. */
 export async function renewDue<K>(
   leases: Pick<LeaseRepo, "renew">,
   held: Map<K, HeldLease>,
@@ -173,7 +174,8 @@ export async function renewDue<K>(
   const due = [...held].filter(([, lease]) => lease.validUntil - now <= (ttlMs * 2) / 3);
   // Several at once: a node holding hundreds of endpoints renews them in a fraction of the round trips.
   await inParallel(due, RENEWALS_AT_ONCE, async ([key, lease]) => {
-    if (!(await leases.renew(lease).catch(() => false))) lost.push(key);
+    const renewed = await leases.renew(lease).catch(() => null);
+    if (renewed === false || (renewed === null && lease.validUntil <= Date.now())) lost.push(key);
   });
   return lost;
 }
