@@ -373,6 +373,9 @@ export class DeliveryLoop {
       picked.push({ key, cursor, endpoint });
       pickedOf.set(ws, (pickedOf.get(ws) ?? 0) + 1);
     }
+    // Those picked wait behind the rest next time (taking turns: a queue whose attempt just ended is
+    // due again at once, and would otherwise take the slot before every queue after it in the walk).
+    for (const { key } of picked) this.cursors.toBack(key);
     const heard = picked.map(({ cursor }) => cursor.heard);
     const reads = await Promise.allSettled(picked.map(({ cursor }) => this.pendingAt(cursor)));
     let unread: Error | undefined;

@@ -35,6 +35,15 @@ export class QueueCursors {
     return this.cursors.entries();
   }
 
+  /** The queue goes to the back of the line: the walk for free attempt slots (the delivery loop's
+   * `dispatchDue`) meets the others first, so busy queues cannot keep the slots from the rest. */
+  toBack(key: string): void {
+    const cursor = this.cursors.get(key);
+    if (!cursor) return;
+    this.cursors.delete(key);
+    this.cursors.set(key, cursor);
+  }
+
   /** The queue starts (again) at its first pending row, due now. */
   startAt(head: QueueHead): void {
     const { endpointId, accountId, seq } = head;

@@ -134,6 +134,7 @@ describe("webhooks/delivery-loop", () => {
       findById?: (id: string) => Promise<EndpointDoc | null>;
       backoff?: { baseMs: number; maxMs: number };
       retentionMs?: number;
+      concurrency?: number;
     } = {},
   ): DeliveryLoop {
     const endpoints = {
@@ -148,7 +149,7 @@ describe("webhooks/delivery-loop", () => {
         timeoutMs: 1000,
         maxAttempts: 3,
         backoff: overrides.backoff ?? { baseMs: 10, maxMs: 20 },
-        concurrency: 4,
+        concurrency: overrides.concurrency ?? 4,
         retentionMs: overrides.retentionMs ?? 0,
         policy: new AddressPolicy("127.0.0.1"),
       },
@@ -198,6 +199,24 @@ describe("webhooks/delivery-loop", () => {
     loop.notify([outbox.put("wh_1", "acc", 3, "e3")]);
     await waitFor(() => received.length === 3);
     assert.deepEqual(received, ["e1", "e2", "e3"]);
+  });
+
+  it("queues take turns for the attempt slots: a busy queue does not hold them from the others", async () => {
+    await loop.stop();
+    loop = makeLoop({ concurrency: 1 });
+    for (let seq = 1; seq <= 10; seq++) outbox.put("wh_1", "busy-a", seq, `a${seq}`);
+    for (let seq = 1; seq <= 10; seq++) outbox.put("wh_1", "busy-b", seq, `b${seq}`);
+    outbox.put("wh_1", "quiet", 1, "c1");
+    loop.start();
+    await waitFor(() => received.length === 21);
+    // One slot: the quiet account's event goes out in the first round, not after the busy ones'.
+    assert.deepEqual(received.slice(0, 3).sort(), ["a1", "b1", "c1"]);
+    for (const prefix of ["a", "b"])
+      assert.deepEqual(
+        received.filter((id) => id.startsWith(prefix)),
+        Array.from({ length: 10 }, (_, i) => `${prefix}${i + 1}`),
+        "each queue in order",
+      );
   });
 
   it("a claim that fails (the database) is tried again at the next tick, not at the next scan", async () => {
