@@ -178,7 +178,7 @@ export interface Config {
   /** Root of the per-session browser profiles; each node keeps its own under it (nodeProfileDir).
    * @default <tmp>/switchboard-profiles */
   profileDir: string;
-  /** Webhook delivery attempts before an event is marked dead. @default 10 */
+  /** Webhook delivery attempts before an event is marked dead. @default 20 (about 30–60 min of retries at the default backoff) */
   webhookMaxAttempts: number;
   /** Delay after the first failed attempt, doubled per attempt, with jitter. @default 1000 */
   webhookBackoffBaseMs: number;
@@ -326,7 +326,7 @@ export function loadConfig(): Config {
     rateLimitPerMinute: int("RATE_LIMIT_PER_MINUTE", 600),
     corsOrigins: str("CORS_ORIGINS", ""),
     profileDir: str("PROFILE_DIR", `${process.env.TMPDIR || "/tmp"}/switchboard-profiles`),
-    webhookMaxAttempts: Math.max(1, int("WEBHOOK_MAX_ATTEMPTS", 10)),
+    webhookMaxAttempts: Math.max(1, int("WEBHOOK_MAX_ATTEMPTS", 20)),
     webhookBackoffBaseMs: int("WEBHOOK_BACKOFF_BASE_MS", 1000),
     webhookBackoffMaxMs: int("WEBHOOK_BACKOFF_MAX_MS", 300000),
     webhookTimeoutMs,
