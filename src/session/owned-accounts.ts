@@ -43,24 +43,30 @@ export class OwnedAccounts {
   async logout(doc: AccountDoc): Promise<SessionStatusResult> {
     const status = await this.runtime.logout(doc._id);
     if (status) return { accountId: doc._id, status, running: false, node: this.nodeId };
-    // Not running anywhere reachable: unlinking is forgetting the saved auth state, and a record that
-    // still shows a live status (its node lost, not restored yet) now says `logged_out`.
-    await this.authStore.delete(doc.sessionId);
+    // Not running anywhere reachable: unlinking is forgetting the saved auth state, and the record
+    // (perhaps still showing a live status: its node lost, not restored yet) now says `logged_out`,
+    // wanted stopped. That write goes first: from then on no restore claims the account.
     const fence = await this.runtime.fenceFor(doc.workspaceId);
     const at = new Date();
     const before = await this.repo.unlinkIdle(doc._id, fence, at);
+    await this.authStore.delete(doc.sessionId);
+    if (before) {
+      const event: AccountStatusEvent = {
+        accountId: doc._id,
+        workspaceId: doc.workspaceId,
+        sessionId: doc.sessionId,
+        status: "logged_out",
+        previousStatus: before.status,
+        node: fence.node,
+        epoch: fence.epoch,
+        at: at.toISOString(),
+      };
+      await this.publish("account.status", event);
+    }
+    // A restore that claimed it before that write may have opened it meanwhile: unlinked too.
+    const opened = await this.runtime.logout(doc._id);
+    if (opened) return { accountId: doc._id, status: opened, running: false, node: this.nodeId };
     if (!before) return recordedStatus(doc);
-    const event: AccountStatusEvent = {
-      accountId: doc._id,
-      workspaceId: doc.workspaceId,
-      sessionId: doc.sessionId,
-      status: "logged_out",
-      previousStatus: before.status,
-      node: fence.node,
-      epoch: fence.epoch,
-      at: at.toISOString(),
-    };
-    await this.publish("account.status", event);
     return { accountId: doc._id, status: "logged_out", running: false, node: fence.node };
   }
 

@@ -238,6 +238,47 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       assert.deepEqual(trail(t.events.slice(mark), id), []);
     });
 
+    it("a restore that read the account before its logout does not bring it back: logged_out, nothing runs", async () => {
+      const { id } = await connected("15550000014");
+      const session = t.api.getLocalService("session") as unknown as {
+        runtime: SessionRuntime;
+        owned: { authStore: { delete(sessionId: string): Promise<void> } };
+      };
+      // As a lost node leaves it: the engine gone, the record untouched (connected, wanted running).
+      await session.runtime.stop(id, { persist: false });
+      const lost = (await doc(t.db, id))!;
+      const store = session.owned.authStore;
+      const realDelete = store.delete.bind(store);
+      let reached!: () => void;
+      const atDelete = new Promise<void>((resolve) => (reached = resolve));
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      store.delete = async (sessionId) => {
+        reached();
+        await gate;
+        return realDelete(sessionId);
+      };
+      try {
+        const mark = t.events.length;
+        const logout = call("accounts.logout", { workspaceId: ws, accountId: id });
+        await atDelete;
+        // The failover's restore, with what it read of the account before the logout.
+        await session.runtime.startMany([lost]);
+        release();
+        const view: AccountView = await logout;
+        assert.equal(view.status, "logged_out");
+        // Whatever the restore queued has settled: nothing runs, nothing shows a QR.
+        await session.runtime.stop(id);
+        assert.equal(session.runtime.has(id), false);
+        const d = (await doc(t.db, id))!;
+        assert.deepEqual([d.status, d.desiredState], ["logged_out", "stopped"]);
+        assert.ok(!trail(t.events.slice(mark), id).includes("status:qr_scanning"), "no QR shown");
+      } finally {
+        release();
+        store.delete = realDelete;
+      }
+    });
+
     it("logout of a stopped or failed account → logged_out: its saved device is gone, a restart asks for a scan", async () => {
       const { id, sessionId } = await connected("15550000012");
       await call("session.stop", { workspaceId: ws, accountId: id });
