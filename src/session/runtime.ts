@@ -4,7 +4,7 @@ import type { AccountDoc, QrView } from "../accounts/types.ts";
 import type { Engine } from "../engines/base.ts";
 import type { OutboundMessage } from "../messages/types.ts";
 import { resolveEngine } from "../engines/index.ts";
-import { InvalidStateError, NotOwnerError, WorkspaceUnavailableError } from "../errors.ts";
+import { InvalidStateError, NotFoundError, NotOwnerError, WorkspaceUnavailableError } from "../errors.ts";
 import { awaitsStart, type AccountStatus } from "../lifecycle/states.ts";
 import type { AccountsRepo } from "../store/accounts-repo.ts";
 import type { AuthStore } from "../store/auth-store.ts";
@@ -411,6 +411,27 @@ export class SessionRuntime {
 
   // ---- opening ----
 
+  /** Why the claim of `doc` matched nothing: deleted meanwhile (404), a delete begun on it (409, as a
+   * restart of it answers), or a newer owner holds it. */
+  private async claimRefused(doc: AccountDoc, fence: Fence): Promise<Error> {
+    const now = await Promise.resolve()
+      .then(() => this.opts.repo.get(doc.workspaceId, doc._id))
+      .catch(() => undefined);
+    if (now === null) return new NotFoundError("Account", doc._id);
+    if (now?.deletingAt)
+      return new InvalidStateError(
+        `Account '${doc._id}' is being deleted (a delete did not finish): delete it again`,
+        {
+          accountId: doc._id,
+        },
+      );
+    return new NotOwnerError(doc._id, fence.node, {
+      accountId: doc._id,
+      workspaceId: doc.workspaceId,
+      fence,
+    });
+  }
+
   /** Waits for a start of the account still claiming (so a stop right after a start stops it). */
   private async opened(accountId: string): Promise<void> {
     await this.opening.get(accountId)?.catch(() => undefined);
@@ -431,13 +452,7 @@ export class SessionRuntime {
       stamped !== null && carriesFence(doc, fence) && awaitsStart(doc)
         ? { doc, ...stamped }
         : await this.opts.repo.claimOne(doc._id, fence, initializingPatch(new Date()));
-    if (!result) {
-      throw new NotOwnerError(doc._id, fence.node, {
-        accountId: doc._id,
-        workspaceId: doc.workspaceId,
-        fence,
-      });
-    }
+    if (!result) throw await this.claimRefused(doc, fence);
     // The workspace lost meanwhile (the lease lapsed during the claim's write): its sessions were
     // stopped, and this one would run unfenced beside the next owner's.
     const now = this.ownership.current(doc.workspaceId);

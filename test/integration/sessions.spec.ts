@@ -468,6 +468,23 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       assert.equal(await doc(t.db, id), null);
     });
 
+    it("a start that meets a delete begun after its checks is a 409 INVALID_STATE, not NOT_OWNER; the delete then finishes", async () => {
+      const { id } = await connected("15550000016");
+      await call("session.stop", { workspaceId: ws, accountId: id });
+      // What accounts.remove writes first, landing between a restart's check and its start.
+      await new AccountsRepo(t.db).markDeleting(ws, id, new Date());
+      await assert.rejects(call("session.start", { workspaceId: ws, accountId: id }), (err: any) => {
+        assert.equal(err.code, 409);
+        assert.equal(err.type, "INVALID_STATE");
+        assert.match(err.message, /being deleted/);
+        return true;
+      });
+      assert.deepEqual(await call("accounts.remove", { workspaceId: ws, accountId: id }), {
+        id,
+        deleted: true,
+      });
+    });
+
     it("tenancy and input: other workspace is 404, unknown engine 422, bad workspace id 422", async () => {
       const { id } = await call("accounts.create", { workspaceId: ws });
       await assert.rejects(call("accounts.get", { workspaceId: "ws_other", accountId: id }), { code: 404 });
