@@ -296,8 +296,9 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       params: account,
       async handler(this: AccountsThis, ctx: Context<AccountParams>): Promise<AccountView> {
         await this.ownAccount(ctx.params);
+        // The owner records logged_out wanted stopped (nothing more to write here: a restart that came
+        // right after it would be undone).
         await callSession(ctx, "logout", accountOf(ctx.params));
-        await this.repo.setDesiredState(ctx.params.workspaceId, ctx.params.accountId, "stopped");
         return this.viewOf(ctx.params);
       },
     },

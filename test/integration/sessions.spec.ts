@@ -485,6 +485,31 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       });
     });
 
+    it("a restart that comes right after a logout's owner answered keeps the account wanted running", async () => {
+      const { id } = await connected("15550000017");
+      const broker = t.api;
+      const realCall = broker.call.bind(broker);
+      let restarted: Promise<unknown> | null = null;
+      // The owner's logout answers; before the gateway's logout returns, a restart comes and ends.
+      broker.call = (async (action: string, params?: unknown, opts?: unknown) => {
+        const result = await realCall(action, params as object, opts as object);
+        if (action === "session.logout" && !restarted) {
+          restarted = realCall("accounts.restart", { workspaceId: ws, accountId: id });
+          await restarted;
+        }
+        return result;
+      }) as typeof broker.call;
+      try {
+        await call("accounts.logout", { workspaceId: ws, accountId: id });
+      } finally {
+        broker.call = realCall;
+      }
+      assert.ok(restarted, "the restart ran");
+      const d = (await doc(t.db, id))!;
+      assert.equal(d.desiredState, "running", "the restart came last");
+      await call("session.stop", { workspaceId: ws, accountId: id });
+    });
+
     it("tenancy and input: other workspace is 404, unknown engine 422, bad workspace id 422", async () => {
       const { id } = await call("accounts.create", { workspaceId: ws });
       await assert.rejects(call("accounts.get", { workspaceId: "ws_other", accountId: id }), { code: 404 });
