@@ -46,6 +46,7 @@ import {
   type RelayedEvent,
   type SnapshotItem,
 } from "../src/io/relay.ts";
+import { SocketAdmissions } from "../src/io/socket-admissions.ts";
 import { authenticateSocket, refusal, type SocketPrincipal } from "../src/io/socket-auth.ts";
 import type { QuotaBook } from "../src/quotas.ts";
 import { handshakeError, prepareSocketCall } from "../src/io/socket-calls.ts";
@@ -62,6 +63,8 @@ interface IoThis extends Service {
   /** Keys revoked while this gateway ran: a socket whose handshake was under way at the revocation
    * (its key already checked) is refused once it connects. */
   revokedKeys: BoundedMap<string, true>;
+  /** Sockets admitted by their handshake and not connected yet (the sockets quota counts them). */
+  admissions: SocketAdmissions;
   gateway(): ApiHost;
   resolveSocketKey(token: string, address: string): Promise<Caller | null>;
   socketAuthorize(socket: Socket): Promise<SocketPrincipal>;
@@ -244,15 +247,16 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       const principal = await authenticateSocket(socket.handshake.auth, (token) =>
         this.resolveSocketKey(token, socket.handshake.address),
       );
-      // At most `sockets` open sockets per workspace on this gateway (each gateway counts its own).
-      const quotas = this.gateway().quotas;
-      const open = () =>
-        [...(this.io?.of("/").sockets.values() ?? [])].filter(
-          (s) => (s.data as { principal?: SocketPrincipal }).principal?.workspaceId === principal.workspaceId,
-        ).length;
-      await quotas?.admit(principal.workspaceId, "sockets", open).catch((err: unknown) => {
-        throw err instanceof QuotaExceededError ? refusal(err) : err;
-      });
+      // At most `sockets` open sockets per workspace on this gateway (each gateway counts its own),
+      // those admitted and still connecting included. Checked and counted with no await in between.
+      const ws = principal.workspaceId;
+      const limit = (await this.gateway().quotas?.of(ws))?.sockets ?? 0;
+      const open = [...(this.io?.of("/").sockets.values() ?? [])].filter(
+        (s) => (s.data as { principal?: SocketPrincipal }).principal?.workspaceId === ws,
+      ).length;
+      if (limit > 0 && open + this.admissions.count(ws) >= limit)
+        throw refusal(new QuotaExceededError(ws, "sockets", limit));
+      this.admissions.admitted(socket.id, ws);
       (socket.data as { principal: SocketPrincipal }).principal = principal;
       return principal;
     },
@@ -472,11 +476,13 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
     this.relayedUpTo = new RelayedUpTo();
     this.recentReplays = new RecentReplays();
     this.revokedKeys = new BoundedMap(10_000);
+    this.admissions = new SocketAdmissions();
     this.callLimiters = new Map();
   },
   started(this: IoThis) {
     // Runs after moleculer-io's own `started` (mixin hooks first), which created `this.io`.
     this.io!.of("/").on("connection", (socket: Socket) => {
+      this.admissions.settled(socket.id);
       const { keyId, admin } = principalOf(socket);
       // Revoked while its handshake was under way: `disconnectKey` saw only connected sockets.
       if (!admin && this.revokedKeys.has(keyId)) return this.disconnectKey(keyId);

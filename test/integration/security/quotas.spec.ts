@@ -155,6 +155,42 @@ describe("security: per-workspace quotas", function () {
     assert.equal(resumed.data.quota, "socketCallsPerMinute");
   });
 
+  it("sockets opened at once stop at the quota too: the handshakes under way count", async () => {
+    await rest.ok("PUT", "/api/v1/workspaces/q_burst/quotas", ADMIN, { sockets: 2 });
+    const key = await keyOf("q_burst");
+    // Every handshake reaches its quota check before any of them goes on (as when the workspace's
+    // quotas are read from the database for all of them at once).
+    const quotas = (gw.getLocalService("api") as unknown as { quotas: { of(ws: string): Promise<unknown> } })
+      .quotas;
+    const realOf = quotas.of.bind(quotas);
+    let waiting = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    quotas.of = async (ws: string) => {
+      if (ws !== "q_burst") return realOf(ws);
+      waiting++;
+      await gate;
+      return realOf(ws);
+    };
+    const burst = Array.from({ length: 12 }, () => new RecordingSocket(url, { token: key }, "q_burst"));
+    sockets.push(...burst);
+    const settled = burst.map((s) =>
+      s.refused().then(
+        (err) => `refused ${err.data?.type}`,
+        () => "accepted",
+      ),
+    );
+    try {
+      await waitFor(() => waiting === 12, { what: "the 12 handshakes at their quota check" });
+    } finally {
+      release();
+      quotas.of = realOf;
+    }
+    const outcomes = await Promise.all(settled);
+    assert.equal(outcomes.filter((o) => o === "accepted").length, 2, outcomes.join(", "));
+    assert.equal(outcomes.filter((o) => o === "refused QUOTA_EXCEEDED").length, 10, outcomes.join(", "));
+  });
+
   it("a replay at connect (auth.after) is a socket call: past the allowance it is refused as a resume is", async () => {
     await rest.ok("PUT", "/api/v1/workspaces/q_replay/quotas", ADMIN, { sockets: 10 });
     const key = await keyOf("q_replay");
