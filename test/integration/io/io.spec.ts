@@ -232,16 +232,16 @@ describe("io: Socket.IO relay on the gateway", function () {
     await first.ready();
     // The next handshake of this workspace on gw2 waits at its socket quota, its key already checked.
     const quotas = (gw2.getLocalService("api") as unknown as { quotas: QuotaBook }).quotas;
-    const admit = quotas.admit.bind(quotas);
+    const quotasOf = quotas.of.bind(quotas);
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     let waiting = false;
-    quotas.admit = async (ws, name, current) => {
-      if (ws === "revoking" && name === "sockets") {
+    quotas.of = async (ws) => {
+      if (ws === "revoking") {
         waiting = true;
         await gate;
       }
-      return admit(ws, name, current);
+      return quotasOf(ws);
     };
     try {
       const second = new RecordingSocket(url2, { token: key }, "revoking");
@@ -256,7 +256,7 @@ describe("io: Socket.IO relay on the gateway", function () {
       assert.equal(second.snapshot, null, "no snapshot, no events");
     } finally {
       release();
-      quotas.admit = admit;
+      quotas.of = quotasOf;
     }
   });
 
