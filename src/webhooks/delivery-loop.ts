@@ -62,6 +62,10 @@ export interface DeliveryLoopOptions {
   /** How long a stopping node waits at most for its delivered marks to be written; the rows of those
    * not written stay pending, and the endpoint's next holder sends them again. @default 5000 */
   stopMarksWaitMs?: number;
+  /** How long a stopping node lets its attempts in flight finish before it cuts them (a cut attempt
+   * stays pending, and the endpoint's next holder sends it again, though its receiver may have taken
+   * it). @default the smaller of `timeoutMs` and 3000 */
+  stopAttemptsWaitMs?: number;
 }
 
 interface Repos {
@@ -195,6 +199,13 @@ export class DeliveryLoop {
     await this.ticking;
     await this.scanning;
     await this.pruning.settled();
+    const attemptsWait = this.opts.stopAttemptsWaitMs ?? Math.min(this.opts.timeoutMs, 3000);
+    let waited: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.inFlight.settled(),
+      new Promise((resolve) => (waited = setTimeout(resolve, attemptsWait))),
+    ]);
+    clearTimeout(waited);
     this.abort.abort();
     await this.inFlight.settled();
     if (!(await this.unmarked.flushed(this.opts.stopMarksWaitMs ?? 5000)))

@@ -219,6 +219,31 @@ describe("webhooks/delivery-loop", () => {
       );
   });
 
+  it("a stopping loop lets an attempt in flight finish and marks it delivered, rather than cutting it", async () => {
+    // The receiver takes its time to answer the one event.
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    server.removeAllListeners("request");
+    server.on("request", (req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        received.push(JSON.parse(body).id);
+        setTimeout(() => {
+          res.end();
+          answer();
+        }, 200);
+      });
+    });
+    outbox.put("wh_1", "acc", 1, "e1");
+    loop.start();
+    await waitFor(() => received.length === 1, { what: "the attempt under way" });
+    await loop.stop();
+    await answered;
+    assert.equal(outbox.rows.get(slotId("wh_1", "acc", 1))!.status, "delivered");
+    assert.deepEqual(received, ["e1"]);
+  });
+
   it("a claim that fails (the database) is tried again at the next tick, not at the next scan", async () => {
     let claims = 0;
     const flaky = {
