@@ -244,6 +244,10 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
     },
 
     async admitSocket(this: IoThis, socket: Socket): Promise<SocketPrincipal> {
+      // A socket's snapshot and replay are `accounts.*` calls: none answers yet (a gateway just
+      // restarted), so the client tries again instead of getting a failed snapshot and replay.
+      if (!this.broker.registry.getActionEndpoints("accounts.events")?.hasAvailable())
+        throw new Errors.MoleculerRetryableError("Gateway is starting, retry", 503, "SERVICE_UNAVAILABLE");
       const principal = await authenticateSocket(socket.handshake.auth, (token) =>
         this.resolveSocketKey(token, socket.handshake.address),
       );

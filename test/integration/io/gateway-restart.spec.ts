@@ -71,4 +71,30 @@ describe("io: a gateway stop and restart", function () {
       timeoutMs: 15000,
     });
   });
+
+  it("a socket that comes before the gateway's accounts service answers is refused SERVICE_UNAVAILABLE, then let in", async () => {
+    const split = new TestCluster({ adminApiKey: ADMIN }, "iosplit");
+    try {
+      // The gateway's `accounts` runs on a node of its own, started later.
+      const overrides: ConfigOverrides = { services: ["api", "io"], port: 0 };
+      const gw = split.node("gw", [createApiService(split.config("gw", overrides)), IoService], overrides);
+      split.node("w1", [SessionService], { services: ["session"] });
+      await split.start();
+      const url = `http://127.0.0.1:${gatewayPort(gw)}`;
+      const { key } = await new Rest(url).ok("POST", "/api/v1/workspaces/early/keys", ADMIN, {});
+      const early = new RecordingSocket(url, { token: key }, "early");
+      sockets.push(early);
+      const refusal = await early.refused();
+      assert.equal(refusal.data?.type, "SERVICE_UNAVAILABLE", JSON.stringify(refusal.data));
+
+      split.node("acc", [AccountsService], { services: ["accounts"] });
+      await split.start();
+      const later = new RecordingSocket(url, { token: key }, "early");
+      sockets.push(later);
+      await later.ready();
+      assert.deepEqual(later.snapshot?.items, []);
+    } finally {
+      await split.stop();
+    }
+  });
 });
