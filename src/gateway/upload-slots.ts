@@ -4,6 +4,7 @@
 // bounds requests per minute, not bytes held at once). So a body past BODY_LIMIT takes a slot, of the
 // gateway's and of its key's, until its request ends; without one it is refused before it is read.
 import { Errors } from "moleculer";
+import { PlaceCounts } from "../place-counts.ts";
 
 export const ERR_TOO_MANY_UPLOADS = "TOO_MANY_UPLOADS";
 
@@ -25,35 +26,32 @@ export class TooManyUploadsError extends Errors.MoleculerClientError {
 }
 
 export class UploadSlots {
-  private total = 0;
-  private readonly perKey = new Map<string, number>();
+  private readonly slots: PlaceCounts;
 
   constructor(
     readonly perGateway = UPLOADS_PER_GATEWAY,
     readonly perKeyLimit = UPLOADS_PER_KEY,
-  ) {}
+  ) {
+    this.slots = new PlaceCounts(perGateway, perKeyLimit);
+  }
 
   /** Takes a slot for `keyId`; returns its release (idempotent). TooManyUploadsError when none is free. */
   take(keyId: string): () => void {
-    const mine = this.perKey.get(keyId) ?? 0;
-    if (mine >= this.perKeyLimit) throw new TooManyUploadsError("key", this.perKeyLimit);
-    if (this.total >= this.perGateway) throw new TooManyUploadsError("gateway", this.perGateway);
-    this.total++;
-    this.perKey.set(keyId, mine + 1);
+    const full = this.slots.full(keyId);
+    if (full === "key") throw new TooManyUploadsError("key", this.perKeyLimit);
+    if (full === "all") throw new TooManyUploadsError("gateway", this.perGateway);
+    this.slots.take(keyId);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.total--;
-      const left = (this.perKey.get(keyId) ?? 1) - 1;
-      if (left > 0) this.perKey.set(keyId, left);
-      else this.perKey.delete(keyId);
+      this.slots.give(keyId);
     };
   }
 
   /** Slots taken (tests and diagnostics). */
   get inFlight(): number {
-    return this.total;
+    return this.slots.taken;
   }
 }
 

@@ -5,6 +5,7 @@
 // refused instead of queued (a resumed send, which no request waits for, is not).
 // MediaGate bounds the media bytes a node's sends hold (fetched or loaded, not yet handed over).
 import { SendQueueFullError } from "../errors.ts";
+import { PlaceCounts } from "../place-counts.ts";
 
 export interface PacerOptions {
   /** Least time between two sends of one account; 0 turns pacing off. @default 1000 */
@@ -132,22 +133,20 @@ export class SendPacer {
  * anything. A burst holds at most `limit` × MEDIA_MAX_BYTES.
  */
 export class MediaGate {
-  private held = 0;
-  private readonly byAccount = new Map<string, number>();
+  private readonly places: PlaceCounts;
   private readonly waiting: { accountId: string; granted: () => void }[] = [];
 
   /**
    * @param limit sends holding media at once. @default 8
    * @param perAccount of them, sends of one account. @default 2
    */
-  constructor(
-    private readonly limit = 8,
-    private readonly perAccount = 2,
-  ) {}
+  constructor(limit = 8, perAccount = 2) {
+    this.places = new PlaceCounts(limit, perAccount);
+  }
 
   /** Sends holding media now. */
   get inUse(): number {
-    return this.held;
+    return this.places.taken;
   }
 
   /**
@@ -159,33 +158,22 @@ export class MediaGate {
     deadline = Infinity,
     onTimeout: () => Error = () => new Error("no media place"),
   ): Promise<() => void> {
-    if (this.mayTake(accountId) && !this.waiting.some((w) => w.accountId === accountId)) this.take(accountId);
+    if (this.places.full(accountId) === null && !this.waiting.some((w) => w.accountId === accountId))
+      this.places.take(accountId);
     else await this.wait(accountId, deadline, onTimeout);
     let left = false;
     return () => {
       if (left) return;
       left = true;
-      this.held--;
-      const n = (this.byAccount.get(accountId) ?? 1) - 1;
-      if (n > 0) this.byAccount.set(accountId, n);
-      else this.byAccount.delete(accountId);
+      this.places.give(accountId);
       // The first in line that may hold a place now takes it.
-      const i = this.waiting.findIndex((w) => this.mayTake(w.accountId));
+      const i = this.waiting.findIndex((w) => this.places.full(w.accountId) === null);
       if (i >= 0) {
         const [next] = this.waiting.splice(i, 1);
-        this.take(next!.accountId);
+        this.places.take(next!.accountId);
         next!.granted();
       }
     };
-  }
-
-  private mayTake(accountId: string): boolean {
-    return this.held < this.limit && (this.byAccount.get(accountId) ?? 0) < this.perAccount;
-  }
-
-  private take(accountId: string): void {
-    this.held++;
-    this.byAccount.set(accountId, (this.byAccount.get(accountId) ?? 0) + 1);
   }
 
   private wait(accountId: string, deadline: number, onTimeout: () => Error): Promise<void> {
