@@ -22,12 +22,12 @@
 // Start and stop: both services are created before either starts, so the api's HTTP server exists when
 // Socket.IO attaches to it; on stop Socket.IO closes its engine's connections only (clients reconnect),
 // and the api service closes the server (whose close waits for those connections to end).
-import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
+import { type Context, type Service, type ServiceSchema } from "moleculer";
 import SocketIOService from "moleculer-io";
 import type { Server as HttpServer } from "node:http";
 import type { Server, Socket } from "socket.io";
 import { configOf } from "../src/config.ts";
-import { QuotaExceededError } from "../src/errors.ts";
+import { GatewayStartingError, QuotaExceededError } from "../src/errors.ts";
 import { callerOfKey } from "../src/gateway/auth.ts";
 import type { Caller, KeyStore } from "../src/gateway/keys.ts";
 import { RateLimiter } from "../src/gateway/rate-limit.ts";
@@ -247,20 +247,22 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       // A socket's snapshot and replay are `accounts.*` calls: none answers yet (a gateway just
       // restarted), so the client tries again instead of getting a failed snapshot and replay.
       if (!this.broker.registry.getActionEndpoints("accounts.events")?.hasAvailable())
-        throw new Errors.MoleculerRetryableError("Gateway is starting, retry", 503, "SERVICE_UNAVAILABLE");
+        throw new GatewayStartingError();
       const principal = await authenticateSocket(socket.handshake.auth, (token) =>
         this.resolveSocketKey(token, socket.handshake.address),
       );
       // At most `sockets` open sockets per workspace on this gateway (each gateway counts its own),
-      // those admitted and still connecting included. Checked and counted with no await in between.
+      // those admitted and still connecting included (counted as the check passes).
       const ws = principal.workspaceId;
-      const limit = (await this.gateway().quotas?.of(ws))?.sockets ?? 0;
-      const open = [...(this.io?.of("/").sockets.values() ?? [])].filter(
-        (s) => (s.data as { principal?: SocketPrincipal }).principal?.workspaceId === ws,
-      ).length;
-      if (limit > 0 && open + this.admissions.count(ws) >= limit)
-        throw refusal(new QuotaExceededError(ws, "sockets", limit));
-      this.admissions.admitted(socket.id, ws);
+      const open = () =>
+        [...(this.io?.of("/").sockets.values() ?? [])].filter(
+          (s) => (s.data as { principal?: SocketPrincipal }).principal?.workspaceId === ws,
+        ).length + this.admissions.count(ws);
+      await this.gateway()
+        .quotas?.admit(ws, "sockets", open, () => this.admissions.admitted(socket.id, ws))
+        .catch((err: unknown) => {
+          throw err instanceof QuotaExceededError ? refusal(err) : err;
+        });
       (socket.data as { principal: SocketPrincipal }).principal = principal;
       return principal;
     },
@@ -286,8 +288,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
     /** The key's caller; an address over its failed-auth limit is refused before any lookup. */
     async resolveSocketKey(this: IoThis, token: string, address: string): Promise<Caller | null> {
       const api = this.gateway();
-      if (!api.keys)
-        throw new Errors.MoleculerRetryableError("Gateway is starting, retry", 503, "SERVICE_UNAVAILABLE");
+      if (!api.keys) throw new GatewayStartingError();
       return callerOfKey(api.keys, api.failedAuth, token, address);
     },
 

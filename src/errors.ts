@@ -113,6 +113,13 @@ export const ERR_PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE";
 export const ERR_UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE";
 export const ERR_ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND";
 export const ERR_SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE";
+
+/** The gateway has not yet what it needs to answer (it just started): 503, retry shortly. */
+export class GatewayStartingError extends Errors.MoleculerRetryableError {
+  constructor(message = "Gateway is starting, retry") {
+    super(message, 503, ERR_SERVICE_UNAVAILABLE);
+  }
+}
 export const ERR_INTERNAL = "INTERNAL_ERROR";
 
 /** A request the gateway cannot even parse (bad JSON, undecodable path, unsupported charset). */

@@ -30,10 +30,20 @@ export class QuotaBook {
     }));
   }
 
-  /** Throws QuotaExceededError when one more would pass the workspace's `name` quota. */
-  async admit(workspaceId: string, name: QuotaName, current: () => Promise<number> | number): Promise<void> {
+  /** Throws QuotaExceededError when one more would pass the workspace's `name` quota; otherwise runs
+   * `counted`. A `current` that answers at once is read, checked and counted with no await in between,
+   * so admissions that reach the check together see each other. */
+  async admit(
+    workspaceId: string,
+    name: QuotaName,
+    current: () => Promise<number> | number,
+    counted?: () => void,
+  ): Promise<void> {
     const limit = (await this.of(workspaceId))[name];
-    if (limit > 0 && (await current()) >= limit) throw new QuotaExceededError(workspaceId, name, limit);
+    const now = current();
+    const n = typeof now === "number" ? now : await now;
+    if (limit > 0 && n >= limit) throw new QuotaExceededError(workspaceId, name, limit);
+    counted?.();
   }
 
   forget(workspaceId: string): void {

@@ -1,9 +1,8 @@
 // Who may call /api/v1 and with what: the key (Bearer or X-API-Key) and the per-key rate limit before
 // moleculer-web resolves the alias's endpoint, then the route's admin check and its params picked,
 // validated and `workspaceId` forced to the key's workspace before the action is called.
-import { Errors } from "moleculer";
 import {
-  ERR_SERVICE_UNAVAILABLE,
+  GatewayStartingError,
   ForbiddenError,
   RateLimitedError,
   RouteNotFoundError,
@@ -74,8 +73,7 @@ export async function authenticateRequest(gate: Gatekeeper, req: Req, res: Res):
   const presented = presentedKey(req.headers);
   if (!presented)
     throw new UnauthorizedError("Missing API key: send Authorization: Bearer <key> or X-API-Key");
-  if (!gate.keys)
-    throw new Errors.MoleculerRetryableError("Gateway is starting", 503, ERR_SERVICE_UNAVAILABLE);
+  if (!gate.keys) throw new GatewayStartingError("Gateway is starting");
   let caller: Caller | null;
   try {
     caller = await callerOfKey(gate.keys, gate.failedAuth, presented, req.socket?.remoteAddress ?? "unknown");
