@@ -95,19 +95,22 @@ const workspace = validatorOf(ACCOUNT_PARAMS.list);
 const account = validatorOf(ACCOUNT_PARAMS.account);
 const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 
-function randomChars(n: number): string {
+/** `bytes` as characters of ID_ALPHABET, one each. */
+function charsOf(bytes: Uint8Array): string {
   let out = "";
-  for (const b of randomBytes(n)) out += ID_ALPHABET[b % ID_ALPHABET.length];
+  for (const b of bytes) out += ID_ALPHABET[b % ID_ALPHABET.length];
   return out;
+}
+
+function randomChars(n: number): string {
+  return charsOf(randomBytes(n));
 }
 
 /** The id of the account a create with Idempotency-Key `key` records in `workspaceId`: the same for
  * every repeat, another for every other key or workspace. */
 function idempotentAccountId(workspaceId: string, key: string): string {
   const digest = createHash("sha256").update(`${workspaceId}\n${key}`).digest();
-  let out = "";
-  for (const b of digest.subarray(0, 16)) out += ID_ALPHABET[b % ID_ALPHABET.length];
-  return `acc_${out}`;
+  return `acc_${charsOf(digest.subarray(0, 16))}`;
 }
 
 /** The key of an idempotent create already made account `accountId`, which `what` (422, nothing made). */
