@@ -65,9 +65,11 @@ export interface Publisher {
   send: Broadcast;
 }
 
-/** Record, then send: the broadcast of one event on its own. */
-export function publishVia(p: Publisher): Broadcast {
-  return async (event, payload) => p.send(event, await p.record(event, payload));
+/** Record, then send: the broadcast of one event on its own (`key`: see Publisher.record). */
+export function publishVia(
+  p: Publisher,
+): (event: string, payload: unknown, key?: string) => Promise<unknown> {
+  return async (event, payload, key) => p.send(event, await p.record(event, payload, key));
 }
 
 /** The node's event log (indexes ensured) and its publisher. */

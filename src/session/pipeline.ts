@@ -285,8 +285,7 @@ export class SessionPipeline {
   /** Logs, then broadcasts, the event of a change under the change's key: an attempt after one that
    * failed not knowing whether its event landed (its reply lost, then the database away) finds it. */
   private async publishOnce(done: RelayProgress, event: string, payload: unknown): Promise<void> {
-    const key = (done.key ??= randomUUID());
-    await this.deps.publisher.send(event, await this.deps.publisher.record(event, payload, key));
+    await publishVia(this.deps.publisher)(event, payload, (done.key ??= randomUUID()));
   }
 
   /** The event of a received message, its media bytes kept first: a listener may fetch them as soon
