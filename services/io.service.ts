@@ -79,8 +79,8 @@ interface IoThis extends Service {
   disconnectKey(keyId: string): void;
   recheckSocketKeys(): Promise<void>;
   keyCheckTimer?: NodeJS.Timeout;
-  /** Socket calls per workspace, against its socketCallsPerMinute quota. */
-  callLimiters: Map<string, RateLimiter>;
+  /** Socket calls per workspace, against its socketCallsPerMinute quota (a bucket per workspace). */
+  callLimiter: RateLimiter;
   admitCall(workspaceId: string): Promise<void>;
 }
 
@@ -447,12 +447,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       const quotas = this.gateway().quotas;
       if (!quotas) return;
       const limit = (await quotas.of(workspaceId)).socketCallsPerMinute;
-      let limiter = this.callLimiters.get(workspaceId);
-      if (limiter?.perMinute !== limit) {
-        limiter = new RateLimiter(limit);
-        this.callLimiters.set(workspaceId, limiter);
-      }
-      if (!limiter.take(workspaceId).allowed)
+      if (!this.callLimiter.take(workspaceId, limit).allowed)
         throw new QuotaExceededError(workspaceId, "socketCallsPerMinute", limit);
     },
 
@@ -482,7 +477,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
     this.recentReplays = new RecentReplays();
     this.revokedKeys = new BoundedMap(10_000);
     this.admissions = new SocketAdmissions();
-    this.callLimiters = new Map();
+    this.callLimiter = new RateLimiter(0);
   },
   started(this: IoThis) {
     // Runs after moleculer-io's own `started` (mixin hooks first), which created `this.io`.

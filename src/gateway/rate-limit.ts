@@ -10,9 +10,14 @@ export interface RateDecision {
   retryAfterSec: number;
 }
 
+/** Buckets kept before the full ones are forgotten (a full bucket behaves like a new one). */
+const SWEEP_AT = 100_000;
+
 interface Bucket {
   tokens: number;
   at: number;
+  /** The limit the bucket last refilled at (a key's limit may change: `take`'s `perMinute`). */
+  perMinute: number;
 }
 
 export class RateLimiter {
@@ -84,17 +89,26 @@ export class RateLimiter {
     });
   }
 
-  take(key: string): RateDecision {
-    if (this.perMinute <= 0) return { allowed: true, remaining: Infinity, retryAfterSec: 0 };
+  /**
+   * Spends one of `key`'s tokens if it has one. `perMinute` is the key's own limit when keys differ (a
+   * workspace's quota): a changed limit keeps what was spent, capped at the new limit, and refills at
+   * the new rate from then on; 0 disables the limit for the key.
+   */
+  take(key: string, perMinute = this.perMinute): RateDecision {
+    if (perMinute <= 0) {
+      this.buckets.delete(key);
+      return { allowed: true, remaining: Infinity, retryAfterSec: 0 };
+    }
     const now = this.now();
     let b = this.buckets.get(key);
     if (!b) {
-      if (this.buckets.size >= 100000) this.sweep(now);
-      b = { tokens: this.perMinute, at: now };
+      if (this.buckets.size >= SWEEP_AT) this.sweep(now);
+      b = { tokens: perMinute, at: now, perMinute };
       this.buckets.set(key, b);
     } else {
-      b.tokens = Math.min(this.perMinute, b.tokens + (now - b.at) * this.perMs);
+      b.tokens = Math.min(perMinute, b.tokens + (now - b.at) * (b.perMinute / 60000));
       b.at = now;
+      b.perMinute = perMinute;
     }
     if (b.tokens >= 1) {
       b.tokens -= 1;
@@ -103,14 +117,19 @@ export class RateLimiter {
     return {
       allowed: false,
       remaining: 0,
-      retryAfterSec: Math.max(1, Math.ceil((1 - b.tokens) / this.perMs / 1000)),
+      retryAfterSec: Math.max(1, Math.ceil((1 - b.tokens) / (perMinute / 60000) / 1000)),
     };
+  }
+
+  /** Keys with a bucket kept (full buckets are forgotten once SWEEP_AT keys were seen). */
+  get size(): number {
+    return this.buckets.size;
   }
 
   /** Forgets buckets that have refilled completely (they behave like new ones). */
   private sweep(now: number): void {
     for (const [key, b] of this.buckets) {
-      if (b.tokens + (now - b.at) * this.perMs >= this.perMinute) this.buckets.delete(key);
+      if (b.tokens + (now - b.at) * (b.perMinute / 60000) >= b.perMinute) this.buckets.delete(key);
     }
   }
 }

@@ -155,6 +155,22 @@ describe("security: per-workspace quotas", function () {
     assert.equal(resumed.data.quota, "socketCallsPerMinute");
   });
 
+  it("a changed socket-call quota keeps the calls already spent in the minute", async () => {
+    const key = await keyOf("q_calls");
+    const socket = new RecordingSocket(url, { token: key }, "q_calls");
+    sockets.push(socket);
+    await socket.ready();
+    for (let i = 0; i < QUOTAS.socketCallsPerMinute; i++) await socket.call("accounts.list");
+    const raised = QUOTAS.socketCallsPerMinute + 2;
+    await rest.ok("PUT", "/api/v1/workspaces/q_calls/quotas", ADMIN, { socketCallsPerMinute: raised });
+    // The raised quota refills one call every 60/5 s: none back yet, the minute's calls still count.
+    await assert.rejects(socket.call("accounts.list"), (err: { code: number; data: { limit: number } }) => {
+      assert.equal(err.code, 429);
+      assert.equal(err.data.limit, raised, "refused under the new quota");
+      return true;
+    });
+  });
+
   it("sockets opened at once stop at the quota too: the handshakes under way count", async () => {
     await rest.ok("PUT", "/api/v1/workspaces/q_burst/quotas", ADMIN, { sockets: 2 });
     const key = await keyOf("q_burst");

@@ -59,3 +59,31 @@ describe("gateway/rate-limit: hold", () => {
     assert.equal(off.peek("a").allowed, true);
   });
 });
+
+describe("gateway/rate-limit: a limit per key", () => {
+  it("a changed limit keeps what was spent, capped at the new limit, and refills at the new rate", () => {
+    let now = 0;
+    const limiter = new RateLimiter(0, () => now);
+    for (let i = 0; i < 3; i++) assert.equal(limiter.take("ws", 3).allowed, true);
+    assert.equal(limiter.take("ws", 3).allowed, false);
+    assert.equal(limiter.take("ws", 600).allowed, false, "a raised limit starts from what is left");
+    now += 100; // 600/min refills one token per 100 ms
+    assert.equal(limiter.take("ws", 600).allowed, true);
+    now += 60000;
+    assert.equal(limiter.take("ws", 2).remaining, 1, "a lowered limit caps the refilled tokens");
+    assert.equal(limiter.take("ws", 2).allowed, true);
+    assert.equal(limiter.take("ws", 2).allowed, false);
+    assert.equal(limiter.take("other", 2).allowed, true, "each key has its own bucket");
+    for (let i = 0; i < 10; i++) assert.equal(limiter.take("ws", 0).allowed, true, "0: unlimited");
+  });
+
+  it("forgets full buckets once many keys were seen, whatever their limits", () => {
+    let now = 0;
+    const limiter = new RateLimiter(0, () => now);
+    for (let i = 0; i < 100_000; i++) limiter.take(`k${i}`, i % 2 ? 60 : 6000);
+    now += 60_000;
+    limiter.take("spent", 1);
+    assert.equal(limiter.take("spent", 1).allowed, false);
+    assert.equal(limiter.size, 1);
+  });
+});
