@@ -80,7 +80,7 @@ interface Repos {
 const MAX_UNMARKED = 4000;
 
 export class DeliveryLoop {
-  private readonly cursors = new QueueCursors();
+  private readonly cursors = new QueueCursors((key) => this.remembered.forgetQueue(key));
   /** Endpoints with work this node does not hold: it tries to claim them. */
   private readonly wanted = new Set<string>();
   private readonly inFlight = new AttemptsInFlight();
@@ -299,8 +299,7 @@ export class DeliveryLoop {
       else if (!this.inFlight.has(key) && (h.seq < cursor.next || cursor.wakeAt === Infinity)) {
         // A pending row the cursor did not expect (recorded while a notification was missed); not one
         // whose delivered mark is on its way (the cursor would walk every row since back by reads).
-        cursor.next = Math.min(cursor.next, h.seq);
-        cursor.wakeAt = 0;
+        this.cursors.wake(key, h.seq);
       }
     }
   }
@@ -402,7 +401,8 @@ export class DeliveryLoop {
       const row = read.value;
       if (!row) {
         // Told of a row meanwhile (its notification already asked for another tick): look again.
-        cursor.wakeAt = cursor.heard === heard[i] ? Infinity : 0;
+        if (cursor.heard === heard[i]) this.cursors.park(key);
+        else cursor.wakeAt = 0;
         continue;
       }
       const due = new Date(row.nextAttemptAt).getTime();

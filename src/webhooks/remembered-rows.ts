@@ -49,6 +49,13 @@ export class RememberedRows {
       if (key.startsWith(`${endpointId}|`)) this.handledThrough.delete(key);
   }
 
+  /** The queue was idle long enough to be forgotten (its cursor too): nothing of it is kept. */
+  forgetQueue(key: string): void {
+    this.total -= this.rows.get(key)?.size ?? 0;
+    this.rows.delete(key);
+    this.handledThrough.delete(key);
+  }
+
   /** A row this node just inserted (unless `sent` says it was already sent here). */
   inserted(doc: OutboxDoc, sent: boolean): void {
     const key = queueKey(doc.endpointId, doc.accountId);

@@ -1,6 +1,7 @@
 // The rows a delivering node remembers instead of reading them back: a late word of an insert does not
 // undo an attempt made meanwhile, and memory stays bounded in all queues, not only per queue.
 import { strict as assert } from "node:assert";
+import { queueKey } from "../../../src/store/webhook-outbox-repo.ts";
 import { RememberedRows } from "../../../src/webhooks/remembered-rows.ts";
 import { pendingRow } from "./pending-row.ts";
 
@@ -56,5 +57,19 @@ describe("webhooks/remembered-rows", () => {
     const rows = new RememberedRows();
     rows.retried(row("a", 1), failed(new Date()));
     assert.equal(rows.size, 0);
+  });
+
+  it("a queue forgotten (idle) keeps nothing: its rows and the mark of what was delivered go", () => {
+    const rows = new RememberedRows();
+    rows.claimed("wh_1");
+    rows.inserted(row("a", 1), false);
+    rows.inserted(row("a", 2), false);
+    rows.inserted(row("b", 1), false);
+    rows.handled(row("a", 1));
+    rows.forgetQueue(queueKey("wh_1", "a"));
+    assert.equal(rows.size, 1, "only the other queue's row is left");
+    assert.equal(rows.get("wh_1", "a", 2), undefined);
+    rows.inserted(row("a", 1), false);
+    assert.ok(rows.get("wh_1", "a", 1), "what was delivered there is no longer known");
   });
 });
