@@ -322,14 +322,19 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         }
         await this.authStore.retire(doc.sessionId);
         await this.forgetMessages(doc._id);
-        // Counted out, and announced, by the remove that deleted it (of two at once, one).
-        if (await this.repo.delete(doc.workspaceId, doc._id)) {
+        // Counted out, and announced, by the remove that deleted it (of two at once, one). One that
+        // cannot tell (its delete's answer lost) announces it too: a second account.deleted (another
+        // remove deleted it) is harmless, a missing one is not; but it leaves the tally one high.
+        const deleted = await this.repo.delete(doc.workspaceId, doc._id);
+        if (deleted === "deleted") {
           // Left one high, the tally is corrected by counting when the workspace reaches its quota.
           await this.tally.removed(doc.workspaceId).catch((err: Error) => {
             this.logger.warn(
               `accounts.remove ${doc._id}: not counted out of ${doc.workspaceId} (${err.message})`,
             );
           });
+        }
+        if (deleted !== "gone") {
           await this.publish("account.deleted", {
             accountId: doc._id,
             workspaceId: doc.workspaceId,

@@ -145,8 +145,21 @@ export class AccountsRepo {
     return [...new Set(docs.map((d) => d.workspaceId))];
   }
 
-  async delete(workspaceId: string, id: string): Promise<boolean> {
-    return (await retryTransient(() => this.col.deleteOne({ _id: id, workspaceId }))).deletedCount === 1;
+  /**
+   * Deletes the document: "deleted" by this call, "gone" already, or "unsure" when it was gone at a
+   * try that followed a failed one (the failed try may have deleted it, its answer lost; or another
+   * delete did).
+   */
+  async delete(workspaceId: string, id: string): Promise<"deleted" | "gone" | "unsure"> {
+    let failed = false;
+    const res = await retryTransient(() =>
+      this.col.deleteOne({ _id: id, workspaceId }).catch((err: unknown) => {
+        failed = true;
+        throw err;
+      }),
+    );
+    if (res.deletedCount === 1) return "deleted";
+    return failed ? "unsure" : "gone";
   }
 
   /** False when no such account is there to change; nor, for `running`, one a delete has begun on. */

@@ -446,6 +446,33 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       });
     });
 
+    it("a delete whose write landed but whose answer was lost is still announced", async () => {
+      const { id, sessionId } = await connected("15550000018");
+      const repo = (t.api.getLocalService("accounts") as unknown as { repo: AccountsRepo }).repo;
+      const col = (repo as unknown as { col: { deleteOne: (...a: unknown[]) => Promise<unknown> } }).col;
+      const real = col.deleteOne.bind(col);
+      // FerretDB can answer "database is locked" after the write landed; the retry finds nothing.
+      col.deleteOne = async (...a: unknown[]) => {
+        await real(...a);
+        col.deleteOne = real;
+        throw new Error("database is locked");
+      };
+      try {
+        assert.deepEqual(await call("accounts.remove", { workspaceId: ws, accountId: id }), {
+          id,
+          deleted: true,
+        });
+      } finally {
+        col.deleteOne = real;
+      }
+      const deleted = await waitFor(
+        () => t.events.find((r) => r.event === "account.deleted" && r.payload.accountId === id),
+        { what: "account.deleted" },
+      );
+      assert.equal(deleted.payload.sessionId, sessionId);
+      assert.equal(await doc(t.db, id), null);
+    });
+
     it("a delete that stopped half-way (auth state retired, document left): restart is refused, a second delete finishes", async () => {
       const { id, sessionId } = await connected("15550000015");
       await call("session.stop", { workspaceId: ws, accountId: id });

@@ -221,8 +221,26 @@ describe("store/accounts-repo: fenced writes on the real server", () => {
     assert.equal(await repo.setDesiredState("w6", "acc_s", "stopped"), false);
     assert.equal(await repo.setDesiredState("w5", "acc_s", "stopped"), true);
     assert.deepEqual(await repo.desiredRunningIn(["w5"]), []);
-    assert.equal(await repo.delete("w6", "acc_s"), false);
-    assert.equal(await repo.delete("w5", "acc_s"), true);
+    assert.equal(await repo.delete("w6", "acc_s"), "gone");
+    assert.equal(await repo.delete("w5", "acc_s"), "deleted");
     assert.equal(await repo.get("w5", "acc_s"), null);
+    assert.equal(await repo.delete("w5", "acc_s"), "gone");
+  });
+
+  it("a delete that landed before a transient error answers unsure, not gone", async () => {
+    await repo.insert(account("acc_u", "w5"));
+    const col = (repo as unknown as { col: { deleteOne: (...a: unknown[]) => Promise<unknown> } }).col;
+    const real = col.deleteOne.bind(col);
+    col.deleteOne = async (...a: unknown[]) => {
+      await real(...a);
+      col.deleteOne = real;
+      throw new Error("database is locked");
+    };
+    try {
+      assert.equal(await repo.delete("w5", "acc_u"), "unsure");
+    } finally {
+      col.deleteOne = real;
+    }
+    assert.equal(await repo.get("w5", "acc_u"), null);
   });
 });
