@@ -26,7 +26,9 @@ import {
   BODY_LIMIT,
   corsOnError,
   corsSettings,
+  MAX_BODY_COMMAS,
   MAX_JSON_DEPTH,
+  moreCommasThan,
   nestedDeeperThan,
   MEDIA_ROUTE,
   mediaBodyLimit,
@@ -38,7 +40,12 @@ import {
 import { addSecurityHeaders } from "../src/gateway/security-headers.ts";
 import { assertAdminKeyStrength } from "../src/gateway/keys.ts";
 import { onClientError, sendError } from "../src/gateway/http-errors.ts";
-import { BadRequestError, ERR_BAD_JSON, ERR_UNSUPPORTED_MEDIA_TYPE } from "../src/errors.ts";
+import {
+  BadRequestError,
+  ERR_BAD_JSON,
+  ERR_PAYLOAD_TOO_LARGE,
+  ERR_UNSUPPORTED_MEDIA_TYPE,
+} from "../src/errors.ts";
 import { KeyStore } from "../src/gateway/keys.ts";
 import { METRICS, registerGatewayMetrics } from "../src/gateway/metrics.ts";
 import { RateLimiter } from "../src/gateway/rate-limit.ts";
@@ -71,6 +78,8 @@ const { bodyParser } = ApiGateway as unknown as {
       strict: boolean;
       inflate: boolean;
       type: () => boolean;
+      /** Sees the raw body before it is parsed; what it throws is the request's error. */
+      verify?: (req: Req, res: Res, body: Buffer) => void;
     }): Middleware;
   };
 };
@@ -81,7 +90,21 @@ const { bodyParser } = ApiGateway as unknown as {
  * one of its slots (upload-slots.ts), held until the request ends. */
 function jsonBody(limit: string | number, uploads?: UploadSlots): Middleware {
   // Every body is read as JSON: one of another declared type is refused before (notJson).
-  const parse = bodyParser.json({ limit, strict: true, inflate: false, type: () => true });
+  const parse = bodyParser.json({
+    limit,
+    strict: true,
+    inflate: false,
+    type: () => true,
+    verify: (_req, _res, body) => {
+      if (body.length > SMALL_BODY_BYTES && moreCommasThan(body, MAX_BODY_COMMAS))
+        throw new BadRequestError(
+          `Request body holds more than ${MAX_BODY_COMMAS} values (commas): a large body carries media, not many values`,
+          ERR_PAYLOAD_TOO_LARGE,
+          { maxCommas: MAX_BODY_COMMAS },
+          413,
+        );
+    },
+  });
   return (req, res, next) => {
     if (req.method === "OPTIONS") return next();
     const declared = notJson(req.headers);

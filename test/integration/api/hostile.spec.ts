@@ -436,6 +436,22 @@ describe("api: 1,000 malformed and hostile requests", function () {
     assert.notEqual(shallow.json.type, "BAD_JSON");
   });
 
+  it("a large body of many small values is a 413 before it is parsed; as many in a string pass", async () => {
+    const path = `/api/v1/accounts/${ownAccount}/messages`;
+    const many = `{"to":"4915100000002","text":"x","junk":[${"0,".repeat(70_000)}0]}`;
+    const json = { "content-type": "application/json" };
+    const refused = await gw.call("POST", path, { key: attackerKey, body: many, headers: json });
+    assert.equal(refused.status, 413, String(refused.body));
+    assert.equal(refused.json.type, "PAYLOAD_TOO_LARGE");
+    assert.deepEqual(refused.json.data, { maxCommas: 65536 });
+    // The same bytes in one string (as media in base64 are) is a body like any other.
+    const text = await gw.call("POST", path, {
+      key: attackerKey,
+      body: { to: "4915100000002", text: "a".repeat(140_000) },
+    });
+    assert.notEqual(text.status, 413, String(text.body));
+  });
+
   it("a key holds at most 4 large bodies in flight on a gateway: the 5th is refused 429 before it is read", async () => {
     const path = `/api/v1/accounts/${ownAccount}/messages`;
     /** A large body that never finishes: it holds its slot until the socket goes. */
