@@ -194,13 +194,14 @@ export class WorkerOwnership implements Ownership {
     fresh: boolean,
     unnamed?: UnnamedWorkspace,
   ): Promise<PlacementEntry | null> {
-    if (!this.liveness.isCurrent()) return null;
+    // A draining node takes nothing: not a new workspace, a dead node's, nor a record of its own it no
+    // longer holds (its reconciler passes that on: `passOn`).
+    if (!this.liveness.isCurrent() || this.draining) return null;
     if (this.current(workspaceId) || this.handingOver.has(workspaceId)) return null;
     const term = this.liveness.term;
     // A stale `seen` only makes the compare-and-set below fail (a lost race), never a wrong claim.
     const current = seen ?? (fresh ? null : await this.table.get(workspaceId));
     if (!current) {
-      if (this.draining) return null;
       // Its accounts' last owner still runs them: the table lost its record, not the workspace.
       for (const node of unnamed?.lastOwners ?? [])
         if (node !== this.nodeId && (await this.holdsLease(node))) return null;
@@ -258,6 +259,15 @@ export class WorkerOwnership implements Ownership {
         throw new WorkspaceUnavailableError(workspaceId, `owned by ${rec.node}, not reachable from here`);
       }
       return rec.node;
+    }
+    if (this.draining) {
+      // Recorded here but not held (a hand-off that failed, a lease term that ended): passed on now,
+      // and the call with it; a dead node's is left to the others.
+      if (hops < 2 && rec?.node === this.nodeId && (await this.passOn(workspaceId))) {
+        const next = this.mirror.owner(workspaceId);
+        if (next && next !== this.nodeId && this.reachable(next)) return next;
+      }
+      throw new WorkspaceUnavailableError(workspaceId, "this node is draining");
     }
     try {
       await this.acquire(workspaceId, { record: rec });

@@ -79,6 +79,25 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
     }
   });
 
+  it("a draining node's call for a record of its own it no longer holds does not take it back", async () => {
+    const claimed = await ownership.claim("ws-e", null, true);
+    assert.ok(claimed);
+    ownership.liveness.pause();
+    await waitFor(() => !ownership.liveness.isCurrent(), { what: "h1's lease to lapse" });
+    ownership.liveness.resume();
+    await waitFor(() => ownership.liveness.isCurrent(), { what: "h1's lease to be taken again" });
+    ownership.draining = true;
+    try {
+      // No other worker to pass it on to: the call is refused (503, retried by the client), not run here.
+      await assert.rejects(ownership.route("ws-e", 0), { type: "WORKSPACE_UNAVAILABLE" });
+      await assert.rejects(ownership.acquire("ws-e"), { type: "WORKSPACE_UNAVAILABLE" });
+      assert.equal(ownership.current("ws-e"), null, "not held");
+      assert.deepEqual(await placement.table.get("ws-e"), claimed, "ws-e untouched");
+    } finally {
+      ownership.draining = false;
+    }
+  });
+
   it("a drained node claims no new workspace until undrained", async () => {
     await ownership.drain();
     try {
