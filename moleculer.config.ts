@@ -33,6 +33,7 @@ import { SwitchboardRegenerator } from "./src/error-regenerator.ts";
 import { ROUTES } from "./src/gateway/routes.ts";
 import { placementMiddleware, registerWorkspaceShard } from "./src/placement/broker-wiring.ts";
 import { moleculerMiddlewares } from "./src/request-metrics.ts";
+import { untrackFailedRemoteCalls } from "./src/timed-out-calls.ts";
 
 // The WorkspaceShard strategy runs on the calling node: every process registers it.
 registerWorkspaceShard();
@@ -90,6 +91,7 @@ export function brokerOptions(
       placementMiddleware(cfg),
       adminSignatureMiddleware(adminKeysOf(cfg.adminApiKey, cfg.adminPublicKey), ADMIN_ACTIONS),
       ...moleculerMiddlewares(cfg.moleculerMetrics),
+      untrackFailedRemoteCalls(),
     ],
     ...overrides,
   } as BrokerOptions;
