@@ -32,6 +32,7 @@ import { SessionRuntime, type LocalSessionInfo } from "../src/session/runtime.ts
 import { WORKSPACE_SHARD } from "../src/placement/strategy.ts";
 import { AccountsRepo } from "../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
+import { isDuplicateKey } from "../src/store/mongo.ts";
 import { SecretBox } from "../src/store/secrets.ts";
 import type { EventsRepo } from "../src/store/events-repo.ts";
 import {
@@ -149,6 +150,9 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
             await this.publish("account.created", { account: view });
           });
         } catch (err) {
+          // Another create recorded this id first (a gateway's fallback, whose `session.start` waited
+          // on this one and failed with it): a pass asked for now starts that account here.
+          if (!recorded && isDuplicateKey(err)) this.workerNode?.kick();
           if (!recorded) throw err;
           // Recorded, and wanted running: this node's reconciler starts it (an `initializing` account
           // under the current fence that does not run here), on a pass asked for now.

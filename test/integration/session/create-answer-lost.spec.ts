@@ -96,7 +96,60 @@ describe("accounts.create: the worker's answer lost", function () {
       (await accounts()).map((d) => d._id),
       [view.id],
     );
-    // Moleculer tracks a timed-out remote call until the broker stops (its late answer is dropped), so
-    // this cluster's gateway stops only after its graceful-stop timeout (10 s).
+  });
+
+  it("the worker's insert waits past the timeout, the fallback records the account first: it runs at once, not at the next sweep", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    gates.push({ held, release, recorded: false });
+    let insertWaiting = false;
+    let startArrived = false;
+    // The owner's insert waits (a stalled database) until the fallback's start has arrived.
+    const slowInsert: ServiceSchema = {
+      name: "session",
+      mixins: [SessionService as unknown as ServiceSchema],
+      hooks: { before: { start: () => void (startArrived = true) } },
+      async started() {
+        const repo = (this as unknown as { repo: { insert: (doc: AccountDoc) => Promise<void> } }).repo;
+        const real = repo.insert.bind(repo);
+        repo.insert = async (doc) => {
+          insertWaiting = true;
+          await held;
+          return real(doc);
+        };
+      },
+    };
+    // No periodic pass within the test: only a pass asked for can start the account.
+    const cluster = new TestCluster({ requestTimeoutMs: 6500, reconcileMs: 60_000 }, "lostins");
+    clusters.push(cluster);
+    const gw = cluster.node("gw", [AccountsService]);
+    cluster.node("w1", [slowInsert]);
+    await cluster.start();
+    await gw.waitForServices(["accounts", "session"], 10000);
+    const client = await MongoClient.connect(cluster.mongoUrl);
+    clients.push(client);
+    const stored = (id: string) => client.db().collection<AccountDoc>("accounts").findOne({ _id: id });
+
+    const creating = gw.call("accounts.create", {
+      workspaceId: "wi",
+      name: "fallback first",
+    }) as Promise<AccountView>;
+    await waitFor(() => insertWaiting, { what: "the owner's insert to wait" });
+    // The gateway's call times out; its fallback records the account (unplaced) and asks the owner to
+    // start it, which waits on the create under way there.
+    await waitFor(() => startArrived, { what: "the fallback's start at the owner" });
+    const recorded = await client.db().collection<AccountDoc>("accounts").findOne({ workspaceId: "wi" });
+    assert.ok(recorded && recorded.node === null, "recorded by the fallback, unplaced");
+    release();
+    const view = await creating;
+    assert.equal(view.id, recorded._id);
+    const running = await waitFor(
+      async () => {
+        const doc = await stored(view.id);
+        return doc?.node === "w1" && doc.status === "qr_scanning" ? doc : null;
+      },
+      { what: "the account started on w1", timeoutMs: 5000 },
+    );
+    assert.equal(running.sessionId, view.sessionId);
   });
 });
