@@ -134,6 +134,12 @@ describe("io: Socket.IO relay on the gateway", function () {
     // Every event the socket got is one the bus carried for this workspace, once.
     const got = socket.keys();
     assert.equal(new Set(got).size, got.length, "an event arrived twice");
+    await waitFor(
+      () => bus.some((r) => r.payload.accountId === account.id && r.payload.status === "connected"),
+      {
+        what: "connected on the bus (its recorder may hear it after the gateway)",
+      },
+    );
     const onBus = new Set(busKeysOf(bus, "solo"));
     for (const k of got) assert.ok(onBus.has(k), `socket got ${k}, which the bus never carried`);
   });
@@ -320,6 +326,11 @@ describe("io: Socket.IO relay on the gateway", function () {
     await waitFor(() => socks.every((s) => s.received.some((r) => r.event === "account.message")), {
       what: "a message on every socket",
     });
+    await waitFor(
+      () =>
+        accounts.every((a) => bus.some((r) => r.event === "account.message" && r.payload.accountId === a.id)),
+      { what: "every message on the bus (its recorder may hear it after the gateways)" },
+    );
     // Settle: every socket has everything the bus carried for its workspace.
     await waitFor(() => socks.every((s) => s.received.length >= busKeysOf(bus, s.workspaceId!).length), {
       what: "sockets to catch up with the bus",
@@ -355,6 +366,14 @@ describe("io: Socket.IO relay on the gateway", function () {
     await waitFor(() => socks.every((s) => s.received.some((r) => r.payload.status === "connected")), {
       what: "connected on every socket",
     });
+    // The bus recorder is a listener like the gateways: under load it may hear the last event later.
+    await waitFor(
+      () =>
+        accounts.every((a) =>
+          bus.some((r) => r.payload.accountId === a.id && r.payload.status === "connected"),
+        ),
+      { what: "connected on the bus" },
+    );
     await waitFor(() => socks.every((s) => s.received.length >= busKeysOf(bus, s.workspaceId!).length), {
       what: "sockets to catch up with the bus",
     });
