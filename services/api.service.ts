@@ -208,14 +208,15 @@ export function createApiService(cfg: Config): ServiceSchema {
         sendError(req, res, err, this.logger);
       },
       routes: [
-        // The same pipeline twice: routes whose body may carry media get a larger body limit.
+        // The same pipeline twice: routes whose body may carry media get a larger body limit. A path
+        // no alias matches goes to the first route of its prefix: the small limit, then its 404.
+        restRoute("rest", aliasesOf("/api/v1"), BODY_LIMIT),
         restRoute(
           MEDIA_ROUTE,
           aliasesOf("/api/v1", true),
           mediaBodyLimit(cfg.mediaMaxBytes),
           new UploadSlots(),
         ),
-        restRoute("rest", aliasesOf("/api/v1"), BODY_LIMIT),
         {
           name: "operations",
           path: "/",

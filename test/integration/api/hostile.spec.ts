@@ -452,6 +452,18 @@ describe("api: 1,000 malformed and hostile requests", function () {
     assert.notEqual(text.status, 413, String(text.body));
   });
 
+  it("a path no route has gets the small body limit, not the media route's: 413 past 64 kB, else 404", async () => {
+    const large = await gw.call("POST", "/api/v1/accounts/x/nosuch", {
+      key: attackerKey,
+      body: { text: "a".repeat(100_000) },
+    });
+    assert.equal(large.status, 413, String(large.body));
+    assert.deepEqual(large.json.data, { limit: "64kb" });
+    const small = await gw.call("POST", "/api/v1/accounts/x/nosuch", { key: attackerKey, body: {} });
+    assert.equal(small.status, 404);
+    assert.equal(small.json.type, "ROUTE_NOT_FOUND");
+  });
+
   it("a key holds at most 4 large bodies in flight on a gateway: the 5th is refused 429 before it is read", async () => {
     const path = `/api/v1/accounts/${ownAccount}/messages`;
     /** A large body that never finishes: it holds its slot until the socket goes. */
