@@ -7,6 +7,7 @@
 // it, and a late word of its insert does not replace that (it would undo the attempt count and backoff).
 // Bounded per queue and in all: past either bound rows are read from the database.
 import { queueKey } from "../store/webhook-outbox-repo.ts";
+import { FORGET_PARKED_MS } from "./queue-cursors.ts";
 import type { OutboxDoc } from "./types.ts";
 
 /** Rows remembered per queue (past it they are read from the database). */
@@ -24,8 +25,14 @@ export class RememberedRows {
   /** Rows remembered in all queues. */
   private total = 0;
 
-  /** @param maxTotal rows remembered in all queues at most. */
-  constructor(private readonly maxTotal = MAX_TOTAL) {}
+  /**
+   * @param maxTotal rows remembered in all queues at most
+   * @param now the clock
+   */
+  constructor(
+    private readonly maxTotal = MAX_TOTAL,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Rows remembered now. */
   get size(): number {
@@ -34,7 +41,7 @@ export class RememberedRows {
 
   /** This node now holds the endpoint. */
   claimed(endpointId: string): void {
-    this.claimedAt.set(endpointId, Date.now());
+    this.claimedAt.set(endpointId, this.now());
   }
 
   /** This node no longer holds the endpoint: everything of it is forgotten. */
@@ -49,7 +56,8 @@ export class RememberedRows {
       if (key.startsWith(`${endpointId}|`)) this.handledThrough.delete(key);
   }
 
-  /** The queue was idle long enough to be forgotten (its cursor too): nothing of it is kept. */
+  /** The queue was idle long enough to be forgotten (its cursor too): nothing of it is kept (a late
+   * word of a row it had delivered is then too old to be remembered: `inserted`). */
   forgetQueue(key: string): void {
     this.total -= this.rows.get(key)?.size ?? 0;
     this.rows.delete(key);
@@ -61,6 +69,9 @@ export class RememberedRows {
     const key = queueKey(doc.endpointId, doc.accountId);
     if (doc.createdAt.getTime() < (this.claimedAt.get(doc.endpointId) ?? Infinity)) return;
     if (sent || doc.seq <= (this.handledThrough.get(key) ?? 0)) return;
+    // Its queue may have been forgotten since (`forgetQueue`), and what was delivered there with it:
+    // the word of so old a row is not trusted, the row is read from the database.
+    if (this.now() - doc.createdAt.getTime() >= FORGET_PARKED_MS) return;
     this.remember(key, doc);
   }
 

@@ -2,6 +2,7 @@
 // undo an attempt made meanwhile, and memory stays bounded in all queues, not only per queue.
 import { strict as assert } from "node:assert";
 import { queueKey } from "../../../src/store/webhook-outbox-repo.ts";
+import { FORGET_PARKED_MS } from "../../../src/webhooks/queue-cursors.ts";
 import { RememberedRows } from "../../../src/webhooks/remembered-rows.ts";
 import { pendingRow } from "./pending-row.ts";
 
@@ -71,5 +72,19 @@ describe("webhooks/remembered-rows", () => {
     assert.equal(rows.get("wh_1", "a", 2), undefined);
     rows.inserted(row("a", 1), false);
     assert.ok(rows.get("wh_1", "a", 1), "what was delivered there is no longer known");
+  });
+
+  it("a late word of a row older than a forgotten queue's time parked is not remembered: it is read", () => {
+    let now = 0;
+    const rows = new RememberedRows(undefined, () => now);
+    rows.claimed("wh_1");
+    const first = pendingRow("wh_1", "a", 1, { at: new Date(1000) });
+    now = 2000;
+    rows.handled(first); // delivered (its recording has not answered yet)
+    now = 1000 + FORGET_PARKED_MS;
+    rows.forgetQueue(queueKey("wh_1", "a"));
+    rows.inserted(first, false); // the recording answers at last
+    assert.equal(rows.get("wh_1", "a", 1), undefined, "not taken for pending");
+    assert.equal(rows.size, 0);
   });
 });
