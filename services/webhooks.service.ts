@@ -12,7 +12,7 @@
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { ACCOUNT_EVENTS, WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
 import { configOf } from "../src/config.ts";
-import { UrlNotAllowedError, ValidationError } from "../src/errors.ts";
+import { InvalidStateError, NotFoundError, UrlNotAllowedError, ValidationError } from "../src/errors.ts";
 import { createIndexRacing } from "../src/store/mongo.ts";
 import { pageCursorOf, pagePositionOf } from "../src/store/page-cursor.ts";
 import { EventCursorsRepo } from "../src/store/event-cursors-repo.ts";
@@ -67,6 +67,11 @@ export interface DeliveriesParams extends WebhookParams {
   limit?: number;
   /** `nextCursor` of the previous page. */
   cursor?: string;
+}
+
+export interface ResendParams extends WebhookParams {
+  /** A delivery's `id`, as the deliveries list shows it. */
+  deliveryId: string;
 }
 
 /** Deliveries, newest first; `nextCursor` names the next (older) page, null on the last. Without
@@ -212,6 +217,29 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         };
       },
     },
+    /** A dead delivery sent again: pending once more, attempts from 0, next in its queue. */
+    resend: {
+      params: { workspaceId, id, deliveryId: { type: "string", min: 1, max: 200 } },
+      async handler(this: WebhooksVars, ctx: Context<ResendParams>): Promise<DeliveryView> {
+        const { workspaceId, id, deliveryId } = ctx.params;
+        const endpoint = await this.endpoints.get(workspaceId, id);
+        const row = await this.outbox.resend(endpoint._id, deliveryId);
+        if (!row) {
+          const stored = await this.outbox.byId(deliveryId);
+          if (stored?.endpointId !== endpoint._id) throw new NotFoundError("Delivery", deliveryId);
+          throw new InvalidStateError(
+            `Delivery '${deliveryId}' is ${stored.status}: only a dead delivery is sent again`,
+            { deliveryId, status: stored.status },
+          );
+        }
+        const rows: QueuePosition[] = [
+          { endpointId: row.endpointId, accountId: row.accountId, seq: row.seq },
+        ];
+        this.loop?.resent(rows);
+        await ctx.broadcast("webhooks.resent", { node: ctx.broker.nodeID, rows }, { groups: ["webhooks"] });
+        return toDeliveryView(row);
+      },
+    },
   },
 
   events: {
@@ -231,6 +259,14 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
         const { node, rows } = ctx.params ?? {};
         if (node === ctx.broker.nodeID || !Array.isArray(rows)) return;
         this.loop?.recordedElsewhere(rows);
+      },
+    },
+    /** Another node made dead rows pending again (`resend`). */
+    "webhooks.resent": {
+      handler(this: WebhooksVars, ctx: Context<{ node: string; rows: QueuePosition[] }>) {
+        const { node, rows } = ctx.params ?? {};
+        if (node === ctx.broker.nodeID || !Array.isArray(rows)) return;
+        this.loop?.resent(rows);
       },
     },
     /** Endpoints of a workspace changed on some node: drop what this node cached. */

@@ -146,6 +146,23 @@ export class OutboxRepo {
     return res.matchedCount === 1;
   }
 
+  /** A dead row of the endpoint pending again, attempts from 0, due now (the row as it is then); null
+   * when there is no such dead row. Written by whichever node was asked: a dead row has no attempt
+   * under way, and its holder only writes rows still pending. */
+  async resend(endpointId: string, id: string): Promise<OutboxDoc | null> {
+    return withRetry(() =>
+      this.col.findOneAndUpdate(
+        { _id: id, endpointId, status: "dead" },
+        { $set: { status: "pending", attempts: 0, nextAttemptAt: new Date() } },
+        { returnDocument: "after" },
+      ),
+    );
+  }
+
+  async byId(id: string): Promise<OutboxDoc | null> {
+    return this.col.findOne({ _id: id });
+  }
+
   /** Deliveries of one endpoint, newest first (created, then `_id`, which orders a queue by `seq`). */
   async list(endpointId: string, status?: DeliveryStatus, limit = 100): Promise<OutboxDoc[]> {
     return (await this.page(endpointId, status, limit)).docs;

@@ -83,6 +83,8 @@ export class DeliveryLoop {
   private readonly cursors = new QueueCursors((key) => this.remembered.forgetQueue(key));
   /** Endpoints with work this node does not hold: it tries to claim them. */
   private readonly wanted = new Set<string>();
+  /** Queues to take back to a row made pending again, once no attempt of theirs is under way. */
+  private readonly rewinds = new Map<string, QueuePosition>();
   private readonly inFlight = new AttemptsInFlight();
   /** Endpoint documents, read again after a scan period (a change made on another node shows within
    * it); an endpoint whose settings cannot be read waits, backing off. */
@@ -169,6 +171,17 @@ export class DeliveryLoop {
     if (held.length) this.kick();
   }
 
+  /** Rows made pending again (`webhooks.resend`): the queues of endpoints it holds go back to them
+   * (after an attempt under way in the queue: its outcome moves the cursor on); the others are claimed
+   * like endpoints with work. */
+  resent(rows: QueuePosition[]): void {
+    for (const r of rows) {
+      if (!this.held.holds(r.endpointId)) this.wanted.add(r.endpointId);
+      else this.rewinds.set(queueKey(r.endpointId, r.accountId), { ...r });
+    }
+    this.kick();
+  }
+
   /** Whether this node delivers the endpoint's queues now. */
   holds(endpointId: string): boolean {
     return this.held.holds(endpointId);
@@ -253,6 +266,13 @@ export class DeliveryLoop {
       });
     }
     for (const endpointId of failed) this.wanted.add(endpointId);
+    for (const [key, r] of this.rewinds) {
+      if (this.inFlight.has(key)) continue;
+      this.rewinds.delete(key);
+      if (!this.held.holds(r.endpointId)) continue;
+      if (this.cursors.has(key) && r.seq !== null) this.cursors.wake(key, r.seq);
+      else this.cursors.heardOf({ ...r, seq: null });
+    }
     for (const q of this.cursors.takeUnknown()) {
       if (!this.held.holds(q.endpointId)) continue;
       const [head] = await this.repos.outbox.pendingHeads(q.endpointId, q.accountId);

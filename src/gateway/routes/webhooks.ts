@@ -121,4 +121,26 @@ export const WEBHOOK_ROUTES: RouteSpec[] = [
     tag: "webhooks",
     errors: [404],
   },
+  {
+    id: "resendWebhookDelivery",
+    method: "POST",
+    path: "/webhooks/:id/deliveries/:deliveryId/resend",
+    mount: "/api/v1",
+    action: "webhooks.resend",
+    params: {
+      id: webhookId,
+      deliveryId: {
+        in: "path",
+        type: "string",
+        pattern: /^[A-Za-z0-9_-]{1,64}\|[A-Za-z0-9_-]{1,64}\|[0-9]{12}$/,
+        description: "A delivery's `id` from the deliveries list (`|` may be sent as `%7C`)",
+      },
+    },
+    auth: "workspace",
+    summary:
+      "Send a dead delivery again: it is pending once more with its attempts from 0, and goes out next in " +
+      "its account's queue; the delivery as it is then (409 INVALID_STATE unless it is dead)",
+    tag: "webhooks",
+    errors: [404, 409],
+  },
 ];

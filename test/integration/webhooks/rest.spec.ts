@@ -106,6 +106,59 @@ describe("webhooks over REST", function () {
     assert.equal(wrong.status, 422);
   });
 
+  it("a dead delivery sent again (POST …/deliveries/:deliveryId/resend) is delivered; only a dead one is", async () => {
+    const { gw } = gc;
+    receiver.respond = () => 410;
+    try {
+      const hook = (
+        await gw.call("POST", "/api/v1/webhooks", {
+          key: keyA,
+          body: { url: receiver.url, events: ["account.created"] },
+        })
+      ).json;
+      const account = (await gw.call("POST", "/api/v1/accounts", { key: keyA, body: { name: "resent" } }))
+        .json;
+      const deliveries = (status: string) =>
+        gw.call("GET", `/api/v1/webhooks/${hook.id}/deliveries?status=${status}`, { key: keyA });
+      const dead = await waitFor(
+        async () => (await deliveries("dead")).json.items.find((d: any) => d.accountId === account.id),
+        { what: "the delivery dead" },
+      );
+      const resend = (deliveryId: string, key = keyA) =>
+        gw.call("POST", `/api/v1/webhooks/${hook.id}/deliveries/${encodeURIComponent(deliveryId)}/resend`, {
+          key,
+        });
+      // Another workspace's key does not see the endpoint; a delivery the endpoint never had is 404.
+      assert.equal((await resend(dead.id, keyB)).status, 404);
+      const unknown = await resend(dead.id.replace(/\|\d{12}$/, "|000000009999"));
+      assert.equal(unknown.status, 404, String(unknown.body));
+      assert.equal(unknown.json.type, "NOT_FOUND");
+
+      receiver.respond = () => 200;
+      const sentBefore = receiver.requests.length;
+      const again = await resend(dead.id);
+      assert.equal(again.status, 200, String(again.body));
+      assert.equal(again.json.id, dead.id);
+      assert.equal(again.json.status, "pending");
+      assert.equal(again.json.attempts, 0);
+      const delivered = await waitFor(
+        async () => (await deliveries("delivered")).json.items.find((d: any) => d.id === dead.id),
+        { what: "the delivery sent again and delivered" },
+      );
+      assert.equal(delivered.attempts, 1);
+      const got = receiver.requests.slice(sentBefore).filter((r) => r.status === 200);
+      assert.equal(got.length, 1, "sent once");
+      assert.equal(got[0].body.id, dead.eventId);
+
+      const twice = await resend(dead.id);
+      assert.equal(twice.status, 409);
+      assert.equal(twice.json.type, "INVALID_STATE");
+      assert.deepEqual(twice.json.data, { deliveryId: dead.id, status: "delivered" });
+    } finally {
+      receiver.respond = () => 200;
+    }
+  });
+
   it("the OpenAPI document describes the webhook routes", async () => {
     const doc = (await gc.gw.call("GET", "/api/openapi.json")).json;
     const create = doc.paths["/api/v1/webhooks"].post;

@@ -126,6 +126,8 @@ describe("webhooks/delivery-loop", () => {
 
   /** What the loop logged as warnings. */
   let warnings: string[];
+  /** While set, the receiver answers the event `id` only once `until` resolves (an attempt in flight). */
+  let heldAnswer: { id: string; until: Promise<void> } | null;
 
   function makeLoop(
     overrides: {
@@ -160,12 +162,16 @@ describe("webhooks/delivery-loop", () => {
   beforeEach(async () => {
     received = [];
     warnings = [];
+    heldAnswer = null;
     server = createServer((req, res) => {
       let body = "";
       req.on("data", (c) => (body += c));
       req.on("end", () => {
-        received.push(JSON.parse(body).id);
-        res.end();
+        const id = JSON.parse(body).id;
+        received.push(id);
+        const h = heldAnswer;
+        const held = h && h.id === id ? h.until : undefined;
+        void Promise.resolve(held).then(() => res.end());
       });
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
@@ -199,6 +205,27 @@ describe("webhooks/delivery-loop", () => {
     loop.notify([outbox.put("wh_1", "acc", 3, "e3")]);
     await waitFor(() => received.length === 3);
     assert.deepEqual(received, ["e1", "e2", "e3"]);
+  });
+
+  it("a row made pending again (resent) is sent next in its queue, after the attempt under way there", async () => {
+    outbox.put("wh_1", "acc", 1, "e1");
+    outbox.put("wh_1", "acc", 2, "e2");
+    loop.start();
+    await waitFor(() => received.length === 2);
+    const gate = outbox.gate();
+    heldAnswer = { id: "e3", until: gate.shut };
+    loop.notify([outbox.put("wh_1", "acc", 3, "e3")]);
+    await waitFor(() => received.includes("e3"), { what: "e3's attempt under way" });
+    // What webhooks.resend writes (the row was dead), then tells the loop.
+    Object.assign(outbox.rows.get(slotId("wh_1", "acc", 1))!, { status: "pending", attempts: 0 });
+    loop.resent([{ endpointId: "wh_1", accountId: "acc", seq: 1 }]);
+    // A row of another queue, sent by the same tick that took the word of the resent row in.
+    loop.notify([outbox.put("wh_1", "acc2", 1, "f1")]);
+    await waitFor(() => received.includes("f1"), { what: "a tick after the word" });
+    gate.open();
+    await waitFor(() => received.length === 5, { what: "e1 sent again" });
+    assert.deepEqual(received, ["e1", "e2", "e3", "f1", "e1"]);
+    await waitFor(() => outbox.rows.get(slotId("wh_1", "acc", 1))!.status === "delivered");
   });
 
   it("queues take turns for the attempt slots: a busy queue does not hold them from the others", async () => {
