@@ -421,7 +421,7 @@ export class DeliveryLoop {
       const row = read.value;
       if (!row) {
         // Told of a row meanwhile (its notification already asked for another tick): look again.
-        if (cursor.heard === heard[i]) this.cursors.park(key);
+        if (cursor.heard === heard[i]) this.cursors.park(key, cursor);
         else cursor.wakeAt = 0;
         continue;
       }

@@ -59,11 +59,13 @@ export class QueueCursors {
     return { walked: this.cursors.size, parked: this.parked.size };
   }
 
-  /** Nothing pending at the queue's cursor: out of the walk until a row is heard of (or a scan finds
-   * one). Queues parked for longer than FORGET_PARKED_MS are forgotten. */
-  park(key: string): void {
+  /** Nothing pending at the queue's cursor (`expected`, when the caller read through it): out of the
+   * walk until a row is heard of (or a scan finds one). Queues parked for longer than
+   * FORGET_PARKED_MS are forgotten. */
+  park(key: string, expected?: Cursor): void {
     const cursor = this.cursors.get(key);
-    if (!cursor) return;
+    // Replaced meanwhile (the queue started again at its first pending row): that one is due.
+    if (!cursor || (expected && cursor !== expected)) return;
     const now = this.now();
     cursor.wakeAt = Infinity;
     this.cursors.delete(key);

@@ -83,4 +83,16 @@ describe("webhooks/queue-cursors", () => {
     assert.equal(cursors.has(queueKey("ep1", "acc_a")), false);
     assert.equal(cursors.has(queueKey("ep2", "acc_a")), true);
   });
+
+  it("a cursor replaced while it was read through is not parked for the old one", () => {
+    const cursors = new QueueCursors();
+    const a = queueKey("ep", "acc_a");
+    cursors.startAt({ endpointId: "ep", accountId: "acc_a", seq: 2 });
+    const read = cursors.get(a)!;
+    cursors.startAt({ endpointId: "ep", accountId: "acc_a", seq: 5 });
+    cursors.park(a, read);
+    assert.deepEqual(walked(cursors), [a]);
+    assert.equal(cursors.get(a)!.next, 5);
+    assert.equal(cursors.get(a)!.wakeAt, 0);
+  });
 });
