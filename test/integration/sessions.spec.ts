@@ -15,6 +15,7 @@ import type { SessionRuntime } from "../../src/session/runtime.ts";
 import { AccountsRepo } from "../../src/store/accounts-repo.ts";
 import { GridFsAuthStore } from "../../src/store/auth-store.ts";
 import { TestCluster, type ConfigOverrides } from "../support/cluster.ts";
+import { landThenLoseAnswer } from "../support/answer-lost.ts";
 import { waitFor } from "../support/wait.ts";
 
 interface Recorded {
@@ -449,21 +450,15 @@ describe("sessions: accounts + session services (simulated engine)", function ()
     it("a delete whose write landed but whose answer was lost is still announced", async () => {
       const { id, sessionId } = await connected("15550000018");
       const repo = (t.api.getLocalService("accounts") as unknown as { repo: AccountsRepo }).repo;
-      const col = (repo as unknown as { col: { deleteOne: (...a: unknown[]) => Promise<unknown> } }).col;
-      const real = col.deleteOne.bind(col);
-      // FerretDB can answer "database is locked" after the write landed; the retry finds nothing.
-      col.deleteOne = async (...a: unknown[]) => {
-        await real(...a);
-        col.deleteOne = real;
-        throw new Error("database is locked");
-      };
+      // The retry of the delete finds nothing: its first try deleted the account.
+      const restore = landThenLoseAnswer(repo.col, "deleteOne");
       try {
         assert.deepEqual(await call("accounts.remove", { workspaceId: ws, accountId: id }), {
           id,
           deleted: true,
         });
       } finally {
-        col.deleteOne = real;
+        restore();
       }
       const deleted = await waitFor(
         () => t.events.find((r) => r.event === "account.deleted" && r.payload.accountId === id),

@@ -42,16 +42,20 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
     await placement?.close();
   });
 
-  it("adopts a workspace recorded for it but not held in this lease term, then hands it off", async () => {
-    const claimed = await ownership.claim("ws-a", null, true);
-    assert.ok(claimed && ownership.current("ws-a"), "h1 holds ws-a");
-
-    // Renewals stop until the lease lapses (the node fences itself), then start again: a new term.
-    const term = ownership.liveness.term;
+  /** Renewals stop until the lease lapses (the node fences itself), then start again: a new term. */
+  async function newLeaseTerm(): Promise<void> {
     ownership.liveness.pause();
     await waitFor(() => !ownership.liveness.isCurrent(), { what: "h1's lease to lapse" });
     ownership.liveness.resume();
     await waitFor(() => ownership.liveness.isCurrent(), { what: "h1's lease to be taken again" });
+  }
+
+  it("adopts a workspace recorded for it but not held in this lease term, then hands it off", async () => {
+    const claimed = await ownership.claim("ws-a", null, true);
+    assert.ok(claimed && ownership.current("ws-a"), "h1 holds ws-a");
+
+    const term = ownership.liveness.term;
+    await newLeaseTerm();
     assert.ok(ownership.liveness.term > term, "a new lease term");
     assert.equal(ownership.current("ws-a"), null, "not held in the new term");
     assert.equal((await placement.table.get("ws-a"))?.node, "h1", "still recorded for h1");
@@ -66,10 +70,7 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
   it("a draining node hands off only what it holds (its reconciler passes the rest on)", async () => {
     const claimed = await ownership.claim("ws-c", null, true);
     assert.ok(claimed);
-    ownership.liveness.pause();
-    await waitFor(() => !ownership.liveness.isCurrent(), { what: "h1's lease to lapse" });
-    ownership.liveness.resume();
-    await waitFor(() => ownership.liveness.isCurrent(), { what: "h1's lease to be taken again" });
+    await newLeaseTerm();
     ownership.draining = true;
     try {
       assert.equal(await ownership.handOff("ws-c", "h2"), false);
@@ -82,10 +83,7 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
   it("a draining node's call for a record of its own it no longer holds does not take it back", async () => {
     const claimed = await ownership.claim("ws-e", null, true);
     assert.ok(claimed);
-    ownership.liveness.pause();
-    await waitFor(() => !ownership.liveness.isCurrent(), { what: "h1's lease to lapse" });
-    ownership.liveness.resume();
-    await waitFor(() => ownership.liveness.isCurrent(), { what: "h1's lease to be taken again" });
+    await newLeaseTerm();
     ownership.draining = true;
     try {
       // No other worker to pass it on to: the call is refused (503, retried by the client), not run here.

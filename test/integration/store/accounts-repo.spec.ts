@@ -7,6 +7,7 @@ import type { AccountDoc } from "../../../src/accounts/types.ts";
 import { AccountsRepo } from "../../../src/store/accounts-repo.ts";
 import { ensureIndexes } from "../../../src/store/mongo.ts";
 import { mongoUrlFor } from "../../support/env.ts";
+import { landThenLoseAnswer } from "../../support/answer-lost.ts";
 
 function account(id: string, workspaceId: string, extra: Partial<AccountDoc> = {}): AccountDoc {
   const now = new Date();
@@ -229,17 +230,11 @@ describe("store/accounts-repo: fenced writes on the real server", () => {
 
   it("a delete that landed before a transient error answers unsure, not gone", async () => {
     await repo.insert(account("acc_u", "w5"));
-    const col = (repo as unknown as { col: { deleteOne: (...a: unknown[]) => Promise<unknown> } }).col;
-    const real = col.deleteOne.bind(col);
-    col.deleteOne = async (...a: unknown[]) => {
-      await real(...a);
-      col.deleteOne = real;
-      throw new Error("database is locked");
-    };
+    const restore = landThenLoseAnswer(repo.col, "deleteOne");
     try {
       assert.equal(await repo.delete("w5", "acc_u"), "unsure");
     } finally {
-      col.deleteOne = real;
+      restore();
     }
     assert.equal(await repo.get("w5", "acc_u"), null);
   });
