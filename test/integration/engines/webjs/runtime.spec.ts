@@ -174,13 +174,13 @@ describe("webjs engine (real Chromium, real whatsapp-web.js)", function () {
         )!;
         assert.equal(onSocket.payload.reason, "whatsapp_unreachable");
         // Nothing but `failed`, except that Chromium may crash during a start on a loaded machine: the
-        // session then says so (disconnected/browser_crashed) and starts again.
+        // session then says so (`disconnected`, its message `browser_crashed`) and starts again.
         const crashes = socket.received.filter(
           (r) =>
             r.event === "account.status" &&
             r.payload.accountId === created.id &&
             r.payload.status === "disconnected" &&
-            r.payload.reason === "browser_crashed",
+            r.payload.message === "browser_crashed",
         ).length;
         assert.deepEqual(
           socket.statusesOf(created.id).filter((st) => st !== "initializing"),
