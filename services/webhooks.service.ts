@@ -109,6 +109,18 @@ const events = {
   max: WEBHOOK_EVENT_FILTERS.length,
 };
 
+/** Rows a node tells the others of on the bus (`webhooks.recorded`, `webhooks.resent`). */
+interface RowsWord {
+  node: string;
+  rows: QueuePosition[];
+}
+
+/** The rows of another node's word (null: this node's own, or none). */
+function rowsFromElsewhere(ctx: Context<RowsWord>): QueuePosition[] | null {
+  const { node, rows } = ctx.params ?? {};
+  return node === ctx.broker.nodeID || !Array.isArray(rows) ? null : rows;
+}
+
 /** Only absolute http(s) URLs; anything else is a 422. */
 async function checkUrl(value: string, policy: AddressPolicy): Promise<string> {
   let parsed: URL;
@@ -255,18 +267,16 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
     ),
     /** Another node recorded rows (src/webhooks/delivery-loop.ts, `recordedElsewhere`). */
     "webhooks.recorded": {
-      handler(this: WebhooksVars, ctx: Context<{ node: string; rows: QueuePosition[] }>) {
-        const { node, rows } = ctx.params ?? {};
-        if (node === ctx.broker.nodeID || !Array.isArray(rows)) return;
-        this.loop?.recordedElsewhere(rows);
+      handler(this: WebhooksVars, ctx: Context<RowsWord>) {
+        const rows = rowsFromElsewhere(ctx);
+        if (rows) this.loop?.recordedElsewhere(rows);
       },
     },
     /** Another node made dead rows pending again (`resend`). */
     "webhooks.resent": {
-      handler(this: WebhooksVars, ctx: Context<{ node: string; rows: QueuePosition[] }>) {
-        const { node, rows } = ctx.params ?? {};
-        if (node === ctx.broker.nodeID || !Array.isArray(rows)) return;
-        this.loop?.resent(rows);
+      handler(this: WebhooksVars, ctx: Context<RowsWord>) {
+        const rows = rowsFromElsewhere(ctx);
+        if (rows) this.loop?.resent(rows);
       },
     },
     /** Endpoints of a workspace changed on some node: drop what this node cached. */

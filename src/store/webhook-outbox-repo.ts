@@ -99,7 +99,7 @@ export class OutboxRepo {
 
   /** The row at a queue position, if any. */
   async at(endpointId: string, accountId: string, seq: number): Promise<OutboxDoc | null> {
-    return this.col.findOne({ _id: slotId(endpointId, accountId, seq) });
+    return this.byId(slotId(endpointId, accountId, seq));
   }
 
   // Only the holder of the endpoint's lease writes its rows, so updates go by _id. A delivered mark
