@@ -150,10 +150,12 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
             await this.publish("account.created", { account: view });
           });
         } catch (err) {
-          // Another create recorded this id first (a gateway's fallback, whose `session.start` waited
-          // on this one and failed with it): a pass asked for now starts that account here.
-          if (!recorded && isDuplicateKey(err)) this.workerNode?.kick();
-          if (!recorded) throw err;
+          if (!recorded) {
+            // Another create recorded this id first (a gateway's fallback, whose `session.start`
+            // waited on this one and failed with it): a pass asked for now starts that account here.
+            if (isDuplicateKey(err)) this.workerNode?.kick();
+            throw err;
+          }
           // Recorded, and wanted running: this node's reconciler starts it (an `initializing` account
           // under the current fence that does not run here), on a pass asked for now.
           this.logger.warn(`session.create ${doc._id}: start failed (${(err as Error).message})`);

@@ -20,21 +20,32 @@ interface Bucket {
   perMinute: number;
 }
 
+/** Tokens in `b` at `now`: refilled at its limit's rate since it was last touched (not capped). */
+function storedAt(b: Bucket, now: number): number {
+  return b.tokens + (now - b.at) * (b.perMinute / 60000);
+}
+
+/** The answer for a key short of a whole token (`tokens` left, refilled at `perMinute`). */
+function refused(tokens: number, perMinute: number): RateDecision {
+  return {
+    allowed: false,
+    remaining: 0,
+    retryAfterSec: Math.max(1, Math.ceil((1 - tokens) / (perMinute / 60000) / 1000)),
+  };
+}
+
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
   /** Requests under way per key whose cost is not known yet (`hold`): `peek` counts them as spent. */
   private readonly held = new Map<string, number>();
   /** Per key, who waits for a held request to settle (`settled`). */
   private readonly waiting = new Map<string, (() => void)[]>();
-  private readonly perMs: number;
 
   /** @param perMinute requests per minute per key; 0 disables the limit. */
   constructor(
     readonly perMinute: number,
     private readonly now: () => number = Date.now,
-  ) {
-    this.perMs = perMinute / 60000;
-  }
+  ) {}
 
   /** Whether `key` could make a request now, without spending a token (requests held count as spent). */
   peek(key: string): RateDecision {
@@ -42,14 +53,10 @@ export class RateLimiter {
     const held = this.held.get(key) ?? 0;
     if (this.perMinute <= 0 || (!b && held === 0))
       return { allowed: true, remaining: this.perMinute, retryAfterSec: 0 };
-    const stored = b ? b.tokens + (this.now() - b.at) * this.perMs : this.perMinute;
+    const stored = b ? storedAt(b, this.now()) : this.perMinute;
     const tokens = Math.min(this.perMinute, stored) - held;
     if (tokens >= 1) return { allowed: true, remaining: Math.floor(tokens), retryAfterSec: 0 };
-    return {
-      allowed: false,
-      remaining: 0,
-      retryAfterSec: Math.max(1, Math.ceil((1 - tokens) / this.perMs / 1000)),
-    };
+    return refused(tokens, this.perMinute);
   }
 
   /**
@@ -106,7 +113,7 @@ export class RateLimiter {
       b = { tokens: perMinute, at: now, perMinute };
       this.buckets.set(key, b);
     } else {
-      b.tokens = Math.min(perMinute, b.tokens + (now - b.at) * (b.perMinute / 60000));
+      b.tokens = Math.min(perMinute, storedAt(b, now));
       b.at = now;
       b.perMinute = perMinute;
     }
@@ -114,11 +121,7 @@ export class RateLimiter {
       b.tokens -= 1;
       return { allowed: true, remaining: Math.floor(b.tokens), retryAfterSec: 0 };
     }
-    return {
-      allowed: false,
-      remaining: 0,
-      retryAfterSec: Math.max(1, Math.ceil((1 - b.tokens) / (perMinute / 60000) / 1000)),
-    };
+    return refused(b.tokens, perMinute);
   }
 
   /** Keys with a bucket kept (full buckets are forgotten once SWEEP_AT keys were seen). */
@@ -129,7 +132,7 @@ export class RateLimiter {
   /** Forgets buckets that have refilled completely (they behave like new ones). */
   private sweep(now: number): void {
     for (const [key, b] of this.buckets) {
-      if (b.tokens + (now - b.at) * (b.perMinute / 60000) >= b.perMinute) this.buckets.delete(key);
+      if (storedAt(b, now) >= b.perMinute) this.buckets.delete(key);
     }
   }
 }
