@@ -26,9 +26,9 @@ import {
   BODY_LIMIT,
   corsOnError,
   corsSettings,
-  MAX_BODY_COMMAS,
+  MAX_BODY_VALUES,
   MAX_JSON_DEPTH,
-  moreCommasThan,
+  moreValuesThan,
   nestedDeeperThan,
   MEDIA_ROUTE,
   mediaBodyLimit,
@@ -96,11 +96,11 @@ function jsonBody(limit: string | number, uploads?: UploadSlots): Middleware {
     inflate: false,
     type: () => true,
     verify: (_req, _res, body) => {
-      if (body.length > SMALL_BODY_BYTES && moreCommasThan(body, MAX_BODY_COMMAS))
+      if (body.length > SMALL_BODY_BYTES && moreValuesThan(body, MAX_BODY_VALUES))
         throw new BadRequestError(
-          `Request body holds more than ${MAX_BODY_COMMAS} values (commas): a large body carries media, not many values`,
+          `Request body holds more than ${MAX_BODY_VALUES} values (commas, brackets and braces): a large body carries media, not many values`,
           ERR_PAYLOAD_TOO_LARGE,
-          { maxCommas: MAX_BODY_COMMAS },
+          { maxValues: MAX_BODY_VALUES },
           413,
         );
     },

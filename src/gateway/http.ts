@@ -133,15 +133,18 @@ export function nestedDeeperThan(value: unknown, max: number): boolean {
 
 /** However large a body (one carrying media in base64), it holds no more values than a body of
  * BODY_LIMIT could: JSON.parse of millions of small values would hold the gateway's event loop for
- * seconds. Counted as commas (n values in an array or object take n - 1), on the raw bytes. */
-export const MAX_BODY_COMMAS = 64 * 1024;
+ * seconds. Counted on the raw bytes as the commas between values and the brackets and braces that open
+ * arrays and objects (a nested `[[[…]]]` has no comma); base64 holds none of the three. */
+export const MAX_BODY_VALUES = 64 * 1024;
 
-/** Whether the raw body holds more than `max` commas (a byte scan, nothing parsed). */
-export function moreCommasThan(body: Buffer, max: number): boolean {
-  let at = -1;
-  for (let n = 0; n <= max; n++) {
-    at = body.indexOf(0x2c, at + 1);
-    if (at === -1) return false;
-  }
-  return true;
+/** What starts or separates a JSON value in a raw body: `,` `[` `{`. */
+const VALUE_BYTES = [0x2c, 0x5b, 0x7b];
+
+/** Whether the raw body holds more than `max` commas, brackets and braces together (byte scans,
+ * nothing parsed; each stops at the bound). */
+export function moreValuesThan(body: Buffer, max: number): boolean {
+  let left = max;
+  for (const byte of VALUE_BYTES)
+    for (let at = body.indexOf(byte); at !== -1; at = body.indexOf(byte, at + 1)) if (--left < 0) return true;
+  return false;
 }

@@ -436,14 +436,19 @@ describe("api: 1,000 malformed and hostile requests", function () {
     assert.notEqual(shallow.json.type, "BAD_JSON");
   });
 
-  it("a large body of many small values is a 413 before it is parsed; as many in a string pass", async () => {
+  it("a large body of many small values, listed or nested, is a 413 before it is parsed; as many in a string pass", async () => {
     const path = `/api/v1/accounts/${ownAccount}/messages`;
     const many = `{"to":"4915100000002","text":"x","junk":[${"0,".repeat(70_000)}0]}`;
     const json = { "content-type": "application/json" };
     const refused = await gw.call("POST", path, { key: attackerKey, body: many, headers: json });
     assert.equal(refused.status, 413, String(refused.body));
     assert.equal(refused.json.type, "PAYLOAD_TOO_LARGE");
-    assert.deepEqual(refused.json.data, { maxCommas: 65536 });
+    assert.deepEqual(refused.json.data, { maxValues: 65536 });
+    // Nested, with no comma at all: as many values, as long to parse.
+    const nested = `{"to":"4915100000002","text":"x","junk":${"[".repeat(70_000)}${"]".repeat(70_000)}}`;
+    const deep = await gw.call("POST", path, { key: attackerKey, body: nested, headers: json });
+    assert.equal(deep.status, 413, String(deep.body));
+    assert.equal(deep.json.type, "PAYLOAD_TOO_LARGE");
     // The same bytes in one string (as media in base64 are) is a body like any other.
     const text = await gw.call("POST", path, {
       key: attackerKey,
