@@ -18,7 +18,8 @@ export type DeliveryStatus = "pending" | "delivered" | "dead";
 
 export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ["pending", "delivered", "dead"];
 
-/** `webhook_outbox` document: one event for one endpoint. `_id` is `<endpointId>:<eventId>`. */
+/** `webhook_outbox` document: one event for one endpoint. `_id` is its queue position (`slotId`:
+ * `<endpointId>|<accountId>|<seq>`); `{eventId, endpointId}` is unique too. */
 export interface OutboxDoc {
   _id: string;
   eventId: string;

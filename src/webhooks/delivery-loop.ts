@@ -342,13 +342,16 @@ export class DeliveryLoop {
     this.remembered.dropped(endpointId);
   }
 
-  /** The row at a queue position: remembered, or read; delivered while its mark is being written. */
+  /** The row at a queue position: remembered, or read; delivered while its mark is being written, or
+   * when it was as the read went out (a read made before the mark landed can answer after it did,
+   * with the row still pending). */
   private async rowAt(cursor: Cursor): Promise<OutboxDoc | null> {
-    const seq = cursor.next;
+    const { endpointId, accountId, next: seq } = cursor;
+    const unmarkedBefore = this.unmarked.has(slotId(endpointId, accountId, seq));
     const row =
-      this.remembered.get(cursor.endpointId, cursor.accountId, seq) ??
-      (await this.repos.outbox.at(cursor.endpointId, cursor.accountId, seq));
-    if (row && this.unmarked.has(row._id)) return { ...row, status: "delivered" };
+      this.remembered.get(endpointId, accountId, seq) ??
+      (await this.repos.outbox.at(endpointId, accountId, seq));
+    if (row && (unmarkedBefore || this.unmarked.has(row._id))) return { ...row, status: "delivered" };
     return row;
   }
 

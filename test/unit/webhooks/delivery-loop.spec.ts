@@ -65,8 +65,11 @@ class MemoryOutbox {
   async at(endpointId: string, accountId: string, seq: number) {
     this.reads.push(seq);
     const row = this.rows.get(slotId(endpointId, accountId, seq)) ?? null;
-    if (this.slowRead?.seq === seq) await this.slowRead.gate;
-    return row;
+    if (this.slowRead?.seq !== seq) return row;
+    // As a database answers: what the row was when the read was made.
+    const read = row && { ...row };
+    await this.slowRead.gate;
+    return read;
   }
   /** Delivered-mark writes still to fail (the database's answer past the repo's retries). */
   failMarks = 0;
@@ -449,6 +452,37 @@ describe("webhooks/delivery-loop", () => {
     loop.notify([outbox.insert("wh_1", "acc", 2, "a2")]);
     await waitFor(() => received.length === 2);
     assert.deepEqual(received, ["a1", "a2"]);
+  });
+
+  it("a row read back while its delivered mark lands, the read answering pending after it did, is not sent again", async () => {
+    await loop.stop();
+    loop = makeLoop({ scanMs: 20 });
+    const status = (seq: number) => outbox.rows.get(slotId("wh_1", "acc", seq))!.status;
+    outbox.put("wh_1", "acc", 1, "a1");
+    outbox.put("wh_1", "acc", 2, "a2");
+    loop.start();
+    await waitFor(() => status(1) === "delivered" && status(2) === "delivered", { what: "a1, a2 marked" });
+    const mark = outbox.gate();
+    outbox.markGate = mark.shut;
+    loop.notify([outbox.put("wh_1", "acc", 3, "a3")]);
+    await waitFor(() => received.length === 3, { what: "a3 sent" });
+    // A scan that read before a1's mark landed wakes the queue back at a1: the walk reads a3 while its
+    // mark is on its way, and that read answers only after the mark landed, with what it read before.
+    const read = outbox.gate();
+    outbox.slowRead = { seq: 3, gate: read.shut };
+    const readsBefore = outbox.reads.length;
+    outbox.staleHeads = [{ endpointId: "wh_1", accountId: "acc", seq: 1 }];
+    await waitFor(() => outbox.reads.slice(readsBefore).includes(3), { what: "a3 read back" });
+    outbox.staleHeads = null;
+    mark.open();
+    await waitFor(() => status(3) === "delivered", { what: "a3 marked" });
+    await new Promise<void>((resolve) => setImmediate(resolve)); // the mark settled on this node too
+    read.open();
+    loop.notify([outbox.put("wh_1", "acc", 4, "a4")]);
+    await waitFor(() => received.length >= 4, { what: "a4 sent" });
+    const scans = outbox.scans;
+    await waitFor(() => outbox.scans >= scans + 3, { what: "three scans after a4" });
+    assert.deepEqual(received, ["a1", "a2", "a3", "a4"]);
   });
 
   it("a delivered mark whose write failed is written again, and its row is not sent again after the next", async () => {
