@@ -30,7 +30,7 @@ import type { AddressPolicy } from "../net/address-guard.ts";
 import { attemptDelivery } from "./http-delivery.ts";
 import { DeliveredMarks } from "./delivered-marks.ts";
 import { RememberedRows } from "./remembered-rows.ts";
-import { QueueCursors, type Cursor, type QueuePosition } from "./queue-cursors.ts";
+import { QueueCursors, skipFinished, type Cursor, type QueuePosition } from "./queue-cursors.ts";
 import { HeldEndpoints } from "./held-endpoints.ts";
 import { AttemptsInFlight } from "./attempts-in-flight.ts";
 import { OutboxPruning } from "./outbox-pruning.ts";
@@ -83,8 +83,9 @@ export class DeliveryLoop {
   private readonly cursors = new QueueCursors((key) => this.remembered.forgetQueue(key));
   /** Endpoints with work this node does not hold: it tries to claim them. */
   private readonly wanted = new Set<string>();
-  /** Queues to take back to a row made pending again, once no attempt of theirs is under way. */
-  private readonly rewinds = new Map<string, QueuePosition>();
+  /** Queues to take back to a row made pending again, once no attempt of theirs is under way
+   * (`several`: more than one row of the queue was). */
+  private readonly rewinds = new Map<string, QueuePosition & { several: boolean }>();
   private readonly inFlight = new AttemptsInFlight();
   /** Endpoint documents, read again after a scan period (a change made on another node shows within
    * it); an endpoint whose settings cannot be read waits, backing off. */
@@ -177,7 +178,18 @@ export class DeliveryLoop {
   resent(rows: QueuePosition[]): void {
     for (const r of rows) {
       if (!this.held.holds(r.endpointId)) this.wanted.add(r.endpointId);
-      else this.rewinds.set(queueKey(r.endpointId, r.accountId), { ...r });
+      else {
+        // Rows of one queue resent before the next tick: it goes back to the first, and walks from
+        // there by reads (the others are among the rows it reads).
+        const key = queueKey(r.endpointId, r.accountId);
+        const earlier = this.rewinds.get(key);
+        const seq = !earlier
+          ? r.seq
+          : r.seq === null || earlier.seq === null
+            ? null
+            : Math.min(r.seq, earlier.seq);
+        this.rewinds.set(key, { ...r, seq, several: earlier !== undefined });
+      }
     }
     this.kick();
   }
@@ -270,7 +282,7 @@ export class DeliveryLoop {
       if (this.inFlight.has(key)) continue;
       this.rewinds.delete(key);
       if (!this.held.holds(r.endpointId)) continue;
-      if (this.cursors.has(key) && r.seq !== null) this.cursors.wake(key, r.seq);
+      if (this.cursors.has(key) && r.seq !== null) this.cursors.rewind(key, r.seq, r.several);
       else this.cursors.heardOf({ ...r, seq: null });
     }
     for (const q of this.cursors.takeUnknown()) {
@@ -454,9 +466,11 @@ export class DeliveryLoop {
 
   /** The first pending row from the cursor on (the cursor moved to it), or null. */
   private async pendingAt(cursor: Cursor): Promise<OutboxDoc | null> {
+    skipFinished(cursor);
     let row = await this.rowAt(cursor);
     while (row && row.status !== "pending") {
       cursor.next++;
+      skipFinished(cursor);
       row = await this.rowAt(cursor);
     }
     return row;

@@ -19,6 +19,17 @@ export interface Cursor {
   /** How often this node was told of a row in the queue: a read that found nothing at `next` idles
    * the queue only if no row was heard of while it ran (that row may be the one it missed). */
   heard: number;
+  /** Set by `rewind`: the rows from `from` to before `to` were finished when a row before them was
+   * made pending again; once past that row the cursor goes back to `to` without reading each. */
+  skip?: { from: number; to: number };
+}
+
+/** Once the cursor is past the row a rewind went back to, it goes on from where it was (`skip`). */
+export function skipFinished(cursor: Cursor): void {
+  const skip = cursor.skip;
+  if (!skip || cursor.next < skip.from) return;
+  cursor.next = Math.max(cursor.next, skip.to);
+  cursor.skip = undefined;
 }
 
 /** How long a parked queue's cursor is kept (a word of a new row within it costs no read). */
@@ -83,6 +94,17 @@ export class QueueCursors {
     if (!cursor) return;
     cursor.next = Math.min(cursor.next, seq);
     cursor.wakeAt = 0;
+  }
+
+  /** The row at `seq`, which the cursor had passed, is pending again (resent): due now from there, and
+   * past it back to where the cursor was. With `several` rows resent, or a second rewind before the
+   * first is done, it walks by reads (a row in between is pending again too). */
+  rewind(key: string, seq: number, several = false): void {
+    const cursor = this.get(key);
+    if (!cursor) return;
+    if (several || cursor.skip) cursor.skip = undefined;
+    else if (seq < cursor.next) cursor.skip = { from: seq + 1, to: cursor.next };
+    this.wake(key, seq);
   }
 
   private unpark(key: string): Cursor | undefined {

@@ -231,6 +231,32 @@ describe("webhooks/delivery-loop", () => {
     await waitFor(() => outbox.rows.get(slotId("wh_1", "acc", 1))!.status === "delivered");
   });
 
+  it("a resent row far back is sent, then the queue goes on where it was without reading each row between", async () => {
+    for (let seq = 1; seq <= 30; seq++) outbox.put("wh_1", "acc", seq, `e${seq}`);
+    loop.start();
+    const status = (seq: number) => outbox.rows.get(slotId("wh_1", "acc", seq))!.status;
+    const resend = (seq: number) => {
+      Object.assign(outbox.rows.get(slotId("wh_1", "acc", seq))!, { status: "pending", attempts: 0 });
+      loop.resent([{ endpointId: "wh_1", accountId: "acc", seq }]);
+    };
+    await waitFor(() => received.length === 30 && status(30) === "delivered", { what: "e1…e30 delivered" });
+    const readsBefore = outbox.reads.length;
+    resend(5);
+    loop.notify([outbox.put("wh_1", "acc", 31, "e31")]);
+    await waitFor(() => received.length === 32, { what: "e5 and e31 sent" });
+    assert.deepEqual(received.slice(30), ["e5", "e31"]);
+    const read = outbox.reads.slice(readsBefore);
+    assert.ok(read.length < 5, `read back ${read.length} positions: ${read.join(",")}`);
+
+    // Two rows of the queue resent at once: both sent, in queue order.
+    await waitFor(() => status(5) === "delivered" && status(31) === "delivered");
+    resend(8);
+    resend(12);
+    loop.notify([outbox.put("wh_1", "acc", 32, "e32")]);
+    await waitFor(() => received.length === 35, { what: "e8, e12 and e32 sent" });
+    assert.deepEqual(received.slice(32), ["e8", "e12", "e32"]);
+  });
+
   it("queues take turns for the attempt slots: a busy queue does not hold them from the others", async () => {
     await loop.stop();
     loop = makeLoop({ concurrency: 1 });

@@ -1,12 +1,42 @@
 // Queue cursors: a queue found empty is parked out of the delivery loop's walk, woken by a word of a
 // new row or a scan, and forgotten once parked for long (a later row looks its head up again).
 import { strict as assert } from "node:assert";
-import { FORGET_PARKED_MS, QueueCursors } from "../../../src/webhooks/queue-cursors.ts";
+import { FORGET_PARKED_MS, QueueCursors, skipFinished } from "../../../src/webhooks/queue-cursors.ts";
 import { queueKey } from "../../../src/store/webhook-outbox-repo.ts";
 
 const walked = (cursors: QueueCursors) => [...cursors.entries()].map(([key]) => key);
 
 describe("webhooks/queue-cursors", () => {
+  it("a rewind to a resent row goes back to where the cursor was once past it; a second walks by reads", () => {
+    const cursors = new QueueCursors();
+    const a = queueKey("ep", "acc_a");
+    cursors.startAt({ endpointId: "ep", accountId: "acc_a", seq: 1 });
+    const cursor = cursors.get(a)!;
+    cursor.next = 500;
+    cursors.park(a);
+    cursors.rewind(a, 7);
+    assert.deepEqual(walked(cursors), [a], "due again");
+    assert.equal(cursor.next, 7);
+    skipFinished(cursor);
+    assert.equal(cursor.next, 7, "the resent row first");
+    cursor.next = 8; // sent
+    skipFinished(cursor);
+    assert.equal(cursor.next, 500, "then where it was");
+    assert.equal(cursor.skip, undefined);
+
+    cursors.rewind(a, 10);
+    cursors.rewind(a, 3);
+    assert.equal(cursor.next, 3);
+    assert.equal(cursor.skip, undefined, "two rewinds: rows in between may be pending again");
+    cursor.next = 4;
+    skipFinished(cursor);
+    assert.equal(cursor.next, 4);
+    cursor.next = 40;
+    cursors.rewind(a, 20, true);
+    assert.equal(cursor.skip, undefined, "several rows resent at once: a walk by reads");
+    cursors.rewind(queueKey("ep", "unknown"), 1); // no cursor: nothing to do
+  });
+
   it("a parked queue leaves the walk and keeps its place; a row heard of brings it back due", () => {
     let now = 1000;
     const cursors = new QueueCursors(undefined, () => now);
