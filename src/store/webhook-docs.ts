@@ -41,4 +41,7 @@ export interface OutboxDoc {
   deliveredAt: Date | null;
   /** Node that recorded the row (the insert that won). */
   recordedBy: string;
+  /** The token of the last resend that made it pending again: a resend tried again after an answer
+   * lost finds its own write done. */
+  resendToken?: string;
 }

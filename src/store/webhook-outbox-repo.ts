@@ -5,6 +5,7 @@
 // its slot `<endpointId>|<accountId>|<seq, zero-padded>`. Everything hot goes through `_id` (FerretDB's
 // SQLite backend scans the collection for a filter without an `_id` equality; MongoDB would use the
 // indexes either way). Recording: src/store/webhook-outbox-recorder.ts.
+import { randomUUID } from "node:crypto";
 import type { Collection, Db } from "mongodb";
 import type { DeliveryStatus, EndpointDoc, OutboxDoc } from "./webhook-docs.ts";
 import type { PagePosition } from "./page-cursor.ts";
@@ -150,13 +151,19 @@ export class OutboxRepo {
    * when there is no such dead row. Written by whichever node was asked: a dead row has no attempt
    * under way, and its holder only writes rows still pending. */
   async resend(endpointId: string, id: string): Promise<OutboxDoc | null> {
-    return withRetry(() =>
-      this.col.findOneAndUpdate(
+    const resendToken = randomUUID();
+    let tries = 0;
+    return withRetry(async () => {
+      const retried = tries++ > 0;
+      const row = await this.col.findOneAndUpdate(
         { _id: id, endpointId, status: "dead" },
-        { $set: { status: "pending", attempts: 0, nextAttemptAt: new Date() } },
+        { $set: { status: "pending", attempts: 0, nextAttemptAt: new Date(), resendToken } },
         { returnDocument: "after" },
-      ),
-    );
+      );
+      // No dead row on a try after one that failed: that one's write may have landed, its answer lost.
+      if (row || !retried) return row;
+      return this.col.findOne({ _id: id, endpointId, resendToken });
+    });
   }
 
   async byId(id: string): Promise<OutboxDoc | null> {

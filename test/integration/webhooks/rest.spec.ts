@@ -4,6 +4,7 @@ import { strict as assert } from "node:assert";
 import type { ServiceSchema } from "moleculer";
 import WebhooksSchema from "../../../services/webhooks.service.ts";
 import { GatewayCluster } from "../api/helpers.ts";
+import { landThenLoseAnswer } from "../../support/answer-lost.ts";
 import { waitFor } from "../../support/wait.ts";
 import { WebhookReceiver } from "./receiver.ts";
 
@@ -155,6 +156,45 @@ describe("webhooks over REST", function () {
       assert.equal(twice.json.type, "INVALID_STATE");
       assert.deepEqual(twice.json.data, { deliveryId: dead.id, status: "delivered" });
     } finally {
+      receiver.respond = () => 200;
+    }
+  });
+
+  it("a resend whose write landed but whose answer was lost is answered as sent again, not 409", async () => {
+    const { gw } = gc;
+    receiver.respond = () => 410;
+    const repo = (gc.cluster.brokers.find((b) => b.nodeID === "wh1")!.getLocalService("webhooks") as any)
+      .outbox;
+    let restore = () => undefined as void;
+    try {
+      const hook = (
+        await gw.call("POST", "/api/v1/webhooks", {
+          key: keyA,
+          body: { url: receiver.url, events: ["account.created"] },
+        })
+      ).json;
+      const account = (await gw.call("POST", "/api/v1/accounts", { key: keyA, body: { name: "lost" } })).json;
+      const deliveries = (status: string) =>
+        gw.call("GET", `/api/v1/webhooks/${hook.id}/deliveries?status=${status}`, { key: keyA });
+      const dead = await waitFor(
+        async () => (await deliveries("dead")).json.items.find((d: any) => d.accountId === account.id),
+        { what: "the delivery dead" },
+      );
+      receiver.respond = () => 200;
+      restore = landThenLoseAnswer(repo.col, "findOneAndUpdate");
+      const again = await gw.call(
+        "POST",
+        `/api/v1/webhooks/${hook.id}/deliveries/${encodeURIComponent(dead.id)}/resend`,
+        { key: keyA },
+      );
+      assert.equal(again.status, 200, String(again.body));
+      assert.equal(again.json.id, dead.id);
+      await waitFor(
+        async () => (await deliveries("delivered")).json.items.find((d: any) => d.id === dead.id),
+        { what: "the delivery sent again and delivered" },
+      );
+    } finally {
+      restore();
       receiver.respond = () => 200;
     }
   });
