@@ -240,6 +240,10 @@ export class WorkerOwnership implements Ownership {
     if (!this.liveness.isCurrent())
       throw new WorkspaceUnavailableError(workspaceId, "this node's lease lapsed");
     let rec = this.mirror.get(workspaceId) ?? null;
+    // Sent here by a node that found this one the owner (a draining node that just passed the
+    // workspace on): this node's mirror may not show that yet, and sending the call back would spend
+    // its last hop on a 503.
+    if (hops > 0 && rec && rec.node !== this.nodeId) rec = await this.table.get(workspaceId);
     if (!rec) {
       if (this.draining) {
         // The caller does not know yet that this node drains: to the choice among the others.

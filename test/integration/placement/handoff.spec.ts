@@ -30,8 +30,10 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
     stopAll: async () => undefined,
   };
 
+  const namespace = `ho${randomBytes(4).toString("hex")}`;
+
   before(async () => {
-    const cfg = testConfig({ namespace: `ho${randomBytes(4).toString("hex")}`, nodeId: "h1" });
+    const cfg = testConfig({ namespace, nodeId: "h1" });
     placement = await ClusterPlacement.connect(cfg);
     const broker = new ServiceBroker({ nodeID: "h1", logger: false });
     ownership = new WorkerOwnership({ broker, cfg, placement, host, logger: broker.getLogger("test") });
@@ -93,6 +95,41 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
       assert.deepEqual(await placement.table.get("ws-e"), claimed, "ws-e untouched");
     } finally {
       ownership.draining = false;
+    }
+  });
+
+  it("a call forwarded here for a workspace passed on to this node runs here while its mirror still names the old owner", async () => {
+    // h2: a second worker's lease (not reachable over the bus from h1's broker).
+    const cfg2 = testConfig({ namespace, nodeId: "h2" });
+    const placement2 = await ClusterPlacement.connect(cfg2);
+    const broker2 = new ServiceBroker({ nodeID: "h2", logger: false });
+    const ownership2 = new WorkerOwnership({
+      broker: broker2,
+      cfg: cfg2,
+      placement: placement2,
+      host,
+      logger: broker2.getLogger("test"),
+    });
+    try {
+      await ownership2.start();
+      await waitFor(() => placement.mirror.isLive("h2"), { what: "h1 to see h2's lease" });
+      const onH2 = await placement.table.claim("ws-f", "h2", null);
+      assert.ok(onH2);
+      // h2, draining, passes it on to h1 and forwards the call; h1's mirror has not heard yet.
+      const passed = await placement.table.claim("ws-f", "h1", onH2);
+      assert.ok(passed);
+      await waitFor(() => placement.mirror.get("ws-f")?.node === "h1", { what: "the watch to deliver" });
+      // Put back as it was before (the mirror takes no older revision over a newer one).
+      placement.mirror.apply("ws-f", null);
+      placement.mirror.apply("ws-f", onH2);
+      assert.equal(placement.mirror.get("ws-f")?.node, "h2");
+
+      assert.equal(await ownership.route("ws-f", 1), null, "run here");
+      assert.ok(ownership.current("ws-f"), "held by h1");
+      assert.ok((await placement.table.get("ws-f"))!.epoch > passed.epoch, "adopted");
+    } finally {
+      await ownership2.stop();
+      await placement2.close();
     }
   });
 
