@@ -82,6 +82,10 @@ interface IoThis extends Service {
   /** Socket calls per workspace, against its socketCallsPerMinute quota (a bucket per workspace). */
   callLimiter: RateLimiter;
   admitCall(workspaceId: string): Promise<void>;
+  /** Resolves once the other nodes know this gateway relays `account.*` (`announceRelay`). */
+  relayAnnounced: Promise<void>;
+  markRelayAnnounced: () => void;
+  announceRelay(): Promise<void>;
 }
 
 /** What the io service uses of the node's api service. */
@@ -97,6 +101,20 @@ interface ApiHost {
 }
 
 type Respond = (err: unknown, res?: unknown) => void;
+
+/** How long sockets wait at most for the other nodes to answer the ping after this gateway's INFO. */
+const RELAY_ANNOUNCE_WAIT_MS = 2000;
+
+/** Whether `promise` settled within `ms`. */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Where one replay stopped, and whether at its page cap with more to come. */
 interface Replayed {
@@ -225,6 +243,9 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
   // moleculer-io's public actions would let any caller on the bus (or a REST alias) emit to any room.
   actions: { broadcast: false, getClients: false },
   events: {
+    "$broker.started"(this: IoThis) {
+      void this.announceRelay();
+    },
     ...relayHandlers,
     /** A revoked key loses its open sockets too, on every gateway (REST forgets it in api.service). */
     "apikeys.revoked"(this: IoThis, ctx: Context<{ keyId: string }>) {
@@ -246,7 +267,10 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
     async admitSocket(this: IoThis, socket: Socket): Promise<SocketPrincipal> {
       // A socket's snapshot and replay are `accounts.*` calls: none answers yet (a gateway just
       // restarted), so the client tries again instead of getting a failed snapshot and replay.
-      if (!this.broker.registry.getActionEndpoints("accounts.events")?.hasAvailable())
+      if (
+        !(await settledWithin(this.relayAnnounced, RELAY_ANNOUNCE_WAIT_MS + 1000)) ||
+        !this.broker.registry.getActionEndpoints("accounts.events")?.hasAvailable()
+      )
         throw new GatewayStartingError();
       const principal = await authenticateSocket(socket.handshake.auth, (token) =>
         this.resolveSocketKey(token, socket.handshake.address),
@@ -265,6 +289,27 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         });
       (socket.data as { principal: SocketPrincipal }).principal = principal;
       return principal;
+    },
+
+    /**
+     * A broadcast goes only to the nodes its sender knows listen to the event, and the other nodes
+     * hear of this gateway's services from its INFO, sent up to a second after they started (Moleculer
+     * gathers changes): a socket let in before would miss the events of that second, and its cursor
+     * would step over them. So the INFO goes out once every service started, and a socket's handshake
+     * waits until every node answered a ping sent after it (packets from one node are handled in
+     * order), or 2 s.
+     */
+    async announceRelay(this: IoThis): Promise<void> {
+      try {
+        if (this.broker.transit) {
+          await this.broker.registry.discoverer.sendLocalNodeInfo();
+          await this.broker.ping(undefined, RELAY_ANNOUNCE_WAIT_MS);
+        }
+      } catch (err) {
+        this.logger.warn(`io: announcing the relay to the other nodes: ${(err as Error).message}`);
+      } finally {
+        this.markRelayAnnounced();
+      }
     },
 
     /** The node's api service; `io` cannot run without it. */
@@ -475,6 +520,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
     this.snapshotHold = new SnapshotHold();
     this.relayedUpTo = new RelayedUpTo();
     this.recentReplays = new RecentReplays();
+    this.relayAnnounced = new Promise((resolve) => (this.markRelayAnnounced = resolve));
     this.revokedKeys = new BoundedMap(10_000);
     this.admissions = new SocketAdmissions();
     this.callLimiter = new RateLimiter(0);
@@ -488,6 +534,8 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       if (!admin && this.revokedKeys.has(keyId)) return this.disconnectKey(keyId);
       void this.onSocketConnected(socket);
     });
+    // Created on a running broker: no `$broker.started` is coming.
+    if (this.broker.started) void this.announceRelay();
     const every = configOf(this.broker).socketKeyCheckMs;
     if (every > 0) {
       this.keyCheckTimer = setInterval(() => void this.recheckSocketKeys(), every);

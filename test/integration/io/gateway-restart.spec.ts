@@ -1,6 +1,8 @@
 // A gateway that stops closes its Socket.IO connections without telling the clients they were let go:
 // socket.io-client then reconnects by itself ("transport close"), here to the same gateway once it is
 // back on its port. A server-side disconnect ("io server disconnect") would leave the client idle for good.
+// A client is let in only once the workers know the restarted gateway listens to their events (the
+// broadcast of an event goes only to the nodes its sender knows listen to it).
 import { strict as assert } from "node:assert";
 import type { ServiceBroker } from "moleculer";
 import AccountsService from "../../../services/accounts.service.ts";
@@ -64,8 +66,20 @@ describe("io: a gateway stop and restart", function () {
 
     // A new gateway node on the same port (the stopped broker leaves the cluster's list).
     cluster.brokers.splice(cluster.brokers.indexOf(gw), 1);
-    gateway(port);
-    await cluster.start();
+    // Started alone (cluster.start would also wait until every node sees every other's services): a
+    // socket let in at once hears the workers' events at once, as they know the restarted gateway
+    // relays them (a broadcast goes only to the nodes its sender knows listen).
+    await gateway(port).start();
+    const fresh = new RecordingSocket(url, { token: key }, "back");
+    sockets.push(fresh);
+    await fresh.ready();
+    const account = await new Rest(url).ok("POST", "/api/v1/accounts", key, { name: "right after" });
+    const qrOf = (r: RecordingSocket) =>
+      r.received.some((e) => e.event === "account.qr" && e.payload.accountId === account.id);
+    await waitFor(() => qrOf(fresh), {
+      what: "the new account's QR, broadcast by the worker",
+      timeoutMs: 5000,
+    });
     await waitFor(() => s.socket.connected && snapshots === 1, {
       what: "the client reconnected to the restarted gateway and got a fresh snapshot",
       timeoutMs: 15000,
