@@ -171,7 +171,11 @@
       auth: (cb) => cb(state.cursor ? { token: state.key, after: state.cursor } : { token: state.key }),
       reconnectionDelayMax: 5000,
     });
-    socket.onAny((_name, payload) => {
+    socket.onAny((name, payload) => {
+      // A snapshot's cursor is where the log stood as it was read: a page that resumes from a cursor of
+      // its own has the log that far only once the replay that follows brought it (a drop before
+      // then resumes from what the page got, not past what the replay was about to send).
+      if (name === "accounts.snapshot" && state.cursor) return;
       const cursor = payload && payload.cursor;
       if (
         typeof cursor === "string" &&
@@ -306,6 +310,8 @@
       state.socketListeners.push([name, listener]);
       if (state.socket) state.socket.on(name, listener);
     },
+    /** The newest logged event this page has: where its next reconnect resumes. */
+    cursor: () => state.cursor,
     account: accountsView.account,
     accountLabel: accountsView.accountLabel,
     statusText: accountsView.statusText,

@@ -464,6 +464,54 @@ describe("dashboard (headless Chromium, real cluster)", function () {
     await sb.rest("DELETE", `/api/v1/accounts/${created.id}`, key);
   });
 
+  it("a reconnect's snapshot does not move the page's cursor past what its replay has yet to bring", async () => {
+    const ws = `snap${randomBytes(3).toString("hex")}`;
+    const key = await sb.workspaceKey(ws);
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on("pageerror", (err) => pageErrors.push(String(err)));
+    const { away, back } = await offlineSwitch(page);
+    const created = await sb.rest<{ id: string }>("POST", "/api/v1/accounts", key, { name: "Desk" });
+    // Another client of the workspace: what it hears, the gateway relayed (and its snapshots say so).
+    const watcher = connectSocket(sb.baseUrl, { auth: { token: key }, transports: ["websocket"] });
+    const heard: string[] = [];
+    watcher.on("account.status", (p: { status: string }) => heard.push(p.status));
+    try {
+      await signIn(page, sb.baseUrl, key);
+      await page.waitForSelector(`tr[data-account-id="${created.id}"] .status[data-status="qr_scanning"]`);
+      await onWebSocket(page);
+      type Page$ = { Switchboard: { cursor(): string | null; on(n: string, l: () => void): void } };
+      const cursorOf = () => page.evaluate(() => (window as unknown as Page$).Switchboard.cursor());
+      const before = await waitFor(cursorOf, { what: "the page to have a cursor" });
+      await page.evaluate(() => {
+        const w = window as unknown as Page$ & { __atSnapshot: (string | null)[] };
+        w.__atSnapshot = [];
+        w.Switchboard.on("accounts.snapshot", () => w.__atSnapshot.push(w.Switchboard.cursor()));
+      });
+
+      await away();
+      await sb.rest("POST", `/api/v1/accounts/${created.id}/simulate/scan`, key, {
+        phoneNumber: "+15550004324",
+      });
+      await waitFor(() => heard.includes("connected"), { what: "the gateway to relay `connected`" });
+      await back();
+      await page.waitForSelector(`tr[data-account-id="${created.id}"] .status[data-status="connected"]`);
+      // The snapshot came before the replay: had it raised the cursor, a drop right then would have
+      // resumed past the events the replay was about to send.
+      const atSnapshot = await page.evaluate(
+        () => (window as unknown as { __atSnapshot: unknown[] }).__atSnapshot,
+      );
+      assert.deepEqual(atSnapshot, [before]);
+      const after = await cursorOf();
+      assert.ok(Number(after) > Number(before), `the replay moved it on (${before} → ${after})`);
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      watcher.close();
+      await page.close();
+      await sb.rest("DELETE", `/api/v1/accounts/${created.id}`, key);
+    }
+  });
+
   it("a dialog closed and at once opened again still follows its account", async () => {
     // The browser sends a dialog's "close" event a moment after it closed; under load a quick reopen
     // came first, and that late event then made the open dialog forget its account.
