@@ -165,8 +165,11 @@ export class SessionRuntime {
    * left alone. Resolves once queued (the account shows `initializing` until its engine starts).
    */
   async start(doc: AccountDoc): Promise<LocalSessionInfo> {
+    // A retry still due fires on an open or running session: it does nothing. Forgotten (its backoff
+    // too) once started, not before: a start that fails leaves a failed account its retry.
+    const info = await this.startClaimed(doc, null);
     this.retries.forget(doc._id);
-    return this.startClaimed(doc, null);
+    return info;
   }
 
   /** The fence under which this node may create and run the workspace's accounts (claiming it). */
@@ -316,7 +319,10 @@ export class SessionRuntime {
 
   /** Stops the engine; `persist: false` (shutdown, fencing) writes and broadcasts nothing. */
   async stop(accountId: string, { persist = true } = {}): Promise<AccountStatus | null> {
-    this.retries.forget(accountId);
+    // A failed account's retry stays when nothing runs here (a restart's stop, whose start may fail):
+    // it starts nothing the account is no longer wanted for (`retryFailed` reads that first).
+    if (this.sessions.has(accountId) || this.opening.has(accountId) || this.restoring.has(accountId))
+      this.retries.forget(accountId);
     this.restoring.delete(accountId);
     await this.opened(accountId);
     const s = this.sessions.get(accountId);

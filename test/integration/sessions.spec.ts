@@ -853,4 +853,49 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       assert.equal(starts, 3);
     });
   });
+  describe("a restart whose start fails keeps the failed account's retry (FAILED_RETRY_BASE_MS=1000)", () => {
+    before(async () => {
+      let starts = 0;
+      // An engine that cannot reach WhatsApp on its first start only.
+      registerEngine(
+        "flaky-once",
+        (opts) => {
+          const engine: Engine = createSimulatedEngine(opts);
+          const start = engine.start.bind(engine);
+          engine.start = async () => {
+            if (++starts === 1)
+              throw Object.assign(new Error("net::ERR_NAME_NOT_RESOLVED"), {
+                data: { reason: "whatsapp_unreachable" },
+              });
+            await start();
+          };
+          return engine;
+        },
+        { simulate: true },
+      );
+      t = await setup({ failedRetryBaseMs: 1000, failedRetryMaxMs: 2000, qr: { firstTtlMs: 10000 } });
+    });
+    after(teardown);
+
+    it("the stop finds nothing running, the start's claim fails: the retry still comes", async () => {
+      const a: AccountView = await call("accounts.create", { workspaceId: "wf", engine: "flaky-once" });
+      await waitFor(() => statusEvent(a.id, "failed"), { what: "the first start to fail" });
+      // The owner's claim fails past the store's retries (the database went away for a moment).
+      const repo = (t.api.getLocalService("session") as unknown as { repo: AccountsRepo }).repo;
+      const claimOne = repo.claimOne;
+      repo.claimOne = async () => {
+        repo.claimOne = claimOne;
+        throw new Error("database is unavailable");
+      };
+      try {
+        await assert.rejects(call("accounts.restart", { workspaceId: "wf", accountId: a.id }));
+      } finally {
+        repo.claimOne = claimOne;
+      }
+      await waitFor(() => statusEvent(a.id, "qr_scanning"), {
+        what: "the failed account started again by its retry",
+        timeoutMs: 8000,
+      });
+    });
+  });
 });
