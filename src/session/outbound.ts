@@ -116,7 +116,10 @@ const REFUSED_BEFORE_SENDING = new Set(["INVALID_STATE", "NOT_OWNER", "WORKSPACE
 export class OutboundSender {
   /** Sends in flight on this node, by record id, with what they send: a concurrent repeat waits for
    * the first; the key reused for another message is refused, as it is once the record exists. */
-  private readonly inFlight = new Map<string, { digest: string; result: Promise<SendResult> }>();
+  private readonly inFlight = new Map<
+    string,
+    { digest: string; result: Promise<SendResult>; mediaId?: string }
+  >();
   private readonly mediaGate: MediaGate;
 
   constructor(private readonly deps: OutboundDeps) {
@@ -127,6 +130,9 @@ export class OutboundSender {
     const resumed = opts.resumed ?? false;
     // Set when the record stays `recorded`: its stored media is still to be sent.
     let queued = false;
+    // Cleared when this call joins an attempt sending the same stored media (two resumes of the
+    // account's queue): that attempt decides what becomes of it.
+    let ownMedia = true;
     try {
       // Only a send without a key is held to its deadline: its client, told the request timed out, sends
       // again, and nothing tells the two apart. A keyed send finishes after its request timed out: a
@@ -135,9 +141,13 @@ export class OutboundSender {
       const id = idempotencyId(p.accountId, p.key);
       const running = this.inFlight.get(id);
       if (running && running.digest !== p.digest) throw idempotencyKeyReused(p.key);
-      if (running) return { ...(await running.result), duplicate: true };
+      const mediaId = p.media?.kind === "stored" ? p.media.mediaId : undefined;
+      if (running) {
+        ownMedia = mediaId !== running.mediaId;
+        return { ...(await running.result), duplicate: true };
+      }
       const attempt = this.sendOnce(p, p.key, id, resumed, () => (queued = true));
-      this.inFlight.set(id, { digest: p.digest, result: attempt });
+      this.inFlight.set(id, { digest: p.digest, result: attempt, mediaId });
       try {
         return await attempt;
       } finally {
@@ -145,7 +155,7 @@ export class OutboundSender {
       }
     } finally {
       // Whatever else became of the send, its bytes are of no further use.
-      if (p.media?.kind === "stored" && !queued)
+      if (p.media?.kind === "stored" && !queued && ownMedia)
         await this.deps.media.delete(p.media.mediaId).catch(() => undefined);
     }
   }

@@ -77,6 +77,13 @@ describe("session/outbound: the queue, its media and its limits", function () {
     await waitFor(() => Date.now() > at, { what: "the next millisecond", intervalMs: 1 });
   }
 
+  /** A gate an engine send waits at until `open`. */
+  function gate(): { shut: Promise<void>; open: () => void } {
+    let open!: () => void;
+    const shut = new Promise<void>((resolve) => (open = resolve));
+    return { shut, open };
+  }
+
   const record = (key: string) =>
     db.collection<IdempotencyDoc>("idempotency").findOne({ _id: `acc_1|${key}` });
 
@@ -149,6 +156,42 @@ describe("session/outbound: the queue, its media and its limits", function () {
       })(db, 3600_000);
       assert.equal(await sender({ idempotency: flaky, resumeRetryDelayMs: 10 }).resume("acc_1"), 1);
       await waitFor(async () => (await record("k1"))?.state === "sent", { what: "it sent" });
+    });
+  });
+
+  describe("two resumes of one account at once", () => {
+    it("the one that joins the other's attempt leaves its media: refused, the send is sent at the next", async () => {
+      const mediaId = await media.put(PNG);
+      await queued("k1", "first");
+      await queued("k2", "", { kind: "stored", mediaId, mimetype: "image/png", size: PNG.length });
+      const text = gate();
+      const image = gate();
+      let refuse = true;
+      const s = sender({
+        engineSend: async (_accountId, message) => {
+          if (message.type === "text") await text.shut;
+          else if (refuse) {
+            await image.shut;
+            refuse = false;
+            // The account went elsewhere before the engine was called: queued again, not sent.
+            throw Object.assign(new Error("not the owner"), { type: "NOT_OWNER" });
+          }
+          engineCalls.push(message);
+          return { id: `true_${engineCalls.length}` };
+        },
+      });
+      // The first resume sends k1 (held), the second (k1 in flight) sends k2 (held); the first, done
+      // with k1, reaches k2 and waits on that attempt.
+      assert.equal(await s.resume("acc_1"), 2);
+      assert.equal(await s.resume("acc_1"), 1);
+      text.open();
+      await waitFor(async () => (await record("k1"))?.state === "sent", { what: "k1 sent" });
+      image.open();
+      await waitFor(async () => (await record("k2"))?.state === "recorded", { what: "k2 queued again" });
+      assert.ok(await media.get(mediaId), "k2's media is kept for its next try");
+      assert.equal(await s.resume("acc_1"), 1);
+      await waitFor(async () => (await record("k2"))?.state === "sent", { what: "k2 sent" });
+      assert.deepEqual(engineCalls.at(-1)?.media?.data, PNG);
     });
   });
 
