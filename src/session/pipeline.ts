@@ -152,8 +152,12 @@ export class SessionPipeline {
         await this.whileUnavailable(
           change,
           () => this.relay(change, done),
-          // A closed session's stop waits for this: one bounded wait for all of it.
-          () => (s.closed ? this.withinClosedBudget() && this.stillRelayed(change) : this.fenceHolds()),
+          // A closed session's stop waits for this: one bounded wait for all of it. An open one's
+          // messages wait through a hand-off too (its sessions run on while their changes are flushed).
+          () =>
+            s.closed
+              ? this.withinClosedBudget() && this.stillRelayed(change)
+              : this.fenceHolds() || this.stillRelayed(change),
         ).catch((err) => {
           this.reportFailure(change, err);
           if (s.closed && isDatabaseUnavailable(err)) this.abandoned = true;

@@ -2,6 +2,7 @@
 // the session closes: WhatsApp does not deliver them again (the saved profile already holds them).
 // Only status changes of a closed session are dropped (its `stopped` wins).
 import { strict as assert } from "node:assert";
+import { DatabaseUnavailableError } from "../../../src/errors.ts";
 import type { Publisher } from "../../../src/session/event-publisher.ts";
 import { waitFor } from "../../support/wait.ts";
 import { heldStep, simulatedRuntime } from "./simulated-runtime.ts";
@@ -60,6 +61,44 @@ describe("session/runtime: a stop while received messages wait to be published",
     await stopping;
     await waitFor(() => published.length === 2, { what: "both messages published", timeoutMs: 2000 });
     assert.deepEqual(published, ["first", "second"]);
+  });
+
+  it("a message received during a hand-off while the database is away is published once it is back", async () => {
+    const fence = { node: "n1", epoch: 1 };
+    let handingOff = false;
+    const down = { now: false, refused: 0 };
+    const published: string[] = [];
+    const { runtime, connected } = simulatedRuntime({
+      ownership: {
+        current: () => (handingOff ? null : fence),
+        acquire: async () => fence,
+        handingOff: () => (handingOff ? fence : null),
+      },
+      publisher: {
+        record: async (event, payload) => {
+          if (event === "account.message") {
+            if (down.now) {
+              down.refused++;
+              throw new DatabaseUnavailableError("connect ECONNREFUSED");
+            }
+            published.push((payload as { text: string }).text);
+          }
+          return payload;
+        },
+        send: () => undefined,
+      },
+    });
+    const simulate = await connected("acc8");
+    // The hand-off has begun (the sessions still run while their changes are flushed).
+    handingOff = true;
+    down.now = true;
+    await simulate.message("4915100000001", "during the hand-off");
+    await waitFor(() => down.refused >= 2, { what: "the message refused, then tried again" });
+    down.now = false;
+    await waitFor(() => published.length === 1, { what: "the message published", timeoutMs: 5000 });
+    assert.deepEqual(published, ["during the hand-off"]);
+    handingOff = false;
+    await runtime.stop("acc8");
   });
 
   it("a logout during a stop answers once the stop has ended (its engine's last save would come after)", async () => {
