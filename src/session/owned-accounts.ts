@@ -48,7 +48,7 @@ export class OwnedAccounts {
     // wanted stopped. That write goes first: from then on no restore claims the account.
     const fence = await this.runtime.fenceFor(doc.workspaceId);
     const at = new Date();
-    const before = await this.repo.unlinkIdle(doc._id, fence, at);
+    const before = await this.repo.unlinkIdle(doc._id, fence, at, doc.status);
     await this.authStore.delete(doc.sessionId);
     if (before) {
       const event: AccountStatusEvent = {

@@ -3,6 +3,7 @@
 import type { Collection, Db } from "mongodb";
 import { ValidationError } from "../errors.ts";
 import type { AccountDoc, DesiredState } from "../accounts/types.ts";
+import type { AccountStatus } from "../lifecycle/states.ts";
 import type { OwnerStamp as Fence } from "./stamp.ts";
 import { FencedUpdateBatcher } from "./fenced-updates.ts";
 import { InsertBatcher } from "./insert-batch.ts";
@@ -243,9 +244,11 @@ export class AccountsRepo {
    * Records `logged_out` (desired `stopped`, no phone number) on an account no engine runs, claiming it
    * for `fence` in the same write, unless it shows `logged_out` already: an unlinked account must not
    * look connected, nor `failed` or `stopped` with a device a restart would restore (its saved state is
-   * gone: a restart asks for a new scan). The document as it was, or null when nothing was written.
+   * gone: a restart asks for a new scan). The document as it was, or null when nothing was written;
+   * when a try's write landed but its answer was lost, the document as it is with `previous` (the
+   * status the caller read) as its status.
    */
-  async unlinkIdle(id: string, fence: Fence, at: Date): Promise<AccountDoc | null> {
+  async unlinkIdle(id: string, fence: Fence, at: Date, previous: AccountStatus): Promise<AccountDoc | null> {
     const patch: StatusPatch = {
       status: "logged_out",
       reason: null,
@@ -255,13 +258,25 @@ export class AccountsRepo {
       desiredState: "stopped",
       updatedAt: at,
     };
-    return retryTransient(() =>
-      this.col.findOneAndUpdate(
+    let tries = 0;
+    return retryTransient(async () => {
+      const retried = tries++ > 0;
+      const before = await this.col.findOneAndUpdate(
         { _id: id, status: { $ne: "logged_out" }, ...claimable(fence) },
         { $set: { ...patch, node: fence.node, epoch: fence.epoch } },
         { returnDocument: "before" },
-      ),
-    );
+      );
+      if (before || !retried) return before;
+      // Nothing to write on a try after one that failed: that one's write may have landed (`at`).
+      const written = await this.col.findOne({
+        _id: id,
+        status: "logged_out",
+        updatedAt: at,
+        node: fence.node,
+        epoch: fence.epoch,
+      });
+      return written && { ...written, status: previous };
+    });
   }
 
   /** Accounts by id, in one query. */

@@ -239,6 +239,27 @@ describe("sessions: accounts + session services (simulated engine)", function ()
       assert.deepEqual(trail(t.events.slice(mark), id), []);
     });
 
+    it("logout of an account no engine runs, its write landed but its answer lost: logged_out, announced", async () => {
+      const { id } = await connected("15550000012");
+      const session = t.api.getLocalService("session") as unknown as {
+        runtime: SessionRuntime;
+        repo: { col: object };
+      };
+      await session.runtime.stop(id, { persist: false });
+      const restore = landThenLoseAnswer(
+        session.repo.col as { findOneAndUpdate: unknown },
+        "findOneAndUpdate",
+      );
+      try {
+        const view: AccountView = await call("accounts.logout", { workspaceId: ws, accountId: id });
+        assert.equal(view.status, "logged_out");
+      } finally {
+        restore();
+      }
+      await waitFor(() => statusEvent(id, "logged_out"), { what: "logged_out event" });
+      assert.equal(statusEvent(id, "logged_out")!.payload.previousStatus, "connected");
+    });
+
     it("a restore that read the account before its logout does not bring it back: logged_out, nothing runs", async () => {
       const { id } = await connected("15550000014");
       const session = t.api.getLocalService("session") as unknown as {
