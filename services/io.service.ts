@@ -463,7 +463,18 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
      * A socket call (the calls quota), run after the connect phase and any earlier resume. */
     async resume(this: IoThis, socket: Socket, after: unknown): Promise<ResumeAnswer> {
       const { workspaceId } = principalOf(socket);
-      await this.admitCall(workspaceId);
+      try {
+        await this.admitCall(workspaceId);
+      } catch (err) {
+        // Refused other than by the quota (which a client waits out, then asks again): as after a
+        // replay refused at connect, the rest of the log is lost to the socket (the client reads it
+        // over REST) and it gets live events again, after any replay under way (which joins it itself).
+        if (!(err instanceof QuotaExceededError))
+          void oneReplayAtATime(socket, async () => {
+            if (socket.connected) socket.join(roomOf(workspaceId));
+          });
+        throw err;
+      }
       return oneReplayAtATime(socket, () => this.replayInPlace(socket, after));
     },
 

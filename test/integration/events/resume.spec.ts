@@ -9,6 +9,7 @@ import { createApiService } from "../../../services/api.service.ts";
 import IoService from "../../../services/io.service.ts";
 import SessionService from "../../../services/session.service.ts";
 import type { AccountView } from "../../../src/accounts/types.ts";
+import { DatabaseUnavailableError } from "../../../src/errors.ts";
 import { EventsRepo, eventId } from "../../../src/store/events-repo.ts";
 import { TestCluster, type ConfigOverrides } from "../../support/cluster.ts";
 import { waitFor } from "../../support/wait.ts";
@@ -295,6 +296,33 @@ describe("events: Socket.IO resume from a cursor", function () {
     assert.deepEqual(textsOf(s, account.id), ["m0", "m1"]);
     for (let i = 1; i < cursors().length; i++)
       assert.ok(cursors()[i] > cursors()[i - 1], "each once, in order");
+  });
+
+  it("a resume after a capped replay refused other than by the quota: the socket gets live events again", async () => {
+    await logBulk(2100);
+    const s = open({ after: "0" });
+    let stopped: { nextCursor: string } | undefined;
+    s.socket.once("events.resume_more", (more: { nextCursor: string }) => (stopped = more));
+    const more = await waitFor(() => stopped, { what: "events.resume_more after the capped replay" });
+    // The workspace's quotas cannot be read for the resume (the database went away for a moment).
+    const quotas = (
+      gw.getLocalService("api") as unknown as { quotas: { of: (ws: string) => Promise<unknown> } }
+    ).quotas;
+    const of = quotas.of;
+    quotas.of = async () => {
+      quotas.of = of;
+      throw new DatabaseUnavailableError("connect ECONNREFUSED");
+    };
+    try {
+      const refused: { type?: string } = await new Promise((resolve) =>
+        s.socket.emit("resume", more.nextCursor, (err: { type?: string }) => resolve(err)),
+      );
+      assert.equal(refused?.type, "DATABASE_UNAVAILABLE");
+    } finally {
+      quotas.of = of;
+    }
+    await send(1);
+    await waitFor(() => textsOf(s, account.id).includes("m0"), { what: "a live event on the socket" });
   });
 
   it("a resume asked while the connect's snapshot loads waits for it: snapshot, what came meanwhile, then the log in order", async () => {
