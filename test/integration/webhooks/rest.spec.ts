@@ -107,28 +107,38 @@ describe("webhooks over REST", function () {
     assert.equal(wrong.status, 422);
   });
 
-  it("a dead delivery sent again (POST …/deliveries/:deliveryId/resend) is delivered; only a dead one is", async () => {
+  /** A new endpoint of ws_a taking account.created, and the delivery of a new account's, dead (its
+   * receiver answering 410); with the endpoint's deliveries of a status and a resend of one. */
+  async function deadDelivery(name: string) {
     const { gw } = gc;
     receiver.respond = () => 410;
+    const hook = (
+      await gw.call("POST", "/api/v1/webhooks", {
+        key: keyA,
+        body: { url: receiver.url, events: ["account.created"] },
+      })
+    ).json;
+    const account = (await gw.call("POST", "/api/v1/accounts", { key: keyA, body: { name } })).json;
+    const deliveries = (status: string) =>
+      gw.call("GET", `/api/v1/webhooks/${hook.id}/deliveries?status=${status}`, { key: keyA });
+    const dead = await waitFor(
+      async () => (await deliveries("dead")).json.items.find((d: any) => d.accountId === account.id),
+      { what: "the delivery dead" },
+    );
+    const resend = (deliveryId: string, key = keyA) =>
+      gw.call("POST", `/api/v1/webhooks/${hook.id}/deliveries/${encodeURIComponent(deliveryId)}/resend`, {
+        key,
+      });
+    const delivered = () =>
+      waitFor(async () => (await deliveries("delivered")).json.items.find((d: any) => d.id === dead.id), {
+        what: "the delivery sent again and delivered",
+      });
+    return { dead, resend, delivered };
+  }
+
+  it("a dead delivery sent again (POST …/deliveries/:deliveryId/resend) is delivered; only a dead one is", async () => {
     try {
-      const hook = (
-        await gw.call("POST", "/api/v1/webhooks", {
-          key: keyA,
-          body: { url: receiver.url, events: ["account.created"] },
-        })
-      ).json;
-      const account = (await gw.call("POST", "/api/v1/accounts", { key: keyA, body: { name: "resent" } }))
-        .json;
-      const deliveries = (status: string) =>
-        gw.call("GET", `/api/v1/webhooks/${hook.id}/deliveries?status=${status}`, { key: keyA });
-      const dead = await waitFor(
-        async () => (await deliveries("dead")).json.items.find((d: any) => d.accountId === account.id),
-        { what: "the delivery dead" },
-      );
-      const resend = (deliveryId: string, key = keyA) =>
-        gw.call("POST", `/api/v1/webhooks/${hook.id}/deliveries/${encodeURIComponent(deliveryId)}/resend`, {
-          key,
-        });
+      const { dead, resend, delivered } = await deadDelivery("resent");
       // Another workspace's key does not see the endpoint; a delivery the endpoint never had is 404.
       assert.equal((await resend(dead.id, keyB)).status, 404);
       const unknown = await resend(dead.id.replace(/\|\d{12}$/, "|000000009999"));
@@ -142,11 +152,7 @@ describe("webhooks over REST", function () {
       assert.equal(again.json.id, dead.id);
       assert.equal(again.json.status, "pending");
       assert.equal(again.json.attempts, 0);
-      const delivered = await waitFor(
-        async () => (await deliveries("delivered")).json.items.find((d: any) => d.id === dead.id),
-        { what: "the delivery sent again and delivered" },
-      );
-      assert.equal(delivered.attempts, 1);
+      assert.equal((await delivered()).attempts, 1);
       const got = receiver.requests.slice(sentBefore).filter((r) => r.status === 200);
       assert.equal(got.length, 1, "sent once");
       assert.equal(got[0].body.id, dead.eventId);
@@ -161,38 +167,17 @@ describe("webhooks over REST", function () {
   });
 
   it("a resend whose write landed but whose answer was lost is answered as sent again, not 409", async () => {
-    const { gw } = gc;
-    receiver.respond = () => 410;
     const repo = (gc.cluster.brokers.find((b) => b.nodeID === "wh1")!.getLocalService("webhooks") as any)
       .outbox;
     let restore = () => undefined as void;
     try {
-      const hook = (
-        await gw.call("POST", "/api/v1/webhooks", {
-          key: keyA,
-          body: { url: receiver.url, events: ["account.created"] },
-        })
-      ).json;
-      const account = (await gw.call("POST", "/api/v1/accounts", { key: keyA, body: { name: "lost" } })).json;
-      const deliveries = (status: string) =>
-        gw.call("GET", `/api/v1/webhooks/${hook.id}/deliveries?status=${status}`, { key: keyA });
-      const dead = await waitFor(
-        async () => (await deliveries("dead")).json.items.find((d: any) => d.accountId === account.id),
-        { what: "the delivery dead" },
-      );
+      const { dead, resend, delivered } = await deadDelivery("lost");
       receiver.respond = () => 200;
       restore = landThenLoseAnswer(repo.col, "findOneAndUpdate");
-      const again = await gw.call(
-        "POST",
-        `/api/v1/webhooks/${hook.id}/deliveries/${encodeURIComponent(dead.id)}/resend`,
-        { key: keyA },
-      );
+      const again = await resend(dead.id);
       assert.equal(again.status, 200, String(again.body));
       assert.equal(again.json.id, dead.id);
-      await waitFor(
-        async () => (await deliveries("delivered")).json.items.find((d: any) => d.id === dead.id),
-        { what: "the delivery sent again and delivered" },
-      );
+      await delivered();
     } finally {
       restore();
       receiver.respond = () => 200;
