@@ -43,6 +43,7 @@ import {
   withoutQrsInSnapshot,
   withoutReplayed,
   workspaceOfEvent,
+  type HeldEvent,
   type RelayedEvent,
   type SnapshotItem,
 } from "../src/io/relay.ts";
@@ -189,6 +190,11 @@ function oneReplayAtATime<T>(socket: Socket, task: () => Promise<T>): Promise<T>
   const run = data.replaying ? data.replaying.catch(() => undefined).then(task) : task();
   data.replaying = run;
   return run;
+}
+
+/** The held events the log does not have (QR codes): a replay brings every other one later. */
+function unlogged(held: HeldEvent[]): HeldEvent[] {
+  return held.filter((h) => seqOfEvent(h.payload) === null);
 }
 
 /** Resolves once the socket's queued packets were written (or it closed). */
@@ -407,15 +413,17 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
           socket.emit("events.resume_error", callError(err, this.logger));
         }
       }
-      const held = this.snapshotHold.release(workspaceId, socket.id);
+      const held = withoutQrsInSnapshot(this.snapshotHold.release(workspaceId, socket.id), items);
       if (!socket.connected) return;
       if (replayed?.more) {
         // The log goes on past the replay's cap: the client continues with `resume`, and live events
-        // start only once it has it all (they come after the log, each once).
+        // start only once it has it all (they come after the log, each once). QR codes are not in the
+        // log: those shown meanwhile go now.
+        for (const qr of unlogged(held)) socket.emit(qr.event, qr.payload);
         socket.emit("events.resume_more", { nextCursor: replayed.nextCursor });
         return;
       }
-      const missed = withoutReplayed(withoutQrsInSnapshot(held, items), sent.upTo);
+      const missed = withoutReplayed(held, sent.upTo);
       for (const held of missed) socket.emit(held.event, held.payload);
       // Synchronously after the flush: no event can fall between the two.
       socket.join(roomOf(workspaceId));
@@ -494,7 +502,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
           for (const held of missed) socket.emit(held.event, held.payload);
           socket.join(roomOf(workspaceId));
           if (sent.upTo !== null) this.recentReplays.note(workspaceId, socket.id, sent);
-        }
+        } else if (socket.connected) for (const qr of unlogged(missed)) socket.emit(qr.event, qr.payload);
       }
       return { nextCursor: replayed.nextCursor, more: replayed.more };
     },

@@ -42,6 +42,8 @@ describe("events: Socket.IO resume from a cursor", function () {
   let sent = 0;
   /** While set, the gateway's `accounts.snapshot` answers only once it resolves (a slow snapshot). */
   let snapshotGate: Promise<void> | null = null;
+  /** While set, the gateway's `accounts.events` (a replay's page) answers only once it resolves. */
+  let eventsGate: Promise<void> | null = null;
 
   const send = async (n: number) => {
     for (let i = 0; i < n; i++) await simulateMessage(gw, "evR", account.id, sent++);
@@ -64,7 +66,12 @@ describe("events: Socket.IO resume from a cursor", function () {
         {
           name: "accounts",
           mixins: [AccountsService as unknown as ServiceSchema],
-          hooks: { before: { snapshot: async () => void (await snapshotGate) } },
+          hooks: {
+            before: {
+              snapshot: async () => void (await snapshotGate),
+              events: async () => void (await eventsGate),
+            },
+          },
         },
       ],
       overrides,
@@ -296,6 +303,30 @@ describe("events: Socket.IO resume from a cursor", function () {
     assert.deepEqual(textsOf(s, account.id), ["m0", "m1"]);
     for (let i = 1; i < cursors().length; i++)
       assert.ok(cursors()[i] > cursors()[i - 1], "each once, in order");
+  });
+
+  it("a QR shown while a capped replay ran reaches the socket at the cap (QR codes are not in the log)", async () => {
+    await logBulk(2100);
+    let letGo!: () => void;
+    eventsGate = new Promise((resolve) => (letGo = resolve));
+    try {
+      const watcher = await open({}).ready();
+      const s = open({ after: "0" });
+      await waitFor(() => s.snapshot, { what: "the snapshot" });
+      // The replay's first page waits: a new account shows its QR meanwhile (held for the socket).
+      const created: AccountView = await gw.call("accounts.create", { workspaceId: "evR" });
+      const qrOf = (r: RecordingSocket) =>
+        r.received.some((e) => e.event === "account.qr" && e.payload.accountId === created.id);
+      await waitFor(() => qrOf(watcher), { what: "the QR relayed by the gateway" });
+      let stopped = false;
+      s.socket.once("events.resume_more", () => (stopped = true));
+      letGo();
+      await waitFor(() => stopped, { what: "events.resume_more after the capped replay" });
+      assert.ok(qrOf(s), "the QR shown during the replay");
+    } finally {
+      eventsGate = null;
+      letGo();
+    }
   });
 
   it("a resume after a capped replay refused other than by the quota: the socket gets live events again", async () => {
