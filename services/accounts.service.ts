@@ -374,10 +374,17 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
 
     /** Every account of the workspace with its current QR (what a dashboard shows on connect). */
     snapshot: {
-      params: workspace,
-      async handler(this: AccountsThis, ctx: Context<WorkspaceParams>): Promise<AccountsSnapshot> {
-        const docs = await this.repo.list(ctx.params.workspaceId);
-        return { items: snapshotItems(docs, await liveQrs(ctx, docs, this.logger)) };
+      params: { ...workspace, withCursor: { type: "boolean", optional: true } },
+      async handler(
+        this: AccountsThis,
+        ctx: Context<WorkspaceParams & { withCursor?: boolean }>,
+      ): Promise<AccountsSnapshot> {
+        const { workspaceId, withCursor } = ctx.params;
+        // Read before the accounts: a client resuming from it gets everything after the snapshot.
+        const top = withCursor ? await this.events.top(workspaceId) : 0;
+        const docs = await this.repo.list(workspaceId);
+        const items = snapshotItems(docs, await liveQrs(ctx, docs, this.logger));
+        return top > 0 ? { items, cursor: String(top) } : { items };
       },
     },
   },

@@ -6,8 +6,9 @@
 // - `account.*` broker events (broadcast, so every gateway gets each once) go to the local sockets of
 //   that workspace's room only: the default in-memory adapter and `.local`, so a gateway never fans an
 //   event out to another gateway's sockets (each gateway relays its own copy);
-// - `accounts.snapshot` carries `cursor` when this gateway has relayed an event of the workspace: the
-//   newest it relayed before reading the snapshot, where a client that reconnects later resumes;
+// - `accounts.snapshot` carries `cursor`, where a client that reconnects later resumes: the newest event
+//   this gateway relayed of the workspace before reading the snapshot, or the log's head when it
+//   relayed none yet (a gateway that just started, a quiet workspace);
 // - resume: a socket that passes a cursor (handshake `auth: {token, after}`, or `emit("resume", after,
 //   cb)` later) first gets the logged events after it (accounts.events), then live events; held
 //   live events the replay already emitted are dropped by seq, so each reaches it once. Each replay is
@@ -388,15 +389,20 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       });
       let items: SnapshotItem[] = [];
       // Taken before the read: a client resuming from it later gets everything after the snapshot.
-      const cursor = this.relayedUpTo.of(workspaceId);
+      // None relayed here yet (a gateway just started, a quiet workspace): the log's head, read first.
+      const relayed = this.relayedUpTo.of(workspaceId);
       try {
-        const snapshot = await this.broker.call<{ items: SnapshotItem[] }, { workspaceId: string }>(
+        const snapshot = await this.broker.call<
+          { items: SnapshotItem[]; cursor?: string },
+          { workspaceId: string; withCursor: boolean }
+        >(
           "accounts.snapshot",
-          { workspaceId },
+          { workspaceId, withCursor: relayed === null },
           { meta: { workspaceId, keyId, $socketId: socket.id } },
         );
         items = snapshot.items;
-        socket.emit("accounts.snapshot", cursor === null ? snapshot : { ...snapshot, cursor });
+        const cursor = relayed ?? snapshot.cursor;
+        socket.emit("accounts.snapshot", cursor === undefined ? { items } : { items, cursor });
       } catch (err) {
         this.logger.warn(`io: snapshot of workspace '${workspaceId}' failed:`, (err as Error).message);
         socket.emit("accounts.snapshot_error", callError(err, this.logger));

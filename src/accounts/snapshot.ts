@@ -8,6 +8,8 @@ import { toAccountView, type AccountDoc, type AccountSnapshotItem, type QrView }
 /** The answer of `accounts.snapshot`. */
 export interface AccountsSnapshot {
   items: AccountSnapshotItem[];
+  /** Asked for (`withCursor`): the newest logged event as the snapshot was read, when there is one. */
+  cursor?: string;
 }
 
 /** How long a snapshot waits for the owner's QRs. */

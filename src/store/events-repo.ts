@@ -184,6 +184,11 @@ export class EventsRepo {
     }
   }
 
+  /** The workspace's newest logged seq (0 when none), by `_id` lookups only (as the writers find it). */
+  async top(workspaceId: string): Promise<number> {
+    return (await this.firstFree(workspaceId)) - 1;
+  }
+
   /** Where probing starts: the head recorded by the last prune (0 before any). */
   private async headOf(workspaceId: string): Promise<number> {
     const head = await retryTransient(() => this.heads.findOne({ _id: workspaceId }));

@@ -237,15 +237,15 @@ describe("events: Socket.IO resume from a cursor", function () {
     assert.deepEqual(textsOf(s, account.id), ["m0", "m1"]);
   });
 
-  /** Appends `count` status events of account "bulk" (payload `n` = 0, 1, …) to workspace evR's log. */
-  async function logBulk(count: number): Promise<void> {
+  /** Appends `count` status events of account "bulk" (payload `n` = 0, 1, …) to the workspace's log. */
+  async function logBulk(count: number, workspaceId = "evR"): Promise<void> {
     const client = await MongoClient.connect(cluster.mongoUrl);
     try {
       const log = new EventsRepo(client.db());
       await Promise.all(
         Array.from({ length: count }, (_, n) =>
-          log.append("evR", "account.status", {
-            workspaceId: "evR",
+          log.append(workspaceId, "account.status", {
+            workspaceId,
             accountId: "bulk",
             status: "connected",
             n,
@@ -256,6 +256,18 @@ describe("events: Socket.IO resume from a cursor", function () {
       await client.close();
     }
   }
+
+  it("a snapshot of a workspace this gateway relayed nothing of yet carries the log's head as its cursor", async () => {
+    // Logged while this gateway was not there (say, before it restarted): nothing relayed here.
+    await logBulk(3, "evQ");
+    const keyQ = ((await gw.call("api.createKey", { workspaceId: "evQ" })) as { key: string }).key;
+    const s = new RecordingSocket(url, { token: keyQ }, "evQ");
+    sockets.push(s);
+    await s.ready();
+    // A client that drops now and resumes from it gets what was logged meanwhile (without a cursor it
+    // would reconnect with none, and lose that).
+    assert.equal((s.snapshot as { cursor?: string }).cursor, "3");
+  });
 
   it("a replay longer than a page goes out page after page, each event once, in order", async () => {
     // Logged straight into the workspace's log: 1,200 status events (three replay pages).
