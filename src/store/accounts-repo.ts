@@ -258,15 +258,13 @@ export class AccountsRepo {
       desiredState: "stopped",
       updatedAt: at,
     };
-    let tries = 0;
-    return retryTransient(async () => {
-      const retried = tries++ > 0;
+    return retryTransient(async (attempt) => {
       const before = await this.col.findOneAndUpdate(
         { _id: id, status: { $ne: "logged_out" }, ...claimable(fence) },
         { $set: { ...patch, node: fence.node, epoch: fence.epoch } },
         { returnDocument: "before" },
       );
-      if (before || !retried) return before;
+      if (before || attempt === 1) return before;
       // Nothing to write on a try after one that failed: that one's write may have landed (`at`).
       const written = await this.col.findOne({
         _id: id,

@@ -362,13 +362,12 @@ export class EventsRepo {
    */
   private async insertRun(docs: EventDoc[], w: string): Promise<number> {
     let retried = false;
-    const inserted = await insertedInOrder(docs, (chunk) => {
-      let tries = 0;
-      return retryTransient(() => {
-        if (tries++ > 0) retried = true;
+    const inserted = await insertedInOrder(docs, (chunk) =>
+      retryTransient((attempt) => {
+        if (attempt > 1) retried = true;
         return this.col.insertMany(chunk, { ordered: true });
-      });
-    });
+      }),
+    );
     if (!retried || inserted === docs.length) return inserted;
     const rest = docs.slice(inserted);
     const own = await idsWithToken(

@@ -54,8 +54,8 @@ export class InsertBatcher<T extends Document & InsertToken> {
     const docs = batch.map((p) => ({ ...p.item, w }));
     let tries = 0;
     try {
-      await retryTransient(() => {
-        tries++;
+      await retryTransient((attempt) => {
+        tries = attempt;
         return this.col.insertMany(docs, { ordered: false });
       });
       for (const p of batch) p.resolve();

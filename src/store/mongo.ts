@@ -159,11 +159,11 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 /** Runs an idempotent operation, retrying transient errors with exponential backoff; an outage stops
  * the retries at once (DatabaseUnavailableError). */
 export async function retryTransient<T>(
-  op: () => Promise<T>,
+  op: (attempt: number) => Promise<T>,
   options: TransientRetryOptions = {},
 ): Promise<T> {
   const { attempts = 6, baseDelayMs = 50 } = options;
-  return retry(() => op(), {
+  return retry(op, {
     attempts,
     delayMs: (attempt) => baseDelayMs * 2 ** (attempt - 1),
     shouldRetry: (err) => isTransientMongoError(err) && !isOutage(err),

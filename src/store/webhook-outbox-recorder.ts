@@ -58,8 +58,8 @@ export function slotId(endpointId: string, accountId: string, seq: number): stri
 
 /** Retries an operation a few times on errors other than a duplicate key (SQLite's "database is
  * locked" under concurrent writers on FerretDB, a failover on MongoDB). */
-export function withRetry<T>(op: () => Promise<T>, tries = 4): Promise<T> {
-  return retry(() => op(), {
+export function withRetry<T>(op: (attempt: number) => Promise<T>, tries = 4): Promise<T> {
+  return retry(op, {
     attempts: tries,
     delayMs: (attempt) => 25 * 2 ** attempt * (0.5 + Math.random()),
     shouldRetry: (err) => !isDuplicateKey(err),

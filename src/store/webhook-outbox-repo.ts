@@ -152,16 +152,14 @@ export class OutboxRepo {
    * under way, and its holder only writes rows still pending. */
   async resend(endpointId: string, id: string): Promise<OutboxDoc | null> {
     const resendToken = randomUUID();
-    let tries = 0;
-    return withRetry(async () => {
-      const retried = tries++ > 0;
+    return withRetry(async (attempt) => {
       const row = await this.col.findOneAndUpdate(
         { _id: id, endpointId, status: "dead" },
         { $set: { status: "pending", attempts: 0, nextAttemptAt: new Date(), resendToken } },
         { returnDocument: "after" },
       );
       // No dead row on a try after one that failed: that one's write may have landed, its answer lost.
-      if (row || !retried) return row;
+      if (row || attempt === 1) return row;
       return this.col.findOne({ _id: id, endpointId, resendToken });
     });
   }
