@@ -53,6 +53,7 @@ import { authenticateSocket, refusal, type SocketPrincipal } from "../src/io/soc
 import type { QuotaBook } from "../src/quotas.ts";
 import { handshakeError, prepareSocketCall } from "../src/io/socket-calls.ts";
 import { seqOfCursor } from "../src/store/events-repo.ts";
+import { withTimeout } from "../src/with-timeout.ts";
 
 interface IoThis extends Service {
   /** Undefined before start and after stop. */
@@ -106,17 +107,6 @@ type Respond = (err: unknown, res?: unknown) => void;
 
 /** How long sockets wait at most for the other nodes to answer the ping after this gateway's INFO. */
 const RELAY_ANNOUNCE_WAIT_MS = 2000;
-
-/** Whether `promise` settled within `ms`. */
-async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([promise.then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Where one replay stopped, and whether at its page cap with more to come. */
 interface Replayed {
@@ -275,7 +265,10 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       // A socket's snapshot and replay are `accounts.*` calls: none answers yet (a gateway just
       // restarted), so the client tries again instead of getting a failed snapshot and replay.
       if (
-        !(await settledWithin(this.relayAnnounced, RELAY_ANNOUNCE_WAIT_MS + 1000)) ||
+        !(await withTimeout(
+          this.relayAnnounced.then(() => true),
+          RELAY_ANNOUNCE_WAIT_MS + 1000,
+        )) ||
         !this.broker.registry.getActionEndpoints("accounts.events")?.hasAvailable()
       )
         throw new GatewayStartingError();

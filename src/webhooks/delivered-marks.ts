@@ -9,6 +9,7 @@
 // delivers the endpoint (`dropEndpoint`: its lease lost or released) or stops (`close`) are marks given
 // up; the endpoint's next holder then sends those rows again (at least once).
 import type { Logger } from "moleculer";
+import { withTimeout } from "../with-timeout.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 
 export interface MarkStore {
@@ -102,13 +103,7 @@ export class DeliveredMarks {
     if (this.failed.length) this.retryNow();
     const all = Promise.all([...this.waiting.values()].map((m) => m.settled)).then(() => true);
     if (timeoutMs === Infinity) return all;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
-    try {
-      return await Promise.race([all, late]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return (await withTimeout(all, timeoutMs)) ?? false;
   }
 
   /** Gives up every mark not written yet and writes no more (the node stops). */

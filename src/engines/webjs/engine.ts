@@ -25,7 +25,8 @@ import { QrScreen } from "./qr-screen.ts";
 import { messageIdOf, sendThrough } from "./send.ts";
 import { WebjsSessionEvents } from "./session-events.ts";
 import type { OutboundMessage } from "../../messages/types.ts";
-import { DEFAULTS, withTimeout, type WebjsEngineOptions, type WebjsTuning } from "./tuning.ts";
+import { withTimeout } from "../../with-timeout.ts";
+import { DEFAULTS, type WebjsEngineOptions, type WebjsTuning } from "./tuning.ts";
 
 export type { WebjsEngineOptions, WebjsTuning } from "./tuning.ts";
 

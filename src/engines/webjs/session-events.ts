@@ -9,7 +9,7 @@ import type { ClientHandlers } from "./client.ts";
 import { WebjsDirectory } from "./directory.ts";
 import { classifyDisconnect, classifyStartError } from "./events.ts";
 import type { QrScreen } from "./qr-screen.ts";
-import { withTimeout } from "./tuning.ts";
+import { withTimeout } from "../../with-timeout.ts";
 
 export abstract class WebjsSessionEvents extends WebjsDirectory {
   protected abstract readonly auth: ProfileAuthStrategy;

@@ -44,12 +44,3 @@ export const DEFAULTS: Required<Omit<WebjsTuning, "chromiumArgs">> = {
   launchTimeoutMs: 30_000,
   killTimeoutMs: 5000,
 };
-
-/** `p`, or undefined once `ms` have passed. */
-export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms))),
-  ]);
-}
