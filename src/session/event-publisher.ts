@@ -4,6 +4,7 @@
 import type { Db } from "mongodb";
 import { cursorOf, EventsRepo } from "../store/events-repo.ts";
 import { asDatabaseError, createIndexRacing, isDatabaseUnavailable } from "../store/mongo.ts";
+import { BroadcastOrder } from "./broadcast-order.ts";
 
 export type Broadcast = (event: string, payload: unknown) => unknown;
 
@@ -82,19 +83,25 @@ export async function openEventLog(
 ): Promise<{ events: EventsRepo; publisher: Publisher; publish: Broadcast }> {
   const events = new EventsRepo(db, { retentionMs });
   await createIndexRacing(() => events.ensureIndexes());
+  // One order for both: a workspace's events leave in the order they were logged, whichever logged them.
+  const order = new BroadcastOrder(broadcast, events.gapWait);
   // Sessions wait for the database (their pipeline tries again); a service's own event goes out unlogged.
-  const publisher = loggingPublisher(events, broadcast, logger, { throwWhenUnavailable: true });
-  return { events, publisher, publish: publishVia(loggingPublisher(events, broadcast, logger)) };
+  const publisher = loggingPublisher(events, broadcast, logger, { throwWhenUnavailable: true, order });
+  return { events, publisher, publish: publishVia(loggingPublisher(events, broadcast, logger, { order })) };
 }
 
 /** `throwWhenUnavailable`: a log write that fails because the database is away rejects (as
  * DatabaseUnavailableError) instead of resolving with the payload unlogged: a session's pipeline then
- * waits for the database and logs the event (pipeline.ts). */
+ * waits for the database and logs the event (pipeline.ts). `order`: broadcasts in log order (shared by
+ * the publishers of one log; by default this publisher's own, waiting as long as a reader at a gap). */
 export function loggingPublisher(
   log: EventsRepo,
   broadcast: Broadcast,
   logger: Logger,
-  { throwWhenUnavailable = false } = {},
+  {
+    throwWhenUnavailable = false,
+    order = new BroadcastOrder(broadcast, log.gapWait),
+  }: { throwWhenUnavailable?: boolean; order?: BroadcastOrder } = {},
 ): Publisher {
   return {
     async record(event, payload, key) {
@@ -103,6 +110,7 @@ export function loggingPublisher(
       try {
         // As logged: a try again that found its event stored answers the payload stored then.
         const logged = await log.append(workspaceId, event, payload, key);
+        order.logged(workspaceId, logged.seq);
         return { ...(logged.payload as object), cursor: cursorOf(logged.seq) };
       } catch (err) {
         if (throwWhenUnavailable && isDatabaseUnavailable(err)) throw asDatabaseError(err);
@@ -110,7 +118,7 @@ export function loggingPublisher(
         return payload;
       }
     },
-    send: broadcast,
+    send: (event, payload) => order.send(workspaceOf(payload), event, payload),
   };
 }
 
