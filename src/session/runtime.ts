@@ -340,7 +340,13 @@ export class SessionRuntime {
     this.restoring.delete(accountId);
     await this.opened(accountId);
     const s = this.sessions.get(accountId);
-    if (s) return s.logout();
+    if (s) {
+      // Remembered until its `logged_out` is written: a start meanwhile (a restore that read the
+      // account before) waits for it, and then finds it wanted stopped.
+      const done = s.logout();
+      this.track(s, done);
+      return done;
+    }
     await this.stopping.get(accountId)?.done;
     return null;
   }
@@ -417,13 +423,18 @@ export class SessionRuntime {
 
   // ---- opening ----
 
-  /** Why the claim of `doc` matched nothing: deleted meanwhile (404), a delete begun on it (409, as a
-   * restart of it answers), or a newer owner holds it. */
+  /** Why the claim of `doc` matched nothing: deleted meanwhile (404), stopped or logged out meanwhile
+   * (409), a delete begun on it (409, as a restart of it answers), or a newer owner holds it. */
   private async claimRefused(doc: AccountDoc, fence: Fence): Promise<Error> {
     const now = await Promise.resolve()
       .then(() => this.opts.repo.get(doc.workspaceId, doc._id))
       .catch(() => undefined);
     if (now === null) return new NotFoundError("Account", doc._id);
+    if (now && !now.deletingAt && now.desiredState !== "running")
+      return new InvalidStateError(`Account '${doc._id}' was stopped while it started; start it again`, {
+        accountId: doc._id,
+        status: now.status,
+      });
     if (now?.deletingAt)
       return new InvalidStateError(
         `Account '${doc._id}' is being deleted (a delete did not finish): delete it again`,
@@ -451,11 +462,13 @@ export class SessionRuntime {
    */
   private async open(doc: AccountDoc, stamped: ClaimOutcome | null): Promise<LocalSessionInfo> {
     resolveEngine(doc.engine);
-    // A stop of the account still under way: its engine goes first.
-    await this.stopping.get(doc._id)?.done;
+    // A stop of the account still under way: its engine goes first, and `doc` (read before it) may no
+    // longer be wanted running, so it is claimed (which reads that) rather than taken as stamped.
+    const stop = this.stopping.get(doc._id);
+    if (stop) await stop.done;
     const fence = await this.fenceFor(doc.workspaceId);
     const result =
-      stamped !== null && carriesFence(doc, fence) && awaitsStart(doc)
+      stamped !== null && !stop && carriesFence(doc, fence) && awaitsStart(doc)
         ? { doc, ...stamped }
         : await this.opts.repo.claimOne(doc._id, fence, initializingPatch(new Date()));
     if (!result) throw await this.claimRefused(doc, fence);

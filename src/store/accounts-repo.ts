@@ -201,8 +201,9 @@ export class AccountsRepo {
     // One round trip; no projection (FerretDB's findOneAndUpdate rejects one).
     const before = await retryTransient(() =>
       this.col.findOneAndUpdate(
-        // Never one a delete has begun on (a restart that raced the delete would run it as a ghost).
-        { _id: id, deletingAt: { $exists: false }, ...claimable(fence) },
+        // Never one a delete has begun on (a restart that raced the delete would run it as a ghost),
+        // nor one stopped or logged out since the caller read it.
+        { _id: id, deletingAt: { $exists: false }, desiredState: "running", ...claimable(fence) },
         { $set: { ...patch, node: fence.node, epoch: fence.epoch } },
         { returnDocument: "before" },
       ),

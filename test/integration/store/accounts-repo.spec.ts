@@ -179,6 +179,14 @@ describe("store/accounts-repo: fenced writes on the real server", () => {
     assert.equal((await repo.get("w7d", "acc_del"))?.node ?? null, null, "not stamped");
   });
 
+  it("an account wanted stopped (stopped or logged out since the caller read it) is not claimed", async () => {
+    await repo.insert(account("acc_off", "w7s", { desiredState: "stopped", status: "logged_out" }));
+    assert.equal(await repo.claimOne("acc_off", { node: "n1", epoch: 5 }), null);
+    assert.equal((await repo.get("w7s", "acc_off"))?.node ?? null, null, "not stamped");
+    assert.equal(await repo.setDesiredState("w7s", "acc_off", "running"), true);
+    assert.equal((await repo.claimOne("acc_off", { node: "n1", epoch: 5 }))?.doc.node, "n1");
+  });
+
   it("claimMany stamps the given accounts of the workspace that the fence may take, nothing else", async () => {
     await repo.insert(account("acc_m1", "w8"));
     await repo.insert(account("acc_m2", "w8", { node: "old", epoch: 1 }));
