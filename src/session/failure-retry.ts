@@ -23,6 +23,8 @@ export function retryDelay(failures: number, baseMs: number, maxMs: number, rand
 export class FailureRetry {
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, { workspaceId: string; timer: NodeJS.Timeout }>();
+  /** Retries under way (their timer fired), by account: one forgotten meanwhile schedules no next. */
+  private readonly running = new Map<string, { workspaceId: string }>();
 
   constructor(private readonly opts: FailureRetryOptions) {}
 
@@ -39,13 +41,22 @@ export class FailureRetry {
     this.cancel(accountId);
     const timer = setTimeout(() => {
       this.timers.delete(accountId);
-      this.opts.retry(accountId).catch((err: Error) => {
-        // The retry itself failed (the database away as it read or claimed the account): nothing else
-        // would start the account again (its record still says failed, under this node's fence), so
-        // the next retry is scheduled, later.
-        this.opts.logger.warn(`Retrying ${accountId} failed: ${err.message}`);
-        if (!this.timers.has(accountId)) this.failed(accountId, workspaceId, reason);
-      });
+      const run = { workspaceId };
+      this.running.set(accountId, run);
+      this.opts
+        .retry(accountId)
+        .catch((err: Error) => {
+          // The retry itself failed (the database away as it read or claimed the account): nothing else
+          // would start the account again (its record still says failed, under this node's fence), so
+          // the next retry is scheduled, later; unless it was forgotten meanwhile (a stop, the node's
+          // shutdown, the workspace moved away).
+          this.opts.logger.warn(`Retrying ${accountId} failed: ${err.message}`);
+          if (this.running.get(accountId) === run && !this.timers.has(accountId))
+            this.failed(accountId, workspaceId, reason);
+        })
+        .finally(() => {
+          if (this.running.get(accountId) === run) this.running.delete(accountId);
+        });
     }, delay);
     timer.unref();
     this.timers.set(accountId, { workspaceId, timer });
@@ -64,7 +75,7 @@ export class FailureRetry {
 
   /** No retries in a workspace this node no longer owns; none at all once `workspaceId` is omitted. */
   cancelWorkspace(workspaceId?: string): void {
-    for (const [accountId, t] of this.timers)
+    for (const [accountId, t] of [...this.timers, ...this.running])
       if (workspaceId === undefined || t.workspaceId === workspaceId) this.forget(accountId);
   }
 
@@ -76,5 +87,6 @@ export class FailureRetry {
     const t = this.timers.get(accountId);
     if (t) clearTimeout(t.timer);
     this.timers.delete(accountId);
+    this.running.delete(accountId);
   }
 }

@@ -75,4 +75,24 @@ describe("session/failure-retry", () => {
     r.cancelWorkspace();
     assert.equal(r.pending, 0);
   });
+
+  it("a retry under way when its retries are cancelled schedules no next one when it fails", async () => {
+    let fail!: (err: Error) => void;
+    let started = 0;
+    const r = new FailureRetry({
+      baseMs: 5,
+      maxMs: 5,
+      logger: quiet,
+      retry: () => {
+        started++;
+        return new Promise<void>((_, reject) => (fail = reject));
+      },
+    });
+    r.failed("a", "ws1", "browser_crashed");
+    await waitFor(() => started === 1, { what: "the retry to be under way" });
+    r.cancelWorkspace(); // the node shuts down
+    fail(new Error("The database is unavailable; try again shortly"));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(r.pending, 0, "nothing re-armed after the shutdown");
+  });
 });
