@@ -4,10 +4,10 @@
 // delivered on this node (`has`), so a scan that still reads it `pending` does not send it again.
 //
 // A write that fails (past the store's own retries) is written again after a back-off, for as long as
-// it takes: a mark given up while the node still delivers the queue would let its next scan take the
-// row for pending and send it again after the rows that followed it. Only when the node no longer
-// delivers the endpoint (`dropEndpoint`: its lease lost or released) or stops (`close`) are marks given
-// up; the endpoint's next holder then sends those rows again (at least once).
+// it takes: a mark given up would let a scan take the row for pending and send it again after the rows
+// that followed it. That holds after the node lost the endpoint's lease too (a row accepted is
+// delivered whoever holds the endpoint next, and this node may take it back). Only when the node stops
+// (`close`) are marks given up; the endpoint's next holder then sends those rows again (at least once).
 import type { Logger } from "moleculer";
 import { withTimeout } from "../with-timeout.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
@@ -83,18 +83,6 @@ export class DeliveredMarks {
     this.waiting.set(mark.id, queued);
     this.queue.push(queued);
     this.startWriters();
-  }
-
-  /** The node no longer delivers the endpoint: its marks not written yet are given up (the rows stay
-   * pending; its next holder sends them again). A write already under way still lands. */
-  dropEndpoint(endpointId: string): void {
-    for (const mark of this.waiting.values()) if (mark.endpointId === endpointId) this.settle(mark);
-    const keep = (list: Mark[]) => {
-      const kept = list.filter((m) => this.isWaiting(m));
-      list.splice(0, list.length, ...kept);
-    };
-    keep(this.queue);
-    keep(this.failed);
   }
 
   /** Resolves with true once every mark queued so far was written (or given up), or with false after

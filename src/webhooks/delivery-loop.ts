@@ -345,10 +345,11 @@ export class DeliveryLoop {
     for (const h of await this.repos.outbox.pendingHeads(endpointId)) this.cursors.startAt(h);
   }
 
-  /** What this node knew of an endpoint's queues (it no longer delivers them). */
+  /** What this node knew of an endpoint's queues (it no longer delivers them). Its delivered marks
+   * still to be written stay: the rows were accepted whoever delivers the endpoint next, and this node,
+   * should it take the endpoint back, must not send them again. */
   private forget(endpointId: string): void {
     this.held.forget(endpointId);
-    this.unmarked.dropEndpoint(endpointId);
     this.endpoints.dropped(endpointId);
     this.cursors.dropEndpoint(endpointId);
     this.remembered.dropped(endpointId);

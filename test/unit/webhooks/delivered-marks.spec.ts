@@ -80,32 +80,6 @@ describe("webhooks/delivered-marks", () => {
     assert.equal(marks.has("r1"), false);
   });
 
-  it("marks of an endpoint dropped (its lease lost) are given up, the others still written", async () => {
-    const store = new GatedStore();
-    const marks = new DeliveredMarks(store, { warn() {} }, () => undefined, {
-      maxWriters: 1,
-      retry: { baseMs: 60_000, maxMs: 60_000 },
-    });
-    store.failNext = true;
-    marks.add(mark("a1", 1, "wh_a"));
-    marks.add(mark("b1", 1, "wh_b"));
-    store.finish();
-    // a1 failed and waits a minute for its back-off; b1's write is under way.
-    await waitFor(() => store.writes.length === 2, { what: "b1's write" });
-    marks.add(mark("a2", 1, "wh_a"));
-    marks.dropEndpoint("wh_a");
-    assert.equal(marks.has("a1"), false);
-    assert.equal(marks.has("a2"), false);
-    assert.equal(marks.has("b1"), true);
-    store.finish();
-    assert.equal(await marks.flushed(1000), true, "nothing of wh_a waited for");
-    assert.deepEqual(
-      store.writes.map((w) => w.map((m) => m.id)),
-      [["a1"], ["b1"]],
-      "a1 not written again, a2 not written",
-    );
-  });
-
   it("a flush waits a bounded time for marks that keep failing, and close gives them up", async () => {
     let writes = 0;
     const store = {

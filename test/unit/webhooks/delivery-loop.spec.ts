@@ -135,7 +135,9 @@ describe("webhooks/delivery-loop", () => {
   function makeLoop(
     overrides: {
       scanMs?: number;
-      leases?: typeof leases;
+      leases?: Omit<typeof leases, "claim"> & {
+        claim(endpointId: string): Promise<{ endpointId: string; term: number; validUntil: number }>;
+      };
       findById?: (id: string) => Promise<EndpointDoc | null>;
       backoff?: { baseMs: number; maxMs: number };
       retentionMs?: number;
@@ -528,6 +530,41 @@ describe("webhooks/delivery-loop", () => {
     const scans = outbox.scans;
     await waitFor(() => outbox.scans >= scans + 3, { what: "three scans after the marks" });
     assert.deepEqual(received, ["a1", "a2"]);
+  });
+
+  it("a lease lost while a delivered mark is being written: the node that takes the endpoint back does not send the row again", async () => {
+    await loop.stop();
+    let lose = false;
+    let lost = 0;
+    const flaky = {
+      ...leases,
+      // Due for renewal at every tick (two thirds of a minute left), and covering an attempt.
+      async claim(endpointId: string) {
+        return { endpointId, term: 1, validUntil: Date.now() + 30000 };
+      },
+      async renew() {
+        if (!lose) return true;
+        lose = false;
+        lost++;
+        return false;
+      },
+    };
+    loop = makeLoop({ scanMs: 20, leases: flaky });
+    const marking = outbox.gate();
+    outbox.markGate = marking.shut;
+    outbox.put("wh_1", "acc", 1, "a1");
+    loop.start();
+    await waitFor(() => received.length === 1, { what: "a1 sent" });
+    lose = true;
+    await waitFor(() => lost === 1 && loop.holds("wh_1"), { what: "the lease lost, then taken back" });
+    // Scans meanwhile read a1 pending (its mark is still on its way): none may send it again.
+    const scans = outbox.scans;
+    await waitFor(() => outbox.scans >= scans + 3, { what: "three scans after the retake" });
+    marking.open();
+    await waitFor(() => outbox.rows.get(slotId("wh_1", "acc", 1))!.status === "delivered", {
+      what: "a1's mark written",
+    });
+    assert.deepEqual(received, ["a1"]);
   });
 
   it("an endpoint whose settings cannot be read holds back its own queues only, and is logged once", async () => {
