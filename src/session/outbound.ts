@@ -133,6 +133,7 @@ export class OutboundSender {
     // Cleared when this call joins an attempt sending the same stored media (two resumes of the
     // account's queue): that attempt decides what becomes of it.
     let ownMedia = true;
+    let failed = false;
     try {
       // Only a send without a key is held to its deadline: its client, told the request timed out, sends
       // again, and nothing tells the two apart. A keyed send finishes after its request timed out: a
@@ -153,11 +154,28 @@ export class OutboundSender {
       } finally {
         this.inFlight.delete(id);
       }
+    } catch (err) {
+      failed = true;
+      throw err;
     } finally {
-      // Whatever else became of the send, its bytes are of no further use.
-      if (p.media?.kind === "stored" && !queued && ownMedia)
-        await this.deps.media.delete(p.media.mediaId).catch(() => undefined);
+      // Whatever else became of the send, its bytes are of no further use; unless it failed with its
+      // record still queued to send them (it failed before reaching the record, or a write's answer
+      // was lost).
+      if (p.media?.kind === "stored" && !queued && ownMedia) {
+        const { mediaId } = p.media;
+        if (!(failed && p.key && (await this.stillQueued(idempotencyId(p.accountId, p.key), mediaId))))
+          await this.deps.media.delete(mediaId).catch(() => undefined);
+      }
     }
+  }
+
+  /** Whether the record `id` is `recorded` with the stored media `mediaId` (true when it cannot be read:
+   * a file kept too long is pruned as an orphan, a queued send without its file is lost). */
+  private async stillQueued(id: string, mediaId: string): Promise<boolean> {
+    const doc = await retryTransient(() => this.deps.idempotency.byId(id)).catch(() => undefined);
+    if (doc === undefined) return true;
+    const media = doc?.request?.media;
+    return doc?.state === "recorded" && media?.kind === "stored" && media.mediaId === mediaId;
   }
 
   /**
@@ -178,6 +196,13 @@ export class OutboundSender {
     void (async () => {
       for (const doc of queued) {
         const { workspaceId, key, digest, request } = doc;
+        if (!this.deps.fence(workspaceId)) {
+          // Moved away meanwhile (drained, rebalanced, its lease lost): the rest is the next owner's.
+          this.deps.logger.warn(
+            `queued sends of ${accountId} left to the next owner of ${workspaceId}: this node no longer owns it`,
+          );
+          return;
+        }
         await this.send(
           { workspaceId, accountId, key, digest, draft: request!.draft, media: request!.media },
           { resumed: true },
@@ -306,7 +331,10 @@ export class OutboundSender {
       const e = err as Errors.MoleculerError;
       if (REFUSED_BEFORE_SENDING.has(e.type) && resumed) {
         // Not sent, and nobody to answer: queued again for the account's next `connected`.
-        const back = await retryTransient(() => idempotency.move(id, attempt, ["sending"], "recorded"));
+        // A try again after one whose answer was lost finds it `recorded` already.
+        const back = await retryTransient(() =>
+          idempotency.move(id, attempt, ["sending", "recorded"], "recorded"),
+        );
         if (back) queued();
       } else if (REFUSED_BEFORE_SENDING.has(e.type)) {
         await this.release(id, attempt);

@@ -16,6 +16,7 @@ import { FREE_SLOT, SendPacer } from "../../../src/session/send-pacing.ts";
 import { IdempotencyRepo, type IdempotencyDoc } from "../../../src/store/idempotency-repo.ts";
 import { MessageStatusRepo } from "../../../src/store/message-status-repo.ts";
 import { OutboundMediaStore } from "../../../src/store/outbound-media.ts";
+import { landThenLoseAnswer } from "../../support/answer-lost.ts";
 import { mongoUrlFor } from "../../support/env.ts";
 import { waitFor } from "../../support/wait.ts";
 
@@ -192,6 +193,66 @@ describe("session/outbound: the queue, its media and its limits", function () {
       assert.equal(await s.resume("acc_1"), 1);
       await waitFor(async () => (await record("k2"))?.state === "sent", { what: "k2 sent" });
       assert.deepEqual(engineCalls.at(-1)?.media?.data, PNG);
+    });
+  });
+
+  describe("a resumed send that does not go out", () => {
+    it("the workspace lost during the resume: the rest of the queue keeps its media, and the next owner sends it", async () => {
+      const mediaId = await media.put(PNG);
+      await queued("k1", "first");
+      await queued("k2", "", { kind: "stored", mediaId, mimetype: "image/png", size: PNG.length });
+      const warnings: string[] = [];
+      let owned = true;
+      const s = sender({
+        fence: () => (owned ? ({ node: "n2", epoch: 2 } as never) : null),
+        engineSend: async (_accountId, message) => {
+          engineCalls.push(message);
+          owned = false; // drained or moved away right after this send
+          return { id: `true_${engineCalls.length}` };
+        },
+        logger: { warn: (m: string) => warnings.push(m) },
+      });
+      assert.equal(await s.resume("acc_1"), 2);
+      await waitFor(() => warnings.length > 0, { what: "the resume to stop" });
+      assert.equal((await record("k1"))?.state, "sent");
+      assert.equal((await record("k2"))?.state, "recorded", "k2 left for the next owner");
+      assert.ok(await media.get(mediaId), "k2's media is kept");
+      assert.equal(await sender().resume("acc_1"), 1, "the next owner finds k2");
+      await waitFor(async () => (await record("k2"))?.state === "sent", { what: "k2 sent" });
+      assert.deepEqual(engineCalls.at(-1)?.media?.data, PNG);
+    });
+
+    it("refused by its engine, its move back to `recorded` landing with its answer lost: its media is kept", async () => {
+      const mediaId = await media.put(PNG);
+      await queued("k1", "", { kind: "stored", mediaId, mimetype: "image/png", size: PNG.length });
+      const warnings: string[] = [];
+      let refuse = true;
+      let restore = () => undefined as void;
+      const s = sender({
+        engineSend: async (_accountId, message) => {
+          if (refuse) {
+            refuse = false;
+            // The account disconnected again before the engine was called; the write that queues the
+            // send again lands, and its answer is lost.
+            restore = landThenLoseAnswer(idempotency, "move");
+            throw Object.assign(new Error("not connected"), { type: "INVALID_STATE" });
+          }
+          engineCalls.push(message);
+          return { id: `true_${engineCalls.length}` };
+        },
+        logger: { warn: (m: string) => warnings.push(m) },
+      });
+      try {
+        assert.equal(await s.resume("acc_1"), 1);
+        await waitFor(() => warnings.length > 0, { what: "the refused attempt to end" });
+      } finally {
+        restore();
+      }
+      assert.equal((await record("k1"))?.state, "recorded");
+      assert.ok(await media.get(mediaId), "k1's media is kept for its next try");
+      assert.equal(await s.resume("acc_1"), 1);
+      await waitFor(async () => (await record("k1"))?.state === "sent", { what: "k1 sent" });
+      assert.deepEqual(engineCalls[0]?.media?.data, PNG);
     });
   });
 
