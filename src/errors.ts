@@ -181,6 +181,8 @@ export class UrlNotAllowedError extends Errors.MoleculerClientError {
 // ---- outbound messages ----
 export const ERR_UNSUPPORTED_MESSAGE_TYPE = "UNSUPPORTED_MESSAGE_TYPE";
 export const ERR_INVALID_RECIPIENT = "INVALID_RECIPIENT";
+/** A reaction to a message the account's WhatsApp Web does not have (`replyTo`). */
+export const ERR_MESSAGE_NOT_FOUND = "MESSAGE_NOT_FOUND";
 export const ERR_MEDIA_TOO_LARGE = "MEDIA_TOO_LARGE";
 export const ERR_INVALID_MEDIA = "INVALID_MEDIA";
 export const ERR_MEDIA_TYPE_MISMATCH = "MEDIA_TYPE_MISMATCH";
@@ -207,6 +209,15 @@ export class MessageRejectedError extends Errors.MoleculerClientError {
   constructor(message: string, type: string, data?: unknown, code = 422) {
     super(message, code, type, data);
   }
+}
+
+/** A reaction to a message the account does not have: refused, nothing sent. */
+export function reactionTargetNotFound(replyTo: string | undefined): MessageRejectedError {
+  return new MessageRejectedError(
+    `Message '${replyTo ?? ""}' to react to was not found on this account (mistyped, or too old for WhatsApp Web to have it); nothing was sent`,
+    ERR_MESSAGE_NOT_FOUND,
+    { field: "replyTo", replyTo },
+  );
 }
 
 /** An idempotency key already used for another message (another digest): refused, nothing sent. */

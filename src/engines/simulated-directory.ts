@@ -94,6 +94,12 @@ export class SimulatedDirectory {
     this.add(chatId, msg).unread++;
   }
 
+  /** Whether a message the account sent or received is still kept (as WhatsApp Web keeps recent ones). */
+  hasMessage(id: string): boolean {
+    for (const chat of this.chats.values()) if (chat.messages.some((m) => m.msg.id === id)) return true;
+    return false;
+  }
+
   listChats(page: PageRequest): Page<ChatSummary> {
     const { items, nextCursor } = pageOf([...this.chats.values()], page, (c) => ({ t: c.seq, id: c.id }));
     return { items: items.map((c) => this.summary(c)), nextCursor };

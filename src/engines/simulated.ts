@@ -3,7 +3,7 @@
 // restores its auth state through the AuthStore like a real engine, and keeps only a handful of fields
 // per session (one pending timer at most), so thousands of sessions fit on one worker.
 import { randomBytes } from "node:crypto";
-import { DatabaseUnavailableError, InvalidStateError } from "../errors.ts";
+import { DatabaseUnavailableError, InvalidStateError, reactionTargetNotFound } from "../errors.ts";
 import type { AckStatus, MessageType, OutboundMessage } from "../messages/types.ts";
 import { BaseEngine, type EngineOptions, type SimulatedIncoming, type SimulationHooks } from "./base.ts";
 import type { GroupChange, PageRequest } from "./directory.ts";
@@ -114,6 +114,8 @@ export class SimulatedEngine extends BaseEngine {
    * reaction gets no receipts. */
   async send(message: OutboundMessage): Promise<{ id: string }> {
     this.assertConnected("send a message");
+    if (message.type === "reaction" && !this.directory.hasMessage(message.replyTo ?? ""))
+      throw reactionTargetNotFound(message.replyTo);
     const sendMs = this.opts.simulatedSendMs ?? 0;
     if (sendMs > 0) {
       const gen = this.generation;

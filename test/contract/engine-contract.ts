@@ -320,6 +320,12 @@ export function engineContractSuite(
         const reacting: OutboundMessage = { to, type: "reaction", replyTo: first, emoji: "👍" };
         const reaction = sendable("reaction") ? await engine.send(reacting) : null;
         if (reaction) assert.ok(reaction.id);
+        if (sendable("reaction"))
+          await assert.rejects(
+            engine.send({ ...reacting, replyTo: `${first.slice(0, -4)}FFFF` }),
+            { type: "MESSAGE_NOT_FOUND", code: 422 },
+            "a reaction to a message the account does not have",
+          );
         const acksOf = (id: string) =>
           seen
             .filter((s) => s.event === "message_ack" && (s.args[0] as MessageAck).id === id)

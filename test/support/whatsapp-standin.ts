@@ -114,6 +114,8 @@ function pageScript(rotateMs: number, receipts: "auto" | "command"): string {
   const receivedById = new Map();
   const Msg = new Emitter();
   Msg.get = (key) => receivedById.get(key);
+  // What WhatsApp Web finds of ids not loaded (its local database): here, what Msg.get finds.
+  Msg.getMessagesById = async (ids) => ({ messages: ids.map((id) => Msg.get(id)).filter(Boolean) });
   const Chat = new Emitter();
   Chat.get = (w) => ({ id: w });
   const createWid = (id) => {

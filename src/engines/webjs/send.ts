@@ -2,7 +2,12 @@
 // (audio as a voice note), a location as Location, a contact as a vCard, a reaction through the
 // reacted-to message's react(); replyTo becomes quotedMessageId, mentions chat ids.
 import type wweb from "whatsapp-web.js";
-import { ERR_INVALID_RECIPIENT, ERR_UNSUPPORTED_MESSAGE_TYPE, MessageRejectedError } from "../../errors.ts";
+import {
+  ERR_INVALID_RECIPIENT,
+  ERR_UNSUPPORTED_MESSAGE_TYPE,
+  MessageRejectedError,
+  reactionTargetNotFound,
+} from "../../errors.ts";
 import type { OutboundMessage } from "../../messages/types.ts";
 import { toChatId } from "./events.ts";
 
@@ -70,8 +75,12 @@ export async function sendThrough(
   classes: WebjsClasses,
 ): Promise<{ id: string }> {
   if (m.type === "reaction") {
-    const target = await client.getMessageById(m.replyTo ?? "");
-    if (!target) throw new Error(`Message '${m.replyTo}' to react to was not found`);
+    // whatsapp-web.js answers null for an id it finds nowhere, and throws for one not shaped like an id.
+    const target = await client.getMessageById(m.replyTo ?? "").catch((err: Error) => {
+      if (/Invalid serialized message id/.test(err.message)) return null;
+      throw err;
+    });
+    if (!target) throw reactionTargetNotFound(m.replyTo);
     await target.react(m.emoji ?? "");
     return { id: `reaction_${m.replyTo}_${Date.now()}` };
   }
