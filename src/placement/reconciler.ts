@@ -1,8 +1,9 @@
 // The reconciler of a worker (DESIGN.md §7–8): on placement changes and every `reconcileMs` it
 //   1. claims the workspaces of nodes whose lease expired (failover: each survivor claims those whose
 //      HRW choice among the survivors it is; after a grace period any survivor claims what is still
-//      orphaned — the CAS leaves one winner), and adopts records still naming this node from before a
-//      fence or restart (a draining node passes those on to their next owner instead);
+//      orphaned — the CAS leaves one winner; none in a lease term's first TTL, while the others may
+//      still be leasing again after an outage), and adopts records still naming this node from before
+//      a fence or restart (a draining node passes those on to their next owner instead);
 //   2. starts the engines of accounts with desiredState `running` in the workspaces it owns that have
 //      not run under its current ownership yet, or whose start under it was lost (the runtime queues
 //      them under the node's start concurrency; they restore from the AuthStore);
@@ -57,6 +58,11 @@ export class Reconciler {
    * run (later sweeps of a term look at never-placed accounts only). */
   private termSeen: number | null = null;
   private broadUntil = 0;
+  /** When this term may begin to claim other nodes' orphaned workspaces: a lease TTL and a renewal
+   * into it. After an outage of NATS (or of the whole cluster) every lease lapsed, and the node that
+   * leases first would otherwise see every other node gone and take all their workspaces before
+   * they lease again. */
+  private othersFrom = 0;
   private ticks = 0;
   /** The next pass reads the owned workspaces' accounts (step 2). */
   private databaseDue = true;
@@ -125,12 +131,14 @@ export class Reconciler {
   /** One pass; exposed for tests. Step 2 runs when `readDatabase` or when the pass claimed something. */
   async reconcile({ readDatabase = true } = {}): Promise<void> {
     if (this.stopped || !this.placement.liveness.isCurrent()) return;
-    let claimed = await this.claimOrphansAndAdopt();
     const term = this.placement.liveness.term;
     if (term !== this.termSeen) {
       this.termSeen = term;
       this.broadUntil = Date.now() + BROAD_SWEEP_MS;
+      this.othersFrom = Date.now() + this.cfg.leaseTtlMs + this.cfg.leaseRenewMs;
+      this.orphanSince.clear();
     }
+    let claimed = await this.claimOrphansAndAdopt();
     const broad = Date.now() < this.broadUntil;
     if (this.passes++ % UNPLACED_SWEEP_EVERY === 0 || broad) claimed += await this.claimUnplaced(broad);
     if (readDatabase || claimed > 0) {
@@ -172,7 +180,7 @@ export class Reconciler {
         this.orphanSince.delete(ws);
         continue;
       }
-      if (p.draining) continue;
+      if (p.draining || now < this.othersFrom) continue;
       const since = this.orphanSince.get(ws) ?? now;
       this.orphanSince.set(ws, since);
       // Plain rendezvous over the survivors (no loads): every survivor computes the same owner for
