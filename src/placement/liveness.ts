@@ -73,6 +73,8 @@ export class Liveness {
   private paused = false;
   private stopped = false;
   private renewing = false;
+  /** Resolves when the renewal under way (if any) is done. */
+  private renewed: Promise<void> = Promise.resolve();
   private renewTimer?: NodeJS.Timeout;
   private fenceTimer?: NodeJS.Timeout;
   /** Revision of this node's key as the last write of this term left it (a renewal's compare-and-set). */
@@ -127,8 +129,10 @@ export class Liveness {
     this.schedule(0);
   }
 
-  /** Writes the record now (e.g. draining changed). */
+  /** Writes the record now (e.g. draining changed). A renewal under way wrote a record built before
+   * the caller's change: this one is written once it is done. */
   async touch(): Promise<boolean> {
+    while (this.renewing) await this.renewed;
     return this.renew();
   }
 
@@ -160,6 +164,8 @@ export class Liveness {
       return false;
     }
     this.renewing = true;
+    let done!: () => void;
+    this.renewed = new Promise((resolve) => (done = resolve));
     const began = monotonicNow();
     let sentAt: number | undefined;
     try {
@@ -168,6 +174,7 @@ export class Liveness {
       this.opts.logger?.warn(`Lease renewal of ${this.opts.nodeId} failed: ${(err as Error).message}`);
     } finally {
       this.renewing = false;
+      done();
     }
     const ok = sentAt !== undefined && !this.paused && !this.stopped && this.extend(sentAt);
     if (!this.stopped) this.schedule(Math.max(0, began + this.opts.renewMs - monotonicNow()));
