@@ -26,6 +26,7 @@ import { FREE_SLOT, MediaGate, type PaceSlot, type TurnOptions } from "./send-pa
 import type { OutboundMediaStore } from "../store/outbound-media.ts";
 import { isDatabaseUnavailable, retryTransient } from "../store/mongo.ts";
 import { retry } from "../retry.ts";
+import { withTimeout } from "../with-timeout.ts";
 import { checkContent, checkMimetype, filenameOf, normalMimetype } from "../messages/validate.ts";
 import type { FetchedMedia } from "../messages/media-fetch.ts";
 import type { MediaFile, OutboundMessage, OwnerSend, SendResult } from "../messages/types.ts";
@@ -121,6 +122,9 @@ export class OutboundSender {
     { digest: string; result: Promise<SendResult>; mediaId?: string }
   >();
   private readonly mediaGate: MediaGate;
+  /** Per account, the resume sending its queue (`resume`): new sends of the account go after it, and a
+   * second resume's sends after the first's, so the queue leaves in the order it was asked. */
+  private readonly resuming = new Map<string, Promise<void>>();
 
   constructor(private readonly deps: OutboundDeps) {
     this.mediaGate = new MediaGate(deps.mediaInFlight ?? 8);
@@ -135,6 +139,7 @@ export class OutboundSender {
     let ownMedia = true;
     let failed = false;
     try {
+      if (!resumed) await this.afterResume(p.accountId, p.key ? Infinity : (opts.deadline ?? Infinity));
       // Only a send without a key is held to its deadline: its client, told the request timed out, sends
       // again, and nothing tells the two apart. A keyed send finishes after its request timed out: a
       // retry with its key waits for it or answers its record, and never sends it twice.
@@ -193,7 +198,10 @@ export class OutboundSender {
       shouldRetry: isDatabaseUnavailable,
     });
     const queued = all.filter((doc) => !this.inFlight.has(doc._id));
-    void (async () => {
+    if (queued.length === 0) return 0;
+    const before = this.resuming.get(accountId);
+    const run: Promise<void> = (async () => {
+      await before;
       for (const doc of queued) {
         const { workspaceId, key, digest, request } = doc;
         if (!this.deps.fence(workspaceId)) {
@@ -208,8 +216,24 @@ export class OutboundSender {
           { resumed: true },
         ).catch((err: Error) => this.deps.logger.warn(`queued send ${doc._id} not resumed: ${err.message}`));
       }
-    })();
+    })().finally(() => {
+      if (this.resuming.get(accountId) === run) this.resuming.delete(accountId);
+    });
+    this.resuming.set(accountId, run);
     return queued.length;
+  }
+
+  /** Waits for the account's queue being resumed to have gone out (by `deadline`, epoch ms: past it,
+   * SEND_DEADLINE_EXCEEDED). */
+  private async afterResume(accountId: string, deadline: number): Promise<void> {
+    const run = this.resuming.get(accountId);
+    if (!run) return;
+    if (deadline === Infinity) return run;
+    const inTime = await withTimeout(
+      run.then(() => true),
+      Math.max(0, deadline - Date.now()),
+    );
+    if (!inTime) throw deadlineExceeded(accountId);
   }
 
   private slotOf(accountId: string, resumed: boolean): Promise<PaceSlot> {

@@ -160,19 +160,17 @@ describe("session/outbound: the queue, its media and its limits", function () {
     });
   });
 
-  describe("two resumes of one account at once", () => {
-    it("the one that joins the other's attempt leaves its media: refused, the send is sent at the next", async () => {
+  describe("a resume under way", () => {
+    it("a second resume (a reconnect meanwhile) sends after the first: in order, each once, media kept until sent", async () => {
       const mediaId = await media.put(PNG);
       await queued("k1", "first");
       await queued("k2", "", { kind: "stored", mediaId, mimetype: "image/png", size: PNG.length });
       const text = gate();
-      const image = gate();
       let refuse = true;
       const s = sender({
         engineSend: async (_accountId, message) => {
           if (message.type === "text") await text.shut;
           else if (refuse) {
-            await image.shut;
             refuse = false;
             // The account went elsewhere before the engine was called: queued again, not sent.
             throw Object.assign(new Error("not the owner"), { type: "NOT_OWNER" });
@@ -181,18 +179,81 @@ describe("session/outbound: the queue, its media and its limits", function () {
           return { id: `true_${engineCalls.length}` };
         },
       });
-      // The first resume sends k1 (held), the second (k1 in flight) sends k2 (held); the first, done
-      // with k1, reaches k2 and waits on that attempt.
       assert.equal(await s.resume("acc_1"), 2);
-      assert.equal(await s.resume("acc_1"), 1);
+      assert.equal(await s.resume("acc_1"), 1, "k1 is in flight: the second finds k2");
       text.open();
-      await waitFor(async () => (await record("k1"))?.state === "sent", { what: "k1 sent" });
-      image.open();
-      await waitFor(async () => (await record("k2"))?.state === "recorded", { what: "k2 queued again" });
-      assert.ok(await media.get(mediaId), "k2's media is kept for its next try");
-      assert.equal(await s.resume("acc_1"), 1);
+      // The first sends k1, then k2, which is refused and queued again; the second, after it, sends k2.
       await waitFor(async () => (await record("k2"))?.state === "sent", { what: "k2 sent" });
-      assert.deepEqual(engineCalls.at(-1)?.media?.data, PNG);
+      assert.equal((await record("k1"))?.state, "sent");
+      assert.deepEqual(
+        engineCalls.map((m) => m.type),
+        ["text", "image"],
+      );
+      assert.deepEqual(engineCalls[1].media?.data, PNG);
+    });
+
+    it("a new send of the account goes after the queued ones, not between them", async () => {
+      const pacer = new SendPacer({ minGapMs: 30, maxWaitMs: 10_000, random: () => 0 });
+      await queued("k1", "q1");
+      await queued("k2", "q2");
+      await queued("k3", "q3");
+      const first = gate();
+      const s = sender({
+        pace: (accountId, opts) => pacer.turn(accountId, Date.now(), opts),
+        engineSend: async (_accountId, message) => {
+          engineCalls.push(message);
+          if (engineCalls.length === 1) await first.shut;
+          return { id: `true_${engineCalls.length}` };
+        },
+      });
+      assert.equal(await s.resume("acc_1"), 3);
+      await waitFor(() => engineCalls.length === 1, { what: "q1 handed to the engine" });
+      const fresh = s.send({
+        workspaceId: "ws",
+        accountId: "acc_1",
+        draft: { to: "4915100000002", type: "text", text: "new" },
+        digest: "d_new",
+      });
+      first.open();
+      assert.equal((await fresh).status, "sent");
+      assert.deepEqual(
+        engineCalls.map((m) => m.text),
+        ["q1", "q2", "q3", "new"],
+      );
+    });
+
+    it("a new send without a key whose deadline passes while the queue goes out: SEND_DEADLINE_EXCEEDED, not sent", async () => {
+      await queued("k1", "q1");
+      const held = gate();
+      const s = sender({
+        engineSend: async (_accountId, message) => {
+          if (message.text === "q1") await held.shut;
+          engineCalls.push(message);
+          return { id: `true_${engineCalls.length}` };
+        },
+      });
+      try {
+        assert.equal(await s.resume("acc_1"), 1);
+        await assert.rejects(
+          s.send(
+            {
+              workspaceId: "ws",
+              accountId: "acc_1",
+              draft: { to: "4915100000002", type: "text", text: "late" },
+              digest: "d_late",
+            },
+            { deadline: Date.now() + 100 },
+          ),
+          { type: "SEND_DEADLINE_EXCEEDED" },
+        );
+      } finally {
+        held.open();
+      }
+      await waitFor(async () => (await record("k1"))?.state === "sent", { what: "q1 sent" });
+      assert.deepEqual(
+        engineCalls.map((m) => m.text),
+        ["q1"],
+      );
     });
   });
 
