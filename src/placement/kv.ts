@@ -10,8 +10,19 @@ import { bucketName, type Config } from "../config.ts";
 import { PlacementMirror } from "./mirror.ts";
 import { PlacementTable } from "./placement-table.ts";
 import { retry } from "../retry.ts";
+import { isStreamNotFound } from "./stream-lost.ts";
+
+/** A bucket as this node opens it, and how to create it again. */
+interface Bucket {
+  name: string;
+  kv: KV;
+  open: () => Promise<KV>;
+}
 
 export class ClusterPlacement {
+  /** A re-creation of lost buckets under way. */
+  private recreating?: Promise<void>;
+
   private constructor(
     readonly nc: NatsConnection,
     readonly table: PlacementTable,
@@ -20,7 +31,38 @@ export class ClusterPlacement {
     /** How long this node's lease may count on its key staying in the `nodes` bucket: LEASE_TTL_MS, or
      * the bucket's own TTL where that is shorter (see nodesBucketTtl). */
     readonly leaseTtlMs: number,
+    private readonly buckets: Bucket[],
+    private readonly logger?: { warn(...a: unknown[]): void },
   ) {}
+
+  /**
+   * Creates again the buckets whose streams JetStream lost under this running node (its storage gone,
+   * a stream deleted), with the settings they were opened with: the handles this node holds work again
+   * (a write to a bucket is a publish to its subjects). Every lease went with the `nodes` bucket, so
+   * every worker fences itself and leases again in a new term; the records went with the `placement`
+   * bucket, and a new term sweeps the workspaces the table no longer names (reconciler.ts). Concurrent
+   * calls share one run; nodes doing it at once race harmlessly (openBucket).
+   */
+  recreateLost(): Promise<void> {
+    this.recreating ??= (async () => {
+      for (const b of this.buckets) {
+        const lost = await b.kv.status().then(
+          () => false,
+          (err: unknown) => isStreamNotFound(err),
+        );
+        if (!lost) continue;
+        await openBucket(b.open);
+        this.logger?.warn(`JetStream lost the ${b.name} bucket: created it again`);
+        // The watch's consumer would wait on the new bucket for revisions past the old ones.
+        if (b.name === "placement") void this.mirror.rewatch(b.kv);
+      }
+    })()
+      .catch((err: Error) =>
+        this.logger?.warn(`Creating lost placement buckets again failed: ${err.message}`),
+      )
+      .finally(() => (this.recreating = undefined));
+    return this.recreating;
+  }
 
   static async connect(cfg: Config, logger?: { warn(...a: unknown[]): void }): Promise<ClusterPlacement> {
     batchNatsWrites();
@@ -35,14 +77,28 @@ export class ClusterPlacement {
     let placement: ClusterPlacement;
     let placementKv: KV;
     try {
-      placementKv = await openBucket(() => js.views.kv(bucketName(cfg, "placement"), { history: 1 }));
-      const nodesKv = await openBucket(() =>
-        js.views.kv(bucketName(cfg, "nodes"), { history: 1, ttl: cfg.leaseTtlMs }),
-      );
+      const openPlacement = () => js.views.kv(bucketName(cfg, "placement"), { history: 1 });
+      const openNodes = () => js.views.kv(bucketName(cfg, "nodes"), { history: 1, ttl: cfg.leaseTtlMs });
+      placementKv = await openBucket(openPlacement);
+      const nodesKv = await openBucket(openNodes);
       const bucketTtlMs = await nodesBucketTtl(nc, nodesKv, cfg.leaseTtlMs, logger);
       const mirror = new PlacementMirror();
       const leaseTtlMs = Math.min(cfg.leaseTtlMs, bucketTtlMs);
-      placement = new ClusterPlacement(nc, new PlacementTable(placementKv), nodesKv, mirror, leaseTtlMs);
+      const buckets: Bucket[] = [
+        { name: "placement", kv: placementKv, open: openPlacement },
+        { name: "nodes", kv: nodesKv, open: openNodes },
+      ];
+      placement = new ClusterPlacement(
+        nc,
+        new PlacementTable(placementKv),
+        nodesKv,
+        mirror,
+        leaseTtlMs,
+        buckets,
+        logger,
+      );
+      const p = placement;
+      mirror.onBucketLost = () => void p.recreateLost();
       await mirror.start(placementKv, nodesKv, Math.max(100, Math.min(cfg.leaseRenewMs, 1000)), bucketTtlMs);
     } catch (err) {
       // A node that cannot take part leaves no connection behind.

@@ -10,6 +10,7 @@ import type { NodeRecord } from "./liveness.ts";
 import { decodePlacement, type PlacementEntry } from "./placement-table.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { retry } from "../retry.ts";
+import { isStreamNotFound } from "./stream-lost.ts";
 
 export interface MirrorEvents {
   /** A workspace's record changed (null: deleted). */
@@ -29,6 +30,10 @@ export interface PlacementMirrorOptions {
 const EXPIRY_POLL_LAG_MS = 20;
 /** …and never sooner than this after the previous one (a server that expires late is polled again). */
 const EXPIRY_POLL_MIN_MS = 50;
+
+/** Every this many polls of the nodes, the mirror checks that the placement bucket is the one it
+ * watches (a few seconds). */
+const BUCKET_CHECK_EVERY = 10;
 
 export class PlacementMirror extends EventEmitter<MirrorEvents> {
   private readonly records = new Map<string, PlacementEntry>();
@@ -145,18 +150,41 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
     if (changed) this.emit("nodes", next);
   }
 
+  /** Told when a read finds the stream of the placement or the `nodes` bucket gone (JetStream lost
+   * it): the placement layer creates it again (kv.ts). */
+  onBucketLost: () => void = () => undefined;
+
   /** Starts the placement watch and the liveness poll; resolves once both have been read once.
    * `leaseTtlMs`: the `nodes` bucket's TTL, for the poll timed at the next possible expiry. */
   async start(placementKv: KV, nodesKv: KV, pollMs: number, leaseTtlMs = 0): Promise<void> {
     this.stopped = false;
     this.leaseTtlMs = leaseTtlMs;
     await Promise.all([this.watch(placementKv), this.pollNodes(nodesKv)]);
+    let polls = 0;
     const loop = async () => {
       if (this.stopped) return;
-      await this.pollNodes(nodesKv).catch(() => undefined);
+      await this.pollNodes(nodesKv).catch((err) => {
+        if (isStreamNotFound(err)) this.onBucketLost();
+      });
+      if (++polls % BUCKET_CHECK_EVERY === 0) await this.checkBucket(placementKv);
       if (!this.stopped) this.pollTimer = setTimeout(loop, pollMs);
     };
     this.pollTimer = setTimeout(loop, pollMs);
+  }
+
+  /**
+   * Whether the placement bucket is still the one the watch reads: a bucket JetStream lost and that was
+   * made again (here or by another node) restarts its revisions, and the watch's consumer, recreated
+   * on it, waits for revisions past the old ones, so nothing would ever tell this mirror. Rebuilt then
+   * (the rebuild drops what the old bucket held).
+   */
+  private async checkBucket(kv: KV): Promise<void> {
+    try {
+      const created = (await kv.status()).streamInfo.created;
+      if (this.bucketCreated !== undefined && created !== this.bucketCreated) void this.rewatch(kv);
+    } catch (err) {
+      if (isStreamNotFound(err)) this.onBucketLost();
+    }
   }
 
   /**
@@ -303,6 +331,7 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
             attempts: Infinity,
             delayMs: (attempt) => Math.min(250 * (attempt + 1), 2000),
             shouldRetry: (err, attempt) => {
+              if (isStreamNotFound(err)) this.onBucketLost();
               onError?.(err as Error, attempt);
               return !this.stopped;
             },

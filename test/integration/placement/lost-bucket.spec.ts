@@ -95,6 +95,80 @@ describe("placement: the placement bucket lost, the database kept", function () 
   });
 });
 
+describe("placement: JetStream loses the buckets under running nodes", function () {
+  this.timeout(90000);
+  let cluster: TestCluster | undefined;
+  after(async () => cluster?.stop());
+
+  for (const lost of [["placement", "nodes"], ["placement"]]) {
+    it(`they create ${lost.join(" and ")} again, lease again and bring the linked accounts back without a QR`, async () => {
+      await cluster?.stop();
+      const events: { event: string; payload: any }[] = [];
+      const c = new TestCluster({ qr: { firstTtlMs: 20000, refreshMs: 20000, max: 3 } }, "lostrun");
+      cluster = c;
+      const n1 = c.node("n1", [AccountsService, SessionService, recorder(events)]);
+      c.node("n2", [SessionService]);
+      await c.start();
+      await n1.waitForServices(["accounts", "session"], 10000);
+      const linked: AccountView[] = [];
+      for (const ws of ["wr_a", "wr_b", "wr_c", "wr_d"]) {
+        const a: AccountView = await n1.call("accounts.create", { workspaceId: ws });
+        await waitFor(() => events.some((e) => e.event === "account.qr" && e.payload.accountId === a.id), {
+          what: `${a.id} scanning`,
+        });
+        await n1.call("accounts.simulate", { workspaceId: ws, accountId: a.id, action: "scan" });
+        linked.push(a);
+      }
+      const connectedSince = (id: string, from: number) =>
+        events
+          .slice(from)
+          .some(
+            (e) =>
+              e.event === "account.status" && e.payload.accountId === id && e.payload.status === "connected",
+          );
+      await waitFor(() => linked.every((a) => connectedSince(a.id, 0)), { what: "all linked" });
+      const terms = c.brokers.map((b) => workerNodeOf(b)!.ownership.liveness.term);
+
+      const mark = events.length;
+      const nc = await connect({ servers: testEnv.natsUrl });
+      try {
+        const jsm = await nc.jetstreamManager();
+        for (const bucket of lost) {
+          const stream = `KV_${bucketName(c.config("n1"), bucket)}`;
+          assert.equal(await jsm.streams.delete(stream), true, `deleted ${stream}`);
+        }
+      } finally {
+        await nc.close();
+      }
+      await waitFor(
+        () =>
+          linked.every((a) => connectedSince(a.id, mark)) &&
+          c.brokers.every((b) => workerNodeOf(b)!.ownership.liveness.isCurrent()),
+        { what: "every linked account connected again, every node leased", timeoutMs: 45000 },
+      );
+      const qrs = events.slice(mark).filter((e) => e.event === "account.qr");
+      assert.deepEqual(qrs, [], "restored from the saved auth state: no QR");
+      for (const a of linked) {
+        const rec = (await n1.call("cluster.placement", { workspaceId: a.workspaceId })) as { node: string };
+        const view: AccountView = await n1.call("accounts.get", {
+          workspaceId: a.workspaceId,
+          accountId: a.id,
+        });
+        assert.deepEqual(
+          [view.status, view.node],
+          ["connected", rec.node],
+          `${a.id} runs on its recorded owner`,
+        );
+      }
+      if (lost.includes("nodes"))
+        assert.ok(
+          c.brokers.every((b, i) => workerNodeOf(b)!.ownership.liveness.term > terms[i]),
+          "every lease was lost with the bucket: new terms",
+        );
+    });
+  }
+});
+
 describe("placement: claiming a workspace the table does not name but its accounts do", function () {
   this.timeout(60000);
   let cluster: TestCluster | undefined;
