@@ -26,6 +26,7 @@ import { FREE_SLOT, MediaGate, type PaceSlot, type TurnOptions } from "./send-pa
 import type { OutboundMediaStore } from "../store/outbound-media.ts";
 import { isDatabaseUnavailable, retryTransient } from "../store/mongo.ts";
 import { retry } from "../retry.ts";
+import { BoundedMap } from "../bounded-map.ts";
 import { withTimeout } from "../with-timeout.ts";
 import { checkContent, checkMimetype, filenameOf, normalMimetype } from "../messages/validate.ts";
 import type { FetchedMedia } from "../messages/media-fetch.ts";
@@ -39,6 +40,9 @@ import {
   ERR_SEND_INTERRUPTED,
   ERR_WORKSPACE_UNAVAILABLE,
 } from "../errors.ts";
+
+/** Tries of a sent message's result write after the first failed (backing off to 30 s: some 4 min). */
+const RESULT_REWRITES = 12;
 
 /** Reads of a connected account's queue (resume) while the database does not answer: the queue would
  * otherwise wait for the account's next `connected`, which may never come. */
@@ -125,6 +129,10 @@ export class OutboundSender {
   /** Per account, the resume sending its queue (`resume`): new sends of the account go after it, and a
    * second resume's sends after the first's, so the queue leaves in the order it was asked. */
   private readonly resuming = new Map<string, Promise<void>>();
+  /** Sends this node handed to WhatsApp whose `sent` result could not be written yet, by record id: a
+   * retry of the key answers this result (the record still says `sending`, which would read as an
+   * owner lost mid-send), and the write is tried again in the background until it lands. */
+  private readonly unrecorded = new BoundedMap<string, { attempt: string; result: SendResult }>(10_000);
 
   constructor(private readonly deps: OutboundDeps) {
     this.mediaGate = new MediaGate(deps.mediaInFlight ?? 8);
@@ -290,6 +298,9 @@ export class OutboundSender {
       if (doc.state === "failed") throw failureOf(doc);
       if (doc.state === "sent" || doc.state === "uncertain") return resultOf(doc, true);
       if (doc.state === "sending") {
+        // Sent from here, its result not written yet: that result.
+        const known = this.unrecorded.get(id);
+        if (known?.attempt === doc.attempt) return { ...known.result, duplicate: true };
         // Its attempt is not running here (see inFlight): its owner was lost after calling the engine.
         await idempotency.move(id, doc.attempt, ["sending"], "uncertain", {
           error: {
@@ -388,16 +399,36 @@ export class OutboundSender {
     const at = new Date();
     // The message's status first: a key answered `sent` always names a message GET …/messages/:id knows.
     await this.recordSent(p, sent.id, at);
-    // The result is written even over `uncertain` (set by someone who thought this owner lost): facts win.
-    await retryTransient(() =>
-      idempotency.move(id, attempt, ["sending", "uncertain"], "sent", {
-        messageId: sent.id,
-        error: undefined,
-        // The time the first answer gives: a repeat answers the same.
-        at,
-      }),
-    ).catch((err) => this.deps.logger.warn(`send ${id}: result not recorded (${(err as Error).message})`));
-    return { id: sent.id, status: "sent", at: at.toISOString() };
+    const result: SendResult = { id: sent.id, status: "sent", at: at.toISOString() };
+    await this.recordResult(id, attempt, result, at);
+    return result;
+  }
+
+  /** Writes a sent message's result on its record, even over `uncertain` (set by someone who thought
+   * this owner lost: facts win). One that fails is answered from memory and written again, backing
+   * off, for some minutes. */
+  private async recordResult(id: string, attempt: string, result: SendResult, at: Date): Promise<void> {
+    const write = () =>
+      retryTransient(() =>
+        this.deps.idempotency.move(id, attempt, ["sending", "uncertain"], "sent", {
+          messageId: result.id,
+          error: undefined,
+          // The time the first answer gives: a repeat answers the same.
+          at,
+        }),
+      );
+    try {
+      await write();
+      return;
+    } catch (err) {
+      this.deps.logger.warn(`send ${id}: result not recorded yet (${(err as Error).message}); trying again`);
+    }
+    this.unrecorded.set(id, { attempt, result });
+    void retry(write, { attempts: RESULT_REWRITES, delayMs: (n) => Math.min(1000 * 2 ** (n - 1), 30_000) })
+      .catch((err: Error) => this.deps.logger.warn(`send ${id}: result not recorded (${err.message})`))
+      .finally(() => {
+        if (this.unrecorded.get(id)?.attempt === attempt) this.unrecorded.delete(id);
+      });
   }
 
   /** A send without a key: straight to the engine, if before `deadline` (epoch ms). */

@@ -317,6 +317,39 @@ describe("session/outbound: the queue, its media and its limits", function () {
     });
   });
 
+  describe("a sent message whose result write fails", () => {
+    it("a retry of its key answers it sent, not lost mid-send, and the record says so once the write lands", async () => {
+      let refusals = 2; // the write, and the first write again
+      const real = idempotency.move.bind(idempotency);
+      idempotency.move = async (...args: Parameters<IdempotencyRepo["move"]>) => {
+        if (args[3] === "sent" && refusals-- > 0) throw new Error("the write was refused");
+        return real(...args);
+      };
+      try {
+        const s = sender();
+        const send: OwnerSend = {
+          workspaceId: "ws",
+          accountId: "acc_1",
+          key: "k1",
+          digest: "d_k1",
+          draft: { to: "4915100000002", type: "text", text: "hi" },
+        };
+        const first = await s.send(send);
+        assert.equal(first.status, "sent");
+        assert.equal((await record("k1"))?.state, "sending", "not written yet");
+        const again = await s.send(send);
+        assert.deepEqual([again.status, again.id, again.duplicate], ["sent", first.id, true]);
+        await waitFor(async () => (await record("k1"))?.state === "sent", {
+          what: "the result written again",
+        });
+        assert.equal((await record("k1"))?.messageId, first.id);
+        assert.equal(engineCalls.length, 1, "sent once");
+      } finally {
+        idempotency.move = real;
+      }
+    });
+  });
+
   describe("a burst of media sends", () => {
     it("holds at most `mediaInFlight` media at once, and downloads none its queue refuses first", async () => {
       const pacer = new SendPacer({ minGapMs: 40, maxWaitMs: 100, random: () => 0 });
