@@ -118,13 +118,22 @@ export class RelayedUpTo {
   }
 }
 
-/** Drops held events a replay from the log already emitted (seq at or below `replayedUpTo`); events
- * without a cursor (QR codes are not logged) were not replayed and stay. */
-export function withoutReplayed(held: HeldEvent[], replayedUpTo: number | null): HeldEvent[] {
-  if (replayedUpTo === null) return held;
+/** What a replay from the log gave a socket: the log up to `after` (where the client resumed from),
+ * and the events of `seqs` past it. */
+export interface ReplayedSeqs {
+  after?: number | null;
+  seqs?: ReadonlySet<number>;
+}
+
+/** Drops held events the client has from the replay (at or below where it resumed, or sent by it);
+ * one the replay stepped over (a position whose insert committed late) stays, as do events without a
+ * cursor (QR codes are not logged). `replayed` null: no replay ran, everything stays. */
+export function withoutReplayed(held: HeldEvent[], replayed: ReplayedSeqs | null): HeldEvent[] {
+  if (replayed === null) return held;
+  const after = replayed.after ?? 0;
   return held.filter((h) => {
     const seq = seqOfEvent(h.payload);
-    return seq === null || seq > replayedUpTo;
+    return seq === null || (seq > after && !replayed.seqs?.has(seq));
   });
 }
 

@@ -71,9 +71,16 @@ describe("io/relay: resume switch-over", () => {
   ];
 
   it("drops held events the replay already sent, keeps newer ones and those without a cursor, in order", () => {
-    assert.deepEqual(withoutReplayed(held, 5), [held[1], held[3]]);
-    assert.deepEqual(withoutReplayed(held, 0), held);
+    assert.deepEqual(withoutReplayed(held, { after: 3, seqs: new Set([4, 5]) }), [held[1], held[3]]);
+    assert.deepEqual(withoutReplayed(held, { after: 0, seqs: new Set() }), held);
     assert.deepEqual(withoutReplayed(held, null), held);
+  });
+
+  it("drops what the client had before it resumed, and keeps one the replay stepped over (a late commit)", () => {
+    // Resumed from 3; the replay sent 5 and 6, stepping over 4 (its insert still in flight past the
+    // gap's wait), whose broadcast came while the socket was held.
+    assert.deepEqual(withoutReplayed(held, { after: 3, seqs: new Set([5, 6]) }), [held[0], held[1]]);
+    assert.deepEqual(withoutReplayed(held, { after: 5, seqs: new Set() }), [held[1], held[3]]);
   });
 
   it("reads a payload's cursor as its seq", () => {
