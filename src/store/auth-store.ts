@@ -107,10 +107,25 @@ export class GridFsAuthStore implements AuthStore {
       ? await this.write(sessionId, stamp, { $set: { node: stamp.node, epoch: stamp.epoch } })
       : await this.docs.findOne({ _id: sessionId });
     if (doc?.data) return Buffer.from(doc.data.buffer);
-    const file = doc?.fileId ? { _id: doc.fileId } : (await this.files(sessionId))[0];
-    if (!file) return null;
+    if (doc?.fileId) {
+      const pointed = await this.download(doc.fileId);
+      if (pointed) return pointed;
+      // Gone (a save cut short as it cleaned up): the newest file the session has, as below.
+    }
+    // A blob an earlier version saved in GridFS only.
+    const [newest] = await this.files(sessionId);
+    return newest ? this.download(newest._id) : null;
+  }
+
+  /** A GridFS file's bytes, or null when there is no such file. */
+  private async download(fileId: ObjectId): Promise<Buffer | null> {
     const chunks: Buffer[] = [];
-    for await (const chunk of this.bucket.openDownloadStream(file._id)) chunks.push(chunk as Buffer);
+    try {
+      for await (const chunk of this.bucket.openDownloadStream(fileId)) chunks.push(chunk as Buffer);
+    } catch (err) {
+      if (/FileNotFound/i.test((err as Error).message)) return null;
+      throw err;
+    }
     return Buffer.concat(chunks);
   }
 
@@ -128,19 +143,36 @@ export class GridFsAuthStore implements AuthStore {
       return;
     }
     const upload = this.bucket.openUploadStream(sessionId, { metadata: { size: blob.length } });
-    await new Promise<void>((resolve, reject) => {
-      upload.once("error", reject);
-      upload.once("finish", () => resolve());
-      upload.end(blob);
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        upload.once("error", reject);
+        upload.once("finish", () => resolve());
+        upload.end(blob);
+      });
+    } catch (err) {
+      // The chunks written so far belong to no file document: nothing else would ever find them.
+      await this.bucket.delete(upload.id).catch(() => undefined);
+      throw err;
+    }
     try {
       // The new file is complete: the document now points at it.
       await this.write(sessionId, stamp, { $set: { fileId: upload.id, ...meta }, $unset: { data: "" } });
     } catch (err) {
-      await this.bucket.delete(upload.id).catch(() => undefined);
+      // A write whose answer was lost may have landed: the document points at the new file then, and
+      // deleting it would leave a pointer to nothing (every later load failing).
+      if (!(await this.pointsAt(sessionId, upload.id)))
+        await this.bucket.delete(upload.id).catch(() => undefined);
       throw err;
     }
     await this.removeFiles(sessionId, upload.id);
+  }
+
+  /** Whether the session's document points at `fileId` (true when it cannot be read: kept). */
+  private async pointsAt(sessionId: string, fileId: ObjectId): Promise<boolean> {
+    const doc = await this.docs
+      .findOne({ _id: sessionId }, { projection: { fileId: 1 } })
+      .catch(() => undefined);
+    return doc === undefined || (doc?.fileId?.equals(fileId) ?? false);
   }
 
   /** GridFS copies of the session other than `keep` (stale once the document holds or points at another). */

@@ -3,9 +3,10 @@
 // place leaves exactly one readable copy.
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
-import { GridFSBucket, MongoClient, type Db } from "mongodb";
+import { GridFSBucket, MongoClient, ObjectId, type Db } from "mongodb";
 import { NotOwnerError } from "../../../src/errors.ts";
 import { GridFsAuthStore, INLINE_MAX_BYTES } from "../../../src/store/auth-store.ts";
+import { landThenLoseAnswer } from "../../support/answer-lost.ts";
 import { mongoUrlFor } from "../../support/env.ts";
 
 describe("store/auth-store: inline and GridFS blobs on the real server", () => {
@@ -55,6 +56,33 @@ describe("store/auth-store: inline and GridFS blobs on the real server", () => {
     assert.ok((await store.load("s2"))!.equals(small));
     await store.delete("s2");
     assert.equal(await store.has("s2"), false);
+  });
+
+  it("a GridFS save whose pointer write landed with its answer lost keeps its file: the state loads", async () => {
+    const first = randomBytes(INLINE_MAX_BYTES + 10);
+    const second = randomBytes(INLINE_MAX_BYTES + 20);
+    await store.save("s_lost", first);
+    const docs = (store as unknown as { docs: object }).docs;
+    const restore = landThenLoseAnswer(
+      docs as { findOneAndUpdate: () => Promise<unknown> },
+      "findOneAndUpdate",
+    );
+    try {
+      await assert.rejects(store.save("s_lost", second), /database is locked/);
+    } finally {
+      restore();
+    }
+    const loaded = await store.load("s_lost");
+    assert.ok(loaded?.equals(second), "the state the landed write points at");
+  });
+
+  it("a document pointing at a file that is gone loads the newest file the session has", async () => {
+    const blob = randomBytes(INLINE_MAX_BYTES + 30);
+    await store.save("s_gone", blob);
+    await db
+      .collection<{ _id: string; fileId?: unknown }>("auth_state.inline")
+      .updateOne({ _id: "s_gone" }, { $set: { fileId: new ObjectId() } });
+    assert.ok((await store.load("s_gone"))?.equals(blob));
   });
 
   it("reads a blob an earlier version saved in GridFS only", async () => {
