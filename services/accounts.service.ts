@@ -39,7 +39,7 @@ import { QuotasRepo } from "../src/store/quotas-repo.ts";
 import { TallyRepo } from "../src/store/tally-repo.ts";
 import { GridFsAuthStore } from "../src/store/auth-store.ts";
 import { SecretBox } from "../src/store/secrets.ts";
-import { isDuplicateKey } from "../src/store/mongo.ts";
+import { isDuplicateKey, retryTransient } from "../src/store/mongo.ts";
 import { CURSOR_PATTERN, EventsRepo, seqOfCursor } from "../src/store/events-repo.ts";
 import { eventsPage, openEventLog, type Broadcast, type EventsPage } from "../src/session/event-publisher.ts";
 import { messagesMixin } from "../mixins/messages.mixin.ts";
@@ -320,7 +320,9 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
           // and its auth state's save meets the retired marker below (it would store the credentials again).
           this.logger.warn(`accounts.remove ${doc._id}: session.stop failed (${(err as Error).message})`);
         }
-        await this.authStore.retire(doc.sessionId);
+        // Idempotent (a replace and deletes): tried again when the database is busy, rather than leave the
+        // account being deleted until someone deletes it again.
+        await retryTransient(() => this.authStore.retire(doc.sessionId));
         await this.forgetMessages(doc._id);
         // Counted out, and announced, by the remove that deleted it (of two at once, one). One that
         // cannot tell (its delete's answer lost) announces it too: a second account.deleted (another

@@ -2,6 +2,7 @@
 // routing brought the call to this node and the account's record was read (the tenancy check). Each
 // drives this node's runtime and answers with the account's status; an account no engine runs here
 // answers with what its record says.
+import { retryTransient } from "../store/mongo.ts";
 import { simulatedIncomingOf } from "../accounts/params.ts";
 import type {
   AccountDoc,
@@ -49,7 +50,8 @@ export class OwnedAccounts {
     const fence = await this.runtime.fenceFor(doc.workspaceId);
     const at = new Date();
     const before = await this.repo.unlinkIdle(doc._id, fence, at, doc.status);
-    await this.authStore.delete(doc.sessionId);
+    // Announced before the state's deletion: a retry after that fails finds the account `logged_out`
+    // already and has nothing to announce.
     if (before) {
       const event: AccountStatusEvent = {
         accountId: doc._id,
@@ -63,6 +65,7 @@ export class OwnedAccounts {
       };
       await this.publish("account.status", event);
     }
+    await retryTransient(() => this.authStore.delete(doc.sessionId));
     // A restore that claimed it before that write may have opened it meanwhile: unlinked too.
     const opened = await this.runtime.logout(doc._id);
     if (opened) return { accountId: doc._id, status: opened, running: false, node: this.nodeId };
