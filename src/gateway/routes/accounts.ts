@@ -45,6 +45,7 @@ export const ACCOUNT_ROUTES: RouteSpec[] = [
       "Create an account; its session starts at once (status `initializing`). With an Idempotency-Key header, " +
       "one account per key: a repeat answers that account (header `Idempotent-Replayed: true`)",
     tag: "accounts",
+    errors: [409, 503],
   }),
   v1({
     id: "listAccounts",
@@ -115,7 +116,7 @@ export const ACCOUNT_ROUTES: RouteSpec[] = [
     params: account,
     summary: "Restart the session of an account",
     tag: "accounts",
-    errors: [404],
+    errors: [404, 409, 503],
   }),
   v1({
     id: "logoutAccount",
@@ -125,7 +126,7 @@ export const ACCOUNT_ROUTES: RouteSpec[] = [
     params: account,
     summary: "Unlink the device and delete its auth state",
     tag: "accounts",
-    errors: [404],
+    errors: [404, 409, 503],
   }),
   v1({
     id: "deleteAccount",
@@ -135,7 +136,7 @@ export const ACCOUNT_ROUTES: RouteSpec[] = [
     params: account,
     summary: "Stop the session and delete the account",
     tag: "accounts",
-    errors: [404],
+    errors: [404, 409, 503],
   }),
   v1({
     // The id of the days when it sent text only (OpenAPI clients generated from it keep working).

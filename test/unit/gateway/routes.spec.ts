@@ -67,6 +67,15 @@ describe("gateway route table and OpenAPI", () => {
     const qr = doc.paths["/api/v1/accounts/{accountId}/qr"].get;
     assert.ok(qr.responses["200"].content["image/png"]);
     assert.ok(qr.responses["409"]);
+    // The lifecycle calls answer 409 (being deleted, stopped meanwhile) and 503 (no worker, database away).
+    for (const [path, method] of [
+      ["/api/v1/accounts", "post"],
+      ["/api/v1/accounts/{accountId}/restart", "post"],
+      ["/api/v1/accounts/{accountId}/logout", "post"],
+      ["/api/v1/accounts/{accountId}", "delete"],
+    ])
+      for (const status of ["409", "503"])
+        assert.ok(doc.paths[path][method].responses[status], `${method} ${path} ${status}`);
     // A body route says what a body that is no JSON gets; /metrics, what a missing METRICS_TOKEN gets.
     assert.ok(doc.paths["/api/v1/accounts"].post.responses["415"]);
     assert.ok(doc.paths["/metrics"].get.responses["401"]);
