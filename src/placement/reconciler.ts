@@ -13,6 +13,7 @@
 // what no event announces (a start lost on the way), at a tenth of the reads.
 import type { AccountDoc } from "../accounts/types.ts";
 import type { Config } from "../config.ts";
+import { NEEDS_PERSON } from "../lifecycle/states.ts";
 import { carriesFence } from "./fence.ts";
 import { chooseOwner } from "./hrw.ts";
 import type { UnnamedWorkspace, WorkerOwnership } from "./worker-ownership.ts";
@@ -267,8 +268,13 @@ export class Reconciler {
       // what is wanted running under this fence yet runs nowhere here: a start that was lost (claimed,
       // awaitsStart), one left `stopped` (a restart whose start failed after its stop), one whose record
       // still shows it live (a stop whose write the database did not take). Only an engine's verdict
-      // (`failed`, `logged_out`) stands.
-      return !carriesFence(doc, fence) || (doc.status !== "failed" && doc.status !== "logged_out");
+      // (`failed`, `logged_out`) stands: a failure time may fix is retried by the runtime, with its
+      // backoff. A verdict that needs a person (`logged_out`, a QR not scanned, auth refused) is written
+      // with desiredState `stopped`, so one wanted running was restarted since (a restart whose start
+      // failed after it said so): started.
+      if (!carriesFence(doc, fence)) return true;
+      if (doc.status === "logged_out") return true;
+      return doc.status !== "failed" || (doc.reason != null && NEEDS_PERSON.has(doc.reason));
     });
     if (toStart.length === 0) return;
     const startMany = this.target.startMany?.bind(this.target);
