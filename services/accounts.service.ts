@@ -443,9 +443,11 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
           },
         );
       } catch (err) {
-        // Counted out again unless this create recorded it after all (an answer lost on the way).
-        const stored = await this.repo.get(ws, _id).catch(() => null);
-        if (stored?.sessionId !== params.sessionId)
+        // Counted out again unless this create recorded it after all (an answer lost on the way), or
+        // the read that would tell failed too (a count left one high is corrected at the quota).
+        const stored = await this.repo.get(ws, _id).catch(() => undefined);
+        if (stored?.sessionId === params.sessionId) return toAccountView(stored);
+        if (stored !== undefined)
           await this.tally.release(ws).catch((e: Error) => {
             this.logger.warn(`accounts.create ${_id}: not counted out of ${ws} (${e.message})`);
           });

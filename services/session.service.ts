@@ -153,8 +153,20 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
           if (!recorded) {
             // Another create recorded this id first (a gateway's fallback, whose `session.start`
             // waited on this one and failed with it): a pass asked for now starts that account here.
-            if (isDuplicateKey(err)) this.workerNode?.kick();
-            throw err;
+            if (isDuplicateKey(err)) {
+              this.workerNode?.kick();
+              throw err;
+            }
+            // An insert whose answer was lost may have landed: this create's account, if stored, is
+            // announced now and started by a pass asked for now.
+            const stored = await this.repo.get(p.workspaceId, doc._id).catch(() => null);
+            if (stored?.sessionId !== doc.sessionId) throw err;
+            this.logger.warn(
+              `session.create ${doc._id}: recorded, its answer lost (${(err as Error).message})`,
+            );
+            await this.publish("account.created", { account: view });
+            this.workerNode?.kick();
+            return view;
           }
           // Recorded, and wanted running: this node's reconciler starts it (an `initializing` account
           // under the current fence that does not run here), on a pass asked for now.
