@@ -470,7 +470,7 @@ export class SessionRuntime {
     const result =
       stamped !== null && !stop && carriesFence(doc, fence) && awaitsStart(doc)
         ? { doc, ...stamped }
-        : await this.opts.repo.claimOne(doc._id, fence, initializingPatch(new Date()));
+        : await this.opts.repo.claimOne(doc._id, fence, initializingPatch(new Date()), doc.status);
     if (!result) throw await this.claimRefused(doc, fence);
     // The workspace lost meanwhile (the lease lapsed during the claim's write): its sessions were
     // stopped, and this one would run unfenced beside the next owner's.

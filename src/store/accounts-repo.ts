@@ -197,22 +197,34 @@ export class AccountsRepo {
     id: string,
     fence: Fence,
     patch: Partial<StatusPatch> = {},
+    /** The status the caller read: what a try after one whose write landed (its answer lost) reports
+     * as replaced, since it reads the first try's write. */
+    readStatus?: AccountDoc["status"],
   ): Promise<{ doc: AccountDoc; neverOwned: boolean; previous: AccountDoc["status"] } | null> {
+    let retried = false;
     // One round trip; no projection (FerretDB's findOneAndUpdate rejects one).
-    const before = await retryTransient(() =>
-      this.col.findOneAndUpdate(
+    const before = await retryTransient((attempt) => {
+      retried = attempt > 1;
+      return this.col.findOneAndUpdate(
         // Never one a delete has begun on (a restart that raced the delete would run it as a ghost),
         // nor one stopped or logged out since the caller read it.
         { _id: id, deletingAt: { $exists: false }, desiredState: "running", ...claimable(fence) },
         { $set: { ...patch, node: fence.node, epoch: fence.epoch } },
         { returnDocument: "before" },
-      ),
-    );
+      );
+    });
     if (!before) return null;
+    const ownWrite =
+      retried &&
+      readStatus !== undefined &&
+      before.node === fence.node &&
+      before.epoch === fence.epoch &&
+      patch.updatedAt !== undefined &&
+      before.updatedAt?.getTime() === patch.updatedAt.getTime();
     return {
       doc: { ...before, ...patch, node: fence.node, epoch: fence.epoch } as AccountDoc,
       neverOwned: before.epoch == null,
-      previous: before.status,
+      previous: ownWrite ? readStatus : before.status,
     };
   }
 

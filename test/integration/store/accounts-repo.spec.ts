@@ -4,10 +4,11 @@ import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { MongoClient, type CommandStartedEvent } from "mongodb";
 import type { AccountDoc } from "../../../src/accounts/types.ts";
+import { initializingPatch } from "../../../src/session/status-run.ts";
 import { AccountsRepo } from "../../../src/store/accounts-repo.ts";
 import { ensureIndexes } from "../../../src/store/mongo.ts";
-import { mongoUrlFor } from "../../support/env.ts";
 import { landThenLoseAnswer } from "../../support/answer-lost.ts";
+import { mongoUrlFor } from "../../support/env.ts";
 
 function account(id: string, workspaceId: string, extra: Partial<AccountDoc> = {}): AccountDoc {
   const now = new Date();
@@ -177,6 +178,23 @@ describe("store/accounts-repo: fenced writes on the real server", () => {
     assert.equal(await repo.setDesiredState("w7d", "acc_del", "running"), false);
     assert.equal(await repo.setDesiredState("w7d", "acc_del", "stopped"), true);
     assert.equal((await repo.get("w7d", "acc_del"))?.node ?? null, null, "not stamped");
+  });
+
+  it("a claim tried again after its write landed with its answer lost reports the status the caller read", async () => {
+    await repo.insert(account("acc_lost", "w7l", { node: "n1", epoch: 5, status: "stopped" }));
+    const restore = landThenLoseAnswer(repo.col, "findOneAndUpdate");
+    try {
+      const claimed = await repo.claimOne(
+        "acc_lost",
+        { node: "n1", epoch: 5 },
+        initializingPatch(new Date()),
+        "stopped",
+      );
+      assert.equal(claimed?.previous, "stopped", "not the initializing its first try wrote");
+      assert.equal(claimed?.doc.status, "initializing");
+    } finally {
+      restore();
+    }
   });
 
   it("an account wanted stopped (stopped or logged out since the caller read it) is not claimed", async () => {
