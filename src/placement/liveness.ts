@@ -72,9 +72,8 @@ export class Liveness {
   private fenced = true;
   private paused = false;
   private stopped = false;
-  private renewing = false;
-  /** Resolves when the renewal under way (if any) is done. */
-  private renewed: Promise<void> = Promise.resolve();
+  /** The lease write of the renewal under way, if any (it settles with the send time, never rejects). */
+  private writing: Promise<number | undefined> | null = null;
   private renewTimer?: NodeJS.Timeout;
   private fenceTimer?: NodeJS.Timeout;
   /** Revision of this node's key as the last write of this term left it (a renewal's compare-and-set). */
@@ -132,7 +131,7 @@ export class Liveness {
   /** Writes the record now (e.g. draining changed). A renewal under way wrote a record built before
    * the caller's change: this one is written once it is done. */
   async touch(): Promise<boolean> {
-    while (this.renewing) await this.renewed;
+    while (this.writing) await this.writing;
     return this.renew();
   }
 
@@ -158,24 +157,18 @@ export class Liveness {
   }
 
   private async renew(): Promise<boolean> {
-    if (this.stopped || this.renewing) return false;
+    if (this.stopped || this.writing) return false;
     if (this.paused) {
       this.schedule(this.opts.renewMs);
       return false;
     }
-    this.renewing = true;
-    let done!: () => void;
-    this.renewed = new Promise((resolve) => (done = resolve));
     const began = monotonicNow();
-    let sentAt: number | undefined;
-    try {
-      sentAt = await this.writeLease();
-    } catch (err) {
-      this.opts.logger?.warn(`Lease renewal of ${this.opts.nodeId} failed: ${(err as Error).message}`);
-    } finally {
-      this.renewing = false;
-      done();
-    }
+    this.writing = this.writeLease().catch((err: Error) => {
+      this.opts.logger?.warn(`Lease renewal of ${this.opts.nodeId} failed: ${err.message}`);
+      return undefined;
+    });
+    const sentAt = await this.writing;
+    this.writing = null;
     const ok = sentAt !== undefined && !this.paused && !this.stopped && this.extend(sentAt);
     if (!this.stopped) this.schedule(Math.max(0, began + this.opts.renewMs - monotonicNow()));
     return ok;
