@@ -422,7 +422,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         socket.emit("events.resume_more", { nextCursor: replayed.nextCursor });
         return;
       }
-      const missed = withoutReplayed(held, sent.upTo === null ? null : sent);
+      const missed = withoutReplayed(held, sent);
       for (const held of missed) socket.emit(held.event, held.payload);
       // Synchronously after the flush: no event can fall between the two.
       socket.join(roomOf(workspaceId));
@@ -496,10 +496,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       try {
         replayed = await this.replay(socket, after, sent);
       } finally {
-        const missed = withoutReplayed(
-          this.snapshotHold.release(workspaceId, socket.id),
-          sent.upTo === null ? null : sent,
-        );
+        const missed = withoutReplayed(this.snapshotHold.release(workspaceId, socket.id), sent);
         if (socket.connected && !replayed?.more) {
           for (const held of missed) socket.emit(held.event, held.payload);
           socket.join(roomOf(workspaceId));

@@ -127,13 +127,14 @@ export interface ReplayedSeqs {
 
 /** Drops held events the client has from the replay (at or below where it resumed, or sent by it);
  * one the replay stepped over (a position whose insert committed late) stays, as do events without a
- * cursor (QR codes are not logged). `replayed` null: no replay ran, everything stays. */
+ * cursor (QR codes are not logged). No replay ran (null, or no `seqs`): everything stays. */
 export function withoutReplayed(held: HeldEvent[], replayed: ReplayedSeqs | null): HeldEvent[] {
-  if (replayed === null) return held;
+  const seqs = replayed?.seqs;
+  if (!seqs) return held;
   const after = replayed.after ?? 0;
   return held.filter((h) => {
     const seq = seqOfEvent(h.payload);
-    return seq === null || (seq > after && !replayed.seqs?.has(seq));
+    return seq === null || (seq > after && !seqs.has(seq));
   });
 }
 
