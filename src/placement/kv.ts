@@ -11,6 +11,7 @@ import { PlacementMirror } from "./mirror.ts";
 import { PlacementTable } from "./placement-table.ts";
 import { retry } from "../retry.ts";
 import { isStreamNotFound } from "./stream-lost.ts";
+import { bucketKeys } from "./bucket-keys.ts";
 
 /** A bucket as this node opens it, and how to create it again. */
 interface Bucket {
@@ -99,7 +100,8 @@ export class ClusterPlacement {
       );
       const p = placement;
       mirror.onBucketLost = () => void p.recreateLost();
-      await mirror.start(placementKv, nodesKv, Math.max(100, Math.min(cfg.leaseRenewMs, 1000)), bucketTtlMs);
+      const nodes = { kv: nodesKv, keys: bucketKeys(await nc.jetstreamManager(), bucketName(cfg, "nodes")) };
+      await mirror.start(placementKv, nodes, Math.max(100, Math.min(cfg.leaseRenewMs, 1000)), bucketTtlMs);
     } catch (err) {
       // A node that cannot take part leaves no connection behind.
       await nc.close().catch(() => undefined);

@@ -11,12 +11,19 @@ import { decodePlacement, type PlacementEntry } from "./placement-table.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { retry } from "../retry.ts";
 import { isStreamNotFound } from "./stream-lost.ts";
+import type { KeyLister } from "./bucket-keys.ts";
 
 export interface MirrorEvents {
   /** A workspace's record changed (null: deleted). */
   placement: [workspaceId: string, entry: PlacementEntry | null, previous: PlacementEntry | undefined];
   /** The set of live nodes (or one's draining flag) changed. */
   nodes: [live: ReadonlyMap<string, NodeRecord>];
+}
+
+/** The `nodes` bucket as the mirror polls it: its keys listed without kv.keys() (bucket-keys.ts). */
+export interface NodesSource {
+  kv: KV;
+  keys: KeyLister;
 }
 
 export interface PlacementMirrorOptions {
@@ -42,6 +49,7 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
   private watcher?: QueuedIterator<KvEntry>;
   private pollTimer?: NodeJS.Timeout;
   private expiryTimer?: NodeJS.Timeout;
+  private nodes?: NodesSource;
   /** Polls started / the latest one applied: an older poll that answers late is not applied. */
   private pollsStarted = 0;
   private pollApplied = 0;
@@ -156,14 +164,15 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
 
   /** Starts the placement watch and the liveness poll; resolves once both have been read once.
    * `leaseTtlMs`: the `nodes` bucket's TTL, for the poll timed at the next possible expiry. */
-  async start(placementKv: KV, nodesKv: KV, pollMs: number, leaseTtlMs = 0): Promise<void> {
+  async start(placementKv: KV, nodes: NodesSource, pollMs: number, leaseTtlMs = 0): Promise<void> {
     this.stopped = false;
     this.leaseTtlMs = leaseTtlMs;
-    await Promise.all([this.watch(placementKv), this.pollNodes(nodesKv)]);
+    this.nodes = nodes;
+    await Promise.all([this.watch(placementKv), this.pollNodes()]);
     let polls = 0;
     const loop = async () => {
       if (this.stopped) return;
-      await this.pollNodes(nodesKv).catch((err) => {
+      await this.pollNodes().catch((err) => {
         if (isStreamNotFound(err)) this.onBucketLost();
       });
       if (++polls % BUCKET_CHECK_EVERY === 0) await this.checkBucket(placementKv);
@@ -343,12 +352,15 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
     }
   }
 
-  async pollNodes(kv: KV): Promise<void> {
+  /** Reads the live nodes now (no-op before start()). */
+  async pollNodes(): Promise<void> {
+    const nodes = this.nodes;
+    if (!nodes) return;
+    const { kv } = nodes;
     const poll = ++this.pollsStarted;
     const next = new Map<string, NodeRecord>();
-    const keys: string[] = [];
     let oldest = Infinity;
-    for await (const k of await kv.keys()) keys.push(k);
+    const keys = await nodes.keys();
     await Promise.all(
       keys.map(async (k) => {
         const e = await kv.get(k);
@@ -361,19 +373,19 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
     if (poll < this.pollApplied) return;
     this.pollApplied = poll;
     this.setLiveNodes(next);
-    this.armExpiryPoll(kv, oldest);
+    this.armExpiryPoll(oldest);
   }
 
   /** Polls again when the oldest lease seen would expire, unless a poll before then re-arms it. The
    * server's clock stamps `created`: a skewed local clock polls early (and re-arms) or late by the skew. */
-  private armExpiryPoll(kv: KV, oldestCreated: number): void {
+  private armExpiryPoll(oldestCreated: number): void {
     clearTimeout(this.expiryTimer);
     if (this.stopped || this.leaseTtlMs <= 0 || !Number.isFinite(oldestCreated)) return;
     const delay = Math.max(
       EXPIRY_POLL_MIN_MS,
       oldestCreated + this.leaseTtlMs + EXPIRY_POLL_LAG_MS - Date.now(),
     );
-    this.expiryTimer = setTimeout(() => void this.pollNodes(kv).catch(() => undefined), delay);
+    this.expiryTimer = setTimeout(() => void this.pollNodes().catch(() => undefined), delay);
   }
 
   stop(): void {

@@ -104,7 +104,7 @@ export class WorkerOwnership implements Ownership {
     );
     await this.liveness.start();
     // Our own key, at once: other nodes' bounded-load choices and the strategy count this node.
-    await this.mirror.pollNodes(this.opts.placement.nodesKv).catch(() => undefined);
+    await this.mirror.pollNodes().catch(() => undefined);
   }
 
   /** Leaves the cluster: stops renewing and removes the lease key (records stay, for a restart or
@@ -389,7 +389,7 @@ export class WorkerOwnership implements Ownership {
     await this.liveness.touch();
     // Fresh view of the others: when a whole cluster stops at once, every node is draining and none
     // hands its workspaces to a node that is about to stop too.
-    await this.mirror.pollNodes(this.opts.placement.nodesKv).catch(() => undefined);
+    await this.mirror.pollNodes().catch(() => undefined);
     const loads = new Map(this.mirror.loads());
     const targets = this.workers().filter((n) => n.id !== this.nodeId);
     let moved = 0;
