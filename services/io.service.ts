@@ -19,7 +19,9 @@
 // - a revoked key (`apikeys.revoked`) loses its open sockets; every SOCKET_KEY_CHECK_MS the keys of
 //   open sockets are checked again, so a missed broadcast delays that by one period plus the key
 //   cache's few seconds;
-// - wrong keys count against the client address's failed-auth limit, shared with REST.
+// - wrong keys count against the client address's failed-auth limit, shared with REST;
+// - a gateway whose NATS connection drops closes its sockets (src/io/bus-watch.ts): what is broadcast
+//   meanwhile never reaches it, and clients resume from their cursor once it is back.
 // Start and stop: both services are created before either starts, so the api's HTTP server exists when
 // Socket.IO attaches to it; on stop Socket.IO closes its engine's connections only (clients reconnect),
 // and the api service closes the server (whose close waits for those connections to end).
@@ -34,6 +36,7 @@ import type { Caller, KeyStore } from "../src/gateway/keys.ts";
 import { RateLimiter } from "../src/gateway/rate-limit.ts";
 import { BoundedMap } from "../src/bounded-map.ts";
 import { callError } from "../src/gateway/http-errors.ts";
+import { watchBus } from "../src/io/bus-watch.ts";
 import {
   RELAYED_EVENTS,
   RecentReplays,
@@ -89,6 +92,12 @@ interface IoThis extends Service {
   relayAnnounced: Promise<void>;
   markRelayAnnounced: () => void;
   announceRelay(): Promise<void>;
+  /** Set while the transporter is off the bus; resolves when it is back (handshakes wait for it). */
+  busReturn: { back: Promise<void>; mark: () => void } | null;
+  /** Counts the transporter's drops: a return is complete only if none came meanwhile. */
+  busDrops: number;
+  busLost(): void;
+  busBack(): Promise<void>;
 }
 
 /** What the io service uses of the node's api service. */
@@ -104,6 +113,9 @@ interface ApiHost {
 }
 
 type Respond = (err: unknown, res?: unknown) => void;
+
+/** How long a handshake waits at most for this gateway's NATS connection to come back. */
+const BUS_RETURN_WAIT_MS = 10_000;
 
 /** How long sockets wait at most for the other nodes to answer the ping after this gateway's INFO. */
 const RELAY_ANNOUNCE_WAIT_MS = 2000;
@@ -269,7 +281,12 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
           this.relayAnnounced.then(() => true),
           RELAY_ANNOUNCE_WAIT_MS + 1000,
         )) ||
-        !this.broker.registry.getActionEndpoints("accounts.events")?.hasAvailable()
+        !this.broker.registry.getActionEndpoints("accounts.events")?.hasAvailable() ||
+        (this.busReturn &&
+          !(await withTimeout(
+            this.busReturn.back.then(() => true),
+            BUS_RETURN_WAIT_MS,
+          )))
       )
         throw new GatewayStartingError();
       const principal = await authenticateSocket(socket.handshake.auth, (token) =>
@@ -310,6 +327,39 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       } finally {
         this.markRelayAnnounced();
       }
+    },
+
+    /**
+     * The transporter lost NATS: events broadcast from now on never reach this gateway, and its
+     * sockets would step over them. Every socket's connection is closed (clients reconnect by
+     * themselves and resume from their cursor, which the replay reads from the log); handshakes wait
+     * until the bus is back, and are refused SERVICE_UNAVAILABLE past BUS_RETURN_WAIT_MS.
+     */
+    busLost(this: IoThis): void {
+      this.busDrops++;
+      if (!this.busReturn) {
+        let mark!: () => void;
+        const back = new Promise<void>((resolve) => (mark = resolve));
+        this.busReturn = { back, mark };
+      }
+      const sockets = [...(this.io?.of("/").sockets.values() ?? [])];
+      this.logger.warn(
+        `io: NATS connection lost: closing ${sockets.length} socket(s), which resume from their cursor once it is back`,
+      );
+      for (const socket of sockets) socket.conn.close();
+    },
+
+    /** Back on the bus: the other nodes hear again that this gateway relays (after a long cut they
+     * dropped it), then sockets are let in. */
+    async busBack(this: IoThis): Promise<void> {
+      const drops = this.busDrops;
+      if (!this.busReturn) return;
+      await this.announceRelay();
+      // Lost again meanwhile: the next return lets sockets in.
+      if (this.busDrops !== drops || !this.busReturn) return;
+      this.busReturn.mark();
+      this.busReturn = null;
+      this.logger.info("io: NATS connection back: sockets are let in again");
     },
 
     /** The node's api service; `io` cannot run without it. */
@@ -542,16 +592,21 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
     this.revokedKeys = new BoundedMap(10_000);
     this.admissions = new SocketAdmissions();
     this.callLimiter = new RateLimiter(0);
+    this.busDrops = 0;
+    this.busReturn = null;
   },
   started(this: IoThis) {
     // Runs after moleculer-io's own `started` (mixin hooks first), which created `this.io`.
     this.io!.of("/").on("connection", (socket: Socket) => {
       this.admissions.settled(socket.id);
+      // Admitted just before the bus dropped: it would relay nothing of what is lost meanwhile.
+      if (this.busReturn) return void socket.conn.close();
       const { keyId, admin } = principalOf(socket);
       // Revoked while its handshake was under way: `disconnectKey` saw only connected sockets.
       if (!admin && this.revokedKeys.has(keyId)) return this.disconnectKey(keyId);
       void this.onSocketConnected(socket);
     });
+    watchBus(this.broker, { down: () => this.busLost(), up: () => void this.busBack() });
     // Created on a running broker: no `$broker.started` is coming.
     if (this.broker.started) void this.announceRelay();
     const every = configOf(this.broker).socketKeyCheckMs;
