@@ -9,7 +9,7 @@
 //   are recorded from the broadcast, as they arrive, by the node that records their workspace
 //   (src/webhooks/event-recorder.ts).
 // - Delivery: src/webhooks/delivery-loop.ts; one node at a time per endpoint (src/store/webhook-leases-repo.ts).
-import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { ACCOUNT_EVENTS, WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
 import { configOf } from "../src/config.ts";
 import { InvalidStateError, NotFoundError, UrlNotAllowedError, ValidationError } from "../src/errors.ts";
@@ -259,8 +259,15 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
       ACCOUNT_EVENTS.map((event) => [
         event,
         {
-          handler(this: WebhooksVars, ctx: Context<unknown>) {
-            return this.recorder?.onAccountEvent(event, ctx.params);
+          // Not awaited by the broadcaster: on a node that also runs `session`, Moleculer's broadcast
+          // waits for local handlers, and an account's pipeline waits for its broadcast (an unlogged
+          // QR is recorded after a drain of the workspace's log, which a busy workspace prolongs).
+          handler(this: WebhooksVars & Service, ctx: Context<unknown>) {
+            void this.recorder
+              ?.onAccountEvent(event, ctx.params)
+              .catch((err: Error) =>
+                this.logger.error(`webhooks: recording ${event} failed: ${err.message}`),
+              );
           },
         },
       ]),
