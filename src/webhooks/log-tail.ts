@@ -229,7 +229,9 @@ export class LogTail {
         );
         chunk.forEach((ws, k) => behind[k] && due.push(ws));
       }
-      await Promise.all(due.map((ws) => this.drain(ws)));
+      // Not awaited: a busy workspace's drain lasts until it has a quiet moment, and the next poll
+      // would wait for it with every other workspace. A workspace still draining is skipped by polls.
+      for (const ws of due) void this.drain(ws);
     } catch (err) {
       this.logger.warn(`webhooks: polling the event log failed: ${(err as Error).message}`);
     }

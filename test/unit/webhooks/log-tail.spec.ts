@@ -188,6 +188,35 @@ describe("webhooks/log-tail", () => {
       assert.deepEqual(recorded, [1, 2, 3]);
     });
 
+    it("a workspace whose drain goes on (a busy one) holds up no other's poll", async () => {
+      log.docs.push(doc(1, "busy"), doc(1, "other"));
+      let release: () => void = () => undefined;
+      const busyHeld = new Promise<void>((resolve) => (release = resolve));
+      const logger = { debug() {}, info() {}, warn() {}, error() {} };
+      polled = new LogTail(
+        log as any,
+        cursors as any,
+        async (docs) => {
+          if (docs[0].workspaceId === "busy") await busyHeld;
+          recorded.push(...docs.map((d) => d.seq));
+        },
+        { pollMs: 20, discoverMs: 60_000 },
+        logger as any,
+      );
+      try {
+        await polled.start();
+        await waitFor(() => recorded.includes(1), { what: "the first poll's read of the other workspace" });
+        // Stored without a broadcast, while the busy workspace's drain goes on: only a poll finds it.
+        log.docs.push(doc(2, "other"));
+        await waitFor(() => recorded.includes(2), {
+          what: "the other workspace read by a later poll",
+          timeoutMs: 2000,
+        });
+      } finally {
+        release();
+      }
+    });
+
     it("an event past an empty position is found by a discovery, not by every poll", async () => {
       log.docs.push(doc(1, "gap"));
       const started = Date.now();
