@@ -30,7 +30,7 @@ import SocketIOService from "moleculer-io";
 import type { Server as HttpServer } from "node:http";
 import type { Server, Socket } from "socket.io";
 import { configOf } from "../src/config.ts";
-import { GatewayStartingError, QuotaExceededError } from "../src/errors.ts";
+import { ERR_VALIDATION, GatewayStartingError, QuotaExceededError } from "../src/errors.ts";
 import { callerOfKey } from "../src/gateway/auth.ts";
 import type { Caller, KeyStore } from "../src/gateway/keys.ts";
 import { RateLimiter } from "../src/gateway/rate-limit.ts";
@@ -490,14 +490,20 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       sent.seqs = new Set();
       let more = false;
       for (let pages = 1; ; pages++) {
-        const page = await this.broker.call<
-          { items: { event: string; payload: unknown }[]; nextCursor: string },
-          { workspaceId: string; after: unknown; limit: number; settle: boolean }
-        >(
-          "accounts.events",
-          { workspaceId, after: cursor, limit: REPLAY_PAGE, settle: true },
-          { meta: { workspaceId, keyId, $socketId: socket.id } },
-        );
+        const page = await this.broker
+          .call<
+            { items: { event: string; payload: unknown }[]; nextCursor: string },
+            { workspaceId: string; after: unknown; limit: number; settle: boolean }
+          >(
+            "accounts.events",
+            { workspaceId, after: cursor, limit: REPLAY_PAGE, settle: true },
+            { meta: { workspaceId, keyId, $socketId: socket.id } },
+          )
+          .catch((err: unknown) => {
+            // A cursor refused (malformed, past the newest event): the client has nothing by it.
+            if ((err as { type?: string }).type === ERR_VALIDATION) sent.upTo = null;
+            throw err;
+          });
         for (const item of page.items) {
           socket.emit(item.event, item.payload);
           const seq = seqOfEvent(item.payload);

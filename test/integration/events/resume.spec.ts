@@ -143,6 +143,31 @@ describe("events: Socket.IO resume from a cursor", function () {
     assert.equal(bad.type, "VALIDATION_ERROR");
   });
 
+  it("a cursor past the newest event (a restored database, another workspace's cursor) is refused, and live events flow", async () => {
+    await send(3);
+    const s = open({ after: "1000000" });
+    let refused: any;
+    s.socket.once("events.resume_error", (err: unknown) => (refused = err));
+    const refusal = await waitFor(() => refused, { what: "events.resume_error", timeoutMs: 5000 });
+    assert.equal(refusal.type, "VALIDATION_ERROR", JSON.stringify(refusal));
+    assert.equal(refusal.data?.field, "after");
+    await s.ready();
+    await send(1);
+    await waitFor(() => textsOf(s, account.id).includes("m3"), {
+      what: "a live event on the socket that resumed past the end",
+      timeoutMs: 5000,
+    });
+    const bad: any = await new Promise((resolve) =>
+      s.socket.emit("resume", "2000000", (err: unknown) => resolve(err)),
+    );
+    assert.equal(bad?.type, "VALIDATION_ERROR", "a resume past the end too");
+    await send(1);
+    await waitFor(() => textsOf(s, account.id).includes("m4"), {
+      what: "live events after the refused resume",
+      timeoutMs: 5000,
+    });
+  });
+
   it("an event logged before a resume read it but broadcast after the socket rejoined its room arrives once", async () => {
     const s = await open({}).ready();
     await send(1);
