@@ -140,18 +140,22 @@ interface ResumeAnswer {
   more: boolean;
 }
 
-/** Socket.IO `call` handler; `this` is the socket (moleculer-io sets `socket.$service`). */
-async function onSocketCall(
-  this: Socket,
-  action: unknown,
-  params: unknown,
-  respond?: unknown,
-): Promise<void> {
-  if (typeof params === "function") {
-    respond = params;
-    params = undefined;
-  }
-  const reply = typeof respond === "function" ? (respond as Respond) : undefined;
+/** A socket event's values and its acknowledgement: Socket.IO passes the callback last, however many
+ * values the client sent before it (none, or more than the handler takes), and each is answered. */
+function withAck(args: unknown[]): { values: unknown[]; reply?: Respond } {
+  const last = args.at(-1);
+  return typeof last === "function"
+    ? { values: args.slice(0, -1), reply: last as Respond }
+    : { values: args };
+}
+
+/** Socket.IO `call` handler (`emit("call", action, params?, cb)`); `this` is the socket (moleculer-io
+ * sets `socket.$service`). */
+async function onSocketCall(this: Socket, ...args: unknown[]): Promise<void> {
+  const {
+    values: [action, params],
+    reply,
+  } = withAck(args);
   const svc = (this as Socket & { $service: IoThis }).$service;
   try {
     const res = await svc.callFromSocket(this, action, params);
@@ -163,12 +167,11 @@ async function onSocketCall(
 
 /** Socket.IO `resume` handler: `emit("resume", after, cb)` → `cb(null, {nextCursor, more})` once replayed
  * (`emit("resume", cb)`: from the log's start). */
-async function onSocketResume(this: Socket, after: unknown, respond?: unknown): Promise<void> {
-  if (typeof after === "function") {
-    respond = after;
-    after = undefined;
-  }
-  const reply = typeof respond === "function" ? (respond as Respond) : undefined;
+async function onSocketResume(this: Socket, ...args: unknown[]): Promise<void> {
+  const {
+    values: [after],
+    reply,
+  } = withAck(args);
   const svc = (this as Socket & { $service: IoThis }).$service;
   try {
     reply?.(null, await svc.resume(this, after));

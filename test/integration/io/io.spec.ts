@@ -167,6 +167,21 @@ describe("io: Socket.IO relay on the gateway", function () {
     await assert.rejects(mine.call("accounts.pairingCode", { accountId: account.id, phoneNumber: 12 }), {
       code: 422,
     });
+    // The acknowledgement is the last argument, wherever the client put it: every call is answered.
+    const ack = (...args: unknown[]) =>
+      new Promise<unknown[] | "unanswered">((resolve) => {
+        const timer = setTimeout(() => resolve("unanswered"), 2000);
+        mine.socket.emit("call", ...args, (...res: unknown[]) => {
+          clearTimeout(timer);
+          resolve(res);
+        });
+      });
+    const noAction = await ack();
+    assert.notEqual(noAction, "unanswered", "a call without an action is answered");
+    assert.equal((noAction as [{ type?: string }])[0]?.type, "FORBIDDEN", JSON.stringify(noAction));
+    const extra = await ack("accounts.get", { accountId: account.id }, "extra");
+    assert.notEqual(extra, "unanswered", "a call with an extra argument is answered");
+    assert.equal((extra as [null, { id?: string }])[1]?.id, account.id);
   });
 
   it("a message sent over a socket call: its receipts reach the workspace's socket, sent → delivered → read", async () => {
