@@ -153,6 +153,14 @@ function notJson(headers: Req["headers"]): string | null {
   return mediaType === "application/json" || mediaType.endsWith("+json") ? null : mediaType;
 }
 
+/** The API sends no ETag or Last-Modified, so it takes no conditional request: moleculer-web would
+ * answer any If-None-Match: * with an empty 304, whatever the method (a create that was made). */
+const ignoreConditionals: Middleware = (req, _res, next) => {
+  delete req.headers["if-none-match"];
+  delete req.headers["if-modified-since"];
+  next();
+};
+
 /** BODY_LIMIT in bytes: a body past it takes an upload slot. */
 const SMALL_BODY_BYTES = 64 * 1024;
 
@@ -172,6 +180,7 @@ function restRoute(
     aliases,
     bodyParsers: false,
     use: [
+      ignoreConditionals,
       function (this: ApiThis, req: Req, res: Res, next: (err?: unknown) => void) {
         authenticateRequest(this, req, res).then(() => next(), next);
       },

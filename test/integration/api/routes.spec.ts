@@ -513,6 +513,31 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
         assert.equal((await gw.call("DELETE", `/api/v1/accounts/${id}`, { key: k.key })).status, 200);
     });
 
+    it("conditional headers never turn an answer into an empty 304: a create with If-None-Match: * is a 201 with the account", async () => {
+      const k = await gc.createKey("ws-conditional");
+      // moleculer-web answers 304 to any If-None-Match: * (an If-Modified-Since alongside would not be
+      // fresh: the gateway sends no Last-Modified).
+      const conditional = { "if-none-match": "*" };
+      const created = await gw.call("POST", "/api/v1/accounts", {
+        key: k.key,
+        body: { name: "conditional" },
+        headers: conditional,
+      });
+      assert.equal(created.status, 201, String(created.body));
+      assert.equal(created.json.name, "conditional");
+      const listed = await gw.call("GET", "/api/v1/accounts", { key: k.key, headers: conditional });
+      assert.equal(listed.status, 200, String(listed.body));
+      assert.deepEqual(
+        listed.json.items.map((a: { id: string }) => a.id),
+        [created.json.id],
+      );
+      const deleted = await gw.call("DELETE", `/api/v1/accounts/${created.json.id}`, {
+        key: k.key,
+        headers: conditional,
+      });
+      assert.equal(deleted.status, 200, String(deleted.body));
+    });
+
     it("per-key rate limit → 429 RATE_LIMITED with Retry-After; other keys unaffected", async () => {
       const k = await gc.createKey("ws-rate");
       const statuses: number[] = [];
