@@ -6,7 +6,7 @@
 // Socket.IO shares its HTTP server when the node also runs `io` (services/io.service.ts).
 //
 // Request pipeline of /api/v1: JSON body (≤ 64 kB; routes carrying media: MEDIA_MAX_BYTES in base64) → key and per-key rate limit (src/gateway/auth.ts)
-// → moleculer-web resolves the alias's endpoint → authorization: admin check, the route's params picked
+// → moleculer-web resolves the alias's endpoint (none: 404 ROUTE_NOT_FOUND) → authorization: admin check, the route's params picked
 // and validated, `workspaceId` forced to the key's workspace → the action → the result shaped by its
 // route → errors as {name, message, code, type, data} (src/gateway/http-errors.ts).
 import type { Server } from "node:http";
@@ -45,6 +45,7 @@ import {
   ERR_BAD_JSON,
   ERR_PAYLOAD_TOO_LARGE,
   ERR_UNSUPPORTED_MEDIA_TYPE,
+  RouteNotFoundError,
 } from "../src/errors.ts";
 import { KeyStore } from "../src/gateway/keys.ts";
 import { METRICS, registerGatewayMetrics } from "../src/gateway/metrics.ts";
@@ -185,6 +186,13 @@ function restRoute(
         authenticateRequest(this, req, res).then(() => next(), next);
       },
       jsonBody(limit, uploads),
+      function (this: ApiThis, req: Req, _res: Res, next: (err?: unknown) => void) {
+        // moleculer-web hands a path no alias has to the dashboard's file server: /api/v1/app.js would
+        // answer the dashboard's script. A CORS preflight is answered whatever its path.
+        if (req.method === "OPTIONS" || this.resolveAlias(req.parsedUrl ?? "", req.method ?? "GET"))
+          return next();
+        next(new RouteNotFoundError(req.method ?? "GET", (req.originalUrl ?? req.url ?? "").split("?")[0]));
+      },
     ],
     authorization: true,
     onAfterCall(this: ApiThis, ctx: GatewayContext, _route: unknown, req: Req, res: Res, data: unknown) {
@@ -205,7 +213,8 @@ export function createApiService(cfg: Config): ServiceSchema {
       port: cfg.port,
       ip: "0.0.0.0",
       cors,
-      // The dashboard (public/: plain HTML/JS/CSS, no build step) for requests no route answers.
+      // The dashboard (public/: plain HTML/JS/CSS, no build step) for requests no route answers
+      // outside /api/v1 (a path under it that no alias has is a 404 ROUTE_NOT_FOUND).
       assets: { folder: fileURLToPath(new URL("../public", import.meta.url)) },
       logRequest: "debug",
       logResponse: "debug",

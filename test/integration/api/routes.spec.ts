@@ -441,6 +441,10 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
       assertError(await gw.call("GET", "/api/v1/nothing", { key: keyA.key }), 404, "ROUTE_NOT_FOUND");
       assertError(await gw.call("GET", "/nothing"), 404, "ROUTE_NOT_FOUND");
       assertError(await gw.call("PUT", "/api/v1/accounts", { key: keyA.key }), 404, "ROUTE_NOT_FOUND");
+      // The dashboard's files are served at /, not under /api/v1 (a path no route has).
+      for (const file of ["/api/v1/app.js", "/api/v1/index.html", "/api/v1/"])
+        assertError(await gw.call("GET", file, { key: keyA.key }), 404, "ROUTE_NOT_FOUND");
+      assert.equal((await gw.call("GET", "/app.js")).status, 200, "the dashboard is still served");
       // Without CORS, OPTIONS is not a way to run the alias named by Access-Control-Request-Method.
       assertError(
         await gw.call("OPTIONS", `/api/v1/accounts/acc_x`, {
