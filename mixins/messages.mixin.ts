@@ -21,7 +21,7 @@ import {
   type MessageStatusView,
 } from "../src/store/message-status-repo.ts";
 import { OutboundMediaStore } from "../src/store/outbound-media.ts";
-import { contentDisposition } from "../src/messages/incoming.ts";
+import { contentDisposition, mediaContentType } from "../src/messages/incoming.ts";
 import { IncomingMediaStore } from "../src/store/incoming-media.ts";
 import { retryTransient } from "../src/store/mongo.ts";
 import type { MongoVars } from "./mongo.mixin.ts";
@@ -81,7 +81,7 @@ export function messagesMixin(): Partial<ServiceSchema> {
           await this.ownAccount(ctx.params);
           const media = await this.incomingMedia.open(workspaceId, accountId, messageId);
           if (!media) throw new NotFoundError("Media", messageId);
-          ctx.meta.$responseType = media.mimetype;
+          ctx.meta.$responseType = mediaContentType(media.mimetype);
           ctx.meta.$responseHeaders = {
             "Content-Length": String(media.size),
             // Never rendered in the gateway's origin: a received file is whatever the sender made it.

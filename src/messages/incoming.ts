@@ -3,6 +3,7 @@
 // text, timestamp) and adds the rest; media bytes never travel in an event: the owner keeps them in
 // GridFS (src/store/incoming-media.ts) and the event names the route that serves them.
 import type { ContactInput, LocationInput } from "./types.ts";
+import { normalMimetype } from "./validate.ts";
 
 /** The kinds of incoming message; anything else WhatsApp sends (polls, stickers, calls…) is `other`. */
 export const INCOMING_TYPES = [
@@ -141,4 +142,14 @@ export function contentDisposition(filename: string | null): string {
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
   );
   return `attachment; filename="${plain}"; filename*=UTF-8''${exact}`;
+}
+
+/** The Content-Type a received file is served with: its stored mimetype when that is a `type/subtype`
+ * (parameters kept) of printable ASCII, else application/octet-stream. The sender's WhatsApp declared
+ * it: a control character or one past U+00FF would make Node refuse the header (a 500). */
+export function mediaContentType(mimetype: string | undefined): string {
+  const value = (mimetype ?? "").trim();
+  if (value.length > 255 || !/^[\x20-\x7e]+$/.test(value) || !normalMimetype(value))
+    return "application/octet-stream";
+  return value;
 }

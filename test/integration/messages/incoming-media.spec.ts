@@ -148,6 +148,38 @@ describe("messages: incoming media", function () {
     });
   });
 
+  it("a stored mimetype that is no header value (a snowman, a control character) is served as application/octet-stream", async () => {
+    // Whatever the sender's WhatsApp declared is kept; only the answer's Content-Type is made safe.
+    const bytes = Buffer.from("plain text, oddly typed");
+    for (const [n, mimetype] of ["text/plain\u2603", "text/plain\u0001", "not a type"].entries()) {
+      const res = await simulate(account.id, {
+        from: "4915100000777",
+        text: `odd type ${n}`,
+        type: "document",
+        media: { base64: bytes.toString("base64"), mimetype },
+      });
+      assert.equal(res.status, 200, String(res.body));
+      const event = await delivered(`the document of odd type ${n}`, (e) => e.text === `odd type ${n}`);
+      assert.equal(event.media?.mimetype, mimetype, "the event tells the type as it came");
+      const media = await gc.gw.call("GET", event.media!.mediaUrl!, { key });
+      assert.equal(media.status, 200, `${JSON.stringify(mimetype)}: ${media.body}`);
+      assert.equal(media.headers["content-type"], "application/octet-stream");
+      assert.ok(media.body.equals(bytes), "the same bytes");
+    }
+    // A type with parameters is served as it came.
+    const voice = await simulate(account.id, {
+      from: "4915100000777",
+      text: "voice",
+      type: "audio",
+      media: { base64: bytes.toString("base64"), mimetype: "audio/ogg; codecs=opus" },
+    });
+    assert.equal(voice.status, 200, String(voice.body));
+    const event = await delivered("the voice note", (e) => e.text === "voice");
+    const media = await gc.gw.call("GET", event.media!.mediaUrl!, { key });
+    assert.equal(media.status, 200, String(media.body));
+    assert.equal(media.headers["content-type"], "audio/ogg; codecs=opus");
+  });
+
   it("a file larger than a bus message streams through a gateway without accounts, bytes intact", async () => {
     // Stored as the owner stores it (the simulate route's body limit keeps simulated files small).
     const big = randomBytes(700 * 1024);

@@ -2,6 +2,7 @@ import { strict as assert } from "node:assert";
 import {
   contactOfVcard,
   contentDisposition,
+  mediaContentType,
   incomingEventOf,
   incomingMediaPath,
 } from "../../../src/messages/incoming.ts";
@@ -76,6 +77,21 @@ describe("messages/incoming", () => {
     const plain = "BEGIN:VCARD\r\nFN;CHARSET=UTF-8:Bo\r\nitem1.TEL:+1 (555) 000-1111\r\nEND:VCARD";
     assert.deepEqual(contactOfVcard(plain), { vcard: plain, name: "Bo", phoneNumber: "15550001111" });
     assert.deepEqual(contactOfVcard("BEGIN:VCARD\nEND:VCARD"), { vcard: "BEGIN:VCARD\nEND:VCARD" });
+  });
+
+  it("serves media with its own type when that is a printable type/subtype, else application/octet-stream", () => {
+    assert.equal(mediaContentType("image/png"), "image/png");
+    assert.equal(mediaContentType("audio/ogg; codecs=opus"), "audio/ogg; codecs=opus");
+    for (const odd of [
+      "text/plain\u2603",
+      "text/plain\u0001",
+      "text/plain\r\nX-Evil: 1",
+      "not a type",
+      "",
+      undefined,
+    ])
+      assert.equal(mediaContentType(odd), "application/octet-stream", JSON.stringify(odd));
+    assert.equal(mediaContentType(`text/plain; x=${"a".repeat(300)}`), "application/octet-stream");
   });
 
   it("serves media as an attachment, with a safe plain name and the exact one in filename*", () => {

@@ -134,6 +134,8 @@ describe("messages/validate", () => {
     assert.equal(refusal(req("audio", "image/png")).type, "MEDIA_TYPE_MISMATCH");
     assert.equal(refusal(req("video", "video/mp4", JPEG)).type, "MEDIA_TYPE_MISMATCH");
     assert.equal(refusal(req("image", "not a mimetype")).type, "MEDIA_TYPE_MISMATCH");
+    // A document may be of any type, but a type it must be (one past ASCII could not be served either).
+    assert.equal(refusal(req("document", "text/plain\u2603")).type, "MEDIA_TYPE_MISMATCH");
     // A JPEG declared as PNG is still an image: accepted with the declared type.
     const ok = checkSendRequest(req("image", "image/png; charset=x", JPEG), LIMITS);
     assert.equal(ok.media?.kind, "inline");
