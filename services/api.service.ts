@@ -108,16 +108,8 @@ function jsonBody(limit: string | number, uploads?: UploadSlots): Middleware {
   });
   return (req, res, next) => {
     if (req.method === "OPTIONS") return next();
-    const declared = notJson(req.headers);
-    if (declared)
-      return next(
-        new BadRequestError(
-          `Request bodies are JSON: send Content-Type: application/json (got ${declared})`,
-          ERR_UNSUPPORTED_MEDIA_TYPE,
-          { contentType: declared },
-          415,
-        ),
-      );
+    const refused = refusedContentType(req.headers);
+    if (refused) return next(refused);
     if (uploads && req.$caller && isLargeBody(req.headers, SMALL_BODY_BYTES)) {
       let release: () => void;
       try {
@@ -143,15 +135,40 @@ function jsonBody(limit: string | number, uploads?: UploadSlots): Middleware {
   };
 }
 
-/** The media type of a body that declares one other than JSON (a form, text, XML: body-parser would
- * skip it, and the route run as if nothing had been sent); null for a JSON body, for a body sent
- * without a Content-Type (read as JSON), and when there is no body. */
-function notJson(headers: Req["headers"]): string | null {
+/** Why a body's Content-Type is refused (415), or null. A media type other than JSON (a form, text,
+ * XML): body-parser would skip the body, and the route run as if nothing had been sent. JSON in a
+ * charset other than UTF-8 (RFC 8259): body-parser would decode any `utf-*`, and UTF-7 writes the `,`
+ * `[` `{` the value count looks for in base64. Null for a body sent without a Content-Type (read as
+ * JSON), and when there is no body. */
+function refusedContentType(headers: Req["headers"]): BadRequestError | null {
   const type = headers["content-type"];
   if (!type || headers["content-length"] === "0") return null;
   if (headers["content-length"] === undefined && headers["transfer-encoding"] === undefined) return null;
   const mediaType = type.split(";")[0].trim().toLowerCase();
-  return mediaType === "application/json" || mediaType.endsWith("+json") ? null : mediaType;
+  if (mediaType !== "application/json" && !mediaType.endsWith("+json"))
+    return new BadRequestError(
+      `Request bodies are JSON: send Content-Type: application/json (got ${mediaType})`,
+      ERR_UNSUPPORTED_MEDIA_TYPE,
+      { contentType: mediaType },
+      415,
+    );
+  const charset = charsetsOf(type).find((c) => c !== "utf-8");
+  if (charset !== undefined)
+    return new BadRequestError(
+      `Request bodies are JSON in UTF-8: send charset=utf-8 or none (got charset ${charset})`,
+      ERR_UNSUPPORTED_MEDIA_TYPE,
+      { charset },
+      415,
+    );
+  return null;
+}
+
+/** Every charset a Content-Type names, unquoted, in lower case: each one, where a parser might read
+ * the first or the last. */
+function charsetsOf(type: string): string[] {
+  return [...type.matchAll(/;\s*charset\s*=\s*("(?:[^"\\]|\\.)*"?|[^;\s]*)/gi)].map((m) =>
+    m[1].replace(/^"|"$/g, "").replace(/\\(.)/g, "$1").toLowerCase(),
+  );
 }
 
 /** The API sends no ETag or Last-Modified, so it takes no conditional request: moleculer-web would

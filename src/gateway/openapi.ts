@@ -51,7 +51,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   404: "Not found (another workspace's account is also a 404)",
   409: "The account is not in a state that allows this",
   413: "Body larger than the limit",
-  415: "A body that is not JSON (another Content-Type), or a compressed one",
+  415: "A body that is not JSON (another Content-Type), not UTF-8 (another charset), or a compressed one",
   422: "Validation error",
   429: "Rate limit of the key exceeded (see Retry-After)",
   501: "Not implemented",

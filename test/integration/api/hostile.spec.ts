@@ -457,6 +457,19 @@ describe("api: 1,000 malformed and hostile requests", function () {
     assert.notEqual(text.status, 413, String(text.body));
   });
 
+  it("a large body of many values in UTF-7 (commas as +ACw-) is a 415, not read past the value count", async () => {
+    const path = `/api/v1/accounts/${ownAccount}/messages`;
+    const many = `{"to":"4915100000002","text":"x","junk":[${"0+ACw-".repeat(70_000)}0]}`;
+    const refused = await gw.call("POST", path, {
+      key: attackerKey,
+      body: many,
+      headers: { "content-type": "application/json; charset=utf-7" },
+    });
+    assert.equal(refused.status, 415, String(refused.body).slice(0, 300));
+    assert.equal(refused.json.type, "UNSUPPORTED_MEDIA_TYPE");
+    assert.deepEqual(refused.json.data, { charset: "utf-7" });
+  });
+
   it("a path no route has gets the small body limit, not the media route's: 413 past 64 kB, else 404", async () => {
     const large = await gw.call("POST", "/api/v1/accounts/x/nosuch", {
       key: attackerKey,

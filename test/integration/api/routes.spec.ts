@@ -493,6 +493,21 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
         assert.equal(res.json.data.contentType, type.split(";")[0]);
         assert.match(res.json.message, /Content-Type: application\/json/);
       }
+      // JSON is UTF-8 (RFC 8259): another charset is refused, not decoded (UTF-7 hides `,` `[` `{`).
+      for (const type of [
+        "application/json; charset=utf-7",
+        "application/json;charset=UTF-16LE",
+        'application/json; charset="utf-7"',
+        "application/json; charset=utf-8; charset=utf-7",
+      ]) {
+        const res = await gw.call("POST", "/api/v1/accounts", {
+          key: k.key,
+          body: '{"name":"typed"}',
+          headers: { "content-type": type },
+        });
+        assertError(res, 415, "UNSUPPORTED_MEDIA_TYPE");
+        assert.match(res.json.message, /UTF-8/, type);
+      }
       assert.deepEqual((await gw.call("GET", "/api/v1/accounts", { key: k.key })).json.items, []);
       // A body without a type is read as JSON; a JSON subtype is JSON; a bodyless POST needs no type.
       const untyped = await gw.call("POST", "/api/v1/accounts", {
@@ -508,12 +523,18 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
         headers: { "content-type": "application/vnd.switchboard+json; charset=utf-8" },
       });
       assert.equal(subtype.status, 201, String(subtype.body));
+      const quoted = await gw.call("POST", "/api/v1/accounts", {
+        key: k.key,
+        body: { name: "quoted" },
+        headers: { "content-type": 'application/json; Charset="UTF-8"' },
+      });
+      assert.equal(quoted.status, 201, String(quoted.body));
       const restarted = await gw.call("POST", `/api/v1/accounts/${subtype.json.id}/restart`, {
         key: k.key,
         headers: { "content-type": "text/plain" },
       });
       assert.equal(restarted.status, 200, String(restarted.body));
-      for (const id of [untyped.json.id, subtype.json.id])
+      for (const id of [untyped.json.id, subtype.json.id, quoted.json.id])
         assert.equal((await gw.call("DELETE", `/api/v1/accounts/${id}`, { key: k.key })).status, 200);
     });
 
