@@ -23,8 +23,9 @@ import {
 } from "../src/gateway/auth.ts";
 import { aliasesOf } from "../src/gateway/aliases.ts";
 import {
-  BODY_LIMIT,
+  BODY_LIMIT_BYTES,
   corsOnError,
+  declaredLength,
   corsSettings,
   MAX_BODY_VALUES,
   MAX_JSON_DEPTH,
@@ -39,7 +40,7 @@ import {
 } from "../src/gateway/http.ts";
 import { addSecurityHeaders } from "../src/gateway/security-headers.ts";
 import { assertAdminKeyStrength } from "../src/gateway/keys.ts";
-import { onClientError, sendError } from "../src/gateway/http-errors.ts";
+import { bodyTooLarge, onClientError, sendError } from "../src/gateway/http-errors.ts";
 import {
   BadRequestError,
   ERR_BAD_JSON,
@@ -85,19 +86,19 @@ const { bodyParser } = ApiGateway as unknown as {
   };
 };
 
-/** The JSON body up to `limit`, as sent: a compressed body is refused (415), so no request makes the
- * gateway inflate a small upload into `limit` bytes. A CORS preflight's body is never read (it carries
+/** The JSON body up to `limit` bytes, as sent: a compressed body is refused (415), so no request makes
+ * the gateway inflate a small upload into `limit` bytes; one that announces more is refused (413) unread. A CORS preflight's body is never read (it carries
  * no key: moleculer-web answers it after `use`). With `uploads`, a body past BODY_LIMIT is read only in
  * one of its slots (upload-slots.ts), held until the request ends. */
-function jsonBody(limit: string | number, uploads?: UploadSlots): Middleware {
-  // Every body is read as JSON: one of another declared type is refused before (notJson).
+function jsonBody(limit: number, uploads?: UploadSlots): Middleware {
+  // Every body is read as JSON: one of another declared type is refused before (refusedContentType).
   const parse = bodyParser.json({
     limit,
     strict: true,
     inflate: false,
     type: () => true,
     verify: (_req, _res, body) => {
-      if (body.length > SMALL_BODY_BYTES && moreValuesThan(body, MAX_BODY_VALUES))
+      if (body.length > BODY_LIMIT_BYTES && moreValuesThan(body, MAX_BODY_VALUES))
         throw new BadRequestError(
           `Request body holds more than ${MAX_BODY_VALUES} values (commas, brackets and braces): a large body carries media, not many values`,
           ERR_PAYLOAD_TOO_LARGE,
@@ -108,9 +109,17 @@ function jsonBody(limit: string | number, uploads?: UploadSlots): Middleware {
   });
   return (req, res, next) => {
     if (req.method === "OPTIONS") return next();
+    const length = declaredLength(req.headers);
+    if (length !== null && length > limit) {
+      // Refused on what it announces, before it takes an upload slot: body-parser would read and drop
+      // all of it first, as slowly as the client sends it. The connection closes after the answer, so
+      // the rest is never read.
+      res.setHeader("Connection", "close");
+      return next(bodyTooLarge(req));
+    }
     const refused = refusedContentType(req.headers);
     if (refused) return next(refused);
-    if (uploads && req.$caller && isLargeBody(req.headers, SMALL_BODY_BYTES)) {
+    if (uploads && req.$caller && isLargeBody(req.headers, BODY_LIMIT_BYTES)) {
       let release: () => void;
       try {
         release = uploads.take(req.$caller.keyId);
@@ -179,18 +188,10 @@ const ignoreConditionals: Middleware = (req, _res, next) => {
   next();
 };
 
-/** BODY_LIMIT in bytes: a body past it takes an upload slot. */
-const SMALL_BODY_BYTES = 64 * 1024;
-
 /** A moleculer-web route of /api/v1: key and rate limit, then the JSON body up to `limit` (read only
  * for a caller with a valid key: moleculer-web's own `bodyParsers` run before `use`), authorization,
  * the result shaped by its route spec. */
-function restRoute(
-  name: string,
-  aliases: Record<string, unknown>,
-  limit: string | number,
-  uploads?: UploadSlots,
-) {
+function restRoute(name: string, aliases: Record<string, unknown>, limit: number, uploads?: UploadSlots) {
   return {
     name,
     path: "/api/v1",
@@ -245,7 +246,7 @@ export function createApiService(cfg: Config): ServiceSchema {
       routes: [
         // The same pipeline twice: routes whose body may carry media get a larger body limit. A path
         // no alias matches goes to the first route of its prefix: the small limit, then its 404.
-        restRoute("rest", aliasesOf("/api/v1"), BODY_LIMIT),
+        restRoute("rest", aliasesOf("/api/v1"), BODY_LIMIT_BYTES),
         restRoute(
           MEDIA_ROUTE,
           aliasesOf("/api/v1", true),

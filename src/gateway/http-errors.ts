@@ -28,15 +28,19 @@ export interface ContractError {
   data?: unknown;
 }
 
+/** 413 PAYLOAD_TOO_LARGE naming the body limit of the request's route. */
+export function bodyTooLarge(req: Req): PayloadTooLargeError {
+  return new PayloadTooLargeError(
+    (req.$route as { name?: string } | undefined)?.name === MEDIA_ROUTE
+      ? "MEDIA_MAX_BYTES in base64 plus 64kb"
+      : BODY_LIMIT,
+  );
+}
+
 /** body-parser failures (wrapped by moleculer-web, `type` kept) → the contract's stable types. */
 const BODY_ERRORS: Record<string, (e: Errors.MoleculerError, req: Req) => Errors.MoleculerError> = {
   "entity.parse.failed": (e) => new BadRequestError(`Invalid JSON body: ${e.message}`, ERR_BAD_JSON),
-  "entity.too.large": (_e, req) =>
-    new PayloadTooLargeError(
-      (req.$route as { name?: string } | undefined)?.name === MEDIA_ROUTE
-        ? "MEDIA_MAX_BYTES in base64 plus 64kb"
-        : BODY_LIMIT,
-    ),
+  "entity.too.large": (_e, req) => bodyTooLarge(req),
   "charset.unsupported": (e) => new BadRequestError(e.message, ERR_UNSUPPORTED_MEDIA_TYPE, undefined, 415),
   "encoding.unsupported": (e) => new BadRequestError(e.message, ERR_UNSUPPORTED_MEDIA_TYPE, undefined, 415),
 };

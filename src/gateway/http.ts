@@ -9,13 +9,21 @@ import type { RouteSpec } from "./routes.ts";
 
 /** Largest JSON body accepted; larger is a 413 PAYLOAD_TOO_LARGE. */
 export const BODY_LIMIT = "64kb";
+/** BODY_LIMIT in bytes. */
+export const BODY_LIMIT_BYTES = 64 * 1024;
 
 /** Name of the moleculer-web route of the routes whose body may carry media. */
 export const MEDIA_ROUTE = "media";
 
 /** Largest JSON body of a route that may carry media: MEDIA_MAX_BYTES in base64, plus BODY_LIMIT. */
 export function mediaBodyLimit(mediaMaxBytes: number): number {
-  return Math.ceil(mediaMaxBytes / 3) * 4 + 64 * 1024;
+  return Math.ceil(mediaMaxBytes / 3) * 4 + BODY_LIMIT_BYTES;
+}
+
+/** The size of the body a request's Content-Length announces; null without one (chunked, no body). */
+export function declaredLength(headers: Record<string, string | string[] | undefined>): number | null {
+  const length = headers["content-length"];
+  return typeof length === "string" && /^\d+$/.test(length) ? Number(length) : null;
 }
 
 /** The context moleculer-web calls an action with; its meta carries the answer's status and headers. */

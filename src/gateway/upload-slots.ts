@@ -5,6 +5,7 @@
 // gateway's and of its key's, until its request ends; without one it is refused before it is read.
 import { Errors } from "moleculer";
 import { PlaceCounts } from "../place-counts.ts";
+import { declaredLength } from "./http.ts";
 
 export const ERR_TOO_MANY_UPLOADS = "TOO_MANY_UPLOADS";
 
@@ -61,7 +62,7 @@ export function isLargeBody(
   headers: Record<string, string | string[] | undefined>,
   smallBytes: number,
 ): boolean {
-  const length = headers["content-length"];
-  if (typeof length === "string" && /^\d+$/.test(length)) return Number(length) > smallBytes;
+  const length = declaredLength(headers);
+  if (length !== null) return length > smallBytes;
   return headers["transfer-encoding"] !== undefined;
 }

@@ -482,6 +482,51 @@ describe("api: 1,000 malformed and hostile requests", function () {
     assert.equal(small.json.type, "ROUTE_NOT_FOUND");
   });
 
+  it("a body whose Content-Length is past its route's limit is a 413 at once, the connection closed: nothing more is read", async () => {
+    /** Headers and the first 16 kB of a body that never comes whole; what the gateway answers before
+     * it closes the connection. */
+    const announce = (path: string, length: number) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(gw.port, "127.0.0.1");
+        let text = "";
+        const timer = setTimeout(() => {
+          socket.destroy();
+          reject(new Error(`no answer and close while the body was still to come: ${text.slice(0, 200)}`));
+        }, 5000);
+        socket.on("data", (c) => (text += c.toString("latin1")));
+        socket.on("error", reject);
+        socket.on("end", () => {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve(text);
+        });
+        socket.write(
+          `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${attackerKey}\r\n` +
+            `Content-Type: application/json\r\nContent-Length: ${length}\r\n\r\n` +
+            `{"to":"4915100000002","text":"${"a".repeat(16 * 1024)}`,
+        );
+      });
+    const check = (answer: string, limit: string) => {
+      const [head, body] = answer.split("\r\n\r\n");
+      assert.match(head, /^HTTP\/1\.1 413 /);
+      assert.match(head, /\r\nconnection: close\r\n/i);
+      const json = JSON.parse(body);
+      assert.equal(json.type, "PAYLOAD_TOO_LARGE");
+      assert.deepEqual(json.data, { limit });
+    };
+    // The media route's limit is MEDIA_MAX_BYTES (16 MB) in base64 plus 64 kB: ~21.4 MB.
+    check(
+      await announce(`/api/v1/accounts/${ownAccount}/messages`, 30_000_000),
+      "MEDIA_MAX_BYTES in base64 plus 64kb",
+    );
+    check(await announce("/api/v1/accounts", 100_000), "64kb");
+    // Announced that large, more than a key's 4 upload slots at once: none was taken.
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => announce(`/api/v1/accounts/${ownAccount}/messages`, 30_000_000)),
+    );
+    for (const answer of answers) check(answer, "MEDIA_MAX_BYTES in base64 plus 64kb");
+  });
+
   it("a key holds at most 4 large bodies in flight on a gateway: the 5th is refused 429 before it is read", async () => {
     const path = `/api/v1/accounts/${ownAccount}/messages`;
     /** A large body that never finishes: it holds its slot until the socket goes. */
