@@ -56,6 +56,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   429: "Rate limit of the key exceeded (see Retry-After)",
   501: "Not implemented",
   503: "Not ready / no node can serve the workspace right now",
+  504: "SEND_DEADLINE_EXCEEDED: a send without an Idempotency-Key not handed to WhatsApp within half of REQUEST_TIMEOUT_MS; it was not sent and never will be, so sending it again is safe",
 };
 
 const ACCOUNT_SCHEMA: JsonSchema = {

@@ -157,7 +157,8 @@ export const ACCOUNT_ROUTES: RouteSpec[] = [
       "Send a message (text, image, document, audio, video, location, contact, reaction) from a connected account; " +
       "`{id, status, at}`. With an Idempotency-Key header (or clientId), at most once per key within 24 h",
     tag: "accounts",
-    errors: [404, 409, 413, 503],
+    // 504 SEND_DEADLINE_EXCEEDED: a send without a key not handed to WhatsApp in time (never sent).
+    errors: [404, 409, 413, 503, 504],
   }),
   v1({
     id: "getMessage",

@@ -76,6 +76,9 @@ describe("gateway route table and OpenAPI", () => {
     ])
       for (const status of ["409", "503"])
         assert.ok(doc.paths[path][method].responses[status], `${method} ${path} ${status}`);
+    // A send without a key past its deadline (README: not sent, safe to send again).
+    const send = doc.paths["/api/v1/accounts/{accountId}/messages"].post;
+    assert.match(send.responses["504"]?.description ?? "", /SEND_DEADLINE_EXCEEDED/);
     // A body route says what a body that is no JSON gets; /metrics, what a missing METRICS_TOKEN gets.
     assert.ok(doc.paths["/api/v1/accounts"].post.responses["415"]);
     assert.ok(doc.paths["/metrics"].get.responses["401"]);
