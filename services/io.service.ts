@@ -2,7 +2,8 @@
 // this node's `api` service (same port and CORS), so it runs only next to `api` (src/node.ts says so).
 // - handshake `auth: {token}` with a workspace key, checked by the api service's KeyStore (the same
 //   lookup and cache as REST), refused at connect otherwise;
-// - each socket joins `ws:<workspaceId>` only, after it got `accounts.snapshot`;
+// - each socket joins `ws:<workspaceId>` only, after it got `accounts.snapshot` (one waiting to
+//   continue a capped replay is in `qr:<workspaceId>` meanwhile: QR codes are not in the log);
 // - `account.*` broker events (broadcast, so every gateway gets each once) go to the local sockets of
 //   that workspace's room only: the default in-memory adapter and `.local`, so a gateway never fans an
 //   event out to another gateway's sockets (each gateway relays its own copy);
@@ -43,6 +44,7 @@ import {
   RelayedUpTo,
   SnapshotHold,
   seqOfEvent,
+  qrRoomOf,
   roomOf,
   withoutQrsInSnapshot,
   withoutReplayed,
@@ -196,6 +198,18 @@ function oneReplayAtATime<T>(socket: Socket, task: () => Promise<T>): Promise<T>
   const run = data.replaying ? data.replaying.catch(() => undefined).then(task) : task();
   data.replaying = run;
   return run;
+}
+
+/** Live again: every event of its workspace from the room, none twice through the QR room. */
+function joinLive(socket: Socket, workspaceId: string): void {
+  socket.join(roomOf(workspaceId));
+  socket.leave(qrRoomOf(workspaceId));
+}
+
+/** Out of the room until the client continues the log (`resume`): the QR codes shown meanwhile, which
+ * no replay brings, still reach it. */
+function awaitResume(socket: Socket, workspaceId: string): void {
+  socket.join(qrRoomOf(workspaceId));
 }
 
 /** The held events the log does not have (QR codes): a replay brings every other one later. */
@@ -414,7 +428,8 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       const workspaceId = workspaceOfEvent(payload);
       if (!workspaceId || !this.io) return;
       this.relayedUpTo.note(workspaceId, payload);
-      const room = this.io.of("/").local.to(roomOf(workspaceId));
+      const live = this.io.of("/").local.to(roomOf(workspaceId));
+      const room = seqOfEvent(payload) === null ? live.to(qrRoomOf(workspaceId)) : live;
       const sent = this.recentReplays.sent(workspaceId, payload);
       (sent.length > 0 ? room.except(sent) : room).emit(event, payload);
       this.snapshotHold.offer(workspaceId, event, payload);
@@ -472,13 +487,14 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         // start only once it has it all (they come after the log, each once). QR codes are not in the
         // log: those shown meanwhile go now.
         for (const qr of unlogged(held)) socket.emit(qr.event, qr.payload);
+        awaitResume(socket, workspaceId);
         socket.emit("events.resume_more", { nextCursor: replayed.nextCursor });
         return;
       }
       const missed = withoutReplayed(held, sent);
       for (const held of missed) socket.emit(held.event, held.payload);
       // Synchronously after the flush: no event can fall between the two.
-      socket.join(roomOf(workspaceId));
+      joinLive(socket, workspaceId);
       if (sent.upTo !== null) this.recentReplays.note(workspaceId, socket.id, sent);
     },
 
@@ -537,7 +553,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         // over REST) and it gets live events again, after any replay under way (which joins it itself).
         if (!(err instanceof QuotaExceededError))
           void oneReplayAtATime(socket, async () => {
-            if (socket.connected) socket.join(roomOf(workspaceId));
+            if (socket.connected) joinLive(socket, workspaceId);
           });
         throw err;
       }
@@ -548,8 +564,10 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
      * socket out (live events wait for the client's next `resume`). */
     async replayInPlace(this: IoThis, socket: Socket, after: unknown): Promise<ResumeAnswer> {
       const { workspaceId } = principalOf(socket);
+      // Held from here (QR codes included) until the replay ends.
       this.snapshotHold.hold(workspaceId, socket.id);
       socket.leave(roomOf(workspaceId));
+      socket.leave(qrRoomOf(workspaceId));
       let replayed: Replayed | null = null;
       const sent: ReplayProgress = { upTo: null };
       try {
@@ -558,9 +576,12 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         const missed = withoutReplayed(this.snapshotHold.release(workspaceId, socket.id), sent);
         if (socket.connected && !replayed?.more) {
           for (const held of missed) socket.emit(held.event, held.payload);
-          socket.join(roomOf(workspaceId));
+          joinLive(socket, workspaceId);
           if (sent.upTo !== null) this.recentReplays.note(workspaceId, socket.id, sent);
-        } else if (socket.connected) for (const qr of unlogged(missed)) socket.emit(qr.event, qr.payload);
+        } else if (socket.connected) {
+          for (const qr of unlogged(missed)) socket.emit(qr.event, qr.payload);
+          awaitResume(socket, workspaceId);
+        }
       }
       return { nextCursor: replayed.nextCursor, more: replayed.more };
     },

@@ -8,9 +8,15 @@ import { BoundedMap } from "../bounded-map.ts";
 export const RELAYED_EVENTS = ACCOUNT_EVENTS;
 export type RelayedEvent = (typeof RELAYED_EVENTS)[number];
 
-/** The one room a socket joins. */
+/** The room of a workspace's sockets that get its live events. */
 export function roomOf(workspaceId: string): string {
   return `ws:${workspaceId}`;
+}
+
+/** The room of a workspace's sockets out of `roomOf` until the client continues a capped replay: QR
+ * codes, which are not in the log, reach them meanwhile. */
+export function qrRoomOf(workspaceId: string): string {
+  return `qr:${workspaceId}`;
 }
 
 /** The workspace an event belongs to: `workspaceId`, or `account.workspaceId` for `account.created`. */

@@ -366,6 +366,25 @@ describe("events: Socket.IO resume from a cursor", function () {
     }
   });
 
+  it("a socket waiting to continue a capped replay still gets QR codes (they are not in the log)", async () => {
+    await logBulk(2100);
+    const s = open({ after: "0" });
+    let stopped = false;
+    s.socket.once("events.resume_more", () => (stopped = true));
+    await waitFor(() => stopped, { what: "events.resume_more after the capped replay" });
+    // The client does not continue yet (e.g. its resume is refused by the calls quota for a minute):
+    // a QR shown meanwhile must still reach it, or the person sees an expired code.
+    const created: AccountView = await gw.call("accounts.create", { workspaceId: "evR" });
+    await waitFor(
+      () => s.received.some((e) => e.event === "account.qr" && e.payload.accountId === created.id),
+      { what: "the new account's QR on the socket out of its room", timeoutMs: 5000 },
+    );
+    assert.ok(
+      !s.received.some((e) => e.event === "account.created" && e.payload.account?.id === created.id),
+      "logged events still wait for the rest of the log",
+    );
+  });
+
   it("a resume after a capped replay refused other than by the quota: the socket gets live events again", async () => {
     await logBulk(2100);
     const s = open({ after: "0" });
