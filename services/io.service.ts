@@ -452,6 +452,8 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       // Taken before the read: a client resuming from it later gets everything after the snapshot.
       // None relayed here yet (a gateway just started, a quiet workspace): the log's head, read first.
       const relayed = this.relayedUpTo.of(workspaceId);
+      /** Where the socket has the log up to: after the snapshot, from its cursor (none: an empty log). */
+      let has = "0";
       try {
         const snapshot = await this.broker.call<
           { items: SnapshotItem[]; cursor?: string },
@@ -463,6 +465,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
         );
         items = snapshot.items;
         const cursor = relayed ?? snapshot.cursor;
+        if (cursor !== undefined) has = cursor;
         socket.emit("accounts.snapshot", cursor === undefined ? { items } : { items, cursor });
       } catch (err) {
         this.logger.warn(`io: snapshot of workspace '${workspaceId}' failed:`, (err as Error).message);
@@ -480,15 +483,17 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
           socket.emit("events.resume_error", callError(err, this.logger));
         }
       }
-      const held = withoutQrsInSnapshot(this.snapshotHold.release(workspaceId, socket.id), items);
+      const { events, dropped } = this.snapshotHold.release(workspaceId, socket.id);
+      const held = withoutQrsInSnapshot(events, items);
       if (!socket.connected) return;
-      if (replayed?.more) {
-        // The log goes on past the replay's cap: the client continues with `resume`, and live events
-        // start only once it has it all (they come after the log, each once). QR codes are not in the
-        // log: those shown meanwhile go now.
+      if (replayed?.more || dropped) {
+        // The log goes on past the replay's cap, or live events held meanwhile overflowed: the client
+        // continues with `resume`, and live events start only once it has it all (they come after
+        // the log, each once). QR codes are not in the log: those shown meanwhile go now.
         for (const qr of unlogged(held)) socket.emit(qr.event, qr.payload);
         awaitResume(socket, workspaceId);
-        socket.emit("events.resume_more", { nextCursor: replayed.nextCursor });
+        const nextCursor = replayed?.nextCursor ?? (sent.upTo !== null ? String(sent.upTo) : has);
+        socket.emit("events.resume_more", { nextCursor });
         return;
       }
       const missed = withoutReplayed(held, sent);
@@ -573,7 +578,10 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       try {
         replayed = await this.replay(socket, after, sent);
       } finally {
-        const missed = withoutReplayed(this.snapshotHold.release(workspaceId, socket.id), sent);
+        const { events, dropped } = this.snapshotHold.release(workspaceId, socket.id);
+        // Live events held meanwhile overflowed: as at the cap, the client continues from the log.
+        if (replayed && dropped) replayed.more = true;
+        const missed = withoutReplayed(events, sent);
         if (socket.connected && !replayed?.more) {
           for (const held of missed) socket.emit(held.event, held.payload);
           joinLive(socket, workspaceId);

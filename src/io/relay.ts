@@ -32,6 +32,12 @@ export interface HeldEvent {
   payload: unknown;
 }
 
+/** What a socket missed while held; `dropped` when the oldest of it went (past `maxHeld`). */
+export interface Held {
+  events: HeldEvent[];
+  dropped: boolean;
+}
+
 /** A snapshot item as accounts.snapshot returns it. */
 export interface SnapshotItem {
   id: string;
@@ -43,37 +49,40 @@ export interface SnapshotItem {
  * instead of going to the room; `release` hands them back once the snapshot has been emitted.
  */
 export class SnapshotHold {
-  private readonly byWorkspace = new Map<string, Map<string, HeldEvent[]>>();
+  private readonly byWorkspace = new Map<string, Map<string, Held>>();
 
   /**
-   * @param maxHeld events kept per waiting socket; past it the oldest are dropped (the snapshot call is
-   * bounded by the request timeout, so this only guards memory). @default 10000
+   * @param maxHeld events kept per waiting socket; past it the oldest are dropped and the hold says so
+   * (the socket then reads them from the log). @default 10000
    */
   constructor(private readonly maxHeld = 10000) {}
 
   hold(workspaceId: string, socketId: string): void {
     let sockets = this.byWorkspace.get(workspaceId);
     if (!sockets) this.byWorkspace.set(workspaceId, (sockets = new Map()));
-    sockets.set(socketId, []);
+    sockets.set(socketId, { events: [], dropped: false });
   }
 
   /** Queues an event for every waiting socket of its workspace. */
   offer(workspaceId: string, event: RelayedEvent, payload: unknown): void {
     const sockets = this.byWorkspace.get(workspaceId);
     if (!sockets) return;
-    for (const queue of sockets.values()) {
-      queue.push({ event, payload });
-      if (queue.length > this.maxHeld) queue.shift();
+    for (const held of sockets.values()) {
+      held.events.push({ event, payload });
+      if (held.events.length > this.maxHeld) {
+        held.events.shift();
+        held.dropped = true;
+      }
     }
   }
 
-  /** Stops holding the socket and returns what it missed (empty when it was not held). */
-  release(workspaceId: string, socketId: string): HeldEvent[] {
+  /** Stops holding the socket and returns what it missed (nothing when it was not held). */
+  release(workspaceId: string, socketId: string): Held {
     const sockets = this.byWorkspace.get(workspaceId);
-    const queue = sockets?.get(socketId) ?? [];
+    const held = sockets?.get(socketId) ?? { events: [], dropped: false };
     sockets?.delete(socketId);
     if (sockets && sockets.size === 0) this.byWorkspace.delete(workspaceId);
-    return queue;
+    return held;
   }
 
   /** Sockets currently held (for tests and metrics). */

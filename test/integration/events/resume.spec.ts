@@ -10,6 +10,7 @@ import IoService from "../../../services/io.service.ts";
 import SessionService from "../../../services/session.service.ts";
 import type { AccountView } from "../../../src/accounts/types.ts";
 import { DatabaseUnavailableError } from "../../../src/errors.ts";
+import { SnapshotHold } from "../../../src/io/relay.ts";
 import { EventsRepo, eventId } from "../../../src/store/events-repo.ts";
 import { TestCluster, type ConfigOverrides } from "../../support/cluster.ts";
 import { waitFor } from "../../support/wait.ts";
@@ -410,6 +411,44 @@ describe("events: Socket.IO resume from a cursor", function () {
     }
     await send(1);
     await waitFor(() => textsOf(s, account.id).includes("m0"), { what: "a live event on the socket" });
+  });
+
+  it("a socket whose held events overflowed while its snapshot loaded is told to continue from the log, and misses none", async () => {
+    // A hold of 5 events per socket (10,000 by default) stands in for a busy workspace.
+    const io = gw.getLocalService("io") as unknown as { snapshotHold: SnapshotHold };
+    const hold = io.snapshotHold;
+    io.snapshotHold = new SnapshotHold(5);
+    let letGo!: () => void;
+    snapshotGate = new Promise((r) => (letGo = r));
+    try {
+      await send(2);
+      const s = open({});
+      let more: { nextCursor: string } | undefined;
+      s.socket.once("events.resume_more", (m: { nextCursor: string }) => (more = m));
+      await waitFor(() => s.socket.connected, { what: "the socket connected" });
+      await send(8);
+      snapshotGate = null;
+      letGo();
+      const next = await waitFor(() => more, { what: "events.resume_more after the hold overflowed" });
+      assert.equal(
+        next.nextCursor,
+        (s.snapshot as { cursor?: string }).cursor,
+        "from what the snapshot covers",
+      );
+      const answer: { more: boolean } = await new Promise((resolve, reject) =>
+        s.socket.emit("resume", next.nextCursor, (err: unknown, res: { more: boolean }) =>
+          err ? reject(err) : resolve(res),
+        ),
+      );
+      assert.equal(answer.more, false);
+      await send(2);
+      await waitFor(() => textsOf(s, account.id).length >= 10, { what: "the messages after the snapshot" });
+      assert.deepEqual(textsOf(s, account.id), expected().slice(2), "each once, in order, none lost");
+    } finally {
+      io.snapshotHold = hold;
+      snapshotGate = null;
+      letGo();
+    }
   });
 
   it("a resume asked while the connect's snapshot loads waits for it: snapshot, what came meanwhile, then the log in order", async () => {

@@ -30,22 +30,27 @@ describe("io relay", () => {
     hold.offer("w1", "account.qr", { n: 2 });
     assert.equal(hold.size, 1);
     assert.deepEqual(
-      hold.release("w1", "s1").map((h) => (h.payload as { n: number }).n),
+      hold.release("w1", "s1").events.map((h) => (h.payload as { n: number }).n),
       [1, 2],
     );
     assert.equal(hold.size, 0);
     hold.offer("w1", "account.status", { n: 3 });
-    assert.deepEqual(hold.release("w1", "s1"), []);
+    assert.deepEqual(hold.release("w1", "s1"), { events: [], dropped: false });
   });
 
-  it("bounds what it holds per socket", () => {
+  it("bounds what it holds per socket, and says when it dropped some", () => {
     const hold = new SnapshotHold(2);
     hold.hold("w", "s");
-    for (let n = 1; n <= 5; n++) hold.offer("w", "account.message", { n });
+    hold.hold("w", "t");
+    for (let n = 1; n <= 2; n++) hold.offer("w", "account.message", { n });
+    assert.equal(hold.release("w", "t").dropped, false, "full, nothing dropped");
+    for (let n = 3; n <= 5; n++) hold.offer("w", "account.message", { n });
+    const held = hold.release("w", "s");
     assert.deepEqual(
-      hold.release("w", "s").map((h) => (h.payload as { n: number }).n),
+      held.events.map((h) => (h.payload as { n: number }).n),
       [4, 5],
     );
+    assert.equal(held.dropped, true);
   });
 
   it("drops held QRs the snapshot already shows", () => {
