@@ -22,8 +22,10 @@ export interface SessionHost {
   /** Workspaces with sessions running (or queued) here, and their account ids. */
   local(): { accountId: string; workspaceId: string }[];
   readonly size: number;
-  /** Persists a session's auth state now (before a hand-off); best effort. */
-  flush(accountId: string): Promise<void>;
+  /** Stops a workspace's sessions while this node still holds it, each closing cleanly and then
+   * saving its auth state (a browser commits its storage on close), and writing no status: a
+   * hand-off, whose next owner restores them. */
+  handOverWorkspace(workspaceId: string): Promise<number>;
   /** Stops a workspace's sessions without writing anything (it is no longer ours). */
   stopWorkspace(workspaceId: string): Promise<number>;
   /** Stops every session without writing anything (fencing). */
@@ -322,8 +324,8 @@ export class WorkerOwnership implements Ownership {
   // ---- hand-offs (drain, rebalance) ----
 
   /**
-   * Hands a workspace this node holds to `target`: no new starts here, auth state flushed, sessions
-   * stopped, then the record compare-and-set to the target (which adopts it). For a rebalance, a
+   * Hands a workspace this node holds to `target`: no new starts here, sessions stopped cleanly with
+   * their auth state saved, then the record compare-and-set to the target (which adopts it). For a rebalance, a
    * workspace recorded for this node but not held in its current lease term (a claim whose term ended
    * as it won, or one the reconciler has not adopted yet after a fence) is adopted first. A draining
    * node does not: its reconciler passes such a record on instead (`passOn`). False when not ours.
@@ -337,9 +339,7 @@ export class WorkerOwnership implements Ownership {
     this.held.delete(workspaceId);
     this.handingOver.set(workspaceId, h);
     try {
-      const accounts = this.opts.host.local().filter((s) => s.workspaceId === workspaceId);
-      await Promise.all(accounts.map((s) => this.opts.host.flush(s.accountId).catch(() => undefined)));
-      await this.opts.host.stopWorkspace(workspaceId);
+      await this.opts.host.handOverWorkspace(workspaceId);
       const rec = await this.table.get(workspaceId);
       if (!rec || rec.node !== this.nodeId || rec.epoch !== h.epoch) return false;
       const moved = await this.table.claim(workspaceId, target, rec);

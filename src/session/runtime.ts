@@ -371,9 +371,19 @@ export class SessionRuntime {
     return s.send(message);
   }
 
-  /** Saves the account's auth state now (before a hand-off); the engine must be running here. */
-  async flush(accountId: string): Promise<void> {
-    await this.drive(accountId, (engine) => engine.flushAuthState());
+  /** Stops every session of a workspace this node hands over while it still holds it: each engine
+   * closes cleanly, then saves its auth state (Chromium commits a page's storage to disk seconds after
+   * a write, and at the latest on close: a copy taken while it runs may miss a link just made). No
+   * status is written; stops of it already under way are waited for. */
+  async handOverWorkspace(workspaceId: string): Promise<number> {
+    this.retries.cancelWorkspace(workspaceId);
+    const victims = [...this.sessions.values()].filter((s) => s.workspaceId === workspaceId);
+    const underWay = [...this.stopping.values()].filter((e) => e.session.workspaceId === workspaceId);
+    await Promise.all([
+      ...victims.map((s) => this.stopSession(s, { persist: false })),
+      ...underWay.map((e) => e.done),
+    ]);
+    return victims.length;
   }
 
   /** Stops every session of a workspace without writing (this node lost it: fencing); graceful stops

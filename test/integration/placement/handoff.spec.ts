@@ -21,7 +21,7 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
   const host: SessionHost = {
     local: () => [],
     size: 0,
-    flush: async () => undefined,
+    handOverWorkspace: (ws) => host.stopWorkspace(ws),
     stopWorkspace: async (ws) => {
       stopped.push(ws);
       await stopGate;
