@@ -67,6 +67,20 @@ export async function unpackProfile(userDataDir: string, blob: Buffer): Promise<
   await run("tar", ["-xzf", "-", "-C", userDataDir], blob);
 }
 
+export class RestoreAbortedError extends Error {}
+
+/** `work`, unless `signal` aborts first (then RestoreAbortedError; `work`'s own end is ignored). */
+function unlessAborted<T>(work: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return work;
+  work.catch(() => undefined); // a rejection of the abandoned load is nobody's concern
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new RestoreAbortedError("restoring the auth state was called off"));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 export interface ProfileAuthOptions {
   sessionId: string;
   userDataDir: string;
@@ -83,6 +97,8 @@ export interface ProfileAuthOptions {
 export class ProfileAuthStrategy extends BaseAuthStrategy {
   /** A profile came from the AuthStore at the last restore. */
   restored = false;
+  /** A restore is waiting for the AuthStore's answer (the start watchdog names it when it fires). */
+  loading = false;
   /** The device was unlinked: nothing may be saved any more. */
   private loggedOut = false;
   private timer: NodeJS.Timeout | null = null;
@@ -95,12 +111,23 @@ export class ProfileAuthStrategy extends BaseAuthStrategy {
     super();
   }
 
-  /** Unpacks the saved profile subset, if any, into the (fresh) profile directory. */
-  async restore(): Promise<boolean> {
+  /**
+   * Unpacks the saved profile subset, if any, into the (fresh) profile directory. Aborting `signal`
+   * rejects it at once while the state is still loading (a database that does not answer must not hold
+   * a stop), and the load it abandons never unpacks: the profile directory may be the next engine's.
+   */
+  async restore(signal?: AbortSignal): Promise<boolean> {
     this.loggedOut = false; // a new start may link a device again
     await mkdir(this.opts.userDataDir, { recursive: true });
-    const blob = await this.opts.authStore.load(this.opts.sessionId);
     this.restored = false;
+    this.loading = true;
+    let blob: Buffer | null;
+    try {
+      blob = await unlessAborted(this.opts.authStore.load(this.opts.sessionId), signal);
+    } finally {
+      this.loading = false;
+    }
+    if (signal?.aborted) throw new RestoreAbortedError("restoring the auth state was called off");
     if (!blob) return false;
     try {
       await unpackProfile(this.opts.userDataDir, blob);

@@ -343,17 +343,19 @@ export function memoryOf(pids: number[]): { rssKb: number; pssKb: number; ussKb:
 /**
  * Launches the session's Chromium on its profile: first kills what a stale lock or a crashed node left
  * of it; a first start (`restore` given) rebuilds the profile from the saved auth state, a restart
- * keeps the local one (the newest state). Null when `opts.signal` aborted meanwhile.
+ * keeps the local one (the newest state). Null when `opts.signal` aborted meanwhile. `restore` gets
+ * the signal: an abort must end it even while its download hangs (a stop waits for the launch).
  */
 export async function launchOnProfile(
   userDataDir: string,
-  restore: (() => Promise<unknown>) | null,
+  restore: ((signal?: AbortSignal) => Promise<unknown>) | null,
   opts: LaunchOptions,
 ): Promise<LaunchedChromium | null> {
   await killSessionProcesses(userDataDir, undefined, opts.killTimeoutMs);
+  if (opts.signal?.aborted) return null;
   if (restore) {
     await rm(userDataDir, { recursive: true, force: true });
-    await restore();
+    await restore(opts.signal);
   } else removeSingletonFiles(userDataDir);
   if (opts.signal?.aborted) return null;
   return launchChromium(opts);

@@ -203,14 +203,19 @@ export class WebjsEngine extends WebjsSessionEvents {
 
   private async launch(restart = false): Promise<void> {
     const gen = ++this.generation;
-    this.armWatchdog(gen);
+    // A database that never answers the profile's download holds the start here: say so.
+    this.armWatchdog(gen, () =>
+      this.auth.loading
+        ? "The saved auth state did not load from the database"
+        : "No QR code and no connection",
+    );
     const abort = new AbortController();
     this.abortLaunch = abort;
     // A restart runs on the local profile, not on the saved state: a QR it shows (a profile a crash
     // left damaged) says nothing of the saved state, which must not be deleted for it.
     if (restart) this.auth.restored = false;
     const run = async () => {
-      const restore = restart ? null : () => this.auth.restore();
+      const restore = restart ? null : (signal?: AbortSignal) => this.auth.restore(signal);
       this.browser = await launchOnProfile(this.userDataDir, restore, {
         executablePath: this.opts.chromiumPath ?? "/usr/bin/chromium",
         userDataDir: this.userDataDir,

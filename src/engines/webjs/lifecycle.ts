@@ -30,12 +30,14 @@ export abstract class WebjsLifecycle extends BaseEngine {
     settle?.();
   }
 
-  protected armWatchdog(gen: number, stage = "No QR code and no connection"): void {
+  /** `stage` names what did not happen in time; a function is asked when the watchdog fires. */
+  protected armWatchdog(gen: number, stage: string | (() => string) = "No QR code and no connection"): void {
     this.clearWatchdog();
     const ms = this.opts.startupTimeoutMs ?? 60_000;
     this.watchdog = setTimeout(() => {
       this.watchdog = null;
-      this.background(this.fail(gen, "startup_timeout", `${stage} within ${ms} ms`));
+      const what = typeof stage === "function" ? stage() : stage;
+      this.background(this.fail(gen, "startup_timeout", `${what} within ${ms} ms`));
     }, ms);
   }
 
