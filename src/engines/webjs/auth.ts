@@ -87,6 +87,9 @@ export interface ProfileAuthOptions {
   authStore: AuthStore;
   /** Periodic save while connected. @default 300000 */
   saveIntervalMs: number;
+  /** The session is ready, its profile a linked device worth saving: periodic saves are armed and run
+   * only while this holds (not once its engine stopped, nor while its page shows a QR). @default always */
+  linked?: () => boolean;
   logger?: EngineOptions["logger"];
 }
 
@@ -207,11 +210,18 @@ export class ProfileAuthStrategy extends BaseAuthStrategy {
 
   async getAuthEventPayload(): Promise<void> {}
 
-  /** The engine saves once before it announces `ready`; from then on, periodically. */
+  /** The engine saves once before it announces `ready`; from then on, periodically. whatsapp-web.js
+   * calls this right after `ready` without awaiting anything: it may come after the engine stopped,
+   * when the profile directory may already be the next engine's, and then arms nothing. */
   async afterAuthReady(): Promise<void> {
     this.stopPeriodicSave();
-    const save = () =>
+    const linked = this.opts.linked ?? (() => true);
+    if (!linked()) return;
+    const save = () => {
+      // The page showed a QR since (its profile is no linked device now): the saved state stays.
+      if (!linked()) return;
       this.save().catch((err) => this.opts.logger?.warn(`periodic auth state save failed:`, err));
+    };
     this.timer = setInterval(save, this.opts.saveIntervalMs);
     this.timer.unref();
     // Chromium commits Local Storage to disk seconds after a write, so the save at ready may miss the

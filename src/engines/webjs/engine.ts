@@ -69,8 +69,17 @@ export class WebjsEngine extends WebjsSessionEvents {
       userDataDir: this.userDataDir,
       authStore: opts.authStore,
       saveIntervalMs: this.tuning.saveIntervalMs,
+      linked: () => this.linked(),
       logger: opts.logger,
     });
+  }
+
+  /** Its browser runs a device that has been ready since its page last showed a QR, and no stop or
+   * failure has begun: only such a profile may be saved periodically. */
+  private linked(): boolean {
+    const live =
+      this.phase === "authenticated" || this.phase === "connected" || this.phase === "disconnected";
+    return live && this.everReady && this.browser !== null;
   }
 
   /** Pid of the session's Chromium while one runs (tests and metrics). */
