@@ -93,7 +93,14 @@ export class SimulatedEngine extends BaseEngine {
   async logout(): Promise<void> {
     this.halt();
     this.phoneNumber = null;
-    await this.opts.authStore.delete(this.opts.sessionId);
+    try {
+      await this.opts.authStore.delete(this.opts.sessionId);
+    } catch (err) {
+      // As webjs: the session ends `failed` rather than stay `connected` with nothing running; a logout
+      // asked again deletes the state (Session.logout without engine).
+      this.emit("failed", "engine_error", `Deleting the auth state failed: ${(err as Error).message}`);
+      throw err;
+    }
     this.emit("logged_out");
   }
 
@@ -194,7 +201,16 @@ export class SimulatedEngine extends BaseEngine {
     this.phoneNumber = phoneNumber.replace(/^\+/, "");
     this.pushName = `Simulated ${this.phoneNumber.slice(-4)}`;
     this.emit("authenticated");
-    await this.saveAuth();
+    try {
+      await this.saveAuth();
+    } catch (err) {
+      // Not `authenticated` for ever: the link is not kept, so the session fails (and says why).
+      if (gen === this.generation) {
+        this.halt();
+        this.emit("failed", "engine_error", `Saving the auth state failed: ${(err as Error).message}`);
+      }
+      throw err;
+    }
     if (gen !== this.generation) return;
     this.phase = "connected";
     this.emit("ready", { phoneNumber: this.phoneNumber, pushName: this.pushName });
@@ -210,9 +226,16 @@ export class SimulatedEngine extends BaseEngine {
     });
   }
 
+  /** As webjs when the phone unlinks: the device is gone whatever the store says, so a delete that
+   * fails is logged and the session is `logged_out` all the same. */
   private async phoneUnlinks(): Promise<void> {
     this.assertConnected("log out from the phone");
-    await this.logout();
+    this.halt();
+    this.phoneNumber = null;
+    await this.opts.authStore
+      .delete(this.opts.sessionId)
+      .catch((err) => this.opts.logger?.warn("deleting auth state failed:", err));
+    this.emit("logged_out");
   }
 
   /** A message from `from` (a group's id with `extra.author` for a group message); its id is

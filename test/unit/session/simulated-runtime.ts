@@ -27,6 +27,8 @@ export interface SimulatedRuntimeOptions {
   beforeWrite?: () => Promise<void>;
   /** How long a closed session's changes wait for the database. @default the runtime's */
   closedBudgetMs?: number;
+  /** @default holds nothing and accepts every save and delete */
+  authStore?: AuthStore;
 }
 
 export function simulatedRuntime(opts: SimulatedRuntimeOptions = {}) {
@@ -52,12 +54,14 @@ export function simulatedRuntime(opts: SimulatedRuntimeOptions = {}) {
       };
     },
   } as unknown as AccountsRepo;
-  const authStore = {
-    load: async () => null,
-    save: async () => undefined,
-    delete: async () => undefined,
-    has: async () => false,
-  } as unknown as AuthStore;
+  const authStore =
+    opts.authStore ??
+    ({
+      load: async () => null,
+      save: async () => undefined,
+      delete: async () => undefined,
+      has: async () => false,
+    } as unknown as AuthStore);
   const docOf = (accountId: string): AccountDoc =>
     newAccountDoc(
       {
