@@ -17,10 +17,11 @@ function str(name: string, fallback: string): string {
 function int(name: string, fallback: number): number {
   envNamesRead.add(name);
   const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got "${raw}"`);
-  return Math.floor(n);
+  if (raw === undefined || raw.trim() === "") return fallback;
+  // Whole numbers only: "0.5" floored to 0 means "no limit" for a quota, and "1e3" or "5s" are guesses.
+  if (!/^\s*[0-9]+\s*$/.test(raw))
+    throw new Error(`${name} must be a non-negative number, got "${raw}" (a whole one, without units)`);
+  return Number(raw);
 }
 
 /** A duration that may not be 0: the timer it arms would fire at once, every time. */
@@ -92,6 +93,27 @@ function oneOf<T extends string>(name: string, values: readonly T[]): T {
     throw new Error(`${name} must be one of ${values.join(", ")}, got "${raw}"`);
   return raw as T;
 }
+
+/** `<prefix>_BASE_MS` and `<prefix>_MAX_MS` of a backoff: 0 would retry at once, every time (all of
+ * a webhook's attempts gone in seconds), and a maximum under the base would never be reached. */
+function backoff<T>(
+  prefix: string,
+  base: number,
+  max: number,
+  shape: (baseMs: number, maxMs: number) => T,
+): T {
+  const baseMs = positiveMs(`${prefix}_BASE_MS`, base);
+  const maxMs = positiveMs(`${prefix}_MAX_MS`, max);
+  if (maxMs < baseMs)
+    throw new Error(`${prefix}_MAX_MS (${maxMs}) must be at least ${prefix}_BASE_MS (${baseMs})`);
+  return shape(baseMs, maxMs);
+}
+
+/** Engines a node can run (src/engines/index.ts registers them; a unit spec checks the two agree). */
+export const ENGINES = ["webjs", "simulated"] as const;
+
+/** Moleculer's log levels, the first the default. */
+const LOG_LEVELS = ["info", "fatal", "error", "warn", "debug", "trace"] as const;
 
 function list(name: string, fallback: string): string[] {
   return str(name, fallback)
@@ -301,10 +323,10 @@ export function loadConfig(): Config {
     mongoPoolSize: Math.max(1, int("MONGO_POOL_SIZE", 10)),
     services: list("SERVICES", ALL_SERVICES.join(",")),
     port: port("PORT", 3000),
-    engine: str("ENGINE", "webjs"),
+    engine: oneOf("ENGINE", ENGINES),
     adminApiKey: str("ADMIN_API_KEY", ""),
     adminPublicKey: str("ADMIN_PUBLIC_KEY", ""),
-    logLevel: str("LOG_LEVEL", "info"),
+    logLevel: oneOf("LOG_LEVEL", LOG_LEVELS),
     sessionCapacity: int("SESSION_CAPACITY", 50),
     startConcurrency: Math.max(1, int("START_CONCURRENCY", 2)),
     qr: {
@@ -327,8 +349,10 @@ export function loadConfig(): Config {
     corsOrigins: str("CORS_ORIGINS", ""),
     profileDir: str("PROFILE_DIR", `${process.env.TMPDIR || "/tmp"}/switchboard-profiles`),
     webhookMaxAttempts: Math.max(1, int("WEBHOOK_MAX_ATTEMPTS", 20)),
-    webhookBackoffBaseMs: int("WEBHOOK_BACKOFF_BASE_MS", 1000),
-    webhookBackoffMaxMs: int("WEBHOOK_BACKOFF_MAX_MS", 300000),
+    ...backoff("WEBHOOK_BACKOFF", 1000, 300000, (baseMs, maxMs) => ({
+      webhookBackoffBaseMs: baseMs,
+      webhookBackoffMaxMs: maxMs,
+    })),
     webhookTimeoutMs,
     webhookPollMs,
     webhookScanMs: Math.max(1, int("WEBHOOK_SCAN_MS", Math.max(5 * webhookPollMs, 2000))),
@@ -357,8 +381,10 @@ export function loadConfig(): Config {
     simulatedAckMs: int("SIMULATED_ACK_MS", 500),
     simulatedSendMs: int("SIMULATED_SEND_MS", 0),
     sendMinGapMs: int("SEND_MIN_GAP_MS", 1000),
-    failedRetryBaseMs: Math.max(1, int("FAILED_RETRY_BASE_MS", 5000)),
-    failedRetryMaxMs: Math.max(1, int("FAILED_RETRY_MAX_MS", 300000)),
+    ...backoff("FAILED_RETRY", 5000, 300000, (baseMs, maxMs) => ({
+      failedRetryBaseMs: baseMs,
+      failedRetryMaxMs: maxMs,
+    })),
   };
   checkLivenessTimings(cfg);
   return cfg;

@@ -107,9 +107,13 @@ export class AddressPolicy {
     this.all = items.some((i) => i === "true" || i === "*");
     for (const item of items) {
       if (item === "true" || item === "*") continue;
-      const [net, prefix] = item.split("/");
+      const [net, prefix, extra] = item.split("/");
       const family = isIP(net);
-      if (family === 0) throw new Error(`WEBHOOK_ALLOW_PRIVATE: '${item}' is not an address or CIDR`);
+      const bits = family === 4 ? 32 : 128;
+      // A prefix that is no whole number in range ("10.0.0.0/" read as /0) would allow every address.
+      const badPrefix = prefix !== undefined && (!/^[0-9]{1,3}$/.test(prefix) || Number(prefix) > bits);
+      if (family === 0 || badPrefix || extra !== undefined)
+        throw new Error(`WEBHOOK_ALLOW_PRIVATE: '${item}' is not an address or CIDR`);
       const type = family === 4 ? "ipv4" : "ipv6";
       if (prefix === undefined) this.allowed.addAddress(net, type);
       else this.allowed.addSubnet(net, Number(prefix), type);

@@ -1,7 +1,8 @@
 // Settings production must not run without, and values refused at load because they would break the
 // node later (fencing, flapping, no load bound, instant timeouts).
 import { strict as assert } from "node:assert";
-import { loadConfig, nodeProfileDir } from "../../src/config.ts";
+import { ENGINES, loadConfig, nodeProfileDir } from "../../src/config.ts";
+import { engineNames } from "../../src/engines/index.ts";
 
 describe("config", () => {
   const saved = { ...process.env };
@@ -105,6 +106,46 @@ describe("config", () => {
     assert.throws(() => load({ LEASE_RENEW_MS: "0" }), /LEASE_RENEW_MS must be at least 1 \(ms\), got "0"/);
   });
 
+  it("refuses a number setting that is not a whole number, naming it; blank is the default", () => {
+    for (const bad of ["0.5", "1e3", "5s", "-"])
+      assert.throws(
+        () => load({ QUOTA_ACCOUNTS: bad }),
+        new RegExp(`QUOTA_ACCOUNTS must be a non-negative number, got "${bad}" \\(a whole one`),
+        bad,
+      );
+    assert.equal(load({ QUOTA_ACCOUNTS: " " }).quotas.accounts, 100);
+    assert.equal(load({ QUOTA_ACCOUNTS: " 7 " }).quotas.accounts, 7);
+  });
+
+  it("LOG_LEVEL and ENGINE: one of the documented values (any case), else refused naming them", () => {
+    assert.equal(load({ LOG_LEVEL: "WARN" }).logLevel, "warn");
+    assert.throws(() => load({ LOG_LEVEL: "warning" }), /LOG_LEVEL must be one of .*warn.*, got "warning"/);
+    assert.equal(load({ ENGINE: "Simulated" }).engine, "simulated");
+    assert.throws(
+      () => load({ ENGINE: "simualted" }),
+      /ENGINE must be one of webjs, simulated, got "simualted"/,
+    );
+    // Specs register engines of their own: each one config takes must be registered.
+    for (const engine of ENGINES) assert.ok(engineNames().includes(engine), `${engine} is registered`);
+  });
+
+  it("refuses a zero retry backoff (every attempt at once) and a maximum under its base, naming them", () => {
+    for (const prefix of ["WEBHOOK_BACKOFF", "FAILED_RETRY"]) {
+      for (const part of ["BASE", "MAX"])
+        assert.throws(
+          () => load({ [`${prefix}_${part}_MS`]: "0" }),
+          new RegExp(`${prefix}_${part}_MS must be at least 1 \\(ms\\)`),
+        );
+      assert.throws(
+        () => load({ [`${prefix}_BASE_MS`]: "5000", [`${prefix}_MAX_MS`]: "4000" }),
+        new RegExp(`${prefix}_MAX_MS \\(4000\\) must be at least ${prefix}_BASE_MS \\(5000\\)`),
+      );
+    }
+    const cfg = load({ WEBHOOK_BACKOFF_BASE_MS: "200", WEBHOOK_BACKOFF_MAX_MS: "200" });
+    assert.equal(cfg.webhookBackoffBaseMs, 200);
+    assert.equal(cfg.webhookBackoffMaxMs, 200);
+  });
+
   it("LOAD_FACTOR: refuses anything but a finite number of at least 1", () => {
     for (const bad of ["1,25", "abc", "0", "-1", "0.99", "Infinity", "NaN"])
       assert.throws(
@@ -154,7 +195,7 @@ describe("config", () => {
       assert.throws(() => load({ [name]: "0" }), new RegExp(`${name} must be at least 1 \\(ms\\), got "0"`));
       assert.throws(
         () => load({ [name]: "0.5" }),
-        new RegExp(`${name} must be at least 1 \\(ms\\), got "0.5"`),
+        new RegExp(`${name} must be a non-negative number, got "0.5" \\(a whole one`),
       );
       assert.throws(
         () => load({ [name]: "-5" }),

@@ -43,6 +43,22 @@ describe("net/address-guard", () => {
     assert.match(p.check("192.168.0.1")!, /private/);
     assert.equal(p.check("8.8.8.8"), null);
     assert.throws(() => new AddressPolicy("intranet"), /WEBHOOK_ALLOW_PRIVATE: 'intranet'/);
+    // A slip in the prefix must not become /0, which allows every address (metadata, loopback).
+    for (const bad of [
+      "10.0.0.0/",
+      "::/",
+      "10.0.0.0/abc",
+      "10.0.0.0/33",
+      "::1/129",
+      "10.0.0.0/8/1",
+      "10.0.0.0/-1",
+    ])
+      assert.throws(
+        () => new AddressPolicy(bad),
+        /WEBHOOK_ALLOW_PRIVATE: '.*' is not an address or CIDR/,
+        bad,
+      );
+    assert.equal(new AddressPolicy("0.0.0.0/0").check("169.254.169.254"), null, "a /0 written out is meant");
   });
 
   it("gives a kept verdict the same as a fresh one, also after more addresses than it keeps", () => {
