@@ -2,11 +2,11 @@
 // environment (NATS_URL, NAMESPACE; see moleculer.config.ts) and opens moleculer-repl with the
 // Switchboard commands of src/repl/commands.ts (`cluster`, `accounts`, `placement`, `qr`, `drain`,
 // `rebalance`) next to the built-in ones (`nodes`, `services`, `call`, …).
-import { hostname } from "node:os";
 import { ServiceBroker } from "moleculer";
 import { brokerOptions } from "../moleculer.config.ts";
 import { loadConfig } from "../src/config.ts";
 import { replCommands } from "../src/repl/commands.ts";
+import { consoleNodeId } from "../src/repl/node-id.ts";
 import { CLUSTER_ACTIONS } from "../src/placement/actions.ts";
 
 const base = loadConfig();
@@ -14,7 +14,8 @@ const cfg = {
   ...base,
   // A console is not a worker: it hosts nothing and must never be picked as an owner.
   services: [],
-  nodeId: process.env.NODE_ID ? base.nodeId : `repl-${hostname()}-${process.pid}`,
+  // Not NODE_ID: in a node's container that is the node's own id (src/repl/node-id.ts).
+  nodeId: consoleNodeId(),
   // Keep the console readable: only warnings unless LOG_LEVEL asks for more.
   logLevel: process.env.LOG_LEVEL ? base.logLevel : "warn",
 };
