@@ -100,6 +100,7 @@ interface IoThis extends Service {
   busDrops: number;
   busLost(): void;
   busBack(): Promise<void>;
+  stopBusWatch?: () => void;
 }
 
 /** What the io service uses of the node's api service. */
@@ -524,8 +525,13 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
             { meta: { workspaceId, keyId, $socketId: socket.id } },
           )
           .catch((err: unknown) => {
-            // A cursor refused (malformed, past the newest event): the client has nothing by it.
-            if ((err as { type?: string }).type === ERR_VALIDATION) sent.upTo = null;
+            // A cursor refused (malformed, past the newest event): the client has nothing by it, and
+            // no live event held meanwhile may be taken as had.
+            if ((err as { type?: string }).type === ERR_VALIDATION) {
+              sent.upTo = null;
+              sent.after = undefined;
+              sent.seqs = undefined;
+            }
             throw err;
           });
         for (const item of page.items) {
@@ -644,7 +650,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
       if (!admin && this.revokedKeys.has(keyId)) return this.disconnectKey(keyId);
       void this.onSocketConnected(socket);
     });
-    watchBus(this.broker, { down: () => this.busLost(), up: () => void this.busBack() });
+    this.stopBusWatch = watchBus(this.broker, { down: () => this.busLost(), up: () => void this.busBack() });
     // Created on a running broker: no `$broker.started` is coming.
     if (this.broker.started) void this.announceRelay();
     const every = configOf(this.broker).socketKeyCheckMs;
@@ -655,6 +661,7 @@ const schema: ServiceSchema<Record<string, unknown>, object, object, IoThis> = {
   },
   stopped(this: IoThis) {
     clearInterval(this.keyCheckTimer);
+    this.stopBusWatch?.();
     // Runs before moleculer-io's `stopped`, whose `io.close()` would also close the api's HTTP server.
     const io = this.io;
     this.io = undefined;

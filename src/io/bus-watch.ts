@@ -13,15 +13,21 @@ export interface BusWatch {
   up(): void;
 }
 
-/** Reports the transporter connection's drops and returns; a no-op without a NATS transporter
- * (a broker alone, in unit tests). The watch ends with the connection. */
-export function watchBus(broker: ServiceBroker, watch: BusWatch): void {
+/** Reports the transporter connection's drops; returns what ends the watch (nats.js ends a status
+ * iterator only when told, not when its connection closes). A no-op without a NATS transporter (a
+ * broker alone, in unit tests). */
+export function watchBus(broker: ServiceBroker, watch: BusWatch): () => void {
   const client = (broker.transit?.tx as { client?: NatsConnection } | undefined)?.client;
-  if (!client || typeof client.status !== "function") return;
+  if (!client || typeof client.status !== "function") return () => undefined;
+  // A QueuedIterator, typed as a plain AsyncIterable.
+  const statuses = client.status() as ReturnType<NatsConnection["status"]> & { stop?: () => void };
+  const end = () => statuses.stop?.();
+  void client.closed().then(end, end);
   void (async () => {
-    for await (const s of client.status()) {
+    for await (const s of statuses) {
       if (s.type === "disconnect") watch.down();
       else if (s.type === "reconnect") watch.up();
     }
   })().catch(() => undefined);
+  return end;
 }

@@ -146,16 +146,25 @@ describe("events: Socket.IO resume from a cursor", function () {
 
   it("a cursor past the newest event (a restored database, another workspace's cursor) is refused, and live events flow", async () => {
     await send(3);
-    const s = open({ after: "1000000" });
+    let letGo!: () => void;
+    snapshotGate = new Promise((r) => (letGo = r));
     let refused: any;
-    s.socket.once("events.resume_error", (err: unknown) => (refused = err));
+    const s = open({ after: "1000000" });
+    try {
+      s.socket.once("events.resume_error", (err: unknown) => (refused = err));
+      await waitFor(() => s.socket.connected, { what: "the socket connected" });
+      // Held for the socket while its snapshot loads: the refused cursor must not make it look had.
+      await send(1);
+    } finally {
+      snapshotGate = null;
+      letGo();
+    }
     const refusal = await waitFor(() => refused, { what: "events.resume_error", timeoutMs: 5000 });
     assert.equal(refusal.type, "VALIDATION_ERROR", JSON.stringify(refusal));
     assert.equal(refusal.data?.field, "after");
     await s.ready();
-    await send(1);
     await waitFor(() => textsOf(s, account.id).includes("m3"), {
-      what: "a live event on the socket that resumed past the end",
+      what: "the event held while the snapshot loaded",
       timeoutMs: 5000,
     });
     const bad: any = await new Promise((resolve) =>
