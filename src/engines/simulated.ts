@@ -201,16 +201,11 @@ export class SimulatedEngine extends BaseEngine {
     this.phoneNumber = phoneNumber.replace(/^\+/, "");
     this.pushName = `Simulated ${this.phoneNumber.slice(-4)}`;
     this.emit("authenticated");
-    try {
-      await this.saveAuth();
-    } catch (err) {
-      // Not `authenticated` for ever: the link is not kept, so the session fails (and says why).
-      if (gen === this.generation) {
-        this.halt();
-        this.emit("failed", "engine_error", `Saving the auth state failed: ${(err as Error).message}`);
-      }
-      throw err;
-    }
+    // As webjs after `ready`: the device is linked whatever the store says (a failover would need a
+    // QR); a save that fails is logged, and the session is connected, not `authenticated` for ever.
+    await this.saveAuth().catch((err) =>
+      this.opts.logger?.warn("saving auth state after the scan failed:", err),
+    );
     if (gen !== this.generation) return;
     this.phase = "connected";
     this.emit("ready", { phoneNumber: this.phoneNumber, pushName: this.pushName });
