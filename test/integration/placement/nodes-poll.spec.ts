@@ -11,8 +11,9 @@ import { startNats, type RunningServer } from "../../../src/dev/servers.ts";
 import { bucketKeys } from "../../../src/placement/bucket-keys.ts";
 import { PlacementMirror } from "../../../src/placement/mirror.ts";
 
-const TTL_MS = 300;
-const ROUNDS = 20;
+/** Long enough that a stalled process (CI beside CPU burners) still sees each lease before it expires. */
+const TTL_MS = 1000;
+const ROUNDS = 12;
 /** A poll of one key answers in a few ms; one this late waits for a message that will never come. */
 const STUCK_MS = 3000;
 

@@ -68,13 +68,14 @@ describe("engines/webjs: a restore whose auth state load never answers", () => {
 
   it("the start watchdog fails it naming the auth state load; start() settles and stop() returns at once", async () => {
     const { store, calls } = hangingStore();
-    const { engine, failed, start } = engineOn(store, 300);
+    // Long enough for the steps before the load (a /proc scan, the profile's removal) under load.
+    const { engine, failed, start } = engineOn(store, 1500);
     await waitFor(() => calls.load > 0, { what: "the auth state asked for" });
-    await waitFor(() => start.settled, { timeoutMs: 3000, what: "start() settled by the watchdog" });
+    await waitFor(() => start.settled, { timeoutMs: 5000, what: "start() settled by the watchdog" });
     const [reason, message] = await waitFor(() => failed[0], { timeoutMs: 1000, what: "failed" });
     assert.equal(reason, "startup_timeout");
     assert.ok(RETRYABLE.has(reason), "the owner starts it again after a backoff");
-    assert.match(message, /^The saved auth state did not load from the database within 300 ms/);
+    assert.match(message, /^The saved auth state did not load from the database within 1500 ms/);
     await stopsWithin(engine, 1000);
     assert.equal(engine.status, "failed");
     assert.deepEqual(processesMentioning(engine.userDataDir), [], "no Chromium was launched");
