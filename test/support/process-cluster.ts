@@ -14,7 +14,9 @@ import { ServiceBroker, type ServiceSchema } from "moleculer";
 import { brokerOptions } from "../../moleculer.config.ts";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { freePort, ROOT, startMongoWire, startNats, type RunningServer } from "../../src/dev/servers.ts";
+import { processesMentioning } from "../../src/engines/webjs/chromium.ts";
 import { NODE_STARTED_MARK } from "../../src/node.ts";
+import { waitFor } from "./wait.ts";
 
 /** Fast, test-sized timings for worker processes (env names of src/config.ts). */
 export const PROCESS_TIMINGS: Record<string, string> = {
@@ -211,6 +213,12 @@ export class ProcessCluster {
     );
     this.workers.clear();
     await Promise.all([this.stopNats(), this.stopMongo()]);
-    rmSync(this.dir, { recursive: true, force: true });
+    // A killed worker's browsers go a moment after it and may still be writing into their profiles
+    // here (ENOTEMPTY on a loaded machine): the removal is tried again until they are gone.
+    await waitFor(() => processesMentioning(this.dir).length === 0, {
+      what: `no process of ${this.dir} left`,
+      timeoutMs: 10000,
+    }).catch(() => undefined);
+    rmSync(this.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
