@@ -73,3 +73,28 @@ describe("security: /metrics", function () {
     });
   });
 });
+
+describe("security: /metrics tokens and the failed-auth limit", function () {
+  this.timeout(30000);
+  const token = "metrics-token-of-a-good-length-0123456789";
+  let gc: GatewayCluster;
+  before(async () => {
+    gc = new GatewayCluster({ metricsToken: token, authFailuresPerMinute: 3 });
+    await gc.addGateway("gw");
+    await gc.start();
+  });
+  after(async () => gc?.stop());
+
+  it("3 wrong tokens are 401s; then the address gets 429 RATE_LIMITED, even with the right token", async () => {
+    for (let i = 0; i < 3; i++) {
+      const res = await gc.gw.call("GET", "/metrics", { headers: { authorization: `Bearer guess-${i}` } });
+      assert.equal(res.status, 401, `wrong token ${i + 1}`);
+    }
+    for (const t of ["guess-9", token]) {
+      const res = await gc.gw.call("GET", "/metrics", { headers: { authorization: `Bearer ${t}` } });
+      assert.equal(res.status, 429);
+      assert.equal(res.json.type, "RATE_LIMITED");
+      assert.ok(Number(res.headers["retry-after"]) >= 1);
+    }
+  });
+});
