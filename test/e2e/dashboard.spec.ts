@@ -502,8 +502,10 @@ describe("dashboard (headless Chromium, real cluster)", function () {
         () => (window as unknown as { __atSnapshot: unknown[] }).__atSnapshot,
       );
       assert.deepEqual(atSnapshot, [before]);
-      const after = await cursorOf();
-      assert.ok(Number(after) > Number(before), `the replay moved it on (${before} → ${after})`);
+      // The row shows `connected` from the snapshot already; the replay's events come a read later.
+      await waitFor(async () => Number(await cursorOf()) > Number(before), {
+        what: `the replay to move the page's cursor on from ${before}`,
+      });
       assert.deepEqual(pageErrors, []);
     } finally {
       watcher.close();
