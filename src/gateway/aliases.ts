@@ -4,7 +4,8 @@
 import type { Logger, ServiceBroker } from "moleculer";
 import { timingSafeEqual } from "node:crypto";
 import { configOf } from "../config.ts";
-import { RateLimitedError, UnauthorizedError } from "../errors.ts";
+import { UnauthorizedError } from "../errors.ts";
+import { checkUnderLimit } from "./auth.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 import { readiness } from "./health.ts";
 import { send, type Req, type Res } from "./http.ts";
@@ -23,7 +24,7 @@ export interface GatewayView {
   /** Undefined until the gateway has connected to MongoDB. */
   stats?: StatsRepo;
   /** Wrong keys per client address (REST and Socket.IO's limit): wrong metrics tokens count too. */
-  failedAuth?: RateLimiter;
+  failedAuth: RateLimiter;
 }
 
 const JSON_TYPE = "application/json; charset=utf-8";
@@ -50,15 +51,11 @@ const OPERATIONS: Record<string, (gw: GatewayView, res: Res, req: Req) => Promis
     const token = configOf(gw.broker).metricsToken;
     if (token) {
       // As wrong API keys: counted per address, and past the limit even the right token is refused,
-      // so a guess is never told right.
+      // so a guess is never told right. No token at all spends nothing.
+      const matches = () => (bearerMatches(req, token) ? true : null);
       const address = req.socket?.remoteAddress ?? "unknown";
-      const strikes = gw.failedAuth?.peek(address);
-      if (strikes && !strikes.allowed)
-        throw new RateLimitedError(strikes.retryAfterSec, gw.failedAuth!.perMinute);
-      if (!bearerMatches(req, token)) {
-        if (req.headers.authorization) gw.failedAuth?.hold(address)(true);
+      if (!req.headers.authorization || !(await checkUnderLimit(gw.failedAuth, address, matches)))
         throw new UnauthorizedError("GET /metrics needs the METRICS_TOKEN as a Bearer token");
-      }
     }
     send(res, 200, "text/plain; version=0.0.4; charset=utf-8", await gatewayMetricsText(gw.broker, gw.stats));
   },

@@ -30,36 +30,46 @@ export interface Gatekeeper {
 }
 
 /**
- * The caller a presented key stands for, or null for a wrong key, which spends one of the address's
- * failed-auth tokens. An address out of them is refused (RateLimitedError) before any lookup. Lookups
- * under way count as spent until they answer: past the tokens left, more from the address wait for
- * one to answer (a right key gives its token back), so wrong keys sent at once cannot all reach the
- * database, and right keys sent at once are only queued, never refused. A right key answered without
- * a lookup (cached) does not wait behind other keys' lookups from its address (every client behind one
- * proxy shares one); an address out of tokens is refused all the same, so a guess past the limit is
- * never told right.
+ * A secret presented from `address` checked under the address's failed-auth limit: `check` answers
+ * null for a wrong secret, which spends one of the address's tokens. An address out of them is
+ * refused (RateLimitedError) before any check. Checks under way count as spent until they answer:
+ * past the tokens left, more from the address wait for one to answer (a right secret gives its token
+ * back), so wrong secrets sent at once cannot all be checked, and right ones sent at once are only
+ * queued, never refused. `known` is an answer had without a check (a cached key): it does not wait
+ * behind other checks from its address (every client behind one proxy shares one), but an address out
+ * of tokens is refused all the same, so a guess past the limit is never told right.
  */
-export async function callerOfKey(
+export async function checkUnderLimit<T>(
+  failedAuth: RateLimiter,
+  address: string,
+  check: () => T | null | Promise<T | null>,
+  known?: T,
+): Promise<T | null> {
+  for (let strikes = failedAuth.peek(address); !strikes.allowed; strikes = failedAuth.peek(address)) {
+    if (!failedAuth.isHeld(address)) throw new RateLimitedError(strikes.retryAfterSec, failedAuth.perMinute);
+    if (known !== undefined) return known;
+    await failedAuth.settled(address);
+  }
+  if (known !== undefined) return known;
+  const settle = failedAuth.hold(address);
+  try {
+    const answer = await check();
+    settle(answer === null);
+    return answer;
+  } finally {
+    settle(false);
+  }
+}
+
+/** The caller a presented key stands for, or null for a wrong key (see checkUnderLimit). */
+export function callerOfKey(
   keys: KeyStore,
   failedAuth: RateLimiter,
   presented: string,
   address: string,
 ): Promise<Caller | null> {
-  const known = presented.length > 512 ? undefined : keys.known(presented);
-  for (let strikes = failedAuth.peek(address); !strikes.allowed; strikes = failedAuth.peek(address)) {
-    if (!failedAuth.isHeld(address)) throw new RateLimitedError(strikes.retryAfterSec, failedAuth.perMinute);
-    if (known) return known;
-    await failedAuth.settled(address);
-  }
-  if (known) return known;
-  const settle = failedAuth.hold(address);
-  try {
-    const caller = presented.length > 512 ? null : await keys.authenticate(presented);
-    settle(caller === null);
-    return caller;
-  } finally {
-    settle(false);
-  }
+  if (presented.length > 512) return checkUnderLimit(failedAuth, address, () => null);
+  return checkUnderLimit(failedAuth, address, () => keys.authenticate(presented), keys.known(presented));
 }
 
 /** `use` middleware of /api/v1: who is calling, and may they make one more request now. */

@@ -3,7 +3,7 @@
 // right keys past that wait for a lookup to answer instead of being refused.
 import { strict as assert } from "node:assert";
 import { RateLimitedError } from "../../../src/errors.ts";
-import { callerOfKey } from "../../../src/gateway/auth.ts";
+import { callerOfKey, checkUnderLimit } from "../../../src/gateway/auth.ts";
 import { KeyStore, generateKey } from "../../../src/gateway/keys.ts";
 import type { KeyRecords } from "../../../src/store/keys-repo.ts";
 import { waitFor } from "../../support/wait.ts";
@@ -109,5 +109,15 @@ describe("gateway/auth: failed-auth limit under concurrency", () => {
     // Out of tokens (nothing under way): refused like any key, so a guess past the limit is never told
     // right.
     await assert.rejects(callerOfKey(keys, failedAuth, key, "10.0.0.1"), RateLimitedError);
+  });
+
+  it("any secret checked under it (the metrics token): wrong ones spend, right ones give back", async () => {
+    const failedAuth = new RateLimiter(3);
+    const secret = (given: string) => () => (given === "right" ? true : null);
+    assert.equal(await checkUnderLimit(failedAuth, "10.0.0.2", secret("right")), true);
+    for (let i = 0; i < 3; i++)
+      assert.equal(await checkUnderLimit(failedAuth, "10.0.0.2", secret("guess")), null);
+    await assert.rejects(checkUnderLimit(failedAuth, "10.0.0.2", secret("right")), RateLimitedError);
+    assert.equal(await checkUnderLimit(failedAuth, "10.0.0.3", secret("right")), true, "per address");
   });
 });
