@@ -96,8 +96,13 @@ export class ProcessCluster {
     this.mongo = undefined;
   }
 
-  /** Spawns a worker process (SERVICES=session by default); resolves once its broker started. */
-  async startWorker(nodeId: string, env: Record<string, string> = {}): Promise<WorkerProcess> {
+  /** Spawns a worker process (SERVICES=session by default); resolves once its broker started, or once
+   * its output shows `mark`. */
+  async startWorker(
+    nodeId: string,
+    env: Record<string, string> = {},
+    mark = `${NODE_STARTED_MARK} ${nodeId}`,
+  ): Promise<WorkerProcess> {
     // Node itself with tsx's loader, not the `tsx` CLI: the CLI runs the script in a child process, so
     // SIGKILL / SIGSTOP sent to it would miss the node.
     const node = join(ROOT, "node_modules", ".bin", "node");
@@ -125,14 +130,14 @@ export class ProcessCluster {
     this.workers.set(nodeId, worker);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`${nodeId} not started after 60 s:\n${output.join("")}`)),
+        () => reject(new Error(`${nodeId} showed no "${mark}" in 60 s:\n${output.join("")}`)),
         60000,
       );
       const onData = (buf: Buffer) => {
         const text = buf.toString();
         output.push(text);
         if (output.length > 400) output.splice(0, 200);
-        if (text.includes(`${NODE_STARTED_MARK} ${nodeId}`)) {
+        if (output.join("").includes(mark)) {
           clearTimeout(timer);
           resolve();
         }
