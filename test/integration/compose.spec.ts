@@ -5,7 +5,8 @@ import { strict as assert } from "node:assert";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { ALL_SERVICES, ENV_NAMES } from "../../src/config.ts";
+import { brokerOptions } from "../../moleculer.config.ts";
+import { ALL_SERVICES, ENV_NAMES, loadConfig } from "../../src/config.ts";
 import { ROOT } from "../../src/dev/servers.ts";
 
 interface ComposeService {
@@ -28,6 +29,7 @@ interface ComposeService {
   security_opt?: string[];
   mem_limit?: string | number;
   pids_limit?: number;
+  stop_grace_period?: string;
 }
 
 const composeText = readFileSync(join(ROOT, "docker-compose.yml"), "utf8");
@@ -210,6 +212,16 @@ describe("docker-compose.yml and the Dockerfile", () => {
       assert.ok(tmpfs.includes("/tmp"), `${n}: /tmp is a tmpfs (Chromium profiles)`);
       assert.ok(!services[n].cap_add?.includes("SYS_ADMIN"), `${n}: no SYS_ADMIN for Chromium's sandbox`);
     }
+  });
+
+  it("gives the gateway longer to stop than its graceful stop takes (Docker's default is 10 s)", () => {
+    const seconds = (d = "10s") => Number(/^(\d+)s$/.exec(d)?.[1] ?? NaN);
+    const cfg = loadConfig();
+    // Requests in flight get the broker's shutdownTimeout; then webhook attempts in flight get up to
+    // 3 s (delivery-loop.ts) and the recorder leases are released.
+    const tracking = brokerOptions(cfg).tracking as { shutdownTimeout: number };
+    const stopMs = tracking.shutdownTimeout + Math.min(cfg.webhookTimeoutMs, 3000);
+    assert.ok(seconds(services.gateway.stop_grace_period) * 1000 >= stopMs + 5000, `${stopMs} ms + 5 s`);
   });
 
   it("gives workers a healthcheck on their HEALTH_PORT liveness endpoint", () => {
