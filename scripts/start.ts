@@ -26,7 +26,7 @@ import { join, resolve } from "node:path";
 import { freePort, ROOT, startMongoWire, startNats } from "../src/dev/servers.ts";
 import { redactUrl } from "../src/redact.ts";
 import { availableServices } from "../src/node.ts";
-import { assertAdminKeyStrength } from "../src/gateway/keys.ts";
+import { assertSecretStrength } from "../src/gateway/keys.ts";
 import {
   Child,
   Cluster,
@@ -109,7 +109,8 @@ async function main(cluster: Cluster): Promise<void> {
   if (port === 0) port = await freePort();
   await assertPortFree(port);
   const workers = envInt("WORKERS", 3);
-  assertAdminKeyStrength(process.env.ADMIN_API_KEY ?? "");
+  assertSecretStrength("ADMIN_API_KEY", process.env.ADMIN_API_KEY ?? "");
+  assertSecretStrength("METRICS_TOKEN", process.env.METRICS_TOKEN ?? "");
   const adminKey = process.env.ADMIN_API_KEY || `sb_admin_${randomBytes(18).toString("base64url")}`;
   const dataDir = resolve(ROOT, process.env.DATA_DIR || ".data");
   process.env.SWITCHBOARD_RUN = RUN_MARK.split("=")[1];

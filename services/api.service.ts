@@ -39,7 +39,7 @@ import {
   type Res,
 } from "../src/gateway/http.ts";
 import { addSecurityHeaders } from "../src/gateway/security-headers.ts";
-import { assertAdminKeyStrength } from "../src/gateway/keys.ts";
+import { assertSecretStrength } from "../src/gateway/keys.ts";
 import { bodyTooLarge, onClientError, sendError } from "../src/gateway/http-errors.ts";
 import {
   BadRequestError,
@@ -354,7 +354,8 @@ export function createApiService(cfg: Config): ServiceSchema {
     },
 
     created(this: ApiThis) {
-      assertAdminKeyStrength(configOf(this.broker).adminApiKey);
+      assertSecretStrength("ADMIN_API_KEY", configOf(this.broker).adminApiKey);
+      assertSecretStrength("METRICS_TOKEN", configOf(this.broker).metricsToken);
       this.corsEnabled = cors !== undefined;
       this.limiter = new RateLimiter(configOf(this.broker).rateLimitPerMinute);
       this.failedAuth = new RateLimiter(configOf(this.broker).authFailuresPerMinute);

@@ -143,14 +143,15 @@ function callerOf(doc: ApiKeyDoc | null, hash: Buffer): Caller | null {
   return { kind: "workspace", keyId: doc._id, workspaceId: doc.workspaceId };
 }
 
-/** Shortest admin key accepted: it opens every workspace, so it must not be guessable. */
+/** Shortest admin key (and metrics token) accepted: the admin key opens every workspace, and neither
+ * may be guessable. */
 export const ADMIN_KEY_MIN_LENGTH = 32;
 
-/** Throws (the gateway does not start) when an admin key is set but too short. */
-export function assertAdminKeyStrength(adminKey: string): void {
-  if (adminKey && adminKey.length < ADMIN_KEY_MIN_LENGTH) {
+/** Throws (the gateway does not start) when a secret setting is set but too short. */
+export function assertSecretStrength(name: "ADMIN_API_KEY" | "METRICS_TOKEN", value: string): void {
+  if (value && value.length < ADMIN_KEY_MIN_LENGTH) {
     throw new Error(
-      `ADMIN_API_KEY must be at least ${ADMIN_KEY_MIN_LENGTH} characters (it has ${adminKey.length}); ` +
+      `${name} must be at least ${ADMIN_KEY_MIN_LENGTH} characters (it has ${value.length}); ` +
         "generate one with: openssl rand -hex 24",
     );
   }

@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import {
   KEY_PATTERN,
   KeyStore,
-  assertAdminKeyStrength,
+  assertSecretStrength,
   generateKey,
   presentedKey,
 } from "../../../src/gateway/keys.ts";
@@ -139,13 +139,17 @@ describe("gateway keys", () => {
   });
 });
 
-describe("gateway/keys: admin key strength", () => {
-  it("refuses a supplied admin key shorter than 32 characters, naming the setting; none set is fine", () => {
+describe("gateway/keys: admin key and metrics token strength", () => {
+  it("refuses a supplied secret shorter than 32 characters, naming the setting; none set is fine", () => {
     assert.throws(
-      () => assertAdminKeyStrength("short-admin-key"),
+      () => assertSecretStrength("ADMIN_API_KEY", "short-admin-key"),
       /ADMIN_API_KEY must be at least 32 characters \(it has 15\)/,
     );
-    assert.doesNotThrow(() => assertAdminKeyStrength("k".repeat(32)));
-    assert.doesNotThrow(() => assertAdminKeyStrength(""));
+    assert.throws(
+      () => assertSecretStrength("METRICS_TOKEN", "prom"),
+      /METRICS_TOKEN must be at least 32 characters \(it has 4\)/,
+    );
+    assert.doesNotThrow(() => assertSecretStrength("ADMIN_API_KEY", "k".repeat(32)));
+    assert.doesNotThrow(() => assertSecretStrength("METRICS_TOKEN", ""));
   });
 });
