@@ -235,6 +235,9 @@ export function createApiService(cfg: Config): ServiceSchema {
       // outside /api/v1 (a path under it that no alias has is a 404 ROUTE_NOT_FOUND).
       assets: { folder: fileURLToPath(new URL("../public", import.meta.url)) },
       logRequest: "debug",
+      // Never the params or the answer: they carry message texts, media, secrets and phone numbers.
+      logRequestParams: null,
+      logResponseData: null,
       logResponse: "debug",
       logRouteRegistration: "debug",
       log4XXResponses: false,
