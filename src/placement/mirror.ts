@@ -66,6 +66,9 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
   synced = false;
   /** True once the live nodes were read at least once. */
   nodesKnown = false;
+  /** How many times the placement bucket was found made again (JetStream lost it) and the records held
+   * here dropped: every workspace then wants placing again (the reconciler sweeps them all). */
+  bucketResets = 0;
 
   constructor(options: PlacementMirrorOptions = {}) {
     super();
@@ -209,6 +212,7 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
     const stream = (await kv.status()).streamInfo;
     if (this.bucketCreated !== undefined && stream.created !== this.bucketCreated) {
       // The bucket was deleted and made again: its revisions start over, so nothing held here is current.
+      this.bucketResets++;
       for (const ws of [...this.records.keys()]) this.apply(ws, null);
     }
     this.bucketCreated = stream.created;

@@ -40,8 +40,9 @@ export interface ReconcileTarget {
 
 /** Every this many passes (and on the first), a worker looks for accounts no worker ever took. */
 const UNPLACED_SWEEP_EVERY = 10;
-/** For this long after a lease term begins, every pass sweeps every workspace wanting to run: the
- * placement watch may still hold records of a bucket JetStream lost (rebuilt within seconds). */
+/** For this long after a lease term begins, or the placement bucket was found made again, every pass
+ * sweeps every workspace wanting to run: the placement watch may still hold records of a bucket
+ * JetStream lost (rebuilt within seconds), and a bucket made again names none. */
 const BROAD_SWEEP_MS = 30_000;
 /** Periodic passes read the owned workspaces' accounts every this many times (and on the first). */
 const DATABASE_EVERY = 10;
@@ -58,6 +59,8 @@ export class Reconciler {
   /** The lease term seen last, and until when (epoch ms) its passes sweep every workspace wanting to
    * run (later sweeps of a term look at never-placed accounts only). */
   private termSeen: number | null = null;
+  /** The placement bucket's resets seen last (see termSeen). */
+  private resetsSeen = 0;
   private broadUntil = 0;
   /** When this term may begin to claim other nodes' orphaned workspaces: a lease TTL and a renewal
    * into it. After an outage of NATS (or of the whole cluster) every lease lapsed, and the node that
@@ -138,6 +141,11 @@ export class Reconciler {
       this.broadUntil = Date.now() + BROAD_SWEEP_MS;
       this.othersFrom = Date.now() + this.cfg.leaseTtlMs + this.cfg.leaseRenewMs;
       this.orphanSince.clear();
+    }
+    if (this.placement.mirror.bucketResets !== this.resetsSeen) {
+      // The table was lost with every node's lease intact: no new term comes to sweep what it named.
+      this.resetsSeen = this.placement.mirror.bucketResets;
+      this.broadUntil = Date.now() + BROAD_SWEEP_MS;
     }
     let claimed = await this.claimOrphansAndAdopt();
     const broad = Date.now() < this.broadUntil;
