@@ -171,7 +171,13 @@ export class PlacementMirror extends EventEmitter<MirrorEvents> {
     this.stopped = false;
     this.leaseTtlMs = leaseTtlMs;
     this.nodes = nodes;
-    await Promise.all([this.watch(placementKv), this.pollNodes()]);
+    try {
+      await Promise.all([this.watch(placementKv), this.pollNodes()]);
+    } catch (err) {
+      // Nothing of a start that failed runs on (a watch's end would start rebuilding it for ever).
+      this.stop();
+      throw err;
+    }
     let polls = 0;
     const loop = async () => {
       if (this.stopped) return;

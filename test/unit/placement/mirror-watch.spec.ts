@@ -253,4 +253,12 @@ describe("placement/mirror: the watch loop", () => {
     assert.equal(mirror.get("a")?.node, "n2");
     assert.equal(mirror.size, 1);
   });
+
+  it("a start that fails (the nodes unreadable) stops the watch it began: no rebuild runs on", async () => {
+    bucket.scripts.push((w) => w.initNow());
+    const nodes = { kv: bucket.asKv(), keys: () => Promise.reject(new Error("no responders")) };
+    await assert.rejects(mirror.start(bucket.asKv(), nodes, 100), /no responders/);
+    assert.equal(bucket.watches.length, 1);
+    assert.equal(bucket.watches[0].queue.done, true, "the watch was stopped");
+  });
 });
