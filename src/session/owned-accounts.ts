@@ -65,7 +65,9 @@ export class OwnedAccounts {
       };
       await this.publish("account.status", event);
     }
-    await retryTransient(() => this.authStore.delete(doc.sessionId));
+    // Stamped: a node taking over the account meanwhile (a newer epoch) keeps its state, and this
+    // logout is refused (NotOwnerError) instead.
+    await retryTransient(() => this.authStore.delete(doc.sessionId, fence));
     // A restore that claimed it before that write may have opened it meanwhile: unlinked too.
     const opened = await this.runtime.logout(doc._id);
     if (opened) return { accountId: doc._id, status: opened, running: false, node: this.nodeId };

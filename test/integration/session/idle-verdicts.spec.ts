@@ -8,8 +8,10 @@ import { strict as assert } from "node:assert";
 import type { ServiceBroker } from "moleculer";
 import AccountsService from "../../../services/accounts.service.ts";
 import SessionService from "../../../services/session.service.ts";
-import type { AccountView } from "../../../src/accounts/types.ts";
+import { MongoClient } from "mongodb";
+import type { AccountDoc, AccountView } from "../../../src/accounts/types.ts";
 import { DatabaseUnavailableError } from "../../../src/errors.ts";
+import { COLLECTIONS } from "../../../src/store/mongo.ts";
 import type { OwnedAccounts } from "../../../src/session/owned-accounts.ts";
 import type { GridFsAuthStore } from "../../../src/store/auth-store.ts";
 import { TestCluster } from "../../support/cluster.ts";
@@ -70,5 +72,28 @@ describe("session: an account its QR's expiry left idle", function () {
       what: "the reconciler to start it",
       timeoutMs: 15000,
     });
+  });
+
+  it("a logout on a node fenced out of the account leaves the newer owner's auth state alone", async () => {
+    const account: AccountView = await node.call("accounts.create", { workspaceId: "wlf" });
+    const ids = { workspaceId: "wlf", accountId: account.id };
+    const get = () => node.call<AccountView, object>("accounts.get", ids);
+    await waitFor(async () => (await get()).status === "failed", { what: "the QR to expire" });
+    // Another node took the account over (a newer epoch) and saved its auth state; this node, not told
+    // yet, still holds the workspace.
+    const client = await MongoClient.connect(cluster.mongoUrl);
+    try {
+      const accounts = client.db().collection<AccountDoc>(COLLECTIONS.accounts);
+      const doc = (await accounts.findOne({ _id: account.id }))!;
+      const newer = { node: "n2", epoch: (doc.epoch ?? 0) + 1 };
+      await accounts.updateOne({ _id: account.id }, { $set: newer });
+      const store = (node.getLocalService("session") as unknown as { authStore: GridFsAuthStore }).authStore;
+      await store.save(doc.sessionId, Buffer.from("n2's credentials"), newer);
+      await assert.rejects(node.call("accounts.logout", ids), { type: "NOT_OWNER" });
+      assert.ok(await store.has(doc.sessionId), "the newer owner's auth state is kept");
+      assert.equal((await accounts.findOne({ _id: account.id }))?.node, "n2");
+    } finally {
+      await client.close();
+    }
   });
 });
