@@ -5,6 +5,7 @@
 // indexes), so what a client sees does not depend on when a worker last pruned.
 import type { Readable } from "node:stream";
 import { GridFSBucket, type Db, type GridFSFile } from "mongodb";
+import { uploadFile } from "./gridfs-upload.ts";
 
 export const INCOMING_MEDIA_BUCKET = "incoming_media";
 
@@ -42,12 +43,7 @@ export class IncomingMediaStore {
   async put(meta: IncomingMediaMeta, data: Buffer): Promise<void> {
     const name = fileNameOf(meta.accountId, meta.messageId);
     const earlier = await this.bucket.find({ filename: name }).toArray();
-    const upload = this.bucket.openUploadStream(name, { metadata: meta });
-    await new Promise<void>((resolve, reject) => {
-      upload.once("finish", () => resolve());
-      upload.once("error", reject);
-      upload.end(data);
-    });
+    await uploadFile(this.bucket, name, data, { metadata: meta });
     for (const f of earlier) await this.bucket.delete(f._id).catch(() => undefined);
   }
 

@@ -4,6 +4,7 @@
 // whose send never reached an owner is pruned after a while (one a queued send still names is kept).
 import { randomBytes } from "node:crypto";
 import { GridFSBucket, type Db } from "mongodb";
+import { uploadFile } from "./gridfs-upload.ts";
 
 export const OUTBOUND_MEDIA_BUCKET = "outbound_media";
 
@@ -17,12 +18,7 @@ export class OutboundMediaStore {
   /** Stores `data`; resolves with the id to hand to the owner. */
   async put(data: Buffer): Promise<string> {
     const mediaId = `med_${randomBytes(12).toString("hex")}`;
-    await new Promise<void>((resolve, reject) => {
-      const upload = this.bucket.openUploadStream(mediaId);
-      upload.once("finish", () => resolve());
-      upload.once("error", reject);
-      upload.end(data);
-    });
+    await uploadFile(this.bucket, mediaId, data);
     return mediaId;
   }
 
