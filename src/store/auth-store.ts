@@ -11,6 +11,7 @@
 // fenced out of a workspace cannot overwrite its new owner's state, even with a save already in flight.
 import { Binary, GridFSBucket, type Collection, type Db, type Filter, type ObjectId } from "mongodb";
 import { NotOwnerError } from "../errors.ts";
+import { uploadFile } from "./gridfs-upload.ts";
 import { isDuplicateKey } from "./mongo.ts";
 import { SecretBox, SecretsKeyError } from "./secrets.ts";
 import type { OwnerStamp } from "./stamp.ts";
@@ -142,29 +143,18 @@ export class GridFsAuthStore implements AuthStore {
       await this.removeFiles(sessionId);
       return;
     }
-    const upload = this.bucket.openUploadStream(sessionId, { metadata: { size: blob.length } });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        upload.once("error", reject);
-        upload.once("finish", () => resolve());
-        upload.end(blob);
-      });
-    } catch (err) {
-      // The chunks written so far belong to no file document: nothing else would ever find them.
-      await this.bucket.delete(upload.id).catch(() => undefined);
-      throw err;
-    }
+    // A failed upload leaves no chunk behind (uploadFile deletes them).
+    const fileId = await uploadFile(this.bucket, sessionId, blob, { metadata: { size: blob.length } });
     try {
       // The new file is complete: the document now points at it.
-      await this.write(sessionId, stamp, { $set: { fileId: upload.id, ...meta }, $unset: { data: "" } });
+      await this.write(sessionId, stamp, { $set: { fileId, ...meta }, $unset: { data: "" } });
     } catch (err) {
       // A write whose answer was lost may have landed: the document points at the new file then, and
       // deleting it would leave a pointer to nothing (every later load failing).
-      if (!(await this.pointsAt(sessionId, upload.id)))
-        await this.bucket.delete(upload.id).catch(() => undefined);
+      if (!(await this.pointsAt(sessionId, fileId))) await this.bucket.delete(fileId).catch(() => undefined);
       throw err;
     }
-    await this.removeFiles(sessionId, upload.id);
+    await this.removeFiles(sessionId, fileId);
   }
 
   /** Whether the session's document points at `fileId` (true when it cannot be read: kept). */

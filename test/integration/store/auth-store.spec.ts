@@ -8,6 +8,7 @@ import { NotOwnerError } from "../../../src/errors.ts";
 import { GridFsAuthStore, INLINE_MAX_BYTES } from "../../../src/store/auth-store.ts";
 import { landThenLoseAnswer } from "../../support/answer-lost.ts";
 import { mongoUrlFor } from "../../support/env.ts";
+import { failChunk } from "../../support/fail-chunk.ts";
 
 describe("store/auth-store: inline and GridFS blobs on the real server", () => {
   let client: MongoClient;
@@ -74,6 +75,20 @@ describe("store/auth-store: inline and GridFS blobs on the real server", () => {
     }
     const loaded = await store.load("s_lost");
     assert.ok(loaded?.equals(second), "the state the landed write points at");
+  });
+
+  it("a GridFS save whose upload fails midway leaves none of its chunks, and the earlier state", async () => {
+    const first = randomBytes(INLINE_MAX_BYTES + 10);
+    await store.save("s_cut", first);
+    const stub = failChunk("auth_state", 2);
+    try {
+      await assert.rejects(store.save("s_cut", randomBytes(INLINE_MAX_BYTES + 20)), /database is locked/);
+    } finally {
+      stub.restore();
+    }
+    const chunks = db.collection("auth_state.chunks");
+    assert.equal(await chunks.countDocuments({ files_id: await stub.settled() }), 0);
+    assert.ok((await store.load("s_cut"))?.equals(first));
   });
 
   it("a document pointing at a file that is gone loads the newest file the session has", async () => {

@@ -2,39 +2,11 @@
 // bucket: the driver deletes none, no file document names them, and so no prune would ever find them.
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
-import { Collection, MongoClient, type Db, type Document, type ObjectId } from "mongodb";
+import { MongoClient, type Db, type ObjectId } from "mongodb";
 import { INCOMING_MEDIA_BUCKET, IncomingMediaStore } from "../../../src/store/incoming-media.ts";
 import { OUTBOUND_MEDIA_BUCKET, OutboundMediaStore } from "../../../src/store/outbound-media.ts";
 import { mongoUrlFor } from "../../support/env.ts";
-
-/** GridFS's default chunk size. */
-const CHUNK_BYTES = 255 * 1024;
-
-/** The `failing`-th chunk insert into `bucket` is refused; every chunk insert is noted with its
- * settling, so a test can wait for the inserts still in flight when the upload failed. */
-function failChunk(bucket: string, failing: number) {
-  const real = Collection.prototype.insertOne;
-  const inserts: Promise<unknown>[] = [];
-  let uploadId: ObjectId | undefined;
-  Collection.prototype.insertOne = function (this: Collection, doc: Document, ...rest: unknown[]) {
-    if (this.collectionName !== `${bucket}.chunks`) return real.call(this, doc, ...(rest as []));
-    uploadId = doc.files_id as ObjectId;
-    const insert =
-      inserts.length + 1 === failing
-        ? Promise.reject(new Error("database is locked"))
-        : real.call(this, doc, ...(rest as []));
-    inserts.push(insert.catch(() => undefined));
-    return insert;
-  } as typeof real;
-  return {
-    restore: () => void (Collection.prototype.insertOne = real),
-    /** The upload's id, once all its chunk inserts have settled. */
-    settled: async () => {
-      await Promise.allSettled(inserts);
-      return uploadId!;
-    },
-  };
-}
+import { CHUNK_BYTES, failChunk } from "../../support/fail-chunk.ts";
 
 describe("store: a failed media upload leaves no chunks", () => {
   let client: MongoClient;
