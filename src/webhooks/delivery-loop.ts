@@ -84,8 +84,11 @@ export class DeliveryLoop {
   /** Endpoints with work this node does not hold: it tries to claim them. */
   private readonly wanted = new Set<string>();
   /** Queues to take back to a row made pending again, once no attempt of theirs is under way
-   * (`several`: more than one row of the queue was). */
-  private readonly rewinds = new Map<string, QueuePosition & { several: boolean }>();
+   * (`several`: more than one row of the queue was; `resentSeqs`: each of them). */
+  private readonly rewinds = new Map<
+    string,
+    QueuePosition & { several: boolean; resentSeqs: (number | null)[] }
+  >();
   private readonly inFlight = new AttemptsInFlight();
   /** Endpoint documents, read again after a scan period (a change made on another node shows within
    * it); an endpoint whose settings cannot be read waits, backing off. */
@@ -188,7 +191,8 @@ export class DeliveryLoop {
           : r.seq === null || earlier.seq === null
             ? null
             : Math.min(r.seq, earlier.seq);
-        this.rewinds.set(key, { ...r, seq, several: earlier !== undefined });
+        const resentSeqs = [...(earlier?.resentSeqs ?? []), r.seq];
+        this.rewinds.set(key, { ...r, seq, several: earlier !== undefined, resentSeqs });
       }
     }
     this.kick();
@@ -281,6 +285,9 @@ export class DeliveryLoop {
     for (const [key, r] of this.rewinds) {
       if (this.inFlight.has(key)) continue;
       this.rewinds.delete(key);
+      // A copy remembered from before is stale: the row was dead (say its last attempt's dead write
+      // landed with its answer lost), it is pending from attempt 0 now. It is read again.
+      this.remembered.resent(r.endpointId, r.accountId, r.resentSeqs);
       if (!this.held.holds(r.endpointId)) continue;
       if (this.cursors.has(key) && r.seq !== null) this.cursors.rewind(key, r.seq, r.several);
       else this.cursors.heardOf({ ...r, seq: null });

@@ -101,6 +101,17 @@ export class RememberedRows {
       this.remember(queueKey(row.endpointId, row.accountId), { ...row, ...after });
   }
 
+  /** Rows made pending again (`webhooks.resend`; a null seq: any row of the queue): what is remembered
+   * of them is forgotten, so they are read from the database. */
+  resent(endpointId: string, accountId: string, seqs: (number | null)[]): void {
+    const key = queueKey(endpointId, accountId);
+    const rows = this.rows.get(key);
+    if (!rows) return;
+    for (const seq of seqs.includes(null) ? [...rows.keys()] : (seqs as number[]))
+      if (rows.delete(seq)) this.total--;
+    if (rows.size === 0) this.rows.delete(key);
+  }
+
   /** The row was delivered or is dead: it is never pending here again. */
   handled(row: OutboxDoc): void {
     const key = queueKey(row.endpointId, row.accountId);

@@ -639,6 +639,46 @@ describe("webhooks/delivery-loop", () => {
     assert.equal(outbox.failureWrites.filter((f) => f.nextAttemptAt === null).length, 2);
   });
 
+  it("a resend after a last attempt whose dead write landed with its answer lost is sent, not written dead again", async () => {
+    await loop.stop();
+    // The remembered retry time of the last attempt is far off (as the default back-off's 150-300 s).
+    loop = makeLoop({ backoff: { baseMs: 60000, maxMs: 60000 } });
+    let refuse = true;
+    server.removeAllListeners("request");
+    server.on("request", (req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        received.push(JSON.parse(body).id);
+        res.statusCode = refuse ? 500 : 200;
+        res.end();
+      });
+    });
+    outbox.put("wh_1", "acc", 1, "a1");
+    const row = () => outbox.rows.get(slotId("wh_1", "acc", 1))!;
+    row().attempts = 2; // the next attempt is the last (maxAttempts 3)
+    // The dead write lands, and every try of it loses its answer (the database away for a moment).
+    const markFailed = outbox.markFailed.bind(outbox);
+    outbox.markFailed = async (id: string, f: FailureUpdate) => {
+      const written = await markFailed(id, f);
+      if (f.nextAttemptAt === null) throw new Error("database is locked");
+      return written;
+    };
+    loop.start();
+    await waitFor(() => warnings.some((w) => w.includes("writing failed attempt 3")), {
+      what: "the dead write's answer lost",
+    });
+    assert.equal(row().status, "dead");
+    outbox.markFailed = markFailed;
+    refuse = false;
+    // What webhooks.resend writes, then tells the loop.
+    Object.assign(row(), { status: "pending", attempts: 0, nextAttemptAt: new Date() });
+    loop.resent([{ endpointId: "wh_1", accountId: "acc", seq: 1 }]);
+    await waitFor(() => row().status === "delivered", { what: "a1 sent again", timeoutMs: 3000 });
+    assert.deepEqual(received, ["a1", "a1"]);
+    assert.equal(row().attempts, 1);
+  });
+
   it("a prune that takes long does not hold back deliveries", async () => {
     await loop.stop();
     // A node prunes at a random phase of its period: this one is due at once.

@@ -54,6 +54,22 @@ describe("webhooks/remembered-rows", () => {
     assert.equal(rows.get("wh_1", "b", 1), undefined);
   });
 
+  it("rows resent are forgotten (read from the database again); a resend of an unknown seq forgets the queue's", () => {
+    const rows = new RememberedRows();
+    rows.claimed("wh_1");
+    for (const seq of [1, 2, 3]) rows.inserted(row("a", seq), false);
+    rows.inserted(row("b", 1), false);
+    rows.retried(row("a", 1), failed(new Date(Date.now() + 60000)));
+    rows.resent("wh_1", "a", [1, 3]);
+    assert.equal(rows.get("wh_1", "a", 1), undefined, "the copy of its last attempt is gone");
+    assert.ok(rows.get("wh_1", "a", 2));
+    assert.equal(rows.size, 2);
+    rows.resent("wh_1", "a", [null]);
+    assert.equal(rows.get("wh_1", "a", 2), undefined);
+    assert.ok(rows.get("wh_1", "b", 1), "other queues keep theirs");
+    assert.equal(rows.size, 1);
+  });
+
   it("does not remember a failed row of an endpoint it no longer holds", () => {
     const rows = new RememberedRows();
     rows.retried(row("a", 1), failed(new Date()));
