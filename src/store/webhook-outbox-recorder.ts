@@ -8,6 +8,7 @@
 // one account's events in order, so slot order follows the log's order whichever node wins each insert.
 // No step needs an atomic conditional update (FerretDB has none under concurrency).
 import type { Collection } from "mongodb";
+import { BoundedMap } from "../bounded-map.ts";
 import { inParallel } from "../in-parallel.ts";
 import { retry } from "../retry.ts";
 import type { EndpointDoc, OutboxDoc } from "./webhook-docs.ts";
@@ -66,9 +67,16 @@ export function withRetry<T>(op: (attempt: number) => Promise<T>, tries = 4): Pr
   });
 }
 
+/** Queue tails known at most (with no pruning, `maxTailAgeMs` forgets none): past it the one learnt
+ * longest ago is forgotten, and read again when its queue is next recorded for. */
+const MAX_TAILS = 100_000;
+
 export class OutboxRecorder {
-  /** Last seq this node knows in each queue (and when it last learnt it); a cold queue is read once. */
-  private readonly tails = new Map<string, { seq: number; at: number }>();
+  /** Last seq this node knows in each queue (and when it last learnt it); a cold queue is read once.
+   * Each note moves its queue to the end, so the map runs from the tail learnt longest ago on. */
+  private readonly tails = new BoundedMap<string, { seq: number; at: number }>(MAX_TAILS);
+  /** When tails older than `maxTailAgeMs` were last forgotten. */
+  private sweptAt: number;
   /** Rows recorded together (the next events of many accounts at once) go out in one unordered
    * command; each insert gets its own answer, the one `insertOne` would have given, so the slot logic
    * below is unchanged. */
@@ -77,14 +85,19 @@ export class OutboxRecorder {
   /**
    * @param maxTailAgeMs A known tail older than this is read again. Pruning deletes only rows older than
    * the retention, so with half the retention here a cached tail is never below a pruned slot (an insert
-   * can never reuse a pruned position). @default Infinity (no pruning: nothing to reuse)
+   * can never reuse a pruned position). Older tails are forgotten as recording goes on, at most once
+   * per this period: a queue recorded for once is not kept for ever. @default Infinity (no pruning:
+   * nothing to reuse)
+   * @param now the clock
    */
   constructor(
     private readonly col: Collection<OutboxDoc>,
     private readonly nodeId: string,
     private readonly maxTailAgeMs = Infinity,
+    private readonly now: () => number = Date.now,
   ) {
     this.inserts = new InsertBatcher(this.col);
+    this.sweptAt = now();
   }
 
   /** Records `ev` for each endpoint. */
@@ -98,7 +111,7 @@ export class OutboxRecorder {
   /** The tail this node knows of a queue, while fresh. */
   private knownTail(endpointId: string, accountId: string): number | undefined {
     const known = this.tails.get(queueKey(endpointId, accountId));
-    return known && Date.now() - known.at <= this.maxTailAgeMs ? known.seq : undefined;
+    return known && this.now() - known.at <= this.maxTailAgeMs ? known.seq : undefined;
   }
 
   private async tailOf(endpointId: string, accountId: string): Promise<number> {
@@ -128,7 +141,15 @@ export class OutboxRecorder {
   private noteTail(endpointId: string, accountId: string, seq: number): void {
     const key = queueKey(endpointId, accountId);
     const known = this.tails.get(key);
-    this.tails.set(key, { seq: Math.max(seq, known?.seq ?? 0), at: Date.now() });
+    const now = this.now();
+    this.tails.set(key, { seq: Math.max(seq, known?.seq ?? 0), at: now });
+    if (now - this.sweptAt < this.maxTailAgeMs) return;
+    // Tails too old to be used are forgotten (each queue recorded for once would otherwise stay).
+    this.sweptAt = now;
+    for (const [old, { at }] of this.tails) {
+      if (now - at <= this.maxTailAgeMs) break;
+      this.tails.delete(old);
+    }
   }
 
   /**
