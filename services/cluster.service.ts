@@ -8,6 +8,7 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import { WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";
 import { configOf } from "../src/config.ts";
 import { NotFoundError } from "../src/errors.ts";
+import { HAND_OVER_KILL_MS, HAND_OVER_STOP_MS } from "../src/placement/hand-over.ts";
 import { placementOf } from "../src/placement/kv.ts";
 import type { NodeRecord } from "../src/placement/liveness.ts";
 import { workerNodeOf, type WorkerNode } from "../src/placement/worker-node.ts";
@@ -22,8 +23,9 @@ export type NodeView = Omit<NodeRecord, "pid" | "renewedAt"> & {
   renewedAt: number | null;
 };
 
-/** How long one hand-off of a rebalance may take (flush and stop of the workspace's sessions). */
-const HANDOFF_TIMEOUT_MS = 30000;
+/** How long one hand-off of a rebalance may take: its node's bounds for the stop of the workspace's
+ * sessions and for their kill (hand-over.ts), and time left for the compare-and-set (30 s). */
+const HANDOFF_TIMEOUT_MS = HAND_OVER_STOP_MS + HAND_OVER_KILL_MS + 5000;
 
 /** Upper bound of one `rebalance` call, whose hand-offs run one after another: 20 at their slowest,
  * hundreds at a second each. Callers that set no timeout (the gateway, the REPL) wait this long. */

@@ -10,6 +10,7 @@ import type { ServiceBroker } from "moleculer";
 import type { Config } from "../config.ts";
 import { WorkspaceUnavailableError } from "../errors.ts";
 import type { Fence, Ownership } from "./fence.ts";
+import { stopForHandOver, type HandOverBounds } from "./hand-over.ts";
 import { chooseOwner, nextOwner, type PlacementNode } from "./hrw.ts";
 import { Liveness, type NodeRecord } from "./liveness.ts";
 import type { ClusterPlacement } from "./kv.ts";
@@ -38,6 +39,9 @@ export interface WorkerOwnershipOptions {
   placement: ClusterPlacement;
   host: SessionHost;
   logger: Logger;
+  /** How long a hand-off waits for its sessions' graceful stop, then for their kill (hand-over.ts).
+   * @default HAND_OVER_STOP_MS / HAND_OVER_KILL_MS */
+  handOver?: HandOverBounds;
 }
 
 interface Held {
@@ -325,7 +329,8 @@ export class WorkerOwnership implements Ownership {
 
   /**
    * Hands a workspace this node holds to `target`: no new starts here, sessions stopped cleanly with
-   * their auth state saved, then the record compare-and-set to the target (which adopts it). For a rebalance, a
+   * their auth state saved (killed when that takes too long: hand-over.ts), then the record
+   * compare-and-set to the target (which adopts it). For a rebalance, a
    * workspace recorded for this node but not held in its current lease term (a claim whose term ended
    * as it won, or one the reconciler has not adopted yet after a fence) is adopted first. A draining
    * node does not: its reconciler passes such a record on instead (`passOn`). False when not ours.
@@ -339,7 +344,7 @@ export class WorkerOwnership implements Ownership {
     this.held.delete(workspaceId);
     this.handingOver.set(workspaceId, h);
     try {
-      await this.opts.host.handOverWorkspace(workspaceId);
+      await stopForHandOver(this.opts.host, workspaceId, this.opts.handOver ?? {}, this.opts.logger);
       const rec = await this.table.get(workspaceId);
       if (!rec || rec.node !== this.nodeId || rec.epoch !== h.epoch) return false;
       const moved = await this.table.claim(workspaceId, target, rec);

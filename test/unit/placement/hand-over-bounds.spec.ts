@@ -1,0 +1,98 @@
+// A hand-off whose sessions never finish stopping (a final auth-state save held by a database that
+// accepts and never answers) must not keep the workspace handed over, and so run nowhere, for ever:
+// past its bound the sessions are killed and the record moves to the target all the same, which then
+// starts them. The placement table and the lease are in memory: the hand-off's own steps are under test.
+import { strict as assert } from "node:assert";
+import type { ServiceBroker } from "moleculer";
+import { loadConfig } from "../../../src/config.ts";
+import type { ClusterPlacement } from "../../../src/placement/kv.ts";
+import type { PlacementEntry } from "../../../src/placement/placement-table.ts";
+import { WorkerOwnership, type SessionHost } from "../../../src/placement/worker-ownership.ts";
+import { withTimeout } from "../../../src/with-timeout.ts";
+
+/** A placement table with compare-and-set on revisions, its mirror, and a lease bucket that takes every
+ * write. */
+function memoryPlacement() {
+  const records = new Map<string, PlacementEntry>();
+  let revision = 0;
+  const table = {
+    get: async (ws: string) => records.get(ws) ?? null,
+    claim: async (ws: string, node: string, previous: PlacementEntry | null) => {
+      if ((records.get(ws)?.revision ?? null) !== (previous?.revision ?? null)) return null;
+      const epoch = previous ? previous.epoch + 1 : 1;
+      const entry = { workspaceId: ws, node, epoch, since: Date.now(), revision: ++revision };
+      records.set(ws, entry);
+      return entry;
+    },
+  };
+  const mirror = {
+    on: () => undefined,
+    off: () => undefined,
+    pollNodes: async () => undefined,
+    get: (ws: string) => records.get(ws),
+    owner: (ws: string) => records.get(ws)?.node,
+    apply: () => undefined,
+  };
+  const nodesKv = {
+    put: async () => ++revision,
+    update: async () => ++revision,
+    delete: async () => undefined,
+    get: async () => null,
+  };
+  const placement = { table, mirror, nodesKv, leaseTtlMs: 60_000 } as unknown as ClusterPlacement;
+  return { placement, records };
+}
+
+/** This node with one workspace, `ws`, whose graceful stop never ends; `killHangs`: nor does its kill
+ * (a webjs forced stop still waits for the save under way). */
+async function holdingHungWorkspace(killHangs: boolean) {
+  const { placement, records } = memoryPlacement();
+  const killed: string[] = [];
+  const warnings: string[] = [];
+  const host: SessionHost = {
+    local: () => [],
+    size: 1,
+    handOverWorkspace: () => new Promise<number>(() => undefined),
+    stopWorkspace: async (ws) => {
+      killed.push(ws);
+      if (killHangs) await new Promise(() => undefined);
+      return 1;
+    },
+    stopAll: async () => undefined,
+  };
+  const logger = { info() {}, debug() {}, warn: (m: unknown) => void warnings.push(String(m)) };
+  const ownership = new WorkerOwnership({
+    broker: { nodeID: "n1" } as ServiceBroker,
+    cfg: loadConfig(),
+    placement,
+    host,
+    logger,
+    handOver: { stopMs: 100, killMs: 100 },
+  });
+  await ownership.start();
+  const claimed = await ownership.claim("ws", null, true);
+  assert.ok(claimed && ownership.current("ws"), "n1 holds ws");
+  return { ownership, records, claimed, killed, warnings };
+}
+
+describe("placement/worker-ownership: a hand-off whose sessions never finish stopping", () => {
+  for (const killHangs of [false, true]) {
+    it(`kills them past its bound and moves the workspace on${killHangs ? " (the kill hanging too)" : ""}`, async () => {
+      const { ownership, records, claimed, killed, warnings } = await holdingHungWorkspace(killHangs);
+      try {
+        const moved = await withTimeout(ownership.handOff("ws", "n2"), 2000);
+        assert.equal(moved, true, "the hand-off settled within its bounds and moved the workspace");
+        assert.deepEqual(killed, ["ws"], "its sessions were killed");
+        assert.equal(records.get("ws")?.node, "n2");
+        assert.equal(records.get("ws")?.epoch, claimed.epoch + 1, "one compare-and-set: the hand-off's");
+        assert.equal(ownership.handingOff("ws"), null, "no longer handed over");
+        assert.ok(
+          warnings.some((w) => w.includes("workspace ws") && w.includes("did not close and save")),
+          `a warning names the workspace and the cause: ${warnings.join(" | ")}`,
+        );
+      } finally {
+        await ownership.stop();
+      }
+    });
+  }
+});
