@@ -174,21 +174,22 @@ export class SessionPipeline {
         this.reportFailure(head.change, err);
         continue;
       }
+      const forced = backlog.slice(0, run.consumed).some((queued) => queued.force);
       backlog.splice(0, run.consumed);
-      await this.applyRunRetrying(run, head.change);
+      await this.applyRunRetrying(run, head.change, forced);
     }
   }
 
   /** Applies a run, waiting for the database while it is unavailable (whileUnavailable); any other
    * failure drops it. */
-  private async applyRunRetrying(run: StatusRun, head: SessionChange): Promise<void> {
+  private async applyRunRetrying(run: StatusRun, head: SessionChange, forced: boolean): Promise<void> {
     const { s } = this;
     const done: RunProgress = {};
     const change = run.steps.at(-1)?.change ?? head;
     try {
       await this.whileUnavailable(
         change,
-        () => this.applyRun(run, done),
+        () => this.applyRun(run, done, forced),
         () => !s.closed && this.fenceHolds(),
       );
     } catch (err) {
@@ -204,7 +205,8 @@ export class SessionPipeline {
    * OUTAGE_RETRY_MAX_MS), the changes after it waiting in order: the account's status and events catch
    * up with its engine once the database is back, and a message received meanwhile is not lost
    * (WhatsApp does not deliver it again). Attempts keep what they did in their progress, so nothing is
-   * done twice. Rejects with any other failure, or the outage's once `keepTrying` says no.
+   * done twice. Rejects with any other failure, or the outage's once `keepTrying` says no: asked again
+   * after each wait, since the session may have closed or lost its fence meanwhile.
    */
   private async whileUnavailable(
     change: SessionChange,
@@ -222,6 +224,7 @@ export class SessionPipeline {
               `(${(err as Error).message}); trying again every ${OUTAGE_RETRY_MAX_MS} ms at most`,
           );
         await new Promise((r) => setTimeout(r, Math.min(OUTAGE_RETRY_MS * 2 ** n, OUTAGE_RETRY_MAX_MS)));
+        if (!keepTrying()) throw err;
       }
     }
   }
@@ -324,14 +327,23 @@ export class SessionPipeline {
    * session, so it is shown at once while this node's fence holds in memory (lease current, placement
    * agrees), and the status written after; a write the database refuses then fences the session out
    * like any other. QR refreshes are never written.
+   * `forced`: a change applied even after the session closed (a stop's `stopped`, a logout's
+   * `logged_out`), which the database's fence alone decides.
    */
-  private async applyRun(run: StatusRun, done: RunProgress = {}): Promise<void> {
+  private async applyRun(run: StatusRun, done: RunProgress = {}, forced = false): Promise<void> {
     if (run.steps.length === 0) return;
     const { s } = this;
     const holds = this.fenceHolds();
     if (!holds && run.steps.every((step) => step.refresh)) {
       // QR refreshes are written nowhere: with the fence gone from memory, they are not shown either.
       this.deps.logger.debug(`Session ${s.accountId}: QR not shown, epoch ${s.fence.epoch} is not current`);
+      return;
+    }
+    if (!holds && s.closed && !forced) {
+      // What the engine reported before the node lost the workspace (asking for the fence just now may
+      // have found the lease lapsed and closed the session): its write could still land while no next
+      // owner has written, and its event go out under an epoch this node has given up.
+      this.deps.logger.debug(`Session ${s.accountId}: closed and fenced out, its last changes dropped`);
       return;
     }
     // Rendered on the next microtask, so after the first write below has been sent; a payload that
@@ -358,7 +370,8 @@ export class SessionPipeline {
         await this.ends.fenceOut();
       return;
     }
-    // A fence already gone from memory will refuse the write: nothing is logged for it.
+    // With the fence gone from memory (a forced run; a session its loss has not closed yet), the write
+    // is likely refused: nothing is logged before it, and if it lands (no next owner yet) after it.
     const recording = holds ? this.recordRun(run, done) : Promise.resolve(null);
     const [recorded, rendered] = await Promise.allSettled([recording, rendering]);
     if (recorded.status === "rejected") throw recorded.reason;
