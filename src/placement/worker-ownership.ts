@@ -42,6 +42,9 @@ export interface WorkerOwnershipOptions {
   /** How long a hand-off waits for its sessions' graceful stop, then for their kill (hand-over.ts).
    * @default HAND_OVER_STOP_MS / HAND_OVER_KILL_MS */
   handOver?: HandOverBounds;
+  /** What a workspace's accounts say of their owners (read before claiming one the table does not
+   * name: a bucket that lost its records names none of the workspaces still running). */
+  accountOwners?: (workspaceId: string) => Promise<UnnamedWorkspace>;
 }
 
 interface Held {
@@ -207,15 +210,18 @@ export class WorkerOwnership implements Ownership {
     const term = this.liveness.term;
     // A stale `seen` only makes the compare-and-set below fail (a lost race), never a wrong claim.
     const current = seen ?? (fresh ? null : await this.table.get(workspaceId));
+    let owners = unnamed;
     if (!current) {
-      // Its accounts' last owner still runs them: the table lost its record, not the workspace.
-      for (const node of unnamed?.lastOwners ?? [])
+      // Its accounts' last owner still runs them: the table lost its record, not the workspace. Asked
+      // whoever claims (a call routed here, a create), not only the reconciler's sweep.
+      owners ??= await this.opts.accountOwners?.(workspaceId);
+      for (const node of owners?.lastOwners ?? [])
         if (node !== this.nodeId && (await this.holdsLease(node))) return null;
     } else if (current.node !== this.nodeId) {
       if (await this.holdsLease(current.node)) return null;
     }
     // Held before the CAS resolves: the watch may deliver the new record first, and must see it as ours.
-    const entry = await this.table.claim(workspaceId, this.nodeId, current, unnamed?.above ?? 0);
+    const entry = await this.table.claim(workspaceId, this.nodeId, current, owners?.above ?? 0);
     if (!entry) return null;
     if (!this.liveness.isCurrent() || this.liveness.term !== term) return null;
     this.held.set(workspaceId, { epoch: entry.epoch, term });

@@ -126,14 +126,17 @@ export class AccountsRepo {
         .find({ desiredState: "running" }, { projection: { workspaceId: 1, node: 1, epoch: 1 } })
         .toArray(),
     );
-    const out = new Map<string, { lastOwners: string[]; above: number }>();
-    for (const d of docs) {
-      const ws = out.get(d.workspaceId) ?? { lastOwners: [], above: 0 };
-      if (d.node && !ws.lastOwners.includes(d.node)) ws.lastOwners.push(d.node);
-      ws.above = Math.max(ws.above, d.epoch ?? 0);
-      out.set(d.workspaceId, ws);
-    }
-    return out;
+    return ownersOf(docs);
+  }
+
+  /** What the accounts of one workspace wanted running say of their owners (workspacesWantingToRun). */
+  async ownersIn(workspaceId: string): Promise<{ lastOwners: string[]; above: number }> {
+    const docs = await retryTransient(() =>
+      this.col
+        .find({ workspaceId, desiredState: "running" }, { projection: { workspaceId: 1, node: 1, epoch: 1 } })
+        .toArray(),
+    );
+    return ownersOf(docs).get(workspaceId) ?? { lastOwners: [], above: 0 };
   }
 
   /** Workspaces of accounts wanted running that no worker ever took (created while none answered). */
@@ -312,4 +315,18 @@ export function accountCursorOf(doc: Pick<AccountDoc, "_id" | "createdAt">): str
 export function accountCursorPosition(cursor: string): { createdAt: Date; id: string } | null {
   const pos = pagePositionOf(cursor);
   return pos && { createdAt: pos.at, id: pos.id };
+}
+
+/** By workspace: the nodes its accounts name, and the highest epoch they carry. */
+function ownersOf(
+  docs: Pick<AccountDoc, "workspaceId" | "node" | "epoch">[],
+): Map<string, { lastOwners: string[]; above: number }> {
+  const out = new Map<string, { lastOwners: string[]; above: number }>();
+  for (const d of docs) {
+    const ws = out.get(d.workspaceId) ?? { lastOwners: [], above: 0 };
+    if (d.node && !ws.lastOwners.includes(d.node)) ws.lastOwners.push(d.node);
+    ws.above = Math.max(ws.above, d.epoch ?? 0);
+    out.set(d.workspaceId, ws);
+  }
+  return out;
 }

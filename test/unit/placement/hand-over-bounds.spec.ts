@@ -5,43 +5,9 @@
 import { strict as assert } from "node:assert";
 import type { ServiceBroker } from "moleculer";
 import { loadConfig } from "../../../src/config.ts";
-import type { ClusterPlacement } from "../../../src/placement/kv.ts";
-import type { PlacementEntry } from "../../../src/placement/placement-table.ts";
 import { WorkerOwnership, type SessionHost } from "../../../src/placement/worker-ownership.ts";
 import { withTimeout } from "../../../src/with-timeout.ts";
-
-/** A placement table with compare-and-set on revisions, its mirror, and a lease bucket that takes every
- * write. */
-function memoryPlacement() {
-  const records = new Map<string, PlacementEntry>();
-  let revision = 0;
-  const table = {
-    get: async (ws: string) => records.get(ws) ?? null,
-    claim: async (ws: string, node: string, previous: PlacementEntry | null) => {
-      if ((records.get(ws)?.revision ?? null) !== (previous?.revision ?? null)) return null;
-      const epoch = previous ? previous.epoch + 1 : 1;
-      const entry = { workspaceId: ws, node, epoch, since: Date.now(), revision: ++revision };
-      records.set(ws, entry);
-      return entry;
-    },
-  };
-  const mirror = {
-    on: () => undefined,
-    off: () => undefined,
-    pollNodes: async () => undefined,
-    get: (ws: string) => records.get(ws),
-    owner: (ws: string) => records.get(ws)?.node,
-    apply: () => undefined,
-  };
-  const nodesKv = {
-    put: async () => ++revision,
-    update: async () => ++revision,
-    delete: async () => undefined,
-    get: async () => null,
-  };
-  const placement = { table, mirror, nodesKv, leaseTtlMs: 60_000 } as unknown as ClusterPlacement;
-  return { placement, records };
-}
+import { memoryPlacement } from "../../support/memory-placement.ts";
 
 /** This node with one workspace, `ws`, whose graceful stop never ends; `killHangs`: nor does its kill
  * (a webjs forced stop still waits for the save under way). */
