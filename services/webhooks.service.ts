@@ -160,7 +160,7 @@ const WebhooksService: ServiceSchema<ServiceSettingSchema, WebhooksMethods, Webh
           async () => (await this.quotas.of(workspaceId)).webhooks,
         );
         await this.endpointsChanged(workspaceId, doc._id);
-        return toEndpointView(doc, true);
+        return toEndpointView(doc, doc.secret);
       },
     },
     list: {

@@ -90,6 +90,14 @@ const WEBHOOK_SCHEMA: JsonSchema = {
     createdAt: { type: "string", format: "date-time" },
     updatedAt: { type: "string", format: "date-time" },
     secret: { type: "string", description: "Only in the answer to create" },
+    secretUnreadable: {
+      type: "boolean",
+      enum: [true],
+      description:
+        "Present (true) only when no configured key (SECRETS_KEY, SECRETS_KEY_PREVIOUS) opens the " +
+        "endpoint's stored secret: its events are recorded, its deliveries wait until the key that " +
+        "sealed it is configured again; or delete it and create it anew",
+    },
   },
 };
 

@@ -14,6 +14,13 @@ export interface EndpointDoc {
   updatedAt: Date;
 }
 
+/** An endpoint as its workspace's calls read it: everything but the secret. `secretUnreadable`: no
+ * configured key (SECRETS_KEY, SECRETS_KEY_PREVIOUS) opens its secret, so its deliveries wait. */
+export type EndpointInfo = Omit<EndpointDoc, "secret"> & { secretUnreadable?: true };
+
+/** What recording an event reads of an endpoint: who it is and which events it takes. */
+export type EndpointTarget = Pick<EndpointDoc, "_id" | "events">;
+
 export type DeliveryStatus = "pending" | "delivered" | "dead";
 
 export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ["pending", "delivered", "dead"];

@@ -15,9 +15,9 @@ import type { Collection, Db } from "mongodb";
 import { NotFoundError } from "../errors.ts";
 import { QuotaTally } from "../quotas.ts";
 import { retryTransient } from "./mongo.ts";
-import type { SecretBox } from "./secrets.ts";
+import { SecretsKeyError, type SecretBox } from "./secrets.ts";
 import { TallyVersions } from "./tally-repo.ts";
-import type { EndpointDoc } from "./webhook-docs.ts";
+import type { EndpointDoc, EndpointInfo, EndpointTarget } from "./webhook-docs.ts";
 
 export const ENDPOINTS_COLLECTION = "webhook_endpoints";
 export const ENDPOINT_TALLIES_COLLECTION = "webhook_endpoint_tallies";
@@ -100,8 +100,19 @@ export class EndpointsRepo {
     return { ...doc, secret: plain };
   }
 
-  private openAll(docs: EndpointDoc[]): Promise<EndpointDoc[]> {
-    return Promise.all(docs.map((d) => this.opened(d)));
+  /** The endpoint as its workspace's calls read it, without its secret. The secret is opened all the
+   * same, so that reads re-seal a plain or older-key one (a rotation completes as endpoints are read);
+   * one that no configured key opens is flagged rather than refused, so that its workspace can still
+   * list, read and remove it. */
+  private async described(doc: EndpointDoc): Promise<EndpointInfo> {
+    const info = withoutSecret(doc);
+    try {
+      await this.opened(doc);
+    } catch (err) {
+      if (err instanceof SecretsKeyError) return { ...info, secretUnreadable: true };
+      throw err;
+    }
+    return info;
   }
 
   async ensureIndexes(): Promise<void> {
@@ -153,25 +164,35 @@ export class EndpointsRepo {
     };
   }
 
-  private notCountedOut(doc: EndpointDoc, err: Error): void {
+  private notCountedOut(doc: Pick<EndpointDoc, "_id" | "workspaceId">, err: Error): void {
     this.warn(`webhook endpoint ${doc._id}: not counted out of ${doc.workspaceId} (${err.message})`);
   }
 
-  async list(workspaceId: string): Promise<EndpointDoc[]> {
-    return this.openAll(await this.col.find({ workspaceId }).sort({ createdAt: 1, _id: 1 }).toArray());
+  async list(workspaceId: string): Promise<EndpointInfo[]> {
+    const docs = await this.col.find({ workspaceId }).sort({ createdAt: 1, _id: 1 }).toArray();
+    return Promise.all(docs.map((d) => this.described(d)));
   }
 
-  /** Enabled endpoints of a workspace: who gets its events. */
-  async enabledFor(workspaceId: string): Promise<EndpointDoc[]> {
-    return this.openAll(await this.col.find({ workspaceId, enabled: true }).toArray());
+  /** Enabled endpoints of a workspace: who gets its events. Their secrets are neither read nor opened
+   * (one that cannot be opened must not stop its workspace's recording). */
+  enabledFor(workspaceId: string): Promise<EndpointTarget[]> {
+    return this.col
+      .find<EndpointTarget>({ workspaceId, enabled: true }, { projection: { _id: 1, events: 1 } })
+      .toArray();
   }
 
-  async get(workspaceId: string, id: string): Promise<EndpointDoc> {
+  async get(workspaceId: string, id: string): Promise<EndpointInfo> {
+    return this.described(await this.stored(workspaceId, id));
+  }
+
+  private async stored(workspaceId: string, id: string): Promise<EndpointDoc> {
     const doc = await this.col.findOne({ _id: id, workspaceId });
     if (!doc) throw new NotFoundError("Webhook", id);
-    return this.opened(doc);
+    return doc;
   }
 
+  /** The endpoint with its secret opened (its deliveries sign with it); throws SecretsKeyError when no
+   * configured key opens it. */
   async findById(id: string): Promise<EndpointDoc | null> {
     const doc = await this.col.findOne({ _id: id });
     return doc && this.opened(doc);
@@ -181,19 +202,24 @@ export class EndpointsRepo {
     workspaceId: string,
     id: string,
     patch: Partial<Pick<EndpointDoc, "url" | "events" | "enabled">>,
-  ): Promise<EndpointDoc> {
-    await this.get(workspaceId, id);
+  ): Promise<EndpointInfo> {
+    await this.stored(workspaceId, id);
     await this.col.updateOne({ _id: id, workspaceId }, { $set: { ...patch, updatedAt: new Date() } });
     return this.get(workspaceId, id);
   }
 
   /** Deletes the endpoint and counts it out of its workspace's tally (of two removes at once, the one
-   * that deleted it). */
-  async remove(workspaceId: string, id: string): Promise<EndpointDoc> {
-    const doc = await this.get(workspaceId, id);
+   * that deleted it). Its secret is not opened: one that cannot be opened is removed all the same. */
+  async remove(workspaceId: string, id: string): Promise<EndpointInfo> {
+    const doc = withoutSecret(await this.stored(workspaceId, id));
     const { deletedCount } = await this.col.deleteOne({ _id: id, workspaceId });
     if (deletedCount === 1)
       await this.tally.removed(workspaceId).catch((e: Error) => this.notCountedOut(doc, e));
     return doc;
   }
+}
+
+function withoutSecret(doc: EndpointDoc): EndpointInfo {
+  const { secret: _, ...info } = doc;
+  return info;
 }

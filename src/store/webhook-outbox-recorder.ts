@@ -11,7 +11,7 @@ import type { Collection } from "mongodb";
 import { BoundedMap } from "../bounded-map.ts";
 import { inParallel } from "../in-parallel.ts";
 import { retry } from "../retry.ts";
-import type { EndpointDoc, OutboxDoc } from "./webhook-docs.ts";
+import type { EndpointTarget, OutboxDoc } from "./webhook-docs.ts";
 import { InsertBatcher } from "./insert-batch.ts";
 import { insertedInOrder, isDuplicateKey, ORDERED_INSERT_MAX } from "./mongo.ts";
 
@@ -101,7 +101,7 @@ export class OutboxRecorder {
   }
 
   /** Records `ev` for each endpoint. */
-  async record(ev: RecordedEvent, endpoints: EndpointDoc[]): Promise<RecordResult[]> {
+  async record(ev: RecordedEvent, endpoints: EndpointTarget[]): Promise<RecordResult[]> {
     const results: RecordResult[] = [];
     for (const endpoint of endpoints)
       results.push(await withRetry(() => this.recordFor(ev, endpoint._id), 8));
@@ -159,7 +159,7 @@ export class OutboxRecorder {
    * it go in another such insert, less those another node has already recorded whole. Answers as
    * `record` would have for each event in turn (a row found recorded comes back as read).
    */
-  async recordMany(items: { ev: RecordedEvent; endpoints: EndpointDoc[] }[]): Promise<RecordResult[]> {
+  async recordMany(items: { ev: RecordedEvent; endpoints: EndpointTarget[] }[]): Promise<RecordResult[]> {
     const queues = new Map<string, RunOfQueue>();
     for (const { ev, endpoints } of items) {
       for (const { _id: endpointId } of endpoints) {

@@ -7,7 +7,7 @@
 // indexes either way). Recording: src/store/webhook-outbox-recorder.ts.
 import { randomUUID } from "node:crypto";
 import type { Collection, Db } from "mongodb";
-import type { DeliveryStatus, EndpointDoc, OutboxDoc } from "./webhook-docs.ts";
+import type { DeliveryStatus, EndpointTarget, OutboxDoc } from "./webhook-docs.ts";
 import type { PagePosition } from "./page-cursor.ts";
 import {
   OutboxRecorder,
@@ -71,12 +71,12 @@ export class OutboxRepo {
   }
 
   /** Records `ev` for each endpoint. */
-  record(ev: RecordedEvent, endpoints: EndpointDoc[]): Promise<RecordResult[]> {
+  record(ev: RecordedEvent, endpoints: EndpointTarget[]): Promise<RecordResult[]> {
     return this.recorder.record(ev, endpoints);
   }
 
   /** Records a run of events (in the order given) for their endpoints (OutboxRecorder.recordMany). */
-  recordMany(items: { ev: RecordedEvent; endpoints: EndpointDoc[] }[]): Promise<RecordResult[]> {
+  recordMany(items: { ev: RecordedEvent; endpoints: EndpointTarget[] }[]): Promise<RecordResult[]> {
     return this.recorder.recordMany(items);
   }
 

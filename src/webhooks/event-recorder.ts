@@ -13,7 +13,7 @@ import { TtlCache } from "../ttl-cache.ts";
 import type { LogTail } from "./log-tail.ts";
 import type { QueuePosition } from "./queue-cursors.ts";
 import type { RecorderSlots } from "./recorder-slots.ts";
-import type { EndpointDoc } from "./types.ts";
+import type { EndpointTarget } from "./types.ts";
 
 export interface EventRecorderDeps {
   endpoints: Pick<EndpointsRepo, "enabledFor">;
@@ -30,7 +30,7 @@ export class EventRecorder {
   /** Per account, the tail of its recording chain: one account's events are recorded in arrival order. */
   private readonly recording = new Map<string, Promise<void>>();
   /** Enabled endpoints per workspace, read at most every `endpointCacheMs`; dropped by `forget`. */
-  private readonly endpointCache: TtlCache<string, EndpointDoc[]>;
+  private readonly endpointCache: TtlCache<string, EndpointTarget[]>;
   private tail: Pick<LogTail, "offer" | "drain"> | null = null;
   private slots: Pick<RecorderSlots, "holds"> | null = null;
 
@@ -135,7 +135,7 @@ export class EventRecorder {
   }
 
   /** The workspace's enabled endpoints that take `event`. */
-  private async endpointsFor(workspaceId: string, event: string): Promise<EndpointDoc[]> {
+  private async endpointsFor(workspaceId: string, event: string): Promise<EndpointTarget[]> {
     const docs = await this.endpointCache.get(workspaceId, (id) => this.deps.endpoints.enabledFor(id));
     return docs.filter((e) => filterMatches(e.events, event));
   }

@@ -4,12 +4,22 @@ import {
   DELIVERY_STATUSES,
   type DeliveryStatus,
   type EndpointDoc,
+  type EndpointInfo,
+  type EndpointTarget,
   type OutboxDoc,
 } from "../store/webhook-docs.ts";
 
-export { DELIVERY_STATUSES, type DeliveryStatus, type EndpointDoc, type OutboxDoc };
+export {
+  DELIVERY_STATUSES,
+  type DeliveryStatus,
+  type EndpointDoc,
+  type EndpointInfo,
+  type EndpointTarget,
+  type OutboxDoc,
+};
 
-/** An endpoint as REST shows it; `secret` only in the answer to create. */
+/** An endpoint as REST shows it; `secret` only in the answer to create; `secretUnreadable` only when
+ * no configured key opens its secret (its deliveries wait until one does). */
 export interface EndpointView {
   id: string;
   workspaceId: string;
@@ -19,6 +29,7 @@ export interface EndpointView {
   createdAt: string;
   updatedAt: string;
   secret?: string;
+  secretUnreadable?: true;
 }
 
 export interface DeliveryView {
@@ -38,7 +49,8 @@ export interface DeliveryView {
   payload: unknown;
 }
 
-export function toEndpointView(doc: EndpointDoc, withSecret = false): EndpointView {
+/** @param secret shown in the view (only the answer to create has it) */
+export function toEndpointView(doc: EndpointInfo, secret?: string): EndpointView {
   const view: EndpointView = {
     id: doc._id,
     workspaceId: doc.workspaceId,
@@ -48,7 +60,8 @@ export function toEndpointView(doc: EndpointDoc, withSecret = false): EndpointVi
     createdAt: new Date(doc.createdAt).toISOString(),
     updatedAt: new Date(doc.updatedAt).toISOString(),
   };
-  if (withSecret) view.secret = doc.secret;
+  if (secret !== undefined) view.secret = secret;
+  if (doc.secretUnreadable) view.secretUnreadable = true;
   return view;
 }
 

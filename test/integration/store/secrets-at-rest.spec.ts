@@ -75,18 +75,37 @@ describe("store: secrets sealed at rest", () => {
     });
     const raw = (await repo.col.findOne({ _id: doc._id }))!;
     assert.ok(raw.secret.startsWith("sbx1:") && !raw.secret.includes("whsec_visible"));
-    assert.equal((await repo.get("ws", doc._id)).secret, "whsec_visible_0123");
     assert.equal((await repo.findById(doc._id))!.secret, "whsec_visible_0123");
+    assert.ok(!("secret" in (await repo.get("ws", doc._id))), "the workspace's reads leave it out");
 
     const legacy = await new EndpointsRepo(db, null).create({
       workspaceId: "ws",
       url: "https://example.org/l",
       secret: "whsec_old_plain_1",
     });
-    assert.equal((await repo.get("ws", legacy._id)).secret, "whsec_old_plain_1");
+    await repo.get("ws", legacy._id);
     assert.ok(
       (await repo.col.findOne({ _id: legacy._id }))!.secret.startsWith("sbx1:"),
       "sealed on that read",
     );
+    assert.equal((await repo.findById(legacy._id))!.secret, "whsec_old_plain_1");
+  });
+
+  it("a webhook secret no configured key opens: flagged by the workspace's reads, refused to delivery, never read by recording", async () => {
+    const repo = new EndpointsRepo(db, SecretBox.fromSettings(key()));
+    const lost = await new EndpointsRepo(db, SecretBox.fromSettings(key())).create({
+      workspaceId: "ws_lost",
+      url: "https://example.org/lost",
+      secret: "whsec_sealed_elsewhere",
+    });
+    assert.equal((await repo.get("ws_lost", lost._id)).secretUnreadable, true);
+    assert.deepEqual(
+      (await repo.list("ws_lost")).map((e) => [e._id, e.secretUnreadable]),
+      [[lost._id, true]],
+    );
+    await assert.rejects(repo.findById(lost._id), SecretsKeyError);
+    assert.deepEqual(await repo.enabledFor("ws_lost"), [{ _id: lost._id, events: ["*"] }]);
+    assert.equal((await repo.remove("ws_lost", lost._id))._id, lost._id);
+    assert.deepEqual(await repo.list("ws_lost"), []);
   });
 });
