@@ -1,8 +1,9 @@
 // How a webhooks node turns account events into outbox rows. A logged event (it carries its event-log
 // `cursor`) goes to the log reader (src/webhooks/log-tail.ts), which hands runs of them back to
 // `recordLogged`; any other (a QR code, not logged) is recorded as it arrives, by the node that records
-// its workspace (src/webhooks/recorder-slots.ts), after what the log holds of that workspace. Rows
-// recorded go to this node's delivery loop, and the holders of endpoints it does not hold are told.
+// its workspace (src/webhooks/recorder-slots.ts), in its place among the logged events of that
+// workspace the node knows of (LogTail.afterKnown). Rows recorded go to this node's delivery loop, and
+// the holders of endpoints it does not hold are told.
 import type { Logger } from "moleculer";
 import { cursorOf, eventId, seqOfCursor, type EventDoc } from "../store/events-repo.ts";
 import type { EndpointsRepo } from "../store/webhook-endpoints-repo.ts";
@@ -31,7 +32,7 @@ export class EventRecorder {
   private readonly recording = new Map<string, Promise<void>>();
   /** Enabled endpoints per workspace, read at most every `endpointCacheMs`; dropped by `forget`. */
   private readonly endpointCache: TtlCache<string, EndpointTarget[]>;
-  private tail: Pick<LogTail, "offer" | "drain"> | null = null;
+  private tail: Pick<LogTail, "offer" | "afterKnown"> | null = null;
   private slots: Pick<RecorderSlots, "holds"> | null = null;
 
   constructor(private readonly deps: EventRecorderDeps) {
@@ -39,7 +40,7 @@ export class EventRecorder {
   }
 
   /** The log reader and the slots, once they exist (events heard before are only recorded from the log). */
-  attach(tail: Pick<LogTail, "offer" | "drain">, slots: Pick<RecorderSlots, "holds">): void {
+  attach(tail: Pick<LogTail, "offer" | "afterKnown">, slots: Pick<RecorderSlots, "holds">): void {
     this.tail = tail;
     this.slots = slots;
   }
@@ -71,10 +72,11 @@ export class EventRecorder {
       });
       return;
     }
-    if (subject && !this.slots.holds(subject.workspaceId)) return;
-    // After what the log holds of the workspace: a QR code after the `qr_scanning` status before it.
-    if (subject) await this.tail.drain(subject.workspaceId);
-    await this.recordEvent(event, payload);
+    if (!subject) return this.recordEvent(event, payload);
+    if (!this.slots.holds(subject.workspaceId)) return;
+    // In its place among the logged events: a QR code after the `qr_scanning` status heard before it,
+    // before the `authenticated` heard after it.
+    await this.tail.afterKnown(subject.workspaceId, () => this.recordEvent(event, payload));
   }
 
   /** A run of one workspace's logged events, recorded together (each account's in order). An event's

@@ -13,6 +13,8 @@
 // workspace, shared by the nodes) is where the next recorder starts (`adopt`). Should two record at
 // once, the outbox's unique {eventId, endpointId} makes their recordings of one event one row, and each
 // records one workspace's events in order.
+// An event that is not logged (a QR code) goes in its place among them (`afterKnown`): after every
+// logged event this node knew of when it arrived, before any later one.
 import type { Logger } from "moleculer";
 import type { EventCursorsRepo } from "../store/event-cursors-repo.ts";
 import type { EventDoc, EventsRepo } from "../store/events-repo.ts";
@@ -22,6 +24,14 @@ const OFFERED_MAX = 10_000;
 
 /** Workspaces looked at together by a poll. */
 const PROBES_AT_ONCE = 32;
+
+/** An event that is not logged, waiting for its place among the logged ones (`afterKnown`). */
+interface Unlogged {
+  /** The last logged event to record before it. */
+  upTo: number;
+  record: () => Promise<void>;
+  done: () => void;
+}
 
 export interface LogTailOptions {
   /** How often every workspace is read. @default 1000 */
@@ -44,6 +54,10 @@ export class LogTail {
   private readonly offered = new Map<string, EventDoc[]>();
   /** Per workspace, how many events were offered so far (a drain sees whether any came meanwhile). */
   private readonly offers = new Map<string, number>();
+  /** Per workspace, the highest seq heard on the bus, recorded by this node or not. */
+  private readonly heard = new Map<string, number>();
+  /** Per workspace, events not logged waiting for their place, in arrival order (`upTo` ascending). */
+  private readonly unlogged = new Map<string, Unlogged[]>();
   private timer: NodeJS.Timeout | null = null;
   private lastDiscovery = 0;
   /** The poll in progress (stop waits for it: the database client closes after this service). */
@@ -104,6 +118,7 @@ export class LogTail {
 
   /** A logged event heard on the bus: recorded from here when it is the next one, else read from the log. */
   offer(doc: EventDoc): void {
+    this.heard.set(doc.workspaceId, Math.max(this.heard.get(doc.workspaceId) ?? 0, doc.seq));
     if (!this.records(doc.workspaceId)) {
       // Known from now on, so that polls read it as soon as this node takes over its slot: a
       // workspace first heard while another node recorded it (or while its slot changed hands) would
@@ -137,6 +152,39 @@ export class LogTail {
     return taken;
   }
 
+  /**
+   * Records an event that is not logged (`record`: a QR code) in its place among the workspace's logged
+   * events: after every one this node knows of now (its position, and those heard on the bus, such as
+   * the `qr_scanning` status before a QR code), before any it hears of later (the `authenticated` after
+   * it), however long the log takes to read. A logged event this node neither heard nor read yet goes
+   * after it: nothing tells it apart from one logged later. Resolves once `record` ran. A node that
+   * does not record the workspace (or stops) runs `record` at once.
+   */
+  afterKnown(workspaceId: string, record: () => Promise<void>): Promise<void> {
+    const upTo = Math.max(this.position(workspaceId), this.heard.get(workspaceId) ?? 0);
+    return new Promise<void>((done) => {
+      let queue = this.unlogged.get(workspaceId);
+      if (!queue) this.unlogged.set(workspaceId, (queue = []));
+      queue.push({ upTo, record, done });
+      void this.drain(workspaceId);
+    });
+  }
+
+  /** Records, in arrival order, the events not logged that wait for no logged event past `upTo`. */
+  private async recordUnlogged(workspaceId: string, upTo: number): Promise<void> {
+    for (;;) {
+      const queue = this.unlogged.get(workspaceId);
+      const next = queue?.[0];
+      if (!queue || !next || next.upTo > upTo) return;
+      queue.shift();
+      if (!queue.length) this.unlogged.delete(workspaceId);
+      await next
+        .record()
+        .catch((err: Error) => this.logger.warn(`webhooks: recording failed: ${err.message}`));
+      next.done();
+    }
+  }
+
   /** Reads the workspace up to what the log holds now; resolves when this node has recorded it. */
   drain(workspaceId: string): Promise<void> {
     const running = this.draining.get(workspaceId);
@@ -147,7 +195,13 @@ export class LogTail {
     const run = (async () => {
       do {
         this.again.delete(workspaceId);
-        await this.readAll(workspaceId);
+        try {
+          await this.readAll(workspaceId);
+        } finally {
+          // What a read that failed (or a node that stops, or no longer records the workspace) left
+          // waiting goes in now, as it would have after a drain before.
+          await this.recordUnlogged(workspaceId, Infinity);
+        }
       } while (this.again.has(workspaceId) && !this.stopped);
     })()
       .catch((err) => this.logger.warn(`webhooks: reading the event log of ${workspaceId} failed: ${err}`))
@@ -158,7 +212,9 @@ export class LogTail {
 
   /** Records what follows this node's position: offered events while they follow without a gap, else
    * the log's. It ends once nothing is left that it knows of: no full batch just read, no offered event
-   * left over, none offered while it worked; and once its position is stored. The position is stored
+   * left over, none offered while it worked, no event not logged waiting; and once its position is
+   * stored. It reads no further than the place of the first event not logged that waits, and records
+   * that event once it got there (or found nothing more up to there in the log). The position is stored
    * after each run, while the next run is recorded (in a burst the store's single writer made every
    * run wait for it): a node that dies meanwhile leaves an older position, and the next recorder
    * records those events again, which the outbox takes as already recorded. */
@@ -183,21 +239,31 @@ export class LogTail {
           this.offered.delete(workspaceId);
           return;
         }
+        await this.recordUnlogged(workspaceId, this.position(workspaceId));
         const offers = this.offers.get(workspaceId) ?? 0;
         const after = this.position(workspaceId);
-        const offered = this.takeOffered(workspaceId, after, batch);
-        const docs = offered.length ? offered : await this.log.readAfter(workspaceId, after, batch);
+        const upTo = this.unlogged.get(workspaceId)?.[0]?.upTo ?? Infinity;
+        const room = Math.min(batch, upTo - after);
+        const offered = this.takeOffered(workspaceId, after, room);
+        const docs = (offered.length ? offered : await this.log.readAfter(workspaceId, after, room)).filter(
+          (d) => d.seq <= upTo,
+        );
         if (docs.length) {
           await this.record(docs);
           this.at.set(workspaceId, docs.at(-1)!.seq);
           save(docs.at(-1)!.seq);
+        } else if (upTo !== Infinity) {
+          // The log holds nothing more up to its place now (a gap before it).
+          await this.recordUnlogged(workspaceId, upTo);
+          continue;
         }
-        const more = offered.length ? this.offered.has(workspaceId) : docs.length === batch;
-        if (more || (this.offers.get(workspaceId) ?? 0) !== offers) continue;
+        const more = offered.length ? this.offered.has(workspaceId) : docs.length === room;
+        const waiting = () => this.unlogged.has(workspaceId);
+        if (more || waiting() || (this.offers.get(workspaceId) ?? 0) !== offers) continue;
         // Events offered while the position is stored find this drain still running (they do not
         // start another): looked at before it ends.
         await saving;
-        if ((this.offers.get(workspaceId) ?? 0) === offers) return;
+        if ((this.offers.get(workspaceId) ?? 0) === offers && !waiting()) return;
       }
     } finally {
       await saving;

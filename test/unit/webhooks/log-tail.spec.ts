@@ -2,52 +2,11 @@
 // position are recorded without reading the log; a gap, or an event only in the log, is read from it.
 import { strict as assert } from "node:assert";
 import { LogTail } from "../../../src/webhooks/log-tail.ts";
-import { eventId, type EventDoc } from "../../../src/store/events-repo.ts";
 import { waitFor } from "../../support/wait.ts";
+import { loggedDoc, MemoryCursors, MemoryLog } from "./memory-log.ts";
 
-function doc(seq: number, ws = "ws"): EventDoc {
-  return {
-    _id: eventId(ws, seq),
-    workspaceId: ws,
-    seq,
-    event: "account.status",
-    payload: { n: seq },
-    at: new Date(),
-  };
-}
-
-class MemoryLog {
-  docs: EventDoc[] = [];
-  reads = 0;
-  /** The workspace of each read. */
-  readOf: string[] = [];
-  async readAfter(ws: string, after: number, limit: number): Promise<EventDoc[]> {
-    this.reads++;
-    this.readOf.push(ws);
-    return this.docs.filter((d) => d.workspaceId === ws && d.seq > after).slice(0, limit);
-  }
-  async has(ws: string, seq: number): Promise<boolean> {
-    return this.docs.some((d) => d.workspaceId === ws && d.seq === seq);
-  }
-  async probeFrom(ws: string, from: number): Promise<number> {
-    return Math.max(from, ...this.docs.filter((d) => d.workspaceId === ws).map((d) => d.seq));
-  }
-  async workspaces(): Promise<string[]> {
-    return [...new Set(this.docs.map((d) => d.workspaceId))];
-  }
-}
-
-const cursors = {
-  saved: new Map<string, number>(),
-  async save(ws: string, seq: number) {
-    this.saved.set(ws, seq);
-  },
-  /** What another node stored. */
-  stored: new Map<string, number>(),
-  async all() {
-    return new Map(this.stored);
-  },
-};
+const doc = loggedDoc;
+const cursors = new MemoryCursors();
 
 describe("webhooks/log-tail", () => {
   let log: MemoryLog;
@@ -160,6 +119,35 @@ describe("webhooks/log-tail", () => {
     } finally {
       for (const s of saves) s.done();
       await batched.stop();
+    }
+  });
+
+  it("an event not logged goes after the events heard before it, even those still to be read, and not after a gap", async () => {
+    const order: (number | string)[] = [];
+    const logger = { debug() {}, info() {}, warn() {}, error() {} };
+    const ordered = new LogTail(
+      log as any,
+      new MemoryCursors() as any,
+      async (docs) => void order.push(...docs.map((d) => d.seq)),
+      { pollMs: 60_000, discoverMs: 60_000, batch: 2 },
+      logger as any,
+    );
+    await ordered.start();
+    try {
+      // 1–3 in the log, only 3 heard (a gap to read first); then an event not logged.
+      log.docs.push(doc(1), doc(2), doc(3));
+      ordered.offer(doc(3));
+      await ordered.afterKnown("ws", async () => void order.push("qr1"));
+      assert.deepEqual(order, [1, 2, 3, "qr1"]);
+      // 6 heard, but 4–5 not in the log yet (writes in flight): the next one does not wait for them.
+      ordered.offer(doc(6));
+      await ordered.afterKnown("ws", async () => void order.push("qr2"));
+      assert.deepEqual(order, [1, 2, 3, "qr1", "qr2"]);
+      log.docs.push(doc(4), doc(5), doc(6));
+      await ordered.drain("ws");
+      assert.deepEqual(order, [1, 2, 3, "qr1", "qr2", 4, 5, 6]);
+    } finally {
+      await ordered.stop();
     }
   });
 
