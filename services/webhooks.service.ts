@@ -6,8 +6,8 @@
 //   each event idempotently in the outbox (src/store/webhook-outbox-repo.ts), so an event is recorded even
 //   when no webhooks node was up when it happened. One node at a time records a workspace
 //   (src/webhooks/recorder-slots.ts). Events broadcast without a cursor (QR codes, which are not logged)
-//   are recorded from the broadcast, as they arrive, by the node that records their workspace
-//   (src/webhooks/event-recorder.ts).
+//   are recorded from the broadcast, as they arrive, by the node that records their workspace (by every
+//   node that heard them while its slot has no holder) (src/webhooks/event-recorder.ts).
 // - Delivery: src/webhooks/delivery-loop.ts; one node at a time per endpoint (src/store/webhook-leases-repo.ts).
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { ACCOUNT_EVENTS, WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";

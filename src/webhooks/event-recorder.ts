@@ -1,7 +1,8 @@
 // How a webhooks node turns account events into outbox rows. A logged event (it carries its event-log
 // `cursor`) goes to the log reader (src/webhooks/log-tail.ts), which hands runs of them back to
 // `recordLogged`; any other (a QR code, not logged) is recorded as it arrives, by the node that records
-// its workspace (src/webhooks/recorder-slots.ts), in its place among the logged events of that
+// its workspace (src/webhooks/recorder-slots.ts; while that slot changes hands, by each node that heard
+// it), in its place among the logged events of that
 // workspace the node knows of (LogTail.afterKnown). Rows recorded go to this node's delivery loop, and
 // the holders of endpoints it does not hold are told.
 import type { Logger } from "moleculer";
@@ -33,14 +34,17 @@ export class EventRecorder {
   /** Enabled endpoints per workspace, read at most every `endpointCacheMs`; dropped by `forget`. */
   private readonly endpointCache: TtlCache<string, EndpointTarget[]>;
   private tail: Pick<LogTail, "offer" | "afterKnown"> | null = null;
-  private slots: Pick<RecorderSlots, "holds"> | null = null;
+  private slots: Pick<RecorderSlots, "holds" | "recordsUnlogged"> | null = null;
 
   constructor(private readonly deps: EventRecorderDeps) {
     this.endpointCache = new TtlCache(deps.endpointCacheMs);
   }
 
   /** The log reader and the slots, once they exist (events heard before are only recorded from the log). */
-  attach(tail: Pick<LogTail, "offer" | "afterKnown">, slots: Pick<RecorderSlots, "holds">): void {
+  attach(
+    tail: Pick<LogTail, "offer" | "afterKnown">,
+    slots: Pick<RecorderSlots, "holds" | "recordsUnlogged">,
+  ): void {
     this.tail = tail;
     this.slots = slots;
   }
@@ -73,10 +77,14 @@ export class EventRecorder {
       return;
     }
     if (!subject) return this.recordEvent(event, payload);
-    if (!this.slots.holds(subject.workspaceId)) return;
+    const { workspaceId } = subject;
+    const record = () => this.recordEvent(event, payload);
     // In its place among the logged events: a QR code after the `qr_scanning` status heard before it,
-    // before the `authenticated` heard after it.
-    await this.tail.afterKnown(subject.workspaceId, () => this.recordEvent(event, payload));
+    // before the `authenticated` heard after it (placed before anything else is heard, so nothing
+    // awaited first).
+    if (this.slots.holds(workspaceId)) return this.tail.afterKnown(workspaceId, record);
+    // Its slot may be changing hands: then every node that heard it records it.
+    if (await this.slots.recordsUnlogged(workspaceId)) await this.tail.afterKnown(workspaceId, record);
   }
 
   /** A run of one workspace's logged events, recorded together (each account's in order). An event's

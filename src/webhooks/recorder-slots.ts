@@ -12,6 +12,9 @@
 // stored log position says before it records anything. A holder that could not renew in time stops
 // recording at its lease's end; if it overlaps the next holder for a moment, both record, which the
 // outbox's unique rows make harmless.
+// An event that is not logged (a QR code) cannot be read back once its moment passed, so while its
+// workspace's slot has no holder (released, not claimed yet) every node that hears it records it
+// (`recordsUnlogged`), and the outbox's unique {eventId, endpointId} keeps one row.
 import type { Logger } from "moleculer";
 import { renewDue, type HeldLease, type LeaseRepo } from "../store/webhook-leases-repo.ts";
 
@@ -47,6 +50,9 @@ export class RecorderSlots {
   private readonly slots: number;
   private timer: NodeJS.Timeout | null = null;
   private ticking: Promise<void> | null = null;
+  /** The read of the slots' holders under way, and the one callers that came meanwhile wait for. */
+  private reading: Promise<unknown> = Promise.resolve();
+  private nextRead: Promise<Map<string, string>> | null = null;
   private stopped = false;
 
   constructor(
@@ -82,6 +88,32 @@ export class RecorderSlots {
   holds(workspaceId: string): boolean {
     const lease = this.held.get(slotOf(workspaceId, this.slots));
     return lease !== undefined && Date.now() < lease.validUntil;
+  }
+
+  /**
+   * Whether this node records an event of the workspace that is not logged: when it holds the
+   * workspace's slot, and also when no other node does (the slot changes hands: a node whose share
+   * shrank, or that stopped, released it, and the next claims it at its next tick). Then each node
+   * that heard the event records it; the outbox keeps one row. A crashed holder's slot counts as held
+   * until its lease expires: such events are lost meanwhile. A node that does not hold the slot reads
+   * the slots' holders (a few documents) for each such event.
+   */
+  async recordsUnlogged(workspaceId: string): Promise<boolean> {
+    if (this.holds(workspaceId)) return true;
+    const holder = (await this.holdersNow()).get(keyOf(slotOf(workspaceId, this.slots)));
+    return holder === undefined || holder === this.leases.holder;
+  }
+
+  /** The slots' holders, read after the call: callers that come while a read is under way share the
+   * next one. */
+  private holdersNow(): Promise<Map<string, string>> {
+    this.nextRead ??= this.reading.then(() => {
+      this.nextRead = null;
+      const read = this.leases.holders();
+      this.reading = read.catch(() => undefined);
+      return read;
+    });
+    return this.nextRead;
   }
 
   heldSlots(): number[] {

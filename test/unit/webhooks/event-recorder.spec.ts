@@ -52,7 +52,7 @@ describe("webhooks/event-recorder", () => {
       { pollMs: 60_000, discoverMs: 60_000 },
       quiet as any,
     );
-    recorder.attach(tail, { holds: () => true });
+    recorder.attach(tail, { holds: () => true, recordsUnlogged: async () => true });
     await tail.start();
   });
   afterEach(() => tail.stop());

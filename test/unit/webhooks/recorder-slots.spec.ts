@@ -1,6 +1,8 @@
-// The pure parts of who records which workspace: the slot of a workspace and a node's share of slots.
+// The pure parts of who records which workspace: the slot of a workspace, a node's share of slots, and
+// whether a node that holds no slot of a workspace records its events that are not logged.
 import { strict as assert } from "node:assert";
-import { RECORDER_SLOTS, shareOf, slotOf } from "../../../src/webhooks/recorder-slots.ts";
+import { RECORDER_SLOTS, RecorderSlots, shareOf, slotOf } from "../../../src/webhooks/recorder-slots.ts";
+import { waitFor } from "../../support/wait.ts";
 
 describe("webhooks/recorder-slots", () => {
   it("a workspace's slot is stable and in range, and workspaces spread over the slots", () => {
@@ -22,5 +24,39 @@ describe("webhooks/recorder-slots", () => {
     assert.equal(shareOf(16, 2), 8);
     assert.equal(shareOf(16, 3), 6);
     assert.equal(shareOf(16, 20), 1);
+  });
+
+  it("events not logged of a slot it does not hold: recorded when nobody else holds it, by a read made after the question", async () => {
+    const reads: { answer: (held: Map<string, string>) => void }[] = [];
+    const leases = {
+      holder: "me/1",
+      holders: () => new Promise<Map<string, string>>((answer) => reads.push({ answer })),
+    };
+    const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+    const slots = new RecorderSlots(
+      leases as any,
+      { leaseTtlMs: 1000, tickMs: 1000, slots: 4 },
+      () => 1,
+      async () => undefined,
+      quiet as any,
+    );
+    const key = `slot-${slotOf("ws", 4)}`;
+    const first = slots.recordsUnlogged("ws");
+    await Promise.resolve();
+    // Asked while the first read is on its way (it may have left before the slot was released): both
+    // wait for the next read, which they share.
+    const second = slots.recordsUnlogged("ws");
+    const third = slots.recordsUnlogged("ws");
+    assert.equal(reads.length, 1);
+    reads[0].answer(new Map([[key, "other/1"]]));
+    assert.equal(await first, false, "another node holds it");
+    await waitFor(() => reads.length === 2, { what: "the next read" });
+    reads[1].answer(new Map());
+    assert.deepEqual(await Promise.all([second, third]), [true, true], "nobody holds it");
+    assert.equal(reads.length, 2);
+    const mine = slots.recordsUnlogged("ws");
+    await waitFor(() => reads.length === 3, { what: "a third read" });
+    reads[2].answer(new Map([[key, "me/1"]]));
+    assert.equal(await mine, true, "this node's own lease (being claimed)");
   });
 });
