@@ -8,6 +8,8 @@
 //      not run under its current ownership yet, or whose start under it was lost (the runtime queues
 //      them under the node's start concurrency; they restore from the AuthStore);
 //   3. stops the engines of workspaces it no longer owns.
+// A draining node that still holds workspaces (its drain had nowhere to send them) drains again once
+// another worker can take them.
 // Step 2 reads the accounts of every workspace the node owns: a pass asked for by a change (or that
 // claimed something) does it, a periodic pass only every DATABASE_EVERY-th time — the safety net for
 // what no event announces (a start lost on the way), at a tenth of the reads.
@@ -147,6 +149,11 @@ export class Reconciler {
       this.resetsSeen = this.placement.mirror.bucketResets;
       this.broadUntil = Date.now() + BROAD_SWEEP_MS;
     }
+    if (this.placement.draining)
+      // Not awaited: hand-offs take seconds each, and the drain's own run reports them.
+      void this.placement
+        .continueDrain()
+        .catch((err: Error) => this.logger.warn(`Continuing the drain failed: ${err.message}`));
     let claimed = await this.claimOrphansAndAdopt();
     const broad = Date.now() < this.broadUntil;
     if (this.passes++ % UNPLACED_SWEEP_EVERY === 0 || broad) claimed += await this.claimUnplaced(broad);

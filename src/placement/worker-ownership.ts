@@ -10,6 +10,7 @@ import type { ServiceBroker } from "moleculer";
 import type { Config } from "../config.ts";
 import { WorkspaceUnavailableError } from "../errors.ts";
 import type { Fence, Ownership } from "./fence.ts";
+import { runDrain, type DrainReport } from "./drain.ts";
 import { stopForHandOver, type HandOverBounds } from "./hand-over.ts";
 import { chooseOwner, nextOwner, type PlacementNode } from "./hrw.ts";
 import { Liveness, type NodeRecord } from "./liveness.ts";
@@ -64,6 +65,10 @@ export class WorkerOwnership implements Ownership {
   readonly nodeId: string;
   readonly liveness: Liveness;
   draining = false;
+  /** Drains begun (a drain goes on while it is the latest and the node still drains), and the one
+   * under way. */
+  private drains = 0;
+  private drainRun?: Promise<DrainReport>;
   private readonly held = new Map<string, Held>();
   /** Workspaces being handed off, with the hold they had (`handingOff`): nothing here claims them
    * meanwhile (the reconciler would see one recorded for this node and not held, and adopt it under the
@@ -223,6 +228,11 @@ export class WorkerOwnership implements Ownership {
     // Held before the CAS resolves: the watch may deliver the new record first, and must see it as ours.
     const entry = await this.table.claim(workspaceId, this.nodeId, current, owners?.above ?? 0);
     if (!entry) return null;
+    if (this.draining) {
+      // A drain began meanwhile and took its list: not held, so its reconciler passes the record on.
+      this.onChange();
+      return null;
+    }
     if (!this.liveness.isCurrent() || this.liveness.term !== term) return null;
     this.held.set(workspaceId, { epoch: entry.epoch, term });
     this.mirror.apply(workspaceId, entry);
@@ -386,7 +396,8 @@ export class WorkerOwnership implements Ownership {
   /** Ends a drain: the node takes workspaces again (new ones, a lost node's, those it kept) and
    * reports it is no longer draining. */
   async undrain(): Promise<{ nodeId: string; draining: boolean }> {
-    this.draining = false;
+    this.draining = false; // a drain under way begins no more hand-offs
+
     await this.liveness.touch();
     this.onChange();
     return { nodeId: this.nodeId, draining: false };
@@ -394,30 +405,45 @@ export class WorkerOwnership implements Ownership {
 
   /** Hands every workspace to its next HRW owner among the other live, non-draining workers; the
    * node then reports `draining` with zero sessions (until `undrain`). Workspaces with nowhere to go
-   * stay. */
-  async drain(): Promise<{ nodeId: string; moved: number; kept: number; sessions: number }> {
+   * stay (handed off later, once a worker can take them: `continueDrain`). */
+  async drain(): Promise<DrainReport> {
     this.draining = true;
-    await this.liveness.touch();
-    // Fresh view of the others: when a whole cluster stops at once, every node is draining and none
-    // hands its workspaces to a node that is about to stop too.
-    await this.mirror.pollNodes().catch(() => undefined);
-    const loads = new Map(this.mirror.loads());
-    const targets = this.workers().filter((n) => n.id !== this.nodeId);
-    let moved = 0;
-    let kept = 0;
-    const queue = this.heldWorkspaces();
-    const worker = async () => {
-      for (let ws = queue.shift(); ws !== undefined; ws = queue.shift()) {
-        const target = nextOwner(ws, this.nodeId, targets, loads, this.opts.cfg.loadFactor);
-        if (target && (await this.handOff(ws, target))) {
-          moved++;
-          loads.set(target, (loads.get(target) ?? 0) + 1);
-        } else kept++;
+    const generation = ++this.drains;
+    const run = (async () => {
+      try {
+        await this.liveness.touch();
+        // Fresh view of the others: when a whole cluster stops at once, every node is draining and
+        // none hands its workspaces to a node that is about to stop too.
+        await this.mirror.pollNodes().catch(() => undefined);
+        const report = await runDrain({
+          nodeId: this.nodeId,
+          workspaces: this.heldWorkspaces(),
+          targets: this.workers().filter((n) => n.id !== this.nodeId),
+          loads: new Map(this.mirror.loads()),
+          loadFactor: this.opts.cfg.loadFactor,
+          handOff: (ws, target) => this.handOff(ws, target),
+          goingOn: () => this.draining && this.drains === generation,
+        });
+        return { ...report, sessions: this.opts.host.size };
+      } finally {
+        await this.liveness.touch().catch(() => undefined);
       }
-    };
-    await Promise.all(Array.from({ length: 4 }, worker));
-    await this.liveness.touch();
-    return { nodeId: this.nodeId, moved, kept, sessions: this.opts.host.size };
+    })();
+    this.drainRun = run;
+    try {
+      return await run;
+    } finally {
+      if (this.drainRun === run) this.drainRun = undefined;
+    }
+  }
+
+  /** A draining node still holding workspaces (a drain found nowhere to send them, or a hand-off failed)
+   * drains again once another worker can take them. */
+  async continueDrain(): Promise<void> {
+    if (!this.draining || this.drainRun || !this.liveness.isCurrent()) return;
+    if (this.heldWorkspaces().length === 0 || !this.workers().some((n) => n.id !== this.nodeId)) return;
+    const report = await this.drain();
+    if (report.moved > 0) this.opts.logger.info(`${this.nodeId} (draining) handed off ${report.moved} more`);
   }
 
   /**

@@ -197,9 +197,17 @@ export async function drainCommand({ broker, print }: ReplIO, nodeId: string): P
     CLUSTER_ACTIONS.drain,
     { nodeId },
     nodeOf(broker, nodeId, CLUSTER_ACTIONS.drain),
-  )) as { nodeId?: string; moved?: number; kept?: number; sessions?: number };
+  )) as {
+    nodeId?: string;
+    moved?: number;
+    kept?: number;
+    failed?: { workspaceId: string; reason: string }[];
+    sessions?: number;
+  };
   const node = r?.nodeId ?? nodeId;
-  // `kept`: workspaces no other worker took (none to take them, or the hand-off failed): they stay.
+  for (const f of r?.failed ?? [])
+    print(terminalLine`drain: ${f.workspaceId} was not handed off from ${node}: ${f.reason}`);
+  // `kept`: workspaces no other worker took (none to take them): they stay, and go once one can.
   // `sessions`: what still runs on the node afterwards (the kept workspaces'), not what moved.
   print(
     terminalLine`drained ${node}: ${r?.moved ?? 0} workspace(s) handed off, ${r?.kept ?? 0} kept on it; ` +
