@@ -136,7 +136,10 @@ const ClusterService: ServiceSchema = {
             const opts = { nodeID: step.from, timeout: HANDOFF_TIMEOUT_MS };
             if (await ctx.call("session.handoff", target, opts)) moved.push(step);
             else
-              failed.push({ ...step, reason: `${step.from} no longer held it (moved or fenced meanwhile)` });
+              failed.push({
+                ...step,
+                reason: `${step.from} no longer held it (moved or fenced meanwhile), or ${step.to} no longer takes workspaces`,
+              });
           } catch (err) {
             failed.push({ ...step, reason: (err as Error).message });
           }

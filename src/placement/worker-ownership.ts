@@ -352,6 +352,8 @@ export class WorkerOwnership implements Ownership {
    * node does not: its reconciler passes such a record on instead (`passOn`). False when not ours.
    */
   async handOff(workspaceId: string, target: string): Promise<boolean> {
+    // Only to a live worker that takes workspaces (the bus carries `session.handoff` from any node).
+    if (target === this.nodeId || !this.workers().some((n) => n.id === target)) return false;
     if (!this.draining && !this.current(workspaceId) && this.mirror.owner(workspaceId) === this.nodeId) {
       await this.claim(workspaceId, null);
     }

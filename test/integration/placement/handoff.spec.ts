@@ -44,6 +44,33 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
     await placement?.close();
   });
 
+  /** A second worker, h2, leasing on the same buckets (a hand-off's target must be a live worker);
+   * not reachable over the bus from h1's broker. Returns its stop. */
+  async function liveH2(): Promise<{ ownership2: WorkerOwnership; stop: () => Promise<void> }> {
+    const cfg2 = testConfig({ namespace, nodeId: "h2" });
+    const placement2 = await ClusterPlacement.connect(cfg2);
+    const broker2 = new ServiceBroker({ nodeID: "h2", logger: false });
+    const ownership2 = new WorkerOwnership({
+      broker: broker2,
+      cfg: cfg2,
+      placement: placement2,
+      host,
+      logger: broker2.getLogger("test"),
+    });
+    const stop = async () => {
+      await ownership2.stop();
+      await placement2.close();
+    };
+    try {
+      await ownership2.start();
+      await waitFor(() => placement.mirror.isLive("h2"), { what: "h1 to see h2's lease" });
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+    return { ownership2, stop };
+  }
+
   /** Renewals stop until the lease lapses (the node fences itself), then start again: a new term. */
   async function newLeaseTerm(): Promise<void> {
     ownership.liveness.pause();
@@ -62,7 +89,12 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
     assert.equal(ownership.current("ws-a"), null, "not held in the new term");
     assert.equal((await placement.table.get("ws-a"))?.node, "h1", "still recorded for h1");
 
-    assert.equal(await ownership.handOff("ws-a", "h2"), true);
+    const h2 = await liveH2();
+    try {
+      assert.equal(await ownership.handOff("ws-a", "h2"), true);
+    } finally {
+      await h2.stop();
+    }
     const rec = await placement.table.get("ws-a");
     assert.equal(rec?.node, "h2");
     assert.ok(rec!.epoch > claimed.epoch + 1, "adopted (epoch + 1), then handed off (epoch + 1)");
@@ -74,11 +106,13 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
     assert.ok(claimed);
     await newLeaseTerm();
     ownership.draining = true;
+    const h2 = await liveH2();
     try {
       assert.equal(await ownership.handOff("ws-c", "h2"), false);
       assert.deepEqual(await placement.table.get("ws-c"), claimed, "ws-c untouched");
     } finally {
       ownership.draining = false;
+      await h2.stop();
     }
   });
 
@@ -99,20 +133,8 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
   });
 
   it("a call forwarded here for a workspace passed on to this node runs here while its mirror still names the old owner", async () => {
-    // h2: a second worker's lease (not reachable over the bus from h1's broker).
-    const cfg2 = testConfig({ namespace, nodeId: "h2" });
-    const placement2 = await ClusterPlacement.connect(cfg2);
-    const broker2 = new ServiceBroker({ nodeID: "h2", logger: false });
-    const ownership2 = new WorkerOwnership({
-      broker: broker2,
-      cfg: cfg2,
-      placement: placement2,
-      host,
-      logger: broker2.getLogger("test"),
-    });
+    const h2 = await liveH2();
     try {
-      await ownership2.start();
-      await waitFor(() => placement.mirror.isLive("h2"), { what: "h1 to see h2's lease" });
       const onH2 = await placement.table.claim("ws-f", "h2", null);
       assert.ok(onH2);
       // h2, draining, passes it on to h1 and forwards the call; h1's mirror has not heard yet.
@@ -128,8 +150,7 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
       assert.ok(ownership.current("ws-f"), "held by h1");
       assert.ok((await placement.table.get("ws-f"))!.epoch > passed.epoch, "adopted");
     } finally {
-      await ownership2.stop();
-      await placement2.close();
+      await h2.stop();
     }
   });
 
@@ -149,6 +170,7 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
     assert.ok(claimed && ownership.current("ws-d"));
     let open!: () => void;
     stopGate = new Promise((r) => (open = r));
+    const h2 = await liveH2();
     try {
       const handing = ownership.handOff("ws-d", "h2");
       await waitFor(() => stopped.includes("ws-d"), { what: "the hand-off to stop ws-d's sessions" });
@@ -160,6 +182,7 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
       // Opened on a failure too, so that the hand-off in flight ends before the next test.
       open();
       stopGate = null;
+      await h2.stop();
     }
     const rec = await placement.table.get("ws-d");
     assert.equal(rec?.node, "h2");
@@ -170,7 +193,12 @@ describe("placement: hand-off of a workspace recorded for its owner", function (
     const other = await placement.table.claim("ws-b", "h3", null);
     assert.ok(other);
     await waitFor(() => placement.mirror.get("ws-b"), { what: "ws-b in the mirror" });
-    assert.equal(await ownership.handOff("ws-b", "h2"), false);
+    const h2 = await liveH2();
+    try {
+      assert.equal(await ownership.handOff("ws-b", "h2"), false);
+    } finally {
+      await h2.stop();
+    }
     assert.deepEqual(await placement.table.get("ws-b"), other, "ws-b untouched");
   });
 });

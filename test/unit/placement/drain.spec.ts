@@ -89,4 +89,14 @@ describe("placement/worker-ownership: drains", () => {
     assert.equal(records.get("late")?.node, "n1", "the record its reconciler passes on");
     assert.equal(drained.moved, 0);
   });
+
+  it("a hand-off to a node that is not a live worker taking workspaces is refused, nothing stopped", async () => {
+    const { ownership, records, workers } = await nodeHolding(1);
+    stops.push(() => ownership.stop());
+    workers.push({ id: "n2" });
+    for (const target of ["nobody", "n1"]) assert.equal(await ownership.handOff("ws0", target), false);
+    assert.equal(records.get("ws0")?.node, "n1");
+    assert.ok(ownership.current("ws0"), "still held here");
+    assert.equal(await ownership.handOff("ws0", "n2"), true);
+  });
 });

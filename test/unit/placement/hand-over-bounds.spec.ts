@@ -12,7 +12,8 @@ import { memoryPlacement } from "../../support/memory-placement.ts";
 /** This node with one workspace, `ws`, whose graceful stop never ends; `killHangs`: nor does its kill
  * (a webjs forced stop still waits for the save under way). */
 async function holdingHungWorkspace(killHangs: boolean) {
-  const { placement, records } = memoryPlacement();
+  const { placement, records, workers } = memoryPlacement();
+  workers.push({ id: "n2" }); // the target, a live worker
   const killed: string[] = [];
   const warnings: string[] = [];
   const host: SessionHost = {
