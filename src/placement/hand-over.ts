@@ -4,7 +4,7 @@
 // no node may claim it), a drain never ends, and a stopping node never lets go of its lease, so none of
 // its workspaces fail over. Past the bound the sessions are killed and the hand-off goes on: a save
 // that lands late is refused once the next owner has loaded the state under its newer epoch
-// (auth-store.ts, fencing).
+// (auth-store.ts, fencing). A node's stop bounds the stop of what it kept the same way (worker-node.ts).
 import { withTimeout } from "../with-timeout.ts";
 import type { SessionHost } from "./worker-ownership.ts";
 
@@ -25,27 +25,45 @@ export interface HandOverBounds {
 }
 
 /** Stops the workspace's sessions gracefully; past `stopMs` kills them, waiting `killMs` at most. */
-export async function stopForHandOver(
+export function stopForHandOver(
   host: SessionHost,
   workspaceId: string,
   bounds: HandOverBounds,
   logger: { warn(...a: unknown[]): void },
 ): Promise<void> {
+  return stopWithin(
+    {
+      what: `Hand-off of workspace ${workspaceId}`,
+      graceful: () => host.handOverWorkspace(workspaceId),
+      kill: () => host.stopWorkspace(workspaceId),
+      then: "moving the workspace on",
+    },
+    bounds,
+    logger,
+  );
+}
+
+/** A graceful stop bounded by `stopMs`, then a kill bounded by `killMs`; the warnings say which ran
+ * out, and what is done next all the same (`then`). */
+export async function stopWithin(
+  stop: { what: string; graceful: () => Promise<unknown>; kill: () => Promise<unknown>; then: string },
+  bounds: HandOverBounds,
+  logger: { warn(...a: unknown[]): void },
+): Promise<void> {
   const { stopMs = HAND_OVER_STOP_MS, killMs = HAND_OVER_KILL_MS } = bounds;
   const stopped = await withTimeout(
-    host.handOverWorkspace(workspaceId).then(() => true),
+    stop.graceful().then(() => true),
     stopMs,
   );
   if (stopped) return;
   logger.warn(
-    `Hand-off of workspace ${workspaceId}: its sessions did not close and save within ${stopMs} ms ` +
+    `${stop.what}: its sessions did not close and save within ${stopMs} ms ` +
       `(an engine's close or its final auth-state save hangs, e.g. on a database that does not answer): ` +
-      `killing them and moving the workspace on`,
+      `killing them and ${stop.then}`,
   );
   const killed = await withTimeout(
-    host.stopWorkspace(workspaceId).then(() => true),
+    stop.kill().then(() => true),
     killMs,
   );
-  if (!killed)
-    logger.warn(`Hand-off of workspace ${workspaceId}: its kill did not finish within ${killMs} ms either`);
+  if (!killed) logger.warn(`${stop.what}: its kill did not finish within ${killMs} ms either`);
 }

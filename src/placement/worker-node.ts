@@ -7,6 +7,7 @@ import type { AccountDoc } from "../accounts/types.ts";
 import { configOf } from "../config.ts";
 import type { AccountsRepo } from "../store/accounts-repo.ts";
 import type { Ownership } from "./fence.ts";
+import { stopWithin } from "./hand-over.ts";
 import { placementOf } from "./kv.ts";
 import { Reconciler } from "./reconciler.ts";
 import { WorkerOwnership, type SessionHost } from "./worker-ownership.ts";
@@ -17,6 +18,8 @@ export interface SessionsRuntime extends SessionHost {
   start(doc: AccountDoc): Promise<unknown>;
   startMany(docs: AccountDoc[]): Promise<unknown>;
   setOwnership(ownership: Ownership): void;
+  /** Kills every session without writing (stopAll took too long). */
+  killAll(): Promise<void>;
 }
 
 /** Meta key counting the forwards of a call. */
@@ -94,8 +97,18 @@ export class WorkerNode {
     }
     await this.reconciler.stop();
     // What could not be handed off stops while the lease still holds: gracefully (a clean close and a
-    // final save), and with its workspaces still this node's, so nobody claims them under it.
-    await this.runtime.stopAll();
+    // final save), and with its workspaces still this node's, so nobody claims them under it. Within
+    // a hand-off's bounds: a save that hangs must not hold the lease, and every workspace with it.
+    await stopWithin(
+      {
+        what: `Stop of ${this.broker.nodeID}`,
+        graceful: () => this.runtime.stopAll(),
+        kill: () => this.runtime.killAll(),
+        then: "letting the lease go",
+      },
+      {},
+      this.logger,
+    );
     await this.ownership.stop();
   }
 

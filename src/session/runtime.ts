@@ -410,6 +410,16 @@ export class SessionRuntime {
     ]);
   }
 
+  /** Kills every session, and every stop under way, without writing (a node's stop that took too long:
+   * its lease must not wait for a save that hangs). */
+  async killAll(): Promise<void> {
+    this.retries.cancelWorkspace();
+    await Promise.all([
+      ...[...this.sessions.values()].map((s) => this.stopSession(s, { persist: false, force: true })),
+      ...this.stoppingOf(() => true).map((s) => s.kill()),
+    ]);
+  }
+
   /** Sessions whose stop is under way (closed, their engine not down yet) that match `which`. */
   private stoppingOf(which: (s: Session) => boolean): Session[] {
     return [...this.stopping.values()].map((entry) => entry.session).filter(which);

@@ -6,6 +6,7 @@ import { strict as assert } from "node:assert";
 import type { ServiceBroker } from "moleculer";
 import { loadConfig } from "../../../src/config.ts";
 import { WorkerOwnership, type SessionHost } from "../../../src/placement/worker-ownership.ts";
+import { stopWithin } from "../../../src/placement/hand-over.ts";
 import { withTimeout } from "../../../src/with-timeout.ts";
 import { memoryPlacement } from "../../support/memory-placement.ts";
 
@@ -62,4 +63,24 @@ describe("placement/worker-ownership: a hand-off whose sessions never finish sto
       }
     });
   }
+
+  it("a node's stop of what it kept is bounded the same way (stopWithin)", async () => {
+    const warnings: string[] = [];
+    let killed = false;
+    await withTimeout(
+      stopWithin(
+        {
+          what: "Stop of n1",
+          graceful: () => new Promise(() => undefined),
+          kill: async () => void (killed = true),
+          then: "letting the lease go",
+        },
+        { stopMs: 50, killMs: 50 },
+        { warn: (m: unknown) => void warnings.push(String(m)) },
+      ),
+      2000,
+    );
+    assert.ok(killed, "killed past the bound");
+    assert.match(warnings.join(" | "), /^Stop of n1: .* killing them and letting the lease go$/);
+  });
 });
