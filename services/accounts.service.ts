@@ -30,6 +30,7 @@ import {
   WorkspaceUnavailableError,
   ERR_IDEMPOTENCY_MISMATCH,
   QuotaExceededError,
+  createUnderWay,
 } from "../src/errors.ts";
 import { engineCapabilities, resolveEngine } from "../src/engines/index.ts";
 import { KeyedSerial } from "../src/keyed-serial.ts";
@@ -433,13 +434,19 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
       const engine = ctx.params.engine ?? configOf(this.broker).engine;
       // Read only when it can matter: never for a workspace's first account (see reserve).
       const first = await this.tally
-        .reserve(ws, async () => (await this.quotas.of(ws)).accounts)
+        .reserve(ws, async () => (await this.quotas.of(ws)).accounts, _id)
         .catch(async (err: unknown) => {
           // At the quota: a repeat of a key whose first create, through another gateway, holds the
-          // last place is answered as a repeat, not refused the account its key made.
+          // last place is answered as a repeat, not refused the account its key made; while that
+          // create may still be recording it (its place reserved under the key's id), as the same
+          // race below the quota is: try again.
           if (!ctx.params.idempotencyKey || !(err instanceof QuotaExceededError)) throw err;
-          const stored = await this.repo.get(ws, _id);
+          const [stored, recording] = await Promise.all([
+            this.repo.get(ws, _id),
+            this.tally.mayBeRecording(ws, _id),
+          ]);
           if (stored) return stored;
+          if (recording) throw createUnderWay(_id);
           throw err;
         });
       if (typeof first === "object") return replayCreate(ctx, first);
@@ -468,7 +475,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
         const stored = await this.repo.get(ws, _id).catch(() => undefined);
         if (stored?.sessionId === params.sessionId) return toAccountView(stored);
         if (stored !== undefined)
-          await this.tally.release(ws).catch((e: Error) => {
+          await this.tally.release(ws, _id).catch((e: Error) => {
             this.logger.warn(`accounts.create ${_id}: not counted out of ${ws} (${e.message})`);
           });
         // A repeat of its idempotency key, through another gateway, recorded it first.

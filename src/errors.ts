@@ -62,6 +62,14 @@ export class InvalidStateError extends Errors.MoleculerClientError {
   }
 }
 
+/** A repeat of an idempotent create while the first is still recording the account: nothing recorded;
+ * tried again, it gets that account (or, should the first fail, makes it). */
+export function createUnderWay(accountId: string): InvalidStateError {
+  return new InvalidStateError(`Account ${accountId} is being created by another request; try again`, {
+    accountId,
+  });
+}
+
 export const ERR_SEND_INTERRUPTED = "SEND_INTERRUPTED";
 
 /** The engine's browser went (a stop, a crash, a hand-off) while it was sending: the message may or may

@@ -56,10 +56,14 @@ export interface TallyStore {
   /** The count at version `seq` of the workspace's tally, or null when there is no such version. */
   read(workspaceId: string, seq: number): Promise<number | null>;
   /** Writes version `seq` with count `n`, made by a change of `delta` (+1 a create, -1 a delete, 0 a
-   * count); false when that version exists already (another writer took it). */
-  write(workspaceId: string, seq: number, n: number, delta: number): Promise<boolean>;
+   * count) of `ref` (the account or endpoint counted, when known); false when that version exists
+   * already (another writer took it). */
+  write(workspaceId: string, seq: number, n: number, delta: number, ref?: string): Promise<boolean>;
   /** How many versions of the workspace written since `since` are creates (delta +1). */
   createsSince(workspaceId: string, since: Date): Promise<number>;
+  /** The sum of the changes of the workspace's versions written for `ref` since `since` (a create
+   * counted in and not out again: 1). */
+  changesOfSince(workspaceId: string, ref: string, since: Date): Promise<number>;
 }
 
 /** A tally version as this node last knew it (version 0, count 0: none written yet). */
@@ -111,13 +115,17 @@ export class QuotaTally {
    * so a new workspace's create reads no quota. Resolves true when this is the workspace's first
    * account ever counted (its tally's first version).
    */
-  async reserve(workspaceId: string, limit: number | (() => Promise<number>)): Promise<boolean> {
-    return (await this.serial.run(workspaceId, () => this.change(workspaceId, +1, limit))) === 1;
+  async reserve(
+    workspaceId: string,
+    limit: number | (() => Promise<number>),
+    ref?: string,
+  ): Promise<boolean> {
+    return (await this.serial.run(workspaceId, () => this.change(workspaceId, +1, limit, ref))) === 1;
   }
 
-  /** The reserved account was not recorded: counted out again. */
-  release(workspaceId: string): Promise<void> {
-    return this.removed(workspaceId);
+  /** The reserved account (`ref`, as reserved) was not recorded: counted out again. */
+  async release(workspaceId: string, ref?: string): Promise<void> {
+    await this.serial.run(workspaceId, () => this.change(workspaceId, -1, 0, ref));
   }
 
   /** An account of the workspace was deleted. */
@@ -125,10 +133,19 @@ export class QuotaTally {
     await this.serial.run(workspaceId, () => this.change(workspaceId, -1));
   }
 
+  /** Whether a create of `ref` (reserved with it), on any node, may still be recording it: counted in
+   * within CREATE_SETTLES_MS and not released (a repeat refused by the first's node releases its own
+   * place: on balance). What a repeat of an idempotent create refused at the quota asks before it
+   * answers 429: the last place may be its own key's. */
+  async mayBeRecording(workspaceId: string, ref: string): Promise<boolean> {
+    return (await this.store.changesOfSince(workspaceId, ref, new Date(Date.now() - CREATE_SETTLES_MS))) > 0;
+  }
+
   private async change(
     workspaceId: string,
     delta: number,
     limit: number | (() => Promise<number>) = 0,
+    ref?: string,
   ): Promise<number> {
     // Unknown here: most likely a new workspace, whose first version is tried at once.
     let at = this.known.get(workspaceId) ?? { seq: 0, n: 0 };
@@ -138,7 +155,7 @@ export class QuotaTally {
         const max = typeof limit === "number" ? limit : await limit();
         if (max > 0 && n > max) n = (await this.recount(workspaceId, max)) + delta;
       }
-      if (await this.store.write(workspaceId, at.seq + 1, n, delta)) {
+      if (await this.store.write(workspaceId, at.seq + 1, n, delta, ref)) {
         this.remember(workspaceId, { seq: at.seq + 1, n });
         return at.seq + 1;
       }

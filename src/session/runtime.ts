@@ -4,7 +4,13 @@ import type { AccountDoc, QrView } from "../accounts/types.ts";
 import type { Engine } from "../engines/base.ts";
 import type { OutboundMessage } from "../messages/types.ts";
 import { resolveEngine } from "../engines/index.ts";
-import { InvalidStateError, NotFoundError, NotOwnerError, WorkspaceUnavailableError } from "../errors.ts";
+import {
+  createUnderWay,
+  InvalidStateError,
+  NotFoundError,
+  NotOwnerError,
+  WorkspaceUnavailableError,
+} from "../errors.ts";
 import { awaitsStart, type AccountStatus } from "../lifecycle/states.ts";
 import type { AccountsRepo } from "../store/accounts-repo.ts";
 import type { AuthStore } from "../store/auth-store.ts";
@@ -186,10 +192,7 @@ export class SessionRuntime {
   async createAndStart(doc: AccountDoc, record: () => Promise<void>): Promise<LocalSessionInfo> {
     // A repeat of an idempotent create, here while the first is still being recorded or opened: it
     // records nothing (the caller answers with the first's account once it is stored).
-    if (this.opening.has(doc._id) || this.sessions.has(doc._id))
-      throw new InvalidStateError(`Account ${doc._id} is being created by another request; try again`, {
-        accountId: doc._id,
-      });
+    if (this.opening.has(doc._id) || this.sessions.has(doc._id)) throw createUnderWay(doc._id);
     const pending: Promise<LocalSessionInfo> = (async () => {
       await record();
       return this.open(doc, { previous: "initializing", neverOwned: true });

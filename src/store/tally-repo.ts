@@ -21,6 +21,8 @@ export interface TallyDoc {
   n?: number;
   /** The change it made: +1 a create, -1 a delete, 0 a count. */
   d?: number;
+  /** What the change counted in or out (an account's id), when the writer said. */
+  ref?: string;
   at: Date;
 }
 
@@ -48,11 +50,19 @@ export class TallyVersions {
     return typeof doc?.n === "number" ? doc.n : null;
   }
 
-  /** Writes version `seq` with count `n`, made by a change of `d`; false when that version exists
-   * (another writer took it). */
-  async write(workspaceId: string, seq: number, n: number, d: number): Promise<boolean> {
+  /** Writes version `seq` with count `n`, made by a change of `d` of `ref`; false when that version
+   * exists (another writer took it). */
+  async write(workspaceId: string, seq: number, n: number, d: number, ref?: string): Promise<boolean> {
     try {
-      await this.inserts.insert({ _id: tallyId(workspaceId, seq), workspaceId, seq, n, d, at: new Date() });
+      await this.inserts.insert({
+        _id: tallyId(workspaceId, seq),
+        workspaceId,
+        seq,
+        n,
+        d,
+        ...(ref === undefined ? {} : { ref }),
+        at: new Date(),
+      });
       return true;
     } catch (err) {
       if (isDuplicateKey(err)) return false;
@@ -64,6 +74,15 @@ export class TallyVersions {
    * when a workspace reaches its quota). */
   createsSince(workspaceId: string, since: Date): Promise<number> {
     return retryTransient(() => this.col.countDocuments({ workspaceId, d: 1, at: { $gte: since } }));
+  }
+
+  /** The sum of the changes of the workspace's versions written for `ref` since `since` (a scan of the
+   * workspace's recent versions: only when a workspace is at its quota). */
+  async changesOfSince(workspaceId: string, ref: string, since: Date): Promise<number> {
+    const docs = await retryTransient(() =>
+      this.col.find({ workspaceId, ref, at: { $gte: since } }, { projection: { d: 1 } }).toArray(),
+    );
+    return docs.reduce((sum, doc) => sum + (doc.d ?? 0), 0);
   }
 
   /** Marks the seeding of first versions done (`id`), once per database; another node's mark wins. */

@@ -5,7 +5,7 @@ import { AccountTally, CREATE_SETTLES_MS, probeLast, QuotaTally, type TallyStore
 class MemoryTallies implements TallyStore {
   readonly versions = new Map<string, number>();
   /** When each version was written and its change. */
-  readonly made = new Map<string, { at: number; d: number }>();
+  readonly made = new Map<string, { at: number; d: number; ref?: string }>();
   reads = 0;
   writes = 0;
 
@@ -15,14 +15,20 @@ class MemoryTallies implements TallyStore {
     return this.versions.get(`${workspaceId}|${seq}`) ?? null;
   }
 
-  async write(workspaceId: string, seq: number, n: number, d: number): Promise<boolean> {
+  async write(workspaceId: string, seq: number, n: number, d: number, ref?: string): Promise<boolean> {
     this.writes++;
     await new Promise((r) => setImmediate(r));
     const key = `${workspaceId}|${seq}`;
     if (this.versions.has(key)) return false;
     this.versions.set(key, n);
-    this.made.set(key, { at: Date.now(), d });
+    this.made.set(key, { at: Date.now(), d, ref });
     return true;
+  }
+
+  async changesOfSince(workspaceId: string, ref: string, since: Date): Promise<number> {
+    return [...this.made]
+      .filter(([k, m]) => k.startsWith(`${workspaceId}|`) && m.ref === ref && m.at >= +since)
+      .reduce((sum, [, m]) => sum + m.d, 0);
   }
 
   async createsSince(workspaceId: string, since: Date): Promise<number> {
@@ -158,6 +164,33 @@ describe("quotas: AccountTally", () => {
       type: "QUOTA_EXCEEDED",
       data: { workspaceId: "ws", quota: "accounts", limit: 2 },
     });
+  });
+
+  it("a create reserved under a ref, on any node, may be recording it until it is released or settled", async () => {
+    const store = new MemoryTallies();
+    const [a, b] = [new AccountTally(store, async () => 0), new AccountTally(store, async () => 0)];
+    assert.equal(await b.mayBeRecording("ws", "acc_k"), false);
+    await a.reserve("ws", 1, "acc_k");
+    // Another node, refused the last place, can tell the place is acc_k's.
+    await assert.rejects(b.reserve("ws", 1, "acc_k"), { type: "QUOTA_EXCEEDED" });
+    assert.equal(await b.mayBeRecording("ws", "acc_k"), true);
+    assert.equal(await b.mayBeRecording("ws", "acc_other"), false);
+    assert.equal(await b.mayBeRecording("other", "acc_k"), false);
+    // A repeat that took a place of its own (below the quota) and gave it back: still the first's.
+    const roomy = new MemoryTallies();
+    const [c, d] = [new AccountTally(roomy, async () => 0), new AccountTally(roomy, async () => 0)];
+    await c.reserve("ws", 5, "acc_k");
+    await d.reserve("ws", 5, "acc_k");
+    await d.release("ws", "acc_k");
+    assert.equal(await d.mayBeRecording("ws", "acc_k"), true);
+    // Released (not recorded): no longer.
+    await a.release("ws", "acc_k");
+    assert.equal(await b.mayBeRecording("ws", "acc_k"), false);
+    // Reserved again, then long enough ago for any create to have settled: no longer either.
+    await a.reserve("ws", 1, "acc_k");
+    assert.equal(await b.mayBeRecording("ws", "acc_k"), true);
+    store.age(CREATE_SETTLES_MS + 1);
+    assert.equal(await b.mayBeRecording("ws", "acc_k"), false);
   });
 
   it("a tally kept for another quota (webhook endpoints) names that quota when it refuses", async () => {

@@ -2,7 +2,9 @@
 // however concurrently the create is repeated (a client retrying after a timeout). Two real gateways
 // and two workers, simulated engine.
 import { strict as assert } from "node:assert";
+import type { ServiceSchema } from "moleculer";
 import { MongoClient } from "mongodb";
+import SessionService from "../../../services/session.service.ts";
 import { AccountsRepo } from "../../../src/store/accounts-repo.ts";
 import { GatewayCluster, LONG_QR, type HttpResult } from "./helpers.ts";
 
@@ -111,5 +113,61 @@ describe("api: idempotent account creates (Idempotency-Key)", function () {
       assert.match(after.json.message, /was deleted at/);
     }
     assert.deepEqual(await listIds(key), []);
+  });
+});
+
+describe("api: an idempotent create repeated through another gateway while the first holds the quota's last place", function () {
+  this.timeout(60000);
+  let gc: GatewayCluster;
+  /** How long the worker's `session.create` waits before it records the account. */
+  const CREATE_DELAY_MS = 500;
+  const slowCreate: ServiceSchema = {
+    name: "session",
+    mixins: [SessionService as unknown as ServiceSchema],
+    hooks: { before: { create: () => new Promise<void>((r) => setTimeout(r, CREATE_DELAY_MS)) } },
+  };
+
+  before(async () => {
+    gc = new GatewayCluster({ ...LONG_QR, rateLimitPerMinute: 100000 });
+    await gc.addGateway("gw");
+    await gc.addGateway("gw2");
+    gc.workers.push(gc.cluster.node("w1", [slowCreate], { services: ["session"] }));
+    await gc.start();
+  });
+  after(async () => gc?.stop());
+
+  it("the repeat is told to try again (409), never QUOTA_EXCEEDED; tried again, it gets the first's account", async () => {
+    const { key } = await gc.createKey("idem-last");
+    const put = await gc.gw.call("PUT", "/api/v1/workspaces/idem-last/quotas", {
+      key: gc.adminKey,
+      body: { accounts: 1 },
+    });
+    assert.equal(put.status, 200, String(put.body));
+    const create = (gateway: number) =>
+      gc.gateways[gateway].call("POST", "/api/v1/accounts", {
+        key,
+        body: { name: "Last" },
+        headers: { "idempotency-key": "last-1" },
+      });
+    const first = create(0);
+    await new Promise((r) => setTimeout(r, 100));
+    const repeat = await create(1);
+    const made = await first;
+    assert.equal(made.status, 201, String(made.body));
+    if (repeat.status === 201) assert.equal(repeat.json.id, made.json.id);
+    else {
+      assert.equal(repeat.status, 409, String(repeat.body));
+      assert.equal(repeat.json.type, "INVALID_STATE");
+    }
+    // Tried again once the first has answered: its account, replayed.
+    const again = await create(1);
+    assert.equal(again.status, 201, String(again.body));
+    assert.equal(again.json.id, made.json.id);
+    assert.equal(again.headers["idempotent-replayed"], "true");
+    const list = await gc.gw.call("GET", "/api/v1/accounts", { key });
+    assert.deepEqual(
+      list.json.items.map((a: { id: string }) => a.id),
+      [made.json.id],
+    );
   });
 });
