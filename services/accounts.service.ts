@@ -84,7 +84,7 @@ interface AccountsMethods {
   ownAccount(params: AccountParams): Promise<AccountDoc>;
   viewOf(params: AccountParams): Promise<AccountView>;
   createAccount(ctx: Context<CreateAccountParams>, _id: string, startedAt: number): Promise<AccountView>;
-  createUnplaced(ctx: Context, p: NewAccount, now: Date): Promise<AccountView>;
+  createUnplaced(ctx: Context, p: NewAccount): Promise<AccountView>;
   /** messagesMixin: deletes received media, idempotency and status records of an account. */
   forgetMessages(accountId: string): Promise<void>;
   /** messagesMixin: when the account was deleted, within IDEMPOTENCY_TTL_MS. */
@@ -450,11 +450,10 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
           throw err;
         });
       if (typeof first === "object") return replayCreate(ctx, first);
-      const now = new Date();
       const params: NewAccount = {
         workspaceId: ws,
         accountId: _id,
-        sessionId: `${engine}_${ws}_${Math.floor(now.getTime() / 1000)}_${randomChars(8)}`,
+        sessionId: `${engine}_${ws}_${Math.floor(Date.now() / 1000)}_${randomChars(8)}`,
         name: ctx.params.name ?? `Account ${_id.slice(-4)}`,
         engine,
         ...(first ? { firstInWorkspace: true } : {}),
@@ -466,7 +465,7 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
           (err: unknown) => {
             if (!noWorkerAnswered(err)) throw err;
             this.logger.warn(`accounts.create ${_id}: no worker recorded it (${(err as Error).message})`);
-            return this.createUnplaced(ctx, params, now);
+            return this.createUnplaced(ctx, params);
           },
         );
       } catch (err) {
@@ -489,8 +488,10 @@ const AccountsService: ServiceSchema<AccountsSettings, AccountsMethods, Accounts
      * a worker is asked to start it; failing that, a reconciler starts it when a worker can. A worker
      * that did record it before its answer was lost wins: the stored account is returned.
      */
-    async createUnplaced(this: AccountsThis, ctx: Context, p: NewAccount, now: Date): Promise<AccountView> {
-      const doc = newAccountDoc(p, now, null);
+    async createUnplaced(this: AccountsThis, ctx: Context, p: NewAccount): Promise<AccountView> {
+      // Stamped now, not when the create began (its `session.create` may have taken seconds): a list
+      // traversal whose cursor passed the accounts created meanwhile would never see it.
+      const doc = newAccountDoc(p, new Date(), null);
       try {
         await this.repo.insert(doc);
       } catch (err) {

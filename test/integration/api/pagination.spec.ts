@@ -1,6 +1,10 @@
 // GET /api/v1/accounts pages with ?limit&cursor → {items, nextCursor}; without them it lists every
 // account as before (nextCursor null). Real gateway and worker, simulated engine.
 import { strict as assert } from "node:assert";
+import type { Context, ServiceSchema } from "moleculer";
+import SessionService from "../../../services/session.service.ts";
+import { WorkspaceUnavailableError } from "../../../src/errors.ts";
+import type { CreateAccountParams } from "../../../src/accounts/types.ts";
 import { GatewayCluster, LONG_QR } from "./helpers.ts";
 
 describe("api: GET /api/v1/accounts pagination", function () {
@@ -69,5 +73,58 @@ describe("api: GET /api/v1/accounts pagination", function () {
       assert.equal(res.status, 422, `${q}: ${res.body}`);
       assert.equal(res.json.type, "VALIDATION_ERROR");
     }
+  });
+});
+
+describe("api: GET /api/v1/accounts pagination, an account recorded by the gateway's fallback", function () {
+  this.timeout(60000);
+  let gc: GatewayCluster;
+  /** How long the worker takes to refuse a create named "fallback" (no worker could record it). */
+  const REFUSE_AFTER_MS = 300;
+  const refusingCreate: ServiceSchema = {
+    name: "session",
+    mixins: [SessionService as unknown as ServiceSchema],
+    hooks: {
+      before: {
+        async create(ctx: Context<CreateAccountParams>) {
+          if (ctx.params.name !== "fallback") return;
+          await new Promise((r) => setTimeout(r, REFUSE_AFTER_MS));
+          throw new WorkspaceUnavailableError(ctx.params.workspaceId, "owner unreachable (test)");
+        },
+      },
+    },
+  };
+
+  before(async () => {
+    gc = new GatewayCluster({ ...LONG_QR, rateLimitPerMinute: 100000 });
+    await gc.addGateway("gw");
+    gc.workers.push(gc.cluster.node("w1", [refusingCreate], { services: ["session"] }));
+    await gc.start();
+  });
+  after(async () => gc?.stop());
+
+  it("is not skipped by a traversal whose cursor passed accounts created while it was being recorded", async () => {
+    const { key } = await gc.createKey("late");
+    const create = (name: string) => gc.gw.call("POST", "/api/v1/accounts", { key, body: { name } });
+    const list = (query: string) => gc.gw.call("GET", `/api/v1/accounts${query}`, { key });
+    const late = create("fallback");
+    // Two accounts recorded while the first create waits for its worker.
+    await new Promise((r) => setTimeout(r, 50));
+    const others = [await create("b"), await create("c")];
+    for (const o of others) assert.equal(o.status, 201, String(o.body));
+    // A client pages through meanwhile: its first page, then the rest once the first create answered.
+    const first = await list("?limit=1");
+    assert.equal(first.status, 200, String(first.body));
+    const seen: string[] = first.json.items.map((a: { id: string }) => a.id);
+    const made = await late;
+    assert.equal(made.status, 201, String(made.body));
+    assert.equal(made.json.node, undefined, "recorded by the fallback, unplaced");
+    for (let cursor = first.json.nextCursor; cursor !== null;) {
+      const page = await list(`?limit=1&cursor=${cursor}`);
+      assert.equal(page.status, 200, String(page.body));
+      seen.push(...page.json.items.map((a: { id: string }) => a.id));
+      cursor = page.json.nextCursor;
+    }
+    assert.deepEqual(seen.sort(), [made.json.id, ...others.map((o) => o.json.id)].sort());
   });
 });
