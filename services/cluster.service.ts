@@ -40,7 +40,8 @@ function answerDeadline(ctx: Context): number {
   return timeout > 0 ? Date.now() + timeout - ANSWER_MARGIN_MS : Infinity;
 }
 
-/** Runs `run` on the worker node `ctx.params.nodeId` names: here, or forwarded there as `action`. */
+/** Runs `run` on the worker node `ctx.params.nodeId` names: here, or forwarded there as `action`. A
+ * node that is gone, unknown or no worker (a gateway: no `action` there) is a 404. */
 async function onItsNode<T>(
   svc: Service,
   ctx: Context<{ nodeId: string }>,
@@ -49,7 +50,10 @@ async function onItsNode<T>(
 ): Promise<T | unknown> {
   const { nodeId } = ctx.params;
   if (nodeId !== svc.broker.nodeID) {
-    if (!svc.broker.registry.nodes.get(nodeId)?.available) throw new NotFoundError("Node", nodeId);
+    // Asked of the action's endpoint, not the node alone: a call to a live node without it would fail
+    // as "no node can serve it" (503, try again), which no retry changes.
+    if (!svc.broker.registry.getActionEndpointByNodeId(action, nodeId))
+      throw new NotFoundError("Node", nodeId);
     return ctx.call(action, { nodeId }, { nodeID: nodeId });
   }
   const node = workerNodeOf(svc.broker);

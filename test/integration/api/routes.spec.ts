@@ -406,6 +406,14 @@ describe("api: every route against a real cluster (gateway + 2 workers)", functi
         404,
         "NOT_FOUND",
       );
+      // A live node that is no worker (a gateway, this one or another) has nothing to drain: as unknown.
+      for (const nodeId of ["gw", "gw-limited"])
+        for (const action of ["drain", "undrain"])
+          assertError(
+            await gw.call("POST", `/api/v1/cluster/nodes/${nodeId}/${action}`, { key: gc.adminKey }),
+            404,
+            "NOT_FOUND",
+          );
       const drained = await gw.call("POST", "/api/v1/cluster/nodes/w2/drain", { key: gc.adminKey });
       assert.equal(drained.status, 200, String(drained.body));
       assert.equal(drained.json.nodeId, "w2");
