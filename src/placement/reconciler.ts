@@ -156,6 +156,7 @@ export class Reconciler {
         .catch((err: Error) => this.logger.warn(`Continuing the drain failed: ${err.message}`));
     let claimed = await this.claimOrphansAndAdopt();
     const broad = Date.now() < this.broadUntil;
+    if (!broad) this.placement.noteUnnamed(null);
     if (this.passes++ % UNPLACED_SWEEP_EVERY === 0 || broad) claimed += await this.claimUnplaced(broad);
     if (readDatabase || claimed > 0) {
       // This read answers every change announced so far (the pass's own claims kick too): the pass
@@ -251,6 +252,7 @@ export class Reconciler {
     // workspace is claimed only once that owner holds no lease, above the epochs its accounts carry).
     // A new term comes after a fence: JetStream away, perhaps losing its storage.
     const unnamed = broad && this.target.unnamedWorkspaces ? await this.target.unnamedWorkspaces() : null;
+    if (unnamed) p.noteUnnamed(unnamed);
     const candidates = unnamed ? [...unnamed.keys()] : await this.target.unplacedWorkspaces();
     // Its rendezvous choice, or a workspace whose accounts last ran here (the claim checks the leases of
     // the other nodes they name).

@@ -43,9 +43,6 @@ export interface WorkerOwnershipOptions {
   /** How long a hand-off waits for its sessions' graceful stop, then for their kill (hand-over.ts).
    * @default HAND_OVER_STOP_MS / HAND_OVER_KILL_MS */
   handOver?: HandOverBounds;
-  /** What a workspace's accounts say of their owners (read before claiming one the table does not
-   * name: a bucket that lost its records names none of the workspaces still running). */
-  accountOwners?: (workspaceId: string) => Promise<UnnamedWorkspace>;
 }
 
 interface Held {
@@ -69,6 +66,9 @@ export class WorkerOwnership implements Ownership {
    * under way. */
   private drains = 0;
   private drainRun?: Promise<DrainReport>;
+  /** What the reconciler's last broad sweep read of the workspaces wanting to run (null outside a
+   * broad sweep's window: by then every node has seen the table's loss and stopped what it ran). */
+  private unnamedKnown: ReadonlyMap<string, UnnamedWorkspace> | null = null;
   private readonly held = new Map<string, Held>();
   /** Workspaces being handed off, with the hold they had (`handingOff`): nothing here claims them
    * meanwhile (the reconciler would see one recorded for this node and not held, and adopt it under the
@@ -161,6 +161,12 @@ export class WorkerOwnership implements Ownership {
     return { node: this.nodeId, epoch: entry.epoch };
   }
 
+  /** The workspaces wanting to run and their accounts' owners, as a broad sweep read them (null: none
+   * under way); claims of a workspace the table does not name check them. */
+  noteUnnamed(unnamed: ReadonlyMap<string, UnnamedWorkspace> | null): void {
+    this.unnamedKnown = unnamed;
+  }
+
   /** Workspaces this node holds now. */
   heldWorkspaces(): string[] {
     return [...this.held.keys()].filter((ws) => this.current(ws) !== null);
@@ -217,9 +223,10 @@ export class WorkerOwnership implements Ownership {
     const current = seen ?? (fresh ? null : await this.table.get(workspaceId));
     let owners = unnamed;
     if (!current) {
-      // Its accounts' last owner still runs them: the table lost its record, not the workspace. Asked
-      // whoever claims (a call routed here, a create), not only the reconciler's sweep.
-      owners ??= await this.opts.accountOwners?.(workspaceId);
+      // Its accounts' last owner still runs them: the table lost its record, not the workspace. Known
+      // to whoever claims (a call routed here, a create), not only to the reconciler's sweep, while
+      // its sweeps read every workspace (noteUnnamed): no read on the hot path of a first QR.
+      owners ??= this.unnamedKnown?.get(workspaceId);
       for (const node of owners?.lastOwners ?? [])
         if (node !== this.nodeId && (await this.holdsLease(node))) return null;
     } else if (current.node !== this.nodeId) {

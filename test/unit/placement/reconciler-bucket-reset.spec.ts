@@ -42,6 +42,7 @@ describe("placement/reconciler: the placement bucket made again", () => {
         return fence;
       },
       onChange: () => undefined,
+      noteUnnamed: () => undefined,
     } as unknown as WorkerOwnership;
     // The account still names n1, its last owner: it is not "never placed".
     const target: ReconcileTarget = {

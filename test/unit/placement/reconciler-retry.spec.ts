@@ -20,6 +20,7 @@ describe("placement/reconciler: a failed read of the accounts", () => {
       heldWorkspaces: () => ["ws"],
       current: () => fence,
       onChange: () => undefined,
+      noteUnnamed: () => undefined,
     } as unknown as WorkerOwnership;
     const doc = { _id: "acc1", workspaceId: "ws", node: "n0", epoch: 0, status: "connected" } as AccountDoc;
     let reads = 0;

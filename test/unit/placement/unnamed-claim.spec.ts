@@ -26,9 +26,11 @@ describe("placement/worker-ownership: claiming a workspace the table does not na
       placement,
       host,
       logger: { info() {}, debug() {}, warn() {} },
-      accountOwners: async () => ({ lastOwners: ["n0"], above: 41 }),
     });
     await ownership.start();
+    // What the reconciler's broad sweep read (a table that lost its records: a new lease term, or the
+    // bucket found made again).
+    ownership.noteUnnamed(new Map([["ws", { lastOwners: ["n0"], above: 41 }]]));
     try {
       await assert.rejects(ownership.route("ws", 0), WorkspaceUnavailableError);
       await assert.rejects(ownership.acquire("ws"), WorkspaceUnavailableError);
