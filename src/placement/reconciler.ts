@@ -251,8 +251,9 @@ export class Reconciler {
     // (JetStream storage gone) names none of them, and their accounts still name their last owner (a
     // workspace is claimed only once that owner holds no lease, above the epochs its accounts carry).
     // A new term comes after a fence: JetStream away, perhaps losing its storage.
+    const resets = p.mirror.bucketResets;
     const unnamed = broad && this.target.unnamedWorkspaces ? await this.target.unnamedWorkspaces() : null;
-    if (unnamed) p.noteUnnamed(unnamed);
+    if (unnamed) p.noteUnnamed(unnamed, resets);
     const candidates = unnamed ? [...unnamed.keys()] : await this.target.unplacedWorkspaces();
     // Its rendezvous choice, or a workspace whose accounts last ran here (the claim checks the leases of
     // the other nodes they name).

@@ -53,7 +53,14 @@ export class WorkerNode {
     if (!placement)
       throw new Error("placement layer missing: is the Placement middleware in the broker options?");
     const cfg = configOf(broker);
-    this.ownership = new WorkerOwnership({ broker, cfg, placement, logger, host: runtime });
+    this.ownership = new WorkerOwnership({
+      broker,
+      cfg,
+      placement,
+      logger,
+      host: runtime,
+      accountOwners: (ws) => repo.ownersIn(ws),
+    });
     this.reconciler = new Reconciler(
       this.ownership,
       {

@@ -43,6 +43,9 @@ export interface WorkerOwnershipOptions {
   /** How long a hand-off waits for its sessions' graceful stop, then for their kill (hand-over.ts).
    * @default HAND_OVER_STOP_MS / HAND_OVER_KILL_MS */
   handOver?: HandOverBounds;
+  /** What a workspace's accounts say of their owners: read by a claim of a workspace the table does not
+   * name only between the table's loss and the reconciler's read of every workspace (noteUnnamed). */
+  accountOwners?: (workspaceId: string) => Promise<UnnamedWorkspace>;
 }
 
 interface Held {
@@ -69,6 +72,8 @@ export class WorkerOwnership implements Ownership {
   /** What the reconciler's last broad sweep read of the workspaces wanting to run (null outside a
    * broad sweep's window: by then every node has seen the table's loss and stopped what it ran). */
   private unnamedKnown: ReadonlyMap<string, UnnamedWorkspace> | null = null;
+  /** The placement bucket's resets (mirror.bucketResets) that a broad sweep's read has covered. */
+  private resetsRead = 0;
   private readonly held = new Map<string, Held>();
   /** Workspaces being handed off, with the hold they had (`handingOff`): nothing here claims them
    * meanwhile (the reconciler would see one recorded for this node and not held, and adopt it under the
@@ -163,8 +168,9 @@ export class WorkerOwnership implements Ownership {
 
   /** The workspaces wanting to run and their accounts' owners, as a broad sweep read them (null: none
    * under way); claims of a workspace the table does not name check them. */
-  noteUnnamed(unnamed: ReadonlyMap<string, UnnamedWorkspace> | null): void {
+  noteUnnamed(unnamed: ReadonlyMap<string, UnnamedWorkspace> | null, resetsRead?: number): void {
     this.unnamedKnown = unnamed;
+    if (resetsRead !== undefined) this.resetsRead = resetsRead;
   }
 
   /** Workspaces this node holds now. */
@@ -227,6 +233,9 @@ export class WorkerOwnership implements Ownership {
       // to whoever claims (a call routed here, a create), not only to the reconciler's sweep, while
       // its sweeps read every workspace (noteUnnamed): no read on the hot path of a first QR.
       owners ??= this.unnamedKnown?.get(workspaceId);
+      // The table found made again, the sweep's read not done yet: asked of the accounts directly.
+      if (!owners && this.mirror.bucketResets !== this.resetsRead)
+        owners = await this.opts.accountOwners?.(workspaceId);
       for (const node of owners?.lastOwners ?? [])
         if (node !== this.nodeId && (await this.holdsLease(node))) return null;
     } else if (current.node !== this.nodeId) {
@@ -418,8 +427,12 @@ export class WorkerOwnership implements Ownership {
   async drain(): Promise<DrainReport> {
     this.draining = true;
     const generation = ++this.drains;
+    const superseded = this.drainRun;
     const run = (async () => {
       try {
+        // The hand-offs under way of a drain this one supersedes end first (a node's stop would
+        // otherwise kill their sessions midway, losing the final save a hand-off exists for).
+        await superseded?.catch(() => undefined);
         await this.liveness.touch();
         // Fresh view of the others: when a whole cluster stops at once, every node is draining and
         // none hands its workspaces to a node that is about to stop too.

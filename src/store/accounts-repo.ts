@@ -129,6 +129,16 @@ export class AccountsRepo {
     return ownersOf(docs);
   }
 
+  /** What the accounts of one workspace wanted running say of their owners (workspacesWantingToRun). */
+  async ownersIn(workspaceId: string): Promise<{ lastOwners: string[]; above: number }> {
+    const docs = await retryTransient(() =>
+      this.col
+        .find({ workspaceId, desiredState: "running" }, { projection: { workspaceId: 1, node: 1, epoch: 1 } })
+        .toArray(),
+    );
+    return ownersOf(docs).get(workspaceId) ?? { lastOwners: [], above: 0 };
+  }
+
   /** Workspaces of accounts wanted running that no worker ever took (created while none answered). */
   async unplacedWorkspaces(limit: number): Promise<string[]> {
     const docs = await retryTransient(() =>

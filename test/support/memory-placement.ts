@@ -38,6 +38,7 @@ export function memoryPlacement() {
     loads: () => new Map<string, number>(),
     isLive: (node: string) => workers.some((w) => w.id === node),
     isDraining: () => false,
+    bucketResets: 0,
   };
   const value = new TextEncoder().encode("{}");
   const nodesKv = {

@@ -44,4 +44,35 @@ describe("placement/worker-ownership: claiming a workspace the table does not na
       await ownership.stop();
     }
   });
+
+  it("between the table's loss and the sweep's read, a claim asks the accounts itself", async () => {
+    const { placement, records, leases } = memoryPlacement();
+    leases.add("n0");
+    (placement.mirror as unknown as { bucketResets: number }).bucketResets = 1; // found made again
+    const ownership = new WorkerOwnership({
+      broker: { nodeID: "n1" } as ServiceBroker,
+      cfg: loadConfig(),
+      placement,
+      host: {
+        local: () => [],
+        size: 0,
+        handOverWorkspace: async () => 0,
+        stopWorkspace: async () => 0,
+        stopAll: async () => undefined,
+      },
+      logger: { info() {}, debug() {}, warn() {} },
+      accountOwners: async () => ({ lastOwners: ["n0"], above: 41 }),
+    });
+    await ownership.start();
+    try {
+      await assert.rejects(ownership.route("ws", 0), WorkspaceUnavailableError);
+      assert.equal(records.get("ws"), undefined, "not claimed while n0 runs it");
+      // Once the sweep has read every workspace (here: none wanting to run), no read of its own.
+      ownership.noteUnnamed(new Map(), 1);
+      assert.equal(await ownership.route("ws2", 0), null);
+      assert.equal(records.get("ws2")?.epoch, 1);
+    } finally {
+      await ownership.stop();
+    }
+  });
 });
