@@ -2,7 +2,7 @@
 // on every worker, beside `session` (which creates it), and reads the node's placement layer:
 //   cluster.nodes {}                 → {items: NodeView[]}
 //   cluster.placement {workspaceId}  → {workspaceId, node, epoch, since} (404 when unplaced)
-//   cluster.drain {nodeId}           → {nodeId, moved, kept, sessions} (runs on that node)
+//   cluster.drain {nodeId}           → {nodeId, moved, kept, failed, sessions} (runs on that node)
 //   cluster.rebalance {max?}         → {moved: [{workspaceId, from, to}], planned, failed: [{…, reason}]}
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { WORKSPACE_ID_PATTERN } from "../src/accounts/types.ts";

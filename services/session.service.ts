@@ -382,8 +382,9 @@ const SessionService: ServiceSchema<SessionSettings, SessionMethods, SessionVars
     clearInterval(this.pruneTimer);
     this.outbound?.close();
     // Drains (hands every workspace to its next owner), then stops what stayed while the lease holds.
-    await this.workerNode?.stop();
-    await this.runtime?.stopAll(); // without a worker node (it failed to start): nothing fenced
+    // The worker node's stop bounds its sessions' stop (hand-over.ts): not a second, unbounded one.
+    if (this.workerNode) await this.workerNode.stop();
+    else await this.runtime?.stopAll(); // without a worker node (it failed to start): nothing fenced
   },
 };
 

@@ -6,6 +6,7 @@ import type { ServiceSchema } from "moleculer";
 import { MongoClient } from "mongodb";
 import SessionService from "../../../services/session.service.ts";
 import { AccountsRepo } from "../../../src/store/accounts-repo.ts";
+import { COLLECTIONS } from "../../../src/store/mongo.ts";
 import { waitFor } from "../../support/wait.ts";
 import { GatewayCluster, LONG_QR, type HttpResult } from "./helpers.ts";
 
@@ -157,7 +158,20 @@ describe("api: an idempotent create repeated through another gateway while the f
         headers: { "idempotency-key": "last-1" },
       });
     const first = create(0);
-    await new Promise((r) => setTimeout(r, 100));
+    // Once the first holds the quota's place (its tally version carries the account's id as `ref`).
+    const client = await MongoClient.connect(gc.cluster.mongoUrl);
+    try {
+      await waitFor(
+        async () =>
+          (await client
+            .db()
+            .collection(COLLECTIONS.accountTallies)
+            .countDocuments({ ref: { $exists: true } })) > 0,
+        { what: "the first create's place in the quota" },
+      );
+    } finally {
+      await client.close();
+    }
     const repeat = await create(1);
     const made = await first;
     assert.equal(made.status, 201, String(made.body));
